@@ -1,0 +1,286 @@
+//! The IPVS schedulers and the flow-keeping rules, written once for both
+//! sides: the XDP program runs them over its maps, the host's reference
+//! model over plain memory, through the [`SchedView`] trait.
+//!
+//! Loops are bounded by `MAX_REALS` / `FALLBACK_PROBES` so that the verifier
+//! accepts them. The tables of wrr, sh, dh and mh are built on the host
+//! (`tandem_dataplane::tables`) and only read here.
+
+use crate::abi::*;
+use crate::hash::{SCHED_SEED, hash_addr_port};
+
+/// What the schedulers may read (and, for rr/wrr, write) of one service.
+pub trait SchedView {
+    /// Real server slot `idx` of the service (`idx < MAX_REALS`).
+    fn real(&self, idx: u32) -> Option<&RealServer>;
+    /// Active connections counted for slot `idx`.
+    fn active(&self, idx: u32) -> u32;
+    /// Entry `pos` of the service's wrr sequence.
+    fn wrr_entry(&self, pos: u32) -> Option<u32>;
+    /// Bucket `pos` of the service's sh/dh table.
+    fn shdh_entry(&self, pos: u32) -> Option<u32>;
+    /// Entry `pos` of the service's Maglev table.
+    fn mh_entry(&self, pos: u32) -> Option<u32>;
+    /// rr: last slot picked; wrr: position in the sequence.
+    fn cursor(&self) -> u32;
+    fn set_cursor(&self, v: u32);
+}
+
+/// The addresses a new flow is scheduled on.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowAddrs<'a> {
+    pub src: &'a [u8; 16],
+    pub dst: &'a [u8; 16],
+    pub sport: u16,
+}
+
+/// Picks a real server slot for a new flow of `svc`, or `None` when no real
+/// server is available.
+#[inline(always)]
+pub fn schedule<V: SchedView>(view: &V, svc: &Service, addrs: FlowAddrs<'_>) -> Option<u32> {
+    let n = if svc.n_reals > MAX_REALS { MAX_REALS } else { svc.n_reals };
+    if n == 0 {
+        return None;
+    }
+    let fallback = svc.flags & FLAG_SCHED_FALLBACK != 0;
+    let port = if svc.flags & FLAG_SCHED_PORT != 0 { addrs.sport } else { 0 };
+    match Scheduler::from_u8(svc.scheduler)? {
+        Scheduler::Rr => rr(view, n),
+        Scheduler::Wrr => wrr(view, svc.table_len),
+        Scheduler::Lc => least(view, n, Least::Lc),
+        Scheduler::Wlc => least(view, n, Least::Wlc),
+        Scheduler::Sed => least(view, n, Least::Sed),
+        Scheduler::Nq => least(view, n, Least::Nq),
+        Scheduler::Sh => {
+            let h = hash_addr_port(addrs.src, port, SCHED_SEED);
+            hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback)
+        }
+        Scheduler::Dh => {
+            let h = hash_addr_port(addrs.dst, 0, SCHED_SEED);
+            hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback)
+        }
+        Scheduler::Mh => {
+            if svc.table_len == 0 || svc.table_len > MH_MAX_SIZE {
+                return None;
+            }
+            let h = hash_addr_port(addrs.src, port, SCHED_SEED);
+            hashed(view, Table::Mh, svc.table_len, h, fallback)
+        }
+    }
+}
+
+#[inline(always)]
+fn available<V: SchedView>(view: &V, idx: u32) -> bool {
+    match view.real(idx) {
+        Some(r) => r.available(),
+        None => false,
+    }
+}
+
+/// IPVS rr: the first available slot after the last one picked.
+#[inline(always)]
+fn rr<V: SchedView>(view: &V, n: u32) -> Option<u32> {
+    let mut start = view.cursor().wrapping_add(1);
+    if start >= n {
+        start = 0;
+    }
+    let mut k = 0;
+    while k < MAX_REALS {
+        if k >= n {
+            break;
+        }
+        let mut i = start + k;
+        if i >= n {
+            i -= n;
+        }
+        if available(view, i) {
+            view.set_cursor(i);
+            return Some(i);
+        }
+        k += 1;
+    }
+    None
+}
+
+/// IPVS wrr: the next entry of the interleaved weighted sequence (built on
+/// the host from the weights); entries whose real server became unavailable
+/// since the build are skipped.
+#[inline(always)]
+fn wrr<V: SchedView>(view: &V, len: u32) -> Option<u32> {
+    if len == 0 || len > WRR_SEQ_MAX {
+        return None;
+    }
+    let mut pos = view.cursor();
+    if pos >= len {
+        pos = 0;
+    }
+    let mut k = 0;
+    while k < MAX_REALS {
+        if let Some(idx) = view.wrr_entry(pos) {
+            let next = if pos + 1 >= len { 0 } else { pos + 1 };
+            if available(view, idx) {
+                view.set_cursor(next);
+                return Some(idx);
+            }
+            pos = next;
+        } else {
+            return None;
+        }
+        k += 1;
+    }
+    None
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Least {
+    Lc,
+    Wlc,
+    Sed,
+    Nq,
+}
+
+/// IPVS lc, wlc, sed and nq over the kernel's active-connection counts.
+/// Ties go to the lowest slot, as IPVS's list walk does.
+#[inline(always)]
+fn least<V: SchedView>(view: &V, n: u32, kind: Least) -> Option<u32> {
+    let mut best: u32 = u32::MAX;
+    let mut best_oh: u64 = 0;
+    let mut best_w: u64 = 0;
+    let mut i = 0;
+    while i < MAX_REALS {
+        if i >= n {
+            break;
+        }
+        if let Some(r) = view.real(i)
+            && r.available()
+        {
+            let a = view.active(i) as u64;
+            let w = r.weight as u64;
+            if kind == Least::Nq && a == 0 {
+                return Some(i);
+            }
+            let oh = match kind {
+                Least::Lc | Least::Wlc => a,
+                Least::Sed | Least::Nq => a + 1,
+            };
+            let better = if best == u32::MAX {
+                true
+            } else if kind == Least::Lc {
+                oh < best_oh
+            } else {
+                oh * best_w < best_oh * w
+            };
+            if better {
+                best = i;
+                best_oh = oh;
+                best_w = w;
+            }
+        }
+        i += 1;
+    }
+    if best == u32::MAX { None } else { Some(best) }
+}
+
+#[derive(Clone, Copy)]
+enum Table {
+    Shdh,
+    Mh,
+}
+
+/// sh, dh, mh: the table entry the hash selects, or with fallback the next
+/// available one within `FALLBACK_PROBES` entries.
+#[inline(always)]
+fn hashed<V: SchedView>(view: &V, table: Table, len: u32, h: u32, fallback: bool) -> Option<u32> {
+    let mut pos = h % len;
+    let mut k = 0;
+    while k <= FALLBACK_PROBES {
+        let idx = match table {
+            Table::Shdh => view.shdh_entry(pos)?,
+            Table::Mh => view.mh_entry(pos)?,
+        };
+        if available(view, idx) {
+            return Some(idx);
+        }
+        if !fallback {
+            return None;
+        }
+        pos += 1;
+        if pos >= len {
+            pos = 0;
+        }
+        k += 1;
+    }
+    None
+}
+
+/// What to do with a packet of an existing flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowCheck {
+    /// Keep sending it to its real server.
+    Keep,
+    /// Idle past its timeout: forget it and schedule the packet anew.
+    Expired,
+    /// Its real server is down (or gone) and the service expires such
+    /// flows: forget it and schedule the packet anew.
+    Nodest,
+}
+
+/// The idle timeout of a flow.
+#[inline(always)]
+pub fn flow_timeout(settings: &Settings, proto: u8, flow_flags: u32) -> u64 {
+    if proto == PROTO_TCP {
+        if flow_flags & FLOW_CLOSING != 0 {
+            settings.tcp_fin_timeout_ns
+        } else {
+            settings.tcp_timeout_ns
+        }
+    } else {
+        settings.udp_timeout_ns
+    }
+}
+
+/// Decides whether an existing flow is kept.
+#[inline(always)]
+pub fn check_flow(
+    flow: &FlowValue,
+    real: Option<&RealServer>,
+    svc: &Service,
+    proto: u8,
+    now_ns: u64,
+    settings: &Settings,
+) -> FlowCheck {
+    let idle = now_ns.saturating_sub(flow.last_seen_ns);
+    if idle > flow_timeout(settings, proto, flow.flags) {
+        return FlowCheck::Expired;
+    }
+    match real {
+        None => FlowCheck::Nodest,
+        Some(r) => {
+            if flow.real_idx >= svc.n_reals {
+                FlowCheck::Nodest
+            } else if r.state == REAL_DOWN && svc.flags & FLAG_EXPIRE_NODEST != 0 {
+                FlowCheck::Nodest
+            } else {
+                FlowCheck::Keep
+            }
+        }
+    }
+}
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
+/// May this TCP segment open a new flow? (A SYN without ACK, as IPVS
+/// without `sloppy_tcp`.)
+#[inline(always)]
+pub fn tcp_opens_flow(flags: u8) -> bool {
+    flags & TCP_SYN != 0 && flags & (TCP_ACK | TCP_RST | TCP_FIN) == 0
+}
+
+/// Does this TCP segment close its flow (FIN or RST)?
+#[inline(always)]
+pub fn tcp_closes_flow(flags: u8) -> bool {
+    flags & (TCP_FIN | TCP_RST) != 0
+}

@@ -1,0 +1,35 @@
+//! Benchmark support: `BPF_PROG_TEST_RUN` with `repeat` does not restore
+//! the frame between iterations, so a rewriting program would meet its own
+//! output. This wrapper copies the original frame back from `BENCH_FRAME`
+//! and tail-calls the program under test (`BENCH_TARGET[0]`); the floor is
+//! measured through the same wrapper.
+
+use aya_ebpf::{EbpfContext, helpers::generated::bpf_xdp_store_bytes, programs::XdpContext};
+use tandem_common::{BENCH_FRAME_MAX, XDP_ABORTED};
+
+use crate::maps;
+
+#[inline(always)]
+pub fn restore_and_call(ctx: &XdpContext) -> u32 {
+    let Some(f) = maps::BENCH_FRAME.get_ptr(0) else {
+        return XDP_ABORTED;
+    };
+    // SAFETY: f points to the single map value.
+    let len = unsafe { (*f).len } as usize;
+    if len == 0 || len > BENCH_FRAME_MAX {
+        return XDP_ABORTED;
+    }
+    // SAFETY: data holds BENCH_FRAME_MAX bytes and len is at most that.
+    let rc = unsafe {
+        bpf_xdp_store_bytes(ctx.ctx, 0, (*f).data.as_ptr() as *mut _, len as u32)
+    };
+    if rc != 0 {
+        return XDP_ABORTED;
+    }
+    // SAFETY: tail_call only returns if the call failed.
+    let _ = ctx.as_ptr();
+    unsafe {
+        let _ = maps::BENCH_TARGET.tail_call(ctx, 0);
+    }
+    XDP_ABORTED
+}

@@ -1,0 +1,183 @@
+//! Rewriting and sending: DR (MAC rewrite) and NAT (destination address
+//! and port with incremental checksums), the reverse NAT rewrite of replies,
+//! and the choice between XDP_TX and a devmap redirect.
+
+use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
+use tandem_common::{csum, *};
+
+use crate::{
+    maps::{self, add, count},
+    parse::{Pkt, ptr_at},
+};
+
+/// Rewrites the Ethernet addresses and sends the frame out of `ifindex`
+/// (0 or the ingress interface: XDP_TX).
+#[inline(always)]
+fn send(ctx: &XdpContext, ifindex: u32, dst_mac: [u8; 6]) -> u32 {
+    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
+        return XDP_PASS;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let old = unsafe { *eth };
+    let ingress = ctx.ingress_ifindex() as u32;
+    let same = ifindex == 0 || ifindex == ingress;
+    let mut src_mac = [old[0], old[1], old[2], old[3], old[4], old[5]];
+    if !same {
+        // SAFETY: the value is copied out at once.
+        if let Some(i) = unsafe { maps::IFACES.get(&ifindex) } {
+            src_mac = i.mac;
+        }
+    }
+    let mut new = [0u8; 12];
+    new[..6].copy_from_slice(&dst_mac);
+    new[6..].copy_from_slice(&src_mac);
+    // SAFETY: bounds checked by ptr_at.
+    unsafe { *eth = new };
+    if same {
+        return XDP_TX;
+    }
+    match maps::TX_PORTS.redirect(ifindex, 0) {
+        Ok(v) => v,
+        Err(_) => {
+            count(Reason::RedirectFailed);
+            XDP_DROP
+        }
+    }
+}
+
+#[inline(always)]
+fn read16(ctx: &XdpContext, off: usize) -> Option<u16> {
+    let p = ptr_at::<[u8; 2]>(ctx, off)?;
+    // SAFETY: bounds checked by ptr_at.
+    Some(u16::from_be_bytes(unsafe { *p }))
+}
+
+#[inline(always)]
+fn write16(ctx: &XdpContext, off: usize, v: u16) {
+    if let Some(p) = ptr_at::<[u8; 2]>(ctx, off) {
+        // SAFETY: bounds checked by ptr_at.
+        unsafe { *p = v.to_be_bytes() };
+    }
+}
+
+/// Rewrites one address (source or destination) and one port of the
+/// packet, fixing the IPv4 header and UDP/TCP checksums incrementally.
+#[inline(always)]
+fn rewrite(ctx: &XdpContext, pkt: &Pkt, dest: bool, new_addr: &[u8; 16], new_port: u16) {
+    let l3 = pkt.l3 & 0x1f;
+    let l4 = pkt.l4 & 0xff;
+    let old_addr = if dest { &pkt.dst } else { &pkt.src };
+    let old_port = if dest { pkt.dport } else { pkt.sport };
+    let csum_off = if pkt.proto == PROTO_UDP { l4 + 6 } else { l4 + 16 };
+    let Some(old_l4csum) = read16(ctx, csum_off) else {
+        return;
+    };
+    let skip_l4 = pkt.proto == PROTO_UDP && pkt.family == FAMILY_V4 && old_l4csum == 0;
+    let mut l4csum = old_l4csum;
+    if pkt.family == FAMILY_V4 {
+        let o = [old_addr[12], old_addr[13], old_addr[14], old_addr[15]];
+        let n = [new_addr[12], new_addr[13], new_addr[14], new_addr[15]];
+        let aoff = if dest { l3 + 16 } else { l3 + 12 };
+        let Some(ipc) = read16(ctx, l3 + 10) else {
+            return;
+        };
+        write16(ctx, l3 + 10, csum::replace32(ipc, o, n));
+        if let Some(p) = ptr_at::<[u8; 4]>(ctx, aoff) {
+            // SAFETY: bounds checked by ptr_at.
+            unsafe { *p = n };
+        }
+        if !skip_l4 {
+            l4csum = csum::replace32(l4csum, o, n);
+        }
+    } else {
+        let aoff = if dest { l3 + 24 } else { l3 + 8 };
+        if let Some(p) = ptr_at::<[u8; 16]>(ctx, aoff) {
+            // SAFETY: bounds checked by ptr_at.
+            unsafe { *p = *new_addr };
+        }
+        l4csum = csum::replace128(l4csum, old_addr, new_addr);
+    }
+    if new_port != old_port {
+        write16(ctx, if dest { l4 + 2 } else { l4 }, new_port);
+        if !skip_l4 {
+            l4csum = csum::replace16(l4csum, old_port, new_port);
+        }
+    }
+    if !skip_l4 {
+        if pkt.proto == PROTO_UDP {
+            l4csum = csum::udp_fixup(l4csum);
+        }
+        write16(ctx, csum_off, l4csum);
+    }
+}
+
+/// Forwards a packet of a flow of `svc` to its real server `real_idx`.
+/// A separate BPF function (as is `reverse_nat`) to keep the stack small.
+#[inline(never)]
+pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, new_flow: bool) -> u32 {
+    let ctx = &XdpContext::new(raw);
+    let slot = svc.id * MAX_REALS + real_idx;
+    let real: &RealServer = match maps::REALS.get(slot) {
+        Some(r) => r,
+        None => {
+            count(Reason::BadServiceConfig);
+            return XDP_PASS;
+        }
+    };
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    add(&maps::SERVICE_STATS, svc.id, bytes, new_flow);
+    add(&maps::REAL_STATS, slot, bytes, new_flow);
+    if svc.forward == Forward::Nat as u8 {
+        let port = if real.port != 0 { real.port } else { pkt.dport };
+        rewrite(ctx, pkt, true, &real.addr, port);
+        if new_flow {
+            let rkey = FlowKey {
+                src: real.addr,
+                dst: pkt.src,
+                sport: port,
+                dport: pkt.sport,
+                proto: pkt.proto,
+                _pad: [0; 3],
+            };
+            let rev = NatReverse { service_id: svc.id, real_idx };
+            let _ = maps::NAT_REVERSE.insert(&rkey, &rev, 0);
+        }
+        count(Reason::ForwardNat);
+    } else {
+        count(Reason::ForwardDr);
+    }
+    send(ctx, real.ifindex, real.mac)
+}
+
+/// A packet that matched no service: if it is a reply of a NAT flow, give
+/// it the VIP back as its source and send it toward the client.
+#[inline(never)]
+pub fn reverse_nat(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
+    let ctx = &XdpContext::new(raw);
+    let rkey = FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport: pkt.sport,
+        dport: pkt.dport,
+        proto: pkt.proto,
+        _pad: [0; 3],
+    };
+    // SAFETY: the value is copied out at once.
+    let rev = match unsafe { maps::NAT_REVERSE.get(&rkey) } {
+        Some(r) => *r,
+        None => {
+            count(Reason::NotService);
+            return XDP_PASS;
+        }
+    };
+    let svc: &Service = match maps::SERVICE_CONF.get(rev.service_id) {
+        Some(s) if s.id == rev.service_id && s.key.family == pkt.family && s.forward == Forward::Nat as u8 => s,
+        _ => {
+            count(Reason::BadServiceConfig);
+            return XDP_PASS;
+        }
+    };
+    rewrite(ctx, pkt, false, &svc.key.addr, svc.key.port);
+    count(Reason::ReverseNat);
+    send(ctx, svc.client_ifindex, svc.gateway_mac)
+}

@@ -1,0 +1,74 @@
+//! The maps, one per table of `tandem_common::abi::maps`. The host
+//! (`tandem_dataplane::maps`) is the only writer of configuration maps; this
+//! program writes flows, counters and scheduler state.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
+};
+use tandem_common::*;
+
+#[map]
+pub static SERVICES: HashMap<ServiceKey, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
+#[map]
+pub static SERVICE_CONF: Array<Service> = Array::with_max_entries(MAX_SERVICES, 0);
+#[map]
+pub static REALS: Array<RealServer> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
+#[map]
+pub static REAL_ACTIVE: Array<u64> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
+#[map]
+pub static SCHED_STATE: Array<SchedState> = Array::with_max_entries(MAX_SERVICES, 0);
+#[map]
+pub static WRR_SEQ: Array<u32> = Array::with_max_entries(MAX_SERVICES * WRR_SEQ_MAX, 0);
+#[map]
+pub static SHDH_TABLE: Array<u32> = Array::with_max_entries(MAX_SERVICES * SHDH_BUCKETS, 0);
+#[map]
+pub static MH_TABLE: Array<u32> = Array::with_max_entries(MH_SLOTS * MH_MAX_SIZE, 0);
+/// The connection table; the host sets its size at load time.
+#[map]
+pub static FLOWS: LruHashMap<FlowKey, FlowValue> =
+    LruHashMap::with_max_entries(DEFAULT_FLOW_ENTRIES, 0);
+/// NAT replies: real → client 5-tuple to the service and real server.
+#[map]
+pub static NAT_REVERSE: LruHashMap<FlowKey, NatReverse> =
+    LruHashMap::with_max_entries(DEFAULT_FLOW_ENTRIES, 0);
+#[map]
+pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+#[map]
+pub static IFACES: HashMap<u32, Iface> = HashMap::with_max_entries(64, 0);
+#[map]
+pub static TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
+#[map]
+pub static REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REASON_COUNT, 0);
+#[map]
+pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
+#[map]
+pub static REAL_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_REAL_SLOTS, 0);
+#[map]
+pub static BENCH_FRAME: Array<BenchFrame> = Array::with_max_entries(1, 0);
+#[map]
+pub static BENCH_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// Counts one packet for `reason`.
+#[inline(always)]
+pub fn count(reason: Reason) {
+    if let Some(p) = REASONS.get_ptr_mut(reason as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Adds a packet (and maybe a new flow) to a per-CPU counter slot.
+#[inline(always)]
+pub fn add(map: &PerCpuArray<Counters>, idx: u32, bytes: u64, new_flow: bool) {
+    if let Some(p) = map.get_ptr_mut(idx) {
+        // SAFETY: per-CPU slot, no concurrent writer.
+        unsafe {
+            (*p).packets += 1;
+            (*p).bytes += bytes;
+            if new_flow {
+                (*p).new_flows += 1;
+            }
+        }
+    }
+}

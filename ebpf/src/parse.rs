@@ -1,0 +1,182 @@
+//! Header parsing: Ethernet (+ one 802.1Q tag), IPv4 (with options),
+//! IPv6 (no extension headers), UDP, TCP. Every read goes through
+//! [`ptr_at`], which checks the bounds the verifier wants; every malformed
+//! or unsupported frame comes back as `Err(Reason)` and is passed.
+
+use aya_ebpf::programs::XdpContext;
+use tandem_common::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP, Reason};
+
+pub const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+
+/// What dispatch needs to know of a parsed packet.
+pub struct Pkt {
+    /// Offset of the IP header.
+    pub l3: usize,
+    /// Offset of the UDP/TCP header.
+    pub l4: usize,
+    pub family: u8,
+    pub proto: u8,
+    /// Source and destination, IPv4-mapped for IPv4.
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    /// TCP flags byte (0 for UDP).
+    pub tcp_flags: u8,
+}
+
+/// A pointer to a `T` at `offset` in the frame, or `None` if the frame is
+/// too short.
+#[inline(always)]
+pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + offset + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + offset) as *mut T)
+}
+
+#[inline(always)]
+fn read_u16(ctx: &XdpContext, offset: usize) -> Option<u16> {
+    let p = ptr_at::<[u8; 2]>(ctx, offset)?;
+    // SAFETY: bounds checked by ptr_at.
+    let b = unsafe { *p };
+    Some(u16::from_be_bytes(b))
+}
+
+#[inline(always)]
+fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
+    let p = ptr_at::<u8>(ctx, offset)?;
+    // SAFETY: bounds checked by ptr_at.
+    Some(unsafe { *p })
+}
+
+/// Parses the frame up to the transport ports.
+#[inline(always)]
+pub fn parse(ctx: &XdpContext) -> Result<Pkt, Reason> {
+    let frame_len = ctx.data_end() - ctx.data();
+    let mut proto = read_u16(ctx, 12).ok_or(Reason::TruncatedEth)?;
+    let mut l3 = ETH_HLEN;
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        proto = read_u16(ctx, 16).ok_or(Reason::TruncatedVlan)?;
+        l3 += 4;
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            return Err(Reason::DoubleVlan);
+        }
+    }
+    match proto {
+        ETH_P_IP => parse_ipv4(ctx, l3, frame_len),
+        ETH_P_IPV6 => parse_ipv6(ctx, l3, frame_len),
+        ETH_P_ARP => Err(Reason::Arp),
+        _ => Err(Reason::NotIp),
+    }
+}
+
+#[inline(always)]
+fn parse_ipv4(ctx: &XdpContext, l3: usize, frame_len: usize) -> Result<Pkt, Reason> {
+    let hdr = ptr_at::<[u8; 20]>(ctx, l3).ok_or(Reason::TruncatedIpv4)?;
+    // SAFETY: bounds checked by ptr_at.
+    let h = unsafe { *hdr };
+    if h[0] >> 4 != 4 {
+        return Err(Reason::BadIpv4Header);
+    }
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    if ihl < 20 {
+        return Err(Reason::BadIpv4Header);
+    }
+    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+    if total < ihl || l3 + total > frame_len {
+        return Err(Reason::BadIpv4Length);
+    }
+    let frag = u16::from_be_bytes([h[6], h[7]]);
+    if frag & 0x3fff != 0 {
+        return Err(Reason::Ipv4Fragment);
+    }
+    let proto = h[9];
+    if proto != PROTO_UDP && proto != PROTO_TCP {
+        return Err(Reason::NotUdpTcp);
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src[10] = 0xff;
+    src[11] = 0xff;
+    dst[10] = 0xff;
+    dst[11] = 0xff;
+    src[12..16].copy_from_slice(&h[12..16]);
+    dst[12..16].copy_from_slice(&h[16..20]);
+    let l4 = l3 + ihl;
+    parse_l4(ctx, l3, l4, total - ihl, FAMILY_V4, proto, src, dst)
+}
+
+#[inline(always)]
+fn parse_ipv6(ctx: &XdpContext, l3: usize, frame_len: usize) -> Result<Pkt, Reason> {
+    let hdr = ptr_at::<[u8; 40]>(ctx, l3).ok_or(Reason::TruncatedIpv6)?;
+    // SAFETY: bounds checked by ptr_at.
+    let h = unsafe { &*hdr };
+    if h[0] >> 4 != 6 {
+        return Err(Reason::BadIpv6Header);
+    }
+    let payload = u16::from_be_bytes([h[4], h[5]]) as usize;
+    if l3 + 40 + payload > frame_len {
+        return Err(Reason::BadIpv6Length);
+    }
+    let next = h[6];
+    match next {
+        PROTO_UDP | PROTO_TCP => {}
+        44 => return Err(Reason::Ipv6Fragment),
+        0 | 43 | 50 | 51 | 60 | 135 | 139 | 140 => return Err(Reason::Ipv6ExtHeader),
+        _ => return Err(Reason::NotUdpTcp),
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&h[8..24]);
+    dst.copy_from_slice(&h[24..40]);
+    parse_l4(ctx, l3, l3 + 40, payload, FAMILY_V6, next, src, dst)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn parse_l4(
+    ctx: &XdpContext,
+    l3: usize,
+    l4: usize,
+    l4_len: usize,
+    family: u8,
+    proto: u8,
+    src: [u8; 16],
+    dst: [u8; 16],
+) -> Result<Pkt, Reason> {
+    // Keep the offset provably small for the verifier (l3 <= 18, IHL <= 60).
+    let l4 = l4 & 0xff;
+    let sport = read_u16(ctx, l4).ok_or(Reason::TruncatedL4)?;
+    let dport = read_u16(ctx, l4 + 2).ok_or(Reason::TruncatedL4)?;
+    let mut tcp_flags = 0;
+    if proto == PROTO_UDP {
+        let ulen = read_u16(ctx, l4 + 4).ok_or(Reason::TruncatedL4)? as usize;
+        read_u16(ctx, l4 + 6).ok_or(Reason::TruncatedL4)?;
+        if l4_len < 8 {
+            return Err(Reason::TruncatedL4);
+        }
+        if ulen < 8 || ulen > l4_len {
+            return Err(Reason::BadUdpLength);
+        }
+    } else {
+        let off = read_u8(ctx, l4 + 12).ok_or(Reason::TruncatedL4)?;
+        tcp_flags = read_u8(ctx, l4 + 13).ok_or(Reason::TruncatedL4)?;
+        read_u16(ctx, l4 + 18).ok_or(Reason::TruncatedL4)?;
+        if l4_len < 20 {
+            return Err(Reason::TruncatedL4);
+        }
+        let doff = ((off >> 4) as usize) * 4;
+        if doff < 20 || doff > l4_len {
+            return Err(Reason::BadTcpHeader);
+        }
+    }
+    Ok(Pkt { l3, l4, family, proto, src, dst, sport, dport, tcp_flags })
+}
