@@ -1,1 +1,26 @@
-//! placeholder
+//! tandem's test lab and the tools end-to-end tests and benchmarks share.
+//!
+//! Owns: network namespaces that stand in for hosts (client, director(s), IVR
+//! servers) joined by veths to bridges, all addressed from 198.18.0.0/15
+//! ([`lab`]); running code inside a namespace ([`netns`]); IVR stand-ins that
+//! answer UDP and TCP requests ([`responder`]); time-bounded client requests
+//! ([`client`]); and the rule for tests that need root ([`privileged`]).
+//!
+//! It must not send traffic anywhere but into namespaces it created, and it
+//! never stops a process it did not start. It does not touch BPF: attaching
+//! tandem's XDP program to the lab is `tandem-dataplane`'s job.
+
+pub mod client;
+pub mod cmd;
+pub mod error;
+pub mod lab;
+pub mod netns;
+pub mod privileged;
+pub mod responder;
+
+pub use client::{tcp_request, udp_request};
+pub use error::LabError;
+pub use lab::{Host, Iface, Lab, LabOptions, Topology};
+pub use netns::{cleanup_stale, in_netns, try_in_netns};
+pub use privileged::require_privileged;
+pub use responder::{Responder, spawn_tcp_responder, spawn_udp_responder};

@@ -1,1 +1,146 @@
-fn main() {}
+//! `cargo xtask`: the project's chores in one place — install what building and
+//! testing tandem needs (`setup`), run the test suite (`test`), the demo, the
+//! persistent lab and the benchmarks.
+//!
+//! It owns no tandem logic and depends on no tandem crate: building
+//! `tandem-dataplane` needs bpf-linker and the nightly `rust-src`, which `setup`
+//! installs first. Everything lab- or benchmark-shaped lives in `tandem-tests`;
+//! this file only delegates to its binaries.
+
+mod setup;
+mod test;
+
+use std::ffi::OsString;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "tandem's project chores")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing (Debian packages, nightly rust-src, bpf-linker 0.13); idempotent.
+    Setup,
+    /// Run setup, build the workspace, run every test. Extra arguments go to `cargo test`.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run setup, then the demo (`tandem-lab demo`).
+    Demo {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Bring the persistent lab up or down (`tandem-lab up|down`).
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Run a benchmark (`tandem-bench <which>`); default: dispatch.
+    Bench {
+        #[arg(value_enum, default_value_t = Bench::Dispatch)]
+        which: Bench,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Build the persistent DR lab (namespaces `tdmlab-*`) and print its topology.
+    Up,
+    /// Remove the persistent lab's namespaces.
+    Down,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Bench {
+    Dispatch,
+    Failover,
+    Sync,
+    Calls,
+}
+
+impl Bench {
+    fn name(self) -> &'static str {
+        match self {
+            Bench::Dispatch => "dispatch",
+            Bench::Failover => "failover",
+            Bench::Sync => "sync",
+            Bench::Calls => "calls",
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> Result<ExitCode> {
+    match cmd {
+        Cmd::Setup => {
+            setup::run()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Test { args } => test::run(&args),
+        Cmd::Demo { args } => {
+            setup::run()?;
+            run_tests_bin("tandem-lab", &[OsString::from("demo")], &args)
+        }
+        Cmd::Lab { action: LabAction::Up } => {
+            setup::run()?;
+            run_tests_bin("tandem-lab", &[OsString::from("up")], &[])
+        }
+        // No setup for `down`: tearing a lab down must work even if setup cannot.
+        Cmd::Lab { action: LabAction::Down } => {
+            run_tests_bin("tandem-lab", &[OsString::from("down")], &[])
+        }
+        Cmd::Bench { which, args } => {
+            setup::run()?;
+            run_tests_bin("tandem-bench", &[OsString::from(which.name())], &args)
+        }
+    }
+}
+
+/// `cargo run --release -p tandem-tests --bin <bin> -- <sub> <args>`, passing
+/// the binary's exit status through.
+fn run_tests_bin(bin: &str, sub: &[OsString], args: &[OsString]) -> Result<ExitCode> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "tandem-tests", "--bin", bin, "--"]);
+    cmd.args(sub).args(args);
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting cargo run --bin {bin}"))?;
+    Ok(exit_code(status))
+}
+
+/// The cargo that runs us (same toolchain), or `cargo` from PATH.
+pub(crate) fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
+}
+
+pub(crate) fn exit_code(status: std::process::ExitStatus) -> ExitCode {
+    match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1).max(1)),
+        None => ExitCode::FAILURE, // killed by a signal
+    }
+}
+
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,38 @@
+//! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
+//!
+//! None is implemented yet: each subcommand says so and exits 2, so that no
+//! caller mistakes this for a measurement.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tandem-bench", about = "tandem's benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand)]
+enum Which {
+    /// XDP dispatch cost per packet (BPF_PROG_TEST_RUN), against a trivial XDP_TX program.
+    Dispatch,
+    /// Director failover: peer loss detection and takeover time.
+    Failover,
+    /// State sync throughput and lag.
+    Sync,
+    /// End-to-end calls through the lab (SIPp).
+    Calls,
+}
+
+fn main() -> ExitCode {
+    let name = match Cli::parse().which {
+        Which::Dispatch => "dispatch",
+        Which::Failover => "failover",
+        Which::Sync => "sync",
+        Which::Calls => "calls",
+    };
+    eprintln!("tandem-bench {name}: not yet implemented (no measurement was taken)");
+    ExitCode::from(2)
+}

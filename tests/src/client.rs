@@ -1,0 +1,79 @@
+//! One-shot client requests from inside a lab namespace, each bounded by a
+//! timeout: a UDP datagram and its reply, a TCP request and its reply.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::LabError;
+use crate::netns::try_in_netns;
+
+/// Sends `payload` from `ns` (source port `src_port`, 0 for any) to `dst` and
+/// returns the first reply. The socket is connected to `dst`, so only a reply
+/// from `dst` itself counts: behind a DR director, the real server must
+/// answer from the VIP.
+pub fn udp_request(
+    ns: &str,
+    src_port: u16,
+    dst: SocketAddr,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, LabError> {
+    try_in_netns(ns, || {
+        let io = |what: &str, e| LabError::io(format!("UDP to {dst}: {what}"), ns, e);
+        let bind: SocketAddr = match dst {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, src_port).into(),
+            SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, src_port).into(),
+        };
+        let sock = UdpSocket::bind(bind).map_err(|e| io(&format!("bind {bind}"), e))?;
+        sock.connect(dst).map_err(|e| io("connect", e))?;
+        sock.send(payload).map_err(|e| io("send", e))?;
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LabError::Timeout { ns: ns.to_owned(), dst, after: timeout });
+            }
+            sock.set_read_timeout(Some(left)).map_err(|e| io("set_read_timeout", e))?;
+            match sock.recv(&mut buf) {
+                Ok(n) => return Ok(buf[..n].to_vec()),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e) => return Err(io("recv", e)),
+            }
+        }
+    })?
+}
+
+/// Connects from `ns` to `dst`, sends `payload`, closes its sending side and
+/// returns everything the server sent until it closed; all within `timeout`.
+pub fn tcp_request(ns: &str, dst: SocketAddr, payload: &[u8], timeout: Duration) -> Result<Vec<u8>, LabError> {
+    try_in_netns(ns, || {
+        let io = |what: &str, e| LabError::io(format!("TCP to {dst}: {what}"), ns, e);
+        let deadline = Instant::now() + timeout;
+        let timed_out = || LabError::Timeout { ns: ns.to_owned(), dst, after: timeout };
+        let mut stream = TcpStream::connect_timeout(&dst, timeout).map_err(|e| match e.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => timed_out(),
+            _ => io("connect", e),
+        })?;
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        stream.set_write_timeout(Some(left)).map_err(|e| io("set_write_timeout", e))?;
+        stream.write_all(payload).map_err(|e| io("write", e))?;
+        stream.shutdown(Shutdown::Write).map_err(|e| io("shutdown", e))?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            stream.set_read_timeout(Some(left)).map_err(|e| io("set_read_timeout", e))?;
+            match stream.read(&mut buf) {
+                Ok(0) => return Ok(reply),
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e) => return Err(io("read", e)),
+            }
+        }
+    })?
+}

@@ -1,0 +1,37 @@
+//! The rule for tests that need root: run when possible, say why when not,
+//! and never skip silently where skipping is forbidden (CI as root sets
+//! `TANDEM_REQUIRE_PRIVILEGED=1`).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Set to `1` to make a privileged test fail instead of skipping.
+pub const REQUIRE_ENV: &str = "TANDEM_REQUIRE_PRIVILEGED";
+
+/// True if this process can build labs (root, network namespaces, `ip`).
+/// Otherwise: with `TANDEM_REQUIRE_PRIVILEGED=1` it panics, naming the test
+/// and the reason; without, it prints `SKIP <test>: <reason>` to stderr and
+/// returns false, and the test should return at once.
+pub fn require_privileged(test_name: &str) -> bool {
+    let Some(reason) = missing() else { return true };
+    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test_name}: {reason}, and {REQUIRE_ENV}=1 forbids skipping it");
+    }
+    eprintln!("SKIP {test_name}: {reason}");
+    false
+}
+
+/// Why labs cannot be built here, if they cannot.
+fn missing() -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Some("needs root (network namespaces)".into());
+    }
+    if !Path::new("/proc/self/ns/net").exists() {
+        return Some("needs network namespace support (no /proc/self/ns/net)".into());
+    }
+    let ip = Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if !ip.is_ok_and(|s| s.success()) {
+        return Some("needs iproute2's `ip` (`cargo xtask setup` installs it)".into());
+    }
+    None
+}
