@@ -496,7 +496,7 @@ impl fmt::Display for Lab {
         writeln!(f, "lab {} ({kind}), VIP {VIP}, switch namespace {}", self.prefix, self.switch_ns)?;
         writeln!(
             f,
-            "  {:<7} {:<22} {:<5} {:>7}  {:<17}  {:<34} bridge port (ifindex)",
+            "  {:<7} {:<22} {:<5} {:>7}  {:<17}  {:<40} bridge port (ifindex)",
             "host", "namespace", "iface", "ifindex", "mac", "addresses"
         )?;
         for h in &self.hosts {
@@ -507,7 +507,7 @@ impl fmt::Display for Lab {
                 }
                 writeln!(
                     f,
-                    "  {:<7} {:<22} {:<5} {:>7}  {:<17}  {:<34} {} {} ({})",
+                    "  {:<7} {:<22} {:<5} {:>7}  {:<17}  {:<40} {} {} ({})",
                     h.name,
                     h.ns,
                     i.name,
