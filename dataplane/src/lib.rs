@@ -1,1 +1,518 @@
-//! placeholder
+//! `tandem-dataplane`: the only crate that touches BPF maps.
+//!
+//! It loads the XDP object built from `ebpf/` (by this crate's build
+//! script), attaches it to interfaces (native XDP by default, generic on
+//! request or as a fallback), writes virtual services, real servers and
+//! scheduler tables ([`config`], [`image`], [`tables`]), reads counters
+//! and the connection table, and runs the program through
+//! `BPF_PROG_TEST_RUN`. [`model`] is the host-side reference model of the
+//! whole dispatch decision, built on the same scheduling code
+//! (`tandem_common::sched`); [`packet`] builds test frames.
+//!
+//! It decides nothing: what to configure is the control plane's business.
+
+pub mod config;
+pub mod image;
+pub mod model;
+pub mod packet;
+pub mod tables;
+
+use std::{
+    collections::HashMap as StdHashMap,
+    ffi::CString,
+    os::fd::{AsFd, AsRawFd},
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, DevMapHash, HashMap, IterableMap, MapData, PerCpuArray, ProgramArray},
+    programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+};
+pub use tandem_common as common;
+use tandem_common::*;
+
+pub use crate::{
+    config::{ConfigError, Protocol, RealConfig, RealState, ServiceConfig},
+    image::ServiceImage,
+};
+
+/// The XDP object, built from `ebpf/` by `build.rs`.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tandem"));
+
+/// Errors of the dataplane; each names what it was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("loading the XDP object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program `{name}`: {source}")]
+    Program { name: &'static str, source: ProgramError },
+    #[error("map `{name}`: {source}")]
+    Map { name: &'static str, source: aya::maps::MapError },
+    #[error("map `{0}` is missing from the XDP object")]
+    MissingMap(&'static str),
+    #[error("interface `{0}` does not exist in this network namespace")]
+    NoSuchInterface(String),
+    #[error("attaching XDP to `{iface}` in {mode} mode: {source}")]
+    Attach { iface: String, mode: &'static str, source: ProgramError },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("no free virtual service id (at most {MAX_SERVICES} services)")]
+    TooManyServices,
+    #[error("no free Maglev slot (at most {MH_SLOTS} mh services)")]
+    TooManyMaglev,
+    #[error("no virtual service {0}")]
+    NoSuchService(String),
+    #[error("frame of {0} bytes is too long for the benchmark wrapper (max {BENCH_FRAME_MAX})")]
+    BenchFrameTooLong(usize),
+    #[error("devmap entry for ifindex {ifindex}: {source}")]
+    DevMap { ifindex: u32, source: aya::maps::xdp::XdpMapError },
+}
+
+/// How to attach to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native (driver) XDP; an error if the driver lacks it.
+    Native,
+    /// Generic (skb) XDP.
+    Generic,
+    /// Native if the driver supports it, else generic.
+    Auto,
+}
+
+impl AttachMode {
+    pub fn parse(s: &str) -> Option<AttachMode> {
+        match s {
+            "native" | "drv" | "driver" => Some(AttachMode::Native),
+            "generic" | "skb" => Some(AttachMode::Generic),
+            "auto" => Some(AttachMode::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// The mode an attachment ended up in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    Native,
+    Generic,
+}
+
+/// Load-time sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Entries of the connection table (LRU).
+    pub flow_entries: u32,
+    /// Entries of the NAT reverse table (LRU).
+    pub nat_entries: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { flow_entries: DEFAULT_FLOW_ENTRIES, nat_entries: DEFAULT_FLOW_ENTRIES }
+    }
+}
+
+/// Result of one `BPF_PROG_TEST_RUN`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    pub verdict: u32,
+    pub frame: Vec<u8>,
+    /// Average run time per repetition as the kernel measured it.
+    pub duration_ns: u64,
+}
+
+/// The loaded dispatcher and its maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    options: LoadOptions,
+    services: StdHashMap<ServiceKey, ServiceImage>,
+    mh_slots: [Option<ServiceKey>; MH_SLOTS as usize],
+    links: Vec<(String, &'static str, XdpLinkId)>,
+    m_services: HashMap<MapData, ServiceKey, u32>,
+    m_conf: Array<MapData, Service>,
+    m_reals: Array<MapData, RealServer>,
+    m_active: Array<MapData, u64>,
+    m_sched: Array<MapData, SchedState>,
+    m_wrr: Array<MapData, u32>,
+    m_shdh: Array<MapData, u32>,
+    m_mh: Array<MapData, u32>,
+    m_flows: HashMap<MapData, FlowKey, FlowValue>,
+    m_nat: HashMap<MapData, FlowKey, NatReverse>,
+    m_settings: Array<MapData, Settings>,
+    m_ifaces: HashMap<MapData, u32, Iface>,
+    m_tx: DevMapHash<MapData>,
+    m_reasons: PerCpuArray<MapData, u64>,
+    m_svc_stats: PerCpuArray<MapData, Counters>,
+    m_real_stats: PerCpuArray<MapData, Counters>,
+    m_bench_frame: Array<MapData, BenchFrame>,
+    m_bench_target: ProgramArray<MapData>,
+    m_stages: ProgramArray<MapData>,
+}
+
+fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, Error> {
+    let map = ebpf.take_map(name).ok_or(Error::MissingMap(name))?;
+    T::try_from(map).map_err(|source| Error::Map { name, source })
+}
+
+fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
+    move |source| Error::Map { name, source }
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(mac)
+}
+
+/// The ifindex of `name` in the calling thread's network namespace.
+pub fn ifindex(name: &str) -> Result<u32, Error> {
+    let c = CString::new(name).map_err(|_| Error::NoSuchInterface(name.to_string()))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 { Err(Error::NoSuchInterface(name.to_string())) } else { Ok(idx) }
+}
+
+impl Dataplane {
+    /// Loads the object and the dispatcher program (nothing is attached).
+    pub fn load(options: LoadOptions) -> Result<Dataplane, Error> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(maps::FLOWS, options.flow_entries)
+            .map_max_entries(maps::NAT_REVERSE, options.nat_entries)
+            .load(OBJECT)?;
+        for name in [progs::DISPATCH, progs::NEW_FLOW, progs::PASS, progs::TRIVIAL_TX, progs::BENCH_RESTORE] {
+            let prog: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(Error::Program { name, source: ProgramError::NotLoaded })?
+                .try_into()
+                .map_err(|source| Error::Program { name, source })?;
+            prog.load().map_err(|source| Error::Program { name, source })?;
+        }
+        let mut dp = Dataplane {
+            m_services: take(&mut ebpf, maps::SERVICES)?,
+            m_conf: take(&mut ebpf, maps::SERVICE_CONF)?,
+            m_reals: take(&mut ebpf, maps::REALS)?,
+            m_active: take(&mut ebpf, maps::REAL_ACTIVE)?,
+            m_sched: take(&mut ebpf, maps::SCHED_STATE)?,
+            m_wrr: take(&mut ebpf, maps::WRR_SEQ)?,
+            m_shdh: take(&mut ebpf, maps::SHDH_TABLE)?,
+            m_mh: take(&mut ebpf, maps::MH_TABLE)?,
+            m_flows: take(&mut ebpf, maps::FLOWS)?,
+            m_nat: take(&mut ebpf, maps::NAT_REVERSE)?,
+            m_settings: take(&mut ebpf, maps::SETTINGS)?,
+            m_ifaces: take(&mut ebpf, maps::IFACES)?,
+            m_tx: take(&mut ebpf, maps::TX_PORTS)?,
+            m_reasons: take(&mut ebpf, maps::REASONS)?,
+            m_svc_stats: take(&mut ebpf, maps::SERVICE_STATS)?,
+            m_real_stats: take(&mut ebpf, maps::REAL_STATS)?,
+            m_bench_frame: take(&mut ebpf, maps::BENCH_FRAME)?,
+            m_bench_target: take(&mut ebpf, maps::BENCH_TARGET)?,
+            m_stages: take(&mut ebpf, maps::STAGES)?,
+            ebpf,
+            options,
+            services: StdHashMap::new(),
+            mh_slots: [None; MH_SLOTS as usize],
+            links: Vec::new(),
+        };
+        let fd = dp.xdp(progs::NEW_FLOW)?.fd().map_err(|source| Error::Program { name: progs::NEW_FLOW, source })?;
+        let fd = fd.try_clone().map_err(|e| Error::Program { name: progs::NEW_FLOW, source: ProgramError::IOError(e) })?;
+        dp.m_stages.set(0, &fd, 0).map_err(map_err(maps::STAGES))?;
+        dp.set_settings(&Settings::default())?;
+        // Service ids that are not in use must not match any lookup.
+        let unused = Service { id: u32::MAX, ..Default::default() };
+        for id in 0..MAX_SERVICES {
+            dp.m_conf.set(id, unused, 0).map_err(map_err(maps::SERVICE_CONF))?;
+        }
+        Ok(dp)
+    }
+
+    pub fn options(&self) -> LoadOptions {
+        self.options
+    }
+
+    fn xdp(&mut self, name: &'static str) -> Result<&mut Xdp, Error> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or(Error::Program { name, source: ProgramError::NotLoaded })?
+            .try_into()
+            .map_err(|source| Error::Program { name, source })
+    }
+
+    fn attach_prog(&mut self, name: &'static str, iface: &str, mode: AttachMode) -> Result<Attached, Error> {
+        ifindex(iface)?;
+        let try_mode = |this: &mut Dataplane, m: XdpMode, label: &'static str| -> Result<XdpLinkId, Error> {
+            this.xdp(name)?
+                .attach(iface, m)
+                .map_err(|source| Error::Attach { iface: iface.to_string(), mode: label, source })
+        };
+        let (id, attached) = match mode {
+            AttachMode::Native => (try_mode(self, XdpMode::Driver, "native")?, Attached::Native),
+            AttachMode::Generic => (try_mode(self, XdpMode::Skb, "generic")?, Attached::Generic),
+            AttachMode::Auto => match try_mode(self, XdpMode::Driver, "native") {
+                Ok(id) => (id, Attached::Native),
+                Err(native) => {
+                    tracing::warn!(%native, "falling back to generic XDP");
+                    (try_mode(self, XdpMode::Skb, "generic")?, Attached::Generic)
+                }
+            },
+        };
+        self.links.push((iface.to_string(), name, id));
+        Ok(attached)
+    }
+
+    /// Attaches the dispatcher to `iface` (in the calling thread's network
+    /// namespace). It stays attached until [`Dataplane::detach_all`] or drop.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<Attached, Error> {
+        self.attach_prog(progs::DISPATCH, iface, mode)
+    }
+
+    /// Attaches the XDP_PASS program, for the far end of a veth that must
+    /// accept XDP_TX/REDIRECT frames.
+    pub fn attach_pass(&mut self, iface: &str, mode: AttachMode) -> Result<Attached, Error> {
+        self.attach_prog(progs::PASS, iface, mode)
+    }
+
+    /// Detaches every program this dataplane attached.
+    pub fn detach_all(&mut self) -> Result<(), Error> {
+        for (_, name, id) in std::mem::take(&mut self.links) {
+            self.xdp(name)?.detach(id).map_err(|source| Error::Program { name, source })?;
+        }
+        Ok(())
+    }
+
+    pub fn set_settings(&mut self, s: &Settings) -> Result<(), Error> {
+        self.m_settings.set(0, *s, 0).map_err(map_err(maps::SETTINGS))
+    }
+
+    /// Declares an interface frames may be redirected to (in the calling
+    /// thread's network namespace): its MAC becomes the source MAC of
+    /// frames sent out of it.
+    pub fn add_tx_port(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), Error> {
+        self.m_ifaces.insert(ifindex, Iface { mac, _pad: [0; 2] }, 0).map_err(map_err(maps::IFACES))?;
+        self.m_tx
+            .insert(ifindex, ifindex, None, 0)
+            .map_err(|source| Error::DevMap { ifindex, source })
+    }
+
+    /// Adds or replaces a virtual service. The configuration is validated
+    /// and its tables built before any map is written.
+    pub fn set_service(&mut self, cfg: &ServiceConfig) -> Result<ServiceImage, Error> {
+        let key = cfg.key();
+        let previous = self.services.get(&key);
+        let id = match previous {
+            Some(p) => p.service.id,
+            None => (0..MAX_SERVICES)
+                .find(|i| !self.services.values().any(|s| s.service.id == *i))
+                .ok_or(Error::TooManyServices)?,
+        };
+        let mh_slot = if cfg.scheduler == Scheduler::Mh {
+            match self.mh_slots.iter().position(|s| *s == Some(key)) {
+                Some(s) => s as u32,
+                None => self.mh_slots.iter().position(|s| s.is_none()).ok_or(Error::TooManyMaglev)? as u32,
+            }
+        } else {
+            0
+        };
+        let image = ServiceImage::build(cfg, id, mh_slot, previous)?;
+        if cfg.scheduler != Scheduler::Mh {
+            for s in self.mh_slots.iter_mut() {
+                if *s == Some(key) {
+                    *s = None;
+                }
+            }
+        } else {
+            self.mh_slots[mh_slot as usize] = Some(key);
+        }
+        self.write_image(&image)?;
+        self.services.insert(key, image.clone());
+        Ok(image)
+    }
+
+    fn write_image(&mut self, img: &ServiceImage) -> Result<(), Error> {
+        let id = img.service.id;
+        match Scheduler::from_u8(img.service.scheduler) {
+            Some(Scheduler::Wrr) => {
+                for (i, v) in img.wrr.iter().enumerate().take(img.service.table_len as usize) {
+                    self.m_wrr.set(id * WRR_SEQ_MAX + i as u32, *v, 0).map_err(map_err(maps::WRR_SEQ))?;
+                }
+            }
+            Some(Scheduler::Sh | Scheduler::Dh) => {
+                for (i, v) in img.shdh.iter().enumerate() {
+                    self.m_shdh.set(id * SHDH_BUCKETS + i as u32, *v, 0).map_err(map_err(maps::SHDH_TABLE))?;
+                }
+            }
+            Some(Scheduler::Mh) => {
+                let base = img.service.mh_slot * MH_MAX_SIZE;
+                for (i, v) in img.mh.iter().enumerate() {
+                    self.m_mh.set(base + i as u32, *v, 0).map_err(map_err(maps::MH_TABLE))?;
+                }
+            }
+            _ => {}
+        }
+        for (i, r) in img.reals.iter().enumerate() {
+            self.m_reals.set(id * MAX_REALS + i as u32, *r, 0).map_err(map_err(maps::REALS))?;
+        }
+        if img.reset_sched {
+            self.m_sched.set(id, img.sched, 0).map_err(map_err(maps::SCHED_STATE))?;
+        }
+        self.m_conf.set(id, img.service, 0).map_err(map_err(maps::SERVICE_CONF))?;
+        self.m_services.insert(img.key, id, 0).map_err(map_err(maps::SERVICES))
+    }
+
+    /// Removes a virtual service; its flows expire (their packets pass).
+    pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), Error> {
+        let img = self.services.remove(key).ok_or_else(|| Error::NoSuchService(format!("{key:?}")))?;
+        self.m_services.remove(key).map_err(map_err(maps::SERVICES))?;
+        let unused = Service { id: u32::MAX, ..Default::default() };
+        self.m_conf.set(img.service.id, unused, 0).map_err(map_err(maps::SERVICE_CONF))?;
+        for s in self.mh_slots.iter_mut() {
+            if *s == Some(*key) {
+                *s = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// The images of the configured services.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceImage> {
+        self.services.values()
+    }
+
+    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceImage> {
+        self.services.get(key)
+    }
+
+    /// Per-reason packet counts, summed over CPUs.
+    pub fn reasons(&self) -> Result<Vec<(Reason, u64)>, Error> {
+        Reason::ALL
+            .iter()
+            .map(|r| {
+                let v = self.m_reasons.get(&(*r as u32), 0).map_err(map_err(maps::REASONS))?;
+                Ok((*r, v.iter().sum()))
+            })
+            .collect()
+    }
+
+    pub fn reason(&self, r: Reason) -> Result<u64, Error> {
+        let v = self.m_reasons.get(&(r as u32), 0).map_err(map_err(maps::REASONS))?;
+        Ok(v.iter().sum())
+    }
+
+    fn sum(v: &[Counters]) -> Counters {
+        v.iter().fold(Counters::default(), |a, c| Counters {
+            packets: a.packets + c.packets,
+            bytes: a.bytes + c.bytes,
+            new_flows: a.new_flows + c.new_flows,
+            _pad: 0,
+        })
+    }
+
+    /// Counters of service `id`, summed over CPUs.
+    pub fn service_counters(&self, id: u32) -> Result<Counters, Error> {
+        let v = self.m_svc_stats.get(&id, 0).map_err(map_err(maps::SERVICE_STATS))?;
+        Ok(Self::sum(&v))
+    }
+
+    /// Counters of real server `slot` of service `id`, summed over CPUs.
+    pub fn real_counters(&self, id: u32, slot: u32) -> Result<Counters, Error> {
+        let v = self.m_real_stats.get(&(id * MAX_REALS + slot), 0).map_err(map_err(maps::REAL_STATS))?;
+        Ok(Self::sum(&v))
+    }
+
+    /// Active connections the kernel counts for real server `slot` of service `id`.
+    pub fn active_conns(&self, id: u32, slot: u32) -> Result<u64, Error> {
+        self.m_active.get(&(id * MAX_REALS + slot), 0).map_err(map_err(maps::REAL_ACTIVE))
+    }
+
+    /// Sets an active-connection count (for tests of lc/wlc and for the
+    /// control plane's periodic resync).
+    pub fn set_active_conns(&mut self, id: u32, slot: u32, n: u64) -> Result<(), Error> {
+        self.m_active.set(id * MAX_REALS + slot, n, 0).map_err(map_err(maps::REAL_ACTIVE))
+    }
+
+    /// Looks up one flow.
+    pub fn flow(&self, key: &FlowKey) -> Option<FlowValue> {
+        self.m_flows.get(key, 0).ok()
+    }
+
+    /// Every entry of the connection table.
+    pub fn flows(&self) -> Vec<(FlowKey, FlowValue)> {
+        self.m_flows.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Every entry of the NAT reverse table.
+    pub fn nat_reverse(&self) -> Vec<(FlowKey, NatReverse)> {
+        self.m_nat.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Kernel memory charged to the connection table (`memlock` of the
+    /// map, from /proc/self/fdinfo), in bytes.
+    pub fn flow_table_bytes(&self) -> Option<u64> {
+        let fd = self.m_flows.map().fd().as_fd().as_raw_fd();
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+        info.lines().find_map(|l| l.strip_prefix("memlock:").and_then(|v| v.trim().parse().ok()))
+    }
+
+    /// Runs the dispatcher once on `frame` (`BPF_PROG_TEST_RUN`).
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<RunResult, Error> {
+        self.run_prog(progs::DISPATCH, frame, 1)
+    }
+
+    fn run_prog(&mut self, name: &'static str, frame: &[u8], repeat: u32) -> Result<RunResult, Error> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let prog = self.xdp(name)?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        opts.repeat = repeat;
+        let r = prog.test_run(opts).map_err(|source| Error::Program { name, source })?;
+        out.truncate(r.data_size_out as usize);
+        Ok(RunResult { verdict: r.return_value, frame: out, duration_ns: r.duration.as_nanos() as u64 })
+    }
+
+    /// Benchmarks a program on `frame` through the restoring wrapper:
+    /// `repeat` iterations, each starting from the original frame. Returns
+    /// the verdict of the last iteration and the kernel's average ns/run.
+    pub fn bench_run(&mut self, target: BenchTarget, frame: &[u8], repeat: u32) -> Result<RunResult, Error> {
+        if frame.len() > BENCH_FRAME_MAX {
+            return Err(Error::BenchFrameTooLong(frame.len()));
+        }
+        let mut bf = BenchFrame { len: frame.len() as u32, _pad: 0, data: [0; BENCH_FRAME_MAX] };
+        bf.data[..frame.len()].copy_from_slice(frame);
+        self.m_bench_frame.set(0, bf, 0).map_err(map_err(maps::BENCH_FRAME))?;
+        let name = match target {
+            BenchTarget::Dispatch => progs::DISPATCH,
+            BenchTarget::TrivialTx => progs::TRIVIAL_TX,
+        };
+        let fd = self.xdp(name)?.fd().map_err(|source| Error::Program { name, source })?.try_clone();
+        let fd = fd.map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })?;
+        self.m_bench_target.set(0, &fd, 0).map_err(map_err(maps::BENCH_TARGET))?;
+        self.run_prog(progs::BENCH_RESTORE, frame, repeat)
+    }
+
+    /// Sum of all per-reason counters (to check a benchmark's path).
+    pub fn total_reasons(&self) -> Result<u64, Error> {
+        Ok(self.reasons()?.iter().map(|(_, n)| n).sum())
+    }
+}
+
+/// What [`Dataplane::bench_run`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchTarget {
+    Dispatch,
+    TrivialTx,
+}

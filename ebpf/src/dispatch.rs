@@ -20,21 +20,24 @@ use crate::{
 /// Entry point of `tandem_xdp`.
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
-    let pkt = match parse::parse(ctx) {
-        Ok(p) => p,
-        Err(reason) => {
-            count(reason);
-            return XDP_PASS;
-        }
+    let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
+        return XDP_PASS;
     };
+    // SAFETY: the per-CPU scratch value is ours for the duration of the run.
+    let pkt: &mut Pkt = unsafe { &mut *scratch };
+    if let Err(reason) = parse::parse(ctx, pkt) {
+        count(reason);
+        return XDP_PASS;
+    }
+    let pkt: &Pkt = pkt;
     let key = ServiceKey { addr: pkt.dst, port: pkt.dport, proto: pkt.proto, family: pkt.family };
     // SAFETY: the value is a plain u32 copied out at once.
     match unsafe { maps::SERVICES.get(&key) } {
         Some(id) => {
             let id = *id;
-            dispatch(ctx, &pkt, id)
+            dispatch(ctx, pkt, id)
         }
-        None => forward::reverse_nat(ctx.ctx, &pkt),
+        None => forward::reverse_nat(ctx.ctx, pkt),
     }
 }
 
@@ -42,6 +45,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
 struct KernelView {
     id: u32,
     mh_slot: u32,
+    least: *mut sched::LeastScratch,
 }
 
 impl SchedView for KernelView {
@@ -92,6 +96,10 @@ impl SchedView for KernelView {
             Some(s) => s.cursor,
             None => 0,
         }
+    }
+    #[inline(always)]
+    fn least_scratch(&self) -> *mut sched::LeastScratch {
+        self.least
     }
     #[inline(always)]
     fn set_cursor(&self, v: u32) {
@@ -173,42 +181,85 @@ fn dispatch(ctx: &XdpContext, pkt: &Pkt, id: u32) -> u32 {
         }
     }
 
-    let (real_idx, new_flow) = match existing {
-        Some(idx) => (idx, false),
+    match existing {
+        Some(idx) => forward::forward(ctx.ctx, pkt, svc, idx, false),
         None => {
             if pkt.proto == PROTO_TCP && !sched::tcp_opens_flow(pkt.tcp_flags) {
                 count(Reason::TcpNoFlow);
                 return XDP_PASS;
             }
-            let idx = schedule(svc, pkt);
-            if idx >= MAX_REALS {
-                count(Reason::NoReal);
-                return XDP_DROP;
+            // SAFETY: the scratch value belongs to this CPU for this run.
+            unsafe {
+                let p = pkt as *const Pkt as *mut Pkt;
+                (*p).service_id = id;
+                (*p).now = now;
+                let _ = maps::STAGES.tail_call(ctx, maps::STAGE_NEW_FLOW);
             }
-            let value = FlowValue {
-                last_seen_ns: now,
-                created_ns: now,
-                service_id: id,
-                real_idx: idx,
-                flags: FLOW_COUNTED,
-                _pad: 0,
-            };
-            if maps::FLOWS.insert(&fkey, &value, 0).is_ok() {
-                active_add(base + idx, 1);
-            } else {
-                count(Reason::FlowInsertFailed);
-            }
-            (idx, true)
+            // Only reached if the stage is not installed.
+            count(Reason::BadServiceConfig);
+            XDP_PASS
+        }
+    }
+}
+
+/// The new-flow stage (`tandem_new_flow`): schedules the flow that
+/// `dispatch` found no entry for, records it, and forwards the packet.
+#[inline(always)]
+pub fn new_flow(ctx: &XdpContext) -> u32 {
+    let Some(scratch) = maps::SCRATCH.get_ptr(0) else {
+        return XDP_PASS;
+    };
+    // SAFETY: written by dispatch on this CPU just before the tail call.
+    let pkt: &Pkt = unsafe { &*scratch };
+    let id = pkt.service_id;
+    if id >= MAX_SERVICES {
+        count(Reason::BadServiceConfig);
+        return XDP_PASS;
+    }
+    let svc: &Service = match maps::SERVICE_CONF.get(id) {
+        Some(s) if s.id == id && s.n_reals <= MAX_REALS => s,
+        _ => {
+            count(Reason::BadServiceConfig);
+            return XDP_PASS;
         }
     };
-    forward::forward(ctx.ctx, pkt, svc, real_idx, new_flow)
+    let idx = schedule(svc, pkt);
+    if idx >= MAX_REALS {
+        count(Reason::NoReal);
+        return XDP_DROP;
+    }
+    let fkey = FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport: pkt.sport,
+        dport: pkt.dport,
+        proto: pkt.proto,
+        _pad: [0; 3],
+    };
+    let value = FlowValue {
+        last_seen_ns: pkt.now,
+        created_ns: pkt.now,
+        service_id: id,
+        real_idx: idx,
+        flags: FLOW_COUNTED,
+        _pad: 0,
+    };
+    if maps::FLOWS.insert(&fkey, &value, 0).is_ok() {
+        active_add(id * MAX_REALS + idx, 1);
+    } else {
+        count(Reason::FlowInsertFailed);
+    }
+    forward::forward(ctx.ctx, pkt, svc, idx, true)
 }
 
 /// Runs the service's scheduler for a new flow; `u32::MAX` when no real
 /// server is available. A separate BPF function to keep the stack small.
 #[inline(never)]
 fn schedule(svc: &Service, pkt: &Pkt) -> u32 {
-    let view = KernelView { id: svc.id, mh_slot: svc.mh_slot };
+    let Some(least) = maps::LEAST_SCRATCH.get_ptr_mut(0) else {
+        return u32::MAX;
+    };
+    let view = KernelView { id: svc.id, mh_slot: svc.mh_slot, least };
     let addrs = FlowAddrs { src: &pkt.src, dst: &pkt.dst, sport: pkt.sport };
     match sched::schedule(&view, svc, addrs) {
         Some(i) => i,

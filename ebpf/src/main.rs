@@ -35,6 +35,12 @@ mod programs {
         crate::dispatch::run(&ctx)
     }
 
+    /// The new-flow stage of the dispatcher (tail-called from `tandem_xdp`).
+    #[xdp]
+    pub fn tandem_new_flow(ctx: XdpContext) -> u32 {
+        crate::dispatch::new_flow(&ctx)
+    }
+
     /// Passes everything: attached to the far end of a veth so that the
     /// kernel accepts XDP_TX/REDIRECT frames toward it.
     #[xdp]

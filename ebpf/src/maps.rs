@@ -8,6 +8,8 @@ use aya_ebpf::{
 };
 use tandem_common::*;
 
+use crate::parse::Pkt;
+
 #[map]
 pub static SERVICES: HashMap<ServiceKey, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
 #[map]
@@ -44,6 +46,18 @@ pub static REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(REASON_COUN
 pub static SERVICE_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_SERVICES, 0);
 #[map]
 pub static REAL_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX_REAL_SLOTS, 0);
+/// Later stages of the dispatcher, entered by tail call: `STAGE_NEW_FLOW`
+/// schedules a new flow. A separate program keeps the verifier's work
+/// linear: the schedulers' loops are verified once, not once per parse path.
+#[map]
+pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
+pub const STAGE_NEW_FLOW: u32 = 0;
+/// Per-CPU scratch of the least-connection schedulers.
+#[map]
+pub static LEAST_SCRATCH: PerCpuArray<tandem_common::sched::LeastScratch> = PerCpuArray::with_max_entries(1, 0);
+/// Per-CPU scratch space for the parsed packet (see `parse::Pkt`).
+#[map]
+pub static SCRATCH: PerCpuArray<Pkt> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static BENCH_FRAME: Array<BenchFrame> = Array::with_max_entries(1, 0);
 #[map]

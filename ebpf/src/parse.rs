@@ -13,7 +13,12 @@ const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 
-/// What dispatch needs to know of a parsed packet.
+/// What dispatch needs to know of a parsed packet. It lives in the
+/// per-CPU `maps::SCRATCH` map rather than on the stack: values read back
+/// from map memory are not tracked precisely by the verifier, so the many
+/// parse paths (IPv4/IPv6, VLAN, UDP/TCP) converge to one verifier state
+/// before scheduling instead of multiplying its work.
+#[repr(C)]
 pub struct Pkt {
     /// Offset of the IP header.
     pub l3: usize,
@@ -28,6 +33,9 @@ pub struct Pkt {
     pub dport: u16,
     /// TCP flags byte (0 for UDP).
     pub tcp_flags: u8,
+    /// Set by dispatch before the new-flow stage: the service id and the time.
+    pub service_id: u32,
+    pub now: u64,
 }
 
 /// A pointer to a `T` at `offset` in the frame, or `None` if the frame is
@@ -57,9 +65,15 @@ fn read_u8(ctx: &XdpContext, offset: usize) -> Option<u8> {
     Some(unsafe { *p })
 }
 
-/// Parses the frame up to the transport ports.
+/// Parses the frame up to the transport ports into `out`.
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Result<Pkt, Reason> {
+pub fn parse(ctx: &XdpContext, out: &mut Pkt) -> Result<(), Reason> {
+    *out = parse_frame(ctx)?;
+    Ok(())
+}
+
+#[inline(always)]
+fn parse_frame(ctx: &XdpContext) -> Result<Pkt, Reason> {
     let frame_len = ctx.data_end() - ctx.data();
     let mut proto = read_u16(ctx, 12).ok_or(Reason::TruncatedEth)?;
     let mut l3 = ETH_HLEN;
@@ -178,5 +192,5 @@ fn parse_l4(
             return Err(Reason::BadTcpHeader);
         }
     }
-    Ok(Pkt { l3, l4, family, proto, src, dst, sport, dport, tcp_flags })
+    Ok(Pkt { l3, l4, family, proto, src, dst, sport, dport, tcp_flags, service_id: 0, now: 0 })
 }

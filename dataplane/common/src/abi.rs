@@ -37,7 +37,8 @@ pub const FAMILY_V6: u8 = 6;
 
 /// Schedulers, numbered as stored in [`Service::scheduler`].
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "lowercase"))]
 pub enum Scheduler {
     /// Round robin over available real servers.
     Rr = 0,
@@ -105,7 +106,8 @@ impl Scheduler {
 
 /// Forwarding methods, as stored in [`Service::forward`].
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "lowercase"))]
 pub enum Forward {
     /// Direct routing: rewrite the MAC addresses only; the real server
     /// holds the VIP on its loopback and answers the client directly.
@@ -473,12 +475,15 @@ pub mod maps {
     pub const REAL_STATS: &str = "REAL_STATS";
     pub const BENCH_FRAME: &str = "BENCH_FRAME";
     pub const BENCH_TARGET: &str = "BENCH_TARGET";
+    pub const STAGES: &str = "STAGES";
 }
 
 /// Program names in the object file.
 pub mod progs {
     /// The dispatcher attached to interfaces.
     pub const DISPATCH: &str = "tandem_xdp";
+    /// The dispatcher's new-flow stage, entered by tail call (`STAGES[0]`).
+    pub const NEW_FLOW: &str = "tandem_new_flow";
     /// XDP_PASS, for the far end of veths that receive XDP_TX/REDIRECT.
     pub const PASS: &str = "tandem_pass";
     /// Benchmark floor: XDP_TX on the same packet.

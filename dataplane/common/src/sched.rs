@@ -24,6 +24,21 @@ pub trait SchedView {
     /// rr: last slot picked; wrr: position in the sequence.
     fn cursor(&self) -> u32;
     fn set_cursor(&self, v: u32);
+    /// Scratch memory for the least-connection family's running best. In
+    /// the kernel it is a per-CPU map value: the verifier does not track
+    /// values stored there, so each loop iteration is one state rather
+    /// than one per candidate seen so far.
+    fn least_scratch(&self) -> *mut LeastScratch;
+}
+
+/// Running best of lc/wlc/sed/nq (see [`SchedView::least_scratch`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LeastScratch {
+    pub best: u32,
+    pub _pad: u32,
+    pub best_oh: u64,
+    pub best_w: u64,
 }
 
 /// The addresses a new flow is scheduled on.
@@ -110,10 +125,8 @@ fn wrr<V: SchedView>(view: &V, len: u32) -> Option<u32> {
     if len == 0 || len > WRR_SEQ_MAX {
         return None;
     }
-    let mut pos = view.cursor();
-    if pos >= len {
-        pos = 0;
-    }
+    let nz = core::num::NonZeroU32::new(len)?;
+    let mut pos = view.cursor() % nz;
     let mut k = 0;
     while k < MAX_REALS {
         if let Some(idx) = view.wrr_entry(pos) {
@@ -143,9 +156,14 @@ enum Least {
 /// Ties go to the lowest slot, as IPVS's list walk does.
 #[inline(always)]
 fn least<V: SchedView>(view: &V, n: u32, kind: Least) -> Option<u32> {
-    let mut best: u32 = u32::MAX;
-    let mut best_oh: u64 = 0;
-    let mut best_w: u64 = 0;
+    let st = view.least_scratch();
+    // SAFETY: the view hands out memory valid for the whole call and used
+    // by nothing else meanwhile (per-CPU in the kernel).
+    unsafe {
+        (*st).best = u32::MAX;
+        (*st).best_oh = 0;
+        (*st).best_w = 0;
+    }
     let mut i = 0;
     while i < MAX_REALS {
         if i >= n {
@@ -163,21 +181,26 @@ fn least<V: SchedView>(view: &V, n: u32, kind: Least) -> Option<u32> {
                 Least::Lc | Least::Wlc => a,
                 Least::Sed | Least::Nq => a + 1,
             };
-            let better = if best == u32::MAX {
-                true
-            } else if kind == Least::Lc {
-                oh < best_oh
-            } else {
-                oh * best_w < best_oh * w
-            };
-            if better {
-                best = i;
-                best_oh = oh;
-                best_w = w;
+            // SAFETY: as above.
+            unsafe {
+                let better = if (*st).best == u32::MAX {
+                    true
+                } else if kind == Least::Lc {
+                    oh < (*st).best_oh
+                } else {
+                    oh * (*st).best_w < (*st).best_oh * w
+                };
+                if better {
+                    (*st).best = i;
+                    (*st).best_oh = oh;
+                    (*st).best_w = w;
+                }
             }
         }
         i += 1;
     }
+    // SAFETY: as above.
+    let best = unsafe { (*st).best };
     if best == u32::MAX { None } else { Some(best) }
 }
 
@@ -191,7 +214,9 @@ enum Table {
 /// available one within `FALLBACK_PROBES` entries.
 #[inline(always)]
 fn hashed<V: SchedView>(view: &V, table: Table, len: u32, h: u32, fallback: bool) -> Option<u32> {
-    let mut pos = h % len;
+    // Division by a NonZeroU32 cannot panic: no panic path in the kernel program.
+    let nz = core::num::NonZeroU32::new(len)?;
+    let mut pos = h % nz;
     let mut k = 0;
     while k <= FALLBACK_PROBES {
         let idx = match table {
