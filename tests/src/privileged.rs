@@ -2,6 +2,7 @@
 //! and never skip silently where skipping is forbidden (CI as root sets
 //! `TANDEM_REQUIRE_PRIVILEGED=1`).
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -17,7 +18,9 @@ pub fn require_privileged(test_name: &str) -> bool {
     if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
         panic!("{test_name}: {reason}, and {REQUIRE_ENV}=1 forbids skipping it");
     }
-    eprintln!("SKIP {test_name}: {reason}");
+    // Straight to fd 2, not through eprintln!: libtest captures the macros'
+    // output of passing tests, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIP {test_name}: {reason}");
     false
 }
 
