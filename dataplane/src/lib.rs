@@ -504,6 +504,53 @@ impl Dataplane {
         self.run_prog(progs::BENCH_RESTORE, frame, repeat)
     }
 
+    /// Empties the connection and NAT reverse tables and zeroes the
+    /// active-connection counts (tests; an operator's `flush`).
+    pub fn clear_flows(&mut self) -> Result<(), Error> {
+        let keys: Vec<FlowKey> = self.m_flows.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = self.m_flows.remove(&k);
+        }
+        let keys: Vec<FlowKey> = self.m_nat.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = self.m_nat.remove(&k);
+        }
+        for slot in 0..MAX_REAL_SLOTS {
+            self.m_active.set(slot, 0, 0).map_err(map_err(maps::REAL_ACTIVE))?;
+        }
+        Ok(())
+    }
+
+    /// Zeroes every counter (reasons, services, real servers).
+    pub fn reset_counters(&mut self) -> Result<(), Error> {
+        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Map {
+            name: maps::REASONS,
+            source: aya::maps::MapError::IoError(e),
+        })?;
+        for r in 0..REASON_COUNT {
+            let v = aya::maps::PerCpuValues::try_from(vec![0u64; n]).map_err(|e| Error::Map { name: maps::REASONS, source: e.into() })?;
+            self.m_reasons.set(r, v, 0).map_err(map_err(maps::REASONS))?;
+        }
+        for i in 0..MAX_SERVICES {
+            let v = aya::maps::PerCpuValues::try_from(vec![Counters::default(); n]).map_err(|e| Error::Map { name: maps::SERVICE_STATS, source: e.into() })?;
+            self.m_svc_stats.set(i, v, 0).map_err(map_err(maps::SERVICE_STATS))?;
+        }
+        for i in 0..MAX_REAL_SLOTS {
+            let v = aya::maps::PerCpuValues::try_from(vec![Counters::default(); n]).map_err(|e| Error::Map { name: maps::REAL_STATS, source: e.into() })?;
+            self.m_real_stats.set(i, v, 0).map_err(map_err(maps::REAL_STATS))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every service (tests).
+    pub fn remove_all_services(&mut self) -> Result<(), Error> {
+        let keys: Vec<ServiceKey> = self.services.keys().copied().collect();
+        for k in keys {
+            self.remove_service(&k)?;
+        }
+        Ok(())
+    }
+
     /// Sum of all per-reason counters (to check a benchmark's path).
     pub fn total_reasons(&self) -> Result<u64, Error> {
         Ok(self.reasons()?.iter().map(|(_, n)| n).sum())

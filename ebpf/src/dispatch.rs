@@ -29,7 +29,6 @@ pub fn run(ctx: &XdpContext) -> u32 {
         count(reason);
         return XDP_PASS;
     }
-    let pkt: &Pkt = pkt;
     let key = ServiceKey { addr: pkt.dst, port: pkt.dport, proto: pkt.proto, family: pkt.family };
     // SAFETY: the value is a plain u32 copied out at once.
     match unsafe { maps::SERVICES.get(&key) } {
@@ -122,7 +121,7 @@ fn active_add(slot: u32, delta: u64) {
 }
 
 #[inline(always)]
-fn dispatch(ctx: &XdpContext, pkt: &Pkt, id: u32) -> u32 {
+fn dispatch(ctx: &XdpContext, pkt: &mut Pkt, id: u32) -> u32 {
     if id >= MAX_SERVICES {
         count(Reason::BadServiceConfig);
         return XDP_PASS;
@@ -188,11 +187,12 @@ fn dispatch(ctx: &XdpContext, pkt: &Pkt, id: u32) -> u32 {
                 count(Reason::TcpNoFlow);
                 return XDP_PASS;
             }
-            // SAFETY: the scratch value belongs to this CPU for this run.
+            pkt.service_id = id;
+            pkt.now = now;
+            // Make sure the stores reach the map before the tail call.
+            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+            // SAFETY: tail_call only returns if the stage is missing.
             unsafe {
-                let p = pkt as *const Pkt as *mut Pkt;
-                (*p).service_id = id;
-                (*p).now = now;
                 let _ = maps::STAGES.tail_call(ctx, maps::STAGE_NEW_FLOW);
             }
             // Only reached if the stage is not installed.
