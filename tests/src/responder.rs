@@ -185,6 +185,9 @@ fn serve_udp(sock: &UdpSocket, name: &str, ns: &str, stop: &AtomicBool, served: 
         let Some(from) = from else { continue };
         let out = reply(name, &buf[..len]);
         let iov = [IoSlice::new(&out)];
+        // Counted before the reply leaves, so a client that has its reply
+        // already sees the count.
+        served.fetch_add(1, Ordering::Relaxed);
         let sent = match to {
             Some(pi) => {
                 // Answer from the address the request was for (the VIP in DR mode).
@@ -193,11 +196,9 @@ fn serve_udp(sock: &UdpSocket, name: &str, ns: &str, stop: &AtomicBool, served: 
             }
             None => sendmsg(sock.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&from)),
         };
-        match sent {
-            Ok(_) => {
-                served.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(e) => eprintln!("responder {name} in {ns}: reply to {from}: {e}"),
+        if let Err(e) = sent {
+            served.fetch_sub(1, Ordering::Relaxed);
+            eprintln!("responder {name} in {ns}: reply to {from}: {e}");
         }
     }
 }
@@ -221,12 +222,11 @@ pub fn spawn_tcp_responder(ns: &str, name: &str, port: u16) -> Result<Responder,
             let deadline = Instant::now() + MAX_LIFETIME;
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 match listener.accept() {
-                    Ok((stream, peer)) => match serve_tcp(stream, name) {
-                        Ok(()) => {
-                            served.fetch_add(1, Ordering::Relaxed);
+                    Ok((stream, peer)) => {
+                        if let Err(e) = serve_tcp(stream, name, served) {
+                            eprintln!("responder {name} in {ns_owned}: connection from {peer}: {e}");
                         }
-                        Err(e) => eprintln!("responder {name} in {ns_owned}: connection from {peer}: {e}"),
-                    },
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
                     Err(e) => {
                         eprintln!("responder {name} in {ns_owned}: accept: {e}");
@@ -238,7 +238,9 @@ pub fn spawn_tcp_responder(ns: &str, name: &str, port: u16) -> Result<Responder,
     )
 }
 
-fn serve_tcp(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
+/// Reads one request, answers it, counts it, and closes (in that order, so a
+/// client that saw the connection close also sees the count).
+fn serve_tcp(mut stream: TcpStream, name: &str, served: &AtomicU64) -> std::io::Result<()> {
     use std::io::ErrorKind::{Interrupted, TimedOut, WouldBlock};
     stream.set_nonblocking(false)?;
     stream.set_write_timeout(Some(TCP_CONN_LIMIT))?;
@@ -267,5 +269,6 @@ fn serve_tcp(mut stream: TcpStream, name: &str) -> std::io::Result<()> {
     }
     stream.write_all(&reply(name, &request))?;
     stream.flush()?;
+    served.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
