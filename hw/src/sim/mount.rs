@@ -1,0 +1,215 @@
+//! Mounting a simulated card, and getting rid of the mount again.
+//!
+//! This module owns the lifetime of one FUSE mount: [`MountedCard`] mounts
+//! the card's filesystem on a directory (as root, directly with mount(2), no
+//! libfuse), serves it from a background thread, and unmounts it when it is
+//! dropped — also while a test unwinds from a panic. Unmounting never waits
+//! without bound: a busy mount is detached lazily, and the serving thread is
+//! given a deadline to finish.
+//!
+//! It only ever unmounts the directory it mounted, or (in
+//! [`clean_stale_mount`]) a mount on the caller's own mount point whose
+//! server is gone.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+use nix::errno::Errno;
+use nix::mount::{MntFlags, umount2};
+
+use super::fs::{CardFs, SharedWorld};
+
+/// How long an unmount waits for the serving thread to finish.
+const UNMOUNT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Mount options for a simulated card.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Let users other than the mounting one open the files (`allow_other`).
+    pub allow_other: bool,
+}
+
+/// Mounting or unmounting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{}: cannot mount card {card}: {source}", path.display())]
+    Mount {
+        path: PathBuf,
+        card: usize,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: cannot unmount: {errno}", path.display())]
+    Unmount { path: PathBuf, errno: Errno },
+    #[error("{}: the FUSE server thread did not stop within {:?}", path.display(), UNMOUNT_DEADLINE)]
+    Stuck { path: PathBuf },
+}
+
+/// One card's filesystem, mounted and served until dropped.
+#[derive(Debug)]
+pub struct MountedCard {
+    path: PathBuf,
+    card: usize,
+    session: Option<BackgroundSession>,
+}
+
+impl MountedCard {
+    pub(crate) fn mount(world: SharedWorld, card: usize, path: &Path, options: MountOptions) -> Result<MountedCard, MountError> {
+        let path = path.to_owned();
+        let mut config = Config::default();
+        config.mount_options = vec![
+            MountOption::FSName(format!("tandem-cardsim{card}")),
+            MountOption::Subtype("tandem-cardsim".into()),
+            MountOption::NoExec,
+            MountOption::NoAtime,
+        ];
+        config.acl = if options.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
+        let fs = CardFs::new(world, card);
+        let session = fuser::spawn_mount(fs, &path, &config).map_err(|source| MountError::Mount {
+            path: path.clone(),
+            card,
+            source,
+        })?;
+        tracing::info!(card, path = %path.display(), "card mounted");
+        Ok(MountedCard {
+            path,
+            card,
+            session: Some(session),
+        })
+    }
+
+    /// The mount point: the card's device root (`ctl`, `channel`, `chan/`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Which simulated card this mount serves.
+    pub fn card(&self) -> usize {
+        self.card
+    }
+
+    /// Unmount now and report how it went (dropping does the same, silently).
+    pub fn unmount(mut self) -> Result<(), MountError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), MountError> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        // A plain unmount works when no file is open; otherwise detach lazily,
+        // and the kernel ends the connection when the last file closes.
+        let unmounted = match umount2(&self.path, MntFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(Errno::EBUSY) => umount2(&self.path, MntFlags::MNT_DETACH),
+            // Already gone (unmounted by someone, or the server died).
+            Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(errno) = unmounted {
+            // Dropping the session still tries its own unmount.
+            drop(session);
+            return Err(MountError::Unmount {
+                path: self.path.clone(),
+                errno,
+            });
+        }
+        let deadline = Instant::now() + UNMOUNT_DEADLINE;
+        while !session.guard.is_finished() {
+            if Instant::now() >= deadline {
+                // Leave the thread to the process; it ends with the connection.
+                tracing::warn!(path = %self.path.display(), "FUSE server thread still running after unmount");
+                drop(session);
+                return Err(MountError::Stuck {
+                    path: self.path.clone(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Err(e) = session.join() {
+            tracing::warn!(path = %self.path.display(), error = %e, "FUSE server ended with an error");
+        }
+        tracing::info!(card = self.card, path = %self.path.display(), "card unmounted");
+        Ok(())
+    }
+}
+
+impl Drop for MountedCard {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(error = %e, "unmount on drop");
+        }
+    }
+}
+
+/// If `path` is a FUSE mount whose server is gone (`ENOTCONN`), detach it.
+/// Returns whether it did. Anything else at `path` is left alone.
+pub fn clean_stale_mount(path: &Path) -> Result<bool, MountError> {
+    match std::fs::metadata(path) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            umount2(path, MntFlags::MNT_DETACH).map_err(|errno| MountError::Unmount {
+                path: path.to_owned(),
+                errno,
+            })?;
+            tracing::info!(path = %path.display(), "stale mount detached");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Whether `path` is a mount point in this process's mount namespace.
+pub fn is_mount_point(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let Some(wanted) = path.to_str() else {
+        return false;
+    };
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|mount_point| unescape_mountinfo(mount_point) == wanted)
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(value);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo("/tmp/a\\040b"), "/tmp/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/trailing\\04"), "/trailing\\04");
+    }
+
+    #[test]
+    fn root_is_a_mount_point_and_a_fresh_name_is_not() {
+        assert!(is_mount_point(Path::new("/")));
+        assert!(!is_mount_point(Path::new("/nonexistent/tandem-cardsim")));
+    }
+}
