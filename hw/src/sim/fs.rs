@@ -9,6 +9,9 @@
 //!
 //! It holds no simulated state of its own beyond which channel each open
 //! file is bound to, and it never blocks: every request is answered at once.
+//! Errnos are DAHDI's; note that the FUSE kernel side turns a server's
+//! `ENOSYS` into `ENOTTY`, so callers of the mount see `ENOTTY` where a real
+//! card says `ENOSYS` (unknown maintenance command, unbound `channel` file).
 //! Files are opened with `FOPEN_NOFLUSH`, so closing one never waits on this
 //! server (a process that serves and uses the mount would otherwise hang on exit).
 

@@ -1,0 +1,713 @@
+//! Real ioctl syscalls against the card simulator mounted over FUSE.
+//!
+//! Every test here needs root and /dev/fuse (their names start with `fuse_`).
+//! Without them a test prints `SKIP <name>: <reason>` and returns, unless
+//! `TANDEM_REQUIRE_PRIVILEGED=1` is set, in which case it fails. Each test
+//! mounts its own cards in its own temporary directory; the mounts are RAII
+//! guards, so they are unmounted at the end of the test, also on a panic.
+//! Every wait is bounded by a timeout.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use tandem_hw::abi;
+use tandem_hw::device::{
+    Alarms, Channel, ChannelConfig, Control, Event, Hook, LineConfig, MaintCommand, measure_get_params,
+};
+use tandem_hw::sim::{
+    self, CallState, MountOptions, MountedCard, SimConfig, Simulator, clean_stale_mount, is_mount_point,
+};
+
+const WAIT: Duration = Duration::from_secs(5);
+const QUIET: Duration = Duration::from_millis(50);
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// True if this process may mount FUSE filesystems. Otherwise prints
+/// `SKIP <test>: <reason>` (or panics under TANDEM_REQUIRE_PRIVILEGED=1).
+fn privileged(test: &str) -> bool {
+    let reason = if !nix::unistd::geteuid().is_root() {
+        "needs root to mount FUSE filesystems"
+    } else if !Path::new("/dev/fuse").exists() {
+        "needs /dev/fuse"
+    } else {
+        return true;
+    };
+    if std::env::var("TANDEM_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {
+        panic!("{test}: {reason}, and TANDEM_REQUIRE_PRIVILEGED=1 forbids skipping it");
+    }
+    // Straight to fd 2: libtest captures eprintln! of passing tests.
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {reason}");
+    false
+}
+
+/// A temporary directory, removed on drop (only once nothing is mounted on it).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let template = std::env::temp_dir().join(format!("tandem-hw-{tag}-XXXXXX"));
+        TempDir(nix::unistd::mkdtemp(&template).expect("mkdtemp"))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn subdir(&self, name: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir(&path).expect("create mount point");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.0) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if is_mount_point(&path) {
+                // Never remove anything under a live mount.
+                return;
+            }
+            let _ = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// Simulated cards, each mounted in its own directory. Fields drop in order:
+/// mounts first, then the directory.
+struct Rig {
+    cards: Vec<MountedCard>,
+    sim: Simulator,
+    _dir: TempDir,
+}
+
+impl Rig {
+    fn new(tag: &str, config: SimConfig) -> Rig {
+        let dir = TempDir::new(tag);
+        let sim = Simulator::new(config.clone()).expect("simulator config");
+        let cards = (0..config.cards)
+            .map(|card| {
+                let root = dir.subdir(&format!("card{card}"));
+                sim.mount(card, &root, MountOptions::default()).expect("mount card")
+            })
+            .collect();
+        Rig { cards, sim, _dir: dir }
+    }
+
+    fn one_card(tag: &str, spans: usize, channels: usize) -> Rig {
+        Rig::new(
+            tag,
+            SimConfig {
+                cards: 1,
+                spans,
+                channels,
+                ..SimConfig::default()
+            },
+        )
+    }
+
+    fn root(&self, card: usize) -> &Path {
+        self.cards[card].path()
+    }
+
+    fn control(&self, card: usize) -> Control {
+        Control::open(self.root(card)).expect("open ctl")
+    }
+}
+
+/// Take every queued event without waiting.
+fn drain(channel: &Channel) -> Vec<Event> {
+    let mut events = Vec::new();
+    while let Some(event) = channel.event().expect("DAHDI_GETEVENT") {
+        events.push(event);
+    }
+    events
+}
+
+fn expect_event(channel: &Channel, want: Event) {
+    let got = channel.wait_event(WAIT).expect("wait for event");
+    assert_eq!(got, Some(want), "{}", channel.path().display());
+}
+
+fn ioctl_errno(result: Result<impl std::fmt::Debug, tandem_hw::Error>, ioctl: &str) -> Errno {
+    let err = result.expect_err("the ioctl should fail");
+    let text = err.to_string();
+    assert!(text.contains(ioctl), "error names the ioctl: {text}");
+    err.errno().unwrap_or_else(|| panic!("no errno in {text}"))
+}
+
+// ---------------------------------------------------------------------------
+// Round trips
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fuse_control_ioctls_round_trip() {
+    if !privileged("fuse_control_ioctls_round_trip") {
+        return;
+    }
+    let rig = Rig::one_card("ctl", 2, 4);
+    let ctl = rig.control(0);
+
+    let version = ctl.version().expect("DAHDI_GETVERSION");
+    assert!(version.version.starts_with("tandem-cardsim "), "{version:?}");
+
+    let spans = ctl.spans().expect("all spans");
+    assert_eq!(spans.len(), 2);
+    let status = &spans[1];
+    assert_eq!(status.span, 2);
+    assert_eq!(status.name, "CARDSIM/0/2");
+    assert_eq!(status.span_type, "E1");
+    assert_eq!((status.total_channels, status.configured_channels, status.total_spans), (4, 4, 2));
+    assert_eq!(status.alarms, Alarms::NOTOPEN, "a span starts shut down");
+
+    ctl.configure_span(1, &LineConfig::E1_CCS_HDB3_CRC4).expect("DAHDI_SPANCONFIG");
+    let span = ctl.span(1);
+    span.startup().expect("DAHDI_STARTUP");
+    let status = span.status().expect("DAHDI_SPANSTAT");
+    assert!(status.alarms.is_clear(), "started span is alarm-free: {}", status.alarms);
+    assert_eq!(status.line_config, LineConfig::E1_CCS_HDB3_CRC4.line_config);
+    assert_eq!(status.sync_source, 1);
+
+    span.maint(MaintCommand::LocalLoop).expect("DAHDI_MAINT local loop");
+    assert!(span.status().expect("spanstat").alarms.contains(Alarms::LOOPBACK));
+    span.maint(MaintCommand::AlarmSim).expect("DAHDI_MAINT alarm sim");
+    assert!(span.status().expect("spanstat").alarms.contains(Alarms::RED | Alarms::LOS));
+    span.maint(MaintCommand::CrcDefect).expect("DAHDI_MAINT crc defect");
+    assert_eq!(span.status().expect("spanstat").crc4_count, 1);
+    span.maint(MaintCommand::ResetCounters).expect("DAHDI_MAINT reset counters");
+    span.maint(MaintCommand::None).expect("DAHDI_MAINT none");
+    let status = span.status().expect("spanstat");
+    assert!(status.alarms.is_clear(), "{}", status.alarms);
+    assert_eq!(status.crc4_count, 0);
+
+    // CHANCONFIG through ctl, seen by GET_PARAMS through ctl (channel 6 = span 2, position 2).
+    ctl.configure_channel(&ChannelConfig {
+        channel: 6,
+        signalling: abi::DAHDI_SIG_FXOKS,
+        law: abi::DAHDI_LAW_MULAW,
+        idle_bits: 0,
+    })
+    .expect("DAHDI_CHANCONFIG");
+    let params = ctl.channel_params(6).expect("DAHDI_GET_PARAMS on ctl");
+    assert_eq!((params.channo, params.spanno, params.chanpos), (6, 2, 2));
+    assert_eq!(params.sigtype, abi::DAHDI_SIG_FXOKS);
+    assert_eq!(params.curlaw, abi::DAHDI_LAW_MULAW);
+    assert_eq!(abi::c_string(&params.name), "CARDSIM/0/2/2");
+
+    span.shutdown().expect("DAHDI_SHUTDOWN");
+    let status = span.status().expect("spanstat");
+    assert_eq!(status.alarms, Alarms::NOTOPEN);
+    assert_eq!(status.configured_channels, 0, "shutdown unconfigures the channels");
+}
+
+#[test]
+fn fuse_channel_ioctls_round_trip() {
+    if !privileged("fuse_channel_ioctls_round_trip") {
+        return;
+    }
+    let rig = Rig::one_card("chan", 2, 4);
+    let ctl = rig.control(0);
+    ctl.startup(2).expect("startup");
+
+    // Through chan/002/003 ...
+    let by_path = ctl.span(2).channel(3).expect("open chan/002/003");
+    assert!(by_path.path().ends_with("chan/002/003"));
+    assert_eq!(by_path.number().expect("DAHDI_CHANNO"), 7);
+    let mut params = by_path.params().expect("DAHDI_GET_PARAMS");
+    assert_eq!((params.channo, params.spanno, params.chanpos), (7, 2, 3));
+    assert_eq!(params.sigtype, abi::DAHDI_SIG_FXSKS);
+    assert_eq!(params.rxisoffhook, 0);
+    assert_eq!(params.chan_alarms, 0);
+
+    params.debouncetime = 600;
+    params.winktime = 150;
+    by_path.set_params(&params).expect("DAHDI_SET_PARAMS");
+    // ... and through `channel` + DAHDI_SPECIFY, the same channel.
+    let by_number = Channel::open_by_number(rig.root(0), 7).expect("channel + DAHDI_SPECIFY");
+    let again = by_number.params().expect("DAHDI_GET_PARAMS");
+    assert_eq!((again.debouncetime, again.winktime), (600, 150));
+    assert_eq!(by_number.span_status().expect("DAHDI_SPANSTAT via channel").span, 2);
+    assert_eq!(by_number.buffer_info().expect("DAHDI_GET_BUFINFO").numbufs, 2);
+
+    assert_eq!(drain(&by_path), vec![Event::NoAlarm], "startup cleared NOTOPEN");
+    assert_eq!(by_path.event().expect("DAHDI_GETEVENT"), None);
+    by_path.hook(Hook::OffHook).expect("DAHDI_HOOK offhook");
+    assert_eq!(by_path.params().expect("params").txhooksig, abi::DAHDI_TXSIG_OFFHOOK);
+    by_path.hook(Hook::Flash).expect("DAHDI_HOOK flash");
+    expect_event(&by_path, Event::HookComplete);
+    by_path.hook(Hook::OnHook).expect("DAHDI_HOOK onhook");
+    by_path.hook(Hook::Wink).expect("DAHDI_HOOK wink");
+    expect_event(&by_path, Event::HookComplete);
+    assert_eq!(by_path.wait_event(QUIET).expect("quiet"), None);
+}
+
+// ---------------------------------------------------------------------------
+// Calls and events
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fuse_incoming_call_raises_pollpri_events() {
+    if !privileged("fuse_incoming_call_raises_pollpri_events") {
+        return;
+    }
+    let rig = Rig::one_card("incoming", 1, 4);
+    let ctl = rig.control(0);
+    ctl.startup(1).expect("startup");
+    let channel = ctl.span(1).channel(2).expect("open channel");
+    drain(&channel);
+
+    // The far end rings while this thread sleeps in poll(POLLPRI).
+    let sim = rig.sim.clone();
+    let ringer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        sim.ring(0, 1, 2)
+    });
+    let started = Instant::now();
+    let event = channel.wait_event(WAIT).expect("wait for ring");
+    let waited = started.elapsed();
+    ringer.join().expect("ringer thread").expect("ring");
+    assert_eq!(event, Some(Event::RingOffHook));
+    assert!(waited < WAIT / 2, "woken by POLLPRI, not by the timeout ({waited:?})");
+    assert_eq!(channel.params().expect("params").rxisoffhook, 1);
+    assert_eq!(rig.sim.call(0, 1, 2), Ok(CallState::Ringing));
+
+    channel.hook(Hook::OffHook).expect("answer");
+    assert_eq!(rig.sim.call(0, 1, 2), Ok(CallState::Answered));
+    channel.hook(Hook::Flash).expect("hold");
+    expect_event(&channel, Event::HookComplete);
+    assert_eq!(rig.sim.call(0, 1, 2), Ok(CallState::OnHold));
+    channel.hook(Hook::Flash).expect("unhold");
+    expect_event(&channel, Event::HookComplete);
+
+    rig.sim.hangup(0, 1, 2).expect("far-end hangup");
+    expect_event(&channel, Event::OnHook);
+    assert_eq!(rig.sim.call(0, 1, 2), Ok(CallState::HungUp));
+    channel.hook(Hook::OnHook).expect("hang up");
+    assert_eq!(rig.sim.call(0, 1, 2), Ok(CallState::Idle));
+    assert_eq!(channel.wait_event(QUIET).expect("quiet"), None);
+}
+
+#[test]
+fn fuse_outgoing_call_events() {
+    if !privileged("fuse_outgoing_call_events") {
+        return;
+    }
+    let rig = Rig::one_card("outgoing", 1, 2);
+    let ctl = rig.control(0);
+    ctl.startup(1).expect("startup");
+    let channel = Channel::open_by_number(rig.root(0), 1).expect("open channel 1");
+    drain(&channel);
+
+    channel.hook(Hook::Ring).expect("ring the far end");
+    expect_event(&channel, Event::RingerOn);
+    assert_eq!(rig.sim.call(0, 1, 1), Ok(CallState::Alerting));
+    assert_eq!(ioctl_errno(channel.hook(Hook::Ring), "DAHDI_HOOK"), Errno::EBUSY);
+    rig.sim.answer(0, 1, 1).expect("far end answers");
+    expect_event(&channel, Event::RingOffHook);
+    assert_eq!(rig.sim.call(0, 1, 1), Ok(CallState::Answered));
+    channel.hook(Hook::OnHook).expect("hang up");
+    assert_eq!(rig.sim.call(0, 1, 1), Ok(CallState::Idle));
+
+    channel.hook(Hook::Ring).expect("ring again");
+    expect_event(&channel, Event::RingerOn);
+    channel.hook(Hook::RingOff).expect("stop ringing");
+    expect_event(&channel, Event::RingerOff);
+    assert_eq!(rig.sim.call(0, 1, 1), Ok(CallState::Idle));
+}
+
+#[test]
+fn fuse_alarms_raise_and_clear_events() {
+    if !privileged("fuse_alarms_raise_and_clear_events") {
+        return;
+    }
+    let rig = Rig::one_card("alarms", 1, 2);
+    let ctl = rig.control(0);
+    ctl.startup(1).expect("startup");
+    let channel = ctl.span(1).channel(1).expect("open");
+    drain(&channel);
+
+    rig.sim.inject_alarms(0, 1, Alarms::RED | Alarms::LOS).expect("inject");
+    expect_event(&channel, Event::Alarm);
+    assert_eq!(ctl.span_status(1).expect("spanstat").alarms, Alarms::RED | Alarms::LOS);
+    assert_eq!(channel.params().expect("params").chan_alarms, (Alarms::RED | Alarms::LOS).0);
+    rig.sim.inject_alarms(0, 1, Alarms::NONE).expect("clear");
+    expect_event(&channel, Event::NoAlarm);
+
+    ctl.maint(1, MaintCommand::AlarmSim).expect("DAHDI_MAINT_ALARM_SIM");
+    expect_event(&channel, Event::Alarm);
+    ctl.maint(1, MaintCommand::None).expect("DAHDI_MAINT_NONE");
+    expect_event(&channel, Event::NoAlarm);
+
+    // The control protocol reaches the same model.
+    assert_eq!(rig.sim.execute("cut 0 1"), "ok");
+    expect_event(&channel, Event::Alarm);
+    assert!(rig.sim.execute("status 0").contains("alarms=RED|LOS"));
+    assert_eq!(rig.sim.execute("restore 0 1"), "ok");
+    expect_event(&channel, Event::NoAlarm);
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fuse_bad_arguments_give_clear_errors() {
+    if !privileged("fuse_bad_arguments_give_clear_errors") {
+        return;
+    }
+    let rig = Rig::one_card("errors", 2, 4);
+    let ctl = rig.control(0);
+
+    // Span numbers out of range.
+    let err = ctl.span_status(3).expect_err("span 3 of 2");
+    let text = err.to_string();
+    assert!(text.contains(&rig.root(0).join("ctl").display().to_string()), "names the path: {text}");
+    assert!(text.contains("DAHDI_SPANSTAT") && text.contains("EINVAL"), "{text}");
+    assert_eq!(ioctl_errno(ctl.span_status(0), "DAHDI_SPANSTAT"), Errno::EINVAL);
+    assert_eq!(ioctl_errno(ctl.startup(99), "DAHDI_STARTUP"), Errno::ENXIO);
+    assert_eq!(ioctl_errno(ctl.shutdown(-1), "DAHDI_SHUTDOWN"), Errno::ENXIO);
+    assert_eq!(ioctl_errno(ctl.maint(129, MaintCommand::None), "DAHDI_MAINT"), Errno::EINVAL);
+    // DAHDI answers ENOSYS for an unknown maintenance command; FUSE turns a
+    // server's ENOSYS into ENOTTY (fs/fuse/ioctl.c), so that is what arrives.
+    assert_eq!(ioctl_errno(ctl.maint_raw(1, 5), "DAHDI_MAINT"), Errno::ENOTTY);
+    assert_eq!(
+        ioctl_errno(ctl.configure_span(3, &LineConfig::default()), "DAHDI_SPANCONFIG"),
+        Errno::ENXIO
+    );
+    let bad_line = LineConfig {
+        line_config: abi::DAHDI_CONFIG_NTTE,
+        ..LineConfig::default()
+    };
+    assert_eq!(ioctl_errno(ctl.configure_span(1, &bad_line), "DAHDI_SPANCONFIG"), Errno::EINVAL);
+
+    // Channel numbers out of range.
+    assert_eq!(ioctl_errno(ctl.channel_params(0), "DAHDI_GET_PARAMS"), Errno::EINVAL);
+    assert_eq!(ioctl_errno(ctl.channel_params(9), "DAHDI_GET_PARAMS"), Errno::EINVAL);
+    let config = ChannelConfig {
+        channel: 9,
+        signalling: abi::DAHDI_SIG_FXSKS,
+        law: abi::DAHDI_LAW_ALAW,
+        idle_bits: 0,
+    };
+    assert_eq!(ioctl_errno(ctl.configure_channel(&config), "DAHDI_CHANCONFIG"), Errno::EINVAL);
+    let err = Channel::open_by_number(rig.root(0), 9).expect_err("channel 9 of 8");
+    assert_eq!(err.errno(), Some(Errno::EINVAL));
+    assert!(err.to_string().contains("DAHDI_SPECIFY"), "{err}");
+    let err = Channel::open(rig.root(0), 3, 1).expect_err("no span 3");
+    assert_eq!(err.errno(), Some(Errno::ENOENT));
+    assert!(err.to_string().contains("chan/003/001"), "{err}");
+    assert_eq!(Channel::open(rig.root(0), 1, 5).expect_err("no channel 5").errno(), Some(Errno::ENOENT));
+
+    // An unconfigured channel cannot be opened (DAHDI: ENXIO).
+    ctl.shutdown(2).expect("shutdown unconfigures");
+    assert_eq!(Channel::open(rig.root(0), 2, 1).expect_err("unconfigured").errno(), Some(Errno::ENXIO));
+
+    // A `channel` file before DAHDI_SPECIFY takes nothing else.
+    let unbound = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(rig.root(0).join("channel"))
+        .expect("open channel");
+    let mut params = abi::dahdi_params::default();
+    // SAFETY: the fd is open; params is a valid dahdi_params the call may read and write.
+    let res = unsafe { libc::ioctl(unbound.as_raw_fd(), abi::DAHDI_GET_PARAMS, &mut params) };
+    assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY), "DAHDI's ENOSYS, as FUSE delivers it");
+
+    // A bad hook value, and wrong hook state.
+    let channel = ctl.span(1).channel(1).expect("open");
+    assert_eq!(ioctl_errno(channel.hook_raw(42), "DAHDI_HOOK"), Errno::EINVAL);
+    assert_eq!(ioctl_errno(channel.hook(Hook::Flash), "DAHDI_HOOK"), Errno::EBUSY);
+
+    // Wrong sizes: a SPANSTAT number with another struct size, and the legacy
+    // _IOR form of GET_PARAMS. Neither matches a request the device knows.
+    let mut big = [0u8; 400];
+    big[0] = 1;
+    let wrong_size: abi::IoctlRequest = nix::request_code_readwrite!(abi::DAHDI_CODE, 10, big.len());
+    // SAFETY: the fd is open; `big` is as large as the size encoded in the request.
+    let res = unsafe { libc::ioctl(ctl.as_raw_fd(), wrong_size, big.as_mut_ptr()) };
+    assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY));
+    let legacy: abi::IoctlRequest = nix::request_code_read!(abi::DAHDI_CODE, 5, size_of::<abi::dahdi_params>());
+    // SAFETY: as above, with a buffer of the encoded size.
+    let res = unsafe { libc::ioctl(channel.as_raw_fd(), legacy, &mut params) };
+    assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY));
+    // A channel-only ioctl on ctl, and a ctl-only ioctl on a channel.
+    let mut event = 0i32;
+    // SAFETY: the fd is open; the request moves one int.
+    let res = unsafe { libc::ioctl(ctl.as_raw_fd(), abi::DAHDI_GETEVENT, &mut event) };
+    assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY));
+    let span = 1i32;
+    // SAFETY: the fd is open; the request reads one int.
+    let res = unsafe { libc::ioctl(channel.as_raw_fd(), abi::DAHDI_STARTUP, &span) };
+    assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY));
+}
+
+#[test]
+fn fuse_unplugged_card_answers_enodev() {
+    if !privileged("fuse_unplugged_card_answers_enodev") {
+        return;
+    }
+    let rig = Rig::one_card("unplug", 1, 2);
+    let ctl = rig.control(0);
+    ctl.startup(1).expect("startup");
+    let channel = ctl.span(1).channel(1).expect("open");
+    drain(&channel);
+    rig.sim.unplug(0).expect("unplug");
+    assert_eq!(ioctl_errno(ctl.span_status(1), "DAHDI_SPANSTAT"), Errno::ENODEV);
+    assert_eq!(ioctl_errno(channel.params(), "DAHDI_GET_PARAMS"), Errno::ENODEV);
+    let started = Instant::now();
+    let err = channel.wait_event(WAIT).expect_err("the channel is gone");
+    assert_eq!(err.errno(), Some(Errno::ENODEV), "{err}");
+    assert!(started.elapsed() < WAIT, "no hang");
+    assert_eq!(Control::open(rig.root(0)).expect_err("reopen").errno(), Some(Errno::ENODEV));
+}
+
+// ---------------------------------------------------------------------------
+// Two cards, one trunk
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fuse_shared_trunk_follows_the_started_span() {
+    if !privileged("fuse_shared_trunk_follows_the_started_span") {
+        return;
+    }
+    let rig = Rig::new(
+        "trunk",
+        SimConfig {
+            cards: 2,
+            spans: 1,
+            channels: 4,
+            shared_trunks: true,
+            ..SimConfig::default()
+        },
+    );
+    let (ctl_a, ctl_b) = (rig.control(0), rig.control(1));
+    ctl_a.startup(1).expect("A starts");
+    let a = ctl_a.span(1).channel(1).expect("A channel 1");
+    drain(&a);
+    assert!(ctl_a.span_status(1).expect("A").alarms.is_clear());
+    assert_eq!(ctl_b.span_status(1).expect("B").alarms, Alarms::NOTOPEN);
+
+    // A call comes in and is answered on A.
+    rig.sim.ring(0, 1, 1).expect("ring");
+    expect_event(&a, Event::RingOffHook);
+    a.hook(Hook::OffHook).expect("A answers");
+    assert_eq!(rig.sim.call(1, 1, 1), Ok(CallState::Answered), "same timeslot seen from card 1");
+
+    // B starts while A carries the trunk: B sees no signal.
+    ctl_b.startup(1).expect("B starts");
+    assert_eq!(ctl_b.span_status(1).expect("B").alarms, Alarms::RED | Alarms::LOS);
+    let b = ctl_b.span(1).channel(1).expect("B channel 1");
+    drain(&b);
+
+    // Takeover: A shuts down, the switch moves the trunk to B with the call up.
+    ctl_a.shutdown(1).expect("A stops");
+    expect_event(&b, Event::RingOffHook);
+    expect_event(&b, Event::NoAlarm);
+    assert!(ctl_b.span_status(1).expect("B").alarms.is_clear());
+    assert_eq!(ctl_a.span_status(1).expect("A").alarms, Alarms::NOTOPEN);
+    assert_eq!(rig.sim.call(1, 1, 1), Ok(CallState::Orphaned));
+    b.hook(Hook::OffHook).expect("B picks the call up");
+    assert_eq!(rig.sim.call(1, 1, 1), Ok(CallState::Answered));
+    let report = rig.sim.report(1).expect("report");
+    assert!(report[0].carrier && report[0].running);
+
+    rig.sim.hangup(1, 1, 1).expect("far end hangs up");
+    expect_event(&b, Event::OnHook);
+    assert_eq!(a.wait_event(QUIET).expect("A"), Some(Event::Alarm), "A only saw its own shutdown");
+    assert_eq!(a.wait_event(QUIET).expect("A"), None);
+}
+
+// ---------------------------------------------------------------------------
+// Timing
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fuse_get_params_round_trip_time() {
+    if !privileged("fuse_get_params_round_trip_time") {
+        return;
+    }
+    let rig = Rig::one_card("timing", 1, 1);
+    let ctl = rig.control(0);
+    ctl.startup(1).expect("startup");
+    let channel = ctl.span(1).channel(1).expect("open");
+    measure_get_params(&channel, 200).expect("warm up");
+    let timing = measure_get_params(&channel, 5000).expect("measure");
+    let _ = writeln!(std::io::stderr(), "cardsim DAHDI_GET_PARAMS round trip: {timing}");
+    assert_eq!(timing.iterations, 5000);
+    assert!(timing.min <= timing.median && timing.median <= timing.p99 && timing.p99 <= timing.max);
+    assert!(timing.median < Duration::from_millis(2), "FUSE ioctl round trip is far too slow: {timing}");
+    assert!(measure_get_params(&channel, 0).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Mount lifecycle
+// ---------------------------------------------------------------------------
+
+#[test]
+fn fuse_unmount_leaves_no_mount_behind() {
+    if !privileged("fuse_unmount_leaves_no_mount_behind") {
+        return;
+    }
+    let dir = TempDir::new("unmount");
+    let sim = Simulator::new(SimConfig::default()).expect("config");
+    let root = dir.subdir("card0");
+    let card = sim.mount(0, &root, MountOptions::default()).expect("mount");
+    assert!(is_mount_point(&root));
+    {
+        let ctl = Control::open(card.path()).expect("ctl");
+        ctl.version().expect("version");
+    }
+    card.unmount().expect("unmount");
+    assert!(!is_mount_point(&root));
+
+    // A guard dropped while unwinding from a panic unmounts too.
+    let card = sim.mount(0, &root, MountOptions::default()).expect("mount again");
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _card = card;
+        panic!("test failure while mounted");
+    }));
+    assert!(unwound.is_err());
+    assert!(!is_mount_point(&root), "the guard unmounted during unwinding");
+    assert!(!clean_stale_mount(&root).expect("nothing stale"));
+    assert!(sim.mount(5, &root, MountOptions::default()).is_err(), "no card 5");
+}
+
+/// The `tandem-cardsim` binary, killed by its PID while a channel is open:
+/// the device vanishes and every call on it fails at once.
+struct CardsimProcess {
+    child: Child,
+}
+
+impl CardsimProcess {
+    fn spawn(args: &[&std::ffi::OsStr]) -> CardsimProcess {
+        let child = Command::new(env!("CARGO_BIN_EXE_tandem-cardsim"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tandem-cardsim");
+        CardsimProcess { child }
+    }
+
+    fn wait_ready(&mut self) {
+        let stdout = self.child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(20)).expect("tandem-cardsim ready in time");
+        assert_eq!(line.trim(), "ready");
+    }
+
+    fn kill(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill tandem-cardsim");
+        self.child.wait().expect("reap tandem-cardsim");
+    }
+}
+
+impl Drop for CardsimProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
+}
+
+#[test]
+fn fuse_device_vanishes_when_cardsim_is_killed() {
+    if !privileged("fuse_device_vanishes_when_cardsim_is_killed") {
+        return;
+    }
+    let dir = TempDir::new("killed");
+    let root = dir.subdir("card0");
+    let socket = dir.path().join("control.sock");
+    let mut cardsim = CardsimProcess::spawn(&[
+        "--mount".as_ref(),
+        root.as_os_str(),
+        "--spans".as_ref(),
+        "2".as_ref(),
+        "--channels".as_ref(),
+        "4".as_ref(),
+        "--control".as_ref(),
+        socket.as_os_str(),
+    ]);
+    cardsim.wait_ready();
+
+    let ctl = Control::open(&root).expect("ctl");
+    ctl.startup(1).expect("startup");
+    let channel = ctl.span(1).channel(1).expect("open");
+    drain(&channel);
+    assert_eq!(sim::control::request(&socket, "ring 0 1 1", WAIT).expect("control"), "ok");
+    expect_event(&channel, Event::RingOffHook);
+    assert_eq!(sim::control::request(&socket, "call 0 1 1", WAIT).expect("control"), "ok ringing");
+    assert!(
+        sim::control::request(&socket, "ring 0 9 1", WAIT).expect("control").starts_with("error:"),
+        "bad span is refused"
+    );
+
+    cardsim.kill();
+    let started = Instant::now();
+    assert_eq!(ioctl_errno(channel.params(), "DAHDI_GET_PARAMS"), Errno::ENOTCONN);
+    assert_eq!(ioctl_errno(ctl.span_status(1), "DAHDI_SPANSTAT"), Errno::ENOTCONN);
+    let err = channel.wait_event(WAIT).expect_err("no events from a dead device");
+    assert_eq!(err.errno(), Some(Errno::ENOTCONN), "{err}");
+    assert_eq!(Control::open(&root).expect_err("reopen").errno(), Some(Errno::ENOTCONN));
+    assert!(started.elapsed() < WAIT, "errors came at once, not after a timeout");
+
+    drop(channel);
+    drop(ctl);
+    assert!(clean_stale_mount(&root).expect("detach the dead mount"));
+    assert!(!is_mount_point(&root));
+}
+
+#[test]
+fn fuse_cardsim_serves_two_cards_and_stops_on_sigterm() {
+    if !privileged("fuse_cardsim_serves_two_cards_and_stops_on_sigterm") {
+        return;
+    }
+    let dir = TempDir::new("sigterm");
+    let (a, b) = (dir.subdir("a"), dir.subdir("b"));
+    let mut cardsim = CardsimProcess::spawn(&[
+        "--mount".as_ref(),
+        a.as_os_str(),
+        "--mount".as_ref(),
+        b.as_os_str(),
+        "--shared-trunk".as_ref(),
+        "--channels".as_ref(),
+        "2".as_ref(),
+    ]);
+    cardsim.wait_ready();
+    {
+        let (ctl_a, ctl_b) = (Control::open(&a).expect("a"), Control::open(&b).expect("b"));
+        ctl_b.startup(1).expect("B starts first");
+        ctl_a.startup(1).expect("A starts");
+        assert!(ctl_b.span_status(1).expect("b").alarms.is_clear(), "B carries the trunk");
+        assert_eq!(ctl_a.span_status(1).expect("a").alarms, Alarms::RED | Alarms::LOS);
+    }
+    let pid = nix::unistd::Pid::from_raw(cardsim.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = cardsim.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "tandem-cardsim did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    assert!(!is_mount_point(&a) && !is_mount_point(&b), "both cards unmounted");
+}
