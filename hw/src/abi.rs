@@ -376,7 +376,9 @@ pub struct dahdi_chanconfig {
 
 /// `struct dahdi_maintinfo`: `DAHDI_MAINT`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct dahdi_maintinfo {
     pub spanno: i32,
     /// `DAHDI_MAINT_*`.
@@ -393,7 +395,9 @@ pub struct dahdi_versioninfo {
 
 /// `struct dahdi_bufferinfo`: `DAHDI_GET_BUFINFO`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct dahdi_bufferinfo {
     pub txbufpolicy: i32,
     pub rxbufpolicy: i32,
@@ -412,7 +416,13 @@ macro_rules! zeroed_default {
         }
     )*};
 }
-zeroed_default!(dahdi_params, dahdi_spaninfo, dahdi_lineconfig, dahdi_chanconfig, dahdi_versioninfo);
+zeroed_default!(
+    dahdi_params,
+    dahdi_spaninfo,
+    dahdi_lineconfig,
+    dahdi_chanconfig,
+    dahdi_versioninfo
+);
 
 /// The text of a NUL-terminated C `char` array (up to the first NUL, lossy UTF-8).
 pub fn c_string(bytes: &[u8]) -> String {
@@ -569,7 +579,10 @@ mod tests {
             (DAHDI_SHUTDOWN, 0x4004_da64, "DAHDI_SHUTDOWN"),
         ];
         for (request, number, name) in expected {
-            assert_eq!(request as u64, u64::from(number), "{name}");
+            // IoctlRequest is c_ulong on glibc, c_int on musl.
+            #[allow(clippy::unnecessary_cast)]
+            let request_number = request as u64;
+            assert_eq!(request_number, u64::from(number), "{name}");
             assert_eq!(ioctl_name(request), Some(name));
         }
         // The legacy _IOR form of GET_PARAMS is a different request, and unknown here.

@@ -157,7 +157,11 @@ impl Alarms {
     /// Parse `RED,LOS` / `red|los` / `none` (the form [`Display`](fmt::Display) prints).
     pub fn parse(text: &str) -> Option<Alarms> {
         let mut bits = 0;
-        for word in text.split([',', '|', '+']).map(str::trim).filter(|w| !w.is_empty()) {
+        for word in text
+            .split([',', '|', '+'])
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+        {
             if word.eq_ignore_ascii_case("none") || word.eq_ignore_ascii_case("ok") {
                 continue;
             }
@@ -477,7 +481,10 @@ impl Control {
                     }
                 }
                 // Span numbers may have holes.
-                Err(Error::Ioctl { errno: Errno::EINVAL, .. }) => continue,
+                Err(Error::Ioctl {
+                    errno: Errno::EINVAL,
+                    ..
+                }) => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -486,7 +493,10 @@ impl Control {
 
     /// A view of span `span` through this control node.
     pub fn span(&self, span: i32) -> Span<'_> {
-        Span { control: self, span }
+        Span {
+            control: self,
+            span,
+        }
     }
 
     /// `DAHDI_SPANCONFIG`: set span `span`'s framing, coding, build-out and timing priority.
@@ -855,14 +865,23 @@ mod tests {
         assert_eq!(Alarms::parse("none"), Some(Alarms::NONE));
         assert_eq!(Alarms::NONE.to_string(), "OK");
         assert_eq!(Alarms::parse("purple"), None);
-        assert_eq!(Alarms(1 << 20 | abi::DAHDI_ALARM_BLUE).to_string(), "BLUE|0x100000");
+        assert_eq!(
+            Alarms(1 << 20 | abi::DAHDI_ALARM_BLUE).to_string(),
+            "BLUE|0x100000"
+        );
     }
 
     #[test]
     fn events_decode_from_raw_codes() {
         assert_eq!(Event::from_raw(0), None);
-        assert_eq!(Event::from_raw(abi::DAHDI_EVENT_RINGOFFHOOK), Some(Event::RingOffHook));
-        assert_eq!(Event::from_raw(abi::DAHDI_EVENT_ONHOOK), Some(Event::OnHook));
+        assert_eq!(
+            Event::from_raw(abi::DAHDI_EVENT_RINGOFFHOOK),
+            Some(Event::RingOffHook)
+        );
+        assert_eq!(
+            Event::from_raw(abi::DAHDI_EVENT_ONHOOK),
+            Some(Event::OnHook)
+        );
         assert_eq!(
             Event::from_raw(abi::DAHDI_EVENT_DTMFDOWN | i32::from(b'5')),
             Some(Event::DtmfDown(b'5'))
@@ -891,7 +910,10 @@ mod tests {
     #[test]
     fn opening_a_missing_root_is_a_clear_error() {
         let e = Control::open("/nonexistent/tandem-dahdi").unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/tandem-dahdi/ctl"), "{e}");
+        assert!(
+            e.to_string().contains("/nonexistent/tandem-dahdi/ctl"),
+            "{e}"
+        );
         assert_eq!(e.errno(), Some(Errno::ENOENT));
     }
 }

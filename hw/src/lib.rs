@@ -13,6 +13,6 @@ pub mod device;
 pub mod sim;
 
 pub use device::{
-    Alarms, Channel, ChannelConfig, Control, Error, Event, Hook, LineConfig, MaintCommand, RoundTrip, Span,
-    SpanStatus, Version, measure_get_params,
+    Alarms, Channel, ChannelConfig, Control, Error, Event, Hook, LineConfig, MaintCommand,
+    RoundTrip, Span, SpanStatus, Version, measure_get_params,
 };

@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use tandem_hw::abi;
 use tandem_hw::device::{
-    Alarms, Channel, ChannelConfig, Control, Event, Hook, LineConfig, MaintCommand, measure_get_params,
+    Alarms, Channel, ChannelConfig, Control, Event, Hook, LineConfig, MaintCommand,
+    measure_get_params,
 };
 use tandem_hw::sim::{
-    self, CallState, MountOptions, MountedCard, SimConfig, Simulator, clean_stale_mount, is_mount_point,
+    self, CallState, MountOptions, MountedCard, SimConfig, Simulator, clean_stale_mount,
+    is_mount_point,
 };
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -70,7 +72,9 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if is_mount_point(&path) {
@@ -98,10 +102,15 @@ impl Rig {
         let cards = (0..config.cards)
             .map(|card| {
                 let root = dir.subdir(&format!("card{card}"));
-                sim.mount(card, &root, MountOptions::default()).expect("mount card")
+                sim.mount(card, &root, MountOptions::default())
+                    .expect("mount card")
             })
             .collect();
-        Rig { cards, sim, _dir: dir }
+        Rig {
+            cards,
+            sim,
+            _dir: dir,
+        }
     }
 
     fn one_card(tag: &str, spans: usize, channels: usize) -> Rig {
@@ -159,7 +168,10 @@ fn fuse_control_ioctls_round_trip() {
     let ctl = rig.control(0);
 
     let version = ctl.version().expect("DAHDI_GETVERSION");
-    assert!(version.version.starts_with("tandem-cardsim "), "{version:?}");
+    assert!(
+        version.version.starts_with("tandem-cardsim "),
+        "{version:?}"
+    );
 
     let spans = ctl.spans().expect("all spans");
     assert_eq!(spans.len(), 2);
@@ -167,24 +179,50 @@ fn fuse_control_ioctls_round_trip() {
     assert_eq!(status.span, 2);
     assert_eq!(status.name, "CARDSIM/0/2");
     assert_eq!(status.span_type, "E1");
-    assert_eq!((status.total_channels, status.configured_channels, status.total_spans), (4, 4, 2));
+    assert_eq!(
+        (
+            status.total_channels,
+            status.configured_channels,
+            status.total_spans
+        ),
+        (4, 4, 2)
+    );
     assert_eq!(status.alarms, Alarms::NOTOPEN, "a span starts shut down");
 
-    ctl.configure_span(1, &LineConfig::E1_CCS_HDB3_CRC4).expect("DAHDI_SPANCONFIG");
+    ctl.configure_span(1, &LineConfig::E1_CCS_HDB3_CRC4)
+        .expect("DAHDI_SPANCONFIG");
     let span = ctl.span(1);
     span.startup().expect("DAHDI_STARTUP");
     let status = span.status().expect("DAHDI_SPANSTAT");
-    assert!(status.alarms.is_clear(), "started span is alarm-free: {}", status.alarms);
+    assert!(
+        status.alarms.is_clear(),
+        "started span is alarm-free: {}",
+        status.alarms
+    );
     assert_eq!(status.line_config, LineConfig::E1_CCS_HDB3_CRC4.line_config);
     assert_eq!(status.sync_source, 1);
 
-    span.maint(MaintCommand::LocalLoop).expect("DAHDI_MAINT local loop");
-    assert!(span.status().expect("spanstat").alarms.contains(Alarms::LOOPBACK));
-    span.maint(MaintCommand::AlarmSim).expect("DAHDI_MAINT alarm sim");
-    assert!(span.status().expect("spanstat").alarms.contains(Alarms::RED | Alarms::LOS));
-    span.maint(MaintCommand::CrcDefect).expect("DAHDI_MAINT crc defect");
+    span.maint(MaintCommand::LocalLoop)
+        .expect("DAHDI_MAINT local loop");
+    assert!(
+        span.status()
+            .expect("spanstat")
+            .alarms
+            .contains(Alarms::LOOPBACK)
+    );
+    span.maint(MaintCommand::AlarmSim)
+        .expect("DAHDI_MAINT alarm sim");
+    assert!(
+        span.status()
+            .expect("spanstat")
+            .alarms
+            .contains(Alarms::RED | Alarms::LOS)
+    );
+    span.maint(MaintCommand::CrcDefect)
+        .expect("DAHDI_MAINT crc defect");
     assert_eq!(span.status().expect("spanstat").crc4_count, 1);
-    span.maint(MaintCommand::ResetCounters).expect("DAHDI_MAINT reset counters");
+    span.maint(MaintCommand::ResetCounters)
+        .expect("DAHDI_MAINT reset counters");
     span.maint(MaintCommand::None).expect("DAHDI_MAINT none");
     let status = span.status().expect("spanstat");
     assert!(status.alarms.is_clear(), "{}", status.alarms);
@@ -207,7 +245,10 @@ fn fuse_control_ioctls_round_trip() {
     span.shutdown().expect("DAHDI_SHUTDOWN");
     let status = span.status().expect("spanstat");
     assert_eq!(status.alarms, Alarms::NOTOPEN);
-    assert_eq!(status.configured_channels, 0, "shutdown unconfigures the channels");
+    assert_eq!(
+        status.configured_channels, 0,
+        "shutdown unconfigures the channels"
+    );
 }
 
 #[test]
@@ -236,13 +277,29 @@ fn fuse_channel_ioctls_round_trip() {
     let by_number = Channel::open_by_number(rig.root(0), 7).expect("channel + DAHDI_SPECIFY");
     let again = by_number.params().expect("DAHDI_GET_PARAMS");
     assert_eq!((again.debouncetime, again.winktime), (600, 150));
-    assert_eq!(by_number.span_status().expect("DAHDI_SPANSTAT via channel").span, 2);
-    assert_eq!(by_number.buffer_info().expect("DAHDI_GET_BUFINFO").numbufs, 2);
+    assert_eq!(
+        by_number
+            .span_status()
+            .expect("DAHDI_SPANSTAT via channel")
+            .span,
+        2
+    );
+    assert_eq!(
+        by_number.buffer_info().expect("DAHDI_GET_BUFINFO").numbufs,
+        2
+    );
 
-    assert_eq!(drain(&by_path), vec![Event::NoAlarm], "startup cleared NOTOPEN");
+    assert_eq!(
+        drain(&by_path),
+        vec![Event::NoAlarm],
+        "startup cleared NOTOPEN"
+    );
     assert_eq!(by_path.event().expect("DAHDI_GETEVENT"), None);
     by_path.hook(Hook::OffHook).expect("DAHDI_HOOK offhook");
-    assert_eq!(by_path.params().expect("params").txhooksig, abi::DAHDI_TXSIG_OFFHOOK);
+    assert_eq!(
+        by_path.params().expect("params").txhooksig,
+        abi::DAHDI_TXSIG_OFFHOOK
+    );
     by_path.hook(Hook::Flash).expect("DAHDI_HOOK flash");
     expect_event(&by_path, Event::HookComplete);
     by_path.hook(Hook::OnHook).expect("DAHDI_HOOK onhook");
@@ -277,7 +334,10 @@ fn fuse_incoming_call_raises_pollpri_events() {
     let waited = started.elapsed();
     ringer.join().expect("ringer thread").expect("ring");
     assert_eq!(event, Some(Event::RingOffHook));
-    assert!(waited < WAIT / 2, "woken by POLLPRI, not by the timeout ({waited:?})");
+    assert!(
+        waited < WAIT / 2,
+        "woken by POLLPRI, not by the timeout ({waited:?})"
+    );
     assert_eq!(channel.params().expect("params").rxisoffhook, 1);
     assert_eq!(rig.sim.call(0, 1, 2), Ok(CallState::Ringing));
 
@@ -311,7 +371,10 @@ fn fuse_outgoing_call_events() {
     channel.hook(Hook::Ring).expect("ring the far end");
     expect_event(&channel, Event::RingerOn);
     assert_eq!(rig.sim.call(0, 1, 1), Ok(CallState::Alerting));
-    assert_eq!(ioctl_errno(channel.hook(Hook::Ring), "DAHDI_HOOK"), Errno::EBUSY);
+    assert_eq!(
+        ioctl_errno(channel.hook(Hook::Ring), "DAHDI_HOOK"),
+        Errno::EBUSY
+    );
     rig.sim.answer(0, 1, 1).expect("far end answers");
     expect_event(&channel, Event::RingOffHook);
     assert_eq!(rig.sim.call(0, 1, 1), Ok(CallState::Answered));
@@ -336,14 +399,23 @@ fn fuse_alarms_raise_and_clear_events() {
     let channel = ctl.span(1).channel(1).expect("open");
     drain(&channel);
 
-    rig.sim.inject_alarms(0, 1, Alarms::RED | Alarms::LOS).expect("inject");
+    rig.sim
+        .inject_alarms(0, 1, Alarms::RED | Alarms::LOS)
+        .expect("inject");
     expect_event(&channel, Event::Alarm);
-    assert_eq!(ctl.span_status(1).expect("spanstat").alarms, Alarms::RED | Alarms::LOS);
-    assert_eq!(channel.params().expect("params").chan_alarms, (Alarms::RED | Alarms::LOS).0);
+    assert_eq!(
+        ctl.span_status(1).expect("spanstat").alarms,
+        Alarms::RED | Alarms::LOS
+    );
+    assert_eq!(
+        channel.params().expect("params").chan_alarms,
+        (Alarms::RED | Alarms::LOS).0
+    );
     rig.sim.inject_alarms(0, 1, Alarms::NONE).expect("clear");
     expect_event(&channel, Event::NoAlarm);
 
-    ctl.maint(1, MaintCommand::AlarmSim).expect("DAHDI_MAINT_ALARM_SIM");
+    ctl.maint(1, MaintCommand::AlarmSim)
+        .expect("DAHDI_MAINT_ALARM_SIM");
     expect_event(&channel, Event::Alarm);
     ctl.maint(1, MaintCommand::None).expect("DAHDI_MAINT_NONE");
     expect_event(&channel, Event::NoAlarm);
@@ -371,46 +443,89 @@ fn fuse_bad_arguments_give_clear_errors() {
     // Span numbers out of range.
     let err = ctl.span_status(3).expect_err("span 3 of 2");
     let text = err.to_string();
-    assert!(text.contains(&rig.root(0).join("ctl").display().to_string()), "names the path: {text}");
-    assert!(text.contains("DAHDI_SPANSTAT") && text.contains("EINVAL"), "{text}");
-    assert_eq!(ioctl_errno(ctl.span_status(0), "DAHDI_SPANSTAT"), Errno::EINVAL);
+    assert!(
+        text.contains(&rig.root(0).join("ctl").display().to_string()),
+        "names the path: {text}"
+    );
+    assert!(
+        text.contains("DAHDI_SPANSTAT") && text.contains("EINVAL"),
+        "{text}"
+    );
+    assert_eq!(
+        ioctl_errno(ctl.span_status(0), "DAHDI_SPANSTAT"),
+        Errno::EINVAL
+    );
     assert_eq!(ioctl_errno(ctl.startup(99), "DAHDI_STARTUP"), Errno::ENXIO);
-    assert_eq!(ioctl_errno(ctl.shutdown(-1), "DAHDI_SHUTDOWN"), Errno::ENXIO);
-    assert_eq!(ioctl_errno(ctl.maint(129, MaintCommand::None), "DAHDI_MAINT"), Errno::EINVAL);
+    assert_eq!(
+        ioctl_errno(ctl.shutdown(-1), "DAHDI_SHUTDOWN"),
+        Errno::ENXIO
+    );
+    assert_eq!(
+        ioctl_errno(ctl.maint(129, MaintCommand::None), "DAHDI_MAINT"),
+        Errno::EINVAL
+    );
     // DAHDI answers ENOSYS for an unknown maintenance command; FUSE turns a
     // server's ENOSYS into ENOTTY (fs/fuse/ioctl.c), so that is what arrives.
-    assert_eq!(ioctl_errno(ctl.maint_raw(1, 5), "DAHDI_MAINT"), Errno::ENOTTY);
     assert_eq!(
-        ioctl_errno(ctl.configure_span(3, &LineConfig::default()), "DAHDI_SPANCONFIG"),
+        ioctl_errno(ctl.maint_raw(1, 5), "DAHDI_MAINT"),
+        Errno::ENOTTY
+    );
+    assert_eq!(
+        ioctl_errno(
+            ctl.configure_span(3, &LineConfig::default()),
+            "DAHDI_SPANCONFIG"
+        ),
         Errno::ENXIO
     );
     let bad_line = LineConfig {
         line_config: abi::DAHDI_CONFIG_NTTE,
         ..LineConfig::default()
     };
-    assert_eq!(ioctl_errno(ctl.configure_span(1, &bad_line), "DAHDI_SPANCONFIG"), Errno::EINVAL);
+    assert_eq!(
+        ioctl_errno(ctl.configure_span(1, &bad_line), "DAHDI_SPANCONFIG"),
+        Errno::EINVAL
+    );
 
     // Channel numbers out of range.
-    assert_eq!(ioctl_errno(ctl.channel_params(0), "DAHDI_GET_PARAMS"), Errno::EINVAL);
-    assert_eq!(ioctl_errno(ctl.channel_params(9), "DAHDI_GET_PARAMS"), Errno::EINVAL);
+    assert_eq!(
+        ioctl_errno(ctl.channel_params(0), "DAHDI_GET_PARAMS"),
+        Errno::EINVAL
+    );
+    assert_eq!(
+        ioctl_errno(ctl.channel_params(9), "DAHDI_GET_PARAMS"),
+        Errno::EINVAL
+    );
     let config = ChannelConfig {
         channel: 9,
         signalling: abi::DAHDI_SIG_FXSKS,
         law: abi::DAHDI_LAW_ALAW,
         idle_bits: 0,
     };
-    assert_eq!(ioctl_errno(ctl.configure_channel(&config), "DAHDI_CHANCONFIG"), Errno::EINVAL);
+    assert_eq!(
+        ioctl_errno(ctl.configure_channel(&config), "DAHDI_CHANCONFIG"),
+        Errno::EINVAL
+    );
     let err = Channel::open_by_number(rig.root(0), 9).expect_err("channel 9 of 8");
     assert_eq!(err.errno(), Some(Errno::EINVAL));
     assert!(err.to_string().contains("DAHDI_SPECIFY"), "{err}");
     let err = Channel::open(rig.root(0), 3, 1).expect_err("no span 3");
     assert_eq!(err.errno(), Some(Errno::ENOENT));
     assert!(err.to_string().contains("chan/003/001"), "{err}");
-    assert_eq!(Channel::open(rig.root(0), 1, 5).expect_err("no channel 5").errno(), Some(Errno::ENOENT));
+    assert_eq!(
+        Channel::open(rig.root(0), 1, 5)
+            .expect_err("no channel 5")
+            .errno(),
+        Some(Errno::ENOENT)
+    );
 
     // An unconfigured channel cannot be opened (DAHDI: ENXIO).
     ctl.shutdown(2).expect("shutdown unconfigures");
-    assert_eq!(Channel::open(rig.root(0), 2, 1).expect_err("unconfigured").errno(), Some(Errno::ENXIO));
+    assert_eq!(
+        Channel::open(rig.root(0), 2, 1)
+            .expect_err("unconfigured")
+            .errno(),
+        Some(Errno::ENXIO)
+    );
 
     // A `channel` file before DAHDI_SPECIFY takes nothing else.
     let unbound = std::fs::OpenOptions::new()
@@ -421,22 +536,34 @@ fn fuse_bad_arguments_give_clear_errors() {
     let mut params = abi::dahdi_params::default();
     // SAFETY: the fd is open; params is a valid dahdi_params the call may read and write.
     let res = unsafe { libc::ioctl(unbound.as_raw_fd(), abi::DAHDI_GET_PARAMS, &mut params) };
-    assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY), "DAHDI's ENOSYS, as FUSE delivers it");
+    assert_eq!(
+        (res, Errno::last()),
+        (-1, Errno::ENOTTY),
+        "DAHDI's ENOSYS, as FUSE delivers it"
+    );
 
     // A bad hook value, and wrong hook state.
     let channel = ctl.span(1).channel(1).expect("open");
-    assert_eq!(ioctl_errno(channel.hook_raw(42), "DAHDI_HOOK"), Errno::EINVAL);
-    assert_eq!(ioctl_errno(channel.hook(Hook::Flash), "DAHDI_HOOK"), Errno::EBUSY);
+    assert_eq!(
+        ioctl_errno(channel.hook_raw(42), "DAHDI_HOOK"),
+        Errno::EINVAL
+    );
+    assert_eq!(
+        ioctl_errno(channel.hook(Hook::Flash), "DAHDI_HOOK"),
+        Errno::EBUSY
+    );
 
     // Wrong sizes: a SPANSTAT number with another struct size, and the legacy
     // _IOR form of GET_PARAMS. Neither matches a request the device knows.
     let mut big = [0u8; 400];
     big[0] = 1;
-    let wrong_size: abi::IoctlRequest = nix::request_code_readwrite!(abi::DAHDI_CODE, 10, big.len());
+    let wrong_size: abi::IoctlRequest =
+        nix::request_code_readwrite!(abi::DAHDI_CODE, 10, big.len());
     // SAFETY: the fd is open; `big` is as large as the size encoded in the request.
     let res = unsafe { libc::ioctl(ctl.as_raw_fd(), wrong_size, big.as_mut_ptr()) };
     assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY));
-    let legacy: abi::IoctlRequest = nix::request_code_read!(abi::DAHDI_CODE, 5, size_of::<abi::dahdi_params>());
+    let legacy: abi::IoctlRequest =
+        nix::request_code_read!(abi::DAHDI_CODE, 5, size_of::<abi::dahdi_params>());
     // SAFETY: as above, with a buffer of the encoded size.
     let res = unsafe { libc::ioctl(channel.as_raw_fd(), legacy, &mut params) };
     assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY));
@@ -462,13 +589,22 @@ fn fuse_unplugged_card_answers_enodev() {
     let channel = ctl.span(1).channel(1).expect("open");
     drain(&channel);
     rig.sim.unplug(0).expect("unplug");
-    assert_eq!(ioctl_errno(ctl.span_status(1), "DAHDI_SPANSTAT"), Errno::ENODEV);
-    assert_eq!(ioctl_errno(channel.params(), "DAHDI_GET_PARAMS"), Errno::ENODEV);
+    assert_eq!(
+        ioctl_errno(ctl.span_status(1), "DAHDI_SPANSTAT"),
+        Errno::ENODEV
+    );
+    assert_eq!(
+        ioctl_errno(channel.params(), "DAHDI_GET_PARAMS"),
+        Errno::ENODEV
+    );
     let started = Instant::now();
     let err = channel.wait_event(WAIT).expect_err("the channel is gone");
     assert_eq!(err.errno(), Some(Errno::ENODEV), "{err}");
     assert!(started.elapsed() < WAIT, "no hang");
-    assert_eq!(Control::open(rig.root(0)).expect_err("reopen").errno(), Some(Errno::ENODEV));
+    assert_eq!(
+        Control::open(rig.root(0)).expect_err("reopen").errno(),
+        Some(Errno::ENODEV)
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -501,11 +637,18 @@ fn fuse_shared_trunk_follows_the_started_span() {
     rig.sim.ring(0, 1, 1).expect("ring");
     expect_event(&a, Event::RingOffHook);
     a.hook(Hook::OffHook).expect("A answers");
-    assert_eq!(rig.sim.call(1, 1, 1), Ok(CallState::Answered), "same timeslot seen from card 1");
+    assert_eq!(
+        rig.sim.call(1, 1, 1),
+        Ok(CallState::Answered),
+        "same timeslot seen from card 1"
+    );
 
     // B starts while A carries the trunk: B sees no signal.
     ctl_b.startup(1).expect("B starts");
-    assert_eq!(ctl_b.span_status(1).expect("B").alarms, Alarms::RED | Alarms::LOS);
+    assert_eq!(
+        ctl_b.span_status(1).expect("B").alarms,
+        Alarms::RED | Alarms::LOS
+    );
     let b = ctl_b.span(1).channel(1).expect("B channel 1");
     drain(&b);
 
@@ -523,7 +666,11 @@ fn fuse_shared_trunk_follows_the_started_span() {
 
     rig.sim.hangup(1, 1, 1).expect("far end hangs up");
     expect_event(&b, Event::OnHook);
-    assert_eq!(a.wait_event(QUIET).expect("A"), Some(Event::Alarm), "A only saw its own shutdown");
+    assert_eq!(
+        a.wait_event(QUIET).expect("A"),
+        Some(Event::Alarm),
+        "A only saw its own shutdown"
+    );
     assert_eq!(a.wait_event(QUIET).expect("A"), None);
 }
 
@@ -542,10 +689,16 @@ fn fuse_get_params_round_trip_time() {
     let channel = ctl.span(1).channel(1).expect("open");
     measure_get_params(&channel, 200).expect("warm up");
     let timing = measure_get_params(&channel, 5000).expect("measure");
-    let _ = writeln!(std::io::stderr(), "cardsim DAHDI_GET_PARAMS round trip: {timing}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "cardsim DAHDI_GET_PARAMS round trip: {timing}"
+    );
     assert_eq!(timing.iterations, 5000);
     assert!(timing.min <= timing.median && timing.median <= timing.p99 && timing.p99 <= timing.max);
-    assert!(timing.median < Duration::from_millis(2), "FUSE ioctl round trip is far too slow: {timing}");
+    assert!(
+        timing.median < Duration::from_millis(2),
+        "FUSE ioctl round trip is far too slow: {timing}"
+    );
     assert!(measure_get_params(&channel, 0).is_err());
 }
 
@@ -571,15 +724,23 @@ fn fuse_unmount_leaves_no_mount_behind() {
     assert!(!is_mount_point(&root));
 
     // A guard dropped while unwinding from a panic unmounts too.
-    let card = sim.mount(0, &root, MountOptions::default()).expect("mount again");
+    let card = sim
+        .mount(0, &root, MountOptions::default())
+        .expect("mount again");
     let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _card = card;
         panic!("test failure while mounted");
     }));
     assert!(unwound.is_err());
-    assert!(!is_mount_point(&root), "the guard unmounted during unwinding");
+    assert!(
+        !is_mount_point(&root),
+        "the guard unmounted during unwinding"
+    );
     assert!(!clean_stale_mount(&root).expect("nothing stale"));
-    assert!(sim.mount(5, &root, MountOptions::default()).is_err(), "no card 5");
+    assert!(
+        sim.mount(5, &root, MountOptions::default()).is_err(),
+        "no card 5"
+    );
 }
 
 /// The `tandem-cardsim` binary, killed by its PID while a channel is open:
@@ -608,13 +769,16 @@ impl CardsimProcess {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(Duration::from_secs(20)).expect("tandem-cardsim ready in time");
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("tandem-cardsim ready in time");
         assert_eq!(line.trim(), "ready");
     }
 
     fn kill(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill tandem-cardsim");
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
+            .expect("kill tandem-cardsim");
         self.child.wait().expect("reap tandem-cardsim");
     }
 }
@@ -651,22 +815,44 @@ fn fuse_device_vanishes_when_cardsim_is_killed() {
     ctl.startup(1).expect("startup");
     let channel = ctl.span(1).channel(1).expect("open");
     drain(&channel);
-    assert_eq!(sim::control::request(&socket, "ring 0 1 1", WAIT).expect("control"), "ok");
+    assert_eq!(
+        sim::control::request(&socket, "ring 0 1 1", WAIT).expect("control"),
+        "ok"
+    );
     expect_event(&channel, Event::RingOffHook);
-    assert_eq!(sim::control::request(&socket, "call 0 1 1", WAIT).expect("control"), "ok ringing");
+    assert_eq!(
+        sim::control::request(&socket, "call 0 1 1", WAIT).expect("control"),
+        "ok ringing"
+    );
     assert!(
-        sim::control::request(&socket, "ring 0 9 1", WAIT).expect("control").starts_with("error:"),
+        sim::control::request(&socket, "ring 0 9 1", WAIT)
+            .expect("control")
+            .starts_with("error:"),
         "bad span is refused"
     );
 
     cardsim.kill();
     let started = Instant::now();
-    assert_eq!(ioctl_errno(channel.params(), "DAHDI_GET_PARAMS"), Errno::ENOTCONN);
-    assert_eq!(ioctl_errno(ctl.span_status(1), "DAHDI_SPANSTAT"), Errno::ENOTCONN);
-    let err = channel.wait_event(WAIT).expect_err("no events from a dead device");
+    assert_eq!(
+        ioctl_errno(channel.params(), "DAHDI_GET_PARAMS"),
+        Errno::ENOTCONN
+    );
+    assert_eq!(
+        ioctl_errno(ctl.span_status(1), "DAHDI_SPANSTAT"),
+        Errno::ENOTCONN
+    );
+    let err = channel
+        .wait_event(WAIT)
+        .expect_err("no events from a dead device");
     assert_eq!(err.errno(), Some(Errno::ENOTCONN), "{err}");
-    assert_eq!(Control::open(&root).expect_err("reopen").errno(), Some(Errno::ENOTCONN));
-    assert!(started.elapsed() < WAIT, "errors came at once, not after a timeout");
+    assert_eq!(
+        Control::open(&root).expect_err("reopen").errno(),
+        Some(Errno::ENOTCONN)
+    );
+    assert!(
+        started.elapsed() < WAIT,
+        "errors came at once, not after a timeout"
+    );
 
     drop(channel);
     drop(ctl);
@@ -695,8 +881,14 @@ fn fuse_cardsim_serves_two_cards_and_stops_on_sigterm() {
         let (ctl_a, ctl_b) = (Control::open(&a).expect("a"), Control::open(&b).expect("b"));
         ctl_b.startup(1).expect("B starts first");
         ctl_a.startup(1).expect("A starts");
-        assert!(ctl_b.span_status(1).expect("b").alarms.is_clear(), "B carries the trunk");
-        assert_eq!(ctl_a.span_status(1).expect("a").alarms, Alarms::RED | Alarms::LOS);
+        assert!(
+            ctl_b.span_status(1).expect("b").alarms.is_clear(),
+            "B carries the trunk"
+        );
+        assert_eq!(
+            ctl_a.span_status(1).expect("a").alarms,
+            Alarms::RED | Alarms::LOS
+        );
     }
     let pid = nix::unistd::Pid::from_raw(cardsim.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
@@ -705,9 +897,15 @@ fn fuse_cardsim_serves_two_cards_and_stops_on_sigterm() {
         if let Some(status) = cardsim.child.try_wait().expect("try_wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "tandem-cardsim did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "tandem-cardsim did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{status}");
-    assert!(!is_mount_point(&a) && !is_mount_point(&b), "both cards unmounted");
+    assert!(
+        !is_mount_point(&a) && !is_mount_point(&b),
+        "both cards unmounted"
+    );
 }

@@ -16,7 +16,10 @@ use tandem_hw::abi;
 use tandem_hw::sim::{MountOptions, SimConfig, Simulator, clean_stale_mount};
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Serve simulated DAHDI telephony cards from FUSE mounts")]
+#[command(
+    version,
+    about = "Serve simulated DAHDI telephony cards from FUSE mounts"
+)]
 struct Args {
     /// Device root to mount, one per card (card 0 first).
     #[arg(long = "mount", required = true, value_name = "DIR")]
@@ -59,7 +62,11 @@ fn main() -> Result<()> {
         spans: args.spans,
         channels: args.channels,
         shared_trunks: args.shared_trunk,
-        signalling: if args.unconfigured { 0 } else { abi::DAHDI_SIG_FXSKS },
+        signalling: if args.unconfigured {
+            0
+        } else {
+            abi::DAHDI_SIG_FXSKS
+        },
     };
     let simulator = Simulator::new(config).context("simulator config")?;
 
@@ -69,7 +76,10 @@ fn main() -> Result<()> {
             bail!("{}: not a directory", dir.display());
         }
         if clean_stale_mount(dir)? {
-            eprintln!("tandem-cardsim: detached a stale mount at {}", dir.display());
+            eprintln!(
+                "tandem-cardsim: detached a stale mount at {}",
+                dir.display()
+            );
         }
         let options = MountOptions {
             allow_other: args.allow_other,

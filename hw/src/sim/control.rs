@@ -50,7 +50,9 @@ fn run(world: &mut World, line: &str) -> Result<String, String> {
         return Err("empty command".into());
     };
     let number = |i: usize, what: &str| -> Result<i64, String> {
-        let text = args.get(i).ok_or_else(|| format!("{command}: missing {what}"))?;
+        let text = args
+            .get(i)
+            .ok_or_else(|| format!("{command}: missing {what}"))?;
         text.parse::<i64>()
             .map_err(|_| format!("{command}: {what} must be a number, got {text:?}"))
     };
@@ -64,16 +66,25 @@ fn run(world: &mut World, line: &str) -> Result<String, String> {
 
     match command {
         "ring" => world.far_ring(card()?, span()?, chan()?).map_err(refused)?,
-        "answer" => world.far_answer(card()?, span()?, chan()?).map_err(refused)?,
-        "hangup" => world.far_hangup(card()?, span()?, chan()?).map_err(refused)?,
+        "answer" => world
+            .far_answer(card()?, span()?, chan()?)
+            .map_err(refused)?,
+        "hangup" => world
+            .far_hangup(card()?, span()?, chan()?)
+            .map_err(refused)?,
         "call" => {
             let state = world.call(card()?, span()?, chan()?).map_err(refused)?;
             return Ok(state.to_string());
         }
         "alarm" => {
-            let text = args.get(2).ok_or("alarm: missing alarm names (RED,LOS or none)")?;
-            let alarms = Alarms::parse(text).ok_or_else(|| format!("alarm: unknown alarm name in {text:?}"))?;
-            world.inject_alarms(card()?, span()?, alarms.0).map_err(refused)?;
+            let text = args
+                .get(2)
+                .ok_or("alarm: missing alarm names (RED,LOS or none)")?;
+            let alarms = Alarms::parse(text)
+                .ok_or_else(|| format!("alarm: unknown alarm name in {text:?}"))?;
+            world
+                .inject_alarms(card()?, span()?, alarms.0)
+                .map_err(refused)?;
         }
         "cut" => world.cut_trunk(card()?, span()?, true).map_err(refused)?,
         "restore" => world.cut_trunk(card()?, span()?, false).map_err(refused)?,
@@ -112,7 +123,10 @@ pub fn request(socket: &Path, line: &str, timeout: Duration) -> io::Result<Strin
     let mut answer = String::new();
     BufReader::new(stream).read_line(&mut answer)?;
     if answer.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "control socket closed without an answer"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "control socket closed without an answer",
+        ));
     }
     Ok(answer.trim_end().to_string())
 }
@@ -128,10 +142,10 @@ pub struct ControlServer {
 impl ControlServer {
     pub(crate) fn start(world: SharedWorld, path: &Path) -> io::Result<ControlServer> {
         // A socket left behind by an earlier run is replaced; any other file is not touched.
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if meta.file_type().is_socket() {
-                std::fs::remove_file(path)?;
-            }
+        if let Ok(meta) = std::fs::symlink_metadata(path)
+            && meta.file_type().is_socket()
+        {
+            std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
         let stopping = Arc::new(AtomicBool::new(false));
@@ -195,7 +209,11 @@ fn serve_client(world: &SharedWorld, stream: UnixStream) {
             continue;
         }
         let answer = execute(&mut lock(world), &line);
-        if writer.write_all(answer.as_bytes()).and_then(|()| writer.write_all(b"\n")).is_err() {
+        if writer
+            .write_all(answer.as_bytes())
+            .and_then(|()| writer.write_all(b"\n"))
+            .is_err()
+        {
             return;
         }
     }
@@ -224,7 +242,9 @@ mod tests {
             "ok span=1 running=no carrier=no trunk=0 alarms=RED|NOTOPEN|LOS calls=ringing,idle"
         );
         assert_eq!(execute(&mut world, "alarm 0 1 none"), "ok");
-        assert!(execute(&mut world, "alarm 0 1 purple").starts_with("error: alarm: unknown alarm name"));
+        assert!(
+            execute(&mut world, "alarm 0 1 purple").starts_with("error: alarm: unknown alarm name")
+        );
         assert!(execute(&mut world, "ring 0 x 1").contains("span must be a number"));
         assert!(execute(&mut world, "ring 0 1 9").contains("EINVAL"));
         assert!(execute(&mut world, "fly").contains("unknown command"));

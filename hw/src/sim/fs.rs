@@ -68,7 +68,9 @@ pub(crate) type SharedWorld = Arc<Mutex<World>>;
 pub(crate) fn lock(world: &SharedWorld) -> MutexGuard<'_, World> {
     // A panic while holding the lock leaves the model as it was at the panic;
     // serving it is better than hanging every client on a poisoned mutex.
-    world.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    world
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One card served over FUSE.
@@ -123,7 +125,9 @@ impl CardFs {
         };
         let valid = match node {
             Node::SpanDir(s) => (1..=self.spans).contains(&s),
-            Node::ChanFile(s, c) => (1..=self.spans).contains(&s) && (1..=self.channels).contains(&c),
+            Node::ChanFile(s, c) => {
+                (1..=self.spans).contains(&s) && (1..=self.channels).contains(&c)
+            }
             _ => true,
         };
         valid.then_some(node)
@@ -192,7 +196,13 @@ impl CardFs {
     }
 
     /// Answer one ioctl on an open file; `Ok(bytes)` is the data copied back out.
-    fn ioctl(&self, fh: u64, cmd: IoctlRequest, input: &[u8], out_size: usize) -> Result<Vec<u8>, Errno> {
+    fn ioctl(
+        &self,
+        fh: u64,
+        cmd: IoctlRequest,
+        input: &[u8],
+        out_size: usize,
+    ) -> Result<Vec<u8>, Errno> {
         let opened = *self.files().get(&fh).ok_or(Errno::EBADF)?;
         let mut world = lock(&self.world);
         if world.is_removed(self.card) {
@@ -211,7 +221,10 @@ impl CardFs {
             }
             (Opened::Ctl, abi::DAHDI_GET_PARAMS) => {
                 let params: abi::dahdi_params = arg(input, out_size)?;
-                let id = world.channel_by_number(card, params.channo & !abi::DAHDI_GET_PARAMS_RETURN_MASTER)?;
+                let id = world.channel_by_number(
+                    card,
+                    params.channo & !abi::DAHDI_GET_PARAMS_RETURN_MASTER,
+                )?;
                 reply(out_size, &world.params(id)?)
             }
             (Opened::Ctl, abi::DAHDI_SET_PARAMS) => {
@@ -313,7 +326,10 @@ fn expect_no_input(input: &[u8]) -> Result<(), Errno> {
 }
 
 /// Encode an ioctl answer; the caller's buffer must be exactly one `T`.
-fn reply<T: IntoBytes + Immutable + KnownLayout>(out_size: usize, value: &T) -> Result<Vec<u8>, Errno> {
+fn reply<T: IntoBytes + Immutable + KnownLayout>(
+    out_size: usize,
+    value: &T,
+) -> Result<Vec<u8>, Errno> {
     if out_size != size_of::<T>() {
         return Err(Errno::EINVAL);
     }
@@ -334,7 +350,9 @@ impl Filesystem for CardFs {
                 _ => None,
             },
             Some(Node::ChanDir) => CardFs::parse_number(name, self.spans).map(Node::SpanDir),
-            Some(Node::SpanDir(s)) => CardFs::parse_number(name, self.channels).map(|c| Node::ChanFile(s, c)),
+            Some(Node::SpanDir(s)) => {
+                CardFs::parse_number(name, self.channels).map(|c| Node::ChanFile(s, c))
+            }
             _ => None,
         };
         match found {
@@ -350,7 +368,14 @@ impl Filesystem for CardFs {
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
         let Some(node) = self.node(ino) else {
             reply.error(FuseErrno::ENOENT);
             return;

@@ -63,12 +63,20 @@ impl Simulator {
 
     /// Mount card `card` on the directory `path` (which must exist) and serve it
     /// until the returned guard is dropped.
-    pub fn mount(&self, card: usize, path: &Path, options: MountOptions) -> Result<MountedCard, MountError> {
+    pub fn mount(
+        &self,
+        card: usize,
+        path: &Path,
+        options: MountOptions,
+    ) -> Result<MountedCard, MountError> {
         if card >= self.config().cards {
             return Err(MountError::Mount {
                 path: path.to_owned(),
                 card,
-                source: io::Error::new(io::ErrorKind::InvalidInput, "no such card in the simulator config"),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "no such card in the simulator config",
+                ),
             });
         }
         MountedCard::mount(self.world.clone(), card, path, options)
@@ -84,7 +92,14 @@ impl Simulator {
         control::execute(&mut fs::lock(&self.world), line)
     }
 
-    fn far<F>(&self, operation: &'static str, card: usize, span: i32, channel: i32, f: F) -> Result<(), SimError>
+    fn far<F>(
+        &self,
+        operation: &'static str,
+        card: usize,
+        span: i32,
+        channel: i32,
+        f: F,
+    ) -> Result<(), SimError>
     where
         F: FnOnce(&mut model::World) -> Result<(), Errno>,
     {
@@ -99,33 +114,43 @@ impl Simulator {
 
     /// The far end calls on the timeslot behind `chan/<span>/<channel>` of `card`.
     pub fn ring(&self, card: usize, span: i32, channel: i32) -> Result<(), SimError> {
-        self.far("ring", card, span, channel, |w| w.far_ring(card, span, channel))
+        self.far("ring", card, span, channel, |w| {
+            w.far_ring(card, span, channel)
+        })
     }
 
     /// The far end answers our ringing on that timeslot.
     pub fn answer(&self, card: usize, span: i32, channel: i32) -> Result<(), SimError> {
-        self.far("answer", card, span, channel, |w| w.far_answer(card, span, channel))
+        self.far("answer", card, span, channel, |w| {
+            w.far_answer(card, span, channel)
+        })
     }
 
     /// The far end hangs up on that timeslot.
     pub fn hangup(&self, card: usize, span: i32, channel: i32) -> Result<(), SimError> {
-        self.far("hangup", card, span, channel, |w| w.far_hangup(card, span, channel))
+        self.far("hangup", card, span, channel, |w| {
+            w.far_hangup(card, span, channel)
+        })
     }
 
     /// The call state on that timeslot.
     pub fn call(&self, card: usize, span: i32, channel: i32) -> Result<CallState, SimError> {
-        fs::lock(&self.world).call(card, span, channel).map_err(|errno| SimError {
-            operation: "call",
-            card,
-            span,
-            channel,
-            errno,
-        })
+        fs::lock(&self.world)
+            .call(card, span, channel)
+            .map_err(|errno| SimError {
+                operation: "call",
+                card,
+                span,
+                channel,
+                errno,
+            })
     }
 
     /// Replace the injected alarms of a span (`Alarms::NONE` clears them).
     pub fn inject_alarms(&self, card: usize, span: i32, alarms: Alarms) -> Result<(), SimError> {
-        self.far("alarm", card, span, 0, |w| w.inject_alarms(card, span, alarms.0))
+        self.far("alarm", card, span, 0, |w| {
+            w.inject_alarms(card, span, alarms.0)
+        })
     }
 
     /// Cut (`true`) or restore the trunk behind a span.
@@ -140,12 +165,14 @@ impl Simulator {
 
     /// The state of every span of `card`.
     pub fn report(&self, card: usize) -> Result<Vec<SpanReport>, SimError> {
-        fs::lock(&self.world).report(card).map_err(|errno| SimError {
-            operation: "status",
-            card,
-            span: 0,
-            channel: 0,
-            errno,
-        })
+        fs::lock(&self.world)
+            .report(card)
+            .map_err(|errno| SimError {
+                operation: "status",
+                card,
+                span: 0,
+                channel: 0,
+                errno,
+            })
     }
 }

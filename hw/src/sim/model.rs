@@ -435,7 +435,11 @@ impl World {
             crc4count: span.counters.crc4,
             ebitcount: span.counters.ebit,
             fascount: span.counters.fas,
-            syncsrc: if span.running && span.sync > 0 { spanno } else { 0 },
+            syncsrc: if span.running && span.sync > 0 {
+                spanno
+            } else {
+                0
+            },
             numchans: span.channels.iter().filter(|ch| ch.sig != 0).count() as i32,
             totalchans: self.config.channels as i32,
             totalspans: self.config.spans as i32,
@@ -447,7 +451,10 @@ impl World {
         let mut text = [0u8; 40];
         abi::set_c_string(&mut text[..20], &format!("CARDSIM/{card}/{spanno}"));
         info.name.copy_from_slice(&text[..20]);
-        abi::set_c_string(&mut text, &format!("tandem card simulator {card} span {spanno}"));
+        abi::set_c_string(
+            &mut text,
+            &format!("tandem card simulator {card} span {spanno}"),
+        );
         info.desc = text;
         abi::set_c_string(&mut text, "0 db (CSU)/0-133 feet (DSX-1)");
         info.lboname = text;
@@ -550,12 +557,21 @@ impl World {
     }
 
     /// `DAHDI_CHANCONFIG` (`EINVAL` for an unknown channel or a signalling type it cannot take).
-    pub fn chan_config(&mut self, card: usize, config: &abi::dahdi_chanconfig) -> Result<(), Errno> {
+    pub fn chan_config(
+        &mut self,
+        card: usize,
+        config: &abi::dahdi_chanconfig,
+    ) -> Result<(), Errno> {
         let id = self.channel_by_number(card, config.chan)?;
         if config.sigtype & SIG_CAPS != config.sigtype {
             return Err(Errno::EINVAL);
         }
-        if ![abi::DAHDI_LAW_DEFAULT, abi::DAHDI_LAW_MULAW, abi::DAHDI_LAW_ALAW].contains(&config.deflaw)
+        if ![
+            abi::DAHDI_LAW_DEFAULT,
+            abi::DAHDI_LAW_MULAW,
+            abi::DAHDI_LAW_ALAW,
+        ]
+        .contains(&config.deflaw)
         {
             return Err(Errno::EINVAL);
         }
@@ -631,7 +647,9 @@ impl World {
             abi::DAHDI_MAINT_FAS_DEFECT => span.counters.fas += 1,
             abi::DAHDI_MAINT_MULTI_DEFECT | abi::DAHDI_MAINT_CAS_DEFECT => span.counters.ebit += 1,
             abi::DAHDI_MAINT_CRC_DEFECT => span.counters.crc4 += 1,
-            abi::DAHDI_MAINT_BIPOLAR_DEFECT | abi::DAHDI_MAINT_PRBS_DEFECT => span.counters.bpv += 1,
+            abi::DAHDI_MAINT_BIPOLAR_DEFECT | abi::DAHDI_MAINT_PRBS_DEFECT => {
+                span.counters.bpv += 1
+            }
             abi::DAHDI_RESET_COUNTERS => span.counters = Counters::default(),
             abi::DAHDI_MAINT_ALARM_SIM => span.alarm_sim = true,
             _ => return Err(Errno::ENOSYS),
@@ -663,7 +681,11 @@ impl World {
     /// `DAHDI_GETEVENT`: the next event, or `DAHDI_EVENT_NONE`.
     pub fn take_event(&mut self, id: ChannelId) -> Result<i32, Errno> {
         self.card(id.card)?;
-        Ok(self.chan_mut(id).events.pop_front().unwrap_or(abi::DAHDI_EVENT_NONE))
+        Ok(self
+            .chan_mut(id)
+            .events
+            .pop_front()
+            .unwrap_or(abi::DAHDI_EVENT_NONE))
     }
 
     /// Events queued on `id`.
@@ -673,7 +695,12 @@ impl World {
 
     /// `poll`: whether an event is pending; if not and `waker` is given, it is
     /// called when one arrives (one waker per `handle`, the latest wins).
-    pub fn poll_events(&mut self, id: ChannelId, handle: u64, waker: Option<Waker>) -> Result<bool, Errno> {
+    pub fn poll_events(
+        &mut self,
+        id: ChannelId,
+        handle: u64,
+        waker: Option<Waker>,
+    ) -> Result<bool, Errno> {
         if self.cards.get(id.card).is_none_or(|c| c.removed) {
             return Err(Errno::ENODEV);
         }
@@ -776,7 +803,9 @@ impl World {
     // -----------------------------------------------------------------------
 
     fn timeslot_of(&self, card: usize, spanno: i32, chanpos: i32) -> Result<(usize, usize), Errno> {
-        let id = self.channel_at(card, spanno, chanpos).ok_or(Errno::EINVAL)?;
+        let id = self
+            .channel_at(card, spanno, chanpos)
+            .ok_or(Errno::EINVAL)?;
         Ok((self.cards[id.card].spans[id.span].trunk, id.index))
     }
 
@@ -1103,11 +1132,25 @@ mod tests {
         assert_eq!(w.startup(0, 3).err(), Some(Errno::ENXIO));
         assert_eq!(w.shutdown(0, -1).err(), Some(Errno::ENXIO));
         assert_eq!(
-            w.maint(0, &abi::dahdi_maintinfo { spanno: 9, command: 0 }).err(),
+            w.maint(
+                0,
+                &abi::dahdi_maintinfo {
+                    spanno: 9,
+                    command: 0
+                }
+            )
+            .err(),
             Some(Errno::EINVAL)
         );
         assert_eq!(
-            w.maint(0, &abi::dahdi_maintinfo { spanno: 1, command: 5 }).err(),
+            w.maint(
+                0,
+                &abi::dahdi_maintinfo {
+                    spanno: 1,
+                    command: 5
+                }
+            )
+            .err(),
             Some(Errno::ENOSYS)
         );
         assert_eq!(w.channel_by_number(0, 0).err(), Some(Errno::EINVAL));
@@ -1121,7 +1164,10 @@ mod tests {
     #[test]
     fn startup_clears_notopen_and_shutdown_unconfigures_channels() {
         let mut w = world(1, false);
-        assert_eq!(w.span_info(0, 1).expect("span").alarms as u32, abi::DAHDI_ALARM_NOTOPEN);
+        assert_eq!(
+            w.span_info(0, 1).expect("span").alarms as u32,
+            abi::DAHDI_ALARM_NOTOPEN
+        );
         w.startup(0, 1).expect("startup");
         assert_eq!({ w.span_info(0, 1).expect("span").alarms }, 0);
         assert_eq!(drain(&mut w, A1), vec![abi::DAHDI_EVENT_NOALARM]);
@@ -1224,17 +1270,26 @@ mod tests {
         w.startup(0, 1).expect("startup");
         drain(&mut w, A1);
         let maint = |command| abi::dahdi_maintinfo { spanno: 1, command };
-        w.maint(0, &maint(abi::DAHDI_MAINT_ALARM_SIM)).expect("alarm sim");
+        w.maint(0, &maint(abi::DAHDI_MAINT_ALARM_SIM))
+            .expect("alarm sim");
         assert_eq!(
             w.span_info(0, 1).expect("span").alarms as u32,
             abi::DAHDI_ALARM_RED | abi::DAHDI_ALARM_LOS
         );
-        w.maint(0, &maint(abi::DAHDI_MAINT_LOCALLOOP)).expect("loop");
-        assert_ne!(w.span_info(0, 1).expect("span").alarms as u32 & abi::DAHDI_ALARM_LOOPBACK, 0);
+        w.maint(0, &maint(abi::DAHDI_MAINT_LOCALLOOP))
+            .expect("loop");
+        assert_ne!(
+            w.span_info(0, 1).expect("span").alarms as u32 & abi::DAHDI_ALARM_LOOPBACK,
+            0
+        );
         w.maint(0, &maint(abi::DAHDI_MAINT_NONE)).expect("none");
         assert_eq!({ w.span_info(0, 1).expect("span").alarms }, 0);
-        w.inject_alarms(0, 1, abi::DAHDI_ALARM_YELLOW).expect("inject");
-        assert_eq!(w.params(A1).expect("params").chan_alarms, abi::DAHDI_ALARM_YELLOW);
+        w.inject_alarms(0, 1, abi::DAHDI_ALARM_YELLOW)
+            .expect("inject");
+        assert_eq!(
+            w.params(A1).expect("params").chan_alarms,
+            abi::DAHDI_ALARM_YELLOW
+        );
         w.inject_alarms(0, 1, 0).expect("clear");
         w.cut_trunk(0, 1, true).expect("cut");
         assert_eq!(
@@ -1265,9 +1320,13 @@ mod tests {
         let fired = Arc::new(AtomicUsize::new(0));
         let f = fired.clone();
         let ready = w
-            .poll_events(A1, 7, Some(Box::new(move || {
-                f.fetch_add(1, Ordering::SeqCst);
-            })))
+            .poll_events(
+                A1,
+                7,
+                Some(Box::new(move || {
+                    f.fetch_add(1, Ordering::SeqCst);
+                })),
+            )
             .expect("poll");
         assert!(!ready);
         w.far_ring(0, 1, 1).expect("ring");

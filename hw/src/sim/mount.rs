@@ -56,7 +56,12 @@ pub struct MountedCard {
 }
 
 impl MountedCard {
-    pub(crate) fn mount(world: SharedWorld, card: usize, path: &Path, options: MountOptions) -> Result<MountedCard, MountError> {
+    pub(crate) fn mount(
+        world: SharedWorld,
+        card: usize,
+        path: &Path,
+        options: MountOptions,
+    ) -> Result<MountedCard, MountError> {
         let path = path.to_owned();
         let mut config = Config::default();
         config.mount_options = vec![
@@ -71,11 +76,12 @@ impl MountedCard {
             SessionACL::Owner
         };
         let fs = CardFs::new(world, card);
-        let session = fuser::spawn_mount(fs, &path, &config).map_err(|source| MountError::Mount {
-            path: path.clone(),
-            card,
-            source,
-        })?;
+        let session =
+            fuser::spawn_mount(fs, &path, &config).map_err(|source| MountError::Mount {
+                path: path.clone(),
+                card,
+                source,
+            })?;
         tracing::info!(card, path = %path.display(), "card mounted");
         Ok(MountedCard {
             path,
@@ -184,8 +190,14 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value =
+                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(value);
             i += 4;
         } else {
