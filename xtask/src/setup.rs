@@ -163,7 +163,7 @@ fn bpf_linker(changed: &mut Vec<String>) -> Result<()> {
         None => println!("setup: bpf-linker not found on PATH: installing {BPF_LINKER_VERSION}"),
     }
     println!(
-        "setup: LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker@{BPF_LINKER_VERSION} --locked \
+        "setup: LLVM_PREFIX={LLVM_PREFIX} cargo install bpf-linker@{BPF_LINKER_VERSION} --locked --force \
          --no-default-features --features llvm-22 (builds against LLVM 22; takes a few minutes)"
     );
     check(
