@@ -11,6 +11,7 @@ mod setup;
 mod test;
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
@@ -27,7 +28,7 @@ struct Cli {
 enum Cmd {
     /// Install what is missing (Debian packages, nightly rust-src, bpf-linker 0.13); idempotent.
     Setup,
-    /// Run setup, build the workspace, run every test. Extra arguments go to `cargo test`.
+    /// Run setup, build and test the default members. Extra arguments go to `cargo test`.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -127,9 +128,22 @@ fn run_tests_bin(bin: &str, sub: &[OsString], args: &[OsString]) -> Result<ExitC
     Ok(exit_code(status))
 }
 
-/// The cargo that runs us (same toolchain), or `cargo` from PATH.
+/// The cargo that runs us (same toolchain), or `cargo` from PATH, started at
+/// the workspace root so that a bare `cargo build`/`cargo test` means the
+/// workspace's default members wherever `cargo xtask` was typed.
 pub(crate) fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// The directory above xtask's manifest (as `cargo run` reports it now, or as
+/// it was at build time).
+fn workspace_root() -> PathBuf {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
 }
 
 pub(crate) fn exit_code(status: std::process::ExitStatus) -> ExitCode {

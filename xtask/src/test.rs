@@ -1,5 +1,6 @@
-//! `cargo xtask test`: setup, `cargo build --workspace`, then
-//! `cargo test --workspace --no-fail-fast` (default members), streaming the
+//! `cargo xtask test`: setup, `cargo build`, then `cargo test --no-fail-fast`,
+//! both at the workspace root without `--workspace`, so they cover the
+//! default members (not `ebpf/`, which only builds for BPF), streaming the
 //! test output through while adding up libtest's `test result:` lines into
 //! one closing summary line.
 //!
@@ -15,23 +16,23 @@ use anyhow::{Context, Result};
 pub fn run(args: &[OsString]) -> Result<ExitCode> {
     crate::setup::run()?;
 
-    println!("xtask: cargo build --workspace");
+    println!("xtask: cargo build (default members)");
     let status = crate::cargo()
-        .args(["build", "--workspace"])
+        .arg("build")
         .status()
         .context("starting cargo build")?;
     if !status.success() {
-        println!("xtask: cargo build --workspace failed ({status}); no test was run");
+        println!("xtask: cargo build failed ({status}); no test was run");
         return Ok(crate::exit_code(status));
     }
 
     let mut cmd = crate::cargo();
-    cmd.args(["test", "--workspace", "--no-fail-fast"]).args(args);
+    cmd.args(["test", "--no-fail-fast"]).args(args);
     if crate::is_root() {
         cmd.env("TANDEM_REQUIRE_PRIVILEGED", "1");
-        println!("xtask: cargo test --workspace --no-fail-fast (root: TANDEM_REQUIRE_PRIVILEGED=1)");
+        println!("xtask: cargo test --no-fail-fast (root: TANDEM_REQUIRE_PRIVILEGED=1)");
     } else {
-        println!("xtask: cargo test --workspace --no-fail-fast (not root: privileged tests will skip)");
+        println!("xtask: cargo test --no-fail-fast (not root: privileged tests will skip)");
     }
     let mut child = cmd.stdout(Stdio::piped()).spawn().context("starting cargo test")?;
     let mut totals = Totals::default();
@@ -54,7 +55,7 @@ pub fn run(args: &[OsString]) -> Result<ExitCode> {
     let status = child.wait().context("waiting for cargo test")?;
 
     println!(
-        "xtask: {} test binaries reported; cargo test {}",
+        "xtask: {} test suites reported; cargo test {}",
         totals.suites,
         if status.success() { "succeeded".to_owned() } else { format!("failed ({status})") }
     );
