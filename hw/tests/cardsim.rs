@@ -743,22 +743,72 @@ fn fuse_unmount_leaves_no_mount_behind() {
     );
 }
 
-/// The `tandem-cardsim` binary, killed by its PID while a channel is open:
-/// the device vanishes and every call on it fails at once.
+#[test]
+fn fuse_unmount_with_an_open_channel_makes_it_vanish() {
+    if !privileged("fuse_unmount_with_an_open_channel_makes_it_vanish") {
+        return;
+    }
+    let dir = TempDir::new("vanish");
+    let sim = Simulator::new(SimConfig::default()).expect("config");
+    let root = dir.subdir("card0");
+    let card = sim.mount(0, &root, MountOptions::default()).expect("mount");
+    let ctl = Control::open(card.path()).expect("ctl");
+    ctl.startup(1).expect("startup");
+    let channel = ctl.span(1).channel(1).expect("open");
+    drain(&channel);
+
+    // A thread sleeps in poll(POLLPRI) while the card is unmounted under it.
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let started = Instant::now();
+            let result = channel.wait_event(WAIT);
+            let _ = tx.send((result.map_err(|e| e.errno()), started.elapsed()));
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        card.unmount().expect("unmount with files open");
+        let (result, waited) = rx.recv_timeout(WAIT * 2).expect("the waiter returns");
+        assert_eq!(result, Err(Some(Errno::ENODEV)));
+        assert!(
+            waited < WAIT,
+            "woken by the removal, not the timeout ({waited:?})"
+        );
+    });
+    assert!(!is_mount_point(&root), "detached");
+    assert_eq!(
+        ioctl_errno(channel.params(), "DAHDI_GET_PARAMS"),
+        Errno::ENODEV
+    );
+    assert_eq!(
+        ioctl_errno(ctl.version(), "DAHDI_GETVERSION"),
+        Errno::ENODEV
+    );
+}
+
+/// A `tandem-cardsim` child process. Dropping it stops it (SIGTERM, then
+/// SIGKILL by its PID) and detaches any mount it left behind.
 struct CardsimProcess {
     child: Child,
+    mounts: Vec<PathBuf>,
 }
 
 impl CardsimProcess {
-    fn spawn(args: &[&std::ffi::OsStr]) -> CardsimProcess {
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem-cardsim"))
-            .args(args)
+    fn spawn(mounts: &[&Path], extra: &[&str]) -> CardsimProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tandem-cardsim"));
+        for dir in mounts {
+            command.arg("--mount").arg(dir);
+        }
+        let child = command
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn tandem-cardsim");
-        CardsimProcess { child }
+        CardsimProcess {
+            child,
+            mounts: mounts.iter().map(|p| p.to_path_buf()).collect(),
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -775,18 +825,37 @@ impl CardsimProcess {
         assert_eq!(line.trim(), "ready");
     }
 
+    fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
     fn kill(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL)
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGKILL)
             .expect("kill tandem-cardsim");
         self.child.wait().expect("reap tandem-cardsim");
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM).ok()?;
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 }
 
 impl Drop for CardsimProcess {
     fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
+        if matches!(self.child.try_wait(), Ok(None)) && self.terminate().is_none() {
             self.kill();
+        }
+        for dir in &self.mounts {
+            let _ = clean_stale_mount(dir);
         }
     }
 }
@@ -799,16 +868,11 @@ fn fuse_device_vanishes_when_cardsim_is_killed() {
     let dir = TempDir::new("killed");
     let root = dir.subdir("card0");
     let socket = dir.path().join("control.sock");
-    let mut cardsim = CardsimProcess::spawn(&[
-        "--mount".as_ref(),
-        root.as_os_str(),
-        "--spans".as_ref(),
-        "2".as_ref(),
-        "--channels".as_ref(),
-        "4".as_ref(),
-        "--control".as_ref(),
-        socket.as_os_str(),
-    ]);
+    let socket_arg = socket.to_str().expect("utf-8 temp path");
+    let mut cardsim = CardsimProcess::spawn(
+        &[&root],
+        &["--spans", "2", "--channels", "4", "--control", socket_arg],
+    );
     cardsim.wait_ready();
 
     let ctl = Control::open(&root).expect("ctl");
@@ -856,8 +920,20 @@ fn fuse_device_vanishes_when_cardsim_is_killed() {
 
     drop(channel);
     drop(ctl);
-    assert!(clean_stale_mount(&root).expect("detach the dead mount"));
-    assert!(!is_mount_point(&root));
+
+    // A new simulator on the same directory detaches the dead mount and serves again.
+    assert!(
+        is_mount_point(&root),
+        "the dead mount is still there (stale)"
+    );
+    let mut restarted = CardsimProcess::spawn(&[&root], &["--channels", "2"]);
+    restarted.wait_ready();
+    let ctl = Control::open(&root).expect("ctl of the restarted simulator");
+    assert_eq!(ctl.span_status(1).expect("spanstat").total_channels, 2);
+    drop(ctl);
+    let status = restarted.terminate().expect("stops on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!is_mount_point(&root), "clean unmount on SIGTERM");
 }
 
 #[test]
@@ -867,15 +943,7 @@ fn fuse_cardsim_serves_two_cards_and_stops_on_sigterm() {
     }
     let dir = TempDir::new("sigterm");
     let (a, b) = (dir.subdir("a"), dir.subdir("b"));
-    let mut cardsim = CardsimProcess::spawn(&[
-        "--mount".as_ref(),
-        a.as_os_str(),
-        "--mount".as_ref(),
-        b.as_os_str(),
-        "--shared-trunk".as_ref(),
-        "--channels".as_ref(),
-        "2".as_ref(),
-    ]);
+    let mut cardsim = CardsimProcess::spawn(&[&a, &b], &["--shared-trunk", "--channels", "2"]);
     cardsim.wait_ready();
     {
         let (ctl_a, ctl_b) = (Control::open(&a).expect("a"), Control::open(&b).expect("b"));

@@ -72,14 +72,15 @@ fn main() -> Result<()> {
 
     let mut mounted = Vec::new();
     for (card, dir) in args.mounts.iter().enumerate() {
-        if !dir.is_dir() && !clean_stale_mount(dir)? {
-            bail!("{}: not a directory", dir.display());
-        }
+        // A mount left by a simulator that died answers ENOTCONN: detach it first.
         if clean_stale_mount(dir)? {
             eprintln!(
                 "tandem-cardsim: detached a stale mount at {}",
                 dir.display()
             );
+        }
+        if !dir.is_dir() {
+            bail!("{}: not a directory", dir.display());
         }
         let options = MountOptions {
             allow_other: args.allow_other,

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -83,10 +83,12 @@ pub(crate) struct CardFs {
     gid: u32,
     next_fh: AtomicU64,
     files: Mutex<HashMap<u64, Opened>>,
+    /// Set when the mount is being taken down: files still open answer `ENODEV`.
+    gone: Arc<AtomicBool>,
 }
 
 impl CardFs {
-    pub(crate) fn new(world: SharedWorld, card: usize) -> CardFs {
+    pub(crate) fn new(world: SharedWorld, card: usize, gone: Arc<AtomicBool>) -> CardFs {
         let (spans, channels) = {
             let w = lock(&world);
             (w.config().spans as i32, w.config().channels as i32)
@@ -100,7 +102,13 @@ impl CardFs {
             gid: nix::unistd::getegid().as_raw(),
             next_fh: AtomicU64::new(1),
             files: Mutex::new(HashMap::new()),
+            gone,
         }
+    }
+
+    /// The device is gone for its users: unmounted, or the card unplugged.
+    fn vanished(&self, world: &World) -> bool {
+        self.gone.load(Ordering::SeqCst) || world.is_removed(self.card)
     }
 
     fn files(&self) -> MutexGuard<'_, HashMap<u64, Opened>> {
@@ -205,7 +213,7 @@ impl CardFs {
     ) -> Result<Vec<u8>, Errno> {
         let opened = *self.files().get(&fh).ok_or(Errno::EBADF)?;
         let mut world = lock(&self.world);
-        if world.is_removed(self.card) {
+        if self.vanished(&world) {
             return Err(Errno::ENODEV);
         }
         let card = self.card;
@@ -425,7 +433,7 @@ impl Filesystem for CardFs {
                 return;
             }
         };
-        if lock(&self.world).is_removed(self.card) {
+        if self.vanished(&lock(&self.world)) {
             reply.error(FuseErrno::ENODEV);
             return;
         }
@@ -493,7 +501,7 @@ impl Filesystem for CardFs {
         let opened = self.files().get(&fh.0).copied();
         let Some(Opened::Bound(id)) = opened else {
             // Nothing ever becomes ready on `ctl` or an unbound `channel`.
-            let removed = lock(&self.world).is_removed(self.card);
+            let removed = self.vanished(&lock(&self.world));
             reply.poll(if removed {
                 PollEvents::POLLERR | PollEvents::POLLHUP
             } else {
@@ -511,7 +519,12 @@ impl Filesystem for CardFs {
                 }) as super::model::Waker
             });
         // The kernel keeps one poll handle per open file; key the waker by the file.
-        match lock(&self.world).poll_events(id, fh.0, waker) {
+        let mut world = lock(&self.world);
+        if self.vanished(&world) {
+            reply.poll(PollEvents::POLLERR | PollEvents::POLLHUP | PollEvents::POLLPRI);
+            return;
+        }
+        match world.poll_events(id, fh.0, waker) {
             Ok(true) => reply.poll(PollEvents::POLLPRI),
             Ok(false) => reply.poll(PollEvents::empty()),
             // An unplugged card: report what DAHDI's nodev poll reports.

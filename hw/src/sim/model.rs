@@ -913,6 +913,20 @@ impl World {
         Ok(())
     }
 
+    /// Wake every poller of `card` (its device is going away; they will see it gone).
+    pub fn wake_card(&mut self, card: usize) {
+        let Some(c) = self.cards.get_mut(card) else {
+            return;
+        };
+        for span in &mut c.spans {
+            for ch in &mut span.channels {
+                for (_, wake) in ch.wakers.drain(..) {
+                    wake();
+                }
+            }
+        }
+    }
+
     /// Whether `card` was unplugged.
     pub fn is_removed(&self, card: usize) -> bool {
         self.cards.get(card).is_none_or(|c| c.removed)

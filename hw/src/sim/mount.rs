@@ -5,7 +5,8 @@
 //! libfuse), serves it from a background thread, and unmounts it when it is
 //! dropped — also while a test unwinds from a panic. Unmounting never waits
 //! without bound: a busy mount is detached lazily, and the serving thread is
-//! given a deadline to finish.
+//! given a deadline to finish. Once a card is being unmounted, files still
+//! open on it answer `ENODEV` (as DAHDI's do after a surprise removal).
 //!
 //! It only ever unmounts the directory it mounted, or (in
 //! [`clean_stale_mount`]) a mount on the caller's own mount point whose
@@ -13,13 +14,15 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, umount2};
 
-use super::fs::{CardFs, SharedWorld};
+use super::fs::{CardFs, SharedWorld, lock};
 
 /// How long an unmount waits for the serving thread to finish.
 const UNMOUNT_DEADLINE: Duration = Duration::from_secs(5);
@@ -48,11 +51,22 @@ pub enum MountError {
 }
 
 /// One card's filesystem, mounted and served until dropped.
-#[derive(Debug)]
 pub struct MountedCard {
     path: PathBuf,
     card: usize,
+    world: SharedWorld,
+    gone: Arc<AtomicBool>,
     session: Option<BackgroundSession>,
+}
+
+impl std::fmt::Debug for MountedCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MountedCard")
+            .field("path", &self.path)
+            .field("card", &self.card)
+            .field("mounted", &self.session.is_some())
+            .finish()
+    }
 }
 
 impl MountedCard {
@@ -75,7 +89,8 @@ impl MountedCard {
         } else {
             SessionACL::Owner
         };
-        let fs = CardFs::new(world, card);
+        let gone = Arc::new(AtomicBool::new(false));
+        let fs = CardFs::new(world.clone(), card, gone.clone());
         let session =
             fuser::spawn_mount(fs, &path, &config).map_err(|source| MountError::Mount {
                 path: path.clone(),
@@ -86,6 +101,8 @@ impl MountedCard {
         Ok(MountedCard {
             path,
             card,
+            world,
+            gone,
             session: Some(session),
         })
     }
@@ -109,22 +126,35 @@ impl MountedCard {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
-        // A plain unmount works when no file is open; otherwise detach lazily,
-        // and the kernel ends the connection when the last file closes.
+        // From now on, files still open answer ENODEV, and pollers wake to see it.
+        self.gone.store(true, Ordering::SeqCst);
+        lock(&self.world).wake_card(self.card);
+
+        // A plain unmount works when no file is open; otherwise detach lazily:
+        // the kernel ends the connection (and the server thread) when the last
+        // file closes, so there is nothing to wait for here.
         let unmounted = match umount2(&self.path, MntFlags::empty()) {
-            Ok(()) => Ok(()),
-            Err(Errno::EBUSY) => umount2(&self.path, MntFlags::MNT_DETACH),
+            Ok(()) => Ok(true),
+            Err(Errno::EBUSY) => umount2(&self.path, MntFlags::MNT_DETACH).map(|()| false),
             // Already gone (unmounted by someone, or the server died).
-            Err(Errno::EINVAL | Errno::ENOENT) => Ok(()),
+            Err(Errno::EINVAL | Errno::ENOENT) => Ok(true),
             Err(e) => Err(e),
         };
-        if let Err(errno) = unmounted {
-            // Dropping the session still tries its own unmount.
+        let finished = match unmounted {
+            Ok(finished) => finished,
+            Err(errno) => {
+                // Dropping the session still tries its own unmount.
+                drop(session);
+                return Err(MountError::Unmount {
+                    path: self.path.clone(),
+                    errno,
+                });
+            }
+        };
+        if !finished {
+            tracing::info!(card = self.card, path = %self.path.display(), "card detached; files still open answer ENODEV");
             drop(session);
-            return Err(MountError::Unmount {
-                path: self.path.clone(),
-                errno,
-            });
+            return Ok(());
         }
         let deadline = Instant::now() + UNMOUNT_DEADLINE;
         while !session.guard.is_finished() {
@@ -136,7 +166,7 @@ impl MountedCard {
                     path: self.path.clone(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         }
         if let Err(e) = session.join() {
             tracing::warn!(path = %self.path.display(), error = %e, "FUSE server ended with an error");
