@@ -357,6 +357,63 @@ fn fuse_incoming_call_raises_pollpri_events() {
     assert_eq!(channel.wait_event(QUIET).expect("quiet"), None);
 }
 
+/// The control plane waits for channel events with io_uring: `POLL_ADD` for
+/// `POLLPRI` on the channel fd completes when the simulator queues an event.
+#[test]
+fn fuse_io_uring_poll_add_sees_pollpri() {
+    if !privileged("fuse_io_uring_poll_add_sees_pollpri") {
+        return;
+    }
+    use io_uring::{IoUring, opcode, types};
+    const POLL: u64 = 1;
+    const TIMEOUT: u64 = 2;
+
+    let rig = Rig::one_card("uring", 1, 2);
+    let ctl = rig.control(0);
+    ctl.startup(1).expect("startup");
+    let channel = ctl.span(1).channel(2).expect("open");
+    drain(&channel);
+
+    let mut ring = IoUring::new(4).expect("io_uring");
+    let deadline = types::Timespec::new().sec(WAIT.as_secs());
+    let poll = opcode::PollAdd::new(types::Fd(channel.as_raw_fd()), libc::POLLPRI as u32)
+        .build()
+        .user_data(POLL);
+    let timeout = opcode::Timeout::new(&deadline).build().user_data(TIMEOUT);
+    // SAFETY: the fd and the timespec outlive the ring (dropped at the end of this test, before them).
+    unsafe {
+        let mut queue = ring.submission();
+        queue.push(&poll).expect("queue poll");
+        queue.push(&timeout).expect("queue timeout");
+    }
+    ring.submit().expect("submit");
+
+    let sim = rig.sim.clone();
+    let ringer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        sim.ring(0, 1, 2)
+    });
+    ring.submit_and_wait(1).expect("wait for a completion");
+    ringer.join().expect("ringer thread").expect("ring");
+    let completion = ring.completion().next().expect("a completion");
+    assert_eq!(
+        completion.user_data(),
+        POLL,
+        "the poll completed before the timeout"
+    );
+    assert_ne!(
+        completion.result() & libc::POLLPRI as i32,
+        0,
+        "POLLPRI: {}",
+        completion.result()
+    );
+    assert_eq!(
+        channel.event().expect("DAHDI_GETEVENT"),
+        Some(Event::RingOffHook)
+    );
+    drop(ring);
+}
+
 #[test]
 fn fuse_outgoing_call_events() {
     if !privileged("fuse_outgoing_call_events") {
