@@ -33,12 +33,21 @@ pub fn udp_request(
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(LabError::Timeout { ns: ns.to_owned(), dst, after: timeout });
+                return Err(LabError::Timeout {
+                    ns: ns.to_owned(),
+                    dst,
+                    after: timeout,
+                });
             }
-            sock.set_read_timeout(Some(left)).map_err(|e| io("set_read_timeout", e))?;
+            sock.set_read_timeout(Some(left))
+                .map_err(|e| io("set_read_timeout", e))?;
             match sock.recv(&mut buf) {
                 Ok(n) => return Ok(buf[..n].to_vec()),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(io("recv", e)),
             }
         }
@@ -47,19 +56,34 @@ pub fn udp_request(
 
 /// Connects from `ns` to `dst`, sends `payload`, closes its sending side and
 /// returns everything the server sent until it closed; all within `timeout`.
-pub fn tcp_request(ns: &str, dst: SocketAddr, payload: &[u8], timeout: Duration) -> Result<Vec<u8>, LabError> {
+pub fn tcp_request(
+    ns: &str,
+    dst: SocketAddr,
+    payload: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, LabError> {
     try_in_netns(ns, || {
         let io = |what: &str, e| LabError::io(format!("TCP to {dst}: {what}"), ns, e);
         let deadline = Instant::now() + timeout;
-        let timed_out = || LabError::Timeout { ns: ns.to_owned(), dst, after: timeout };
+        let timed_out = || LabError::Timeout {
+            ns: ns.to_owned(),
+            dst,
+            after: timeout,
+        };
         let mut stream = TcpStream::connect_timeout(&dst, timeout).map_err(|e| match e.kind() {
             ErrorKind::TimedOut | ErrorKind::WouldBlock => timed_out(),
             _ => io("connect", e),
         })?;
-        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-        stream.set_write_timeout(Some(left)).map_err(|e| io("set_write_timeout", e))?;
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        stream
+            .set_write_timeout(Some(left))
+            .map_err(|e| io("set_write_timeout", e))?;
         stream.write_all(payload).map_err(|e| io("write", e))?;
-        stream.shutdown(Shutdown::Write).map_err(|e| io("shutdown", e))?;
+        stream
+            .shutdown(Shutdown::Write)
+            .map_err(|e| io("shutdown", e))?;
         let mut reply = Vec::new();
         let mut buf = [0u8; 8192];
         loop {
@@ -67,11 +91,17 @@ pub fn tcp_request(ns: &str, dst: SocketAddr, payload: &[u8], timeout: Duration)
             if left.is_zero() {
                 return Err(timed_out());
             }
-            stream.set_read_timeout(Some(left)).map_err(|e| io("set_read_timeout", e))?;
+            stream
+                .set_read_timeout(Some(left))
+                .map_err(|e| io("set_read_timeout", e))?;
             match stream.read(&mut buf) {
                 Ok(0) => return Ok(reply),
                 Ok(n) => reply.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(io("read", e)),
             }
         }

@@ -8,16 +8,21 @@ use crate::LabError;
 /// Runs `cmd` to completion and returns its stdout; fails with the command,
 /// status and stderr if it does not exit 0.
 pub fn run(cmd: &mut Command) -> Result<String, LabError> {
-    let out = cmd
-        .output()
-        .map_err(|source| LabError::Spawn { cmd: describe(cmd), source })?;
+    let out = cmd.output().map_err(|source| LabError::Spawn {
+        cmd: describe(cmd),
+        source,
+    })?;
     if !out.status.success() {
         let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         if stderr.contains("exec of") && stderr.contains("No such file") {
             // `ip netns exec` could not find the program.
             stderr.push_str(" (is it installed? `cargo xtask setup` installs the lab's tools)");
         }
-        return Err(LabError::Command { cmd: describe(cmd), status: out.status.to_string(), stderr });
+        return Err(LabError::Command {
+            cmd: describe(cmd),
+            status: out.status.to_string(),
+            stderr,
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -35,7 +40,9 @@ pub fn ip_in(ns: &str, args: &[&str]) -> Result<String, LabError> {
 /// `ip netns exec <ns> <program> <args>`: any program inside namespace `ns`
 /// (with that namespace's /sys mounted, which `ethtool` and friends want).
 pub fn exec_in(ns: &str, program: &str, args: &[&str]) -> Result<String, LabError> {
-    run(Command::new("ip").args(["netns", "exec", ns, program]).args(args))
+    run(Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args))
 }
 
 /// The command line, for error messages.

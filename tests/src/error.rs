@@ -8,7 +8,9 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
     /// A command could not be started at all (not installed, not on PATH).
-    #[error("cannot run `{cmd}`: {source} (is it installed? `cargo xtask setup` installs the lab's tools)")]
+    #[error(
+        "cannot run `{cmd}`: {source} (is it installed? `cargo xtask setup` installs the lab's tools)"
+    )]
     Spawn {
         cmd: String,
         #[source]
@@ -16,7 +18,11 @@ pub enum LabError {
     },
     /// A command ran and failed.
     #[error("`{cmd}` failed ({status}): {stderr}")]
-    Command { cmd: String, status: String, stderr: String },
+    Command {
+        cmd: String,
+        status: String,
+        stderr: String,
+    },
     /// A command's output was not what we expected.
     #[error("cannot parse the output of `{cmd}`: {what}")]
     Parse { cmd: String, what: String },
@@ -25,7 +31,11 @@ pub enum LabError {
     Netns { ns: String, what: String },
     /// A host name the lab does not have.
     #[error("lab {lab} has no host {host:?} (hosts: {known})")]
-    UnknownHost { lab: String, host: String, known: String },
+    UnknownHost {
+        lab: String,
+        host: String,
+        known: String,
+    },
     /// A host interface the lab does not have.
     #[error("host {host} has no interface {iface:?}")]
     UnknownIface { host: String, iface: String },
@@ -42,11 +52,19 @@ pub enum LabError {
     },
     /// No answer in time.
     #[error("no reply from {dst} in namespace {ns} within {after:?}")]
-    Timeout { ns: String, dst: SocketAddr, after: Duration },
+    Timeout {
+        ns: String,
+        dst: SocketAddr,
+        after: Duration,
+    },
 }
 
 impl LabError {
     pub(crate) fn io(what: impl Into<String>, ns: &str, source: std::io::Error) -> Self {
-        LabError::Io { what: what.into(), ns: ns.to_owned(), source }
+        LabError::Io {
+            what: what.into(),
+            ns: ns.to_owned(),
+            source,
+        }
     }
 }

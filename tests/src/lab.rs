@@ -15,9 +15,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::Once;
 
+use crate::LabError;
 use crate::cmd;
 use crate::netns;
-use crate::LabError;
 
 /// The virtual IP services are offered on.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -81,7 +81,12 @@ pub struct LabOptions {
 
 impl Default for LabOptions {
     fn default() -> Self {
-        LabOptions { director_holds_vip: true, director_peer_gro: true, ipv6: false, fixed_prefix: None }
+        LabOptions {
+            director_holds_vip: true,
+            director_peer_gro: true,
+            ipv6: false,
+            fixed_prefix: None,
+        }
     }
 }
 
@@ -130,7 +135,10 @@ impl Host {
         self.ifaces
             .iter()
             .find(|i| i.name == name)
-            .ok_or_else(|| LabError::UnknownIface { host: self.name.clone(), iface: name.to_owned() })
+            .ok_or_else(|| LabError::UnknownIface {
+                host: self.name.clone(),
+                iface: name.to_owned(),
+            })
     }
 
     /// The first interface (`eth0`, the one on the service/front network).
@@ -141,7 +149,10 @@ impl Host {
 
     /// The first address of `eth0`.
     pub fn addr(&self) -> Ipv4Addr {
-        self.eth0().addrs.first().map_or(Ipv4Addr::UNSPECIFIED, |a| a.0)
+        self.eth0()
+            .addrs
+            .first()
+            .map_or(Ipv4Addr::UNSPECIFIED, |a| a.0)
     }
 }
 
@@ -195,7 +206,10 @@ impl Lab {
 
     fn build(topology: Topology, n_ivr: usize, options: LabOptions) -> Result<Lab, LabError> {
         if n_ivr > MAX_IVRS {
-            return Err(LabError::BadOption { field: "n_ivr", value: format!("{n_ivr} > {MAX_IVRS}") });
+            return Err(LabError::BadOption {
+                field: "n_ivr",
+                value: format!("{n_ivr} > {MAX_IVRS}"),
+            });
         }
         CLEANUP_STALE.call_once(|| {
             if let Err(e) = netns::cleanup_stale() {
@@ -205,15 +219,24 @@ impl Lab {
         let prefix = match &options.fixed_prefix {
             None => netns::unique_prefix(),
             Some(p) => {
-                if p.is_empty() || p.contains('/') || netns::owner_pid(&format!("{p}-x")).is_some() {
-                    return Err(LabError::BadOption { field: "fixed_prefix", value: p.clone() });
+                if p.is_empty() || p.contains('/') || netns::owner_pid(&format!("{p}-x")).is_some()
+                {
+                    return Err(LabError::BadOption {
+                        field: "fixed_prefix",
+                        value: p.clone(),
+                    });
                 }
-                let taken: Vec<String> =
-                    netns::list()?.into_iter().filter(|n| n.starts_with(&format!("{p}-"))).collect();
+                let taken: Vec<String> = netns::list()?
+                    .into_iter()
+                    .filter(|n| n.starts_with(&format!("{p}-")))
+                    .collect();
                 if !taken.is_empty() {
                     return Err(LabError::BadOption {
                         field: "fixed_prefix",
-                        value: format!("{p}: namespaces already exist ({}); take that lab down first", taken.join(" ")),
+                        value: format!(
+                            "{p}: namespaces already exist ({}); take that lab down first",
+                            taken.join(" ")
+                        ),
                     });
                 }
                 p.clone()
@@ -230,7 +253,11 @@ impl Lab {
         };
         // From here on, an error drops `lab`, which removes what was built.
         lab.build_switch()?;
-        let front = |a: Ipv4Addr| Wire { ifname: "eth0", addrs: vec![(a, 24)], bridge: "br0" };
+        let front = |a: Ipv4Addr| Wire {
+            ifname: "eth0",
+            addrs: vec![(a, 24)],
+            bridge: "br0",
+        };
         lab.add_host(CLIENT, vec![front(CLIENT_ADDR)], false)?;
         match topology {
             Topology::Dr => {
@@ -241,17 +268,43 @@ impl Lab {
                 }
             }
             Topology::Nat => {
-                let back = Wire { ifname: "eth1", addrs: vec![(DIRECTOR_BACK_ADDR, 24)], bridge: "br1" };
+                let back = Wire {
+                    ifname: "eth1",
+                    addrs: vec![(DIRECTOR_BACK_ADDR, 24)],
+                    bridge: "br1",
+                };
                 lab.add_host(DIRECTOR, vec![front(DIRECTOR_ADDR), back], true)?;
                 for k in 1..=n_ivr {
                     let name = ivr_name(k);
-                    let wire = Wire { ifname: "eth0", addrs: vec![(nat_ivr_addr(k), 24)], bridge: "br1" };
+                    let wire = Wire {
+                        ifname: "eth0",
+                        addrs: vec![(nat_ivr_addr(k), 24)],
+                        bridge: "br1",
+                    };
                     lab.add_host(&name, vec![wire], false)?;
                     let ns = lab.ns(&name)?.to_owned();
-                    cmd::ip_in(&ns, &["route", "add", "default", "via", &DIRECTOR_BACK_ADDR.to_string()])?;
+                    cmd::ip_in(
+                        &ns,
+                        &[
+                            "route",
+                            "add",
+                            "default",
+                            "via",
+                            &DIRECTOR_BACK_ADDR.to_string(),
+                        ],
+                    )?;
                 }
                 let client = lab.ns(CLIENT)?.to_owned();
-                cmd::ip_in(&client, &["route", "add", "198.18.1.0/24", "via", &DIRECTOR_ADDR.to_string()])?;
+                cmd::ip_in(
+                    &client,
+                    &[
+                        "route",
+                        "add",
+                        "198.18.1.0/24",
+                        "via",
+                        &DIRECTOR_ADDR.to_string(),
+                    ],
+                )?;
             }
         }
         if lab.options.director_holds_vip {
@@ -277,7 +330,11 @@ impl Lab {
         }
         netns::sysctl(ns, "net.ipv4.conf.all.rp_filter", "0")?;
         netns::sysctl(ns, "net.ipv4.conf.default.rp_filter", "0")?;
-        netns::sysctl(ns, "net.ipv4.ip_forward", if ip_forward { "1" } else { "0" })?;
+        netns::sysctl(
+            ns,
+            "net.ipv4.ip_forward",
+            if ip_forward { "1" } else { "0" },
+        )?;
         cmd::ip_in(ns, &["link", "set", "lo", "up"])?;
         Ok(())
     }
@@ -290,7 +347,20 @@ impl Lab {
             Topology::Nat => &["br0", "br1"],
         };
         for br in bridges {
-            cmd::ip_in(&sw, &["link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0"])?;
+            cmd::ip_in(
+                &sw,
+                &[
+                    "link",
+                    "add",
+                    br,
+                    "type",
+                    "bridge",
+                    "stp_state",
+                    "0",
+                    "forward_delay",
+                    "0",
+                ],
+            )?;
             cmd::ip_in(&sw, &["link", "set", br, "up"])?;
         }
         Ok(())
@@ -304,15 +374,35 @@ impl Lab {
         for (n, wire) in wires.iter().enumerate() {
             let peer = format!("{name}-e{n}");
             if peer.len() > 15 {
-                return Err(LabError::BadOption { field: "host name", value: format!("{name}: veth name {peer} > 15 chars") });
+                return Err(LabError::BadOption {
+                    field: "host name",
+                    value: format!("{name}: veth name {peer} > 15 chars"),
+                });
             }
             // Created inside the switch namespace, host end moved straight into
             // the host's: no name ever appears in the caller's namespace.
-            cmd::ip_in(&sw, &["link", "add", &peer, "type", "veth", "peer", "name", wire.ifname, "netns", &ns])?;
+            cmd::ip_in(
+                &sw,
+                &[
+                    "link",
+                    "add",
+                    &peer,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    wire.ifname,
+                    "netns",
+                    &ns,
+                ],
+            )?;
             cmd::ip_in(&sw, &["link", "set", &peer, "master", wire.bridge])?;
             cmd::ip_in(&sw, &["link", "set", &peer, "up"])?;
             for (addr, len) in &wire.addrs {
-                cmd::ip_in(&ns, &["addr", "add", &format!("{addr}/{len}"), "dev", wire.ifname])?;
+                cmd::ip_in(
+                    &ns,
+                    &["addr", "add", &format!("{addr}/{len}"), "dev", wire.ifname],
+                )?;
             }
             cmd::ip_in(&ns, &["link", "set", wire.ifname, "up"])?;
             let (ifindex, mac) = link_info(&ns, wire.ifname)?;
@@ -328,7 +418,12 @@ impl Lab {
                 peer_ifindex,
             });
         }
-        self.hosts.push(Host { name: name.to_owned(), ns, ifaces, loopback_addrs: Vec::new() });
+        self.hosts.push(Host {
+            name: name.to_owned(),
+            ns,
+            ifaces,
+            loopback_addrs: Vec::new(),
+        });
         Ok(())
     }
 
@@ -356,7 +451,9 @@ impl Lab {
             self.host_mut(DIRECTOR)?.ifaces[0].addrs.push((VIP, 32));
         } else if !present && has {
             cmd::ip_in(&ns, &["addr", "del", &cidr, "dev", "eth0"])?;
-            self.host_mut(DIRECTOR)?.ifaces[0].addrs.retain(|a| *a != (VIP, 32));
+            self.host_mut(DIRECTOR)?.ifaces[0]
+                .addrs
+                .retain(|a| *a != (VIP, 32));
         }
         Ok(())
     }
@@ -384,7 +481,10 @@ impl Lab {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| LabError::Netns { ns: ns.to_owned(), what: "ping never ran".into() }))
+        Err(last.unwrap_or_else(|| LabError::Netns {
+            ns: ns.to_owned(),
+            what: "ping never ran".into(),
+        }))
     }
 
     /// Runs `program args` inside `host`'s namespace; returns its stdout.
@@ -423,12 +523,18 @@ impl Lab {
 
     /// The IVR hosts, ivr1..N.
     pub fn ivrs(&self) -> Vec<&Host> {
-        self.hosts.iter().filter(|h| h.name.starts_with("ivr")).collect()
+        self.hosts
+            .iter()
+            .filter(|h| h.name.starts_with("ivr"))
+            .collect()
     }
 
     /// The host named `name` (`client`, `dir`, `ivrK`).
     pub fn host(&self, name: &str) -> Result<&Host, LabError> {
-        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| self.unknown(name))
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| self.unknown(name))
     }
 
     fn host_mut(&mut self, name: &str) -> Result<&mut Host, LabError> {
@@ -440,7 +546,12 @@ impl Lab {
         LabError::UnknownHost {
             lab: self.prefix.clone(),
             host: name.to_owned(),
-            known: self.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(" "),
+            known: self
+                .hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 
@@ -493,7 +604,11 @@ impl fmt::Display for Lab {
             Topology::Dr => "DR",
             Topology::Nat => "NAT",
         };
-        writeln!(f, "lab {} ({kind}), VIP {VIP}, switch namespace {}", self.prefix, self.switch_ns)?;
+        writeln!(
+            f,
+            "lab {} ({kind}), VIP {VIP}, switch namespace {}",
+            self.prefix, self.switch_ns
+        )?;
         writeln!(
             f,
             "  {:<7} {:<22} {:<5} {:>7}  {:<17}  {:<40} bridge port (ifindex)",
@@ -501,7 +616,8 @@ impl fmt::Display for Lab {
         )?;
         for h in &self.hosts {
             for i in &h.ifaces {
-                let mut addrs: Vec<String> = i.addrs.iter().map(|(a, l)| format!("{a}/{l}")).collect();
+                let mut addrs: Vec<String> =
+                    i.addrs.iter().map(|(a, l)| format!("{a}/{l}")).collect();
                 if i.name == "eth0" {
                     addrs.extend(h.loopback_addrs.iter().map(|a| format!("{a}/32 on lo")));
                 }
@@ -529,19 +645,30 @@ fn link_info(ns: &str, dev: &str) -> Result<(u32, [u8; 6]), LabError> {
     let args = ["-j", "link", "show", "dev", dev];
     let out = cmd::ip_in(ns, &args)?;
     let what_cmd = || format!("ip -n {ns} {}", args.join(" "));
-    let v: serde_json::Value = serde_json::from_str(&out)
-        .map_err(|e| LabError::Parse { cmd: what_cmd(), what: format!("not JSON: {e}") })?;
-    let link = v.get(0).ok_or_else(|| LabError::Parse { cmd: what_cmd(), what: "empty list".into() })?;
+    let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| LabError::Parse {
+        cmd: what_cmd(),
+        what: format!("not JSON: {e}"),
+    })?;
+    let link = v.get(0).ok_or_else(|| LabError::Parse {
+        cmd: what_cmd(),
+        what: "empty list".into(),
+    })?;
     let ifindex = link
         .get("ifindex")
         .and_then(|i| i.as_u64())
         .and_then(|i| u32::try_from(i).ok())
-        .ok_or_else(|| LabError::Parse { cmd: what_cmd(), what: format!("no ifindex in {link}") })?;
+        .ok_or_else(|| LabError::Parse {
+            cmd: what_cmd(),
+            what: format!("no ifindex in {link}"),
+        })?;
     let mac = link
         .get("address")
         .and_then(|a| a.as_str())
         .and_then(parse_mac)
-        .ok_or_else(|| LabError::Parse { cmd: what_cmd(), what: format!("no MAC address in {link}") })?;
+        .ok_or_else(|| LabError::Parse {
+            cmd: what_cmd(),
+            what: format!("no MAC address in {link}"),
+        })?;
     Ok((ifindex, mac))
 }
 
@@ -561,7 +688,10 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]

@@ -50,7 +50,10 @@ pub fn owner_pid(ns: &str) -> Option<u32> {
 
 fn path(ns: &str) -> Result<PathBuf, LabError> {
     if ns.is_empty() || ns.contains('/') || ns == "." || ns == ".." {
-        return Err(LabError::Netns { ns: ns.to_owned(), what: "not a valid namespace name".into() });
+        return Err(LabError::Netns {
+            ns: ns.to_owned(),
+            what: "not a valid namespace name".into(),
+        });
     }
     Ok(Path::new(NETNS_DIR).join(ns))
 }
@@ -82,8 +85,10 @@ pub fn list() -> Result<Vec<String>, LabError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(LabError::io(format!("listing {NETNS_DIR}"), "(root)", e)),
     };
-    let mut names: Vec<String> =
-        dir.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+    let mut names: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
     names.sort();
     Ok(names)
 }
@@ -122,8 +127,10 @@ pub(crate) fn enter_on_this_thread(ns: &str) -> Result<(), LabError> {
         ns: ns.to_owned(),
         what: format!("opening {}: {e}", p.display()),
     })?;
-    setns(&file, CloneFlags::CLONE_NEWNET)
-        .map_err(|e| LabError::Netns { ns: ns.to_owned(), what: format!("setns(CLONE_NEWNET): {e}") })
+    setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| LabError::Netns {
+        ns: ns.to_owned(),
+        what: format!("setns(CLONE_NEWNET): {e}"),
+    })
 }
 
 /// Runs `f` on a new thread that has entered network namespace `ns`, and
@@ -139,7 +146,10 @@ pub fn try_in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T
                 enter_on_this_thread(ns)?;
                 Ok(f())
             })
-            .map_err(|e| LabError::Netns { ns: ns.to_owned(), what: format!("spawning a thread: {e}") })?;
+            .map_err(|e| LabError::Netns {
+                ns: ns.to_owned(),
+                what: format!("spawning a thread: {e}"),
+            })?;
         match handle.join() {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),

@@ -32,7 +32,11 @@ fn missing() -> Option<String> {
     if !Path::new("/proc/self/ns/net").exists() {
         return Some("needs network namespace support (no /proc/self/ns/net)".into());
     }
-    let ip = Command::new("ip").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let ip = Command::new("ip")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     if !ip.is_ok_and(|s| s.success()) {
         return Some("needs iproute2's `ip` (`cargo xtask setup` installs it)".into());
     }

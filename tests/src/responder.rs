@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, sendmsg, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, recvmsg, sendmsg, setsockopt,
+    sockopt,
 };
 
 use crate::LabError;
@@ -113,12 +114,14 @@ fn spawn<S: Send + 'static>(
     let served = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<Result<(), LabError>>();
-    let (ns_t, name_t, served_t, stop_t) = (ns.to_owned(), name.to_owned(), served.clone(), stop.clone());
+    let (ns_t, name_t, served_t, stop_t) =
+        (ns.to_owned(), name.to_owned(), served.clone(), stop.clone());
     let thread = std::thread::Builder::new()
         .name(format!("responder {name}"))
         .spawn(move || {
-            let bound = netns::enter_on_this_thread(&ns_t)
-                .and_then(|()| bind().map_err(|e| LabError::io(format!("binding port {port}"), &ns_t, e)));
+            let bound = netns::enter_on_this_thread(&ns_t).and_then(|()| {
+                bind().map_err(|e| LabError::io(format!("binding port {port}"), &ns_t, e))
+            });
             let sock = match bound {
                 Ok(s) => {
                     let _ = tx.send(Ok(()));
@@ -132,11 +135,22 @@ fn spawn<S: Send + 'static>(
             serve(sock, &name_t, &stop_t, &served_t);
         })
         .map_err(|e| LabError::io("spawning a responder thread", ns, e))?;
-    let started = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
-        Err(LabError::Netns { ns: ns.to_owned(), what: format!("responder {name} did not start") })
-    });
-    let responder =
-        Responder { name: name.to_owned(), ns: ns.to_owned(), port, served, stop, thread: Some(thread) };
+    let started = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| {
+            Err(LabError::Netns {
+                ns: ns.to_owned(),
+                what: format!("responder {name} did not start"),
+            })
+        });
+    let responder = Responder {
+        name: name.to_owned(),
+        ns: ns.to_owned(),
+        port,
+        served,
+        stop,
+        thread: Some(thread),
+    };
     started.map(|()| responder)
 }
 
@@ -165,7 +179,12 @@ fn serve_udp(sock: &UdpSocket, name: &str, ns: &str, stop: &AtomicBool, served: 
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let (len, from, to) = {
             let mut iov = [IoSliceMut::new(&mut buf)];
-            match recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty()) {
+            match recvmsg::<SockaddrIn>(
+                sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut cmsg),
+                MsgFlags::empty(),
+            ) {
                 Ok(msg) => {
                     let to = msg.cmsgs().ok().and_then(|mut c| {
                         c.find_map(|m| match m {
@@ -191,8 +210,18 @@ fn serve_udp(sock: &UdpSocket, name: &str, ns: &str, stop: &AtomicBool, served: 
         let sent = match to {
             Some(pi) => {
                 // Answer from the address the request was for (the VIP in DR mode).
-                let src = libc::in_pktinfo { ipi_ifindex: 0, ipi_spec_dst: pi.ipi_addr, ipi_addr: pi.ipi_addr };
-                sendmsg(sock.as_raw_fd(), &iov, &[ControlMessage::Ipv4PacketInfo(&src)], MsgFlags::empty(), Some(&from))
+                let src = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: pi.ipi_addr,
+                    ipi_addr: pi.ipi_addr,
+                };
+                sendmsg(
+                    sock.as_raw_fd(),
+                    &iov,
+                    &[ControlMessage::Ipv4PacketInfo(&src)],
+                    MsgFlags::empty(),
+                    Some(&from),
+                )
             }
             None => sendmsg(sock.as_raw_fd(), &iov, &[], MsgFlags::empty(), Some(&from)),
         };
@@ -224,10 +253,14 @@ pub fn spawn_tcp_responder(ns: &str, name: &str, port: u16) -> Result<Responder,
                 match listener.accept() {
                     Ok((stream, peer)) => {
                         if let Err(e) = serve_tcp(stream, name, served) {
-                            eprintln!("responder {name} in {ns_owned}: connection from {peer}: {e}");
+                            eprintln!(
+                                "responder {name} in {ns_owned}: connection from {peer}: {e}"
+                            );
                         }
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
                     Err(e) => {
                         eprintln!("responder {name} in {ns_owned}: accept: {e}");
                         std::thread::sleep(POLL);
@@ -252,7 +285,11 @@ fn serve_tcp(mut stream: TcpStream, name: &str, served: &AtomicU64) -> std::io::
         if now >= deadline || request.len() >= TCP_MAX_REQUEST {
             break;
         }
-        let wait = if request.is_empty() { deadline - now } else { TCP_IDLE_END.min(deadline - now) };
+        let wait = if request.is_empty() {
+            deadline - now
+        } else {
+            TCP_IDLE_END.min(deadline - now)
+        };
         stream.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
         match stream.read(&mut buf) {
             Ok(0) => break,

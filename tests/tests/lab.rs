@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tandem_tests::lab::{self, CLIENT, DIRECTOR, DIRECTOR_ADDR, Lab, LabOptions, Topology, VIP};
 use tandem_tests::{
-    LabError, in_netns, netns, require_privileged, spawn_tcp_responder, spawn_udp_responder, tcp_request,
-    udp_request,
+    LabError, in_netns, netns, require_privileged, spawn_tcp_responder, spawn_udp_responder,
+    tcp_request, udp_request,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -19,8 +19,15 @@ const T: Duration = Duration::from_secs(3);
 
 /// Namespaces `ip netns list` shows (first word of each line).
 fn ip_netns_list() -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output().expect("running ip netns list");
-    assert!(out.status.success(), "ip netns list: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("running ip netns list");
+    assert!(
+        out.status.success(),
+        "ip netns list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
@@ -50,36 +57,79 @@ fn root_dr_lab_layout_and_accessors() -> TestResult {
     let lab = Lab::dr(2)?;
     let names: Vec<&str> = lab.hosts().iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["client", "dir", "ivr1", "ivr2"]);
-    assert_eq!(lab.namespaces().len(), 5, "switch + 4 hosts: {:?}", lab.namespaces());
+    assert_eq!(
+        lab.namespaces().len(),
+        5,
+        "switch + 4 hosts: {:?}",
+        lab.namespaces()
+    );
     for h in lab.hosts() {
-        assert!(h.ns.starts_with(lab.prefix()), "{} not under {}", h.ns, lab.prefix());
+        assert!(
+            h.ns.starts_with(lab.prefix()),
+            "{} not under {}",
+            h.ns,
+            lab.prefix()
+        );
         let eth0 = h.eth0();
         assert_eq!(eth0.name, "eth0");
         assert_eq!(eth0.peer_ns, lab.switch_ns());
         assert!(eth0.peer.len() <= 15);
         // The accessors agree with what the kernel reports inside the namespace.
-        let shown = lab.exec(&h.name, "cat", &[&format!("/sys/class/net/{}/address", eth0.name)])?;
+        let shown = lab.exec(
+            &h.name,
+            "cat",
+            &[&format!("/sys/class/net/{}/address", eth0.name)],
+        )?;
         assert_eq!(shown.trim(), eth0.mac_string(), "MAC of {}", h.name);
-        let idx = lab.exec(&h.name, "cat", &[&format!("/sys/class/net/{}/ifindex", eth0.name)])?;
-        assert_eq!(idx.trim(), eth0.ifindex.to_string(), "ifindex of {}", h.name);
-        let peer_idx = tandem_tests::cmd::exec_in(lab.switch_ns(), "cat", &[&format!("/sys/class/net/{}/ifindex", eth0.peer)])?;
-        assert_eq!(peer_idx.trim(), eth0.peer_ifindex.to_string(), "peer ifindex of {}", h.name);
+        let idx = lab.exec(
+            &h.name,
+            "cat",
+            &[&format!("/sys/class/net/{}/ifindex", eth0.name)],
+        )?;
+        assert_eq!(
+            idx.trim(),
+            eth0.ifindex.to_string(),
+            "ifindex of {}",
+            h.name
+        );
+        let peer_idx = tandem_tests::cmd::exec_in(
+            lab.switch_ns(),
+            "cat",
+            &[&format!("/sys/class/net/{}/ifindex", eth0.peer)],
+        )?;
+        assert_eq!(
+            peer_idx.trim(),
+            eth0.peer_ifindex.to_string(),
+            "peer ifindex of {}",
+            h.name
+        );
     }
     assert_eq!(lab.host("ivr2")?.addr(), Ipv4Addr::new(198, 18, 0, 22));
     assert_eq!(lab.ivrs()[0].loopback_addrs, [VIP]);
     assert!(lab.host(DIRECTOR)?.eth0().addrs.contains(&(VIP, 32)));
     // IVRs do not answer ARP for the VIP on lo.
     let ivr1 = lab.ns("ivr1")?;
-    assert_eq!(netns::read_sysctl(ivr1, "net.ipv4.conf.eth0.arp_ignore")?, "1");
-    assert_eq!(netns::read_sysctl(ivr1, "net.ipv4.conf.all.arp_announce")?, "2");
+    assert_eq!(
+        netns::read_sysctl(ivr1, "net.ipv4.conf.eth0.arp_ignore")?,
+        "1"
+    );
+    assert_eq!(
+        netns::read_sysctl(ivr1, "net.ipv4.conf.all.arp_announce")?,
+        "2"
+    );
     // GRO is on for the director's bridge-side veth (XDP_TX needs it).
     let dir_peer = &lab.host(DIRECTOR)?.eth0().peer;
     let features = tandem_tests::cmd::exec_in(lab.switch_ns(), "ethtool", &["-k", dir_peer])?;
     assert!(
-        features.lines().any(|l| l.trim() == "generic-receive-offload: on"),
+        features
+            .lines()
+            .any(|l| l.trim() == "generic-receive-offload: on"),
         "GRO not on for {dir_peer}: {features}"
     );
-    assert!(matches!(lab.host("ivr9"), Err(LabError::UnknownHost { .. })));
+    assert!(matches!(
+        lab.host("ivr9"),
+        Err(LabError::UnknownHost { .. })
+    ));
     // The topology prints every host.
     let shown = lab.to_string();
     for h in lab.hosts() {
@@ -101,9 +151,20 @@ fn root_dr_lab_responders_answer_direct_requests() -> TestResult {
         responders.push(spawn_tcp_responder(&ivr.ns, &ivr.name, 5061)?);
     }
     for (k, ivr) in lab.ivrs().iter().enumerate() {
-        let udp = udp_request(client, 40000 + k as u16, SocketAddr::from((ivr.addr(), 5060)), b"hello", T)?;
+        let udp = udp_request(
+            client,
+            40000 + k as u16,
+            SocketAddr::from((ivr.addr(), 5060)),
+            b"hello",
+            T,
+        )?;
         assert_eq!(udp, format!("{} hello", ivr.name).as_bytes());
-        let tcp = tcp_request(client, SocketAddr::from((ivr.addr(), 5061)), b"INVITE sip:ivr", T)?;
+        let tcp = tcp_request(
+            client,
+            SocketAddr::from((ivr.addr(), 5061)),
+            b"INVITE sip:ivr",
+            T,
+        )?;
         assert_eq!(tcp, format!("{} INVITE sip:ivr", ivr.name).as_bytes());
     }
     for r in &responders {
@@ -115,7 +176,13 @@ fn root_dr_lab_responders_answer_direct_requests() -> TestResult {
     let from_vip = udp_request(ivr1, 0, SocketAddr::from((VIP, 5060)), b"loop", T)?;
     assert_eq!(from_vip, b"ivr1 loop");
     // Nobody listens on 5999: a bounded error, not a hang.
-    let err = udp_request(client, 0, SocketAddr::from((lab::dr_ivr_addr(1), 5999)), b"x", T);
+    let err = udp_request(
+        client,
+        0,
+        SocketAddr::from((lab::dr_ivr_addr(1), 5999)),
+        b"x",
+        T,
+    );
     assert!(err.is_err(), "{err:?}");
     Ok(())
 }
@@ -125,7 +192,10 @@ fn root_dr_lab_without_director_vip() -> TestResult {
     if !require_privileged("root_dr_lab_without_director_vip") {
         return Ok(());
     }
-    let options = LabOptions { director_holds_vip: false, ..LabOptions::default() };
+    let options = LabOptions {
+        director_holds_vip: false,
+        ..LabOptions::default()
+    };
     let mut lab = Lab::dr_with(1, options)?;
     assert!(!lab.host(DIRECTOR)?.eth0().addrs.contains(&(VIP, 32)));
     let addrs = lab.exec(DIRECTOR, "ip", &["-4", "-o", "addr", "show", "dev", "eth0"])?;
@@ -145,14 +215,20 @@ fn root_lab_drop_removes_its_namespaces() -> TestResult {
     let names = lab.namespaces();
     let listed = ip_netns_list();
     for n in &names {
-        assert!(listed.contains(n), "{n} missing from ip netns list while the lab is up");
+        assert!(
+            listed.contains(n),
+            "{n} missing from ip netns list while the lab is up"
+        );
     }
     let responder = spawn_udp_responder(lab.ns("ivr1")?, "ivr1", 5060)?;
     drop(responder);
     drop(lab);
     let listed = ip_netns_list();
     for n in &names {
-        assert!(!listed.contains(n), "{n} still listed after the lab was dropped");
+        assert!(
+            !listed.contains(n),
+            "{n} still listed after the lab was dropped"
+        );
     }
     Ok(())
 }
@@ -198,11 +274,24 @@ fn root_nat_lab_client_reaches_ivr_through_director() -> TestResult {
     let _udp = spawn_udp_responder(&ivr1.ns, "ivr1", 5060)?;
     let _tcp = spawn_tcp_responder(&ivr1.ns, "ivr1", 5060)?;
     let dst = SocketAddr::from((ivr1.addr(), 5060));
-    assert_eq!(udp_request(lab.ns(CLIENT)?, 0, dst, b"via dir", T)?, b"ivr1 via dir");
-    assert_eq!(tcp_request(lab.ns(CLIENT)?, dst, b"via dir", T)?, b"ivr1 via dir");
+    assert_eq!(
+        udp_request(lab.ns(CLIENT)?, 0, dst, b"via dir", T)?,
+        b"ivr1 via dir"
+    );
+    assert_eq!(
+        tcp_request(lab.ns(CLIENT)?, dst, b"via dir", T)?,
+        b"ivr1 via dir"
+    );
     // The IVR saw the client's own address: the director routes, it does not masquerade.
-    let route = lab.exec("ivr1", "ip", &["-4", "-o", "route", "get", &lab::CLIENT_ADDR.to_string()])?;
-    assert!(route.contains(&format!("via {}", lab::DIRECTOR_BACK_ADDR)), "{route}");
+    let route = lab.exec(
+        "ivr1",
+        "ip",
+        &["-4", "-o", "route", "get", &lab::CLIENT_ADDR.to_string()],
+    )?;
+    assert!(
+        route.contains(&format!("via {}", lab::DIRECTOR_BACK_ADDR)),
+        "{route}"
+    );
     Ok(())
 }
 
@@ -214,10 +303,15 @@ fn root_in_netns_runs_inside_the_namespace() -> TestResult {
     let lab = Lab::dr(1)?;
     let client = lab.ns(CLIENT)?;
     // A socket bound to the client's address only works inside the client's namespace.
-    let bound = in_netns(client, || std::net::UdpSocket::bind((lab::CLIENT_ADDR, 0)).map(|s| s.local_addr()));
+    let bound = in_netns(client, || {
+        std::net::UdpSocket::bind((lab::CLIENT_ADDR, 0)).map(|s| s.local_addr())
+    });
     assert!(bound.is_ok(), "{bound:?}");
     let outside = std::net::UdpSocket::bind((lab::CLIENT_ADDR, 0));
-    assert!(outside.is_err(), "198.18.0.10 should not exist outside the lab");
+    assert!(
+        outside.is_err(),
+        "198.18.0.10 should not exist outside the lab"
+    );
     // Panics inside pass through.
     let caught = std::panic::catch_unwind(|| in_netns(client, || panic!("inside")));
     assert!(caught.is_err());
@@ -246,7 +340,10 @@ fn root_cleanup_stale_removes_only_dead_owners() -> TestResult {
     let listed = ip_netns_list();
     assert!(removed.iter().any(|n| n == dead), "{removed:?}");
     assert!(!listed.iter().any(|n| n == dead));
-    assert!(listed.iter().any(|n| n == foreign), "a namespace without a tdm<pid>x<n> name was removed");
+    assert!(
+        listed.iter().any(|n| n == foreign),
+        "a namespace without a tdm<pid>x<n> name was removed"
+    );
     for n in lab.namespaces() {
         assert!(listed.contains(&n), "live lab namespace {n} was removed");
     }

@@ -101,14 +101,16 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             setup::run()?;
             run_tests_bin("tandem-lab", &[OsString::from("demo")], &args)
         }
-        Cmd::Lab { action: LabAction::Up } => {
+        Cmd::Lab {
+            action: LabAction::Up,
+        } => {
             setup::run()?;
             run_tests_bin("tandem-lab", &[OsString::from("up")], &[])
         }
         // No setup for `down`: tearing a lab down must work even if setup cannot.
-        Cmd::Lab { action: LabAction::Down } => {
-            run_tests_bin("tandem-lab", &[OsString::from("down")], &[])
-        }
+        Cmd::Lab {
+            action: LabAction::Down,
+        } => run_tests_bin("tandem-lab", &[OsString::from("down")], &[]),
         Cmd::Bench { which, args } => {
             setup::run()?;
             run_tests_bin("tandem-bench", &[OsString::from(which.name())], &args)
@@ -132,7 +134,8 @@ fn run_tests_bin(bin: &str, sub: &[OsString], args: &[OsString]) -> Result<ExitC
 /// the workspace root so that a bare `cargo build`/`cargo test` means the
 /// workspace's default members wherever `cargo xtask` was typed.
 pub(crate) fn cargo() -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
+    let mut cmd =
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
     cmd.current_dir(workspace_root());
     cmd
 }
@@ -143,7 +146,10 @@ fn workspace_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    manifest_dir.parent().map(Path::to_path_buf).unwrap_or(manifest_dir)
+    manifest_dir
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest_dir)
 }
 
 pub(crate) fn exit_code(status: std::process::ExitStatus) -> ExitCode {

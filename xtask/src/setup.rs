@@ -48,7 +48,10 @@ pub fn run() -> Result<()> {
 fn debian_packages(changed: &mut Vec<String>) -> Result<()> {
     let missing = missing_packages()?;
     if missing.is_empty() {
-        println!("setup: {} Debian packages checked, all installed", DEBIAN_PACKAGES.len());
+        println!(
+            "setup: {} Debian packages checked, all installed",
+            DEBIAN_PACKAGES.len()
+        );
         return Ok(());
     }
     for p in &missing {
@@ -67,7 +70,11 @@ fn debian_packages(changed: &mut Vec<String>) -> Result<()> {
         );
     }
     println!("setup: apt-get update");
-    check(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+    check(
+        Command::new("apt-get")
+            .arg("update")
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )?;
     println!("setup: apt-get install -y {}", missing.join(" "));
     check(
         Command::new("apt-get")
@@ -77,7 +84,10 @@ fn debian_packages(changed: &mut Vec<String>) -> Result<()> {
     )?;
     let still = missing_packages()?;
     if !still.is_empty() {
-        bail!("apt-get install finished but these are still not installed: {}", still.join(" "));
+        bail!(
+            "apt-get install finished but these are still not installed: {}",
+            still.join(" ")
+        );
     }
     changed.push(format!("apt-get install {}", missing.join(" ")));
     Ok(())
@@ -147,7 +157,13 @@ fn nightly_toolchain(changed: &mut Vec<String>) -> Result<()> {
         println!("setup: rust-src for {NIGHTLY}: installed");
     } else {
         println!("setup: rustup component add rust-src --toolchain {NIGHTLY}");
-        check(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))?;
+        check(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            NIGHTLY,
+        ]))?;
         changed.push(format!("rust-src for {NIGHTLY}"));
     }
     Ok(())
@@ -202,7 +218,9 @@ fn bpf_linker_version() -> Option<String> {
 
 /// Runs `cmd` with inherited stdio; an error names the command and its status.
 fn check(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("starting {}", describe(cmd)))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {}", describe(cmd)))?;
     if !status.success() {
         bail!("{} failed: {status}", describe(cmd));
     }
@@ -211,7 +229,9 @@ fn check(cmd: &mut Command) -> Result<()> {
 
 /// Runs `cmd` capturing its output; an error names the command and its stderr.
 fn output(cmd: &mut Command) -> Result<Output> {
-    let out = cmd.output().with_context(|| format!("starting {}", describe(cmd)))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("starting {}", describe(cmd)))?;
     if !out.status.success() {
         bail!(
             "{} failed ({}): {}",

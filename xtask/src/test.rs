@@ -34,7 +34,10 @@ pub fn run(args: &[OsString]) -> Result<ExitCode> {
     } else {
         println!("xtask: cargo test --no-fail-fast (not root: privileged tests will skip)");
     }
-    let mut child = cmd.stdout(Stdio::piped()).spawn().context("starting cargo test")?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
     let mut totals = Totals::default();
     if let Some(stdout) = child.stdout.take() {
         let mut reader = BufReader::new(stdout);
@@ -42,7 +45,9 @@ pub fn run(args: &[OsString]) -> Result<ExitCode> {
         let mut out = std::io::stdout();
         loop {
             line.clear();
-            let n = reader.read_until(b'\n', &mut line).context("reading cargo test output")?;
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .context("reading cargo test output")?;
             if n == 0 {
                 break;
             }
@@ -57,7 +62,11 @@ pub fn run(args: &[OsString]) -> Result<ExitCode> {
     println!(
         "xtask: {} test suites reported; cargo test {}",
         totals.suites,
-        if status.success() { "succeeded".to_owned() } else { format!("failed ({status})") }
+        if status.success() {
+            "succeeded".to_owned()
+        } else {
+            format!("failed ({status})")
+        }
     );
     if !status.success() && totals.failed == 0 {
         println!("xtask: cargo test failed outside any test (a build error?): see above");
@@ -111,6 +120,14 @@ mod tests {
         t.add_line("test result: FAILED. 5 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.20s");
         t.add_line("running 7 tests");
         t.add_line("test foo ... ok");
-        assert_eq!(t, Totals { suites: 2, passed: 8, failed: 2, ignored: 1 });
+        assert_eq!(
+            t,
+            Totals {
+                suites: 2,
+                passed: 8,
+                failed: 2,
+                ignored: 1
+            }
+        );
     }
 }

@@ -61,17 +61,23 @@ fn ensure_root() -> Result<()> {
 
 fn up() -> Result<()> {
     ensure_root()?;
-    let options = LabOptions { fixed_prefix: Some(PERSISTENT_PREFIX.into()), ..LabOptions::default() };
+    let options = LabOptions {
+        fixed_prefix: Some(PERSISTENT_PREFIX.into()),
+        ..LabOptions::default()
+    };
     let lab = Lab::dr_with(N_IVR, options).context("building the persistent lab")?;
     print!("{lab}");
     let prefix = lab.into_persistent();
-    println!("lab {prefix} is up; e.g. `ip netns exec {prefix}-{CLIENT} ping {DIRECTOR_ADDR}`; `tandem-lab down` removes it");
+    println!(
+        "lab {prefix} is up; e.g. `ip netns exec {prefix}-{CLIENT} ping {DIRECTOR_ADDR}`; `tandem-lab down` removes it"
+    );
     Ok(())
 }
 
 fn down() -> Result<()> {
     ensure_root()?;
-    let removed = Lab::remove_persistent(PERSISTENT_PREFIX).context("removing the persistent lab")?;
+    let removed =
+        Lab::remove_persistent(PERSISTENT_PREFIX).context("removing the persistent lab")?;
     if removed.is_empty() {
         println!("no namespaces {PERSISTENT_PREFIX}-*: nothing to remove");
     } else {
@@ -113,8 +119,10 @@ fn demo_direct_requests(lab: &Lab) -> Result<()> {
     let timeout = Duration::from_secs(2);
     for ivr in lab.ivrs() {
         let dst = SocketAddr::from((ivr.addr(), SIP_PORT));
-        let udp = udp_request(client, 0, dst, b"OPTIONS", timeout).with_context(|| format!("UDP to {dst}"))?;
-        let tcp = tcp_request(client, dst, b"OPTIONS", timeout).with_context(|| format!("TCP to {dst}"))?;
+        let udp = udp_request(client, 0, dst, b"OPTIONS", timeout)
+            .with_context(|| format!("UDP to {dst}"))?;
+        let tcp = tcp_request(client, dst, b"OPTIONS", timeout)
+            .with_context(|| format!("TCP to {dst}"))?;
         println!(
             "  {dst}: udp reply {:?}, tcp reply {:?}",
             String::from_utf8_lossy(&udp),
