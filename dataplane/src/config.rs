@@ -173,6 +173,9 @@ impl ServiceConfig {
         if self.flags & !FLAGS_KNOWN != 0 {
             return Err(err("flags", format!("unknown bits {:#x}", self.flags & !FLAGS_KNOWN)));
         }
+        if self.flags & FLAG_ONE_PACKET != 0 && self.proto != Protocol::Udp {
+            return Err(err("flags", "one-packet scheduling is for UDP services only".into()));
+        }
         if self.scheduler == Scheduler::Mh && (!is_prime(self.mh_size) || self.mh_size > MH_MAX_SIZE) {
             return Err(err("mh_size", format!("{} is not a prime <= {MH_MAX_SIZE}", self.mh_size)));
         }

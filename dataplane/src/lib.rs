@@ -128,6 +128,7 @@ pub struct Dataplane {
     services: StdHashMap<ServiceKey, ServiceImage>,
     mh_slots: [Option<ServiceKey>; MH_SLOTS as usize],
     links: Vec<(String, &'static str, XdpLinkId)>,
+    bench_seq: u32,
     m_services: HashMap<MapData, ServiceKey, u32>,
     m_conf: Array<MapData, Service>,
     m_reals: Array<MapData, RealServer>,
@@ -227,6 +228,7 @@ impl Dataplane {
             services: StdHashMap::new(),
             mh_slots: [None; MH_SLOTS as usize],
             links: Vec::new(),
+            bench_seq: 0,
         };
         let fd = dp.xdp(progs::NEW_FLOW)?.fd().map_err(|source| Error::Program { name: progs::NEW_FLOW, source })?;
         let fd = fd.try_clone().map_err(|e| Error::Program { name: progs::NEW_FLOW, source: ProgramError::IOError(e) })?;
@@ -487,11 +489,14 @@ impl Dataplane {
     /// Benchmarks a program on `frame` through the restoring wrapper:
     /// `repeat` iterations, each starting from the original frame. Returns
     /// the verdict of the last iteration and the kernel's average ns/run.
-    pub fn bench_run(&mut self, target: BenchTarget, frame: &[u8], repeat: u32) -> Result<RunResult, Error> {
+    ///
+    /// With `vary_off`, a running counter is written at that offset of the
+    /// frame before each iteration (every iteration a new flow).
+    pub fn bench_run(&mut self, target: BenchTarget, frame: &[u8], repeat: u32, vary_off: Option<u32>) -> Result<RunResult, Error> {
         if frame.len() > BENCH_FRAME_MAX {
             return Err(Error::BenchFrameTooLong(frame.len()));
         }
-        let mut bf = BenchFrame { len: frame.len() as u32, _pad: 0, data: [0; BENCH_FRAME_MAX] };
+        let mut bf = BenchFrame { len: frame.len() as u32, vary_off: vary_off.unwrap_or(0), seq: self.bench_seq, _pad: 0, data: [0; BENCH_FRAME_MAX] };
         bf.data[..frame.len()].copy_from_slice(frame);
         self.m_bench_frame.set(0, bf, 0).map_err(map_err(maps::BENCH_FRAME))?;
         let name = match target {
@@ -501,7 +506,10 @@ impl Dataplane {
         let fd = self.xdp(name)?.fd().map_err(|source| Error::Program { name, source })?.try_clone();
         let fd = fd.map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })?;
         self.m_bench_target.set(0, &fd, 0).map_err(map_err(maps::BENCH_TARGET))?;
-        self.run_prog(progs::BENCH_RESTORE, frame, repeat)
+        let r = self.run_prog(progs::BENCH_RESTORE, frame, repeat)?;
+        // The next run continues the sequence: its flows are new again.
+        self.bench_seq = self.bench_seq.wrapping_add(repeat);
+        Ok(r)
     }
 
     /// Empties the connection and NAT reverse tables and zeroes the
@@ -517,6 +525,15 @@ impl Dataplane {
         }
         for slot in 0..MAX_REAL_SLOTS {
             self.m_active.set(slot, 0, 0).map_err(map_err(maps::REAL_ACTIVE))?;
+        }
+        Ok(())
+    }
+
+    /// Makes every flow look `by_ns` older (tests of idle timeouts).
+    pub fn age_flows(&mut self, by_ns: u64) -> Result<(), Error> {
+        for (k, mut v) in self.flows() {
+            v.last_seen_ns = v.last_seen_ns.saturating_sub(by_ns);
+            self.m_flows.insert(k, v, 0).map_err(map_err(maps::FLOWS))?;
         }
         Ok(())
     }

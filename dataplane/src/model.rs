@@ -295,81 +295,133 @@ impl Model {
                 return (XDP_PASS, out);
             }
         };
+        let fkey = FlowKey { src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto, _pad: [0; 3] };
+        let flow = self.flows.get(&fkey).copied();
+        if let Some(f) = flow
+            && let Some(svc) = self.flow_service(f.service_id, &p)
+        {
+            let v = self.established(&mut out, &p, svc, f, &fkey, ingress, now_ns);
+            return (v, out);
+        }
         let key = ServiceKey { addr: p.dst, port: p.dport, proto: p.proto, family: p.family };
-        let verdict = match self.services.get(&key).copied() {
-            Some(id) => self.dispatch(&mut out, &p, id, ingress, now_ns),
-            None => self.reverse_nat(&mut out, &p, ingress),
+        let Some(id) = self.services.get(&key).copied() else {
+            let v = self.reverse_nat(&mut out, &p, ingress);
+            return (v, out);
         };
-        (verdict, out)
+        let Some(svc) = self.service(id) else {
+            self.count(Reason::BadServiceConfig);
+            return (XDP_PASS, out);
+        };
+        if let Some(old) = flow
+            && svc.flags & FLAG_ONE_PACKET == 0
+        {
+            self.count(Reason::NodestExpired);
+            if old.flags & FLOW_COUNTED != 0 && old.service_id < MAX_SERVICES && old.real_idx < MAX_REALS {
+                let a = &mut self.active[(old.service_id * MAX_REALS + old.real_idx) as usize];
+                *a = a.wrapping_sub(1);
+            }
+            self.flows.remove(&fkey);
+        }
+        let v = self.new_flow(&mut out, &p, id, &fkey, ingress, now_ns);
+        (v, out)
     }
 
-    fn dispatch(&mut self, out: &mut [u8], p: &Parsed, id: u32, ingress: u32, now: u64) -> u32 {
+    fn service(&self, id: u32) -> Option<Service> {
         if id >= MAX_SERVICES {
-            self.count(Reason::BadServiceConfig);
-            return XDP_PASS;
+            return None;
         }
-        let svc = self.conf[id as usize];
-        if svc.id != id || svc.n_reals > MAX_REALS {
-            self.count(Reason::BadServiceConfig);
-            return XDP_PASS;
+        let s = self.conf[id as usize];
+        if s.id == id && s.n_reals <= MAX_REALS { Some(s) } else { None }
+    }
+
+    fn flow_service(&self, sid: u32, p: &Parsed) -> Option<Service> {
+        let s = self.service(sid)?;
+        if s.key.addr == p.dst
+            && s.key.port == p.dport
+            && s.key.proto == p.proto
+            && s.key.family == p.family
+            && s.flags & FLAG_ONE_PACKET == 0
+        {
+            Some(s)
+        } else {
+            None
         }
-        let fkey = FlowKey { src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto, _pad: [0; 3] };
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn established(&mut self, out: &mut [u8], p: &Parsed, svc: Service, flow: FlowValue, fkey: &FlowKey, ingress: u32, now: u64) -> u32 {
+        let id = svc.id;
         let base = id * MAX_REALS;
-        let mut existing = None;
-        if let Some(flow) = self.flows.get(&fkey).copied() {
-            let real = if flow.real_idx < MAX_REALS { Some(self.reals[(base + flow.real_idx) as usize]) } else { None };
-            match sched::check_flow(&flow, real.as_ref(), &svc, p.proto, now, &self.settings) {
-                FlowCheck::Keep => {
-                    let mut flags = flow.flags;
-                    if p.proto == PROTO_TCP && sched::tcp_closes_flow(p.tcp_flags) {
-                        if flags & FLOW_COUNTED != 0 {
-                            let a = &mut self.active[(base + flow.real_idx) as usize];
-                            *a = a.wrapping_sub(1);
-                        }
-                        flags = (flags | FLOW_CLOSING) & !FLOW_COUNTED;
-                    }
-                    let f = self.flows.get_mut(&fkey).expect("flow present");
-                    f.last_seen_ns = now;
-                    f.flags = flags;
-                    existing = Some(flow.real_idx);
-                }
-                check => {
-                    self.count(if check == FlowCheck::Expired { Reason::FlowExpired } else { Reason::NodestExpired });
-                    if flow.flags & FLOW_COUNTED != 0 && flow.real_idx < MAX_REALS {
+        let real = if flow.real_idx < MAX_REALS { Some(self.reals[(base + flow.real_idx) as usize]) } else { None };
+        match sched::check_flow(&flow, real.as_ref(), &svc, p.proto, now, &self.settings) {
+            FlowCheck::Keep => {
+                let mut flags = flow.flags;
+                if p.proto == PROTO_TCP && sched::tcp_closes_flow(p.tcp_flags) {
+                    if flags & FLOW_COUNTED != 0 {
                         let a = &mut self.active[(base + flow.real_idx) as usize];
                         *a = a.wrapping_sub(1);
                     }
-                    self.flows.remove(&fkey);
+                    flags = (flags | FLOW_CLOSING) & !FLOW_COUNTED;
                 }
+                let f = self.flows.get_mut(fkey).expect("flow present");
+                f.last_seen_ns = now;
+                f.flags = flags;
+                self.forward(out, p, &svc, flow.real_idx, false, ingress)
+            }
+            check => {
+                self.count(if check == FlowCheck::Expired { Reason::FlowExpired } else { Reason::NodestExpired });
+                if flow.flags & FLOW_COUNTED != 0 && flow.real_idx < MAX_REALS {
+                    let a = &mut self.active[(base + flow.real_idx) as usize];
+                    *a = a.wrapping_sub(1);
+                }
+                self.flows.remove(fkey);
+                self.new_flow(out, p, id, fkey, ingress, now)
             }
         }
-        let (real_idx, new_flow) = match existing {
-            Some(i) => (i, false),
-            None => {
-                if p.proto == PROTO_TCP && !sched::tcp_opens_flow(p.tcp_flags) {
-                    self.count(Reason::TcpNoFlow);
-                    return XDP_PASS;
-                }
-                let view = View { m: self, id, mh_slot: svc.mh_slot, cursor: Cell::new(self.sched[id as usize].cursor), least: Default::default() };
-                let pick = sched::schedule(&view, &svc, FlowAddrs { src: &p.src, dst: &p.dst, sport: p.sport });
-                let cursor = view.cursor.get();
-                self.sched[id as usize].cursor = cursor;
-                let idx = match pick {
-                    Some(i) if i < MAX_REALS => i,
-                    _ => {
-                        self.count(Reason::NoReal);
-                        return XDP_DROP;
-                    }
-                };
-                self.flows.insert(
-                    fkey,
-                    FlowValue { last_seen_ns: now, created_ns: now, service_id: id, real_idx: idx, flags: FLOW_COUNTED, _pad: 0 },
-                );
-                self.active[(base + idx) as usize] += 1;
-                (idx, true)
+    }
+
+    fn new_flow(&mut self, out: &mut [u8], p: &Parsed, id: u32, fkey: &FlowKey, ingress: u32, now: u64) -> u32 {
+        if p.proto == PROTO_TCP && !sched::tcp_opens_flow(p.tcp_flags) {
+            self.count(Reason::TcpNoFlow);
+            return XDP_PASS;
+        }
+        // The kernel's new-flow stage looks the service up again.
+        let Some(svc) = self.service(id) else {
+            self.count(Reason::BadServiceConfig);
+            return XDP_PASS;
+        };
+        let view = View {
+            m: self,
+            id,
+            mh_slot: svc.mh_slot,
+            cursor: Cell::new(self.sched[id as usize].cursor),
+            least: Default::default(),
+        };
+        let pick = sched::schedule(&view, &svc, FlowAddrs { src: &p.src, dst: &p.dst, sport: p.sport });
+        let cursor = view.cursor.get();
+        self.sched[id as usize].cursor = cursor;
+        let idx = match pick {
+            Some(i) if i < MAX_REALS => i,
+            _ => {
+                self.count(Reason::NoReal);
+                return XDP_DROP;
             }
         };
-        self.forward(out, p, &svc, real_idx, new_flow, ingress)
+        if svc.flags & FLAG_ONE_PACKET == 0 {
+            self.flows.insert(
+                *fkey,
+                FlowValue { last_seen_ns: now, created_ns: now, service_id: id, real_idx: idx, flags: FLOW_COUNTED, _pad: 0 },
+            );
+            self.active[(id * MAX_REALS + idx) as usize] += 1;
+        }
+        self.forward(out, p, &svc, idx, true, ingress)
+    }
+
+    /// Mirrors `Dataplane::age_flows`.
+    pub fn age_flows(&mut self, by_ns: u64) {
+        for f in self.flows.values_mut() {
+            f.last_seen_ns = f.last_seen_ns.saturating_sub(by_ns);
+        }
     }
 
     fn forward(&mut self, out: &mut [u8], p: &Parsed, svc: &Service, real_idx: u32, new_flow: bool, ingress: u32) -> u32 {

@@ -11,13 +11,25 @@ use crate::maps;
 
 #[inline(always)]
 pub fn restore_and_call(ctx: &XdpContext) -> u32 {
-    let Some(f) = maps::BENCH_FRAME.get_ptr(0) else {
+    let Some(f) = maps::BENCH_FRAME.get_ptr_mut(0) else {
         return XDP_ABORTED;
     };
     // SAFETY: f points to the single map value.
     let len = unsafe { (*f).len } as usize;
     if len == 0 || len > BENCH_FRAME_MAX {
         return XDP_ABORTED;
+    }
+    // SAFETY: f points to the single map value; the offset is bounded below.
+    unsafe {
+        let off = ((*f).vary_off & 0xff) as usize;
+        if off != 0 && off + 4 <= len && off + 4 <= BENCH_FRAME_MAX {
+            (*f).seq = (*f).seq.wrapping_add(1);
+            let b = (*f).seq.to_be_bytes();
+            (*f).data[off] = b[0];
+            (*f).data[off + 1] = b[1];
+            (*f).data[off + 2] = b[2];
+            (*f).data[off + 3] = b[3];
+        }
     }
     // SAFETY: data holds BENCH_FRAME_MAX bytes and len is at most that.
     let rc = unsafe {

@@ -5,7 +5,7 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
+use aya_ebpf::{helpers::generated::bpf_ktime_get_coarse_ns, programs::XdpContext};
 use tandem_common::{
     sched::{self, FlowAddrs, FlowCheck, SchedView},
     *,
@@ -18,6 +18,11 @@ use crate::{
 };
 
 /// Entry point of `tandem_xdp`.
+///
+/// Established flows are found first, by their 5-tuple alone: the flow
+/// names its service, which is checked against the packet, so the common
+/// case costs one hash lookup. Everything else looks the service up by
+/// (VIP, port, protocol).
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
     let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
@@ -29,14 +34,149 @@ pub fn run(ctx: &XdpContext) -> u32 {
         count(reason);
         return XDP_PASS;
     }
+    let fkey = FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        sport: pkt.sport,
+        dport: pkt.dport,
+        proto: pkt.proto,
+        _pad: [0; 3],
+    };
+    let flow = maps::FLOWS.get_ptr_mut(&fkey);
+    if let Some(fp) = flow {
+        // SAFETY: fp points to the map value.
+        let sid = unsafe { (*fp).service_id };
+        if let Some(svc) = flow_service(sid, pkt) {
+            return established(ctx, pkt, svc, fp, &fkey);
+        }
+    }
     let key = ServiceKey { addr: pkt.dst, port: pkt.dport, proto: pkt.proto, family: pkt.family };
     // SAFETY: the value is a plain u32 copied out at once.
-    match unsafe { maps::SERVICES.get(&key) } {
-        Some(id) => {
-            let id = *id;
-            dispatch(ctx, pkt, id)
+    let id = match unsafe { maps::SERVICES.get(&key) } {
+        Some(id) => *id,
+        None => return forward::reverse_nat(ctx.ctx, pkt),
+    };
+    let svc = match service(id) {
+        Some(s) => s,
+        None => {
+            count(Reason::BadServiceConfig);
+            return XDP_PASS;
         }
-        None => forward::reverse_nat(ctx.ctx, pkt),
+    };
+    if let Some(fp) = flow
+        && svc.flags & FLAG_ONE_PACKET == 0
+    {
+        // A flow of another (removed or replaced) service: its real server
+        // is gone for this service.
+        // SAFETY: fp points to the map value; copied out before use.
+        let old = unsafe { *fp };
+        count(Reason::NodestExpired);
+        if old.flags & FLOW_COUNTED != 0 && old.service_id < MAX_SERVICES && old.real_idx < MAX_REALS {
+            active_add(old.service_id * MAX_REALS + old.real_idx, u64::MAX);
+        }
+        let _ = maps::FLOWS.remove(&fkey);
+    }
+    new_flow_stage(ctx, pkt, id)
+}
+
+/// Service `id`, if it is configured.
+#[inline(always)]
+fn service(id: u32) -> Option<&'static Service> {
+    if id >= MAX_SERVICES {
+        return None;
+    }
+    match maps::SERVICE_CONF.get(id) {
+        Some(s) if s.id == id && s.n_reals <= MAX_REALS => Some(s),
+        _ => None,
+    }
+}
+
+/// The service a flow entry names, if it is still configured for this
+/// packet's (VIP, port, protocol) and keeps connections.
+#[inline(always)]
+fn flow_service(sid: u32, pkt: &Pkt) -> Option<&'static Service> {
+    let svc = service(sid)?;
+    if svc.key.addr == pkt.dst
+        && svc.key.port == pkt.dport
+        && svc.key.proto == pkt.proto
+        && svc.key.family == pkt.family
+        && svc.flags & FLAG_ONE_PACKET == 0
+    {
+        Some(svc)
+    } else {
+        None
+    }
+}
+
+/// Hands a packet that needs scheduling to the new-flow stage.
+#[inline(always)]
+fn new_flow_stage(ctx: &XdpContext, pkt: &mut Pkt, id: u32) -> u32 {
+    if pkt.proto == PROTO_TCP && !sched::tcp_opens_flow(pkt.tcp_flags) {
+        count(Reason::TcpNoFlow);
+        return XDP_PASS;
+    }
+    pkt.service_id = id;
+    pkt.now = now_ns();
+    // Make sure the stores reach the map before the tail call.
+    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: tail_call only returns if the stage is missing.
+    unsafe {
+        let _ = maps::STAGES.tail_call(ctx, maps::STAGE_NEW_FLOW);
+    }
+    // Only reached if the stage is not installed.
+    count(Reason::BadServiceConfig);
+    XDP_PASS
+}
+
+/// Flow timestamps: the coarse clock (tick resolution) is enough for idle
+/// timeouts of seconds and much cheaper than `bpf_ktime_get_ns`.
+#[inline(always)]
+fn now_ns() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
+/// A packet of an existing flow of `svc`: keep it on its real server, or
+/// expire the flow and schedule the packet anew.
+#[inline(always)]
+fn established(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service, fp: *mut FlowValue, fkey: &FlowKey) -> u32 {
+    let id = svc.id;
+    let Some(settings) = maps::SETTINGS.get(0) else {
+        count(Reason::BadServiceConfig);
+        return XDP_PASS;
+    };
+    let now = now_ns();
+    let base = id * MAX_REALS;
+    // SAFETY: fp points to the map value; copied out before use.
+    let flow = unsafe { *fp };
+    let real = if flow.real_idx < MAX_REALS { maps::REALS.get(base + flow.real_idx) } else { None };
+    match sched::check_flow(&flow, real, svc, pkt.proto, now, settings) {
+        FlowCheck::Keep => {
+            let mut flags = flow.flags;
+            if pkt.proto == PROTO_TCP && sched::tcp_closes_flow(pkt.tcp_flags) {
+                if flags & FLOW_COUNTED != 0 {
+                    active_add(base + flow.real_idx, u64::MAX);
+                }
+                flags = (flags | FLOW_CLOSING) & !FLOW_COUNTED;
+            }
+            // SAFETY: as above; another CPU may update the entry at the same
+            // time, which at worst loses a timestamp update.
+            unsafe {
+                (*fp).last_seen_ns = now;
+                if flags != flow.flags {
+                    (*fp).flags = flags;
+                }
+            }
+            forward::forward(ctx.ctx, pkt, svc, flow.real_idx, false)
+        }
+        check => {
+            count(if check == FlowCheck::Expired { Reason::FlowExpired } else { Reason::NodestExpired });
+            if flow.flags & FLOW_COUNTED != 0 && flow.real_idx < MAX_REALS {
+                active_add(base + flow.real_idx, u64::MAX);
+            }
+            let _ = maps::FLOWS.remove(fkey);
+            new_flow_stage(ctx, pkt, id)
+        }
     }
 }
 
@@ -120,88 +260,6 @@ fn active_add(slot: u32, delta: u64) {
     }
 }
 
-#[inline(always)]
-fn dispatch(ctx: &XdpContext, pkt: &mut Pkt, id: u32) -> u32 {
-    if id >= MAX_SERVICES {
-        count(Reason::BadServiceConfig);
-        return XDP_PASS;
-    }
-    let svc: &Service = match maps::SERVICE_CONF.get(id) {
-        Some(s) if s.id == id && s.n_reals <= MAX_REALS => s,
-        _ => {
-            count(Reason::BadServiceConfig);
-            return XDP_PASS;
-        }
-    };
-    let Some(settings) = maps::SETTINGS.get(0) else {
-        count(Reason::BadServiceConfig);
-        return XDP_PASS;
-    };
-    let now = unsafe { bpf_ktime_get_ns() };
-    let fkey = FlowKey {
-        src: pkt.src,
-        dst: pkt.dst,
-        sport: pkt.sport,
-        dport: pkt.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
-    };
-    let base = id * MAX_REALS;
-
-    let mut existing: Option<u32> = None;
-    if let Some(fp) = maps::FLOWS.get_ptr_mut(&fkey) {
-        // SAFETY: fp points to the map value; copied out before use.
-        let flow = unsafe { *fp };
-        let real = if flow.real_idx < MAX_REALS { maps::REALS.get(base + flow.real_idx) } else { None };
-        match sched::check_flow(&flow, real, svc, pkt.proto, now, settings) {
-            FlowCheck::Keep => {
-                let mut flags = flow.flags;
-                if pkt.proto == PROTO_TCP && sched::tcp_closes_flow(pkt.tcp_flags) {
-                    if flags & FLOW_COUNTED != 0 {
-                        active_add(base + flow.real_idx, u64::MAX);
-                    }
-                    flags = (flags | FLOW_CLOSING) & !FLOW_COUNTED;
-                }
-                // SAFETY: as above; the entry may be updated concurrently by
-                // another CPU, which at worst loses a timestamp update.
-                unsafe {
-                    (*fp).last_seen_ns = now;
-                    (*fp).flags = flags;
-                }
-                existing = Some(flow.real_idx);
-            }
-            check => {
-                count(if check == FlowCheck::Expired { Reason::FlowExpired } else { Reason::NodestExpired });
-                if flow.flags & FLOW_COUNTED != 0 && flow.real_idx < MAX_REALS {
-                    active_add(base + flow.real_idx, u64::MAX);
-                }
-                let _ = maps::FLOWS.remove(&fkey);
-            }
-        }
-    }
-
-    match existing {
-        Some(idx) => forward::forward(ctx.ctx, pkt, svc, idx, false),
-        None => {
-            if pkt.proto == PROTO_TCP && !sched::tcp_opens_flow(pkt.tcp_flags) {
-                count(Reason::TcpNoFlow);
-                return XDP_PASS;
-            }
-            pkt.service_id = id;
-            pkt.now = now;
-            // Make sure the stores reach the map before the tail call.
-            core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
-            // SAFETY: tail_call only returns if the stage is missing.
-            unsafe {
-                let _ = maps::STAGES.tail_call(ctx, maps::STAGE_NEW_FLOW);
-            }
-            // Only reached if the stage is not installed.
-            count(Reason::BadServiceConfig);
-            XDP_PASS
-        }
-    }
-}
-
 /// The new-flow stage (`tandem_new_flow`): schedules the flow that
 /// `dispatch` found no entry for, records it, and forwards the packet.
 #[inline(always)]
@@ -227,6 +285,10 @@ pub fn new_flow(ctx: &XdpContext) -> u32 {
     if idx >= MAX_REALS {
         count(Reason::NoReal);
         return XDP_DROP;
+    }
+    if svc.flags & FLAG_ONE_PACKET != 0 {
+        // One-packet scheduling: no connection entry, nothing counted.
+        return forward::forward(ctx.ctx, pkt, svc, idx, true);
     }
     let fkey = FlowKey {
         src: pkt.src,

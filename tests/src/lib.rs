@@ -10,6 +10,7 @@
 //! never stops a process it did not start. It does not touch BPF: attaching
 //! tandem's XDP program to the lab is `tandem-dataplane`'s job.
 
+pub mod bench_dispatch;
 pub mod client;
 pub mod cmd;
 pub mod error;

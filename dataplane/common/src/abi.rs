@@ -139,8 +139,12 @@ pub const FLAG_SCHED_FALLBACK: u16 = 1 << 1;
 /// Service flag: sh/mh hash the source port as well as the address
 /// (IPVS `sh-port`/`mh-port`).
 pub const FLAG_SCHED_PORT: u16 = 1 << 2;
+/// Service flag (UDP only): one-packet scheduling, IPVS `--ops`: every
+/// datagram is scheduled on its own and no connection entry is kept (the
+/// connection table is bypassed).
+pub const FLAG_ONE_PACKET: u16 = 1 << 3;
 /// All service flags this version knows.
-pub const FLAGS_KNOWN: u16 = FLAG_EXPIRE_NODEST | FLAG_SCHED_FALLBACK | FLAG_SCHED_PORT;
+pub const FLAGS_KNOWN: u16 = FLAG_EXPIRE_NODEST | FLAG_SCHED_FALLBACK | FLAG_SCHED_PORT | FLAG_ONE_PACKET;
 
 /// Real server states, as stored in [`RealServer::state`].
 pub const REAL_UP: u8 = 0;
@@ -500,6 +504,12 @@ pub const BENCH_FRAME_MAX: usize = 256;
 #[derive(Clone, Copy, Debug)]
 pub struct BenchFrame {
     pub len: u32,
+    /// If non-zero: before each iteration, a running counter is written
+    /// (big-endian u32) at this offset of the frame, so that every
+    /// iteration is a new flow (e.g. the source address).
+    pub vary_off: u32,
+    /// The running counter.
+    pub seq: u32,
     pub _pad: u32,
     pub data: [u8; BENCH_FRAME_MAX],
 }
@@ -532,5 +542,5 @@ const _: () = {
     assert!(core::mem::size_of::<Settings>() == 24);
     assert!(core::mem::size_of::<Iface>() == 8);
     assert!(core::mem::size_of::<Counters>() == 32);
-    assert!(core::mem::size_of::<BenchFrame>() == 264);
+    assert!(core::mem::size_of::<BenchFrame>() == 272);
 };

@@ -28,11 +28,28 @@ enum Which {
 
 fn main() -> ExitCode {
     let name = match Cli::parse().which {
-        Which::Dispatch => "dispatch",
+        Which::Dispatch => return dispatch(),
         Which::Failover => "failover",
         Which::Sync => "sync",
         Which::Calls => "calls",
     };
     eprintln!("tandem-bench {name}: not yet implemented (no measurement was taken)");
     ExitCode::from(2)
+}
+
+fn dispatch() -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    let repeat = std::env::var("TANDEM_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let runs = std::env::var("TANDEM_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    match tandem_tests::bench_dispatch::run(&out, repeat, runs) {
+        Ok(results) => {
+            println!("{}", tandem_tests::bench_dispatch::markdown(&results, repeat, runs));
+            println!("written: {}/dispatch.json, dispatch.md", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench dispatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

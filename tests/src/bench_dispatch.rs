@@ -1,0 +1,248 @@
+//! `cargo xtask bench dispatch`: the cost of the XDP dispatcher per packet,
+//! measured with `BPF_PROG_TEST_RUN` against a trivial XDP_TX program in
+//! the same run.
+//!
+//! Every iteration goes through the restoring wrapper (`tandem_bench_restore`,
+//! which copies the original frame back and tail-calls the program under
+//! test), the floor included, so the wrapper's cost is in both. Each case
+//! checks with the verdict counters that every iteration took the path it
+//! claims to measure; a case that did not is an error, not a number.
+
+use std::{fmt::Write as _, net::{IpAddr, Ipv4Addr}, path::Path};
+
+use anyhow::{Context, bail, ensure};
+use serde_json::json;
+use tandem_dataplane::{
+    BenchTarget, Dataplane, LoadOptions, RealConfig, RealState, ServiceConfig,
+    common::*,
+    config::Protocol,
+    packet::FrameSpec,
+};
+
+/// One measured case.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    pub case: String,
+    pub what: String,
+    pub ns_per_packet: f64,
+    pub runs_ns: Vec<f64>,
+    pub ratio_to_floor: f64,
+    pub goal_ratio: Option<f64>,
+}
+
+const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// Offset of the IPv4 source address in an untagged frame: the counter
+/// written there makes every iteration a new client.
+const SRC_ADDR_OFF: u32 = 14 + 12;
+
+fn reals(n: u8) -> Vec<RealConfig> {
+    (0..n)
+        .map(|i| RealConfig {
+            addr: IpAddr::V4(Ipv4Addr::new(198, 18, 1, 10 + i)),
+            port: 0,
+            mac: [0x02, 0xaa, 0, 0, 0, 10 + i],
+            weight: 1 + (i as u32 % 3),
+            state: RealState::Up,
+            ifindex: 0,
+        })
+        .collect()
+}
+
+fn svc(port: u16, sched: Scheduler, fwd: Forward) -> ServiceConfig {
+    ServiceConfig {
+        vip: IpAddr::V4(VIP),
+        port,
+        proto: Protocol::Udp,
+        scheduler: sched,
+        forward: fwd,
+        flags: 0,
+        mh_size: MH_DEFAULT_SIZE,
+        client_ifindex: 0,
+        gateway_mac: [0x02, 0xbb, 0, 0, 0, 1],
+        reals: reals(8),
+    }
+}
+
+/// A 64-byte UDP frame (without FCS) to `dst:dport`.
+fn frame64(dst: Ipv4Addr, dport: u16) -> Vec<u8> {
+    FrameSpec::udp(IpAddr::V4(CLIENT), 40000, IpAddr::V4(dst), dport, &[0x5a; 22]).build()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `target` on `frame` `runs` times with `repeat` iterations each and
+/// checks that `reason` grew by exactly `runs * repeat` and the verdict is
+/// `verdict`. Returns the per-run kernel averages (ns per iteration).
+#[allow(clippy::too_many_arguments)]
+fn measure(
+    dp: &mut Dataplane,
+    target: BenchTarget,
+    frame: &[u8],
+    vary: Option<u32>,
+    repeat: u32,
+    runs: usize,
+    verdict: u32,
+    reason: Option<Reason>,
+) -> anyhow::Result<Vec<f64>> {
+    let before = match reason {
+        Some(r) => dp.reason(r)?,
+        None => 0,
+    };
+    let total_before = dp.total_reasons()?;
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let r = dp.bench_run(target, frame, repeat, vary)?;
+        ensure!(r.verdict == verdict, "verdict {} instead of {verdict}", r.verdict);
+        out.push(r.duration_ns as f64);
+    }
+    let n = runs as u64 * repeat as u64;
+    if let Some(r) = reason {
+        let got = dp.reason(r)? - before;
+        ensure!(got == n, "{} counted {got} of {n} iterations: some took another path", r.name());
+        // Nothing else may have been counted (e.g. flow_expired, no_real).
+        let others = dp.total_reasons()? - total_before - got;
+        ensure!(others == 0, "{others} iterations were also counted under other reasons");
+    }
+    Ok(out)
+}
+
+/// Runs the dispatch benchmark and writes `dispatch.json` and
+/// `dispatch.md` under `out_dir`.
+pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseResult>> {
+    let mut dp = Dataplane::load(LoadOptions::default()).context("loading the XDP object")?;
+    let mut results: Vec<CaseResult> = Vec::new();
+    let base = frame64(VIP, 5060);
+
+    let mut floor_runs = measure(&mut dp, BenchTarget::TrivialTx, &base, None, repeat, runs, XDP_TX, None)?;
+    let floor = median(&mut floor_runs.clone());
+    let mut push = |case: &str, what: &str, mut runs_ns: Vec<f64>, goal: Option<f64>| {
+        let ns = median(&mut runs_ns);
+        results.push(CaseResult {
+            case: case.to_string(),
+            what: what.to_string(),
+            ns_per_packet: ns,
+            runs_ns,
+            ratio_to_floor: ns / floor,
+            goal_ratio: goal,
+        });
+    };
+    push("floor_trivial_xdp_tx", "trivial program returning XDP_TX (through the same wrapper)", floor_runs.split_off(0), None);
+
+    // Established UDP flow, DR.
+    dp.set_service(&svc(5060, Scheduler::Rr, Forward::Dr))?;
+    let warm = dp.test_run(&base)?;
+    ensure!(warm.verdict == XDP_TX, "warm-up packet not forwarded");
+    let m = measure(&mut dp, BenchTarget::Dispatch, &base, None, repeat, runs, XDP_TX, Some(Reason::ForwardDr))?;
+    push("established_udp", "established UDP flow, DR (MAC rewrite, XDP_TX)", m, Some(3.0));
+
+    // Established UDP flow, NAT (address/port rewrite, incremental checksums).
+    dp.set_service(&svc(5070, Scheduler::Rr, Forward::Nat))?;
+    let nat = frame64(VIP, 5070);
+    ensure!(dp.test_run(&nat)?.verdict == XDP_TX, "NAT warm-up packet not forwarded");
+    let m = measure(&mut dp, BenchTarget::Dispatch, &nat, None, repeat, runs, XDP_TX, Some(Reason::ForwardNat))?;
+    push("established_udp_nat", "established UDP flow, NAT (rewrite + checksums, XDP_TX)", m, Some(3.0));
+
+    // New flow per scheduler with the connection table bypassed (IPVS
+    // one-packet scheduling): every iteration is parsed, looked up,
+    // scheduled and forwarded, with no LRU lookup or insert. The wrapper
+    // writes a counter into the source address so that sh/mh see a new
+    // client each time.
+    for (i, sched) in Scheduler::ALL.iter().enumerate() {
+        let port = 6000 + i as u16;
+        let mut cfg = svc(port, *sched, Forward::Dr);
+        cfg.flags |= FLAG_ONE_PACKET;
+        let img = dp.set_service(&cfg)?;
+        let f = frame64(VIP, port);
+        let new_before = dp.service_counters(img.service.id)?.new_flows;
+        let m = measure(&mut dp, BenchTarget::Dispatch, &f, Some(SRC_ADDR_OFF), repeat, runs, XDP_TX, Some(Reason::ForwardDr))?;
+        let new = dp.service_counters(img.service.id)?.new_flows - new_before;
+        let want = runs as u64 * repeat as u64;
+        if new != want {
+            bail!("new_flow_{}: {new} scheduling decisions for {want} iterations", sched.name());
+        }
+        push(&format!("new_flow_{}", sched.name()), &format!("new UDP flow scheduled by {} (connection table bypassed)", sched.name()), m, Some(5.0));
+    }
+
+    // New flow with the connection table: LRU miss, schedule, insert into
+    // the 1M-entry table (evicting once it is full). For comparison with
+    // Katran's new-flow cost; no goal.
+    for (i, sched) in [Scheduler::Rr, Scheduler::Wlc, Scheduler::Mh].iter().enumerate() {
+        let port = 6100 + i as u16;
+        let img = dp.set_service(&svc(port, *sched, Forward::Dr))?;
+        let f = frame64(VIP, port);
+        let flows_before = dp.real_counters(img.service.id, 0)?.new_flows;
+        let m = measure(&mut dp, BenchTarget::Dispatch, &f, Some(SRC_ADDR_OFF), repeat, runs, XDP_TX, Some(Reason::ForwardDr))?;
+        ensure!(dp.real_counters(img.service.id, 0)?.new_flows > flows_before, "no new flows recorded");
+        push(&format!("new_flow_lru_insert_{}", sched.name()), &format!("new UDP flow by {}, LRU miss + insert into a {}-entry table", sched.name(), dp.options().flow_entries), m, None);
+        dp.clear_flows()?;
+    }
+
+    // A packet for no service (full parse, service and NAT-reverse misses).
+    let other = frame64(Ipv4Addr::new(198, 18, 0, 200), 5060);
+    let m = measure(&mut dp, BenchTarget::Dispatch, &other, None, repeat, runs, XDP_PASS, Some(Reason::NotService))?;
+    push("non_vip_udp", "UDP to an address that is no service (XDP_PASS)", m, None);
+
+    // A malformed packet: UDP length beyond the IP payload.
+    let mut bad = base.clone();
+    bad[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&900u16.to_be_bytes());
+    let m = measure(&mut dp, BenchTarget::Dispatch, &bad, None, repeat, runs, XDP_PASS, Some(Reason::BadUdpLength))?;
+    push("malformed_udp_length", "malformed UDP length (XDP_PASS, counted)", m, None);
+
+    write_reports(out_dir, &results, repeat, runs, &dp)?;
+    Ok(results)
+}
+
+fn write_reports(out_dir: &Path, results: &[CaseResult], repeat: u32, runs: usize, dp: &Dataplane) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let cases: Vec<_> = results
+        .iter()
+        .map(|r| {
+            json!({
+                "case": r.case,
+                "what": r.what,
+                "ns_per_packet": (r.ns_per_packet * 10.0).round() / 10.0,
+                "ratio_to_floor": (r.ratio_to_floor * 100.0).round() / 100.0,
+                "runs_ns_per_packet": r.runs_ns,
+                "goal_ratio_to_floor": r.goal_ratio,
+                "meets_goal": r.goal_ratio.map(|g| r.ratio_to_floor <= g),
+            })
+        })
+        .collect();
+    let doc = json!({
+        "benchmark": "dispatch",
+        "method": "BPF_PROG_TEST_RUN through a frame-restoring wrapper; median of runs; each run's kernel average per iteration",
+        "repeat_per_run": repeat,
+        "runs": runs,
+        "frame_bytes": 64,
+        "kernel": kernel,
+        "flow_table_entries": dp.options().flow_entries,
+        "flow_table_memlock_bytes": dp.flow_table_bytes(),
+        "cases": cases,
+    });
+    std::fs::write(out_dir.join("dispatch.json"), serde_json::to_string_pretty(&doc)? + "\n")?;
+    std::fs::write(out_dir.join("dispatch.md"), markdown(results, repeat, runs))?;
+    Ok(())
+}
+
+/// The table printed and written to `dispatch.md`.
+pub fn markdown(results: &[CaseResult], repeat: u32, runs: usize) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "| case | ns/packet | × floor | goal | |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---|");
+    for r in results {
+        let goal = r.goal_ratio.map_or(String::new(), |g| format!("≤ {g:.1}×"));
+        let ok = match r.goal_ratio {
+            Some(g) if r.ratio_to_floor <= g => "ok",
+            Some(_) => "MISSED",
+            None => "",
+        };
+        let _ = writeln!(s, "| {} | {:.1} | {:.2} | {} | {} |", r.case, r.ns_per_packet, r.ratio_to_floor, goal, ok);
+    }
+    let _ = writeln!(s, "\nBPF_PROG_TEST_RUN, 64-byte UDP frames, median of {runs} runs × {repeat} iterations, frame restored before every iteration (floor measured through the same wrapper).");
+    s
+}
