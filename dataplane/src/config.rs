@@ -145,12 +145,7 @@ impl ServiceConfig {
     }
 
     pub fn key(&self) -> ServiceKey {
-        ServiceKey {
-            addr: addr16(self.vip),
-            port: self.port,
-            proto: self.proto.number(),
-            family: family(self.vip),
-        }
+        ServiceKey::new(addr16(self.vip), self.port, self.proto.number(), family(self.vip))
     }
 
     /// Checks everything the kernel program relies on.

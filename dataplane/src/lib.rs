@@ -148,6 +148,8 @@ pub struct Dataplane {
     m_bench_frame: Array<MapData, BenchFrame>,
     m_bench_target: ProgramArray<MapData>,
     m_stages: ProgramArray<MapData>,
+    m_port_flags: Array<MapData, u32>,
+    m_globals: Array<MapData, Globals>,
 }
 
 fn take<T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>>(
@@ -223,6 +225,8 @@ impl Dataplane {
             m_bench_frame: take(&mut ebpf, maps::BENCH_FRAME)?,
             m_bench_target: take(&mut ebpf, maps::BENCH_TARGET)?,
             m_stages: take(&mut ebpf, maps::STAGES)?,
+            m_port_flags: take(&mut ebpf, maps::PORT_FLAGS)?,
+            m_globals: take(&mut ebpf, maps::GLOBALS)?,
             ebpf,
             options,
             services: StdHashMap::new(),
@@ -341,7 +345,18 @@ impl Dataplane {
         }
         self.write_image(&image)?;
         self.services.insert(key, image.clone());
+        self.write_derived()?;
         Ok(image)
+    }
+
+    /// Rewrites what is derived from the set of services: the port
+    /// pre-filter and the NAT service count.
+    fn write_derived(&mut self) -> Result<(), Error> {
+        let (ports, globals) = derived(self.services.values().map(|i| &i.service));
+        for (idx, flags) in ports {
+            self.m_port_flags.set(idx, flags, 0).map_err(map_err(maps::PORT_FLAGS))?;
+        }
+        self.m_globals.set(0, globals, 0).map_err(map_err(maps::GLOBALS))
     }
 
     fn write_image(&mut self, img: &ServiceImage) -> Result<(), Error> {
@@ -386,7 +401,10 @@ impl Dataplane {
                 *s = None;
             }
         }
-        Ok(())
+        // The removed service's port loses its flags unless another uses it.
+        let idx = port_index(key.proto, key.port);
+        self.m_port_flags.set(idx, 0, 0).map_err(map_err(maps::PORT_FLAGS))?;
+        self.write_derived()
     }
 
     /// The images of the configured services.
@@ -572,6 +590,23 @@ impl Dataplane {
     pub fn total_reasons(&self) -> Result<u64, Error> {
         Ok(self.reasons()?.iter().map(|(_, n)| n).sum())
     }
+}
+
+/// The port pre-filter entries and globals implied by a set of services
+/// (only ports in use are listed; all others are 0).
+pub fn derived<'a>(services: impl Iterator<Item = &'a Service>) -> (Vec<(u32, u32)>, Globals) {
+    let mut ports: StdHashMap<u32, u32> = StdHashMap::new();
+    let mut globals = Globals::default();
+    for s in services {
+        let bit = if s.flags & FLAG_ONE_PACKET != 0 { PORT_ONE_PACKET } else { PORT_CONN };
+        *ports.entry(port_index(s.key.proto, s.key.port)).or_default() |= bit;
+        if s.forward == Forward::Nat as u8 {
+            globals.nat_services += 1;
+        }
+    }
+    let mut ports: Vec<(u32, u32)> = ports.into_iter().collect();
+    ports.sort();
+    (ports, globals)
 }
 
 /// What [`Dataplane::bench_run`] measures.

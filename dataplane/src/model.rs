@@ -295,17 +295,24 @@ impl Model {
                 return (XDP_PASS, out);
             }
         };
-        let fkey = FlowKey { src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto, _pad: [0; 3] };
-        let flow = self.flows.get(&fkey).copied();
+        // The port pre-filter and NAT count, derived as the loader does.
+        let (ports, globals) = crate::derived(self.services.values().map(|id| &self.conf[*id as usize]));
+        let port_flags = ports.iter().find(|(i, _)| *i == port_index(p.proto, p.dport)).map_or(0, |x| x.1);
+        if port_flags == 0 {
+            let v = self.reverse_nat(&mut out, &p, ingress, globals.nat_services);
+            return (v, out);
+        }
+        let fkey = FlowKey::new(p.src, p.dst, p.sport, p.dport, p.proto);
+        let flow = if port_flags & PORT_CONN != 0 { self.flows.get(&fkey).copied() } else { None };
         if let Some(f) = flow
             && let Some(svc) = self.flow_service(f.service_id, &p)
         {
             let v = self.established(&mut out, &p, svc, f, &fkey, ingress, now_ns);
             return (v, out);
         }
-        let key = ServiceKey { addr: p.dst, port: p.dport, proto: p.proto, family: p.family };
+        let key = ServiceKey::new(p.dst, p.dport, p.proto, p.family);
         let Some(id) = self.services.get(&key).copied() else {
-            let v = self.reverse_nat(&mut out, &p, ingress);
+            let v = self.reverse_nat(&mut out, &p, ingress, globals.nat_services);
             return (v, out);
         };
         let Some(svc) = self.service(id) else {
@@ -439,7 +446,7 @@ impl Model {
             let port = if real.port != 0 { real.port } else { p.dport };
             rewrite(out, p, true, &real.addr, port);
             if new_flow {
-                let rkey = FlowKey { src: real.addr, dst: p.src, sport: port, dport: p.sport, proto: p.proto, _pad: [0; 3] };
+                let rkey = FlowKey::new(real.addr, p.src, port, p.sport, p.proto);
                 self.nat_reverse.insert(rkey, NatReverse { service_id: svc.id, real_idx });
             }
             self.count(Reason::ForwardNat);
@@ -449,8 +456,12 @@ impl Model {
         self.send(out, real.ifindex, real.mac, ingress)
     }
 
-    fn reverse_nat(&mut self, out: &mut [u8], p: &Parsed, ingress: u32) -> u32 {
-        let rkey = FlowKey { src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, proto: p.proto, _pad: [0; 3] };
+    fn reverse_nat(&mut self, out: &mut [u8], p: &Parsed, ingress: u32, nat_services: u32) -> u32 {
+        if nat_services == 0 {
+            self.count(Reason::NotService);
+            return XDP_PASS;
+        }
+        let rkey = FlowKey::new(p.src, p.dst, p.sport, p.dport, p.proto);
         let Some(rev) = self.nat_reverse.get(&rkey).copied() else {
             self.count(Reason::NotService);
             return XDP_PASS;

@@ -34,15 +34,15 @@ pub fn run(ctx: &XdpContext) -> u32 {
         count(reason);
         return XDP_PASS;
     }
-    let fkey = FlowKey {
-        src: pkt.src,
-        dst: pkt.dst,
-        sport: pkt.sport,
-        dport: pkt.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
+    let port_flags = match maps::PORT_FLAGS.get(port_index(pkt.proto, pkt.dport)) {
+        Some(f) => *f,
+        None => 0,
     };
-    let flow = maps::FLOWS.get_ptr_mut(&fkey);
+    if port_flags == 0 {
+        return forward::reverse_nat(ctx.ctx, pkt);
+    }
+    let fkey = FlowKey::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
+    let flow = if port_flags & PORT_CONN != 0 { maps::FLOWS.get_ptr_mut(&fkey) } else { None };
     if let Some(fp) = flow {
         // SAFETY: fp points to the map value.
         let sid = unsafe { (*fp).service_id };
@@ -50,7 +50,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
             return established(ctx, pkt, svc, fp, &fkey);
         }
     }
-    let key = ServiceKey { addr: pkt.dst, port: pkt.dport, proto: pkt.proto, family: pkt.family };
+    let key = ServiceKey::new(pkt.dst, pkt.dport, pkt.proto, pkt.family);
     // SAFETY: the value is a plain u32 copied out at once.
     let id = match unsafe { maps::SERVICES.get(&key) } {
         Some(id) => *id,
@@ -96,7 +96,7 @@ fn service(id: u32) -> Option<&'static Service> {
 #[inline(always)]
 fn flow_service(sid: u32, pkt: &Pkt) -> Option<&'static Service> {
     let svc = service(sid)?;
-    if svc.key.addr == pkt.dst
+    if addr_eq(&svc.key.addr, &pkt.dst)
         && svc.key.port == pkt.dport
         && svc.key.proto == pkt.proto
         && svc.key.family == pkt.family
@@ -162,7 +162,9 @@ fn established(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service, fp: *mut FlowValu
             // SAFETY: as above; another CPU may update the entry at the same
             // time, which at worst loses a timestamp update.
             unsafe {
-                (*fp).last_seen_ns = now;
+                if flow.last_seen_ns != now {
+                    (*fp).last_seen_ns = now;
+                }
                 if flags != flow.flags {
                     (*fp).flags = flags;
                 }
@@ -290,14 +292,7 @@ pub fn new_flow(ctx: &XdpContext) -> u32 {
         // One-packet scheduling: no connection entry, nothing counted.
         return forward::forward(ctx.ctx, pkt, svc, idx, true);
     }
-    let fkey = FlowKey {
-        src: pkt.src,
-        dst: pkt.dst,
-        sport: pkt.sport,
-        dport: pkt.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
-    };
+    let fkey = FlowKey::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
     let value = FlowValue {
         last_seen_ns: pkt.now,
         created_ns: pkt.now,

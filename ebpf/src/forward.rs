@@ -14,25 +14,24 @@ use crate::{
 /// (0 or the ingress interface: XDP_TX).
 #[inline(always)]
 fn send(ctx: &XdpContext, ifindex: u32, dst_mac: [u8; 6]) -> u32 {
-    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
+    // The MACs as 16-bit words: frames start 2-byte aligned.
+    let Some(eth) = ptr_at::<[u16; 6]>(ctx, 0) else {
         return XDP_PASS;
     };
     // SAFETY: bounds checked by ptr_at.
     let old = unsafe { *eth };
     let ingress = ctx.ingress_ifindex() as u32;
     let same = ifindex == 0 || ifindex == ingress;
-    let mut src_mac = [old[0], old[1], old[2], old[3], old[4], old[5]];
+    let mut src = [old[0], old[1], old[2]];
     if !same {
         // SAFETY: the value is copied out at once.
         if let Some(i) = unsafe { maps::IFACES.get(&ifindex) } {
-            src_mac = i.mac;
+            src = mac_words(i.mac);
         }
     }
-    let mut new = [0u8; 12];
-    new[..6].copy_from_slice(&dst_mac);
-    new[6..].copy_from_slice(&src_mac);
+    let dst = mac_words(dst_mac);
     // SAFETY: bounds checked by ptr_at.
-    unsafe { *eth = new };
+    unsafe { *eth = [dst[0], dst[1], dst[2], src[0], src[1], src[2]] };
     if same {
         return XDP_TX;
     }
@@ -46,17 +45,24 @@ fn send(ctx: &XdpContext, ifindex: u32, dst_mac: [u8; 6]) -> u32 {
 }
 
 #[inline(always)]
+fn mac_words(mac: [u8; 6]) -> [u16; 3] {
+    // SAFETY: same size, any bits valid.
+    unsafe { core::mem::transmute::<[u8; 6], [u16; 3]>(mac) }
+}
+
+// Header fields are read and written as 16-bit words (all at even offsets).
+#[inline(always)]
 fn read16(ctx: &XdpContext, off: usize) -> Option<u16> {
-    let p = ptr_at::<[u8; 2]>(ctx, off)?;
+    let p = ptr_at::<u16>(ctx, off)?;
     // SAFETY: bounds checked by ptr_at.
-    Some(u16::from_be_bytes(unsafe { *p }))
+    Some(u16::from_be(unsafe { *p }))
 }
 
 #[inline(always)]
 fn write16(ctx: &XdpContext, off: usize, v: u16) {
-    if let Some(p) = ptr_at::<[u8; 2]>(ctx, off) {
+    if let Some(p) = ptr_at::<u16>(ctx, off) {
         // SAFETY: bounds checked by ptr_at.
-        unsafe { *p = v.to_be_bytes() };
+        unsafe { *p = v.to_be() };
     }
 }
 
@@ -82,18 +88,18 @@ fn rewrite(ctx: &XdpContext, pkt: &Pkt, dest: bool, new_addr: &[u8; 16], new_por
             return;
         };
         write16(ctx, l3 + 10, csum::replace32(ipc, o, n));
-        if let Some(p) = ptr_at::<[u8; 4]>(ctx, aoff) {
-            // SAFETY: bounds checked by ptr_at.
-            unsafe { *p = n };
+        if let Some(p) = ptr_at::<[u16; 2]>(ctx, aoff) {
+            // SAFETY: bounds checked by ptr_at; same size, any bits valid.
+            unsafe { *p = core::mem::transmute::<[u8; 4], [u16; 2]>(n) };
         }
         if !skip_l4 {
             l4csum = csum::replace32(l4csum, o, n);
         }
     } else {
         let aoff = if dest { l3 + 24 } else { l3 + 8 };
-        if let Some(p) = ptr_at::<[u8; 16]>(ctx, aoff) {
-            // SAFETY: bounds checked by ptr_at.
-            unsafe { *p = *new_addr };
+        if let Some(p) = ptr_at::<[u16; 8]>(ctx, aoff) {
+            // SAFETY: bounds checked by ptr_at; same size, any bits valid.
+            unsafe { *p = core::mem::transmute::<[u8; 16], [u16; 8]>(*new_addr) };
         }
         l4csum = csum::replace128(l4csum, old_addr, new_addr);
     }
@@ -131,14 +137,7 @@ pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, new_fl
         let port = if real.port != 0 { real.port } else { pkt.dport };
         rewrite(ctx, pkt, true, &real.addr, port);
         if new_flow {
-            let rkey = FlowKey {
-                src: real.addr,
-                dst: pkt.src,
-                sport: port,
-                dport: pkt.sport,
-                proto: pkt.proto,
-                _pad: [0; 3],
-            };
+            let rkey = FlowKey::new(real.addr, pkt.src, port, pkt.sport, pkt.proto);
             let rev = NatReverse { service_id: svc.id, real_idx };
             let _ = maps::NAT_REVERSE.insert(&rkey, &rev, 0);
         }
@@ -154,14 +153,14 @@ pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, new_fl
 #[inline(never)]
 pub fn reverse_nat(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
     let ctx = &XdpContext::new(raw);
-    let rkey = FlowKey {
-        src: pkt.src,
-        dst: pkt.dst,
-        sport: pkt.sport,
-        dport: pkt.dport,
-        proto: pkt.proto,
-        _pad: [0; 3],
-    };
+    match maps::GLOBALS.get(0) {
+        Some(g) if g.nat_services > 0 => {}
+        _ => {
+            count(Reason::NotService);
+            return XDP_PASS;
+        }
+    }
+    let rkey = FlowKey::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
     // SAFETY: the value is copied out at once.
     let rev = match unsafe { maps::NAT_REVERSE.get(&rkey) } {
         Some(r) => *r,

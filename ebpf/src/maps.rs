@@ -35,6 +35,10 @@ pub static FLOWS: LruHashMap<FlowKey, FlowValue> =
 pub static NAT_REVERSE: LruHashMap<FlowKey, NatReverse> =
     LruHashMap::with_max_entries(DEFAULT_FLOW_ENTRIES, 0);
 #[map]
+pub static PORT_FLAGS: Array<u32> = Array::with_max_entries(PORT_FLAGS_ENTRIES, 0);
+#[map]
+pub static GLOBALS: Array<Globals> = Array::with_max_entries(1, 0);
+#[map]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map]
 pub static IFACES: HashMap<u32, Iface> = HashMap::with_max_entries(64, 0);

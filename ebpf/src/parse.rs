@@ -18,17 +18,18 @@ const ETH_P_8021AD: u16 = 0x88a8;
 /// from map memory are not tracked precisely by the verifier, so the many
 /// parse paths (IPv4/IPv6, VLAN, UDP/TCP) converge to one verifier state
 /// before scheduling instead of multiplying its work.
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct Pkt {
+    /// Source and destination, IPv4-mapped for IPv4 (first, 8-byte
+    /// aligned: copied and compared as 64-bit words).
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
     /// Offset of the IP header.
     pub l3: usize,
     /// Offset of the UDP/TCP header.
     pub l4: usize,
     pub family: u8,
     pub proto: u8,
-    /// Source and destination, IPv4-mapped for IPv4.
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
     pub sport: u16,
     pub dport: u16,
     /// TCP flags byte (0 for UDP).
@@ -50,12 +51,12 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Option<*mut T> {
     Some((start + offset) as *mut T)
 }
 
+/// A big-endian 16-bit field at an even offset (frames start 2-byte aligned).
 #[inline(always)]
 fn read_u16(ctx: &XdpContext, offset: usize) -> Option<u16> {
-    let p = ptr_at::<[u8; 2]>(ctx, offset)?;
+    let p = ptr_at::<u16>(ctx, offset)?;
     // SAFETY: bounds checked by ptr_at.
-    let b = unsafe { *p };
-    Some(u16::from_be_bytes(b))
+    Some(u16::from_be(unsafe { *p }))
 }
 
 #[inline(always)]
@@ -92,65 +93,72 @@ fn parse_frame(ctx: &XdpContext) -> Result<Pkt, Reason> {
     }
 }
 
+/// Reads `N` 16-bit words (native order) at `offset`: addresses are
+/// loaded as halfwords, not byte by byte. Frames start 2-byte aligned
+/// (XDP headroom), and every IP address sits at an even offset.
+#[inline(always)]
+fn words<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<[u16; N]> {
+    let p = ptr_at::<[u16; N]>(ctx, offset)?;
+    // SAFETY: bounds checked by ptr_at; alignment as documented above.
+    Some(unsafe { *p })
+}
+
+/// The IPv4-mapped IPv6 form of an IPv4 address given as two words.
+#[inline(always)]
+fn mapped(w: [u16; 2]) -> [u8; 16] {
+    // SAFETY: [u16; 8] and [u8; 16] have the same size; any bits are valid.
+    unsafe { core::mem::transmute::<[u16; 8], [u8; 16]>([0, 0, 0, 0, 0, 0xffff, w[0], w[1]]) }
+}
+
 #[inline(always)]
 fn parse_ipv4(ctx: &XdpContext, l3: usize, frame_len: usize) -> Result<Pkt, Reason> {
-    let hdr = ptr_at::<[u8; 20]>(ctx, l3).ok_or(Reason::TruncatedIpv4)?;
-    // SAFETY: bounds checked by ptr_at.
-    let h = unsafe { *hdr };
-    if h[0] >> 4 != 4 {
+    // Version/IHL, TOS, total length, id, flags/fragment offset, TTL, protocol.
+    let hdr = words::<10>(ctx, l3).ok_or(Reason::TruncatedIpv4)?;
+    let vihl = (u16::from_be(hdr[0]) >> 8) as u8;
+    if vihl >> 4 != 4 {
         return Err(Reason::BadIpv4Header);
     }
-    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    let ihl = ((vihl & 0x0f) as usize) * 4;
     if ihl < 20 {
         return Err(Reason::BadIpv4Header);
     }
-    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+    let total = u16::from_be(hdr[1]) as usize;
     if total < ihl || l3 + total > frame_len {
         return Err(Reason::BadIpv4Length);
     }
-    let frag = u16::from_be_bytes([h[6], h[7]]);
-    if frag & 0x3fff != 0 {
+    if u16::from_be(hdr[3]) & 0x3fff != 0 {
         return Err(Reason::Ipv4Fragment);
     }
-    let proto = h[9];
+    let proto = (u16::from_be(hdr[4]) & 0xff) as u8;
     if proto != PROTO_UDP && proto != PROTO_TCP {
         return Err(Reason::NotUdpTcp);
     }
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    src[10] = 0xff;
-    src[11] = 0xff;
-    dst[10] = 0xff;
-    dst[11] = 0xff;
-    src[12..16].copy_from_slice(&h[12..16]);
-    dst[12..16].copy_from_slice(&h[16..20]);
+    let src = mapped([hdr[6], hdr[7]]);
+    let dst = mapped([hdr[8], hdr[9]]);
     let l4 = l3 + ihl;
     parse_l4(ctx, l3, l4, total - ihl, FAMILY_V4, proto, src, dst)
 }
 
 #[inline(always)]
 fn parse_ipv6(ctx: &XdpContext, l3: usize, frame_len: usize) -> Result<Pkt, Reason> {
-    let hdr = ptr_at::<[u8; 40]>(ctx, l3).ok_or(Reason::TruncatedIpv6)?;
-    // SAFETY: bounds checked by ptr_at.
-    let h = unsafe { &*hdr };
-    if h[0] >> 4 != 6 {
+    let hdr = words::<4>(ctx, l3).ok_or(Reason::TruncatedIpv6)?;
+    let addrs = words::<16>(ctx, l3 + 8).ok_or(Reason::TruncatedIpv6)?;
+    if (u16::from_be(hdr[0]) >> 12) != 6 {
         return Err(Reason::BadIpv6Header);
     }
-    let payload = u16::from_be_bytes([h[4], h[5]]) as usize;
+    let payload = u16::from_be(hdr[2]) as usize;
     if l3 + 40 + payload > frame_len {
         return Err(Reason::BadIpv6Length);
     }
-    let next = h[6];
+    let next = (u16::from_be(hdr[3]) >> 8) as u8;
     match next {
         PROTO_UDP | PROTO_TCP => {}
         44 => return Err(Reason::Ipv6Fragment),
         0 | 43 | 50 | 51 | 60 | 135 | 139 | 140 => return Err(Reason::Ipv6ExtHeader),
         _ => return Err(Reason::NotUdpTcp),
     }
-    let mut src = [0u8; 16];
-    let mut dst = [0u8; 16];
-    src.copy_from_slice(&h[8..24]);
-    dst.copy_from_slice(&h[24..40]);
+    // SAFETY: [u16; 16] and [[u8; 16]; 2] have the same size; any bits are valid.
+    let [src, dst] = unsafe { core::mem::transmute::<[u16; 16], [[u8; 16]; 2]>(addrs) };
     parse_l4(ctx, l3, l3 + 40, payload, FAMILY_V6, next, src, dst)
 }
 

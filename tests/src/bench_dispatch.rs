@@ -8,15 +8,17 @@
 //! checks with the verdict counters that every iteration took the path it
 //! claims to measure; a case that did not is an error, not a number.
 
-use std::{fmt::Write as _, net::{IpAddr, Ipv4Addr}, path::Path};
+use std::{
+    fmt::Write as _,
+    net::{IpAddr, Ipv4Addr},
+    path::Path,
+};
 
 use anyhow::{Context, bail, ensure};
 use serde_json::json;
 use tandem_dataplane::{
-    BenchTarget, Dataplane, LoadOptions, RealConfig, RealState, ServiceConfig,
-    common::*,
-    config::Protocol,
-    packet::FrameSpec,
+    BenchTarget, Dataplane, LoadOptions, RealConfig, RealState, ServiceConfig, common::*,
+    config::Protocol, packet::FrameSpec,
 };
 
 /// One measured case.
@@ -66,7 +68,14 @@ fn svc(port: u16, sched: Scheduler, fwd: Forward) -> ServiceConfig {
 
 /// A 64-byte UDP frame (without FCS) to `dst:dport`.
 fn frame64(dst: Ipv4Addr, dport: u16) -> Vec<u8> {
-    FrameSpec::udp(IpAddr::V4(CLIENT), 40000, IpAddr::V4(dst), dport, &[0x5a; 22]).build()
+    FrameSpec::udp(
+        IpAddr::V4(CLIENT),
+        40000,
+        IpAddr::V4(dst),
+        dport,
+        &[0x5a; 22],
+    )
+    .build()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -87,7 +96,7 @@ fn measure(
     runs: usize,
     verdict: u32,
     reason: Option<Reason>,
-) -> anyhow::Result<Vec<f64>> {
+) -> anyhow::Result<Vec<(f64, f64)>> {
     let before = match reason {
         Some(r) => dp.reason(r)?,
         None => 0,
@@ -95,17 +104,33 @@ fn measure(
     let total_before = dp.total_reasons()?;
     let mut out = Vec::with_capacity(runs);
     for _ in 0..runs {
+        // The floor is measured right before each run of the case (same
+        // frame, same wrapper): the ratio of the pair cancels the drift of
+        // a shared virtual machine.
+        let f = dp.bench_run(BenchTarget::TrivialTx, frame, repeat, None)?;
+        ensure!(f.verdict == XDP_TX, "floor verdict {}", f.verdict);
         let r = dp.bench_run(target, frame, repeat, vary)?;
-        ensure!(r.verdict == verdict, "verdict {} instead of {verdict}", r.verdict);
-        out.push(r.duration_ns as f64);
+        ensure!(
+            r.verdict == verdict,
+            "verdict {} instead of {verdict}",
+            r.verdict
+        );
+        out.push((r.duration_ns as f64, f.duration_ns as f64));
     }
     let n = runs as u64 * repeat as u64;
     if let Some(r) = reason {
         let got = dp.reason(r)? - before;
-        ensure!(got == n, "{} counted {got} of {n} iterations: some took another path", r.name());
+        ensure!(
+            got == n,
+            "{} counted {got} of {n} iterations: some took another path",
+            r.name()
+        );
         // Nothing else may have been counted (e.g. flow_expired, no_real).
         let others = dp.total_reasons()? - total_before - got;
-        ensure!(others == 0, "{others} iterations were also counted under other reasons");
+        ensure!(
+            others == 0,
+            "{others} iterations were also counted under other reasons"
+        );
     }
     Ok(out)
 }
@@ -117,34 +142,86 @@ pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseR
     let mut results: Vec<CaseResult> = Vec::new();
     let base = frame64(VIP, 5060);
 
-    let mut floor_runs = measure(&mut dp, BenchTarget::TrivialTx, &base, None, repeat, runs, XDP_TX, None)?;
-    let floor = median(&mut floor_runs.clone());
-    let mut push = |case: &str, what: &str, mut runs_ns: Vec<f64>, goal: Option<f64>| {
+    let floor_runs = measure(
+        &mut dp,
+        BenchTarget::TrivialTx,
+        &base,
+        None,
+        repeat,
+        runs,
+        XDP_TX,
+        None,
+    )?;
+    let only = std::env::var("TANDEM_BENCH_ONLY").ok();
+    let wanted = |case: &str| only.as_deref().is_none_or(|o| case.contains(o));
+    let mut push = |case: &str, what: &str, pairs: Vec<(f64, f64)>, goal: Option<f64>| {
+        let mut runs_ns: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+        let mut ratios: Vec<f64> = pairs.iter().map(|p| p.0 / p.1).collect();
         let ns = median(&mut runs_ns);
         results.push(CaseResult {
             case: case.to_string(),
             what: what.to_string(),
             ns_per_packet: ns,
             runs_ns,
-            ratio_to_floor: ns / floor,
+            ratio_to_floor: median(&mut ratios),
             goal_ratio: goal,
         });
     };
-    push("floor_trivial_xdp_tx", "trivial program returning XDP_TX (through the same wrapper)", floor_runs.split_off(0), None);
+    push(
+        "floor_trivial_xdp_tx",
+        "trivial program returning XDP_TX (through the same wrapper)",
+        floor_runs,
+        None,
+    );
 
     // Established UDP flow, DR.
-    dp.set_service(&svc(5060, Scheduler::Rr, Forward::Dr))?;
-    let warm = dp.test_run(&base)?;
-    ensure!(warm.verdict == XDP_TX, "warm-up packet not forwarded");
-    let m = measure(&mut dp, BenchTarget::Dispatch, &base, None, repeat, runs, XDP_TX, Some(Reason::ForwardDr))?;
-    push("established_udp", "established UDP flow, DR (MAC rewrite, XDP_TX)", m, Some(3.0));
+    if wanted("established_udp") {
+        dp.set_service(&svc(5060, Scheduler::Rr, Forward::Dr))?;
+        let warm = dp.test_run(&base)?;
+        ensure!(warm.verdict == XDP_TX, "warm-up packet not forwarded");
+        let m = measure(
+            &mut dp,
+            BenchTarget::Dispatch,
+            &base,
+            None,
+            repeat,
+            runs,
+            XDP_TX,
+            Some(Reason::ForwardDr),
+        )?;
+        push(
+            "established_udp",
+            "established UDP flow, DR (MAC rewrite, XDP_TX)",
+            m,
+            Some(3.0),
+        );
+    }
 
     // Established UDP flow, NAT (address/port rewrite, incremental checksums).
-    dp.set_service(&svc(5070, Scheduler::Rr, Forward::Nat))?;
-    let nat = frame64(VIP, 5070);
-    ensure!(dp.test_run(&nat)?.verdict == XDP_TX, "NAT warm-up packet not forwarded");
-    let m = measure(&mut dp, BenchTarget::Dispatch, &nat, None, repeat, runs, XDP_TX, Some(Reason::ForwardNat))?;
-    push("established_udp_nat", "established UDP flow, NAT (rewrite + checksums, XDP_TX)", m, Some(3.0));
+    if wanted("established_udp_nat") {
+        dp.set_service(&svc(5070, Scheduler::Rr, Forward::Nat))?;
+        let nat = frame64(VIP, 5070);
+        ensure!(
+            dp.test_run(&nat)?.verdict == XDP_TX,
+            "NAT warm-up packet not forwarded"
+        );
+        let m = measure(
+            &mut dp,
+            BenchTarget::Dispatch,
+            &nat,
+            None,
+            repeat,
+            runs,
+            XDP_TX,
+            Some(Reason::ForwardNat),
+        )?;
+        push(
+            "established_udp_nat",
+            "established UDP flow, NAT (rewrite + checksums, XDP_TX)",
+            m,
+            Some(3.0),
+        );
+    }
 
     // New flow per scheduler with the connection table bypassed (IPVS
     // one-packet scheduling): every iteration is parsed, looked up,
@@ -152,53 +229,163 @@ pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseR
     // writes a counter into the source address so that sh/mh see a new
     // client each time.
     for (i, sched) in Scheduler::ALL.iter().enumerate() {
+        if !wanted(&format!("new_flow_{}", sched.name())) {
+            continue;
+        }
         let port = 6000 + i as u16;
         let mut cfg = svc(port, *sched, Forward::Dr);
         cfg.flags |= FLAG_ONE_PACKET;
         let img = dp.set_service(&cfg)?;
         let f = frame64(VIP, port);
         let new_before = dp.service_counters(img.service.id)?.new_flows;
-        let m = measure(&mut dp, BenchTarget::Dispatch, &f, Some(SRC_ADDR_OFF), repeat, runs, XDP_TX, Some(Reason::ForwardDr))?;
+        let m = measure(
+            &mut dp,
+            BenchTarget::Dispatch,
+            &f,
+            Some(SRC_ADDR_OFF),
+            repeat,
+            runs,
+            XDP_TX,
+            Some(Reason::ForwardDr),
+        )?;
         let new = dp.service_counters(img.service.id)?.new_flows - new_before;
         let want = runs as u64 * repeat as u64;
         if new != want {
-            bail!("new_flow_{}: {new} scheduling decisions for {want} iterations", sched.name());
+            bail!(
+                "new_flow_{}: {new} scheduling decisions for {want} iterations",
+                sched.name()
+            );
         }
-        push(&format!("new_flow_{}", sched.name()), &format!("new UDP flow scheduled by {} (connection table bypassed)", sched.name()), m, Some(5.0));
+        push(
+            &format!("new_flow_{}", sched.name()),
+            &format!(
+                "new UDP flow scheduled by {} (connection table bypassed)",
+                sched.name()
+            ),
+            m,
+            Some(5.0),
+        );
     }
 
     // New flow with the connection table: LRU miss, schedule, insert into
     // the 1M-entry table (evicting once it is full). For comparison with
     // Katran's new-flow cost; no goal.
-    for (i, sched) in [Scheduler::Rr, Scheduler::Wlc, Scheduler::Mh].iter().enumerate() {
+    for (i, sched) in [Scheduler::Rr, Scheduler::Wlc, Scheduler::Mh]
+        .iter()
+        .enumerate()
+    {
+        if !wanted(&format!("new_flow_lru_insert_{}", sched.name())) {
+            continue;
+        }
         let port = 6100 + i as u16;
         let img = dp.set_service(&svc(port, *sched, Forward::Dr))?;
         let f = frame64(VIP, port);
         let flows_before = dp.real_counters(img.service.id, 0)?.new_flows;
-        let m = measure(&mut dp, BenchTarget::Dispatch, &f, Some(SRC_ADDR_OFF), repeat, runs, XDP_TX, Some(Reason::ForwardDr))?;
-        ensure!(dp.real_counters(img.service.id, 0)?.new_flows > flows_before, "no new flows recorded");
-        push(&format!("new_flow_lru_insert_{}", sched.name()), &format!("new UDP flow by {}, LRU miss + insert into a {}-entry table", sched.name(), dp.options().flow_entries), m, None);
+        let m = measure(
+            &mut dp,
+            BenchTarget::Dispatch,
+            &f,
+            Some(SRC_ADDR_OFF),
+            repeat,
+            runs,
+            XDP_TX,
+            Some(Reason::ForwardDr),
+        )?;
+        ensure!(
+            dp.real_counters(img.service.id, 0)?.new_flows > flows_before,
+            "no new flows recorded"
+        );
+        push(
+            &format!("new_flow_lru_insert_{}", sched.name()),
+            &format!(
+                "new UDP flow by {}, LRU miss + insert into a {}-entry table",
+                sched.name(),
+                dp.options().flow_entries
+            ),
+            m,
+            None,
+        );
         dp.clear_flows()?;
     }
 
-    // A packet for no service (full parse, service and NAT-reverse misses).
-    let other = frame64(Ipv4Addr::new(198, 18, 0, 200), 5060);
-    let m = measure(&mut dp, BenchTarget::Dispatch, &other, None, repeat, runs, XDP_PASS, Some(Reason::NotService))?;
-    push("non_vip_udp", "UDP to an address that is no service (XDP_PASS)", m, None);
+    // Packets for no service: to a port no service uses (the director's
+    // own traffic: pre-filter only), and to a service port on another
+    // address (connection table, service and NAT-reverse misses).
+    if wanted("non_vip") {
+        let other = frame64(Ipv4Addr::new(198, 18, 0, 200), 4444);
+        let m = measure(
+            &mut dp,
+            BenchTarget::Dispatch,
+            &other,
+            None,
+            repeat,
+            runs,
+            XDP_PASS,
+            Some(Reason::NotService),
+        )?;
+        push(
+            "non_vip_udp",
+            "UDP to a port no service uses (XDP_PASS)",
+            m,
+            None,
+        );
+        let other = frame64(Ipv4Addr::new(198, 18, 0, 200), 5060);
+        let m = measure(
+            &mut dp,
+            BenchTarget::Dispatch,
+            &other,
+            None,
+            repeat,
+            runs,
+            XDP_PASS,
+            Some(Reason::NotService),
+        )?;
+        push(
+            "non_vip_service_port_udp",
+            "UDP to a service port on an address that is no VIP (XDP_PASS)",
+            m,
+            None,
+        );
+    }
 
     // A malformed packet: UDP length beyond the IP payload.
-    let mut bad = base.clone();
-    bad[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&900u16.to_be_bytes());
-    let m = measure(&mut dp, BenchTarget::Dispatch, &bad, None, repeat, runs, XDP_PASS, Some(Reason::BadUdpLength))?;
-    push("malformed_udp_length", "malformed UDP length (XDP_PASS, counted)", m, None);
+    if wanted("malformed") {
+        let mut bad = base.clone();
+        bad[14 + 20 + 4..14 + 20 + 6].copy_from_slice(&900u16.to_be_bytes());
+        let m = measure(
+            &mut dp,
+            BenchTarget::Dispatch,
+            &bad,
+            None,
+            repeat,
+            runs,
+            XDP_PASS,
+            Some(Reason::BadUdpLength),
+        )?;
+        push(
+            "malformed_udp_length",
+            "malformed UDP length (XDP_PASS, counted)",
+            m,
+            None,
+        );
+    }
 
     write_reports(out_dir, &results, repeat, runs, &dp)?;
     Ok(results)
 }
 
-fn write_reports(out_dir: &Path, results: &[CaseResult], repeat: u32, runs: usize, dp: &Dataplane) -> anyhow::Result<()> {
+fn write_reports(
+    out_dir: &Path,
+    results: &[CaseResult],
+    repeat: u32,
+    runs: usize,
+    dp: &Dataplane,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let cases: Vec<_> = results
         .iter()
         .map(|r| {
@@ -215,7 +402,7 @@ fn write_reports(out_dir: &Path, results: &[CaseResult], repeat: u32, runs: usiz
         .collect();
     let doc = json!({
         "benchmark": "dispatch",
-        "method": "BPF_PROG_TEST_RUN through a frame-restoring wrapper; median of runs; each run's kernel average per iteration",
+        "method": "BPF_PROG_TEST_RUN through a frame-restoring wrapper; each run of a case is paired with a floor run just before it; ns_per_packet is the median over runs of the kernel average per iteration, ratio_to_floor the median of the paired ratios",
         "repeat_per_run": repeat,
         "runs": runs,
         "frame_bytes": 64,
@@ -224,7 +411,10 @@ fn write_reports(out_dir: &Path, results: &[CaseResult], repeat: u32, runs: usiz
         "flow_table_memlock_bytes": dp.flow_table_bytes(),
         "cases": cases,
     });
-    std::fs::write(out_dir.join("dispatch.json"), serde_json::to_string_pretty(&doc)? + "\n")?;
+    std::fs::write(
+        out_dir.join("dispatch.json"),
+        serde_json::to_string_pretty(&doc)? + "\n",
+    )?;
     std::fs::write(out_dir.join("dispatch.md"), markdown(results, repeat, runs))?;
     Ok(())
 }
@@ -241,8 +431,15 @@ pub fn markdown(results: &[CaseResult], repeat: u32, runs: usize) -> String {
             Some(_) => "MISSED",
             None => "",
         };
-        let _ = writeln!(s, "| {} | {:.1} | {:.2} | {} | {} |", r.case, r.ns_per_packet, r.ratio_to_floor, goal, ok);
+        let _ = writeln!(
+            s,
+            "| {} | {:.1} | {:.2} | {} | {} |",
+            r.case, r.ns_per_packet, r.ratio_to_floor, goal, ok
+        );
     }
-    let _ = writeln!(s, "\nBPF_PROG_TEST_RUN, 64-byte UDP frames, median of {runs} runs × {repeat} iterations, frame restored before every iteration (floor measured through the same wrapper).");
+    let _ = writeln!(
+        s,
+        "\nBPF_PROG_TEST_RUN, 64-byte UDP frames, median of {runs} runs × {repeat} iterations, frame restored before every iteration (floor measured through the same wrapper)."
+    );
     s
 }

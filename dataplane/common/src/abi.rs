@@ -153,8 +153,10 @@ pub const REAL_DRAINING: u8 = 1;
 /// No new flows; existing flows per `FLAG_EXPIRE_NODEST`.
 pub const REAL_DOWN: u8 = 2;
 
-/// Key of the `SERVICES` hash map.
-#[repr(C)]
+/// Key of the `SERVICES` hash map. Keys and values that hold addresses
+/// are 8-byte aligned with the address first, so that the kernel program
+/// copies and compares addresses as two 64-bit words (see [`addr_eq`]).
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ServiceKey {
     /// The VIP (IPv4-mapped for IPv4).
@@ -165,10 +167,30 @@ pub struct ServiceKey {
     pub proto: u8,
     /// `FAMILY_V4` or `FAMILY_V6`.
     pub family: u8,
+    pub _pad: u32,
+}
+
+impl ServiceKey {
+    #[inline(always)]
+    pub fn new(addr: [u8; 16], port: u16, proto: u8, family: u8) -> ServiceKey {
+        ServiceKey { addr, port, proto, family, _pad: 0 }
+    }
+}
+
+/// Compares two addresses as two 64-bit words. Both must be the first
+/// field of an 8-byte aligned struct of this module (or of the program's
+/// parsed packet), which all addresses here are.
+#[inline(always)]
+pub fn addr_eq(a: &[u8; 16], b: &[u8; 16]) -> bool {
+    // SAFETY: both are 16 bytes and, by the precondition above, 8-byte
+    // aligned (the struct types guarantee it; no runtime check, which the
+    // verifier would refuse as pointer arithmetic).
+    let (x, y) = unsafe { (*(a.as_ptr() as *const [u64; 2]), *(b.as_ptr() as *const [u64; 2])) };
+    x[0] == y[0] && x[1] == y[1]
 }
 
 /// A virtual service (value of `SERVICE_CONF`, indexed by `id`).
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Service {
     /// Its own key, so that reverse NAT can find the VIP from the id.
@@ -195,7 +217,7 @@ pub struct Service {
 }
 
 /// A real server slot (value of `REALS`, index `service.id * MAX_REALS + i`).
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RealServer {
     /// Address (IPv4-mapped for IPv4).
@@ -222,7 +244,7 @@ impl RealServer {
 }
 
 /// Key of the connection table and of the NAT reverse table.
-#[repr(C)]
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
     pub src: [u8; 16],
@@ -232,7 +254,15 @@ pub struct FlowKey {
     /// Host order.
     pub dport: u16,
     pub proto: u8,
-    pub _pad: [u8; 3],
+    pub _pad1: u8,
+    pub _pad2: u16,
+}
+
+impl FlowKey {
+    #[inline(always)]
+    pub fn new(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, proto: u8) -> FlowKey {
+        FlowKey { src, dst, sport, dport, proto, _pad1: 0, _pad2: 0 }
+    }
 }
 
 /// Flow flag: the active-connection count of its real server includes it.
@@ -271,6 +301,30 @@ pub struct SchedState {
     /// rr: index of the last real server picked (starts at `u32::MAX`).
     /// wrr: position in the sequence.
     pub cursor: u32,
+    pub _pad: u32,
+}
+
+/// `PORT_FLAGS` bits, per (protocol, port): some service on this port
+/// keeps connections / some service on it schedules one packet at a time.
+/// A pre-filter: packets to other ports skip the connection table and
+/// service lookups, and one-packet-only ports skip the connection table.
+pub const PORT_CONN: u32 = 1 << 0;
+pub const PORT_ONE_PACKET: u32 = 1 << 1;
+/// Entries of `PORT_FLAGS`: UDP ports, then TCP ports.
+pub const PORT_FLAGS_ENTRIES: u32 = 2 * 65536;
+
+/// The `PORT_FLAGS` index of a protocol and port.
+#[inline(always)]
+pub fn port_index(proto: u8, port: u16) -> u32 {
+    (if proto == PROTO_TCP { 65536 } else { 0 }) + port as u32
+}
+
+/// Derived node state the host maintains (value 0 of `GLOBALS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Globals {
+    /// Number of NAT services: without any, replies are not looked up.
+    pub nat_services: u32,
     pub _pad: u32,
 }
 
@@ -480,6 +534,8 @@ pub mod maps {
     pub const BENCH_FRAME: &str = "BENCH_FRAME";
     pub const BENCH_TARGET: &str = "BENCH_TARGET";
     pub const STAGES: &str = "STAGES";
+    pub const PORT_FLAGS: &str = "PORT_FLAGS";
+    pub const GLOBALS: &str = "GLOBALS";
 }
 
 /// Program names in the object file.
@@ -529,11 +585,12 @@ mod pod {
     unsafe impl aya::Pod for Iface {}
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for BenchFrame {}
+    unsafe impl aya::Pod for Globals {}
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<ServiceKey>() == 20);
-    assert!(core::mem::size_of::<Service>() == 52);
+    assert!(core::mem::size_of::<ServiceKey>() == 24);
+    assert!(core::mem::size_of::<Service>() == 56);
     assert!(core::mem::size_of::<RealServer>() == 40);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowValue>() == 32);

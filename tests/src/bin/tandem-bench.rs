@@ -39,11 +39,20 @@ fn main() -> ExitCode {
 
 fn dispatch() -> ExitCode {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
-    let repeat = std::env::var("TANDEM_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let runs = std::env::var("TANDEM_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let repeat = std::env::var("TANDEM_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let runs = std::env::var("TANDEM_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     match tandem_tests::bench_dispatch::run(&out, repeat, runs) {
         Ok(results) => {
-            println!("{}", tandem_tests::bench_dispatch::markdown(&results, repeat, runs));
+            println!(
+                "{}",
+                tandem_tests::bench_dispatch::markdown(&results, repeat, runs)
+            );
             println!("written: {}/dispatch.json, dispatch.md", out.display());
             ExitCode::SUCCESS
         }
