@@ -5,7 +5,11 @@ use aya_build::{Package, Toolchain};
 fn main() -> anyhow::Result<()> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../ebpf");
     aya_build::build_ebpf(
-        [Package { name: "tandem-ebpf", root_dir: root, ..Default::default() }],
+        [Package {
+            name: "tandem-ebpf",
+            root_dir: root,
+            ..Default::default()
+        }],
         Toolchain::Nightly,
     )
 }

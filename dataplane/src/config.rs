@@ -97,9 +97,21 @@ fn default_mh_size() -> u32 {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("service {service}: field `{field}` is invalid: {reason}")]
-    Service { service: String, field: &'static str, reason: String },
-    #[error("service {service}, real server {index} ({addr}): field `{field}` is invalid: {reason}")]
-    Real { service: String, index: usize, addr: IpAddr, field: &'static str, reason: String },
+    Service {
+        service: String,
+        field: &'static str,
+        reason: String,
+    },
+    #[error(
+        "service {service}, real server {index} ({addr}): field `{field}` is invalid: {reason}"
+    )]
+    Real {
+        service: String,
+        index: usize,
+        addr: IpAddr,
+        field: &'static str,
+        reason: String,
+    },
 }
 
 /// Converts an address to the 16-byte form of the maps (IPv4-mapped).
@@ -145,7 +157,12 @@ impl ServiceConfig {
     }
 
     pub fn key(&self) -> ServiceKey {
-        ServiceKey::new(addr16(self.vip), self.port, self.proto.number(), family(self.vip))
+        ServiceKey::new(
+            addr16(self.vip),
+            self.port,
+            self.proto.number(),
+            family(self.vip),
+        )
     }
 
     /// Checks everything the kernel program relies on.
@@ -160,19 +177,36 @@ impl ServiceConfig {
             return Err(err("port", "0 is not a service port".into()));
         }
         if self.vip.is_unspecified() || self.vip.is_multicast() {
-            return Err(err("vip", format!("{} cannot be a virtual address", self.vip)));
+            return Err(err(
+                "vip",
+                format!("{} cannot be a virtual address", self.vip),
+            ));
         }
         if self.reals.len() > MAX_REALS as usize {
-            return Err(err("reals", format!("{} real servers, at most {MAX_REALS}", self.reals.len())));
+            return Err(err(
+                "reals",
+                format!("{} real servers, at most {MAX_REALS}", self.reals.len()),
+            ));
         }
         if self.flags & !FLAGS_KNOWN != 0 {
-            return Err(err("flags", format!("unknown bits {:#x}", self.flags & !FLAGS_KNOWN)));
+            return Err(err(
+                "flags",
+                format!("unknown bits {:#x}", self.flags & !FLAGS_KNOWN),
+            ));
         }
         if self.flags & FLAG_ONE_PACKET != 0 && self.proto != Protocol::Udp {
-            return Err(err("flags", "one-packet scheduling is for UDP services only".into()));
+            return Err(err(
+                "flags",
+                "one-packet scheduling is for UDP services only".into(),
+            ));
         }
-        if self.scheduler == Scheduler::Mh && (!is_prime(self.mh_size) || self.mh_size > MH_MAX_SIZE) {
-            return Err(err("mh_size", format!("{} is not a prime <= {MH_MAX_SIZE}", self.mh_size)));
+        if self.scheduler == Scheduler::Mh
+            && (!is_prime(self.mh_size) || self.mh_size > MH_MAX_SIZE)
+        {
+            return Err(err(
+                "mh_size",
+                format!("{} is not a prime <= {MH_MAX_SIZE}", self.mh_size),
+            ));
         }
         for (index, r) in self.reals.iter().enumerate() {
             let rerr = |field: &'static str, reason: String| ConfigError::Real {
@@ -189,7 +223,10 @@ impl ServiceConfig {
                 return Err(rerr("addr", format!("{} cannot be a real server", r.addr)));
             }
             if r.mac == [0; 6] || r.mac[0] & 1 != 0 {
-                return Err(rerr("mac", format!("{} is not a unicast MAC", crate::fmt_mac(&r.mac))));
+                return Err(rerr(
+                    "mac",
+                    format!("{} is not a unicast MAC", crate::fmt_mac(&r.mac)),
+                ));
             }
             if r.weight > 65_535 {
                 return Err(rerr("weight", format!("{} exceeds 65535", r.weight)));
@@ -197,7 +234,10 @@ impl ServiceConfig {
             if self.forward == Forward::Dr && r.port != 0 && r.port != self.port {
                 return Err(rerr("port", "direct routing cannot change the port".into()));
             }
-            if self.reals[..index].iter().any(|o| o.addr == r.addr && o.port == r.port) {
+            if self.reals[..index]
+                .iter()
+                .any(|o| o.addr == r.addr && o.port == r.port)
+            {
                 return Err(rerr("addr", "listed twice".into()));
             }
         }
@@ -206,12 +246,17 @@ impl ServiceConfig {
             if len > WRR_SEQ_MAX as usize {
                 return Err(err(
                     "reals",
-                    format!("the wrr cycle has {len} entries, at most {WRR_SEQ_MAX}: use weights with a larger common divisor"),
+                    format!(
+                        "the wrr cycle has {len} entries, at most {WRR_SEQ_MAX}: use weights with a larger common divisor"
+                    ),
                 ));
             }
         }
         if self.forward == Forward::Nat && self.gateway_mac == [0; 6] {
-            return Err(err("gateway_mac", "NAT needs the MAC of the gateway toward the clients".into()));
+            return Err(err(
+                "gateway_mac",
+                "NAT needs the MAC of the gateway toward the clients".into(),
+            ));
         }
         Ok(())
     }

@@ -55,7 +55,11 @@ impl ServiceImage {
         let mut slot_of = vec![usize::MAX; cfg.reals.len()];
         if let Some(prev) = previous {
             for (i, r) in cfg.reals.iter().enumerate() {
-                if let Some(s) = prev.slot_ids.iter().position(|x| *x == Some((r.addr, r.port))) {
+                if let Some(s) = prev
+                    .slot_ids
+                    .iter()
+                    .position(|x| *x == Some((r.addr, r.port)))
+                {
                     slot_ids[s] = Some((r.addr, r.port));
                     slot_of[i] = s;
                 }
@@ -80,14 +84,29 @@ impl ServiceImage {
                 slot_of[i] = s;
             }
         }
-        let mut reals = vec![RealServer { state: REAL_DOWN, ..Default::default() }; MAX_REALS as usize];
+        let mut reals = vec![
+            RealServer {
+                state: REAL_DOWN,
+                ..Default::default()
+            };
+            MAX_REALS as usize
+        ];
         for (i, r) in cfg.reals.iter().enumerate() {
             reals[slot_of[i]] = r.raw();
         }
-        let n_reals = slot_ids.iter().rposition(|s| s.is_some()).map_or(0, |p| p + 1) as u32;
+        let n_reals = slot_ids
+            .iter()
+            .rposition(|s| s.is_some())
+            .map_or(0, |p| p + 1) as u32;
 
         let weights: Vec<u32> = (0..n_reals as usize)
-            .map(|s| if slot_ids[s].is_some() { reals[s].weight } else { 0 })
+            .map(|s| {
+                if slot_ids[s].is_some() {
+                    reals[s].weight
+                } else {
+                    0
+                }
+            })
             .collect();
         let mut wrr = vec![tables::NO_REAL; WRR_SEQ_MAX as usize];
         let mut shdh = vec![tables::NO_REAL; SHDH_BUCKETS as usize];
@@ -100,8 +119,9 @@ impl ServiceImage {
                 wrr[..seq.len()].copy_from_slice(&seq);
             }
             Scheduler::Sh | Scheduler::Dh => {
-                let slots: Vec<Option<u32>> =
-                    (0..n_reals as usize).map(|s| slot_ids[s].map(|_| reals[s].weight)).collect();
+                let slots: Vec<Option<u32>> = (0..n_reals as usize)
+                    .map(|s| slot_ids[s].map(|_| reals[s].weight))
+                    .collect();
                 shdh = tables::shdh_table(&slots);
                 table_len = SHDH_BUCKETS;
             }
@@ -123,9 +143,15 @@ impl ServiceImage {
         let mut service = cfg.raw(id, mh_slot);
         service.n_reals = n_reals;
         service.table_len = table_len;
-        let reset_sched = previous.is_none_or(|p| p.service.scheduler != service.scheduler || p.service.table_len != table_len);
+        let reset_sched = previous.is_none_or(|p| {
+            p.service.scheduler != service.scheduler || p.service.table_len != table_len
+        });
         let sched = SchedState {
-            cursor: if cfg.scheduler == Scheduler::Rr { u32::MAX } else { 0 },
+            cursor: if cfg.scheduler == Scheduler::Rr {
+                u32::MAX
+            } else {
+                0
+            },
             _pad: 0,
         };
         Ok(ServiceImage {
@@ -143,6 +169,9 @@ impl ServiceImage {
 
     /// Slot of the real server `addr:port`, if it is configured.
     pub fn slot_of(&self, addr: IpAddr, port: u16) -> Option<u32> {
-        self.slot_ids.iter().position(|x| *x == Some((addr, port))).map(|s| s as u32)
+        self.slot_ids
+            .iter()
+            .position(|x| *x == Some((addr, port)))
+            .map(|s| s as u32)
     }
 }

@@ -45,15 +45,25 @@ pub enum Error {
     #[error("loading the XDP object: {0}")]
     Load(#[from] aya::EbpfError),
     #[error("program `{name}`: {source}")]
-    Program { name: &'static str, source: ProgramError },
+    Program {
+        name: &'static str,
+        source: ProgramError,
+    },
     #[error("map `{name}`: {source}")]
-    Map { name: &'static str, source: aya::maps::MapError },
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
     #[error("map `{0}` is missing from the XDP object")]
     MissingMap(&'static str),
     #[error("interface `{0}` does not exist in this network namespace")]
     NoSuchInterface(String),
     #[error("attaching XDP to `{iface}` in {mode} mode: {source}")]
-    Attach { iface: String, mode: &'static str, source: ProgramError },
+    Attach {
+        iface: String,
+        mode: &'static str,
+        source: ProgramError,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("no free virtual service id (at most {MAX_SERVICES} services)")]
@@ -65,7 +75,10 @@ pub enum Error {
     #[error("frame of {0} bytes is too long for the benchmark wrapper (max {BENCH_FRAME_MAX})")]
     BenchFrameTooLong(usize),
     #[error("devmap entry for ifindex {ifindex}: {source}")]
-    DevMap { ifindex: u32, source: aya::maps::xdp::XdpMapError },
+    DevMap {
+        ifindex: u32,
+        source: aya::maps::xdp::XdpMapError,
+    },
 }
 
 /// How to attach to an interface.
@@ -108,7 +121,10 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { flow_entries: DEFAULT_FLOW_ENTRIES, nat_entries: DEFAULT_FLOW_ENTRIES }
+        LoadOptions {
+            flow_entries: DEFAULT_FLOW_ENTRIES,
+            nat_entries: DEFAULT_FLOW_ENTRIES,
+        }
     }
 }
 
@@ -166,7 +182,10 @@ fn map_err(name: &'static str) -> impl Fn(aya::maps::MapError) -> Error {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn fmt_mac(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -187,7 +206,11 @@ pub fn ifindex(name: &str) -> Result<u32, Error> {
     let c = CString::new(name).map_err(|_| Error::NoSuchInterface(name.to_string()))?;
     // SAFETY: c is a valid NUL-terminated string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 { Err(Error::NoSuchInterface(name.to_string())) } else { Ok(idx) }
+    if idx == 0 {
+        Err(Error::NoSuchInterface(name.to_string()))
+    } else {
+        Ok(idx)
+    }
 }
 
 impl Dataplane {
@@ -197,13 +220,23 @@ impl Dataplane {
             .map_max_entries(maps::FLOWS, options.flow_entries)
             .map_max_entries(maps::NAT_REVERSE, options.nat_entries)
             .load(OBJECT)?;
-        for name in [progs::DISPATCH, progs::NEW_FLOW, progs::PASS, progs::TRIVIAL_TX, progs::BENCH_RESTORE] {
+        for name in [
+            progs::DISPATCH,
+            progs::NEW_FLOW,
+            progs::PASS,
+            progs::TRIVIAL_TX,
+            progs::BENCH_RESTORE,
+        ] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
-                .ok_or(Error::Program { name, source: ProgramError::NotLoaded })?
+                .ok_or(Error::Program {
+                    name,
+                    source: ProgramError::NotLoaded,
+                })?
                 .try_into()
                 .map_err(|source| Error::Program { name, source })?;
-            prog.load().map_err(|source| Error::Program { name, source })?;
+            prog.load()
+                .map_err(|source| Error::Program { name, source })?;
         }
         let mut dp = Dataplane {
             m_services: take(&mut ebpf, maps::SERVICES)?,
@@ -234,14 +267,28 @@ impl Dataplane {
             links: Vec::new(),
             bench_seq: 0,
         };
-        let fd = dp.xdp(progs::NEW_FLOW)?.fd().map_err(|source| Error::Program { name: progs::NEW_FLOW, source })?;
-        let fd = fd.try_clone().map_err(|e| Error::Program { name: progs::NEW_FLOW, source: ProgramError::IOError(e) })?;
+        let fd = dp
+            .xdp(progs::NEW_FLOW)?
+            .fd()
+            .map_err(|source| Error::Program {
+                name: progs::NEW_FLOW,
+                source,
+            })?;
+        let fd = fd.try_clone().map_err(|e| Error::Program {
+            name: progs::NEW_FLOW,
+            source: ProgramError::IOError(e),
+        })?;
         dp.m_stages.set(0, &fd, 0).map_err(map_err(maps::STAGES))?;
         dp.set_settings(&Settings::default())?;
         // Service ids that are not in use must not match any lookup.
-        let unused = Service { id: u32::MAX, ..Default::default() };
+        let unused = Service {
+            id: u32::MAX,
+            ..Default::default()
+        };
         for id in 0..MAX_SERVICES {
-            dp.m_conf.set(id, unused, 0).map_err(map_err(maps::SERVICE_CONF))?;
+            dp.m_conf
+                .set(id, unused, 0)
+                .map_err(map_err(maps::SERVICE_CONF))?;
         }
         Ok(dp)
     }
@@ -253,18 +300,31 @@ impl Dataplane {
     fn xdp(&mut self, name: &'static str) -> Result<&mut Xdp, Error> {
         self.ebpf
             .program_mut(name)
-            .ok_or(Error::Program { name, source: ProgramError::NotLoaded })?
+            .ok_or(Error::Program {
+                name,
+                source: ProgramError::NotLoaded,
+            })?
             .try_into()
             .map_err(|source| Error::Program { name, source })
     }
 
-    fn attach_prog(&mut self, name: &'static str, iface: &str, mode: AttachMode) -> Result<Attached, Error> {
+    fn attach_prog(
+        &mut self,
+        name: &'static str,
+        iface: &str,
+        mode: AttachMode,
+    ) -> Result<Attached, Error> {
         ifindex(iface)?;
-        let try_mode = |this: &mut Dataplane, m: XdpMode, label: &'static str| -> Result<XdpLinkId, Error> {
-            this.xdp(name)?
-                .attach(iface, m)
-                .map_err(|source| Error::Attach { iface: iface.to_string(), mode: label, source })
-        };
+        let try_mode =
+            |this: &mut Dataplane, m: XdpMode, label: &'static str| -> Result<XdpLinkId, Error> {
+                this.xdp(name)?
+                    .attach(iface, m)
+                    .map_err(|source| Error::Attach {
+                        iface: iface.to_string(),
+                        mode: label,
+                        source,
+                    })
+            };
         let (id, attached) = match mode {
             AttachMode::Native => (try_mode(self, XdpMode::Driver, "native")?, Attached::Native),
             AttachMode::Generic => (try_mode(self, XdpMode::Skb, "generic")?, Attached::Generic),
@@ -295,20 +355,26 @@ impl Dataplane {
     /// Detaches every program this dataplane attached.
     pub fn detach_all(&mut self) -> Result<(), Error> {
         for (_, name, id) in std::mem::take(&mut self.links) {
-            self.xdp(name)?.detach(id).map_err(|source| Error::Program { name, source })?;
+            self.xdp(name)?
+                .detach(id)
+                .map_err(|source| Error::Program { name, source })?;
         }
         Ok(())
     }
 
     pub fn set_settings(&mut self, s: &Settings) -> Result<(), Error> {
-        self.m_settings.set(0, *s, 0).map_err(map_err(maps::SETTINGS))
+        self.m_settings
+            .set(0, *s, 0)
+            .map_err(map_err(maps::SETTINGS))
     }
 
     /// Declares an interface frames may be redirected to (in the calling
     /// thread's network namespace): its MAC becomes the source MAC of
     /// frames sent out of it.
     pub fn add_tx_port(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), Error> {
-        self.m_ifaces.insert(ifindex, Iface { mac, _pad: [0; 2] }, 0).map_err(map_err(maps::IFACES))?;
+        self.m_ifaces
+            .insert(ifindex, Iface { mac, _pad: [0; 2] }, 0)
+            .map_err(map_err(maps::IFACES))?;
         self.m_tx
             .insert(ifindex, ifindex, None, 0)
             .map_err(|source| Error::DevMap { ifindex, source })
@@ -328,7 +394,11 @@ impl Dataplane {
         let mh_slot = if cfg.scheduler == Scheduler::Mh {
             match self.mh_slots.iter().position(|s| *s == Some(key)) {
                 Some(s) => s as u32,
-                None => self.mh_slots.iter().position(|s| s.is_none()).ok_or(Error::TooManyMaglev)? as u32,
+                None => self
+                    .mh_slots
+                    .iter()
+                    .position(|s| s.is_none())
+                    .ok_or(Error::TooManyMaglev)? as u32,
             }
         } else {
             0
@@ -354,48 +424,81 @@ impl Dataplane {
     fn write_derived(&mut self) -> Result<(), Error> {
         let (ports, globals) = derived(self.services.values().map(|i| &i.service));
         for (idx, flags) in ports {
-            self.m_port_flags.set(idx, flags, 0).map_err(map_err(maps::PORT_FLAGS))?;
+            self.m_port_flags
+                .set(idx, flags, 0)
+                .map_err(map_err(maps::PORT_FLAGS))?;
         }
-        self.m_globals.set(0, globals, 0).map_err(map_err(maps::GLOBALS))
+        self.m_globals
+            .set(0, globals, 0)
+            .map_err(map_err(maps::GLOBALS))
     }
 
     fn write_image(&mut self, img: &ServiceImage) -> Result<(), Error> {
         let id = img.service.id;
         match Scheduler::from_u8(img.service.scheduler) {
             Some(Scheduler::Wrr) => {
-                for (i, v) in img.wrr.iter().enumerate().take(img.service.table_len as usize) {
-                    self.m_wrr.set(id * WRR_SEQ_MAX + i as u32, *v, 0).map_err(map_err(maps::WRR_SEQ))?;
+                for (i, v) in img
+                    .wrr
+                    .iter()
+                    .enumerate()
+                    .take(img.service.table_len as usize)
+                {
+                    self.m_wrr
+                        .set(id * WRR_SEQ_MAX + i as u32, *v, 0)
+                        .map_err(map_err(maps::WRR_SEQ))?;
                 }
             }
             Some(Scheduler::Sh | Scheduler::Dh) => {
                 for (i, v) in img.shdh.iter().enumerate() {
-                    self.m_shdh.set(id * SHDH_BUCKETS + i as u32, *v, 0).map_err(map_err(maps::SHDH_TABLE))?;
+                    self.m_shdh
+                        .set(id * SHDH_BUCKETS + i as u32, *v, 0)
+                        .map_err(map_err(maps::SHDH_TABLE))?;
                 }
             }
             Some(Scheduler::Mh) => {
                 let base = img.service.mh_slot * MH_MAX_SIZE;
                 for (i, v) in img.mh.iter().enumerate() {
-                    self.m_mh.set(base + i as u32, *v, 0).map_err(map_err(maps::MH_TABLE))?;
+                    self.m_mh
+                        .set(base + i as u32, *v, 0)
+                        .map_err(map_err(maps::MH_TABLE))?;
                 }
             }
             _ => {}
         }
         for (i, r) in img.reals.iter().enumerate() {
-            self.m_reals.set(id * MAX_REALS + i as u32, *r, 0).map_err(map_err(maps::REALS))?;
+            self.m_reals
+                .set(id * MAX_REALS + i as u32, *r, 0)
+                .map_err(map_err(maps::REALS))?;
         }
         if img.reset_sched {
-            self.m_sched.set(id, img.sched, 0).map_err(map_err(maps::SCHED_STATE))?;
+            self.m_sched
+                .set(id, img.sched, 0)
+                .map_err(map_err(maps::SCHED_STATE))?;
         }
-        self.m_conf.set(id, img.service, 0).map_err(map_err(maps::SERVICE_CONF))?;
-        self.m_services.insert(img.key, id, 0).map_err(map_err(maps::SERVICES))
+        self.m_conf
+            .set(id, img.service, 0)
+            .map_err(map_err(maps::SERVICE_CONF))?;
+        self.m_services
+            .insert(img.key, id, 0)
+            .map_err(map_err(maps::SERVICES))
     }
 
     /// Removes a virtual service; its flows expire (their packets pass).
     pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), Error> {
-        let img = self.services.remove(key).ok_or_else(|| Error::NoSuchService(format!("{key:?}")))?;
-        self.m_services.remove(key).map_err(map_err(maps::SERVICES))?;
-        let unused = Service { id: u32::MAX, ..Default::default() };
-        self.m_conf.set(img.service.id, unused, 0).map_err(map_err(maps::SERVICE_CONF))?;
+        let img = self
+            .services
+            .remove(key)
+            .ok_or_else(|| Error::NoSuchService(format!("{key:?}")))?;
+        self.m_services
+            .remove(key)
+            .map_err(map_err(maps::SERVICES))?;
+        let unused = Service {
+            id: u32::MAX,
+            ..Default::default()
+        };
+        self.m_conf
+            .set(img.service.id, unused, 0)
+            .map_err(map_err(maps::SERVICE_CONF))?;
         for s in self.mh_slots.iter_mut() {
             if *s == Some(*key) {
                 *s = None;
@@ -403,7 +506,9 @@ impl Dataplane {
         }
         // The removed service's port loses its flags unless another uses it.
         let idx = port_index(key.proto, key.port);
-        self.m_port_flags.set(idx, 0, 0).map_err(map_err(maps::PORT_FLAGS))?;
+        self.m_port_flags
+            .set(idx, 0, 0)
+            .map_err(map_err(maps::PORT_FLAGS))?;
         self.write_derived()
     }
 
@@ -421,14 +526,20 @@ impl Dataplane {
         Reason::ALL
             .iter()
             .map(|r| {
-                let v = self.m_reasons.get(&(*r as u32), 0).map_err(map_err(maps::REASONS))?;
+                let v = self
+                    .m_reasons
+                    .get(&(*r as u32), 0)
+                    .map_err(map_err(maps::REASONS))?;
                 Ok((*r, v.iter().sum()))
             })
             .collect()
     }
 
     pub fn reason(&self, r: Reason) -> Result<u64, Error> {
-        let v = self.m_reasons.get(&(r as u32), 0).map_err(map_err(maps::REASONS))?;
+        let v = self
+            .m_reasons
+            .get(&(r as u32), 0)
+            .map_err(map_err(maps::REASONS))?;
         Ok(v.iter().sum())
     }
 
@@ -443,25 +554,35 @@ impl Dataplane {
 
     /// Counters of service `id`, summed over CPUs.
     pub fn service_counters(&self, id: u32) -> Result<Counters, Error> {
-        let v = self.m_svc_stats.get(&id, 0).map_err(map_err(maps::SERVICE_STATS))?;
+        let v = self
+            .m_svc_stats
+            .get(&id, 0)
+            .map_err(map_err(maps::SERVICE_STATS))?;
         Ok(Self::sum(&v))
     }
 
     /// Counters of real server `slot` of service `id`, summed over CPUs.
     pub fn real_counters(&self, id: u32, slot: u32) -> Result<Counters, Error> {
-        let v = self.m_real_stats.get(&(id * MAX_REALS + slot), 0).map_err(map_err(maps::REAL_STATS))?;
+        let v = self
+            .m_real_stats
+            .get(&(id * MAX_REALS + slot), 0)
+            .map_err(map_err(maps::REAL_STATS))?;
         Ok(Self::sum(&v))
     }
 
     /// Active connections the kernel counts for real server `slot` of service `id`.
     pub fn active_conns(&self, id: u32, slot: u32) -> Result<u64, Error> {
-        self.m_active.get(&(id * MAX_REALS + slot), 0).map_err(map_err(maps::REAL_ACTIVE))
+        self.m_active
+            .get(&(id * MAX_REALS + slot), 0)
+            .map_err(map_err(maps::REAL_ACTIVE))
     }
 
     /// Sets an active-connection count (for tests of lc/wlc and for the
     /// control plane's periodic resync).
     pub fn set_active_conns(&mut self, id: u32, slot: u32, n: u64) -> Result<(), Error> {
-        self.m_active.set(id * MAX_REALS + slot, n, 0).map_err(map_err(maps::REAL_ACTIVE))
+        self.m_active
+            .set(id * MAX_REALS + slot, n, 0)
+            .map_err(map_err(maps::REAL_ACTIVE))
     }
 
     /// Looks up one flow.
@@ -484,7 +605,10 @@ impl Dataplane {
     pub fn flow_table_bytes(&self) -> Option<u64> {
         let fd = self.m_flows.map().fd().as_fd().as_raw_fd();
         let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-        info.lines().find_map(|l| l.strip_prefix("memlock:").and_then(|v| v.trim().parse().ok()))
+        info.lines().find_map(|l| {
+            l.strip_prefix("memlock:")
+                .and_then(|v| v.trim().parse().ok())
+        })
     }
 
     /// Runs the dispatcher once on `frame` (`BPF_PROG_TEST_RUN`).
@@ -492,16 +616,27 @@ impl Dataplane {
         self.run_prog(progs::DISPATCH, frame, 1)
     }
 
-    fn run_prog(&mut self, name: &'static str, frame: &[u8], repeat: u32) -> Result<RunResult, Error> {
+    fn run_prog(
+        &mut self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<RunResult, Error> {
         let mut out = vec![0u8; frame.len() + 256];
         let prog = self.xdp(name)?;
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.data_out = Some(&mut out);
         opts.repeat = repeat;
-        let r = prog.test_run(opts).map_err(|source| Error::Program { name, source })?;
+        let r = prog
+            .test_run(opts)
+            .map_err(|source| Error::Program { name, source })?;
         out.truncate(r.data_size_out as usize);
-        Ok(RunResult { verdict: r.return_value, frame: out, duration_ns: r.duration.as_nanos() as u64 })
+        Ok(RunResult {
+            verdict: r.return_value,
+            frame: out,
+            duration_ns: r.duration.as_nanos() as u64,
+        })
     }
 
     /// Benchmarks a program on `frame` through the restoring wrapper:
@@ -510,20 +645,43 @@ impl Dataplane {
     ///
     /// With `vary_off`, a running counter is written at that offset of the
     /// frame before each iteration (every iteration a new flow).
-    pub fn bench_run(&mut self, target: BenchTarget, frame: &[u8], repeat: u32, vary_off: Option<u32>) -> Result<RunResult, Error> {
+    pub fn bench_run(
+        &mut self,
+        target: BenchTarget,
+        frame: &[u8],
+        repeat: u32,
+        vary_off: Option<u32>,
+    ) -> Result<RunResult, Error> {
         if frame.len() > BENCH_FRAME_MAX {
             return Err(Error::BenchFrameTooLong(frame.len()));
         }
-        let mut bf = BenchFrame { len: frame.len() as u32, vary_off: vary_off.unwrap_or(0), seq: self.bench_seq, _pad: 0, data: [0; BENCH_FRAME_MAX] };
+        let mut bf = BenchFrame {
+            len: frame.len() as u32,
+            vary_off: vary_off.unwrap_or(0),
+            seq: self.bench_seq,
+            _pad: 0,
+            data: [0; BENCH_FRAME_MAX],
+        };
         bf.data[..frame.len()].copy_from_slice(frame);
-        self.m_bench_frame.set(0, bf, 0).map_err(map_err(maps::BENCH_FRAME))?;
+        self.m_bench_frame
+            .set(0, bf, 0)
+            .map_err(map_err(maps::BENCH_FRAME))?;
         let name = match target {
             BenchTarget::Dispatch => progs::DISPATCH,
             BenchTarget::TrivialTx => progs::TRIVIAL_TX,
         };
-        let fd = self.xdp(name)?.fd().map_err(|source| Error::Program { name, source })?.try_clone();
-        let fd = fd.map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })?;
-        self.m_bench_target.set(0, &fd, 0).map_err(map_err(maps::BENCH_TARGET))?;
+        let fd = self
+            .xdp(name)?
+            .fd()
+            .map_err(|source| Error::Program { name, source })?
+            .try_clone();
+        let fd = fd.map_err(|e| Error::Program {
+            name,
+            source: ProgramError::IOError(e),
+        })?;
+        self.m_bench_target
+            .set(0, &fd, 0)
+            .map_err(map_err(maps::BENCH_TARGET))?;
         let r = self.run_prog(progs::BENCH_RESTORE, frame, repeat)?;
         // The next run continues the sequence: its flows are new again.
         self.bench_seq = self.bench_seq.wrapping_add(repeat);
@@ -542,7 +700,9 @@ impl Dataplane {
             let _ = self.m_nat.remove(&k);
         }
         for slot in 0..MAX_REAL_SLOTS {
-            self.m_active.set(slot, 0, 0).map_err(map_err(maps::REAL_ACTIVE))?;
+            self.m_active
+                .set(slot, 0, 0)
+                .map_err(map_err(maps::REAL_ACTIVE))?;
         }
         Ok(())
     }
@@ -563,16 +723,37 @@ impl Dataplane {
             source: aya::maps::MapError::IoError(e),
         })?;
         for r in 0..REASON_COUNT {
-            let v = aya::maps::PerCpuValues::try_from(vec![0u64; n]).map_err(|e| Error::Map { name: maps::REASONS, source: e.into() })?;
-            self.m_reasons.set(r, v, 0).map_err(map_err(maps::REASONS))?;
+            let v = aya::maps::PerCpuValues::try_from(vec![0u64; n]).map_err(|e| Error::Map {
+                name: maps::REASONS,
+                source: e.into(),
+            })?;
+            self.m_reasons
+                .set(r, v, 0)
+                .map_err(map_err(maps::REASONS))?;
         }
         for i in 0..MAX_SERVICES {
-            let v = aya::maps::PerCpuValues::try_from(vec![Counters::default(); n]).map_err(|e| Error::Map { name: maps::SERVICE_STATS, source: e.into() })?;
-            self.m_svc_stats.set(i, v, 0).map_err(map_err(maps::SERVICE_STATS))?;
+            let v =
+                aya::maps::PerCpuValues::try_from(vec![Counters::default(); n]).map_err(|e| {
+                    Error::Map {
+                        name: maps::SERVICE_STATS,
+                        source: e.into(),
+                    }
+                })?;
+            self.m_svc_stats
+                .set(i, v, 0)
+                .map_err(map_err(maps::SERVICE_STATS))?;
         }
         for i in 0..MAX_REAL_SLOTS {
-            let v = aya::maps::PerCpuValues::try_from(vec![Counters::default(); n]).map_err(|e| Error::Map { name: maps::REAL_STATS, source: e.into() })?;
-            self.m_real_stats.set(i, v, 0).map_err(map_err(maps::REAL_STATS))?;
+            let v =
+                aya::maps::PerCpuValues::try_from(vec![Counters::default(); n]).map_err(|e| {
+                    Error::Map {
+                        name: maps::REAL_STATS,
+                        source: e.into(),
+                    }
+                })?;
+            self.m_real_stats
+                .set(i, v, 0)
+                .map_err(map_err(maps::REAL_STATS))?;
         }
         Ok(())
     }
@@ -598,8 +779,14 @@ pub fn derived<'a>(services: impl Iterator<Item = &'a Service>) -> (Vec<(u32, u3
     let mut ports: StdHashMap<u32, u32> = StdHashMap::new();
     let mut globals = Globals::default();
     for s in services {
-        let bit = if s.flags & FLAG_ONE_PACKET != 0 { PORT_ONE_PACKET } else { PORT_CONN };
-        *ports.entry(port_index(s.key.proto, s.key.port)).or_default() |= bit;
+        let bit = if s.flags & FLAG_ONE_PACKET != 0 {
+            PORT_ONE_PACKET
+        } else {
+            PORT_CONN
+        };
+        *ports
+            .entry(port_index(s.key.proto, s.key.port))
+            .or_default() |= bit;
         if s.forward == Forward::Nat as u8 {
             globals.nat_services += 1;
         }

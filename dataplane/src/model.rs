@@ -46,7 +46,13 @@ impl Default for Model {
         Model {
             settings: Settings::default(),
             services: HashMap::new(),
-            conf: vec![Service { id: u32::MAX, ..Default::default() }; MAX_SERVICES as usize],
+            conf: vec![
+                Service {
+                    id: u32::MAX,
+                    ..Default::default()
+                };
+                MAX_SERVICES as usize
+            ],
             reals: vec![RealServer::default(); MAX_REAL_SLOTS as usize],
             active: vec![0; MAX_REAL_SLOTS as usize],
             sched: vec![SchedState::default(); MAX_SERVICES as usize],
@@ -177,7 +183,17 @@ pub fn parse(f: &[u8]) -> Result<Parsed, Reason> {
             return Err(Reason::BadTcpHeader);
         }
     }
-    Ok(Parsed { l3, l4, family, proto, src, dst, sport, dport, tcp_flags })
+    Ok(Parsed {
+        l3,
+        l4,
+        family,
+        proto,
+        src,
+        dst,
+        sport,
+        dport,
+        tcp_flags,
+    })
 }
 
 struct View<'a> {
@@ -206,19 +222,34 @@ impl SchedView for View<'_> {
         if pos >= WRR_SEQ_MAX {
             return None;
         }
-        Some(self.m.wrr[self.id as usize].get(pos as usize).copied().unwrap_or(0))
+        Some(
+            self.m.wrr[self.id as usize]
+                .get(pos as usize)
+                .copied()
+                .unwrap_or(0),
+        )
     }
     fn shdh_entry(&self, pos: u32) -> Option<u32> {
         if pos >= SHDH_BUCKETS {
             return None;
         }
-        Some(self.m.shdh[self.id as usize].get(pos as usize).copied().unwrap_or(0))
+        Some(
+            self.m.shdh[self.id as usize]
+                .get(pos as usize)
+                .copied()
+                .unwrap_or(0),
+        )
     }
     fn mh_entry(&self, pos: u32) -> Option<u32> {
         if pos >= MH_MAX_SIZE || self.mh_slot >= MH_SLOTS {
             return None;
         }
-        Some(self.m.mh[self.mh_slot as usize].get(pos as usize).copied().unwrap_or(0))
+        Some(
+            self.m.mh[self.mh_slot as usize]
+                .get(pos as usize)
+                .copied()
+                .unwrap_or(0),
+        )
     }
     fn cursor(&self) -> u32 {
         self.cursor.get()
@@ -243,7 +274,8 @@ impl Model {
             Some(Scheduler::Wrr) => {
                 let w = &mut self.wrr[id];
                 w.resize(WRR_SEQ_MAX as usize, 0);
-                w[..img.service.table_len as usize].copy_from_slice(&img.wrr[..img.service.table_len as usize]);
+                w[..img.service.table_len as usize]
+                    .copy_from_slice(&img.wrr[..img.service.table_len as usize]);
             }
             Some(Scheduler::Sh | Scheduler::Dh) => self.shdh[id] = img.shdh.clone(),
             Some(Scheduler::Mh) => {
@@ -266,7 +298,10 @@ impl Model {
     /// Mirrors `Dataplane::remove_service`.
     pub fn remove(&mut self, key: &ServiceKey) {
         if let Some(id) = self.services.remove(key) {
-            self.conf[id as usize] = Service { id: u32::MAX, ..Default::default() };
+            self.conf[id as usize] = Service {
+                id: u32::MAX,
+                ..Default::default()
+            };
         }
     }
 
@@ -296,14 +331,22 @@ impl Model {
             }
         };
         // The port pre-filter and NAT count, derived as the loader does.
-        let (ports, globals) = crate::derived(self.services.values().map(|id| &self.conf[*id as usize]));
-        let port_flags = ports.iter().find(|(i, _)| *i == port_index(p.proto, p.dport)).map_or(0, |x| x.1);
+        let (ports, globals) =
+            crate::derived(self.services.values().map(|id| &self.conf[*id as usize]));
+        let port_flags = ports
+            .iter()
+            .find(|(i, _)| *i == port_index(p.proto, p.dport))
+            .map_or(0, |x| x.1);
         if port_flags == 0 {
             let v = self.reverse_nat(&mut out, &p, ingress, globals.nat_services);
             return (v, out);
         }
         let fkey = FlowKey::new(p.src, p.dst, p.sport, p.dport, p.proto);
-        let flow = if port_flags & PORT_CONN != 0 { self.flows.get(&fkey).copied() } else { None };
+        let flow = if port_flags & PORT_CONN != 0 {
+            self.flows.get(&fkey).copied()
+        } else {
+            None
+        };
         if let Some(f) = flow
             && let Some(svc) = self.flow_service(f.service_id, &p)
         {
@@ -323,7 +366,10 @@ impl Model {
             && svc.flags & FLAG_ONE_PACKET == 0
         {
             self.count(Reason::NodestExpired);
-            if old.flags & FLOW_COUNTED != 0 && old.service_id < MAX_SERVICES && old.real_idx < MAX_REALS {
+            if old.flags & FLOW_COUNTED != 0
+                && old.service_id < MAX_SERVICES
+                && old.real_idx < MAX_REALS
+            {
                 let a = &mut self.active[(old.service_id * MAX_REALS + old.real_idx) as usize];
                 *a = a.wrapping_sub(1);
             }
@@ -338,7 +384,11 @@ impl Model {
             return None;
         }
         let s = self.conf[id as usize];
-        if s.id == id && s.n_reals <= MAX_REALS { Some(s) } else { None }
+        if s.id == id && s.n_reals <= MAX_REALS {
+            Some(s)
+        } else {
+            None
+        }
     }
 
     fn flow_service(&self, sid: u32, p: &Parsed) -> Option<Service> {
@@ -356,10 +406,23 @@ impl Model {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn established(&mut self, out: &mut [u8], p: &Parsed, svc: Service, flow: FlowValue, fkey: &FlowKey, ingress: u32, now: u64) -> u32 {
+    fn established(
+        &mut self,
+        out: &mut [u8],
+        p: &Parsed,
+        svc: Service,
+        flow: FlowValue,
+        fkey: &FlowKey,
+        ingress: u32,
+        now: u64,
+    ) -> u32 {
         let id = svc.id;
         let base = id * MAX_REALS;
-        let real = if flow.real_idx < MAX_REALS { Some(self.reals[(base + flow.real_idx) as usize]) } else { None };
+        let real = if flow.real_idx < MAX_REALS {
+            Some(self.reals[(base + flow.real_idx) as usize])
+        } else {
+            None
+        };
         match sched::check_flow(&flow, real.as_ref(), &svc, p.proto, now, &self.settings) {
             FlowCheck::Keep => {
                 let mut flags = flow.flags;
@@ -376,7 +439,11 @@ impl Model {
                 self.forward(out, p, &svc, flow.real_idx, false, ingress)
             }
             check => {
-                self.count(if check == FlowCheck::Expired { Reason::FlowExpired } else { Reason::NodestExpired });
+                self.count(if check == FlowCheck::Expired {
+                    Reason::FlowExpired
+                } else {
+                    Reason::NodestExpired
+                });
                 if flow.flags & FLOW_COUNTED != 0 && flow.real_idx < MAX_REALS {
                     let a = &mut self.active[(base + flow.real_idx) as usize];
                     *a = a.wrapping_sub(1);
@@ -387,7 +454,15 @@ impl Model {
         }
     }
 
-    fn new_flow(&mut self, out: &mut [u8], p: &Parsed, id: u32, fkey: &FlowKey, ingress: u32, now: u64) -> u32 {
+    fn new_flow(
+        &mut self,
+        out: &mut [u8],
+        p: &Parsed,
+        id: u32,
+        fkey: &FlowKey,
+        ingress: u32,
+        now: u64,
+    ) -> u32 {
         if p.proto == PROTO_TCP && !sched::tcp_opens_flow(p.tcp_flags) {
             self.count(Reason::TcpNoFlow);
             return XDP_PASS;
@@ -404,7 +479,15 @@ impl Model {
             cursor: Cell::new(self.sched[id as usize].cursor),
             least: Default::default(),
         };
-        let pick = sched::schedule(&view, &svc, FlowAddrs { src: &p.src, dst: &p.dst, sport: p.sport });
+        let pick = sched::schedule(
+            &view,
+            &svc,
+            FlowAddrs {
+                src: &p.src,
+                dst: &p.dst,
+                sport: p.sport,
+            },
+        );
         let cursor = view.cursor.get();
         self.sched[id as usize].cursor = cursor;
         let idx = match pick {
@@ -417,7 +500,14 @@ impl Model {
         if svc.flags & FLAG_ONE_PACKET == 0 {
             self.flows.insert(
                 *fkey,
-                FlowValue { last_seen_ns: now, created_ns: now, service_id: id, real_idx: idx, flags: FLOW_COUNTED, _pad: 0 },
+                FlowValue {
+                    last_seen_ns: now,
+                    created_ns: now,
+                    service_id: id,
+                    real_idx: idx,
+                    flags: FLOW_COUNTED,
+                    _pad: 0,
+                },
             );
             self.active[(id * MAX_REALS + idx) as usize] += 1;
         }
@@ -431,11 +521,22 @@ impl Model {
         }
     }
 
-    fn forward(&mut self, out: &mut [u8], p: &Parsed, svc: &Service, real_idx: u32, new_flow: bool, ingress: u32) -> u32 {
+    fn forward(
+        &mut self,
+        out: &mut [u8],
+        p: &Parsed,
+        svc: &Service,
+        real_idx: u32,
+        new_flow: bool,
+        ingress: u32,
+    ) -> u32 {
         let slot = (svc.id * MAX_REALS + real_idx) as usize;
         let real = self.reals[slot];
         let bytes = out.len() as u64;
-        for c in [&mut self.service_stats[svc.id as usize], &mut self.real_stats[slot]] {
+        for c in [
+            &mut self.service_stats[svc.id as usize],
+            &mut self.real_stats[slot],
+        ] {
             c.packets += 1;
             c.bytes += bytes;
             if new_flow {
@@ -447,7 +548,13 @@ impl Model {
             rewrite(out, p, true, &real.addr, port);
             if new_flow {
                 let rkey = FlowKey::new(real.addr, p.src, port, p.sport, p.proto);
-                self.nat_reverse.insert(rkey, NatReverse { service_id: svc.id, real_idx });
+                self.nat_reverse.insert(
+                    rkey,
+                    NatReverse {
+                        service_id: svc.id,
+                        real_idx,
+                    },
+                );
             }
             self.count(Reason::ForwardNat);
         } else {
@@ -467,7 +574,13 @@ impl Model {
             return XDP_PASS;
         };
         let svc = match self.conf.get(rev.service_id as usize) {
-            Some(s) if s.id == rev.service_id && s.key.family == p.family && s.forward == Forward::Nat as u8 => *s,
+            Some(s)
+                if s.id == rev.service_id
+                    && s.key.family == p.family
+                    && s.forward == Forward::Nat as u8 =>
+            {
+                *s
+            }
             _ => {
                 self.count(Reason::BadServiceConfig);
                 return XDP_PASS;
@@ -512,7 +625,11 @@ fn put16(f: &mut [u8], off: usize, v: u16) {
 fn rewrite(f: &mut [u8], p: &Parsed, dest: bool, new_addr: &[u8; 16], new_port: u16) {
     let old_addr = if dest { p.dst } else { p.src };
     let old_port = if dest { p.dport } else { p.sport };
-    let csum_off = if p.proto == PROTO_UDP { p.l4 + 6 } else { p.l4 + 16 };
+    let csum_off = if p.proto == PROTO_UDP {
+        p.l4 + 6
+    } else {
+        p.l4 + 16
+    };
     let old_l4 = get16(f, csum_off);
     let skip_l4 = p.proto == PROTO_UDP && p.family == FAMILY_V4 && old_l4 == 0;
     let mut l4c = old_l4;

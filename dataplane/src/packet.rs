@@ -47,8 +47,19 @@ impl FrameSpec {
     }
 
     /// A TCP segment with `flags`.
-    pub fn tcp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, flags: u8, payload: &[u8]) -> FrameSpec {
-        FrameSpec { proto: Protocol::Tcp, tcp_flags: flags, ..FrameSpec::udp(src, sport, dst, dport, payload) }
+    pub fn tcp(
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        flags: u8,
+        payload: &[u8],
+    ) -> FrameSpec {
+        FrameSpec {
+            proto: Protocol::Tcp,
+            tcp_flags: flags,
+            ..FrameSpec::udp(src, sport, dst, dport, payload)
+        }
     }
 
     pub fn build(&self) -> Vec<u8> {
@@ -84,7 +95,11 @@ impl FrameSpec {
             }
         };
         let proto = self.proto.number();
-        let csum_off = if proto == tandem_common::PROTO_UDP { 6 } else { 16 };
+        let csum_off = if proto == tandem_common::PROTO_UDP {
+            6
+        } else {
+            16
+        };
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
                 let mut opts = self.ipv4_options.clone();

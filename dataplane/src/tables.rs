@@ -41,8 +41,11 @@ pub fn wrr_sequence(weights: &[u32]) -> Vec<u32> {
 /// are assigned. `slots[i]` is the weight of slot `i`, `None` for an empty
 /// slot.
 pub fn shdh_table(slots: &[Option<u32>]) -> Vec<u32> {
-    let present: Vec<(u32, u32)> =
-        slots.iter().enumerate().filter_map(|(i, w)| w.map(|w| (i as u32, w))).collect();
+    let present: Vec<(u32, u32)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| w.map(|w| (i as u32, w)))
+        .collect();
     let mut table = vec![NO_REAL; SHDH_BUCKETS as usize];
     if present.is_empty() {
         return table;
@@ -85,12 +88,19 @@ pub fn maglev_table(reals: &[MaglevReal], m: u32) -> Vec<u32> {
     // Bound the turns per round so that a huge weight ratio cannot make a
     // round longer than the table (IPVS mh shifts weights the same way).
     let max_turns = live.iter().map(|r| r.weight / g).max().unwrap_or(1);
-    let shift = if max_turns > 256 { (max_turns / 256).max(1) } else { 1 };
+    let shift = if max_turns > 256 {
+        (max_turns / 256).max(1)
+    } else {
+        1
+    };
     let perms: Vec<(u64, u64)> = live
         .iter()
         .map(|r| {
-            let offset = hash::hash_addr_port(&r.addr, r.port, hash::MAGLEV_OFFSET_SEED) as u64 % m as u64;
-            let skip = hash::hash_addr_port(&r.addr, r.port, hash::MAGLEV_SKIP_SEED) as u64 % (m as u64 - 1) + 1;
+            let offset =
+                hash::hash_addr_port(&r.addr, r.port, hash::MAGLEV_OFFSET_SEED) as u64 % m as u64;
+            let skip = hash::hash_addr_port(&r.addr, r.port, hash::MAGLEV_SKIP_SEED) as u64
+                % (m as u64 - 1)
+                + 1;
             (offset, skip)
         })
         .collect();
@@ -148,7 +158,12 @@ mod tests {
         addr[12] = 198;
         addr[13] = 18;
         addr[15] = i as u8 + 1;
-        MaglevReal { slot: i, addr, port: 0, weight: w }
+        MaglevReal {
+            slot: i,
+            addr,
+            port: 0,
+            weight: w,
+        }
     }
 
     #[test]

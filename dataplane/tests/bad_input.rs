@@ -26,8 +26,18 @@ fn setup() -> (Dataplane, Model) {
         (IpAddr::V4(VIP4), 5061, Protocol::Tcp, Forward::Nat),
         (IpAddr::V6(VIP6), 5060, Protocol::Udp, Forward::Dr),
     ] {
-        let reals = (0..2).map(|i| if vip.is_ipv6() { real6(i, 1) } else { real4(i, 1) }).collect();
-        let img = dp.set_service(&service(vip, port, proto, Scheduler::Rr, fwd, reals)).unwrap();
+        let reals = (0..2)
+            .map(|i| {
+                if vip.is_ipv6() {
+                    real6(i, 1)
+                } else {
+                    real4(i, 1)
+                }
+            })
+            .collect();
+        let img = dp
+            .set_service(&service(vip, port, proto, Scheduler::Rr, fwd, reals))
+            .unwrap();
         m.apply(&img);
     }
     (dp, m)
@@ -38,11 +48,22 @@ fn setup() -> (Dataplane, Model) {
 fn expect_pass(dp: &mut Dataplane, frame: &[u8], reason: Reason, what: &str) {
     let before = dp.reason(reason).unwrap();
     let total_before = dp.total_reasons().unwrap();
-    let r = dp.test_run(frame).unwrap_or_else(|e| panic!("{what}: test run failed: {e}"));
+    let r = dp
+        .test_run(frame)
+        .unwrap_or_else(|e| panic!("{what}: test run failed: {e}"));
     assert_eq!(r.verdict, XDP_PASS, "{what}: verdict");
     assert_eq!(r.frame, frame, "{what}: a passed frame must be untouched");
-    assert_eq!(dp.reason(reason).unwrap(), before + 1, "{what}: counter {}", reason.name());
-    assert_eq!(dp.total_reasons().unwrap(), total_before + 1, "{what}: exactly one reason counted");
+    assert_eq!(
+        dp.reason(reason).unwrap(),
+        before + 1,
+        "{what}: counter {}",
+        reason.name()
+    );
+    assert_eq!(
+        dp.total_reasons().unwrap(),
+        total_before + 1,
+        "{what}: exactly one reason counted"
+    );
 }
 
 fn valid_frames() -> Vec<(&'static str, Vec<u8>)> {
@@ -53,9 +74,15 @@ fn valid_frames() -> Vec<(&'static str, Vec<u8>)> {
     let mut vlan = FrameSpec::udp(client4(2), 40001, v4, 5060, b"tagged");
     vlan.vlan = Some(100);
     vec![
-        ("ipv4 udp", FrameSpec::udp(client4(3), 40002, v4, 5060, b"INVITE sip:ivr SIP/2.0").build()),
+        (
+            "ipv4 udp",
+            FrameSpec::udp(client4(3), 40002, v4, 5060, b"INVITE sip:ivr SIP/2.0").build(),
+        ),
         ("ipv4 tcp with options", opts.build()),
-        ("ipv6 udp", FrameSpec::udp(client6(4), 40003, v6, 5060, b"OPTIONS").build()),
+        (
+            "ipv6 udp",
+            FrameSpec::udp(client6(4), 40003, v6, 5060, b"OPTIONS").build(),
+        ),
         ("802.1q ipv4 udp", vlan.build()),
     ]
 }
@@ -73,11 +100,19 @@ fn privileged_every_truncation_point_passes_with_its_reason() {
             // The kernel refuses to test-run frames shorter than an Ethernet
             // header (no driver delivers those); the program never sees them.
             if len < 14 {
-                assert!(dp.test_run(cut).is_err(), "{what}: {len}-byte frame should be refused by test_run");
+                assert!(
+                    dp.test_run(cut).is_err(),
+                    "{what}: {len}-byte frame should be refused by test_run"
+                );
                 continue;
             }
             let expected = model::parse(cut).expect_err("a truncated frame must not parse");
-            expect_pass(&mut dp, cut, expected, &format!("{what} cut to {len} bytes"));
+            expect_pass(
+                &mut dp,
+                cut,
+                expected,
+                &format!("{what} cut to {len} bytes"),
+            );
             checked += 1;
         }
     }
@@ -99,16 +134,36 @@ fn privileged_malformed_headers_pass_with_the_documented_reason() {
     expect_pass(&mut dp, &f, Reason::BadIpv4Header, "ihl 4");
     let mut f = base.clone();
     f[l3] = 0x4f; // IHL 15 (60 bytes) > total length
-    expect_pass(&mut dp, &f, Reason::BadIpv4Length, "ihl 15 beyond total length");
+    expect_pass(
+        &mut dp,
+        &f,
+        Reason::BadIpv4Length,
+        "ihl 15 beyond total length",
+    );
     let mut f = base.clone();
     f[l3] = 0x65; // version 6 in an IPv4 frame
-    expect_pass(&mut dp, &f, Reason::BadIpv4Header, "version 6 with ethertype ipv4");
+    expect_pass(
+        &mut dp,
+        &f,
+        Reason::BadIpv4Header,
+        "version 6 with ethertype ipv4",
+    );
     let mut f = base.clone();
     f[l3 + 2..l3 + 4].copy_from_slice(&2000u16.to_be_bytes());
-    expect_pass(&mut dp, &f, Reason::BadIpv4Length, "total length beyond frame");
+    expect_pass(
+        &mut dp,
+        &f,
+        Reason::BadIpv4Length,
+        "total length beyond frame",
+    );
     let mut f = base.clone();
     f[l3 + 2..l3 + 4].copy_from_slice(&10u16.to_be_bytes());
-    expect_pass(&mut dp, &f, Reason::BadIpv4Length, "total length below header");
+    expect_pass(
+        &mut dp,
+        &f,
+        Reason::BadIpv4Length,
+        "total length below header",
+    );
     let mut f = base.clone();
     f[l3 + 6] |= 0x20; // more fragments
     expect_pass(&mut dp, &f, Reason::Ipv4Fragment, "first fragment");
@@ -124,7 +179,12 @@ fn privileged_malformed_headers_pass_with_the_documented_reason() {
     expect_pass(&mut dp, &f, Reason::BadUdpLength, "zero-length udp");
     let mut f = base.clone();
     f[l4 + 4..l4 + 6].copy_from_slice(&500u16.to_be_bytes());
-    expect_pass(&mut dp, &f, Reason::BadUdpLength, "udp length beyond ip payload");
+    expect_pass(
+        &mut dp,
+        &f,
+        Reason::BadUdpLength,
+        "udp length beyond ip payload",
+    );
 
     // Double VLAN (QinQ), and 802.1ad outer tag.
     let mut f = base[..12].to_vec();
@@ -143,7 +203,12 @@ fn privileged_malformed_headers_pass_with_the_documented_reason() {
     expect_pass(&mut dp, &f, Reason::BadTcpHeader, "tcp data offset 4");
     let mut f = t.clone();
     f[l4 + 12] = 0xf0; // data offset 15 > segment
-    expect_pass(&mut dp, &f, Reason::BadTcpHeader, "tcp data offset beyond segment");
+    expect_pass(
+        &mut dp,
+        &f,
+        Reason::BadTcpHeader,
+        "tcp data offset beyond segment",
+    );
     let ack = FrameSpec::tcp(client4(5), 40101, v4, 5061, 0x10, b"").build();
     expect_pass(&mut dp, &ack, Reason::TcpNoFlow, "ack without a flow");
 
@@ -157,7 +222,12 @@ fn privileged_malformed_headers_pass_with_the_documented_reason() {
     expect_pass(&mut dp, &f, Reason::Ipv6Fragment, "ipv6 fragment header");
     let mut f = six.clone();
     f[l3 + 4..l3 + 6].copy_from_slice(&3000u16.to_be_bytes());
-    expect_pass(&mut dp, &f, Reason::BadIpv6Length, "ipv6 payload length beyond frame");
+    expect_pass(
+        &mut dp,
+        &f,
+        Reason::BadIpv6Length,
+        "ipv6 payload length beyond frame",
+    );
     let mut f = six.clone();
     f[l3] = 0x40;
     expect_pass(&mut dp, &f, Reason::BadIpv6Header, "ipv6 version 4");

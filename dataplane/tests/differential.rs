@@ -24,10 +24,7 @@ use pnet_packet::{
 use proptest::{prelude::*, test_runner::TestRunner};
 use support::*;
 use tandem_dataplane::{
-    RealConfig, RealState, ServiceConfig,
-    common::*,
-    config::Protocol,
-    model::Model,
+    RealConfig, RealState, ServiceConfig, common::*, config::Protocol, model::Model,
     packet::FrameSpec,
 };
 
@@ -75,8 +72,18 @@ struct Case {
 }
 
 fn real_gen() -> impl Strategy<Value = RealGen> {
-    (0u32..6, prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)], prop_oneof![Just(0u16), Just(8080u16)], 0u8..10)
-        .prop_map(|(weight, state, port, ifindex_sel)| RealGen { weight, state, port, ifindex_sel })
+    (
+        0u32..6,
+        prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)],
+        prop_oneof![Just(0u16), Just(8080u16)],
+        0u8..10,
+    )
+        .prop_map(|(weight, state, port, ifindex_sel)| RealGen {
+            weight,
+            state,
+            port,
+            ifindex_sel,
+        })
 }
 
 fn svc_gen() -> impl Strategy<Value = SvcGen> {
@@ -91,40 +98,83 @@ fn svc_gen() -> impl Strategy<Value = SvcGen> {
         prop_oneof![Just(251u32), Just(1021u32)],
         prop::collection::vec(real_gen(), 1..7),
     )
-        .prop_map(|(v6, tcp, vip_sel, port_sel, sched, nat, flags, mh_size, reals)| SvcGen {
-            v6,
-            tcp,
-            vip_sel,
-            port_sel,
-            sched,
-            nat,
-            flags,
-            mh_size,
-            reals,
-        })
+        .prop_map(
+            |(v6, tcp, vip_sel, port_sel, sched, nat, flags, mh_size, reals)| SvcGen {
+                v6,
+                tcp,
+                vip_sel,
+                port_sel,
+                sched,
+                nat,
+                flags,
+                mh_size,
+                reals,
+            },
+        )
 }
 
 fn pkt_gen() -> impl Strategy<Value = PktGen> {
     (
         (0u8..12, 0usize..3, 0u8..6, 0u8..3, 0u8..6),
-        (prop::bool::weighted(0.1), prop_oneof![6 => Just(0u8), 1 => 1u8..4], prop::bool::weighted(0.2)),
+        (
+            prop::bool::weighted(0.1),
+            prop_oneof![6 => Just(0u8), 1 => 1u8..4],
+            prop::bool::weighted(0.2),
+        ),
         prop::collection::vec(any::<u8>(), 0..24),
         prop::option::weighted(0.1, (0usize..90, any::<u8>())),
         prop::option::weighted(0.1, 0usize..90),
     )
-        .prop_map(|((kind, svc, client, sport_sel, tcp_flags_sel), (vlan, opts_words, no_udp_csum), payload, mutate, truncate)| {
-            PktGen { kind, svc, client, sport_sel, tcp_flags_sel, vlan, opts_words, no_udp_csum, payload, mutate, truncate }
-        })
+        .prop_map(
+            |(
+                (kind, svc, client, sport_sel, tcp_flags_sel),
+                (vlan, opts_words, no_udp_csum),
+                payload,
+                mutate,
+                truncate,
+            )| {
+                PktGen {
+                    kind,
+                    svc,
+                    client,
+                    sport_sel,
+                    tcp_flags_sel,
+                    vlan,
+                    opts_words,
+                    no_udp_csum,
+                    payload,
+                    mutate,
+                    truncate,
+                }
+            },
+        )
 }
 
 fn case_gen() -> impl Strategy<Value = Case> {
-    (prop::collection::vec(svc_gen(), 1..4), prop::collection::vec(pkt_gen(), 10..60), prop::bool::weighted(0.3))
-        .prop_map(|(services, packets, tiny_timeouts)| Case { services, packets, tiny_timeouts })
+    (
+        prop::collection::vec(svc_gen(), 1..4),
+        prop::collection::vec(pkt_gen(), 10..60),
+        prop::bool::weighted(0.3),
+    )
+        .prop_map(|(services, packets, tiny_timeouts)| Case {
+            services,
+            packets,
+            tiny_timeouts,
+        })
 }
 
 fn vip(g: &SvcGen) -> IpAddr {
     if g.v6 {
-        IpAddr::V6(Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 0x100 + g.vip_sel as u16))
+        IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0x2,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0x100 + g.vip_sel as u16,
+        ))
     } else {
         IpAddr::V4(Ipv4Addr::new(198, 18, 0, 100 + g.vip_sel))
     }
@@ -136,7 +186,11 @@ fn config(g: &SvcGen) -> ServiceConfig {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let base = if g.v6 { real6(i as u8, r.weight) } else { real4(i as u8, r.weight) };
+            let base = if g.v6 {
+                real6(i as u8, r.weight)
+            } else {
+                real4(i as u8, r.weight)
+            };
             RealConfig {
                 port: if g.nat { r.port } else { 0 },
                 state: [RealState::Up, RealState::Draining, RealState::Down][r.state as usize],
@@ -169,7 +223,11 @@ const TCP_FLAGS: [u8; 6] = [0x02, 0x10, 0x18, 0x11, 0x04, 0x12];
 fn frame_for(p: &PktGen, svcs: &[ServiceConfig], model: &Model) -> Vec<u8> {
     let cfg = &svcs[p.svc % svcs.len()];
     let v6 = cfg.vip.is_ipv6();
-    let client = if v6 { client6(p.client as u32) } else { client4(p.client as u32) };
+    let client = if v6 {
+        client6(p.client as u32)
+    } else {
+        client4(p.client as u32)
+    };
     let sport = 40000 + p.sport_sel as u16;
     let flags = TCP_FLAGS[p.tcp_flags_sel as usize];
     let mut spec = match p.kind {
@@ -185,14 +243,24 @@ fn frame_for(p: &PktGen, svcs: &[ServiceConfig], model: &Model) -> Vec<u8> {
                     None => IpAddr::V6(v6),
                 }
             };
-            let proto = if k.proto == PROTO_TCP { Protocol::Tcp } else { Protocol::Udp };
+            let proto = if k.proto == PROTO_TCP {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            };
             let mut s = FrameSpec::udp(ip(k.src), k.sport, ip(k.dst), k.dport, &p.payload);
             s.proto = proto;
             s.tcp_flags = 0x18;
             s
         }
         // Not for a service: another destination or another port.
-        2 => FrameSpec::udp(client, sport, if v6 { client6(99) } else { client4(99) }, cfg.port, &p.payload),
+        2 => FrameSpec::udp(
+            client,
+            sport,
+            if v6 { client6(99) } else { client4(99) },
+            cfg.port,
+            &p.payload,
+        ),
         3 => FrameSpec::udp(client, sport, cfg.vip, 9, &p.payload),
         _ => {
             let mut s = FrameSpec::udp(client, sport, cfg.vip, cfg.port, &p.payload);
@@ -230,7 +298,10 @@ fn frame_for(p: &PktGen, svcs: &[ServiceConfig], model: &Model) -> Vec<u8> {
 fn check_checksums(f: &[u8]) -> Result<(), String> {
     let eth = EthernetPacket::new(f).ok_or("short ethernet")?;
     let (ethertype, l3) = if eth.get_ethertype() == EtherTypes::Vlan {
-        (EtherTypes::Ipv4.0.max(u16::from_be_bytes([f[16], f[17]])), &f[18..])
+        (
+            EtherTypes::Ipv4.0.max(u16::from_be_bytes([f[16], f[17]])),
+            &f[18..],
+        )
     } else {
         (eth.get_ethertype().0, &f[14..])
     };
@@ -239,7 +310,10 @@ fn check_checksums(f: &[u8]) -> Result<(), String> {
         let ip = Ipv4Packet::new(l3).ok_or("short ipv4")?;
         let c = ipv4::checksum(&ip);
         if !same(c, ip.get_checksum()) {
-            return Err(format!("ipv4 header checksum {:#06x}, expected {c:#06x}", ip.get_checksum()));
+            return Err(format!(
+                "ipv4 header checksum {:#06x}, expected {c:#06x}",
+                ip.get_checksum()
+            ));
         }
         let total = ip.get_total_length() as usize;
         let payload = &l3[ip.get_header_length() as usize * 4..total];
@@ -249,7 +323,10 @@ fn check_checksums(f: &[u8]) -> Result<(), String> {
                 if u.get_checksum() != 0 {
                     let c = udp::ipv4_checksum(&u, &ip.get_source(), &ip.get_destination());
                     if !same(c, u.get_checksum()) {
-                        return Err(format!("udp checksum {:#06x}, expected {c:#06x}", u.get_checksum()));
+                        return Err(format!(
+                            "udp checksum {:#06x}, expected {c:#06x}",
+                            u.get_checksum()
+                        ));
                     }
                 }
             }
@@ -257,7 +334,10 @@ fn check_checksums(f: &[u8]) -> Result<(), String> {
                 let t = TcpPacket::new(payload).ok_or("short tcp")?;
                 let c = tcp::ipv4_checksum(&t, &ip.get_source(), &ip.get_destination());
                 if !same(c, t.get_checksum()) {
-                    return Err(format!("tcp checksum {:#06x}, expected {c:#06x}", t.get_checksum()));
+                    return Err(format!(
+                        "tcp checksum {:#06x}, expected {c:#06x}",
+                        t.get_checksum()
+                    ));
                 }
             }
             _ => {}
@@ -270,14 +350,20 @@ fn check_checksums(f: &[u8]) -> Result<(), String> {
                 let u = UdpPacket::new(payload).ok_or("short udp")?;
                 let c = udp::ipv6_checksum(&u, &ip.get_source(), &ip.get_destination());
                 if !same(c, u.get_checksum()) {
-                    return Err(format!("udp6 checksum {:#06x}, expected {c:#06x}", u.get_checksum()));
+                    return Err(format!(
+                        "udp6 checksum {:#06x}, expected {c:#06x}",
+                        u.get_checksum()
+                    ));
                 }
             }
             IpNextHeaderProtocols::Tcp => {
                 let t = TcpPacket::new(payload).ok_or("short tcp")?;
                 let c = tcp::ipv6_checksum(&t, &ip.get_source(), &ip.get_destination());
                 if !same(c, t.get_checksum()) {
-                    return Err(format!("tcp6 checksum {:#06x}, expected {c:#06x}", t.get_checksum()));
+                    return Err(format!(
+                        "tcp6 checksum {:#06x}, expected {c:#06x}",
+                        t.get_checksum()
+                    ));
                 }
             }
             _ => {}
@@ -294,8 +380,15 @@ fn privileged_xdp_program_matches_reference_model() {
     let dp = RefCell::new(load());
     let stats = RefCell::new((0u64, 0u64, 0u64));
     let seen = RefCell::new([0u64; REASON_COUNT as usize]);
-    let cases: u32 = std::env::var("TANDEM_DIFF_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
-    let mut runner = TestRunner::new(ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() });
+    let cases: u32 = std::env::var("TANDEM_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(400);
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
     let result = runner.run(&case_gen(), |case| {
         let mut dp = dp.borrow_mut();
         dp.remove_all_services().unwrap();
@@ -306,7 +399,11 @@ fn privileged_xdp_program_matches_reference_model() {
         // expire deterministically on both sides: the kernel's coarse clock
         // cannot be predicted, but no case runs for 10 s.
         let settings = if case.tiny_timeouts {
-            Settings { udp_timeout_ns: 10 * SEC_NS, tcp_timeout_ns: 10 * SEC_NS, tcp_fin_timeout_ns: 10 * SEC_NS }
+            Settings {
+                udp_timeout_ns: 10 * SEC_NS,
+                tcp_timeout_ns: 10 * SEC_NS,
+                tcp_fin_timeout_ns: 10 * SEC_NS,
+            }
         } else {
             Settings::default()
         };
@@ -324,7 +421,10 @@ fn privileged_xdp_program_matches_reference_model() {
                     svcs.push(cfg);
                 }
                 // A configuration the validator refuses changes nothing.
-                Err(e) => prop_assert!(cfg.validate().is_err(), "set_service failed on a valid config: {e}"),
+                Err(e) => prop_assert!(
+                    cfg.validate().is_err(),
+                    "set_service failed on a valid config: {e}"
+                ),
             }
         }
         prop_assume!(!svcs.is_empty());
@@ -341,7 +441,11 @@ fn privileged_xdp_program_matches_reference_model() {
                 let si = p.svc % svcs.len();
                 let cfg = &mut svcs[si];
                 let ri = p.client as usize % cfg.reals.len();
-                cfg.reals[ri].state = if cfg.reals[ri].state == RealState::Down { RealState::Up } else { RealState::Down };
+                cfg.reals[ri].state = if cfg.reals[ri].state == RealState::Down {
+                    RealState::Up
+                } else {
+                    RealState::Down
+                };
                 if p.sport_sel == 1 {
                     cfg.flags ^= FLAG_EXPIRE_NODEST;
                 }
@@ -353,10 +457,19 @@ fn privileged_xdp_program_matches_reference_model() {
             now += 1_000;
             let got = dp.test_run(&frame).expect("BPF_PROG_TEST_RUN");
             let (verdict, out) = model.process(&frame, 1, now);
-            prop_assert_eq!(got.verdict, verdict, "packet {}: verdict differs for {:02x?}", i, frame);
+            prop_assert_eq!(
+                got.verdict,
+                verdict,
+                "packet {}: verdict differs for {:02x?}",
+                i,
+                frame
+            );
             prop_assert_eq!(&got.frame, &out, "packet {}: output frame differs", i);
             stats.borrow_mut().0 += 1;
-            if (verdict == XDP_TX || verdict == XDP_REDIRECT) && p.mutate.is_none() && p.truncate.is_none() {
+            if (verdict == XDP_TX || verdict == XDP_REDIRECT)
+                && p.mutate.is_none()
+                && p.truncate.is_none()
+            {
                 if let Err(e) = check_checksums(&got.frame) {
                     prop_assert!(false, "packet {}: {}: {:02x?}", i, e, got.frame);
                 }
@@ -368,23 +481,57 @@ fn privileged_xdp_program_matches_reference_model() {
             seen.borrow_mut()[*r as usize] += n;
         }
         for (r, n) in &kr {
-            prop_assert_eq!(*n, model.reason(*r), "counter {}: kernel {:?} model {:?}", r.name(),
+            prop_assert_eq!(
+                *n,
+                model.reason(*r),
+                "counter {}: kernel {:?} model {:?}",
+                r.name(),
                 kr.iter().filter(|x| x.1 > 0).collect::<Vec<_>>(),
-                Reason::ALL.iter().map(|x| (*x, model.reason(*x))).filter(|x| x.1 > 0).collect::<Vec<_>>());
+                Reason::ALL
+                    .iter()
+                    .map(|x| (*x, model.reason(*x)))
+                    .filter(|x| x.1 > 0)
+                    .collect::<Vec<_>>()
+            );
         }
         for cfg in &svcs {
             let img = dp.service(&cfg.key()).unwrap().clone();
             let id = img.service.id;
             let sc = dp.service_counters(id).unwrap();
-            prop_assert_eq!(sc, model.service_stats[id as usize], "service {} counters", cfg.name());
+            prop_assert_eq!(
+                sc,
+                model.service_stats[id as usize],
+                "service {} counters",
+                cfg.name()
+            );
             for slot in 0..img.service.n_reals {
                 let s = (id * MAX_REALS + slot) as usize;
-                prop_assert_eq!(dp.real_counters(id, slot).unwrap(), model.real_stats[s], "real counters {} slot {}", cfg.name(), slot);
-                prop_assert_eq!(dp.active_conns(id, slot).unwrap(), model.active[s], "active conns {} slot {}", cfg.name(), slot);
+                prop_assert_eq!(
+                    dp.real_counters(id, slot).unwrap(),
+                    model.real_stats[s],
+                    "real counters {} slot {}",
+                    cfg.name(),
+                    slot
+                );
+                prop_assert_eq!(
+                    dp.active_conns(id, slot).unwrap(),
+                    model.active[s],
+                    "active conns {} slot {}",
+                    cfg.name(),
+                    slot
+                );
             }
         }
-        let mut kflows: Vec<(FlowKey, u32, u32)> = dp.flows().into_iter().map(|(k, v)| (k, v.real_idx, v.flags)).collect();
-        let mut mflows: Vec<(FlowKey, u32, u32)> = model.flows.iter().map(|(k, v)| (*k, v.real_idx, v.flags)).collect();
+        let mut kflows: Vec<(FlowKey, u32, u32)> = dp
+            .flows()
+            .into_iter()
+            .map(|(k, v)| (k, v.real_idx, v.flags))
+            .collect();
+        let mut mflows: Vec<(FlowKey, u32, u32)> = model
+            .flows
+            .iter()
+            .map(|(k, v)| (*k, v.real_idx, v.flags))
+            .collect();
         kflows.sort_by_key(|f| (f.0.src, f.0.dst, f.0.sport, f.0.dport, f.0.proto));
         mflows.sort_by_key(|f| (f.0.src, f.0.dst, f.0.sport, f.0.dport, f.0.proto));
         prop_assert_eq!(&kflows, &mflows, "connection tables differ");
@@ -395,7 +542,9 @@ fn privileged_xdp_program_matches_reference_model() {
         panic!("{e}");
     }
     let (packets, checked, flows) = *stats.borrow();
-    eprintln!("differential: {cases} cases, {packets} packets, {checked} forwarded frames checksum-verified, {flows} flows compared");
+    eprintln!(
+        "differential: {cases} cases, {packets} packets, {checked} forwarded frames checksum-verified, {flows} flows compared"
+    );
     assert!(packets >= 1000, "only {packets} packets were compared");
     // The generated cases must reach every interesting path, or the
     // comparison says little.
@@ -413,7 +562,14 @@ fn privileged_xdp_program_matches_reference_model() {
         Reason::DoubleVlan,
     ] {
         eprintln!("  {:>16}: {}", r.name(), seen[r as usize]);
-        assert!(seen[r as usize] > 0, "no generated packet took the {} path", r.name());
+        assert!(
+            seen[r as usize] > 0,
+            "no generated packet took the {} path",
+            r.name()
+        );
     }
-    assert!(checked >= 100, "only {checked} forwarded frames were checked");
+    assert!(
+        checked >= 100,
+        "only {checked} forwarded frames were checked"
+    );
 }

@@ -8,18 +8,23 @@ mod support;
 use std::{collections::HashMap, net::IpAddr};
 
 use support::*;
-use tandem_dataplane::{
-    Dataplane, ServiceConfig,
-    common::*,
-    config::Protocol,
-    packet::FrameSpec,
-};
+use tandem_dataplane::{Dataplane, ServiceConfig, common::*, config::Protocol, packet::FrameSpec};
 
 /// Sends one new UDP flow from client `c` and returns the real server
 /// slot it went to (from the destination MAC), or None if not forwarded.
 fn send(dp: &mut Dataplane, cfg: &ServiceConfig, c: u32, sport: u16) -> Option<u32> {
-    let client = if cfg.vip.is_ipv6() { client6(c) } else { client4(c) };
-    let mut spec = FrameSpec::udp(client, sport, cfg.vip, cfg.port, b"INVITE sip:ivr@tandem SIP/2.0");
+    let client = if cfg.vip.is_ipv6() {
+        client6(c)
+    } else {
+        client4(c)
+    };
+    let mut spec = FrameSpec::udp(
+        client,
+        sport,
+        cfg.vip,
+        cfg.port,
+        b"INVITE sip:ivr@tandem SIP/2.0",
+    );
     spec.proto = cfg.proto;
     spec.tcp_flags = 0x02;
     let r = dp.test_run(&spec.build()).expect("test run");
@@ -46,8 +51,19 @@ fn privileged_wrr_matches_weights_within_2_percent() {
     }
     let mut dp = load();
     let weights = [5u32, 3, 1, 1];
-    let reals = weights.iter().enumerate().map(|(i, w)| real4(i as u8, *w)).collect();
-    let cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Wrr, Forward::Dr, reals);
+    let reals = weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| real4(i as u8, *w))
+        .collect();
+    let cfg = service(
+        IpAddr::V4(VIP4),
+        5060,
+        Protocol::Udp,
+        Scheduler::Wrr,
+        Forward::Dr,
+        reals,
+    );
     dp.set_service(&cfg).unwrap();
     let n = 10_000;
     let counts = dist(&mut dp, &cfg, n);
@@ -55,7 +71,10 @@ fn privileged_wrr_matches_weights_within_2_percent() {
     for (i, w) in weights.iter().enumerate() {
         let want = *w as f64 / total as f64;
         let got = counts[i] as f64 / n as f64;
-        assert!((got - want).abs() <= 0.02 * want.max(0.05), "real {i}: {got:.4} of flows, weight share {want:.4} ({counts:?})");
+        assert!(
+            (got - want).abs() <= 0.02 * want.max(0.05),
+            "real {i}: {got:.4} of flows, weight share {want:.4} ({counts:?})"
+        );
     }
     // The kernel counted every new flow on its real server.
     let id = dp.service(&cfg.key()).unwrap().service.id;
@@ -74,9 +93,18 @@ fn privileged_rr_rotates_and_skips_unavailable() {
     let mut reals: Vec<_> = (0..4).map(|i| real4(i, 1)).collect();
     reals[1].state = tandem_dataplane::RealState::Draining;
     reals[2].weight = 0;
-    let cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Rr, Forward::Dr, reals);
+    let cfg = service(
+        IpAddr::V4(VIP4),
+        5060,
+        Protocol::Udp,
+        Scheduler::Rr,
+        Forward::Dr,
+        reals,
+    );
     dp.set_service(&cfg).unwrap();
-    let picks: Vec<u32> = (0..6).map(|i| send(&mut dp, &cfg, i, 40000).unwrap()).collect();
+    let picks: Vec<u32> = (0..6)
+        .map(|i| send(&mut dp, &cfg, i, 40000).unwrap())
+        .collect();
     assert_eq!(picks, vec![0, 3, 0, 3, 0, 3]);
 }
 
@@ -87,7 +115,14 @@ fn privileged_lc_and_wlc_follow_active_counts() {
     }
     let mut dp = load();
     // lc: the real server with the fewest active connections.
-    let cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Lc, Forward::Dr, (0..3).map(|i| real4(i, 1)).collect());
+    let cfg = service(
+        IpAddr::V4(VIP4),
+        5060,
+        Protocol::Udp,
+        Scheduler::Lc,
+        Forward::Dr,
+        (0..3).map(|i| real4(i, 1)).collect(),
+    );
     let id = dp.set_service(&cfg).unwrap().service.id;
     for (slot, n) in [(0, 5u64), (1, 2), (2, 7)] {
         dp.set_active_conns(id, slot, n).unwrap();
@@ -95,30 +130,64 @@ fn privileged_lc_and_wlc_follow_active_counts() {
     assert_eq!(send(&mut dp, &cfg, 1, 40000), Some(1));
     assert_eq!(dp.active_conns(id, 1).unwrap(), 3);
     // Fill up: the next flows go to 1 until it reaches 5, then 0 and 1 alternate.
-    let picks: Vec<u32> = (2..8).map(|c| send(&mut dp, &cfg, c, 40000).unwrap()).collect();
+    let picks: Vec<u32> = (2..8)
+        .map(|c| send(&mut dp, &cfg, c, 40000).unwrap())
+        .collect();
     assert_eq!(picks, vec![1, 1, 0, 1, 0, 1]);
     // A closed TCP connection gives its count back.
-    let tcfg = service(IpAddr::V4(VIP4), 80, Protocol::Tcp, Scheduler::Lc, Forward::Dr, (0..2).map(|i| real4(i, 1)).collect());
+    let tcfg = service(
+        IpAddr::V4(VIP4),
+        80,
+        Protocol::Tcp,
+        Scheduler::Lc,
+        Forward::Dr,
+        (0..2).map(|i| real4(i, 1)).collect(),
+    );
     let tid = dp.set_service(&tcfg).unwrap().service.id;
     assert_eq!(send(&mut dp, &tcfg, 1, 41000), Some(0));
     assert_eq!(dp.active_conns(tid, 0).unwrap(), 1);
     let fin = FrameSpec::tcp(client4(1), 41000, IpAddr::V4(VIP4), 80, 0x11, b"").build();
     assert_eq!(dp.test_run(&fin).unwrap().verdict, XDP_TX);
     assert_eq!(dp.active_conns(tid, 0).unwrap(), 0);
-    assert_eq!(send(&mut dp, &tcfg, 2, 41000), Some(0), "lc again prefers the now idle slot 0");
+    assert_eq!(
+        send(&mut dp, &tcfg, 2, 41000),
+        Some(0),
+        "lc again prefers the now idle slot 0"
+    );
 
     // wlc: active / weight; weights 1, 3: slot 1 takes 3 of every 4.
-    let wcfg = service(IpAddr::V4(VIP4), 5062, Protocol::Udp, Scheduler::Wlc, Forward::Dr, vec![real4(0, 1), real4(1, 3)]);
+    let wcfg = service(
+        IpAddr::V4(VIP4),
+        5062,
+        Protocol::Udp,
+        Scheduler::Wlc,
+        Forward::Dr,
+        vec![real4(0, 1), real4(1, 3)],
+    );
     let wid = dp.set_service(&wcfg).unwrap().service.id;
     let counts = dist(&mut dp, &wcfg, 400);
     assert_eq!(counts, vec![100, 300]);
     assert_eq!(dp.active_conns(wid, 0).unwrap(), 100);
     // sed prefers the heavier server when both are idle ((0+1)/3 < (0+1)/1).
-    let scfg = service(IpAddr::V4(VIP4), 5063, Protocol::Udp, Scheduler::Sed, Forward::Dr, vec![real4(0, 1), real4(1, 3)]);
+    let scfg = service(
+        IpAddr::V4(VIP4),
+        5063,
+        Protocol::Udp,
+        Scheduler::Sed,
+        Forward::Dr,
+        vec![real4(0, 1), real4(1, 3)],
+    );
     dp.set_service(&scfg).unwrap();
     assert_eq!(send(&mut dp, &scfg, 1, 40000), Some(1));
     // nq sends to an idle server first, whatever the weights.
-    let ncfg = service(IpAddr::V4(VIP4), 5064, Protocol::Udp, Scheduler::Nq, Forward::Dr, vec![real4(0, 1), real4(1, 3)]);
+    let ncfg = service(
+        IpAddr::V4(VIP4),
+        5064,
+        Protocol::Udp,
+        Scheduler::Nq,
+        Forward::Dr,
+        vec![real4(0, 1), real4(1, 3)],
+    );
     let nid = dp.set_service(&ncfg).unwrap().service.id;
     dp.set_active_conns(nid, 1, 0).unwrap();
     dp.set_active_conns(nid, 0, 0).unwrap();
@@ -132,19 +201,43 @@ fn privileged_sh_dh_mh_are_stable_for_a_key() {
         return;
     }
     let mut dp = load();
-    for (port, sched) in [(5060, Scheduler::Sh), (5061, Scheduler::Dh), (5062, Scheduler::Mh)] {
-        let cfg = service(IpAddr::V4(VIP4), port, Protocol::Udp, sched, Forward::Dr, (0..5).map(|i| real4(i, 1)).collect());
+    for (port, sched) in [
+        (5060, Scheduler::Sh),
+        (5061, Scheduler::Dh),
+        (5062, Scheduler::Mh),
+    ] {
+        let cfg = service(
+            IpAddr::V4(VIP4),
+            port,
+            Protocol::Udp,
+            sched,
+            Forward::Dr,
+            (0..5).map(|i| real4(i, 1)).collect(),
+        );
         dp.set_service(&cfg).unwrap();
-        let first: Vec<u32> = (0..200).map(|c| send(&mut dp, &cfg, c, 40000).unwrap()).collect();
+        let first: Vec<u32> = (0..200)
+            .map(|c| send(&mut dp, &cfg, c, 40000).unwrap())
+            .collect();
         dp.clear_flows().unwrap();
         // Same clients, new source ports, connection table empty: same picks.
-        let again: Vec<u32> = (0..200).map(|c| send(&mut dp, &cfg, c, 50000).unwrap()).collect();
+        let again: Vec<u32> = (0..200)
+            .map(|c| send(&mut dp, &cfg, c, 50000).unwrap())
+            .collect();
         assert_eq!(first, again, "{} is not stable", sched.name());
         let distinct: std::collections::HashSet<_> = first.iter().collect();
         if sched == Scheduler::Dh {
-            assert_eq!(distinct.len(), 1, "dh hashes the destination: one VIP, one real server");
+            assert_eq!(
+                distinct.len(),
+                1,
+                "dh hashes the destination: one VIP, one real server"
+            );
         } else {
-            assert_eq!(distinct.len(), 5, "{} should spread 200 clients over 5 reals", sched.name());
+            assert_eq!(
+                distinct.len(),
+                5,
+                "{} should spread 200 clients over 5 reals",
+                sched.name()
+            );
         }
     }
 }
@@ -156,10 +249,19 @@ fn privileged_mh_remove_one_of_n_moves_about_one_nth() {
     }
     let mut dp = load();
     let n = 8usize;
-    let mut cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Mh, Forward::Dr, (0..n as u8).map(|i| real4(i, 1)).collect());
+    let mut cfg = service(
+        IpAddr::V4(VIP4),
+        5060,
+        Protocol::Udp,
+        Scheduler::Mh,
+        Forward::Dr,
+        (0..n as u8).map(|i| real4(i, 1)).collect(),
+    );
     dp.set_service(&cfg).unwrap();
     let clients = 10_000u32;
-    let before: HashMap<u32, u32> = (0..clients).map(|c| (c, send(&mut dp, &cfg, c, 40000).unwrap())).collect();
+    let before: HashMap<u32, u32> = (0..clients)
+        .map(|c| (c, send(&mut dp, &cfg, c, 40000).unwrap()))
+        .collect();
     dp.clear_flows().unwrap();
     let removed = cfg.reals.remove(3);
     let img = dp.set_service(&cfg).unwrap();
@@ -174,9 +276,18 @@ fn privileged_mh_remove_one_of_n_moves_about_one_nth() {
         }
     }
     let frac = moved as f64 / clients as f64;
-    eprintln!("mh: removing 1 of {n} real servers moved {:.2}% of {clients} flows", frac * 100.0);
-    assert!(frac <= 1.0 / n as f64 + 0.03, "moved {frac:.4} of flows, more than 1/{n} + 3%");
-    assert!(frac >= 1.0 / n as f64 - 0.03, "moved {frac:.4}: the removed server's flows must move");
+    eprintln!(
+        "mh: removing 1 of {n} real servers moved {:.2}% of {clients} flows",
+        frac * 100.0
+    );
+    assert!(
+        frac <= 1.0 / n as f64 + 0.03,
+        "moved {frac:.4} of flows, more than 1/{n} + 3%"
+    );
+    assert!(
+        frac >= 1.0 / n as f64 - 0.03,
+        "moved {frac:.4}: the removed server's flows must move"
+    );
 }
 
 #[test]
@@ -185,7 +296,14 @@ fn privileged_down_real_gets_no_new_flows_and_expire_nodest_moves_old_ones() {
         return;
     }
     let mut dp = load();
-    let mut cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Rr, Forward::Dr, (0..2).map(|i| real4(i, 1)).collect());
+    let mut cfg = service(
+        IpAddr::V4(VIP4),
+        5060,
+        Protocol::Udp,
+        Scheduler::Rr,
+        Forward::Dr,
+        (0..2).map(|i| real4(i, 1)).collect(),
+    );
     dp.set_service(&cfg).unwrap();
     assert_eq!(send(&mut dp, &cfg, 1, 40000), Some(0));
     assert_eq!(send(&mut dp, &cfg, 2, 40000), Some(1));
@@ -198,7 +316,11 @@ fn privileged_down_real_gets_no_new_flows_and_expire_nodest_moves_old_ones() {
     }
     cfg.flags |= FLAG_EXPIRE_NODEST;
     dp.set_service(&cfg).unwrap();
-    assert_eq!(send(&mut dp, &cfg, 1, 40000), Some(1), "expire_nodest moves the flow");
+    assert_eq!(
+        send(&mut dp, &cfg, 1, 40000),
+        Some(1),
+        "expire_nodest moves the flow"
+    );
     assert_eq!(dp.reason(Reason::NodestExpired).unwrap(), 1);
     // Draining: old flows continue, no new ones.
     cfg.reals[0].state = tandem_dataplane::RealState::Up;

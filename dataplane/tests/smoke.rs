@@ -15,7 +15,14 @@ fn privileged_loads_and_forwards_one_udp_packet_dr() {
         return;
     }
     let mut dp = load();
-    let cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Rr, Forward::Dr, vec![real4(1, 1), real4(2, 1)]);
+    let cfg = service(
+        IpAddr::V4(VIP4),
+        5060,
+        Protocol::Udp,
+        Scheduler::Rr,
+        Forward::Dr,
+        vec![real4(1, 1), real4(2, 1)],
+    );
     let img = dp.set_service(&cfg).expect("set service");
     let frame = FrameSpec::udp(client4(1), 40000, IpAddr::V4(VIP4), 5060, b"INVITE").build();
     let r = dp.test_run(&frame).expect("test run");

@@ -25,7 +25,11 @@ pub fn privileged(test: &str) -> bool {
 
 /// A dataplane with a small connection table (tests do not need 1M).
 pub fn load() -> Dataplane {
-    Dataplane::load(LoadOptions { flow_entries: 65_536, nat_entries: 65_536 }).expect("load XDP object")
+    Dataplane::load(LoadOptions {
+        flow_entries: 65_536,
+        nat_entries: 65_536,
+    })
+    .expect("load XDP object")
 }
 
 pub const VIP4: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
@@ -49,7 +53,14 @@ pub fn real6(i: u8, weight: u32) -> RealConfig {
     }
 }
 
-pub fn service(vip: IpAddr, port: u16, proto: Protocol, sched: Scheduler, fwd: Forward, reals: Vec<RealConfig>) -> ServiceConfig {
+pub fn service(
+    vip: IpAddr,
+    port: u16,
+    proto: Protocol,
+    sched: Scheduler,
+    fwd: Forward,
+    reals: Vec<RealConfig>,
+) -> ServiceConfig {
     ServiceConfig {
         vip,
         port,
@@ -69,5 +80,14 @@ pub fn client4(i: u32) -> IpAddr {
 }
 
 pub fn client6(i: u32) -> IpAddr {
-    IpAddr::V6(Ipv6Addr::new(0x2001, 0x2, 0, 2, 0, 0, (i >> 16) as u16, i as u16))
+    IpAddr::V6(Ipv6Addr::new(
+        0x2001,
+        0x2,
+        0,
+        2,
+        0,
+        0,
+        (i >> 16) as u16,
+        i as u16,
+    ))
 }

@@ -32,9 +32,7 @@ pub fn restore_and_call(ctx: &XdpContext) -> u32 {
         }
     }
     // SAFETY: data holds BENCH_FRAME_MAX bytes and len is at most that.
-    let rc = unsafe {
-        bpf_xdp_store_bytes(ctx.ctx, 0, (*f).data.as_ptr() as *mut _, len as u32)
-    };
+    let rc = unsafe { bpf_xdp_store_bytes(ctx.ctx, 0, (*f).data.as_ptr() as *mut _, len as u32) };
     if rc != 0 {
         return XDP_ABORTED;
     }

@@ -42,7 +42,11 @@ pub fn run(ctx: &XdpContext) -> u32 {
         return forward::reverse_nat(ctx.ctx, pkt);
     }
     let fkey = FlowKey::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
-    let flow = if port_flags & PORT_CONN != 0 { maps::FLOWS.get_ptr_mut(&fkey) } else { None };
+    let flow = if port_flags & PORT_CONN != 0 {
+        maps::FLOWS.get_ptr_mut(&fkey)
+    } else {
+        None
+    };
     if let Some(fp) = flow {
         // SAFETY: fp points to the map value.
         let sid = unsafe { (*fp).service_id };
@@ -71,7 +75,10 @@ pub fn run(ctx: &XdpContext) -> u32 {
         // SAFETY: fp points to the map value; copied out before use.
         let old = unsafe { *fp };
         count(Reason::NodestExpired);
-        if old.flags & FLOW_COUNTED != 0 && old.service_id < MAX_SERVICES && old.real_idx < MAX_REALS {
+        if old.flags & FLOW_COUNTED != 0
+            && old.service_id < MAX_SERVICES
+            && old.real_idx < MAX_REALS
+        {
             active_add(old.service_id * MAX_REALS + old.real_idx, u64::MAX);
         }
         let _ = maps::FLOWS.remove(&fkey);
@@ -139,7 +146,13 @@ fn now_ns() -> u64 {
 /// A packet of an existing flow of `svc`: keep it on its real server, or
 /// expire the flow and schedule the packet anew.
 #[inline(always)]
-fn established(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service, fp: *mut FlowValue, fkey: &FlowKey) -> u32 {
+fn established(
+    ctx: &XdpContext,
+    pkt: &mut Pkt,
+    svc: &Service,
+    fp: *mut FlowValue,
+    fkey: &FlowKey,
+) -> u32 {
     let id = svc.id;
     let Some(settings) = maps::SETTINGS.get(0) else {
         count(Reason::BadServiceConfig);
@@ -149,7 +162,11 @@ fn established(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service, fp: *mut FlowValu
     let base = id * MAX_REALS;
     // SAFETY: fp points to the map value; copied out before use.
     let flow = unsafe { *fp };
-    let real = if flow.real_idx < MAX_REALS { maps::REALS.get(base + flow.real_idx) } else { None };
+    let real = if flow.real_idx < MAX_REALS {
+        maps::REALS.get(base + flow.real_idx)
+    } else {
+        None
+    };
     match sched::check_flow(&flow, real, svc, pkt.proto, now, settings) {
         FlowCheck::Keep => {
             let mut flags = flow.flags;
@@ -172,7 +189,11 @@ fn established(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service, fp: *mut FlowValu
             forward::forward(ctx.ctx, pkt, svc, flow.real_idx, false)
         }
         check => {
-            count(if check == FlowCheck::Expired { Reason::FlowExpired } else { Reason::NodestExpired });
+            count(if check == FlowCheck::Expired {
+                Reason::FlowExpired
+            } else {
+                Reason::NodestExpired
+            });
             if flow.flags & FLOW_COUNTED != 0 && flow.real_idx < MAX_REALS {
                 active_add(base + flow.real_idx, u64::MAX);
             }
@@ -205,7 +226,11 @@ impl SchedView for KernelView {
         match maps::REAL_ACTIVE.get(self.id * MAX_REALS + idx) {
             Some(a) => {
                 let a = *a;
-                if a > u32::MAX as u64 { u32::MAX } else { a as u32 }
+                if a > u32::MAX as u64 {
+                    u32::MAX
+                } else {
+                    a as u32
+                }
             }
             None => 0,
         }
@@ -229,7 +254,9 @@ impl SchedView for KernelView {
         if pos >= MH_MAX_SIZE || self.mh_slot >= MH_SLOTS {
             return None;
         }
-        maps::MH_TABLE.get(self.mh_slot * MH_MAX_SIZE + pos).copied()
+        maps::MH_TABLE
+            .get(self.mh_slot * MH_MAX_SIZE + pos)
+            .copied()
     }
     #[inline(always)]
     fn cursor(&self) -> u32 {
@@ -316,8 +343,16 @@ fn schedule(svc: &Service, pkt: &Pkt) -> u32 {
     let Some(least) = maps::LEAST_SCRATCH.get_ptr_mut(0) else {
         return u32::MAX;
     };
-    let view = KernelView { id: svc.id, mh_slot: svc.mh_slot, least };
-    let addrs = FlowAddrs { src: &pkt.src, dst: &pkt.dst, sport: pkt.sport };
+    let view = KernelView {
+        id: svc.id,
+        mh_slot: svc.mh_slot,
+        least,
+    };
+    let addrs = FlowAddrs {
+        src: &pkt.src,
+        dst: &pkt.dst,
+        sport: pkt.sport,
+    };
     match sched::schedule(&view, svc, addrs) {
         Some(i) => i,
         None => u32::MAX,

@@ -74,7 +74,11 @@ fn rewrite(ctx: &XdpContext, pkt: &Pkt, dest: bool, new_addr: &[u8; 16], new_por
     let l4 = pkt.l4 & 0xff;
     let old_addr = if dest { &pkt.dst } else { &pkt.src };
     let old_port = if dest { pkt.dport } else { pkt.sport };
-    let csum_off = if pkt.proto == PROTO_UDP { l4 + 6 } else { l4 + 16 };
+    let csum_off = if pkt.proto == PROTO_UDP {
+        l4 + 6
+    } else {
+        l4 + 16
+    };
     let Some(old_l4csum) = read16(ctx, csum_off) else {
         return;
     };
@@ -138,7 +142,10 @@ pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, new_fl
         rewrite(ctx, pkt, true, &real.addr, port);
         if new_flow {
             let rkey = FlowKey::new(real.addr, pkt.src, port, pkt.sport, pkt.proto);
-            let rev = NatReverse { service_id: svc.id, real_idx };
+            let rev = NatReverse {
+                service_id: svc.id,
+                real_idx,
+            };
             let _ = maps::NAT_REVERSE.insert(&rkey, &rev, 0);
         }
         count(Reason::ForwardNat);
@@ -170,7 +177,13 @@ pub fn reverse_nat(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
         }
     };
     let svc: &Service = match maps::SERVICE_CONF.get(rev.service_id) {
-        Some(s) if s.id == rev.service_id && s.key.family == pkt.family && s.forward == Forward::Nat as u8 => s,
+        Some(s)
+            if s.id == rev.service_id
+                && s.key.family == pkt.family
+                && s.forward == Forward::Nat as u8 =>
+        {
+            s
+        }
         _ => {
             count(Reason::BadServiceConfig);
             return XDP_PASS;

@@ -58,7 +58,8 @@ pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
 pub const STAGE_NEW_FLOW: u32 = 0;
 /// Per-CPU scratch of the least-connection schedulers.
 #[map]
-pub static LEAST_SCRATCH: PerCpuArray<tandem_common::sched::LeastScratch> = PerCpuArray::with_max_entries(1, 0);
+pub static LEAST_SCRATCH: PerCpuArray<tandem_common::sched::LeastScratch> =
+    PerCpuArray::with_max_entries(1, 0);
 /// Per-CPU scratch space for the parsed packet (see `parse::Pkt`).
 #[map]
 pub static SCRATCH: PerCpuArray<Pkt> = PerCpuArray::with_max_entries(1, 0);

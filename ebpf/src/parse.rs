@@ -200,5 +200,17 @@ fn parse_l4(
             return Err(Reason::BadTcpHeader);
         }
     }
-    Ok(Pkt { l3, l4, family, proto, src, dst, sport, dport, tcp_flags, service_id: 0, now: 0 })
+    Ok(Pkt {
+        l3,
+        l4,
+        family,
+        proto,
+        src,
+        dst,
+        sport,
+        dport,
+        tcp_flags,
+        service_id: 0,
+        now: 0,
+    })
 }

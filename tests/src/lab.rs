@@ -307,6 +307,16 @@ impl Lab {
                 )?;
             }
         }
+        // Veths hand packets over with the checksum still to be completed
+        // (CHECKSUM_PARTIAL); a frame an XDP program sends on with XDP_TX or
+        // a redirect loses that mark and arrives with a bad checksum. Real
+        // NICs finish the checksum before the wire; here the hosts compute
+        // it in software.
+        for host in lab.hosts.clone() {
+            for iface in &host.ifaces {
+                cmd::exec_in(&host.ns, "ethtool", &["-K", &iface.name, "tx", "off"])?;
+            }
+        }
         if lab.options.director_holds_vip {
             lab.set_director_vip(true)?;
         }

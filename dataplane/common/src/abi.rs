@@ -38,7 +38,11 @@ pub const FAMILY_V6: u8 = 6;
 /// Schedulers, numbered as stored in [`Service::scheduler`].
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Scheduler {
     /// Round robin over available real servers.
     Rr = 0,
@@ -107,7 +111,11 @@ impl Scheduler {
 /// Forwarding methods, as stored in [`Service::forward`].
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "lowercase"))]
+#[cfg_attr(
+    feature = "user",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Forward {
     /// Direct routing: rewrite the MAC addresses only; the real server
     /// holds the VIP on its loopback and answers the client directly.
@@ -144,7 +152,8 @@ pub const FLAG_SCHED_PORT: u16 = 1 << 2;
 /// connection table is bypassed).
 pub const FLAG_ONE_PACKET: u16 = 1 << 3;
 /// All service flags this version knows.
-pub const FLAGS_KNOWN: u16 = FLAG_EXPIRE_NODEST | FLAG_SCHED_FALLBACK | FLAG_SCHED_PORT | FLAG_ONE_PACKET;
+pub const FLAGS_KNOWN: u16 =
+    FLAG_EXPIRE_NODEST | FLAG_SCHED_FALLBACK | FLAG_SCHED_PORT | FLAG_ONE_PACKET;
 
 /// Real server states, as stored in [`RealServer::state`].
 pub const REAL_UP: u8 = 0;
@@ -173,7 +182,13 @@ pub struct ServiceKey {
 impl ServiceKey {
     #[inline(always)]
     pub fn new(addr: [u8; 16], port: u16, proto: u8, family: u8) -> ServiceKey {
-        ServiceKey { addr, port, proto, family, _pad: 0 }
+        ServiceKey {
+            addr,
+            port,
+            proto,
+            family,
+            _pad: 0,
+        }
     }
 }
 
@@ -185,7 +200,12 @@ pub fn addr_eq(a: &[u8; 16], b: &[u8; 16]) -> bool {
     // SAFETY: both are 16 bytes and, by the precondition above, 8-byte
     // aligned (the struct types guarantee it; no runtime check, which the
     // verifier would refuse as pointer arithmetic).
-    let (x, y) = unsafe { (*(a.as_ptr() as *const [u64; 2]), *(b.as_ptr() as *const [u64; 2])) };
+    let (x, y) = unsafe {
+        (
+            *(a.as_ptr() as *const [u64; 2]),
+            *(b.as_ptr() as *const [u64; 2]),
+        )
+    };
     x[0] == y[0] && x[1] == y[1]
 }
 
@@ -261,7 +281,15 @@ pub struct FlowKey {
 impl FlowKey {
     #[inline(always)]
     pub fn new(src: [u8; 16], dst: [u8; 16], sport: u16, dport: u16, proto: u8) -> FlowKey {
-        FlowKey { src, dst, sport, dport, proto, _pad1: 0, _pad2: 0 }
+        FlowKey {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+            _pad1: 0,
+            _pad2: 0,
+        }
     }
 }
 

@@ -9,7 +9,10 @@ const C2: u32 = 0x1b87_3593;
 #[inline(always)]
 fn mix(h: u32, k: u32) -> u32 {
     let k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-    (h ^ k).rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+    (h ^ k)
+        .rotate_left(13)
+        .wrapping_mul(5)
+        .wrapping_add(0xe654_6b64)
 }
 
 #[inline(always)]
@@ -28,8 +31,14 @@ pub fn hash_addr_port(addr: &[u8; 16], port: u16, seed: u32) -> u32 {
     let mut h = seed;
     h = mix(h, u32::from_le_bytes([addr[0], addr[1], addr[2], addr[3]]));
     h = mix(h, u32::from_le_bytes([addr[4], addr[5], addr[6], addr[7]]));
-    h = mix(h, u32::from_le_bytes([addr[8], addr[9], addr[10], addr[11]]));
-    h = mix(h, u32::from_le_bytes([addr[12], addr[13], addr[14], addr[15]]));
+    h = mix(
+        h,
+        u32::from_le_bytes([addr[8], addr[9], addr[10], addr[11]]),
+    );
+    h = mix(
+        h,
+        u32::from_le_bytes([addr[12], addr[13], addr[14], addr[15]]),
+    );
     h = mix(h, port as u32);
     fmix(h ^ 20)
 }
@@ -55,6 +64,9 @@ mod tests {
         let mut b = a;
         b[15] = 1;
         assert_ne!(hash_addr_port(&b, 0, 0), h0);
-        assert_eq!(hash_addr_port(&b, 7, SCHED_SEED), hash_addr_port(&b, 7, SCHED_SEED));
+        assert_eq!(
+            hash_addr_port(&b, 7, SCHED_SEED),
+            hash_addr_port(&b, 7, SCHED_SEED)
+        );
     }
 }

@@ -53,12 +53,20 @@ pub struct FlowAddrs<'a> {
 /// server is available.
 #[inline(always)]
 pub fn schedule<V: SchedView>(view: &V, svc: &Service, addrs: FlowAddrs<'_>) -> Option<u32> {
-    let n = if svc.n_reals > MAX_REALS { MAX_REALS } else { svc.n_reals };
+    let n = if svc.n_reals > MAX_REALS {
+        MAX_REALS
+    } else {
+        svc.n_reals
+    };
     if n == 0 {
         return None;
     }
     let fallback = svc.flags & FLAG_SCHED_FALLBACK != 0;
-    let port = if svc.flags & FLAG_SCHED_PORT != 0 { addrs.sport } else { 0 };
+    let port = if svc.flags & FLAG_SCHED_PORT != 0 {
+        addrs.sport
+    } else {
+        0
+    };
     match Scheduler::from_u8(svc.scheduler)? {
         Scheduler::Rr => rr(view, n),
         Scheduler::Wrr => wrr(view, svc.table_len),
