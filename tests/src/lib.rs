@@ -12,6 +12,7 @@
 
 pub mod bench_dispatch;
 pub mod client;
+pub mod director;
 pub mod cmd;
 pub mod error;
 pub mod lab;

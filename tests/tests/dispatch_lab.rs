@@ -11,12 +11,12 @@ use std::{
 };
 
 use tandem_dataplane::{
-    AttachMode, Attached, Dataplane, LoadOptions, RealConfig, RealState, ServiceConfig,
+    Dataplane, LoadOptions, RealConfig, RealState, ServiceConfig,
     common::{FLAG_SCHED_PORT, Forward, Reason, Scheduler},
     config::Protocol,
 };
 use tandem_tests::{
-    Lab, Responder, in_netns,
+    Lab, Responder,
     lab::{self, DIRECTOR},
     require_privileged, spawn_tcp_responder, spawn_udp_responder, tcp_request, udp_request,
 };
@@ -126,17 +126,8 @@ fn tcp_round(lab: &Lab, vip: SocketAddr, n: u32) -> HashMap<String, u32> {
     by
 }
 
-/// Attaches the dispatcher natively to the director's `iface`, and the
-/// XDP_PASS program to the bridge-side end of that veth: a veth only takes
-/// XDP_TX/REDIRECT frames when its peer runs XDP (GRO alone is not enough
-/// on this kernel).
 fn attach(dp: &mut Dataplane, lab: &Lab, iface: &str) {
-    let ns = lab.ns(DIRECTOR).unwrap().to_string();
-    let mode = in_netns(&ns, || dp.attach(iface, AttachMode::Native)).expect("attach XDP natively");
-    assert_eq!(mode, Attached::Native);
-    let i = lab.iface(DIRECTOR, iface).unwrap().clone();
-    in_netns(&i.peer_ns, || dp.attach_pass(&i.peer, AttachMode::Native))
-        .expect("attach XDP_PASS to the peer");
+    tandem_tests::director::attach_director(dp, lab, iface).expect("attach the dispatcher");
 }
 
 fn counters_by_name(dp: &Dataplane, cfg: &ServiceConfig, lab: &Lab) -> HashMap<String, u64> {
@@ -250,13 +241,6 @@ fn privileged_lab_nat_dispatch_and_reverse_rewrite() {
     let dir = lab.host(DIRECTOR).unwrap().clone();
     let front = dir.iface("eth0").unwrap().clone();
     let back = dir.iface("eth1").unwrap().clone();
-    let dir_ns = dir.ns.clone();
-    // The redirect targets, declared inside the director's namespace.
-    in_netns(&dir_ns, || {
-        dp.add_tx_port(front.ifindex, front.mac)?;
-        dp.add_tx_port(back.ifindex, back.mac)
-    })
-    .expect("devmap");
     attach(&mut dp, &lab, "eth0");
     attach(&mut dp, &lab, "eth1");
     let vip = IpAddr::V4(lab.vip());

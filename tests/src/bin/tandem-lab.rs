@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use tandem_tests::lab::{self, CLIENT, DIRECTOR, DIRECTOR_ADDR, Lab, LabOptions};
+use tandem_tests::lab::{CLIENT, DIRECTOR, DIRECTOR_ADDR, Lab, LabOptions};
 use tandem_tests::{Responder, spawn_tcp_responder, spawn_udp_responder, tcp_request, udp_request};
 
 /// Name prefix of the persistent lab.
@@ -132,17 +132,111 @@ fn demo_direct_requests(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Requests to the VIP through the director. Until tandem's XDP dispatcher is
-/// attached to the director's eth0, the VIP is only an address of the
-/// director, which has no service on it.
+/// Dispatch through the director: tandem's XDP program on its eth0, a
+/// weighted UDP service and a TCP service on the VIP, real requests from
+/// the client, the kernel's counters next to what the IVRs answered, then
+/// one IVR drained.
 fn demo_dispatch(lab: &Lab) -> Result<()> {
+    use std::collections::BTreeMap;
+    use tandem_dataplane::{
+        Dataplane, LoadOptions, RealConfig, RealState, ServiceConfig,
+        common::{Forward, Reason, Scheduler},
+        config::Protocol,
+    };
     let dir = lab.host(DIRECTOR)?;
+    println!("== tandem's XDP dispatcher on {} {}", dir.ns, dir.eth0().name);
+    let mut dp = Dataplane::load(LoadOptions::default()).context("loading the XDP object")?;
+    let mode = tandem_tests::director::attach_director(&mut dp, lab, "eth0")?;
     println!(
-        "== dispatch via VIP {}: not wired yet — tandem-dataplane will attach the XDP program to {} {} (ifindex {})",
-        lab::VIP,
-        dir.ns,
-        dir.eth0().name,
-        dir.eth0().ifindex
+        "  attached ({mode:?} XDP); connection table {} entries, {} MiB of kernel memory",
+        dp.options().flow_entries,
+        dp.flow_table_bytes().unwrap_or(0) / (1 << 20)
     );
+    let vip = std::net::IpAddr::V4(lab.vip());
+    let weights = [1u32, 2, 3, 4];
+    let reals = |w: &[u32]| -> Vec<RealConfig> {
+        lab.ivrs()
+            .iter()
+            .zip(w)
+            .map(|(h, w)| RealConfig {
+                addr: std::net::IpAddr::V4(h.addr()),
+                port: 0,
+                mac: h.eth0().mac,
+                weight: *w,
+                state: RealState::Up,
+                ifindex: 0,
+            })
+            .collect()
+    };
+    let mut udp = ServiceConfig {
+        vip,
+        port: SIP_PORT,
+        proto: Protocol::Udp,
+        scheduler: Scheduler::Wrr,
+        forward: Forward::Dr,
+        flags: 0,
+        mh_size: 65_537,
+        client_ifindex: 0,
+        gateway_mac: [0; 6],
+        reals: reals(&weights),
+    };
+    let tcp = ServiceConfig { proto: Protocol::Tcp, scheduler: Scheduler::Rr, reals: reals(&[1, 1, 1, 1]), ..udp.clone() };
+    dp.set_service(&udp)?;
+    dp.set_service(&tcp)?;
+    println!("  services: udp/{vip}:{SIP_PORT} wrr, weights {weights:?}, direct routing; tcp/{vip}:{SIP_PORT} rr");
+
+    let client = lab.ns(CLIENT)?;
+    let timeout = Duration::from_secs(2);
+    let dst = SocketAddr::new(vip, SIP_PORT);
+    let udp_round = |first: u16, n: u16| -> Result<BTreeMap<String, u32>> {
+        let mut by = BTreeMap::new();
+        for i in 0..n {
+            let r = udp_request(client, first + i, dst, b"INVITE sip:ivr@tandem SIP/2.0", timeout)
+                .with_context(|| format!("UDP request from port {} to {dst} unanswered", first + i))?;
+            let name = String::from_utf8_lossy(&r).split_whitespace().next().unwrap_or("?").to_string();
+            *by.entry(name).or_insert(0) += 1;
+        }
+        Ok(by)
+    };
+    let counters = |dp: &Dataplane, cfg: &ServiceConfig| -> Result<BTreeMap<String, u64>> {
+        let img = dp.service(&cfg.key()).context("service missing")?;
+        let mut by = BTreeMap::new();
+        for (h, r) in lab.ivrs().iter().zip(&cfg.reals) {
+            let slot = img.slot_of(r.addr, r.port).context("slot")?;
+            by.insert(h.name.clone(), dp.real_counters(img.service.id, slot)?.new_flows);
+        }
+        Ok(by)
+    };
+    println!("== 200 SIP requests over UDP to {dst}, each from its own source port (200 new flows)");
+    let answered = udp_round(20_000, 200)?;
+    println!("  answered by (reply from the VIP, sent directly by the IVR): {answered:?}");
+    println!("  kernel per-real new flows:                                  {:?}", counters(&dp, &udp)?);
+    let again = udp_round(20_000, 200)?;
+    println!("  the same 200 flows again stay where they were: {}", if again == answered { "yes" } else { "NO" });
+    println!("== 8 TCP connections to {dst} (rr)");
+    let mut by = BTreeMap::new();
+    for _ in 0..8 {
+        let r = tcp_request(client, dst, b"OPTIONS sip:ivr@tandem SIP/2.0\r\n\r\n", timeout)?;
+        let name = String::from_utf8_lossy(&r).split_whitespace().next().unwrap_or("?").to_string();
+        *by.entry(name).or_insert(0) += 1;
+    }
+    println!("  answered by: {by:?}");
+    println!("== ivr4 set to draining: no new flows for it, its existing flows stay");
+    udp.reals[3].state = RealState::Draining;
+    dp.set_service(&udp)?;
+    let fresh = udp_round(30_000, 90)?;
+    println!("  90 new flows answered by: {fresh:?}");
+    let old = udp_round(20_000, 200)?;
+    println!("  the first 200 flows again: {old:?}");
+    println!("== dispatcher counters (packets by reason)");
+    for (r, n) in dp.reasons()? {
+        if n > 0 {
+            println!("  {:>16}: {n}", r.name());
+        }
+    }
+    println!("  flows in the connection table: {}", dp.flows().len());
+    let lost = dp.reason(Reason::NoReal)?;
+    anyhow::ensure!(lost == 0, "{lost} packets found no real server");
+    dp.detach_all()?;
     Ok(())
 }

@@ -1,0 +1,26 @@
+//! Puts tandem's dispatcher on a lab director: the XDP program natively on
+//! the director's interface and XDP_PASS on the bridge-side end of the same
+//! veth (a veth only accepts XDP_TX/REDIRECT frames when its peer runs XDP;
+//! GRO alone is not enough on this kernel). Shared by the tests, the demo
+//! and the benchmarks.
+
+use anyhow::{Context, Result, ensure};
+use tandem_dataplane::{AttachMode, Attached, Dataplane};
+
+use crate::{Lab, in_netns, lab::DIRECTOR};
+
+/// Attaches the dispatcher to the director's `iface` (native XDP) and the
+/// pass program to its peer; declares `iface` as a redirect target.
+pub fn attach_director(dp: &mut Dataplane, lab: &Lab, iface: &str) -> Result<Attached> {
+    let ns = lab.ns(DIRECTOR)?.to_string();
+    let i = lab.iface(DIRECTOR, iface)?.clone();
+    let mode = in_netns(&ns, || -> Result<Attached> {
+        let mode = dp.attach(iface, AttachMode::Native).with_context(|| format!("attaching to {ns}/{iface}"))?;
+        dp.add_tx_port(i.ifindex, i.mac).with_context(|| format!("devmap entry for {iface}"))?;
+        Ok(mode)
+    })?;
+    ensure!(mode == Attached::Native, "{iface}: native XDP expected on a veth");
+    in_netns(&i.peer_ns, || dp.attach_pass(&i.peer, AttachMode::Native))
+        .with_context(|| format!("attaching XDP_PASS to the peer {}/{}", i.peer_ns, i.peer))?;
+    Ok(mode)
+}
