@@ -165,6 +165,8 @@ pub struct Dataplane {
     m_bench_target: ProgramArray<MapData>,
     m_stages: ProgramArray<MapData>,
     m_port_flags: Array<MapData, u32>,
+    m_bench_count: PerCpuArray<MapData, u64>,
+    m_bench_fwd: Array<MapData, u32>,
     m_globals: Array<MapData, Globals>,
 }
 
@@ -226,6 +228,8 @@ impl Dataplane {
             progs::PASS,
             progs::TRIVIAL_TX,
             progs::BENCH_RESTORE,
+            progs::SINK,
+            progs::BENCH_FWD,
         ] {
             let prog: &mut Xdp = ebpf
                 .program_mut(name)
@@ -259,6 +263,8 @@ impl Dataplane {
             m_bench_target: take(&mut ebpf, maps::BENCH_TARGET)?,
             m_stages: take(&mut ebpf, maps::STAGES)?,
             m_port_flags: take(&mut ebpf, maps::PORT_FLAGS)?,
+            m_bench_count: take(&mut ebpf, maps::BENCH_COUNT)?,
+            m_bench_fwd: take(&mut ebpf, maps::BENCH_FWD)?,
             m_globals: take(&mut ebpf, maps::GLOBALS)?,
             ebpf,
             options,
@@ -764,6 +770,45 @@ impl Dataplane {
         for k in keys {
             self.remove_service(&k)?;
         }
+        Ok(())
+    }
+
+    /// Attaches the benchmark sink (count and drop) to `iface`.
+    pub fn attach_sink(&mut self, iface: &str) -> Result<Attached, Error> {
+        self.attach_prog(progs::SINK, iface, AttachMode::Native)
+    }
+
+    /// Attaches the baseline forwarder to `iface`: every frame is
+    /// redirected to `to_ifindex` (which must be a tx port).
+    pub fn attach_trivial_forwarder(&mut self, iface: &str, to_ifindex: u32) -> Result<Attached, Error> {
+        self.m_bench_fwd.set(0, to_ifindex, 0).map_err(map_err(maps::BENCH_FWD))?;
+        self.attach_prog(progs::BENCH_FWD, iface, AttachMode::Native)
+    }
+
+    /// Frames the sink has counted, over all CPUs.
+    pub fn sink_count(&self) -> Result<u64, Error> {
+        let v = self.m_bench_count.get(&0, 0).map_err(map_err(maps::BENCH_COUNT))?;
+        Ok(v.iter().sum())
+    }
+
+    /// Sends `repeat` copies of `frame` out of `ifindex` (in the calling
+    /// thread's network namespace) as XDP live frames: the trivial XDP_TX
+    /// program runs on each and the kernel transmits it for real.
+    pub fn live_generate(&mut self, ifindex: u32, frame: &[u8], repeat: u32, batch: u32) -> Result<(), Error> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex (u32 each).
+        // The kernel wants data = 0 and data_end = the frame's length.
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let name = progs::TRIVIAL_TX;
+        let prog = self.xdp(name)?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.ctx_in = Some(&ctx);
+        opts.repeat = repeat;
+        opts.attrs = aya::programs::TestRunAttrs::new().xdp_live_frames(batch);
+        prog.test_run(opts).map_err(|source| Error::Program { name, source })?;
         Ok(())
     }
 

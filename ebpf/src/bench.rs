@@ -43,3 +43,26 @@ pub fn restore_and_call(ctx: &XdpContext) -> u32 {
     }
     XDP_ABORTED
 }
+
+/// Counts a frame in `BENCH_COUNT` and drops it.
+#[inline(always)]
+pub fn sink() -> u32 {
+    if let Some(p) = maps::BENCH_COUNT.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        unsafe { *p += 1 };
+    }
+    tandem_common::XDP_DROP
+}
+
+/// Redirects every frame to `BENCH_FWD[0]` through the devmap.
+#[inline(always)]
+pub fn forward_all() -> u32 {
+    let ifindex = match maps::BENCH_FWD.get(0) {
+        Some(i) => *i,
+        None => return tandem_common::XDP_PASS,
+    };
+    match maps::TX_PORTS.redirect(ifindex, 0) {
+        Ok(v) => v,
+        Err(_) => tandem_common::XDP_DROP,
+    }
+}

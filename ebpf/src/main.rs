@@ -61,6 +61,19 @@ mod programs {
         crate::bench::restore_and_call(&ctx)
     }
 
+    /// Benchmark sink: counts and drops (far end of the live-frames path).
+    #[xdp]
+    pub fn tandem_sink(_ctx: XdpContext) -> u32 {
+        crate::bench::sink()
+    }
+
+    /// Benchmark baseline: a trivial forwarder that redirects every frame
+    /// to the interface in `BENCH_FWD[0]`, without looking at it.
+    #[xdp]
+    pub fn tandem_bench_fwd(_ctx: XdpContext) -> u32 {
+        crate::bench::forward_all()
+    }
+
     #[panic_handler]
     fn panic(_info: &core::panic::PanicInfo) -> ! {
         loop {}

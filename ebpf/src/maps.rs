@@ -66,6 +66,10 @@ pub static SCRATCH: PerCpuArray<Pkt> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static BENCH_FRAME: Array<BenchFrame> = Array::with_max_entries(1, 0);
 #[map]
+pub static BENCH_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static BENCH_FWD: Array<u32> = Array::with_max_entries(1, 0);
+#[map]
 pub static BENCH_TARGET: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Counts one packet for `reason`.

@@ -370,7 +370,14 @@ pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseR
         );
     }
 
-    write_reports(out_dir, &results, repeat, runs, &dp)?;
+    drop(dp);
+    let live = if wanted("live") {
+        let frames = std::env::var("TANDEM_BENCH_LIVE_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+        Some(crate::bench_live::run(frames, runs).context("live-frames benchmark")?)
+    } else {
+        None
+    };
+    write_reports(out_dir, &results, repeat, runs, live.as_ref())?;
     Ok(results)
 }
 
@@ -379,7 +386,7 @@ fn write_reports(
     results: &[CaseResult],
     repeat: u32,
     runs: usize,
-    dp: &Dataplane,
+    live: Option<&crate::bench_live::LiveResult>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -407,15 +414,28 @@ fn write_reports(
         "runs": runs,
         "frame_bytes": 64,
         "kernel": kernel,
-        "flow_table_entries": dp.options().flow_entries,
-        "flow_table_memlock_bytes": dp.flow_table_bytes(),
+        "flow_table_entries": DEFAULT_FLOW_ENTRIES,
         "cases": cases,
+        "live_frames": live.map(|l| json!({
+            "method": "veth path gen -> dir (program under test) -> sink (XDP count+drop); generator: BPF_PROG_TEST_RUN live frames; one established UDP flow, DR",
+            "frames_per_run": l.frames_per_run,
+            "runs": l.runs,
+            "dispatch_delivered_pps": l.dispatch_pps.round(),
+            "trivial_forwarder_delivered_pps": l.forwarder_pps.round(),
+            "ratio_to_trivial_forwarder": (l.dispatch_pps / l.forwarder_pps * 100.0).round() / 100.0,
+            "dispatch_delivered_fraction": l.dispatch_delivered_fraction,
+            "trivial_forwarder_delivered_fraction": l.forwarder_delivered_fraction,
+        })),
     });
     std::fs::write(
         out_dir.join("dispatch.json"),
         serde_json::to_string_pretty(&doc)? + "\n",
     )?;
-    std::fs::write(out_dir.join("dispatch.md"), markdown(results, repeat, runs))?;
+    let mut md = markdown(results, repeat, runs);
+    if let Some(l) = live {
+        md.push_str(&live_markdown(l));
+    }
+    std::fs::write(out_dir.join("dispatch.md"), md)?;
     Ok(())
 }
 
@@ -441,5 +461,22 @@ pub fn markdown(results: &[CaseResult], repeat: u32, runs: usize) -> String {
         s,
         "\nBPF_PROG_TEST_RUN, 64-byte UDP frames, median of {runs} runs × {repeat} iterations, frame restored before every iteration (floor measured through the same wrapper)."
     );
+    s
+}
+
+/// The end-to-end table.
+pub fn live_markdown(l: &crate::bench_live::LiveResult) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n| through veths (live frames) | delivered Mpps | delivered / sent | × trivial forwarder |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let _ = writeln!(s, "| trivial XDP forwarder | {:.2} | {:.2} | 1.00 |", l.forwarder_pps / 1e6, l.forwarder_delivered_fraction);
+    let _ = writeln!(
+        s,
+        "| tandem dispatcher (established UDP, DR) | {:.2} | {:.2} | {:.2} |",
+        l.dispatch_pps / 1e6,
+        l.dispatch_delivered_fraction,
+        l.dispatch_pps / l.forwarder_pps
+    );
+    let _ = writeln!(s, "\n{} frames per run, median of {} runs; generator, director and sink share the machine's 2 vCPUs.", l.frames_per_run, l.runs);
     s
 }

@@ -563,6 +563,8 @@ pub mod maps {
     pub const BENCH_TARGET: &str = "BENCH_TARGET";
     pub const STAGES: &str = "STAGES";
     pub const PORT_FLAGS: &str = "PORT_FLAGS";
+    pub const BENCH_COUNT: &str = "BENCH_COUNT";
+    pub const BENCH_FWD: &str = "BENCH_FWD";
     pub const GLOBALS: &str = "GLOBALS";
 }
 
@@ -576,6 +578,10 @@ pub mod progs {
     pub const PASS: &str = "tandem_pass";
     /// Benchmark floor: XDP_TX on the same packet.
     pub const TRIVIAL_TX: &str = "tandem_trivial_tx";
+    /// Benchmark sink: counts (`BENCH_COUNT`) and drops.
+    pub const SINK: &str = "tandem_sink";
+    /// Benchmark baseline forwarder: redirects to `BENCH_FWD[0]`.
+    pub const BENCH_FWD: &str = "tandem_bench_fwd";
     /// Benchmark wrapper: restores the frame then tail-calls `BENCH_TARGET[0]`.
     pub const BENCH_RESTORE: &str = "tandem_bench_restore";
 }
