@@ -48,11 +48,10 @@ fn dispatch() -> ExitCode {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     match tandem_tests::bench_dispatch::run(&out, repeat, runs) {
-        Ok(results) => {
-            println!(
-                "{}",
-                tandem_tests::bench_dispatch::markdown(&results, repeat, runs)
-            );
+        Ok(_) => {
+            // The written report holds both tables (test-run and live frames).
+            let md = std::fs::read_to_string(out.join("dispatch.md")).unwrap_or_default();
+            println!("{md}");
             println!("written: {}/dispatch.json, dispatch.md", out.display());
             ExitCode::SUCCESS
         }
