@@ -12,6 +12,7 @@
 pub mod abi;
 pub mod csum;
 pub mod hash;
+pub mod heartbeat;
 pub mod node;
 pub mod sched;
 
