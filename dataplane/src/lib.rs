@@ -166,6 +166,11 @@ pub struct Dataplane {
     m_stages: ProgramArray<MapData>,
     m_port_flags: Array<MapData, u32>,
     m_bench_count: PerCpuArray<MapData, u64>,
+    m_hb_config: Array<MapData, HbConfig>,
+    m_hb_nodes: HashMap<MapData, u32, u32>,
+    m_hb_peers: HashMap<MapData, HbPeerKey, HbPeer>,
+    m_owned_vips: HashMap<MapData, u32, Iface>,
+    hb_events: Option<aya::maps::RingBuf<MapData>>,
     m_bench_fwd: Array<MapData, u32>,
     m_globals: Array<MapData, Globals>,
 }
@@ -264,6 +269,11 @@ impl Dataplane {
             m_stages: take(&mut ebpf, maps::STAGES)?,
             m_port_flags: take(&mut ebpf, maps::PORT_FLAGS)?,
             m_bench_count: take(&mut ebpf, maps::BENCH_COUNT)?,
+            m_hb_config: take(&mut ebpf, maps::HB_CONFIG)?,
+            m_hb_nodes: take(&mut ebpf, maps::HB_NODES)?,
+            m_hb_peers: take(&mut ebpf, maps::HB_PEERS)?,
+            m_owned_vips: take(&mut ebpf, maps::OWNED_VIPS)?,
+            hb_events: Some(take(&mut ebpf, maps::HB_EVENTS)?),
             m_bench_fwd: take(&mut ebpf, maps::BENCH_FWD)?,
             m_globals: take(&mut ebpf, maps::GLOBALS)?,
             ebpf,
@@ -773,6 +783,51 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Enables heartbeat detection on `port` with the SipHash `key` (port 0
+    /// disables it: datagrams to it are then ordinary traffic).
+    pub fn set_heartbeat(&mut self, key: &tandem_common::heartbeat::Key, port: u16) -> Result<(), Error> {
+        let cfg = HbConfig { k0: key.k0, k1: key.k1, port, _pad: [0; 3] };
+        self.m_hb_config.set(0, cfg, 0).map_err(map_err(maps::HB_CONFIG))
+    }
+
+    /// Declares a heartbeat sender: heartbeats from other node ids, or of
+    /// another kind, are refused.
+    pub fn add_heartbeat_node(&mut self, node_id: u32, kind: tandem_common::heartbeat::Kind) -> Result<(), Error> {
+        self.m_hb_nodes.insert(node_id, kind as u32, 0).map_err(map_err(maps::HB_NODES))
+    }
+
+    pub fn remove_heartbeat_node(&mut self, node_id: u32) -> Result<(), Error> {
+        let _ = self.m_hb_nodes.remove(&node_id);
+        let keys: Vec<HbPeerKey> = self.m_hb_peers.keys().filter_map(Result::ok).filter(|k| k.node_id == node_id).collect();
+        for k in keys {
+            let _ = self.m_hb_peers.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// What the kernel last heard from every sender on every path.
+    pub fn heartbeat_peers(&self) -> Vec<HbPeer> {
+        self.m_hb_peers.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
+    }
+
+    /// The ring buffer of sender state changes (taken once; the caller
+    /// polls its fd for readability, e.g. with io_uring, then drains it).
+    pub fn take_heartbeat_events(&mut self) -> Option<HeartbeatEvents> {
+        self.hb_events.take().map(|rb| HeartbeatEvents { rb })
+    }
+
+    /// Marks an IPv4 VIP as owned (the program answers ARP for it with
+    /// `mac`) or not.
+    pub fn set_vip_owned(&mut self, vip: std::net::Ipv4Addr, mac: [u8; 6], owned: bool) -> Result<(), Error> {
+        let key = u32::from_ne_bytes(vip.octets());
+        if owned {
+            self.m_owned_vips.insert(key, Iface { mac, _pad: [0; 2] }, 0).map_err(map_err(maps::OWNED_VIPS))
+        } else {
+            let _ = self.m_owned_vips.remove(&key);
+            Ok(())
+        }
+    }
+
     /// Attaches the benchmark sink (count and drop) to `iface`.
     pub fn attach_sink(&mut self, iface: &str) -> Result<Attached, Error> {
         self.attach_prog(progs::SINK, iface, AttachMode::Native)
@@ -839,6 +894,37 @@ pub fn derived<'a>(services: impl Iterator<Item = &'a Service>) -> (Vec<(u32, u3
     let mut ports: Vec<(u32, u32)> = ports.into_iter().collect();
     ports.sort();
     (ports, globals)
+}
+
+/// Heartbeat sender changes pushed by the kernel (`HB_EVENTS`).
+pub struct HeartbeatEvents {
+    rb: aya::maps::RingBuf<MapData>,
+}
+
+impl HeartbeatEvents {
+    /// The next pending record, if any (non-blocking).
+    pub fn next(&mut self) -> Option<HbPeer> {
+        let item = self.rb.next()?;
+        if item.len() < std::mem::size_of::<HbPeer>() {
+            return None;
+        }
+        // SAFETY: the kernel wrote a whole HbPeer (checked length); read unaligned.
+        Some(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const HbPeer) })
+    }
+}
+
+impl std::os::fd::AsRawFd for HeartbeatEvents {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.rb.as_raw_fd()
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `HbPeer::last_seen_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// What [`Dataplane::bench_run`] measures.

@@ -31,8 +31,14 @@ pub fn run(ctx: &XdpContext) -> u32 {
     // SAFETY: the per-CPU scratch value is ours for the duration of the run.
     let pkt: &mut Pkt = unsafe { &mut *scratch };
     if let Err(reason) = parse::parse(ctx, pkt) {
+        if reason == Reason::Arp {
+            return crate::heartbeat::arp(ctx.ctx);
+        }
         count(reason);
         return XDP_PASS;
+    }
+    if let Some(cfg) = crate::heartbeat::is_heartbeat(pkt) {
+        return crate::heartbeat::process(ctx.ctx, pkt, cfg);
     }
     let port_flags = match maps::PORT_FLAGS.get(port_index(pkt.proto, pkt.dport)) {
         Some(f) => *f,

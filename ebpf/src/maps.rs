@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray},
+    maps::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use tandem_common::*;
 
@@ -38,6 +38,20 @@ pub static NAT_REVERSE: LruHashMap<FlowKey, NatReverse> =
 pub static PORT_FLAGS: Array<u32> = Array::with_max_entries(PORT_FLAGS_ENTRIES, 0);
 #[map]
 pub static GLOBALS: Array<Globals> = Array::with_max_entries(1, 0);
+#[map]
+pub static HB_CONFIG: Array<HbConfig> = Array::with_max_entries(1, 0);
+/// Configured heartbeat senders: node id to `heartbeat::Kind`.
+#[map]
+pub static HB_NODES: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
+/// Last heartbeat per sender and path.
+#[map]
+pub static HB_PEERS: HashMap<HbPeerKey, HbPeer> = HashMap::with_max_entries(4096, 0);
+/// Sender state changes, for the control plane.
+#[map]
+pub static HB_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// IPv4 VIPs this node owns (network-order address) to the MAC to answer with.
+#[map]
+pub static OWNED_VIPS: HashMap<u32, Iface> = HashMap::with_max_entries(256, 0);
 #[map]
 pub static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 #[map]

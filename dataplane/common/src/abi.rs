@@ -347,6 +347,51 @@ pub fn port_index(proto: u8, port: u16) -> u32 {
     (if proto == PROTO_TCP { 65536 } else { 0 }) + port as u32
 }
 
+/// Heartbeat settings (value 0 of `HB_CONFIG`): the SipHash key and the
+/// UDP port; port 0 disables heartbeat detection.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HbConfig {
+    pub k0: u64,
+    pub k1: u64,
+    pub port: u16,
+    pub _pad: [u16; 3],
+}
+
+/// Key of `HB_PEERS`: a sender on one path (the interface it came in on).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct HbPeerKey {
+    pub node_id: u32,
+    pub ifindex: u32,
+}
+
+/// What the kernel last heard from a sender on a path (value of
+/// `HB_PEERS`), also the record pushed to `HB_EVENTS` when the sender's
+/// state, epoch or priority changed (or on first contact).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HbPeer {
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when it arrived.
+    pub last_seen_ns: u64,
+    pub seq: u64,
+    pub epoch: u64,
+    /// The sender's own clock.
+    pub sent_ns: u64,
+    pub node_id: u32,
+    pub ifindex: u32,
+    pub active_channels: u32,
+    pub capacity: u32,
+    /// `NodeState` as u8.
+    pub state: u8,
+    pub priority: u8,
+    /// `heartbeat::Kind` as u8.
+    pub kind: u8,
+    /// The sender's path number.
+    pub path: u8,
+    pub _pad: u32,
+}
+
 /// Derived node state the host maintains (value 0 of `GLOBALS`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -462,9 +507,25 @@ pub enum Reason {
     FlowInsertFailed = 27,
     /// PASS: IPv6 version field is not 6.
     BadIpv6Header = 28,
+    /// DROP: a verified heartbeat, recorded.
+    HbAccepted = 29,
+    /// DROP: a heartbeat-port datagram that is not exactly one heartbeat long.
+    HbBadLength = 30,
+    /// DROP: heartbeat magic or version wrong.
+    HbBadMagic = 31,
+    /// DROP: heartbeat MAC wrong (forged, corrupted, other key).
+    HbBadMac = 32,
+    /// DROP: heartbeat sequence not above the last one seen on that path (replay).
+    HbReplay = 33,
+    /// DROP: heartbeat from a node id that is not configured.
+    HbUnknownSender = 34,
+    /// DROP: heartbeat with an unknown kind or state.
+    HbBadField = 35,
+    /// TX: an ARP request for an owned VIP, answered in XDP.
+    ArpReply = 36,
 }
 
-pub const REASON_COUNT: u32 = 29;
+pub const REASON_COUNT: u32 = 37;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -497,6 +558,14 @@ impl Reason {
         Reason::BadServiceConfig,
         Reason::FlowInsertFailed,
         Reason::BadIpv6Header,
+        Reason::HbAccepted,
+        Reason::HbBadLength,
+        Reason::HbBadMagic,
+        Reason::HbBadMac,
+        Reason::HbReplay,
+        Reason::HbUnknownSender,
+        Reason::HbBadField,
+        Reason::ArpReply,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -530,6 +599,14 @@ impl Reason {
             Reason::BadServiceConfig => "bad_service_config",
             Reason::FlowInsertFailed => "flow_insert_failed",
             Reason::BadIpv6Header => "bad_ipv6_header",
+            Reason::HbAccepted => "hb_accepted",
+            Reason::HbBadLength => "hb_bad_length",
+            Reason::HbBadMagic => "hb_bad_magic",
+            Reason::HbBadMac => "hb_bad_mac",
+            Reason::HbReplay => "hb_replay",
+            Reason::HbUnknownSender => "hb_unknown_sender",
+            Reason::HbBadField => "hb_bad_field",
+            Reason::ArpReply => "arp_reply",
         }
     }
 }
@@ -566,6 +643,11 @@ pub mod maps {
     pub const BENCH_COUNT: &str = "BENCH_COUNT";
     pub const BENCH_FWD: &str = "BENCH_FWD";
     pub const GLOBALS: &str = "GLOBALS";
+    pub const HB_CONFIG: &str = "HB_CONFIG";
+    pub const HB_NODES: &str = "HB_NODES";
+    pub const HB_PEERS: &str = "HB_PEERS";
+    pub const HB_EVENTS: &str = "HB_EVENTS";
+    pub const OWNED_VIPS: &str = "OWNED_VIPS";
 }
 
 /// Program names in the object file.
@@ -620,6 +702,9 @@ mod pod {
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for BenchFrame {}
     unsafe impl aya::Pod for Globals {}
+    unsafe impl aya::Pod for HbConfig {}
+    unsafe impl aya::Pod for HbPeerKey {}
+    unsafe impl aya::Pod for HbPeer {}
 }
 
 const _: () = {
@@ -633,5 +718,7 @@ const _: () = {
     assert!(core::mem::size_of::<Settings>() == 24);
     assert!(core::mem::size_of::<Iface>() == 8);
     assert!(core::mem::size_of::<Counters>() == 32);
+    assert!(core::mem::size_of::<HbConfig>() == 24);
+    assert!(core::mem::size_of::<HbPeer>() == 56);
     assert!(core::mem::size_of::<BenchFrame>() == 272);
 };
