@@ -60,7 +60,25 @@ pub enum Topology {
     Dr,
     /// NAT: front bridge `br0` 198.18.0.0/24 and back bridge `br1` 198.18.1.0/24; replies go back through the director.
     Nat,
+    /// A hot-standby pair: directors `a` (198.18.0.2) and `b` (198.18.0.3)
+    /// and a witness (198.18.0.5) on the service bridge `br0` with the
+    /// client and the IVRs (DR), plus a dedicated heartbeat link between
+    /// the directors on `br2` (`hb0`: a 198.18.3.1, b 198.18.3.2). No
+    /// director holds the VIP: taking it is the daemon's job.
+    Pair,
 }
+
+/// Director `a` of a pair lab.
+pub const DIRECTOR_A: &str = "a";
+/// Director `b` of a pair lab.
+pub const DIRECTOR_B: &str = "b";
+/// The witness of a pair lab (answers pings and ARP on the service network).
+pub const WITNESS: &str = "witness";
+pub const DIRECTOR_A_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+pub const DIRECTOR_B_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+pub const WITNESS_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 5);
+pub const HB_A_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 1);
+pub const HB_B_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 3, 2);
 
 /// Knobs for building a lab; [`LabOptions::default`] is what [`Lab::dr`] and [`Lab::nat`] use.
 #[derive(Clone, Debug)]
@@ -199,6 +217,21 @@ impl Lab {
         Lab::nat_with(n_ivr, LabOptions::default())
     }
 
+    /// A hot-standby pair lab with `n_ivr` IVRs (see [`Topology::Pair`]).
+    pub fn pair(n_ivr: usize) -> Result<Lab, LabError> {
+        Lab::build(Topology::Pair, n_ivr, LabOptions::default())
+    }
+
+    /// Brings one interface of a host down or up (a cut cable, a repair).
+    pub fn set_link(&self, host: &str, ifname: &str, up: bool) -> Result<(), LabError> {
+        let ns = self.ns(host)?.to_owned();
+        cmd::ip_in(
+            &ns,
+            &["link", "set", ifname, if up { "up" } else { "down" }],
+        )
+        .map(drop)
+    }
+
     /// A NAT lab with explicit options.
     pub fn nat_with(n_ivr: usize, options: LabOptions) -> Result<Lab, LabError> {
         Lab::build(Topology::Nat, n_ivr, options)
@@ -260,6 +293,24 @@ impl Lab {
         };
         lab.add_host(CLIENT, vec![front(CLIENT_ADDR)], false)?;
         match topology {
+            Topology::Pair => {
+                for (name, addr, hb) in [
+                    (DIRECTOR_A, DIRECTOR_A_ADDR, HB_A_ADDR),
+                    (DIRECTOR_B, DIRECTOR_B_ADDR, HB_B_ADDR),
+                ] {
+                    let hb = Wire {
+                        ifname: "hb0",
+                        addrs: vec![(hb, 24)],
+                        bridge: "br2",
+                    };
+                    lab.add_host(name, vec![front(addr), hb], false)?;
+                }
+                lab.add_host(WITNESS, vec![front(WITNESS_ADDR)], false)?;
+                for k in 1..=n_ivr {
+                    lab.add_host(&ivr_name(k), vec![front(dr_ivr_addr(k))], false)?;
+                    lab.add_vip_on_loopback(&ivr_name(k))?;
+                }
+            }
             Topology::Dr => {
                 lab.add_host(DIRECTOR, vec![front(DIRECTOR_ADDR)], false)?;
                 for k in 1..=n_ivr {
@@ -317,10 +368,10 @@ impl Lab {
                 cmd::exec_in(&host.ns, "ethtool", &["-K", &iface.name, "tx", "off"])?;
             }
         }
-        if lab.options.director_holds_vip {
+        if lab.options.director_holds_vip && topology != Topology::Pair {
             lab.set_director_vip(true)?;
         }
-        if lab.options.director_peer_gro {
+        if lab.options.director_peer_gro && topology != Topology::Pair {
             lab.enable_peer_gro(DIRECTOR)?;
         }
         Ok(lab)
@@ -355,6 +406,7 @@ impl Lab {
         let bridges: &[&str] = match self.topology {
             Topology::Dr => &["br0"],
             Topology::Nat => &["br0", "br1"],
+            Topology::Pair => &["br0", "br2"],
         };
         for br in bridges {
             cmd::ip_in(
@@ -613,6 +665,7 @@ impl fmt::Display for Lab {
         let kind = match self.topology {
             Topology::Dr => "DR",
             Topology::Nat => "NAT",
+            Topology::Pair => "pair",
         };
         writeln!(
             f,
