@@ -372,7 +372,10 @@ pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseR
 
     drop(dp);
     let live = if wanted("live") {
-        let frames = std::env::var("TANDEM_BENCH_LIVE_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+        let frames = std::env::var("TANDEM_BENCH_LIVE_FRAMES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000_000);
         Some(crate::bench_live::run(frames, runs).context("live-frames benchmark")?)
     } else {
         None
@@ -467,9 +470,17 @@ pub fn markdown(results: &[CaseResult], repeat: u32, runs: usize) -> String {
 /// The end-to-end table.
 pub fn live_markdown(l: &crate::bench_live::LiveResult) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "\n| through veths (live frames) | delivered Mpps | delivered / sent | × trivial forwarder |");
+    let _ = writeln!(
+        s,
+        "\n| through veths (live frames) | delivered Mpps | delivered / sent | × trivial forwarder |"
+    );
     let _ = writeln!(s, "|---|---:|---:|---:|");
-    let _ = writeln!(s, "| trivial XDP forwarder | {:.2} | {:.2} | 1.00 |", l.forwarder_pps / 1e6, l.forwarder_delivered_fraction);
+    let _ = writeln!(
+        s,
+        "| trivial XDP forwarder | {:.2} | {:.2} | 1.00 |",
+        l.forwarder_pps / 1e6,
+        l.forwarder_delivered_fraction
+    );
     let _ = writeln!(
         s,
         "| tandem dispatcher (established UDP, DR) | {:.2} | {:.2} | {:.2} |",
@@ -477,6 +488,10 @@ pub fn live_markdown(l: &crate::bench_live::LiveResult) -> String {
         l.dispatch_delivered_fraction,
         l.dispatch_pps / l.forwarder_pps
     );
-    let _ = writeln!(s, "\n{} frames per run, median of {} runs; generator, director and sink share the machine's 2 vCPUs.", l.frames_per_run, l.runs);
+    let _ = writeln!(
+        s,
+        "\n{} frames per run, median of {} runs; generator, director and sink share the machine's 2 vCPUs.",
+        l.frames_per_run, l.runs
+    );
     s
 }

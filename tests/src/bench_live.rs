@@ -39,19 +39,41 @@ impl Drop for Wires {
 }
 
 fn read_sys(ns: &str, iface: &str, what: &str) -> Result<String> {
-    Ok(cmd::exec_in(ns, "cat", &[&format!("/sys/class/net/{iface}/{what}")])?.trim().to_string())
+    Ok(
+        cmd::exec_in(ns, "cat", &[&format!("/sys/class/net/{iface}/{what}")])?
+            .trim()
+            .to_string(),
+    )
 }
 
 fn build() -> Result<Wires> {
     let p = netns::unique_prefix();
-    let w = Wires { gen_ns: format!("{p}-gen"), dir_ns: format!("{p}-dir"), sink_ns: format!("{p}-sink") };
+    let w = Wires {
+        gen_ns: format!("{p}-gen"),
+        dir_ns: format!("{p}-dir"),
+        sink_ns: format!("{p}-sink"),
+    };
     for ns in [&w.gen_ns, &w.dir_ns, &w.sink_ns] {
         netns::add(ns)?;
         netns::sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")?;
     }
-    cmd::ip_in(&w.gen_ns, &["link", "add", "g0", "type", "veth", "peer", "name", "d0", "netns", &w.dir_ns])?;
-    cmd::ip_in(&w.dir_ns, &["link", "add", "d1", "type", "veth", "peer", "name", "s0", "netns", &w.sink_ns])?;
-    for (ns, ifs) in [(&w.gen_ns, vec!["g0", "lo"]), (&w.dir_ns, vec!["d0", "d1", "lo"]), (&w.sink_ns, vec!["s0", "lo"])] {
+    cmd::ip_in(
+        &w.gen_ns,
+        &[
+            "link", "add", "g0", "type", "veth", "peer", "name", "d0", "netns", &w.dir_ns,
+        ],
+    )?;
+    cmd::ip_in(
+        &w.dir_ns,
+        &[
+            "link", "add", "d1", "type", "veth", "peer", "name", "s0", "netns", &w.sink_ns,
+        ],
+    )?;
+    for (ns, ifs) in [
+        (&w.gen_ns, vec!["g0", "lo"]),
+        (&w.dir_ns, vec!["d0", "d1", "lo"]),
+        (&w.sink_ns, vec!["s0", "lo"]),
+    ] {
         for i in ifs {
             cmd::ip_in(ns, &["link", "set", i, "up"])?;
         }
@@ -79,9 +101,12 @@ fn median(v: &mut [f64]) -> f64 {
 pub fn run(frames: u32, runs: usize) -> Result<LiveResult> {
     let w = build().context("building the live-frames path")?;
     let d1_ifindex: u32 = read_sys(&w.dir_ns, "d1", "ifindex")?.parse()?;
-    let d1_mac = tandem_dataplane::parse_mac(&read_sys(&w.dir_ns, "d1", "address")?).context("d1 mac")?;
-    let s0_mac = tandem_dataplane::parse_mac(&read_sys(&w.sink_ns, "s0", "address")?).context("s0 mac")?;
-    let d0_mac = tandem_dataplane::parse_mac(&read_sys(&w.dir_ns, "d0", "address")?).context("d0 mac")?;
+    let d1_mac =
+        tandem_dataplane::parse_mac(&read_sys(&w.dir_ns, "d1", "address")?).context("d1 mac")?;
+    let s0_mac =
+        tandem_dataplane::parse_mac(&read_sys(&w.sink_ns, "s0", "address")?).context("s0 mac")?;
+    let d0_mac =
+        tandem_dataplane::parse_mac(&read_sys(&w.dir_ns, "d0", "address")?).context("d0 mac")?;
     let g0_ifindex: u32 = read_sys(&w.gen_ns, "g0", "ifindex")?.parse()?;
 
     let mut dp = Dataplane::load(LoadOptions::default())?;
@@ -107,27 +132,44 @@ pub fn run(frames: u32, runs: usize) -> Result<LiveResult> {
     };
     dp.set_service(&cfg)?;
     in_netns(&w.dir_ns, || dp.add_tx_port(d1_ifindex, d1_mac))?;
-    let mut spec = FrameSpec::udp(IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)), 40000, IpAddr::V4(vip), 5060, &[0x5a; 22]);
+    let mut spec = FrameSpec::udp(
+        IpAddr::V4(Ipv4Addr::new(198, 19, 0, 1)),
+        40000,
+        IpAddr::V4(vip),
+        5060,
+        &[0x5a; 22],
+    );
     spec.dst_mac = d0_mac;
     let frame = spec.build();
 
     let mut one = |dispatch: bool| -> Result<(f64, f64)> {
         in_netns(&w.dir_ns, || {
-            if dispatch { dp.attach("d0", tandem_dataplane::AttachMode::Native) } else { dp.attach_trivial_forwarder("d0", d1_ifindex) }
+            if dispatch {
+                dp.attach("d0", tandem_dataplane::AttachMode::Native)
+            } else {
+                dp.attach_trivial_forwarder("d0", d1_ifindex)
+            }
         })?;
         in_netns(&w.sink_ns, || dp.attach_sink("s0"))?;
         let before = dp.sink_count()?;
         let start = Instant::now();
-        in_netns(&w.gen_ns, || dp.live_generate(g0_ifindex, &frame, frames, 64))?;
+        in_netns(&w.gen_ns, || {
+            dp.live_generate(g0_ifindex, &frame, frames, 64)
+        })?;
         // Frames still in flight reach the sink within microseconds.
         std::thread::sleep(std::time::Duration::from_millis(20));
         let elapsed = start.elapsed().as_secs_f64() - 0.020;
         let got = dp.sink_count()? - before;
         dp.detach_all()?;
-        ensure!(got > 0, "no frame reached the sink ({})", if dispatch { "dispatcher" } else { "forwarder" });
+        ensure!(
+            got > 0,
+            "no frame reached the sink ({})",
+            if dispatch { "dispatcher" } else { "forwarder" }
+        );
         Ok((got as f64 / elapsed, got as f64 / frames as f64))
     };
-    let (mut dpps, mut fpps, mut dfrac, mut ffrac) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut dpps, mut fpps, mut dfrac, mut ffrac) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (p, f) = one(false)?;
         fpps.push(p);

@@ -15,11 +15,17 @@ pub fn attach_director(dp: &mut Dataplane, lab: &Lab, iface: &str) -> Result<Att
     let ns = lab.ns(DIRECTOR)?.to_string();
     let i = lab.iface(DIRECTOR, iface)?.clone();
     let mode = in_netns(&ns, || -> Result<Attached> {
-        let mode = dp.attach(iface, AttachMode::Native).with_context(|| format!("attaching to {ns}/{iface}"))?;
-        dp.add_tx_port(i.ifindex, i.mac).with_context(|| format!("devmap entry for {iface}"))?;
+        let mode = dp
+            .attach(iface, AttachMode::Native)
+            .with_context(|| format!("attaching to {ns}/{iface}"))?;
+        dp.add_tx_port(i.ifindex, i.mac)
+            .with_context(|| format!("devmap entry for {iface}"))?;
         Ok(mode)
     })?;
-    ensure!(mode == Attached::Native, "{iface}: native XDP expected on a veth");
+    ensure!(
+        mode == Attached::Native,
+        "{iface}: native XDP expected on a veth"
+    );
     in_netns(&i.peer_ns, || dp.attach_pass(&i.peer, AttachMode::Native))
         .with_context(|| format!("attaching XDP_PASS to the peer {}/{}", i.peer_ns, i.peer))?;
     Ok(mode)

@@ -13,8 +13,8 @@
 pub mod bench_dispatch;
 pub mod bench_live;
 pub mod client;
-pub mod director;
 pub mod cmd;
+pub mod director;
 pub mod error;
 pub mod lab;
 pub mod netns;

@@ -144,7 +144,11 @@ fn demo_dispatch(lab: &Lab) -> Result<()> {
         config::Protocol,
     };
     let dir = lab.host(DIRECTOR)?;
-    println!("== tandem's XDP dispatcher on {} {}", dir.ns, dir.eth0().name);
+    println!(
+        "== tandem's XDP dispatcher on {} {}",
+        dir.ns,
+        dir.eth0().name
+    );
     let mut dp = Dataplane::load(LoadOptions::default()).context("loading the XDP object")?;
     let mode = tandem_tests::director::attach_director(&mut dp, lab, "eth0")?;
     println!(
@@ -180,10 +184,17 @@ fn demo_dispatch(lab: &Lab) -> Result<()> {
         gateway_mac: [0; 6],
         reals: reals(&weights),
     };
-    let tcp = ServiceConfig { proto: Protocol::Tcp, scheduler: Scheduler::Rr, reals: reals(&[1, 1, 1, 1]), ..udp.clone() };
+    let tcp = ServiceConfig {
+        proto: Protocol::Tcp,
+        scheduler: Scheduler::Rr,
+        reals: reals(&[1, 1, 1, 1]),
+        ..udp.clone()
+    };
     dp.set_service(&udp)?;
     dp.set_service(&tcp)?;
-    println!("  services: udp/{vip}:{SIP_PORT} wrr, weights {weights:?}, direct routing; tcp/{vip}:{SIP_PORT} rr");
+    println!(
+        "  services: udp/{vip}:{SIP_PORT} wrr, weights {weights:?}, direct routing; tcp/{vip}:{SIP_PORT} rr"
+    );
 
     let client = lab.ns(CLIENT)?;
     let timeout = Duration::from_secs(2);
@@ -191,9 +202,19 @@ fn demo_dispatch(lab: &Lab) -> Result<()> {
     let udp_round = |first: u16, n: u16| -> Result<BTreeMap<String, u32>> {
         let mut by = BTreeMap::new();
         for i in 0..n {
-            let r = udp_request(client, first + i, dst, b"INVITE sip:ivr@tandem SIP/2.0", timeout)
-                .with_context(|| format!("UDP request from port {} to {dst} unanswered", first + i))?;
-            let name = String::from_utf8_lossy(&r).split_whitespace().next().unwrap_or("?").to_string();
+            let r = udp_request(
+                client,
+                first + i,
+                dst,
+                b"INVITE sip:ivr@tandem SIP/2.0",
+                timeout,
+            )
+            .with_context(|| format!("UDP request from port {} to {dst} unanswered", first + i))?;
+            let name = String::from_utf8_lossy(&r)
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
+                .to_string();
             *by.entry(name).or_insert(0) += 1;
         }
         Ok(by)
@@ -203,21 +224,41 @@ fn demo_dispatch(lab: &Lab) -> Result<()> {
         let mut by = BTreeMap::new();
         for (h, r) in lab.ivrs().iter().zip(&cfg.reals) {
             let slot = img.slot_of(r.addr, r.port).context("slot")?;
-            by.insert(h.name.clone(), dp.real_counters(img.service.id, slot)?.new_flows);
+            by.insert(
+                h.name.clone(),
+                dp.real_counters(img.service.id, slot)?.new_flows,
+            );
         }
         Ok(by)
     };
-    println!("== 200 SIP requests over UDP to {dst}, each from its own source port (200 new flows)");
+    println!(
+        "== 200 SIP requests over UDP to {dst}, each from its own source port (200 new flows)"
+    );
     let answered = udp_round(20_000, 200)?;
     println!("  answered by (reply from the VIP, sent directly by the IVR): {answered:?}");
-    println!("  kernel per-real new flows:                                  {:?}", counters(&dp, &udp)?);
+    println!(
+        "  kernel per-real new flows:                                  {:?}",
+        counters(&dp, &udp)?
+    );
     let again = udp_round(20_000, 200)?;
-    println!("  the same 200 flows again stay where they were: {}", if again == answered { "yes" } else { "NO" });
+    println!(
+        "  the same 200 flows again stay where they were: {}",
+        if again == answered { "yes" } else { "NO" }
+    );
     println!("== 8 TCP connections to {dst} (rr)");
     let mut by = BTreeMap::new();
     for _ in 0..8 {
-        let r = tcp_request(client, dst, b"OPTIONS sip:ivr@tandem SIP/2.0\r\n\r\n", timeout)?;
-        let name = String::from_utf8_lossy(&r).split_whitespace().next().unwrap_or("?").to_string();
+        let r = tcp_request(
+            client,
+            dst,
+            b"OPTIONS sip:ivr@tandem SIP/2.0\r\n\r\n",
+            timeout,
+        )?;
+        let name = String::from_utf8_lossy(&r)
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
+            .to_string();
         *by.entry(name).or_insert(0) += 1;
     }
     println!("  answered by: {by:?}");
