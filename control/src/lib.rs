@@ -1,1 +1,9 @@
-//! placeholder
+//! `tandem-control`: the control plane, `tandemd` and `tandemctl`.
+//!
+//! Building blocks, each usable and tested on its own: [`config`] (the
+//! `tandem.toml` file), [`vip`] (adding/removing a virtual address and
+//! sending gratuitous ARPs), [`uring`] (the io_uring reactor) and
+//! [`admin`] (the admin socket protocol, server helpers and client).
+
+pub mod config;
+pub mod vip;
