@@ -37,6 +37,9 @@ pub struct ServiceImage {
     pub mh: Vec<u32>,
     /// Whether the scheduler state must be (re)initialised.
     pub reset_sched: bool,
+    /// A new service (not an update): its per-real state (reported loads)
+    /// starts from zero rather than from whatever the id held before.
+    pub fresh: bool,
     pub sched: SchedState,
 }
 
@@ -163,6 +166,7 @@ impl ServiceImage {
             shdh,
             mh,
             reset_sched,
+            fresh: previous.is_none(),
             sched,
         })
     }

@@ -149,6 +149,7 @@ pub struct Dataplane {
     m_conf: Array<MapData, Service>,
     m_reals: Array<MapData, RealServer>,
     m_active: Array<MapData, u64>,
+    m_real_load: Array<MapData, RealLoad>,
     m_sched: Array<MapData, SchedState>,
     m_wrr: Array<MapData, u32>,
     m_shdh: Array<MapData, u32>,
@@ -230,6 +231,7 @@ impl Dataplane {
         for name in [
             progs::DISPATCH,
             progs::NEW_FLOW,
+            progs::NEW_FLOW_LOAD,
             progs::PASS,
             progs::TRIVIAL_TX,
             progs::BENCH_RESTORE,
@@ -252,6 +254,7 @@ impl Dataplane {
             m_conf: take(&mut ebpf, maps::SERVICE_CONF)?,
             m_reals: take(&mut ebpf, maps::REALS)?,
             m_active: take(&mut ebpf, maps::REAL_ACTIVE)?,
+            m_real_load: take(&mut ebpf, maps::REAL_LOAD)?,
             m_sched: take(&mut ebpf, maps::SCHED_STATE)?,
             m_wrr: take(&mut ebpf, maps::WRR_SEQ)?,
             m_shdh: take(&mut ebpf, maps::SHDH_TABLE)?,
@@ -295,6 +298,10 @@ impl Dataplane {
             source: ProgramError::IOError(e),
         })?;
         dp.m_stages.set(0, &fd, 0).map_err(map_err(maps::STAGES))?;
+        let name = progs::NEW_FLOW_LOAD;
+        let fd = dp.xdp(name)?.fd().map_err(|source| Error::Program { name, source })?;
+        let fd = fd.try_clone().map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })?;
+        dp.m_stages.set(1, &fd, 0).map_err(map_err(maps::STAGES))?;
         dp.set_settings(&Settings::default())?;
         // Service ids that are not in use must not match any lookup.
         let unused = Service {
@@ -491,6 +498,13 @@ impl Dataplane {
                 .set(id, img.sched, 0)
                 .map_err(map_err(maps::SCHED_STATE))?;
         }
+        if img.fresh {
+            for slot in 0..MAX_REALS {
+                self.m_real_load
+                    .set(id * MAX_REALS + slot, RealLoad::default(), 0)
+                    .map_err(map_err(maps::REAL_LOAD))?;
+            }
+        }
         self.m_conf
             .set(id, img.service, 0)
             .map_err(map_err(maps::SERVICE_CONF))?;
@@ -599,6 +613,12 @@ impl Dataplane {
         self.m_active
             .set(id * MAX_REALS + slot, n, 0)
             .map_err(map_err(maps::REAL_ACTIVE))
+    }
+
+    /// Sets the load real server `slot` of service `id` reports (used by
+    /// services with `FLAG_REPORTED_LOAD`).
+    pub fn set_real_load(&mut self, id: u32, slot: u32, load: RealLoad) -> Result<(), Error> {
+        self.m_real_load.set(id * MAX_REALS + slot, load, 0).map_err(map_err(maps::REAL_LOAD))
     }
 
     /// Looks up one flow.

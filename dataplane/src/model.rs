@@ -28,6 +28,7 @@ pub struct Model {
     pub conf: Vec<Service>,
     pub reals: Vec<RealServer>,
     pub active: Vec<u64>,
+    pub real_load: Vec<RealLoad>,
     pub sched: Vec<SchedState>,
     pub wrr: Vec<Vec<u32>>,
     pub shdh: Vec<Vec<u32>>,
@@ -55,6 +56,7 @@ impl Default for Model {
             ],
             reals: vec![RealServer::default(); MAX_REAL_SLOTS as usize],
             active: vec![0; MAX_REAL_SLOTS as usize],
+            real_load: vec![RealLoad::default(); MAX_REAL_SLOTS as usize],
             sched: vec![SchedState::default(); MAX_SERVICES as usize],
             wrr: vec![Vec::new(); MAX_SERVICES as usize],
             shdh: vec![Vec::new(); MAX_SERVICES as usize],
@@ -218,6 +220,12 @@ impl SchedView for View<'_> {
         let a = self.m.active[(self.id * MAX_REALS + idx) as usize];
         a.min(u32::MAX as u64) as u32
     }
+    fn reported(&self, idx: u32) -> RealLoad {
+        if idx >= MAX_REALS {
+            return RealLoad::default();
+        }
+        self.m.real_load[(self.id * MAX_REALS + idx) as usize]
+    }
     fn wrr_entry(&self, pos: u32) -> Option<u32> {
         if pos >= WRR_SEQ_MAX {
             return None;
@@ -291,6 +299,11 @@ impl Model {
         if img.reset_sched {
             self.sched[id] = img.sched;
         }
+        if img.fresh {
+            for slot in 0..MAX_REALS as usize {
+                self.real_load[id * MAX_REALS as usize + slot] = RealLoad::default();
+            }
+        }
         self.conf[id] = img.service;
         self.services.insert(img.key, img.service.id);
     }
@@ -303,6 +316,11 @@ impl Model {
                 ..Default::default()
             };
         }
+    }
+
+    /// Mirrors `Dataplane::set_real_load`.
+    pub fn set_real_load(&mut self, id: u32, slot: u32, load: RealLoad) {
+        self.real_load[(id * MAX_REALS + slot) as usize] = load;
     }
 
     /// Mirrors `Dataplane::add_tx_port`.

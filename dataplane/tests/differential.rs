@@ -94,7 +94,7 @@ fn svc_gen() -> impl Strategy<Value = SvcGen> {
         0u8..2,
         0u8..9,
         any::<bool>(),
-        0u16..16,
+        0u16..32,
         prop_oneof![Just(251u32), Just(1021u32)],
         prop::collection::vec(real_gen(), 1..7),
     )
@@ -433,6 +433,16 @@ fn privileged_xdp_program_matches_reference_model() {
             if p.kind == 11 && case.tiny_timeouts {
                 dp.age_flows(20 * SEC_NS).unwrap();
                 model.age_flows(20 * SEC_NS);
+                continue;
+            }
+            if p.kind == 9 && p.tcp_flags_sel == 0 {
+                // An IVR reports its load (active channels of a capacity).
+                let si = p.svc % svcs.len();
+                let id = dp.service(&svcs[si].key()).unwrap().service.id;
+                let slot = p.client as u32 % svcs[si].reals.len() as u32;
+                let load = RealLoad { active: p.sport_sel as u32, capacity: if p.vlan { 0 } else { 2 } };
+                dp.set_real_load(id, slot, load).unwrap();
+                model.set_real_load(id, slot, load);
                 continue;
             }
             if p.kind == 10 && p.tcp_flags_sel < 2 {

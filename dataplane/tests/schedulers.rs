@@ -334,3 +334,34 @@ fn privileged_down_real_gets_no_new_flows_and_expire_nodest_moves_old_ones() {
     assert_eq!(send(&mut dp, &cfg, 21, 40000), None);
     assert_eq!(dp.reason(Reason::NoReal).unwrap(), 1);
 }
+
+#[test]
+fn privileged_reported_load_drives_wlc_and_a_full_ivr_gets_nothing() {
+    if !privileged("privileged_reported_load_drives_wlc_and_a_full_ivr_gets_nothing") {
+        return;
+    }
+    let mut dp = load();
+    let mut cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Wlc, Forward::Dr, (0..3).map(|i| real4(i, 1)).collect());
+    cfg.flags = FLAG_REPORTED_LOAD;
+    let id = dp.set_service(&cfg).unwrap().service.id;
+    // IVRs report 10, 2 and 30 busy channels of 30: wlc picks the second,
+    // whatever the kernel's own flow counts say.
+    dp.set_active_conns(id, 1, 1000).unwrap();
+    for (slot, active) in [(0, 10), (1, 2), (2, 30)] {
+        dp.set_real_load(id, slot, RealLoad { active, capacity: 30 }).unwrap();
+    }
+    assert_eq!(send(&mut dp, &cfg, 1, 40000), Some(1));
+    // The third is full: even rr skips it.
+    let mut rr = cfg.clone();
+    rr.port = 5061;
+    rr.scheduler = Scheduler::Rr;
+    let rid = dp.set_service(&rr).unwrap().service.id;
+    dp.set_real_load(rid, 2, RealLoad { active: 30, capacity: 30 }).unwrap();
+    let picks: Vec<u32> = (0..6).map(|c| send(&mut dp, &rr, c, 40000).unwrap()).collect();
+    assert!(!picks.contains(&2), "a full IVR got a new call: {picks:?}");
+    // All full: no real server.
+    for slot in 0..3 {
+        dp.set_real_load(rid, slot, RealLoad { active: 30, capacity: 30 }).unwrap();
+    }
+    assert_eq!(send(&mut dp, &rr, 99, 40000), None);
+}

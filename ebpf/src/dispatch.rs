@@ -89,7 +89,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
         }
         let _ = maps::FLOWS.remove(&fkey);
     }
-    new_flow_stage(ctx, pkt, id)
+    new_flow_stage(ctx, pkt, svc)
 }
 
 /// Service `id`, if it is configured.
@@ -123,7 +123,9 @@ fn flow_service(sid: u32, pkt: &Pkt) -> Option<&'static Service> {
 
 /// Hands a packet that needs scheduling to the new-flow stage.
 #[inline(always)]
-fn new_flow_stage(ctx: &XdpContext, pkt: &mut Pkt, id: u32) -> u32 {
+fn new_flow_stage(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service) -> u32 {
+    let id = svc.id;
+    let load_aware = svc.flags & FLAG_REPORTED_LOAD != 0;
     if pkt.proto == PROTO_TCP && !sched::tcp_opens_flow(pkt.tcp_flags) {
         count(Reason::TcpNoFlow);
         return XDP_PASS;
@@ -134,7 +136,8 @@ fn new_flow_stage(ctx: &XdpContext, pkt: &mut Pkt, id: u32) -> u32 {
     core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
     // SAFETY: tail_call only returns if the stage is missing.
     unsafe {
-        let _ = maps::STAGES.tail_call(ctx, maps::STAGE_NEW_FLOW);
+        let stage = if load_aware { maps::STAGE_NEW_FLOW_LOAD } else { maps::STAGE_NEW_FLOW };
+        let _ = maps::STAGES.tail_call(ctx, stage);
     }
     // Only reached if the stage is not installed.
     count(Reason::BadServiceConfig);
@@ -204,7 +207,7 @@ fn established(
                 active_add(base + flow.real_idx, u64::MAX);
             }
             let _ = maps::FLOWS.remove(fkey);
-            new_flow_stage(ctx, pkt, id)
+            new_flow_stage(ctx, pkt, svc)
         }
     }
 }
@@ -239,6 +242,16 @@ impl SchedView for KernelView {
                 }
             }
             None => 0,
+        }
+    }
+    #[inline(always)]
+    fn reported(&self, idx: u32) -> RealLoad {
+        if idx >= MAX_REALS {
+            return RealLoad::default();
+        }
+        match maps::REAL_LOAD.get(self.id * MAX_REALS + idx) {
+            Some(l) => *l,
+            None => RealLoad::default(),
         }
     }
     #[inline(always)]
@@ -298,7 +311,7 @@ fn active_add(slot: u32, delta: u64) {
 /// The new-flow stage (`tandem_new_flow`): schedules the flow that
 /// `dispatch` found no entry for, records it, and forwards the packet.
 #[inline(always)]
-pub fn new_flow(ctx: &XdpContext) -> u32 {
+pub fn new_flow<const LOAD_AWARE: bool>(ctx: &XdpContext) -> u32 {
     let Some(scratch) = maps::SCRATCH.get_ptr(0) else {
         return XDP_PASS;
     };
@@ -316,7 +329,7 @@ pub fn new_flow(ctx: &XdpContext) -> u32 {
             return XDP_PASS;
         }
     };
-    let idx = schedule(svc, pkt);
+    let idx = schedule::<LOAD_AWARE>(svc, pkt);
     if idx >= MAX_REALS {
         count(Reason::NoReal);
         return XDP_DROP;
@@ -345,7 +358,7 @@ pub fn new_flow(ctx: &XdpContext) -> u32 {
 /// Runs the service's scheduler for a new flow; `u32::MAX` when no real
 /// server is available. A separate BPF function to keep the stack small.
 #[inline(never)]
-fn schedule(svc: &Service, pkt: &Pkt) -> u32 {
+fn schedule<const LOAD_AWARE: bool>(svc: &Service, pkt: &Pkt) -> u32 {
     let Some(least) = maps::LEAST_SCRATCH.get_ptr_mut(0) else {
         return u32::MAX;
     };
@@ -359,7 +372,7 @@ fn schedule(svc: &Service, pkt: &Pkt) -> u32 {
         dst: &pkt.dst,
         sport: pkt.sport,
     };
-    match sched::schedule(&view, svc, addrs) {
+    match sched::schedule_with::<KernelView, LOAD_AWARE>(&view, svc, addrs) {
         Some(i) => i,
         None => u32::MAX,
     }

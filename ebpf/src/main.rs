@@ -40,7 +40,13 @@ mod programs {
     /// The new-flow stage of the dispatcher (tail-called from `tandem_xdp`).
     #[xdp]
     pub fn tandem_new_flow(ctx: XdpContext) -> u32 {
-        crate::dispatch::new_flow(&ctx)
+        crate::dispatch::new_flow::<false>(&ctx)
+    }
+
+    /// The new-flow stage for load-aware services (`STAGES[1]`).
+    #[xdp]
+    pub fn tandem_new_flow_load(ctx: XdpContext) -> u32 {
+        crate::dispatch::new_flow::<true>(&ctx)
     }
 
     /// Passes everything: attached to the far end of a veth so that the

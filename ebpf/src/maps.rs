@@ -19,6 +19,8 @@ pub static REALS: Array<RealServer> = Array::with_max_entries(MAX_REAL_SLOTS, 0)
 #[map]
 pub static REAL_ACTIVE: Array<u64> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
 #[map]
+pub static REAL_LOAD: Array<RealLoad> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
+#[map]
 pub static SCHED_STATE: Array<SchedState> = Array::with_max_entries(MAX_SERVICES, 0);
 #[map]
 pub static WRR_SEQ: Array<u32> = Array::with_max_entries(MAX_SERVICES * WRR_SEQ_MAX, 0);
@@ -70,6 +72,8 @@ pub static REAL_STATS: PerCpuArray<Counters> = PerCpuArray::with_max_entries(MAX
 #[map]
 pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
 pub const STAGE_NEW_FLOW: u32 = 0;
+/// The same for services with `FLAG_REPORTED_LOAD`.
+pub const STAGE_NEW_FLOW_LOAD: u32 = 1;
 /// Per-CPU scratch of the least-connection schedulers.
 #[map]
 pub static LEAST_SCRATCH: PerCpuArray<tandem_common::sched::LeastScratch> =

@@ -151,9 +151,30 @@ pub const FLAG_SCHED_PORT: u16 = 1 << 2;
 /// datagram is scheduled on its own and no connection entry is kept (the
 /// connection table is bypassed).
 pub const FLAG_ONE_PACKET: u16 = 1 << 3;
+/// Service flag: load-aware scheduling from the IVR servers' own reports
+/// (their heartbeats' active channels and capacity, in `REAL_LOAD`): lc,
+/// wlc, sed and nq count reported channels instead of the kernel's flows,
+/// and a real server at its capacity gets no new flows under any scheduler.
+pub const FLAG_REPORTED_LOAD: u16 = 1 << 4;
 /// All service flags this version knows.
 pub const FLAGS_KNOWN: u16 =
-    FLAG_EXPIRE_NODEST | FLAG_SCHED_FALLBACK | FLAG_SCHED_PORT | FLAG_ONE_PACKET;
+    FLAG_EXPIRE_NODEST | FLAG_SCHED_FALLBACK | FLAG_SCHED_PORT | FLAG_ONE_PACKET | FLAG_REPORTED_LOAD;
+
+/// A real server's load as it reports it (value of `REAL_LOAD`, same index
+/// as `REALS`). Capacity 0: unknown, never full.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RealLoad {
+    pub active: u32,
+    pub capacity: u32,
+}
+
+impl RealLoad {
+    #[inline(always)]
+    pub fn full(&self) -> bool {
+        self.capacity > 0 && self.active >= self.capacity
+    }
+}
 
 /// Real server states, as stored in [`RealServer::state`].
 pub const REAL_UP: u8 = 0;
@@ -624,6 +645,7 @@ pub mod maps {
     pub const SERVICE_CONF: &str = "SERVICE_CONF";
     pub const REALS: &str = "REALS";
     pub const REAL_ACTIVE: &str = "REAL_ACTIVE";
+    pub const REAL_LOAD: &str = "REAL_LOAD";
     pub const SCHED_STATE: &str = "SCHED_STATE";
     pub const WRR_SEQ: &str = "WRR_SEQ";
     pub const SHDH_TABLE: &str = "SHDH_TABLE";
@@ -656,6 +678,8 @@ pub mod progs {
     pub const DISPATCH: &str = "tandem_xdp";
     /// The dispatcher's new-flow stage, entered by tail call (`STAGES[0]`).
     pub const NEW_FLOW: &str = "tandem_new_flow";
+    /// The new-flow stage of load-aware services (`STAGES[1]`).
+    pub const NEW_FLOW_LOAD: &str = "tandem_new_flow_load";
     /// XDP_PASS, for the far end of veths that receive XDP_TX/REDIRECT.
     pub const PASS: &str = "tandem_pass";
     /// Benchmark floor: XDP_TX on the same packet.
@@ -702,6 +726,7 @@ mod pod {
     unsafe impl aya::Pod for Counters {}
     unsafe impl aya::Pod for BenchFrame {}
     unsafe impl aya::Pod for Globals {}
+    unsafe impl aya::Pod for RealLoad {}
     unsafe impl aya::Pod for HbConfig {}
     unsafe impl aya::Pod for HbPeerKey {}
     unsafe impl aya::Pod for HbPeer {}

@@ -15,6 +15,8 @@ pub trait SchedView {
     fn real(&self, idx: u32) -> Option<&RealServer>;
     /// Active connections counted for slot `idx`.
     fn active(&self, idx: u32) -> u32;
+    /// Load slot `idx` reports (IVR heartbeats).
+    fn reported(&self, idx: u32) -> RealLoad;
     /// Entry `pos` of the service's wrr sequence.
     fn wrr_entry(&self, pos: u32) -> Option<u32>;
     /// Bucket `pos` of the service's sh/dh table.
@@ -53,6 +55,18 @@ pub struct FlowAddrs<'a> {
 /// server is available.
 #[inline(always)]
 pub fn schedule<V: SchedView>(view: &V, svc: &Service, addrs: FlowAddrs<'_>) -> Option<u32> {
+    if svc.flags & FLAG_REPORTED_LOAD != 0 {
+        schedule_with::<V, true>(view, svc, addrs)
+    } else {
+        schedule_with::<V, false>(view, svc, addrs)
+    }
+}
+
+/// [`schedule`] with load-awareness fixed at compile time: the kernel
+/// runs the two variants as separate programs (tail-call stages), so the
+/// verifier never has to follow both inside one scheduler loop.
+#[inline(always)]
+pub fn schedule_with<V: SchedView, const LOAD_AWARE: bool>(view: &V, svc: &Service, addrs: FlowAddrs<'_>) -> Option<u32> {
     let n = if svc.n_reals > MAX_REALS {
         MAX_REALS
     } else {
@@ -62,47 +76,48 @@ pub fn schedule<V: SchedView>(view: &V, svc: &Service, addrs: FlowAddrs<'_>) -> 
         return None;
     }
     let fallback = svc.flags & FLAG_SCHED_FALLBACK != 0;
+    let load_aware = LOAD_AWARE;
     let port = if svc.flags & FLAG_SCHED_PORT != 0 {
         addrs.sport
     } else {
         0
     };
     match Scheduler::from_u8(svc.scheduler)? {
-        Scheduler::Rr => rr(view, n),
-        Scheduler::Wrr => wrr(view, svc.table_len),
-        Scheduler::Lc => least(view, n, Least::Lc),
-        Scheduler::Wlc => least(view, n, Least::Wlc),
-        Scheduler::Sed => least(view, n, Least::Sed),
-        Scheduler::Nq => least(view, n, Least::Nq),
+        Scheduler::Rr => rr(view, n, load_aware),
+        Scheduler::Wrr => wrr(view, svc.table_len, load_aware),
+        Scheduler::Lc => least(view, n, Least::Lc, load_aware),
+        Scheduler::Wlc => least(view, n, Least::Wlc, load_aware),
+        Scheduler::Sed => least(view, n, Least::Sed, load_aware),
+        Scheduler::Nq => least(view, n, Least::Nq, load_aware),
         Scheduler::Sh => {
             let h = hash_addr_port(addrs.src, port, SCHED_SEED);
-            hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback)
+            hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback, load_aware)
         }
         Scheduler::Dh => {
             let h = hash_addr_port(addrs.dst, 0, SCHED_SEED);
-            hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback)
+            hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback, load_aware)
         }
         Scheduler::Mh => {
             if svc.table_len == 0 || svc.table_len > MH_MAX_SIZE {
                 return None;
             }
             let h = hash_addr_port(addrs.src, port, SCHED_SEED);
-            hashed(view, Table::Mh, svc.table_len, h, fallback)
+            hashed(view, Table::Mh, svc.table_len, h, fallback, load_aware)
         }
     }
 }
 
 #[inline(always)]
-fn available<V: SchedView>(view: &V, idx: u32) -> bool {
+fn available<V: SchedView>(view: &V, idx: u32, load_aware: bool) -> bool {
     match view.real(idx) {
-        Some(r) => r.available(),
+        Some(r) => r.available() && !(load_aware && view.reported(idx).full()),
         None => false,
     }
 }
 
 /// IPVS rr: the first available slot after the last one picked.
 #[inline(always)]
-fn rr<V: SchedView>(view: &V, n: u32) -> Option<u32> {
+fn rr<V: SchedView>(view: &V, n: u32, load_aware: bool) -> Option<u32> {
     let mut start = view.cursor().wrapping_add(1);
     if start >= n {
         start = 0;
@@ -116,7 +131,7 @@ fn rr<V: SchedView>(view: &V, n: u32) -> Option<u32> {
         if i >= n {
             i -= n;
         }
-        if available(view, i) {
+        if available(view, i, load_aware) {
             view.set_cursor(i);
             return Some(i);
         }
@@ -129,7 +144,7 @@ fn rr<V: SchedView>(view: &V, n: u32) -> Option<u32> {
 /// the host from the weights); entries whose real server became unavailable
 /// since the build are skipped.
 #[inline(always)]
-fn wrr<V: SchedView>(view: &V, len: u32) -> Option<u32> {
+fn wrr<V: SchedView>(view: &V, len: u32, load_aware: bool) -> Option<u32> {
     if len == 0 || len > WRR_SEQ_MAX {
         return None;
     }
@@ -139,7 +154,7 @@ fn wrr<V: SchedView>(view: &V, len: u32) -> Option<u32> {
     while k < MAX_REALS {
         if let Some(idx) = view.wrr_entry(pos) {
             let next = if pos + 1 >= len { 0 } else { pos + 1 };
-            if available(view, idx) {
+            if available(view, idx, load_aware) {
                 view.set_cursor(next);
                 return Some(idx);
             }
@@ -163,7 +178,7 @@ enum Least {
 /// IPVS lc, wlc, sed and nq over the kernel's active-connection counts.
 /// Ties go to the lowest slot, as IPVS's list walk does.
 #[inline(always)]
-fn least<V: SchedView>(view: &V, n: u32, kind: Least) -> Option<u32> {
+fn least<V: SchedView>(view: &V, n: u32, kind: Least, load_aware: bool) -> Option<u32> {
     let st = view.least_scratch();
     // SAFETY: the view hands out memory valid for the whole call and used
     // by nothing else meanwhile (per-CPU in the kernel).
@@ -180,7 +195,12 @@ fn least<V: SchedView>(view: &V, n: u32, kind: Least) -> Option<u32> {
         if let Some(r) = view.real(i)
             && r.available()
         {
-            let a = view.active(i) as u64;
+            let load = view.reported(i);
+            if load_aware && load.full() {
+                i += 1;
+                continue;
+            }
+            let a = if load_aware { load.active as u64 } else { view.active(i) as u64 };
             let w = r.weight as u64;
             if kind == Least::Nq && a == 0 {
                 return Some(i);
@@ -221,7 +241,7 @@ enum Table {
 /// sh, dh, mh: the table entry the hash selects, or with fallback the next
 /// available one within `FALLBACK_PROBES` entries.
 #[inline(always)]
-fn hashed<V: SchedView>(view: &V, table: Table, len: u32, h: u32, fallback: bool) -> Option<u32> {
+fn hashed<V: SchedView>(view: &V, table: Table, len: u32, h: u32, fallback: bool, load_aware: bool) -> Option<u32> {
     // Division by a NonZeroU32 cannot panic: no panic path in the kernel program.
     let nz = core::num::NonZeroU32::new(len)?;
     let mut pos = h % nz;
@@ -231,7 +251,7 @@ fn hashed<V: SchedView>(view: &V, table: Table, len: u32, h: u32, fallback: bool
             Table::Shdh => view.shdh_entry(pos)?,
             Table::Mh => view.mh_entry(pos)?,
         };
-        if available(view, idx) {
+        if available(view, idx, load_aware) {
             return Some(idx);
         }
         if !fallback {
