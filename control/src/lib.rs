@@ -6,4 +6,5 @@
 //! [`admin`] (the admin socket protocol, server helpers and client).
 
 pub mod config;
+pub mod uring;
 pub mod vip;
