@@ -6,5 +6,6 @@
 //! [`admin`] (the admin socket protocol, server helpers and client).
 
 pub mod config;
+pub mod pair;
 pub mod uring;
 pub mod vip;
