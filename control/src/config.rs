@@ -33,8 +33,8 @@ use std::{
 use tandem_dataplane::{
     AttachMode, RealConfig, RealState, ServiceConfig,
     common::{
-        DEFAULT_FLOW_ENTRIES, FLAG_EXPIRE_NODEST, FLAG_ONE_PACKET, FLAG_SCHED_FALLBACK,
-        FLAG_SCHED_PORT, Forward, MH_DEFAULT_SIZE, MH_MAX_SIZE, Scheduler,
+        DEFAULT_FLOW_ENTRIES, FLAG_EXPIRE_NODEST, FLAG_ONE_PACKET, FLAG_REPORTED_LOAD,
+        FLAG_SCHED_FALLBACK, FLAG_SCHED_PORT, Forward, MH_DEFAULT_SIZE, MH_MAX_SIZE, Scheduler,
     },
     config::Protocol,
 };
@@ -56,11 +56,12 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tandem/tandemd.sock";
 pub const DEFAULT_PRIORITY: u8 = 100;
 
 /// Service flag names as written in the file, with their bits.
-pub const FLAG_NAMES: [(&str, u16); 4] = [
+pub const FLAG_NAMES: [(&str, u16); 5] = [
     ("expire_nodest", FLAG_EXPIRE_NODEST),
     ("sched_fallback", FLAG_SCHED_FALLBACK),
     ("sched_port", FLAG_SCHED_PORT),
     ("one_packet", FLAG_ONE_PACKET),
+    ("reported_load", FLAG_REPORTED_LOAD),
 ];
 
 /// A configuration that cannot be used. Nothing has been changed.
@@ -341,11 +342,13 @@ impl Config {
         for (i, s) in self.services.iter().enumerate() {
             let mut resolve = |field: String, name: &Option<String>| match name {
                 None => Ok(0),
-                Some(n) => ifindex(n).ok_or_else(|| {
-                    invalid(field, &quoted(n), "is not an interface of this host")
-                }),
+                Some(n) => ifindex(n)
+                    .ok_or_else(|| invalid(field, &quoted(n), "is not an interface of this host")),
             };
-            let client_ifindex = resolve(format!("service[{i}].client_interface"), &s.client_interface)?;
+            let client_ifindex = resolve(
+                format!("service[{i}].client_interface"),
+                &s.client_interface,
+            )?;
             let mut reals = Vec::with_capacity(s.reals.len());
             for (j, r) in s.reals.iter().enumerate() {
                 reals.push(RealConfig {
@@ -393,7 +396,11 @@ impl Config {
         t.insert("multiplier".into(), int(hb.multiplier));
         t.insert(
             "key".into(),
-            hb.key.iter().map(|b| format!("{b:02x}")).collect::<String>().into(),
+            hb.key
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+                .into(),
         );
         let paths = hb
             .paths
@@ -639,13 +646,21 @@ fn parse_heartbeat(t: &Fields) -> Result<HeartbeatConfig, ConfigError> {
             return Err(invalid(p.path("name"), &quoted(&name), "is empty"));
         }
         if paths.iter().any(|o| o.name == name) {
-            return Err(invalid(p.path("name"), &quoted(&name), "is used by another path"));
+            return Err(invalid(
+                p.path("name"),
+                &quoted(&name),
+                "is used by another path",
+            ));
         }
         let interface = p.interface("interface")?;
         let local = p.req_ipv4("local")?;
         let peer = p.req_ipv4("peer")?;
         if peer == local {
-            return Err(invalid(p.path("peer"), &quoted(&peer.to_string()), "is the local address"));
+            return Err(invalid(
+                p.path("peer"),
+                &quoted(&peer.to_string()),
+                "is the local address",
+            ));
         }
         p.finish()?;
         paths.push(HeartbeatPath {
@@ -680,8 +695,12 @@ fn parse_vip(t: &Fields) -> Result<VipConfig, ConfigError> {
     let address = t.req_ipv4("address")?;
     let interface = t.interface("interface")?;
     let garp_count = t.int("garp_count", Some(DEFAULT_GARP_COUNT as i64), 0, 1000)? as u32;
-    let garp_interval_ms =
-        t.int("garp_interval_ms", Some(DEFAULT_GARP_INTERVAL_MS as i64), 0, 10_000)? as u64;
+    let garp_interval_ms = t.int(
+        "garp_interval_ms",
+        Some(DEFAULT_GARP_INTERVAL_MS as i64),
+        0,
+        10_000,
+    )? as u64;
     t.finish()?;
     Ok(VipConfig {
         address,
@@ -752,8 +771,12 @@ fn parse_dataplane(
             out
         }
     };
-    let flow_entries =
-        t.int("flow_entries", Some(DEFAULT_FLOW_ENTRIES as i64), 1024, 1 << 26)? as u32;
+    let flow_entries = t.int(
+        "flow_entries",
+        Some(DEFAULT_FLOW_ENTRIES as i64),
+        1024,
+        1 << 26,
+    )? as u32;
     t.finish()?;
     Ok(DataplaneConfig {
         xdp_mode,
@@ -769,7 +792,13 @@ fn parse_service(t: &Fields) -> Result<ServiceEntry, ConfigError> {
     let protocol = match proto.as_str() {
         "udp" => Protocol::Udp,
         "tcp" => Protocol::Tcp,
-        _ => return Err(invalid(t.path("protocol"), &quoted(&proto), "is not udp or tcp")),
+        _ => {
+            return Err(invalid(
+                t.path("protocol"),
+                &quoted(&proto),
+                "is not udp or tcp",
+            ));
+        }
     };
     let sched = t.string("scheduler", None)?;
     let scheduler = tandem_dataplane::config::parse_scheduler(&sched).ok_or_else(|| {
@@ -783,7 +812,13 @@ fn parse_service(t: &Fields) -> Result<ServiceEntry, ConfigError> {
     let forward = match fwd.as_str() {
         "dr" => Forward::Dr,
         "nat" => Forward::Nat,
-        _ => return Err(invalid(t.path("forward"), &quoted(&fwd), "is not dr or nat")),
+        _ => {
+            return Err(invalid(
+                t.path("forward"),
+                &quoted(&fwd),
+                "is not dr or nat",
+            ));
+        }
     };
     let mut flags = 0u16;
     if let Some(v) = t.opt("flags") {
@@ -800,7 +835,7 @@ fn parse_service(t: &Fields) -> Result<ServiceEntry, ConfigError> {
                     invalid(
                         format!("{field}[{i}]"),
                         item,
-                        "is not a flag (expire_nodest, sched_fallback, sched_port, one_packet)",
+                        "is not a flag (expire_nodest, sched_fallback, sched_port, one_packet, reported_load)",
                     )
                 })?;
             flags |= bit;
@@ -848,16 +883,22 @@ fn parse_real(t: &Fields, vip: IpAddr) -> Result<RealEntry, ConfigError> {
         ));
     }
     let port = t.int("port", Some(0), 0, 65_535)? as u16;
-    let mac = t
-        .opt_mac("mac")?
-        .ok_or_else(|| ConfigError::Missing { field: t.path("mac") })?;
+    let mac = t.opt_mac("mac")?.ok_or_else(|| ConfigError::Missing {
+        field: t.path("mac"),
+    })?;
     let weight = t.int("weight", Some(1), 0, 65_535)? as u32;
     let st = t.string("state", Some("up"))?;
     let state = match st.as_str() {
         "up" => RealState::Up,
         "draining" => RealState::Draining,
         "down" => RealState::Down,
-        _ => return Err(invalid(t.path("state"), &quoted(&st), "is not up, draining or down")),
+        _ => {
+            return Err(invalid(
+                t.path("state"),
+                &quoted(&st),
+                "is not up, draining or down",
+            ));
+        }
     };
     let interface = match t.opt("interface") {
         Some(_) => Some(t.interface("interface")?),
@@ -875,7 +916,10 @@ fn parse_real(t: &Fields, vip: IpAddr) -> Result<RealEntry, ConfigError> {
 }
 
 fn is_prime(n: u32) -> bool {
-    n >= 2 && (2..).take_while(|d: &u64| d * d <= n as u64).all(|d| n as u64 % d != 0)
+    n >= 2
+        && (2..)
+            .take_while(|d: &u64| d * d <= n as u64)
+            .all(|d| !(n as u64).is_multiple_of(d))
 }
 
 fn check_ifname(field: &str, name: &str) -> Result<(), ConfigError> {
@@ -923,14 +967,17 @@ impl<'a> Fields<'a> {
     }
 
     fn req(&self, key: &str) -> Result<&'a Value, ConfigError> {
-        self.opt(key)
-            .ok_or_else(|| ConfigError::Missing { field: self.path(key) })
+        self.opt(key).ok_or_else(|| ConfigError::Missing {
+            field: self.path(key),
+        })
     }
 
     fn finish(&self) -> Result<(), ConfigError> {
         let seen = self.seen.borrow();
         match self.table.keys().find(|k| !seen.contains(&k.as_str())) {
-            Some(k) => Err(ConfigError::Unknown { field: self.path(k) }),
+            Some(k) => Err(ConfigError::Unknown {
+                field: self.path(k),
+            }),
             None => Ok(()),
         }
     }
@@ -939,16 +986,28 @@ impl<'a> Fields<'a> {
         let v = match (self.opt(key), default) {
             (Some(v), _) => v,
             (None, Some(d)) => return Ok(d),
-            (None, None) => return Err(ConfigError::Missing { field: self.path(key) }),
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    field: self.path(key),
+                });
+            }
         };
         let n = v
             .as_integer()
             .ok_or_else(|| invalid(self.path(key), v, "is not an integer"))?;
         if n < min {
-            return Err(invalid(self.path(key), v, &format!("is below the minimum {min}")));
+            return Err(invalid(
+                self.path(key),
+                v,
+                &format!("is below the minimum {min}"),
+            ));
         }
         if n > max {
-            return Err(invalid(self.path(key), v, &format!("is above the maximum {max}")));
+            return Err(invalid(
+                self.path(key),
+                v,
+                &format!("is above the maximum {max}"),
+            ));
         }
         Ok(n)
     }
@@ -959,7 +1018,9 @@ impl<'a> Fields<'a> {
                 .as_bool()
                 .ok_or_else(|| invalid(self.path(key), v, "is not true or false")),
             (None, Some(d)) => Ok(d),
-            (None, None) => Err(ConfigError::Missing { field: self.path(key) }),
+            (None, None) => Err(ConfigError::Missing {
+                field: self.path(key),
+            }),
         }
     }
 
@@ -970,7 +1031,9 @@ impl<'a> Fields<'a> {
                 .map(str::to_string)
                 .ok_or_else(|| invalid(self.path(key), v, "is not a string")),
             (None, Some(d)) => Ok(d.to_string()),
-            (None, None) => Err(ConfigError::Missing { field: self.path(key) }),
+            (None, None) => Err(ConfigError::Missing {
+                field: self.path(key),
+            }),
         }
     }
 
@@ -1019,8 +1082,9 @@ impl<'a> Fields<'a> {
     }
 
     fn req_table(&self, key: &str) -> Result<Fields<'a>, ConfigError> {
-        self.opt_table(key)?
-            .ok_or_else(|| ConfigError::Missing { field: self.path(key) })
+        self.opt_table(key)?.ok_or_else(|| ConfigError::Missing {
+            field: self.path(key),
+        })
     }
 
     fn opt_table(&self, key: &str) -> Result<Option<Fields<'a>>, ConfigError> {
@@ -1085,7 +1149,7 @@ vip = "198.18.0.100"
 port = 5060
 protocol = "udp"
 scheduler = "wrr"
-flags = ["expire_nodest"]
+flags = ["expire_nodest", "reported_load"]
 
 [[service.real]]
 address = "198.18.0.21"
@@ -1124,13 +1188,16 @@ interface = "svc0"
         assert_eq!(c.heartbeat.key[15], 0x0f);
         assert_eq!(c.heartbeat.paths.len(), 2);
         assert_eq!(c.heartbeat.paths[1].peer, Ipv4Addr::new(198, 18, 0, 12));
-        assert_eq!(c.witness.as_ref().map(|w| w.address), Some(Ipv4Addr::new(198, 18, 0, 1)));
+        assert_eq!(
+            c.witness.as_ref().map(|w| w.address),
+            Some(Ipv4Addr::new(198, 18, 0, 1))
+        );
         assert_eq!(c.vips[0].garp_count, DEFAULT_GARP_COUNT);
         assert_eq!(c.vips[0].garp_interval, Duration::from_millis(10));
         assert_eq!(c.dataplane.xdp_mode, AttachMode::Auto);
         assert_eq!(c.dataplane.interfaces, vec!["hb0", "svc0"]);
         assert_eq!(c.services[0].forward, Forward::Dr);
-        assert_eq!(c.services[0].flags, FLAG_EXPIRE_NODEST);
+        assert_eq!(c.services[0].flags, FLAG_EXPIRE_NODEST | FLAG_REPORTED_LOAD);
         assert_eq!(c.services[0].reals[1].state, RealState::Draining);
         assert_eq!(c.services[0].reals[0].weight, 2);
         assert_eq!(c.admin.socket, PathBuf::from(DEFAULT_ADMIN_SOCKET));
@@ -1175,49 +1242,146 @@ interface = "svc0"
     #[test]
     fn load_names_the_file() {
         let e = Config::load("/nonexistent/tandem.toml").expect_err("no file");
-        assert!(e.to_string().starts_with("/nonexistent/tandem.toml: cannot read"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/tandem.toml: cannot read"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_fields_are_named_with_their_values() {
         let cases: Vec<(String, &str)> = vec![
-            (with("interval_ms = 1", "interval_ms = 0"), "heartbeat.interval_ms: 0 is below the minimum 1"),
-            (with("multiplier = 3", "multiplier = 1"), "heartbeat.multiplier: 1 is below the minimum 2"),
-            (with("interval_ms = 1", "interval_ms = \"fast\""), r#"heartbeat.interval_ms: "fast" is not an integer"#),
+            (
+                with("interval_ms = 1", "interval_ms = 0"),
+                "heartbeat.interval_ms: 0 is below the minimum 1",
+            ),
+            (
+                with("multiplier = 3", "multiplier = 1"),
+                "heartbeat.multiplier: 1 is below the minimum 2",
+            ),
+            (
+                with("interval_ms = 1", "interval_ms = \"fast\""),
+                r#"heartbeat.interval_ms: "fast" is not an integer"#,
+            ),
             (
                 with("000102030405060708090a0b0c0d0e0f", "0001020304050607"),
                 r#"heartbeat.key: "0001020304050607" is not a 16-byte key written as 32 hexadecimal digits"#,
             ),
             (
-                with("000102030405060708090a0b0c0d0e0f", "zz0102030405060708090a0b0c0d0e0f"),
+                with(
+                    "000102030405060708090a0b0c0d0e0f",
+                    "zz0102030405060708090a0b0c0d0e0f",
+                ),
                 r#"heartbeat.key: "zz0102030405060708090a0b0c0d0e0f" is not a 16-byte key written as 32 hexadecimal digits"#,
             ),
-            (with("id = 1", "id = 0"), "node.id: 0 is below the minimum 1"),
-            (with("id = 1", "id = 4294967296"), "node.id: 4294967296 is above the maximum 4294967295"),
-            (with("priority = 150", "priority = 256"), "node.priority: 256 is above the maximum 255"),
-            (with("preempt = true", "preempt = 1"), "node.preempt: 1 is not true or false"),
+            (
+                with("id = 1", "id = 0"),
+                "node.id: 0 is below the minimum 1",
+            ),
+            (
+                with("id = 1", "id = 4294967296"),
+                "node.id: 4294967296 is above the maximum 4294967295",
+            ),
+            (
+                with("priority = 150", "priority = 256"),
+                "node.priority: 256 is above the maximum 255",
+            ),
+            (
+                with("preempt = true", "preempt = 1"),
+                "node.preempt: 1 is not true or false",
+            ),
             (with("id = 1\n", ""), "node.id: missing"),
-            (with("preempt = true", "preempt = true\nprio = 3"), "node.prio: unknown field"),
-            (with("local = \"198.18.1.1\"", "local = \"198.18.1\""), r#"heartbeat.paths[0].local: "198.18.1" is not an IP address"#),
-            (with("peer = \"198.18.0.12\"", "peer = \"fd00::1\""), r#"heartbeat.paths[1].peer: "fd00::1" is not an IPv4 address"#),
-            (with("peer = \"198.18.1.2\"", "peer = \"198.18.1.1\""), r#"heartbeat.paths[0].peer: "198.18.1.1" is the local address"#),
-            (with("name = \"service\"", "name = \"link\""), r#"heartbeat.paths[1].name: "link" is used by another path"#),
-            (with("interface = \"hb0\"", "interface = \"a-very-long-interface-name\""), r#"heartbeat.paths[0].interface: "a-very-long-interface-name" is not an interface name"#),
-            (with("address = \"198.18.0.1\"", "address = \"224.0.0.1\""), r#"witness.address: "224.0.0.1" is not a unicast address"#),
-            (with("scheduler = \"wrr\"", "scheduler = \"fifo\""), r#"service[0].scheduler: "fifo" is not a scheduler (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"#),
-            (with("protocol = \"udp\"", "protocol = \"sctp\""), r#"service[0].protocol: "sctp" is not udp or tcp"#),
-            (with("port = 5060", "port = 70000"), "service[0].port: 70000 is above the maximum 65535"),
-            (with("flags = [\"expire_nodest\"]", "flags = [\"expire_nodest\", \"fast\"]"), r#"service[0].flags[1]: "fast" is not a flag (expire_nodest, sched_fallback, sched_port, one_packet)"#),
-            (with("02:00:00:00:00:21", "zz:00:00:00:00:21"), r#"service[0].real[0].mac: "zz:00:00:00:00:21" is not a MAC address"#),
-            (with("02:00:00:00:00:22", "01:00:5e:00:00:22"), r#"service[0].real[1].mac: "01:00:5e:00:00:22" is not a unicast MAC address"#),
-            (with("state = \"draining\"", "state = \"sleepy\""), r#"service[0].real[1].state: "sleepy" is not up, draining or down"#),
-            (with("weight = 2", "weight = -1"), "service[0].real[0].weight: -1 is below the minimum 0"),
-            (with("address = \"198.18.0.21\"", "address = \"fd00::21\""), r#"service[0].real[0].address: "fd00::21" is not of the VIP's address family"#),
-            (with("vip = \"198.18.0.100\"", "vip = \"198.18.0.101\""), "service[0].vip: 198.18.0.101 is not the address of any [[vip]]"),
-            (with("scheduler = \"wrr\"", "scheduler = \"mh\"\nmh_size = 65536"), "service[0].mh_size: 65536 is not a prime at most 131071"),
-            (with("[witness]", "[dataplane]\nxdp_mode = \"turbo\"\n[witness]"), r#"dataplane.xdp_mode: "turbo" is not one of native, generic, auto"#),
-            (with("[witness]", "[dataplane]\ninterfaces = []\n[witness]"), "dataplane.interfaces: [] is empty"),
-            (with("[witness]", "[dataplane]\nflow_entries = 10\n[witness]"), "dataplane.flow_entries: 10 is below the minimum 1024"),
+            (
+                with("preempt = true", "preempt = true\nprio = 3"),
+                "node.prio: unknown field",
+            ),
+            (
+                with("local = \"198.18.1.1\"", "local = \"198.18.1\""),
+                r#"heartbeat.paths[0].local: "198.18.1" is not an IP address"#,
+            ),
+            (
+                with("peer = \"198.18.0.12\"", "peer = \"fd00::1\""),
+                r#"heartbeat.paths[1].peer: "fd00::1" is not an IPv4 address"#,
+            ),
+            (
+                with("peer = \"198.18.1.2\"", "peer = \"198.18.1.1\""),
+                r#"heartbeat.paths[0].peer: "198.18.1.1" is the local address"#,
+            ),
+            (
+                with("name = \"service\"", "name = \"link\""),
+                r#"heartbeat.paths[1].name: "link" is used by another path"#,
+            ),
+            (
+                with(
+                    "interface = \"hb0\"",
+                    "interface = \"a-very-long-interface-name\"",
+                ),
+                r#"heartbeat.paths[0].interface: "a-very-long-interface-name" is not an interface name"#,
+            ),
+            (
+                with("address = \"198.18.0.1\"", "address = \"224.0.0.1\""),
+                r#"witness.address: "224.0.0.1" is not a unicast address"#,
+            ),
+            (
+                with("scheduler = \"wrr\"", "scheduler = \"fifo\""),
+                r#"service[0].scheduler: "fifo" is not a scheduler (rr, wrr, lc, wlc, sed, nq, sh, dh, mh)"#,
+            ),
+            (
+                with("protocol = \"udp\"", "protocol = \"sctp\""),
+                r#"service[0].protocol: "sctp" is not udp or tcp"#,
+            ),
+            (
+                with("port = 5060", "port = 70000"),
+                "service[0].port: 70000 is above the maximum 65535",
+            ),
+            (
+                with(
+                    "flags = [\"expire_nodest\", \"reported_load\"]",
+                    "flags = [\"expire_nodest\", \"fast\"]",
+                ),
+                r#"service[0].flags[1]: "fast" is not a flag (expire_nodest, sched_fallback, sched_port, one_packet, reported_load)"#,
+            ),
+            (
+                with("02:00:00:00:00:21", "zz:00:00:00:00:21"),
+                r#"service[0].real[0].mac: "zz:00:00:00:00:21" is not a MAC address"#,
+            ),
+            (
+                with("02:00:00:00:00:22", "01:00:5e:00:00:22"),
+                r#"service[0].real[1].mac: "01:00:5e:00:00:22" is not a unicast MAC address"#,
+            ),
+            (
+                with("state = \"draining\"", "state = \"sleepy\""),
+                r#"service[0].real[1].state: "sleepy" is not up, draining or down"#,
+            ),
+            (
+                with("weight = 2", "weight = -1"),
+                "service[0].real[0].weight: -1 is below the minimum 0",
+            ),
+            (
+                with("address = \"198.18.0.21\"", "address = \"fd00::21\""),
+                r#"service[0].real[0].address: "fd00::21" is not of the VIP's address family"#,
+            ),
+            (
+                with("vip = \"198.18.0.100\"", "vip = \"198.18.0.101\""),
+                "service[0].vip: 198.18.0.101 is not the address of any [[vip]]",
+            ),
+            (
+                with("scheduler = \"wrr\"", "scheduler = \"mh\"\nmh_size = 65536"),
+                "service[0].mh_size: 65536 is not a prime at most 131071",
+            ),
+            (
+                with("[witness]", "[dataplane]\nxdp_mode = \"turbo\"\n[witness]"),
+                r#"dataplane.xdp_mode: "turbo" is not one of native, generic, auto"#,
+            ),
+            (
+                with("[witness]", "[dataplane]\ninterfaces = []\n[witness]"),
+                "dataplane.interfaces: [] is empty",
+            ),
+            (
+                with("[witness]", "[dataplane]\nflow_entries = 10\n[witness]"),
+                "dataplane.flow_entries: 10 is below the minimum 1024",
+            ),
             (
                 with("paths = [", "paths = []\nold_paths = ["),
                 "heartbeat.paths: [] is empty: at least one heartbeat path is needed",
@@ -1225,7 +1389,10 @@ interface = "svc0"
             (with("[heartbeat]", "[heartbeats]"), "heartbeat: missing"),
             // The dataplane's own checks, mapped to the file's names.
             (
-                with("protocol = \"udp\"", "protocol = \"udp\"\nforward = \"nat\""),
+                with(
+                    "protocol = \"udp\"",
+                    "protocol = \"udp\"\nforward = \"nat\"",
+                ),
                 "service[0].gateway_mac: (udp/198.18.0.100:5060) NAT needs the MAC of the gateway toward the clients",
             ),
         ];
@@ -1236,8 +1403,12 @@ interface = "svc0"
 
     #[test]
     fn duplicates_across_sections() {
-        let dup_vip = format!("{GOOD}\n[[vip]]\naddress = \"198.18.0.100\"\ninterface = \"svc0\"\n");
-        assert_eq!(error_of(&dup_vip), "vip[1].address: 198.18.0.100 is listed twice");
+        let dup_vip =
+            format!("{GOOD}\n[[vip]]\naddress = \"198.18.0.100\"\ninterface = \"svc0\"\n");
+        assert_eq!(
+            error_of(&dup_vip),
+            "vip[1].address: 198.18.0.100 is listed twice"
+        );
         let dup_service = format!(
             "{GOOD}\n[[service]]\nvip = \"198.18.0.100\"\nport = 5060\nprotocol = \"udp\"\nscheduler = \"rr\"\n"
         );

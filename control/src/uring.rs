@@ -121,7 +121,10 @@ pub struct Reactor {
 unsafe impl Send for Reactor {}
 
 fn monotonic_now() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec; CLOCK_MONOTONIC always exists.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -220,7 +223,11 @@ impl Reactor {
             self.cancel(token)?;
         }
         let t = self.monotonic(deadline);
-        let ts = Box::new(types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos()));
+        let ts = Box::new(
+            types::Timespec::new()
+                .sec(t.as_secs())
+                .nsec(t.subsec_nanos()),
+        );
         self.start(token, OpKind::Timeout, Resources::Timespec(ts), |res| {
             let ptr = match res {
                 Resources::Timespec(ts) => &**ts as *const types::Timespec,
@@ -243,10 +250,17 @@ impl Reactor {
 
     /// Receives one datagram (or stream chunk) of at most `len` bytes.
     pub fn recv(&mut self, token: u64, fd: RawFd, len: usize) -> Result<(), ReactorError> {
-        self.start(token, OpKind::Recv, Resources::Buf(vec![0; len]), |res| match res {
-            Resources::Buf(b) => opcode::Recv::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32).build(),
-            _ => opcode::Nop::new().build(),
-        })
+        self.start(
+            token,
+            OpKind::Recv,
+            Resources::Buf(vec![0; len]),
+            |res| match res {
+                Resources::Buf(b) => {
+                    opcode::Recv::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32).build()
+                }
+                _ => opcode::Nop::new().build(),
+            },
+        )
     }
 
     /// Receives one datagram of at most `len` bytes with its sender.
@@ -261,37 +275,51 @@ impl Reactor {
                 buf: vec![0; len],
             }
         });
-        self.start(token, OpKind::RecvFrom, Resources::Msg(storage), |res| match res {
-            Resources::Msg(m) => {
-                let m = &mut **m;
-                m.iov.iov_base = m.buf.as_mut_ptr() as *mut libc::c_void;
-                m.iov.iov_len = m.buf.len();
-                m.hdr.msg_name = &mut m.addr as *mut _ as *mut libc::c_void;
-                m.hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                m.hdr.msg_iov = &mut m.iov;
-                m.hdr.msg_iovlen = 1;
-                opcode::RecvMsg::new(types::Fd(fd), &mut m.hdr).build()
-            }
-            _ => opcode::Nop::new().build(),
-        })
+        self.start(
+            token,
+            OpKind::RecvFrom,
+            Resources::Msg(storage),
+            |res| match res {
+                Resources::Msg(m) => {
+                    let m = &mut **m;
+                    m.iov.iov_base = m.buf.as_mut_ptr() as *mut libc::c_void;
+                    m.iov.iov_len = m.buf.len();
+                    m.hdr.msg_name = &mut m.addr as *mut _ as *mut libc::c_void;
+                    m.hdr.msg_namelen = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                    m.hdr.msg_iov = &mut m.iov;
+                    m.hdr.msg_iovlen = 1;
+                    opcode::RecvMsg::new(types::Fd(fd), &mut m.hdr).build()
+                }
+                _ => opcode::Nop::new().build(),
+            },
+        )
     }
 
     /// Sends `data` on a connected socket; the completion gives it back.
     pub fn send(&mut self, token: u64, fd: RawFd, data: Vec<u8>) -> Result<(), ReactorError> {
         self.start(token, OpKind::Send, Resources::Buf(data), |res| match res {
-            Resources::Buf(b) => opcode::Send::new(types::Fd(fd), b.as_ptr(), b.len() as u32).build(),
+            Resources::Buf(b) => {
+                opcode::Send::new(types::Fd(fd), b.as_ptr(), b.len() as u32).build()
+            }
             _ => opcode::Nop::new().build(),
         })
     }
 
     /// Reads at most `len` bytes from `fd` at its current position.
     pub fn read(&mut self, token: u64, fd: RawFd, len: usize) -> Result<(), ReactorError> {
-        self.start(token, OpKind::Read, Resources::Buf(vec![0; len]), |res| match res {
-            Resources::Buf(b) => opcode::Read::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32)
-                .offset(u64::MAX)
-                .build(),
-            _ => opcode::Nop::new().build(),
-        })
+        self.start(
+            token,
+            OpKind::Read,
+            Resources::Buf(vec![0; len]),
+            |res| match res {
+                Resources::Buf(b) => {
+                    opcode::Read::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32)
+                        .offset(u64::MAX)
+                        .build()
+                }
+                _ => opcode::Nop::new().build(),
+            },
+        )
     }
 
     /// Accepts one connection on a listening socket.
@@ -439,7 +467,8 @@ fn sockaddr_to_std(ss: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<
         }
         libc::AF_INET6 if len as usize >= mem::size_of::<libc::sockaddr_in6>() => {
             // SAFETY: the family says it is a sockaddr_in6, which fits in the storage.
-            let sin6: &libc::sockaddr_in6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(sin6.sin6_addr.s6_addr),
                 u16::from_be(sin6.sin6_port),
@@ -580,12 +609,16 @@ mod tests {
         // Armed out of order; token k fires at base + k × 300 µs.
         let order = [7u64, 2, 9, 0, 5, 1, 8, 3, 6, 4];
         for k in order {
-            r.arm_timeout(k, base + Duration::from_micros(300 * k)).expect("arm");
+            r.arm_timeout(k, base + Duration::from_micros(300 * k))
+                .expect("arm");
         }
         let mut fired = Vec::new();
         let stop = Instant::now() + Duration::from_secs(2);
         while fired.len() < order.len() && Instant::now() < stop {
-            for c in r.submit_and_wait(1, Some(Duration::from_millis(100))).expect("wait") {
+            for c in r
+                .submit_and_wait(1, Some(Duration::from_millis(100)))
+                .expect("wait")
+            {
                 assert!(Instant::now() >= base + Duration::from_micros(300 * c.token));
                 fired.push(c.token);
             }
@@ -597,29 +630,44 @@ mod tests {
     fn rearm_replaces_and_cancel_silences() {
         let mut r = Reactor::new(16).expect("ring");
         let now = Instant::now();
-        r.arm_timeout(1, now + Duration::from_millis(30)).expect("arm");
-        r.arm_timeout(1, now + Duration::from_millis(1)).expect("re-arm");
-        r.arm_timeout(2, now + Duration::from_millis(5)).expect("arm");
+        r.arm_timeout(1, now + Duration::from_millis(30))
+            .expect("arm");
+        r.arm_timeout(1, now + Duration::from_millis(1))
+            .expect("re-arm");
+        r.arm_timeout(2, now + Duration::from_millis(5))
+            .expect("arm");
         assert!(r.cancel(2).expect("cancel"));
         assert!(!r.cancel(2).expect("cancel again"));
         let mut seen = Vec::new();
         while Instant::now() < now + Duration::from_millis(60) {
-            for c in r.submit_and_wait(1, Some(Duration::from_millis(10))).expect("wait") {
+            for c in r
+                .submit_and_wait(1, Some(Duration::from_millis(10)))
+                .expect("wait")
+            {
                 seen.push((c.token, now.elapsed()));
             }
         }
         assert_eq!(seen.len(), 1, "{seen:?}");
         assert_eq!(seen[0].0, 1);
-        assert!(seen[0].1 < Duration::from_millis(25), "the replaced deadline fired: {seen:?}");
+        assert!(
+            seen[0].1 < Duration::from_millis(25),
+            "the replaced deadline fired: {seen:?}"
+        );
         // A token in flight cannot name a second operation.
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
         r.recv(3, sock.as_raw_fd(), 16).expect("recv");
-        assert!(matches!(r.recv(3, sock.as_raw_fd(), 16), Err(ReactorError::TokenInUse(3))));
+        assert!(matches!(
+            r.recv(3, sock.as_raw_fd(), 16),
+            Err(ReactorError::TokenInUse(3))
+        ));
         assert!(matches!(
             r.arm_timeout(3, Instant::now()),
             Err(ReactorError::TokenInUse(3))
         ));
-        assert!(matches!(r.poll(INTERNAL, 0, 0), Err(ReactorError::ReservedToken(_))));
+        assert!(matches!(
+            r.poll(INTERNAL, 0, 0),
+            Err(ReactorError::ReservedToken(_))
+        ));
     }
 
     #[test]
@@ -639,11 +687,15 @@ mod tests {
         let rounds = 1000u32;
         let mut rtts = Vec::with_capacity(rounds as usize);
         let mut sent_at = Instant::now();
-        r.send(A_SEND, fa, 0u32.to_be_bytes().to_vec()).expect("send");
+        r.send(A_SEND, fa, 0u32.to_be_bytes().to_vec())
+            .expect("send");
         let stop = Instant::now() + Duration::from_secs(10);
         let mut done = 0u32;
         while done < rounds && Instant::now() < stop {
-            for c in r.submit_and_wait(1, Some(Duration::from_secs(1))).expect("wait") {
+            for c in r
+                .submit_and_wait(1, Some(Duration::from_secs(1)))
+                .expect("wait")
+            {
                 let n = *c.result.as_ref().map_err(|e| e.to_string()).expect("op ok");
                 match c.token {
                     B_RECV => {
@@ -662,7 +714,8 @@ mod tests {
                         done += 1;
                         r.recv(A_RECV, fa, 1500).expect("re-arm");
                         sent_at = Instant::now();
-                        r.send(A_SEND, fa, done.to_be_bytes().to_vec()).expect("ping");
+                        r.send(A_SEND, fa, done.to_be_bytes().to_vec())
+                            .expect("ping");
                     }
                     A_SEND | B_SEND => assert_eq!(n, 4),
                     other => panic!("unexpected token {other}"),
@@ -688,12 +741,16 @@ mod tests {
         let listener = UnixListener::bind(&path).expect("bind");
         let mut r = Reactor::new(8).expect("ring");
         r.accept(9, listener.as_raw_fd()).expect("accept");
-        r.poll(10, listener.as_raw_fd(), libc::POLLIN as u32).expect("poll");
+        r.poll(10, listener.as_raw_fd(), libc::POLLIN as u32)
+            .expect("poll");
         let mut client = std::os::unix::net::UnixStream::connect(&path).expect("connect");
         let mut got = Vec::new();
         let stop = Instant::now() + Duration::from_secs(2);
         while got.len() < 2 && Instant::now() < stop {
-            got.extend(r.submit_and_wait(1, Some(Duration::from_millis(200))).expect("wait"));
+            got.extend(
+                r.submit_and_wait(1, Some(Duration::from_millis(200)))
+                    .expect("wait"),
+            );
         }
         let accepted = got
             .iter_mut()
@@ -719,7 +776,12 @@ mod tests {
         assert!(r.submit_and_wait(0, None).expect("submit").is_empty());
         // SAFETY: tgkill to our own thread with a blocked signal.
         let rc = unsafe {
-            libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), libc::SIGTERM)
+            libc::syscall(
+                libc::SYS_tgkill,
+                libc::getpid(),
+                libc::gettid(),
+                libc::SIGTERM,
+            )
         };
         assert_eq!(rc, 0);
         let c = r
@@ -738,16 +800,23 @@ mod tests {
         let mut r = Reactor::new(8).expect("ring");
         r.read(5, rx.as_raw_fd(), 64).expect("read");
         nix::unistd::write(&tx, b"hello").expect("write");
-        let c = r.submit_and_wait(1, Some(Duration::from_secs(2))).expect("wait");
+        let c = r
+            .submit_and_wait(1, Some(Duration::from_secs(2)))
+            .expect("wait");
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].data, b"hello");
         // Left in flight: dropping cancels it and returns promptly.
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
         r.recv(6, sock.as_raw_fd(), 64).expect("recv");
-        r.arm_timeout(7, Instant::now() + Duration::from_secs(60)).expect("arm");
+        r.arm_timeout(7, Instant::now() + Duration::from_secs(60))
+            .expect("arm");
         r.submit_and_wait(0, None).expect("submit");
         let t = Instant::now();
         drop(r);
-        assert!(t.elapsed() < Duration::from_millis(150), "drop took {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(150),
+            "drop took {:?}",
+            t.elapsed()
+        );
     }
 }

@@ -179,9 +179,21 @@ impl AddressSocket {
 
     /// Adds `addr/prefix_len` to the interface; [`Change::AlreadyPresent`]
     /// if it is there.
-    pub fn add(&mut self, iface: &Interface, addr: Ipv4Addr, prefix_len: u8) -> Result<Change, VipError> {
+    pub fn add(
+        &mut self,
+        iface: &Interface,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<Change, VipError> {
         let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL;
-        let msg = self.addr_request(libc::RTM_NEWADDR, flags as u16, iface.index, addr, prefix_len, true);
+        let msg = self.addr_request(
+            libc::RTM_NEWADDR,
+            flags as u16,
+            iface.index,
+            addr,
+            prefix_len,
+            true,
+        );
         match self.transact(&msg) {
             Ok(()) => Ok(Change::Added),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Change::AlreadyPresent),
@@ -200,7 +212,14 @@ impl AddressSocket {
     pub fn remove(&mut self, iface: &Interface, addr: Ipv4Addr) -> Result<Change, VipError> {
         let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK;
         // IFA_LOCAL only: the kernel then matches the address alone, not the prefix.
-        let msg = self.addr_request(libc::RTM_DELADDR, flags as u16, iface.index, addr, 32, false);
+        let msg = self.addr_request(
+            libc::RTM_DELADDR,
+            flags as u16,
+            iface.index,
+            addr,
+            32,
+            false,
+        );
         match self.transact(&msg) {
             Ok(()) => Ok(Change::Removed),
             Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(Change::AlreadyAbsent),
@@ -298,7 +317,10 @@ impl AddressSocket {
         if n < 0 {
             let e = last_os_error();
             if e.kind() == io::ErrorKind::WouldBlock {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "no answer from the kernel"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer from the kernel",
+                ));
             }
             return Err(e);
         }
@@ -499,7 +521,11 @@ impl GarpSender {
         }
         // SAFETY: an all-zero ifreq is valid; the name is copied in below.
         let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
-        for (dst, src) in ifr.ifr_name.iter_mut().zip(iface.name.bytes().take(libc::IFNAMSIZ - 1)) {
+        for (dst, src) in ifr
+            .ifr_name
+            .iter_mut()
+            .zip(iface.name.bytes().take(libc::IFNAMSIZ - 1))
+        {
             *dst = src as libc::c_char;
         }
         // SAFETY: SIOCGIFHWADDR reads the name and writes ifr_hwaddr within ifr.
@@ -679,7 +705,14 @@ mod tests {
             println!("SKIP netlink_request_layout: no netlink socket");
             return;
         };
-        let m = s.addr_request(libc::RTM_NEWADDR, 0x605, 7, Ipv4Addr::new(198, 18, 0, 100), 32, true);
+        let m = s.addr_request(
+            libc::RTM_NEWADDR,
+            0x605,
+            7,
+            Ipv4Addr::new(198, 18, 0, 100),
+            32,
+            true,
+        );
         assert_eq!(m.len(), 16 + 8 + 8 + 8);
         assert_eq!(u32::from_ne_bytes([m[0], m[1], m[2], m[3]]), 40);
         assert_eq!(u16::from_ne_bytes([m[4], m[5]]), libc::RTM_NEWADDR);
@@ -709,6 +742,9 @@ mod tests {
     #[test]
     fn missing_interface_is_named() {
         let e = Interface::by_name("tdm-nosuch0").expect_err("no such interface");
-        assert!(e.to_string().starts_with("interface `tdm-nosuch0`: "), "{e}");
+        assert!(
+            e.to_string().starts_with("interface `tdm-nosuch0`: "),
+            "{e}"
+        );
     }
 }

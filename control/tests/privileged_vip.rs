@@ -55,7 +55,9 @@ impl Netns {
         ip(&["netns", "add", &name]);
         let ns = Netns { name };
         let n = ns.name.as_str();
-        ip(&["-n", n, "link", "add", "va", "type", "veth", "peer", "name", "vb"]);
+        ip(&[
+            "-n", n, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ]);
         ip(&["-n", n, "addr", "add", "198.18.200.1/24", "dev", "va"]);
         ip(&["-n", n, "addr", "add", "198.18.200.2/24", "dev", "vb"]);
         ip(&["-n", n, "link", "set", "va", "up"]);
@@ -87,14 +89,22 @@ impl Netns {
             .into_iter()
             .flatten()
             .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
-            .filter_map(|a| Some(format!("{}/{}", a["local"].as_str()?, a["prefixlen"].as_u64()?)))
+            .filter_map(|a| {
+                Some(format!(
+                    "{}/{}",
+                    a["local"].as_str()?,
+                    a["prefixlen"].as_u64()?
+                ))
+            })
             .collect()
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -102,8 +112,18 @@ impl Drop for Netns {
 fn arp_capture(ifindex: u32) -> OwnedFd {
     let proto = (libc::ETH_P_ARP as u16).to_be();
     // SAFETY: plain socket(2), checked below.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto as i32) };
-    assert!(raw >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            proto as i32,
+        )
+    };
+    assert!(
+        raw >= 0,
+        "AF_PACKET socket: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: fresh descriptor.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: zeroed sockaddr_ll is valid; fields set below.
@@ -120,7 +140,10 @@ fn arp_capture(ifindex: u32) -> OwnedFd {
         )
     };
     assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
-    let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
     // SAFETY: tv valid for its size.
     unsafe {
         libc::setsockopt(
@@ -141,7 +164,14 @@ fn receive_frames(fd: &OwnedFd, max: usize) -> Vec<Vec<u8>> {
     while out.len() < max && Instant::now() < deadline {
         let mut buf = [0u8; 2048];
         // SAFETY: buf valid for its length.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+            )
+        };
         if n < 0 {
             break;
         }
@@ -171,8 +201,15 @@ fn privileged_vip_add_remove_idempotent() {
     let (iface, a1, a2, listed) = changes;
     assert_eq!((a1, a2), (Change::Added, Change::AlreadyPresent));
     assert!(listed.contains(&(VIP, 32)), "netlink dump: {listed:?}");
-    assert!(listed.contains(&(Ipv4Addr::new(198, 18, 200, 1), 24)), "netlink dump: {listed:?}");
-    assert!(ns.addresses("va").contains(&format!("{VIP}/32")), "{:?}", ns.addresses("va"));
+    assert!(
+        listed.contains(&(Ipv4Addr::new(198, 18, 200, 1), 24)),
+        "netlink dump: {listed:?}"
+    );
+    assert!(
+        ns.addresses("va").contains(&format!("{VIP}/32")),
+        "{:?}",
+        ns.addresses("va")
+    );
     assert!(!ns.addresses("vb").contains(&format!("{VIP}/32")));
 
     let (r1, r2, listed) = ns.run(|| {
@@ -205,7 +242,10 @@ fn privileged_vip_errors_name_interface_address_errno() {
             other => panic!("expected an address error, got {other:?}"),
         }
     });
-    assert!(msg.contains("ghost0") && msg.contains("198.18.200.100/32"), "{msg}");
+    assert!(
+        msg.contains("ghost0") && msg.contains("198.18.200.100/32"),
+        "{msg}"
+    );
     assert!(msg.contains(&format!("os error {}", libc::ENODEV)), "{msg}");
     println!("error for a missing interface: {msg}");
     // Loopback is no Ethernet: refused with its hardware type.
@@ -213,7 +253,10 @@ fn privileged_vip_errors_name_interface_address_errno() {
         let lo = Interface::by_name("lo").expect("lo");
         GarpSender::open(&lo, VIP).err().map(|e| e.to_string())
     });
-    assert_eq!(e.as_deref(), Some("interface `lo` is not Ethernet (hardware type 772)"));
+    assert_eq!(
+        e.as_deref(),
+        Some("interface `lo` is not Ethernet (hardware type 772)")
+    );
 }
 
 #[test]
@@ -234,12 +277,22 @@ fn privileged_garp_burst_captured_on_peer() {
         .iter()
         .filter(|f| f.len() >= 42 && f[28..32] == VIP.octets())
         .collect();
-    assert_eq!(ours.len(), 5, "captured {} ARP frames, {} for the VIP", frames.len(), ours.len());
+    assert_eq!(
+        ours.len(),
+        5,
+        "captured {} ARP frames, {} for the VIP",
+        frames.len(),
+        ours.len()
+    );
     for f in ours {
         assert_eq!(&f[0..6], &[0xff; 6], "broadcast destination");
         assert_eq!(&f[6..12], &mac, "source MAC is va's");
         assert_eq!(&f[12..14], &[0x08, 0x06], "ARP ethertype");
-        assert_eq!(&f[14..22], &[0, 1, 8, 0, 6, 4, 0, 1], "Ethernet/IPv4 ARP request");
+        assert_eq!(
+            &f[14..22],
+            &[0, 1, 8, 0, 6, 4, 0, 1],
+            "Ethernet/IPv4 ARP request"
+        );
         assert_eq!(&f[22..28], &mac, "sender hardware address");
         assert_eq!(&f[28..32], &VIP.octets(), "sender protocol address");
         assert_eq!(&f[32..38], &[0; 6], "target hardware address");
@@ -290,5 +343,9 @@ fn privileged_vip_take_time() {
         release[release.len() - 1]
     );
     // Generous bound (a loaded 2-core CI machine); the point is "not a fork+exec".
-    assert!(percentile(&take, 0.5) < Duration::from_millis(5), "take p50 {:?}", percentile(&take, 0.5));
+    assert!(
+        percentile(&take, 0.5) < Duration::from_millis(5),
+        "take p50 {:?}",
+        percentile(&take, 0.5)
+    );
 }

@@ -1,0 +1,82 @@
+//! `tandemctl`: asks a running `tandemd` over its admin socket and prints
+//! the answer as a table (ipvsadm-like for services and reals) or, with
+//! `--json`, as the raw JSON object.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tandem_control::{
+    admin::{self, Request, Response},
+    config::DEFAULT_ADMIN_SOCKET,
+};
+
+#[derive(Parser)]
+#[command(name = "tandemctl", version, about = "Control a running tandemd")]
+struct Cli {
+    /// The daemon's admin socket.
+    #[arg(long, default_value = DEFAULT_ADMIN_SOCKET)]
+    socket: PathBuf,
+    /// Print the daemon's JSON answer instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// This node's state, its peer, the heartbeat paths and the VIPs.
+    Status,
+    /// Hand the active role to the peer.
+    Switchover,
+    /// Virtual services and their real servers (like `ipvsadm -Ln`).
+    Services,
+    /// Every real server with its health, load and counters.
+    Reals,
+    /// Enter or leave maintenance (no takeover, no election).
+    Maintenance {
+        #[arg(value_enum)]
+        mode: OnOff,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let request = match cli.command {
+        Command::Status => Request::Status,
+        Command::Switchover => Request::Switchover,
+        Command::Services => Request::Services,
+        Command::Reals => Request::Reals,
+        Command::Maintenance { mode } => Request::Maintenance {
+            on: matches!(mode, OnOff::On),
+        },
+    };
+    let response =
+        match admin::request(&cli.socket, &request, Duration::from_millis(cli.timeout_ms)) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("tandemctl: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    if cli.json {
+        print!("{}", admin::format_response(&response));
+    } else if let Response::Error { message } = &response {
+        eprintln!("tandemctl: tandemd refused: {message}");
+    } else {
+        print!("{}", admin::render(&response));
+    }
+    match response {
+        Response::Error { .. } => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}

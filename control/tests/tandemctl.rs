@@ -1,0 +1,369 @@
+//! `tandemctl` and the admin client against a server thread that answers
+//! canned data through the daemon's own pieces: the socket from
+//! `admin::bind`, accepts and polls in the io_uring reactor, and
+//! `admin::Connection` for the lines.
+
+use std::{
+    collections::HashMap,
+    os::fd::AsRawFd,
+    os::unix::{net::UnixListener, process::CommandExt},
+    path::{Path, PathBuf},
+    process::Command,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use tandem_control::{
+    admin::{
+        self, Connection, PathStatus, PeerStatus, RealStatus, Request, Response, ServiceStatus,
+        StatusReply, VipStatus, WitnessStatus,
+    },
+    uring::Reactor,
+};
+
+const ACCEPT: u64 = 0;
+
+fn socket_path(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tandemctl-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir.join("tandemd.sock")
+}
+
+fn reals() -> Vec<RealStatus> {
+    ["198.18.0.21", "198.18.0.22"]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| RealStatus {
+            service: "udp/198.18.0.100:5060".into(),
+            address: a.parse().expect("ip"),
+            port: 5060,
+            weight: 100,
+            state: if i == 0 { "up" } else { "draining" }.into(),
+            health: "alive".into(),
+            flows: 7 + i as u64,
+            channels: Some(12),
+            capacity: Some(30),
+            packets: 1234,
+            bytes: 567_890,
+        })
+        .collect()
+}
+
+fn canned(req: &Request) -> Response {
+    match req {
+        Request::Status => Response::Status(StatusReply {
+            node_id: 1,
+            node_name: "director-a".into(),
+            state: "active".into(),
+            epoch: 7,
+            priority: 150,
+            preempt: true,
+            maintenance: false,
+            state_ms: 12_345,
+            peer: Some(PeerStatus {
+                node_id: 2,
+                state: "standby".into(),
+                epoch: 7,
+                priority: 100,
+            }),
+            paths: vec![
+                PathStatus {
+                    name: "link".into(),
+                    interface: "hb0".into(),
+                    up: true,
+                    last_heard_ms: Some(1),
+                },
+                PathStatus {
+                    name: "service".into(),
+                    interface: "svc0".into(),
+                    up: false,
+                    last_heard_ms: None,
+                },
+            ],
+            vips: vec![VipStatus {
+                address: "198.18.0.100".parse().expect("ip"),
+                interface: "svc0".into(),
+                owned: true,
+            }],
+            witness: Some(WitnessStatus {
+                address: "198.18.0.1".parse().expect("ip"),
+                reachable: true,
+            }),
+        }),
+        Request::Services => Response::Services {
+            services: vec![ServiceStatus {
+                vip: "198.18.0.100".parse().expect("ip"),
+                port: 5060,
+                protocol: "udp".into(),
+                scheduler: "wlc".into(),
+                forward: "dr".into(),
+                flags: vec!["expire_nodest".into()],
+                packets: 2468,
+                bytes: 1_135_780,
+                reals: reals(),
+            }],
+        },
+        Request::Reals => Response::Reals { reals: reals() },
+        Request::Switchover => Response::Error {
+            message: "the peer is not healthy: no switchover".into(),
+        },
+        Request::Maintenance { on } => Response::Done {
+            message: format!("maintenance {}", if *on { "on" } else { "off" }),
+        },
+    }
+}
+
+/// Serves `connections` clients (or stops after 10 s) and returns the
+/// requests it saw.
+fn serve(path: &Path, connections: usize) -> JoinHandle<Vec<Request>> {
+    let listener: UnixListener = admin::bind(path).expect("bind the admin socket");
+    std::thread::spawn(move || {
+        let mut reactor = Reactor::new(32).expect("ring");
+        let mut conns: HashMap<u64, Connection> = HashMap::new();
+        let mut next = 1u64;
+        let mut closed = 0;
+        let mut seen = Vec::new();
+        reactor
+            .accept(ACCEPT, listener.as_raw_fd())
+            .expect("accept");
+        let stop = Instant::now() + Duration::from_secs(10);
+        while closed < connections && Instant::now() < stop {
+            let done = reactor
+                .submit_and_wait(1, Some(Duration::from_millis(100)))
+                .expect("wait");
+            for mut c in done {
+                if c.token == ACCEPT {
+                    if let Some(fd) = c.accepted.take() {
+                        let conn = Connection::new(fd).expect("connection");
+                        reactor
+                            .poll(next, conn.fd(), libc::POLLIN as u32)
+                            .expect("poll");
+                        conns.insert(next, conn);
+                        next += 1;
+                    }
+                    reactor
+                        .accept(ACCEPT, listener.as_raw_fd())
+                        .expect("accept");
+                    continue;
+                }
+                let Some(conn) = conns.get_mut(&c.token) else {
+                    continue;
+                };
+                for r in conn.read_requests().expect("read") {
+                    let response = match r {
+                        Ok(req) => {
+                            let resp = canned(&req);
+                            seen.push(req);
+                            resp
+                        }
+                        Err(e) => Response::Error {
+                            message: e.to_string(),
+                        },
+                    };
+                    conn.queue(&response);
+                }
+                let flushed = conn.flush().expect("flush");
+                if conn.is_eof() && flushed {
+                    conns.remove(&c.token);
+                    closed += 1;
+                } else {
+                    let events = if flushed {
+                        libc::POLLIN
+                    } else {
+                        libc::POLLIN | libc::POLLOUT
+                    };
+                    reactor
+                        .poll(c.token, conn.fd(), events as u32)
+                        .expect("re-arm");
+                }
+            }
+        }
+        seen
+    })
+}
+
+fn tandemctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run tandemctl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn client_function_against_server_thread() {
+    let path = socket_path("client");
+    let server = serve(&path, 3);
+    let t = Duration::from_secs(2);
+    let status = admin::request(&path, &Request::Status, t).expect("status");
+    assert_eq!(status, canned(&Request::Status));
+    let m = admin::request(&path, &Request::Maintenance { on: true }, t).expect("maintenance");
+    assert_eq!(
+        m,
+        Response::Done {
+            message: "maintenance on".into()
+        }
+    );
+    let s = admin::request(&path, &Request::Switchover, t).expect("switchover");
+    assert!(matches!(s, Response::Error { .. }));
+    let seen = server.join().expect("server");
+    assert_eq!(
+        seen,
+        vec![
+            Request::Status,
+            Request::Maintenance { on: true },
+            Request::Switchover
+        ]
+    );
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}
+
+#[test]
+fn tandemctl_prints_tables_and_json() {
+    let path = socket_path("tables");
+    let server = serve(&path, 7);
+
+    let (code, out, err) = tandemctl(&path, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    println!("$ tandemctl status\n{out}");
+    assert!(
+        out.contains("node        1 (director-a)  priority 150  preempt on"),
+        "{out}"
+    );
+    assert!(
+        out.contains("state       active  epoch 7  for 12.3 s"),
+        "{out}"
+    );
+    assert!(
+        out.contains("peer        2  standby  epoch 7  priority 100"),
+        "{out}"
+    );
+    assert!(
+        out.contains("link         hb0              up     1 ms ago"),
+        "{out}"
+    );
+    assert!(
+        out.contains("service      svc0             down   never"),
+        "{out}"
+    );
+    assert!(
+        out.contains("198.18.0.100     svc0             yes"),
+        "{out}"
+    );
+
+    let (code, out, _) = tandemctl(&path, &["services"]);
+    assert_eq!(code, 0);
+    println!("$ tandemctl services\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Prot LocalAddress:Port                 Scheduler Flags"
+    );
+    assert_eq!(
+        lines[2],
+        "UDP  198.18.0.100:5060                 wlc       expire_nodest"
+    );
+    assert_eq!(
+        lines[3],
+        "  -> 198.18.0.21:5060                  Route   100    up       alive   7"
+    );
+    assert_eq!(
+        lines[4],
+        "  -> 198.18.0.22:5060                  Route   100    draining alive   8"
+    );
+
+    let (code, out, _) = tandemctl(&path, &["reals"]);
+    assert_eq!(code, 0);
+    println!("$ tandemctl reals\n{out}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .expect("row")
+            .starts_with("udp/198.18.0.100:5060        198.18.0.21:5060")
+    );
+    assert!(out.contains("12/30"));
+
+    let (code, out, _) = tandemctl(&path, &["maintenance", "off"]);
+    assert_eq!((code, out.as_str()), (0, "maintenance off\n"));
+
+    let (code, out, err) = tandemctl(&path, &["switchover"]);
+    assert_eq!(code, 1, "an error answer exits 1");
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        "tandemctl: tandemd refused: the peer is not healthy: no switchover\n"
+    );
+
+    let (code, out, _) = tandemctl(&path, &["--json", "reals"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
+    assert_eq!(v["reply"], "reals");
+    assert_eq!(v["reals"][1]["state"], "draining");
+
+    let (code, out, _) = tandemctl(&path, &["--json", "status"]);
+    assert_eq!(code, 0);
+    let back: Response = serde_json::from_str(&out).expect("a Response");
+    assert_eq!(back, canned(&Request::Status));
+
+    let seen = server.join().expect("server");
+    assert_eq!(seen.len(), 7);
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}
+
+#[test]
+fn tandemctl_names_a_missing_socket() {
+    let path = socket_path("missing");
+    let (code, out, err) = tandemctl(&path, &["status"]);
+    assert_eq!(code, 2);
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        format!(
+            "tandemctl: no admin socket at {}: is tandemd running?\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn root_tandemctl_as_another_user_is_denied() {
+    let test = "root_tandemctl_as_another_user_is_denied";
+    if !nix::unistd::geteuid().is_root() {
+        if std::env::var("TANDEM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+            panic!("{test}: needs root, and TANDEM_REQUIRE_PRIVILEGED=1");
+        }
+        println!("SKIP {test}: needs root (to run tandemctl as another user)");
+        return;
+    }
+    let path = socket_path("denied");
+    let server = serve(&path, 1);
+    // The directory is traversable by all; the socket is 0600 root.
+    let out = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .arg("--socket")
+        .arg(&path)
+        .arg("status")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run tandemctl as nobody");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "tandemctl: permission denied on {}: the admin socket is root-only (run as root)\n",
+            path.display()
+        )
+    );
+    // Root still gets in; this also lets the server thread finish.
+    let (code, _, e) = tandemctl(&path, &["status"]);
+    assert_eq!(code, 0, "{e}");
+    assert_eq!(server.join().expect("server").len(), 1);
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}
