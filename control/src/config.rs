@@ -128,6 +128,8 @@ pub struct NodeConfig {
     pub priority: u8,
     /// Take the active role back from a lower-priority peer.
     pub preempt: bool,
+    /// The node id of the other director (its heartbeats are accepted).
+    pub peer_id: u32,
 }
 
 /// `[heartbeat]`: how the directors watch each other.
@@ -387,6 +389,7 @@ impl Config {
         node.insert("name".into(), self.node.name.clone().into());
         node.insert("priority".into(), int(self.node.priority));
         node.insert("preempt".into(), self.node.preempt.into());
+        node.insert("peer_id".into(), int(self.node.peer_id));
         root.insert("node".into(), node.into());
 
         let hb = &self.heartbeat;
@@ -610,12 +613,17 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
     }
     let priority = t.int("priority", Some(DEFAULT_PRIORITY as i64), 0, 255)? as u8;
     let preempt = t.bool("preempt", Some(false))?;
+    let peer_id = t.int("peer_id", None, 1, u32::MAX as i64)? as u32;
+    if peer_id == id {
+        return Err(invalid(t.path("peer_id"), &peer_id.to_string(), "is this node's own id"));
+    }
     t.finish()?;
     Ok(NodeConfig {
         id,
         name,
         priority,
         preempt,
+        peer_id,
     })
 }
 
@@ -1127,6 +1135,7 @@ id = 1
 name = "director-a"
 priority = 150
 preempt = true
+peer_id = 2
 
 [heartbeat]
 interval_ms = 1
@@ -1274,6 +1283,10 @@ interface = "svc0"
                     "zz0102030405060708090a0b0c0d0e0f",
                 ),
                 r#"heartbeat.key: "zz0102030405060708090a0b0c0d0e0f" is not a 16-byte key written as 32 hexadecimal digits"#,
+            ),
+            (
+                with("peer_id = 2", "peer_id = 1"),
+                "node.peer_id: 1 is this node's own id",
             ),
             (
                 with("id = 1", "id = 0"),

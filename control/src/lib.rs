@@ -7,6 +7,9 @@
 
 pub mod admin;
 pub mod config;
+pub mod daemon;
+pub mod hbsend;
 pub mod pair;
 pub mod uring;
 pub mod vip;
+pub mod witness;

@@ -1,0 +1,602 @@
+//! `tandemd`'s runtime: the thin shell around the sans-IO pair state
+//! machine ([`crate::pair`]). One io_uring loop ([`crate::uring`]) waits on
+//! the heartbeat send timer, the pair's deadline, the kernel's heartbeat
+//! ring buffer, the witness probe, the admin socket and SIGTERM/SIGINT.
+//!
+//! Failure detection: the kernel (XDP) verifies and timestamps every
+//! heartbeat in `HB_PEERS` and pushes state changes to a ring buffer. The
+//! loop wakes at the pair's deadline, re-reads the per-path timestamps,
+//! feeds the arrivals it finds to the state machine and lets it decide.
+//! This costs one map read per deadline instead of one wakeup per
+//! heartbeat, and its precision is the io_uring timer's (tens of µs; see
+//! `uring`'s timing test), well inside the 5 ms budget. A BPF timer in the
+//! kernel would still need a ring-buffer wakeup to reach this loop, so it
+//! would not shorten the path from silence to takeover.
+//!
+//! Takeover: the VIP is marked owned in the dataplane (XDP answers ARP
+//! for it), added to `lo` (so the stack accepts what XDP passes), and
+//! announced with a burst of gratuitous ARPs; demotion reverses it. The
+//! service interface runs with `arp_ignore=1`, so only XDP answers ARP for
+//! the VIP: a daemon killed with SIGKILL loses its XDP program (the link
+//! dies with the process) and stops answering for the VIP at once, which
+//! is what keeps a dead active from competing with the new one.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, Write},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    os::fd::{AsRawFd, OwnedFd},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use tandem_dataplane::{
+    AttachMode, Dataplane, HeartbeatEvents, LoadOptions,
+    common::{
+        HbPeer,
+        heartbeat::{Key, Kind},
+        node::NodeState,
+    },
+};
+
+use crate::{
+    admin,
+    config::Config,
+    hbsend::{PathSpec, Sender},
+    pair::{Action, Event, Pair, PairConfig},
+    uring::{Reactor, Signals},
+    vip::{AddressSocket, GarpSender, Interface},
+    witness::Witness,
+};
+
+const T_HB: u64 = 1;
+const T_PAIR: u64 = 2;
+const T_RING: u64 = 3;
+const T_SIGNAL: u64 = 4;
+const T_WITNESS_REPLY: u64 = 5;
+const T_WITNESS_DEADLINE: u64 = 6;
+const T_GARP: u64 = 7;
+const T_ADMIN: u64 = 8;
+const T_LOG: u64 = 9;
+
+/// One entry of the timeline the daemon keeps (and prints with `-v`).
+#[derive(Clone, Debug)]
+pub struct Mark {
+    pub at_ns: u64,
+    pub what: String,
+}
+
+/// A VIP this node may own.
+struct OwnedVip {
+    addr: Ipv4Addr,
+    garp: GarpSender,
+    mac: [u8; 6],
+    garp_count: u32,
+    garp_interval: Duration,
+}
+
+/// The running daemon.
+pub struct Daemon {
+    cfg: Config,
+    dp: Dataplane,
+    pair: Pair,
+    sender: Sender,
+    events: HeartbeatEvents,
+    reactor: Reactor,
+    signals: Signals,
+    witness: Option<Witness>,
+    witness_pending: bool,
+    addrs: AddressSocket,
+    lo: Interface,
+    vips: Vec<OwnedVip>,
+    /// Heartbeat path ifindex → path number.
+    paths: HashMap<u32, u8>,
+    /// Per (node, ifindex): the last arrival fed to the state machine.
+    seen: HashMap<(u32, u32), u64>,
+    peer_id: u32,
+    next_hb: Instant,
+    garp_left: u32,
+    admin: Option<std::os::unix::net::UnixListener>,
+    pub timeline: Vec<Mark>,
+    #[allow(dead_code)]
+    started: Instant,
+    state_since: Instant,
+    witness_ok: bool,
+}
+
+fn ip_of(a: &[u8; 16]) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(*a);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+fn mono_ns() -> u64 {
+    tandem_dataplane::monotonic_ns()
+}
+
+/// The `Instant` of a CLOCK_MONOTONIC nanosecond timestamp (both are the
+/// same clock on Linux).
+fn instant_of(ns: u64) -> Instant {
+    let now_ns = mono_ns();
+    let now = Instant::now();
+    now.checked_sub(Duration::from_nanos(now_ns.saturating_sub(ns))).unwrap_or(now)
+}
+
+fn sysctl(key: &str, value: &str) {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let _ = std::fs::write(path, value);
+}
+
+impl Daemon {
+    /// Checks everything, then sets the node up: loads and attaches XDP,
+    /// configures services and heartbeats, opens the sockets. Nothing is
+    /// changed if the configuration is refused.
+    pub fn new(cfg: Config) -> Result<Daemon> {
+        let ifindex = |n: &str| crate::config::ifindex(n);
+        let services = cfg.dataplane_services(&ifindex).context("services")?;
+        let peer_id = cfg.node.peer_id;
+        let mut dp = Dataplane::load(LoadOptions { flow_entries: cfg.dataplane.flow_entries, nat_entries: cfg.dataplane.flow_entries })
+            .context("loading the XDP object")?;
+        for s in &services {
+            dp.set_service(s).with_context(|| format!("service {}", s.name()))?;
+        }
+        let key = Key::from_bytes(&cfg.heartbeat.key);
+        dp.set_heartbeat(&key, cfg.heartbeat.port)?;
+        dp.add_heartbeat_node(peer_id, Kind::Director)?;
+        let mode = match cfg.dataplane.xdp_mode {
+            m => m,
+        };
+        for iface in &cfg.dataplane.interfaces {
+            dp.attach(iface, mode).with_context(|| format!("attaching XDP to {iface}"))?;
+        }
+        let mut paths = HashMap::new();
+        let mut specs = Vec::new();
+        for (i, p) in cfg.heartbeat.paths.iter().enumerate() {
+            let idx = ifindex(&p.interface).with_context(|| format!("heartbeat path {}: no interface {}", p.name, p.interface))?;
+            paths.insert(idx, i as u8);
+            specs.push(PathSpec {
+                index: i as u8,
+                local: SocketAddr::new(IpAddr::V4(p.local), 0),
+                peer: SocketAddr::new(IpAddr::V4(p.peer), cfg.heartbeat.port),
+            });
+        }
+        let sender = Sender::new(key, cfg.node.id, Kind::Director, &specs).context("heartbeat sockets")?;
+        let events = dp.take_heartbeat_events().context("heartbeat ring buffer")?;
+        let mut vips = Vec::new();
+        for v in &cfg.vips {
+            let iface = Interface::by_name(&v.interface)?;
+            let garp = GarpSender::open(&iface, v.address)?;
+            let mac = garp.mac();
+            // Only XDP answers ARP for the VIP (see the module doc).
+            sysctl(&format!("net.ipv4.conf.{}.arp_ignore", v.interface), "1");
+            sysctl(&format!("net.ipv4.conf.{}.arp_announce", v.interface), "2");
+            vips.push(OwnedVip { addr: v.address, garp, mac, garp_count: v.garp_count, garp_interval: v.garp_interval });
+        }
+        let mut addrs = AddressSocket::open()?;
+        let lo = Interface::by_name("lo")?;
+        // A previous daemon killed while active may have left the VIPs on lo.
+        for v in &vips {
+            addrs.remove(&lo, v.addr)?;
+        }
+        let witness = match &cfg.witness {
+            Some(w) => Some(Witness::new(w.address)?),
+            None => None,
+        };
+        let now = Instant::now();
+        let pair = Pair::new(
+            PairConfig {
+                node_id: cfg.node.id,
+                priority: cfg.node.priority,
+                preempt: cfg.node.preempt,
+                interval: cfg.heartbeat.interval,
+                multiplier: cfg.heartbeat.multiplier,
+                paths: cfg.heartbeat.paths.len() as u8,
+                witness: witness.is_some(),
+                init_hold: cfg.heartbeat.deadline() * 2,
+            },
+            now,
+        );
+        let admin = match crate::admin::bind(&cfg.admin.socket) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("admin socket {}: {e}", cfg.admin.socket.display());
+                None
+            }
+        };
+        Ok(Daemon {
+            reactor: Reactor::new(64)?,
+            signals: Signals::termination()?,
+            dp,
+            pair,
+            sender,
+            events,
+            witness,
+            witness_pending: false,
+            addrs,
+            lo,
+            vips,
+            paths,
+            seen: HashMap::new(),
+            peer_id,
+            next_hb: now,
+            garp_left: 0,
+            admin,
+            timeline: Vec::new(),
+            started: now,
+            state_since: now,
+            witness_ok: false,
+            cfg,
+        })
+    }
+
+    fn mark(&mut self, what: String) {
+        let at_ns = mono_ns();
+        tracing::info!("{what}");
+        println!("{at_ns} {what}");
+        let _ = std::io::stdout().flush();
+        self.timeline.push(Mark { at_ns, what });
+    }
+
+    /// Feeds the kernel's heartbeat records that are newer than what the
+    /// state machine has seen.
+    fn refresh(&mut self) {
+        for p in self.dp.heartbeat_peers() {
+            self.feed(&p);
+        }
+    }
+
+    fn feed(&mut self, p: &HbPeer) {
+        if p.node_id != self.peer_id {
+            return;
+        }
+        let Some(path) = self.paths.get(&p.ifindex).copied() else {
+            return;
+        };
+        let last = self.seen.entry((p.node_id, p.ifindex)).or_insert(0);
+        if p.last_seen_ns <= *last {
+            return;
+        }
+        *last = p.last_seen_ns;
+        let Some(state) = NodeState::from_u8(p.state) else {
+            return;
+        };
+        let ev = Event::Heartbeat { path, from: p.node_id, state, epoch: p.epoch, priority: p.priority };
+        self.pair.handle(ev, instant_of(p.last_seen_ns));
+    }
+
+    fn arm(&mut self, token: u64, at: Instant) -> Result<()> {
+        if self.reactor.is_armed(token) {
+            self.reactor.cancel(token)?;
+        }
+        self.reactor.arm_timeout(token, at)?;
+        Ok(())
+    }
+
+    fn apply_actions(&mut self) -> Result<()> {
+        while let Some(a) = self.pair.poll_action() {
+            match a {
+                Action::StateChanged { from, to, epoch } => {
+                    self.state_since = Instant::now();
+                    self.mark(format!("state {} -> {} (epoch {epoch})", from.name(), to.name()));
+                }
+                Action::BecomeActive { epoch } => {
+                    for i in 0..self.vips.len() {
+                        let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
+                        self.dp.set_vip_owned(addr, mac, true)?;
+                        self.addrs.add(&self.lo, addr, 32)?;
+                        self.vips[i].garp.send_garp()?;
+                    }
+                    self.garp_left = self.vips.iter().map(|v| v.garp_count).max().unwrap_or(1).saturating_sub(1);
+                    if self.garp_left > 0 {
+                        let gap = self.vips.first().map_or(Duration::from_millis(10), |v| v.garp_interval);
+                        self.arm(T_GARP, Instant::now() + gap)?;
+                    }
+                    self.mark(format!("takeover done: VIPs owned, GARP sent (epoch {epoch})"));
+                    // Tell the peer at once.
+                    self.send_heartbeats();
+                }
+                Action::BecomeStandby => {
+                    for i in 0..self.vips.len() {
+                        let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
+                        self.dp.set_vip_owned(addr, mac, false)?;
+                        self.addrs.remove(&self.lo, addr)?;
+                    }
+                    self.garp_left = 0;
+                    self.mark("released VIPs".into());
+                    self.send_heartbeats();
+                }
+                Action::SendGarp => {
+                    for v in &self.vips {
+                        v.garp.send_garp()?;
+                    }
+                    self.mark("GARP re-sent".into());
+                }
+                Action::ProbeWitness => match self.witness.as_mut() {
+                    Some(w) => {
+                        w.send()?;
+                        self.witness_pending = true;
+                        let fd = w.as_raw_fd();
+                        if !self.reactor.is_armed(T_WITNESS_REPLY) {
+                            self.reactor.poll(T_WITNESS_REPLY, fd, libc::POLLIN as u32)?;
+                        }
+                        let wait = (self.cfg.heartbeat.interval * 20).max(Duration::from_millis(20));
+                        self.arm(T_WITNESS_DEADLINE, Instant::now() + wait)?;
+                    }
+                    None => self.pair.handle(crate::pair::Event::Witness { reachable: true }, Instant::now()),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn send_heartbeats(&mut self) {
+        let (s, e, p) = (self.pair.state(), self.pair.epoch(), self.pair.priority());
+        self.sender.send_all(s, e, p, (0, 0), mono_ns());
+    }
+
+    fn status(&self) -> admin::StatusReply {
+        let now = Instant::now();
+        let deadline = self.cfg.heartbeat.deadline();
+        let peer = self.pair.peer();
+        admin::StatusReply {
+            node_id: self.cfg.node.id,
+            node_name: self.cfg.node.name.clone(),
+            state: self.pair.state().name().to_string(),
+            epoch: self.pair.epoch(),
+            priority: self.pair.priority(),
+            preempt: self.cfg.node.preempt,
+            maintenance: self.pair.state() == NodeState::Maintenance,
+            state_ms: self.state_since.elapsed().as_millis() as u64,
+            peer: peer.as_ref().map(|p| admin::PeerStatus {
+                node_id: self.peer_id,
+                state: if p.alive(now, deadline) { p.state.name().to_string() } else { "lost".into() },
+                epoch: p.epoch,
+                priority: p.priority,
+            }),
+            paths: self
+                .cfg
+                .heartbeat
+                .paths
+                .iter()
+                .enumerate()
+                .map(|(i, path)| admin::PathStatus {
+                    name: path.name.clone(),
+                    interface: path.interface.clone(),
+                    up: peer.as_ref().is_some_and(|p| p.heard_on(i as u8, now, deadline)),
+                    last_heard_ms: peer
+                        .as_ref()
+                        .and_then(|p| p.paths.get(i).and_then(|pp| pp.last_seen))
+                        .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                })
+                .collect(),
+            vips: self
+                .vips
+                .iter()
+                .zip(&self.cfg.vips)
+                .map(|(v, c)| admin::VipStatus {
+                    address: v.addr,
+                    interface: c.interface.clone(),
+                    owned: self.pair.state() == NodeState::Active,
+                })
+                .collect(),
+            witness: self.cfg.witness.as_ref().map(|w| admin::WitnessStatus { address: w.address, reachable: self.witness_ok }),
+        }
+    }
+
+    fn services(&self) -> (Vec<admin::ServiceStatus>, Vec<admin::RealStatus>) {
+        let mut services = Vec::new();
+        let mut all_reals = Vec::new();
+        let flows = self.dp.flows();
+        for img in self.dp.services() {
+            let c = self.dp.service_counters(img.service.id).unwrap_or_default();
+            let proto = if img.key.proto == tandem_dataplane::common::PROTO_TCP { "tcp" } else { "udp" };
+            let vip = ip_of(&img.key.addr);
+            let name = format!("{proto}/{vip}:{}", img.key.port);
+            let sched = tandem_dataplane::common::Scheduler::from_u8(img.service.scheduler).map_or("?", |s| s.name());
+            let mut reals = Vec::new();
+            for (slot, id) in img.slot_ids.iter().enumerate() {
+                let Some((addr, port)) = id else { continue };
+                let r = &img.reals[slot];
+                let rc = self.dp.real_counters(img.service.id, slot as u32).unwrap_or_default();
+                let n = flows.iter().filter(|(_, v)| v.service_id == img.service.id && v.real_idx == slot as u32).count();
+                reals.push(admin::RealStatus {
+                    service: name.clone(),
+                    address: *addr,
+                    port: *port,
+                    weight: r.weight,
+                    state: match r.state {
+                        0 => "up",
+                        1 => "draining",
+                        _ => "down",
+                    }
+                    .into(),
+                    health: "unknown".into(),
+                    flows: n as u64,
+                    channels: None,
+                    capacity: None,
+                    packets: rc.packets,
+                    bytes: rc.bytes,
+                });
+            }
+            all_reals.extend(reals.iter().cloned());
+            services.push(admin::ServiceStatus {
+                vip,
+                port: img.key.port,
+                protocol: proto.into(),
+                scheduler: sched.into(),
+                forward: if img.service.forward == 1 { "nat".into() } else { "dr".into() },
+                flags: Vec::new(),
+                packets: c.packets,
+                bytes: c.bytes,
+                reals,
+            });
+        }
+        (services, all_reals)
+    }
+
+    fn answer(&mut self, req: Result<admin::Request, admin::AdminError>) -> admin::Response {
+        // Bring the state machine up to date with the kernel's records first.
+        self.refresh();
+        let now = Instant::now();
+        match req {
+            Err(e) => admin::Response::Error { message: e.to_string() },
+            Ok(admin::Request::Status) => admin::Response::Status(self.status()),
+            Ok(admin::Request::Services) => admin::Response::Services { services: self.services().0 },
+            Ok(admin::Request::Reals) => admin::Response::Reals { reals: self.services().1 },
+            Ok(admin::Request::Switchover) => match self.pair.can_switchover(now) {
+                Err(e) => admin::Response::Error { message: format!("switchover refused: {e}") },
+                Ok(()) => {
+                    self.pair.handle(Event::AdminSwitchover, now);
+                    let r = self.apply_actions();
+                    match r {
+                        Ok(()) => admin::Response::Done { message: format!("switched over: now {}", self.pair.state().name()) },
+                        Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                    }
+                }
+            },
+            Ok(admin::Request::Maintenance { on }) => {
+                self.pair.handle(Event::AdminMaintenance(on), now);
+                match self.apply_actions() {
+                    Ok(()) => admin::Response::Done { message: format!("maintenance {}: now {}", if on { "on" } else { "off" }, self.pair.state().name()) },
+                    Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                }
+            }
+        }
+    }
+
+    fn serve_admin(&mut self, conn: OwnedFd) {
+        // Admin requests are rare and tiny: answer them synchronously with
+        // short timeouts, so that a stuck client cannot hold the loop.
+        let stream = std::os::unix::net::UnixStream::from(conn);
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(&stream);
+        if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+            return;
+        }
+        let resp = self.answer(admin::parse_request(line.trim()));
+        let mut out = &stream;
+        let _ = out.write_all(admin::format_response(&resp).as_bytes());
+    }
+
+    /// Runs until SIGTERM/SIGINT; then releases the VIPs and detaches XDP.
+    pub fn run(&mut self) -> Result<()> {
+        self.mark(format!("tandemd node {} ({}) started", self.cfg.node.id, self.cfg.node.name));
+        let ring_fd = self.events.as_raw_fd();
+        self.reactor.poll(T_RING, ring_fd, libc::POLLIN as u32)?;
+        self.reactor.poll(T_SIGNAL, self.signals.fd(), libc::POLLIN as u32)?;
+        if let Some(l) = &self.admin {
+            let fd = l.as_raw_fd();
+            self.reactor.accept(T_ADMIN, fd)?;
+        }
+        self.arm(T_HB, Instant::now())?;
+        self.arm(T_LOG, Instant::now() + Duration::from_secs(3600))?;
+        loop {
+            if let Some(t) = self.pair.poll_timeout() {
+                self.arm(T_PAIR, t)?;
+            }
+            let done = self.reactor.submit_and_wait(1, Some(Duration::from_secs(1)))?;
+            for c in done {
+                match c.token {
+                    T_HB => {
+                        self.send_heartbeats();
+                        self.next_hb += self.cfg.heartbeat.interval;
+                        let now = Instant::now();
+                        if self.next_hb < now {
+                            self.next_hb = now + self.cfg.heartbeat.interval;
+                        }
+                        let at = self.next_hb;
+                        self.reactor.arm_timeout(T_HB, at)?;
+                    }
+                    T_PAIR => {
+                        self.refresh();
+                        self.pair.handle_timeout(Instant::now());
+                    }
+                    T_RING => {
+                        while let Some(p) = self.events.next() {
+                            self.feed(&p);
+                        }
+                        self.reactor.poll(T_RING, ring_fd, libc::POLLIN as u32)?;
+                    }
+                    T_SIGNAL => {
+                        self.mark("signal: shutting down".into());
+                        self.shutdown()?;
+                        return Ok(());
+                    }
+                    T_WITNESS_REPLY => {
+                        let reachable = self.witness.as_mut().is_some_and(|w| w.check_reply());
+                        if reachable {
+                            self.witness_ok = true;
+                        }
+                        if reachable && self.witness_pending {
+                            self.witness_pending = false;
+                            if self.reactor.is_armed(T_WITNESS_DEADLINE) {
+                                self.reactor.cancel(T_WITNESS_DEADLINE)?;
+                            }
+                            self.pair.handle(Event::Witness { reachable: true }, Instant::now());
+                        } else if let Some(w) = &self.witness {
+                            let fd = w.as_raw_fd();
+                            self.reactor.poll(T_WITNESS_REPLY, fd, libc::POLLIN as u32)?;
+                        }
+                    }
+                    T_WITNESS_DEADLINE => {
+                        if self.witness_pending {
+                            self.witness_pending = false;
+                            self.witness_ok = false;
+                            self.mark("witness unreachable".into());
+                            self.pair.handle(Event::Witness { reachable: false }, Instant::now());
+                        }
+                    }
+                    T_GARP => {
+                        if self.pair.state() == NodeState::Active && self.garp_left > 0 {
+                            for v in &self.vips {
+                                v.garp.send_garp()?;
+                            }
+                            self.garp_left -= 1;
+                            if self.garp_left > 0 {
+                                let gap = self.vips.first().map_or(Duration::from_millis(10), |v| v.garp_interval);
+                                self.reactor.arm_timeout(T_GARP, Instant::now() + gap)?;
+                            }
+                        }
+                    }
+                    T_ADMIN => {
+                        if let Some(conn) = c.accepted {
+                            self.serve_admin(conn);
+                        }
+                        if let Some(l) = &self.admin {
+                            let fd = l.as_raw_fd();
+                            self.reactor.accept(T_ADMIN, fd)?;
+                        }
+                    }
+                    T_LOG => {}
+                    _ => {}
+                }
+            }
+            self.apply_actions()?;
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        for i in 0..self.vips.len() {
+            let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
+            let _ = self.dp.set_vip_owned(addr, mac, false);
+            let _ = self.addrs.remove(&self.lo, addr);
+        }
+        self.dp.detach_all()?;
+        let _ = std::fs::remove_file(&self.cfg.admin.socket);
+        Ok(())
+    }
+
+    pub fn state(&self) -> NodeState {
+        self.pair.state()
+    }
+}
+
+/// `AttachMode` re-exported for the binary.
+pub fn attach_mode(s: &str) -> Option<AttachMode> {
+    AttachMode::parse(s)
+}

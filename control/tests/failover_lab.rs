@@ -1,0 +1,320 @@
+//! Two `tandemd` in a pair lab (two directors, a heartbeat link, the
+//! service bridge, a witness, a client, IVRs): the active is killed with
+//! SIGKILL, the standby takes the VIP and the client's UDP probes to the
+//! VIP are answered again; the old active comes back; only the heartbeat
+//! link is cut; a full partition heals; switchover by command. Asserts on
+//! states and traffic, not on times.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tandem_control::admin::{self, Request, Response};
+use tandem_dataplane::{AttachMode, Dataplane, LoadOptions};
+use tandem_tests::{
+    Lab, Responder, in_netns,
+    lab::{self, DIRECTOR_A, DIRECTOR_B},
+    require_privileged, spawn_udp_responder, udp_request,
+};
+
+const KEY: &str = "00112233445566778899aabbccddeeff";
+
+struct Node {
+    name: &'static str,
+    child: Option<Child>,
+    config: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            // Only the daemon this test started, by its PID.
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Node {
+    fn start(&mut self, lab: &Lab) {
+        let ns = lab.ns(self.name).unwrap().to_string();
+        let log = std::fs::File::create(&self.log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_tandemd"), "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start tandemd");
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, as a crash would.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn request(&self, req: Request) -> Option<Response> {
+        admin::request(&self.socket, &req, Duration::from_secs(1)).ok()
+    }
+
+    fn state(&self) -> Option<String> {
+        match self.request(Request::Status)? {
+            Response::Status(s) => Some(s.state),
+            _ => None,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("timed out waiting for {what}");
+    false
+}
+
+fn config(lab: &Lab, dir: &Path, me: &str, id: u32, peer_id: u32, priority: u8, preempt: bool) -> (PathBuf, PathBuf) {
+    let (local, peer, hb_local, hb_peer) = if me == DIRECTOR_A {
+        (lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR, lab::HB_A_ADDR, lab::HB_B_ADDR)
+    } else {
+        (lab::DIRECTOR_B_ADDR, lab::DIRECTOR_A_ADDR, lab::HB_B_ADDR, lab::HB_A_ADDR)
+    };
+    let socket = dir.join(format!("{me}.sock"));
+    let mut reals = String::new();
+    for ivr in lab.ivrs() {
+        reals.push_str(&format!(
+            "[[service.real]]\naddress = \"{}\"\nmac = \"{}\"\nweight = 1\n\n",
+            ivr.addr(),
+            ivr.eth0().mac_string()
+        ));
+    }
+    let text = format!(
+        r#"[node]
+id = {id}
+peer_id = {peer_id}
+name = "{me}"
+priority = {priority}
+preempt = {preempt}
+
+[heartbeat]
+interval_ms = 10
+multiplier = 3
+key = "{KEY}"
+paths = [
+  {{ name = "link", interface = "hb0", local = "{hb_local}", peer = "{hb_peer}" }},
+  {{ name = "service", interface = "eth0", local = "{local}", peer = "{peer}" }},
+]
+
+[witness]
+address = "{witness}"
+
+[[vip]]
+address = "{vip}"
+interface = "eth0"
+
+[dataplane]
+xdp_mode = "native"
+interfaces = ["eth0", "hb0"]
+flow_entries = 65536
+
+[[service]]
+vip = "{vip}"
+port = 5060
+protocol = "udp"
+scheduler = "rr"
+forward = "dr"
+
+{reals}
+[admin]
+socket = "{socket}"
+"#,
+        witness = lab::WITNESS_ADDR,
+        vip = lab.vip(),
+        socket = socket.display(),
+    );
+    let path = dir.join(format!("{me}.toml"));
+    std::fs::write(&path, text).unwrap();
+    (path, socket)
+}
+
+struct Pair {
+    lab: Lab,
+    a: Node,
+    b: Node,
+    _ivrs: Vec<Responder>,
+    _peers: Dataplane,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            let p = std::env::temp_dir().join(format!("tandem-{tag}-{}-{}", std::process::id(), rand()));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    fn rand() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn pair(tag: &str, preempt: bool) -> Pair {
+    let lab = Lab::pair(2).expect("pair lab");
+    let ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
+    // The bridge-side ends of the directors' service veths must run XDP to
+    // accept the dispatcher's XDP_TX frames.
+    let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 }).unwrap();
+    for d in [DIRECTOR_A, DIRECTOR_B] {
+        let i = lab.iface(d, "eth0").unwrap().clone();
+        in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native)).unwrap();
+    }
+    let dir = tempdir::Dir::new(tag);
+    let (ca, sa) = config(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, preempt);
+    let (cb, sb) = config(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, preempt);
+    let mut a = Node { name: DIRECTOR_A, child: None, config: ca, socket: sa, log: dir.0.join("a.log") };
+    let mut b = Node { name: DIRECTOR_B, child: None, config: cb, socket: sb, log: dir.0.join("b.log") };
+    // a first (it becomes active alone), then b (it finds an active peer).
+    a.start(&lab);
+    assert!(
+        wait_for("a active alone", Duration::from_secs(10), || a.state().as_deref() == Some("active")),
+        "a: {}",
+        a.log()
+    );
+    b.start(&lab);
+    Pair { lab, a, b, _ivrs: ivrs, _peers: peers, _dir: dir }
+}
+
+fn probe(lab: &Lab, port: u16) -> bool {
+    let client = lab.ns(lab::CLIENT).unwrap();
+    udp_request(client, port, SocketAddr::new(IpAddr::V4(lab.vip()), 5060), b"OPTIONS", Duration::from_millis(200)).is_ok()
+}
+
+fn settled(p: &Pair) -> bool {
+    wait_for("a active, b standby", Duration::from_secs(10), || {
+        p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+    })
+}
+
+#[test]
+fn privileged_lab_kill9_active_standby_takes_over_and_old_active_returns() {
+    if !require_privileged("privileged_lab_kill9_active_standby_takes_over_and_old_active_returns") {
+        return;
+    }
+    let mut p = pair("kill9", false);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    assert!(wait_for("probe through a", Duration::from_secs(5), || probe(&p.lab, 21000)), "VIP not answered via a");
+    p.a.kill9();
+    assert!(
+        wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")),
+        "b did not take over:\n{}",
+        p.b.log()
+    );
+    let mut port = 22000;
+    assert!(
+        wait_for("probes resume", Duration::from_secs(5), || {
+            port += 1;
+            probe(&p.lab, port)
+        }),
+        "client probes not answered after takeover:\n{}",
+        p.b.log()
+    );
+    // The old active comes back without preemption: it stays standby.
+    p.a.start(&p.lab);
+    assert!(wait_for("a standby", Duration::from_secs(5), || p.a.state().as_deref() == Some("standby")), "{}", p.a.log());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.b.state().as_deref(), Some("active"), "b must stay active without preemption");
+    assert_eq!(p.a.state().as_deref(), Some("standby"));
+    // Switchover by command: a takes over, b steps down.
+    let r = p.b.request(Request::Switchover).unwrap();
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    assert!(
+        wait_for("a active after switchover", Duration::from_secs(5), || {
+            p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+        }),
+        "a: {}\nb: {}",
+        p.a.log(),
+        p.b.log()
+    );
+    assert!(wait_for("probe after switchover", Duration::from_secs(5), || {
+        port += 1;
+        probe(&p.lab, port)
+    }));
+}
+
+#[test]
+fn privileged_lab_preempting_old_active_takes_back() {
+    if !require_privileged("privileged_lab_preempting_old_active_takes_back") {
+        return;
+    }
+    let mut p = pair("preempt", true);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    p.a.kill9();
+    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
+    p.a.start(&p.lab);
+    assert!(
+        wait_for("a active again (preempt)", Duration::from_secs(5), || {
+            p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+        }),
+        "a: {}\nb: {}",
+        p.a.log(),
+        p.b.log()
+    );
+}
+
+#[test]
+fn privileged_lab_link_cut_and_partition() {
+    if !require_privileged("privileged_lab_link_cut_and_partition") {
+        return;
+    }
+    let p = pair("partition", false);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    // Only the heartbeat link: heartbeats still cross the service network.
+    p.lab.set_link(DIRECTOR_A, "hb0", false).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(p.a.state().as_deref(), Some("active"));
+    assert_eq!(p.b.state().as_deref(), Some("standby"), "no dual active when only the link broke:\n{}", p.b.log());
+    // Full partition of a: both links down. b takes over (witness reachable).
+    p.lab.set_link(DIRECTOR_A, "eth0", false).unwrap();
+    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
+    // Heal: exactly one active remains, and GARPs are re-sent by it.
+    p.lab.set_link(DIRECTOR_A, "eth0", true).unwrap();
+    p.lab.set_link(DIRECTOR_A, "hb0", true).unwrap();
+    assert!(
+        wait_for("one active after heal", Duration::from_secs(5), || {
+            let (sa, sb) = (p.a.state(), p.b.state());
+            (sa.as_deref() == Some("active")) ^ (sb.as_deref() == Some("active"))
+                && (sa.as_deref() == Some("standby") || sb.as_deref() == Some("standby"))
+        }),
+        "a: {}\nb: {}",
+        p.a.log(),
+        p.b.log()
+    );
+    let logs = format!("{}{}", p.a.log(), p.b.log());
+    assert!(logs.contains("GARP re-sent") || logs.contains("takeover done"), "no GARP after the heal:\n{logs}");
+    let _ = Ipv4Addr::LOCALHOST;
+}
