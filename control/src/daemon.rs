@@ -58,6 +58,7 @@ const T_WITNESS_DEADLINE: u64 = 6;
 const T_GARP: u64 = 7;
 const T_ADMIN: u64 = 8;
 const T_LOG: u64 = 9;
+const T_LINK: u64 = 10;
 
 /// One entry of the timeline the daemon keeps (and prints with `-v`).
 #[derive(Clone, Debug)]
@@ -102,6 +103,7 @@ pub struct Daemon {
     started: Instant,
     state_since: Instant,
     witness_ok: bool,
+    links: crate::link::LinkMonitor,
 }
 
 fn ip_of(a: &[u8; 16]) -> IpAddr {
@@ -198,6 +200,15 @@ impl Daemon {
             },
             now,
         );
+        let mut watched = Vec::new();
+        for v in &cfg.vips {
+            if let Some(i) = ifindex(&v.interface)
+                && !watched.iter().any(|(n, _): &(String, u32)| *n == v.interface)
+            {
+                watched.push((v.interface.clone(), i));
+            }
+        }
+        let links = crate::link::LinkMonitor::new(&watched).context("link monitor")?;
         let admin = match crate::admin::bind(&cfg.admin.socket) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -227,6 +238,7 @@ impl Daemon {
             started: now,
             state_since: now,
             witness_ok: false,
+            links,
             cfg,
         })
     }
@@ -493,6 +505,13 @@ impl Daemon {
             let fd = l.as_raw_fd();
             self.reactor.accept(T_ADMIN, fd)?;
         }
+        let link_fd = self.links.as_raw_fd();
+        self.reactor.poll(T_LINK, link_fd, libc::POLLIN as u32)?;
+        let down = self.links.down();
+        if !down.is_empty() {
+            self.mark(format!("local fault: {} down", down.join(", ")));
+            self.pair.handle(Event::LocalFault(crate::pair::FaultKind::InterfaceDown), Instant::now());
+        }
         self.arm(T_HB, Instant::now())?;
         self.arm(T_LOG, Instant::now() + Duration::from_secs(3600))?;
         loop {
@@ -571,6 +590,20 @@ impl Daemon {
                             let fd = l.as_raw_fd();
                             self.reactor.accept(T_ADMIN, fd)?;
                         }
+                    }
+                    T_LINK => {
+                        for (name, up) in self.links.read_changes() {
+                            self.mark(format!("link {name} {}", if up { "up" } else { "down" }));
+                        }
+                        let now = Instant::now();
+                        if self.links.down().is_empty() {
+                            if self.pair.local_fault().is_some() {
+                                self.pair.handle(Event::LocalFaultCleared, now);
+                            }
+                        } else if self.pair.local_fault().is_none() {
+                            self.pair.handle(Event::LocalFault(crate::pair::FaultKind::InterfaceDown), now);
+                        }
+                        self.reactor.poll(T_LINK, link_fd, libc::POLLIN as u32)?;
                     }
                     T_LOG => {}
                     _ => {}

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod daemon;
 pub mod hbsend;
+pub mod link;
 pub mod pair;
 pub mod uring;
 pub mod vip;

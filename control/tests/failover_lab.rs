@@ -318,3 +318,85 @@ fn privileged_lab_link_cut_and_partition() {
     assert!(logs.contains("GARP re-sent") || logs.contains("takeover done"), "no GARP after the heal:\n{logs}");
     let _ = Ipv4Addr::LOCALHOST;
 }
+
+#[test]
+fn privileged_lab_service_link_down_hands_over_and_sigterm_releases() {
+    if !require_privileged("privileged_lab_service_link_down_hands_over_and_sigterm_releases") {
+        return;
+    }
+    let mut p = pair("linkdown", false);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    // The active's service interface goes down: a local fault; it hands
+    // over through the heartbeat link.
+    p.lab.set_link(DIRECTOR_A, "eth0", false).unwrap();
+    assert!(
+        wait_for("b active, a fault", Duration::from_secs(5), || {
+            p.b.state().as_deref() == Some("active") && p.a.state().as_deref() == Some("fault")
+        }),
+        "a: {}\nb: {}",
+        p.a.log(),
+        p.b.log()
+    );
+    let mut port = 23000;
+    assert!(wait_for("probes via b", Duration::from_secs(5), || {
+        port += 1;
+        probe(&p.lab, port)
+    }));
+    p.lab.set_link(DIRECTOR_A, "eth0", true).unwrap();
+    assert!(wait_for("a standby again", Duration::from_secs(5), || p.a.state().as_deref() == Some("standby")), "{}", p.a.log());
+    // SIGTERM on the active (b): it releases the VIP and detaches XDP; a
+    // takes over.
+    let pid = p.b.child.as_ref().unwrap().id() as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(wait_for("b exits", Duration::from_secs(5), || p.b.child.as_mut().unwrap().try_wait().unwrap().is_some()));
+    let b_lo = p.lab.exec(DIRECTOR_B, "ip", &["-4", "addr", "show", "dev", "lo"]).unwrap();
+    assert!(!b_lo.contains(&p.lab.vip().to_string()), "b kept the VIP after SIGTERM: {b_lo}");
+    let b_xdp = p.lab.exec(DIRECTOR_B, "ip", &["link", "show", "eth0"]).unwrap();
+    assert!(!b_xdp.contains("prog/xdp"), "b left XDP attached: {b_xdp}");
+    assert!(p.b.log().contains("released") || p.b.log().contains("shutting down"), "{}", p.b.log());
+    assert!(wait_for("a active", Duration::from_secs(5), || p.a.state().as_deref() == Some("active")), "{}", p.a.log());
+}
+
+#[test]
+fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
+    use tandem_common::heartbeat::{Key, Kind, LEN, Packet, Repr};
+    use tandem_common::node::NodeState;
+    if !require_privileged("privileged_lab_forged_and_replayed_heartbeats_change_nothing") {
+        return;
+    }
+    let p = pair("forged", false);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let client = p.lab.ns(lab::CLIENT).unwrap().to_string();
+    let key: [u8; 16] = (0..16).map(|i| u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    let send = |r: &Repr, key: &[u8; 16]| {
+        let mut buf = vec![0u8; LEN];
+        r.emit(&mut Packet::new_unchecked(&mut buf[..]), &Key::from_bytes(key));
+        in_netns(&client, || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            for _ in 0..20 {
+                s.send_to(&buf, (lab::DIRECTOR_B_ADDR, 694)).unwrap();
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+    };
+    // "a is in fault" with the wrong key (forged), and with the right key
+    // but an old sequence number (a replay): b must not take over.
+    let fake = Repr {
+        kind: Kind::Director,
+        state: NodeState::Fault,
+        priority: 150,
+        node_id: 1,
+        path: 1,
+        epoch: 99,
+        seq: 1,
+        sent_ns: 0,
+        active_channels: 0,
+        capacity: 0,
+    };
+    send(&Repr { seq: u64::MAX / 2, ..fake }, b"not-the-real-key");
+    send(&fake, &key);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(p.b.state().as_deref(), Some("standby"), "forged/replayed heartbeats moved b:\n{}", p.b.log());
+    assert_eq!(p.a.state().as_deref(), Some("active"));
+    let _ = Ipv4Addr::LOCALHOST;
+}
