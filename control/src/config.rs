@@ -218,6 +218,10 @@ pub struct RealEntry {
     pub state: RealState,
     /// Interface toward it (absent: the one the packet came in on).
     pub interface: Option<String>,
+    /// The node id this IVR server sends heartbeats with: it is then
+    /// marked down when silent for the heartbeat deadline and up when heard
+    /// again, and its reported load feeds `reported_load` services.
+    pub node_id: Option<u32>,
 }
 
 /// `[admin]`: the control socket.
@@ -538,6 +542,9 @@ fn service_toml(s: &ServiceEntry) -> Value {
             );
             if let Some(i) = &r.interface {
                 t.insert("interface".into(), i.clone().into());
+            }
+            if let Some(n) = r.node_id {
+                t.insert("node_id".into(), int(n));
             }
             Value::Table(t)
         })
@@ -912,6 +919,10 @@ fn parse_real(t: &Fields, vip: IpAddr) -> Result<RealEntry, ConfigError> {
         Some(_) => Some(t.interface("interface")?),
         None => None,
     };
+    let node_id = match t.opt("node_id") {
+        Some(_) => Some(t.int("node_id", None, 1, u32::MAX as i64)? as u32),
+        None => None,
+    };
     t.finish()?;
     Ok(RealEntry {
         address,
@@ -920,6 +931,7 @@ fn parse_real(t: &Fields, vip: IpAddr) -> Result<RealEntry, ConfigError> {
         weight,
         state,
         interface,
+        node_id,
     })
 }
 

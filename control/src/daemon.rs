@@ -59,6 +59,7 @@ const T_GARP: u64 = 7;
 const T_ADMIN: u64 = 8;
 const T_LOG: u64 = 9;
 const T_LINK: u64 = 10;
+const T_POOL: u64 = 11;
 
 /// One entry of the timeline the daemon keeps (and prints with `-v`).
 #[derive(Clone, Debug)]
@@ -104,6 +105,31 @@ pub struct Daemon {
     state_since: Instant,
     witness_ok: bool,
     links: crate::link::LinkMonitor,
+    /// The services as configured (operator states); the dataplane gets
+    /// them with IVR health applied.
+    services: Vec<tandem_dataplane::ServiceConfig>,
+    /// IVR node id → (service index, real index) it serves as.
+    ivr_slots: HashMap<u32, Vec<(usize, usize)>>,
+    pool: crate::pool::Pool,
+}
+
+/// The services with IVR health applied: a real server whose IVR is dead
+/// is down (no new flows) whatever its configured state.
+fn effective(
+    services: &[tandem_dataplane::ServiceConfig],
+    ivr_slots: &HashMap<u32, Vec<(usize, usize)>>,
+    pool: &crate::pool::Pool,
+) -> Vec<tandem_dataplane::ServiceConfig> {
+    let mut out = services.to_vec();
+    for (node, places) in ivr_slots {
+        let alive = pool.member(*node).is_some_and(|m| m.alive);
+        if !alive {
+            for (si, ri) in places {
+                out[*si].reals[*ri].state = tandem_dataplane::RealState::Down;
+            }
+        }
+    }
+    out
 }
 
 fn ip_of(a: &[u8; 16]) -> IpAddr {
@@ -139,14 +165,27 @@ impl Daemon {
         let ifindex = |n: &str| crate::config::ifindex(n);
         let services = cfg.dataplane_services(&ifindex).context("services")?;
         let peer_id = cfg.node.peer_id;
+        // IVR servers that send heartbeats: (service, real) by node id.
+        let mut ivr_slots: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
+        for (si, s) in cfg.services.iter().enumerate() {
+            for (ri, r) in s.reals.iter().enumerate() {
+                if let Some(n) = r.node_id {
+                    ivr_slots.entry(n).or_default().push((si, ri));
+                }
+            }
+        }
+        let pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
         let mut dp = Dataplane::load(LoadOptions { flow_entries: cfg.dataplane.flow_entries, nat_entries: cfg.dataplane.flow_entries })
             .context("loading the XDP object")?;
-        for s in &services {
+        for s in &effective(&services, &ivr_slots, &pool) {
             dp.set_service(s).with_context(|| format!("service {}", s.name()))?;
         }
         let key = Key::from_bytes(&cfg.heartbeat.key);
         dp.set_heartbeat(&key, cfg.heartbeat.port)?;
         dp.add_heartbeat_node(peer_id, Kind::Director)?;
+        for n in ivr_slots.keys() {
+            dp.add_heartbeat_node(*n, Kind::Ivr)?;
+        }
         let mode = match cfg.dataplane.xdp_mode {
             m => m,
         };
@@ -239,6 +278,9 @@ impl Daemon {
             state_since: now,
             witness_ok: false,
             links,
+            services,
+            ivr_slots,
+            pool,
             cfg,
         })
     }
@@ -260,6 +302,12 @@ impl Daemon {
     }
 
     fn feed(&mut self, p: &HbPeer) {
+        if p.kind == Kind::Ivr as u8 {
+            let mut changes = Vec::new();
+            self.pool.heard(p.node_id, instant_of(p.last_seen_ns), (p.active_channels, p.capacity), &mut changes);
+            self.apply_pool(changes);
+            return;
+        }
         if p.node_id != self.peer_id {
             return;
         }
@@ -276,6 +324,46 @@ impl Daemon {
         };
         let ev = Event::Heartbeat { path, from: p.node_id, state, epoch: p.epoch, priority: p.priority };
         self.pair.handle(ev, instant_of(p.last_seen_ns));
+    }
+
+    /// Applies IVR health and load changes to the dataplane.
+    fn apply_pool(&mut self, changes: Vec<crate::pool::Change>) {
+        let mut touched = Vec::new();
+        for c in changes {
+            match c {
+                crate::pool::Change::Health { node_id, alive } => {
+                    self.mark(format!("ivr node {node_id} {}", if alive { "alive" } else { "dead: no new flows" }));
+                    for (si, _) in self.ivr_slots.get(&node_id).cloned().unwrap_or_default() {
+                        if !touched.contains(&si) {
+                            touched.push(si);
+                        }
+                    }
+                }
+                crate::pool::Change::Load { node_id, active, capacity } => {
+                    for (si, ri) in self.ivr_slots.get(&node_id).cloned().unwrap_or_default() {
+                        let s = &self.services[si];
+                        if s.flags & tandem_dataplane::common::FLAG_REPORTED_LOAD == 0 {
+                            continue;
+                        }
+                        if let Some(img) = self.dp.service(&s.key())
+                            && let Some(slot) = img.slot_of(s.reals[ri].addr, s.reals[ri].port)
+                        {
+                            let id = img.service.id;
+                            let _ = self.dp.set_real_load(id, slot, tandem_dataplane::common::RealLoad { active, capacity });
+                        }
+                    }
+                }
+            }
+        }
+        if touched.is_empty() {
+            return;
+        }
+        let eff = effective(&self.services, &self.ivr_slots, &self.pool);
+        for si in touched {
+            if let Err(e) = self.dp.set_service(&eff[si]) {
+                tracing::error!("service {}: {e}", eff[si].name());
+            }
+        }
     }
 
     fn arm(&mut self, token: u64, at: Instant) -> Result<()> {
@@ -424,10 +512,13 @@ impl Daemon {
                         _ => "down",
                     }
                     .into(),
-                    health: "unknown".into(),
+                    health: match self.ivr_of(img.service.id, slot as u32) {
+                        Some(m) => if m.alive { "alive" } else { "dead" }.into(),
+                        None => "unknown".into(),
+                    },
                     flows: n as u64,
-                    channels: None,
-                    capacity: None,
+                    channels: self.ivr_of(img.service.id, slot as u32).map(|m| m.load.0),
+                    capacity: self.ivr_of(img.service.id, slot as u32).map(|m| m.load.1),
                     packets: rc.packets,
                     bytes: rc.bytes,
                 });
@@ -446,6 +537,22 @@ impl Daemon {
             });
         }
         (services, all_reals)
+    }
+
+    /// The pool member serving as real server `slot` of service `id`.
+    fn ivr_of(&self, id: u32, slot: u32) -> Option<crate::pool::Member> {
+        for (node, places) in &self.ivr_slots {
+            for (si, ri) in places {
+                let s = &self.services[*si];
+                if let Some(img) = self.dp.service(&s.key())
+                    && img.service.id == id
+                    && img.slot_of(s.reals[*ri].addr, s.reals[*ri].port) == Some(slot)
+                {
+                    return self.pool.member(*node).copied();
+                }
+            }
+        }
+        None
     }
 
     fn answer(&mut self, req: Result<admin::Request, admin::AdminError>) -> admin::Response {
@@ -513,6 +620,9 @@ impl Daemon {
             self.pair.handle(Event::LocalFault(crate::pair::FaultKind::InterfaceDown), Instant::now());
         }
         self.arm(T_HB, Instant::now())?;
+        if !self.ivr_slots.is_empty() {
+            self.arm(T_POOL, Instant::now() + self.cfg.heartbeat.interval)?;
+        }
         self.arm(T_LOG, Instant::now() + Duration::from_secs(3600))?;
         loop {
             if let Some(t) = self.pair.poll_timeout() {
@@ -534,6 +644,19 @@ impl Daemon {
                     T_PAIR => {
                         self.refresh();
                         self.pair.handle_timeout(Instant::now());
+                    }
+                    T_POOL => {
+                        // IVR records: a returning server pushes no ring
+                        // event, so the pool is also scanned periodically.
+                        self.refresh();
+                        let mut changes = Vec::new();
+                        self.pool.handle_timeout(Instant::now(), &mut changes);
+                        self.apply_pool(changes);
+                        if !self.ivr_slots.is_empty() {
+                            let scan = Instant::now() + self.cfg.heartbeat.deadline();
+                            let at = self.pool.poll_timeout().map_or(scan, |t| t.min(scan));
+                            self.reactor.arm_timeout(T_POOL, at.max(Instant::now()))?;
+                        }
                     }
                     T_RING => {
                         while let Some(p) = self.events.next() {

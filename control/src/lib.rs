@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod hbsend;
 pub mod link;
 pub mod pair;
+pub mod pool;
 pub mod uring;
 pub mod vip;
 pub mod witness;

@@ -91,7 +91,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
     false
 }
 
-fn config(lab: &Lab, dir: &Path, me: &str, id: u32, peer_id: u32, priority: u8, preempt: bool) -> (PathBuf, PathBuf) {
+fn config(lab: &Lab, dir: &Path, me: &str, id: u32, peer_id: u32, priority: u8, preempt: bool, ivr_hb: bool) -> (PathBuf, PathBuf) {
     let (local, peer, hb_local, hb_peer) = if me == DIRECTOR_A {
         (lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR, lab::HB_A_ADDR, lab::HB_B_ADDR)
     } else {
@@ -99,11 +99,12 @@ fn config(lab: &Lab, dir: &Path, me: &str, id: u32, peer_id: u32, priority: u8, 
     };
     let socket = dir.join(format!("{me}.sock"));
     let mut reals = String::new();
-    for ivr in lab.ivrs() {
+    for (k, ivr) in lab.ivrs().iter().enumerate() {
         reals.push_str(&format!(
-            "[[service.real]]\naddress = \"{}\"\nmac = \"{}\"\nweight = 1\n\n",
+            "[[service.real]]\naddress = \"{}\"\nmac = \"{}\"\nweight = 1\n{}\n",
             ivr.addr(),
-            ivr.eth0().mac_string()
+            ivr.eth0().mac_string(),
+            if ivr_hb { format!("node_id = {}\n", 101 + k) } else { String::new() }
         ));
     }
     let text = format!(
@@ -184,6 +185,10 @@ mod tempdir {
 }
 
 fn pair(tag: &str, preempt: bool) -> Pair {
+    pair_with(tag, preempt, false)
+}
+
+fn pair_with(tag: &str, preempt: bool, ivr_hb: bool) -> Pair {
     let lab = Lab::pair(2).expect("pair lab");
     let ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
     // The bridge-side ends of the directors' service veths must run XDP to
@@ -194,8 +199,8 @@ fn pair(tag: &str, preempt: bool) -> Pair {
         in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native)).unwrap();
     }
     let dir = tempdir::Dir::new(tag);
-    let (ca, sa) = config(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, preempt);
-    let (cb, sb) = config(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, preempt);
+    let (ca, sa) = config(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, preempt, ivr_hb);
+    let (cb, sb) = config(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, preempt, ivr_hb);
     let mut a = Node { name: DIRECTOR_A, child: None, config: ca, socket: sa, log: dir.0.join("a.log") };
     let mut b = Node { name: DIRECTOR_B, child: None, config: cb, socket: sb, log: dir.0.join("b.log") };
     // a first (it becomes active alone), then b (it finds an active peer).
@@ -399,4 +404,104 @@ fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
     assert_eq!(p.b.state().as_deref(), Some("standby"), "forged/replayed heartbeats moved b:\n{}", p.b.log());
     assert_eq!(p.a.state().as_deref(), Some("active"));
     let _ = Ipv4Addr::LOCALHOST;
+}
+
+/// An IVR's heartbeat sender (kind IVR) to both directors, on a thread in
+/// its namespace; stops when dropped.
+struct IvrHeartbeat {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IvrHeartbeat {
+    fn start(lab: &Lab, k: usize, node_id: u32) -> IvrHeartbeat {
+        use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+        use tandem_common::heartbeat::{Key, Kind};
+        use tandem_control::hbsend::{PathSpec, Sender};
+        let ivr = &lab.ivrs()[k];
+        let ns = ivr.ns.clone();
+        let local = SocketAddr::new(IpAddr::V4(ivr.addr()), 0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let key: [u8; 16] = (0..16).map(|i| u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>().try_into().unwrap();
+        let thread = std::thread::spawn(move || {
+            let paths = [
+                PathSpec { index: 0, local, peer: SocketAddr::new(IpAddr::V4(lab::DIRECTOR_A_ADDR), 694) },
+                PathSpec { index: 0, local, peer: SocketAddr::new(IpAddr::V4(lab::DIRECTOR_B_ADDR), 694) },
+            ];
+            let mut sender = in_netns(&ns, || Sender::new(Key::from_bytes(&key), node_id, Kind::Ivr, &paths).unwrap());
+            // Bounded: at most 10 minutes of 10 ms heartbeats.
+            for _ in 0..60_000 {
+                if s2.load(Ordering::Relaxed) {
+                    break;
+                }
+                sender.send_all(tandem_common::node::NodeState::Active, 0, 0, (3, 30), tandem_dataplane::monotonic_ns());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        IvrHeartbeat { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for IvrHeartbeat {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Which IVR answered a probe (its name), if any.
+fn probe_who(lab: &Lab, port: u16) -> Option<String> {
+    let client = lab.ns(lab::CLIENT).unwrap();
+    let r = udp_request(client, port, SocketAddr::new(IpAddr::V4(lab.vip()), 5060), b"OPTIONS", Duration::from_millis(200)).ok()?;
+    String::from_utf8_lossy(&r).split_whitespace().next().map(str::to_string)
+}
+
+#[test]
+fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
+    if !require_privileged("privileged_lab_ivr_heartbeats_drive_real_server_health") {
+        return;
+    }
+    let p = pair_with("ivrhb", false, true);
+    let hb1 = IvrHeartbeat::start(&p.lab, 0, 101);
+    let _hb2 = IvrHeartbeat::start(&p.lab, 1, 102);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let mut port = 24000;
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        wait_for("both IVRs answer", Duration::from_secs(5), || {
+            port += 1;
+            if let Some(w) = probe_who(&p.lab, port) {
+                seen.insert(w);
+            }
+            seen.len() == 2
+        }),
+        "seen {seen:?}\na: {}",
+        p.a.log()
+    );
+    // ivr1 stops sending heartbeats: it is marked dead, new flows avoid it.
+    drop(hb1);
+    assert!(wait_for("ivr 101 dead", Duration::from_secs(5), || p.a.log().contains("ivr node 101 dead")), "{}", p.a.log());
+    for _ in 0..20 {
+        port += 1;
+        assert_eq!(probe_who(&p.lab, port).as_deref(), Some("ivr2"), "a new flow reached the silent ivr1");
+    }
+    // Back: new flows reach it again.
+    let _hb1 = IvrHeartbeat::start(&p.lab, 0, 101);
+    let mut back = false;
+    assert!(wait_for("ivr1 answers again", Duration::from_secs(5), || {
+        port += 1;
+        back = probe_who(&p.lab, port).as_deref() == Some("ivr1");
+        back
+    }), "{}", p.a.log());
+    // tandemctl reals shows the health.
+    match p.a.request(Request::Reals) {
+        Some(Response::Reals { reals }) => {
+            assert!(reals.iter().all(|r| r.health == "alive"), "{reals:?}");
+            assert!(reals.iter().all(|r| r.channels == Some(3) && r.capacity == Some(30)), "{reals:?}");
+        }
+        other => panic!("reals: {other:?}"),
+    }
 }

@@ -1,0 +1,134 @@
+//! The IVR pool manager, sans-IO: decides from the IVR servers' heartbeats
+//! (as the kernel recorded them) which real servers are alive and what
+//! load they report. Silent for the heartbeat deadline: dead (no new
+//! flows); heard again: alive. Inputs carry `now`; outputs are changes for
+//! the runtime to apply to the dataplane. No I/O, no clock of its own.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+/// What the pool knows of one IVR server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub alive: bool,
+    pub last_seen: Option<Instant>,
+    /// Reported active channels and capacity.
+    pub load: (u32, u32),
+}
+
+/// A decision for the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The IVR with this node id became alive (`true`) or dead (`false`).
+    Health { node_id: u32, alive: bool },
+    /// Its reported load changed.
+    Load { node_id: u32, active: u32, capacity: u32 },
+}
+
+/// The pool.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    deadline: Duration,
+    members: BTreeMap<u32, Member>,
+}
+
+impl Pool {
+    /// `nodes`: the configured IVR node ids. They start dead until heard
+    /// (a server that never sent a heartbeat gets no calls).
+    pub fn new(nodes: impl IntoIterator<Item = u32>, deadline: Duration) -> Pool {
+        let members = nodes.into_iter().map(|n| (n, Member { alive: false, last_seen: None, load: (0, 0) })).collect();
+        Pool { deadline, members }
+    }
+
+    pub fn member(&self, node_id: u32) -> Option<&Member> {
+        self.members.get(&node_id)
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = (u32, &Member)> {
+        self.members.iter().map(|(k, v)| (*k, v))
+    }
+
+    /// A heartbeat of `node_id` arrived at `at` with this load. Unknown
+    /// node ids are ignored (the kernel refuses them anyway).
+    pub fn heard(&mut self, node_id: u32, at: Instant, load: (u32, u32), out: &mut Vec<Change>) {
+        let Some(m) = self.members.get_mut(&node_id) else {
+            return;
+        };
+        if m.last_seen.is_some_and(|t| t >= at) {
+            return;
+        }
+        m.last_seen = Some(at);
+        if !m.alive {
+            m.alive = true;
+            out.push(Change::Health { node_id, alive: true });
+        }
+        if m.load != load {
+            m.load = load;
+            out.push(Change::Load { node_id, active: load.0, capacity: load.1 });
+        }
+    }
+
+    /// Marks dead every member silent for the deadline at `now`.
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut Vec<Change>) {
+        for (id, m) in self.members.iter_mut() {
+            let silent = match m.last_seen {
+                Some(t) => now.saturating_duration_since(t) > self.deadline,
+                None => true,
+            };
+            if m.alive && silent {
+                m.alive = false;
+                out.push(Change::Health { node_id: *id, alive: false });
+            }
+        }
+    }
+
+    /// When `handle_timeout` must next run (the earliest death of a live member).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.members.values().filter(|m| m.alive).filter_map(|m| m.last_seen.map(|t| t + self.deadline)).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_ivr_goes_down_and_comes_back() {
+        let t0 = Instant::now();
+        let d = Duration::from_millis(30);
+        let mut p = Pool::new([101, 102], d);
+        let mut out = Vec::new();
+        assert!(!p.member(101).unwrap().alive, "unheard servers start dead");
+        p.heard(101, t0, (2, 30), &mut out);
+        p.heard(102, t0, (0, 30), &mut out);
+        assert_eq!(
+            out,
+            vec![
+                Change::Health { node_id: 101, alive: true },
+                Change::Load { node_id: 101, active: 2, capacity: 30 },
+                Change::Health { node_id: 102, alive: true },
+                Change::Load { node_id: 102, active: 0, capacity: 30 },
+            ]
+        );
+        out.clear();
+        assert_eq!(p.poll_timeout(), Some(t0 + d));
+        // 102 keeps talking, 101 goes silent.
+        p.heard(102, t0 + Duration::from_millis(20), (0, 30), &mut out);
+        p.handle_timeout(t0 + Duration::from_millis(29), &mut out);
+        assert!(out.is_empty(), "not yet past the deadline");
+        p.handle_timeout(t0 + Duration::from_millis(31), &mut out);
+        assert_eq!(out, vec![Change::Health { node_id: 101, alive: false }]);
+        out.clear();
+        // An old record does not revive it; a new one does.
+        p.heard(101, t0, (2, 30), &mut out);
+        assert!(out.is_empty());
+        p.heard(101, t0 + Duration::from_millis(40), (5, 30), &mut out);
+        assert_eq!(out, vec![Change::Health { node_id: 101, alive: true }, Change::Load { node_id: 101, active: 5, capacity: 30 }]);
+        // Unknown node ids change nothing.
+        out.clear();
+        p.heard(999, t0 + Duration::from_millis(50), (1, 1), &mut out);
+        assert!(out.is_empty());
+    }
+}
