@@ -172,6 +172,8 @@ pub struct Dataplane {
     m_hb_peers: HashMap<MapData, HbPeerKey, HbPeer>,
     m_owned_vips: HashMap<MapData, u32, Iface>,
     hb_events: Option<aya::maps::RingBuf<MapData>>,
+    flow_events: Option<aya::maps::RingBuf<MapData>>,
+    flow_events_on: bool,
     m_bench_fwd: Array<MapData, u32>,
     m_globals: Array<MapData, Globals>,
 }
@@ -277,6 +279,8 @@ impl Dataplane {
             m_hb_peers: take(&mut ebpf, maps::HB_PEERS)?,
             m_owned_vips: take(&mut ebpf, maps::OWNED_VIPS)?,
             hb_events: Some(take(&mut ebpf, maps::HB_EVENTS)?),
+            flow_events: Some(take(&mut ebpf, maps::FLOW_EVENTS)?),
+            flow_events_on: false,
             m_bench_fwd: take(&mut ebpf, maps::BENCH_FWD)?,
             m_globals: take(&mut ebpf, maps::GLOBALS)?,
             ebpf,
@@ -445,7 +449,8 @@ impl Dataplane {
     /// Rewrites what is derived from the set of services: the port
     /// pre-filter and the NAT service count.
     fn write_derived(&mut self) -> Result<(), Error> {
-        let (ports, globals) = derived(self.services.values().map(|i| &i.service));
+        let (ports, mut globals) = derived(self.services.values().map(|i| &i.service));
+        globals.flow_events = self.flow_events_on as u32;
         for (idx, flags) in ports {
             self.m_port_flags
                 .set(idx, flags, 0)
@@ -848,6 +853,70 @@ impl Dataplane {
         }
     }
 
+    /// Turns the push of new and expired flows to the flow ring buffer on
+    /// or off (on while a standby is synced).
+    pub fn set_flow_events(&mut self, on: bool) -> Result<(), Error> {
+        self.flow_events_on = on;
+        self.write_derived()
+    }
+
+    /// The ring buffer of connection-table changes (taken once).
+    pub fn take_flow_events(&mut self) -> Option<FlowEvents> {
+        self.flow_events.take().map(|rb| FlowEvents { rb })
+    }
+
+    /// Writes a flow learned from the active node into this node's
+    /// connection table (standby side of state sync), counting it as an
+    /// active connection of its real server. `service` and `real` name the
+    /// service and real server by key and address (ids and slots differ
+    /// between nodes). Returns false if this node has no such service or
+    /// real server (the flow is then not kept).
+    pub fn upsert_synced_flow(
+        &mut self,
+        key: &FlowKey,
+        service: &ServiceKey,
+        real: (std::net::IpAddr, u16),
+        created_ns: u64,
+        flags: u32,
+    ) -> Result<bool, Error> {
+        let Some(img) = self.services.get(service) else {
+            return Ok(false);
+        };
+        let Some(slot) = img.slot_of(real.0, real.1) else {
+            return Ok(false);
+        };
+        let id = img.service.id;
+        let now = monotonic_coarse_ns();
+        let old = self.m_flows.get(key, 0).ok();
+        let value = FlowValue {
+            last_seen_ns: now,
+            created_ns,
+            service_id: id,
+            real_idx: slot,
+            flags: flags & (FLOW_COUNTED | FLOW_CLOSING),
+            _pad: 0,
+        };
+        self.m_flows.insert(*key, value, 0).map_err(map_err(maps::FLOWS))?;
+        let was_counted = old.is_some_and(|o| o.flags & FLOW_COUNTED != 0 && o.service_id == id && o.real_idx == slot);
+        if value.flags & FLOW_COUNTED != 0 && !was_counted {
+            let a = self.active_conns(id, slot)?;
+            self.set_active_conns(id, slot, a + 1)?;
+        }
+        Ok(true)
+    }
+
+    /// Removes a flow (state sync: the active expired it).
+    pub fn remove_synced_flow(&mut self, key: &FlowKey) -> Result<(), Error> {
+        if let Ok(old) = self.m_flows.get(key, 0) {
+            let _ = self.m_flows.remove(key);
+            if old.flags & FLOW_COUNTED != 0 {
+                let a = self.active_conns(old.service_id, old.real_idx)?;
+                self.set_active_conns(old.service_id, old.real_idx, a.saturating_sub(1))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Attaches the benchmark sink (count and drop) to `iface`.
     pub fn attach_sink(&mut self, iface: &str) -> Result<Attached, Error> {
         self.attach_prog(progs::SINK, iface, AttachMode::Native)
@@ -937,6 +1006,38 @@ impl std::os::fd::AsRawFd for HeartbeatEvents {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.rb.as_raw_fd()
     }
+}
+
+/// Connection-table changes pushed by the kernel (`FLOW_EVENTS`).
+pub struct FlowEvents {
+    rb: aya::maps::RingBuf<MapData>,
+}
+
+impl FlowEvents {
+    /// The next pending change, if any (non-blocking).
+    pub fn next(&mut self) -> Option<FlowEvent> {
+        let item = self.rb.next()?;
+        if item.len() < std::mem::size_of::<FlowEvent>() {
+            return None;
+        }
+        // SAFETY: the kernel wrote a whole FlowEvent (checked length); read unaligned.
+        Some(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const FlowEvent) })
+    }
+}
+
+impl std::os::fd::AsRawFd for FlowEvents {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.rb.as_raw_fd()
+    }
+}
+
+/// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock of flow timestamps
+/// (`bpf_ktime_get_coarse_ns`).
+pub fn monotonic_coarse_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `HbPeer::last_seen_ns`.

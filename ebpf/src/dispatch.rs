@@ -88,6 +88,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
             active_add(old.service_id * MAX_REALS + old.real_idx, u64::MAX);
         }
         let _ = maps::FLOWS.remove(&fkey);
+        maps::flow_event(&fkey, &old, FLOW_EVENT_REMOVED);
     }
     new_flow_stage(ctx, pkt, svc)
 }
@@ -207,6 +208,7 @@ fn established(
                 active_add(base + flow.real_idx, u64::MAX);
             }
             let _ = maps::FLOWS.remove(fkey);
+            maps::flow_event(fkey, &flow, FLOW_EVENT_REMOVED);
             new_flow_stage(ctx, pkt, svc)
         }
     }
@@ -349,6 +351,7 @@ pub fn new_flow<const LOAD_AWARE: bool>(ctx: &XdpContext) -> u32 {
     };
     if maps::FLOWS.insert(&fkey, &value, 0).is_ok() {
         active_add(id * MAX_REALS + idx, 1);
+        maps::flow_event(&fkey, &value, FLOW_EVENT_NEW);
     } else {
         count(Reason::FlowInsertFailed);
     }

@@ -51,6 +51,9 @@ pub static HB_PEERS: HashMap<HbPeerKey, HbPeer> = HashMap::with_max_entries(4096
 /// Sender state changes, for the control plane.
 #[map]
 pub static HB_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+/// New and expired flows, for state sync (when `GLOBALS.flow_events`).
+#[map]
+pub static FLOW_EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
 /// IPv4 VIPs this node owns (network-order address) to the MAC to answer with.
 #[map]
 pub static OWNED_VIPS: HashMap<u32, Iface> = HashMap::with_max_entries(256, 0);
@@ -111,5 +114,27 @@ pub fn add(map: &PerCpuArray<Counters>, idx: u32, bytes: u64, new_flow: bool) {
                 (*p).new_flows += 1;
             }
         }
+    }
+}
+
+/// Pushes a connection-table change for state sync, if sync is on. A
+/// separate BPF function writing straight into the ring buffer, so that
+/// the event never sits on the dispatcher's stack.
+#[inline(never)]
+pub fn flow_event(key: &FlowKey, value: &FlowValue, kind: u32) {
+    match GLOBALS.get(0) {
+        Some(g) if g.flow_events != 0 => {}
+        _ => return,
+    }
+    if let Some(mut entry) = FLOW_EVENTS.reserve::<FlowEvent>(0) {
+        let p = entry.as_mut_ptr();
+        // SAFETY: the reservation holds one FlowEvent.
+        unsafe {
+            (*p).key = *key;
+            (*p).value = *value;
+            (*p).kind = kind;
+            (*p)._pad = 0;
+        }
+        entry.submit(0);
     }
 }

@@ -419,6 +419,23 @@ pub struct HbPeer {
 pub struct Globals {
     /// Number of NAT services: without any, replies are not looked up.
     pub nat_services: u32,
+    /// Non-zero: new and expired flows are pushed to `FLOW_EVENTS` (state
+    /// sync to the standby is on).
+    pub flow_events: u32,
+}
+
+/// `FlowEvent::kind`: a flow was scheduled and inserted.
+pub const FLOW_EVENT_NEW: u32 = 1;
+/// `FlowEvent::kind`: a flow expired (idle) or lost its real server.
+pub const FLOW_EVENT_REMOVED: u32 = 2;
+
+/// A connection-table change pushed to `FLOW_EVENTS` for state sync.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowEvent {
+    pub key: FlowKey,
+    pub value: FlowValue,
+    pub kind: u32,
     pub _pad: u32,
 }
 
@@ -669,6 +686,7 @@ pub mod maps {
     pub const HB_NODES: &str = "HB_NODES";
     pub const HB_PEERS: &str = "HB_PEERS";
     pub const HB_EVENTS: &str = "HB_EVENTS";
+    pub const FLOW_EVENTS: &str = "FLOW_EVENTS";
     pub const OWNED_VIPS: &str = "OWNED_VIPS";
 }
 
@@ -727,6 +745,7 @@ mod pod {
     unsafe impl aya::Pod for BenchFrame {}
     unsafe impl aya::Pod for Globals {}
     unsafe impl aya::Pod for RealLoad {}
+    unsafe impl aya::Pod for FlowEvent {}
     unsafe impl aya::Pod for HbConfig {}
     unsafe impl aya::Pod for HbPeerKey {}
     unsafe impl aya::Pod for HbPeer {}
@@ -745,5 +764,6 @@ const _: () = {
     assert!(core::mem::size_of::<Counters>() == 32);
     assert!(core::mem::size_of::<HbConfig>() == 24);
     assert!(core::mem::size_of::<HbPeer>() == 56);
+    assert!(core::mem::size_of::<FlowEvent>() == 80);
     assert!(core::mem::size_of::<BenchFrame>() == 272);
 };
