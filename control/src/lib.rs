@@ -12,6 +12,7 @@ pub mod hbsend;
 pub mod link;
 pub mod pair;
 pub mod pool;
+pub mod sync;
 pub mod uring;
 pub mod vip;
 pub mod witness;
