@@ -163,10 +163,18 @@ pub enum FaultKind {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A verified heartbeat from the peer, received on `path`.
-    Heartbeat { path: u8, from: u32, state: NodeState, epoch: u64, priority: u8 },
+    Heartbeat {
+        path: u8,
+        from: u32,
+        state: NodeState,
+        epoch: u64,
+        priority: u8,
+    },
     /// The kernel or runtime saw `path`'s deadline pass (an accelerator: the
     /// machine also detects silence from its own timestamps).
-    PathDown { path: u8 },
+    PathDown {
+        path: u8,
+    },
     LocalFault(FaultKind),
     LocalFaultCleared,
     /// Operator: hand the active role to the peer.
@@ -174,7 +182,9 @@ pub enum Event {
     /// Operator: enter (true) or leave (false) maintenance.
     AdminMaintenance(bool),
     /// The answer to [`Action::ProbeWitness`].
-    Witness { reachable: bool },
+    Witness {
+        reachable: bool,
+    },
 }
 
 /// An output for the runtime to carry out.
@@ -188,7 +198,11 @@ pub enum Action {
     SendGarp,
     /// Check the witness and answer with [`Event::Witness`].
     ProbeWitness,
-    StateChanged { from: NodeState, to: NodeState, epoch: u64 },
+    StateChanged {
+        from: NodeState,
+        to: NodeState,
+        epoch: u64,
+    },
 }
 
 /// What one path last told us about the peer.
@@ -217,9 +231,9 @@ impl PeerView {
     /// The peer was heard on `path` within `deadline` and the path was not
     /// reported down since.
     pub fn heard_on(&self, path: u8, now: Instant, deadline: Duration) -> bool {
-        self.paths.get(usize::from(path)).is_some_and(|p| {
-            !p.reported_down && p.last_seen.is_some_and(|t| now < t + deadline)
-        })
+        self.paths
+            .get(usize::from(path))
+            .is_some_and(|p| !p.reported_down && p.last_seen.is_some_and(|t| now < t + deadline))
     }
 
     /// Heard on at least one path.
@@ -252,7 +266,11 @@ impl fmt::Display for SwitchoverRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SwitchoverRefused::NotActive(s) => {
-                write!(f, "switchover refused: this node is {}, not active", s.name())
+                write!(
+                    f,
+                    "switchover refused: this node is {}, not active",
+                    s.name()
+                )
             }
             SwitchoverRefused::NoHealthyPeer => {
                 write!(f, "switchover refused: the peer is not a healthy standby")
@@ -275,7 +293,7 @@ pub struct Fingerprint {
     maintenance: bool,
     /// Peer id, state, epoch, priority, and per path the age of the last
     /// heartbeat while it still keeps the peer alive.
-    peer: Option<(u32, NodeState, u64, u8, Vec<Option<Duration>>)>,
+    peer: Option<PeerPrint>,
     init_left: Option<Duration>,
     witness_left: Option<Duration>,
     retry_left: Option<Duration>,
@@ -283,6 +301,10 @@ pub struct Fingerprint {
     garp_sent: bool,
     actions: Vec<Action>,
 }
+
+/// The peer as a [`Fingerprint`] holds it: id, state, epoch, priority, and
+/// per path the age of the last heartbeat while it keeps the peer alive.
+type PeerPrint = (u32, NodeState, u64, u8, Vec<Option<Duration>>);
 
 /// The peer's fields a decision needs (copied out of the view).
 #[derive(Clone, Copy, Debug)]
@@ -348,7 +370,11 @@ impl Pair {
 
     /// The priority to advertise: the configured one, or 0 while yielding.
     pub fn priority(&self) -> u8 {
-        if self.yield_until.is_some() { 0 } else { self.cfg.priority }
+        if self.yield_until.is_some() {
+            0
+        } else {
+            self.cfg.priority
+        }
     }
 
     pub fn peer(&self) -> Option<PeerView> {
@@ -379,7 +405,13 @@ impl Pair {
     pub fn handle(&mut self, ev: Event, now: Instant) {
         self.expire_yield(now);
         match ev {
-            Event::Heartbeat { path, from, state, epoch, priority } => {
+            Event::Heartbeat {
+                path,
+                from,
+                state,
+                epoch,
+                priority,
+            } => {
                 if from == self.cfg.node_id || path >= self.cfg.paths {
                     return;
                 }
@@ -403,8 +435,10 @@ impl Pair {
                 peer.state = state;
                 peer.epoch = epoch;
                 peer.priority = priority;
-                peer.paths[usize::from(path)] =
-                    PeerPath { last_seen: Some(now), reported_down: false };
+                peer.paths[usize::from(path)] = PeerPath {
+                    last_seen: Some(now),
+                    reported_down: false,
+                };
                 // Decide with the epochs as they stand (the dual-active
                 // comparison needs ours before adoption), then adopt.
                 self.settle(now);
@@ -412,7 +446,11 @@ impl Pair {
                 return;
             }
             Event::PathDown { path } => {
-                if let Some(p) = self.peer.as_mut().and_then(|p| p.paths.get_mut(usize::from(path))) {
+                if let Some(p) = self
+                    .peer
+                    .as_mut()
+                    .and_then(|p| p.paths.get_mut(usize::from(path)))
+                {
                     p.reported_down = true;
                 }
             }
@@ -457,7 +495,10 @@ impl Pair {
         };
         match self.state {
             NodeState::Init => at(Some(self.init_until)),
-            NodeState::Standby => at(self.peer.as_ref().and_then(|p| p.dead_at(self.cfg.deadline()))),
+            NodeState::Standby => at(self
+                .peer
+                .as_ref()
+                .and_then(|p| p.dead_at(self.cfg.deadline()))),
             NodeState::Takeover => at(self.witness_due),
             NodeState::Fault if self.local_fault.is_none() => at(self.retry_at),
             NodeState::Fault | NodeState::Active | NodeState::Maintenance => {}
@@ -482,15 +523,29 @@ impl Pair {
             peer: self.peer.as_ref().map(|p| {
                 let ages = (0..p.paths.len())
                     .map(|i| {
-                        let seen = p.paths[i].last_seen.filter(|_| p.heard_on(i as u8, now, deadline));
+                        let seen = p.paths[i]
+                            .last_seen
+                            .filter(|_| p.heard_on(i as u8, now, deadline));
                         seen.map(|t| now.saturating_duration_since(t))
                     })
                     .collect();
                 (p.node_id, p.state, p.epoch, p.priority, ages)
             }),
-            init_left: if self.state == NodeState::Init { left(Some(self.init_until)) } else { None },
-            witness_left: if self.state == NodeState::Takeover { left(self.witness_due) } else { None },
-            retry_left: if self.state == NodeState::Fault { left(self.retry_at) } else { None },
+            init_left: if self.state == NodeState::Init {
+                left(Some(self.init_until))
+            } else {
+                None
+            },
+            witness_left: if self.state == NodeState::Takeover {
+                left(self.witness_due)
+            } else {
+                None
+            },
+            retry_left: if self.state == NodeState::Fault {
+                left(self.retry_at)
+            } else {
+                None
+            },
             yield_left: left(self.yield_until),
             garp_sent: self.garp_sent && live && self.state == NodeState::Active,
             actions: self.actions.iter().cloned().collect(),
@@ -556,7 +611,9 @@ impl Pair {
                 None => self.enter(Takeover, now),
                 Some(p) => match p.state {
                     Active if self.may_preempt(p) => self.take_active(now),
-                    Standby | Init if !self.yielding() && self.wins_tie_break(p) => self.take_active(now),
+                    Standby | Init if !self.yielding() && self.wins_tie_break(p) => {
+                        self.take_active(now)
+                    }
                     Fault | Maintenance => self.take_active(now),
                     Active | Standby | Init | Takeover => false,
                 },
@@ -574,7 +631,9 @@ impl Pair {
             }
             Active => match peer {
                 Some(p) if p.state == Active => self.settle_dual_active(p, now),
-                Some(p) if p.state == Standby && self.local_fault.is_some() => self.enter(Fault, now),
+                Some(p) if p.state == Standby && self.local_fault.is_some() => {
+                    self.enter(Fault, now)
+                }
                 _ => false,
             },
             Fault => {
@@ -598,7 +657,10 @@ impl Pair {
     }
 
     fn may_preempt(&self, p: Peer) -> bool {
-        self.cfg.preempt && !self.yielding() && self.local_fault.is_none() && self.cfg.priority > p.priority
+        self.cfg.preempt
+            && !self.yielding()
+            && self.local_fault.is_none()
+            && self.cfg.priority > p.priority
     }
 
     /// Both active and hearing each other.
@@ -654,12 +716,18 @@ impl Pair {
         if to == NodeState::Active {
             self.yield_until = None;
         }
-        self.actions.push_back(Action::StateChanged { from, to, epoch: self.epoch });
+        self.actions.push_back(Action::StateChanged {
+            from,
+            to,
+            epoch: self.epoch,
+        });
         if from == NodeState::Active {
             self.actions.push_back(Action::BecomeStandby);
         }
         match to {
-            NodeState::Active => self.actions.push_back(Action::BecomeActive { epoch: self.epoch }),
+            NodeState::Active => self
+                .actions
+                .push_back(Action::BecomeActive { epoch: self.epoch }),
             NodeState::Takeover if self.cfg.witness => {
                 self.witness_due = Some(now + self.cfg.witness_timeout());
                 self.actions.push_back(Action::ProbeWitness);

@@ -36,7 +36,11 @@ struct Node {
 impl Node {
     fn new(cfg: PairConfig) -> Node {
         let t0 = Instant::now();
-        Node { pair: Pair::new(cfg, t0), t0, now: t0 }
+        Node {
+            pair: Pair::new(cfg, t0),
+            t0,
+            now: t0,
+        }
     }
 
     /// A node that already settled as Active (alone, no witness).
@@ -66,7 +70,13 @@ impl Node {
     }
 
     fn hb(&mut self, path: u8, from: u32, state: NodeState, epoch: u64, priority: u8) {
-        self.handle(Event::Heartbeat { path, from, state, epoch, priority });
+        self.handle(Event::Heartbeat {
+            path,
+            from,
+            state,
+            epoch,
+            priority,
+        });
     }
 
     /// A heartbeat on every path.
@@ -102,8 +112,12 @@ fn changed(from: NodeState, to: NodeState, epoch: u64) -> Action {
 
 /// Deliver one heartbeat from `from` to `to` on every path (both at `to`'s clock).
 fn exchange(from: &Node, to: &mut Node) {
-    let (state, epoch, priority, id) =
-        (from.pair.state(), from.pair.epoch(), from.pair.priority(), from.pair.config().node_id);
+    let (state, epoch, priority, id) = (
+        from.pair.state(),
+        from.pair.epoch(),
+        from.pair.priority(),
+        from.pair.config().node_id,
+    );
     to.hb_all(id, state, epoch, priority);
 }
 
@@ -132,7 +146,10 @@ fn init_wins_tie_break_by_priority_against_standby_peer() {
     n.hb(0, A, Standby, 4, 100);
     assert_eq!(n.pair.state(), Active);
     assert_eq!(n.pair.epoch(), 5, "max seen + 1");
-    assert_eq!(n.drain(), vec![changed(Init, Active, 5), Action::BecomeActive { epoch: 5 }]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Init, Active, 5), Action::BecomeActive { epoch: 5 }]
+    );
 }
 
 #[test]
@@ -152,7 +169,10 @@ fn init_tie_break_equal_priority_lower_node_id_wins() {
     assert_eq!(b.drain(), vec![changed(Init, Standby, 0)]);
     exchange(&b, &mut a); // a hears b Standby
     assert_eq!(a.pair.state(), Active, "lower node id wins");
-    assert_eq!(a.drain(), vec![changed(Init, Active, 1), Action::BecomeActive { epoch: 1 }]);
+    assert_eq!(
+        a.drain(),
+        vec![changed(Init, Active, 1), Action::BecomeActive { epoch: 1 }]
+    );
 }
 
 #[test]
@@ -170,9 +190,16 @@ fn init_both_starting_together_decide_consistently_in_either_order() {
             b.hb_all(A, from_a.0, from_a.1, from_a.2);
             a.hb_all(B, from_b.0, from_b.1, from_b.2);
         }
-        assert_eq!(a.pair.state(), Active, "lower node id wins at equal priority");
+        assert_eq!(
+            a.pair.state(),
+            Active,
+            "lower node id wins at equal priority"
+        );
         assert_eq!(b.pair.state(), Standby);
-        assert_eq!(a.drain(), vec![changed(Init, Active, 1), Action::BecomeActive { epoch: 1 }]);
+        assert_eq!(
+            a.drain(),
+            vec![changed(Init, Active, 1), Action::BecomeActive { epoch: 1 }]
+        );
         assert_eq!(b.drain(), vec![changed(Init, Standby, 0)]);
         exchange(&a, &mut b);
         assert_eq!(b.pair.epoch(), 1);
@@ -186,7 +213,10 @@ fn init_peer_in_fault_takes_over_at_once() {
         let mut n = Node::new(cfg(A, 1));
         n.hb(0, B, peer_state, 2, 255);
         assert_eq!(n.pair.state(), Active, "peer {peer_state:?} cannot serve");
-        assert_eq!(n.drain(), vec![changed(Init, Active, 3), Action::BecomeActive { epoch: 3 }]);
+        assert_eq!(
+            n.drain(),
+            vec![changed(Init, Active, 3), Action::BecomeActive { epoch: 3 }]
+        );
     }
 }
 
@@ -201,24 +231,43 @@ fn init_alone_without_witness_becomes_active_at_init_hold() {
     assert_eq!(n.pair.state(), Active);
     assert_eq!(
         n.drain(),
-        vec![changed(Init, Takeover, 0), changed(Takeover, Active, 1), Action::BecomeActive { epoch: 1 }]
+        vec![
+            changed(Init, Takeover, 0),
+            changed(Takeover, Active, 1),
+            Action::BecomeActive { epoch: 1 }
+        ]
     );
 }
 
 #[test]
 fn init_alone_with_witness_reachable_becomes_active() {
-    let mut n = Node::new(PairConfig { witness: true, ..cfg(A, 100) });
+    let mut n = Node::new(PairConfig {
+        witness: true,
+        ..cfg(A, 100)
+    });
     n.advance(INIT_HOLD);
     assert_eq!(n.pair.state(), Takeover);
-    assert_eq!(n.drain(), vec![changed(Init, Takeover, 0), Action::ProbeWitness]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Init, Takeover, 0), Action::ProbeWitness]
+    );
     n.handle(Event::Witness { reachable: true });
     assert_eq!(n.pair.state(), Active);
-    assert_eq!(n.drain(), vec![changed(Takeover, Active, 1), Action::BecomeActive { epoch: 1 }]);
+    assert_eq!(
+        n.drain(),
+        vec![
+            changed(Takeover, Active, 1),
+            Action::BecomeActive { epoch: 1 }
+        ]
+    );
 }
 
 #[test]
 fn init_alone_with_witness_unreachable_faults_and_retries() {
-    let c = PairConfig { witness: true, ..cfg(A, 100) };
+    let c = PairConfig {
+        witness: true,
+        ..cfg(A, 100)
+    };
     let retry = c.isolation_retry();
     let mut n = Node::new(c);
     n.advance(INIT_HOLD);
@@ -229,15 +278,27 @@ fn init_alone_with_witness_unreachable_faults_and_retries() {
     assert_eq!(n.pair.poll_timeout(), Some(n.now + retry));
     n.advance(retry);
     assert_eq!(n.pair.state(), Takeover, "retried");
-    assert_eq!(n.drain(), vec![changed(Fault, Takeover, 0), Action::ProbeWitness]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Fault, Takeover, 0), Action::ProbeWitness]
+    );
     n.handle(Event::Witness { reachable: true });
     assert_eq!(n.pair.state(), Active);
-    assert_eq!(n.drain(), vec![changed(Takeover, Active, 1), Action::BecomeActive { epoch: 1 }]);
+    assert_eq!(
+        n.drain(),
+        vec![
+            changed(Takeover, Active, 1),
+            Action::BecomeActive { epoch: 1 }
+        ]
+    );
 }
 
 #[test]
 fn isolated_fault_ends_when_peer_heard() {
-    let mut n = Node::new(PairConfig { witness: true, ..cfg(A, 100) });
+    let mut n = Node::new(PairConfig {
+        witness: true,
+        ..cfg(A, 100)
+    });
     n.advance(INIT_HOLD);
     n.handle(Event::Witness { reachable: false });
     n.drain();
@@ -255,7 +316,11 @@ fn standby_takes_over_after_silence_on_every_path() {
     n.hb(1, B, Active, 1, 100); // the service path still carries heartbeats
     let last = n.now;
     n.advance(DEADLINE - MS);
-    assert_eq!(n.pair.state(), Standby, "heard on path 1 within the deadline");
+    assert_eq!(
+        n.pair.state(),
+        Standby,
+        "heard on path 1 within the deadline"
+    );
     assert!(n.drain().is_empty());
     assert_eq!(n.pair.poll_timeout(), Some(last + DEADLINE));
     n.advance(MS);
@@ -263,13 +328,24 @@ fn standby_takes_over_after_silence_on_every_path() {
     assert_eq!(n.elapsed(), INTERVAL + DEADLINE);
     assert_eq!(
         n.drain(),
-        vec![changed(Standby, Takeover, 1), changed(Takeover, Active, 2), Action::BecomeActive { epoch: 2 }]
+        vec![
+            changed(Standby, Takeover, 1),
+            changed(Takeover, Active, 2),
+            Action::BecomeActive { epoch: 2 }
+        ]
     );
 }
 
 #[test]
 fn standby_no_takeover_when_only_heartbeat_link_broke() {
-    let mut n = Node::standby(PairConfig { witness: true, ..cfg(A, 100) }, B, 100);
+    let mut n = Node::standby(
+        PairConfig {
+            witness: true,
+            ..cfg(A, 100)
+        },
+        B,
+        100,
+    );
     // Path 0 (the dedicated link) goes quiet and is reported down; path 1 keeps going.
     n.handle(Event::PathDown { path: 0 });
     for _ in 0..20 {
@@ -285,20 +361,43 @@ fn standby_no_takeover_when_only_heartbeat_link_broke() {
 
 #[test]
 fn standby_takeover_with_witness_reachable_takes_epoch_max_plus_one() {
-    let mut n = Node::standby(PairConfig { witness: true, ..cfg(A, 100) }, B, 100);
+    let mut n = Node::standby(
+        PairConfig {
+            witness: true,
+            ..cfg(A, 100)
+        },
+        B,
+        100,
+    );
     n.hb(0, B, Active, 6, 100);
     n.advance(DEADLINE);
     assert_eq!(n.pair.state(), Takeover);
-    assert_eq!(n.drain(), vec![changed(Standby, Takeover, 6), Action::ProbeWitness]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Standby, Takeover, 6), Action::ProbeWitness]
+    );
     n.handle(Event::Witness { reachable: true });
     assert_eq!(n.pair.state(), Active);
     assert_eq!(n.pair.epoch(), 7);
-    assert_eq!(n.drain(), vec![changed(Takeover, Active, 7), Action::BecomeActive { epoch: 7 }]);
+    assert_eq!(
+        n.drain(),
+        vec![
+            changed(Takeover, Active, 7),
+            Action::BecomeActive { epoch: 7 }
+        ]
+    );
 }
 
 #[test]
 fn standby_takeover_with_witness_unreachable_faults_isolated() {
-    let mut n = Node::standby(PairConfig { witness: true, ..cfg(A, 100) }, B, 100);
+    let mut n = Node::standby(
+        PairConfig {
+            witness: true,
+            ..cfg(A, 100)
+        },
+        B,
+        100,
+    );
     n.advance(DEADLINE);
     n.drain();
     n.handle(Event::Witness { reachable: false });
@@ -312,7 +411,10 @@ fn standby_takeover_with_witness_unreachable_faults_isolated() {
 
 #[test]
 fn witness_probe_unanswered_counts_as_unreachable() {
-    let c = PairConfig { witness: true, ..cfg(A, 100) };
+    let c = PairConfig {
+        witness: true,
+        ..cfg(A, 100)
+    };
     let timeout = c.witness_timeout();
     let mut n = Node::standby(c, B, 100);
     n.advance(DEADLINE);
@@ -325,14 +427,25 @@ fn witness_probe_unanswered_counts_as_unreachable() {
 
 #[test]
 fn takeover_aborted_when_peer_heard_again() {
-    let mut n = Node::standby(PairConfig { witness: true, ..cfg(A, 100) }, B, 100);
+    let mut n = Node::standby(
+        PairConfig {
+            witness: true,
+            ..cfg(A, 100)
+        },
+        B,
+        100,
+    );
     n.advance(DEADLINE);
     n.drain();
     n.hb(1, B, Active, 1, 100);
     assert_eq!(n.pair.state(), Standby);
     assert_eq!(n.drain(), vec![changed(Takeover, Standby, 1)]);
     n.handle(Event::Witness { reachable: true });
-    assert_eq!(n.pair.state(), Standby, "the answer to an abandoned probe is ignored");
+    assert_eq!(
+        n.pair.state(),
+        Standby,
+        "the answer to an abandoned probe is ignored"
+    );
     assert!(n.drain().is_empty());
 }
 
@@ -347,7 +460,11 @@ fn path_down_on_every_path_starts_takeover_at_once() {
     assert_eq!(n.elapsed(), MS);
     assert_eq!(
         n.drain(),
-        vec![changed(Standby, Takeover, 1), changed(Takeover, Active, 2), Action::BecomeActive { epoch: 2 }]
+        vec![
+            changed(Standby, Takeover, 1),
+            changed(Takeover, Active, 2),
+            Action::BecomeActive { epoch: 2 }
+        ]
     );
 }
 
@@ -358,7 +475,11 @@ fn path_down_on_one_path_only_changes_nothing() {
     n.handle(Event::PathDown { path: 7 }); // no such path: ignored
     assert_eq!(n.pair.state(), Standby);
     assert!(n.drain().is_empty());
-    assert_eq!(n.pair.poll_timeout(), Some(n.now + DEADLINE), "path 0 keeps the peer alive");
+    assert_eq!(
+        n.pair.poll_timeout(),
+        Some(n.now + DEADLINE),
+        "path 0 keeps the peer alive"
+    );
 }
 
 #[test]
@@ -367,7 +488,13 @@ fn standby_takes_over_at_once_when_peer_announces_fault_or_maintenance() {
         let mut n = Node::standby(cfg(A, 1), B, 200);
         n.hb(0, B, peer_state, 1, 200);
         assert_eq!(n.pair.state(), Active, "peer {peer_state:?}");
-        assert_eq!(n.drain(), vec![changed(Standby, Active, 2), Action::BecomeActive { epoch: 2 }]);
+        assert_eq!(
+            n.drain(),
+            vec![
+                changed(Standby, Active, 2),
+                Action::BecomeActive { epoch: 2 }
+            ]
+        );
     }
 }
 
@@ -376,7 +503,13 @@ fn standby_with_nobody_active_tie_break_winner_takes_over() {
     let mut n = Node::standby(cfg(A, 100), B, 100);
     n.hb(0, B, Standby, 1, 100);
     assert_eq!(n.pair.state(), Active, "equal priority: lower node id wins");
-    assert_eq!(n.drain(), vec![changed(Standby, Active, 2), Action::BecomeActive { epoch: 2 }]);
+    assert_eq!(
+        n.drain(),
+        vec![
+            changed(Standby, Active, 2),
+            Action::BecomeActive { epoch: 2 }
+        ]
+    );
 }
 
 #[test]
@@ -404,7 +537,11 @@ fn standby_without_any_peer_takes_over() {
     let mut n = Node::new(cfg(A, 100));
     n.handle(Event::AdminMaintenance(true));
     n.handle(Event::AdminMaintenance(false));
-    assert_eq!(n.pair.state(), Active, "Maintenance → Standby → no peer → Takeover → Active");
+    assert_eq!(
+        n.pair.state(),
+        Active,
+        "Maintenance → Standby → no peer → Takeover → Active"
+    );
     assert_eq!(
         n.drain(),
         vec![
@@ -425,7 +562,10 @@ fn dual_active_higher_epoch_wins_loser_steps_down() {
     n.hb(0, B, Active, 4, 1);
     assert_eq!(n.pair.state(), Standby, "the epoch decides before priority");
     assert_eq!(n.pair.epoch(), 4);
-    assert_eq!(n.drain(), vec![changed(Active, Standby, 1), Action::BecomeStandby]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Active, Standby, 1), Action::BecomeStandby]
+    );
 }
 
 #[test]
@@ -454,7 +594,10 @@ fn dual_active_equal_epoch_higher_priority_wins() {
     exchange(&s_lo, &mut hi);
     assert_eq!(lo.pair.state(), Standby);
     assert_eq!(hi.pair.state(), Active);
-    assert_eq!(lo.drain(), vec![changed(Active, Standby, 1), Action::BecomeStandby]);
+    assert_eq!(
+        lo.drain(),
+        vec![changed(Active, Standby, 1), Action::BecomeStandby]
+    );
     assert_eq!(hi.drain(), vec![Action::SendGarp]);
 }
 
@@ -469,7 +612,10 @@ fn dual_active_equal_epoch_and_priority_lower_node_id_wins() {
     assert_eq!(a.pair.state(), Active);
     assert_eq!(b.pair.state(), Standby);
     assert_eq!(a.drain(), vec![Action::SendGarp]);
-    assert_eq!(b.drain(), vec![changed(Active, Standby, 1), Action::BecomeStandby]);
+    assert_eq!(
+        b.drain(),
+        vec![changed(Active, Standby, 1), Action::BecomeStandby]
+    );
     // Settled: b now hears a active and stays standby.
     exchange(&a, &mut b);
     exchange(&b, &mut a);
@@ -484,26 +630,40 @@ fn active_ignores_standby_and_dead_peer() {
     n.advance(DEADLINE * 3);
     assert_eq!(n.pair.state(), Active);
     assert!(n.drain().is_empty());
-    assert_eq!(n.pair.poll_timeout(), None, "an active has no deadline of its own");
+    assert_eq!(
+        n.pair.poll_timeout(),
+        None,
+        "an active has no deadline of its own"
+    );
 }
 
 // ---- Preempt ----
 
 #[test]
 fn preempt_on_higher_priority_standby_takes_over_and_old_active_steps_down() {
-    let mut hi = Node::new(PairConfig { preempt: true, ..cfg(A, 200) });
+    let mut hi = Node::new(PairConfig {
+        preempt: true,
+        ..cfg(A, 200)
+    });
     let mut lo = Node::active(cfg(B, 100)); // epoch 1
     exchange(&lo, &mut hi); // hi returns, hears lo active
     assert_eq!(hi.pair.state(), Active, "preempts at once");
     assert_eq!(hi.pair.epoch(), 2);
     assert_eq!(
         hi.drain(),
-        vec![changed(Init, Standby, 0), changed(Standby, Active, 2), Action::BecomeActive { epoch: 2 }]
+        vec![
+            changed(Init, Standby, 0),
+            changed(Standby, Active, 2),
+            Action::BecomeActive { epoch: 2 }
+        ]
     );
     exchange(&hi, &mut lo);
     assert_eq!(lo.pair.state(), Standby, "sees the higher epoch");
     assert_eq!(lo.pair.epoch(), 2);
-    assert_eq!(lo.drain(), vec![changed(Active, Standby, 1), Action::BecomeStandby]);
+    assert_eq!(
+        lo.drain(),
+        vec![changed(Active, Standby, 1), Action::BecomeStandby]
+    );
     exchange(&lo, &mut hi);
     assert!(hi.drain().is_empty());
 }
@@ -519,14 +679,20 @@ fn preempt_off_returning_node_stays_standby() {
 
 #[test]
 fn preempt_needs_strictly_higher_priority() {
-    let mut n = Node::new(PairConfig { preempt: true, ..cfg(A, 100) });
+    let mut n = Node::new(PairConfig {
+        preempt: true,
+        ..cfg(A, 100)
+    });
     n.hb(0, B, Active, 1, 100);
     assert_eq!(n.pair.state(), Standby);
 }
 
 #[test]
 fn preempting_loser_of_dual_active_keeps_role_under_new_epoch() {
-    let mut hi = Node::active(PairConfig { preempt: true, ..cfg(A, 200) }); // epoch 1
+    let mut hi = Node::active(PairConfig {
+        preempt: true,
+        ..cfg(A, 200)
+    }); // epoch 1
     hi.hb(0, B, Active, 5, 100);
     assert_eq!(hi.pair.state(), Active, "no release-and-retake");
     assert_eq!(hi.pair.epoch(), 6);
@@ -546,11 +712,24 @@ fn switchover_hands_over_and_peer_takes_over_at_once() {
     a.handle(Event::AdminSwitchover);
     assert_eq!(a.pair.state(), Standby);
     assert_eq!(a.pair.priority(), 0, "yielding");
-    assert_eq!(a.drain(), vec![changed(Active, Standby, 1), Action::BecomeStandby]);
+    assert_eq!(
+        a.drain(),
+        vec![changed(Active, Standby, 1), Action::BecomeStandby]
+    );
     exchange(&a, &mut b);
-    assert_eq!(b.pair.state(), Active, "no active, the peer yields: take over at once");
+    assert_eq!(
+        b.pair.state(),
+        Active,
+        "no active, the peer yields: take over at once"
+    );
     assert_eq!(b.pair.epoch(), 2);
-    assert_eq!(b.drain(), vec![changed(Standby, Active, 2), Action::BecomeActive { epoch: 2 }]);
+    assert_eq!(
+        b.drain(),
+        vec![
+            changed(Standby, Active, 2),
+            Action::BecomeActive { epoch: 2 }
+        ]
+    );
     // The yielding node does not claim the role meanwhile; its hold ends.
     let hold_end = a.now + hold;
     while a.now < hold_end {
@@ -579,7 +758,10 @@ fn yielding_standby_does_not_take_a_role_nobody_holds() {
 
 #[test]
 fn yield_hold_ends_and_preempt_takes_the_role_back() {
-    let c = PairConfig { preempt: true, ..cfg(A, 200) };
+    let c = PairConfig {
+        preempt: true,
+        ..cfg(A, 200)
+    };
     let hold = c.yield_hold();
     let mut a = Node::active(c);
     a.hb(0, B, Standby, 1, 100);
@@ -598,7 +780,10 @@ fn yield_hold_ends_and_preempt_takes_the_role_back() {
 #[test]
 fn switchover_refused_without_healthy_standby_peer() {
     let mut a = Node::active(cfg(A, 100));
-    assert_eq!(a.pair.can_switchover(a.now), Err(SwitchoverRefused::NoHealthyPeer));
+    assert_eq!(
+        a.pair.can_switchover(a.now),
+        Err(SwitchoverRefused::NoHealthyPeer)
+    );
     a.handle(Event::AdminSwitchover);
     assert_eq!(a.pair.state(), Active, "alone: nobody would take the role");
     a.hb(0, B, Fault, 0, 100);
@@ -611,7 +796,10 @@ fn switchover_refused_without_healthy_standby_peer() {
 #[test]
 fn switchover_on_standby_is_ignored() {
     let mut n = Node::standby(cfg(A, 100), B, 100);
-    assert_eq!(n.pair.can_switchover(n.now), Err(SwitchoverRefused::NotActive(Standby)));
+    assert_eq!(
+        n.pair.can_switchover(n.now),
+        Err(SwitchoverRefused::NotActive(Standby))
+    );
     n.handle(Event::AdminSwitchover);
     assert_eq!(n.pair.state(), Standby);
     assert_eq!(n.pair.priority(), 100);
@@ -626,7 +814,10 @@ fn local_fault_on_active_with_healthy_standby_peer_hands_over() {
     n.hb(0, B, Standby, 1, 100);
     n.handle(Event::LocalFault(FaultKind::CardAlarm));
     assert_eq!(n.pair.state(), Fault);
-    assert_eq!(n.drain(), vec![changed(Active, Fault, 1), Action::BecomeStandby]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Active, Fault, 1), Action::BecomeStandby]
+    );
     assert_eq!(n.pair.local_fault(), Some(FaultKind::CardAlarm));
 }
 
@@ -640,7 +831,10 @@ fn local_fault_on_active_alone_stays_active_degraded_until_peer_is_standby() {
     assert_eq!(n.pair.state(), Active, "a starting peer is not ready yet");
     n.hb(0, B, Standby, 1, 100);
     assert_eq!(n.pair.state(), Fault, "hands over to the healthy standby");
-    assert_eq!(n.drain(), vec![changed(Active, Fault, 1), Action::BecomeStandby]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Active, Fault, 1), Action::BecomeStandby]
+    );
 }
 
 #[test]
@@ -660,7 +854,11 @@ fn local_fault_on_standby_faults_and_never_takes_over() {
     assert_eq!(n.drain(), vec![changed(Standby, Fault, 1)]);
     n.hb(0, B, Maintenance, 1, 100);
     n.advance(DEADLINE * 5);
-    assert_eq!(n.pair.state(), Fault, "neither the peer's maintenance nor its death moves a faulted node");
+    assert_eq!(
+        n.pair.state(),
+        Fault,
+        "neither the peer's maintenance nor its death moves a faulted node"
+    );
     assert!(n.drain().is_empty());
     assert_eq!(n.pair.poll_timeout(), None);
 }
@@ -670,14 +868,25 @@ fn local_fault_in_init_and_takeover_faults() {
     let mut n = Node::new(cfg(A, 100));
     n.handle(Event::LocalFault(FaultKind::InterfaceDown));
     assert_eq!(n.drain(), vec![changed(Init, Fault, 0)]);
-    let mut n = Node::standby(PairConfig { witness: true, ..cfg(A, 100) }, B, 100);
+    let mut n = Node::standby(
+        PairConfig {
+            witness: true,
+            ..cfg(A, 100)
+        },
+        B,
+        100,
+    );
     n.advance(DEADLINE);
     assert_eq!(n.pair.state(), Takeover);
     n.drain();
     n.handle(Event::LocalFault(FaultKind::InterfaceDown));
     assert_eq!(n.drain(), vec![changed(Takeover, Fault, 1)]);
     n.handle(Event::Witness { reachable: true });
-    assert_eq!(n.pair.state(), Fault, "the abandoned probe's answer is ignored");
+    assert_eq!(
+        n.pair.state(),
+        Fault,
+        "the abandoned probe's answer is ignored"
+    );
 }
 
 #[test]
@@ -692,7 +901,11 @@ fn local_fault_cleared_returns_to_standby_then_normal_rules() {
     n.handle(Event::LocalFault(FaultKind::CardAlarm));
     n.advance(DEADLINE); // the peer died meanwhile
     n.handle(Event::LocalFaultCleared);
-    assert_eq!(n.pair.state(), Active, "peer dead: Standby → Takeover → Active");
+    assert_eq!(
+        n.pair.state(),
+        Active,
+        "peer dead: Standby → Takeover → Active"
+    );
     assert_eq!(
         n.drain(),
         vec![
@@ -717,17 +930,28 @@ fn local_fault_cleared_on_degraded_active_stays_active() {
 
 #[test]
 fn local_fault_replaces_isolation() {
-    let mut n = Node::new(PairConfig { witness: true, ..cfg(A, 100) });
+    let mut n = Node::new(PairConfig {
+        witness: true,
+        ..cfg(A, 100)
+    });
     n.advance(INIT_HOLD);
     n.handle(Event::Witness { reachable: false });
     n.handle(Event::LocalFault(FaultKind::Other));
     n.drain();
-    assert_eq!(n.pair.poll_timeout(), None, "no witness retries while locally faulted");
+    assert_eq!(
+        n.pair.poll_timeout(),
+        None,
+        "no witness retries while locally faulted"
+    );
     n.handle(Event::LocalFaultCleared);
     assert_eq!(n.pair.state(), Takeover);
     assert_eq!(
         n.drain(),
-        vec![changed(Fault, Standby, 0), changed(Standby, Takeover, 0), Action::ProbeWitness]
+        vec![
+            changed(Fault, Standby, 0),
+            changed(Standby, Takeover, 0),
+            Action::ProbeWitness
+        ]
     );
 }
 
@@ -738,7 +962,10 @@ fn maintenance_on_active_releases_and_never_takes_over() {
     let mut n = Node::active(cfg(A, 100));
     n.handle(Event::AdminMaintenance(true));
     assert_eq!(n.pair.state(), Maintenance);
-    assert_eq!(n.drain(), vec![changed(Active, Maintenance, 1), Action::BecomeStandby]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Active, Maintenance, 1), Action::BecomeStandby]
+    );
     n.hb(0, B, Fault, 1, 100);
     n.advance(DEADLINE * 5);
     assert_eq!(n.pair.state(), Maintenance);
@@ -751,7 +978,14 @@ fn maintenance_on_active_releases_and_never_takes_over() {
 
 #[test]
 fn maintenance_interrupts_takeover_and_local_fault_waits_behind_it() {
-    let mut n = Node::standby(PairConfig { witness: true, ..cfg(A, 100) }, B, 100);
+    let mut n = Node::standby(
+        PairConfig {
+            witness: true,
+            ..cfg(A, 100)
+        },
+        B,
+        100,
+    );
     n.advance(DEADLINE);
     n.drain();
     n.handle(Event::AdminMaintenance(true));
@@ -771,7 +1005,11 @@ fn epoch_adopts_max_heard_and_never_decreases() {
     assert_eq!(n.pair.epoch(), 9);
     n.hb(0, B, Active, 3, 100);
     assert_eq!(n.pair.epoch(), 9, "a lower epoch is not adopted");
-    assert_eq!(n.pair.peer().map(|p| p.epoch), Some(3), "but is what the peer says");
+    assert_eq!(
+        n.pair.peer().map(|p| p.epoch),
+        Some(3),
+        "but is what the peer says"
+    );
 }
 
 #[test]
@@ -802,16 +1040,31 @@ fn priority_zero_is_reserved_for_yield() {
 
 #[test]
 fn poll_timeout_tracks_the_next_deadline_of_each_state() {
-    let c = PairConfig { witness: true, ..cfg(A, 100) };
+    let c = PairConfig {
+        witness: true,
+        ..cfg(A, 100)
+    };
     let mut n = Node::new(c.clone());
-    assert_eq!(n.pair.poll_timeout(), Some(n.t0 + INIT_HOLD), "Init: init_hold");
+    assert_eq!(
+        n.pair.poll_timeout(),
+        Some(n.t0 + INIT_HOLD),
+        "Init: init_hold"
+    );
     n.hb(0, B, Active, 1, 100);
     n.advance(5 * MS);
     n.hb(1, B, Active, 1, 100);
-    assert_eq!(n.pair.poll_timeout(), Some(n.now + DEADLINE), "Standby: the latest path's deadline");
+    assert_eq!(
+        n.pair.poll_timeout(),
+        Some(n.now + DEADLINE),
+        "Standby: the latest path's deadline"
+    );
     n.advance(DEADLINE);
     assert_eq!(n.pair.state(), Takeover);
-    assert_eq!(n.pair.poll_timeout(), Some(n.now + c.witness_timeout()), "Takeover: the witness answer");
+    assert_eq!(
+        n.pair.poll_timeout(),
+        Some(n.now + c.witness_timeout()),
+        "Takeover: the witness answer"
+    );
     n.handle(Event::Witness { reachable: true });
     assert_eq!(n.pair.poll_timeout(), None, "Active: none");
 }
@@ -819,7 +1072,11 @@ fn poll_timeout_tracks_the_next_deadline_of_each_state() {
 /// A copy of a node as it is now, so that heartbeats can cross.
 impl Node {
     fn snapshot(&self) -> Node {
-        Node { pair: self.pair.clone(), t0: self.t0, now: self.now }
+        Node {
+            pair: self.pair.clone(),
+            t0: self.t0,
+            now: self.now,
+        }
     }
 }
 
