@@ -86,6 +86,8 @@ pub enum SessionError {
 /// Parses one whole frame, authenticated under the shared key (Hello) or
 /// the session key (everything else).
 fn open(bytes: &[u8], shared: &Key, session: Option<&Key>) -> Result<Repr, SessionError> {
+    // Magic, version and length first: garbage is reported as such.
+    wire::peek_frame_len(bytes)?;
     let frame = Frame::new_checked(bytes)?;
     if bytes.len() > frame.frame_len() {
         return Err(SessionError::TrailingBytes(bytes.len() - frame.frame_len()));
@@ -137,6 +139,9 @@ pub struct PublisherConfig {
     /// Bytes sent and not acknowledged as received, at most (one frame may
     /// go over).
     pub max_in_flight: usize,
+    /// Frames sent are at most this long (and at most what the subscriber
+    /// accepts): smaller snapshot chunks leave room for other traffic.
+    pub max_frame: usize,
     /// A keepalive leaves after this long without sending.
     pub keepalive_interval: Duration,
     /// The connection is dead after this long without a frame from the peer.
@@ -156,6 +161,7 @@ impl PublisherConfig {
             window_records: 65_536,
             window_bytes: 8 << 20,
             max_in_flight: 1 << 20,
+            max_frame: MAX_FRAME_LEN,
             keepalive_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(3),
         }
@@ -420,7 +426,7 @@ impl Publisher {
         }
         conn.peer_received = h.received;
         conn.peer_node = node;
-        conn.peer_max_frame = (h.max_frame as usize).min(MAX_FRAME_LEN);
+        conn.peer_max_frame = (h.max_frame as usize).min(self.cfg.max_frame).clamp(MIN_FRAME_LEN, MAX_FRAME_LEN);
         let last = self.next_seq - 1;
         let held = h.last_seq;
         let resumable = h.stream == self.cfg.stream.get()
@@ -486,19 +492,19 @@ impl Publisher {
             return Some(w.finish(&self.cfg.key));
         }
         let key = conn.session?;
-        if conn.in_flight() >= self.cfg.max_in_flight as u64 {
-            return None;
-        }
-        match conn.phase {
-            Phase::AwaitHello => {}
-            Phase::NeedSnapshot => return Some(self.snapshot_begin(conn, &key)),
-            Phase::Snapshot(_) => return Some(self.snapshot_next(conn, &key, now, source)),
-            Phase::Streaming => {
-                if let Some(f) = self.delta(conn, &key, now) {
-                    return Some(f);
+        if conn.in_flight() < self.cfg.max_in_flight as u64 {
+            match conn.phase {
+                Phase::AwaitHello => {}
+                Phase::NeedSnapshot => return Some(self.snapshot_begin(conn, &key)),
+                Phase::Snapshot(_) => return Some(self.snapshot_next(conn, &key, now, source)),
+                Phase::Streaming => {
+                    if let Some(f) = self.delta(conn, &key, now) {
+                        return Some(f);
+                    }
                 }
             }
         }
+        // Even into a full pipe: it is small and tells what was sent.
         if now >= conn.last_sent + self.cfg.keepalive_interval {
             let streaming = matches!(conn.phase, Phase::Streaming);
             let seq = if streaming { conn.sent_upto } else { 0 };
