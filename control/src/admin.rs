@@ -2,10 +2,12 @@
 //! JSON over a root-only Unix stream socket.
 //!
 //! A request is one JSON object per line, `{"cmd":"status"}`,
-//! `{"cmd":"switchover"}`, `{"cmd":"services"}`, `{"cmd":"reals"}` or
-//! `{"cmd":"maintenance","on":true}`; each gets one JSON object per line
-//! back, tagged by `"reply"`: `status`, `services`, `reals`, `done` or
-//! `error`.
+//! `{"cmd":"switchover"}`, `{"cmd":"services"}`, `{"cmd":"reals"}`,
+//! `{"cmd":"cards"}` or `{"cmd":"maintenance","on":true}`; each gets one
+//! JSON object per line back, tagged by `"reply"`: `status`, `services`,
+//! `reals`, `cards`, `done` or `error`. (`Request::Cards` is behind the
+//! `admin-cards` feature until tandemd answers it; [`request_cards`] sends
+//! the same line either way.)
 //!
 //! This module owns the message types, the server-side helpers the daemon's
 //! reactor drives without blocking ([`bind`] with mode 0600, [`Connection`]
@@ -45,6 +47,9 @@ pub enum Request {
     Switchover,
     Services,
     Reals,
+    /// Spans, alarms and channel states of the telephony cards.
+    #[cfg(feature = "admin-cards")]
+    Cards,
     /// Enter (`on`) or leave maintenance: no takeover, no election.
     Maintenance {
         on: bool,
@@ -61,6 +66,9 @@ pub enum Response {
     },
     Reals {
         reals: Vec<RealStatus>,
+    },
+    Cards {
+        spans: Vec<SpanStatus>,
     },
     /// A command was carried out (switchover, maintenance).
     Done {
@@ -179,6 +187,43 @@ pub struct RealStatus {
     pub packets: u64,
     #[serde(default)]
     pub bytes: u64,
+}
+
+/// `cards`: one span of a telephony card, like a line of `dahdi_scan`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpanStatus {
+    /// The card's device root (`/dev/dahdi`).
+    pub card: String,
+    pub span: u32,
+    pub name: String,
+    pub description: String,
+    /// E1, T1, …
+    pub span_type: String,
+    /// `OK` or the alarm names as dahdi_tool prints them, `RED|LOS`.
+    pub alarms: String,
+    /// started, starting or stopped.
+    pub state: String,
+    /// This node drives the span while it is active.
+    pub owned: bool,
+    /// The span makes this node unfit to serve (its alarms, or the card is gone).
+    pub fault: bool,
+    pub configured_channels: u32,
+    pub total_channels: u32,
+    /// The call state of each channel of an owned span.
+    pub channels: Vec<ChannelStatus>,
+    /// Why the span could not be read.
+    pub error: Option<String>,
+}
+
+/// One channel of an owned span.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelStatus {
+    /// Position in the span, from 1.
+    pub channel: u32,
+    /// idle, ringing, answered, on_hold, hung_up.
+    pub state: String,
 }
 
 /// Errors of the admin socket, each naming the socket's path.
@@ -386,16 +431,32 @@ impl Connection {
 /// Sends one request to the daemon at `socket` and waits (at most
 /// `timeout`) for its response. Errors name the socket path.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, AdminError> {
+    let line = serde_json::to_string(req).map_err(|e| AdminError::BadRequest {
+        line: format!("{req:?}"),
+        reason: e.to_string(),
+    })?;
+    request_line(socket, line, timeout)
+}
+
+/// The request line of `Request::Cards`.
+pub const CARDS_REQUEST: &str = r#"{"cmd":"cards"}"#;
+
+/// Asks for the telephony cards (`{"cmd":"cards"}`), as [`request`] does.
+pub fn request_cards(socket: &Path, timeout: Duration) -> Result<Response, AdminError> {
+    request_line(socket, CARDS_REQUEST.to_string(), timeout)
+}
+
+fn request_line(
+    socket: &Path,
+    mut line: String,
+    timeout: Duration,
+) -> Result<Response, AdminError> {
     let path = socket.to_owned();
     let stream = UnixStream::connect(socket).map_err(|e| connect_error(socket, e))?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|_| stream.set_write_timeout(Some(timeout)))
         .map_err(io_err(socket, "setting timeouts"))?;
-    let mut line = serde_json::to_string(req).map_err(|e| AdminError::BadRequest {
-        line: format!("{req:?}"),
-        reason: e.to_string(),
-    })?;
     line.push('\n');
     (&stream)
         .write_all(line.as_bytes())
@@ -620,12 +681,65 @@ pub fn render_reals(reals: &[RealStatus]) -> String {
     o
 }
 
+/// Channels per line in [`render_cards`].
+const CHANNELS_PER_LINE: usize = 6;
+
+/// `tandemctl cards`: every span with its alarms and state, like
+/// `dahdi_tool`'s span list, grouped by card, then the call state of each
+/// channel of the spans this node owns.
+pub fn render_cards(spans: &[SpanStatus]) -> String {
+    let mut o = String::new();
+    let mut card: Option<&str> = None;
+    for s in spans {
+        if card != Some(s.card.as_str()) {
+            if card.is_some() {
+                o.push('\n');
+            }
+            card = Some(&s.card);
+            let _ = writeln!(o, "Card {}", s.card);
+            let _ = writeln!(
+                o,
+                "{:<4} {:<16} {:<4} {:<16} {:<8} {:<5} {:<5} {:>8}",
+                "Span", "Name", "Type", "Alarms", "State", "Owned", "Fault", "Channels"
+            );
+        }
+        let line = format!(
+            "{:<4} {:<16} {:<4} {:<16} {:<8} {:<5} {:<5} {:>8}",
+            s.span,
+            if s.name.is_empty() { "-" } else { &s.name },
+            if s.span_type.is_empty() {
+                "-"
+            } else {
+                &s.span_type
+            },
+            if s.alarms.is_empty() { "-" } else { &s.alarms },
+            s.state,
+            if s.owned { "yes" } else { "no" },
+            if s.fault { "FAULT" } else { "no" },
+            format!("{}/{}", s.configured_channels, s.total_channels),
+        );
+        let _ = writeln!(o, "{}", line.trim_end());
+        if let Some(e) = &s.error {
+            let _ = writeln!(o, "     error: {e}");
+        }
+        for row in s.channels.chunks(CHANNELS_PER_LINE) {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| format!("{:>3} {:<9}", c.channel, c.state))
+                .collect();
+            let _ = writeln!(o, "    {}", cells.join(" ").trim_end());
+        }
+    }
+    o
+}
+
 /// The human-readable form of any response.
 pub fn render(response: &Response) -> String {
     match response {
         Response::Status(s) => render_status(s),
         Response::Services { services } => render_services(services),
         Response::Reals { reals } => render_reals(reals),
+        Response::Cards { spans } => render_cards(spans),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
     }
@@ -802,6 +916,96 @@ mod tests {
             denied.to_string(),
             "permission denied on /run/tandem/tandemd.sock: the admin socket is root-only (run as root)"
         );
+    }
+
+    #[cfg(feature = "admin-cards")]
+    #[test]
+    fn cards_request_on_the_wire() {
+        assert_eq!(
+            serde_json::to_string(&Request::Cards).expect("encode"),
+            CARDS_REQUEST
+        );
+        assert_eq!(parse_request(CARDS_REQUEST).expect("parse"), Request::Cards);
+    }
+
+    #[test]
+    fn cards_response_round_trips_and_renders_like_dahdi_tool() {
+        let spans = vec![
+            SpanStatus {
+                card: "/dev/dahdi".into(),
+                span: 1,
+                name: "CARDSIM/0/1".into(),
+                description: "tandem card simulator 0 span 1".into(),
+                span_type: "E1".into(),
+                alarms: "OK".into(),
+                state: "started".into(),
+                owned: true,
+                fault: false,
+                configured_channels: 8,
+                total_channels: 8,
+                channels: (1..=8)
+                    .map(|c| ChannelStatus {
+                        channel: c,
+                        state: if c == 2 { "answered" } else { "idle" }.into(),
+                    })
+                    .collect(),
+                error: None,
+            },
+            SpanStatus {
+                card: "/dev/dahdi".into(),
+                span: 2,
+                alarms: "RED|LOS".into(),
+                state: "stopped".into(),
+                fault: true,
+                error: Some("/dev/dahdi/ctl: DAHDI_SPANSTAT failed: ENODEV".into()),
+                ..Default::default()
+            },
+        ];
+        let r = Response::Cards {
+            spans: spans.clone(),
+        };
+        let line = format_response(&r);
+        assert!(
+            line.starts_with(r#"{"reply":"cards","spans":[{"card":"/dev/dahdi","span":1,"#),
+            "{line}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Response>(line.trim_end()).expect("decode"),
+            r
+        );
+        let t = render(&r);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "Card /dev/dahdi");
+        assert_eq!(
+            lines[1],
+            "Span Name             Type Alarms           State    Owned Fault Channels"
+        );
+        assert_eq!(
+            lines[2],
+            "1    CARDSIM/0/1      E1   OK               started  yes   no         8/8"
+        );
+        assert_eq!(
+            lines[3],
+            "      1 idle        2 answered    3 idle        4 idle        5 idle        6 idle"
+        );
+        assert_eq!(lines[4], "      7 idle        8 idle");
+        assert_eq!(
+            lines[5],
+            "2    -                -    RED|LOS          stopped  no    FAULT      0/0"
+        );
+        assert_eq!(
+            lines[6],
+            "     error: /dev/dahdi/ctl: DAHDI_SPANSTAT failed: ENODEV"
+        );
+        assert_eq!(lines.len(), 7);
+        // A second card gets its own heading.
+        let mut other = spans[1].clone();
+        other.card = "/run/cardsim/b".into();
+        let t = render_cards(&[spans[0].clone(), other]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[5], "");
+        assert_eq!(lines[6], "Card /run/cardsim/b");
+        assert!(lines[7].starts_with("Span Name"), "{t}");
     }
 
     #[test]

@@ -54,6 +54,40 @@ pub const DEFAULT_GARP_INTERVAL_MS: u64 = 10;
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tandem/tandemd.sock";
 /// Default node priority (higher wins).
 pub const DEFAULT_PRIORITY: u8 = 100;
+/// Default device root of a telephony card (DAHDI's nodes).
+pub const DEFAULT_CARD_ROOT: &str = tandem_hw::device::DEFAULT_DEVICE_ROOT;
+/// Default time a takeover waits for its spans to be alarm-free after
+/// `DAHDI_STARTUP`, in milliseconds.
+pub const DEFAULT_TAKEOVER_DEADLINE_MS: u64 = 500;
+/// Default channel signalling set on an owned span's channels.
+pub const DEFAULT_SIGNALLING: &str = "fxsks";
+
+/// Framing and coding words of `card.lineconfig` (as in DAHDI's
+/// `system.conf`), with their `DAHDI_CONFIG_*` bits.
+pub const LINECONFIG_NAMES: [(&str, i32); 7] = [
+    ("d4", tandem_hw::abi::DAHDI_CONFIG_D4),
+    ("esf", tandem_hw::abi::DAHDI_CONFIG_ESF),
+    ("ami", tandem_hw::abi::DAHDI_CONFIG_AMI),
+    ("b8zs", tandem_hw::abi::DAHDI_CONFIG_B8ZS),
+    ("ccs", tandem_hw::abi::DAHDI_CONFIG_CCS),
+    ("hdb3", tandem_hw::abi::DAHDI_CONFIG_HDB3),
+    ("crc4", tandem_hw::abi::DAHDI_CONFIG_CRC4),
+];
+
+/// Channel signalling names of `card.signalling` (as in `system.conf`),
+/// with their `DAHDI_SIG_*` values.
+pub const SIGNALLING_NAMES: [(&str, i32); 10] = [
+    ("fxsls", tandem_hw::abi::DAHDI_SIG_FXSLS),
+    ("fxsgs", tandem_hw::abi::DAHDI_SIG_FXSGS),
+    ("fxsks", tandem_hw::abi::DAHDI_SIG_FXSKS),
+    ("fxols", tandem_hw::abi::DAHDI_SIG_FXOLS),
+    ("fxogs", tandem_hw::abi::DAHDI_SIG_FXOGS),
+    ("fxoks", tandem_hw::abi::DAHDI_SIG_FXOKS),
+    ("em", tandem_hw::abi::DAHDI_SIG_EM),
+    ("em_e1", tandem_hw::abi::DAHDI_SIG_EM_E1),
+    ("cas", tandem_hw::abi::DAHDI_SIG_CAS),
+    ("clear", tandem_hw::abi::DAHDI_SIG_CLEAR),
+];
 
 /// Service flag names as written in the file, with their bits.
 pub const FLAG_NAMES: [(&str, u16); 5] = [
@@ -116,6 +150,8 @@ pub struct Config {
     pub dataplane: DataplaneConfig,
     pub services: Vec<ServiceEntry>,
     pub admin: AdminConfig,
+    /// Telephony cards whose spans follow the pair state (may be empty).
+    pub cards: Vec<CardConfig>,
 }
 
 /// `[node]`: who this director is.
@@ -230,6 +266,31 @@ pub struct AdminConfig {
     pub socket: PathBuf,
 }
 
+/// `[[card]]`: a telephony card (a DAHDI device root) and the spans this
+/// node drives while it is active. See [`crate::cards`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardConfig {
+    /// The directory holding `ctl` and `chan/` (`/dev/dahdi` on a real system).
+    pub root: PathBuf,
+    /// Span numbers (1-based, distinct) started on takeover and shut down on demotion.
+    pub spans: Vec<u32>,
+    /// How long a takeover waits for every span to be alarm-free after `DAHDI_STARTUP`.
+    pub takeover_deadline: Duration,
+    /// `DAHDI_SPANCONFIG` before `DAHDI_STARTUP`; `None` leaves the span's line as it is.
+    pub line: Option<CardLine>,
+    /// `DAHDI_SIG_*` set on every channel of an owned span (a name of [`SIGNALLING_NAMES`]).
+    pub signalling: i32,
+}
+
+/// `card.lineconfig` and `card.timing`: an owned span's line configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CardLine {
+    /// `DAHDI_CONFIG_*` framing and coding bits (names in [`LINECONFIG_NAMES`]).
+    pub config: i32,
+    /// Timing source priority; 0: never a timing source.
+    pub timing: u32,
+}
+
 impl Config {
     /// Reads and validates a file; errors are prefixed with its path.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
@@ -279,6 +340,11 @@ impl Config {
                 socket: DEFAULT_ADMIN_SOCKET.into(),
             },
         };
+        let cards = root
+            .tables("card")?
+            .iter()
+            .map(parse_card)
+            .collect::<Result<Vec<_>, _>>()?;
         root.finish()?;
         let config = Config {
             node,
@@ -288,6 +354,7 @@ impl Config {
             dataplane,
             services,
             admin,
+            cards,
         };
         config.check_across()?;
         // The dataplane's own checks (wrr cycle length, NAT gateway, ...),
@@ -312,6 +379,16 @@ impl Config {
                     format!("vip[{i}].address"),
                     &v.address,
                     "is also a heartbeat path's local address",
+                ));
+            }
+        }
+        let mut roots = BTreeSet::new();
+        for (i, c) in self.cards.iter().enumerate() {
+            if !roots.insert(&c.root) {
+                return Err(invalid(
+                    format!("card[{i}].root"),
+                    &quoted(&c.root.to_string_lossy()),
+                    "is listed twice",
                 ));
             }
         }
@@ -474,6 +551,11 @@ impl Config {
             self.admin.socket.to_string_lossy().into_owned().into(),
         );
         root.insert("admin".into(), t.into());
+
+        let cards = self.cards.iter().map(card_toml).collect::<Vec<_>>();
+        if !cards.is_empty() {
+            root.insert("card".into(), cards.into());
+        }
         toml::to_string(&root).unwrap_or_default()
     }
 }
@@ -553,6 +635,34 @@ fn service_toml(s: &ServiceEntry) -> Value {
     Value::Table(t)
 }
 
+fn card_toml(c: &CardConfig) -> Value {
+    let mut t = Table::new();
+    t.insert("root".into(), c.root.to_string_lossy().into_owned().into());
+    t.insert(
+        "spans".into(),
+        c.spans.iter().map(|&s| int(s)).collect::<Vec<_>>().into(),
+    );
+    t.insert(
+        "takeover_deadline_ms".into(),
+        int(c.takeover_deadline.as_millis() as i64),
+    );
+    if let Some(line) = &c.line {
+        let words = LINECONFIG_NAMES
+            .iter()
+            .filter(|(_, bit)| line.config & bit != 0)
+            .map(|(name, _)| Value::from(*name))
+            .collect::<Vec<_>>();
+        t.insert("lineconfig".into(), words.into());
+        t.insert("timing".into(), int(line.timing));
+    }
+    let signalling = SIGNALLING_NAMES
+        .iter()
+        .find(|(_, sig)| *sig == c.signalling)
+        .map_or(DEFAULT_SIGNALLING, |(name, _)| name);
+    t.insert("signalling".into(), signalling.into());
+    Value::Table(t)
+}
+
 fn service_name(proto: Protocol, vip: IpAddr, port: u16) -> String {
     let p = match proto {
         Protocol::Udp => "udp",
@@ -622,7 +732,11 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
     let preempt = t.bool("preempt", Some(false))?;
     let peer_id = t.int("peer_id", None, 1, u32::MAX as i64)? as u32;
     if peer_id == id {
-        return Err(invalid(t.path("peer_id"), &peer_id.to_string(), "is this node's own id"));
+        return Err(invalid(
+            t.path("peer_id"),
+            &peer_id.to_string(),
+            "is this node's own id",
+        ));
     }
     t.finish()?;
     Ok(NodeConfig {
@@ -932,6 +1046,113 @@ fn parse_real(t: &Fields, vip: IpAddr) -> Result<RealEntry, ConfigError> {
         state,
         interface,
         node_id,
+    })
+}
+
+fn parse_card(t: &Fields) -> Result<CardConfig, ConfigError> {
+    let root = t.string("root", Some(DEFAULT_CARD_ROOT))?;
+    if root.is_empty() || !root.starts_with('/') || root.chars().any(|c| c.is_control()) {
+        return Err(invalid(
+            t.path("root"),
+            &quoted(&root),
+            "is not an absolute path",
+        ));
+    }
+    let field = t.path("spans");
+    let v = t.req("spans")?;
+    let list = v
+        .as_array()
+        .ok_or_else(|| invalid(field.clone(), v, "is not a list of span numbers"))?;
+    if list.is_empty() {
+        return Err(invalid(
+            field,
+            v,
+            "is empty: a card needs at least one span this node owns",
+        ));
+    }
+    let max_span = tandem_hw::abi::DAHDI_MAX_SPANS as i64;
+    let mut spans: Vec<u32> = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let f = format!("{field}[{i}]");
+        let n = item
+            .as_integer()
+            .ok_or_else(|| invalid(f.clone(), item, "is not an integer"))?;
+        if !(1..=max_span).contains(&n) {
+            return Err(invalid(
+                f,
+                item,
+                &format!("is not a span number (1 to {max_span})"),
+            ));
+        }
+        if spans.contains(&(n as u32)) {
+            return Err(invalid(f, item, "is listed twice"));
+        }
+        spans.push(n as u32);
+    }
+    let deadline_ms = t.int(
+        "takeover_deadline_ms",
+        Some(DEFAULT_TAKEOVER_DEADLINE_MS as i64),
+        1,
+        60_000,
+    )? as u64;
+    let line = match t.opt("lineconfig") {
+        None => {
+            if t.opt("timing").is_some() {
+                return Err(invalid(
+                    t.path("timing"),
+                    &"(set)",
+                    "needs lineconfig: the timing priority goes with DAHDI_SPANCONFIG",
+                ));
+            }
+            None
+        }
+        Some(v) => {
+            let field = t.path("lineconfig");
+            let list = v.as_array().ok_or_else(|| {
+                invalid(
+                    field.clone(),
+                    v,
+                    "is not a list of framing and coding words",
+                )
+            })?;
+            let mut config = 0;
+            for (i, item) in list.iter().enumerate() {
+                let bit = item
+                    .as_str()
+                    .and_then(|s| LINECONFIG_NAMES.iter().find(|(n, _)| *n == s))
+                    .map(|(_, b)| *b)
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("{field}[{i}]"),
+                            item,
+                            "is not a framing or coding word (d4, esf, ami, b8zs, ccs, hdb3, crc4)",
+                        )
+                    })?;
+                config |= bit;
+            }
+            let timing = t.int("timing", Some(0), 0, 255)? as u32;
+            Some(CardLine { config, timing })
+        }
+    };
+    let sig = t.string("signalling", Some(DEFAULT_SIGNALLING))?;
+    let signalling = SIGNALLING_NAMES
+        .iter()
+        .find(|(n, _)| *n == sig)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            invalid(
+                t.path("signalling"),
+                &quoted(&sig),
+                "is not a signalling (fxsls, fxsgs, fxsks, fxols, fxogs, fxoks, em, em_e1, cas, clear)",
+            )
+        })?;
+    t.finish()?;
+    Ok(CardConfig {
+        root: PathBuf::from(root),
+        spans,
+        takeover_deadline: Duration::from_millis(deadline_ms),
+        line,
+        signalling,
     })
 }
 
@@ -1441,6 +1662,132 @@ interface = "svc0"
             error_of(&dup_service),
             "service[1]: udp/198.18.0.100:5060 is configured twice"
         );
+    }
+
+    const CARDS: &str = r#"
+[[card]]
+root = "/run/cardsim/a"
+spans = [1, 2]
+takeover_deadline_ms = 250
+lineconfig = ["ccs", "hdb3", "crc4"]
+timing = 1
+signalling = "em_e1"
+
+[[card]]
+spans = [3]
+"#;
+
+    #[test]
+    fn cards_values_defaults_and_round_trip() {
+        let c = Config::parse(&format!("{GOOD}{CARDS}")).expect("cards config");
+        assert_eq!(c.cards.len(), 2);
+        let a = &c.cards[0];
+        assert_eq!(a.root, PathBuf::from("/run/cardsim/a"));
+        assert_eq!(a.spans, vec![1, 2]);
+        assert_eq!(a.takeover_deadline, Duration::from_millis(250));
+        assert_eq!(
+            a.line,
+            Some(CardLine {
+                config: tandem_hw::abi::DAHDI_CONFIG_CCS
+                    | tandem_hw::abi::DAHDI_CONFIG_HDB3
+                    | tandem_hw::abi::DAHDI_CONFIG_CRC4,
+                timing: 1,
+            })
+        );
+        assert_eq!(a.signalling, tandem_hw::abi::DAHDI_SIG_EM_E1);
+        let b = &c.cards[1];
+        assert_eq!(b.root, PathBuf::from(DEFAULT_CARD_ROOT));
+        assert_eq!(b.root, PathBuf::from("/dev/dahdi"));
+        assert_eq!(
+            b.takeover_deadline,
+            Duration::from_millis(DEFAULT_TAKEOVER_DEADLINE_MS)
+        );
+        assert_eq!(b.line, None, "no lineconfig: no DAHDI_SPANCONFIG");
+        assert_eq!(b.signalling, tandem_hw::abi::DAHDI_SIG_FXSKS);
+
+        let text = c.to_toml();
+        let again = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(c, again);
+        assert!(Config::parse(GOOD).expect("no cards").cards.is_empty());
+    }
+
+    #[test]
+    fn example_card_section_parses_when_uncommented() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tandem.example.toml");
+        let text = std::fs::read_to_string(path).expect("example file");
+        let at = text.find("# [[card]]").expect("the example shows [[card]]");
+        let uncommented: String = text[at..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&format!("{}\n{uncommented}\n", &text[..at]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.cards.len(), 1);
+        assert_eq!(c.cards[0].spans, vec![1]);
+        assert_eq!(c.cards[0].line.map(|l| l.timing), Some(1));
+    }
+
+    #[test]
+    fn bad_card_fields_are_named_with_their_values() {
+        let card = |body: &str| format!("{GOOD}\n[[card]]\n{body}\n");
+        let cases: Vec<(String, &str)> = vec![
+            (card("root = \"/dev/dahdi\""), "card[0].spans: missing"),
+            (
+                card("spans = []"),
+                "card[0].spans: [] is empty: a card needs at least one span this node owns",
+            ),
+            (
+                card("spans = [0]"),
+                "card[0].spans[0]: 0 is not a span number (1 to 128)",
+            ),
+            (
+                card("spans = [1, 129]"),
+                "card[0].spans[1]: 129 is not a span number (1 to 128)",
+            ),
+            (
+                card("spans = [2, 2]"),
+                "card[0].spans[1]: 2 is listed twice",
+            ),
+            (
+                card("spans = [\"one\"]"),
+                r#"card[0].spans[0]: "one" is not an integer"#,
+            ),
+            (
+                card("spans = 1"),
+                "card[0].spans: 1 is not a list of span numbers",
+            ),
+            (
+                card("spans = [1]\nroot = \"dev/dahdi\""),
+                r#"card[0].root: "dev/dahdi" is not an absolute path"#,
+            ),
+            (
+                card("spans = [1]\ntakeover_deadline_ms = 0"),
+                "card[0].takeover_deadline_ms: 0 is below the minimum 1",
+            ),
+            (
+                card("spans = [1]\nlineconfig = [\"hdb3\", \"crc5\"]"),
+                r#"card[0].lineconfig[1]: "crc5" is not a framing or coding word (d4, esf, ami, b8zs, ccs, hdb3, crc4)"#,
+            ),
+            (
+                card("spans = [1]\ntiming = 1"),
+                "card[0].timing: (set) needs lineconfig: the timing priority goes with DAHDI_SPANCONFIG",
+            ),
+            (
+                card("spans = [1]\nsignalling = \"sip\""),
+                r#"card[0].signalling: "sip" is not a signalling (fxsls, fxsgs, fxsks, fxols, fxogs, fxoks, em, em_e1, cas, clear)"#,
+            ),
+            (card("spans = [1]\nspan = 1"), "card[0].span: unknown field"),
+            (
+                format!(
+                    "{GOOD}\n[[card]]\nspans = [1]\n[[card]]\nroot = \"/dev/dahdi\"\nspans = [2]\n"
+                ),
+                r#"card[1].root: "/dev/dahdi" is listed twice"#,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(error_of(&text), want);
+        }
     }
 
     #[test]

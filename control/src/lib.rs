@@ -6,6 +6,7 @@
 //! [`admin`] (the admin socket protocol, server helpers and client).
 
 pub mod admin;
+pub mod cards;
 pub mod config;
 pub mod daemon;
 pub mod hbsend;

@@ -36,6 +36,8 @@ enum Command {
     Services,
     /// Every real server with its health, load and counters.
     Reals,
+    /// Telephony card spans, their alarms and channel states (like dahdi_tool).
+    Cards,
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -51,23 +53,29 @@ enum OnOff {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let timeout = Duration::from_millis(cli.timeout_ms);
     let request = match cli.command {
-        Command::Status => Request::Status,
-        Command::Switchover => Request::Switchover,
-        Command::Services => Request::Services,
-        Command::Reals => Request::Reals,
-        Command::Maintenance { mode } => Request::Maintenance {
+        Command::Status => Some(Request::Status),
+        Command::Switchover => Some(Request::Switchover),
+        Command::Services => Some(Request::Services),
+        Command::Reals => Some(Request::Reals),
+        // Sent as its wire line: `Request::Cards` may be compiled out (feature admin-cards).
+        Command::Cards => None,
+        Command::Maintenance { mode } => Some(Request::Maintenance {
             on: matches!(mode, OnOff::On),
-        },
+        }),
     };
-    let response =
-        match admin::request(&cli.socket, &request, Duration::from_millis(cli.timeout_ms)) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("tandemctl: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let answer = match &request {
+        Some(request) => admin::request(&cli.socket, request, timeout),
+        None => admin::request_cards(&cli.socket, timeout),
+    };
+    let response = match answer {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tandemctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.json {
         print!("{}", admin::format_response(&response));
     } else if let Response::Error { message } = &response {
