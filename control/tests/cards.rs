@@ -266,6 +266,30 @@ fn fuse_cards_takeover_moves_the_trunk() {
         samples.iter().all(|&t| t < DEADLINE),
         "every takeover within the deadline"
     );
+
+    // Cold: a standby that was not armed configures and opens its 31
+    // channels inside the takeover.
+    let mut cold = Vec::new();
+    for round in 0..10 {
+        let (from, to) = if round % 2 == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
+        from.shutdown_spans().expect("demotion");
+        to.shutdown_spans().expect("standby, not armed");
+        assert_eq!(to.channel_fds().len(), 31, "files stay open");
+        let up = to
+            .start_spans(Instant::now() + DEADLINE)
+            .unwrap_or_else(|e| panic!("cold round {round}: {e}"));
+        assert_eq!(pair.carrier(), Some(round % 2 ^ 1));
+        cold.push(up.elapsed);
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "span takeover time, standby not armed (CHANCONFIG x31 inside the takeover): {}",
+        stats(&mut cold)
+    );
 }
 
 #[test]
@@ -679,6 +703,46 @@ fn fuse_cards_status_lists_spans_alarms_and_channels() {
     assert!(lines[2].contains(" started  yes   no "), "{text}");
     assert!(lines[3].contains("2 ringing"), "{text}");
     assert_eq!(lines[5], format!("Card {}", pair.roots[1].display()));
+
+    // `tandemctl cards` against a stand-in for tandemd's admin socket.
+    let socket = pair.roots[0].parent().expect("dir").join("admin.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let answer = Response::Cards {
+        spans: a.cards_status(),
+    };
+    let server = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader};
+        let (stream, _) = listener.accept().expect("accept");
+        stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+        let mut line = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut line)
+            .expect("request");
+        (&stream)
+            .write_all(admin::format_response(&answer).as_bytes())
+            .expect("answer");
+        line
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("cards")
+        .output()
+        .expect("run tandemctl");
+    let request = server.join().expect("server");
+    assert_eq!(request.trim_end(), admin::CARDS_REQUEST);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with(&format!("Card {}\n", pair.roots[0].display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 ringing"), "{stdout}");
+    let _ = std::fs::remove_file(&socket);
     assert!(
         lines[7].contains("NOTOPEN") && lines[7].contains(" stopped "),
         "{text}"
