@@ -47,6 +47,26 @@
 //!
 //! A device error (the card or the simulator vanished) is a fault in every
 //! state, reported with the device path, the ioctl and the errno.
+//!
+//! # Driving it from tandemd
+//! - Start: [`CardManager::open`] per `[[card]]`, then
+//!   [`shutdown_spans`](CardManager::shutdown_spans) and
+//!   [`arm`](CardManager::arm) (Init is not Active); register every
+//!   [`channel_fds`](CardManager::channel_fds) entry for `POLLPRI` (again
+//!   whenever [`generation`](CardManager::generation) changes).
+//! - `BecomeActive`: [`expect_calls`](CardManager::expect_calls) with the
+//!   synced call records, [`begin_start`](CardManager::begin_start) with
+//!   `now + takeover_deadline()`, then [`poll_started`](CardManager::poll_started)
+//!   from a short timer (≈1 ms) and after channel events until it answers.
+//! - `BecomeStandby`: [`shutdown_spans`](CardManager::shutdown_spans) first,
+//!   the rest of the demotion, then [`arm`](CardManager::arm).
+//! - `POLLPRI` on a channel: [`read_channel_events`](CardManager::read_channel_events),
+//!   then [`take_call_events`](CardManager::take_call_events) to the sync
+//!   layer, and [`check_alarms`](CardManager::check_alarms) if
+//!   [`take_alarm_events`](CardManager::take_alarm_events).
+//! - Every 50 ms: [`check_alarms`](CardManager::check_alarms); on
+//!   [`AlarmReport::changed`], `LocalFault(CardAlarm)` or `LocalFaultCleared`.
+//! - Admin `cards`: [`cards_status`](CardManager::cards_status) of every card.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -748,7 +768,10 @@ impl CardManager {
                 return result;
             }
             let step = deadline.saturating_duration_since(now).min(POLL_STEP);
-            self.wait_channels(step)?;
+            if let Err(e) = self.wait_channels(step) {
+                self.finish_start();
+                return Err(e);
+            }
         }
     }
 
