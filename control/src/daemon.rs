@@ -60,6 +60,8 @@ const T_ADMIN: u64 = 8;
 const T_LOG: u64 = 9;
 const T_LINK: u64 = 10;
 const T_POOL: u64 = 11;
+const T_CARDS: u64 = 12;
+const T_CARD_ALARMS: u64 = 13;
 
 /// One entry of the timeline the daemon keeps (and prints with `-v`).
 #[derive(Clone, Debug)]
@@ -111,6 +113,11 @@ pub struct Daemon {
     /// IVR node id → (service index, real index) it serves as.
     ivr_slots: HashMap<u32, Vec<(usize, usize)>>,
     pool: crate::pool::Pool,
+    /// Telephony cards whose spans follow the pair state.
+    cards: Vec<crate::cards::CardManager>,
+    /// Faults the pair state machine was told of, by source.
+    link_fault: bool,
+    card_fault: bool,
 }
 
 /// The services with IVR health applied: a real server whose IVR is dead
@@ -248,6 +255,14 @@ impl Daemon {
             }
         }
         let links = crate::link::LinkMonitor::new(&watched).context("link monitor")?;
+        let mut cards = Vec::new();
+        for c in &cfg.cards {
+            let mut m = crate::cards::CardManager::open(c).with_context(|| format!("card {}", c.root.display()))?;
+            // Spans start shut down: only the active node drives them.
+            m.shutdown_spans().with_context(|| format!("card {}: shutting spans down", c.root.display()))?;
+            m.arm().with_context(|| format!("card {}: arming", c.root.display()))?;
+            cards.push(m);
+        }
         let admin = match crate::admin::bind(&cfg.admin.socket) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -281,6 +296,9 @@ impl Daemon {
             services,
             ivr_slots,
             pool,
+            cards,
+            link_fault: false,
+            card_fault: false,
             cfg,
         })
     }
@@ -324,6 +342,24 @@ impl Daemon {
         };
         let ev = Event::Heartbeat { path, from: p.node_id, state, epoch: p.epoch, priority: p.priority };
         self.pair.handle(ev, instant_of(p.last_seen_ns));
+    }
+
+    /// Tells the state machine whether this node has a local fault (a
+    /// service link down, a card alarm), on changes only.
+    fn update_fault(&mut self) {
+        let now = Instant::now();
+        let want = if self.link_fault {
+            Some(crate::pair::FaultKind::InterfaceDown)
+        } else if self.card_fault {
+            Some(crate::pair::FaultKind::CardAlarm)
+        } else {
+            None
+        };
+        match (want, self.pair.local_fault()) {
+            (Some(k), None) => self.pair.handle(Event::LocalFault(k), now),
+            (None, Some(_)) => self.pair.handle(Event::LocalFaultCleared, now),
+            _ => {}
+        }
     }
 
     /// Applies IVR health and load changes to the dataplane.
@@ -394,10 +430,29 @@ impl Daemon {
                         self.arm(T_GARP, Instant::now() + gap)?;
                     }
                     self.mark(format!("takeover done: VIPs owned, GARP sent (epoch {epoch})"));
+                    if !self.cards.is_empty() {
+                        let now = Instant::now();
+                        for c in self.cards.iter_mut() {
+                            let deadline = now + c.takeover_deadline();
+                            if let Err(e) = c.begin_start(deadline) {
+                                tracing::error!("card {}: {e}", c.root().display());
+                            }
+                        }
+                        self.arm(T_CARDS, now + Duration::from_micros(200))?;
+                    }
                     // Tell the peer at once.
                     self.send_heartbeats();
                 }
                 Action::BecomeStandby => {
+                    // Spans first: the peer must find the trunk free.
+                    for c in self.cards.iter_mut() {
+                        if let Err(e) = c.shutdown_spans().and_then(|_| c.arm()) {
+                            tracing::error!("card {}: {e}", c.root().display());
+                        }
+                    }
+                    if !self.cards.is_empty() {
+                        self.mark("spans shut down".into());
+                    }
                     for i in 0..self.vips.len() {
                         let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
                         self.dp.set_vip_owned(addr, mac, false)?;
@@ -575,6 +630,7 @@ impl Daemon {
                     }
                 }
             },
+            Ok(admin::Request::Cards) => admin::Response::Cards { spans: self.cards.iter().flat_map(|c| c.cards_status()).collect() },
             Ok(admin::Request::Maintenance { on }) => {
                 self.pair.handle(Event::AdminMaintenance(on), now);
                 match self.apply_actions() {
@@ -617,7 +673,11 @@ impl Daemon {
         let down = self.links.down();
         if !down.is_empty() {
             self.mark(format!("local fault: {} down", down.join(", ")));
-            self.pair.handle(Event::LocalFault(crate::pair::FaultKind::InterfaceDown), Instant::now());
+            self.link_fault = true;
+            self.update_fault();
+        }
+        if !self.cards.is_empty() {
+            self.arm(T_CARD_ALARMS, Instant::now() + Duration::from_millis(50))?;
         }
         self.arm(T_HB, Instant::now())?;
         if !self.ivr_slots.is_empty() {
@@ -718,15 +778,46 @@ impl Daemon {
                         for (name, up) in self.links.read_changes() {
                             self.mark(format!("link {name} {}", if up { "up" } else { "down" }));
                         }
-                        let now = Instant::now();
-                        if self.links.down().is_empty() {
-                            if self.pair.local_fault().is_some() {
-                                self.pair.handle(Event::LocalFaultCleared, now);
-                            }
-                        } else if self.pair.local_fault().is_none() {
-                            self.pair.handle(Event::LocalFault(crate::pair::FaultKind::InterfaceDown), now);
-                        }
+                        self.link_fault = !self.links.down().is_empty();
+                        self.update_fault();
                         self.reactor.poll(T_LINK, link_fd, libc::POLLIN as u32)?;
+                    }
+                    T_CARDS => {
+                        let now = Instant::now();
+                        let mut pending = false;
+                        let mut results = Vec::new();
+                        for c in self.cards.iter_mut() {
+                            match c.poll_started(now) {
+                                None => pending |= c.is_starting(),
+                                Some(r) => results.push((c.root().display().to_string(), r)),
+                            }
+                        }
+                        for (root, r) in results {
+                            match r {
+                                Ok(t) => self.mark(format!("spans started alarm-free on {root} in {:.3} ms", t.elapsed.as_secs_f64() * 1000.0)),
+                                Err(e) => {
+                                    self.mark(format!("spans on {root} failed to start: {e}"));
+                                    self.card_fault = true;
+                                    self.update_fault();
+                                }
+                            }
+                        }
+                        if pending {
+                            self.reactor.arm_timeout(T_CARDS, now + Duration::from_micros(500))?;
+                        }
+                    }
+                    T_CARD_ALARMS => {
+                        let mut fault = false;
+                        for c in self.cards.iter_mut() {
+                            let r = c.check_alarms();
+                            fault |= r.local_fault();
+                        }
+                        if fault != self.card_fault {
+                            self.mark(format!("card alarm {}", if fault { "raised: local fault" } else { "cleared" }));
+                            self.card_fault = fault;
+                            self.update_fault();
+                        }
+                        self.reactor.arm_timeout(T_CARD_ALARMS, Instant::now() + Duration::from_millis(50))?;
                     }
                     T_LOG => {}
                     _ => {}
@@ -737,6 +828,9 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) -> Result<()> {
+        for c in self.cards.iter_mut() {
+            let _ = c.shutdown_spans();
+        }
         for i in 0..self.vips.len() {
             let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
             let _ = self.dp.set_vip_owned(addr, mac, false);

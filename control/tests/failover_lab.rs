@@ -92,6 +92,21 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool 
 }
 
 fn config(lab: &Lab, dir: &Path, me: &str, id: u32, peer_id: u32, priority: u8, preempt: bool, ivr_hb: bool) -> (PathBuf, PathBuf) {
+    config_with(lab, dir, me, id, peer_id, priority, preempt, ivr_hb, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn config_with(
+    lab: &Lab,
+    dir: &Path,
+    me: &str,
+    id: u32,
+    peer_id: u32,
+    priority: u8,
+    preempt: bool,
+    ivr_hb: bool,
+    card: Option<&Path>,
+) -> (PathBuf, PathBuf) {
     let (local, peer, hb_local, hb_peer) = if me == DIRECTOR_A {
         (lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR, lab::HB_A_ADDR, lab::HB_B_ADDR)
     } else {
@@ -144,9 +159,11 @@ scheduler = "rr"
 forward = "dr"
 
 {reals}
+{card}
 [admin]
 socket = "{socket}"
 "#,
+        card = card.map_or(String::new(), |c| format!("[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\n", c.display())),
         witness = lab::WITNESS_ADDR,
         vip = lab.vip(),
         socket = socket.display(),
@@ -504,4 +521,92 @@ fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
         }
         other => panic!("reals: {other:?}"),
     }
+}
+
+/// Two simulated cards sharing one trunk (a failover switch), one per
+/// director, served from this process over FUSE.
+struct Cards {
+    sim: tandem_hw::sim::Simulator,
+    _mounts: Vec<tandem_hw::sim::MountedCard>,
+    roots: Vec<PathBuf>,
+}
+
+fn cards(dir: &Path) -> Cards {
+    use tandem_hw::sim::{MountOptions, SimConfig, Simulator};
+    let sim = Simulator::new(SimConfig { cards: 2, spans: 1, channels: 4, shared_trunks: true, signalling: tandem_hw::abi::DAHDI_SIG_FXSKS })
+        .expect("simulator");
+    let mut mounts = Vec::new();
+    let mut roots = Vec::new();
+    for c in 0..2 {
+        let root = dir.join(format!("card{c}"));
+        std::fs::create_dir_all(&root).unwrap();
+        mounts.push(sim.mount(c, &root, MountOptions::default()).expect("mount card"));
+        roots.push(root);
+    }
+    Cards { sim, _mounts: mounts, roots }
+}
+
+/// Does card `c`'s span 1 carry the trunk? (From the simulator's status.)
+fn carries(cards: &Cards, c: usize) -> bool {
+    let s = cards.sim.execute(&format!("status {c}"));
+    s.contains("carrier") && !s.contains("carrier=no") && !s.contains("carrier: no") && {
+        let reports = cards.sim.report(c).unwrap_or_default();
+        reports.iter().any(|r| format!("{r:?}").contains("carrier: true"))
+    }
+}
+
+#[test]
+fn privileged_lab_spans_follow_the_active_node() {
+    if !require_privileged("privileged_lab_spans_follow_the_active_node") {
+        return;
+    }
+    let lab = Lab::pair(2).expect("pair lab");
+    let _ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
+    let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 }).unwrap();
+    for d in [DIRECTOR_A, DIRECTOR_B] {
+        let i = lab.iface(d, "eth0").unwrap().clone();
+        in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native)).unwrap();
+    }
+    let dir = tempdir::Dir::new("cards");
+    let cards = cards(&dir.0);
+    let (ca, sa) = config_with(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, false, false, Some(&cards.roots[0]));
+    let (cb, sb) = config_with(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, false, false, Some(&cards.roots[1]));
+    let mut a = Node { name: DIRECTOR_A, child: None, config: ca, socket: sa, log: dir.0.join("a.log") };
+    let mut b = Node { name: DIRECTOR_B, child: None, config: cb, socket: sb, log: dir.0.join("b.log") };
+    a.start(&lab);
+    assert!(wait_for("a active", Duration::from_secs(10), || a.state().as_deref() == Some("active")), "{}", a.log());
+    b.start(&lab);
+    assert!(wait_for("b standby", Duration::from_secs(10), || b.state().as_deref() == Some("standby")), "{}", b.log());
+    assert!(wait_for("a's spans started", Duration::from_secs(5), || a.log().contains("spans started alarm-free")), "{}", a.log());
+    assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
+    assert!(!carries(&cards, 1), "the standby's card must not carry the trunk");
+
+    // Switchover: a shuts its spans down first, b starts its own, the trunk follows.
+    assert!(matches!(b.request(Request::Switchover), Some(Response::Error { .. })), "only the active can switch over");
+    assert!(matches!(a.request(Request::Switchover), Some(Response::Done { .. })));
+    assert!(wait_for("b active", Duration::from_secs(5), || b.state().as_deref() == Some("active")), "{}", b.log());
+    assert!(wait_for("b's spans started", Duration::from_secs(5), || b.log().contains("spans started alarm-free")), "{}", b.log());
+    assert!(wait_for("trunk on card 1", Duration::from_secs(5), || carries(&cards, 1)), "{}", cards.sim.execute("status 1"));
+    // tandemctl cards shows the spans.
+    match b.request(Request::Cards) {
+        Some(Response::Cards { spans }) => assert!(!spans.is_empty(), "no spans reported"),
+        other => panic!("cards: {other:?}"),
+    }
+
+    // A red alarm on the active's span is a local fault: switchover to a.
+    assert!(wait_for("a standby", Duration::from_secs(5), || a.state().as_deref() == Some("standby")));
+    let r = cards.sim.execute("alarm 1 1 RED");
+    assert!(r.starts_with("ok"), "{r}");
+    assert!(
+        wait_for("a active after the alarm", Duration::from_secs(5), || {
+            a.state().as_deref() == Some("active") && b.state().as_deref() == Some("fault")
+        }),
+        "a: {}\nb: {}",
+        a.log(),
+        b.log()
+    );
+    assert!(wait_for("trunk back on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
+    let _ = cards.sim.execute("alarm 1 1 none");
+    drop(a);
+    drop(b);
 }
