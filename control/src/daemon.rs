@@ -446,7 +446,7 @@ impl Daemon {
                 Action::BecomeStandby => {
                     // Spans first: the peer must find the trunk free.
                     for c in self.cards.iter_mut() {
-                        if let Err(e) = c.shutdown_spans().and_then(|_| c.arm()) {
+                        if let Err(e) = c.shutdown_spans() {
                             tracing::error!("card {}: {e}", c.root().display());
                         }
                     }
@@ -460,6 +460,13 @@ impl Daemon {
                     }
                     self.garp_left = 0;
                     self.mark("released VIPs".into());
+                    // Ready the shut-down spans for a fast takeover, after
+                    // the release so that it does not delay it.
+                    for c in self.cards.iter_mut() {
+                        if let Err(e) = c.arm() {
+                            tracing::error!("card {}: {e}", c.root().display());
+                        }
+                    }
                     self.send_heartbeats();
                 }
                 Action::SendGarp => {
