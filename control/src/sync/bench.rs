@@ -52,7 +52,11 @@ pub fn flow(i: u64) -> FlowRecord {
     let key = FlowKey::new(src, vip, sport, 5060, tandem_common::PROTO_UDP);
     FlowRecord {
         key,
-        service: VirtualService { addr: vip, port: 5060, proto: tandem_common::PROTO_UDP },
+        service: VirtualService {
+            addr: vip,
+            port: 5060,
+            proto: tandem_common::PROTO_UDP,
+        },
         real_addr: v4(0xC613_0100 + (i % 16) as u32),
         real_port: 5060,
         age_ms: 0,
@@ -154,7 +158,13 @@ mod tests {
         println!(
             "sync bench: {} flows in {:?}: {:.0} flows/s, {:.2} bytes/flow on the wire \
              ({} per record, {} delta frames), {:.2} ack bytes/flow",
-            r.flows, r.elapsed, r.flows_per_sec, r.bytes_per_flow, r.record_bytes, r.frames, r.ack_bytes_per_flow
+            r.flows,
+            r.elapsed,
+            r.flows_per_sec,
+            r.bytes_per_flow,
+            r.record_bytes,
+            r.frames,
+            r.ack_bytes_per_flow
         );
         assert!(r.complete, "the standby holds every flow: {r:?}");
         assert_eq!(r.record_bytes, 31);

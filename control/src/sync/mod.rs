@@ -20,5 +20,6 @@ pub use session::{
 };
 pub use store::{SnapshotCursor, SnapshotSource, Store};
 pub use wire::{
-    CallRecord, CallState, ChannelRef, ChannelState, DEFAULT_PORT, Deframer, FlowRecord, Record, VirtualService,
+    CallRecord, CallState, ChannelRef, ChannelState, DEFAULT_PORT, Deframer, FlowRecord, Record,
+    VirtualService,
 };

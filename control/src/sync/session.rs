@@ -100,10 +100,20 @@ fn open(bytes: &[u8], shared: &Key, session: Option<&Key>) -> Result<Repr, Sessi
             None => {
                 // Report garbage as garbage; a well-formed frame as out of place.
                 let kind = match Kind::from_u8(frame.kind()) {
-                    Some(k) if frame.magic() == wire::MAGIC && frame.version() == wire::VERSION => k,
-                    _ => return Err(Repr::parse(&frame, shared).err().unwrap_or(wire::Error::BadMac).into()),
+                    Some(k) if frame.magic() == wire::MAGIC && frame.version() == wire::VERSION => {
+                        k
+                    }
+                    _ => {
+                        return Err(Repr::parse(&frame, shared)
+                            .err()
+                            .unwrap_or(wire::Error::BadMac)
+                            .into());
+                    }
                 };
-                return Err(SessionError::Unexpected { kind, why: "before the peer's Hello" });
+                return Err(SessionError::Unexpected {
+                    kind,
+                    why: "before the peer's Hello",
+                });
             }
         }
     };
@@ -115,7 +125,9 @@ fn is_wire_error(e: &SessionError) -> bool {
 }
 
 fn elapsed_ms(now: Instant, since: Instant) -> u32 {
-    now.saturating_duration_since(since).as_millis().min(u32::MAX as u128) as u32
+    now.saturating_duration_since(since)
+        .as_millis()
+        .min(u32::MAX as u128) as u32
 }
 
 // ---- publisher ------------------------------------------------------------
@@ -132,9 +144,10 @@ pub struct PublisherConfig {
     pub batch_records: usize,
     /// …or when its oldest record waited this long.
     pub max_delay: Duration,
-    /// Changes kept for a resume, at most (the queue bound).
+    /// Changes kept for a resume, at most (the queue bound). A kept change
+    /// takes about 170 bytes of memory plus a call id.
     pub window_records: usize,
-    /// Bytes of changes kept, at most.
+    /// Bytes of changes kept, at most, counted as they go on the wire.
     pub window_bytes: usize,
     /// Bytes sent and not acknowledged as received, at most (one frame may
     /// go over).
@@ -277,7 +290,10 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(cfg: PublisherConfig) -> Publisher {
-        let cfg = PublisherConfig { batch_records: cfg.batch_records.max(1), ..cfg };
+        let cfg = PublisherConfig {
+            batch_records: cfg.batch_records.max(1),
+            ..cfg
+        };
         Publisher {
             cfg,
             epoch: 0,
@@ -311,11 +327,17 @@ impl Publisher {
             return Ok(seq);
         }
         let len = record.buffer_len();
-        if self.log.len() >= self.cfg.window_records || self.log_bytes + len > self.cfg.window_bytes {
+        if self.log.len() >= self.cfg.window_records || self.log_bytes + len > self.cfg.window_bytes
+        {
             self.overflow();
             return Ok(seq);
         }
-        self.log.push_back(Logged { seq, at: now, len, record });
+        self.log.push_back(Logged {
+            seq,
+            at: now,
+            len,
+            record,
+        });
         self.log_bytes += len;
         Ok(seq)
     }
@@ -370,7 +392,9 @@ impl Publisher {
 
     /// Handles one whole frame from the subscriber.
     pub fn handle_frame(&mut self, bytes: &[u8], now: Instant) -> Result<(), SessionError> {
-        let Some(mut conn) = self.link.take() else { return Err(SessionError::NotConnected) };
+        let Some(mut conn) = self.link.take() else {
+            return Err(SessionError::NotConnected);
+        };
         self.stats.frames_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         let result = open(bytes, &self.cfg.key, conn.session.as_ref()).and_then(|repr| {
@@ -404,7 +428,10 @@ impl Publisher {
 
     fn on_hello(&mut self, conn: &mut PubConn, node: u32, h: Hello) -> Result<(), SessionError> {
         if h.role != Role::Subscriber {
-            return Err(SessionError::Role { got: h.role, expected: Role::Subscriber });
+            return Err(SessionError::Role {
+                got: h.role,
+                expected: Role::Subscriber,
+            });
         }
         if h.protocol != PROTOCOL {
             return Err(SessionError::Protocol(h.protocol));
@@ -419,14 +446,19 @@ impl Publisher {
             conn.session = Some(session_key(&self.cfg.key, conn.nonce, h.nonce));
             conn.peer_nonce = h.nonce;
         } else if h.nonce != conn.peer_nonce {
-            return Err(SessionError::NonceChanged { was: conn.peer_nonce, got: h.nonce });
+            return Err(SessionError::NonceChanged {
+                was: conn.peer_nonce,
+                got: h.nonce,
+            });
         } else {
             // A resync: what the subscriber has not received by now is lost.
             conn.bytes_sent = h.received;
         }
         conn.peer_received = h.received;
         conn.peer_node = node;
-        conn.peer_max_frame = (h.max_frame as usize).min(self.cfg.max_frame).clamp(MIN_FRAME_LEN, MAX_FRAME_LEN);
+        conn.peer_max_frame = (h.max_frame as usize)
+            .min(self.cfg.max_frame)
+            .clamp(MIN_FRAME_LEN, MAX_FRAME_LEN);
         let last = self.next_seq - 1;
         let held = h.last_seq;
         let resumable = h.stream == self.cfg.stream.get()
@@ -478,10 +510,21 @@ impl Publisher {
         FrameWriter::new(kind, self.cfg.node_id, self.epoch, seq, conn.peer_max_frame)
     }
 
-    fn transmit(&mut self, conn: &mut PubConn, now: Instant, source: &dyn SnapshotSource) -> Option<Vec<u8>> {
+    fn transmit(
+        &mut self,
+        conn: &mut PubConn,
+        now: Instant,
+        source: &dyn SnapshotSource,
+    ) -> Option<Vec<u8>> {
         if conn.hello_due {
             conn.hello_due = false;
-            let mut w = FrameWriter::new(Kind::Hello, self.cfg.node_id, self.epoch, self.next_seq - 1, MAX_FRAME_LEN);
+            let mut w = FrameWriter::new(
+                Kind::Hello,
+                self.cfg.node_id,
+                self.epoch,
+                self.next_seq - 1,
+                MAX_FRAME_LEN,
+            );
             w.put_u16(PROTOCOL);
             w.put_u8(Role::Publisher as u8);
             w.put_u8(0);
@@ -540,7 +583,13 @@ impl Publisher {
         w.finish(key)
     }
 
-    fn snapshot_next(&mut self, conn: &mut PubConn, key: &Key, now: Instant, source: &dyn SnapshotSource) -> Vec<u8> {
+    fn snapshot_next(
+        &mut self,
+        conn: &mut PubConn,
+        key: &Key,
+        now: Instant,
+        source: &dyn SnapshotSource,
+    ) -> Vec<u8> {
         let (node, epoch, max) = (self.cfg.node_id, self.epoch, conn.peer_max_frame);
         let Phase::Snapshot(s) = &mut conn.phase else {
             // transmit() only calls this in the Snapshot phase.
@@ -679,7 +728,10 @@ impl Publisher {
     }
     /// The subscriber's node id and last epoch, once it said Hello.
     pub fn peer(&self) -> Option<(u32, u64)> {
-        self.link.as_ref().filter(|c| c.session.is_some()).map(|c| (c.peer_node, c.peer_epoch))
+        self.link
+            .as_ref()
+            .filter(|c| c.session.is_some())
+            .map(|c| (c.peer_node, c.peer_epoch))
     }
     pub fn stats(&self) -> &PublisherStats {
         &self.stats
@@ -859,13 +911,22 @@ impl Subscriber {
 
     /// Handles one whole frame from the publisher; returns the changes to
     /// apply, in order.
-    pub fn handle_frame(&mut self, bytes: &[u8], now: Instant) -> Result<Vec<Applied>, SessionError> {
-        let Some(mut conn) = self.link.take() else { return Err(SessionError::NotConnected) };
+    pub fn handle_frame(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<Vec<Applied>, SessionError> {
+        let Some(mut conn) = self.link.take() else {
+            return Err(SessionError::NotConnected);
+        };
         self.stats.frames_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         let result = open(bytes, &self.cfg.key, conn.session.as_ref()).and_then(|repr| {
             if repr.epoch < conn.max_epoch {
-                return Err(SessionError::StaleEpoch { got: repr.epoch, seen: conn.max_epoch });
+                return Err(SessionError::StaleEpoch {
+                    got: repr.epoch,
+                    seen: conn.max_epoch,
+                });
             }
             conn.max_epoch = repr.epoch;
             conn.last_heard = now;
@@ -901,12 +962,20 @@ impl Subscriber {
         conn.snapshot.is_none() && self.stream != 0 && self.stream == conn.peer_stream
     }
 
-    fn on_frame(&mut self, conn: &mut SubConn, repr: Repr, now: Instant) -> Result<Vec<Applied>, SessionError> {
+    fn on_frame(
+        &mut self,
+        conn: &mut SubConn,
+        repr: Repr,
+        now: Instant,
+    ) -> Result<Vec<Applied>, SessionError> {
         let mut out = Vec::new();
         match repr.message {
             Message::Hello(h) => {
                 if h.role != Role::Publisher {
-                    return Err(SessionError::Role { got: h.role, expected: Role::Publisher });
+                    return Err(SessionError::Role {
+                        got: h.role,
+                        expected: Role::Publisher,
+                    });
                 }
                 if h.protocol != PROTOCOL {
                     return Err(SessionError::Protocol(h.protocol));
@@ -916,7 +985,10 @@ impl Subscriber {
                 }
                 if conn.session.is_some() {
                     if h.nonce != conn.peer_nonce {
-                        return Err(SessionError::NonceChanged { was: conn.peer_nonce, got: h.nonce });
+                        return Err(SessionError::NonceChanged {
+                            was: conn.peer_nonce,
+                            got: h.nonce,
+                        });
                     }
                 } else {
                     conn.session = Some(session_key(&self.cfg.key, h.nonce, conn.nonce));
@@ -925,26 +997,42 @@ impl Subscriber {
                 conn.peer_node = repr.node_id;
                 conn.peer_stream = h.stream;
             }
-            Message::SnapshotBegin { base, stream, snapshot } => {
+            Message::SnapshotBegin {
+                base,
+                stream,
+                snapshot,
+            } => {
                 if stream != conn.peer_stream {
                     return Err(SessionError::Unexpected {
                         kind: Kind::SnapshotBegin,
                         why: "snapshot of another stream than the Hello's",
                     });
                 }
-                conn.snapshot = Some(SnapshotIn { base, id: snapshot, next_chunk: 0, records: 0 });
+                conn.snapshot = Some(SnapshotIn {
+                    base,
+                    id: snapshot,
+                    next_chunk: 0,
+                    records: 0,
+                });
                 conn.resync_at = None;
                 self.stream = 0;
                 self.store.begin_sweep();
             }
-            Message::SnapshotChunk { base, snapshot, index, records } => {
-                let Some(s) = conn.snapshot.as_mut().filter(|s| {
-                    s.base == base && s.id == snapshot && s.next_chunk == index
-                }) else {
+            Message::SnapshotChunk {
+                base,
+                snapshot,
+                index,
+                records,
+            } => {
+                let Some(s) = conn
+                    .snapshot
+                    .as_mut()
+                    .filter(|s| s.base == base && s.id == snapshot && s.next_chunk == index)
+                else {
                     self.gap(conn, now);
                     return Ok(out);
                 };
-                s.next_chunk += 1;
+                s.next_chunk = s.next_chunk.wrapping_add(1);
                 s.records += records.len() as u64;
                 self.stats.snapshot_records += records.len() as u64;
                 for record in records {
@@ -955,9 +1043,17 @@ impl Subscriber {
                     }
                 }
             }
-            Message::SnapshotEnd { base, snapshot, chunks, records } => {
+            Message::SnapshotEnd {
+                base,
+                snapshot,
+                chunks,
+                records,
+            } => {
                 let complete = conn.snapshot.as_ref().is_some_and(|s| {
-                    s.base == base && s.id == snapshot && s.next_chunk == chunks && s.records == records
+                    s.base == base
+                        && s.id == snapshot
+                        && s.next_chunk == chunks
+                        && s.records == records
                 });
                 if !complete {
                     self.gap(conn, now);
@@ -966,7 +1062,11 @@ impl Subscriber {
                 let removed = self.store.sweep();
                 self.stats.swept += removed.len() as u64;
                 self.stats.snapshots += 1;
-                out.extend(removed.into_iter().map(|record| Applied { seq: None, record }));
+                out.extend(
+                    removed
+                        .into_iter()
+                        .map(|record| Applied { seq: None, record }),
+                );
                 conn.snapshot = None;
                 conn.resync_at = None;
                 self.stream = conn.peer_stream;
@@ -996,7 +1096,10 @@ impl Subscriber {
                     }
                     self.store.apply(&record, now);
                     self.stats.records_applied += 1;
-                    out.push(Applied { seq: Some(seq), record });
+                    out.push(Applied {
+                        seq: Some(seq),
+                        record,
+                    });
                 }
                 self.last_applied = last;
                 conn.resync_at = None;
@@ -1010,7 +1113,10 @@ impl Subscriber {
                 }
             }
             Message::Ack { .. } => {
-                return Err(SessionError::Unexpected { kind: Kind::Ack, why: "a subscriber sends Acks" });
+                return Err(SessionError::Unexpected {
+                    kind: Kind::Ack,
+                    why: "a subscriber sends Acks",
+                });
             }
         }
         Ok(out)
@@ -1019,7 +1125,11 @@ impl Subscriber {
     /// The last sequence this node holds of the publisher's stream, for
     /// its Acks (0: none).
     fn held(&self, conn: &SubConn) -> u64 {
-        if self.holds_peer_stream(conn) { self.last_applied } else { 0 }
+        if self.holds_peer_stream(conn) {
+            self.last_applied
+        } else {
+            0
+        }
     }
 
     /// The next frame to write (Hello, Ack, Keepalive), if any.
@@ -1038,8 +1148,18 @@ impl Subscriber {
     fn transmit(&mut self, conn: &mut SubConn, now: Instant) -> Option<Vec<u8>> {
         if conn.hello_due {
             conn.hello_due = false;
-            let (stream, held) = if conn.snapshot.is_some() { (0, 0) } else { (self.stream, self.last_applied) };
-            let mut w = FrameWriter::new(Kind::Hello, self.cfg.node_id, self.epoch, held, MAX_FRAME_LEN);
+            let (stream, held) = if conn.snapshot.is_some() {
+                (0, 0)
+            } else {
+                (self.stream, self.last_applied)
+            };
+            let mut w = FrameWriter::new(
+                Kind::Hello,
+                self.cfg.node_id,
+                self.epoch,
+                held,
+                MAX_FRAME_LEN,
+            );
             w.put_u16(PROTOCOL);
             w.put_u8(Role::Subscriber as u8);
             w.put_u8(0);
@@ -1082,7 +1202,9 @@ impl Subscriber {
 
     /// Checks the peer's liveness and repeats an unanswered resync request.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
-        let Some(conn) = self.link.as_mut() else { return Ok(()) };
+        let Some(conn) = self.link.as_mut() else {
+            return Ok(());
+        };
         if now >= conn.last_heard + self.cfg.idle_timeout {
             let silent = now - conn.last_heard;
             self.link = None;
@@ -1102,7 +1224,9 @@ impl Subscriber {
         match &self.link {
             None => SubscriberState::Disconnected,
             Some(c) if c.session.is_none() => SubscriberState::AwaitingHello,
-            Some(c) if self.holds_peer_stream(c) && c.resync_at.is_none() => SubscriberState::InSync,
+            Some(c) if self.holds_peer_stream(c) && c.resync_at.is_none() => {
+                SubscriberState::InSync
+            }
             Some(_) => SubscriberState::CatchingUp,
         }
     }
@@ -1124,7 +1248,10 @@ impl Subscriber {
     }
     /// The publisher's node id and last epoch, once it said Hello.
     pub fn peer(&self) -> Option<(u32, u64)> {
-        self.link.as_ref().filter(|c| c.session.is_some()).map(|c| (c.peer_node, c.max_epoch))
+        self.link
+            .as_ref()
+            .filter(|c| c.session.is_some())
+            .map(|c| (c.peer_node, c.max_epoch))
     }
     pub fn stats(&self) -> &SubscriberStats {
         &self.stats

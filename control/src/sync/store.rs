@@ -47,7 +47,10 @@ pub enum SnapshotCursor {
     Calls,
     CallsAfter(String),
     Channels,
-    ChannelsAfter { node: u32, channel: u32 },
+    ChannelsAfter {
+        node: u32,
+        channel: u32,
+    },
     Done,
 }
 
@@ -59,7 +62,12 @@ pub trait SnapshotSource {
     /// [`SnapshotCursor::Done`] at the end. Records changed or added
     /// between calls may or may not be visited: the publisher sends every
     /// change recorded after the snapshot began, after the snapshot.
-    fn visit(&self, cursor: &mut SnapshotCursor, now: Instant, visit: &mut dyn FnMut(&Record) -> bool);
+    fn visit(
+        &self,
+        cursor: &mut SnapshotCursor,
+        now: Instant,
+        visit: &mut dyn FnMut(&Record) -> bool,
+    );
 }
 
 /// The synced tables.
@@ -72,8 +80,14 @@ pub struct Store {
 }
 
 fn aged(slot: &Slot<FlowRecord>, now: Instant) -> FlowRecord {
-    let extra = now.saturating_duration_since(slot.at).as_millis().min(u32::MAX as u128) as u32;
-    FlowRecord { age_ms: slot.value.age_ms.saturating_add(extra), ..slot.value }
+    let extra = now
+        .saturating_duration_since(slot.at)
+        .as_millis()
+        .min(u32::MAX as u128) as u32;
+    FlowRecord {
+        age_ms: slot.value.age_ms.saturating_add(extra),
+        ..slot.value
+    }
 }
 
 impl Store {
@@ -87,9 +101,18 @@ impl Store {
         let generation = self.generation;
         match record {
             Record::Flow(f) => {
-                let slot = Slot { value: *f, at: now, generation };
+                let slot = Slot {
+                    value: *f,
+                    at: now,
+                    generation,
+                };
                 match self.flows.insert(flow_bytes(&f.key), slot) {
-                    Some(old) => FlowRecord { age_ms: f.age_ms, ..old.value } != *f,
+                    Some(old) => {
+                        FlowRecord {
+                            age_ms: f.age_ms,
+                            ..old.value
+                        } != *f
+                    }
                     None => true,
                 }
             }
@@ -104,15 +127,30 @@ impl Store {
                     old.value = c.clone();
                     return true;
                 }
-                self.calls.insert(c.id.clone(), Slot { value: c.clone(), at: now, generation });
+                self.calls.insert(
+                    c.id.clone(),
+                    Slot {
+                        value: c.clone(),
+                        at: now,
+                        generation,
+                    },
+                );
                 true
             }
             Record::CallRemoved(id) => self.calls.remove(id).is_some(),
             Record::Channel(c) => {
-                let slot = Slot { value: *c, at: now, generation };
-                self.channels.insert((c.node, c.channel), slot).is_none_or(|old| old.value != *c)
+                let slot = Slot {
+                    value: *c,
+                    at: now,
+                    generation,
+                };
+                self.channels
+                    .insert((c.node, c.channel), slot)
+                    .is_none_or(|old| old.value != *c)
             }
-            Record::ChannelRemoved { node, channel } => self.channels.remove(&(*node, *channel)).is_some(),
+            Record::ChannelRemoved { node, channel } => {
+                self.channels.remove(&(*node, *channel)).is_some()
+            }
             Record::Unknown { .. } => false,
         }
     }
@@ -163,13 +201,32 @@ impl Store {
     /// Do both stores hold the same records (flow ages aside)?
     pub fn same_records(&self, other: &Store) -> bool {
         let flows = self.flows.len() == other.flows.len()
-            && self.flows.iter().zip(&other.flows).all(|((ka, a), (kb, b))| {
-                ka == kb && FlowRecord { age_ms: 0, ..a.value } == FlowRecord { age_ms: 0, ..b.value }
-            });
+            && self
+                .flows
+                .iter()
+                .zip(&other.flows)
+                .all(|((ka, a), (kb, b))| {
+                    ka == kb
+                        && FlowRecord {
+                            age_ms: 0,
+                            ..a.value
+                        } == FlowRecord {
+                            age_ms: 0,
+                            ..b.value
+                        }
+                });
         let calls = self.calls.len() == other.calls.len()
-            && self.calls.iter().zip(&other.calls).all(|((ka, a), (kb, b))| ka == kb && a.value == b.value);
+            && self
+                .calls
+                .iter()
+                .zip(&other.calls)
+                .all(|((ka, a), (kb, b))| ka == kb && a.value == b.value);
         let channels = self.channels.len() == other.channels.len()
-            && self.channels.iter().zip(&other.channels).all(|((ka, a), (kb, b))| ka == kb && a.value == b.value);
+            && self
+                .channels
+                .iter()
+                .zip(&other.channels)
+                .all(|((ka, a), (kb, b))| ka == kb && a.value == b.value);
         flows && calls && channels
     }
 
@@ -210,7 +267,12 @@ impl Store {
 }
 
 impl SnapshotSource for Store {
-    fn visit(&self, cursor: &mut SnapshotCursor, now: Instant, visit: &mut dyn FnMut(&Record) -> bool) {
+    fn visit(
+        &self,
+        cursor: &mut SnapshotCursor,
+        now: Instant,
+        visit: &mut dyn FnMut(&Record) -> bool,
+    ) {
         loop {
             match cursor {
                 SnapshotCursor::Start | SnapshotCursor::FlowsAfter(_) => {
@@ -241,7 +303,9 @@ impl SnapshotSource for Store {
                 }
                 SnapshotCursor::Channels | SnapshotCursor::ChannelsAfter { .. } => {
                     let lower = match cursor {
-                        SnapshotCursor::ChannelsAfter { node, channel } => Bound::Excluded((*node, *channel)),
+                        SnapshotCursor::ChannelsAfter { node, channel } => {
+                            Bound::Excluded((*node, *channel))
+                        }
                         _ => Bound::Unbounded,
                     };
                     for (&(node, channel), s) in self.channels.range((lower, Bound::Unbounded)) {
@@ -276,7 +340,11 @@ mod tests {
         let key = FlowKey::new(v4(198, 18, 0, 1), v4(198, 18, 1, 1), 10_000 + i, 5060, 17);
         FlowRecord {
             key,
-            service: VirtualService { addr: key.dst, port: 5060, proto: 17 },
+            service: VirtualService {
+                addr: key.dst,
+                port: 5060,
+                proto: 17,
+            },
             real_addr: v4(198, 18, 2, 1),
             real_port: 5060,
             age_ms: 5,
@@ -301,20 +369,55 @@ mod tests {
         let t = Instant::now();
         let mut s = Store::new();
         assert!(s.apply(&Record::Flow(flow(1)), t));
-        assert!(!s.apply(&Record::Flow(FlowRecord { age_ms: 99, ..flow(1) }), t), "age alone is no change");
-        assert!(s.apply(&Record::Flow(FlowRecord { real_port: 1, ..flow(1) }), t));
+        assert!(
+            !s.apply(
+                &Record::Flow(FlowRecord {
+                    age_ms: 99,
+                    ..flow(1)
+                }),
+                t
+            ),
+            "age alone is no change"
+        );
+        assert!(s.apply(
+            &Record::Flow(FlowRecord {
+                real_port: 1,
+                ..flow(1)
+            }),
+            t
+        ));
         assert!(s.apply(&Record::Call(call("a")), t));
         assert!(!s.apply(&Record::Call(call("a")), t));
-        let ch = ChannelState { node: 7, channel: 3, state: CallState::Answered, updated_ms: 9 };
+        let ch = ChannelState {
+            node: 7,
+            channel: 3,
+            state: CallState::Answered,
+            updated_ms: 9,
+        };
         assert!(s.apply(&Record::Channel(ch), t));
-        assert_eq!((s.flows_len(), s.calls_len(), s.channels_len(), s.len()), (1, 1, 1, 3));
+        assert_eq!(
+            (s.flows_len(), s.calls_len(), s.channels_len(), s.len()),
+            (1, 1, 1, 3)
+        );
         assert_eq!(s.channel(7, 3), Some(&ch));
         assert!(s.apply(&Record::FlowRemoved(flow(1).key), t));
         assert!(!s.apply(&Record::FlowRemoved(flow(1).key), t));
         assert!(s.apply(&Record::CallRemoved("a".into()), t));
-        assert!(s.apply(&Record::ChannelRemoved { node: 7, channel: 3 }, t));
+        assert!(s.apply(
+            &Record::ChannelRemoved {
+                node: 7,
+                channel: 3
+            },
+            t
+        ));
         assert!(s.is_empty());
-        assert!(!s.apply(&Record::Unknown { kind: 200, data: vec![1] }, t));
+        assert!(!s.apply(
+            &Record::Unknown {
+                kind: 200,
+                data: vec![1]
+            },
+            t
+        ));
     }
 
     #[test]
@@ -324,7 +427,9 @@ mod tests {
         s.apply(&Record::Flow(flow(1)), t);
         let later = t + Duration::from_millis(250);
         assert_eq!(s.flow(&flow(1).key, later).map(|f| f.age_ms), Some(255));
-        let Some(Record::Flow(f)) = s.snapshot(later).next() else { panic!("no flow in the snapshot") };
+        let Some(Record::Flow(f)) = s.snapshot(later).next() else {
+            panic!("no flow in the snapshot")
+        };
         assert_eq!(f.age_ms, 255);
     }
 
@@ -338,7 +443,12 @@ mod tests {
         for id in ["x", "y", "z"] {
             s.apply(&Record::Call(call(id)), t);
         }
-        let ch = |c| ChannelState { node: 1, channel: c, state: CallState::Idle, updated_ms: 0 };
+        let ch = |c| ChannelState {
+            node: 1,
+            channel: c,
+            state: CallState::Idle,
+            updated_ms: 0,
+        };
         for c in 0..5 {
             s.apply(&Record::Channel(ch(c)), t);
         }
@@ -362,7 +472,11 @@ mod tests {
                 s.apply(&Record::FlowRemoved(flow(99).key), t);
             }
         }
-        assert_eq!(seen.len(), 100 - 1 + 3 + 5, "flow 0 was seen before its removal, flow 99 never");
+        assert_eq!(
+            seen.len(),
+            100 - 1 + 3 + 5,
+            "flow 0 was seen before its removal, flow 99 never"
+        );
         assert!(seen.contains(&Record::Flow(flow(0))));
         assert!(!seen.contains(&Record::Flow(flow(99))));
         assert_eq!(seen.last(), Some(&Record::Channel(ch(4))));
@@ -379,7 +493,15 @@ mod tests {
             s.apply(&Record::Flow(flow(i)), t);
         }
         s.apply(&Record::Call(call("old")), t);
-        s.apply(&Record::Channel(ChannelState { node: 2, channel: 1, state: CallState::Idle, updated_ms: 0 }), t);
+        s.apply(
+            &Record::Channel(ChannelState {
+                node: 2,
+                channel: 1,
+                state: CallState::Idle,
+                updated_ms: 0,
+            }),
+            t,
+        );
         s.begin_sweep();
         s.apply(&Record::Flow(flow(1)), t);
         s.apply(&Record::Flow(flow(3)), t);
@@ -389,7 +511,10 @@ mod tests {
         assert!(removed.contains(&Record::FlowRemoved(flow(0).key)));
         assert!(removed.contains(&Record::FlowRemoved(flow(2).key)));
         assert!(removed.contains(&Record::CallRemoved("old".into())));
-        assert!(removed.contains(&Record::ChannelRemoved { node: 2, channel: 1 }));
+        assert!(removed.contains(&Record::ChannelRemoved {
+            node: 2,
+            channel: 1
+        }));
         assert_eq!(s.len(), 2);
         assert!(s.sweep().is_empty(), "a second sweep finds nothing new");
     }

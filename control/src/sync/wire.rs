@@ -125,7 +125,11 @@ const CALL_V4: u8 = 0x08;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("truncated {field}: needs {need} bytes, {got} there")]
-    Truncated { field: &'static str, need: usize, got: usize },
+    Truncated {
+        field: &'static str,
+        need: usize,
+        got: usize,
+    },
     #[error("frame of {len} bytes is over the maximum of {max}")]
     Oversized { len: usize, max: usize },
     #[error("bad magic {0:02x?}, expected \"TSYN\"")]
@@ -285,9 +289,15 @@ pub enum Record {
     Call(CallRecord),
     CallRemoved(String),
     Channel(ChannelState),
-    ChannelRemoved { node: u32, channel: u32 },
+    ChannelRemoved {
+        node: u32,
+        channel: u32,
+    },
     /// A record of a type this version does not know: skipped on receipt.
-    Unknown { kind: u8, data: Vec<u8> },
+    Unknown {
+        kind: u8,
+        data: Vec<u8>,
+    },
 }
 
 // ---- byte helpers ---------------------------------------------------------
@@ -318,7 +328,11 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], Error> {
         if self.buf.len() < n {
-            return Err(Error::Truncated { field, need: n, got: self.buf.len() });
+            return Err(Error::Truncated {
+                field,
+                need: n,
+                got: self.buf.len(),
+            });
         }
         let (head, rest) = self.buf.split_at(n);
         self.buf = rest;
@@ -344,7 +358,11 @@ impl<'a> Reader<'a> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
     fn addr(&mut self, v4: bool, field: &'static str) -> Result<[u8; 16], Error> {
-        if v4 { Ok(v4_mapped(self.array(field)?)) } else { self.array(field) }
+        if v4 {
+            Ok(v4_mapped(self.array(field)?))
+        } else {
+            self.array(field)
+        }
     }
     fn flow_key(&mut self, v4: bool) -> Result<FlowKey, Error> {
         let src = self.addr(v4, "flow source address")?;
@@ -357,14 +375,18 @@ impl<'a> Reader<'a> {
     fn call_id(&mut self) -> Result<String, Error> {
         let len = self.u16("call id length")? as usize;
         if len > MAX_CALL_ID {
-            return Err(Error::BadField { field: "call id length", value: len as u64 });
+            return Err(Error::BadField {
+                field: "call id length",
+                value: len as u64,
+            });
         }
         let bytes = self.take(len, "call id")?;
         match core::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
-            Err(e) => {
-                Err(Error::BadField { field: "call id (not UTF-8) at byte", value: e.valid_up_to() as u64 })
-            }
+            Err(e) => Err(Error::BadField {
+                field: "call id (not UTF-8) at byte",
+                value: e.valid_up_to() as u64,
+            }),
         }
     }
     fn is_empty(&self) -> bool {
@@ -376,7 +398,11 @@ impl<'a> Reader<'a> {
 }
 
 fn put_addr(out: &mut Vec<u8>, a: &[u8; 16], v4: bool) {
-    if v4 { out.extend_from_slice(&a[12..]) } else { out.extend_from_slice(a) }
+    if v4 {
+        out.extend_from_slice(&a[12..])
+    } else {
+        out.extend_from_slice(a)
+    }
 }
 
 fn put_flow_key(out: &mut Vec<u8>, k: &FlowKey, v4: bool) {
@@ -419,7 +445,11 @@ impl FlowRecord {
     fn value_len(&self) -> usize {
         let form = self.form();
         let v4 = form & FORM_V4 != 0;
-        let service = if form & FORM_SERVICE_IS_DST != 0 { 0 } else { addr_len(v4) + 3 };
+        let service = if form & FORM_SERVICE_IS_DST != 0 {
+            0
+        } else {
+            addr_len(v4) + 3
+        };
         1 + flow_key_len(v4) + service + addr_len(v4) + 2 + 4 + 4
     }
 
@@ -442,12 +472,19 @@ impl FlowRecord {
     fn parse_value(r: &mut Reader<'_>) -> Result<FlowRecord, Error> {
         let form = r.u8("flow form")?;
         if form & !(FORM_V4 | FORM_SERVICE_IS_DST) != 0 {
-            return Err(Error::BadField { field: "flow form", value: form as u64 });
+            return Err(Error::BadField {
+                field: "flow form",
+                value: form as u64,
+            });
         }
         let v4 = form & FORM_V4 != 0;
         let key = r.flow_key(v4)?;
         let service = if form & FORM_SERVICE_IS_DST != 0 {
-            VirtualService { addr: key.dst, port: key.dport, proto: key.proto }
+            VirtualService {
+                addr: key.dst,
+                port: key.dport,
+                proto: key.proto,
+            }
         } else {
             VirtualService {
                 addr: r.addr(v4, "service address")?,
@@ -496,7 +533,11 @@ impl CallRecord {
             + 8
             + 8
             + if self.channel.is_some() { 8 } else { 0 }
-            + if self.flow.is_some() { flow_key_len(v4) } else { 0 }
+            + if self.flow.is_some() {
+                flow_key_len(v4)
+            } else {
+                0
+            }
             + if self.ivr.is_some() { addr_len(v4) } else { 0 }
     }
 
@@ -524,20 +565,42 @@ impl CallRecord {
         let id = r.call_id()?;
         let fields = r.u8("call fields")?;
         if fields & !(CALL_CHANNEL | CALL_FLOW | CALL_IVR | CALL_V4) != 0 {
-            return Err(Error::BadField { field: "call fields", value: fields as u64 });
+            return Err(Error::BadField {
+                field: "call fields",
+                value: fields as u64,
+            });
         }
         let v4 = fields & CALL_V4 != 0;
         let state = parse_state(r.u8("call state")?, "call state")?;
         let created_ms = r.u64("call created")?;
         let updated_ms = r.u64("call updated")?;
         let channel = if fields & CALL_CHANNEL != 0 {
-            Some(ChannelRef { span: r.u32("call span")?, channel: r.u32("call channel")? })
+            Some(ChannelRef {
+                span: r.u32("call span")?,
+                channel: r.u32("call channel")?,
+            })
         } else {
             None
         };
-        let flow = if fields & CALL_FLOW != 0 { Some(r.flow_key(v4)?) } else { None };
-        let ivr = if fields & CALL_IVR != 0 { Some(r.addr(v4, "call IVR address")?) } else { None };
-        Ok(CallRecord { id, channel, flow, ivr, state, created_ms, updated_ms })
+        let flow = if fields & CALL_FLOW != 0 {
+            Some(r.flow_key(v4)?)
+        } else {
+            None
+        };
+        let ivr = if fields & CALL_IVR != 0 {
+            Some(r.addr(v4, "call IVR address")?)
+        } else {
+            None
+        };
+        Ok(CallRecord {
+            id,
+            channel,
+            flow,
+            ivr,
+            state,
+            created_ms,
+            updated_ms,
+        })
     }
 }
 
@@ -548,12 +611,18 @@ fn put_call_id(out: &mut Vec<u8>, id: &str) {
 }
 
 fn parse_state(v: u8, field: &'static str) -> Result<CallState, Error> {
-    CallState::from_u8(v).ok_or(Error::BadField { field, value: v as u64 })
+    CallState::from_u8(v).ok_or(Error::BadField {
+        field,
+        value: v as u64,
+    })
 }
 
 fn check_call_id(id: &str) -> Result<(), Error> {
     if id.len() > MAX_CALL_ID {
-        return Err(Error::BadField { field: "call id length", value: id.len() as u64 });
+        return Err(Error::BadField {
+            field: "call id length",
+            value: id.len() as u64,
+        });
     }
     Ok(())
 }
@@ -596,13 +665,19 @@ impl Record {
             Record::Call(c) => check_call_id(&c.id)?,
             Record::CallRemoved(id) => check_call_id(id)?,
             Record::Unknown { kind, .. } if (1..=6).contains(kind) => {
-                return Err(Error::BadField { field: "unknown record type", value: *kind as u64 });
+                return Err(Error::BadField {
+                    field: "unknown record type",
+                    value: *kind as u64,
+                });
             }
             _ => {}
         }
         let len = self.buffer_len();
         if len > MAX_RECORD_LEN {
-            return Err(Error::BadField { field: "record length", value: len as u64 });
+            return Err(Error::BadField {
+                field: "record length",
+                value: len as u64,
+            });
         }
         Ok(())
     }
@@ -656,7 +731,10 @@ impl Record {
             record_type::FLOW_REMOVED => {
                 let form = v.u8("flow form")?;
                 if form & !FORM_V4 != 0 {
-                    return Err(Error::BadField { field: "flow form", value: form as u64 });
+                    return Err(Error::BadField {
+                        field: "flow form",
+                        value: form as u64,
+                    });
                 }
                 Record::FlowRemoved(v.flow_key(form & FORM_V4 != 0)?)
             }
@@ -672,7 +750,10 @@ impl Record {
                 node: v.u32("channel node id")?,
                 channel: v.u32("channel number")?,
             },
-            _ => Record::Unknown { kind, data: value.to_vec() },
+            _ => Record::Unknown {
+                kind,
+                data: value.to_vec(),
+            },
         };
         Ok((record, RECORD_HEADER_LEN + len))
     }
@@ -738,7 +819,10 @@ pub fn peek_frame_len(prefix: &[u8]) -> Result<Option<usize>, Error> {
     }
     let body = f.body_len() as usize;
     if body > MAX_BODY_LEN {
-        return Err(Error::Oversized { len: HEADER_LEN + body + MAC_LEN, max: MAX_FRAME_LEN });
+        return Err(Error::Oversized {
+            len: HEADER_LEN + body + MAC_LEN,
+            max: MAX_FRAME_LEN,
+        });
     }
     Ok(Some(HEADER_LEN + body + MAC_LEN))
 }
@@ -761,15 +845,26 @@ impl<T: AsRef<[u8]>> Frame<T> {
     pub fn check_len(&self) -> Result<(), Error> {
         let len = self.buffer.as_ref().len();
         if len < HEADER_LEN {
-            return Err(Error::Truncated { field: "frame header", need: HEADER_LEN, got: len });
+            return Err(Error::Truncated {
+                field: "frame header",
+                need: HEADER_LEN,
+                got: len,
+            });
         }
         let body = self.body_len() as usize;
         if body > MAX_BODY_LEN {
-            return Err(Error::Oversized { len: HEADER_LEN + body + MAC_LEN, max: MAX_FRAME_LEN });
+            return Err(Error::Oversized {
+                len: HEADER_LEN + body + MAC_LEN,
+                max: MAX_FRAME_LEN,
+            });
         }
         let need = HEADER_LEN + body + MAC_LEN;
         if len < need {
-            return Err(Error::Truncated { field: "frame body and MAC", need, got: len });
+            return Err(Error::Truncated {
+                field: "frame body and MAC",
+                need,
+                got: len,
+            });
         }
         Ok(())
     }
@@ -821,7 +916,10 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
     /// The MAC the frame should carry under `key`.
     pub fn compute_mac(&self, key: &Key) -> u64 {
-        siphash24(key, &self.buffer.as_ref()[..HEADER_LEN + self.body_len() as usize])
+        siphash24(
+            key,
+            &self.buffer.as_ref()[..HEADER_LEN + self.body_len() as usize],
+        )
     }
     /// Does the MAC match the header and body under `key`?
     pub fn verify(&self, key: &Key) -> bool {
@@ -965,12 +1063,34 @@ pub struct Hello {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     Hello(Hello),
-    SnapshotBegin { base: u64, stream: u64, snapshot: u32 },
-    SnapshotChunk { base: u64, snapshot: u32, index: u32, records: Vec<Record> },
-    SnapshotEnd { base: u64, snapshot: u32, chunks: u32, records: u64 },
-    Delta { first: u64, records: Vec<Record> },
-    Ack { seq: u64, received: u64 },
-    Keepalive { seq: u64 },
+    SnapshotBegin {
+        base: u64,
+        stream: u64,
+        snapshot: u32,
+    },
+    SnapshotChunk {
+        base: u64,
+        snapshot: u32,
+        index: u32,
+        records: Vec<Record>,
+    },
+    SnapshotEnd {
+        base: u64,
+        snapshot: u32,
+        chunks: u32,
+        records: u64,
+    },
+    Delta {
+        first: u64,
+        records: Vec<Record>,
+    },
+    Ack {
+        seq: u64,
+        received: u64,
+    },
+    Keepalive {
+        seq: u64,
+    },
 }
 
 impl Message {
@@ -1011,7 +1131,14 @@ pub struct Repr {
 }
 
 fn exact(body: &Reader<'_>, kind: &'static str) -> Result<(), Error> {
-    if body.is_empty() { Ok(()) } else { Err(Error::BadField { field: kind, value: body.len() as u64 }) }
+    if body.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::BadField {
+            field: kind,
+            value: body.len() as u64,
+        })
+    }
 }
 
 impl Repr {
@@ -1042,7 +1169,12 @@ impl Repr {
                 let role = match b.u8("hello role")? {
                     1 => Role::Publisher,
                     2 => Role::Subscriber,
-                    v => return Err(Error::BadField { field: "hello role", value: v as u64 }),
+                    v => {
+                        return Err(Error::BadField {
+                            field: "hello role",
+                            value: v as u64,
+                        });
+                    }
                 };
                 let _reserved = b.u8("hello reserved")?;
                 let max_frame = b.u32("hello max frame")?;
@@ -1050,37 +1182,68 @@ impl Repr {
                 let nonce = b.u64("hello nonce")?;
                 let received = b.u64("hello bytes received")?;
                 // Fields a later version appends are ignored.
-                Message::Hello(Hello { role, protocol, max_frame, stream, last_seq: seq, nonce, received })
+                Message::Hello(Hello {
+                    role,
+                    protocol,
+                    max_frame,
+                    stream,
+                    last_seq: seq,
+                    nonce,
+                    received,
+                })
             }
             Kind::SnapshotBegin => {
                 let stream = b.u64("snapshot stream")?;
                 let snapshot = b.u32("snapshot id")?;
                 let _reserved = b.u32("snapshot reserved")?;
                 exact(&b, "snapshot begin trailing bytes")?;
-                Message::SnapshotBegin { base: seq, stream, snapshot }
+                Message::SnapshotBegin {
+                    base: seq,
+                    stream,
+                    snapshot,
+                }
             }
             Kind::SnapshotChunk => {
                 let snapshot = b.u32("snapshot id")?;
                 let index = b.u32("chunk index")?;
                 let records = parse_records(b.take(b.len(), "chunk records")?)?;
-                Message::SnapshotChunk { base: seq, snapshot, index, records }
+                Message::SnapshotChunk {
+                    base: seq,
+                    snapshot,
+                    index,
+                    records,
+                }
             }
             Kind::SnapshotEnd => {
                 let snapshot = b.u32("snapshot id")?;
                 let chunks = b.u32("snapshot chunk count")?;
                 let records = b.u64("snapshot record count")?;
                 exact(&b, "snapshot end trailing bytes")?;
-                Message::SnapshotEnd { base: seq, snapshot, chunks, records }
+                Message::SnapshotEnd {
+                    base: seq,
+                    snapshot,
+                    chunks,
+                    records,
+                }
             }
             Kind::Delta => {
                 let records = parse_records(b.take(b.len(), "delta records")?)?;
                 if records.is_empty() {
-                    return Err(Error::BadField { field: "delta record count", value: 0 });
+                    return Err(Error::BadField {
+                        field: "delta record count",
+                        value: 0,
+                    });
                 }
                 if seq == 0 || seq.checked_add(records.len() as u64 - 1).is_none() {
-                    return Err(Error::BadField { field: "delta first sequence", value: seq });
+                    return Err(Error::BadField {
+                        field: "delta first sequence",
+                        value: seq,
+                    });
                 }
-                Message::Delta { first: seq, records }
+                Message::Delta {
+                    first: seq,
+                    records,
+                }
             }
             Kind::Ack => {
                 let received = b.u64("ack bytes received")?;
@@ -1092,7 +1255,12 @@ impl Repr {
                 Message::Keepalive { seq }
             }
         };
-        Ok(Repr { node_id: frame.node_id(), epoch: frame.epoch(), flags: frame.flags(), message })
+        Ok(Repr {
+            node_id: frame.node_id(),
+            epoch: frame.epoch(),
+            flags: frame.flags(),
+            message,
+        })
     }
 
     /// Encodes the frame, MAC included, into a new buffer. Fails if a
@@ -1113,17 +1281,29 @@ impl Repr {
                 w.put_u64(h.nonce);
                 w.put_u64(h.received);
             }
-            Message::SnapshotBegin { stream, snapshot, .. } => {
+            Message::SnapshotBegin {
+                stream, snapshot, ..
+            } => {
                 w.put_u64(*stream);
                 w.put_u32(*snapshot);
                 w.put_u32(0);
             }
-            Message::SnapshotChunk { snapshot, index, records: r, .. } => {
+            Message::SnapshotChunk {
+                snapshot,
+                index,
+                records: r,
+                ..
+            } => {
                 w.put_u32(*snapshot);
                 w.put_u32(*index);
                 records = r;
             }
-            Message::SnapshotEnd { snapshot, chunks, records: n, .. } => {
+            Message::SnapshotEnd {
+                snapshot,
+                chunks,
+                records: n,
+                ..
+            } => {
                 w.put_u32(*snapshot);
                 w.put_u32(*chunks);
                 w.put_u64(*n);
@@ -1135,7 +1315,10 @@ impl Repr {
         for r in records {
             r.check()?;
             if !w.push_record(r) {
-                return Err(Error::Oversized { len: self.buffer_len(), max: MAX_FRAME_LEN });
+                return Err(Error::Oversized {
+                    len: self.buffer_len(),
+                    max: MAX_FRAME_LEN,
+                });
             }
         }
         Ok(w.finish(key))
@@ -1158,12 +1341,20 @@ impl Repr {
 
     /// Writes the frame into `frame`'s buffer, which must hold at least
     /// [`Repr::buffer_len`] bytes.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>, key: &Key) -> Result<(), Error> {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        frame: &mut Frame<T>,
+        key: &Key,
+    ) -> Result<(), Error> {
         let bytes = self.to_bytes(key)?;
         let buf = frame.buffer.as_mut();
         let got = buf.len();
         let Some(dst) = buf.get_mut(..bytes.len()) else {
-            return Err(Error::Truncated { field: "emit buffer", need: bytes.len(), got });
+            return Err(Error::Truncated {
+                field: "emit buffer",
+                need: bytes.len(),
+                got,
+            });
         };
         dst.copy_from_slice(&bytes);
         Ok(())
@@ -1202,7 +1393,9 @@ impl Deframer {
     /// one is buffered.
     pub fn next_frame(&mut self) -> Result<Option<&[u8]>, Error> {
         let pending = &self.buf[self.start..];
-        let Some(len) = peek_frame_len(pending)? else { return Ok(None) };
+        let Some(len) = peek_frame_len(pending)? else {
+            return Ok(None);
+        };
         if pending.len() < len {
             return Ok(None);
         }
@@ -1242,7 +1435,9 @@ pub fn exercise_parsers(data: &[u8]) -> Result<usize, String> {
             if let Ok(bytes) = repr.to_bytes(&key) {
                 let again = Frame::new_checked(&bytes[..]).and_then(|f| Repr::parse(&f, &key));
                 if again.as_ref() != Ok(&repr) {
-                    return Err(format!("{repr:?} re-encoded as {bytes:02x?} parses as {again:?}"));
+                    return Err(format!(
+                        "{repr:?} re-encoded as {bytes:02x?} parses as {again:?}"
+                    ));
                 }
             }
         }

@@ -3,7 +3,9 @@
 //! stopped reading), and cut and reconnect.
 
 use super::*;
-use crate::sync::wire::{CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, VirtualService};
+use crate::sync::wire::{
+    CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, VirtualService,
+};
 use std::collections::VecDeque;
 use tandem_common::FlowKey;
 
@@ -33,14 +35,24 @@ fn v4(x: u32) -> [u8; 16] {
 }
 
 fn flow_key(i: u32) -> FlowKey {
-    FlowKey::new(v4(0xC612_0000 | (i & 0xffff)), v4(0xC613_0001), 1024 + (i >> 16) as u16, 5060, 17)
+    FlowKey::new(
+        v4(0xC612_0000 | (i & 0xffff)),
+        v4(0xC613_0001),
+        1024 + (i >> 16) as u16,
+        5060,
+        17,
+    )
 }
 
 fn flow(i: u32, real: u32) -> Record {
     let key = flow_key(i);
     Record::Flow(FlowRecord {
         key,
-        service: VirtualService { addr: key.dst, port: 5060, proto: 17 },
+        service: VirtualService {
+            addr: key.dst,
+            port: 5060,
+            proto: 17,
+        },
         real_addr: v4(0xC613_0100 + real % 16),
         real_port: 5060,
         age_ms: 1,
@@ -59,7 +71,10 @@ fn call(i: u32, s: u32) -> Record {
 fn call_record(i: u32, s: u32) -> CallRecord {
     CallRecord {
         id: format!("call-{i}@198.18.0.1"),
-        channel: Some(ChannelRef { span: 1, channel: i % 30 }),
+        channel: Some(ChannelRef {
+            span: 1,
+            channel: i % 30,
+        }),
         flow: Some(flow_key(i)),
         ivr: Some(v4(0xC613_0100 + i % 4)),
         state: state(s),
@@ -69,7 +84,12 @@ fn call_record(i: u32, s: u32) -> CallRecord {
 }
 
 fn channel(node: u32, ch: u32, s: u32) -> Record {
-    Record::Channel(ChannelState { node, channel: ch, state: state(s), updated_ms: s as u64 })
+    Record::Channel(ChannelState {
+        node,
+        channel: ch,
+        state: state(s),
+        updated_ms: s as u64,
+    })
 }
 
 /// The `i`-th change of a busy site: mostly new flows, some expiring,
@@ -80,7 +100,10 @@ fn workload(i: u32) -> Record {
         6 => Record::FlowRemoved(flow_key((i * 7) % 3000)),
         7 => call(i % 200, i),
         8 => Record::CallRemoved(format!("call-{}@198.18.0.1", (i * 3) % 200)),
-        _ if i % 30 == 9 => Record::ChannelRemoved { node: i % 3, channel: i % 30 },
+        _ if i % 30 == 9 => Record::ChannelRemoved {
+            node: i % 3,
+            channel: i % 30,
+        },
         _ => channel(i % 3, i % 30, i),
     }
 }
@@ -202,7 +225,11 @@ impl Sim {
         if rng.per_mille(faults.drop_per_mille) {
             return;
         }
-        let copies = if rng.per_mille(faults.duplicate_per_mille) { 2 } else { 1 };
+        let copies = if rng.per_mille(faults.duplicate_per_mille) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let back = rng.below(faults.reorder as u64 + 1) as usize;
             let at = q.len() - back.min(q.len());
@@ -274,7 +301,10 @@ impl Sim {
 
     /// The sequenced changes the standby applied, ages aside.
     fn applied_deltas(&self) -> Vec<(u64, Record)> {
-        self.applied.iter().filter_map(|a| a.seq.map(|s| (s, ageless(&a.record)))).collect()
+        self.applied
+            .iter()
+            .filter_map(|a| a.seq.map(|s| (s, ageless(&a.record))))
+            .collect()
     }
 
     fn assert_converged(&self) {
@@ -292,7 +322,10 @@ impl Sim {
         assert_eq!(self.s.state(), SubscriberState::InSync);
         assert_eq!(self.p.state(), PublisherState::Streaming);
         let seqs: Vec<u64> = self.applied.iter().filter_map(|a| a.seq).collect();
-        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "deltas applied in order, each once");
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "deltas applied in order, each once"
+        );
     }
 }
 
@@ -336,12 +369,20 @@ fn deltas_leave_full_or_after_the_delay() {
     sim.advance(MS);
     assert_eq!(sim.s.last_applied(), 0);
     sim.advance(MS);
-    assert_eq!((frames(&sim), sim.s.last_applied()), (f0 + 1, 3), "one delta at 2 ms");
+    assert_eq!(
+        (frames(&sim), sim.s.last_applied()),
+        (f0 + 1, 3),
+        "one delta at 2 ms"
+    );
     for i in 0..600 {
         sim.change(flow(10 + i, 0));
     }
     sim.pump();
-    assert_eq!((frames(&sim), sim.s.last_applied()), (f0 + 3, 3 + 512), "two full deltas at once");
+    assert_eq!(
+        (frames(&sim), sim.s.last_applied()),
+        (f0 + 3, 3 + 512),
+        "two full deltas at once"
+    );
     sim.advance(2 * MS);
     assert_eq!((frames(&sim), sim.s.last_applied()), (f0 + 4, 603));
 }
@@ -362,7 +403,11 @@ fn bytes_per_flow_record_on_the_wire() {
     let v4 = flow(0, 0).buffer_len();
     let v6 = Record::Flow(FlowRecord {
         key: FlowKey::new([0x20; 16], [0x21; 16], 1, 2, 6),
-        service: VirtualService { addr: [0x21; 16], port: 2, proto: 6 },
+        service: VirtualService {
+            addr: [0x21; 16],
+            port: 2,
+            proto: 6,
+        },
         real_addr: [0x22; 16],
         real_port: 2,
         age_ms: 0,
@@ -403,8 +448,10 @@ fn a_reconnect_resumes_from_the_last_ack_without_a_snapshot() {
     let before = sim.applied.len();
     sim.connect();
     sim.advance(2 * MS);
-    let after: Vec<(u64, Record)> =
-        sim.applied[before..].iter().map(|a| (a.seq.expect("a delta"), ageless(&a.record))).collect();
+    let after: Vec<(u64, Record)> = sim.applied[before..]
+        .iter()
+        .map(|a| (a.seq.expect("a delta"), ageless(&a.record)))
+        .collect();
     assert_eq!(after, expected);
     assert_eq!(sim.p.stats().snapshots, 1);
     assert_eq!(sim.p.stats().resumes, 1);
@@ -413,7 +460,13 @@ fn a_reconnect_resumes_from_the_last_ack_without_a_snapshot() {
 
 #[test]
 fn a_reconnect_past_the_window_falls_back_to_a_snapshot() {
-    let mut sim = Sim::new(PublisherConfig { window_records: 100, ..pcfg() }, scfg());
+    let mut sim = Sim::new(
+        PublisherConfig {
+            window_records: 100,
+            ..pcfg()
+        },
+        scfg(),
+    );
     sim.connect();
     sim.pump();
     for i in 0..300 {
@@ -433,15 +486,25 @@ fn a_reconnect_past_the_window_falls_back_to_a_snapshot() {
         sim.change(flow(i, 1));
     }
     assert!(sim.p.out_of_date());
-    assert_eq!(sim.p.queue_len(), 0, "nothing kept for a standby that needs a snapshot");
+    assert_eq!(
+        sim.p.queue_len(),
+        0,
+        "nothing kept for a standby that needs a snapshot"
+    );
     let before = sim.applied.len();
     sim.connect();
     sim.advance(2 * MS);
     assert_eq!(sim.p.stats().snapshots, 2);
     assert_eq!(sim.p.stats().resumes, 0);
     sim.assert_converged();
-    let swept = sim.applied[before..].iter().filter(|a| matches!(a.record, Record::FlowRemoved(_))).count();
-    assert_eq!(swept, 100, "flows that expired while apart are removed at the snapshot's end");
+    let swept = sim.applied[before..]
+        .iter()
+        .filter(|a| matches!(a.record, Record::FlowRemoved(_)))
+        .count();
+    assert_eq!(
+        swept, 100,
+        "flows that expired while apart are removed at the snapshot's end"
+    );
     assert_eq!(sim.s.stats().swept, 100);
     assert!(sim.s.store().flow(&flow_key(0), sim.now).is_none());
 }
@@ -457,7 +520,10 @@ fn a_restarted_publisher_sends_a_snapshot_and_stale_records_go() {
     sim.assert_converged();
     // The active restarts (a new stream) with half of those flows and new ones.
     sim.cut();
-    sim.p = Publisher::new(PublisherConfig { stream: NonZeroU64::new(0xbeef).unwrap(), ..pcfg() });
+    sim.p = Publisher::new(PublisherConfig {
+        stream: NonZeroU64::new(0xbeef).unwrap(),
+        ..pcfg()
+    });
     sim.active = Store::new();
     for i in 50..150 {
         sim.change(flow(i, 0));
@@ -486,14 +552,23 @@ fn a_standby_that_kept_its_tables_applies_only_the_difference() {
     sim.connect();
     sim.pump();
     sim.assert_converged();
-    assert_eq!(sim.applied.len(), 10, "only the flows whose real server differs");
+    assert_eq!(
+        sim.applied.len(),
+        10,
+        "only the flows whose real server differs"
+    );
 }
 
 // ---- bounded memory -------------------------------------------------------
 
 #[test]
 fn a_dead_standby_never_grows_the_publisher_beyond_its_bound() {
-    let cfg = PublisherConfig { window_records: 4096, window_bytes: 100_000, max_in_flight: 64 << 10, ..pcfg() };
+    let cfg = PublisherConfig {
+        window_records: 4096,
+        window_bytes: 100_000,
+        max_in_flight: 64 << 10,
+        ..pcfg()
+    };
     let mut sim = Sim::new(cfg, scfg());
     sim.connect();
     sim.pump();
@@ -503,17 +578,25 @@ fn a_dead_standby_never_grows_the_publisher_beyond_its_bound() {
     for i in 0..1_000_000u32 {
         sim.change(flow(i % 1000, i));
         peak = peak.max(sim.p.queue_len());
-        assert!(sim.p.queue_len() <= 4096 && sim.p.queue_bytes() <= 100_000, "at change {i}");
+        assert!(
+            sim.p.queue_len() <= 4096 && sim.p.queue_bytes() <= 100_000,
+            "at change {i}"
+        );
         if i % 1000 == 999 {
             while let Some(f) = sim.p.poll_transmit(sim.now, &sim.active) {
                 sent += f.len();
             }
         }
     }
-    println!("dead standby: 1,000,000 changes, queue peak {peak} (bound 4096), {sent} bytes sent before in-flight cap");
+    println!(
+        "dead standby: 1,000,000 changes, queue peak {peak} (bound 4096), {sent} bytes sent before in-flight cap"
+    );
     assert!(sim.p.out_of_date());
     assert!(sim.p.stats().overflows >= 1);
-    assert!(sent <= (64 << 10) + wire::MAX_FRAME_LEN, "{sent} bytes in flight");
+    assert!(
+        sent <= (64 << 10) + wire::MAX_FRAME_LEN,
+        "{sent} bytes in flight"
+    );
     assert_eq!(sim.p.stats().records, 1_000_000);
     // Without any connection, nothing is kept either.
     sim.cut();
@@ -535,12 +618,19 @@ fn a_publisher_keeps_nothing_until_a_standby_comes() {
     for i in 0..10_000 {
         p.record(flow(i, 0), now).expect("sendable");
     }
-    assert_eq!((p.queue_len(), p.last_seq(), p.state()), (0, 10_000, PublisherState::Disconnected));
+    assert_eq!(
+        (p.queue_len(), p.last_seq(), p.state()),
+        (0, 10_000, PublisherState::Disconnected)
+    );
 }
 
 #[test]
 fn a_slow_standby_gets_a_new_snapshot_once_it_caught_up() {
-    let cfg = PublisherConfig { window_records: 500, max_in_flight: 4 << 10, ..pcfg() };
+    let cfg = PublisherConfig {
+        window_records: 500,
+        max_in_flight: 4 << 10,
+        ..pcfg()
+    };
     let mut sim = Sim::new(cfg, scfg());
     sim.connect();
     sim.pump();
@@ -554,10 +644,17 @@ fn a_slow_standby_gets_a_new_snapshot_once_it_caught_up() {
     sim.pump();
     assert!(sim.p.out_of_date());
     assert_eq!(sim.p.state(), PublisherState::Snapshot);
-    assert_eq!(sim.p.stats().snapshots, 1, "no snapshot pushed into a full pipe");
+    assert_eq!(
+        sim.p.stats().snapshots,
+        1,
+        "no snapshot pushed into a full pipe"
+    );
     assert!(sim.p.in_flight() >= 4 << 10);
     let queued: usize = sim.to_sub.iter().map(Vec::len).sum();
-    assert!(queued < (4 << 10) + wire::MAX_FRAME_LEN, "{queued} bytes waiting for the standby");
+    assert!(
+        queued < (4 << 10) + wire::MAX_FRAME_LEN,
+        "{queued} bytes waiting for the standby"
+    );
     // The standby reads again: old deltas, acks, then the new snapshot.
     sim.hold = false;
     sim.advance(2 * MS);
@@ -567,7 +664,13 @@ fn a_slow_standby_gets_a_new_snapshot_once_it_caught_up() {
 
 #[test]
 fn bytes_in_flight_are_capped() {
-    let mut sim = Sim::new(PublisherConfig { max_in_flight: 8 << 10, ..pcfg() }, scfg());
+    let mut sim = Sim::new(
+        PublisherConfig {
+            max_in_flight: 8 << 10,
+            ..pcfg()
+        },
+        scfg(),
+    );
     sim.connect();
     sim.pump();
     sim.hold = true;
@@ -576,7 +679,10 @@ fn bytes_in_flight_are_capped() {
     }
     sim.pump();
     let queued: usize = sim.to_sub.iter().map(Vec::len).sum();
-    assert!(sim.p.in_flight() >= 8 << 10 && queued < (8 << 10) + wire::MAX_FRAME_LEN, "{queued}");
+    assert!(
+        sim.p.in_flight() >= 8 << 10 && queued < (8 << 10) + wire::MAX_FRAME_LEN,
+        "{queued}"
+    );
     assert_eq!(sim.p.poll_transmit(sim.now, &sim.active), None);
     sim.hold = false;
     sim.advance(2 * MS);
@@ -592,14 +698,20 @@ fn a_bad_mac_resets_the_session() {
         sim.change(flow(i, 0));
     }
     sim.now += 2 * MS;
-    let mut delta = sim.p.poll_transmit(sim.now, &sim.active).expect("a delta is due");
+    let mut delta = sim
+        .p
+        .poll_transmit(sim.now, &sim.active)
+        .expect("a delta is due");
     let good = delta.clone();
     delta[40] ^= 0x80;
     let r = sim.s.handle_frame(&delta, sim.now);
     assert_eq!(r, Err(SessionError::Frame(wire::Error::BadMac)));
     assert_eq!(sim.s.state(), SubscriberState::Disconnected);
     assert_eq!(sim.s.stats().bad_frames, 1);
-    assert_eq!(sim.s.handle_frame(&good, sim.now), Err(SessionError::NotConnected));
+    assert_eq!(
+        sim.s.handle_frame(&good, sim.now),
+        Err(SessionError::NotConnected)
+    );
     assert_eq!(sim.s.store().flows_len(), 0);
     // The runtime closes the connection and dials again: a resume.
     sim.cut();
@@ -615,8 +727,14 @@ fn a_bad_mac_resets_the_session() {
     let mut ack = sim.s.poll_transmit(sim.now).expect("an ack");
     let last = ack.len() - 1;
     ack[last] ^= 1;
-    assert_eq!(sim.p.handle_frame(&ack, sim.now), Err(SessionError::Frame(wire::Error::BadMac)));
-    assert_eq!((sim.p.state(), sim.p.stats().bad_frames), (PublisherState::Disconnected, 1));
+    assert_eq!(
+        sim.p.handle_frame(&ack, sim.now),
+        Err(SessionError::Frame(wire::Error::BadMac))
+    );
+    assert_eq!(
+        (sim.p.state(), sim.p.stats().bad_frames),
+        (PublisherState::Disconnected, 1)
+    );
 }
 
 #[test]
@@ -629,14 +747,18 @@ fn frames_of_another_connection_fail_the_mac() {
     sim.cut();
     sim.connect();
     sim.pump();
-    assert_eq!(sim.s.handle_frame(&old, sim.now), Err(SessionError::Frame(wire::Error::BadMac)));
+    assert_eq!(
+        sim.s.handle_frame(&old, sim.now),
+        Err(SessionError::Frame(wire::Error::BadMac))
+    );
 }
 
 #[test]
 fn garbage_and_trailing_bytes_reset() {
     let mut sim = Sim::synced();
     assert_eq!(
-        sim.s.handle_frame(b"GET / HTTP/1.1\r\n\r\n                  ", sim.now),
+        sim.s
+            .handle_frame(b"GET / HTTP/1.1\r\n\r\n                  ", sim.now),
         Err(SessionError::Frame(wire::Error::BadMagic(*b"GET ")))
     );
     sim.cut();
@@ -646,7 +768,10 @@ fn garbage_and_trailing_bytes_reset() {
     sim.now += 2 * MS;
     let mut d = sim.p.poll_transmit(sim.now, &sim.active).expect("a delta");
     d.push(0);
-    assert_eq!(sim.s.handle_frame(&d, sim.now), Err(SessionError::TrailingBytes(1)));
+    assert_eq!(
+        sim.s.handle_frame(&d, sim.now),
+        Err(SessionError::TrailingBytes(1))
+    );
 }
 
 /// A publisher and a subscriber with known nonces, Hellos exchanged.
@@ -664,42 +789,108 @@ fn handshake() -> (Publisher, Subscriber, Instant, Key) {
 }
 
 fn frame(node_id: u32, epoch: u64, message: Message, key: &Key) -> Vec<u8> {
-    Repr { node_id, epoch, flags: 0, message }.to_bytes(key).expect("encodes")
+    Repr {
+        node_id,
+        epoch,
+        flags: 0,
+        message,
+    }
+    .to_bytes(key)
+    .expect("encodes")
 }
 
 #[test]
 fn an_ack_beyond_the_last_record_resets() {
     let (mut p, _, now, k) = handshake();
-    let ack = frame(STANDBY, 0, Message::Ack { seq: 999, received: 0 }, &k);
-    assert_eq!(p.handle_frame(&ack, now), Err(SessionError::AckBeyond { got: 999, last: 0 }));
-    assert_eq!((p.state(), p.stats().protocol_errors), (PublisherState::Disconnected, 1));
+    let ack = frame(
+        STANDBY,
+        0,
+        Message::Ack {
+            seq: 999,
+            received: 0,
+        },
+        &k,
+    );
+    assert_eq!(
+        p.handle_frame(&ack, now),
+        Err(SessionError::AckBeyond { got: 999, last: 0 })
+    );
+    assert_eq!(
+        (p.state(), p.stats().protocol_errors),
+        (PublisherState::Disconnected, 1)
+    );
 }
 
 #[test]
 fn a_second_publisher_or_our_own_node_id_is_refused() {
     let (mut p, mut s, now, k) = handshake();
     let hello = |role, node| {
-        let h = Hello { role, protocol: PROTOCOL, max_frame: 65536, stream: 1, last_seq: 0, nonce: 22, received: 0 };
+        let h = Hello {
+            role,
+            protocol: PROTOCOL,
+            max_frame: 65536,
+            stream: 1,
+            last_seq: 0,
+            nonce: 22,
+            received: 0,
+        };
         frame(node, 0, Message::Hello(h), &key())
     };
     assert_eq!(
         p.handle_frame(&hello(Role::Publisher, STANDBY), now),
-        Err(SessionError::Role { got: Role::Publisher, expected: Role::Subscriber })
+        Err(SessionError::Role {
+            got: Role::Publisher,
+            expected: Role::Subscriber
+        })
     );
     p.connected(now, 11);
-    assert_eq!(p.handle_frame(&hello(Role::Subscriber, ACTIVE), now), Err(SessionError::SameNodeId(ACTIVE)));
-    let ack = frame(ACTIVE, 0, Message::Ack { seq: 0, received: 0 }, &k);
-    assert!(matches!(s.handle_frame(&ack, now), Err(SessionError::Unexpected { kind: Kind::Ack, .. })));
+    assert_eq!(
+        p.handle_frame(&hello(Role::Subscriber, ACTIVE), now),
+        Err(SessionError::SameNodeId(ACTIVE))
+    );
+    let ack = frame(
+        ACTIVE,
+        0,
+        Message::Ack {
+            seq: 0,
+            received: 0,
+        },
+        &k,
+    );
+    assert!(matches!(
+        s.handle_frame(&ack, now),
+        Err(SessionError::Unexpected {
+            kind: Kind::Ack,
+            ..
+        })
+    ));
     // A frame before any Hello.
     let mut s = Subscriber::new(scfg());
     s.connected(now, 1);
     let ka = frame(ACTIVE, 0, Message::Keepalive { seq: 0 }, &k);
-    assert!(matches!(s.handle_frame(&ka, now), Err(SessionError::Unexpected { kind: Kind::Keepalive, .. })));
+    assert!(matches!(
+        s.handle_frame(&ka, now),
+        Err(SessionError::Unexpected {
+            kind: Kind::Keepalive,
+            ..
+        })
+    ));
     // Another protocol version.
     let mut s = Subscriber::new(scfg());
     s.connected(now, 1);
-    let h = Hello { role: Role::Publisher, protocol: 2, max_frame: 65536, stream: 1, last_seq: 0, nonce: 3, received: 0 };
-    assert_eq!(s.handle_frame(&frame(ACTIVE, 0, Message::Hello(h), &key()), now), Err(SessionError::Protocol(2)));
+    let h = Hello {
+        role: Role::Publisher,
+        protocol: 2,
+        max_frame: 65536,
+        stream: 1,
+        last_seq: 0,
+        nonce: 3,
+        received: 0,
+    };
+    assert_eq!(
+        s.handle_frame(&frame(ACTIVE, 0, Message::Hello(h), &key()), now),
+        Err(SessionError::Protocol(2))
+    );
 }
 
 #[test]
@@ -712,7 +903,10 @@ fn a_frame_of_an_older_epoch_resets() {
     sim.p.set_epoch(4);
     sim.change(flow(1, 0));
     sim.advance(2 * MS);
-    assert_eq!(sim.errors, vec![SessionError::StaleEpoch { got: 4, seen: 5 }]);
+    assert_eq!(
+        sim.errors,
+        vec![SessionError::StaleEpoch { got: 4, seen: 5 }]
+    );
     assert_eq!(sim.s.store().flows_len(), 0);
 }
 
@@ -725,9 +919,18 @@ fn a_silent_peer_is_reported() {
     assert!(sim.errors.is_empty(), "{:?}", sim.errors);
     assert!(sim.p.poll_timeout().is_some_and(|t| t <= sim.now + MS));
     let t = sim.now + MS;
-    assert_eq!(sim.p.handle_timeout(t), Err(SessionError::PeerSilent(Duration::from_secs(3))));
-    assert_eq!(sim.s.handle_timeout(t), Err(SessionError::PeerSilent(Duration::from_secs(3))));
-    assert_eq!((sim.p.state(), sim.s.state()), (PublisherState::Disconnected, SubscriberState::Disconnected));
+    assert_eq!(
+        sim.p.handle_timeout(t),
+        Err(SessionError::PeerSilent(Duration::from_secs(3)))
+    );
+    assert_eq!(
+        sim.s.handle_timeout(t),
+        Err(SessionError::PeerSilent(Duration::from_secs(3)))
+    );
+    assert_eq!(
+        (sim.p.state(), sim.s.state()),
+        (PublisherState::Disconnected, SubscriberState::Disconnected)
+    );
 }
 
 #[test]
@@ -736,7 +939,11 @@ fn keepalives_hold_an_idle_connection() {
     let ka0 = sim.p.stats().frames_sent;
     sim.advance(Duration::from_secs(10));
     assert!(sim.errors.is_empty(), "{:?}", sim.errors);
-    assert_eq!(sim.p.stats().frames_sent - ka0, 10, "one keepalive a second");
+    assert_eq!(
+        sim.p.stats().frames_sent - ka0,
+        10,
+        "one keepalive a second"
+    );
     assert_eq!(sim.s.state(), SubscriberState::InSync);
 }
 
@@ -744,13 +951,28 @@ fn keepalives_hold_an_idle_connection() {
 fn unknown_records_are_skipped_but_keep_their_sequence() {
     let mut sim = Sim::synced();
     sim.change(flow(1, 0));
-    sim.change(Record::Unknown { kind: 200, data: vec![1, 2, 3] });
+    sim.change(Record::Unknown {
+        kind: 200,
+        data: vec![1, 2, 3],
+    });
     sim.change(flow(2, 0));
     sim.advance(2 * MS);
-    assert_eq!(sim.applied_deltas(), vec![(1, ageless(&flow(1, 0))), (3, ageless(&flow(2, 0)))]);
-    assert_eq!((sim.s.last_applied(), sim.s.stats().unknown_records), (3, 1));
-    let long = CallRecord { id: "x".repeat(300), ..call_record(1, 1) };
-    assert!(sim.p.record(Record::Call(long), sim.now).is_err(), "an unsendable record is refused");
+    assert_eq!(
+        sim.applied_deltas(),
+        vec![(1, ageless(&flow(1, 0))), (3, ageless(&flow(2, 0)))]
+    );
+    assert_eq!(
+        (sim.s.last_applied(), sim.s.stats().unknown_records),
+        (3, 1)
+    );
+    let long = CallRecord {
+        id: "x".repeat(300),
+        ..call_record(1, 1)
+    };
+    assert!(
+        sim.p.record(Record::Call(long), sim.now).is_err(),
+        "an unsendable record is refused"
+    );
     assert_eq!(sim.p.last_seq(), 3);
 }
 
@@ -786,7 +1008,14 @@ fn run_faulty(faults: Faults, cut_per_mille: u64, seed: u64) -> Sim {
 
 #[test]
 fn duplicated_frames_are_ignored() {
-    let sim = run_faulty(Faults { duplicate_per_mille: 200, ..Faults::default() }, 0, 1);
+    let sim = run_faulty(
+        Faults {
+            duplicate_per_mille: 200,
+            ..Faults::default()
+        },
+        0,
+        1,
+    );
     assert!(sim.s.stats().duplicates > 0);
     println!("duplicates: {:?}", sim.s.stats());
 }
@@ -794,8 +1023,20 @@ fn duplicated_frames_are_ignored() {
 #[test]
 fn lost_frames_are_asked_for_again() {
     for seed in 1..4 {
-        let sim = run_faulty(Faults { drop_per_mille: 30, ..Faults::default() }, 0, seed);
-        println!("3% loss, seed {seed}: {:?} {:?} errors {:?}", sim.p.stats(), sim.s.stats(), sim.errors);
+        let sim = run_faulty(
+            Faults {
+                drop_per_mille: 30,
+                ..Faults::default()
+            },
+            0,
+            seed,
+        );
+        println!(
+            "3% loss, seed {seed}: {:?} {:?} errors {:?}",
+            sim.p.stats(),
+            sim.s.stats(),
+            sim.errors
+        );
         assert!(sim.s.stats().resyncs > 0);
     }
 }
@@ -804,7 +1045,14 @@ fn lost_frames_are_asked_for_again() {
 fn reordered_frames_converge() {
     let mut gaps = 0;
     for seed in 1..4 {
-        let sim = run_faulty(Faults { reorder: 3, ..Faults::default() }, 0, seed);
+        let sim = run_faulty(
+            Faults {
+                reorder: 3,
+                ..Faults::default()
+            },
+            0,
+            seed,
+        );
         gaps += sim.s.stats().gaps;
     }
     assert!(gaps > 0, "frames were out of order");
@@ -819,14 +1067,22 @@ fn cuts_and_reconnects_under_load_converge() {
 
 #[test]
 fn everything_at_once_converges() {
-    let faults = Faults { drop_per_mille: 10, duplicate_per_mille: 10, reorder: 2 };
+    let faults = Faults {
+        drop_per_mille: 10,
+        duplicate_per_mille: 10,
+        reorder: 2,
+    };
     let sim = run_faulty(faults, 2, 11);
     println!("all faults: publisher {:?}", sim.p.stats());
 }
 
 #[test]
 fn a_snapshot_of_changing_tables_converges() {
-    let cfg = PublisherConfig { max_in_flight: 4 << 10, max_frame: 2048, ..pcfg() };
+    let cfg = PublisherConfig {
+        max_in_flight: 4 << 10,
+        max_frame: 2048,
+        ..pcfg()
+    };
     let mut sim = Sim::new(cfg, scfg());
     for i in 0..3000 {
         sim.change(flow(i, 0));
@@ -856,8 +1112,15 @@ fn a_snapshot_of_changing_tables_converges() {
     sim.advance(5 * MS);
     sim.assert_converged();
     assert_eq!(sim.p.stats().snapshots, 1);
-    assert!(sim.p.stats().snapshot_records >= 3000 && i > 150, "{i} changes during {:?}", sim.p.stats());
-    println!("snapshot under change: {i} changes during it, {:?}", sim.p.stats());
+    assert!(
+        sim.p.stats().snapshot_records >= 3000 && i > 150,
+        "{i} changes during {:?}",
+        sim.p.stats()
+    );
+    println!(
+        "snapshot under change: {i} changes during it, {:?}",
+        sim.p.stats()
+    );
 }
 
 #[test]

@@ -66,7 +66,11 @@ fn sample_flow() -> FlowRecord {
     let key = FlowKey::new(v4(198, 18, 0, 1), v4(198, 19, 0, 1), 40_000, 5060, 17);
     FlowRecord {
         key,
-        service: VirtualService { addr: key.dst, port: 5060, proto: 17 },
+        service: VirtualService {
+            addr: key.dst,
+            port: 5060,
+            proto: 17,
+        },
         real_addr: v4(198, 19, 1, 1),
         real_port: 5060,
         age_ms: 5,
@@ -90,7 +94,12 @@ const FLOW_BYTES: [u8; 31] = [
 ];
 
 fn sample_channel() -> ChannelState {
-    ChannelState { node: 9, channel: 3, state: CallState::Answered, updated_ms: 0x0102_0304_0506_0708 }
+    ChannelState {
+        node: 9,
+        channel: 3,
+        state: CallState::Answered,
+        updated_ms: 0x0102_0304_0506_0708,
+    }
 }
 
 const CHANNEL_BYTES: [u8; 20] = [
@@ -104,7 +113,10 @@ const CHANNEL_BYTES: [u8; 20] = [
 fn sample_call() -> CallRecord {
     CallRecord {
         id: "c1".into(),
-        channel: Some(ChannelRef { span: 1, channel: 23 }),
+        channel: Some(ChannelRef {
+            span: 1,
+            channel: 23,
+        }),
         flow: Some(sample_flow().key),
         ivr: Some(v4(198, 19, 1, 2)),
         state: CallState::OnHold,
@@ -127,7 +139,12 @@ const CALL_BYTES: [u8; 50] = [
 ];
 
 fn repr(node_id: u32, epoch: u64, flags: u16, message: Message) -> Repr {
-    Repr { node_id, epoch, flags, message }
+    Repr {
+        node_id,
+        epoch,
+        flags,
+        message,
+    }
 }
 
 // ---- literal frames, both directions --------------------------------------
@@ -166,7 +183,9 @@ fn hello_with_fields_of_a_later_version_still_parses() {
     bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]); // appended by protocol 2
     let bytes = sealed(bytes);
     let r = Repr::parse(&Frame::new_checked(&bytes[..]).unwrap(), &key()).expect("parses");
-    let Message::Hello(h) = r.message else { panic!("not a hello: {r:?}") };
+    let Message::Hello(h) = r.message else {
+        panic!("not a hello: {r:?}")
+    };
     assert_eq!((h.protocol, h.role), (2, Role::Publisher));
 }
 
@@ -179,7 +198,11 @@ fn snapshot_begin_literal_bytes() {
         0x00, 0x00, 0x00, 0x00, // reserved
     ]);
     let bytes = sealed(bytes);
-    let m = Message::SnapshotBegin { base: 500, stream: 0xaabb, snapshot: 2 };
+    let m = Message::SnapshotBegin {
+        base: 500,
+        stream: 0xaabb,
+        snapshot: 2,
+    };
     check_both_ways(&bytes, &repr(0x0102_0304, 3, 0, m));
 }
 
@@ -195,7 +218,10 @@ fn snapshot_chunk_literal_bytes() {
         base: 500,
         snapshot: 2,
         index: 0,
-        records: vec![Record::Call(sample_call()), Record::Channel(sample_channel())],
+        records: vec![
+            Record::Call(sample_call()),
+            Record::Channel(sample_channel()),
+        ],
     };
     check_both_ways(&bytes, &repr(1, 3, 0, m));
 }
@@ -209,17 +235,35 @@ fn snapshot_end_literal_bytes() {
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, // 2 records
     ]);
     let bytes = sealed(bytes);
-    let m = Message::SnapshotEnd { base: 500, snapshot: 2, chunks: 1, records: 2 };
+    let m = Message::SnapshotEnd {
+        base: 500,
+        snapshot: 2,
+        chunks: 1,
+        records: 2,
+    };
     check_both_ways(&bytes, &repr(1, 3, 0, m));
 }
 
 #[test]
 fn delta_literal_bytes() {
-    let mut bytes = header(5, 0, 1, (FLOW_BYTES.len() + CHANNEL_BYTES.len()) as u32, 3, 501);
+    let mut bytes = header(
+        5,
+        0,
+        1,
+        (FLOW_BYTES.len() + CHANNEL_BYTES.len()) as u32,
+        3,
+        501,
+    );
     bytes.extend_from_slice(&FLOW_BYTES);
     bytes.extend_from_slice(&CHANNEL_BYTES);
     let bytes = sealed(bytes);
-    let m = Message::Delta { first: 501, records: vec![Record::Flow(sample_flow()), Record::Channel(sample_channel())] };
+    let m = Message::Delta {
+        first: 501,
+        records: vec![
+            Record::Flow(sample_flow()),
+            Record::Channel(sample_channel()),
+        ],
+    };
     check_both_ways(&bytes, &repr(1, 3, 0, m));
 }
 
@@ -228,14 +272,28 @@ fn ack_literal_bytes() {
     let mut bytes = header(6, 0, 2, 8, 3, 502);
     bytes.extend_from_slice(&[0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00]);
     let bytes = sealed(bytes);
-    check_both_ways(&bytes, &repr(2, 3, 0, Message::Ack { seq: 502, received: 65536 }));
+    check_both_ways(
+        &bytes,
+        &repr(
+            2,
+            3,
+            0,
+            Message::Ack {
+                seq: 502,
+                received: 65536,
+            },
+        ),
+    );
 }
 
 #[test]
 fn keepalive_literal_bytes() {
     let bytes = sealed(header(7, FLAG_STREAMING, 1, 0, 3, 502));
     assert_eq!(bytes.len(), HEADER_LEN + MAC_LEN);
-    check_both_ways(&bytes, &repr(1, 3, FLAG_STREAMING, Message::Keepalive { seq: 502 }));
+    check_both_ways(
+        &bytes,
+        &repr(1, 3, FLAG_STREAMING, Message::Keepalive { seq: 502 }),
+    );
 }
 
 #[test]
@@ -254,7 +312,16 @@ fn view_getters_and_setters_agree() {
     f.fill_mac(&key());
     let f = Frame::new_checked(&buf[..]).expect("whole");
     assert_eq!(
-        (f.magic(), f.version(), f.kind(), f.flags(), f.node_id(), f.body_len(), f.epoch(), f.seq()),
+        (
+            f.magic(),
+            f.version(),
+            f.kind(),
+            f.flags(),
+            f.node_id(),
+            f.body_len(),
+            f.epoch(),
+            f.seq()
+        ),
         (MAGIC, 1, 6, 0xa5a5, 0xdead_beef, 4, u64::MAX, 42)
     );
     assert_eq!(f.body(), &[1, 2, 3, 4]);
@@ -278,14 +345,24 @@ fn flow_record_forms() {
     // IPv4, service implied: the literal above.
     assert_eq!(round_trip(&Record::Flow(sample_flow())), FLOW_BYTES);
     // IPv4, a service on all ports (port 0): the service is spelled out.
-    let all_ports = FlowRecord { service: VirtualService { port: 0, ..sample_flow().service }, ..sample_flow() };
+    let all_ports = FlowRecord {
+        service: VirtualService {
+            port: 0,
+            ..sample_flow().service
+        },
+        ..sample_flow()
+    };
     let b = round_trip(&Record::Flow(all_ports));
     assert_eq!((b.len(), b[3]), (31 + 7, FORM_V4));
     // IPv6 everywhere.
     let key = FlowKey::new(v6(1), v6(2), 1, 2, 6);
     let f = FlowRecord {
         key,
-        service: VirtualService { addr: v6(2), port: 2, proto: 6 },
+        service: VirtualService {
+            addr: v6(2),
+            port: 2,
+            proto: 6,
+        },
         real_addr: v6(3),
         real_port: 0,
         age_ms: u32::MAX,
@@ -294,11 +371,21 @@ fn flow_record_forms() {
     let b = round_trip(&Record::Flow(f));
     assert_eq!((b.len(), b[3]), (3 + 1 + 37 + 18 + 8, FORM_SERVICE_IS_DST));
     // IPv4 clients of an IPv6 real server: all addresses go long.
-    let mixed = FlowRecord { real_addr: v6(9), ..sample_flow() };
+    let mixed = FlowRecord {
+        real_addr: v6(9),
+        ..sample_flow()
+    };
     let b = round_trip(&Record::Flow(mixed));
     assert_eq!((b.len(), b[3]), (3 + 1 + 37 + 18 + 8, FORM_SERVICE_IS_DST));
     // And with an explicit IPv6 service.
-    let f = FlowRecord { service: VirtualService { addr: v6(7), port: 80, proto: 6 }, ..f };
+    let f = FlowRecord {
+        service: VirtualService {
+            addr: v6(7),
+            port: 80,
+            proto: 6,
+        },
+        ..f
+    };
     assert_eq!(round_trip(&Record::Flow(f)).len(), 3 + 1 + 37 + 19 + 18 + 8);
 }
 
@@ -306,35 +393,77 @@ fn flow_record_forms() {
 fn a_flow_ages_by_the_time_it_waited() {
     let mut out = Vec::new();
     Record::Flow(sample_flow()).emit_aged(&mut out, 20);
-    let Ok((Record::Flow(f), _)) = Record::parse(&out) else { panic!("no flow") };
+    let Ok((Record::Flow(f), _)) = Record::parse(&out) else {
+        panic!("no flow")
+    };
     assert_eq!(f.age_ms, 25);
     let mut out = Vec::new();
-    Record::Flow(FlowRecord { age_ms: u32::MAX - 1, ..sample_flow() }).emit_aged(&mut out, 20);
-    let Ok((Record::Flow(f), _)) = Record::parse(&out) else { panic!("no flow") };
+    Record::Flow(FlowRecord {
+        age_ms: u32::MAX - 1,
+        ..sample_flow()
+    })
+    .emit_aged(&mut out, 20);
+    let Ok((Record::Flow(f), _)) = Record::parse(&out) else {
+        panic!("no flow")
+    };
     assert_eq!(f.age_ms, u32::MAX, "saturates");
 }
 
 #[test]
 fn removal_and_call_records() {
     let b = round_trip(&Record::FlowRemoved(sample_flow().key));
-    assert_eq!(b, [0x02, 0x00, 0x0e, 0x01, 0xc6, 0x12, 0x00, 0x01, 0xc6, 0x13, 0x00, 0x01, 0x9c, 0x40, 0x13, 0xc4, 0x11]);
-    assert_eq!(round_trip(&Record::FlowRemoved(FlowKey::new(v6(1), v6(2), 3, 4, 6))).len(), 3 + 1 + 37);
+    assert_eq!(
+        b,
+        [
+            0x02, 0x00, 0x0e, 0x01, 0xc6, 0x12, 0x00, 0x01, 0xc6, 0x13, 0x00, 0x01, 0x9c, 0x40,
+            0x13, 0xc4, 0x11
+        ]
+    );
+    assert_eq!(
+        round_trip(&Record::FlowRemoved(FlowKey::new(v6(1), v6(2), 3, 4, 6))).len(),
+        3 + 1 + 37
+    );
     assert_eq!(round_trip(&Record::Call(sample_call())), CALL_BYTES);
-    let bare = CallRecord { id: String::new(), channel: None, flow: None, ivr: None, ..sample_call() };
+    let bare = CallRecord {
+        id: String::new(),
+        channel: None,
+        flow: None,
+        ivr: None,
+        ..sample_call()
+    };
     let b = round_trip(&Record::Call(bare));
     assert_eq!((b.len(), b[5]), (3 + 2 + 1 + 1 + 16, CALL_V4));
-    let v6call = CallRecord { ivr: Some(v6(5)), ..sample_call() };
+    let v6call = CallRecord {
+        ivr: Some(v6(5)),
+        ..sample_call()
+    };
     let b = round_trip(&Record::Call(v6call));
-    assert_eq!(b[7], CALL_CHANNEL | CALL_FLOW | CALL_IVR, "an IPv6 IVR makes every address long");
+    assert_eq!(
+        b[7],
+        CALL_CHANNEL | CALL_FLOW | CALL_IVR,
+        "an IPv6 IVR makes every address long"
+    );
     let long_id = "é".repeat(128); // 256 bytes
-    round_trip(&Record::Call(CallRecord { id: long_id.clone(), ..sample_call() }));
-    assert_eq!(round_trip(&Record::CallRemoved("c1".into())), [0x04, 0x00, 0x04, 0x00, 0x02, b'c', b'1']);
+    round_trip(&Record::Call(CallRecord {
+        id: long_id.clone(),
+        ..sample_call()
+    }));
+    assert_eq!(
+        round_trip(&Record::CallRemoved("c1".into())),
+        [0x04, 0x00, 0x04, 0x00, 0x02, b'c', b'1']
+    );
     round_trip(&Record::CallRemoved(long_id));
     assert_eq!(
-        round_trip(&Record::ChannelRemoved { node: 9, channel: 3 }),
+        round_trip(&Record::ChannelRemoved {
+            node: 9,
+            channel: 3
+        }),
         [0x06, 0x00, 0x08, 0, 0, 0, 9, 0, 0, 0, 3]
     );
-    assert_eq!(round_trip(&Record::Channel(sample_channel())), CHANNEL_BYTES);
+    assert_eq!(
+        round_trip(&Record::Channel(sample_channel())),
+        CHANNEL_BYTES
+    );
 }
 
 #[test]
@@ -350,15 +479,35 @@ fn unknown_record_types_are_skipped_and_known_ones_may_grow() {
     assert_eq!(
         records,
         vec![
-            Record::Unknown { kind: 0x80, data: vec![0xaa, 0xbb, 0xcc] },
+            Record::Unknown {
+                kind: 0x80,
+                data: vec![0xaa, 0xbb, 0xcc]
+            },
             Record::Channel(sample_channel()),
             Record::Flow(sample_flow()),
         ]
     );
     // Unknown records round-trip; one posing as a known type cannot be sent.
-    round_trip(&Record::Unknown { kind: 0x80, data: vec![1, 2, 3] });
-    assert!(Record::Unknown { kind: record_type::FLOW, data: vec![] }.check().is_err());
-    assert!(Record::Unknown { kind: 0x80, data: vec![0; MAX_RECORD_LEN] }.check().is_err());
+    round_trip(&Record::Unknown {
+        kind: 0x80,
+        data: vec![1, 2, 3],
+    });
+    assert!(
+        Record::Unknown {
+            kind: record_type::FLOW,
+            data: vec![]
+        }
+        .check()
+        .is_err()
+    );
+    assert!(
+        Record::Unknown {
+            kind: 0x80,
+            data: vec![0; MAX_RECORD_LEN]
+        }
+        .check()
+        .is_err()
+    );
 }
 
 #[test]
@@ -370,7 +519,10 @@ fn bad_records_name_the_field() {
     let mut too_long = vec![0x04, 0x01, 0x03, 0x01, 0x01];
     too_long.extend_from_slice(&[b'a'; 257]);
     assert_eq!(field(&too_long), "call id length");
-    assert_eq!(field(&[0x04, 0x00, 0x04, 0x00, 0x02, 0xff, 0xfe]), "call id (not UTF-8) at byte");
+    assert_eq!(
+        field(&[0x04, 0x00, 0x04, 0x00, 0x02, 0xff, 0xfe]),
+        "call id (not UTF-8) at byte"
+    );
     let mut bad_state = CHANNEL_BYTES;
     bad_state[11] = 5;
     assert_eq!(field(&bad_state), "channel state");
@@ -383,10 +535,16 @@ fn bad_records_name_the_field() {
     let mut bad_call_state = CALL_BYTES;
     bad_call_state[8] = 9;
     assert_eq!(field(&bad_call_state), "call state");
-    let over = CallRecord { id: "x".repeat(257), ..sample_call() };
+    let over = CallRecord {
+        id: "x".repeat(257),
+        ..sample_call()
+    };
     assert_eq!(
         Record::Call(over).check(),
-        Err(Error::BadField { field: "call id length", value: 257 })
+        Err(Error::BadField {
+            field: "call id length",
+            value: 257
+        })
     );
     assert!(Record::CallRemoved("x".repeat(257)).check().is_err());
 }
@@ -402,7 +560,10 @@ fn records_truncated_at_every_length_are_errors() {
                 let mut cut = full[..len].to_vec();
                 cut[1..3].copy_from_slice(&((len - 3) as u16).to_be_bytes());
                 let r = Record::parse(&cut);
-                assert!(matches!(r, Err(Error::Truncated { .. })), "{len} claimed: {r:?}");
+                assert!(
+                    matches!(r, Err(Error::Truncated { .. })),
+                    "{len} claimed: {r:?}"
+                );
             }
         }
     }
@@ -421,14 +582,35 @@ fn samples() -> Vec<Vec<u8>> {
         nonce: 5,
         received: 0,
     };
-    let records = vec![Record::Flow(sample_flow()), Record::Call(sample_call()), Record::Channel(sample_channel())];
+    let records = vec![
+        Record::Flow(sample_flow()),
+        Record::Call(sample_call()),
+        Record::Channel(sample_channel()),
+    ];
     [
         Message::Hello(hello),
-        Message::SnapshotBegin { base: 3, stream: 9, snapshot: 1 },
-        Message::SnapshotChunk { base: 3, snapshot: 1, index: 0, records: records.clone() },
-        Message::SnapshotEnd { base: 3, snapshot: 1, chunks: 1, records: 3 },
+        Message::SnapshotBegin {
+            base: 3,
+            stream: 9,
+            snapshot: 1,
+        },
+        Message::SnapshotChunk {
+            base: 3,
+            snapshot: 1,
+            index: 0,
+            records: records.clone(),
+        },
+        Message::SnapshotEnd {
+            base: 3,
+            snapshot: 1,
+            chunks: 1,
+            records: 3,
+        },
         Message::Delta { first: 4, records },
-        Message::Ack { seq: 4, received: 100 },
+        Message::Ack {
+            seq: 4,
+            received: 100,
+        },
         Message::Keepalive { seq: 4 },
     ]
     .into_iter()
@@ -442,9 +624,15 @@ fn frames_truncated_at_every_length_are_errors() {
         for len in 0..bytes.len() {
             let cut = &bytes[..len];
             let err = Frame::new_checked(cut).err();
-            assert!(matches!(err, Some(Error::Truncated { .. })), "{len}: {err:?}");
+            assert!(
+                matches!(err, Some(Error::Truncated { .. })),
+                "{len}: {err:?}"
+            );
             let parsed = Repr::parse(&Frame::new_unchecked(cut), &key());
-            assert!(matches!(parsed, Err(Error::Truncated { .. })), "{len}: {parsed:?}");
+            assert!(
+                matches!(parsed, Err(Error::Truncated { .. })),
+                "{len}: {parsed:?}"
+            );
         }
     }
 }
@@ -457,7 +645,13 @@ fn a_body_cut_between_or_inside_records_with_a_valid_mac() {
         1,
         1,
         0,
-        Message::Delta { first: 1, records: vec![Record::Flow(sample_flow()), Record::Channel(sample_channel())] },
+        Message::Delta {
+            first: 1,
+            records: vec![
+                Record::Flow(sample_flow()),
+                Record::Channel(sample_channel()),
+            ],
+        },
     )
     .to_bytes(&key())
     .expect("encodes");
@@ -471,7 +665,13 @@ fn a_body_cut_between_or_inside_records_with_a_valid_mac() {
         let boundary = cut == FLOW_BYTES.len() || cut == body.len();
         assert_eq!(r.is_ok(), boundary, "cut at {cut}: {r:?}");
         if cut == 0 {
-            assert_eq!(r, Err(Error::BadField { field: "delta record count", value: 0 }));
+            assert_eq!(
+                r,
+                Err(Error::BadField {
+                    field: "delta record count",
+                    value: 0
+                })
+            );
         }
     }
 }
@@ -479,13 +679,19 @@ fn a_body_cut_between_or_inside_records_with_a_valid_mac() {
 #[test]
 fn oversized_frames_are_refused_from_their_header() {
     let mut h = header(5, 0, 1, (MAX_BODY_LEN + 1) as u32, 1, 1);
-    let err = Error::Oversized { len: MAX_FRAME_LEN + 1, max: MAX_FRAME_LEN };
+    let err = Error::Oversized {
+        len: MAX_FRAME_LEN + 1,
+        max: MAX_FRAME_LEN,
+    };
     // 16 bytes are enough to know.
     assert_eq!(peek_frame_len(&h[..16]), Err(err));
     assert_eq!(peek_frame_len(&h[..15]), Ok(None));
     assert_eq!(Frame::new_checked(&h[..]).err(), Some(err));
     h[12..16].copy_from_slice(&u32::MAX.to_be_bytes());
-    assert!(matches!(Frame::new_checked(&h[..]), Err(Error::Oversized { .. })));
+    assert!(matches!(
+        Frame::new_checked(&h[..]),
+        Err(Error::Oversized { .. })
+    ));
     let mut d = Deframer::new();
     assert!(matches!(d.push(&h[..16]), Err(Error::Oversized { .. })));
     // The largest allowed frame is accepted.
@@ -521,24 +727,36 @@ fn bad_magic_version_and_kind_are_named() {
     let good = &samples()[5];
     let mut b = good.clone();
     b[..4].copy_from_slice(b"HTTP");
-    assert_eq!(Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()), Err(Error::BadMagic(*b"HTTP")));
+    assert_eq!(
+        Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()),
+        Err(Error::BadMagic(*b"HTTP"))
+    );
     assert_eq!(peek_frame_len(b"GET "), Err(Error::BadMagic(*b"GET ")));
     assert_eq!(peek_frame_len(b"TX"), Err(Error::BadMagic(*b"TX\0\0")));
     let mut b = good.clone();
     b[4] = 2;
-    assert_eq!(Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()), Err(Error::BadVersion(2)));
+    assert_eq!(
+        Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()),
+        Err(Error::BadVersion(2))
+    );
     assert_eq!(peek_frame_len(&b), Err(Error::BadVersion(2)));
     // An authenticated frame of a kind from the future.
     let mut b = header(99, 0, 1, 0, 1, 1);
     b = sealed(std::mem::take(&mut b));
-    assert_eq!(Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()), Err(Error::UnknownKind(99)));
+    assert_eq!(
+        Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()),
+        Err(Error::UnknownKind(99))
+    );
     // Fixed bodies must be exact.
     let mut b = header(6, 0, 1, 9, 1, 1);
     b.extend_from_slice(&[0; 9]);
     let b = sealed(b);
     assert_eq!(
         Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()),
-        Err(Error::BadField { field: "ack trailing bytes", value: 1 })
+        Err(Error::BadField {
+            field: "ack trailing bytes",
+            value: 1
+        })
     );
     // A delta numbered from 0 (sequences start at 1).
     let mut b = header(5, 0, 1, FLOW_BYTES.len() as u32, 1, 0);
@@ -546,7 +764,10 @@ fn bad_magic_version_and_kind_are_named() {
     let b = sealed(b);
     assert_eq!(
         Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()),
-        Err(Error::BadField { field: "delta first sequence", value: 0 })
+        Err(Error::BadField {
+            field: "delta first sequence",
+            value: 0
+        })
     );
 }
 
@@ -594,7 +815,11 @@ fn a_stream_that_goes_bad_is_refused() {
 // ---- properties -----------------------------------------------------------
 
 fn runner(cases: u32) -> TestRunner {
-    let config = Config { cases, failure_persistence: None, ..Config::default() };
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    };
     TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
 }
 
@@ -608,13 +833,16 @@ fn random_bytes_never_panic_the_parsers() {
         .unwrap();
     // Random bodies behind a valid header reach the record parsers.
     runner(3000)
-        .run(&(1u8..=8, proptest::collection::vec(any::<u8>(), 0..300)), |(kind, body)| {
-            let mut b = header(kind, 0, 1, body.len() as u32, 1, 1);
-            b.extend_from_slice(&body);
-            b.extend_from_slice(&[0; 8]);
-            prop_assert!(exercise_parsers(&b).is_ok());
-            Ok(())
-        })
+        .run(
+            &(1u8..=8, proptest::collection::vec(any::<u8>(), 0..300)),
+            |(kind, body)| {
+                let mut b = header(kind, 0, 1, body.len() as u32, 1, 1);
+                b.extend_from_slice(&body);
+                b.extend_from_slice(&[0; 8]);
+                prop_assert!(exercise_parsers(&b).is_ok());
+                Ok(())
+            },
+        )
         .unwrap();
 }
 
@@ -649,7 +877,8 @@ fn addr() -> impl Strategy<Value = [u8; 16]> {
 }
 
 fn flow_key() -> impl Strategy<Value = FlowKey> {
-    (addr(), addr(), any::<u16>(), any::<u16>(), any::<u8>()).prop_map(|(s, d, sp, dp, p)| FlowKey::new(s, d, sp, dp, p))
+    (addr(), addr(), any::<u16>(), any::<u16>(), any::<u8>())
+        .prop_map(|(s, d, sp, dp, p)| FlowKey::new(s, d, sp, dp, p))
 }
 
 fn state() -> impl Strategy<Value = CallState> {
@@ -657,15 +886,41 @@ fn state() -> impl Strategy<Value = CallState> {
 }
 
 fn record() -> impl Strategy<Value = Record> {
-    let flow = (flow_key(), any::<bool>(), addr(), any::<u16>(), addr(), any::<u16>(), any::<u32>(), any::<u32>())
-        .prop_map(|(key, implied, saddr, sport, real_addr, real_port, age_ms, flags)| {
-            let service = if implied {
-                VirtualService { addr: key.dst, port: key.dport, proto: key.proto }
-            } else {
-                VirtualService { addr: saddr, port: sport, proto: key.proto ^ 1 }
-            };
-            Record::Flow(FlowRecord { key, service, real_addr, real_port, age_ms, flags })
-        });
+    let flow = (
+        flow_key(),
+        any::<bool>(),
+        addr(),
+        any::<u16>(),
+        addr(),
+        any::<u16>(),
+        any::<u32>(),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(key, implied, saddr, sport, real_addr, real_port, age_ms, flags)| {
+                let service = if implied {
+                    VirtualService {
+                        addr: key.dst,
+                        port: key.dport,
+                        proto: key.proto,
+                    }
+                } else {
+                    VirtualService {
+                        addr: saddr,
+                        port: sport,
+                        proto: key.proto ^ 1,
+                    }
+                };
+                Record::Flow(FlowRecord {
+                    key,
+                    service,
+                    real_addr,
+                    real_port,
+                    age_ms,
+                    flags,
+                })
+            },
+        );
     let call = (
         "[a-z0-9@.-]{0,40}",
         proptest::option::of((any::<u32>(), any::<u32>())),
@@ -677,30 +932,52 @@ fn record() -> impl Strategy<Value = Record> {
     )
         .prop_map(|(id, ch, flow, ivr, state, created_ms, updated_ms)| {
             let channel = ch.map(|(span, channel)| ChannelRef { span, channel });
-            Record::Call(CallRecord { id, channel, flow, ivr, state, created_ms, updated_ms })
+            Record::Call(CallRecord {
+                id,
+                channel,
+                flow,
+                ivr,
+                state,
+                created_ms,
+                updated_ms,
+            })
         });
     prop_oneof![
         flow,
         flow_key().prop_map(Record::FlowRemoved),
         call,
         "[a-z0-9]{0,40}".prop_map(Record::CallRemoved),
-        (any::<u32>(), any::<u32>(), state(), any::<u64>())
-            .prop_map(|(node, channel, state, updated_ms)| Record::Channel(ChannelState { node, channel, state, updated_ms })),
-        (any::<u32>(), any::<u32>()).prop_map(|(node, channel)| Record::ChannelRemoved { node, channel }),
-        (7u8..=255, proptest::collection::vec(any::<u8>(), 0..20)).prop_map(|(kind, data)| Record::Unknown { kind, data }),
+        (any::<u32>(), any::<u32>(), state(), any::<u64>()).prop_map(
+            |(node, channel, state, updated_ms)| Record::Channel(ChannelState {
+                node,
+                channel,
+                state,
+                updated_ms
+            })
+        ),
+        (any::<u32>(), any::<u32>())
+            .prop_map(|(node, channel)| Record::ChannelRemoved { node, channel }),
+        (7u8..=255, proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(kind, data)| Record::Unknown { kind, data }),
     ]
 }
 
 #[test]
 fn any_record_round_trips_in_a_delta() {
     runner(2000)
-        .run(&(proptest::collection::vec(record(), 1..20), 1u64..u64::MAX / 2), |(records, first)| {
-            let r = repr(3, 4, 0, Message::Delta { first, records });
-            let bytes = r.to_bytes(&key()).expect("encodes");
-            prop_assert_eq!(bytes.len(), r.buffer_len());
-            let back = Repr::parse(&Frame::new_checked(&bytes[..]).expect("whole"), &key());
-            prop_assert_eq!(back, Ok(r));
-            Ok(())
-        })
+        .run(
+            &(
+                proptest::collection::vec(record(), 1..20),
+                1u64..u64::MAX / 2,
+            ),
+            |(records, first)| {
+                let r = repr(3, 4, 0, Message::Delta { first, records });
+                let bytes = r.to_bytes(&key()).expect("encodes");
+                prop_assert_eq!(bytes.len(), r.buffer_len());
+                let back = Repr::parse(&Frame::new_checked(&bytes[..]).expect("whole"), &key());
+                prop_assert_eq!(back, Ok(r));
+                Ok(())
+            },
+        )
         .unwrap();
 }
