@@ -107,6 +107,7 @@ fn canned(req: &Request) -> Response {
         Request::Switchover => Response::Error {
             message: "the peer is not healthy: no switchover".into(),
         },
+        Request::Cards => Response::Cards { spans: Vec::new() },
         Request::Maintenance { on } => Response::Done {
             message: format!("maintenance {}", if *on { "on" } else { "off" }),
         },
