@@ -172,4 +172,16 @@ mod tests {
         assert!(r.bytes_per_flow < 31.5, "{}", r.bytes_per_flow);
         assert!(r.frames >= 20_000 / 256);
     }
+
+    /// `cargo test --release -p tandem-control --lib sync::bench -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement: run in release"]
+    fn bench_one_million_flows() {
+        let r = run(1_000_000).expect("in-memory sync");
+        println!(
+            "sync bench: {} flows in {:?}: {:.0} flows/s, {:.2} bytes/flow, {:.2} ack bytes/flow",
+            r.flows, r.elapsed, r.flows_per_sec, r.bytes_per_flow, r.ack_bytes_per_flow
+        );
+        assert!(r.complete);
+    }
 }

@@ -8,6 +8,22 @@
 //! reads a clock (except the benchmark): the daemon drives it from its
 //! io_uring loop and applies what the subscriber yields to the kernel's
 //! tables.
+//!
+//! # Driving it
+//! - **Active**: keep a [`Store`]; for every change (a new flow from the
+//!   ring buffer, an expiry, a call or channel event) apply it to the store,
+//!   then [`Publisher::record`] it into each peer's publisher. On a TCP
+//!   connection to a standby: `connected(now, random nonce)`, then write
+//!   what `poll_transmit(now, &store)` returns, feed frames cut by a
+//!   [`Deframer`] to `handle_frame`, call `handle_timeout` at
+//!   `poll_timeout`; on any error close and later reconnect.
+//! - **Standby**: a [`Subscriber`]; write each [`Applied`] it returns into
+//!   the kernel's connection table (service key → service id, real address →
+//!   slot, age → created time) and the call store; acks come out of its
+//!   `poll_transmit`. On takeover, [`Subscriber::into_store`] seeds the new
+//!   active's store; a node that steps down can start its subscriber
+//!   [`Subscriber::with_store`] so the snapshot it gets changes only what
+//!   differs.
 
 pub mod bench;
 pub mod session;
