@@ -4,7 +4,7 @@
 //!
 //! [`wire`] owns the frame and record layout, [`store`] the synced tables,
 //! [`session`] the sans-IO [`Publisher`] and [`Subscriber`] state machines,
-//! [`bench`] an in-memory throughput measurement. Nothing here does I/O or
+//! [`bench`](mod@bench) an in-memory throughput measurement. Nothing here does I/O or
 //! reads a clock (except the benchmark): the daemon drives it from its
 //! io_uring loop and applies what the subscriber yields to the kernel's
 //! tables.
