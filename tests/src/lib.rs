@@ -11,6 +11,7 @@
 //! tandem's XDP program to the lab is `tandem-dataplane`'s job.
 
 pub mod bench_dispatch;
+pub mod bench_failover;
 pub mod bench_live;
 pub mod client;
 pub mod cmd;

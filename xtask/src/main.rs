@@ -113,6 +113,24 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
         } => run_tests_bin("tandem-lab", &[OsString::from("down")], &[]),
         Cmd::Bench { which, args } => {
             setup::run()?;
+            if matches!(which, Bench::Failover) {
+                // The failover bench runs `tandemd` as a binary, found next
+                // to `tandem-bench` in the same target directory.
+                let status = cargo()
+                    .args([
+                        "build",
+                        "--release",
+                        "-p",
+                        "tandem-control",
+                        "--bin",
+                        "tandemd",
+                    ])
+                    .status()
+                    .context("starting cargo build -p tandem-control")?;
+                if !status.success() {
+                    return Ok(exit_code(status));
+                }
+            }
             run_tests_bin("tandem-bench", &[OsString::from(which.name())], &args)
         }
     }

@@ -1,7 +1,7 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! None is implemented yet: each subcommand says so and exits 2, so that no
-//! caller mistakes this for a measurement.
+//! `dispatch` and `failover` are implemented; the others say so and exit 2,
+//! so that no caller mistakes them for a measurement.
 
 use std::process::ExitCode;
 
@@ -29,7 +29,7 @@ enum Which {
 fn main() -> ExitCode {
     let name = match Cli::parse().which {
         Which::Dispatch => return dispatch(),
-        Which::Failover => "failover",
+        Which::Failover => return failover(),
         Which::Sync => "sync",
         Which::Calls => "calls",
     };
@@ -57,6 +57,33 @@ fn dispatch() -> ExitCode {
         }
         Err(e) => {
             eprintln!("tandem-bench dispatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `TANDEM_BENCH_TRIALS` (default 50), `TANDEM_BENCH_SYSTEMS`,
+/// `TANDEM_BENCH_FAILURES`, `TANDEMD` (default: next to this binary).
+fn failover() -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    let opts = match tandem_tests::bench_failover::Options::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tandem-bench failover: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match tandem_tests::bench_failover::run(&out, opts) {
+        Ok(md) => {
+            println!("{md}");
+            println!(
+                "written: {}/failover.json, failover.md, failover.svg",
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench failover: {e:#}");
             ExitCode::FAILURE
         }
     }
