@@ -347,6 +347,10 @@ impl Daemon {
     /// Tells the state machine whether this node has a local fault (a
     /// service link down, a card alarm), on changes only.
     fn update_fault(&mut self) {
+        // The state machine decides a local fault on what it knows of the
+        // peer: read the kernel's heartbeat records first (an active node
+        // otherwise only re-reads them at its deadlines).
+        self.refresh();
         let now = Instant::now();
         let want = if self.link_fault {
             Some(crate::pair::FaultKind::InterfaceDown)
