@@ -248,8 +248,21 @@ impl Dataplane {
                 })?
                 .try_into()
                 .map_err(|source| Error::Program { name, source })?;
-            prog.load()
-                .map_err(|source| Error::Program { name, source })?;
+            // The verifier gives up with EAGAIN when a signal is pending
+            // on the loading thread (e.g. SIGCHLD in a process that runs
+            // children); like libbpf, try again a few times.
+            let mut attempt = 0;
+            loop {
+                match prog.load() {
+                    Ok(()) => break,
+                    Err(ProgramError::LoadError { io_error, .. })
+                        if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < 5 =>
+                    {
+                        attempt += 1;
+                    }
+                    Err(source) => return Err(Error::Program { name, source }),
+                }
+            }
         }
         let mut dp = Dataplane {
             m_services: take(&mut ebpf, maps::SERVICES)?,
