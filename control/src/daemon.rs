@@ -406,6 +406,11 @@ impl Daemon {
         }
     }
 
+    /// Spacing of the gratuitous ARPs of a takeover burst.
+    fn garp_gap(&self) -> Duration {
+        self.vips.first().map_or(Duration::from_millis(10), |v| v.garp_interval)
+    }
+
     fn arm(&mut self, token: u64, at: Instant) -> Result<()> {
         if self.reactor.is_armed(token) {
             self.reactor.cancel(token)?;
@@ -430,8 +435,8 @@ impl Daemon {
                     }
                     self.garp_left = self.vips.iter().map(|v| v.garp_count).max().unwrap_or(1).saturating_sub(1);
                     if self.garp_left > 0 {
-                        let gap = self.vips.first().map_or(Duration::from_millis(10), |v| v.garp_interval);
-                        self.arm(T_GARP, Instant::now() + gap)?;
+                        let at = Instant::now() + self.garp_gap();
+                        self.arm(T_GARP, at)?;
                     }
                     self.mark(format!("takeover done: VIPs owned, GARP sent (epoch {epoch})"));
                     if !self.cards.is_empty() {
@@ -554,7 +559,11 @@ impl Daemon {
     fn services(&self) -> (Vec<admin::ServiceStatus>, Vec<admin::RealStatus>) {
         let mut services = Vec::new();
         let mut all_reals = Vec::new();
-        let flows = self.dp.flows();
+        // One pass over the connection table: flows per (service id, slot).
+        let mut flows: HashMap<(u32, u32), u64> = HashMap::new();
+        for (_, v) in self.dp.flows() {
+            *flows.entry((v.service_id, v.real_idx)).or_default() += 1;
+        }
         for img in self.dp.services() {
             let c = self.dp.service_counters(img.service.id).unwrap_or_default();
             let proto = if img.key.proto == tandem_dataplane::common::PROTO_TCP { "tcp" } else { "udp" };
@@ -566,7 +575,8 @@ impl Daemon {
                 let Some((addr, port)) = id else { continue };
                 let r = &img.reals[slot];
                 let rc = self.dp.real_counters(img.service.id, slot as u32).unwrap_or_default();
-                let n = flows.iter().filter(|(_, v)| v.service_id == img.service.id && v.real_idx == slot as u32).count();
+                let n = flows.get(&(img.service.id, slot as u32)).copied().unwrap_or(0);
+                let ivr = self.ivr_of(img.service.id, slot as u32);
                 reals.push(admin::RealStatus {
                     service: name.clone(),
                     address: *addr,
@@ -578,13 +588,13 @@ impl Daemon {
                         _ => "down",
                     }
                     .into(),
-                    health: match self.ivr_of(img.service.id, slot as u32) {
+                    health: match ivr {
                         Some(m) => if m.alive { "alive" } else { "dead" }.into(),
                         None => "unknown".into(),
                     },
-                    flows: n as u64,
-                    channels: self.ivr_of(img.service.id, slot as u32).map(|m| m.load.0),
-                    capacity: self.ivr_of(img.service.id, slot as u32).map(|m| m.load.1),
+                    flows: n,
+                    channels: ivr.map(|m| m.load.0),
+                    capacity: ivr.map(|m| m.load.1),
                     packets: rc.packets,
                     bytes: rc.bytes,
                 });
@@ -771,8 +781,8 @@ impl Daemon {
                             }
                             self.garp_left -= 1;
                             if self.garp_left > 0 {
-                                let gap = self.vips.first().map_or(Duration::from_millis(10), |v| v.garp_interval);
-                                self.reactor.arm_timeout(T_GARP, Instant::now() + gap)?;
+                                let at = Instant::now() + self.garp_gap();
+                                self.reactor.arm_timeout(T_GARP, at)?;
                             }
                         }
                     }

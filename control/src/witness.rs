@@ -21,15 +21,11 @@ pub struct Witness {
     seq: u16,
 }
 
+/// The Internet checksum (RFC 1071), shared with the dataplane's frame builder.
+use tandem_dataplane::packet::checksum as internet_checksum;
+
 fn checksum(b: &[u8]) -> u16 {
-    let mut s: u32 = 0;
-    for c in b.chunks(2) {
-        s += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    while s >> 16 != 0 {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    !(s as u16)
+    internet_checksum(&[b])
 }
 
 impl Witness {

@@ -24,7 +24,7 @@ use std::{
 };
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf, EbpfLoader, Pod,
     maps::{Array, DevMapHash, HashMap, IterableMap, MapData, PerCpuArray, ProgramArray},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
 };
@@ -303,22 +303,10 @@ impl Dataplane {
             links: Vec::new(),
             bench_seq: 0,
         };
-        let fd = dp
-            .xdp(progs::NEW_FLOW)?
-            .fd()
-            .map_err(|source| Error::Program {
-                name: progs::NEW_FLOW,
-                source,
-            })?;
-        let fd = fd.try_clone().map_err(|e| Error::Program {
-            name: progs::NEW_FLOW,
-            source: ProgramError::IOError(e),
-        })?;
-        dp.m_stages.set(0, &fd, 0).map_err(map_err(maps::STAGES))?;
-        let name = progs::NEW_FLOW_LOAD;
-        let fd = dp.xdp(name)?.fd().map_err(|source| Error::Program { name, source })?;
-        let fd = fd.try_clone().map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })?;
-        dp.m_stages.set(1, &fd, 0).map_err(map_err(maps::STAGES))?;
+        for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD)] {
+            let fd = dp.prog_fd(name)?;
+            dp.m_stages.set(index, &fd, 0).map_err(map_err(maps::STAGES))?;
+        }
         dp.set_settings(&Settings::default())?;
         // Service ids that are not in use must not match any lookup.
         let unused = Service {
@@ -346,6 +334,15 @@ impl Dataplane {
             })?
             .try_into()
             .map_err(|source| Error::Program { name, source })
+    }
+
+    /// A descriptor of loaded program `name`, for a program array.
+    fn prog_fd(&mut self, name: &'static str) -> Result<aya::programs::ProgramFd, Error> {
+        self.xdp(name)?
+            .fd()
+            .map_err(|source| Error::Program { name, source })?
+            .try_clone()
+            .map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })
     }
 
     fn attach_prog(
@@ -724,15 +721,7 @@ impl Dataplane {
             BenchTarget::Dispatch => progs::DISPATCH,
             BenchTarget::TrivialTx => progs::TRIVIAL_TX,
         };
-        let fd = self
-            .xdp(name)?
-            .fd()
-            .map_err(|source| Error::Program { name, source })?
-            .try_clone();
-        let fd = fd.map_err(|e| Error::Program {
-            name,
-            source: ProgramError::IOError(e),
-        })?;
+        let fd = self.prog_fd(name)?;
         self.m_bench_target
             .set(0, &fd, 0)
             .map_err(map_err(maps::BENCH_TARGET))?;
@@ -851,7 +840,7 @@ impl Dataplane {
     /// The ring buffer of sender state changes (taken once; the caller
     /// polls its fd for readability, e.g. with io_uring, then drains it).
     pub fn take_heartbeat_events(&mut self) -> Option<HeartbeatEvents> {
-        self.hb_events.take().map(|rb| HeartbeatEvents { rb })
+        self.hb_events.take().map(RingEvents::new)
     }
 
     /// Marks an IPv4 VIP as owned (the program answers ARP for it with
@@ -875,7 +864,7 @@ impl Dataplane {
 
     /// The ring buffer of connection-table changes (taken once).
     pub fn take_flow_events(&mut self) -> Option<FlowEvents> {
-        self.flow_events.take().map(|rb| FlowEvents { rb })
+        self.flow_events.take().map(RingEvents::new)
     }
 
     /// Writes a flow learned from the active node into this node's
@@ -998,51 +987,40 @@ pub fn derived<'a>(services: impl Iterator<Item = &'a Service>) -> (Vec<(u32, u3
     (ports, globals)
 }
 
-/// Heartbeat sender changes pushed by the kernel (`HB_EVENTS`).
-pub struct HeartbeatEvents {
+/// Records of type `T` the kernel pushes to a ring buffer: poll the fd
+/// for readability (e.g. with io_uring), then drain with `next`.
+pub struct RingEvents<T: Pod> {
     rb: aya::maps::RingBuf<MapData>,
+    _record: std::marker::PhantomData<T>,
 }
 
-impl HeartbeatEvents {
+impl<T: Pod> RingEvents<T> {
+    fn new(rb: aya::maps::RingBuf<MapData>) -> RingEvents<T> {
+        RingEvents { rb, _record: std::marker::PhantomData }
+    }
+
     /// The next pending record, if any (non-blocking).
-    pub fn next(&mut self) -> Option<HbPeer> {
+    pub fn next(&mut self) -> Option<T> {
         let item = self.rb.next()?;
-        if item.len() < std::mem::size_of::<HbPeer>() {
+        if item.len() < std::mem::size_of::<T>() {
             return None;
         }
-        // SAFETY: the kernel wrote a whole HbPeer (checked length); read unaligned.
-        Some(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const HbPeer) })
+        // SAFETY: the kernel wrote a whole T (checked length), a plain-data
+        // type; read unaligned.
+        Some(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const T) })
     }
 }
 
-impl std::os::fd::AsRawFd for HeartbeatEvents {
+impl<T: Pod> std::os::fd::AsRawFd for RingEvents<T> {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.rb.as_raw_fd()
     }
 }
 
+/// Heartbeat sender changes pushed by the kernel (`HB_EVENTS`).
+pub type HeartbeatEvents = RingEvents<HbPeer>;
 /// Connection-table changes pushed by the kernel (`FLOW_EVENTS`).
-pub struct FlowEvents {
-    rb: aya::maps::RingBuf<MapData>,
-}
-
-impl FlowEvents {
-    /// The next pending change, if any (non-blocking).
-    pub fn next(&mut self) -> Option<FlowEvent> {
-        let item = self.rb.next()?;
-        if item.len() < std::mem::size_of::<FlowEvent>() {
-            return None;
-        }
-        // SAFETY: the kernel wrote a whole FlowEvent (checked length); read unaligned.
-        Some(unsafe { std::ptr::read_unaligned(item.as_ptr() as *const FlowEvent) })
-    }
-}
-
-impl std::os::fd::AsRawFd for FlowEvents {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.rb.as_raw_fd()
-    }
-}
+pub type FlowEvents = RingEvents<FlowEvent>;
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock of flow timestamps
 /// (`bpf_ktime_get_coarse_ns`).

@@ -40,6 +40,9 @@ pub struct Model {
     pub reasons: [u64; REASON_COUNT as usize],
     pub service_stats: Vec<Counters>,
     pub real_stats: Vec<Counters>,
+    /// Derived from the services (`rederive`): port pre-filter, NAT count.
+    port_flags: HashMap<u32, u32>,
+    nat_services: u32,
 }
 
 impl Default for Model {
@@ -68,6 +71,8 @@ impl Default for Model {
             reasons: [0; REASON_COUNT as usize],
             service_stats: vec![Counters::default(); MAX_SERVICES as usize],
             real_stats: vec![Counters::default(); MAX_REAL_SLOTS as usize],
+            port_flags: HashMap::new(),
+            nat_services: 0,
         }
     }
 }
@@ -306,6 +311,15 @@ impl Model {
         }
         self.conf[id] = img.service;
         self.services.insert(img.key, img.service.id);
+        self.rederive();
+    }
+
+    /// Recomputes the port pre-filter and the NAT count from the services,
+    /// as the loader writes them after every change.
+    fn rederive(&mut self) {
+        let (ports, globals) = crate::derived(self.services.values().map(|id| &self.conf[*id as usize]));
+        self.port_flags = ports.into_iter().collect();
+        self.nat_services = globals.nat_services;
     }
 
     /// Mirrors `Dataplane::remove_service`.
@@ -316,6 +330,7 @@ impl Model {
                 ..Default::default()
             };
         }
+        self.rederive();
     }
 
     /// Mirrors `Dataplane::set_real_load`.
@@ -348,15 +363,10 @@ impl Model {
                 return (XDP_PASS, out);
             }
         };
-        // The port pre-filter and NAT count, derived as the loader does.
-        let (ports, globals) =
-            crate::derived(self.services.values().map(|id| &self.conf[*id as usize]));
-        let port_flags = ports
-            .iter()
-            .find(|(i, _)| *i == port_index(p.proto, p.dport))
-            .map_or(0, |x| x.1);
+        let port_flags = self.port_flags.get(&port_index(p.proto, p.dport)).copied().unwrap_or(0);
+        let nat_services = self.nat_services;
         if port_flags == 0 {
-            let v = self.reverse_nat(&mut out, &p, ingress, globals.nat_services);
+            let v = self.reverse_nat(&mut out, &p, ingress, nat_services);
             return (v, out);
         }
         let fkey = FlowKey::new(p.src, p.dst, p.sport, p.dport, p.proto);
@@ -373,7 +383,7 @@ impl Model {
         }
         let key = ServiceKey::new(p.dst, p.dport, p.proto, p.family);
         let Some(id) = self.services.get(&key).copied() else {
-            let v = self.reverse_nat(&mut out, &p, ingress, globals.nat_services);
+            let v = self.reverse_nat(&mut out, &p, ingress, nat_services);
             return (v, out);
         };
         let Some(svc) = self.service(id) else {
