@@ -166,6 +166,11 @@ pub struct NodeConfig {
     pub preempt: bool,
     /// The node id of the other director (its heartbeats are accepted).
     pub peer_id: u32,
+    /// SCHED_FIFO priority of the daemon's loop once it runs (1 to 99; 0:
+    /// normal scheduling). With 1 ms heartbeats, a sender delayed by the
+    /// scheduler for `interval × multiplier` looks dead to its peer; like
+    /// keepalived's `vrrp_rt_priority`, a real-time priority prevents it.
+    pub realtime_priority: u8,
 }
 
 /// `[heartbeat]`: how the directors watch each other.
@@ -202,6 +207,10 @@ pub struct HeartbeatPath {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WitnessConfig {
     pub address: Ipv4Addr,
+    /// How often the standby probes the witness while it waits (default:
+    /// the heartbeat interval). A takeover whose peer went silent before
+    /// the last answered probe was sent needs no probe of its own.
+    pub probe_interval: Duration,
 }
 
 /// `[[vip]]`: an address the active director holds.
@@ -314,8 +323,10 @@ impl Config {
         let witness = match root.opt_table("witness")? {
             Some(w) => {
                 let address = w.req_ipv4("address")?;
+                let default_ms = heartbeat.interval.as_millis() as i64;
+                let ms = w.int("probe_interval_ms", Some(default_ms), 1, 60_000)? as u64;
                 w.finish()?;
-                Some(WitnessConfig { address })
+                Some(WitnessConfig { address, probe_interval: Duration::from_millis(ms) })
             }
             None => None,
         };
@@ -471,6 +482,7 @@ impl Config {
         node.insert("priority".into(), int(self.node.priority));
         node.insert("preempt".into(), self.node.preempt.into());
         node.insert("peer_id".into(), int(self.node.peer_id));
+        node.insert("realtime_priority".into(), int(self.node.realtime_priority));
         root.insert("node".into(), node.into());
 
         let hb = &self.heartbeat;
@@ -504,6 +516,7 @@ impl Config {
         if let Some(w) = &self.witness {
             let mut t = Table::new();
             t.insert("address".into(), w.address.to_string().into());
+            t.insert("probe_interval_ms".into(), int(w.probe_interval.as_millis() as i64));
             root.insert("witness".into(), t.into());
         }
         let vips = self
@@ -731,6 +744,7 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
     let priority = t.int("priority", Some(DEFAULT_PRIORITY as i64), 0, 255)? as u8;
     let preempt = t.bool("preempt", Some(false))?;
     let peer_id = t.int("peer_id", None, 1, u32::MAX as i64)? as u32;
+    let realtime_priority = t.int("realtime_priority", Some(0), 0, 99)? as u8;
     if peer_id == id {
         return Err(invalid(
             t.path("peer_id"),
@@ -745,6 +759,7 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
         priority,
         preempt,
         peer_id,
+        realtime_priority,
     })
 }
 

@@ -62,6 +62,8 @@ const T_LINK: u64 = 10;
 const T_POOL: u64 = 11;
 const T_CARDS: u64 = 12;
 const T_CARD_ALARMS: u64 = 13;
+const T_WITNESS_TICK: u64 = 14;
+const T_ADDR: u64 = 15;
 
 /// One entry of the timeline the daemon keeps (and prints with `-v`).
 #[derive(Clone, Debug)]
@@ -89,8 +91,14 @@ pub struct Daemon {
     reactor: Reactor,
     signals: Signals,
     witness: Option<Witness>,
-    witness_pending: bool,
+    /// A takeover waits for a witness reply to a probe sent at or after
+    /// this time.
+    witness_need: Option<Instant>,
+    /// Send time of the newest probe the witness answered.
+    witness_answered: Option<Instant>,
     addrs: AddressSocket,
+    /// VIP address changes on `lo`, off the loop (see [`crate::addrworker`]).
+    addr_worker: crate::addrworker::AddressWorker,
     lo: Interface,
     vips: Vec<OwnedVip>,
     /// Heartbeat path ifindex → path number.
@@ -278,8 +286,10 @@ impl Daemon {
             sender,
             events,
             witness,
-            witness_pending: false,
+            witness_need: None,
+            witness_answered: None,
             addrs,
+            addr_worker: crate::addrworker::AddressWorker::start().context("VIP address worker")?,
             lo,
             vips,
             paths,
@@ -427,18 +437,24 @@ impl Daemon {
                     self.mark(format!("state {} -> {} (epoch {epoch})", from.name(), to.name()));
                 }
                 Action::BecomeActive { epoch } => {
+                    // The dataplane owns the VIP and the first GARP leaves;
+                    // the address on lo follows from the worker thread.
+                    let t = Instant::now();
                     for i in 0..self.vips.len() {
                         let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
                         self.dp.set_vip_owned(addr, mac, true)?;
-                        self.addrs.add(&self.lo, addr, 32)?;
                         self.vips[i].garp.send_garp()?;
                     }
+                    for v in &self.vips {
+                        self.addr_worker.request(crate::addrworker::Op::Add, &self.lo, v.addr, 32);
+                    }
+
                     self.garp_left = self.vips.iter().map(|v| v.garp_count).max().unwrap_or(1).saturating_sub(1);
                     if self.garp_left > 0 {
                         let at = Instant::now() + self.garp_gap();
                         self.arm(T_GARP, at)?;
                     }
-                    self.mark(format!("takeover done: VIPs owned, GARP sent (epoch {epoch})"));
+                    self.mark(format!("takeover done: VIPs owned, GARP sent (epoch {epoch}; {} µs)", t.elapsed().as_micros()));
                     if !self.cards.is_empty() {
                         let now = Instant::now();
                         for c in self.cards.iter_mut() {
@@ -465,7 +481,7 @@ impl Daemon {
                     for i in 0..self.vips.len() {
                         let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
                         self.dp.set_vip_owned(addr, mac, false)?;
-                        self.addrs.remove(&self.lo, addr)?;
+                        self.addr_worker.request(crate::addrworker::Op::Remove, &self.lo, addr, 32);
                     }
                     self.garp_left = 0;
                     self.mark("released VIPs".into());
@@ -484,19 +500,38 @@ impl Daemon {
                     }
                     self.mark("GARP re-sent".into());
                 }
-                Action::ProbeWitness => match self.witness.as_mut() {
-                    Some(w) => {
-                        w.send()?;
-                        self.witness_pending = true;
-                        let fd = w.as_raw_fd();
-                        if !self.reactor.is_armed(T_WITNESS_REPLY) {
-                            self.reactor.poll(T_WITNESS_REPLY, fd, libc::POLLIN as u32)?;
+                Action::ProbeWitness => {
+                    let now = Instant::now();
+                    // The witness must have answered a probe sent after the
+                    // peer missed heartbeats: then our service network
+                    // worked while the peer was silent on it. The standby's
+                    // continuous probes usually satisfy this already.
+                    let hb = &self.cfg.heartbeat;
+                    let need = self
+                        .pair
+                        .peer()
+                        .and_then(|p| p.paths.iter().filter_map(|pp| pp.last_seen).max())
+                        .map_or(now, |t| t + hb.interval * hb.multiplier.saturating_sub(1));
+                    match self.witness.as_mut() {
+                        Some(_) if self.witness_answered.is_some_and(|t| t >= need) => {
+                            self.witness_ok = true;
+                            self.mark("witness answered after the peer fell silent".into());
+                            self.pair.handle(Event::Witness { reachable: true }, now);
                         }
-                        let wait = (self.cfg.heartbeat.interval * 20).max(Duration::from_millis(20));
-                        self.arm(T_WITNESS_DEADLINE, Instant::now() + wait)?;
+                        Some(w) => {
+                            w.send()?;
+                            let fd = w.as_raw_fd();
+                            self.witness_need = Some(need);
+                            self.mark("probing the witness".into());
+                            if !self.reactor.is_armed(T_WITNESS_REPLY) {
+                                self.reactor.poll(T_WITNESS_REPLY, fd, libc::POLLIN as u32)?;
+                            }
+                            let wait = (self.cfg.heartbeat.interval * 20).max(Duration::from_millis(20));
+                            self.arm(T_WITNESS_DEADLINE, now + wait)?;
+                        }
+                        None => self.pair.handle(Event::Witness { reachable: true }, now),
                     }
-                    None => self.pair.handle(crate::pair::Event::Witness { reachable: true }, Instant::now()),
-                },
+                }
             }
         }
         Ok(())
@@ -700,6 +735,14 @@ impl Daemon {
         if !self.cards.is_empty() {
             self.arm(T_CARD_ALARMS, Instant::now() + Duration::from_millis(50))?;
         }
+        if let Some(w) = &self.witness {
+            let fd = w.as_raw_fd();
+            self.reactor.poll(T_WITNESS_REPLY, fd, libc::POLLIN as u32)?;
+            self.arm(T_WITNESS_TICK, Instant::now())?;
+        }
+        let addr_fd = self.addr_worker.fd();
+        self.reactor.poll(T_ADDR, addr_fd, libc::POLLIN as u32)?;
+        self.realtime();
         self.arm(T_HB, Instant::now())?;
         if !self.ivr_slots.is_empty() {
             self.arm(T_POOL, Instant::now() + self.cfg.heartbeat.interval)?;
@@ -751,24 +794,43 @@ impl Daemon {
                         return Ok(());
                     }
                     T_WITNESS_REPLY => {
-                        let reachable = self.witness.as_mut().is_some_and(|w| w.check_reply());
-                        if reachable {
+                        let answered = self.witness.as_mut().and_then(|w| w.check_reply());
+                        if let Some(t) = answered {
                             self.witness_ok = true;
-                        }
-                        if reachable && self.witness_pending {
-                            self.witness_pending = false;
-                            if self.reactor.is_armed(T_WITNESS_DEADLINE) {
-                                self.reactor.cancel(T_WITNESS_DEADLINE)?;
+                            self.witness_answered = Some(self.witness_answered.map_or(t, |a| a.max(t)));
+                            if self.witness_need.is_some_and(|need| t >= need) {
+                                self.witness_need = None;
+                                if self.reactor.is_armed(T_WITNESS_DEADLINE) {
+                                    self.reactor.cancel(T_WITNESS_DEADLINE)?;
+                                }
+                                self.mark("witness answered".into());
+                                self.pair.handle(Event::Witness { reachable: true }, Instant::now());
                             }
-                            self.pair.handle(Event::Witness { reachable: true }, Instant::now());
-                        } else if let Some(w) = &self.witness {
+                        }
+                        if let Some(w) = &self.witness {
                             let fd = w.as_raw_fd();
                             self.reactor.poll(T_WITNESS_REPLY, fd, libc::POLLIN as u32)?;
                         }
                     }
+                    T_WITNESS_TICK => {
+                        // Probe while a takeover may come (not while active
+                        // or in maintenance): the answers let it skip a
+                        // round trip.
+                        let state = self.pair.state();
+                        if !matches!(state, NodeState::Active | NodeState::Maintenance)
+                            && let Some(w) = self.witness.as_mut()
+                            && let Err(e) = w.send()
+                        {
+                            tracing::debug!("{e}");
+                        }
+                        if let Some(wc) = &self.cfg.witness {
+                            let at = Instant::now() + wc.probe_interval;
+                            self.reactor.arm_timeout(T_WITNESS_TICK, at)?;
+                        }
+                    }
                     T_WITNESS_DEADLINE => {
-                        if self.witness_pending {
-                            self.witness_pending = false;
+                        if self.witness_need.is_some() {
+                            self.witness_need = None;
                             self.witness_ok = false;
                             self.mark("witness unreachable".into());
                             self.pair.handle(Event::Witness { reachable: false }, Instant::now());
@@ -840,6 +902,16 @@ impl Daemon {
                         }
                         self.reactor.arm_timeout(T_CARD_ALARMS, Instant::now() + Duration::from_millis(50))?;
                     }
+                    T_ADDR => {
+                        for d in self.addr_worker.take_done() {
+                            let what = if d.op == crate::addrworker::Op::Add { "added to" } else { "removed from" };
+                            match d.result {
+                                Ok(_) => self.mark(format!("VIP {} {what} {} ({} µs)", d.addr, d.iface, d.took.as_micros())),
+                                Err(e) => self.mark(format!("VIP {} not {what} {}: {e}", d.addr, d.iface)),
+                            }
+                        }
+                        self.reactor.poll(T_ADDR, addr_fd, libc::POLLIN as u32)?;
+                    }
                     T_LOG => {}
                     _ => {}
                 }
@@ -848,10 +920,34 @@ impl Daemon {
         }
     }
 
+    /// Real-time scheduling for the loop once setup is done (the program
+    /// load before it is CPU-heavy and must not run at a real-time
+    /// priority), and memory locked so that a page fault cannot delay a
+    /// heartbeat.
+    fn realtime(&mut self) {
+        let prio = self.cfg.node.realtime_priority;
+        if prio == 0 {
+            return;
+        }
+        let param = libc::sched_param { sched_priority: i32::from(prio) };
+        // SAFETY: plain syscalls on the calling thread with a valid param.
+        let (rc, locked) = unsafe {
+            (libc::sched_setscheduler(0, libc::SCHED_FIFO, &param), libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE))
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            self.mark(format!("node.realtime_priority {prio}: sched_setscheduler(SCHED_FIFO) failed: {e}; normal scheduling"));
+        } else {
+            self.mark(format!("running at SCHED_FIFO priority {prio}{}", if locked == 0 { ", memory locked" } else { "" }));
+        }
+    }
+
     fn shutdown(&mut self) -> Result<()> {
         for c in self.cards.iter_mut() {
             let _ = c.shutdown_spans();
         }
+        // Pending address changes first, so that the removals below are last.
+        self.addr_worker.finish();
         for i in 0..self.vips.len() {
             let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
             let _ = self.dp.set_vip_owned(addr, mac, false);

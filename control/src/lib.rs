@@ -5,6 +5,7 @@
 //! sending gratuitous ARPs), [`uring`] (the io_uring reactor) and
 //! [`admin`] (the admin socket protocol, server helpers and client).
 
+pub mod addrworker;
 pub mod admin;
 pub mod cards;
 pub mod config;

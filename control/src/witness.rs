@@ -4,13 +4,18 @@
 //! taking over would make a second active on an isolated segment.
 //!
 //! Non-blocking: `send` fires a request, the caller polls `fd()` for
-//! readability (the daemon's io_uring loop) and calls `check_reply`; the
-//! deadline is the caller's timer. Raw ICMP socket, so root only.
+//! readability (the daemon's io_uring loop) and calls `check_reply`, which
+//! answers with the send time of the newest answered request; the deadline
+//! is the caller's timer. The daemon probes continuously while it stands
+//! by, so that a takeover can rely on a probe answered after the peer went
+//! silent instead of waiting for a new round trip (see `tandemd`'s
+//! `ProbeWitness`). Raw ICMP socket, so root only.
 
 use std::{
     io,
     net::Ipv4Addr,
     os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    time::Instant,
 };
 
 /// An ICMP echo prober for one witness address.
@@ -19,7 +24,12 @@ pub struct Witness {
     addr: Ipv4Addr,
     id: u16,
     seq: u16,
+    /// Send times of the last requests, indexed by `seq % SENT`.
+    sent: [(u16, Option<Instant>); SENT],
 }
+
+/// How many outstanding requests a late reply can still be matched to.
+const SENT: usize = 64;
 
 /// The Internet checksum (RFC 1071), shared with the dataplane's frame builder.
 use tandem_dataplane::packet::checksum as internet_checksum;
@@ -38,7 +48,7 @@ impl Witness {
         }
         // SAFETY: fd is a new, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Witness { fd, addr, id: (std::process::id() & 0xffff) as u16, seq: 0 })
+        Ok(Witness { fd, addr, id: (std::process::id() & 0xffff) as u16, seq: 0, sent: [(0, None); SENT] })
     }
 
     pub fn addr(&self) -> Ipv4Addr {
@@ -76,17 +86,20 @@ impl Witness {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(e.kind(), format!("witness {}: sending echo: {e}", self.addr)));
         }
+        self.sent[usize::from(self.seq) % SENT] = (self.seq, Some(Instant::now()));
         Ok(self.seq)
     }
 
-    /// Reads pending replies; true if one answers the last request.
-    pub fn check_reply(&mut self) -> bool {
+    /// Reads pending replies; the send time of the newest request that one
+    /// of them answers (None if none answers a recent request).
+    pub fn check_reply(&mut self) -> Option<Instant> {
         let mut buf = [0u8; 1500];
+        let mut newest: Option<Instant> = None;
         loop {
             // SAFETY: buf is valid for its length.
             let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), libc::MSG_DONTWAIT) };
             if n <= 0 {
-                return false;
+                return newest;
             }
             let n = n as usize;
             if n < 20 {
@@ -99,8 +112,13 @@ impl Witness {
             let icmp = &buf[ihl..n];
             let id = u16::from_be_bytes([icmp[4], icmp[5]]);
             let seq = u16::from_be_bytes([icmp[6], icmp[7]]);
-            if icmp[0] == 0 && id == self.id && seq == self.seq {
-                return true;
+            if icmp[0] != 0 || id != self.id {
+                continue;
+            }
+            if let (s, Some(at)) = self.sent[usize::from(seq) % SENT]
+                && s == seq
+            {
+                newest = Some(newest.map_or(at, |n| n.max(at)));
             }
         }
     }
@@ -108,13 +126,14 @@ impl Witness {
     /// Blocking probe with a deadline (tests and the first decision at start).
     pub fn probe_blocking(&mut self, timeout: std::time::Duration) -> io::Result<bool> {
         self.send()?;
+        let asked = self.sent[usize::from(self.seq) % SENT].1;
         let end = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < end {
             let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
             let left = end.saturating_duration_since(std::time::Instant::now()).as_millis().max(1) as i32;
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, left) };
-            if self.check_reply() {
+            if self.check_reply().is_some_and(|t| Some(t) >= asked) {
                 return Ok(true);
             }
         }

@@ -1038,6 +1038,7 @@ peer_id = {peer_id}
 name = "{me}"
 priority = {priority}
 preempt = false
+realtime_priority = 50
 
 [heartbeat]
 interval_ms = 1
@@ -1097,7 +1098,11 @@ socket = "{socket}"
                 lab::HB_A_ADDR,
             )
         };
-        let mut text = format!("global_defs {{\n  router_id {me}\n}}\n");
+        // The same real-time priority as tandem's loop (keepalived's own
+        // knobs for it), so that neither is at the scheduler's mercy.
+        let mut text = format!(
+            "global_defs {{\n  router_id {me}\n  vrrp_rt_priority 50\n  bfd_rt_priority 50\n}}\n"
+        );
         if bfd {
             // On the heartbeat link, like tandem's dedicated path. The
             // tracked weight lowers the priority while the peer is up
@@ -1379,6 +1384,12 @@ socket = "{socket}"
         out.takeover_ns = b
             .first_after(t0, takeover_pats)
             .map(|l| l.at().saturating_sub(t0));
+        if std::env::var_os("TANDEM_BENCH_TRACE").is_some() {
+            // The new owner's timeline after the failure, relative to T0.
+            for l in b.lines().iter().filter(|l| l.at() >= t0 && l.at() < t0 + 50_000_000) {
+                eprintln!("  trace {:?} +{:.3} ms {}", failure, (l.at() - t0) as f64 / 1e6, l.text);
+            }
+        }
         let garps = arp.seen();
         out.garp_wire_ns = garps
             .iter()
@@ -1892,7 +1903,8 @@ a trial that does not recover within 1.5 s counts as failed, with its gap censor
 A killed keepalived leaves the VIP on `eth0` with the kernel answering ARP for it, so after the backup's takeover two nodes answer ARP for the VIP, and (with a service that survives the daemon, as here and as with IPVS) the dead-daemon node goes on serving whatever still reaches it — that is why keepalived's client gap under kill -9 is near zero while it has no master anymore.\n\
 - **Crash.** The daemon killed and the director's `eth0` and `hb0` set down at once (rtnetlink, within ~100 µs). **Link down.** `eth0` of the active set down alone (tandem: a local fault; the active hands over through the heartbeat link; keepalived: its tracked interface goes down, the instance enters FAULT and b's advert timer runs out).\n\
 - **keepalived settings.** 2.2.7 (Debian), VRRPv3, `advert_int 0.01` (its minimum), unicast adverts on the service network, priorities 250 (a) / 200 (b) (skew ≈ 2 ms), default scheduling (no `max_auto_priority`). BFD: `min_rx 10`, `min_tx 10`, `multiplier 3` on the heartbeat link, `track_bfd { peer weight 50 reverse }` (the priority goes up when the peer is lost). \
-tandem: `interval_ms = 1`, `multiplier = 3`, heartbeats on the heartbeat link and the service network, witness probe before serving.\n\
+tandem: `interval_ms = 1`, `multiplier = 3`, heartbeats on the heartbeat link and the service network, witness on (the standby probes it every 1 ms and takes over on an answer to a probe sent after the peer missed two heartbeats, so the witness adds no round trip). Both systems run their loops at SCHED_FIFO 50 (tandem `realtime_priority = 50`; keepalived `vrrp_rt_priority 50`, `bfd_rt_priority 50`). \
+- **What a takeover waits for.** tandem's takeover is done when the dataplane owns the VIP and the first GARP is out; the VIP's address on `lo` is added by a worker thread after it, because the netlink request waits for the kernel's RTNL mutex: in a crash, the failed node's links going down hold it, and an inline add measured 5–22 ms here (takeover p99 17.3 ms in the previous run). XDP answers ARP and dispatches the VIP's traffic without the address.\n\
 - **Why tandem's client gap can end before its takeover.** When a director's `eth0` goes down (crash, link down), the bridge drops its MAC from the forwarding table and floods the client's frames for it to every port; tandem's standby runs the dispatcher too and forwards VIP traffic that reaches it before it owns the VIP, so the probes are answered through b before b has taken over (under link down the gap stays a few ms although the takeover fails or takes ~1 s). A switch that flushes its table on link down does the same. Under kill -9 the dead node's port stays up and nothing is flooded.\n\
 - **Unstable setups.** Before the failure, both nodes must keep their roles from the confirmed steady state through the ≥ 55 ms of steady probes; an attempt in which either changed its role by itself (a spurious takeover) is discarded, counted here, and retried (3 attempts, then the trial fails).\n\
 - Percentiles are nearest-rank over the trials that recovered (detect, takeover, GARP) or over all trials (gap, lost probes).\n",

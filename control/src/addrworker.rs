@@ -1,0 +1,182 @@
+//! VIP address changes off the loop. Adding or removing an address takes
+//! the kernel's RTNL mutex inside the `sendmsg` of the netlink request, so
+//! a request waits for whatever else holds it: measured in the failover
+//! lab, a takeover whose failed peer's links were going down at the same
+//! time waited 5–22 ms for the address. The address on `lo` is not on the
+//! serving path (XDP answers ARP for an owned VIP and dispatches its
+//! traffic; `lo` only lets the stack accept what XDP passes), so the loop
+//! hands the change to this worker thread and goes on: the takeover is done
+//! when the dataplane owns the VIP and the first GARP is out.
+//!
+//! One thread, requests in order (an add then a remove of the same address
+//! end removed), each completion posted back and signalled on an eventfd
+//! that the io_uring loop polls. The thread keeps normal scheduling even
+//! when the loop runs at a real-time priority.
+
+use std::{
+    net::Ipv4Addr,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    sync::mpsc,
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::vip::{AddressSocket, Change, Interface, VipError};
+
+/// What to do with an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Remove,
+}
+
+struct Job {
+    op: Op,
+    iface: Interface,
+    addr: Ipv4Addr,
+    prefix_len: u8,
+}
+
+/// A finished request.
+#[derive(Debug)]
+pub struct Done {
+    pub op: Op,
+    pub addr: Ipv4Addr,
+    pub iface: String,
+    pub result: Result<Change, VipError>,
+    /// From the request to its completion (queueing included).
+    pub took: Duration,
+}
+
+/// The worker thread and its queues.
+pub struct AddressWorker {
+    tx: Option<mpsc::Sender<(Job, Instant)>>,
+    rx: mpsc::Receiver<Done>,
+    efd: OwnedFd,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn eventfd() -> std::io::Result<OwnedFd> {
+    // SAFETY: plain eventfd(2); the result is checked before use.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64 to an eventfd.
+    unsafe { libc::write(fd, &one as *const u64 as *const _, 8) };
+}
+
+impl AddressWorker {
+    /// Opens the netlink socket (in the caller's network namespace, which
+    /// the thread shares) and starts the thread.
+    pub fn start() -> Result<AddressWorker, VipError> {
+        let mut sock = AddressSocket::open()?;
+        let efd = eventfd().map_err(VipError::Netlink)?;
+        let signal_fd = efd.as_raw_fd();
+        let (tx, jobs) = mpsc::channel::<(Job, Instant)>();
+        let (done, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("tandemd-addr".into())
+            .spawn(move || {
+                for (job, asked) in jobs {
+                    let result = match job.op {
+                        Op::Add => sock.add(&job.iface, job.addr, job.prefix_len),
+                        Op::Remove => sock.remove(&job.iface, job.addr),
+                    };
+                    let d = Done { op: job.op, addr: job.addr, iface: job.iface.name.clone(), result, took: asked.elapsed() };
+                    if done.send(d).is_err() {
+                        return;
+                    }
+                    signal(signal_fd);
+                }
+            })
+            .map_err(VipError::Netlink)?;
+        Ok(AddressWorker { tx: Some(tx), rx, efd, thread: Some(thread) })
+    }
+
+    /// Queues a change; its completion comes back through [`Self::take_done`].
+    pub fn request(&self, op: Op, iface: &Interface, addr: Ipv4Addr, prefix_len: u8) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send((Job { op, iface: iface.clone(), addr, prefix_len }, Instant::now()));
+        }
+    }
+
+    /// The eventfd that becomes readable when a request completed.
+    pub fn fd(&self) -> RawFd {
+        self.efd.as_raw_fd()
+    }
+
+    /// Clears the eventfd and returns the completed requests.
+    pub fn take_done(&self) -> Vec<Done> {
+        let mut v: u64 = 0;
+        // SAFETY: reads 8 bytes into a valid u64 from a non-blocking eventfd.
+        unsafe { libc::read(self.efd.as_raw_fd(), &mut v as *mut u64 as *mut _, 8) };
+        self.rx.try_iter().collect()
+    }
+
+    /// Finishes the queued requests and stops the thread; their results.
+    pub fn finish(&mut self) -> Vec<Done> {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.rx.try_iter().collect()
+    }
+}
+
+impl Drop for AddressWorker {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privileged_requests_complete_in_order_and_signal() {
+        if !nix::unistd::geteuid().is_root() {
+            if std::env::var("TANDEM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+                panic!("needs root (rtnetlink address changes)");
+            }
+            eprintln!("SKIP privileged_requests_complete_in_order_and_signal: needs root");
+            return;
+        }
+        // In a fresh network namespace of this thread's own, so that the
+        // host's lo is untouched: the worker thread is spawned after the
+        // unshare and shares it.
+        std::thread::spawn(|| {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+            let lo = Interface::by_name("lo").unwrap();
+            let w = AddressWorker::start().unwrap();
+            let a = Ipv4Addr::new(198, 18, 200, 1);
+            w.request(Op::Add, &lo, a, 32);
+            w.request(Op::Add, &lo, a, 32);
+            w.request(Op::Remove, &lo, a, 32);
+            let mut got = Vec::new();
+            let end = Instant::now() + Duration::from_secs(5);
+            while got.len() < 3 && Instant::now() < end {
+                let mut pfd = libc::pollfd { fd: w.fd(), events: libc::POLLIN, revents: 0 };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut pfd, 1, 100) };
+                got.extend(w.take_done());
+            }
+            let changes: Vec<_> = got.iter().map(|d| (d.op, d.result.as_ref().ok().copied())).collect();
+            assert_eq!(
+                changes,
+                vec![(Op::Add, Some(Change::Added)), (Op::Add, Some(Change::AlreadyPresent)), (Op::Remove, Some(Change::Removed))]
+            );
+            let mut s = AddressSocket::open().unwrap();
+            assert!(!s.contains(&lo, a).unwrap());
+        })
+        .join()
+        .unwrap();
+    }
+}
