@@ -54,6 +54,8 @@ pub enum Request {
     Maintenance {
         on: bool,
     },
+    /// State sync: role, connection, tables, sequence and lag.
+    Sync,
 }
 
 /// The daemon's answer to one request.
@@ -70,6 +72,7 @@ pub enum Response {
     Cards {
         spans: Vec<SpanStatus>,
     },
+    Sync(SyncReply),
     /// A command was carried out (switchover, maintenance).
     Done {
         message: String,
@@ -126,6 +129,46 @@ pub struct VipStatus {
     pub interface: String,
     /// This node holds the address.
     pub owned: bool,
+}
+
+/// `sync`: this node's end of state sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReply {
+    /// Off in the configuration.
+    pub enabled: bool,
+    /// `publisher` (active), `subscriber` (standby) or `none`.
+    pub role: String,
+    pub state: String,
+    pub peer: Option<String>,
+    /// Records in this node's synced tables.
+    pub flows: u64,
+    pub calls: u64,
+    pub channels: u64,
+    /// Publisher: the last change recorded; subscriber: the last applied.
+    pub last_seq: u64,
+    /// Publisher: the last change the standby acknowledged.
+    pub acked: u64,
+    /// Publisher: changes kept for the standby.
+    pub queue: u64,
+    pub out_of_date: bool,
+    /// Publisher: changes recorded; subscriber: records received.
+    pub records: u64,
+    /// Subscriber: records written into the kernel's tables.
+    pub applied: u64,
+    /// Records this node's kernel could not take (no such service or real server).
+    pub kernel_errors: u64,
+    pub snapshots: u64,
+    pub resumes: u64,
+    pub overflows: u64,
+    pub bad_frames: u64,
+    pub connections: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Publisher: record → acknowledged, over the last samples, in µs.
+    pub lag_samples: u64,
+    pub lag_p50_us: u64,
+    pub lag_p99_us: u64,
+    pub lag_max_us: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -734,12 +777,49 @@ pub fn render_cards(spans: &[SpanStatus]) -> String {
 }
 
 /// The human-readable form of any response.
+/// `tandemctl sync`.
+pub fn render_sync(s: &SyncReply) -> String {
+    if !s.enabled {
+        return "state sync off ([sync] enabled = false)\n".into();
+    }
+    let mut o = String::new();
+    let _ = writeln!(o, "role        {}  {}  peer {}", s.role, s.state, s.peer.as_deref().unwrap_or("none"));
+    let _ = writeln!(o, "tables      {} flows  {} calls  {} channels", s.flows, s.calls, s.channels);
+    if s.role == "publisher" {
+        let _ = writeln!(
+            o,
+            "sequence    last {}  acked {}  queued {}{}",
+            s.last_seq,
+            s.acked,
+            s.queue,
+            if s.out_of_date { "  (standby out of date: snapshot due)" } else { "" }
+        );
+        let _ = writeln!(
+            o,
+            "lag         p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+            s.lag_p50_us as f64 / 1000.0,
+            s.lag_p99_us as f64 / 1000.0,
+            s.lag_max_us as f64 / 1000.0,
+            s.lag_samples
+        );
+    } else {
+        let _ = writeln!(o, "sequence    applied up to {}  records {}  into the kernel {}  refused {}", s.last_seq, s.records, s.applied, s.kernel_errors);
+    }
+    let _ = writeln!(
+        o,
+        "counters    {} connections  {} snapshots  {} resumes  {} overflows  {} bad frames  {} B out  {} B in",
+        s.connections, s.snapshots, s.resumes, s.overflows, s.bad_frames, s.bytes_sent, s.bytes_received
+    );
+    o
+}
+
 pub fn render(response: &Response) -> String {
     match response {
         Response::Status(s) => render_status(s),
         Response::Services { services } => render_services(services),
         Response::Reals { reals } => render_reals(reals),
         Response::Cards { spans } => render_cards(spans),
+        Response::Sync(s) => render_sync(s),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
     }

@@ -54,6 +54,8 @@ pub const DEFAULT_GARP_INTERVAL_MS: u64 = 10;
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tandem/tandemd.sock";
 /// Default node priority (higher wins).
 pub const DEFAULT_PRIORITY: u8 = 100;
+/// `[sync] port`.
+pub const DEFAULT_SYNC_PORT: u16 = crate::sync::DEFAULT_PORT;
 /// Default device root of a telephony card (DAHDI's nodes).
 pub const DEFAULT_CARD_ROOT: &str = tandem_hw::device::DEFAULT_DEVICE_ROOT;
 /// Default time a takeover waits for its spans to be alarm-free after
@@ -152,6 +154,19 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Telephony cards whose spans follow the pair state (may be empty).
     pub cards: Vec<CardConfig>,
+    /// State sync with the peer (None: `[sync] enabled = false`).
+    pub sync: Option<SyncConfig>,
+}
+
+/// `[sync]`: the TCP connection that carries flows, calls and channel
+/// states to the standby. On by default, over the first heartbeat path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    pub port: u16,
+    /// This node listens here (default: the first heartbeat path's local address).
+    pub local: IpAddr,
+    /// The peer listens here (default: the first heartbeat path's peer address).
+    pub peer: IpAddr,
 }
 
 /// `[node]`: who this director is.
@@ -356,6 +371,7 @@ impl Config {
             .iter()
             .map(parse_card)
             .collect::<Result<Vec<_>, _>>()?;
+        let sync = parse_sync(root.opt_table("sync")?.as_ref(), &heartbeat)?;
         root.finish()?;
         let config = Config {
             node,
@@ -366,6 +382,7 @@ impl Config {
             services,
             admin,
             cards,
+            sync,
         };
         config.check_across()?;
         // The dataplane's own checks (wrr cycle length, NAT gateway, ...),
@@ -512,6 +529,19 @@ impl Config {
             .collect::<Vec<_>>();
         t.insert("paths".into(), paths.into());
         root.insert("heartbeat".into(), t.into());
+
+        let mut t = Table::new();
+        match &self.sync {
+            Some(sy) => {
+                t.insert("port".into(), int(sy.port));
+                t.insert("local".into(), sy.local.to_string().into());
+                t.insert("peer".into(), sy.peer.to_string().into());
+            }
+            None => {
+                t.insert("enabled".into(), false.into());
+            }
+        }
+        root.insert("sync".into(), t.into());
 
         if let Some(w) = &self.witness {
             let mut t = Table::new();
@@ -761,6 +791,22 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
         peer_id,
         realtime_priority,
     })
+}
+
+fn parse_sync(t: Option<&Fields>, hb: &HeartbeatConfig) -> Result<Option<SyncConfig>, ConfigError> {
+    let path = &hb.paths[0];
+    let Some(t) = t else {
+        return Ok(Some(SyncConfig { port: DEFAULT_SYNC_PORT, local: IpAddr::V4(path.local), peer: IpAddr::V4(path.peer) }));
+    };
+    let enabled = t.bool("enabled", Some(true))?;
+    let port = t.int("port", Some(DEFAULT_SYNC_PORT as i64), 1, 65_535)? as u16;
+    let local = if t.opt("local").is_some() { t.req_ip("local")? } else { IpAddr::V4(path.local) };
+    let peer = if t.opt("peer").is_some() { t.req_ip("peer")? } else { IpAddr::V4(path.peer) };
+    if local == peer {
+        return Err(invalid(t.path("peer"), &quoted(&peer.to_string()), "is this node's own sync address"));
+    }
+    t.finish()?;
+    Ok(enabled.then_some(SyncConfig { port, local, peer }))
 }
 
 fn parse_heartbeat(t: &Fields) -> Result<HeartbeatConfig, ConfigError> {

@@ -64,6 +64,10 @@ const T_CARDS: u64 = 12;
 const T_CARD_ALARMS: u64 = 13;
 const T_WITNESS_TICK: u64 = 14;
 const T_ADDR: u64 = 15;
+const T_SYNC_ACCEPT: u64 = 16;
+const T_SYNC_CONN: u64 = 17;
+const T_SYNC_TIMER: u64 = 18;
+const T_FLOW_RING: u64 = 19;
 
 /// One entry of the timeline the daemon keeps (and prints with `-v`).
 #[derive(Clone, Debug)]
@@ -126,6 +130,15 @@ pub struct Daemon {
     /// Faults the pair state machine was told of, by source.
     link_fault: bool,
     card_fault: bool,
+    /// State sync (None: off in the configuration).
+    sync: Option<crate::syncrt::SyncRuntime>,
+    /// The kernel's connection-table changes (with sync on).
+    flow_events: Option<tandem_dataplane::FlowEvents>,
+    /// Service id → (its key, real server by slot), for flow records.
+    svc_cache: HashMap<u32, (crate::sync::VirtualService, Vec<Option<(IpAddr, u16)>>)>,
+    /// The connection poll armed: (connection id, events).
+    sync_polled: Option<(u64, u32)>,
+    sync_timer_at: Option<Instant>,
 }
 
 /// The services with IVR health applied: a real server whose IVR is dead
@@ -271,6 +284,19 @@ impl Daemon {
             m.arm().with_context(|| format!("card {}: arming", c.root.display()))?;
             cards.push(m);
         }
+        let (sync, flow_events) = match &cfg.sync {
+            Some(sc) => {
+                let rt = crate::syncrt::SyncRuntime::new(
+                    cfg.node.id,
+                    key.clone(),
+                    SocketAddr::new(sc.local, sc.port),
+                    SocketAddr::new(sc.peer, sc.port),
+                )?;
+                dp.set_flow_events(true).context("turning flow events on")?;
+                (Some(rt), Some(dp.take_flow_events().context("flow ring buffer")?))
+            }
+            None => (None, None),
+        };
         let admin = match crate::admin::bind(&cfg.admin.socket) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -309,6 +335,11 @@ impl Daemon {
             cards,
             link_fault: false,
             card_fault: false,
+            sync,
+            flow_events,
+            svc_cache: HashMap::new(),
+            sync_polled: None,
+            sync_timer_at: None,
             cfg,
         })
     }
@@ -409,6 +440,7 @@ impl Daemon {
             return;
         }
         let eff = effective(&self.services, &self.ivr_slots, &self.pool);
+        self.svc_cache.clear();
         for si in touched {
             if let Err(e) = self.dp.set_service(&eff[si]) {
                 tracing::error!("service {}: {e}", eff[si].name());
@@ -435,6 +467,13 @@ impl Daemon {
                 Action::StateChanged { from, to, epoch } => {
                     self.state_since = Instant::now();
                     self.mark(format!("state {} -> {} (epoch {epoch})", from.name(), to.name()));
+                    if let Some(sy) = self.sync.as_mut() {
+                        if to == NodeState::Active {
+                            sy.become_publisher(epoch, Instant::now());
+                        } else if to != NodeState::Takeover {
+                            sy.become_subscriber(epoch, Instant::now());
+                        }
+                    }
                 }
                 Action::BecomeActive { epoch } => {
                     // The dataplane owns the VIP and the first GARP leaves;
@@ -535,6 +574,156 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// The sync record of a connection-table change from the kernel.
+    fn flow_record(&mut self, ev: &tandem_dataplane::common::FlowEvent) -> Option<crate::sync::Record> {
+        use tandem_dataplane::common::{FLOW_EVENT_NEW, FLOW_EVENT_REMOVED};
+        match ev.kind {
+            FLOW_EVENT_REMOVED => Some(crate::sync::Record::FlowRemoved(ev.key)),
+            FLOW_EVENT_NEW => {
+                let id = ev.value.service_id;
+                let slot = ev.value.real_idx as usize;
+                if !self.svc_cache.get(&id).is_some_and(|(_, slots)| slots.get(slot).is_some_and(|s| s.is_some())) {
+                    self.svc_cache = self
+                        .dp
+                        .services()
+                        .map(|img| {
+                            let vs = crate::sync::VirtualService { addr: img.key.addr, port: img.key.port, proto: img.key.proto };
+                            (img.service.id, (vs, img.slot_ids.clone()))
+                        })
+                        .collect();
+                }
+                let (vs, slots) = self.svc_cache.get(&id)?;
+                let (addr, port) = (*slots.get(slot)?)?;
+                let real_addr = match addr {
+                    IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+                    IpAddr::V6(a) => a.octets(),
+                };
+                let age_ms = (mono_ns().saturating_sub(ev.value.created_ns) / 1_000_000).min(u32::MAX as u64) as u32;
+                Some(crate::sync::Record::Flow(crate::sync::FlowRecord {
+                    key: ev.key,
+                    service: *vs,
+                    real_addr,
+                    real_port: port,
+                    age_ms,
+                    flags: ev.value.flags,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes what the subscriber received into the kernel's tables.
+    fn apply_synced(&mut self, applied: Vec<crate::sync::Applied>) {
+        let (mut ok, mut refused) = (0u64, 0u64);
+        for a in applied {
+            match a.record {
+                crate::sync::Record::Flow(f) => {
+                    let created = mono_ns().saturating_sub(u64::from(f.age_ms) * 1_000_000);
+                    match self.dp.upsert_synced_flow(&f.key, &f.service.service_key(), (ip_of(&f.real_addr), f.real_port), created, f.flags) {
+                        Ok(true) => ok += 1,
+                        Ok(false) => refused += 1,
+                        Err(e) => {
+                            refused += 1;
+                            tracing::error!("sync: writing a flow: {e}");
+                        }
+                    }
+                }
+                crate::sync::Record::FlowRemoved(k) => {
+                    if let Err(e) = self.dp.remove_synced_flow(&k) {
+                        tracing::error!("sync: removing a flow: {e}");
+                    }
+                    ok += 1;
+                }
+                // Calls and channels live in the subscriber's store.
+                _ => ok += 1,
+            }
+        }
+        if let Some(sy) = self.sync.as_mut() {
+            sy.applied += ok;
+            if refused > 0 && sy.kernel_errors == 0 {
+                tracing::warn!("sync: {refused} flows name a service or real server this node does not have");
+            }
+            sy.kernel_errors += refused;
+        }
+    }
+
+    /// After every turn of the loop: lets sync send what is due, reports
+    /// its connection changes and re-arms its poll and timer.
+    fn sync_turn(&mut self) -> Result<()> {
+        let Some(sy) = self.sync.as_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        sy.handle_timeout(now);
+        sy.flush(now);
+        let events = sy.take_events();
+        let want = sy.conn_poll();
+        let at = sy.poll_timeout();
+        for e in events {
+            self.mark(match e {
+                crate::syncrt::Event::Connected { peer, dialed } => {
+                    format!("sync: connected {} {peer}", if dialed { "to" } else { "from" })
+                }
+                crate::syncrt::Event::Closed { peer, why } => format!("sync: connection with {peer} closed: {why}"),
+                crate::syncrt::Event::InSync => "sync: in sync with the active".into(),
+            });
+        }
+        let polled = want.map(|(id, _, ev)| (id, ev));
+        if polled != self.sync_polled || (polled.is_some() && !self.reactor.is_armed(T_SYNC_CONN)) {
+            if self.reactor.is_armed(T_SYNC_CONN) {
+                self.reactor.cancel(T_SYNC_CONN)?;
+            }
+            if let Some((_, fd, ev)) = want {
+                self.reactor.poll(T_SYNC_CONN, fd, ev)?;
+            }
+            self.sync_polled = polled;
+        }
+        if at != self.sync_timer_at || (at.is_some() && !self.reactor.is_armed(T_SYNC_TIMER)) {
+            if self.reactor.is_armed(T_SYNC_TIMER) {
+                self.reactor.cancel(T_SYNC_TIMER)?;
+            }
+            if let Some(t) = at {
+                self.reactor.arm_timeout(T_SYNC_TIMER, t.max(now))?;
+            }
+            self.sync_timer_at = at;
+        }
+        Ok(())
+    }
+
+    fn sync_status(&self) -> admin::SyncReply {
+        let Some(sy) = &self.sync else {
+            return admin::SyncReply::default();
+        };
+        let s = sy.status();
+        admin::SyncReply {
+            enabled: true,
+            role: s.role.into(),
+            state: s.state,
+            peer: s.peer.map(|p| p.to_string()),
+            flows: s.flows as u64,
+            calls: s.calls as u64,
+            channels: s.channels as u64,
+            last_seq: s.last_seq,
+            acked: s.acked,
+            queue: s.queue as u64,
+            out_of_date: s.out_of_date,
+            records: s.records,
+            applied: s.applied,
+            kernel_errors: s.kernel_errors,
+            snapshots: s.snapshots,
+            resumes: s.resumes,
+            overflows: s.overflows,
+            bad_frames: s.bad_frames,
+            connections: s.connections,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            lag_samples: s.lag_samples as u64,
+            lag_p50_us: s.lag_p50_us,
+            lag_p99_us: s.lag_p99_us,
+            lag_max_us: s.lag_max_us,
+        }
     }
 
     fn send_heartbeats(&mut self) {
@@ -686,6 +875,7 @@ impl Daemon {
                     }
                 }
             },
+            Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
             Ok(admin::Request::Cards) => admin::Response::Cards { spans: self.cards.iter().flat_map(|c| c.cards_status()).collect() },
             Ok(admin::Request::Maintenance { on }) => {
                 self.pair.handle(Event::AdminMaintenance(on), now);
@@ -742,6 +932,11 @@ impl Daemon {
         }
         let addr_fd = self.addr_worker.fd();
         self.reactor.poll(T_ADDR, addr_fd, libc::POLLIN as u32)?;
+        let sync_fds = self.sync.as_ref().map(|s| s.listener_fd()).zip(self.flow_events.as_ref().map(|f| f.as_raw_fd()));
+        if let Some((listen_fd, ring_fd)) = sync_fds {
+            self.reactor.accept(T_SYNC_ACCEPT, listen_fd)?;
+            self.reactor.poll(T_FLOW_RING, ring_fd, libc::POLLIN as u32)?;
+        }
         self.realtime();
         self.arm(T_HB, Instant::now())?;
         if !self.ivr_slots.is_empty() {
@@ -912,11 +1107,57 @@ impl Daemon {
                         }
                         self.reactor.poll(T_ADDR, addr_fd, libc::POLLIN as u32)?;
                     }
+                    T_SYNC_ACCEPT => {
+                        if let (Some(conn), Some(sy)) = (c.accepted, self.sync.as_mut()) {
+                            sy.accepted(conn, Instant::now());
+                        }
+                        if let Some((listen_fd, _)) = sync_fds {
+                            self.reactor.accept(T_SYNC_ACCEPT, listen_fd)?;
+                        }
+                    }
+                    T_SYNC_CONN => {
+                        self.sync_polled = None;
+                        let applied = match self.sync.as_mut() {
+                            Some(sy) => sy.on_readable(Instant::now()),
+                            None => Vec::new(),
+                        };
+                        if !applied.is_empty() {
+                            self.apply_synced(applied);
+                        }
+                    }
+                    T_SYNC_TIMER => {
+                        self.sync_timer_at = None;
+                    }
+                    T_FLOW_RING => {
+                        let mut evs = Vec::new();
+                        if let Some(fe) = self.flow_events.as_mut() {
+                            while let Some(e) = fe.next() {
+                                evs.push(e);
+                                if evs.len() >= 65_536 {
+                                    break;
+                                }
+                            }
+                        }
+                        if self.sync.as_ref().is_some_and(|s| s.is_publishing()) {
+                            let now = Instant::now();
+                            for e in &evs {
+                                if let Some(r) = self.flow_record(e) {
+                                    if let Some(sy) = self.sync.as_mut() {
+                                        sy.record(r, now);
+                                    }
+                                }
+                            }
+                        }
+                        if let Some((_, ring_fd)) = sync_fds {
+                            self.reactor.poll(T_FLOW_RING, ring_fd, libc::POLLIN as u32)?;
+                        }
+                    }
                     T_LOG => {}
                     _ => {}
                 }
             }
             self.apply_actions()?;
+            self.sync_turn()?;
         }
     }
 

@@ -15,6 +15,7 @@ pub mod link;
 pub mod pair;
 pub mod pool;
 pub mod sync;
+pub mod syncrt;
 pub mod uring;
 pub mod vip;
 pub mod witness;

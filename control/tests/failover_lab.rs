@@ -17,7 +17,7 @@ use tandem_dataplane::{AttachMode, Dataplane, LoadOptions};
 use tandem_tests::{
     Lab, Responder, in_netns,
     lab::{self, DIRECTOR_A, DIRECTOR_B},
-    require_privileged, spawn_udp_responder, udp_request,
+    require_privileged, spawn_udp_responder, udp_flows, udp_request,
 };
 
 const KEY: &str = "00112233445566778899aabbccddeeff";
@@ -206,7 +206,11 @@ fn pair(tag: &str, preempt: bool) -> Pair {
 }
 
 fn pair_with(tag: &str, preempt: bool, ivr_hb: bool) -> Pair {
-    let lab = Lab::pair(2).expect("pair lab");
+    pair_n(tag, preempt, ivr_hb, 2)
+}
+
+fn pair_n(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize) -> Pair {
+    let lab = Lab::pair(n_ivr).expect("pair lab");
     let ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
     // The bridge-side ends of the directors' service veths must run XDP to
     // accept the dispatcher's XDP_TX frames.
@@ -609,4 +613,123 @@ fn privileged_lab_spans_follow_the_active_node() {
     let _ = cards.sim.execute("alarm 1 1 none");
     drop(a);
     drop(b);
+}
+
+fn sync_status(n: &Node) -> Option<admin::SyncReply> {
+    match n.request(Request::Sync)? {
+        Response::Sync(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// One UDP flow per source port through the VIP; which IVR answered each.
+fn who_answers(lab: &Lab, ports: &[u16]) -> Vec<Option<String>> {
+    let client = lab.ns(lab::CLIENT).unwrap();
+    let dst = SocketAddr::new(IpAddr::V4(lab.vip()), 5060);
+    let name = |r: Vec<u8>| String::from_utf8_lossy(&r).split_whitespace().next().map(str::to_string);
+    let mut who: Vec<Option<String>> = udp_flows(client, ports, dst, b"OPTIONS", 5000, Duration::from_secs(2))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.and_then(name))
+        .collect();
+    // A datagram lost on a loaded machine: ask again on the same 5-tuple
+    // (the same flow), a few times.
+    for (i, w) in who.iter_mut().enumerate() {
+        for _ in 0..3 {
+            if w.is_some() {
+                break;
+            }
+            *w = udp_request(client, ports[i], dst, b"OPTIONS", Duration::from_millis(300)).ok().and_then(name);
+        }
+    }
+    who
+}
+
+/// [`who_answers`] with the flows opened in the reverse order: a fresh
+/// rr scheduling of the same flows in the same order would repeat the
+/// same assignment and hide a flow table that was not synced.
+fn who_answers_reversed(lab: &Lab, ports: &[u16]) -> Vec<Option<String>> {
+    let rev: Vec<u16> = ports.iter().rev().copied().collect();
+    let mut w = who_answers(lab, &rev);
+    w.reverse();
+    w
+}
+
+fn moved(before: &[Option<String>], after: &[Option<String>]) -> usize {
+    before.iter().zip(after).filter(|(b, a)| b != a).count()
+}
+
+#[test]
+fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
+    if !require_privileged("privileged_lab_sync_no_flow_moves_across_failover_and_failback") {
+        return;
+    }
+    // Four IVRs and rr: a fresh scheduling would move about 3 flows in 4.
+    let mut p = pair_n("sync", false, false, 4);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    assert!(
+        wait_for("b in sync", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.state == "in sync")),
+        "b: {:?}\n{}",
+        sync_status(&p.b),
+        p.b.log()
+    );
+    let ports: Vec<u16> = (30_000..31_000).collect();
+    let before = who_answers(&p.lab, &ports);
+    assert!(before.iter().all(Option::is_some), "{} of 1000 flows unanswered through a", before.iter().filter(|w| w.is_none()).count());
+    for ivr in p.lab.ivrs() {
+        let n = before.iter().filter(|w| w.as_deref() == Some(ivr.name.as_str())).count();
+        assert!((200..=300).contains(&n), "rr gave {} {n} of 1000 flows", ivr.name);
+    }
+    // The standby holds every flow (and the active's standby acked them all).
+    assert!(
+        wait_for("b holds 1000 flows", Duration::from_secs(10), || {
+            let (a, b) = (sync_status(&p.a), sync_status(&p.b));
+            a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 1000) && b.is_some_and(|b| b.flows >= 1000 && b.kernel_errors == 0)
+        }),
+        "a: {:?}\nb: {:?}",
+        sync_status(&p.a),
+        sync_status(&p.b)
+    );
+
+    // Failover: every flow keeps its IVR on b.
+    p.a.kill9();
+    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
+    let after = who_answers_reversed(&p.lab, &ports);
+    assert!(after.iter().all(Option::is_some), "flows unanswered after the takeover:\n{}", p.b.log());
+    assert_eq!(moved(&before, &after), 0, "flows moved across the failover");
+
+    // The old active returns as standby and gets b's tables by snapshot.
+    p.a.start(&p.lab);
+    assert!(wait_for("a standby", Duration::from_secs(10), || p.a.state().as_deref() == Some("standby")), "{}", p.a.log());
+    assert!(
+        wait_for("a in sync with 1000 flows", Duration::from_secs(10), || {
+            sync_status(&p.a).is_some_and(|s| s.state == "in sync" && s.flows >= 1000 && s.applied >= 1000)
+        }),
+        "a: {:?}\n{}",
+        sync_status(&p.a),
+        p.a.log()
+    );
+    let snap = sync_status(&p.b).unwrap();
+    assert!(snap.snapshots >= 1, "b sent no snapshot: {snap:?}");
+
+    // Failback by switchover: still nothing moves.
+    let r = p.b.request(Request::Switchover).unwrap();
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    assert!(
+        wait_for("a active again", Duration::from_secs(5), || {
+            p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+        }),
+        "a: {}\nb: {}",
+        p.a.log(),
+        p.b.log()
+    );
+    let back = who_answers_reversed(&p.lab, &ports);
+    assert!(back.iter().all(Option::is_some), "flows unanswered after the failback:\n{}", p.a.log());
+    assert_eq!(moved(&before, &back), 0, "flows moved across the failback");
+    // The roles turned: b subscribes to a again.
+    assert!(
+        wait_for("b in sync again", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.state == "in sync")),
+        "b: {:?}",
+        sync_status(&p.b)
+    );
 }

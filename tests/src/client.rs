@@ -107,3 +107,75 @@ pub fn tcp_request(
         }
     })?
 }
+
+/// Opens many UDP flows at once from `ns`: one socket per source port in
+/// `ports`, each connected to `dst`, sends `payload` from each (paced at
+/// `rate` datagrams per second, 0 for as fast as possible) and waits until
+/// every flow has a reply or `timeout` passes. Returns, per port in order,
+/// the first reply (None if none came). Raises the open-file limit to fit
+/// the sockets. Bounded: one datagram per port, one wait.
+pub fn udp_flows(
+    ns: &str,
+    ports: &[u16],
+    dst: SocketAddr,
+    payload: &[u8],
+    rate: u32,
+    timeout: Duration,
+) -> Result<Vec<Option<Vec<u8>>>, LabError> {
+    raise_nofile(ports.len() as u64 + 256);
+    try_in_netns(ns, || {
+        let io = |what: String, e| LabError::io(format!("UDP flows to {dst}: {what}"), ns, e);
+        let mut socks = Vec::with_capacity(ports.len());
+        let start = Instant::now();
+        for (i, &p) in ports.iter().enumerate() {
+            if rate > 0 {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+            }
+            let bind: SocketAddr = match dst {
+                SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, p).into(),
+                SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, p).into(),
+            };
+            let s = UdpSocket::bind(bind).map_err(|e| io(format!("bind {bind}"), e))?;
+            s.connect(dst).map_err(|e| io("connect".into(), e))?;
+            s.set_nonblocking(true).map_err(|e| io("set_nonblocking".into(), e))?;
+            s.send(payload).map_err(|e| io(format!("send from port {p}"), e))?;
+            socks.push(s);
+        }
+        let mut out: Vec<Option<Vec<u8>>> = vec![None; ports.len()];
+        let mut left = ports.len();
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 2048];
+        while left > 0 && Instant::now() < deadline {
+            let mut got = false;
+            for (i, s) in socks.iter().enumerate() {
+                if out[i].is_some() {
+                    continue;
+                }
+                if let Ok(n) = s.recv(&mut buf) {
+                    out[i] = Some(buf[..n].to_vec());
+                    left -= 1;
+                    got = true;
+                }
+            }
+            if !got {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        Ok(out)
+    })?
+}
+
+fn raise_nofile(want: u64) {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < want {
+            r.rlim_cur = want.min(r.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}

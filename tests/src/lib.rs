@@ -13,6 +13,7 @@
 pub mod bench_dispatch;
 pub mod bench_failover;
 pub mod bench_live;
+pub mod bench_sync;
 pub mod client;
 pub mod cmd;
 pub mod director;
@@ -22,7 +23,7 @@ pub mod netns;
 pub mod privileged;
 pub mod responder;
 
-pub use client::{tcp_request, udp_request};
+pub use client::{tcp_request, udp_flows, udp_request};
 pub use error::LabError;
 pub use lab::{Host, Iface, Lab, LabOptions, Topology};
 pub use netns::{cleanup_stale, in_netns, try_in_netns};

@@ -113,9 +113,9 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
         } => run_tests_bin("tandem-lab", &[OsString::from("down")], &[]),
         Cmd::Bench { which, args } => {
             setup::run()?;
-            if matches!(which, Bench::Failover) {
-                // The failover bench runs `tandemd` as a binary, found next
-                // to `tandem-bench` in the same target directory.
+            if matches!(which, Bench::Failover | Bench::Sync) {
+                // These benches run `tandemd` (and `tandemctl`) as binaries,
+                // found next to `tandem-bench` in the same target directory.
                 let status = cargo()
                     .args([
                         "build",
@@ -124,6 +124,8 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
                         "tandem-control",
                         "--bin",
                         "tandemd",
+                        "--bin",
+                        "tandemctl",
                     ])
                     .status()
                     .context("starting cargo build -p tandem-control")?;

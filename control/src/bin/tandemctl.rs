@@ -38,6 +38,8 @@ enum Command {
     Reals,
     /// Telephony card spans, their alarms and channel states (like dahdi_tool).
     Cards,
+    /// State sync with the peer: role, tables, sequence, lag.
+    Sync,
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Switchover => Some(Request::Switchover),
         Command::Services => Some(Request::Services),
         Command::Reals => Some(Request::Reals),
+        Command::Sync => Some(Request::Sync),
         // Sent as its wire line: `Request::Cards` may be compiled out (feature admin-cards).
         Command::Cards => None,
         Command::Maintenance { mode } => Some(Request::Maintenance {

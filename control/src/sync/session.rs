@@ -286,7 +286,13 @@ pub struct Publisher {
     snapshot_id: u32,
     link: Option<PubConn>,
     stats: PublisherStats,
+    /// When the changes the last acks covered were recorded (for the
+    /// runtime's lag measurement; at most [`ACKED_TIMES`] kept).
+    acked_times: Vec<Instant>,
 }
+
+/// Record times kept for [`Publisher::take_acked_times`] between calls.
+const ACKED_TIMES: usize = 1 << 16;
 
 impl Publisher {
     pub fn new(cfg: PublisherConfig) -> Publisher {
@@ -306,6 +312,7 @@ impl Publisher {
             snapshot_id: 0,
             link: None,
             stats: PublisherStats::default(),
+            acked_times: Vec::new(),
         }
     }
 
@@ -484,6 +491,11 @@ impl Publisher {
             return Err(SessionError::AckBeyond { got: seq, last });
         }
         if matches!(conn.phase, Phase::Streaming) && seq > self.acked {
+            for l in self.log.iter().take_while(|l| l.seq <= seq) {
+                if l.seq > self.acked && self.acked_times.len() < ACKED_TIMES {
+                    self.acked_times.push(l.at);
+                }
+            }
             self.acked = seq;
             self.trim();
             conn.sent_upto = conn.sent_upto.max(seq);
@@ -709,6 +721,12 @@ impl Publisher {
         self.out_of_date
     }
     /// The last sequence the subscriber is known to hold.
+    /// When each change acknowledged since the last call was recorded
+    /// (`ack time − record time` is the sync lag, bounded above).
+    pub fn take_acked_times(&mut self) -> Vec<Instant> {
+        std::mem::take(&mut self.acked_times)
+    }
+
     pub fn acked(&self) -> u64 {
         self.acked
     }

@@ -1,6 +1,6 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! `dispatch` and `failover` are implemented; the others say so and exit 2,
+//! `dispatch`, `failover` and `sync` are implemented; the others say so and exit 2,
 //! so that no caller mistakes them for a measurement.
 
 use std::process::ExitCode;
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let name = match Cli::parse().which {
         Which::Dispatch => return dispatch(),
         Which::Failover => return failover(),
-        Which::Sync => "sync",
+        Which::Sync => return sync(),
         Which::Calls => "calls",
     };
     eprintln!("tandem-bench {name}: not yet implemented (no measurement was taken)");
@@ -57,6 +57,29 @@ fn dispatch() -> ExitCode {
         }
         Err(e) => {
             eprintln!("tandem-bench dispatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `TANDEMD`, `TANDEMCTL` (default: next to this binary).
+fn sync() -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    let opts = match tandem_tests::bench_sync::Options::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tandem-bench sync: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match tandem_tests::bench_sync::run(&out, opts) {
+        Ok(md) => {
+            println!("{md}");
+            println!("written: {}/sync.json, sync.md", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench sync: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,611 @@
+//! State sync inside `tandemd`: the sockets and roles around the sans-IO
+//! [`crate::sync`] sessions, driven by the daemon's io_uring loop.
+//!
+//! - **Roles follow the pair state.** The active node publishes: every
+//!   connection-table change the XDP program pushes to `FLOW_EVENTS` (and
+//!   the call and channel records the daemon makes) goes into its
+//!   [`Store`] and its [`Publisher`]. Every other state subscribes: the
+//!   node dials the peer and writes what its [`Subscriber`] yields into its
+//!   own kernel connection table. A takeover turns the subscriber's store
+//!   into the new publisher's (it already holds every flow); a demotion
+//!   turns the publisher's store into the subscriber's, so the snapshot it
+//!   then receives changes only what differs.
+//! - **Connections.** Every node listens on `sync.local:port`; only a
+//!   subscriber dials (`sync.peer:port`, non-blocking, retried every
+//!   100 ms), only a publisher keeps an accepted connection. One
+//!   connection at a time; any error closes it and the sessions resume or
+//!   resnapshot on the next one. Sockets are non-blocking; the loop polls
+//!   them through io_uring and reads or writes what is ready, so a slow or
+//!   dead peer never blocks the loop, and the publisher's window bounds its
+//!   memory (past it the standby is marked out of date and resnapshotted).
+//! - **Threshold.** A flow is synced when it is created (its first packet),
+//!   not after 3 packets as IPVS's sync daemon does: SIP over UDP often
+//!   opens a dialog with one datagram and waits seconds for the next, and a
+//!   flow that moved after a takeover is a call that broke. A record costs
+//!   31 bytes on the wire; syncing every flow costs less than the risk.
+//! - **Lag.** The publisher stamps each change when it is recorded and,
+//!   when the subscriber's ack covers it, samples `ack time − record time`:
+//!   an upper bound of the time until the standby's table held it, on one
+//!   clock.
+
+use std::{
+    collections::VecDeque,
+    io::{self, Read, Write},
+    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    num::NonZeroU64,
+    os::fd::{AsRawFd, FromRawFd, RawFd},
+    time::{Duration, Instant},
+};
+
+use tandem_dataplane::common::heartbeat::Key;
+
+use crate::sync::{
+    Applied, Deframer, Publisher, PublisherConfig, PublisherState, Record, Store, Subscriber,
+    SubscriberConfig, SubscriberState,
+};
+
+/// How often a subscriber without a connection dials the peer.
+const DIAL_RETRY: Duration = Duration::from_millis(100);
+/// How long a non-blocking connect may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Lag samples kept (the most recent).
+const LAG_SAMPLES: usize = 1 << 18;
+
+/// A random u64 from the kernel (nonces, stream ids).
+pub fn random_u64() -> u64 {
+    let mut v = 0u64;
+    loop {
+        // SAFETY: writes at most 8 bytes into a valid u64.
+        let n = unsafe { libc::getrandom(&mut v as *mut u64 as *mut _, 8, 0) };
+        if n == 8 {
+            return v;
+        }
+    }
+}
+
+enum Role {
+    /// Not yet told (before the first state).
+    Idle(Store),
+    Publishing { store: Store, publisher: Publisher },
+    Subscribing(Subscriber),
+}
+
+struct Conn {
+    /// Distinguishes connections that reuse a descriptor number.
+    id: u64,
+    stream: TcpStream,
+    /// Connect in progress (dialed, not yet writable).
+    connecting: Option<Instant>,
+    deframer: Deframer,
+    out: VecDeque<u8>,
+    peer: SocketAddr,
+}
+
+/// What the runtime did with its connection (for the daemon's timeline).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Connected { peer: SocketAddr, dialed: bool },
+    Closed { peer: SocketAddr, why: String },
+    /// The subscriber holds the publisher's state (snapshot done).
+    InSync,
+}
+
+/// Counters and state for `tandemctl sync`.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub role: &'static str,
+    pub state: String,
+    pub peer: Option<SocketAddr>,
+    pub flows: usize,
+    pub calls: usize,
+    pub channels: usize,
+    pub last_seq: u64,
+    pub acked: u64,
+    pub queue: usize,
+    pub out_of_date: bool,
+    pub records: u64,
+    pub applied: u64,
+    pub snapshots: u64,
+    pub resumes: u64,
+    pub overflows: u64,
+    pub bad_frames: u64,
+    pub connections: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub lag_samples: usize,
+    pub lag_p50_us: u64,
+    pub lag_p99_us: u64,
+    pub lag_max_us: u64,
+    pub kernel_errors: u64,
+}
+
+/// The sync runtime of one node.
+pub struct SyncRuntime {
+    node_id: u32,
+    key: Key,
+    peer: SocketAddr,
+    listener: TcpListener,
+    role: Role,
+    conn: Option<Conn>,
+    next_dial: Instant,
+    epoch: u64,
+    lag_us: VecDeque<u32>,
+    /// Records applied to the kernel (subscriber side), over the life.
+    pub applied: u64,
+    /// Records the kernel refused (no such service or real server here).
+    pub kernel_errors: u64,
+    events: Vec<Event>,
+    was_in_sync: bool,
+    conns: u64,
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a valid descriptor.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Starts a non-blocking TCP connect; the stream is writable when done.
+fn dial(peer: SocketAddr) -> io::Result<TcpStream> {
+    let (family, sa, len) = match peer {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            (libc::AF_INET, ss, std::mem::size_of::<libc::sockaddr_in>())
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (libc::AF_INET6, ss, std::mem::size_of::<libc::sockaddr_in6>())
+        }
+    };
+    // SAFETY: plain socket(2); owned right after.
+    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is new and owned by nothing else.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    // SAFETY: sa is valid for len bytes.
+    let rc = unsafe { libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len as u32) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(e);
+        }
+    }
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+impl SyncRuntime {
+    /// Listens on `local` (non-blocking); `peer` is where a subscriber dials.
+    pub fn new(node_id: u32, key: Key, local: SocketAddr, peer: SocketAddr) -> io::Result<SyncRuntime> {
+        let listener = TcpListener::bind(local).map_err(|e| io::Error::new(e.kind(), format!("sync: listening on {local}: {e}")))?;
+        listener.set_nonblocking(true)?;
+        Ok(SyncRuntime {
+            node_id,
+            key,
+            peer,
+            listener,
+            role: Role::Idle(Store::new()),
+            conn: None,
+            next_dial: Instant::now(),
+            epoch: 0,
+            lag_us: VecDeque::new(),
+            applied: 0,
+            kernel_errors: 0,
+            events: Vec::new(),
+            was_in_sync: false,
+            conns: 0,
+        })
+    }
+
+    pub fn listener_fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// The connection (its id, descriptor) and the poll events it waits for.
+    pub fn conn_poll(&self) -> Option<(u64, RawFd, u32)> {
+        let c = self.conn.as_ref()?;
+        let mut ev = libc::POLLIN as u32;
+        if c.connecting.is_some() || !c.out.is_empty() {
+            ev |= libc::POLLOUT as u32;
+        }
+        Some((c.id, c.stream.as_raw_fd(), ev))
+    }
+
+    pub fn is_publishing(&self) -> bool {
+        matches!(self.role, Role::Publishing { .. })
+    }
+
+    /// What happened since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn take_store(&mut self) -> Store {
+        match std::mem::replace(&mut self.role, Role::Idle(Store::new())) {
+            Role::Idle(s) => s,
+            Role::Publishing { store, .. } => store,
+            Role::Subscribing(sub) => sub.into_store(),
+        }
+    }
+
+    fn close(&mut self, why: String) {
+        if let Some(c) = self.conn.take()
+            && c.connecting.is_none()
+        {
+            self.events.push(Event::Closed { peer: c.peer, why });
+        }
+        match &mut self.role {
+            Role::Publishing { publisher, .. } => publisher.disconnected(),
+            Role::Subscribing(sub) => sub.disconnected(),
+            Role::Idle(_) => {}
+        }
+        self.was_in_sync = false;
+        self.next_dial = Instant::now() + DIAL_RETRY;
+    }
+
+    /// This node serves: publish from the store it holds.
+    pub fn become_publisher(&mut self, epoch: u64, now: Instant) {
+        self.epoch = epoch;
+        if let Role::Publishing { publisher, .. } = &mut self.role {
+            publisher.set_epoch(epoch);
+            return;
+        }
+        self.close("this node took over".into());
+        let store = self.take_store();
+        let stream = NonZeroU64::new(random_u64() | 1).expect("non-zero");
+        let mut publisher = Publisher::new(PublisherConfig::new(self.node_id, self.key.clone(), stream));
+        publisher.set_epoch(epoch);
+        let _ = now;
+        self.role = Role::Publishing { store, publisher };
+    }
+
+    /// This node stands by: subscribe to the peer, keeping what it holds.
+    pub fn become_subscriber(&mut self, epoch: u64, now: Instant) {
+        self.epoch = epoch;
+        if let Role::Subscribing(sub) = &mut self.role {
+            sub.set_epoch(epoch);
+            return;
+        }
+        self.close("this node stands by".into());
+        let store = self.take_store();
+        let mut sub = Subscriber::with_store(SubscriberConfig::new(self.node_id, self.key.clone()), store);
+        sub.set_epoch(epoch);
+        self.role = Role::Subscribing(sub);
+        self.next_dial = now;
+    }
+
+    /// A change made on this node (publisher only; otherwise ignored).
+    pub fn record(&mut self, record: Record, now: Instant) {
+        if let Role::Publishing { store, publisher } = &mut self.role {
+            store.apply(&record, now);
+            if let Err(e) = publisher.record(record, now) {
+                tracing::warn!("sync: record not sent: {e}");
+            }
+        }
+    }
+
+    /// An accepted connection: kept if this node publishes (replacing a
+    /// stale one), dropped otherwise.
+    pub fn accepted(&mut self, fd: std::os::fd::OwnedFd, now: Instant) {
+        let stream = TcpStream::from(fd);
+        let Ok(peer) = stream.peer_addr() else {
+            return;
+        };
+        if !self.is_publishing() {
+            return; // only the active publishes
+        }
+        if self.conn.is_some() {
+            self.close("replaced by a new connection".into());
+        }
+        let _ = set_nonblocking(stream.as_raw_fd());
+        let _ = stream.set_nodelay(true);
+        if let Role::Publishing { publisher, .. } = &mut self.role {
+            publisher.connected(now, random_u64());
+        }
+        self.conns += 1;
+        self.conn = Some(Conn { id: self.conns, stream, connecting: None, deframer: Deframer::new(), out: VecDeque::new(), peer });
+        self.events.push(Event::Connected { peer, dialed: false });
+    }
+
+    /// Reads and handles what arrived; returns the changes a subscriber
+    /// must apply to the kernel, in order.
+    pub fn on_readable(&mut self, now: Instant) -> Vec<Applied> {
+        let mut applied = Vec::new();
+        let Some(c) = self.conn.as_mut() else {
+            return applied;
+        };
+        if c.connecting.is_some() {
+            return applied;
+        }
+        let mut buf = [0u8; 64 * 1024];
+        let mut err = None;
+        for _ in 0..64 {
+            match c.stream.read(&mut buf) {
+                Ok(0) => {
+                    err = Some("closed by the peer".to_string());
+                    break;
+                }
+                Ok(n) => {
+                    if let Err(e) = c.deframer.push(&buf[..n]) {
+                        err = Some(format!("bad stream: {e}"));
+                        break;
+                    }
+                    loop {
+                        let frame = match c.deframer.next_frame() {
+                            Ok(Some(f)) => f.to_vec(),
+                            Ok(None) => break,
+                            Err(e) => {
+                                err = Some(format!("bad frame: {e}"));
+                                break;
+                            }
+                        };
+                        let r = match &mut self.role {
+                            Role::Publishing { publisher, .. } => {
+                                let before = publisher.acked();
+                                let r = publisher.handle_frame(&frame, now).map(|_| Vec::new());
+                                let after = publisher.acked();
+                                if after > before {
+                                    for t in publisher.take_acked_times() {
+                                        if self.lag_us.len() >= LAG_SAMPLES {
+                                            self.lag_us.pop_front();
+                                        }
+                                        self.lag_us.push_back(now.saturating_duration_since(t).as_micros().min(u32::MAX as u128) as u32);
+                                    }
+                                }
+                                r
+                            }
+                            Role::Subscribing(sub) => sub.handle_frame(&frame, now),
+                            Role::Idle(_) => Ok(Vec::new()),
+                        };
+                        match r {
+                            Ok(a) => applied.extend(a),
+                            Err(e) => {
+                                err = Some(format!("{e}"));
+                                break;
+                            }
+                        }
+                    }
+                    if err.is_some() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    err = Some(format!("read: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = err {
+            self.close(why);
+        }
+        applied
+    }
+
+    /// Moves what the session wants to send into the socket, as far as it
+    /// takes it; finishes a pending connect.
+    pub fn flush(&mut self, now: Instant) {
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        if let Some(since) = c.connecting {
+            let mut pfd = libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+            // SAFETY: one valid pollfd, no wait.
+            unsafe { libc::poll(&mut pfd, 1, 0) };
+            if pfd.revents == 0 {
+                if now.saturating_duration_since(since) > CONNECT_TIMEOUT {
+                    self.close("connect timed out".into());
+                }
+                return;
+            }
+            match c.stream.take_error() {
+                Ok(None) if pfd.revents & (libc::POLLERR | libc::POLLHUP) == 0 => {}
+                Ok(Some(e)) | Err(e) => {
+                    let why = format!("connect: {e}");
+                    self.close(why);
+                    return;
+                }
+                Ok(None) => {
+                    self.close("connect failed".into());
+                    return;
+                }
+            }
+            c.connecting = None;
+            let peer = c.peer;
+            if let Role::Subscribing(sub) = &mut self.role {
+                sub.connected(now, random_u64());
+            }
+            self.events.push(Event::Connected { peer, dialed: true });
+        }
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        // Frames into the buffer while it is small (the socket's own buffer
+        // paces the publisher: it stops asking when bytes are in flight).
+        while c.out.len() < 256 * 1024 {
+            let f = match &mut self.role {
+                Role::Publishing { store, publisher } => publisher.poll_transmit(now, store),
+                Role::Subscribing(sub) => sub.poll_transmit(now),
+                Role::Idle(_) => None,
+            };
+            match f {
+                Some(f) => c.out.extend(f),
+                None => break,
+            }
+        }
+        while !c.out.is_empty() {
+            let (a, _) = c.out.as_slices();
+            match c.stream.write(a) {
+                Ok(0) => break,
+                Ok(n) => {
+                    c.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let why = format!("write: {e}");
+                    self.close(why);
+                    return;
+                }
+            }
+        }
+        if let Role::Subscribing(sub) = &self.role {
+            let ok = sub.state() == SubscriberState::InSync;
+            if ok && !self.was_in_sync {
+                self.events.push(Event::InSync);
+            }
+            self.was_in_sync = ok;
+        }
+    }
+
+    /// Timers: the sessions' keepalives and idle deadlines, dialing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let r = match &mut self.role {
+            Role::Publishing { publisher, .. } if self.conn.is_some() => publisher.handle_timeout(now),
+            Role::Subscribing(sub) if self.conn.as_ref().is_some_and(|c| c.connecting.is_none()) => sub.handle_timeout(now),
+            _ => Ok(()),
+        };
+        if let Err(e) = r {
+            self.close(format!("{e}"));
+        }
+        if matches!(self.role, Role::Subscribing(_)) && self.conn.is_none() && now >= self.next_dial {
+            self.next_dial = now + DIAL_RETRY;
+            match dial(self.peer) {
+                Ok(stream) => {
+                    self.conns += 1;
+                    self.conn = Some(Conn { id: self.conns, stream, connecting: Some(now), deframer: Deframer::new(), out: VecDeque::new(), peer: self.peer });
+                }
+                Err(e) => tracing::debug!("sync: dialing {}: {e}", self.peer),
+            }
+        }
+    }
+
+    /// When [`Self::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let session = match &self.role {
+            Role::Publishing { publisher, .. } if self.conn.is_some() => publisher.poll_timeout(),
+            Role::Subscribing(sub) if self.conn.as_ref().is_some_and(|c| c.connecting.is_none()) => sub.poll_timeout(),
+            _ => None,
+        };
+        let dial = match (&self.role, &self.conn) {
+            (Role::Subscribing(_), None) => Some(self.next_dial),
+            (_, Some(c)) if c.connecting.is_some() => c.connecting.map(|t| t + CONNECT_TIMEOUT),
+            _ => None,
+        };
+        [session, dial].into_iter().flatten().min()
+    }
+
+    /// The state for `tandemctl sync`.
+    pub fn status(&self) -> Status {
+        let mut s = Status { peer: self.conn.as_ref().map(|c| c.peer), applied: self.applied, kernel_errors: self.kernel_errors, ..Status::default() };
+        let store = match &self.role {
+            Role::Idle(store) => {
+                s.role = "none";
+                s.state = "idle".into();
+                store
+            }
+            Role::Publishing { store, publisher } => {
+                s.role = "publisher";
+                s.state = match publisher.state() {
+                    PublisherState::Disconnected => "disconnected",
+                    PublisherState::AwaitingHello => "awaiting hello",
+                    PublisherState::Snapshot => "sending snapshot",
+                    PublisherState::Streaming => "streaming",
+                }
+                .into();
+                let st = publisher.stats();
+                s.last_seq = publisher.last_seq();
+                s.acked = publisher.acked();
+                s.queue = publisher.queue_len();
+                s.out_of_date = publisher.out_of_date();
+                s.records = st.records;
+                s.snapshots = st.snapshots;
+                s.resumes = st.resumes;
+                s.overflows = st.overflows;
+                s.bad_frames = st.bad_frames;
+                s.connections = st.connections;
+                s.bytes_sent = st.bytes_sent;
+                s.bytes_received = st.bytes_received;
+                store
+            }
+            Role::Subscribing(sub) => {
+                s.role = "subscriber";
+                s.state = match sub.state() {
+                    SubscriberState::Disconnected => "disconnected",
+                    SubscriberState::AwaitingHello => "awaiting hello",
+                    SubscriberState::CatchingUp => "catching up",
+                    SubscriberState::InSync => "in sync",
+                }
+                .into();
+                let st = sub.stats();
+                s.last_seq = sub.last_applied();
+                s.records = st.records_applied + st.snapshot_records;
+                s.snapshots = st.snapshots;
+                s.bad_frames = st.bad_frames;
+                s.connections = st.connections;
+                s.bytes_sent = st.bytes_sent;
+                s.bytes_received = st.bytes_received;
+                sub.store()
+            }
+        };
+        s.flows = store.flows_len();
+        s.calls = store.calls_len();
+        s.channels = store.channels_len();
+        let mut lag: Vec<u32> = self.lag_us.iter().copied().collect();
+        lag.sort_unstable();
+        s.lag_samples = lag.len();
+        if !lag.is_empty() {
+            let pct = |p: f64| lag[((lag.len() as f64 * p).ceil() as usize).clamp(1, lag.len()) - 1] as u64;
+            s.lag_p50_us = pct(0.50);
+            s.lag_p99_us = pct(0.99);
+            s.lag_max_us = *lag.last().unwrap_or(&0) as u64;
+        }
+        s
+    }
+
+    /// The synced tables this node holds.
+    pub fn store(&self) -> &Store {
+        match &self.role {
+            Role::Idle(s) => s,
+            Role::Publishing { store, .. } => store,
+            Role::Subscribing(sub) => sub.store(),
+        }
+    }
+
+    /// Clears the lag samples (a measurement window starts).
+    pub fn reset_lag(&mut self) {
+        self.lag_us.clear();
+    }
+}
+
+/// The IP address of a dataplane `[u8; 16]` (IPv4-mapped for IPv4).
+pub fn ip_of(a: &[u8; 16]) -> IpAddr {
+    let v6 = std::net::Ipv6Addr::from(*a);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
