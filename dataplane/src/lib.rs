@@ -155,6 +155,8 @@ pub struct Dataplane {
     m_shdh: Array<MapData, u32>,
     m_mh: Array<MapData, u32>,
     m_flows: HashMap<MapData, FlowKey, FlowValue>,
+    m_calls: HashMap<MapData, CallKey, CallValue>,
+    call_events: Option<aya::maps::RingBuf<MapData>>,
     m_nat: HashMap<MapData, FlowKey, NatReverse>,
     m_settings: Array<MapData, Settings>,
     m_ifaces: HashMap<MapData, u32, Iface>,
@@ -224,16 +226,25 @@ pub fn ifindex(name: &str) -> Result<u32, Error> {
 }
 
 impl Dataplane {
-    /// Loads the object and the dispatcher program (nothing is attached).
+    /// Loads the object and the dispatcher program (nothing is attached),
+    /// with a SIP call table of `DEFAULT_CALL_ENTRIES`.
     pub fn load(options: LoadOptions) -> Result<Dataplane, Error> {
+        Dataplane::load_with_calls(options, DEFAULT_CALL_ENTRIES)
+    }
+
+    /// [`Dataplane::load`] with a SIP call table (`CALLS`, LRU) of
+    /// `call_entries` entries.
+    pub fn load_with_calls(options: LoadOptions, call_entries: u32) -> Result<Dataplane, Error> {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(maps::FLOWS, options.flow_entries)
             .map_max_entries(maps::NAT_REVERSE, options.nat_entries)
+            .map_max_entries(maps::CALLS, call_entries.max(1))
             .load(OBJECT)?;
         for name in [
             progs::DISPATCH,
             progs::NEW_FLOW,
             progs::NEW_FLOW_LOAD,
+            progs::SIP,
             progs::PASS,
             progs::TRIVIAL_TX,
             progs::BENCH_RESTORE,
@@ -275,6 +286,8 @@ impl Dataplane {
             m_shdh: take(&mut ebpf, maps::SHDH_TABLE)?,
             m_mh: take(&mut ebpf, maps::MH_TABLE)?,
             m_flows: take(&mut ebpf, maps::FLOWS)?,
+            m_calls: take(&mut ebpf, maps::CALLS)?,
+            call_events: Some(take(&mut ebpf, maps::CALL_EVENTS)?),
             m_nat: take(&mut ebpf, maps::NAT_REVERSE)?,
             m_settings: take(&mut ebpf, maps::SETTINGS)?,
             m_ifaces: take(&mut ebpf, maps::IFACES)?,
@@ -303,7 +316,7 @@ impl Dataplane {
             links: Vec::new(),
             bench_seq: 0,
         };
-        for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD)] {
+        for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD), (2, progs::SIP)] {
             let fd = dp.prog_fd(name)?;
             dp.m_stages.set(index, &fd, 0).map_err(map_err(maps::STAGES))?;
         }
@@ -549,6 +562,22 @@ impl Dataplane {
                 *s = None;
             }
         }
+        // Its SIP calls go (their ids would name slots of the next service
+        // given this id), and with them their active-connection counts.
+        let id = img.service.id;
+        let calls: Vec<(CallKey, CallValue)> = self
+            .m_calls
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.service_id == id)
+            .collect();
+        for (k, v) in calls {
+            let _ = self.m_calls.remove(&k);
+            if v.flags & CALL_COUNTED != 0 {
+                let a = self.active_conns(id, v.real_idx)?;
+                self.set_active_conns(id, v.real_idx, a.saturating_sub(1))?;
+            }
+        }
         // The removed service's port loses its flags unless another uses it.
         let idx = port_index(key.proto, key.port);
         self.m_port_flags
@@ -644,6 +673,16 @@ impl Dataplane {
     /// Every entry of the connection table.
     pub fn flows(&self) -> Vec<(FlowKey, FlowValue)> {
         self.m_flows.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Looks up one SIP call.
+    pub fn call(&self, key: &CallKey) -> Option<CallValue> {
+        self.m_calls.get(key, 0).ok()
+    }
+
+    /// Every entry of the SIP call table.
+    pub fn calls(&self) -> Vec<(CallKey, CallValue)> {
+        self.m_calls.iter().filter_map(Result::ok).collect()
     }
 
     /// Every entry of the NAT reverse table.
@@ -742,6 +781,10 @@ impl Dataplane {
         for k in keys {
             let _ = self.m_nat.remove(&k);
         }
+        let keys: Vec<CallKey> = self.m_calls.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = self.m_calls.remove(&k);
+        }
         for slot in 0..MAX_REAL_SLOTS {
             self.m_active
                 .set(slot, 0, 0)
@@ -750,11 +793,16 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Makes every flow look `by_ns` older (tests of idle timeouts).
+    /// Makes every flow and SIP call look `by_ns` older (tests of idle
+    /// timeouts).
     pub fn age_flows(&mut self, by_ns: u64) -> Result<(), Error> {
         for (k, mut v) in self.flows() {
             v.last_seen_ns = v.last_seen_ns.saturating_sub(by_ns);
             self.m_flows.insert(k, v, 0).map_err(map_err(maps::FLOWS))?;
+        }
+        for (k, mut v) in self.calls() {
+            v.last_seen_ns = v.last_seen_ns.saturating_sub(by_ns);
+            self.m_calls.insert(k, v, 0).map_err(map_err(maps::CALLS))?;
         }
         Ok(())
     }
@@ -907,6 +955,74 @@ impl Dataplane {
         Ok(true)
     }
 
+    /// The ring buffer of SIP call-table changes (taken once; pushed while
+    /// flow events are on, see [`Dataplane::set_flow_events`]).
+    pub fn take_call_events(&mut self) -> Option<CallEvents> {
+        self.call_events.take().map(RingEvents::new)
+    }
+
+    /// Writes a SIP call learned from the active node into this node's call
+    /// table (standby side of state sync; `hash` is
+    /// `tandem_common::sip::callid_hash` of the Call-ID), counting it as an
+    /// active connection of its real server (once: a repeated upsert to the
+    /// same real server does not count it again; a move counts it over).
+    /// `service` and `real` name the service and real server by key and
+    /// address. Returns false if this node has no such service or real server.
+    pub fn upsert_synced_call(
+        &mut self,
+        service: &ServiceKey,
+        hash: u64,
+        real: (std::net::IpAddr, u16),
+        created_ns: u64,
+    ) -> Result<bool, Error> {
+        let Some(img) = self.services.get(service) else {
+            return Ok(false);
+        };
+        let Some(slot) = img.slot_of(real.0, real.1) else {
+            return Ok(false);
+        };
+        let id = img.service.id;
+        let key = CallKey::new(id, hash);
+        let old = self.m_calls.get(&key, 0).ok();
+        let value = CallValue {
+            last_seen_ns: monotonic_coarse_ns(),
+            created_ns,
+            real_idx: slot,
+            flags: CALL_COUNTED,
+        };
+        self.m_calls.insert(key, value, 0).map_err(map_err(maps::CALLS))?;
+        match old {
+            Some(o) if o.flags & CALL_COUNTED != 0 && o.real_idx == slot => {}
+            Some(o) if o.flags & CALL_COUNTED != 0 => {
+                let a = self.active_conns(id, o.real_idx)?;
+                self.set_active_conns(id, o.real_idx, a.saturating_sub(1))?;
+                let a = self.active_conns(id, slot)?;
+                self.set_active_conns(id, slot, a + 1)?;
+            }
+            _ => {
+                let a = self.active_conns(id, slot)?;
+                self.set_active_conns(id, slot, a + 1)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Removes a SIP call (state sync: the active replaced it).
+    pub fn remove_synced_call(&mut self, service: &ServiceKey, hash: u64) -> Result<(), Error> {
+        let Some(img) = self.services.get(service) else {
+            return Ok(());
+        };
+        let key = CallKey::new(img.service.id, hash);
+        if let Ok(old) = self.m_calls.get(&key, 0) {
+            let _ = self.m_calls.remove(&key);
+            if old.flags & CALL_COUNTED != 0 {
+                let a = self.active_conns(key.service_id, old.real_idx)?;
+                self.set_active_conns(key.service_id, old.real_idx, a.saturating_sub(1))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a flow (state sync: the active expired it).
     pub fn remove_synced_flow(&mut self, key: &FlowKey) -> Result<(), Error> {
         if let Ok(old) = self.m_flows.get(key, 0) {
@@ -970,11 +1086,14 @@ pub fn derived<'a>(services: impl Iterator<Item = &'a Service>) -> (Vec<(u32, u3
     let mut ports: StdHashMap<u32, u32> = StdHashMap::new();
     let mut globals = Globals::default();
     for s in services {
-        let bit = if s.flags & FLAG_ONE_PACKET != 0 {
+        let mut bit = if s.flags & FLAG_ONE_PACKET != 0 {
             PORT_ONE_PACKET
         } else {
             PORT_CONN
         };
+        if s.flags & FLAG_SIP_PERSIST != 0 && s.key.proto == PROTO_UDP {
+            bit |= PORT_SIP;
+        }
         *ports
             .entry(port_index(s.key.proto, s.key.port))
             .or_default() |= bit;
@@ -1021,6 +1140,8 @@ impl<T: Pod> std::os::fd::AsRawFd for RingEvents<T> {
 pub type HeartbeatEvents = RingEvents<HbPeer>;
 /// Connection-table changes pushed by the kernel (`FLOW_EVENTS`).
 pub type FlowEvents = RingEvents<FlowEvent>;
+/// SIP call-table changes pushed by the kernel (`CALL_EVENTS`).
+pub type CallEvents = RingEvents<CallEvent>;
 
 /// CLOCK_MONOTONIC_COARSE in nanoseconds: the clock of flow timestamps
 /// (`bpf_ktime_get_coarse_ns`).

@@ -6,6 +6,11 @@
 //!
 //! Differences the model does not capture (documented, not hidden): per-CPU
 //! races, LRU eviction, and devmap redirects actually delivering a frame.
+//!
+//! SIP Call-ID persistence: the kernel runs the shared byte scanner
+//! (`tandem_common::sip::Scanner`); the model reads the same rules line by
+//! line in its own [`call_id`], so the differential test checks one
+//! against the other. The hash (`callid_hash`) is shared.
 
 use std::{
     cell::Cell,
@@ -34,6 +39,7 @@ pub struct Model {
     pub shdh: Vec<Vec<u32>>,
     pub mh: Vec<Vec<u32>>,
     pub flows: HashMap<FlowKey, FlowValue>,
+    pub calls: HashMap<CallKey, CallValue>,
     pub nat_reverse: HashMap<FlowKey, NatReverse>,
     pub ifaces: HashMap<u32, Iface>,
     pub tx_ports: HashSet<u32>,
@@ -65,6 +71,7 @@ impl Default for Model {
             shdh: vec![Vec::new(); MAX_SERVICES as usize],
             mh: vec![Vec::new(); MH_SLOTS as usize],
             flows: HashMap::new(),
+            calls: HashMap::new(),
             nat_reverse: HashMap::new(),
             ifaces: HashMap::new(),
             tx_ports: HashSet::new(),
@@ -89,6 +96,9 @@ pub struct Parsed {
     pub sport: u16,
     pub dport: u16,
     pub tcp_flags: u8,
+    /// The UDP/TCP payload's offset in the frame and length.
+    pub payload_off: usize,
+    pub payload_len: usize,
 }
 
 fn be16(f: &[u8], off: usize) -> Option<u16> {
@@ -169,6 +179,7 @@ pub fn parse(f: &[u8]) -> Result<Parsed, Reason> {
     let sport = be16(f, l4).ok_or(Reason::TruncatedL4)?;
     let dport = be16(f, l4 + 2).ok_or(Reason::TruncatedL4)?;
     let mut tcp_flags = 0;
+    let (payload_off, payload_len);
     if proto == PROTO_UDP {
         let ulen = be16(f, l4 + 4).ok_or(Reason::TruncatedL4)? as usize;
         be16(f, l4 + 6).ok_or(Reason::TruncatedL4)?;
@@ -178,6 +189,7 @@ pub fn parse(f: &[u8]) -> Result<Parsed, Reason> {
         if ulen < 8 || ulen > l4_len {
             return Err(Reason::BadUdpLength);
         }
+        (payload_off, payload_len) = (l4 + 8, ulen - 8);
     } else {
         let off = *f.get(l4 + 12).ok_or(Reason::TruncatedL4)?;
         tcp_flags = *f.get(l4 + 13).ok_or(Reason::TruncatedL4)?;
@@ -189,6 +201,7 @@ pub fn parse(f: &[u8]) -> Result<Parsed, Reason> {
         if doff < 20 || doff > l4_len {
             return Err(Reason::BadTcpHeader);
         }
+        (payload_off, payload_len) = (l4 + doff, l4_len - doff);
     }
     Ok(Parsed {
         l3,
@@ -200,7 +213,72 @@ pub fn parse(f: &[u8]) -> Result<Parsed, Reason> {
         sport,
         dport,
         tcp_flags,
+        payload_off,
+        payload_len,
     })
+}
+
+/// The Call-ID of a SIP payload, by the rules documented in
+/// `tandem_common::sip`, read line by line (independently of the kernel's
+/// byte scanner): the trimmed value, whole (the caller keeps its first
+/// `MAX_CALLID_LEN` bytes).
+pub fn call_id(payload: &[u8]) -> Option<&[u8]> {
+    use tandem_common::sip::{SIP_MAX_TOKEN, SIP_SCAN_LEN};
+    let w = &payload[..payload.len().min(SIP_SCAN_LEN)];
+    // The start line: a token, a space, the rest of the line.
+    let sp = w.iter().position(|&b| b == b' ')?;
+    let tok = &w[..sp];
+    let tok_ok = !tok.is_empty()
+        && tok.len() <= SIP_MAX_TOKEN as usize
+        && tok[0].is_ascii_uppercase()
+        && tok
+            .iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'/' || *b == b'.');
+    if !tok_ok {
+        return None;
+    }
+    let mut rest = &w[sp + 1..];
+    let lf = rest.iter().position(|&b| b == b'\n')?;
+    rest = &rest[lf + 1..];
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    loop {
+        let (line, terminated) = match rest.iter().position(|&b| b == b'\n') {
+            Some(i) => (&rest[..i], true),
+            None => (rest, false),
+        };
+        if line.is_empty() || line == b"\r" {
+            // The empty line ending the headers (or the window's end).
+            return None;
+        }
+        let after = if line.len() >= 7 && line[..7].eq_ignore_ascii_case(b"call-id") {
+            Some(&line[7..])
+        } else if line[0].eq_ignore_ascii_case(&b'i') {
+            Some(&line[1..])
+        } else {
+            None
+        };
+        if let Some(after) = after {
+            let start = after.iter().position(|b| !blank(b)).unwrap_or(after.len());
+            let after = &after[start..];
+            if after.first() == Some(&b':') {
+                let v = &after[1..];
+                let start = v.iter().position(|b| !blank(b)).unwrap_or(v.len());
+                let v = &v[start..];
+                let value = match v.iter().position(|&b| b == b'\r') {
+                    Some(i) => &v[..i],
+                    None if terminated => v,
+                    // Cut off by the window: unknown length.
+                    None => return None,
+                };
+                let end = value.iter().rposition(|b| !blank(b)).map_or(0, |i| i + 1);
+                return if end == 0 { None } else { Some(&value[..end]) };
+            }
+        }
+        if !terminated {
+            return None;
+        }
+        rest = &rest[line.len() + 1..];
+    }
 }
 
 struct View<'a> {
@@ -329,6 +407,15 @@ impl Model {
                 id: u32::MAX,
                 ..Default::default()
             };
+            let gone: Vec<(CallKey, CallValue)> =
+                self.calls.iter().filter(|(k, _)| k.service_id == id).map(|(k, v)| (*k, *v)).collect();
+            for (k, v) in gone {
+                self.calls.remove(&k);
+                if v.flags & CALL_COUNTED != 0 {
+                    let a = &mut self.active[(id * MAX_REALS + v.real_idx) as usize];
+                    *a = a.saturating_sub(1);
+                }
+            }
         }
         self.rederive();
     }
@@ -369,6 +456,126 @@ impl Model {
             let v = self.reverse_nat(&mut out, &p, ingress, nat_services);
             return (v, out);
         }
+        if port_flags & PORT_SIP != 0
+            && p.proto == PROTO_UDP
+            && let Some(v) = self.sip(&mut out, frame, &p, ingress, now_ns)
+        {
+            return (v, out);
+        }
+        self.connections(out, &p, port_flags, frame, ingress, now_ns)
+    }
+
+    /// The SIP stage for a UDP datagram: `None` when the connection-table
+    /// path takes it.
+    fn sip(&mut self, out: &mut [u8], frame: &[u8], p: &Parsed, ingress: u32, now: u64) -> Option<u32> {
+        let key = ServiceKey::new(p.dst, p.dport, p.proto, p.family);
+        let id = self.services.get(&key).copied()?;
+        let svc = self.service(id)?;
+        if svc.flags & FLAG_SIP_PERSIST == 0 || p.proto != PROTO_UDP {
+            return None;
+        }
+        let payload = &frame[p.payload_off..p.payload_off + p.payload_len];
+        let Some(text) = call_id(payload) else {
+            self.count(Reason::SipNoCallId);
+            return None;
+        };
+        let hash = tandem_common::sip::callid_hash(text);
+        let ckey = CallKey::new(id, hash);
+        if let Some(call) = self.calls.get(&ckey).copied() {
+            let base = id * MAX_REALS;
+            let real = if call.real_idx < MAX_REALS {
+                Some(self.reals[(base + call.real_idx) as usize])
+            } else {
+                None
+            };
+            if sched::check_call(&call, real.as_ref(), &svc, now, &self.settings) == FlowCheck::Keep {
+                self.calls.get_mut(&ckey).expect("call present").last_seen_ns = now;
+                self.count(Reason::SipCallIdHit);
+                return Some(self.forward(out, p, &svc, call.real_idx, false, true, ingress));
+            }
+            self.count(Reason::SipCallIdExpired);
+            if call.flags & CALL_COUNTED != 0 && call.real_idx < MAX_REALS {
+                let a = &mut self.active[(base + call.real_idx) as usize];
+                *a = a.wrapping_sub(1);
+            }
+            self.calls.remove(&ckey);
+        }
+        let fkey = FlowKey::new(p.src, p.dst, p.sport, p.dport, p.proto);
+        Some(self.new_flow(out, p, id, &fkey, ingress, now, Some(hash)))
+    }
+
+    /// A Call-ID in a data segment of an established TCP connection of
+    /// `svc` on real server `real_idx`: recorded for the UDP service on the
+    /// same VIP and port.
+    fn learn(&mut self, frame: &[u8], p: &Parsed, svc: &Service, real_idx: u32, now: u64) {
+        let payload = &frame[p.payload_off..p.payload_off + p.payload_len];
+        let Some(text) = call_id(payload) else {
+            self.count(Reason::SipNoCallId);
+            return;
+        };
+        let hash = tandem_common::sip::callid_hash(text);
+        let ukey = ServiceKey::new(p.dst, p.dport, PROTO_UDP, p.family);
+        let target = self
+            .services
+            .get(&ukey)
+            .and_then(|id| self.service(*id))
+            .filter(|t| t.flags & FLAG_SIP_PERSIST != 0);
+        let Some(target) = target else {
+            self.count(Reason::SipLearnNoTarget);
+            return;
+        };
+        if real_idx >= MAX_REALS {
+            self.count(Reason::SipLearnNoTarget);
+            return;
+        }
+        let own = self.reals[(svc.id * MAX_REALS + real_idx) as usize].addr;
+        let tid = target.id;
+        let slot = (0..target.n_reals.min(MAX_REALS))
+            .find(|j| self.reals[(tid * MAX_REALS + j) as usize].addr == own);
+        let Some(slot) = slot else {
+            self.count(Reason::SipLearnNoTarget);
+            return;
+        };
+        self.count(Reason::SipCallIdLearned);
+        let ckey = CallKey::new(tid, hash);
+        let old = self.calls.get(&ckey).copied();
+        if let Some(o) = old
+            && o.real_idx == slot
+        {
+            self.calls.get_mut(&ckey).expect("call present").last_seen_ns = now;
+            return;
+        }
+        self.calls.insert(
+            ckey,
+            CallValue {
+                last_seen_ns: now,
+                created_ns: now,
+                real_idx: slot,
+                flags: CALL_COUNTED | CALL_LEARNED,
+            },
+        );
+        if let Some(o) = old
+            && o.flags & CALL_COUNTED != 0
+            && o.real_idx < MAX_REALS
+        {
+            let a = &mut self.active[(tid * MAX_REALS + o.real_idx) as usize];
+            *a = a.wrapping_sub(1);
+        }
+        self.active[(tid * MAX_REALS + slot) as usize] += 1;
+    }
+
+    /// The connection-table path (`dispatch::connections`).
+    fn connections(
+        &mut self,
+        mut out: Vec<u8>,
+        p: &Parsed,
+        port_flags: u32,
+        frame: &[u8],
+        ingress: u32,
+        now_ns: u64,
+    ) -> (u32, Vec<u8>) {
+        let p = p.clone();
+        let nat_services = self.nat_services;
         let fkey = FlowKey::new(p.src, p.dst, p.sport, p.dport, p.proto);
         let flow = if port_flags & PORT_CONN != 0 {
             self.flows.get(&fkey).copied()
@@ -378,7 +585,7 @@ impl Model {
         if let Some(f) = flow
             && let Some(svc) = self.flow_service(f.service_id, &p)
         {
-            let v = self.established(&mut out, &p, svc, f, &fkey, ingress, now_ns);
+            let v = self.established(&mut out, frame, &p, svc, f, &fkey, ingress, now_ns);
             return (v, out);
         }
         let key = ServiceKey::new(p.dst, p.dport, p.proto, p.family);
@@ -403,7 +610,7 @@ impl Model {
             }
             self.flows.remove(&fkey);
         }
-        let v = self.new_flow(&mut out, &p, id, &fkey, ingress, now_ns);
+        let v = self.new_flow(&mut out, &p, id, &fkey, ingress, now_ns, None);
         (v, out)
     }
 
@@ -437,6 +644,7 @@ impl Model {
     fn established(
         &mut self,
         out: &mut [u8],
+        frame: &[u8],
         p: &Parsed,
         svc: Service,
         flow: FlowValue,
@@ -464,7 +672,10 @@ impl Model {
                 let f = self.flows.get_mut(fkey).expect("flow present");
                 f.last_seen_ns = now;
                 f.flags = flags;
-                self.forward(out, p, &svc, flow.real_idx, false, ingress)
+                if p.proto == PROTO_TCP && svc.flags & FLAG_SIP_PERSIST != 0 && p.payload_len > 0 {
+                    self.learn(frame, p, &svc, flow.real_idx, now);
+                }
+                self.forward(out, p, &svc, flow.real_idx, false, false, ingress)
             }
             check => {
                 self.count(if check == FlowCheck::Expired {
@@ -477,11 +688,14 @@ impl Model {
                     *a = a.wrapping_sub(1);
                 }
                 self.flows.remove(fkey);
-                self.new_flow(out, p, id, fkey, ingress, now)
+                self.new_flow(out, p, id, fkey, ingress, now, None)
             }
         }
     }
 
+    /// The new-flow stage; `call`: a SIP call's hash, to schedule and
+    /// record instead of a flow.
+    #[allow(clippy::too_many_arguments)]
     fn new_flow(
         &mut self,
         out: &mut [u8],
@@ -490,6 +704,7 @@ impl Model {
         fkey: &FlowKey,
         ingress: u32,
         now: u64,
+        call: Option<u64>,
     ) -> u32 {
         if p.proto == PROTO_TCP && !sched::tcp_opens_flow(p.tcp_flags) {
             self.count(Reason::TcpNoFlow);
@@ -514,6 +729,7 @@ impl Model {
                 src: &p.src,
                 dst: &p.dst,
                 sport: p.sport,
+                call: call.map(tandem_common::sip::callid_sched_hash),
             },
         );
         let cursor = view.cursor.get();
@@ -525,6 +741,20 @@ impl Model {
                 return XDP_DROP;
             }
         };
+        if let Some(hash) = call {
+            self.count(Reason::SipCallIdNew);
+            self.calls.insert(
+                CallKey::new(id, hash),
+                CallValue {
+                    last_seen_ns: now,
+                    created_ns: now,
+                    real_idx: idx,
+                    flags: CALL_COUNTED,
+                },
+            );
+            self.active[(id * MAX_REALS + idx) as usize] += 1;
+            return self.forward(out, p, &svc, idx, true, false, ingress);
+        }
         if svc.flags & FLAG_ONE_PACKET == 0 {
             self.flows.insert(
                 *fkey,
@@ -539,7 +769,7 @@ impl Model {
             );
             self.active[(id * MAX_REALS + idx) as usize] += 1;
         }
-        self.forward(out, p, &svc, idx, true, ingress)
+        self.forward(out, p, &svc, idx, true, false, ingress)
     }
 
     /// Mirrors `Dataplane::age_flows`.
@@ -547,8 +777,14 @@ impl Model {
         for f in self.flows.values_mut() {
             f.last_seen_ns = f.last_seen_ns.saturating_sub(by_ns);
         }
+        for c in self.calls.values_mut() {
+            c.last_seen_ns = c.last_seen_ns.saturating_sub(by_ns);
+        }
     }
 
+    /// `reverse`: record the NAT reverse entry even for a packet that is
+    /// not a new flow (a SIP call's message from a new 5-tuple).
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &mut self,
         out: &mut [u8],
@@ -556,6 +792,7 @@ impl Model {
         svc: &Service,
         real_idx: u32,
         new_flow: bool,
+        reverse: bool,
         ingress: u32,
     ) -> u32 {
         let slot = (svc.id * MAX_REALS + real_idx) as usize;
@@ -574,7 +811,7 @@ impl Model {
         if svc.forward == Forward::Nat as u8 {
             let port = if real.port != 0 { real.port } else { p.dport };
             rewrite(out, p, true, &real.addr, port);
-            if new_flow {
+            if new_flow || reverse {
                 let rkey = FlowKey::new(real.addr, p.src, port, p.sport, p.proto);
                 self.nat_reverse.insert(
                     rkey,

@@ -403,6 +403,7 @@ fn privileged_xdp_program_matches_reference_model() {
                 udp_timeout_ns: 10 * SEC_NS,
                 tcp_timeout_ns: 10 * SEC_NS,
                 tcp_fin_timeout_ns: 10 * SEC_NS,
+                call_timeout_ns: 10 * SEC_NS,
             }
         } else {
             Settings::default()

@@ -2,6 +2,10 @@
 //! (keep, expire or schedule), and the hand-off to `forward`. The reference
 //! model in `tandem_dataplane::model` follows this file step for step; a
 //! change here needs the same change there (the differential test says so).
+//!
+//! UDP datagrams to a port where some service has `FLAG_SIP_PERSIST` go to
+//! the SIP stage (`crate::sip`) first; it comes back here
+//! ([`connections`]) for datagrams without a Call-ID.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
@@ -18,11 +22,6 @@ use crate::{
 };
 
 /// Entry point of `tandem_xdp`.
-///
-/// Established flows are found first, by their 5-tuple alone: the flow
-/// names its service, which is checked against the packet, so the common
-/// case costs one hash lookup. Everything else looks the service up by
-/// (VIP, port, protocol).
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
     let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
@@ -47,6 +46,28 @@ pub fn run(ctx: &XdpContext) -> u32 {
     if port_flags == 0 {
         return forward::reverse_nat(ctx.ctx, pkt);
     }
+    pkt.port_flags = port_flags;
+    if port_flags & PORT_SIP != 0 && pkt.proto == PROTO_UDP {
+        pkt.sip_mode = crate::sip::MODE_DISPATCH;
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        // SAFETY: tail_call only returns if the stage is missing.
+        unsafe {
+            let _ = maps::STAGES.tail_call(ctx, maps::STAGE_SIP);
+        }
+        pkt.sip_mode = crate::sip::MODE_NONE;
+    }
+    connections(ctx, pkt)
+}
+
+/// The connection-table path of a packet to a port with services.
+///
+/// Established flows are found first, by their 5-tuple alone: the flow
+/// names its service, which is checked against the packet, so the common
+/// case costs one hash lookup. Everything else looks the service up by
+/// (VIP, port, protocol).
+#[inline(always)]
+pub fn connections(ctx: &XdpContext, pkt: &mut Pkt) -> u32 {
+    let port_flags = pkt.port_flags;
     let fkey = FlowKey::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
     let flow = if port_flags & PORT_CONN != 0 {
         maps::FLOWS.get_ptr_mut(&fkey)
@@ -95,7 +116,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
 
 /// Service `id`, if it is configured.
 #[inline(always)]
-fn service(id: u32) -> Option<&'static Service> {
+pub fn service(id: u32) -> Option<&'static Service> {
     if id >= MAX_SERVICES {
         return None;
     }
@@ -124,7 +145,7 @@ fn flow_service(sid: u32, pkt: &Pkt) -> Option<&'static Service> {
 
 /// Hands a packet that needs scheduling to the new-flow stage.
 #[inline(always)]
-fn new_flow_stage(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service) -> u32 {
+pub fn new_flow_stage(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service) -> u32 {
     let id = svc.id;
     let load_aware = svc.flags & FLAG_REPORTED_LOAD != 0;
     if pkt.proto == PROTO_TCP && !sched::tcp_opens_flow(pkt.tcp_flags) {
@@ -148,7 +169,7 @@ fn new_flow_stage(ctx: &XdpContext, pkt: &mut Pkt, svc: &Service) -> u32 {
 /// Flow timestamps: the coarse clock (tick resolution) is enough for idle
 /// timeouts of seconds and much cheaper than `bpf_ktime_get_ns`.
 #[inline(always)]
-fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     // SAFETY: a helper without arguments.
     unsafe { bpf_ktime_get_coarse_ns() }
 }
@@ -196,7 +217,20 @@ fn established(
                     (*fp).flags = flags;
                 }
             }
-            forward::forward(ctx.ctx, pkt, svc, flow.real_idx, false)
+            if pkt.proto == PROTO_TCP && svc.flags & FLAG_SIP_PERSIST != 0 && pkt.payload_len > 0 {
+                // A data segment: learn its Call-ID, if any, in the SIP
+                // stage, which then forwards the segment.
+                pkt.sip_mode = crate::sip::MODE_LEARN;
+                pkt.service_id = id;
+                pkt.real_idx = flow.real_idx;
+                core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+                // SAFETY: tail_call only returns if the stage is missing.
+                unsafe {
+                    let _ = maps::STAGES.tail_call(ctx, maps::STAGE_SIP);
+                }
+                pkt.sip_mode = crate::sip::MODE_NONE;
+            }
+            forward::forward(ctx.ctx, pkt, svc, flow.real_idx, 0)
         }
         check => {
             count(if check == FlowCheck::Expired {
@@ -302,7 +336,7 @@ impl SchedView for KernelView {
 
 /// Adds `delta` to a real server's active-connection count.
 #[inline(always)]
-fn active_add(slot: u32, delta: u64) {
+pub fn active_add(slot: u32, delta: u64) {
     if let Some(p) = maps::REAL_ACTIVE.get_ptr_mut(slot) {
         // SAFETY: p points into the map value, valid and 8-byte aligned.
         // The BPF target has no `AtomicU64::fetch_add`; this is BPF_XADD.
@@ -336,9 +370,13 @@ pub fn new_flow<const LOAD_AWARE: bool>(ctx: &XdpContext) -> u32 {
         count(Reason::NoReal);
         return XDP_DROP;
     }
+    if pkt.sip_mode == crate::sip::MODE_NEW_CALL {
+        crate::sip::new_call(svc, pkt.call_hash, idx, pkt.now);
+        return forward::forward(ctx.ctx, pkt, svc, idx, forward::FWD_NEW);
+    }
     if svc.flags & FLAG_ONE_PACKET != 0 {
         // One-packet scheduling: no connection entry, nothing counted.
-        return forward::forward(ctx.ctx, pkt, svc, idx, true);
+        return forward::forward(ctx.ctx, pkt, svc, idx, forward::FWD_NEW);
     }
     let fkey = FlowKey::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
     let value = FlowValue {
@@ -355,7 +393,7 @@ pub fn new_flow<const LOAD_AWARE: bool>(ctx: &XdpContext) -> u32 {
     } else {
         count(Reason::FlowInsertFailed);
     }
-    forward::forward(ctx.ctx, pkt, svc, idx, true)
+    forward::forward(ctx.ctx, pkt, svc, idx, forward::FWD_NEW)
 }
 
 /// Runs the service's scheduler for a new flow; `u32::MAX` when no real
@@ -370,10 +408,16 @@ fn schedule<const LOAD_AWARE: bool>(svc: &Service, pkt: &Pkt) -> u32 {
         mh_slot: svc.mh_slot,
         least,
     };
+    let call = if pkt.sip_mode == crate::sip::MODE_NEW_CALL {
+        Some(tandem_common::sip::callid_sched_hash(pkt.call_hash))
+    } else {
+        None
+    };
     let addrs = FlowAddrs {
         src: &pkt.src,
         dst: &pkt.dst,
         sport: pkt.sport,
+        call,
     };
     match sched::schedule_with::<KernelView, LOAD_AWARE>(&view, svc, addrs) {
         Some(i) => i,

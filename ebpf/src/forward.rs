@@ -121,10 +121,17 @@ fn rewrite(ctx: &XdpContext, pkt: &Pkt, dest: bool, new_addr: &[u8; 16], new_por
     }
 }
 
+/// `forward` option: count a new flow (and, NAT, record the reverse entry).
+pub const FWD_NEW: u32 = 1;
+/// `forward` option (NAT): record the reverse entry of this 5-tuple (a SIP
+/// call's message from a new source port or address).
+pub const FWD_REVERSE: u32 = 2;
+
 /// Forwards a packet of a flow of `svc` to its real server `real_idx`.
 /// A separate BPF function (as is `reverse_nat`) to keep the stack small.
 #[inline(never)]
-pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, new_flow: bool) -> u32 {
+pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, how: u32) -> u32 {
+    let new_flow = how & FWD_NEW != 0;
     let ctx = &XdpContext::new(raw);
     let slot = svc.id * MAX_REALS + real_idx;
     let real: &RealServer = match maps::REALS.get(slot) {
@@ -140,7 +147,7 @@ pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, new_fl
     if svc.forward == Forward::Nat as u8 {
         let port = if real.port != 0 { real.port } else { pkt.dport };
         rewrite(ctx, pkt, true, &real.addr, port);
-        if new_flow {
+        if how & (FWD_NEW | FWD_REVERSE) != 0 {
             let rkey = FlowKey::new(real.addr, pkt.src, port, pkt.sport, pkt.proto);
             let rev = NatReverse {
                 service_id: svc.id,

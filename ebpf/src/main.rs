@@ -26,6 +26,8 @@ mod heartbeat;
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod parse;
+#[cfg(target_arch = "bpf")]
+mod sip;
 
 #[cfg(target_arch = "bpf")]
 mod programs {
@@ -47,6 +49,12 @@ mod programs {
     #[xdp]
     pub fn tandem_new_flow_load(ctx: XdpContext) -> u32 {
         crate::dispatch::new_flow::<true>(&ctx)
+    }
+
+    /// The SIP stage (`STAGES[2]`): Call-ID persistence.
+    #[xdp]
+    pub fn tandem_sip(ctx: XdpContext) -> u32 {
+        crate::sip::run(&ctx)
     }
 
     /// Passes everything: attached to the far end of a veth so that the

@@ -10,6 +10,15 @@ use tandem_common::*;
 
 use crate::parse::Pkt;
 
+/// Value of `SIP_SCRATCH`: the scanner's state and the copy of the
+/// payload window it reads (map memory, not stack: 1 KiB would not fit,
+/// and the verifier does not track values stored here).
+#[repr(C, align(8))]
+pub struct SipScratch {
+    pub scan: tandem_common::sip::Scanner,
+    pub buf: [u8; tandem_common::sip::SIP_SCAN_LEN],
+}
+
 #[map]
 pub static SERVICES: HashMap<ServiceKey, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
 #[map]
@@ -54,6 +63,17 @@ pub static HB_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 /// New and expired flows, for state sync (when `GLOBALS.flow_events`).
 #[map]
 pub static FLOW_EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+/// SIP calls: (service, Call-ID hash) to the real server (see `sip`);
+/// the host sets its size at load time.
+#[map]
+pub static CALLS: LruHashMap<CallKey, CallValue> =
+    LruHashMap::with_max_entries(DEFAULT_CALL_ENTRIES, 0);
+/// New and replaced calls, for state sync (when `GLOBALS.flow_events`).
+#[map]
+pub static CALL_EVENTS: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+/// Per-CPU scratch of the SIP stage: the payload window and the scanner.
+#[map]
+pub static SIP_SCRATCH: PerCpuArray<SipScratch> = PerCpuArray::with_max_entries(1, 0);
 /// IPv4 VIPs this node owns (network-order address) to the MAC to answer with.
 #[map]
 pub static OWNED_VIPS: HashMap<u32, Iface> = HashMap::with_max_entries(256, 0);
@@ -77,6 +97,8 @@ pub static STAGES: ProgramArray = ProgramArray::with_max_entries(4, 0);
 pub const STAGE_NEW_FLOW: u32 = 0;
 /// The same for services with `FLAG_REPORTED_LOAD`.
 pub const STAGE_NEW_FLOW_LOAD: u32 = 1;
+/// The SIP stage (`sip::run`): Call-ID scan, `CALLS`, TCP learning.
+pub const STAGE_SIP: u32 = 2;
 /// Per-CPU scratch of the least-connection schedulers.
 #[map]
 pub static LEAST_SCRATCH: PerCpuArray<tandem_common::sched::LeastScratch> =
@@ -134,6 +156,44 @@ pub fn flow_event(key: &FlowKey, value: &FlowValue, kind: u32) {
             (*p).value = *value;
             (*p).kind = kind;
             (*p)._pad = 0;
+        }
+        entry.submit(0);
+    }
+}
+
+/// Pushes a `CALLS` change for state sync, if sync is on, with the
+/// Call-ID text the SIP stage left in `SIP_SCRATCH` (the packet being
+/// handled is the one that carried it). Like `flow_event`, a separate BPF
+/// function writing straight into the ring buffer.
+#[inline(never)]
+pub fn call_event(key: &CallKey, value: &CallValue, kind: u32) {
+    match GLOBALS.get(0) {
+        Some(g) if g.flow_events != 0 => {}
+        _ => return,
+    }
+    let Some(s) = SIP_SCRATCH.get_ptr(0) else {
+        return;
+    };
+    if let Some(mut entry) = CALL_EVENTS.reserve::<CallEvent>(0) {
+        let p = entry.as_mut_ptr();
+        // SAFETY: the reservation holds one CallEvent; s points to this
+        // CPU's scratch value. The text is copied as 16 aligned words
+        // (volatile, so that it stays word moves and not a memcpy call).
+        unsafe {
+            (*p).service_id = key.service_id;
+            (*p).real_idx = value.real_idx;
+            (*p).hash = key.hash;
+            (*p).created_ns = value.created_ns;
+            (*p).kind = kind;
+            let len = (*s).scan.len;
+            (*p).len = if len > 128 { 128 } else { len };
+            let src = (*s).scan.text.as_ptr() as *const u64;
+            let dst = (*p).callid.as_mut_ptr() as *mut u64;
+            let mut i = 0;
+            while i < 16 {
+                core::ptr::write_volatile(dst.add(i), core::ptr::read_volatile(src.add(i)));
+                i += 1;
+            }
         }
         entry.submit(0);
     }

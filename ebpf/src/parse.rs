@@ -37,6 +37,20 @@ pub struct Pkt {
     /// Set by dispatch before the new-flow stage: the service id and the time.
     pub service_id: u32,
     pub now: u64,
+    /// The UDP/TCP payload: offset from the frame start and length (by the
+    /// UDP length field or the IP length, not the frame: padding excluded).
+    pub payload_off: usize,
+    pub payload_len: usize,
+    /// The `PORT_FLAGS` entry of the destination port.
+    pub port_flags: u32,
+    /// What the SIP stage and the new-flow stage are asked to do
+    /// (`sip::MODE_*`; 0 for every freshly parsed packet).
+    pub sip_mode: u32,
+    /// `sip::MODE_LEARN`: the connection's real server slot.
+    pub real_idx: u32,
+    pub _pad: u32,
+    /// `sip::MODE_NEW_CALL`: the Call-ID hash to record.
+    pub call_hash: u64,
 }
 
 /// A pointer to a `T` at `offset` in the frame, or `None` if the frame is
@@ -179,6 +193,8 @@ fn parse_l4(
     let sport = read_u16(ctx, l4).ok_or(Reason::TruncatedL4)?;
     let dport = read_u16(ctx, l4 + 2).ok_or(Reason::TruncatedL4)?;
     let mut tcp_flags = 0;
+    let payload_off;
+    let payload_len;
     if proto == PROTO_UDP {
         let ulen = read_u16(ctx, l4 + 4).ok_or(Reason::TruncatedL4)? as usize;
         read_u16(ctx, l4 + 6).ok_or(Reason::TruncatedL4)?;
@@ -188,6 +204,8 @@ fn parse_l4(
         if ulen < 8 || ulen > l4_len {
             return Err(Reason::BadUdpLength);
         }
+        payload_off = l4 + 8;
+        payload_len = ulen - 8;
     } else {
         let off = read_u8(ctx, l4 + 12).ok_or(Reason::TruncatedL4)?;
         tcp_flags = read_u8(ctx, l4 + 13).ok_or(Reason::TruncatedL4)?;
@@ -199,6 +217,8 @@ fn parse_l4(
         if doff < 20 || doff > l4_len {
             return Err(Reason::BadTcpHeader);
         }
+        payload_off = l4 + doff;
+        payload_len = l4_len - doff;
     }
     Ok(Pkt {
         l3,
@@ -212,5 +232,12 @@ fn parse_l4(
         tcp_flags,
         service_id: 0,
         now: 0,
+        payload_off,
+        payload_len,
+        port_flags: 0,
+        sip_mode: 0,
+        real_idx: 0,
+        _pad: 0,
+        call_hash: 0,
     })
 }

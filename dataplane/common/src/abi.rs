@@ -28,6 +28,8 @@ pub const MH_DEFAULT_SIZE: u32 = 65_537;
 pub const FALLBACK_PROBES: u32 = 8;
 /// Default size of the connection table.
 pub const DEFAULT_FLOW_ENTRIES: u32 = 1 << 20;
+/// Default size of the SIP call table (`CALLS`).
+pub const DEFAULT_CALL_ENTRIES: u32 = 1 << 16;
 
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
@@ -156,9 +158,23 @@ pub const FLAG_ONE_PACKET: u16 = 1 << 3;
 /// wlc, sed and nq count reported channels instead of the kernel's flows,
 /// and a real server at its capacity gets no new flows under any scheduler.
 pub const FLAG_REPORTED_LOAD: u16 = 1 << 4;
+/// Service flag: SIP Call-ID persistence (IPVS `--pe sip`). UDP: a
+/// datagram whose payload carries a SIP Call-ID (see `sip`) is dispatched
+/// by its Call-ID through the `CALLS` table, not by its 5-tuple, so that
+/// every message of a dialog reaches one real server whatever port or
+/// proxy it comes from; datagrams without one use the connection table as
+/// usual. TCP: connections are scheduled as usual (at the SYN), and a
+/// Call-ID seen in a data segment is learned into the `CALLS` entries of
+/// the UDP service on the same VIP and port (if it has this flag), so
+/// that UDP messages of a dialog begun over TCP follow it.
+pub const FLAG_SIP_PERSIST: u16 = 1 << 5;
 /// All service flags this version knows.
-pub const FLAGS_KNOWN: u16 =
-    FLAG_EXPIRE_NODEST | FLAG_SCHED_FALLBACK | FLAG_SCHED_PORT | FLAG_ONE_PACKET | FLAG_REPORTED_LOAD;
+pub const FLAGS_KNOWN: u16 = FLAG_EXPIRE_NODEST
+    | FLAG_SCHED_FALLBACK
+    | FLAG_SCHED_PORT
+    | FLAG_ONE_PACKET
+    | FLAG_REPORTED_LOAD
+    | FLAG_SIP_PERSIST;
 
 /// A real server's load as it reports it (value of `REAL_LOAD`, same index
 /// as `REALS`). Capacity 0: unknown, never full.
@@ -359,6 +375,9 @@ pub struct SchedState {
 /// service lookups, and one-packet-only ports skip the connection table.
 pub const PORT_CONN: u32 = 1 << 0;
 pub const PORT_ONE_PACKET: u32 = 1 << 1;
+/// `PORT_FLAGS` bit of a UDP port: some service on it has
+/// `FLAG_SIP_PERSIST` (its datagrams go through the SIP stage first).
+pub const PORT_SIP: u32 = 1 << 2;
 /// Entries of `PORT_FLAGS`: UDP ports, then TCP ports.
 pub const PORT_FLAGS_ENTRIES: u32 = 2 * 65536;
 
@@ -439,6 +458,77 @@ pub struct FlowEvent {
     pub _pad: u32,
 }
 
+/// Key of the SIP call table `CALLS`: a Call-ID (its
+/// `sip::callid_hash`) within one virtual service.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct CallKey {
+    pub service_id: u32,
+    pub _pad: u32,
+    pub hash: u64,
+}
+
+impl CallKey {
+    #[inline(always)]
+    pub fn new(service_id: u32, hash: u64) -> CallKey {
+        CallKey {
+            service_id,
+            _pad: 0,
+            hash,
+        }
+    }
+}
+
+/// Call flag: the active-connection count of its real server includes it.
+pub const CALL_COUNTED: u32 = 1 << 0;
+/// Call flag: learned from a TCP connection (not scheduled for a datagram).
+pub const CALL_LEARNED: u32 = 1 << 1;
+
+/// Value of `CALLS`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct CallValue {
+    /// `bpf_ktime_get_coarse_ns` of the last message of the call.
+    pub last_seen_ns: u64,
+    /// When the call was scheduled (or learned).
+    pub created_ns: u64,
+    /// Index of the real server within the service.
+    pub real_idx: u32,
+    /// `CALL_*` bits.
+    pub flags: u32,
+}
+
+/// `CallEvent::kind`: a call was scheduled (or learned) and inserted.
+pub const CALL_EVENT_NEW: u32 = 1;
+/// `CallEvent::kind`: a call expired (idle) or lost its real server and
+/// was replaced.
+pub const CALL_EVENT_REMOVED: u32 = 2;
+
+/// A `CALLS` change pushed to `CALL_EVENTS` for state sync (when
+/// `Globals::flow_events` is on).
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallEvent {
+    pub service_id: u32,
+    pub real_idx: u32,
+    pub hash: u64,
+    pub created_ns: u64,
+    /// `CALL_EVENT_*`.
+    pub kind: u32,
+    /// Bytes of `callid` in use (at most `sip::MAX_CALLID_LEN`).
+    pub len: u32,
+    /// The Call-ID (trimmed, first 128 bytes); bytes past `len` are unspecified.
+    pub callid: [u8; 128],
+}
+
+impl CallEvent {
+    /// The Call-ID text.
+    pub fn callid(&self) -> &[u8] {
+        let n = if self.len as usize > self.callid.len() { self.callid.len() } else { self.len as usize };
+        &self.callid[..n]
+    }
+}
+
 /// Node-wide settings (value 0 of `SETTINGS`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -449,6 +539,11 @@ pub struct Settings {
     pub tcp_timeout_ns: u64,
     /// Idle timeout of TCP flows after FIN/RST (IPVS fin_wait 120 s).
     pub tcp_fin_timeout_ns: u64,
+    /// Idle timeout of SIP calls (`CALLS`): the time between two SIP
+    /// messages of one dialog can be as long as the call (RTP does not go
+    /// through it), so this is much longer than the UDP timeout: an hour
+    /// by default (RFC 4028 session timers refresh every 30 min).
+    pub call_timeout_ns: u64,
 }
 
 pub const SEC_NS: u64 = 1_000_000_000;
@@ -459,6 +554,7 @@ impl Default for Settings {
             udp_timeout_ns: 300 * SEC_NS,
             tcp_timeout_ns: 900 * SEC_NS,
             tcp_fin_timeout_ns: 120 * SEC_NS,
+            call_timeout_ns: 3600 * SEC_NS,
         }
     }
 }
@@ -561,9 +657,30 @@ pub enum Reason {
     HbBadField = 35,
     /// TX: an ARP request for an owned VIP, answered in XDP.
     ArpReply = 36,
+    /// A SIP Call-ID with no live `CALLS` entry: scheduled and recorded
+    /// (the forward is counted as well).
+    SipCallIdNew = 37,
+    /// A SIP Call-ID found in `CALLS`: sent to its real server.
+    SipCallIdHit = 38,
+    /// A datagram to a SIP-persistence service (or a data segment of one
+    /// of its TCP connections) without a usable Call-ID in the scan
+    /// window (not SIP, keepalive, no or empty or cut-off Call-ID): it
+    /// takes the connection-table path.
+    SipNoCallId = 39,
+    /// A `CALLS` entry found idle past `call_timeout_ns`, or whose real
+    /// server is down with `FLAG_EXPIRE_NODEST` (or gone): replaced by a
+    /// fresh schedule.
+    SipCallIdExpired = 40,
+    /// TCP: a Call-ID in a data segment was recorded for the UDP service
+    /// on the same VIP and port.
+    SipCallIdLearned = 41,
+    /// TCP: a Call-ID in a data segment could not be recorded: no UDP
+    /// service with `FLAG_SIP_PERSIST` on the same VIP and port, or the
+    /// connection's real server is not one of its real servers.
+    SipLearnNoTarget = 42,
 }
 
-pub const REASON_COUNT: u32 = 37;
+pub const REASON_COUNT: u32 = 43;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -604,6 +721,12 @@ impl Reason {
         Reason::HbUnknownSender,
         Reason::HbBadField,
         Reason::ArpReply,
+        Reason::SipCallIdNew,
+        Reason::SipCallIdHit,
+        Reason::SipNoCallId,
+        Reason::SipCallIdExpired,
+        Reason::SipCallIdLearned,
+        Reason::SipLearnNoTarget,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -645,6 +768,12 @@ impl Reason {
             Reason::HbUnknownSender => "hb_unknown_sender",
             Reason::HbBadField => "hb_bad_field",
             Reason::ArpReply => "arp_reply",
+            Reason::SipCallIdNew => "sip_callid_new",
+            Reason::SipCallIdHit => "sip_callid_hit",
+            Reason::SipNoCallId => "sip_no_callid",
+            Reason::SipCallIdExpired => "sip_callid_expired",
+            Reason::SipCallIdLearned => "sip_callid_learned",
+            Reason::SipLearnNoTarget => "sip_learn_no_target",
         }
     }
 }
@@ -687,6 +816,8 @@ pub mod maps {
     pub const HB_PEERS: &str = "HB_PEERS";
     pub const HB_EVENTS: &str = "HB_EVENTS";
     pub const FLOW_EVENTS: &str = "FLOW_EVENTS";
+    pub const CALLS: &str = "CALLS";
+    pub const CALL_EVENTS: &str = "CALL_EVENTS";
     pub const OWNED_VIPS: &str = "OWNED_VIPS";
 }
 
@@ -698,6 +829,8 @@ pub mod progs {
     pub const NEW_FLOW: &str = "tandem_new_flow";
     /// The new-flow stage of load-aware services (`STAGES[1]`).
     pub const NEW_FLOW_LOAD: &str = "tandem_new_flow_load";
+    /// The SIP stage (`STAGES[2]`): Call-ID scan, `CALLS` lookup, TCP learning.
+    pub const SIP: &str = "tandem_sip";
     /// XDP_PASS, for the far end of veths that receive XDP_TX/REDIRECT.
     pub const PASS: &str = "tandem_pass";
     /// Benchmark floor: XDP_TX on the same packet.
@@ -749,6 +882,9 @@ mod pod {
     unsafe impl aya::Pod for HbConfig {}
     unsafe impl aya::Pod for HbPeerKey {}
     unsafe impl aya::Pod for HbPeer {}
+    unsafe impl aya::Pod for CallKey {}
+    unsafe impl aya::Pod for CallValue {}
+    unsafe impl aya::Pod for CallEvent {}
 }
 
 const _: () = {
@@ -759,7 +895,11 @@ const _: () = {
     assert!(core::mem::size_of::<FlowValue>() == 32);
     assert!(core::mem::size_of::<NatReverse>() == 8);
     assert!(core::mem::size_of::<SchedState>() == 8);
-    assert!(core::mem::size_of::<Settings>() == 24);
+    assert!(core::mem::size_of::<Settings>() == 32);
+    assert!(core::mem::size_of::<CallKey>() == 16);
+    assert!(core::mem::size_of::<CallValue>() == 24);
+    assert!(core::mem::size_of::<CallEvent>() == 160);
+    assert!(core::mem::align_of::<CallEvent>() == 8);
     assert!(core::mem::size_of::<Iface>() == 8);
     assert!(core::mem::size_of::<Counters>() == 32);
     assert!(core::mem::size_of::<HbConfig>() == 24);

@@ -6,7 +6,9 @@
 //! compiled into the kernel program and into the host's reference model. It
 //! must not grow anything that only one side can use: no packet parsing
 //! (each side parses its own way, which is what the differential test checks)
-//! and no I/O.
+//! and no I/O. The one parser here, the SIP Call-ID scanner (`sip`), is
+//! shared on purpose (the host hashes Call-IDs the same way) and the
+//! model re-implements its rules independently.
 #![no_std]
 
 pub mod abi;
@@ -15,5 +17,6 @@ pub mod hash;
 pub mod heartbeat;
 pub mod node;
 pub mod sched;
+pub mod sip;
 
 pub use abi::*;

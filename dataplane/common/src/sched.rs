@@ -49,6 +49,10 @@ pub struct FlowAddrs<'a> {
     pub src: &'a [u8; 16],
     pub dst: &'a [u8; 16],
     pub sport: u16,
+    /// A SIP call's `sip::callid_sched_hash`: sh, dh and mh hash it
+    /// instead of the addresses, so that one Call-ID always picks the same
+    /// table entry (on every director with the same tables).
+    pub call: Option<u32>,
 }
 
 /// Picks a real server slot for a new flow of `svc`, or `None` when no real
@@ -90,18 +94,27 @@ pub fn schedule_with<V: SchedView, const LOAD_AWARE: bool>(view: &V, svc: &Servi
         Scheduler::Sed => least(view, n, Least::Sed, load_aware),
         Scheduler::Nq => least(view, n, Least::Nq, load_aware),
         Scheduler::Sh => {
-            let h = hash_addr_port(addrs.src, port, SCHED_SEED);
+            let h = match addrs.call {
+                Some(c) => c,
+                None => hash_addr_port(addrs.src, port, SCHED_SEED),
+            };
             hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback, load_aware)
         }
         Scheduler::Dh => {
-            let h = hash_addr_port(addrs.dst, 0, SCHED_SEED);
+            let h = match addrs.call {
+                Some(c) => c,
+                None => hash_addr_port(addrs.dst, 0, SCHED_SEED),
+            };
             hashed(view, Table::Shdh, SHDH_BUCKETS, h, fallback, load_aware)
         }
         Scheduler::Mh => {
             if svc.table_len == 0 || svc.table_len > MH_MAX_SIZE {
                 return None;
             }
-            let h = hash_addr_port(addrs.src, port, SCHED_SEED);
+            let h = match addrs.call {
+                Some(c) => c,
+                None => hash_addr_port(addrs.src, port, SCHED_SEED),
+            };
             hashed(view, Table::Mh, svc.table_len, h, fallback, load_aware)
         }
     }
@@ -310,6 +323,34 @@ pub fn check_flow(
         None => FlowCheck::Nodest,
         Some(r) => {
             if flow.real_idx >= svc.n_reals {
+                FlowCheck::Nodest
+            } else if r.state == REAL_DOWN && svc.flags & FLAG_EXPIRE_NODEST != 0 {
+                FlowCheck::Nodest
+            } else {
+                FlowCheck::Keep
+            }
+        }
+    }
+}
+
+/// Decides whether a SIP call entry is kept: the same rules as
+/// [`check_flow`] with the call timeout.
+#[inline(always)]
+pub fn check_call(
+    call: &CallValue,
+    real: Option<&RealServer>,
+    svc: &Service,
+    now_ns: u64,
+    settings: &Settings,
+) -> FlowCheck {
+    let idle = now_ns.saturating_sub(call.last_seen_ns);
+    if idle > settings.call_timeout_ns {
+        return FlowCheck::Expired;
+    }
+    match real {
+        None => FlowCheck::Nodest,
+        Some(r) => {
+            if call.real_idx >= svc.n_reals {
                 FlowCheck::Nodest
             } else if r.state == REAL_DOWN && svc.flags & FLAG_EXPIRE_NODEST != 0 {
                 FlowCheck::Nodest

@@ -1,0 +1,303 @@
+//! The SIP stage (`tandem_sip`, `STAGES[2]`): Call-ID persistence for
+//! services with `FLAG_SIP_PERSIST`, IPVS's `--pe sip` in XDP.
+//!
+//! What it does, by the mode dispatch leaves in `Pkt::sip_mode`:
+//! - `MODE_DISPATCH` (a UDP datagram to a port with `PORT_SIP`): if the
+//!   datagram's service has the flag and its payload holds a Call-ID
+//!   (`tandem_common::sip`), the call is looked up in `CALLS` by (service,
+//!   Call-ID hash). A live entry whose real server may still take it
+//!   (`sched::check_call`: the flow rules with the call timeout) sends the
+//!   datagram there, whatever its 5-tuple; otherwise the call is scheduled
+//!   like a new flow (the new-flow stage, with `MODE_NEW_CALL`: sh/dh/mh
+//!   hash the Call-ID), recorded, counted as an active connection of its
+//!   real server and pushed to `CALL_EVENTS`. The 5-tuple connection table
+//!   is neither read nor written for such a datagram: SIPp sends every
+//!   call from one client port, and each Call-ID is scheduled on its own.
+//!   Without a Call-ID (not SIP, a CRLF keepalive, no or an empty or a
+//!   cut-off Call-ID) the datagram takes the usual connection-table path
+//!   (`dispatch::connections`), counted `SipNoCallId`.
+//! - `MODE_LEARN` (a data segment of an established TCP connection of a
+//!   service with the flag): TCP is scheduled at the SYN, before any SIP
+//!   is seen, and the connection keeps its real server. A Call-ID in the
+//!   segment is recorded in the `CALLS` entries of the UDP service on the
+//!   same VIP and port (if it has the flag), pointing at the real server
+//!   with the connection's real server's address: a dialog that began
+//!   over TCP (RFC 3261 sends requests over 1300 bytes by TCP) and goes on
+//!   over UDP stays on one IVR. Without such a UDP service there is
+//!   nothing to route by it (a SYN has no Call-ID): `SipLearnNoTarget`.
+//!   A Call-ID split over two segments is not seen (`SipNoCallId`); the
+//!   connection is forwarded as always.
+//!
+//! How: the payload window (at most `SIP_SCAN_LEN` bytes) is copied with
+//! `bpf_xdp_load_bytes` into per-CPU map memory, and `bpf_loop` runs the
+//! shared byte scanner over it, one callback per byte, so the verifier
+//! checks the scanner once instead of once per byte. The stage is its own
+//! program so that none of this weighs on the dispatcher's verification.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    bindings::xdp_md,
+    helpers::generated::{bpf_loop, bpf_xdp_load_bytes},
+    programs::XdpContext,
+};
+use tandem_common::{
+    sched::{self, FlowCheck},
+    sip::SIP_SCAN_LEN,
+    *,
+};
+
+use crate::{
+    dispatch::{self, active_add, service},
+    forward,
+    maps::{self, SipScratch, count},
+    parse::Pkt,
+};
+
+/// `Pkt::sip_mode` values.
+pub const MODE_NONE: u32 = 0;
+/// Dispatch → SIP stage: a UDP datagram to a `PORT_SIP` port.
+pub const MODE_DISPATCH: u32 = 1;
+/// Dispatch → SIP stage: a data segment of an established TCP connection.
+pub const MODE_LEARN: u32 = 2;
+/// SIP stage → new-flow stage: schedule and record a call.
+pub const MODE_NEW_CALL: u32 = 3;
+
+/// Entry point of `tandem_sip`.
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> u32 {
+    let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
+        return XDP_PASS;
+    };
+    // SAFETY: written by dispatch on this CPU just before the tail call.
+    let pkt: &mut Pkt = unsafe { &mut *scratch };
+    if pkt.sip_mode == MODE_LEARN {
+        pkt.sip_mode = MODE_NONE;
+        return learn_and_forward(ctx.ctx, pkt);
+    }
+    pkt.sip_mode = MODE_NONE;
+    let key = ServiceKey::new(pkt.dst, pkt.dport, pkt.proto, pkt.family);
+    // SAFETY: the value is a plain u32 copied out at once.
+    let svc = match unsafe { maps::SERVICES.get(&key) } {
+        Some(id) => match service(*id) {
+            Some(s) if s.flags & FLAG_SIP_PERSIST != 0 && pkt.proto == PROTO_UDP => s,
+            _ => return dispatch::connections(ctx, pkt),
+        },
+        None => return dispatch::connections(ctx, pkt),
+    };
+    if !scan(ctx.ctx, pkt.payload_off, pkt.payload_len) {
+        count(Reason::SipNoCallId);
+        return dispatch::connections(ctx, pkt);
+    }
+    let hash = match maps::SIP_SCRATCH.get(0) {
+        Some(s) => s.scan.hash,
+        None => return dispatch::connections(ctx, pkt),
+    };
+    let ckey = CallKey::new(svc.id, hash);
+    if let Some(cp) = maps::CALLS.get_ptr_mut(&ckey) {
+        let Some(settings) = maps::SETTINGS.get(0) else {
+            count(Reason::BadServiceConfig);
+            return XDP_PASS;
+        };
+        let now = dispatch::now_ns();
+        let base = svc.id * MAX_REALS;
+        // SAFETY: cp points to the map value; copied out before use.
+        let call = unsafe { *cp };
+        let real = if call.real_idx < MAX_REALS {
+            maps::REALS.get(base + call.real_idx)
+        } else {
+            None
+        };
+        if sched::check_call(&call, real, svc, now, settings) == FlowCheck::Keep {
+            // SAFETY: as above; a racing update at worst loses a timestamp.
+            unsafe {
+                if call.last_seen_ns != now {
+                    (*cp).last_seen_ns = now;
+                }
+            }
+            count(Reason::SipCallIdHit);
+            return forward::forward(ctx.ctx, pkt, svc, call.real_idx, forward::FWD_REVERSE);
+        }
+        count(Reason::SipCallIdExpired);
+        if call.flags & CALL_COUNTED != 0 && call.real_idx < MAX_REALS {
+            active_add(base + call.real_idx, u64::MAX);
+        }
+        let _ = maps::CALLS.remove(&ckey);
+        maps::call_event(&ckey, &call, CALL_EVENT_REMOVED);
+    }
+    pkt.sip_mode = MODE_NEW_CALL;
+    pkt.call_hash = hash;
+    dispatch::new_flow_stage(ctx, pkt, svc)
+}
+
+/// Records a call the new-flow stage scheduled on real server `idx`
+/// (the caller forwards the packet).
+#[inline(never)]
+pub fn new_call(svc: &Service, hash: u64, idx: u32, now: u64) {
+    count(Reason::SipCallIdNew);
+    let ckey = CallKey::new(svc.id, hash);
+    let value = CallValue {
+        last_seen_ns: now,
+        created_ns: now,
+        real_idx: idx,
+        flags: CALL_COUNTED,
+    };
+    if maps::CALLS.insert(&ckey, &value, 0).is_ok() {
+        active_add(svc.id * MAX_REALS + idx, 1);
+        maps::call_event(&ckey, &value, CALL_EVENT_NEW);
+    } else {
+        count(Reason::FlowInsertFailed);
+    }
+}
+
+/// Bounds the scan callback's context: the scratch value (a map value
+/// pointer kept on the caller's stack).
+#[repr(C)]
+struct LoopCtx {
+    s: *mut SipScratch,
+}
+
+/// `bpf_loop` callback: feeds byte `i` of the window to the scanner;
+/// 1 (stop) when the scanner is done.
+extern "C" fn scan_byte(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: ctx is the LoopCtx of `scan`, whose pointer is this CPU's
+    // scratch value; the index is masked into the buffer.
+    unsafe {
+        let s = (*(ctx as *const LoopCtx)).s;
+        let b = *(*s).buf.as_ptr().add(i as usize & (SIP_SCAN_LEN - 1));
+        if (*s).scan.step(b) { 1 } else { 0 }
+    }
+}
+
+/// Runs the scanner over the first `SIP_SCAN_LEN` bytes of the payload
+/// at `off` (`len` bytes): true if it holds a Call-ID (then in
+/// `SIP_SCRATCH.scan`).
+#[inline(never)]
+fn scan(raw: *mut xdp_md, off: usize, len: usize) -> bool {
+    let Some(s) = maps::SIP_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's scratch value.
+    unsafe { (*s).scan.reset() };
+    // Clamped in 64 bits: the helper's size must be provably 1..=1024.
+    let n = if len > SIP_SCAN_LEN { SIP_SCAN_LEN } else { len };
+    if n == 0 {
+        return false;
+    }
+    // SAFETY: the helper checks the range against the packet; the buffer
+    // holds SIP_SCAN_LEN >= n bytes.
+    let r = unsafe { bpf_xdp_load_bytes(raw, off as u32, (*s).buf.as_mut_ptr() as *mut c_void, n as u32) };
+    if r != 0 {
+        return false;
+    }
+    let mut lc = LoopCtx { s };
+    // SAFETY: scan_byte is a BPF callback with the signature bpf_loop
+    // wants; lc lives until the helper returns.
+    unsafe {
+        bpf_loop(
+            n as u32,
+            scan_byte as *mut c_void,
+            &mut lc as *mut LoopCtx as *mut c_void,
+            0,
+        );
+        (*s).scan.found()
+    }
+}
+
+/// `MODE_LEARN`: learns the segment's Call-ID, if any, then forwards the
+/// segment to its connection's real server (as dispatch would have).
+#[inline(always)]
+fn learn_and_forward(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
+    let Some(svc) = service(pkt.service_id) else {
+        count(Reason::BadServiceConfig);
+        return XDP_PASS;
+    };
+    learn(raw, pkt);
+    forward::forward(raw, pkt, svc, pkt.real_idx, 0)
+}
+
+#[inline(never)]
+fn learn(raw: *mut xdp_md, pkt: &Pkt) {
+    if !scan(raw, pkt.payload_off, pkt.payload_len) {
+        count(Reason::SipNoCallId);
+        return;
+    }
+    let hash = match maps::SIP_SCRATCH.get(0) {
+        Some(s) => s.scan.hash,
+        None => return,
+    };
+    let ukey = ServiceKey::new(pkt.dst, pkt.dport, PROTO_UDP, pkt.family);
+    // SAFETY: the value is a plain u32 copied out at once.
+    let target = match unsafe { maps::SERVICES.get(&ukey) } {
+        Some(id) => match service(*id) {
+            Some(s) if s.flags & FLAG_SIP_PERSIST != 0 => s,
+            _ => {
+                count(Reason::SipLearnNoTarget);
+                return;
+            }
+        },
+        None => {
+            count(Reason::SipLearnNoTarget);
+            return;
+        }
+    };
+    if pkt.service_id >= MAX_SERVICES || pkt.real_idx >= MAX_REALS {
+        count(Reason::SipLearnNoTarget);
+        return;
+    }
+    let Some(own) = maps::REALS.get(pkt.service_id * MAX_REALS + pkt.real_idx) else {
+        count(Reason::SipLearnNoTarget);
+        return;
+    };
+    let tid = target.id;
+    let n = target.n_reals;
+    let mut slot = u32::MAX;
+    let mut j = 0;
+    while j < MAX_REALS {
+        if j >= n {
+            break;
+        }
+        if let Some(r) = maps::REALS.get(tid * MAX_REALS + j)
+            && addr_eq(&r.addr, &own.addr)
+        {
+            slot = j;
+            break;
+        }
+        j += 1;
+    }
+    if slot >= MAX_REALS {
+        count(Reason::SipLearnNoTarget);
+        return;
+    }
+    count(Reason::SipCallIdLearned);
+    let now = dispatch::now_ns();
+    let ckey = CallKey::new(tid, hash);
+    let mut old_counted = u32::MAX;
+    if let Some(cp) = maps::CALLS.get_ptr_mut(&ckey) {
+        // SAFETY: cp points to the map value; copied out before use.
+        let old = unsafe { *cp };
+        if old.real_idx == slot {
+            // SAFETY: as above.
+            unsafe { (*cp).last_seen_ns = now };
+            return;
+        }
+        if old.flags & CALL_COUNTED != 0 {
+            old_counted = old.real_idx;
+        }
+    }
+    let value = CallValue {
+        last_seen_ns: now,
+        created_ns: now,
+        real_idx: slot,
+        flags: CALL_COUNTED | CALL_LEARNED,
+    };
+    if maps::CALLS.insert(&ckey, &value, 0).is_ok() {
+        if old_counted < MAX_REALS {
+            active_add(tid * MAX_REALS + old_counted, u64::MAX);
+        }
+        active_add(tid * MAX_REALS + slot, 1);
+        maps::call_event(&ckey, &value, CALL_EVENT_NEW);
+    } else {
+        count(Reason::FlowInsertFailed);
+    }
+}
