@@ -113,7 +113,9 @@ pub fn tcp_request(
 /// `rate` datagrams per second, 0 for as fast as possible) and waits until
 /// every flow has a reply or `timeout` passes. Returns, per port in order,
 /// the first reply (None if none came). Raises the open-file limit to fit
-/// the sockets. Bounded: one datagram per port, one wait.
+/// the sockets. Bounded: one datagram per port, one wait. With a zero
+/// `timeout` each socket is closed right after its datagram (no replies
+/// are read; any number of flows fits).
 pub fn udp_flows(
     ns: &str,
     ports: &[u16],
@@ -122,7 +124,9 @@ pub fn udp_flows(
     rate: u32,
     timeout: Duration,
 ) -> Result<Vec<Option<Vec<u8>>>, LabError> {
-    raise_nofile(ports.len() as u64 + 256);
+    if !timeout.is_zero() {
+        raise_nofile(ports.len() as u64 + 256);
+    }
     try_in_netns(ns, || {
         let io = |what: String, e| LabError::io(format!("UDP flows to {dst}: {what}"), ns, e);
         let mut socks = Vec::with_capacity(ports.len());
@@ -143,10 +147,12 @@ pub fn udp_flows(
             s.connect(dst).map_err(|e| io("connect".into(), e))?;
             s.set_nonblocking(true).map_err(|e| io("set_nonblocking".into(), e))?;
             s.send(payload).map_err(|e| io(format!("send from port {p}"), e))?;
-            socks.push(s);
+            if !timeout.is_zero() {
+                socks.push(s);
+            }
         }
         let mut out: Vec<Option<Vec<u8>>> = vec![None; ports.len()];
-        let mut left = ports.len();
+        let mut left = socks.len();
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 2048];
         while left > 0 && Instant::now() < deadline {
