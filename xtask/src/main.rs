@@ -12,7 +12,7 @@ mod test;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -42,6 +42,13 @@ enum Cmd {
     Lab {
         #[command(subcommand)]
         action: LabAction,
+    },
+    /// Fuzz the state-sync frame parser (cargo-fuzz, nightly) for a bounded
+    /// time; installs cargo-fuzz if missing. Fails if the fuzzer finds a crash.
+    Fuzz {
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Run a benchmark (`tandem-bench <which>`); default: dispatch.
     Bench {
@@ -111,6 +118,7 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Lab {
             action: LabAction::Down,
         } => run_tests_bin("tandem-lab", &[OsString::from("down")], &[]),
+        Cmd::Fuzz { seconds } => fuzz(seconds),
         Cmd::Bench { which, args } => {
             setup::run()?;
             if matches!(which, Bench::Failover | Bench::Sync) {
@@ -183,4 +191,40 @@ pub(crate) fn exit_code(status: std::process::ExitStatus) -> ExitCode {
 pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// `cargo xtask fuzz`: cargo-fuzz's `sync_frame` target in `control/fuzz`
+/// (its own workspace) for `seconds`, with the corpus kept under
+/// `control/fuzz/corpus/` between runs.
+fn fuzz(seconds: u64) -> Result<ExitCode> {
+    setup::run()?;
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        eprintln!("xtask: installing cargo-fuzz");
+        let st = Command::new("cargo")
+            .args(["install", "cargo-fuzz", "--locked"])
+            .status()
+            .context("running cargo install cargo-fuzz")?;
+        if !st.success() {
+            anyhow::bail!("cargo install cargo-fuzz failed ({st})");
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../control/fuzz");
+    std::fs::create_dir_all(dir.join("corpus/sync_frame")).context("creating the fuzz corpus directory")?;
+    let st = Command::new("rustup")
+        .args(["run", "nightly", "cargo", "fuzz", "run", "sync_frame", "corpus/sync_frame", "--"])
+        .arg(format!("-max_total_time={seconds}"))
+        .arg("-print_final_stats=1")
+        .current_dir(&dir)
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .context("running cargo fuzz")?;
+    Ok(exit_code(st))
 }
