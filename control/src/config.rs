@@ -34,7 +34,7 @@ use tandem_dataplane::{
     AttachMode, RealConfig, RealState, ServiceConfig,
     common::{
         DEFAULT_FLOW_ENTRIES, FLAG_EXPIRE_NODEST, FLAG_ONE_PACKET, FLAG_REPORTED_LOAD,
-        FLAG_SCHED_FALLBACK, FLAG_SCHED_PORT, Forward, MH_DEFAULT_SIZE, MH_MAX_SIZE, Scheduler,
+        FLAG_SCHED_FALLBACK, FLAG_SCHED_PORT, FLAG_SIP_PERSIST, Forward, MH_DEFAULT_SIZE, MH_MAX_SIZE, Scheduler,
     },
     config::Protocol,
 };
@@ -92,12 +92,13 @@ pub const SIGNALLING_NAMES: [(&str, i32); 10] = [
 ];
 
 /// Service flag names as written in the file, with their bits.
-pub const FLAG_NAMES: [(&str, u16); 5] = [
+pub const FLAG_NAMES: [(&str, u16); 6] = [
     ("expire_nodest", FLAG_EXPIRE_NODEST),
     ("sched_fallback", FLAG_SCHED_FALLBACK),
     ("sched_port", FLAG_SCHED_PORT),
     ("one_packet", FLAG_ONE_PACKET),
     ("reported_load", FLAG_REPORTED_LOAD),
+    ("sip_persist", FLAG_SIP_PERSIST),
 ];
 
 /// A configuration that cannot be used. Nothing has been changed.
@@ -1025,7 +1026,7 @@ fn parse_service(t: &Fields) -> Result<ServiceEntry, ConfigError> {
                     invalid(
                         format!("{field}[{i}]"),
                         item,
-                        "is not a flag (expire_nodest, sched_fallback, sched_port, one_packet, reported_load)",
+                        "is not a flag (expire_nodest, sched_fallback, sched_port, one_packet, reported_load, sip_persist)",
                     )
                 })?;
             flags |= bit;
@@ -1647,7 +1648,7 @@ interface = "svc0"
                     "flags = [\"expire_nodest\", \"reported_load\"]",
                     "flags = [\"expire_nodest\", \"fast\"]",
                 ),
-                r#"service[0].flags[1]: "fast" is not a flag (expire_nodest, sched_fallback, sched_port, one_packet, reported_load)"#,
+                r#"service[0].flags[1]: "fast" is not a flag (expire_nodest, sched_fallback, sched_port, one_packet, reported_load, sip_persist)"#,
             ),
             (
                 with("02:00:00:00:00:21", "zz:00:00:00:00:21"),
