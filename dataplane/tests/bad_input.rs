@@ -285,3 +285,82 @@ fn privileged_ipv4_options_and_odd_frames_are_dispatched_correctly() {
         assert_eq!((r.verdict, &r.frame), (v, &out), "garbage of {len} bytes");
     }
 }
+
+/// SIP payloads without a usable Call-ID, to services with
+/// `FLAG_SIP_PERSIST`: never dropped for it, forwarded by the connection
+/// table, counted `SipNoCallId`, the same as the model.
+#[test]
+fn privileged_sip_payloads_without_a_usable_call_id_fall_back() {
+    if !privileged("privileged_sip_payloads_without_a_usable_call_id_fall_back") {
+        return;
+    }
+    let mut dp = load();
+    let mut m = Model::new();
+    let vip = IpAddr::V4(VIP4);
+    for (proto, fwd) in [(Protocol::Udp, Forward::Dr), (Protocol::Tcp, Forward::Nat)] {
+        let mut cfg = service(vip, 5060, proto, Scheduler::Rr, fwd, (0..2).map(|i| real4(i, 1)).collect());
+        cfg.flags = FLAG_SIP_PERSIST;
+        m.apply(&dp.set_service(&cfg).unwrap());
+    }
+    let now = std::cell::Cell::new(1_000u64);
+    let check = |dp: &mut Dataplane, m: &mut Model, f: &[u8], what: &str| -> Vec<u8> {
+        now.set(now.get() + 1_000);
+        let now = now.get();
+        let before = dp.reason(Reason::SipNoCallId).unwrap();
+        let r = dp.test_run(f).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let (v, out) = m.process(f, 1, now);
+        assert_eq!((r.verdict, &r.frame), (v, &out), "{what}: kernel vs model");
+        assert_eq!(r.verdict, XDP_TX, "{what}: forwarded");
+        assert_eq!(dp.reason(Reason::SipNoCallId).unwrap(), before + 1, "{what}: counted");
+        r.frame
+    };
+    // Huge headers: the Call-ID is beyond the scan window.
+    let mut big = b"INVITE sip:ivr@198.18.0.100 SIP/2.0\r\n".to_vec();
+    while big.len() < 1100 {
+        big.extend_from_slice(b"Via: SIP/2.0/UDP proxy.example.net:5060;branch=z9hG4bK-long-branch\r\n");
+    }
+    big.extend_from_slice(b"Call-ID: too-deep@198.19.0.1\r\n\r\n");
+    let f = FrameSpec::udp(client4(1), 5060, vip, 5060, &big).build();
+    check(&mut dp, &mut m, &f, "Call-ID beyond the window");
+    // A Call-ID cut off by the end of the datagram; padding after the IP
+    // packet (which would end the line) is not payload.
+    let mut f = FrameSpec::udp(client4(2), 5060, vip, 5060, b"INVITE x SIP/2.0\r\nCall-ID: cut").build();
+    f.extend_from_slice(b"\r\n\r\n");
+    check(&mut dp, &mut m, &f, "Call-ID cut by the datagram's end");
+    // The UDP length ends the payload before the line end that follows.
+    let mut f = FrameSpec::udp(client4(3), 5060, vip, 5060, b"INVITE x SIP/2.0\r\nCall-ID: abc\r\n").build();
+    let ulen = u16::from_be_bytes([f[38], f[39]]) - 3;
+    f[38..40].copy_from_slice(&ulen.to_be_bytes());
+    check(&mut dp, &mut m, &f, "UDP length shorter than the IP payload");
+    // Binary garbage on 5060 of many lengths, up to past the window.
+    let mut seed = 0x9e37_79b9u32;
+    for len in (0..1200usize).step_by(37) {
+        let g: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        let f = FrameSpec::udp(client4(4), 5060, vip, 5060, &g).build();
+        check(&mut dp, &mut m, &f, &format!("garbage of {len} bytes"));
+    }
+    assert!(dp.calls().is_empty(), "no call from any of these");
+    // A Call-ID split over two TCP segments: not learned, the connection
+    // keeps its real server.
+    let seg = |flags: u8, payload: &[u8]| FrameSpec::tcp(client4(5), 41000, vip, 5060, flags, payload).build();
+    now.set(now.get() + 1_000);
+    let r = dp.test_run(&seg(0x02, b"")).unwrap();
+    m.process(&seg(0x02, b""), 1, now.get());
+    let real = r.frame[33];
+    let out = check(&mut dp, &mut m, &seg(0x18, b"INVITE sip:ivr SIP/2.0\r\nVia: v\r\nCall-ID: split-"), "first half");
+    assert_eq!(out[33], real);
+    let out = check(&mut dp, &mut m, &seg(0x18, b"call@198.19.0.1\r\nCSeq: 1 INVITE\r\n\r\n"), "second half");
+    assert_eq!(out[33], real);
+    assert_eq!(dp.reason(Reason::SipCallIdLearned).unwrap(), 0);
+    assert!(dp.calls().is_empty());
+    for r in Reason::ALL {
+        assert_eq!(dp.reason(r).unwrap(), m.reason(r), "counter {}", r.name());
+    }
+}
