@@ -452,3 +452,35 @@ fn privileged_tcp_segments_teach_the_udp_service_their_call_ids() {
     assert_eq!(dp.reason(Reason::SipLearnNoTarget).unwrap(), 1);
     check_tables(&dp, &m);
 }
+
+/// Rough cost of the SIP stage (median of single `BPF_PROG_TEST_RUN`s,
+/// debug build of the test, release build of the program): run with
+/// `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn privileged_sip_stage_cost() {
+    if !privileged("privileged_sip_stage_cost") {
+        return;
+    }
+    let mut dp = load();
+    dp.set_service(&sip_service(4, FLAG_SIP_PERSIST)).unwrap();
+    let mut plain = sip_service(4, 0);
+    plain.port = 5070;
+    dp.set_service(&plain).unwrap();
+    let median = |dp: &mut Dataplane, f: &[u8]| {
+        let mut v: Vec<u64> = (0..2000).map(|_| dp.test_run(f).unwrap().duration_ns).collect();
+        v.sort();
+        v[v.len() / 2]
+    };
+    let msg = bye("1-4242@198.19.0.1");
+    let at = msg.windows(8).position(|w| w == b"Call-ID:").unwrap();
+    dp.test_run(&udp(client4(1), 5060, &invite("1-4242@198.19.0.1"))).unwrap();
+    let hit = median(&mut dp, &udp(client4(1), 5060, &msg));
+    let nocall = median(&mut dp, &udp(client4(1), 5060, b"\r\n\r\n"));
+    let f = FrameSpec::udp(client4(1), 5060, IpAddr::V4(VIP4), 5070, &msg).build();
+    let flow = median(&mut dp, &f);
+    eprintln!(
+        "SIP message of {} bytes, Call-ID at byte {at}: call hit {hit} ns, keepalive (no Call-ID, flow) {nocall} ns, same message to a service without the flag (flow hit) {flow} ns",
+        msg.len()
+    );
+}
