@@ -305,6 +305,9 @@ pub struct CardConfig {
     pub line: Option<CardLine>,
     /// `DAHDI_SIG_*` set on every channel of an owned span (a name of [`SIGNALLING_NAMES`]).
     pub signalling: i32,
+    /// The active node answers incoming calls itself (`HOOK(OFFHOOK)` on
+    /// ringing): a front end that holds calls for the IVRs. Default off.
+    pub auto_answer: bool,
 }
 
 /// `card.lineconfig` and `card.timing`: an owned span's line configuration.
@@ -704,6 +707,7 @@ fn card_toml(c: &CardConfig) -> Value {
         .find(|(_, sig)| *sig == c.signalling)
         .map_or(DEFAULT_SIGNALLING, |(name, _)| name);
     t.insert("signalling".into(), signalling.into());
+    t.insert("auto_answer".into(), c.auto_answer.into());
     Value::Table(t)
 }
 
@@ -1208,6 +1212,7 @@ fn parse_card(t: &Fields) -> Result<CardConfig, ConfigError> {
                 "is not a signalling (fxsls, fxsgs, fxsks, fxols, fxogs, fxoks, em, em_e1, cas, clear)",
             )
         })?;
+    let auto_answer = t.bool("auto_answer", Some(false))?;
     t.finish()?;
     Ok(CardConfig {
         root: PathBuf::from(root),
@@ -1215,6 +1220,7 @@ fn parse_card(t: &Fields) -> Result<CardConfig, ConfigError> {
         takeover_deadline: Duration::from_millis(deadline_ms),
         line,
         signalling,
+        auto_answer,
     })
 }
 

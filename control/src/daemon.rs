@@ -68,6 +68,9 @@ const T_SYNC_ACCEPT: u64 = 16;
 const T_SYNC_CONN: u64 = 17;
 const T_SYNC_TIMER: u64 = 18;
 const T_FLOW_RING: u64 = 19;
+const T_CALL_RING: u64 = 20;
+/// Channel polls: `T_CHAN_BASE + card × 65536 + index`.
+const T_CHAN_BASE: u64 = 1 << 32;
 
 /// One entry of the timeline the daemon keeps (and prints with `-v`).
 #[derive(Clone, Debug)]
@@ -134,6 +137,12 @@ pub struct Daemon {
     sync: Option<crate::syncrt::SyncRuntime>,
     /// The kernel's connection-table changes (with sync on).
     flow_events: Option<tandem_dataplane::FlowEvents>,
+    /// The kernel's SIP Call-ID table changes (with sync on).
+    call_events: Option<tandem_dataplane::CallEvents>,
+    /// Channel files polled for `POLLPRI`: token → (card, channel), and the
+    /// card generations they were taken at.
+    chan_polls: HashMap<u64, (usize, crate::cards::ChannelFd)>,
+    chan_gens: Vec<u64>,
     /// Service id → (its key, real server by slot), for flow records.
     svc_cache: HashMap<u32, (crate::sync::VirtualService, Vec<Option<(IpAddr, u16)>>)>,
     /// The connection poll armed: (connection id, events).
@@ -297,6 +306,7 @@ impl Daemon {
             }
             None => (None, None),
         };
+        let call_events = if sync.is_some() { dp.take_call_events() } else { None };
         let admin = match crate::admin::bind(&cfg.admin.socket) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -337,6 +347,9 @@ impl Daemon {
             card_fault: false,
             sync,
             flow_events,
+            call_events,
+            chan_polls: HashMap::new(),
+            chan_gens: Vec::new(),
             svc_cache: HashMap::new(),
             sync_polled: None,
             sync_timer_at: None,
@@ -495,6 +508,18 @@ impl Daemon {
                     }
                     self.mark(format!("takeover done: VIPs owned, GARP sent (epoch {epoch}; {} µs)", t.elapsed().as_micros()));
                     if !self.cards.is_empty() {
+                        // The calls the synced records say were up on our
+                        // channels: picked up as the trunk arrives.
+                        let expected = self.synced_card_calls();
+                        for (i, c) in self.cards.iter_mut().enumerate() {
+                            let calls: Vec<crate::cards::CallEvent> = expected.iter().filter(|(card, _)| *card == i).map(|(_, e)| *e).collect();
+                            if !calls.is_empty() {
+                                tracing::info!("card {}: expecting {} calls", c.root().display(), calls.len());
+                            }
+                            if let Err(e) = c.expect_calls(&calls) {
+                                tracing::error!("card {}: {e}", c.root().display());
+                            }
+                        }
                         let now = Instant::now();
                         for c in self.cards.iter_mut() {
                             let deadline = now + c.takeover_deadline();
@@ -582,28 +607,12 @@ impl Daemon {
         match ev.kind {
             FLOW_EVENT_REMOVED => Some(crate::sync::Record::FlowRemoved(ev.key)),
             FLOW_EVENT_NEW => {
-                let id = ev.value.service_id;
-                let slot = ev.value.real_idx as usize;
-                if !self.svc_cache.get(&id).is_some_and(|(_, slots)| slots.get(slot).is_some_and(|s| s.is_some())) {
-                    self.svc_cache = self
-                        .dp
-                        .services()
-                        .map(|img| {
-                            let vs = crate::sync::VirtualService { addr: img.key.addr, port: img.key.port, proto: img.key.proto };
-                            (img.service.id, (vs, img.slot_ids.clone()))
-                        })
-                        .collect();
-                }
-                let (vs, slots) = self.svc_cache.get(&id)?;
-                let (addr, port) = (*slots.get(slot)?)?;
-                let real_addr = match addr {
-                    IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-                    IpAddr::V6(a) => a.octets(),
-                };
-                let age_ms = (mono_ns().saturating_sub(ev.value.created_ns) / 1_000_000).min(u32::MAX as u64) as u32;
+                let (vs, (addr, port)) = self.service_real(ev.value.service_id, ev.value.real_idx as usize)?;
+                let real_addr = mapped(addr);
+                let age_ms = (tandem_dataplane::monotonic_coarse_ns().saturating_sub(ev.value.created_ns) / 1_000_000).min(u32::MAX as u64) as u32;
                 Some(crate::sync::Record::Flow(crate::sync::FlowRecord {
                     key: ev.key,
-                    service: *vs,
+                    service: vs,
                     real_addr,
                     real_port: port,
                     age_ms,
@@ -614,13 +623,143 @@ impl Daemon {
         }
     }
 
+    /// The sync record of a SIP Call-ID table change from the kernel. The
+    /// record's id is the Call-ID, `ivr` the real server's address, and
+    /// `flow` names the virtual service (destination VIP, port and
+    /// protocol; no source): enough for the standby to route the dialog's
+    /// next message to the same IVR.
+    fn sip_call_record(&mut self, ev: &tandem_dataplane::common::CallEvent) -> Option<crate::sync::Record> {
+        use tandem_dataplane::common::{CALL_EVENT_NEW, CALL_EVENT_REMOVED};
+        let id = String::from_utf8_lossy(ev.callid()).into_owned();
+        if id.is_empty() {
+            return None;
+        }
+        match ev.kind {
+            CALL_EVENT_REMOVED => Some(crate::sync::Record::CallRemoved(id)),
+            CALL_EVENT_NEW => {
+                let (vs, addr) = self.service_real(ev.service_id, ev.real_idx as usize)?;
+                let ms = wall_ms();
+                Some(crate::sync::Record::Call(crate::sync::CallRecord {
+                    id,
+                    channel: None,
+                    flow: Some(tandem_dataplane::common::FlowKey::new([0; 16], vs.addr, 0, vs.port, vs.proto)),
+                    ivr: Some(mapped(addr.0)),
+                    state: crate::sync::CallState::Ringing,
+                    created_ms: ms,
+                    updated_ms: ms,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// A service's key and one of its real servers' address, by this
+    /// node's ids (cached; refreshed on a miss).
+    fn service_real(&mut self, id: u32, slot: usize) -> Option<(crate::sync::VirtualService, (IpAddr, u16))> {
+        if !self.svc_cache.get(&id).is_some_and(|(_, slots)| slots.get(slot).is_some_and(|s| s.is_some())) {
+            self.svc_cache = self
+                .dp
+                .services()
+                .map(|img| {
+                    let vs = crate::sync::VirtualService { addr: img.key.addr, port: img.key.port, proto: img.key.proto };
+                    (img.service.id, (vs, img.slot_ids.clone()))
+                })
+                .collect();
+        }
+        let (vs, slots) = self.svc_cache.get(&id)?;
+        Some((*vs, (*slots.get(slot)?)?))
+    }
+
+    /// The card call records of the synced store, by card index.
+    fn synced_card_calls(&self) -> Vec<(usize, crate::cards::CallEvent)> {
+        let Some(sy) = &self.sync else {
+            return Vec::new();
+        };
+        sy.store()
+            .calls()
+            .filter_map(|c| {
+                let (card, _, _) = parse_card_call_id(&c.id)?;
+                let ch = c.channel?;
+                Some((card, crate::cards::CallEvent { span: ch.span, channel: ch.channel, state: card_state(c.state), at_ms: c.updated_ms }))
+            })
+            .collect()
+    }
+
+    /// Publishes the call events of the cards (active node), answering
+    /// incoming calls first on cards with `auto_answer`.
+    fn publish_card_calls(&mut self) {
+        let mut records = Vec::new();
+        for (i, c) in self.cards.iter_mut().enumerate() {
+            let mut events = c.take_call_events();
+            if self.cfg.cards.get(i).is_some_and(|cc| cc.auto_answer) {
+                for e in events.clone() {
+                    if e.state == crate::cards::CallState::Ringing && c.call_state(e.span, e.channel) == Some(crate::cards::CallState::Ringing) {
+                        match c.answer(e.span, e.channel) {
+                            Ok(()) => events.extend(c.take_call_events()),
+                            Err(err) => tracing::debug!("auto answer: {err}"),
+                        }
+                    }
+                }
+            }
+            for e in events {
+                let id = card_call_id(i, e.span, e.channel);
+                if e.state == crate::cards::CallState::Idle {
+                    records.push(crate::sync::Record::CallRemoved(id));
+                } else {
+                    records.push(crate::sync::Record::Call(crate::sync::CallRecord {
+                        id,
+                        channel: Some(crate::sync::ChannelRef { span: e.span, channel: e.channel }),
+                        flow: None,
+                        ivr: None,
+                        state: sync_state(e.state),
+                        created_ms: e.at_ms,
+                        updated_ms: e.at_ms,
+                    }));
+                }
+            }
+        }
+        if records.is_empty() {
+            return;
+        }
+        if let Some(sy) = self.sync.as_mut() {
+            let now = Instant::now();
+            for r in records {
+                sy.record(r, now);
+            }
+        }
+    }
+
+    /// Polls the cards' channel files for `POLLPRI`, again whenever a card's
+    /// set of open channels changed.
+    fn cards_turn(&mut self) -> Result<()> {
+        let gens: Vec<u64> = self.cards.iter().map(|c| c.generation()).collect();
+        if gens == self.chan_gens {
+            return Ok(());
+        }
+        for t in self.chan_polls.keys().copied().collect::<Vec<_>>() {
+            if self.reactor.is_armed(t) {
+                self.reactor.cancel(t)?;
+            }
+        }
+        self.chan_polls.clear();
+        for (i, c) in self.cards.iter().enumerate() {
+            for (j, ch) in c.channel_fds().into_iter().enumerate() {
+                let token = T_CHAN_BASE + ((i as u64) << 16) + j as u64;
+                self.reactor.poll(token, ch.fd, libc::POLLPRI as u32)?;
+                self.chan_polls.insert(token, (i, ch));
+            }
+        }
+        self.chan_gens = gens;
+        Ok(())
+    }
+
     /// Writes what the subscriber received into the kernel's tables.
     fn apply_synced(&mut self, applied: Vec<crate::sync::Applied>) {
         let (mut ok, mut refused) = (0u64, 0u64);
         for a in applied {
             match a.record {
                 crate::sync::Record::Flow(f) => {
-                    let created = mono_ns().saturating_sub(u64::from(f.age_ms) * 1_000_000);
+                    let created = tandem_dataplane::monotonic_coarse_ns().saturating_sub(u64::from(f.age_ms) * 1_000_000);
                     match self.dp.upsert_synced_flow(&f.key, &f.service.service_key(), (ip_of(&f.real_addr), f.real_port), created, f.flags) {
                         Ok(true) => ok += 1,
                         Ok(false) => refused += 1,
@@ -636,7 +775,28 @@ impl Daemon {
                     }
                     ok += 1;
                 }
-                // Calls and channels live in the subscriber's store.
+                crate::sync::Record::Call(c) if c.channel.is_none() => match self.apply_sip_call(&c) {
+                    Ok(true) => ok += 1,
+                    Ok(false) => refused += 1,
+                    Err(e) => {
+                        refused += 1;
+                        tracing::error!("sync: writing call {}: {e}", c.id);
+                    }
+                },
+                crate::sync::Record::CallRemoved(id) if parse_card_call_id(&id).is_none() => {
+                    let hash = tandem_dataplane::common::sip::callid_hash(id.as_bytes());
+                    let keys: Vec<_> = self
+                        .dp
+                        .services()
+                        .filter(|img| img.service.flags & tandem_dataplane::common::FLAG_SIP_PERSIST != 0)
+                        .map(|img| img.key)
+                        .collect();
+                    for k in keys {
+                        let _ = self.dp.remove_synced_call(&k, hash);
+                    }
+                    ok += 1;
+                }
+                // Card calls and channels live in the subscriber's store.
                 _ => ok += 1,
             }
         }
@@ -647,6 +807,24 @@ impl Daemon {
             }
             sy.kernel_errors += refused;
         }
+    }
+
+    /// A synced SIP dialog into this node's Call-ID table: the service
+    /// from the record's `flow`, the real server by address.
+    fn apply_sip_call(&mut self, c: &crate::sync::CallRecord) -> Result<bool, tandem_dataplane::Error> {
+        let (Some(f), Some(ivr)) = (c.flow, c.ivr) else {
+            return Ok(true); // nothing for the kernel
+        };
+        let vs = crate::sync::VirtualService { addr: f.dst, port: f.dport, proto: f.proto };
+        let skey = vs.service_key();
+        let ivr_ip = ip_of(&ivr);
+        let Some(real) = self.dp.service(&skey).and_then(|img| img.slot_ids.iter().flatten().find(|(a, _)| *a == ivr_ip).copied()) else {
+            return Ok(false);
+        };
+        let hash = tandem_dataplane::common::sip::callid_hash(c.id.as_bytes());
+        let age_ns = wall_ms().saturating_sub(c.created_ms).saturating_mul(1_000_000);
+        let created = tandem_dataplane::monotonic_coarse_ns().saturating_sub(age_ns);
+        self.dp.upsert_synced_call(&skey, hash, real, created)
     }
 
     /// After every turn of the loop: lets sync send what is due, reports
@@ -937,6 +1115,11 @@ impl Daemon {
             self.reactor.accept(T_SYNC_ACCEPT, listen_fd)?;
             self.reactor.poll(T_FLOW_RING, ring_fd, libc::POLLIN as u32)?;
         }
+        let call_ring_fd = self.call_events.as_ref().map(|c| c.as_raw_fd());
+        if let Some(fd) = call_ring_fd {
+            self.reactor.poll(T_CALL_RING, fd, libc::POLLIN as u32)?;
+        }
+        self.cards_turn()?;
         self.realtime();
         self.arm(T_HB, Instant::now())?;
         if !self.ivr_slots.is_empty() {
@@ -1152,11 +1335,60 @@ impl Daemon {
                             self.reactor.poll(T_FLOW_RING, ring_fd, libc::POLLIN as u32)?;
                         }
                     }
+                    T_CALL_RING => {
+                        let mut evs = Vec::new();
+                        if let Some(ce) = self.call_events.as_mut() {
+                            while let Some(e) = ce.next() {
+                                evs.push(e);
+                                if evs.len() >= 16_384 {
+                                    break;
+                                }
+                            }
+                        }
+                        if self.sync.as_ref().is_some_and(|s| s.is_publishing()) {
+                            let now = Instant::now();
+                            for e in &evs {
+                                if let Some(r) = self.sip_call_record(e)
+                                    && let Some(sy) = self.sync.as_mut()
+                                {
+                                    sy.record(r, now);
+                                }
+                            }
+                        }
+                        if let Some(fd) = call_ring_fd {
+                            self.reactor.poll(T_CALL_RING, fd, libc::POLLIN as u32)?;
+                        }
+                    }
+                    t if t >= T_CHAN_BASE => {
+                        if let Some(&(card, ch)) = self.chan_polls.get(&t) {
+                            match self.cards[card].read_channel_events(ch.span, ch.channel) {
+                                Ok(_) => {
+                                    if self.cards[card].take_alarm_events() {
+                                        let r = self.cards[card].check_alarms();
+                                        if r.local_fault() != self.card_fault {
+                                            self.card_fault = r.local_fault();
+                                            self.mark(format!("card alarm {}", if self.card_fault { "raised: local fault" } else { "cleared" }));
+                                            self.update_fault();
+                                        }
+                                    }
+                                }
+                                Err(e) => tracing::warn!("{e}"),
+                            }
+                            self.publish_card_calls();
+                            // One-shot poll: again, unless the channel broke
+                            // (a new generation re-polls everything).
+                            if self.cards[card].generation() == self.chan_gens.get(card).copied().unwrap_or(u64::MAX) {
+                                self.reactor.poll(t, ch.fd, libc::POLLPRI as u32)?;
+                            }
+                        }
+                    }
                     T_LOG => {}
                     _ => {}
                 }
             }
             self.apply_actions()?;
+            self.publish_card_calls();
+            self.cards_turn()?;
             self.sync_turn()?;
         }
     }
@@ -1207,4 +1439,79 @@ impl Daemon {
 /// `AttachMode` re-exported for the binary.
 pub fn attach_mode(s: &str) -> Option<AttachMode> {
     AttachMode::parse(s)
+}
+
+/// Milliseconds since the Unix epoch.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An address as the dataplane keeps it (IPv4-mapped for IPv4).
+fn mapped(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The sync id of a card channel's call: `dahdi/<card>/<span>/<channel>`,
+/// the card by its position in the configuration (the same on both
+/// directors; their device roots differ).
+fn card_call_id(card: usize, span: u32, channel: u32) -> String {
+    format!("dahdi/{card}/{span}/{channel}")
+}
+
+fn parse_card_call_id(id: &str) -> Option<(usize, u32, u32)> {
+    let mut it = id.strip_prefix("dahdi/")?.split('/');
+    let card = it.next()?.parse().ok()?;
+    let span = it.next()?.parse().ok()?;
+    let channel = it.next()?.parse().ok()?;
+    it.next().is_none().then_some((card, span, channel))
+}
+
+fn sync_state(s: crate::cards::CallState) -> crate::sync::CallState {
+    use crate::cards::CallState as C;
+    use crate::sync::CallState as S;
+    match s {
+        C::Idle => S::Idle,
+        C::Ringing => S::Ringing,
+        C::Answered => S::Answered,
+        C::OnHold => S::OnHold,
+        C::HungUp => S::HungUp,
+    }
+}
+
+fn card_state(s: crate::sync::CallState) -> crate::cards::CallState {
+    use crate::cards::CallState as C;
+    use crate::sync::CallState as S;
+    match s {
+        S::Idle => C::Idle,
+        S::Ringing => C::Ringing,
+        S::Answered => C::Answered,
+        S::OnHold => C::OnHold,
+        S::HungUp => C::HungUp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_call_ids_round_trip_and_reject_others() {
+        assert_eq!(card_call_id(1, 2, 31), "dahdi/1/2/31");
+        assert_eq!(parse_card_call_id("dahdi/1/2/31"), Some((1, 2, 31)));
+        for bad in ["dahdi/1/2", "dahdi/1/2/3/4", "a84b4c76e66710@pc33.example.com", "dahdi/x/1/1", ""] {
+            assert_eq!(parse_card_call_id(bad), None, "{bad}");
+        }
+        for s in [
+            crate::cards::CallState::Idle,
+            crate::cards::CallState::Ringing,
+            crate::cards::CallState::Answered,
+            crate::cards::CallState::OnHold,
+            crate::cards::CallState::HungUp,
+        ] {
+            assert_eq!(card_state(sync_state(s)), s);
+        }
+    }
 }

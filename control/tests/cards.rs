@@ -135,6 +135,7 @@ impl Pair {
                 timing: 1,
             }),
             signalling: abi::DAHDI_SIG_FXSKS,
+            auto_answer: false,
         }
     }
 
@@ -845,6 +846,7 @@ fn cards_open_names_a_missing_device() {
         takeover_deadline: DEADLINE,
         line: None,
         signalling: abi::DAHDI_SIG_FXSKS,
+        auto_answer: false,
     };
     let e = CardManager::open(&config).expect_err("no device");
     let text = e.to_string();

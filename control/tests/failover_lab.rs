@@ -163,7 +163,13 @@ forward = "dr"
 [admin]
 socket = "{socket}"
 "#,
-        card = card.map_or(String::new(), |c| format!("[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\n", c.display())),
+        // Only a answers incoming calls itself: b can hold a call only
+        // from the synced call records.
+        card = card.map_or(String::new(), |c| format!(
+            "[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\nauto_answer = {}\n",
+            c.display(),
+            me == DIRECTOR_A
+        )),
         witness = lab::WITNESS_ADDR,
         vip = lab.vip(),
         socket = socket.display(),
@@ -210,6 +216,11 @@ fn pair_with(tag: &str, preempt: bool, ivr_hb: bool) -> Pair {
 }
 
 fn pair_n(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize) -> Pair {
+    pair_flags(tag, preempt, ivr_hb, n_ivr, &[])
+}
+
+/// A pair whose service has these flags (e.g. `sip_persist`).
+fn pair_flags(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize, flags: &[&str]) -> Pair {
     let lab = Lab::pair(n_ivr).expect("pair lab");
     let ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
     // The bridge-side ends of the directors' service veths must run XDP to
@@ -222,6 +233,14 @@ fn pair_n(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize) -> Pair {
     let dir = tempdir::Dir::new(tag);
     let (ca, sa) = config(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, preempt, ivr_hb);
     let (cb, sb) = config(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, preempt, ivr_hb);
+    if !flags.is_empty() {
+        let list: Vec<String> = flags.iter().map(|f| format!("\"{f}\"")).collect();
+        for c in [&ca, &cb] {
+            let text = std::fs::read_to_string(c).unwrap();
+            let text = text.replacen("forward = \"dr\"\n", &format!("forward = \"dr\"\nflags = [{}]\n", list.join(", ")), 1);
+            std::fs::write(c, text).unwrap();
+        }
+    }
     let mut a = Node { name: DIRECTOR_A, child: None, config: ca, socket: sa, log: dir.0.join("a.log") };
     let mut b = Node { name: DIRECTOR_B, child: None, config: cb, socket: sb, log: dir.0.join("b.log") };
     // a first (it becomes active alone), then b (it finds an active peer).
@@ -584,6 +603,23 @@ fn privileged_lab_spans_follow_the_active_node() {
     assert!(wait_for("a's spans started", Duration::from_secs(5), || a.log().contains("spans started alarm-free")), "{}", a.log());
     assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
     assert!(!carries(&cards, 1), "the standby's card must not carry the trunk");
+    assert!(wait_for("b in sync", Duration::from_secs(5), || sync_status(&b).is_some_and(|s| s.state == "in sync")), "{:?}", sync_status(&b));
+
+    // A call comes in on the trunk: a answers it, and the call record
+    // reaches b.
+    let r = cards.sim.execute("ring 0 1 1");
+    assert!(r.starts_with("ok"), "{r}");
+    assert!(
+        wait_for("a answers", Duration::from_secs(5), || cards.sim.execute("call 0 1 1").contains("answered")),
+        "{}\n{}",
+        cards.sim.execute("call 0 1 1"),
+        a.log()
+    );
+    assert!(
+        wait_for("the call record on b", Duration::from_secs(5), || sync_status(&b).is_some_and(|s| s.calls == 1)),
+        "{:?}",
+        sync_status(&b)
+    );
 
     // Switchover: a shuts its spans down first, b starts its own, the trunk follows.
     assert!(matches!(b.request(Request::Switchover), Some(Response::Error { .. })), "only the active can switch over");
@@ -591,6 +627,19 @@ fn privileged_lab_spans_follow_the_active_node() {
     assert!(wait_for("b active", Duration::from_secs(5), || b.state().as_deref() == Some("active")), "{}", b.log());
     assert!(wait_for("b's spans started", Duration::from_secs(5), || b.log().contains("spans started alarm-free")), "{}", b.log());
     assert!(wait_for("trunk on card 1", Duration::from_secs(5), || carries(&cards, 1)), "{}", cards.sim.execute("status 1"));
+    // The call survived: b picked it up from the synced record (b does not
+    // answer calls by itself).
+    assert!(
+        wait_for("b holds the call", Duration::from_secs(5), || cards.sim.execute("call 1 1 1").contains("answered")),
+        "{}\nb: {}",
+        cards.sim.execute("call 1 1 1"),
+        b.log()
+    );
+    assert!(
+        wait_for("a holds b's record", Duration::from_secs(5), || sync_status(&a).is_some_and(|s| s.calls == 1 && s.role == "subscriber")),
+        "{:?}",
+        sync_status(&a)
+    );
     // tandemctl cards shows the spans.
     match b.request(Request::Cards) {
         Some(Response::Cards { spans }) => assert!(!spans.is_empty(), "no spans reported"),
@@ -732,4 +781,74 @@ fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
         "b: {:?}",
         sync_status(&p.b)
     );
+}
+
+/// SIP requests with these Call-IDs, all from one client socket (as SIPp
+/// sends every call from client:5060), in order; which IVR answered each.
+fn sip_who(lab: &Lab, src_port: u16, call_ids: &[String]) -> Vec<Option<String>> {
+    let client = lab.ns(lab::CLIENT).unwrap();
+    let dst = SocketAddr::new(IpAddr::V4(lab.vip()), 5060);
+    tandem_tests::in_netns(client, || {
+        let sock = std::net::UdpSocket::bind(("0.0.0.0", src_port)).unwrap();
+        sock.connect(dst).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut buf = [0u8; 2048];
+        call_ids
+            .iter()
+            .map(|id| {
+                let msg = format!(
+                    "INVITE sip:ivr@{vip} SIP/2.0\r\nVia: SIP/2.0/UDP 198.18.0.2:{src_port};branch=z9hG4bK{id}\r\nFrom: <sip:caller@198.18.0.2>;tag=1\r\nTo: <sip:ivr@{vip}>\r\nCall-ID: {id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+                    vip = lab.vip()
+                );
+                for _ in 0..3 {
+                    let _ = sock.send(msg.as_bytes());
+                    if let Ok(n) = sock.recv(&mut buf) {
+                        return String::from_utf8_lossy(&buf[..n]).split_whitespace().next().map(str::to_string);
+                    }
+                }
+                None
+            })
+            .collect::<Vec<Option<String>>>()
+    })
+}
+
+#[test]
+fn privileged_lab_sip_dialogs_keep_their_ivr_across_failover() {
+    if !require_privileged("privileged_lab_sip_dialogs_keep_their_ivr_across_failover") {
+        return;
+    }
+    // Call-ID persistence: 200 dialogs from ONE client socket spread over
+    // four IVRs by rr; after a takeover, every dialog's next message, from
+    // another socket, reaches the same IVR (the new active learned the
+    // Call-IDs through state sync, not from the 5-tuple).
+    let mut p = pair_flags("sip", false, false, 4, &["sip_persist"]);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    assert!(
+        wait_for("b in sync", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.state == "in sync")),
+        "{:?}",
+        sync_status(&p.b)
+    );
+    let ids: Vec<String> = (0..200).map(|i| format!("{i:04}-f81d4fae7dec11d0a76500a0c91e6bf6@198.18.0.2")).collect();
+    let before = sip_who(&p.lab, 5060, &ids);
+    assert!(before.iter().all(Option::is_some), "dialogs unanswered through a");
+    for ivr in p.lab.ivrs() {
+        let n = before.iter().filter(|w| w.as_deref() == Some(ivr.name.as_str())).count();
+        assert!((40..=60).contains(&n), "rr by Call-ID gave {} {n} of 200 dialogs", ivr.name);
+    }
+    // Same dialogs again from another port: they stick.
+    assert_eq!(moved(&before, &sip_who(&p.lab, 5062, &ids)), 0, "dialogs moved with the source port");
+    assert!(
+        wait_for("b holds 200 calls", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.calls >= 200 && s.kernel_errors == 0)),
+        "a: {:?}\nb: {:?}",
+        sync_status(&p.a),
+        sync_status(&p.b)
+    );
+    p.a.kill9();
+    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
+    // In the reverse order, from a third socket: a fresh rr would move most.
+    let rev: Vec<String> = ids.iter().rev().cloned().collect();
+    let mut after = sip_who(&p.lab, 5064, &rev);
+    after.reverse();
+    assert!(after.iter().all(Option::is_some), "dialogs unanswered after the takeover:\n{}", p.b.log());
+    assert_eq!(moved(&before, &after), 0, "dialogs moved across the failover");
 }

@@ -108,6 +108,28 @@ fn canned(req: &Request) -> Response {
             message: "the peer is not healthy: no switchover".into(),
         },
         Request::Cards => Response::Cards { spans: Vec::new() },
+        Request::Sync => Response::Sync(admin::SyncReply {
+            enabled: true,
+            role: "publisher".into(),
+            state: "streaming".into(),
+            peer: Some("198.18.1.2:51234".into()),
+            flows: 1000,
+            calls: 12,
+            channels: 0,
+            last_seq: 1012,
+            acked: 1010,
+            queue: 2,
+            records: 1012,
+            lag_samples: 1010,
+            lag_p50_us: 1_450,
+            lag_p99_us: 5_800,
+            lag_max_us: 9_100,
+            connections: 1,
+            snapshots: 1,
+            bytes_sent: 32_000,
+            bytes_received: 900,
+            ..admin::SyncReply::default()
+        }),
         Request::Maintenance { on } => Response::Done {
             message: format!("maintenance {}", if *on { "on" } else { "off" }),
         },
@@ -228,7 +250,7 @@ fn client_function_against_server_thread() {
 #[test]
 fn tandemctl_prints_tables_and_json() {
     let path = socket_path("tables");
-    let server = serve(&path, 7);
+    let server = serve(&path, 8);
 
     let (code, out, err) = tandemctl(&path, &["status"]);
     assert_eq!(code, 0, "{err}");
@@ -312,8 +334,16 @@ fn tandemctl_prints_tables_and_json() {
     let back: Response = serde_json::from_str(&out).expect("a Response");
     assert_eq!(back, canned(&Request::Status));
 
+    let (code, out, _) = tandemctl(&path, &["sync"]);
+    assert_eq!(code, 0);
+    println!("$ tandemctl sync\n{out}");
+    assert!(out.contains("role        publisher  streaming  peer 198.18.1.2:51234"), "{out}");
+    assert!(out.contains("tables      1000 flows  12 calls  0 channels"), "{out}");
+    assert!(out.contains("sequence    last 1012  acked 1010  queued 2"), "{out}");
+    assert!(out.contains("lag         p50 1.45 ms  p99 5.80 ms  max 9.10 ms  (1010 samples)"), "{out}");
+
     let seen = server.join().expect("server");
-    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.len(), 8);
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
 

@@ -169,6 +169,11 @@ impl Store {
     pub fn flows_len(&self) -> usize {
         self.flows.len()
     }
+    /// Every call record, by id.
+    pub fn calls(&self) -> impl Iterator<Item = &CallRecord> + '_ {
+        self.calls.values().map(|s| &s.value)
+    }
+
     pub fn calls_len(&self) -> usize {
         self.calls.len()
     }
