@@ -350,9 +350,9 @@ pub fn check_call(
     match real {
         None => FlowCheck::Nodest,
         Some(r) => {
-            if call.real_idx >= svc.n_reals {
-                FlowCheck::Nodest
-            } else if r.state == REAL_DOWN && svc.flags & FLAG_EXPIRE_NODEST != 0 {
+            if call.real_idx >= svc.n_reals
+                || (r.state == REAL_DOWN && svc.flags & FLAG_EXPIRE_NODEST != 0)
+            {
                 FlowCheck::Nodest
             } else {
                 FlowCheck::Keep

@@ -184,11 +184,7 @@ impl Scanner {
                     self.state = S_NONE;
                 }
             }
-            S_SKIP => {
-                if b == b'\n' {
-                    self.state = S_LINE;
-                }
-            }
+            S_SKIP if b == b'\n' => self.state = S_LINE,
             S_LINE => {
                 let l = lower(b);
                 self.state = if l == b'c' {
@@ -248,6 +244,7 @@ impl Scanner {
                     self.value_byte(n, b);
                 }
             }
+            // S_SKIP before the line end, and the final states.
             _ => {}
         }
         self.state >= S_FOUND
