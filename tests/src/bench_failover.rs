@@ -1903,7 +1903,7 @@ a trial that does not recover within 1.5 s counts as failed, with its gap censor
 A killed keepalived leaves the VIP on `eth0` with the kernel answering ARP for it, so after the backup's takeover two nodes answer ARP for the VIP, and (with a service that survives the daemon, as here and as with IPVS) the dead-daemon node goes on serving whatever still reaches it — that is why keepalived's client gap under kill -9 is near zero while it has no master anymore.\n\
 - **Crash.** The daemon killed and the director's `eth0` and `hb0` set down at once (rtnetlink, within ~100 µs). **Link down.** `eth0` of the active set down alone (tandem: a local fault; the active hands over through the heartbeat link; keepalived: its tracked interface goes down, the instance enters FAULT and b's advert timer runs out).\n\
 - **keepalived settings.** 2.2.7 (Debian), VRRPv3, `advert_int 0.01` (its minimum), unicast adverts on the service network, priorities 250 (a) / 200 (b) (skew ≈ 2 ms), default scheduling (no `max_auto_priority`). BFD: `min_rx 10`, `min_tx 10`, `multiplier 3` on the heartbeat link, `track_bfd { peer weight 50 reverse }` (the priority goes up when the peer is lost). \
-tandem: `interval_ms = 1`, `multiplier = 3`, heartbeats on the heartbeat link and the service network, witness on (the standby probes it every 1 ms and takes over on an answer to a probe sent after the peer missed two heartbeats, so the witness adds no round trip). Both systems run their loops at SCHED_FIFO 50 (tandem `realtime_priority = 50`; keepalived `vrrp_rt_priority 50`, `bfd_rt_priority 50`). \
+tandem: `interval_ms = 1`, `multiplier = 3`, heartbeats on the heartbeat link and the service network, witness on (the standby probes it every 1 ms and takes over on an answer to a probe sent after the peer missed two heartbeats, so the witness adds no round trip). Both systems run their loops at SCHED_FIFO 50 (tandem `realtime_priority = 50`; keepalived `vrrp_rt_priority 50`, `bfd_rt_priority 50`).\n\
 - **What a takeover waits for.** tandem's takeover is done when the dataplane owns the VIP and the first GARP is out; the VIP's address on `lo` is added by a worker thread after it, because the netlink request waits for the kernel's RTNL mutex: in a crash, the failed node's links going down hold it, and an inline add measured 5–22 ms here (takeover p99 17.3 ms in the previous run). XDP answers ARP and dispatches the VIP's traffic without the address.\n\
 - **Why tandem's client gap can end before its takeover.** When a director's `eth0` goes down (crash, link down), the bridge drops its MAC from the forwarding table and floods the client's frames for it to every port; tandem's standby runs the dispatcher too and forwards VIP traffic that reaches it before it owns the VIP, so the probes are answered through b before b has taken over (under link down the gap stays a few ms although the takeover fails or takes ~1 s). A switch that flushes its table on link down does the same. Under kill -9 the dead node's port stays up and nothing is flooded.\n\
 - **Unstable setups.** Before the failure, both nodes must keep their roles from the confirmed steady state through the ≥ 55 ms of steady probes; an attempt in which either changed its role by itself (a spurious takeover) is discarded, counted here, and retried (3 attempts, then the trial fails).\n\
@@ -2131,6 +2131,16 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         }
         bench.stop_tandem();
     }
+    // Spans: ioctl round trip and span takeover with simulated cards
+    // (`TANDEM_BENCH_SPANS` switchovers, default 50; 0 skips).
+    let switchovers: usize = std::env::var("TANDEM_BENCH_SPANS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
+    let spans = if opts.systems.contains(&System::Tandem) && switchovers > 0 {
+        let tandemctl = opts.tandemd.with_file_name("tandemctl");
+        eprintln!("failover bench: spans, {switchovers} switchovers with simulated cards");
+        Some(crate::bench_spans::run(&opts.tandemd, &tandemctl, switchovers)?)
+    } else {
+        None
+    };
     let elapsed = started.elapsed();
     let checks = target_checks(&res, &opts);
     let mut md = markdown(&res, &opts, elapsed, &checks);
@@ -2140,6 +2150,9 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         load_before.split(' ').take(3).collect::<Vec<_>>().join(" / "),
         loadavg().split(' ').take(3).collect::<Vec<_>>().join(" / ")
     ));
+    if let Some((_, section)) = &spans {
+        md.push_str(section);
+    }
     let mut j = serde_json::Map::new();
     j.insert("bench".into(), json!("failover"));
     j.insert("trials_per_case".into(), json!(opts.trials));
@@ -2171,6 +2184,9 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         j.insert(sys.key().into(), Value::Object(o));
     }
     j.insert("target_checks".into(), json!(checks));
+    if let Some((v, _)) = spans {
+        j.insert("spans".into(), v);
+    }
     std::fs::create_dir_all(out)?;
     std::fs::write(
         out.join("failover.json"),

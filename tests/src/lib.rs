@@ -13,6 +13,7 @@
 pub mod bench_dispatch;
 pub mod bench_failover;
 pub mod bench_live;
+pub mod bench_spans;
 pub mod bench_sync;
 pub mod client;
 pub mod cmd;
@@ -20,6 +21,7 @@ pub mod director;
 pub mod error;
 pub mod lab;
 pub mod netns;
+pub mod pairbench;
 pub mod privileged;
 pub mod responder;
 
