@@ -54,6 +54,8 @@ pub const DEFAULT_GARP_INTERVAL_MS: u64 = 10;
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tandem/tandemd.sock";
 /// Default node priority (higher wins).
 pub const DEFAULT_PRIORITY: u8 = 100;
+/// `[node] card_fault_holddown_ms`.
+pub const DEFAULT_CARD_FAULT_HOLDDOWN_MS: u64 = 10_000;
 /// `[sync] port`.
 pub const DEFAULT_SYNC_PORT: u16 = crate::sync::DEFAULT_PORT;
 /// Default device root of a telephony card (DAHDI's nodes).
@@ -187,6 +189,10 @@ pub struct NodeConfig {
     /// scheduler for `interval × multiplier` looks dead to its peer; like
     /// keepalived's `vrrp_rt_priority`, a real-time priority prevents it.
     pub realtime_priority: u8,
+    /// After its card fault clears, a node that is not active stays faulty
+    /// this long (its shut-down span cannot show whether the trunk came
+    /// back): a trunk cut behind both nodes does not bounce the role.
+    pub card_fault_holddown: Duration,
 }
 
 /// `[heartbeat]`: how the directors watch each other.
@@ -504,6 +510,7 @@ impl Config {
         node.insert("preempt".into(), self.node.preempt.into());
         node.insert("peer_id".into(), int(self.node.peer_id));
         node.insert("realtime_priority".into(), int(self.node.realtime_priority));
+        node.insert("card_fault_holddown_ms".into(), int(self.node.card_fault_holddown.as_millis() as i64));
         root.insert("node".into(), node.into());
 
         let hb = &self.heartbeat;
@@ -780,6 +787,7 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
     let preempt = t.bool("preempt", Some(false))?;
     let peer_id = t.int("peer_id", None, 1, u32::MAX as i64)? as u32;
     let realtime_priority = t.int("realtime_priority", Some(0), 0, 99)? as u8;
+    let holddown_ms = t.int("card_fault_holddown_ms", Some(DEFAULT_CARD_FAULT_HOLDDOWN_MS as i64), 0, 3_600_000)? as u64;
     if peer_id == id {
         return Err(invalid(
             t.path("peer_id"),
@@ -795,6 +803,7 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
         preempt,
         peer_id,
         realtime_priority,
+        card_fault_holddown: Duration::from_millis(holddown_ms),
     })
 }
 

@@ -133,6 +133,8 @@ pub struct Daemon {
     /// Faults the pair state machine was told of, by source.
     link_fault: bool,
     card_fault: bool,
+    /// The card fault clears then (hold-down), unless raised again.
+    card_clear_at: Option<Instant>,
     /// State sync (None: off in the configuration).
     sync: Option<crate::syncrt::SyncRuntime>,
     /// The kernel's connection-table changes (with sync on).
@@ -345,6 +347,7 @@ impl Daemon {
             cards,
             link_fault: false,
             card_fault: false,
+            card_clear_at: None,
             sync,
             flow_events,
             call_events,
@@ -1273,10 +1276,28 @@ impl Daemon {
                             let r = c.check_alarms();
                             fault |= r.local_fault();
                         }
-                        if fault != self.card_fault {
-                            self.mark(format!("card alarm {}", if fault { "raised: local fault" } else { "cleared" }));
-                            self.card_fault = fault;
-                            self.update_fault();
+                        let now = Instant::now();
+                        if fault {
+                            self.card_clear_at = None;
+                            if !self.card_fault {
+                                self.mark("card alarm raised: local fault".into());
+                                self.card_fault = true;
+                                self.update_fault();
+                            }
+                        } else if self.card_fault {
+                            // A span shut down shows no alarm, which says
+                            // nothing of the trunk behind it: a node that
+                            // lost the role to a card fault stays faulty for
+                            // the hold-down, so that a trunk cut on both
+                            // sides does not bounce the role between them.
+                            let holddown = self.cfg.node.card_fault_holddown;
+                            let until = *self.card_clear_at.get_or_insert(now + holddown);
+                            if self.pair.state() == NodeState::Active || now >= until {
+                                self.mark("card alarm cleared".into());
+                                self.card_fault = false;
+                                self.card_clear_at = None;
+                                self.update_fault();
+                            }
                         }
                         self.reactor.arm_timeout(T_CARD_ALARMS, Instant::now() + Duration::from_millis(50))?;
                     }

@@ -578,19 +578,26 @@ fn carries(cards: &Cards, c: usize) -> bool {
     }
 }
 
-#[test]
-fn privileged_lab_spans_follow_the_active_node() {
-    if !require_privileged("privileged_lab_spans_follow_the_active_node") {
-        return;
-    }
+/// Two tandemd with simulated cards (a shared trunk), a active and b standby.
+struct CardPair {
+    lab: Lab,
+    cards: Cards,
+    a: Node,
+    b: Node,
+    _ivrs: Vec<Responder>,
+    _peers: Dataplane,
+    _dir: tempdir::Dir,
+}
+
+fn card_pair(tag: &str) -> CardPair {
     let lab = Lab::pair(2).expect("pair lab");
-    let _ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
+    let ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
     let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 }).unwrap();
     for d in [DIRECTOR_A, DIRECTOR_B] {
         let i = lab.iface(d, "eth0").unwrap().clone();
         in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native)).unwrap();
     }
-    let dir = tempdir::Dir::new("cards");
+    let dir = tempdir::Dir::new(tag);
     let cards = cards(&dir.0);
     let (ca, sa) = config_with(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, false, false, Some(&cards.roots[0]));
     let (cb, sb) = config_with(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, false, false, Some(&cards.roots[1]));
@@ -600,6 +607,41 @@ fn privileged_lab_spans_follow_the_active_node() {
     assert!(wait_for("a active", Duration::from_secs(10), || a.state().as_deref() == Some("active")), "{}", a.log());
     b.start(&lab);
     assert!(wait_for("b standby", Duration::from_secs(10), || b.state().as_deref() == Some("standby")), "{}", b.log());
+    CardPair { lab, cards, a, b, _ivrs: ivrs, _peers: peers, _dir: dir }
+}
+
+#[test]
+fn privileged_lab_cut_trunk_hands_over_once() {
+    if !require_privileged("privileged_lab_cut_trunk_hands_over_once") {
+        return;
+    }
+    let p = card_pair("cut");
+    assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&p.cards, 0)), "{}", p.cards.sim.execute("status 0"));
+    // The trunk itself is cut: a's span sees RED|LOS, hands over to b, whose
+    // span then sees the same. b keeps the role (a holds its card fault
+    // down): one handover, no bouncing.
+    let r = p.cards.sim.execute("cut 0 1");
+    assert!(r.starts_with("ok"), "{r}");
+    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "b: {}", p.b.log());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(p.b.state().as_deref(), Some("active"), "b: {}", p.b.log());
+    assert_eq!(p.a.state().as_deref(), Some("fault"), "a: {}", p.a.log());
+    let to_active = |log: &str| log.lines().filter(|l| l.contains("-> active")).count();
+    assert_eq!(to_active(&p.a.log()), 1, "a became active more than once:\n{}", p.a.log());
+    assert_eq!(to_active(&p.b.log()), 1, "b became active more than once:\n{}", p.b.log());
+    // The trunk comes back: b's span clears and b serves on.
+    let r = p.cards.sim.execute("restore 0 1");
+    assert!(r.starts_with("ok"), "{r}");
+    assert!(wait_for("trunk on card 1", Duration::from_secs(5), || carries(&p.cards, 1)), "{}", p.cards.sim.execute("status 1"));
+    assert_eq!(p.b.state().as_deref(), Some("active"));
+}
+
+#[test]
+fn privileged_lab_spans_follow_the_active_node() {
+    if !require_privileged("privileged_lab_spans_follow_the_active_node") {
+        return;
+    }
+    let CardPair { lab: _lab, cards, a, b, .. } = &card_pair("cards");
     assert!(wait_for("a's spans started", Duration::from_secs(5), || a.log().contains("spans started alarm-free")), "{}", a.log());
     assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
     assert!(!carries(&cards, 1), "the standby's card must not carry the trunk");
@@ -660,8 +702,6 @@ fn privileged_lab_spans_follow_the_active_node() {
     );
     assert!(wait_for("trunk back on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
     let _ = cards.sim.execute("alarm 1 1 none");
-    drop(a);
-    drop(b);
 }
 
 fn sync_status(n: &Node) -> Option<admin::SyncReply> {
