@@ -272,6 +272,8 @@ pub struct ServiceEntry {
     /// NAT: interface replies to clients leave by (absent: the one they came in on).
     pub client_interface: Option<String>,
     pub reals: Vec<RealEntry>,
+    /// SIP OPTIONS health probes of the real servers (UDP services only).
+    pub sip_options: Option<crate::sipprobe::ProbeConfig>,
 }
 
 /// `[[service.real]]`: a real server as written in the file.
@@ -657,6 +659,13 @@ fn service_toml(s: &ServiceEntry) -> Value {
     }
     if let Some(i) = &s.client_interface {
         t.insert("client_interface".into(), i.clone().into());
+    }
+    if let Some(o) = &s.sip_options {
+        let mut p = Table::new();
+        p.insert("interval_ms".into(), int(o.interval.as_millis() as i64));
+        p.insert("timeout_ms".into(), int(o.timeout.as_millis() as i64));
+        p.insert("failures".into(), int(o.failures));
+        t.insert("sip_options".into(), p.into());
     }
     let reals = s
         .reals
@@ -1062,8 +1071,29 @@ fn parse_service(t: &Fields) -> Result<ServiceEntry, ConfigError> {
     for r in t.tables("real")? {
         reals.push(parse_real(&r, vip)?);
     }
+    let sip_options = match t.opt_table("sip_options")? {
+        None => None,
+        Some(o) => {
+            if protocol != Protocol::Udp || !vip.is_ipv4() {
+                return Err(invalid(t.path("sip_options"), &"(set)", "probes SIP over UDP to IPv4 services only"));
+            }
+            let interval = o.int("interval_ms", Some(1000), 10, 3_600_000)? as u64;
+            let timeout = o.int("timeout_ms", Some(500), 1, 60_000)? as u64;
+            if timeout > interval {
+                return Err(invalid(o.path("timeout_ms"), &timeout, "is longer than interval_ms"));
+            }
+            let failures = o.int("failures", Some(3), 1, 100)? as u32;
+            o.finish()?;
+            Some(crate::sipprobe::ProbeConfig {
+                interval: Duration::from_millis(interval),
+                timeout: Duration::from_millis(timeout),
+                failures,
+            })
+        }
+    };
     t.finish()?;
     Ok(ServiceEntry {
+        sip_options,
         vip,
         port,
         protocol,
@@ -1664,6 +1694,20 @@ interface = "svc0"
                     "flags = [\"expire_nodest\", \"fast\"]",
                 ),
                 r#"service[0].flags[1]: "fast" is not a flag (expire_nodest, sched_fallback, sched_port, one_packet, reported_load, sip_persist)"#,
+            ),
+            (
+                with(
+                    "flags = [\"expire_nodest\", \"reported_load\"]",
+                    "flags = []\nsip_options = { interval_ms = 100, timeout_ms = 200 }",
+                ),
+                "service[0].sip_options.timeout_ms: 200 is longer than interval_ms",
+            ),
+            (
+                with(
+                    "flags = [\"expire_nodest\", \"reported_load\"]",
+                    "flags = []\nsip_options = { interval_ms = 1000, retries = 2 }",
+                ),
+                "service[0].sip_options.retries: unknown field",
             ),
             (
                 with("02:00:00:00:00:21", "zz:00:00:00:00:21"),

@@ -69,6 +69,8 @@ const T_SYNC_CONN: u64 = 17;
 const T_SYNC_TIMER: u64 = 18;
 const T_FLOW_RING: u64 = 19;
 const T_CALL_RING: u64 = 20;
+const T_SIP_READ: u64 = 21;
+const T_SIP_TIMER: u64 = 22;
 /// Channel polls: `T_CHAN_BASE + card × 65536 + index`.
 const T_CHAN_BASE: u64 = 1 << 32;
 
@@ -150,16 +152,28 @@ pub struct Daemon {
     /// The connection poll armed: (connection id, events).
     sync_polled: Option<(u64, u32)>,
     sync_timer_at: Option<Instant>,
+    /// SIP OPTIONS probes of the real servers (`[[service]] sip_options`).
+    probes: crate::sipprobe::ProbeSet,
+    probe_sock: Option<std::net::UdpSocket>,
+    probe_src: Ipv4Addr,
+    probe_timer_at: Option<Instant>,
+    /// (service, real) whose SIP stack stopped answering.
+    sip_down: std::collections::HashSet<(usize, usize)>,
 }
 
-/// The services with IVR health applied: a real server whose IVR is dead
-/// is down (no new flows) whatever its configured state.
+/// The services with health applied: a real server whose IVR is dead (its
+/// heartbeat) or whose SIP stack does not answer (OPTIONS probes) is down
+/// (no new flows) whatever its configured state.
 fn effective(
     services: &[tandem_dataplane::ServiceConfig],
     ivr_slots: &HashMap<u32, Vec<(usize, usize)>>,
     pool: &crate::pool::Pool,
+    sip_down: &std::collections::HashSet<(usize, usize)>,
 ) -> Vec<tandem_dataplane::ServiceConfig> {
     let mut out = services.to_vec();
+    for (si, ri) in sip_down {
+        out[*si].reals[*ri].state = tandem_dataplane::RealState::Down;
+    }
     for (node, places) in ivr_slots {
         let alive = pool.member(*node).is_some_and(|m| m.alive);
         if !alive {
@@ -216,7 +230,7 @@ impl Daemon {
         let pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
         let mut dp = Dataplane::load(LoadOptions { flow_entries: cfg.dataplane.flow_entries, nat_entries: cfg.dataplane.flow_entries })
             .context("loading the XDP object")?;
-        for s in &effective(&services, &ivr_slots, &pool) {
+        for s in &effective(&services, &ivr_slots, &pool, &Default::default()) {
             dp.set_service(s).with_context(|| format!("service {}", s.name()))?;
         }
         let key = Key::from_bytes(&cfg.heartbeat.key);
@@ -309,6 +323,50 @@ impl Daemon {
             None => (None, None),
         };
         let call_events = if sync.is_some() { dp.take_call_events() } else { None };
+        // SIP OPTIONS probes: from the director's address on the service
+        // network (the heartbeat path on the VIP's interface).
+        let mut targets = Vec::new();
+        for (si, s) in cfg.services.iter().enumerate() {
+            let (Some(pc), IpAddr::V4(vip)) = (s.sip_options, s.vip) else { continue };
+            for (ri, r) in s.reals.iter().enumerate() {
+                let IpAddr::V4(addr) = r.address else { continue };
+                targets.push(crate::sipprobe::Target {
+                    service: si,
+                    real: ri,
+                    vip,
+                    vport: s.port,
+                    addr,
+                    port: r.port,
+                    mac: r.mac,
+                    dr: s.forward == tandem_dataplane::common::Forward::Dr,
+                    cfg: pc,
+                });
+            }
+        }
+        let probe_src = cfg
+            .vips
+            .first()
+            .and_then(|v| cfg.heartbeat.paths.iter().find(|p| p.interface == v.interface))
+            .map_or(Ipv4Addr::UNSPECIFIED, |p| p.local);
+        if targets.iter().any(|t| t.dr) && (probe_src.is_unspecified() || cfg.vips.is_empty()) {
+            anyhow::bail!("sip_options on a DR service needs a VIP and a heartbeat path on its interface (the probes' source address)");
+        }
+        if targets.iter().any(|t| t.dr)
+            && let Some(v) = cfg.vips.first()
+        {
+            // A DR server answers the probe from the VIP, which the active
+            // node has on lo: without accept_local the kernel drops the
+            // answer as a martian (a packet from one of its own addresses).
+            sysctl(&format!("net.ipv4.conf.{}.accept_local", v.interface), "1");
+        }
+        let probe_sock = if targets.is_empty() {
+            None
+        } else {
+            let sock = std::net::UdpSocket::bind((probe_src, 0)).with_context(|| format!("SIP probe socket on {probe_src}"))?;
+            sock.set_nonblocking(true)?;
+            Some(sock)
+        };
+        let probes = crate::sipprobe::ProbeSet::new(targets, Instant::now());
         let admin = match crate::admin::bind(&cfg.admin.socket) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -356,6 +414,11 @@ impl Daemon {
             svc_cache: HashMap::new(),
             sync_polled: None,
             sync_timer_at: None,
+            probes,
+            probe_sock,
+            probe_src,
+            probe_timer_at: None,
+            sip_down: Default::default(),
             cfg,
         })
     }
@@ -455,7 +518,12 @@ impl Daemon {
         if touched.is_empty() {
             return;
         }
-        let eff = effective(&self.services, &self.ivr_slots, &self.pool);
+        self.push_services(touched);
+    }
+
+    /// Writes these services, with health applied, to the dataplane.
+    fn push_services(&mut self, touched: Vec<usize>) {
+        let eff = effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
         self.svc_cache.clear();
         for si in touched {
             if let Err(e) = self.dp.set_service(&eff[si]) {
@@ -830,6 +898,92 @@ impl Daemon {
         self.dp.upsert_synced_call(&skey, hash, real, created)
     }
 
+    /// Sends the SIP OPTIONS probes that are due, counts the timeouts, and
+    /// re-arms the probe timer.
+    fn probe_turn(&mut self) -> Result<()> {
+        if self.probes.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let changes = self.probes.expire(now);
+        self.apply_sip(changes);
+        let port = self.probe_sock.as_ref().and_then(|s| s.local_addr().ok()).map_or(0, |a| a.port());
+        for r in self.probes.due(now) {
+            let t = self.probes.targets()[r.target].clone();
+            let msg = crate::sipprobe::options_request(&t, self.probe_src, port, r.seq, self.cfg.node.id);
+            let sent = if t.dr {
+                match self.vips.first() {
+                    Some(v) => {
+                        let mut f = tandem_dataplane::packet::FrameSpec::udp(IpAddr::V4(self.probe_src), port, IpAddr::V4(t.vip), t.vport, msg.as_bytes());
+                        f.dst_mac = t.mac;
+                        f.src_mac = v.mac;
+                        v.garp.send_frame(&f.build()).map_err(|e| e.to_string())
+                    }
+                    None => Err("no VIP interface".into()),
+                }
+            } else {
+                let dst = SocketAddr::new(IpAddr::V4(t.addr), if t.port == 0 { t.vport } else { t.port });
+                match &self.probe_sock {
+                    Some(s) => s.send_to(msg.as_bytes(), dst).map(|_| ()).map_err(|e| e.to_string()),
+                    None => Err("no probe socket".into()),
+                }
+            };
+            if let Err(e) = sent {
+                tracing::debug!("SIP probe to {}: {e}", t.addr);
+            }
+        }
+        let at = self.probes.poll_timeout();
+        if at != self.probe_timer_at || (at.is_some() && !self.reactor.is_armed(T_SIP_TIMER)) {
+            if self.reactor.is_armed(T_SIP_TIMER) {
+                self.reactor.cancel(T_SIP_TIMER)?;
+            }
+            if let Some(t) = at {
+                self.reactor.arm_timeout(T_SIP_TIMER, t.max(now))?;
+            }
+            self.probe_timer_at = at;
+        }
+        Ok(())
+    }
+
+    /// Reads the answers to the SIP probes.
+    fn probe_replies(&mut self) {
+        let mut buf = [0u8; 4096];
+        let mut changes = Vec::new();
+        if let Some(sock) = &self.probe_sock {
+            for _ in 0..1024 {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        if let Some((seq, status)) = crate::sipprobe::parse_response(&buf[..n], self.cfg.node.id) {
+                            changes.extend(self.probes.reply(seq, status));
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        self.apply_sip(changes);
+    }
+
+    fn apply_sip(&mut self, changes: Vec<crate::sipprobe::Change>) {
+        let mut touched = Vec::new();
+        for c in changes {
+            let addr = self.cfg.services[c.service].reals[c.real].address;
+            if c.up {
+                self.sip_down.remove(&(c.service, c.real));
+                self.mark(format!("real {addr}: SIP OPTIONS answered again"));
+            } else {
+                self.sip_down.insert((c.service, c.real));
+                self.mark(format!("real {addr}: SIP OPTIONS unanswered: no new flows"));
+            }
+            if !touched.contains(&c.service) {
+                touched.push(c.service);
+            }
+        }
+        if !touched.is_empty() {
+            self.push_services(touched);
+        }
+    }
+
     /// After every turn of the loop: lets sync send what is due, reports
     /// its connection changes and re-arms its poll and timer.
     fn sync_turn(&mut self) -> Result<()> {
@@ -1118,6 +1272,10 @@ impl Daemon {
             self.reactor.accept(T_SYNC_ACCEPT, listen_fd)?;
             self.reactor.poll(T_FLOW_RING, ring_fd, libc::POLLIN as u32)?;
         }
+        let probe_fd = self.probe_sock.as_ref().map(|s| s.as_raw_fd());
+        if let Some(fd) = probe_fd {
+            self.reactor.poll(T_SIP_READ, fd, libc::POLLIN as u32)?;
+        }
         let call_ring_fd = self.call_events.as_ref().map(|c| c.as_raw_fd());
         if let Some(fd) = call_ring_fd {
             self.reactor.poll(T_CALL_RING, fd, libc::POLLIN as u32)?;
@@ -1356,6 +1514,13 @@ impl Daemon {
                             self.reactor.poll(T_FLOW_RING, ring_fd, libc::POLLIN as u32)?;
                         }
                     }
+                    T_SIP_READ => {
+                        self.probe_replies();
+                        if let Some(fd) = probe_fd {
+                            self.reactor.poll(T_SIP_READ, fd, libc::POLLIN as u32)?;
+                        }
+                    }
+                    T_SIP_TIMER => self.probe_timer_at = None,
                     T_CALL_RING => {
                         let mut evs = Vec::new();
                         if let Some(ce) = self.call_events.as_mut() {
@@ -1411,6 +1576,7 @@ impl Daemon {
             self.publish_card_calls();
             self.cards_turn()?;
             self.sync_turn()?;
+            self.probe_turn()?;
         }
     }
 

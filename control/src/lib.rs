@@ -14,6 +14,7 @@ pub mod hbsend;
 pub mod link;
 pub mod pair;
 pub mod pool;
+pub mod sipprobe;
 pub mod sync;
 pub mod syncrt;
 pub mod uring;

@@ -580,6 +580,29 @@ impl GarpSender {
         Ok(())
     }
 
+    /// Sends any ready-made Ethernet frame out of the interface (the SIP
+    /// OPTIONS probe to a DR real server, addressed to its MAC).
+    pub fn send_frame(&self, frame: &[u8]) -> Result<(), VipError> {
+        let mut sa = ll_addr(self.iface.index, 0);
+        sa.sll_halen = 6;
+        sa.sll_addr[..6].copy_from_slice(&frame[..6.min(frame.len())]);
+        // SAFETY: frame and sa are valid for the lengths passed.
+        let n = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+                0,
+                &sa as *const _ as *const libc::sockaddr,
+                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(VipError::Send { iface: self.iface.name.clone(), vip: self.vip, source: last_os_error() });
+        }
+        Ok(())
+    }
+
     /// Sends `count` gratuitous ARPs `interval` apart, blocking (tests and
     /// tools; the daemon spaces them with its own timer).
     pub fn send_burst(&self, count: u32, interval: Duration) -> Result<(), VipError> {

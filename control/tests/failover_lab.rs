@@ -184,6 +184,8 @@ struct Pair {
     a: Node,
     b: Node,
     _ivrs: Vec<Responder>,
+    /// SIP stand-ins (pair_opts without plain responders), by IVR.
+    sip: Vec<Option<SipResponder>>,
     _peers: Dataplane,
     _dir: tempdir::Dir,
 }
@@ -221,8 +223,17 @@ fn pair_n(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize) -> Pair {
 
 /// A pair whose service has these flags (e.g. `sip_persist`).
 fn pair_flags(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize, flags: &[&str]) -> Pair {
+    pair_opts(tag, preempt, ivr_hb, n_ivr, flags, "", false)
+}
+
+/// The general pair: `service_extra` lines go into the service table; the
+/// IVRs run plain responders, or with `sip` the SIP stand-ins.
+fn pair_opts(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize, flags: &[&str], service_extra: &str, sip: bool) -> Pair {
     let lab = Lab::pair(n_ivr).expect("pair lab");
-    let ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
+    let ivrs: Vec<Responder> =
+        if sip { Vec::new() } else { lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect() };
+    let sip: Vec<Option<SipResponder>> =
+        if sip { lab.ivrs().iter().map(|h| Some(SipResponder::start(&h.ns, &h.name, lab.vip()))).collect() } else { Vec::new() };
     // The bridge-side ends of the directors' service veths must run XDP to
     // accept the dispatcher's XDP_TX frames.
     let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 }).unwrap();
@@ -233,11 +244,15 @@ fn pair_flags(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize, flags: &[&st
     let dir = tempdir::Dir::new(tag);
     let (ca, sa) = config(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, preempt, ivr_hb);
     let (cb, sb) = config(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, preempt, ivr_hb);
-    if !flags.is_empty() {
+    if !flags.is_empty() || !service_extra.is_empty() {
         let list: Vec<String> = flags.iter().map(|f| format!("\"{f}\"")).collect();
         for c in [&ca, &cb] {
             let text = std::fs::read_to_string(c).unwrap();
-            let text = text.replacen("forward = \"dr\"\n", &format!("forward = \"dr\"\nflags = [{}]\n", list.join(", ")), 1);
+            let text = text.replacen(
+                "forward = \"dr\"\n",
+                &format!("forward = \"dr\"\nflags = [{}]\n{service_extra}\n", list.join(", ")),
+                1,
+            );
             std::fs::write(c, text).unwrap();
         }
     }
@@ -251,7 +266,7 @@ fn pair_flags(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize, flags: &[&st
         a.log()
     );
     b.start(&lab);
-    Pair { lab, a, b, _ivrs: ivrs, _peers: peers, _dir: dir }
+    Pair { lab, a, b, _ivrs: ivrs, sip, _peers: peers, _dir: dir }
 }
 
 fn probe(lab: &Lab, port: u16) -> bool {
@@ -932,4 +947,98 @@ fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
         a.lag_max_us as f64 / 1000.0,
         a.lag_samples
     );
+}
+
+/// An IVR stand-in that speaks enough SIP for the OPTIONS probe: it answers
+/// OPTIONS with 200 OK (Via, Call-ID and CSeq copied) and anything else with
+/// `<name> <payload>`, on a thread in the IVR's namespace (bound to the VIP
+/// on its lo); stops when dropped.
+struct SipResponder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SipResponder {
+    fn start(ns: &str, name: &str, vip: Ipv4Addr) -> SipResponder {
+        use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let (ns, name) = (ns.to_string(), name.to_string());
+        // On the VIP: DR replies must come from it.
+        let sock = in_netns(&ns, || std::net::UdpSocket::bind((vip, 5060)).unwrap());
+        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Bounded: at most 10 minutes.
+            let end = Instant::now() + Duration::from_secs(600);
+            while !s2.load(Ordering::Relaxed) && Instant::now() < end {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let reply = if msg.starts_with("OPTIONS ") {
+                    let keep: Vec<&str> = msg
+                        .lines()
+                        .map(|l| l.trim_end_matches('\r'))
+                        .filter(|l| ["via:", "call-id:", "cseq:", "from:", "to:"].iter().any(|h| l.to_ascii_lowercase().starts_with(h)))
+                        .collect();
+                    format!("SIP/2.0 200 OK\r\n{}\r\nContent-Length: 0\r\n\r\n", keep.join("\r\n"))
+                } else {
+                    format!("{name} {msg}")
+                };
+                let _ = sock.send_to(reply.as_bytes(), from);
+            }
+        });
+        SipResponder { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for SipResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn privileged_lab_sip_options_probe_takes_a_mute_ivr_out() {
+    if !require_privileged("privileged_lab_sip_options_probe_takes_a_mute_ivr_out") {
+        return;
+    }
+    // Two IVRs with heartbeats and SIP stand-ins; the director probes them
+    // with OPTIONS (DR: frames to their MACs, addressed to the VIP).
+    let mut p = pair_opts("sipopt", false, true, 2, &[], "sip_options = { interval_ms = 100, timeout_ms = 50, failures = 2 }", true);
+    let _hb1 = IvrHeartbeat::start(&p.lab, 0, 101);
+    let _hb2 = IvrHeartbeat::start(&p.lab, 1, 102);
+    let ivrs = p.lab.ivrs().to_vec();
+    let ivr = |k: usize| &ivrs[k];
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let mut port = 26000;
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        wait_for("both IVRs answer", Duration::from_secs(5), || {
+            port += 1;
+            if let Some(w) = probe_who(&p.lab, port) {
+                seen.insert(w);
+            }
+            seen.len() == 2
+        }),
+        "seen {seen:?}\na: {}",
+        p.a.log()
+    );
+    assert!(!p.a.log().contains("SIP OPTIONS unanswered"), "a healthy IVR was taken out:\n{}", p.a.log());
+    // ivr1's SIP stack goes mute while its heartbeat goes on: it is taken
+    // out, and new flows avoid it.
+    drop(p.sip[0].take());
+    let gone = format!("real {}: SIP OPTIONS unanswered", ivr(0).addr());
+    assert!(wait_for("ivr1 out", Duration::from_secs(5), || p.a.log().contains(&gone)), "{}", p.a.log());
+    assert!(!p.a.log().contains("ivr node 101 dead"), "its heartbeat went on:\n{}", p.a.log());
+    for _ in 0..20 {
+        port += 1;
+        assert_eq!(probe_who(&p.lab, port).as_deref(), Some(ivr(1).name.as_str()), "a new flow reached the mute ivr1");
+    }
+    // It answers again: back in.
+    p.sip[0] = Some(SipResponder::start(&ivr(0).ns, &ivr(0).name, p.lab.vip()));
+    let back = format!("real {}: SIP OPTIONS answered again", ivr(0).addr());
+    assert!(wait_for("ivr1 back", Duration::from_secs(5), || p.a.log().contains(&back)), "{}", p.a.log());
 }
