@@ -947,6 +947,16 @@ impl Dataplane {
             _pad: 0,
         };
         self.m_flows.insert(*key, value, 0).map_err(map_err(maps::FLOWS))?;
+        if img.service.forward == Forward::Nat as u8 {
+            // The real server's replies come back through this node now:
+            // their reverse entry, as the XDP program writes it.
+            let real = &img.reals[slot as usize];
+            let port = if real.port != 0 { real.port } else { key.dport };
+            let rkey = FlowKey::new(real.addr, key.src, port, key.sport, key.proto);
+            self.m_nat
+                .insert(rkey, NatReverse { service_id: id, real_idx: slot }, 0)
+                .map_err(map_err(maps::NAT_REVERSE))?;
+        }
         let was_counted = old.is_some_and(|o| o.flags & FLOW_COUNTED != 0 && o.service_id == id && o.real_idx == slot);
         if value.flags & FLOW_COUNTED != 0 && !was_counted {
             let a = self.active_conns(id, slot)?;
@@ -1027,6 +1037,13 @@ impl Dataplane {
     pub fn remove_synced_flow(&mut self, key: &FlowKey) -> Result<(), Error> {
         if let Ok(old) = self.m_flows.get(key, 0) {
             let _ = self.m_flows.remove(key);
+            if let Some(svc) = self.services.values().find(|i| i.service.id == old.service_id)
+                && svc.service.forward == Forward::Nat as u8
+                && let Some(real) = svc.reals.get(old.real_idx as usize)
+            {
+                let port = if real.port != 0 { real.port } else { key.dport };
+                let _ = self.m_nat.remove(&FlowKey::new(real.addr, key.src, port, key.sport, key.proto));
+            }
             if old.flags & FLOW_COUNTED != 0 {
                 let a = self.active_conns(old.service_id, old.real_idx)?;
                 self.set_active_conns(old.service_id, old.real_idx, a.saturating_sub(1))?;

@@ -92,3 +92,59 @@ fn privileged_new_and_expired_flows_are_pushed_and_replayed_on_the_standby() {
     let other = ServiceKey::new([9; 16], 9, PROTO_UDP, FAMILY_V6);
     assert!(!standby.upsert_synced_flow(&e1.key, &other, (IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0), 0, 0).unwrap());
 }
+
+#[test]
+fn privileged_synced_nat_flows_translate_replies_on_the_standby() {
+    if !privileged("privileged_synced_nat_flows_translate_replies_on_the_standby") {
+        return;
+    }
+    // NAT to port 5080 on the real servers: after a takeover the replies
+    // of a synced flow come back through the standby, which must give them
+    // the VIP back as their source, as the active did.
+    let mut active = load();
+    let mut reals: Vec<_> = (0..3).map(|i| real4(i, 1)).collect();
+    for r in reals.iter_mut() {
+        r.port = 5080;
+    }
+    let cfg = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Rr, Forward::Nat, reals);
+    active.set_service(&cfg).unwrap();
+    let mut events = active.take_flow_events().unwrap();
+    active.set_flow_events(true).unwrap();
+    let mut standby = load();
+    let mut scfg = cfg.clone();
+    scfg.reals.reverse();
+    standby.set_service(&scfg).unwrap();
+    let img = active.service(&cfg.key()).unwrap().clone();
+    for c in 0..9u32 {
+        let f = FrameSpec::udp(client4(c), 42000, IpAddr::V4(VIP4), 5060, b"INVITE").build();
+        assert_eq!(active.test_run(&f).unwrap().verdict, XDP_TX);
+    }
+    let mut synced = 0;
+    while let Some(e) = events.next() {
+        let (addr, port) = img.slot_ids[e.value.real_idx as usize].unwrap();
+        assert!(standby.upsert_synced_flow(&e.key, &cfg.key(), (addr, port), e.value.created_ns, e.value.flags).unwrap());
+        synced += 1;
+    }
+    assert_eq!(synced, 9);
+    assert_eq!(standby.nat_reverse().len(), 9, "one reverse entry per synced NAT flow");
+    // Each real server's reply to its client, on the standby: translated.
+    for (k, v) in active.flows() {
+        let real = img.slot_ids[v.real_idx as usize].unwrap().0;
+        let client = IpAddr::V6(std::net::Ipv6Addr::from(k.src)).to_canonical();
+        let reply = FrameSpec::udp(real, 5080, client, k.sport, b"SIP/2.0 200 OK").build();
+        let r = standby.test_run(&reply).unwrap();
+        assert_eq!(r.verdict, XDP_TX, "reply of {client}:{} not forwarded", k.sport);
+        let src = std::net::Ipv4Addr::new(r.frame[26], r.frame[27], r.frame[28], r.frame[29]);
+        let sport = u16::from_be_bytes([r.frame[34], r.frame[35]]);
+        assert_eq!((src, sport), (VIP4, 5060), "the reply leaves from the VIP");
+    }
+    assert_eq!(standby.reason(Reason::ReverseNat).unwrap(), 9);
+    // Removed with its flow.
+    let (k, v) = active.flows().into_iter().next().unwrap();
+    standby.remove_synced_flow(&k).unwrap();
+    assert_eq!(standby.nat_reverse().len(), 8);
+    let real = img.slot_ids[v.real_idx as usize].unwrap().0;
+    let client = IpAddr::V6(std::net::Ipv6Addr::from(k.src)).to_canonical();
+    let reply = FrameSpec::udp(real, 5080, client, k.sport, b"SIP/2.0 200 OK").build();
+    assert_eq!(standby.test_run(&reply).unwrap().verdict, XDP_PASS, "no reverse entry once the flow is gone");
+}
