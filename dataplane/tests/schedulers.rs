@@ -351,6 +351,12 @@ fn privileged_reported_load_drives_wlc_and_a_full_ivr_gets_nothing() {
         dp.set_real_load(id, slot, RealLoad { active, capacity: 30 }).unwrap();
     }
     assert_eq!(send(&mut dp, &cfg, 1, 40000), Some(1));
+    // Relative to capacity: 10 of 30, 8 of 10 and 20 of 100 busy — the
+    // third is the least loaded although it has the most calls.
+    for (slot, active, capacity) in [(0, 10, 30), (1, 8, 10), (2, 20, 100)] {
+        dp.set_real_load(id, slot, RealLoad { active, capacity }).unwrap();
+    }
+    assert_eq!(send(&mut dp, &cfg, 2, 40000), Some(2));
     // The third is full: even rr skips it.
     let mut rr = cfg.clone();
     rr.port = 5061;

@@ -214,7 +214,11 @@ fn least<V: SchedView>(view: &V, n: u32, kind: Least, load_aware: bool) -> Optio
                 continue;
             }
             let a = if load_aware { load.active as u64 } else { view.active(i) as u64 };
-            let w = r.weight as u64;
+            // Load-aware: an IVR's reported capacity is its weight, so wlc,
+            // sed and nq pick the least load relative to capacity (like
+            // Kamailio's call-load distribution); without a report, the
+            // configured weight.
+            let w = if load_aware && load.capacity > 0 { load.capacity as u64 } else { r.weight as u64 };
             if kind == Least::Nq && a == 0 {
                 return Some(i);
             }
