@@ -56,6 +56,8 @@ pub enum Request {
     },
     /// State sync: role, connection, tables, sequence and lag.
     Sync,
+    /// Prometheus metrics (OpenMetrics text).
+    Metrics,
 }
 
 /// The daemon's answer to one request.
@@ -73,6 +75,9 @@ pub enum Response {
         spans: Vec<SpanStatus>,
     },
     Sync(SyncReply),
+    Metrics {
+        text: String,
+    },
     /// A command was carried out (switchover, maintenance).
     Done {
         message: String,
@@ -217,7 +222,8 @@ pub struct RealStatus {
     /// From its heartbeats: alive, dead, unknown.
     #[serde(default)]
     pub health: String,
-    /// Flows in the connection table.
+    /// Active connections to it, as the kernel counts them (flows in the
+    /// connection table, IPVS's ActiveConn).
     #[serde(default)]
     pub flows: u64,
     /// Reported load: active channels.
@@ -820,6 +826,7 @@ pub fn render(response: &Response) -> String {
         Response::Reals { reals } => render_reals(reals),
         Response::Cards { spans } => render_cards(spans),
         Response::Sync(s) => render_sync(s),
+        Response::Metrics { text } => text.clone(),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
     }

@@ -25,7 +25,7 @@
 use std::{
     collections::BTreeSet,
     fmt,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -166,10 +166,12 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncConfig {
     pub port: u16,
-    /// This node listens here (default: the first heartbeat path's local address).
-    pub local: IpAddr,
-    /// The peer listens here (default: the first heartbeat path's peer address).
-    pub peer: IpAddr,
+    /// This node listens on these (default: every heartbeat path's local address).
+    pub local: Vec<IpAddr>,
+    /// The peer's addresses, dialed in turn (default: every heartbeat
+    /// path's peer address, the dedicated link first): sync survives the
+    /// loss of one network as the heartbeats do.
+    pub peer: Vec<IpAddr>,
 }
 
 /// `[node]`: who this director is.
@@ -297,6 +299,8 @@ pub struct RealEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdminConfig {
     pub socket: PathBuf,
+    /// Serve Prometheus metrics over HTTP here (None: only `tandemctl metrics`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `[[card]]`: a telephony card (a DAHDI device root) and the spans this
@@ -371,11 +375,18 @@ impl Config {
         let admin = match root.opt_table("admin")? {
             Some(a) => {
                 let socket = PathBuf::from(a.string("socket", Some(DEFAULT_ADMIN_SOCKET))?);
+                let metrics_listen = match a.opt("metrics_listen") {
+                    None => None,
+                    Some(v) => Some(v.as_str().and_then(|s| s.parse::<SocketAddr>().ok()).ok_or_else(|| {
+                        invalid(a.path("metrics_listen"), v, "is not an address:port to listen on")
+                    })?),
+                };
                 a.finish()?;
-                AdminConfig { socket }
+                AdminConfig { socket, metrics_listen }
             }
             None => AdminConfig {
                 socket: DEFAULT_ADMIN_SOCKET.into(),
+                metrics_listen: None,
             },
         };
         let cards = root
@@ -547,8 +558,9 @@ impl Config {
         match &self.sync {
             Some(sy) => {
                 t.insert("port".into(), int(sy.port));
-                t.insert("local".into(), sy.local.to_string().into());
-                t.insert("peer".into(), sy.peer.to_string().into());
+                let strs = |v: &[IpAddr]| v.iter().map(|a| Value::from(a.to_string())).collect::<Vec<_>>();
+                t.insert("local".into(), strs(&sy.local).into());
+                t.insert("peer".into(), strs(&sy.peer).into());
             }
             None => {
                 t.insert("enabled".into(), false.into());
@@ -606,6 +618,9 @@ impl Config {
             "socket".into(),
             self.admin.socket.to_string_lossy().into_owned().into(),
         );
+        if let Some(m) = self.admin.metrics_listen {
+            t.insert("metrics_listen".into(), m.to_string().into());
+        }
         root.insert("admin".into(), t.into());
 
         let cards = self.cards.iter().map(card_toml).collect::<Vec<_>>();
@@ -817,16 +832,38 @@ fn parse_node(t: &Fields) -> Result<NodeConfig, ConfigError> {
 }
 
 fn parse_sync(t: Option<&Fields>, hb: &HeartbeatConfig) -> Result<Option<SyncConfig>, ConfigError> {
-    let path = &hb.paths[0];
+    let locals: Vec<IpAddr> = hb.paths.iter().map(|p| IpAddr::V4(p.local)).collect();
+    let peers: Vec<IpAddr> = hb.paths.iter().map(|p| IpAddr::V4(p.peer)).collect();
     let Some(t) = t else {
-        return Ok(Some(SyncConfig { port: DEFAULT_SYNC_PORT, local: IpAddr::V4(path.local), peer: IpAddr::V4(path.peer) }));
+        return Ok(Some(SyncConfig { port: DEFAULT_SYNC_PORT, local: locals, peer: peers }));
     };
     let enabled = t.bool("enabled", Some(true))?;
     let port = t.int("port", Some(DEFAULT_SYNC_PORT as i64), 1, 65_535)? as u16;
-    let local = if t.opt("local").is_some() { t.req_ip("local")? } else { IpAddr::V4(path.local) };
-    let peer = if t.opt("peer").is_some() { t.req_ip("peer")? } else { IpAddr::V4(path.peer) };
-    if local == peer {
-        return Err(invalid(t.path("peer"), &quoted(&peer.to_string()), "is this node's own sync address"));
+    let list = |key: &str, default: Vec<IpAddr>| -> Result<Vec<IpAddr>, ConfigError> {
+        let Some(v) = t.opt(key) else {
+            return Ok(default);
+        };
+        let items: Vec<&toml::Value> = match v {
+            toml::Value::Array(a) => a.iter().collect(),
+            one => vec![one],
+        };
+        if items.is_empty() {
+            return Err(invalid(t.path(key), v, "is empty"));
+        }
+        items
+            .into_iter()
+            .map(|i| {
+                i.as_str()
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                    .filter(|a| !a.is_unspecified() && !a.is_multicast())
+                    .ok_or_else(|| invalid(t.path(key), i, "is not a unicast IP address"))
+            })
+            .collect()
+    };
+    let local = list("local", locals)?;
+    let peer = list("peer", peers)?;
+    if let Some(a) = peer.iter().find(|a| local.contains(a)) {
+        return Err(invalid(t.path("peer"), &quoted(&a.to_string()), "is this node's own sync address"));
     }
     t.finish()?;
     Ok(enabled.then_some(SyncConfig { port, local, peer }))

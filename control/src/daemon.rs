@@ -25,7 +25,7 @@ use std::{
     collections::HashMap,
     io::{BufRead, Write},
     net::{IpAddr, Ipv4Addr, SocketAddr},
-    os::fd::{AsRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd, RawFd},
     time::{Duration, Instant},
 };
 
@@ -64,13 +64,15 @@ const T_CARDS: u64 = 12;
 const T_CARD_ALARMS: u64 = 13;
 const T_WITNESS_TICK: u64 = 14;
 const T_ADDR: u64 = 15;
-const T_SYNC_ACCEPT: u64 = 16;
+/// Sync listeners: `T_SYNC_ACCEPT_BASE + index`.
+const T_SYNC_ACCEPT_BASE: u64 = 1000;
 const T_SYNC_CONN: u64 = 17;
 const T_SYNC_TIMER: u64 = 18;
 const T_FLOW_RING: u64 = 19;
 const T_CALL_RING: u64 = 20;
 const T_SIP_READ: u64 = 21;
 const T_SIP_TIMER: u64 = 22;
+const T_METRICS: u64 = 23;
 /// Channel polls: `T_CHAN_BASE + card × 65536 + index`.
 const T_CHAN_BASE: u64 = 1 << 32;
 
@@ -159,6 +161,8 @@ pub struct Daemon {
     probe_timer_at: Option<Instant>,
     /// (service, real) whose SIP stack stopped answering.
     sip_down: std::collections::HashSet<(usize, usize)>,
+    /// The Prometheus endpoint (`[admin] metrics_listen`).
+    metrics: Option<std::net::TcpListener>,
 }
 
 /// The services with health applied: a real server whose IVR is dead (its
@@ -314,8 +318,8 @@ impl Daemon {
                 let rt = crate::syncrt::SyncRuntime::new(
                     cfg.node.id,
                     key.clone(),
-                    SocketAddr::new(sc.local, sc.port),
-                    SocketAddr::new(sc.peer, sc.port),
+                    &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
+                    &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
                 )?;
                 dp.set_flow_events(true).context("turning flow events on")?;
                 (Some(rt), Some(dp.take_flow_events().context("flow ring buffer")?))
@@ -367,6 +371,14 @@ impl Daemon {
             Some(sock)
         };
         let probes = crate::sipprobe::ProbeSet::new(targets, Instant::now());
+        let metrics = match cfg.admin.metrics_listen {
+            Some(a) => {
+                let l = std::net::TcpListener::bind(a).with_context(|| format!("admin.metrics_listen: listening on {a}"))?;
+                l.set_nonblocking(true)?;
+                Some(l)
+            }
+            None => None,
+        };
         let admin = match crate::admin::bind(&cfg.admin.socket) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -419,6 +431,7 @@ impl Daemon {
             probe_src,
             probe_timer_at: None,
             sip_down: Default::default(),
+            metrics,
             cfg,
         })
     }
@@ -550,7 +563,21 @@ impl Daemon {
             match a {
                 Action::StateChanged { from, to, epoch } => {
                     self.state_since = Instant::now();
-                    self.mark(format!("state {} -> {} (epoch {epoch})", from.name(), to.name()));
+                    let why = if to == NodeState::Takeover {
+                        // What the kernel last recorded of the peer, per path.
+                        let now_ns = mono_ns();
+                        let heard: Vec<String> = self
+                            .dp
+                            .heartbeat_peers()
+                            .iter()
+                            .filter(|p| p.node_id == self.peer_id)
+                            .map(|p| format!("{:.1} ms ago on ifindex {}", now_ns.saturating_sub(p.last_seen_ns) as f64 / 1e6, p.ifindex))
+                            .collect();
+                        format!(" (peer last heard {})", heard.join(", "))
+                    } else {
+                        String::new()
+                    };
+                    self.mark(format!("state {} -> {} (epoch {epoch}){why}", from.name(), to.name()));
                     if let Some(sy) = self.sync.as_mut() {
                         if to == NodeState::Active {
                             sy.become_publisher(epoch, Instant::now());
@@ -827,7 +854,10 @@ impl Daemon {
     /// Writes what the subscriber received into the kernel's tables.
     fn apply_synced(&mut self, applied: Vec<crate::sync::Applied>) {
         let (mut ok, mut refused) = (0u64, 0u64);
-        for a in applied {
+        for (i, a) in applied.into_iter().enumerate() {
+            if i % 64 == 63 {
+                self.heartbeat_if_due();
+            }
             match a.record {
                 crate::sync::Record::Flow(f) => {
                     let created = tandem_dataplane::monotonic_coarse_ns().saturating_sub(u64::from(f.age_ms) * 1_000_000);
@@ -1061,6 +1091,20 @@ impl Daemon {
         }
     }
 
+    /// Sends the heartbeats if their time has come (also from inside long
+    /// work, so that a burst cannot delay them past the peer's deadline).
+    fn heartbeat_if_due(&mut self) {
+        let now = Instant::now();
+        if now < self.next_hb {
+            return;
+        }
+        self.send_heartbeats();
+        self.next_hb += self.cfg.heartbeat.interval;
+        if self.next_hb < now {
+            self.next_hb = now + self.cfg.heartbeat.interval;
+        }
+    }
+
     fn send_heartbeats(&mut self) {
         let (s, e, p) = (self.pair.state(), self.pair.epoch(), self.pair.priority());
         self.sender.send_all(s, e, p, (0, 0), mono_ns());
@@ -1118,11 +1162,10 @@ impl Daemon {
     fn services(&self) -> (Vec<admin::ServiceStatus>, Vec<admin::RealStatus>) {
         let mut services = Vec::new();
         let mut all_reals = Vec::new();
-        // One pass over the connection table: flows per (service id, slot).
-        let mut flows: HashMap<(u32, u32), u64> = HashMap::new();
-        for (_, v) in self.dp.flows() {
-            *flows.entry((v.service_id, v.real_idx)).or_default() += 1;
-        }
+        // Active connections as the kernel counts them per real server
+        // (IPVS's ActiveConn): one lookup each. Walking the connection
+        // table here would hold the loop (and its heartbeats) for as long
+        // as a million-entry walk takes.
         for img in self.dp.services() {
             let c = self.dp.service_counters(img.service.id).unwrap_or_default();
             let proto = if img.key.proto == tandem_dataplane::common::PROTO_TCP { "tcp" } else { "udp" };
@@ -1134,7 +1177,7 @@ impl Daemon {
                 let Some((addr, port)) = id else { continue };
                 let r = &img.reals[slot];
                 let rc = self.dp.real_counters(img.service.id, slot as u32).unwrap_or_default();
-                let n = flows.get(&(img.service.id, slot as u32)).copied().unwrap_or(0);
+                let n = self.dp.active_conns(img.service.id, slot as u32).unwrap_or(0);
                 let ivr = self.ivr_of(img.service.id, slot as u32);
                 reals.push(admin::RealStatus {
                     service: name.clone(),
@@ -1211,6 +1254,7 @@ impl Daemon {
                 }
             },
             Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
+            Ok(admin::Request::Metrics) => admin::Response::Metrics { text: self.metrics_text() },
             Ok(admin::Request::Cards) => admin::Response::Cards { spans: self.cards.iter().flat_map(|c| c.cards_status()).collect() },
             Ok(admin::Request::Maintenance { on }) => {
                 self.pair.handle(Event::AdminMaintenance(on), now);
@@ -1220,6 +1264,86 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Every metric, as Prometheus text.
+    fn metrics_text(&mut self) -> String {
+        use crate::metrics::{Exposition, labels};
+        self.refresh();
+        let mut e = Exposition::new();
+        let state = self.pair.state();
+        for st in [NodeState::Init, NodeState::Standby, NodeState::Takeover, NodeState::Active, NodeState::Fault, NodeState::Maintenance] {
+            e.gauge("node_state", "1 for this node's pair state, 0 for the others", labels([("state", st.name().into())]), f64::from(u8::from(st == state)));
+        }
+        e.gauge("node_epoch", "The pair epoch (term) this node is in", Vec::new(), self.pair.epoch() as f64);
+        let now = Instant::now();
+        let alive = self.pair.peer().is_some_and(|p| p.alive(now, self.cfg.heartbeat.deadline()));
+        e.gauge("peer_alive", "1 while the peer is heard on some heartbeat path", Vec::new(), f64::from(u8::from(alive)));
+        if self.cfg.witness.is_some() {
+            e.gauge("witness_reachable", "1 if the witness answered the last probe", Vec::new(), f64::from(u8::from(self.witness_ok)));
+        }
+        e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "link".into())]), f64::from(u8::from(self.link_fault)));
+        e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "card".into())]), f64::from(u8::from(self.card_fault)));
+        if let Ok(reasons) = self.dp.reasons() {
+            for (r, n) in reasons {
+                e.counter("dispatch_packets", "Packets the XDP program handled, by reason", labels([("reason", r.name().into())]), n);
+            }
+        }
+        for s in self.services().0 {
+            let svc = format!("{}/{}:{}", s.protocol, s.vip, s.port);
+            e.counter("service_packets", "Packets dispatched to a virtual service", labels([("service", svc.clone())]), s.packets);
+            e.counter("service_bytes", "Bytes dispatched to a virtual service", labels([("service", svc.clone())]), s.bytes);
+            for r in s.reals {
+                let real = format!("{}:{}", r.address, if r.port == 0 { s.port } else { r.port });
+                let l = || labels([("service", svc.clone()), ("real", real.clone())]);
+                e.counter("real_packets", "Packets forwarded to a real server", l(), r.packets);
+                e.counter("real_bytes", "Bytes forwarded to a real server", l(), r.bytes);
+                e.gauge("real_flows", "Connection-table entries to a real server", l(), r.flows as f64);
+                e.gauge("real_up", "1 if the real server takes new flows (state and health)", l(), f64::from(u8::from(r.state == "up" && r.health != "dead")));
+                if let Some(c) = r.channels {
+                    e.gauge("real_channels", "Busy channels the IVR reports", l(), f64::from(c));
+                }
+            }
+        }
+        if self.sync.is_some() {
+            let s = self.sync_status();
+            e.gauge("sync_publishing", "1 on the node that publishes (the active)", Vec::new(), f64::from(u8::from(s.role == "publisher")));
+            e.gauge("sync_in_sync", "1 on a standby that holds the active's state", Vec::new(), f64::from(u8::from(s.state == "in sync")));
+            e.gauge("sync_last_seq", "Last change recorded (publisher) or applied (subscriber)", Vec::new(), s.last_seq as f64);
+            e.gauge("sync_acked_seq", "Last change the standby acknowledged", Vec::new(), s.acked as f64);
+            e.gauge("sync_queue", "Changes kept for the standby", Vec::new(), s.queue as f64);
+            e.gauge("sync_records", "Synced records this node holds", labels([("table", "flows".into())]), s.flows as f64);
+            e.gauge("sync_records", "Synced records this node holds", labels([("table", "calls".into())]), s.calls as f64);
+            e.counter("sync_bytes_sent", "Sync bytes sent", Vec::new(), s.bytes_sent);
+            e.counter("sync_snapshots", "Snapshots sent or received", Vec::new(), s.snapshots);
+            e.counter("sync_overflows", "Times the standby fell out of the window", Vec::new(), s.overflows);
+            e.counter("sync_bad_frames", "Frames that failed to parse or authenticate", Vec::new(), s.bad_frames);
+            e.counter("sync_kernel_refused", "Synced records this node's kernel could not take", Vec::new(), s.kernel_errors);
+            for (q, v) in [("0.5", s.lag_p50_us), ("0.99", s.lag_p99_us), ("1", s.lag_max_us)] {
+                e.gauge("sync_lag_seconds", "Record to acknowledgement, over the recent changes", labels([("quantile", q.into())]), v as f64 / 1e6);
+            }
+        }
+        e.encode()
+    }
+
+    /// One scrape of the metrics endpoint, answered synchronously with short
+    /// timeouts (like the admin socket).
+    fn serve_metrics(&mut self, conn: OwnedFd) {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::from(conn);
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(500)));
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while req.len() < 8192 && !req.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => req.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = self.metrics_text();
+        let _ = stream.write_all(crate::metrics::http_response(&text).as_bytes());
     }
 
     fn serve_admin(&mut self, conn: OwnedFd) {
@@ -1267,10 +1391,17 @@ impl Daemon {
         }
         let addr_fd = self.addr_worker.fd();
         self.reactor.poll(T_ADDR, addr_fd, libc::POLLIN as u32)?;
-        let sync_fds = self.sync.as_ref().map(|s| s.listener_fd()).zip(self.flow_events.as_ref().map(|f| f.as_raw_fd()));
-        if let Some((listen_fd, ring_fd)) = sync_fds {
-            self.reactor.accept(T_SYNC_ACCEPT, listen_fd)?;
+        let listen_fds: Vec<RawFd> = self.sync.as_ref().map(|s| s.listener_fds()).unwrap_or_default();
+        for (i, fd) in listen_fds.iter().enumerate() {
+            self.reactor.accept(T_SYNC_ACCEPT_BASE + i as u64, *fd)?;
+        }
+        let sync_fds = self.flow_events.as_ref().map(|f| ((), f.as_raw_fd()));
+        if let Some((_, ring_fd)) = sync_fds {
             self.reactor.poll(T_FLOW_RING, ring_fd, libc::POLLIN as u32)?;
+        }
+        let metrics_fd = self.metrics.as_ref().map(|l| l.as_raw_fd());
+        if let Some(fd) = metrics_fd {
+            self.reactor.accept(T_METRICS, fd)?;
         }
         let probe_fd = self.probe_sock.as_ref().map(|s| s.as_raw_fd());
         if let Some(fd) = probe_fd {
@@ -1293,14 +1424,11 @@ impl Daemon {
             }
             let done = self.reactor.submit_and_wait(1, Some(Duration::from_secs(1)))?;
             for c in done {
+                let turn = Instant::now();
+                let token = c.token;
                 match c.token {
                     T_HB => {
-                        self.send_heartbeats();
-                        self.next_hb += self.cfg.heartbeat.interval;
-                        let now = Instant::now();
-                        if self.next_hb < now {
-                            self.next_hb = now + self.cfg.heartbeat.interval;
-                        }
+                        self.heartbeat_if_due();
                         let at = self.next_hb;
                         self.reactor.arm_timeout(T_HB, at)?;
                     }
@@ -1469,13 +1597,12 @@ impl Daemon {
                         }
                         self.reactor.poll(T_ADDR, addr_fd, libc::POLLIN as u32)?;
                     }
-                    T_SYNC_ACCEPT => {
+                    t if (T_SYNC_ACCEPT_BASE..T_SYNC_ACCEPT_BASE + listen_fds.len() as u64).contains(&t) => {
                         if let (Some(conn), Some(sy)) = (c.accepted, self.sync.as_mut()) {
                             sy.accepted(conn, Instant::now());
                         }
-                        if let Some((listen_fd, _)) = sync_fds {
-                            self.reactor.accept(T_SYNC_ACCEPT, listen_fd)?;
-                        }
+                        let fd = listen_fds[(t - T_SYNC_ACCEPT_BASE) as usize];
+                        self.reactor.accept(t, fd)?;
                     }
                     T_SYNC_CONN => {
                         self.sync_polled = None;
@@ -1491,23 +1618,32 @@ impl Daemon {
                         self.sync_timer_at = None;
                     }
                     T_FLOW_RING => {
-                        let mut evs = Vec::new();
-                        if let Some(fe) = self.flow_events.as_mut() {
-                            while let Some(e) = fe.next() {
-                                evs.push(e);
-                                if evs.len() >= 65_536 {
-                                    break;
+                        // In bounded chunks, heartbeats between them: a
+                        // burst of new flows must not delay them.
+                        let publishing = self.sync.as_ref().is_some_and(|s| s.is_publishing());
+                        let started = Instant::now();
+                        while started.elapsed() < Duration::from_millis(5) {
+                            let mut evs = Vec::with_capacity(256);
+                            if let Some(fe) = self.flow_events.as_mut() {
+                                while evs.len() < 256
+                                    && let Some(e) = fe.next()
+                                {
+                                    evs.push(e);
                                 }
                             }
-                        }
-                        if self.sync.as_ref().is_some_and(|s| s.is_publishing()) {
-                            let now = Instant::now();
-                            for e in &evs {
-                                if let Some(r) = self.flow_record(e) {
-                                    if let Some(sy) = self.sync.as_mut() {
+                            if publishing {
+                                let now = Instant::now();
+                                for e in &evs {
+                                    if let Some(r) = self.flow_record(e)
+                                        && let Some(sy) = self.sync.as_mut()
+                                    {
                                         sy.record(r, now);
                                     }
                                 }
+                            }
+                            self.heartbeat_if_due();
+                            if evs.len() < 256 {
+                                break;
                             }
                         }
                         if let Some((_, ring_fd)) = sync_fds {
@@ -1521,6 +1657,14 @@ impl Daemon {
                         }
                     }
                     T_SIP_TIMER => self.probe_timer_at = None,
+                    T_METRICS => {
+                        if let Some(conn) = c.accepted {
+                            self.serve_metrics(conn);
+                        }
+                        if let Some(fd) = metrics_fd {
+                            self.reactor.accept(T_METRICS, fd)?;
+                        }
+                    }
                     T_CALL_RING => {
                         let mut evs = Vec::new();
                         if let Some(ce) = self.call_events.as_mut() {
@@ -1571,12 +1715,19 @@ impl Daemon {
                     T_LOG => {}
                     _ => {}
                 }
+                if turn.elapsed() > self.cfg.heartbeat.interval * 2 {
+                    tracing::warn!("loop turn took {:?} (event {token}): heartbeats may have been late", turn.elapsed());
+                }
             }
+            let turn = Instant::now();
             self.apply_actions()?;
             self.publish_card_calls();
             self.cards_turn()?;
             self.sync_turn()?;
             self.probe_turn()?;
+            if turn.elapsed() > self.cfg.heartbeat.interval * 2 {
+                tracing::warn!("loop turn took {:?} (after the events): heartbeats may have been late", turn.elapsed());
+            }
         }
     }
 

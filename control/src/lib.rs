@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod hbsend;
 pub mod link;
+pub mod metrics;
 pub mod pair;
 pub mod pool;
 pub mod sipprobe;

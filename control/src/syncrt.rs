@@ -48,6 +48,8 @@ use crate::sync::{
 const DIAL_RETRY: Duration = Duration::from_millis(100);
 /// How long a non-blocking connect may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Time one flush may spend making frames.
+const FLUSH_BUDGET: Duration = Duration::from_millis(1);
 /// Lag samples kept (the most recent).
 const LAG_SAMPLES: usize = 1 << 18;
 
@@ -123,8 +125,10 @@ pub struct Status {
 pub struct SyncRuntime {
     node_id: u32,
     key: Key,
-    peer: SocketAddr,
-    listener: TcpListener,
+    /// The peer's addresses, dialed in turn.
+    peers: Vec<SocketAddr>,
+    next_peer: usize,
+    listeners: Vec<TcpListener>,
     role: Role,
     conn: Option<Conn>,
     next_dial: Instant,
@@ -137,6 +141,8 @@ pub struct SyncRuntime {
     events: Vec<Event>,
     was_in_sync: bool,
     conns: u64,
+    /// The last flush stopped at its budget with more to send.
+    more: bool,
 }
 
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
@@ -197,15 +203,25 @@ fn dial(peer: SocketAddr) -> io::Result<TcpStream> {
 }
 
 impl SyncRuntime {
-    /// Listens on `local` (non-blocking); `peer` is where a subscriber dials.
-    pub fn new(node_id: u32, key: Key, local: SocketAddr, peer: SocketAddr) -> io::Result<SyncRuntime> {
-        let listener = TcpListener::bind(local).map_err(|e| io::Error::new(e.kind(), format!("sync: listening on {local}: {e}")))?;
-        listener.set_nonblocking(true)?;
+    /// Listens on every `local` address (non-blocking); a subscriber dials
+    /// the `peers` in turn, the next one after each failed or lost
+    /// connection.
+    pub fn new(node_id: u32, key: Key, local: &[SocketAddr], peers: &[SocketAddr]) -> io::Result<SyncRuntime> {
+        let mut listeners = Vec::new();
+        for a in local {
+            let l = TcpListener::bind(a).map_err(|e| io::Error::new(e.kind(), format!("sync: listening on {a}: {e}")))?;
+            l.set_nonblocking(true)?;
+            listeners.push(l);
+        }
+        if peers.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "sync: no peer address"));
+        }
         Ok(SyncRuntime {
             node_id,
             key,
-            peer,
-            listener,
+            peers: peers.to_vec(),
+            next_peer: 0,
+            listeners,
             role: Role::Idle(Store::new()),
             conn: None,
             next_dial: Instant::now(),
@@ -216,18 +232,19 @@ impl SyncRuntime {
             events: Vec::new(),
             was_in_sync: false,
             conns: 0,
+            more: false,
         })
     }
 
-    pub fn listener_fd(&self) -> RawFd {
-        self.listener.as_raw_fd()
+    pub fn listener_fds(&self) -> Vec<RawFd> {
+        self.listeners.iter().map(|l| l.as_raw_fd()).collect()
     }
 
     /// The connection (its id, descriptor) and the poll events it waits for.
     pub fn conn_poll(&self) -> Option<(u64, RawFd, u32)> {
         let c = self.conn.as_ref()?;
         let mut ev = libc::POLLIN as u32;
-        if c.connecting.is_some() || !c.out.is_empty() {
+        if c.connecting.is_some() || !c.out.is_empty() || self.more {
             ev |= libc::POLLOUT as u32;
         }
         Some((c.id, c.stream.as_raw_fd(), ev))
@@ -251,10 +268,14 @@ impl SyncRuntime {
     }
 
     fn close(&mut self, why: String) {
-        if let Some(c) = self.conn.take()
-            && c.connecting.is_none()
-        {
-            self.events.push(Event::Closed { peer: c.peer, why });
+        if let Some(c) = self.conn.take() {
+            if c.connecting.is_none() {
+                self.events.push(Event::Closed { peer: c.peer, why });
+            }
+            // Next time, the peer's next address (another network).
+            if matches!(self.role, Role::Subscribing(_)) {
+                self.next_peer = (self.next_peer + 1) % self.peers.len();
+            }
         }
         match &mut self.role {
             Role::Publishing { publisher, .. } => publisher.disconnected(),
@@ -341,7 +362,9 @@ impl SyncRuntime {
         }
         let mut buf = [0u8; 64 * 1024];
         let mut err = None;
-        for _ in 0..64 {
+        // At most 512 KiB per call: the loop has heartbeats to send; what
+        // is left stays readable for the next turn.
+        for _ in 0..8 {
             match c.stream.read(&mut buf) {
                 Ok(0) => {
                     err = Some("closed by the peer".to_string());
@@ -445,7 +468,16 @@ impl SyncRuntime {
         };
         // Frames into the buffer while it is small (the socket's own buffer
         // paces the publisher: it stops asking when bytes are in flight).
-        while c.out.len() < 256 * 1024 {
+        // A bounded amount per turn of the loop (the loop has heartbeats
+        // to send); `more` keeps the connection polled for writing so that
+        // the next turn comes at once.
+        let started = Instant::now();
+        self.more = false;
+        while c.out.len() < 64 * 1024 {
+            if started.elapsed() > FLUSH_BUDGET {
+                self.more = true;
+                break;
+            }
             let f = match &mut self.role {
                 Role::Publishing { store, publisher } => publisher.poll_transmit(now, store),
                 Role::Subscribing(sub) => sub.poll_transmit(now),
@@ -455,6 +487,9 @@ impl SyncRuntime {
                 Some(f) => c.out.extend(f),
                 None => break,
             }
+        }
+        if c.out.len() >= 64 * 1024 {
+            self.more = true;
         }
         while !c.out.is_empty() {
             let (a, _) = c.out.as_slices();
@@ -493,12 +528,16 @@ impl SyncRuntime {
         }
         if matches!(self.role, Role::Subscribing(_)) && self.conn.is_none() && now >= self.next_dial {
             self.next_dial = now + DIAL_RETRY;
-            match dial(self.peer) {
+            let peer = self.peers[self.next_peer];
+            match dial(peer) {
                 Ok(stream) => {
                     self.conns += 1;
-                    self.conn = Some(Conn { id: self.conns, stream, connecting: Some(now), deframer: Deframer::new(), out: VecDeque::new(), peer: self.peer });
+                    self.conn = Some(Conn { id: self.conns, stream, connecting: Some(now), deframer: Deframer::new(), out: VecDeque::new(), peer });
                 }
-                Err(e) => tracing::debug!("sync: dialing {}: {e}", self.peer),
+                Err(e) => {
+                    tracing::debug!("sync: dialing {peer}: {e}");
+                    self.next_peer = (self.next_peer + 1) % self.peers.len();
+                }
             }
         }
     }

@@ -79,6 +79,18 @@ impl Node {
     }
 }
 
+/// The pair tests run one at a time: each runs two tandemd with 10 ms
+/// heartbeats, and a dozen pairs at once on two cores starve each other's
+/// heartbeats into spurious takeovers.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lab_turn(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    if !require_privileged(test) {
+        return None;
+    }
+    Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + timeout;
     while Instant::now() < end {
@@ -132,7 +144,7 @@ preempt = {preempt}
 
 [heartbeat]
 interval_ms = 10
-multiplier = 3
+multiplier = 5
 key = "{KEY}"
 paths = [
   {{ name = "link", interface = "hb0", local = "{hb_local}", peer = "{hb_peer}" }},
@@ -162,6 +174,7 @@ forward = "dr"
 {card}
 [admin]
 socket = "{socket}"
+metrics_listen = "127.0.0.1:9469"
 "#,
         // Only a answers incoming calls itself: b can hold a call only
         // from the synced call records.
@@ -282,9 +295,9 @@ fn settled(p: &Pair) -> bool {
 
 #[test]
 fn privileged_lab_kill9_active_standby_takes_over_and_old_active_returns() {
-    if !require_privileged("privileged_lab_kill9_active_standby_takes_over_and_old_active_returns") {
+    let Some(_turn) = lab_turn("privileged_lab_kill9_active_standby_takes_over_and_old_active_returns") else {
         return;
-    }
+    };
     let mut p = pair("kill9", false);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
     assert!(wait_for("probe through a", Duration::from_secs(5), || probe(&p.lab, 21000)), "VIP not answered via a");
@@ -328,9 +341,9 @@ fn privileged_lab_kill9_active_standby_takes_over_and_old_active_returns() {
 
 #[test]
 fn privileged_lab_preempting_old_active_takes_back() {
-    if !require_privileged("privileged_lab_preempting_old_active_takes_back") {
+    let Some(_turn) = lab_turn("privileged_lab_preempting_old_active_takes_back") else {
         return;
-    }
+    };
     let mut p = pair("preempt", true);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
     p.a.kill9();
@@ -348,16 +361,26 @@ fn privileged_lab_preempting_old_active_takes_back() {
 
 #[test]
 fn privileged_lab_link_cut_and_partition() {
-    if !require_privileged("privileged_lab_link_cut_and_partition") {
+    let Some(_turn) = lab_turn("privileged_lab_link_cut_and_partition") else {
         return;
-    }
+    };
     let p = pair("partition", false);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
     // Only the heartbeat link: heartbeats still cross the service network.
     p.lab.set_link(DIRECTOR_A, "hb0", false).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(p.a.state().as_deref(), Some("active"));
+    assert_eq!(p.a.state().as_deref(), Some("active"), "a: {}\nb: {}", p.a.log(), p.b.log());
     assert_eq!(p.b.state().as_deref(), Some("standby"), "no dual active when only the link broke:\n{}", p.b.log());
+    // State sync moves to the service network (its other path).
+    let service_addr = lab::DIRECTOR_A_ADDR.to_string();
+    assert!(
+        wait_for("b in sync over the service network", Duration::from_secs(10), || {
+            sync_status(&p.b).is_some_and(|s| s.state == "in sync" && s.peer.as_deref().is_some_and(|x| x.starts_with(&format!("{service_addr}:"))))
+        }),
+        "{:?}\n{}",
+        sync_status(&p.b),
+        p.b.log()
+    );
     // Full partition of a: both links down. b takes over (witness reachable).
     p.lab.set_link(DIRECTOR_A, "eth0", false).unwrap();
     assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
@@ -381,9 +404,9 @@ fn privileged_lab_link_cut_and_partition() {
 
 #[test]
 fn privileged_lab_service_link_down_hands_over_and_sigterm_releases() {
-    if !require_privileged("privileged_lab_service_link_down_hands_over_and_sigterm_releases") {
+    let Some(_turn) = lab_turn("privileged_lab_service_link_down_hands_over_and_sigterm_releases") else {
         return;
-    }
+    };
     let mut p = pair("linkdown", false);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
     // The active's service interface goes down: a local fault; it hands
@@ -421,9 +444,9 @@ fn privileged_lab_service_link_down_hands_over_and_sigterm_releases() {
 fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
     use tandem_common::heartbeat::{Key, Kind, LEN, Packet, Repr};
     use tandem_common::node::NodeState;
-    if !require_privileged("privileged_lab_forged_and_replayed_heartbeats_change_nothing") {
+    let Some(_turn) = lab_turn("privileged_lab_forged_and_replayed_heartbeats_change_nothing") else {
         return;
-    }
+    };
     let p = pair("forged", false);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
     let client = p.lab.ns(lab::CLIENT).unwrap().to_string();
@@ -516,9 +539,9 @@ fn probe_who(lab: &Lab, port: u16) -> Option<String> {
 
 #[test]
 fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
-    if !require_privileged("privileged_lab_ivr_heartbeats_drive_real_server_health") {
+    let Some(_turn) = lab_turn("privileged_lab_ivr_heartbeats_drive_real_server_health") else {
         return;
-    }
+    };
     let p = pair_with("ivrhb", false, true);
     let hb1 = IvrHeartbeat::start(&p.lab, 0, 101);
     let _hb2 = IvrHeartbeat::start(&p.lab, 1, 102);
@@ -627,9 +650,9 @@ fn card_pair(tag: &str) -> CardPair {
 
 #[test]
 fn privileged_lab_cut_trunk_hands_over_once() {
-    if !require_privileged("privileged_lab_cut_trunk_hands_over_once") {
+    let Some(_turn) = lab_turn("privileged_lab_cut_trunk_hands_over_once") else {
         return;
-    }
+    };
     let p = card_pair("cut");
     assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&p.cards, 0)), "{}", p.cards.sim.execute("status 0"));
     // The trunk itself is cut: a's span sees RED|LOS, hands over to b, whose
@@ -653,9 +676,9 @@ fn privileged_lab_cut_trunk_hands_over_once() {
 
 #[test]
 fn privileged_lab_spans_follow_the_active_node() {
-    if !require_privileged("privileged_lab_spans_follow_the_active_node") {
+    let Some(_turn) = lab_turn("privileged_lab_spans_follow_the_active_node") else {
         return;
-    }
+    };
     let CardPair { lab: _lab, cards, a, b, .. } = &card_pair("cards");
     assert!(wait_for("a's spans started", Duration::from_secs(5), || a.log().contains("spans started alarm-free")), "{}", a.log());
     assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
@@ -765,9 +788,9 @@ fn moved(before: &[Option<String>], after: &[Option<String>]) -> usize {
 
 #[test]
 fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
-    if !require_privileged("privileged_lab_sync_no_flow_moves_across_failover_and_failback") {
+    let Some(_turn) = lab_turn("privileged_lab_sync_no_flow_moves_across_failover_and_failback") else {
         return;
-    }
+    };
     // Four IVRs and rr: a fresh scheduling would move about 3 flows in 4.
     let mut p = pair_n("sync", false, false, 4);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
@@ -869,9 +892,9 @@ fn sip_who(lab: &Lab, src_port: u16, call_ids: &[String]) -> Vec<Option<String>>
 
 #[test]
 fn privileged_lab_sip_dialogs_keep_their_ivr_across_failover() {
-    if !require_privileged("privileged_lab_sip_dialogs_keep_their_ivr_across_failover") {
+    let Some(_turn) = lab_turn("privileged_lab_sip_dialogs_keep_their_ivr_across_failover") else {
         return;
-    }
+    };
     // Call-ID persistence: 200 dialogs from ONE client socket spread over
     // four IVRs by rr; after a takeover, every dialog's next message, from
     // another socket, reaches the same IVR (the new active learned the
@@ -910,9 +933,9 @@ fn privileged_lab_sip_dialogs_keep_their_ivr_across_failover() {
 
 #[test]
 fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
-    if !require_privileged("privileged_lab_sync_keeps_up_with_10k_new_flows_per_second") {
+    let Some(_turn) = lab_turn("privileged_lab_sync_keeps_up_with_10k_new_flows_per_second") else {
         return;
-    }
+    };
     // 10,000 new flows at 10,000 per second through the active: the
     // standby ends up holding every one, nothing overflowed, and the lag
     // distribution is reported (the bench checks it against 50 ms).
@@ -932,14 +955,43 @@ fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
             let (a, b) = (sync_status(&p.a), sync_status(&p.b));
             a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 10_000) && b.is_some_and(|b| b.flows >= 10_000)
         }),
-        "a: {:?}\nb: {:?}",
+        "a: {:?}\nb: {:?}\na: {}\nb: {}",
         sync_status(&p.a),
-        sync_status(&p.b)
+        sync_status(&p.b),
+        p.a.log(),
+        p.b.log()
     );
     let a = sync_status(&p.a).unwrap();
     let b = sync_status(&p.b).unwrap();
     assert_eq!((a.overflows, a.out_of_date, b.kernel_errors, b.bad_frames), (0, false, 0, 0), "a: {a:?}\nb: {b:?}");
     assert_eq!(a.lag_samples, a.last_seq, "every change acknowledged and timed");
+    // The same numbers for Prometheus: tandemctl metrics, and the HTTP
+    // endpoint inside the director's namespace.
+    let text = match p.a.request(Request::Metrics) {
+        Some(Response::Metrics { text }) => text,
+        other => panic!("metrics: {other:?}"),
+    };
+    assert!(text.contains("tandem_node_state{state=\"active\"} 1"), "{text}");
+    let fwd: u64 = text
+        .lines()
+        .find(|l| l.starts_with("tandem_dispatch_packets_total{reason=\"forward_dr\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(fwd >= 10_000, "forward_dr {fwd}:\n{text}");
+    assert!(text.contains("tandem_sync_lag_seconds{quantile=\"0.99\"}"), "{text}");
+    let ns = p.lab.ns(DIRECTOR_B).unwrap();
+    let http = in_netns(ns, || {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect("127.0.0.1:9469").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    });
+    assert!(http.starts_with("HTTP/1.0 200 OK"), "{http}\nb: {}\na: {}", p.b.log(), p.a.log());
+    assert!(http.contains("tandem_node_state{state=\"standby\"} 1"), "{http}\nb: {}\na: {}", p.b.log(), p.a.log());
+    assert!(http.contains("tandem_sync_in_sync 1"), "{http}");
     eprintln!(
         "sync lag at 10k new flows/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} changes",
         a.lag_p50_us as f64 / 1000.0,
@@ -1002,9 +1054,9 @@ impl Drop for SipResponder {
 
 #[test]
 fn privileged_lab_sip_options_probe_takes_a_mute_ivr_out() {
-    if !require_privileged("privileged_lab_sip_options_probe_takes_a_mute_ivr_out") {
+    let Some(_turn) = lab_turn("privileged_lab_sip_options_probe_takes_a_mute_ivr_out") else {
         return;
-    }
+    };
     // Two IVRs with heartbeats and SIP stand-ins; the director probes them
     // with OPTIONS (DR: frames to their MACs, addressed to the VIP).
     let mut p = pair_opts("sipopt", false, true, 2, &[], "sip_options = { interval_ms = 100, timeout_ms = 50, failures = 2 }", true);

@@ -108,6 +108,7 @@ fn canned(req: &Request) -> Response {
             message: "the peer is not healthy: no switchover".into(),
         },
         Request::Cards => Response::Cards { spans: Vec::new() },
+        Request::Metrics => Response::Metrics { text: "# EOF\n".into() },
         Request::Sync => Response::Sync(admin::SyncReply {
             enabled: true,
             role: "publisher".into(),

@@ -938,6 +938,15 @@ impl Dataplane {
         let id = img.service.id;
         let now = monotonic_coarse_ns();
         let old = self.m_flows.get(key, 0).ok();
+        if let Some(o) = old
+            && o.service_id == id
+            && o.real_idx == slot
+            && o.flags & (FLOW_COUNTED | FLOW_CLOSING) == flags & (FLOW_COUNTED | FLOW_CLOSING)
+        {
+            // Already held as synced (a snapshot after a role change
+            // repeats what this node has): one lookup, no writes.
+            return Ok(true);
+        }
         let value = FlowValue {
             last_seen_ns: now,
             created_ns,

@@ -40,6 +40,8 @@ enum Command {
     Cards,
     /// State sync with the peer: role, tables, sequence, lag.
     Sync,
+    /// Prometheus metrics in the OpenMetrics text format.
+    Metrics,
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Services => Some(Request::Services),
         Command::Reals => Some(Request::Reals),
         Command::Sync => Some(Request::Sync),
+        Command::Metrics => Some(Request::Metrics),
         // Sent as its wire line: `Request::Cards` may be compiled out (feature admin-cards).
         Command::Cards => None,
         Command::Maintenance { mode } => Some(Request::Maintenance {
