@@ -3,9 +3,10 @@
 //!
 //! A request is one JSON object per line, `{"cmd":"status"}`,
 //! `{"cmd":"switchover"}`, `{"cmd":"services"}`, `{"cmd":"reals"}`,
-//! `{"cmd":"cards"}` or `{"cmd":"maintenance","on":true}`; each gets one
-//! JSON object per line back, tagged by `"reply"`: `status`, `services`,
-//! `reals`, `cards`, `done` or `error`. (`Request::Cards` is behind the
+//! `{"cmd":"cards"}`, `{"cmd":"sync"}`, `{"cmd":"stats"}` or
+//! `{"cmd":"maintenance","on":true}`; each gets one JSON object per line
+//! back, tagged by `"reply"`: `status`, `services`, `reals`, `cards`,
+//! `sync`, `stats`, `done` or `error`. (`Request::Cards` is behind the
 //! `admin-cards` feature until tandemd answers it; [`request_cards`] sends
 //! the same line either way.)
 //!
@@ -58,6 +59,9 @@ pub enum Request {
     Sync,
     /// Prometheus metrics (OpenMetrics text).
     Metrics,
+    /// The dispatcher's packet counters by reason (forwarded, passed and
+    /// why, SIP Call-ID hits and fallbacks, heartbeats).
+    Stats,
 }
 
 /// The daemon's answer to one request.
@@ -77,6 +81,9 @@ pub enum Response {
     Sync(SyncReply),
     Metrics {
         text: String,
+    },
+    Stats {
+        reasons: Vec<ReasonCount>,
     },
     /// A command was carried out (switchover, maintenance).
     Done {
@@ -236,6 +243,17 @@ pub struct RealStatus {
     pub packets: u64,
     #[serde(default)]
     pub bytes: u64,
+    /// New flows (and new SIP calls) the scheduler gave it.
+    #[serde(default)]
+    pub new_flows: u64,
+}
+
+/// `stats`: packets the dispatcher counted under one reason
+/// (`tandem_common::Reason`, by its name: `forward_dr`, `sip_callid_hit`, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub packets: u64,
 }
 
 /// `cards`: one span of a telephony card, like a line of `dahdi_scan`.
@@ -782,6 +800,16 @@ pub fn render_cards(spans: &[SpanStatus]) -> String {
     o
 }
 
+/// `tandemctl stats`: the reasons with a non-zero count, one per line.
+pub fn render_stats(reasons: &[ReasonCount]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{:<24} {:>14}", "Reason", "Packets");
+    for r in reasons.iter().filter(|r| r.packets > 0) {
+        let _ = writeln!(o, "{:<24} {:>14}", r.reason, r.packets);
+    }
+    o
+}
+
 /// The human-readable form of any response.
 /// `tandemctl sync`.
 pub fn render_sync(s: &SyncReply) -> String {
@@ -827,6 +855,7 @@ pub fn render(response: &Response) -> String {
         Response::Cards { spans } => render_cards(spans),
         Response::Sync(s) => render_sync(s),
         Response::Metrics { text } => text.clone(),
+        Response::Stats { reasons } => render_stats(reasons),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
     }
@@ -1118,6 +1147,7 @@ mod tests {
                 capacity: Some(30),
                 packets: 10,
                 bytes: 1000,
+                new_flows: 9,
             }],
         }];
         let t = render_services(&services);

@@ -1199,6 +1199,7 @@ impl Daemon {
                     capacity: ivr.map(|m| m.load.1),
                     packets: rc.packets,
                     bytes: rc.bytes,
+                    new_flows: rc.new_flows,
                 });
             }
             all_reals.extend(reals.iter().cloned());
@@ -1255,6 +1256,12 @@ impl Daemon {
             },
             Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
             Ok(admin::Request::Metrics) => admin::Response::Metrics { text: self.metrics_text() },
+            Ok(admin::Request::Stats) => match self.dp.reasons() {
+                Ok(v) => admin::Response::Stats {
+                    reasons: v.into_iter().map(|(r, n)| admin::ReasonCount { reason: r.name().into(), packets: n }).collect(),
+                },
+                Err(e) => admin::Response::Error { message: format!("reading the reason counters: {e}") },
+            },
             Ok(admin::Request::Cards) => admin::Response::Cards { spans: self.cards.iter().flat_map(|c| c.cards_status()).collect() },
             Ok(admin::Request::Maintenance { on }) => {
                 self.pair.handle(Event::AdminMaintenance(on), now);

@@ -45,6 +45,7 @@ fn reals() -> Vec<RealStatus> {
             capacity: Some(30),
             packets: 1234,
             bytes: 567_890,
+            new_flows: 40,
         })
         .collect()
 }
@@ -131,6 +132,13 @@ fn canned(req: &Request) -> Response {
             bytes_received: 900,
             ..admin::SyncReply::default()
         }),
+        Request::Stats => Response::Stats {
+            reasons: vec![
+                admin::ReasonCount { reason: "forward_dr".into(), packets: 2400 },
+                admin::ReasonCount { reason: "no_real".into(), packets: 0 },
+                admin::ReasonCount { reason: "sip_callid_hit".into(), packets: 1800 },
+            ],
+        },
         Request::Maintenance { on } => Response::Done {
             message: format!("maintenance {}", if *on { "on" } else { "off" }),
         },
@@ -251,7 +259,7 @@ fn client_function_against_server_thread() {
 #[test]
 fn tandemctl_prints_tables_and_json() {
     let path = socket_path("tables");
-    let server = serve(&path, 8);
+    let server = serve(&path, 10);
 
     let (code, out, err) = tandemctl(&path, &["status"]);
     assert_eq!(code, 0, "{err}");
@@ -343,8 +351,20 @@ fn tandemctl_prints_tables_and_json() {
     assert!(out.contains("sequence    last 1012  acked 1010  queued 2"), "{out}");
     assert!(out.contains("lag         p50 1.45 ms  p99 5.80 ms  max 9.10 ms  (1010 samples)"), "{out}");
 
+    let (code, out, _) = tandemctl(&path, &["stats"]);
+    assert_eq!(code, 0);
+    println!("$ tandemctl stats\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "zero counts are left out: {out}");
+    assert_eq!(lines[1], "forward_dr                         2400");
+    assert_eq!(lines[2], "sip_callid_hit                     1800");
+    let (code, out, _) = tandemctl(&path, &["--json", "stats"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
+    assert_eq!(v["reasons"].as_array().map(Vec::len), Some(3), "--json keeps zero counts");
+
     let seen = server.join().expect("server");
-    assert_eq!(seen.len(), 8);
+    assert_eq!(seen.len(), 10);
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
 

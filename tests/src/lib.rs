@@ -5,6 +5,9 @@
 //! ([`lab`]); running code inside a namespace ([`netns`]); IVR stand-ins that
 //! answer UDP and TCP requests ([`responder`]); time-bounded client requests
 //! ([`client`]); and the rule for tests that need root ([`privileged`]).
+//! Real SIP: SIPp as IVRs and as the caller ([`sipp`]), IVR heartbeats
+//! ([`ivr_heartbeat`]), two `tandemd` in a pair lab ([`tandemd`]) and the
+//! three together ([`calls`]).
 //!
 //! It must not send traffic anywhere but into namespaces it created, and it
 //! never stops a process it did not start. It does not touch BPF: attaching
@@ -15,15 +18,19 @@ pub mod bench_failover;
 pub mod bench_live;
 pub mod bench_spans;
 pub mod bench_sync;
+pub mod calls;
 pub mod client;
 pub mod cmd;
 pub mod director;
 pub mod error;
+pub mod ivr_heartbeat;
 pub mod lab;
 pub mod netns;
 pub mod pairbench;
 pub mod privileged;
 pub mod responder;
+pub mod sipp;
+pub mod tandemd;
 
 pub use client::{tcp_request, udp_flows, udp_request};
 pub use error::LabError;

@@ -42,6 +42,8 @@ enum Command {
     Sync,
     /// Prometheus metrics in the OpenMetrics text format.
     Metrics,
+    /// The dispatcher's packet counters by reason (non-zero ones; all with --json).
+    Stats,
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Reals => Some(Request::Reals),
         Command::Sync => Some(Request::Sync),
         Command::Metrics => Some(Request::Metrics),
+        Command::Stats => Some(Request::Stats),
         // Sent as its wire line: `Request::Cards` may be compiled out (feature admin-cards).
         Command::Cards => None,
         Command::Maintenance { mode } => Some(Request::Maintenance {

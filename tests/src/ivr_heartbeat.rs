@@ -1,0 +1,117 @@
+//! An IVR server's heartbeats to the directors: the same authenticated
+//! 56-byte datagram `tandemd` sends (`tandem_common::heartbeat`, kind IVR),
+//! from the IVR's address to every director's heartbeat port, from a
+//! thread inside the IVR's namespace. A director that configures the IVR
+//! as a real server with its `node_id` marks it dead when these stop.
+//!
+//! It stops when dropped (or [`IvrHeartbeat::stop`]) and, whatever
+//! happens, after [`MAX_LIFETIME`]; it sends nowhere but the addresses it
+//! is given.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tandem_dataplane::common::heartbeat::{Key, Kind, LEN, Packet, Repr};
+use tandem_dataplane::common::node::NodeState;
+
+use crate::LabError;
+
+/// A heartbeat sender stops by itself after this long.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(900);
+/// The directors' heartbeat port.
+pub const HEARTBEAT_PORT: u16 = 694;
+
+/// A running IVR heartbeat sender.
+pub struct IvrHeartbeat {
+    stop: Arc<AtomicBool>,
+    channels: Arc<AtomicU32>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl IvrHeartbeat {
+    /// Starts sending every `interval` from `ns` (bound to `local`) to
+    /// each of `directors` on [`HEARTBEAT_PORT`], as IVR `node_id` with
+    /// `capacity` channels, under `key`.
+    pub fn start(
+        ns: &str,
+        local: Ipv4Addr,
+        directors: &[Ipv4Addr],
+        node_id: u32,
+        key: [u8; 16],
+        interval: Duration,
+        capacity: u32,
+    ) -> Result<IvrHeartbeat, LabError> {
+        let sock = crate::try_in_netns(ns, || UdpSocket::bind((local, 0)))?
+            .map_err(|e| LabError::io(format!("binding {local} for heartbeats"), ns, e))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let channels = Arc::new(AtomicU32::new(0));
+        let peers: Vec<SocketAddr> = directors
+            .iter()
+            .map(|d| SocketAddr::V4(SocketAddrV4::new(*d, HEARTBEAT_PORT)))
+            .collect();
+        let (s, ch) = (stop.clone(), channels.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("ivr heartbeat {node_id}"))
+            .spawn(move || {
+                let key = Key::from_bytes(&key);
+                // Above anything a director recorded from an earlier sender.
+                let mut seq = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64);
+                let mut buf = [0u8; LEN];
+                let rounds = (MAX_LIFETIME.as_nanos() / interval.as_nanos().max(1)) as u64;
+                for _ in 0..rounds {
+                    if s.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    seq += 1;
+                    let repr = Repr {
+                        kind: Kind::Ivr,
+                        state: NodeState::Active,
+                        priority: 0,
+                        node_id,
+                        path: 0,
+                        epoch: 0,
+                        seq,
+                        sent_ns: tandem_dataplane::monotonic_ns(),
+                        active_channels: ch.load(Ordering::Relaxed),
+                        capacity,
+                    };
+                    repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &key);
+                    for p in &peers {
+                        // A director that is down is no reason to stop.
+                        let _ = sock.send_to(&buf, p);
+                    }
+                    std::thread::sleep(interval);
+                }
+            })
+            .map_err(|e| LabError::io("spawning a heartbeat thread", ns, e))?;
+        Ok(IvrHeartbeat {
+            stop,
+            channels,
+            thread: Some(thread),
+        })
+    }
+
+    /// The active channels reported from now on.
+    pub fn set_channels(&self, n: u32) {
+        self.channels.store(n, Ordering::Relaxed);
+    }
+
+    /// Stops sending (the same as dropping it).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for IvrHeartbeat {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
