@@ -31,6 +31,14 @@ use tandem_tests::{in_netns, require_privileged, spawn_tcp_responder};
 
 const N_IVR: usize = 4;
 
+/// One calls lab at a time: each runs eight SIPp and two daemons with
+/// 10 ms heartbeats, which is what two cores can take.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn bins() -> Binaries {
     Binaries {
         tandemd: env!("CARGO_BIN_EXE_tandemd").into(),
@@ -82,16 +90,18 @@ fn check_consistent(r: &CallerReport, count: u64) {
 }
 
 /// RTP: each IVR received the RTP of the calls it held (at least half of
-/// what their length carries at one packet per 30 ms) and echoed it; an
-/// IVR that held no call received none.
-fn check_rtp(r: &CallerReport, ivrs: &[(String, Option<sipp::SippStats>, sipp::RtpCount)], duration_ms: u64) -> u64 {
+/// what their length carries at one packet per 30 ms) and echoed it (not
+/// once it was `killed`); an IVR that held no call received none.
+fn check_rtp(r: &CallerReport, ivrs: &[(String, Option<sipp::SippStats>, sipp::RtpCount)], duration_ms: u64, killed: &[&str]) -> u64 {
     let per = r.per_ivr();
     let mut total = 0;
     for (name, _, rtp) in ivrs {
         let held = per.get(name).copied().unwrap_or(0);
         let floor = held * duration_ms / sipp::PCAP_PACKET_MS / 2;
         assert!(rtp.received >= floor, "{name} held {held} calls but received {} RTP packets (< {floor})", rtp.received);
-        assert!(rtp.echoed * 10 >= rtp.received * 9, "{name}: RTP received {} but echoed {}", rtp.received, rtp.echoed);
+        if !killed.contains(&name.as_str()) {
+            assert!(rtp.echoed * 10 >= rtp.received * 9, "{name}: RTP received {} but echoed {}", rtp.received, rtp.echoed);
+        }
         if held == 0 {
             assert_eq!(rtp.received, 0, "{name} held no call but got RTP");
         }
@@ -105,19 +115,18 @@ fn privileged_calls_survive_kill9_of_the_active() {
     if !require_privileged("privileged_calls_survive_kill9_of_the_active") {
         return;
     }
+    let _serial = serial();
     let o = PairOptions::default();
     let (dir, mut pair, mut ivrs) = setup("calls-kill9", &o);
     // 200 calls at 20/s, 4 s each: about 80 in progress at any time.
     let co = CallerOptions::new(20, 200, 4000);
     let caller = calls::start_caller(&pair.lab, dir.path(), &co).expect("caller");
     std::thread::sleep(Duration::from_secs(5));
-    // Kill between two call setups, 15 ms after one: every call
-    // established so far has had time to reach b (sync lag p99 ≈ 7 ms),
-    // and the next INVITE is ~35 ms away. (`tandem-bench calls` kills at
-    // random instants and counts what that loses.)
-    let last = caller.next_established(Duration::from_secs(3)).expect("a call established after 5 s");
-    let settle = last.established.unwrap_or(0.0) + 0.015 - sipp::wall_now();
-    std::thread::sleep(Duration::from_secs_f64(settle.clamp(0.0, 0.015)));
+    // Kill when no call was established in the last 15 ms: every call
+    // established so far has had time to reach b (sync lag p99 ≈ 7 ms).
+    // (`tandem-bench calls` kills at random instants and counts what that
+    // loses.)
+    assert!(caller.wait_quiet(Duration::from_millis(15), Duration::from_secs(3)), "no quiet moment between call setups");
     let t_kill = sipp::wall_now();
     pair.a.kill9();
     assert!(
@@ -162,7 +171,7 @@ fn privileged_calls_survive_kill9_of_the_active() {
     assert!(stat(&b_stats, "sip_callid_hit") > 0, "{b_stats:?}");
     // RTP reached the IVRs, and never crossed a director: b forwarded
     // about a handful of SIP messages per call, far fewer than the RTP.
-    let rtp = check_rtp(&r, &per_ivr, co.duration_ms);
+    let rtp = check_rtp(&r, &per_ivr, co.duration_ms, &[]);
     let fwd = stat(&b_stats, "forward_dr");
     assert!(fwd < 200 * 8 && rtp > 10 * fwd, "b forwarded {fwd} packets, IVRs received {rtp} RTP packets");
 }
@@ -172,6 +181,7 @@ fn privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it() {
     if !require_privileged("privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it") {
         return;
     }
+    let _serial = serial();
     let o = PairOptions::default();
     let (dir, pair, mut ivrs) = setup("calls-ivr", &o);
     let co = CallerOptions::new(20, 200, 4000);
@@ -236,7 +246,7 @@ fn privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it() {
     for c in &after {
         assert!(c.succeeded() && c.ivr.as_deref() != Some(&dead_name), "{}", show(c));
     }
-    check_rtp(&r, &per_ivr, co.duration_ms);
+    check_rtp(&r, &per_ivr, co.duration_ms, &[&dead_name]);
 }
 
 /// One UDP datagram from `port` in the client to VIP:5060.
@@ -281,6 +291,7 @@ fn privileged_calls_go_through_beside_malformed_sip() {
     if !require_privileged("privileged_calls_go_through_beside_malformed_sip") {
         return;
     }
+    let _serial = serial();
     let o = PairOptions {
         tcp_service: true,
         ..PairOptions::default()
@@ -349,8 +360,14 @@ fn privileged_calls_go_through_beside_malformed_sip() {
     assert_eq!(r.stats.failed(), 0, "{}\n{}", r.stats.summary(), r.errors);
     // Nothing crashed: the daemon, the pair, every IVR.
     assert!(pair.a.running(), "tandemd a died:\n{}", pair.a.log_text());
-    assert_eq!(pair.a.state().as_deref(), Some("active"));
-    assert_eq!(pair.b.state().as_deref(), Some("standby"));
+    let states = (pair.a.state(), pair.b.state());
+    assert_eq!(
+        (states.0.as_deref(), states.1.as_deref()),
+        (Some("active"), Some("standby")),
+        "a:\n{}\nb:\n{}",
+        pair.a.log_text(),
+        pair.b.log_text()
+    );
     for (name, st, _) in &per_ivr {
         assert!(st.is_some(), "{name}: no SIPp statistics");
     }

@@ -13,6 +13,7 @@
 //! never stops a process it did not start. It does not touch BPF: attaching
 //! tandem's XDP program to the lab is `tandem-dataplane`'s job.
 
+pub mod bench_calls;
 pub mod bench_dispatch;
 pub mod bench_failover;
 pub mod bench_live;

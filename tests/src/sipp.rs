@@ -1157,21 +1157,19 @@ impl SippCaller {
         parse_call_log(&std::fs::read_to_string(&self.log_file).unwrap_or_default())
     }
 
-    /// Waits (up to `timeout`, polling every 2 ms) for a call to be
-    /// established after this call began, and returns it: an instant
-    /// just after a call setup, away from the next one.
-    pub fn next_established(&self, timeout: Duration) -> Option<CallRecord> {
-        let newest = |calls: &[CallRecord]| calls.iter().filter(|c| c.established.is_some()).map(|c| c.number).max().unwrap_or(0);
-        let seen = newest(&self.calls_so_far());
+    /// Waits (up to `timeout`) for an instant at least `gap` after the
+    /// newest call establishment in its log, and at least one call
+    /// established: a moment when no call was set up in the last `gap`.
+    pub fn wait_quiet(&self, gap: Duration, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            let calls = self.calls_so_far();
-            if let Some(c) = calls.iter().find(|c| c.number > seen && c.established.is_some()) {
-                return Some(c.clone());
+            let newest = self.calls_so_far().iter().filter_map(|c| c.established).fold(f64::NAN, f64::max);
+            if !newest.is_nan() && wall_now() - newest >= gap.as_secs_f64() {
+                return true;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(1));
         }
-        None
+        false
     }
 
     /// Waits until SIPp has finished by itself (bounded by its options;

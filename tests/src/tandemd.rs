@@ -85,7 +85,7 @@ pub struct PairOptions {
     pub scheduler: String,
     /// The UDP service's flags (`sip_persist`, `expire_nodest`, …).
     pub flags: Vec<String>,
-    /// Also a TCP service on VIP:5060 (rr) over the same IVRs.
+    /// Also a TCP service on VIP:5060 (rr, the same flags) over the same IVRs.
     pub tcp_service: bool,
     /// Each real server gets its IVR heartbeat `node_id` ([`ivr_node_id`]):
     /// health from heartbeats, and no calls before the first.
@@ -106,7 +106,9 @@ impl Default for PairOptions {
             ivr_heartbeats: true,
             heartbeat_interval_ms: 10,
             multiplier: 3,
-            realtime_priority: 0,
+            // SIPp shares the two cores: the daemons' loops must not wait
+            // behind it for 30 ms (their heartbeat deadline).
+            realtime_priority: 50,
             flow_entries: 65_536,
         }
     }
@@ -188,8 +190,11 @@ flags = [{flags}]
         reals = reals(o.ivr_heartbeats),
     );
     if o.tcp_service {
+        // The same flags: with sip_persist, Call-IDs seen over TCP are
+        // learned for the UDP service.
         text.push_str(&format!(
-            "[[service]]\nvip = \"{vip}\"\nport = 5060\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforward = \"dr\"\n\n{}\n",
+            "[[service]]\nvip = \"{vip}\"\nport = 5060\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforward = \"dr\"\nflags = [{}]\n\n{}\n",
+            flags.join(", "),
             reals(o.ivr_heartbeats)
         ));
     }

@@ -33,7 +33,8 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
-    /// Run setup, then the demo (`tandem-lab demo`).
+    /// Run setup, build tandemd/tandemctl, then the demo (`tandem-lab demo`):
+    /// SIP calls through the pair, a director and an IVR killed on the way.
     Demo {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -106,6 +107,12 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Test { args } => test::run(&args),
         Cmd::Demo { args } => {
             setup::run()?;
+            // The demo runs `tandemd` and `tandemctl` as binaries, found
+            // next to `tandem-lab` in the same target directory.
+            let status = build_daemons()?;
+            if !status.success() {
+                return Ok(exit_code(status));
+            }
             run_tests_bin("tandem-lab", &[OsString::from("demo")], &args)
         }
         Cmd::Lab {
@@ -121,22 +128,10 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Fuzz { seconds } => fuzz(seconds),
         Cmd::Bench { which, args } => {
             setup::run()?;
-            if matches!(which, Bench::Failover | Bench::Sync) {
+            if matches!(which, Bench::Failover | Bench::Sync | Bench::Calls) {
                 // These benches run `tandemd` (and `tandemctl`) as binaries,
                 // found next to `tandem-bench` in the same target directory.
-                let status = cargo()
-                    .args([
-                        "build",
-                        "--release",
-                        "-p",
-                        "tandem-control",
-                        "--bin",
-                        "tandemd",
-                        "--bin",
-                        "tandemctl",
-                    ])
-                    .status()
-                    .context("starting cargo build -p tandem-control")?;
+                let status = build_daemons()?;
                 if !status.success() {
                     return Ok(exit_code(status));
                 }
@@ -144,6 +139,23 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             run_tests_bin("tandem-bench", &[OsString::from(which.name())], &args)
         }
     }
+}
+
+/// `cargo build --release` of `tandemd` and `tandemctl`.
+fn build_daemons() -> Result<std::process::ExitStatus> {
+    cargo()
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "tandem-control",
+            "--bin",
+            "tandemd",
+            "--bin",
+            "tandemctl",
+        ])
+        .status()
+        .context("starting cargo build -p tandem-control")
 }
 
 /// `cargo run --release -p tandem-tests --bin <bin> -- <sub> <args>`, passing

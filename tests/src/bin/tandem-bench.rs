@@ -1,7 +1,6 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! `dispatch`, `failover` and `sync` are implemented; the others say so and exit 2,
-//! so that no caller mistakes them for a measurement.
+//! `dispatch`, `failover`, `sync` and `calls`.
 
 use std::process::ExitCode;
 
@@ -27,14 +26,36 @@ enum Which {
 }
 
 fn main() -> ExitCode {
-    let name = match Cli::parse().which {
-        Which::Dispatch => return dispatch(),
-        Which::Failover => return failover(),
-        Which::Sync => return sync(),
-        Which::Calls => "calls",
+    match Cli::parse().which {
+        Which::Dispatch => dispatch(),
+        Which::Failover => failover(),
+        Which::Sync => sync(),
+        Which::Calls => calls(),
+    }
+}
+
+/// `TANDEMD`, `TANDEMCTL` (default: next to this binary),
+/// `TANDEM_BENCH_RATES`, `TANDEM_BENCH_FAILOVERS` (default 20).
+fn calls() -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    let opts = match tandem_tests::bench_calls::Options::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tandem-bench calls: {e:#}");
+            return ExitCode::from(2);
+        }
     };
-    eprintln!("tandem-bench {name}: not yet implemented (no measurement was taken)");
-    ExitCode::from(2)
+    match tandem_tests::bench_calls::run(&out, opts) {
+        Ok(md) => {
+            println!("{md}");
+            println!("written: {}/calls.json, calls.md", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench calls: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn dispatch() -> ExitCode {
