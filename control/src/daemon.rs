@@ -453,7 +453,16 @@ impl Daemon {
     }
 
     fn feed(&mut self, p: &HbPeer) {
+        // Each kernel record is fed once: `instant_of` converts the same
+        // stamp to a slightly different Instant on every call, and a stale
+        // record fed again would look like a new heartbeat (a dead IVR
+        // flapped alive for an instant on every refresh).
+        let last = self.seen.entry((p.node_id, p.ifindex)).or_insert(0);
+        if p.last_seen_ns <= *last {
+            return;
+        }
         if p.kind == Kind::Ivr as u8 {
+            *last = p.last_seen_ns;
             let mut changes = Vec::new();
             self.pool.heard(p.node_id, instant_of(p.last_seen_ns), (p.active_channels, p.capacity), &mut changes);
             self.apply_pool(changes);
@@ -465,11 +474,7 @@ impl Daemon {
         let Some(path) = self.paths.get(&p.ifindex).copied() else {
             return;
         };
-        let last = self.seen.entry((p.node_id, p.ifindex)).or_insert(0);
-        if p.last_seen_ns <= *last {
-            return;
-        }
-        *last = p.last_seen_ns;
+        self.seen.insert((p.node_id, p.ifindex), p.last_seen_ns);
         let Some(state) = NodeState::from_u8(p.state) else {
             return;
         };

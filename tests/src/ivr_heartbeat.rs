@@ -56,6 +56,12 @@ impl IvrHeartbeat {
         let thread = std::thread::Builder::new()
             .name(format!("ivr heartbeat {node_id}"))
             .spawn(move || {
+                // Like tandemd's loop (node.realtime_priority): a sender
+                // that waits behind SIPp for 30 ms looks like a dead IVR.
+                let param = libc::sched_param { sched_priority: 40 };
+                // SAFETY: sched_setscheduler on this thread (0) with a valid
+                // parameter; failing (not root) only leaves normal scheduling.
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
                 let key = Key::from_bytes(&key);
                 // Above anything a director recorded from an earlier sender.
                 let mut seq = SystemTime::now()

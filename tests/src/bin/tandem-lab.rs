@@ -1,24 +1,27 @@
 //! `tandem-lab`: the lab by hand. `up` builds a DR lab with 4 IVRs that stays
-//! until `down` (namespaces `tdmlab-*`); `demo` builds a throw-away lab, runs
-//! the IVR stand-ins and walks a client through it.
+//! until `down` (namespaces `tdmlab-*`); `demo` builds a throw-away pair lab
+//! and runs the whole platform in it: two `tandemd` with simulated cards,
+//! four SIPp IVRs, a SIPp caller; it kills the active director, then an IVR,
+//! and prints the timeline and what the calls saw.
 //!
 //! Run as root, usually through `cargo xtask lab up|down` and `cargo xtask demo`.
 
-use std::net::SocketAddr;
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use tandem_tests::lab::{CLIENT, DIRECTOR, DIRECTOR_ADDR, Lab, LabOptions};
-use tandem_tests::{Responder, spawn_tcp_responder, spawn_udp_responder, tcp_request, udp_request};
+use serde_json::Value;
+use tandem_tests::calls;
+use tandem_tests::lab::{self, CLIENT, DIRECTOR_ADDR, Lab, LabOptions};
+use tandem_tests::sipp::{self, CallerOptions};
+use tandem_tests::tandemd::{Binaries, Pair, PairOptions, WorkDir, wait_for};
 
 /// Name prefix of the persistent lab.
 const PERSISTENT_PREFIX: &str = "tdmlab";
 /// IVRs in the persistent and the demo lab.
 const N_IVR: usize = 4;
-/// The port the demo's IVR stand-ins listen on (SIP's).
-const SIP_PORT: u16 = 5060;
 
 #[derive(Parser)]
 #[command(name = "tandem-lab", about = "tandem's network-namespace lab")]
@@ -33,7 +36,8 @@ enum Cmd {
     Up,
     /// Remove the persistent lab.
     Down,
-    /// Build a lab, start IVR stand-ins, send requests through it, tear it down.
+    /// SIP calls through a hot-standby pair (SIPp), the active director and
+    /// then an IVR killed on the way; a timeline and a table; the lab torn down.
     Demo,
 }
 
@@ -86,198 +90,218 @@ fn down() -> Result<()> {
     Ok(())
 }
 
-/// The demo, step by step. Each step is its own function so that the
-/// dispatch steps slot in between the ones here.
+/// Prints a line at once (the demo is watched as it runs).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        println!($($t)*);
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }};
+}
+
+/// One event of the demo's own, on tandemd's clock.
+struct Mark {
+    at_ns: u64,
+    what: String,
+}
+
+fn mark(marks: &mut Vec<Mark>, what: impl Into<String>) {
+    marks.push(Mark {
+        at_ns: tandem_dataplane::monotonic_ns(),
+        what: what.into(),
+    });
+}
+
+/// The demo, step by step; every wait is bounded, every process is ours
+/// and stopped by PID, the lab goes when this returns.
 fn demo() -> Result<()> {
     ensure_root()?;
-    let lab = Lab::dr(N_IVR).context("building the demo lab")?;
-    println!("== the lab");
-    print!("{lab}");
-    let responders = demo_start_ivrs(&lab)?;
-    demo_direct_requests(&lab)?;
-    demo_dispatch(&lab)?;
-    drop(responders);
-    println!("== done; the lab's namespaces are removed on exit");
-    Ok(())
-}
+    let t0 = Instant::now();
+    let bins = Binaries::from_env()?;
+    let version = sipp::version()?;
+    let dir = WorkDir::new("demo")?;
+    let mut marks = Vec::new();
 
-/// Starts a UDP and a TCP responder on SIP's port on every IVR.
-fn demo_start_ivrs(lab: &Lab) -> Result<Vec<Responder>> {
-    println!("== IVR stand-ins: UDP and TCP responders on port {SIP_PORT} of every IVR");
-    let mut responders = Vec::new();
-    for ivr in lab.ivrs() {
-        responders.push(spawn_udp_responder(&ivr.ns, &ivr.name, SIP_PORT)?);
-        responders.push(spawn_tcp_responder(&ivr.ns, &ivr.name, SIP_PORT)?);
+    say!("== tandem demo: SIP calls through a hot-standby pair of directors");
+    say!("   ({version}; tandemd {})", bins.tandemd.display());
+
+    // Two simulated cards (FUSE) sharing one trunk: a failover switch.
+    use tandem_hw::sim::{MountOptions, SimConfig, Simulator};
+    let sim = Simulator::new(SimConfig {
+        cards: 2,
+        spans: 1,
+        channels: 4,
+        shared_trunks: true,
+        signalling: tandem_hw::abi::DAHDI_SIG_FXSKS,
+    })
+    .context("card simulator")?;
+    let mut mounts = Vec::new();
+    let mut roots = Vec::new();
+    for c in 0..2 {
+        let root = dir.path().join(format!("card{c}"));
+        std::fs::create_dir_all(&root)?;
+        mounts.push(sim.mount(c, &root, MountOptions::default()).with_context(|| format!("mounting card {c}"))?);
+        roots.push(root);
     }
-    Ok(responders)
-}
+    say!("== cards: two simulated DAHDI cards (FUSE), one span each on a shared trunk: card 0 is a's, card 1 is b's");
 
-/// The client asks every IVR at its own address: the wires work.
-fn demo_direct_requests(lab: &Lab) -> Result<()> {
-    println!("== client -> each IVR directly (no director involved)");
-    let client = lab.ns(CLIENT)?;
-    let timeout = Duration::from_secs(2);
-    for ivr in lab.ivrs() {
-        let dst = SocketAddr::from((ivr.addr(), SIP_PORT));
-        let udp = udp_request(client, 0, dst, b"OPTIONS", timeout)
-            .with_context(|| format!("UDP to {dst}"))?;
-        let tcp = tcp_request(client, dst, b"OPTIONS", timeout)
-            .with_context(|| format!("TCP to {dst}"))?;
-        println!(
-            "  {dst}: udp reply {:?}, tcp reply {:?}",
-            String::from_utf8_lossy(&udp),
-            String::from_utf8_lossy(&tcp)
-        );
+    let o = PairOptions::default();
+    let mut pair = Pair::start(N_IVR, &o, dir.path(), &bins, Some([roots[0].as_path(), roots[1].as_path()]))?;
+    let lab = &pair.lab;
+    say!("== the lab {} (network namespaces, 198.18.0.0/15):", lab.prefix());
+    say!("   client {}  directors a {} / b {} (+ heartbeat link hb0 {} / {})  witness {}", lab::CLIENT_ADDR, lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR, lab::HB_A_ADDR, lab::HB_B_ADDR, lab::WITNESS_ADDR);
+    let ivr_list: Vec<String> = lab.ivrs().iter().map(|h| format!("{} {}", h.name, h.addr())).collect();
+    say!("   IVRs {}  VIP {} (on every IVR's lo: direct routing)", ivr_list.join(", "), lab.vip());
+    say!("== directors: a active, b standby in sync (tandemd, heartbeats 10 ms x 3 on both paths, witness, UDP 5060 rr + sip_persist)");
+    if !wait_for(Duration::from_secs(5), || pair.a.log_text().contains("spans started alarm-free")) {
+        bail!("a's spans did not start:\n{}", pair.a.log_text());
     }
-    Ok(())
-}
 
-/// Dispatch through the director: tandem's XDP program on its eth0, a
-/// weighted UDP service and a TCP service on the VIP, real requests from
-/// the client, the kernel's counters next to what the IVRs answered, then
-/// one IVR drained.
-fn demo_dispatch(lab: &Lab) -> Result<()> {
-    use std::collections::BTreeMap;
-    use tandem_dataplane::{
-        Dataplane, LoadOptions, RealConfig, RealState, ServiceConfig,
-        common::{Forward, Reason, Scheduler},
-        config::Protocol,
-    };
-    let dir = lab.host(DIRECTOR)?;
-    println!(
-        "== tandem's XDP dispatcher on {} {}",
-        dir.ns,
-        dir.eth0().name
-    );
-    let mut dp = Dataplane::load(LoadOptions::default()).context("loading the XDP object")?;
-    let mode = tandem_tests::director::attach_director(&mut dp, lab, "eth0")?;
-    println!(
-        "  attached ({mode:?} XDP); connection table {} entries, {} MiB of kernel memory",
-        dp.options().flow_entries,
-        dp.flow_table_bytes().unwrap_or(0) / (1 << 20)
-    );
-    let vip = std::net::IpAddr::V4(lab.vip());
-    let weights = [1u32, 2, 3, 4];
-    let reals = |w: &[u32]| -> Vec<RealConfig> {
-        lab.ivrs()
-            .iter()
-            .zip(w)
-            .map(|(h, w)| RealConfig {
-                addr: std::net::IpAddr::V4(h.addr()),
-                port: 0,
-                mac: h.eth0().mac,
-                weight: *w,
-                state: RealState::Up,
-                ifindex: 0,
-            })
-            .collect()
-    };
-    let mut udp = ServiceConfig {
-        vip,
-        port: SIP_PORT,
-        proto: Protocol::Udp,
-        scheduler: Scheduler::Wrr,
-        forward: Forward::Dr,
-        flags: 0,
-        mh_size: 65_537,
-        client_ifindex: 0,
-        gateway_mac: [0; 6],
-        reals: reals(&weights),
-    };
-    let tcp = ServiceConfig {
-        proto: Protocol::Tcp,
-        scheduler: Scheduler::Rr,
-        reals: reals(&[1, 1, 1, 1]),
-        ..udp.clone()
-    };
-    dp.set_service(&udp)?;
-    dp.set_service(&tcp)?;
-    println!(
-        "  services: udp/{vip}:{SIP_PORT} wrr, weights {weights:?}, direct routing; tcp/{vip}:{SIP_PORT} rr"
-    );
+    let mut ivrs = calls::start_ivrs(&pair.lab, dir.path(), true, true)?;
+    if !wait_for(Duration::from_secs(10), || calls::reals_alive(&pair.a, N_IVR)) {
+        bail!("a does not hear every IVR: {:?}", pair.a.reals());
+    }
+    say!("== IVRs: SIPp UAS on VIP:5060 in each IVR namespace (SDP c= the IVR's own address, RTP echoed), heartbeats to both directors; a hears all four");
 
-    let client = lab.ns(CLIENT)?;
-    let timeout = Duration::from_secs(2);
-    let dst = SocketAddr::new(vip, SIP_PORT);
-    let udp_round = |first: u16, n: u16| -> Result<BTreeMap<String, u32>> {
-        let mut by = BTreeMap::new();
-        for i in 0..n {
-            let r = udp_request(
-                client,
-                first + i,
-                dst,
-                b"INVITE sip:ivr@tandem SIP/2.0",
-                timeout,
-            )
-            .with_context(|| format!("UDP request from port {} to {dst} unanswered", first + i))?;
-            let name = String::from_utf8_lossy(&r)
-                .split_whitespace()
-                .next()
-                .unwrap_or("?")
-                .to_string();
-            *by.entry(name).or_insert(0) += 1;
-        }
-        Ok(by)
-    };
-    let counters = |dp: &Dataplane, cfg: &ServiceConfig| -> Result<BTreeMap<String, u64>> {
-        let img = dp.service(&cfg.key()).context("service missing")?;
-        let mut by = BTreeMap::new();
-        for (h, r) in lab.ivrs().iter().zip(&cfg.reals) {
-            let slot = img.slot_of(r.addr, r.port).context("slot")?;
-            by.insert(
-                h.name.clone(),
-                dp.real_counters(img.service.id, slot)?.new_flows,
+    // A TDM call on the trunk, answered by the active (a).
+    let _ = sim.execute("ring 0 1 1");
+    let tdm_a = wait_for(Duration::from_secs(5), || sim.execute("call 0 1 1").contains("answered"));
+    say!("== a TDM call rings on the trunk: {}", if tdm_a { "a answered it on card 0, span 1, channel 1" } else { "not answered by a" });
+
+    let co = CallerOptions::new(20, 300, 5000);
+    let caller = calls::start_caller(&pair.lab, dir.path(), &co)?;
+    mark(&mut marks, "caller starts: 300 calls at 20/s, 5 s each, G.711 RTP");
+    say!("== caller: SIPp on client:5060 -> VIP:5060, 20 calls/s, 300 calls of 5 s with RTP (pid {:?})", caller.pid());
+
+    std::thread::sleep(Duration::from_secs(5));
+    // Like the test: a moment when no call was set up in the last 15 ms.
+    caller.wait_quiet(Duration::from_millis(15), Duration::from_secs(2));
+    let t_kill = sipp::wall_now();
+    let pid_a = pair.a.pid();
+    let kill_ns = pair.a.kill9().unwrap_or(0);
+    marks.push(Mark { at_ns: kill_ns, what: format!("kill -9 director a (pid {})", pid_a.unwrap_or(0)) });
+    mark(&mut marks, "a's process reaped: its XDP program is gone with it");
+    // The failover switch sees a's host gone (its watchdog) and lets go of
+    // card 0: the trunk moves to the span b starts.
+    let _ = sim.execute("unplug 0");
+    mark(&mut marks, "card simulator: a's card 0 loses its host (failover switch watchdog): trunk released");
+    say!("   t+5 s: kill -9 of director a (pid {}); the failover switch releases a's card", pid_a.unwrap_or(0));
+    if !wait_for(Duration::from_secs(5), || pair.b.state().as_deref() == Some("active")) {
+        bail!("b did not take over:\n{}", pair.b.log_text());
+    }
+    mark(&mut marks, "tandemctl: b active");
+    say!("   b is active");
+
+    std::thread::sleep(Duration::from_secs(5));
+    let victim = 2;
+    let (dead_name, dead_addr) = (ivrs[victim].name.clone(), ivrs[victim].addr);
+    let pid_ivr = ivrs[victim].sipp.pid();
+    let t_ivr = sipp::wall_now();
+    mark(&mut marks, format!("kill {dead_name}: SIPp (pid {}) and its heartbeats", pid_ivr.unwrap_or(0)));
+    ivrs[victim].kill();
+    say!("   t+10 s: {dead_name} killed (its SIPp, pid {}, and its heartbeats)", pid_ivr.unwrap_or(0));
+    let dead_seen = wait_for(Duration::from_secs(5), || {
+        pair.b.udp_real(dead_addr).and_then(|r| r.get("health").and_then(Value::as_str).map(str::to_string)).as_deref() == Some("dead")
+    });
+    let t_dead = sipp::wall_now();
+    say!("   b {} {dead_name} dead", if dead_seen { "marked" } else { "did NOT mark" });
+    say!("   waiting for the caller (the last calls end ~20 s in; the calls {dead_name} held time out)");
+    let r = caller.wait()?;
+    mark(&mut marks, "caller done");
+    let tdm_b = sim.execute("call 1 1 1");
+    let b_stats = pair.b.stats();
+    let b_reals = pair.b.reals();
+    let b_cards = pair.b.ask(&["cards"]);
+    let per_ivr = calls::stop_ivrs(&mut ivrs);
+
+    // The timeline: both daemons' own lines and the demo's, one clock.
+    say!("");
+    say!("== timeline (CLOCK_MONOTONIC; ms from the kill of a; tandemd's own timeline lines)");
+    let mut events: Vec<(u64, String, String)> = pair
+        .timeline()
+        .into_iter()
+        .map(|(ns, who, what)| (ns, format!("tandemd {who}"), what))
+        .collect();
+    events.extend(marks.iter().map(|m| (m.at_ns, "demo".to_string(), m.what.clone())));
+    events.sort_by_key(|e| e.0);
+    for (ns, who, what) in &events {
+        let ms = (*ns as f64 - kill_ns as f64) / 1e6;
+        let note = if who == "tandemd b" && what.contains("standby -> takeover") {
+            "   <- detection: a silent on both paths for 3 heartbeats"
+        } else if what.starts_with("takeover done") {
+            "   <- VIP owned in XDP, gratuitous ARP sent"
+        } else if what.starts_with("spans started") {
+            "   <- card spans up on this node"
+        } else if what.contains(&format!("node {} dead", calls_node_id(victim))) {
+            "   <- no new calls to it"
+        } else {
+            ""
+        };
+        say!("  {ms:>+11.3} ms  {who:<10} {what}{note}");
+    }
+
+    // What the calls saw.
+    let est = r.calls.iter().filter(|c| c.established.is_some()).count();
+    let before_kill: Vec<_> = r.calls.iter().filter(|c| c.established_before(t_kill)).collect();
+    let lost_kill = before_kill.iter().filter(|c| !c.succeeded() && c.ivr.as_deref() != Some(&dead_name)).count();
+    let on_dead: Vec<_> = r.calls.iter().filter(|c| c.ivr.as_deref() == Some(&dead_name)).collect();
+    let on_dead_live = on_dead.iter().filter(|c| c.established_before(t_ivr) && c.done.is_none_or(|d| d > t_ivr)).count();
+    let on_dead_failed = on_dead.iter().filter(|c| !c.succeeded()).count();
+    let after_dead: Vec<_> = r.calls.iter().filter(|c| c.started_after(t_dead)).collect();
+    let after_dead_to_dead = after_dead.iter().filter(|c| c.ivr.as_deref() == Some(&dead_name)).count();
+    let after_dead_failed = after_dead.iter().filter(|c| !c.succeeded()).count();
+    let other_failed = r.failed_calls().iter().filter(|c| c.ivr.as_deref() != Some(&dead_name)).count();
+    say!("");
+    say!("== results");
+    say!("  | calls | count |");
+    say!("  |---|---:|");
+    say!("  | attempted (SIPp) | {} |", r.stats.created());
+    say!("  | established (200 to the INVITE, ACK sent) | {est} |");
+    say!("  | successful (SIPp; BYE answered by the IVR of the INVITE) | {} |", r.stats.successful());
+    say!("  | failed (SIPp) | {} |", r.stats.failed());
+    say!("  | established before the kill of a / of them lost | {} / {lost_kill} |", before_kill.len());
+    say!("  | held by {dead_name} when it died / failed among its calls | {on_dead_live} / {on_dead_failed} |");
+    say!("  | placed after {dead_name} was marked dead / sent to it / failed | {} / {after_dead_to_dead} / {after_dead_failed} |", after_dead.len());
+    say!("  | failed on other IVRs or unanswered | {other_failed} |");
+    say!("  SIPp caller: {} (exit code {:?})", r.stats.summary(), r.exit_code);
+    say!("");
+    say!("  per IVR (caller's log and each IVR's own SIPp statistics; RTP counted in the IVR's namespace):");
+    for line in calls::per_ivr_table(&r, &per_ivr).lines() {
+        say!("  {line}");
+    }
+    say!("");
+    say!("  the TDM call after the takeover: card 1 (b's), span 1, channel 1: {tdm_b}");
+    if let Some(spans) = b_cards.as_ref().and_then(|v| v.get("spans")).and_then(Value::as_array) {
+        for sp in spans {
+            say!(
+                "  b's span {} on {}: {} {} (owned: {})",
+                sp["span"], sp["card"].as_str().unwrap_or("?"), sp["state"].as_str().unwrap_or("?"), sp["alarms"].as_str().unwrap_or("?"), sp["owned"]
             );
         }
-        Ok(by)
-    };
-    println!(
-        "== 200 SIP requests over UDP to {dst}, each from its own source port (200 new flows)"
-    );
-    let answered = udp_round(20_000, 200)?;
-    println!("  answered by (reply from the VIP, sent directly by the IVR): {answered:?}");
-    println!(
-        "  kernel per-real new flows:                                  {:?}",
-        counters(&dp, &udp)?
-    );
-    let again = udp_round(20_000, 200)?;
-    println!(
-        "  the same 200 flows again stay where they were: {}",
-        if again == answered { "yes" } else { "NO" }
-    );
-    println!("== 8 TCP connections to {dst} (rr)");
-    let mut by = BTreeMap::new();
-    for _ in 0..8 {
-        let r = tcp_request(
-            client,
-            dst,
-            b"OPTIONS sip:ivr@tandem SIP/2.0\r\n\r\n",
-            timeout,
-        )?;
-        let name = String::from_utf8_lossy(&r)
-            .split_whitespace()
-            .next()
-            .unwrap_or("?")
-            .to_string();
-        *by.entry(name).or_insert(0) += 1;
     }
-    println!("  answered by: {by:?}");
-    println!("== ivr4 set to draining: no new flows for it, its existing flows stay");
-    udp.reals[3].state = RealState::Draining;
-    dp.set_service(&udp)?;
-    let fresh = udp_round(30_000, 90)?;
-    println!("  90 new flows answered by: {fresh:?}");
-    let old = udp_round(20_000, 200)?;
-    println!("  the first 200 flows again: {old:?}");
-    println!("== dispatcher counters (packets by reason)");
-    for (r, n) in dp.reasons()? {
-        if n > 0 {
-            println!("  {:>16}: {n}", r.name());
-        }
+    say!("");
+    say!("  b's dispatcher since it started (tandemctl stats; reasons with a count):");
+    let nonzero: BTreeMap<_, _> = b_stats.iter().filter(|(_, n)| **n > 0).collect();
+    for (k, n) in nonzero {
+        say!("    {k:<22} {n:>8}");
     }
-    println!("  flows in the connection table: {}", dp.flows().len());
-    let lost = dp.reason(Reason::NoReal)?;
-    anyhow::ensure!(lost == 0, "{lost} packets found no real server");
-    dp.detach_all()?;
+    say!("  b's real servers (tandemctl reals):");
+    for rl in b_reals.iter().filter(|r| r["service"].as_str().is_some_and(|s| s.starts_with("udp/"))) {
+        say!(
+            "    {:<16} health {:<6} new calls {:>5}  packets {:>6}",
+            rl["address"].as_str().unwrap_or("?"),
+            rl["health"].as_str().unwrap_or("?"),
+            rl["new_flows"],
+            rl["packets"]
+        );
+    }
+    drop(pair);
+    drop(mounts);
+    say!("");
+    say!("== done in {:.0} s; the lab's namespaces, daemons and SIPp are gone", t0.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The heartbeat node id of the IVR at `k` (0-based).
+fn calls_node_id(k: usize) -> u32 {
+    tandem_tests::tandemd::ivr_node_id(k)
 }
