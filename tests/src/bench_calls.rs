@@ -53,12 +53,18 @@ impl Options {
         let rates = match std::env::var("TANDEM_BENCH_RATES") {
             Ok(v) => v
                 .split(',')
-                .map(|r| r.trim().parse::<u32>().with_context(|| format!("TANDEM_BENCH_RATES: {r:?} is not a rate")))
+                .map(|r| {
+                    r.trim()
+                        .parse::<u32>()
+                        .with_context(|| format!("TANDEM_BENCH_RATES: {r:?} is not a rate"))
+                })
                 .collect::<Result<Vec<_>>>()?,
             Err(_) => vec![20, 50, 100, 200, 300, 400, 600, 800],
         };
         let failovers = match std::env::var("TANDEM_BENCH_FAILOVERS") {
-            Ok(v) => v.parse().with_context(|| format!("TANDEM_BENCH_FAILOVERS: {v:?}"))?,
+            Ok(v) => v
+                .parse()
+                .with_context(|| format!("TANDEM_BENCH_FAILOVERS: {v:?}"))?,
             Err(_) => 20,
         };
         Ok(Options {
@@ -84,18 +90,26 @@ impl Rng {
 }
 
 fn num(v: &Option<Value>, k: &str) -> u64 {
-    v.as_ref().and_then(|v| v.get(k)).and_then(Value::as_u64).unwrap_or(0)
+    v.as_ref()
+        .and_then(|v| v.get(k))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 fn text(v: &Option<Value>, k: &str) -> String {
-    v.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or("").to_string()
+    v.as_ref()
+        .and_then(|v| v.get(k))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Waits for every IVR to hold no call (bounded).
 fn ivrs_idle(ivrs: &mut [Ivr], timeout: Duration) {
     let end = Instant::now() + timeout;
     for i in ivrs.iter_mut() {
-        i.sipp.wait_idle(end.saturating_duration_since(Instant::now()));
+        i.sipp
+            .wait_idle(end.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -124,11 +138,17 @@ fn ramp_step(pair: &Pair, ivrs: &mut [Ivr], dir: &Path, rate: u32, secs: u32) ->
     // SIPp's cumulative CallRate is over its whole run (calls + their end):
     // the placing rate is what matters, from the first to the last INVITE.
     let starts: Vec<f64> = r.calls.iter().filter_map(|c| c.started).collect();
-    let placing = match (starts.iter().cloned().fold(f64::NAN, f64::min), starts.iter().cloned().fold(f64::NAN, f64::max)) {
+    let placing = match (
+        starts.iter().cloned().fold(f64::NAN, f64::min),
+        starts.iter().cloned().fold(f64::NAN, f64::max),
+    ) {
         (a, b) if b > a => (starts.len() as f64 - 1.0) / (b - a),
         _ => 0.0,
     };
-    let pass = r.stats.created() == o.count && r.stats.failed() == 0 && r.stats.successful() == o.count && placing >= 0.9 * f64::from(rate);
+    let pass = r.stats.created() == o.count
+        && r.stats.failed() == 0
+        && r.stats.successful() == o.count
+        && placing >= 0.9 * f64::from(rate);
     eprintln!(
         "calls bench: {rate} calls/s: {} ; placed at {placing:.1}/s; {}",
         r.stats.summary(),
@@ -157,11 +177,23 @@ fn since(d: &Director, t0: u64, pat: &str) -> Option<f64> {
 
 /// One failover cycle: kill -9 of a (active) mid-call, b takes over, a
 /// restarted and synced, switched back to a; the caller's calls attributed.
-fn failover_cycle(pair: &mut Pair, ivrs: &mut [Ivr], dir: &Path, n: usize, rng: &mut Rng) -> Result<Value> {
+fn failover_cycle(
+    pair: &mut Pair,
+    ivrs: &mut [Ivr],
+    dir: &Path,
+    n: usize,
+    rng: &mut Rng,
+) -> Result<Value> {
     if pair.a.state().as_deref() != Some("active") || pair.b.state().as_deref() != Some("standby") {
-        bail!("cycle {n}: the pair is not a active, b standby: {:?} / {:?}", pair.a.state(), pair.b.state());
+        bail!(
+            "cycle {n}: the pair is not a active, b standby: {:?} / {:?}",
+            pair.a.state(),
+            pair.b.state()
+        );
     }
-    if !wait_for(Duration::from_secs(10), || text(&pair.b.sync(), "state") == "in sync") {
+    if !wait_for(Duration::from_secs(10), || {
+        text(&pair.b.sync(), "state") == "in sync"
+    }) {
         bail!("cycle {n}: b not in sync: {:?}", pair.b.sync());
     }
     let o = CallerOptions::new(20, 120, 3000);
@@ -170,7 +202,9 @@ fn failover_cycle(pair: &mut Pair, ivrs: &mut [Ivr], dir: &Path, n: usize, rng: 
     std::thread::sleep(Duration::from_secs_f64(kill_after));
     let t_kill = sipp::wall_now();
     let kill_ns = pair.a.kill9().unwrap_or(0);
-    if !wait_for(Duration::from_secs(5), || pair.b.state().as_deref() == Some("active")) {
+    if !wait_for(Duration::from_secs(5), || {
+        pair.b.state().as_deref() == Some("active")
+    }) {
         bail!("cycle {n}: b did not take over:\n{}", pair.b.log_text());
     }
     let t_active = sipp::wall_now();
@@ -179,7 +213,11 @@ fn failover_cycle(pair: &mut Pair, ivrs: &mut [Ivr], dir: &Path, n: usize, rng: 
     if !wait_for(Duration::from_secs(15), || {
         pair.a.state().as_deref() == Some("standby") && text(&pair.a.sync(), "state") == "in sync"
     }) {
-        bail!("cycle {n}: the restarted a did not stand by in sync: {:?}\n{}", pair.a.sync(), pair.a.log_text());
+        bail!(
+            "cycle {n}: the restarted a did not stand by in sync: {:?}\n{}",
+            pair.a.sync(),
+            pair.a.log_text()
+        );
     }
     let restarted = sipp::wall_now();
     let a_sync = pair.a.sync();
@@ -188,8 +226,14 @@ fn failover_cycle(pair: &mut Pair, ivrs: &mut [Ivr], dir: &Path, n: usize, rng: 
     if !pair.b.switchover() {
         bail!("cycle {n}: switchover on b refused:\n{}", pair.b.log_text());
     }
-    if !wait_for(Duration::from_secs(5), || pair.a.state().as_deref() == Some("active") && pair.b.state().as_deref() == Some("standby")) {
-        bail!("cycle {n}: the switchover back to a did not complete:\na: {}\nb: {}", pair.a.log_text(), pair.b.log_text());
+    if !wait_for(Duration::from_secs(5), || {
+        pair.a.state().as_deref() == Some("active") && pair.b.state().as_deref() == Some("standby")
+    }) {
+        bail!(
+            "cycle {n}: the switchover back to a did not complete:\na: {}\nb: {}",
+            pair.a.log_text(),
+            pair.b.log_text()
+        );
     }
     let r = caller.wait()?;
     ivrs_idle(ivrs, Duration::from_secs(5));
@@ -205,7 +249,11 @@ fn failover_cycle(pair: &mut Pair, ivrs: &mut [Ivr], dir: &Path, n: usize, rng: 
             None => in_flight.push(c.number),
         }
     }
-    let established_before_kill = r.calls.iter().filter(|c| c.established_before(t_kill)).count();
+    let established_before_kill = r
+        .calls
+        .iter()
+        .filter(|c| c.established_before(t_kill))
+        .count();
     let in_progress_at_kill = r
         .calls
         .iter()
@@ -286,13 +334,27 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let mut rng = Rng(seed);
     let mut cycles = Vec::new();
     for n in 1..=opts.failovers {
-        cycles.push(failover_cycle(&mut pair, &mut ivrs, dir.path(), n, &mut rng)?);
+        cycles.push(failover_cycle(
+            &mut pair,
+            &mut ivrs,
+            dir.path(),
+            n,
+            &mut rng,
+        )?);
     }
-    let sum = |k: &str| cycles.iter().map(|c| c[k].as_u64().unwrap_or(0)).sum::<u64>();
+    let sum = |k: &str| {
+        cycles
+            .iter()
+            .map(|c| c[k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
     let lost_kill = sum("lost_at_kill");
     let lost_switch = sum("lost_at_switchback");
     let per_ivr = calls::stop_ivrs(&mut ivrs);
-    let rtp: BTreeMap<String, u64> = per_ivr.iter().map(|(n, _, r)| (n.clone(), r.received)).collect();
+    let rtp: BTreeMap<String, u64> = per_ivr
+        .iter()
+        .map(|(n, _, r)| (n.clone(), r.received))
+        .collect();
     drop(pair);
 
     let report = json!({
@@ -323,7 +385,10 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     });
     let md = markdown(&report);
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("calls.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(
+        out.join("calls.json"),
+        serde_json::to_string_pretty(&report)? + "\n",
+    )?;
     std::fs::write(out.join("calls.md"), &md)?;
     Ok(md)
 }
@@ -351,7 +416,10 @@ fn markdown(r: &Value) -> String {
         "| calls lost in flight (never established: INVITE met a failing director) | {} |\n",
         r["in_flight_calls_lost"]
     ));
-    s.push_str(&format!("| calls placed during the failovers / failed | {} / {} |\n", r["failover_calls"], r["failover_calls_failed"]));
+    s.push_str(&format!(
+        "| calls placed during the failovers / failed | {} / {} |\n",
+        r["failover_calls"], r["failover_calls_failed"]
+    ));
     s.push_str("\n## Rate ramp\n\n| rate (calls/s) | calls | placed at (calls/s) | successful | failed | retransmissions | per IVR | result |\n|---:|---:|---:|---:|---:|---:|---|---|\n");
     for st in r["ramp"].as_array().into_iter().flatten() {
         s.push_str(&format!(
@@ -363,7 +431,11 @@ fn markdown(r: &Value) -> String {
             st["failed"],
             st["retransmissions"],
             st["per_ivr"],
-            if st["pass"].as_bool() == Some(true) { "pass" } else { "FAIL" }
+            if st["pass"].as_bool() == Some(true) {
+                "pass"
+            } else {
+                "FAIL"
+            }
         ));
     }
     s.push_str("\n## Failovers\n\nEach: 120 calls at 20/s, 3 s each with RTP; kill -9 of the active (a) at the given time, b takes over, a restarted (snapshot), switched back.\n\n");
@@ -378,7 +450,9 @@ fn markdown(r: &Value) -> String {
             c["in_progress_at_switchback"],
             c["lost_at_switchback"],
             c["in_flight_lost"],
-            c["b_takeover_ms"].as_f64().map_or("-".into(), |v| format!("{v:.2}")),
+            c["b_takeover_ms"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.2}")),
             c["failed"],
             c["retransmissions"]
         ));

@@ -17,7 +17,9 @@ use anyhow::{Context, Result};
 
 use crate::ivr_heartbeat::IvrHeartbeat;
 use crate::lab::{self, CLIENT_ADDR};
-use crate::sipp::{CallerOptions, CallerReport, IvrOptions, RtpCount, SIP_PORT, SippCaller, SippIvr, SippStats};
+use crate::sipp::{
+    CallerOptions, CallerReport, IvrOptions, RtpCount, SIP_PORT, SippCaller, SippIvr, SippStats,
+};
 use crate::tandemd::{self, Director};
 use crate::{Lab, LabError};
 
@@ -59,7 +61,8 @@ pub fn start_ivrs(lab: &Lab, dir: &Path, heartbeats: bool, rtp: bool) -> Result<
             rtp,
             ..IvrOptions::for_host(host, lab.vip())
         };
-        let sipp = SippIvr::start(dir, &o).with_context(|| format!("starting SIPp on {}", host.name))?;
+        let sipp =
+            SippIvr::start(dir, &o).with_context(|| format!("starting SIPp on {}", host.name))?;
         let node_id = tandemd::ivr_node_id(k);
         let heartbeat = if heartbeats {
             Some(
@@ -93,15 +96,29 @@ pub fn reals_alive(d: &Director, n: usize) -> bool {
     let reals = d.reals();
     let udp: Vec<_> = reals
         .iter()
-        .filter(|r| r.get("service").and_then(|s| s.as_str()).is_some_and(|s| s.starts_with("udp/")))
+        .filter(|r| {
+            r.get("service")
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s.starts_with("udp/"))
+        })
         .collect();
-    udp.len() == n && udp.iter().all(|r| r.get("health").and_then(|h| h.as_str()) == Some("alive"))
+    udp.len() == n
+        && udp
+            .iter()
+            .all(|r| r.get("health").and_then(|h| h.as_str()) == Some("alive"))
 }
 
 /// Starts the caller in the client namespace toward VIP:5060.
 pub fn start_caller(lab: &Lab, dir: &Path, o: &CallerOptions) -> Result<SippCaller> {
     let ns = lab.ns(lab::CLIENT)?;
-    SippCaller::start(dir, ns, CLIENT_ADDR, SocketAddrV4::new(lab.vip(), SIP_PORT), o).context("starting the SIPp caller")
+    SippCaller::start(
+        dir,
+        ns,
+        CLIENT_ADDR,
+        SocketAddrV4::new(lab.vip(), SIP_PORT),
+        o,
+    )
+    .context("starting the SIPp caller")
 }
 
 /// Stops every IVR's SIPp once its calls are over (their last BYE is held
@@ -110,7 +127,8 @@ pub fn start_caller(lab: &Lab, dir: &Path, o: &CallerOptions) -> Result<SippCall
 pub fn stop_ivrs(ivrs: &mut [Ivr]) -> Vec<(String, Option<SippStats>, RtpCount)> {
     let end = std::time::Instant::now() + Duration::from_secs(5);
     for i in ivrs.iter_mut() {
-        i.sipp.wait_idle(end.saturating_duration_since(std::time::Instant::now()));
+        i.sipp
+            .wait_idle(end.saturating_duration_since(std::time::Instant::now()));
     }
     ivrs.iter_mut()
         .map(|i| {
@@ -125,7 +143,10 @@ pub fn stop_ivrs(ivrs: &mut [Ivr]) -> Vec<(String, Option<SippStats>, RtpCount)>
 
 /// A table of the calls per IVR, from the caller's view (established,
 /// succeeded) and the IVR's (SIPp UAS counters), with RTP.
-pub fn per_ivr_table(report: &CallerReport, ivrs: &[(String, Option<SippStats>, RtpCount)]) -> String {
+pub fn per_ivr_table(
+    report: &CallerReport,
+    ivrs: &[(String, Option<SippStats>, RtpCount)],
+) -> String {
     let mut est: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for c in &report.calls {
         if let Some(i) = &c.ivr {

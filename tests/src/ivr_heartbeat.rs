@@ -64,16 +64,16 @@ impl IvrHeartbeat {
                 unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
                 let key = Key::from_bytes(&key);
                 // Above anything a director recorded from an earlier sender.
-                let mut seq = SystemTime::now()
+                let seq0 = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map_or(1, |d| d.as_nanos() as u64);
                 let mut buf = [0u8; LEN];
                 let rounds = (MAX_LIFETIME.as_nanos() / interval.as_nanos().max(1)) as u64;
-                for _ in 0..rounds {
+                for round in 1..=rounds {
                     if s.load(Ordering::Relaxed) {
                         break;
                     }
-                    seq += 1;
+                    let seq = seq0 + round;
                     let repr = Repr {
                         kind: Kind::Ivr,
                         state: NodeState::Active,

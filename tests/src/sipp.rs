@@ -59,7 +59,9 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(900);
 /// What went wrong with SIPp; each names the file or command involved.
 #[derive(Debug, thiserror::Error)]
 pub enum SippError {
-    #[error("cannot run `{cmd}`: {source} (is SIPp installed? `cargo xtask setup` installs sip-tester)")]
+    #[error(
+        "cannot run `{cmd}`: {source} (is SIPp installed? `cargo xtask setup` installs sip-tester)"
+    )]
     Spawn {
         cmd: String,
         #[source]
@@ -290,7 +292,7 @@ impl SippStats {
     pub fn parse(text: &str) -> Result<SippStats, String> {
         let mut lines = text.lines().filter(|l| !l.trim().is_empty());
         let header = lines.next().ok_or("empty file")?;
-        let last = lines.last().ok_or("no statistics row yet")?;
+        let last = lines.next_back().ok_or("no statistics row yet")?;
         let names: Vec<&str> = header.split(';').collect();
         let cells: Vec<&str> = last.split(';').collect();
         if !names.contains(&"SuccessfulCall(C)") {
@@ -471,7 +473,14 @@ fn die_with_parent(cmd: &mut Command) {
     // SAFETY: prctl(2) is async-signal-safe and touches only the child.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -487,7 +496,12 @@ struct SippProcess {
 }
 
 impl SippProcess {
-    fn spawn(ns: &str, args: &[String], cwd: &Path, output: &Path) -> Result<SippProcess, SippError> {
+    fn spawn(
+        ns: &str,
+        args: &[String],
+        cwd: &Path,
+        output: &Path,
+    ) -> Result<SippProcess, SippError> {
         let out = std::fs::File::create(output).map_err(io_err("creating", output))?;
         let err = out.try_clone().map_err(io_err("duplicating", output))?;
         let mut cmd = Command::new("ip");
@@ -546,9 +560,7 @@ impl SippProcess {
     /// `sig`, up to `grace` to exit, then SIGKILL; reaps it. The exit code
     /// if it exited by itself or on `sig`.
     fn stop(&mut self, sig: libc::c_int, grace: Duration) -> Option<i32> {
-        if self.child.is_none() {
-            return None;
-        }
+        self.child.as_ref()?;
         if let Some(code) = self.try_exit() {
             self.child = None;
             return code;
@@ -596,12 +608,22 @@ pub struct RtpCounter {
 }
 
 impl RtpCounter {
-    pub fn start(ns: &str, ifindex: u32, addr: Ipv4Addr, port: u16) -> Result<RtpCounter, SippError> {
+    pub fn start(
+        ns: &str,
+        ifindex: u32,
+        addr: Ipv4Addr,
+        port: u16,
+    ) -> Result<RtpCounter, SippError> {
         let received = Arc::new(AtomicU64::new(0));
         let echoed = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let (r, e, s, ns_t) = (received.clone(), echoed.clone(), stop.clone(), ns.to_string());
+        let (r, e, s, ns_t) = (
+            received.clone(),
+            echoed.clone(),
+            stop.clone(),
+            ns.to_string(),
+        );
         let thread = std::thread::Builder::new()
             .name(format!("rtp count {ns}"))
             .spawn(move || {
@@ -634,11 +656,9 @@ impl RtpCounter {
             stop,
             thread: Some(thread),
         };
-        started
-            .map(|()| counter)
-            .map_err(|what| SippError::Other {
-                what: format!("RTP counter in {ns}: {what}"),
-            })
+        started.map(|()| counter).map_err(|what| SippError::Other {
+            what: format!("RTP counter in {ns}: {what}"),
+        })
     }
 
     pub fn count(&self) -> RtpCount {
@@ -664,9 +684,18 @@ impl Drop for RtpCounter {
 fn packet_socket(ifindex: u32) -> Result<OwnedFd, String> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket(2); the fd is owned at once.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, proto as libc::c_int) };
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            proto as libc::c_int,
+        )
+    };
     if raw < 0 {
-        return Err(format!("socket(AF_PACKET): {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "socket(AF_PACKET): {}",
+            std::io::Error::last_os_error()
+        ));
     }
     // SAFETY: raw is a fresh fd nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
@@ -684,7 +713,10 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd, String> {
         )
     };
     if rc != 0 {
-        return Err(format!("bind to ifindex {ifindex}: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "bind to ifindex {ifindex}: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let tv = libc::timeval {
         tv_sec: 0,
@@ -711,7 +743,14 @@ fn packet_socket(ifindex: u32) -> Result<OwnedFd, String> {
     Ok(fd)
 }
 
-fn count_rtp(fd: &OwnedFd, addr: Ipv4Addr, port: u16, received: &AtomicU64, echoed: &AtomicU64, stop: &AtomicBool) {
+fn count_rtp(
+    fd: &OwnedFd,
+    addr: Ipv4Addr,
+    port: u16,
+    received: &AtomicU64,
+    echoed: &AtomicU64,
+    stop: &AtomicBool,
+) {
     let deadline = Instant::now() + MAX_LIFETIME;
     let mut buf = [0u8; 64];
     let me = addr.octets();
@@ -962,7 +1001,9 @@ fn tail_of(files: &[&Path], max: usize) -> String {
     for f in files {
         if let Ok(t) = std::fs::read_to_string(f) {
             let start = t.len().saturating_sub(max);
-            let start = (start..t.len()).find(|i| t.is_char_boundary(*i)).unwrap_or(t.len());
+            let start = (start..t.len())
+                .find(|i| t.is_char_boundary(*i))
+                .unwrap_or(t.len());
             let _ = writeln!(s, "--- {}:\n{}", f.display(), &t[start..]);
         }
     }
@@ -1017,7 +1058,9 @@ impl CallerOptions {
             t = (t * 2.0f64).min(4.0);
         }
         let wait = retrans.max(self.recv_timeout_ms as f64 / 1000.0);
-        self.placing() + Duration::from_millis(self.duration_ms) + Duration::from_secs_f64(2.0 * wait + 5.0)
+        self.placing()
+            + Duration::from_millis(self.duration_ms)
+            + Duration::from_secs_f64(2.0 * wait + 5.0)
     }
 }
 
@@ -1069,7 +1112,13 @@ pub struct SippCaller {
 impl SippCaller {
     /// Writes the scenario into `dir` and starts SIPp in `ns`, from
     /// `local`:5060 to `target`.
-    pub fn start(dir: &Path, ns: &str, local: Ipv4Addr, target: SocketAddrV4, o: &CallerOptions) -> Result<SippCaller, SippError> {
+    pub fn start(
+        dir: &Path,
+        ns: &str,
+        local: Ipv4Addr,
+        target: SocketAddrV4,
+        o: &CallerOptions,
+    ) -> Result<SippCaller, SippError> {
         let tag = format!("caller{}", CALLER_SEQ.fetch_add(1, Ordering::Relaxed));
         let scenario = dir.join(format!("{tag}.xml"));
         std::fs::write(&scenario, caller_scenario(o.rtp)).map_err(io_err("writing", &scenario))?;
@@ -1163,7 +1212,11 @@ impl SippCaller {
     pub fn wait_quiet(&self, gap: Duration, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            let newest = self.calls_so_far().iter().filter_map(|c| c.established).fold(f64::NAN, f64::max);
+            let newest = self
+                .calls_so_far()
+                .iter()
+                .filter_map(|c| c.established)
+                .fold(f64::NAN, f64::max);
             if !newest.is_nan() && wall_now() - newest >= gap.as_secs_f64() {
                 return true;
             }
@@ -1182,7 +1235,10 @@ impl SippCaller {
                 code
             }
             None => {
-                eprintln!("sipp caller: still running after {:?}: stopping it", self.bound);
+                eprintln!(
+                    "sipp caller: still running after {:?}: stopping it",
+                    self.bound
+                );
                 self.process.stop(libc::SIGTERM, Duration::from_secs(3));
                 None
             }
@@ -1224,7 +1280,10 @@ mod tests {
         assert_eq!(f.get("UnexpectedMessage"), Some(&1));
         assert_eq!(f.len(), 2);
         assert!(s.summary().contains("failed 2"), "{}", s.summary());
-        assert!(SippStats::parse("StartTime;SuccessfulCall(C)\n").is_err(), "no row yet");
+        assert!(
+            SippStats::parse("StartTime;SuccessfulCall(C)\n").is_err(),
+            "no row yet"
+        );
         assert!(SippStats::parse("a;b\n1;2\n").is_err(), "not SIPp's");
     }
 
@@ -1240,7 +1299,10 @@ D 3 ivr2 2026-11-25\t18:59:59.075000\t1795633199.075000\n\
 garbage line\n";
         let c = parse_call_log(log);
         assert_eq!(c.len(), 3);
-        assert!(!c[2].succeeded(), "a BYE answered by another IVR is no success");
+        assert!(
+            !c[2].succeeded(),
+            "a BYE answered by another IVR is no success"
+        );
         assert_eq!(c[0].number, 1);
         assert_eq!(c[0].ivr.as_deref(), Some("ivr3"));
         assert_eq!(c[0].call_id.as_deref(), Some("1-30009@198.18.0.10"));
@@ -1268,7 +1330,11 @@ garbage line\n";
         let o = CallerOptions::new(20, 200, 4000);
         assert_eq!(o.placing(), Duration::from_secs(10));
         // 0.5 + 1 + 2 + 4 + 4 = 11.5 s of retransmissions, twice, + 5.
-        assert!(o.bound() >= Duration::from_secs(10 + 4 + 23), "{:?}", o.bound());
+        assert!(
+            o.bound() >= Duration::from_secs(10 + 4 + 23),
+            "{:?}",
+            o.bound()
+        );
         assert!(o.bound() <= Duration::from_secs(50), "{:?}", o.bound());
     }
 }

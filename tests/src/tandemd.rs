@@ -115,11 +115,33 @@ impl Default for PairOptions {
 }
 
 /// Director `me`'s `tandem.toml` (and where its admin socket will be).
-pub fn config_text(lab: &Lab, me: &str, o: &PairOptions, socket: &Path, card: Option<(&Path, bool)>) -> String {
+pub fn config_text(
+    lab: &Lab,
+    me: &str,
+    o: &PairOptions,
+    socket: &Path,
+    card: Option<(&Path, bool)>,
+) -> String {
     let (id, peer_id, priority, local, peer, hb_local, hb_peer) = if me == DIRECTOR_A {
-        (1, 2, 150, lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR, lab::HB_A_ADDR, lab::HB_B_ADDR)
+        (
+            1,
+            2,
+            150,
+            lab::DIRECTOR_A_ADDR,
+            lab::DIRECTOR_B_ADDR,
+            lab::HB_A_ADDR,
+            lab::HB_B_ADDR,
+        )
     } else {
-        (2, 1, 100, lab::DIRECTOR_B_ADDR, lab::DIRECTOR_A_ADDR, lab::HB_B_ADDR, lab::HB_A_ADDR)
+        (
+            2,
+            1,
+            100,
+            lab::DIRECTOR_B_ADDR,
+            lab::DIRECTOR_A_ADDR,
+            lab::HB_B_ADDR,
+            lab::HB_A_ADDR,
+        )
     };
     let reals = |with_id: bool| {
         let mut s = String::new();
@@ -128,7 +150,11 @@ pub fn config_text(lab: &Lab, me: &str, o: &PairOptions, socket: &Path, card: Op
                 "[[service.real]]\naddress = \"{}\"\nmac = \"{}\"\nweight = 1\n{}\n",
                 ivr.addr(),
                 ivr.eth0().mac_string(),
-                if with_id { format!("node_id = {}\n", ivr_node_id(k)) } else { String::new() }
+                if with_id {
+                    format!("node_id = {}\n", ivr_node_id(k))
+                } else {
+                    String::new()
+                }
             ));
         }
         s
@@ -229,7 +255,14 @@ impl Drop for Director {
 
 impl Director {
     /// Writes `name`'s configuration into `dir`; does not start it.
-    pub fn new(lab: &Lab, name: &'static str, dir: &Path, o: &PairOptions, card: Option<(&Path, bool)>, bins: &Binaries) -> Result<Director> {
+    pub fn new(
+        lab: &Lab,
+        name: &'static str,
+        dir: &Path,
+        o: &PairOptions,
+        card: Option<(&Path, bool)>,
+        bins: &Binaries,
+    ) -> Result<Director> {
         let socket = dir.join(format!("{name}.sock"));
         let config = dir.join(format!("{name}.toml"));
         std::fs::write(&config, config_text(lab, name, o, &socket, card))
@@ -263,7 +296,14 @@ impl Director {
         // SAFETY: prctl(2) is async-signal-safe and touches only the child.
         unsafe {
             cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -348,7 +388,9 @@ impl Director {
     pub fn udp_real(&self, addr: std::net::Ipv4Addr) -> Option<Value> {
         self.reals().into_iter().find(|r| {
             r.get("address").and_then(Value::as_str) == Some(&addr.to_string())
-                && r.get("service").and_then(Value::as_str).is_some_and(|s| s.starts_with("udp/"))
+                && r.get("service")
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s.starts_with("udp/"))
         })
     }
 
@@ -356,8 +398,16 @@ impl Director {
     pub fn stats(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
         if let Some(v) = self.ask(&["stats"]) {
-            for r in v.get("reasons").and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(n), Some(p)) = (r.get("reason").and_then(Value::as_str), r.get("packets").and_then(Value::as_u64)) {
+            for r in v
+                .get("reasons")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(n), Some(p)) = (
+                    r.get("reason").and_then(Value::as_str),
+                    r.get("packets").and_then(Value::as_u64),
+                ) {
                     m.insert(n.to_string(), p);
                 }
             }
@@ -444,7 +494,13 @@ impl Pair {
     /// Builds a pair lab with `n_ivr` IVRs, writes both configurations
     /// into `dir` (`cards`: each director's card root), starts a (until
     /// active), then b (until standby with sync in sync).
-    pub fn start(n_ivr: usize, o: &PairOptions, dir: &Path, bins: &Binaries, cards: Option<[&Path; 2]>) -> Result<Pair> {
+    pub fn start(
+        n_ivr: usize,
+        o: &PairOptions,
+        dir: &Path,
+        bins: &Binaries,
+        cards: Option<[&Path; 2]>,
+    ) -> Result<Pair> {
         let lab = Lab::pair(n_ivr).context("building the pair lab")?;
         // The bridge-side ends of the directors' service veths must run
         // XDP to accept the dispatcher's XDP_TX frames.
@@ -455,16 +511,25 @@ impl Pair {
         .context("loading the XDP object for the bridge side")?;
         for d in [DIRECTOR_A, DIRECTOR_B] {
             let i = lab.iface(d, "eth0")?.clone();
-            in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native))
-                .with_context(|| format!("XDP_PASS on {}", i.peer))?;
+            in_netns(&i.peer_ns, || {
+                peers.attach_pass(&i.peer, AttachMode::Native)
+            })
+            .with_context(|| format!("XDP_PASS on {}", i.peer))?;
         }
         // Only a answers card calls itself: b holds one only from sync.
         let card = |k: usize| cards.map(|c| (c[k], k == 0));
         let a = Director::new(&lab, DIRECTOR_A, dir, o, card(0), bins)?;
         let b = Director::new(&lab, DIRECTOR_B, dir, o, card(1), bins)?;
-        let mut p = Pair { a, b, _peers: peers, lab };
+        let mut p = Pair {
+            a,
+            b,
+            _peers: peers,
+            lab,
+        };
         p.a.start()?;
-        if !wait_for(Duration::from_secs(15), || p.a.state().as_deref() == Some("active")) {
+        if !wait_for(Duration::from_secs(15), || {
+            p.a.state().as_deref() == Some("active")
+        }) {
             bail!("a did not become active:\n{}", p.a.log_text());
         }
         p.b.start()?;

@@ -139,38 +139,91 @@ fn demo() -> Result<()> {
     for c in 0..2 {
         let root = dir.path().join(format!("card{c}"));
         std::fs::create_dir_all(&root)?;
-        mounts.push(sim.mount(c, &root, MountOptions::default()).with_context(|| format!("mounting card {c}"))?);
+        mounts.push(
+            sim.mount(c, &root, MountOptions::default())
+                .with_context(|| format!("mounting card {c}"))?,
+        );
         roots.push(root);
     }
-    say!("== cards: two simulated DAHDI cards (FUSE), one span each on a shared trunk: card 0 is a's, card 1 is b's");
+    say!(
+        "== cards: two simulated DAHDI cards (FUSE), one span each on a shared trunk: card 0 is a's, card 1 is b's"
+    );
 
     let o = PairOptions::default();
-    let mut pair = Pair::start(N_IVR, &o, dir.path(), &bins, Some([roots[0].as_path(), roots[1].as_path()]))?;
+    let mut pair = Pair::start(
+        N_IVR,
+        &o,
+        dir.path(),
+        &bins,
+        Some([roots[0].as_path(), roots[1].as_path()]),
+    )?;
     let lab = &pair.lab;
-    say!("== the lab {} (network namespaces, 198.18.0.0/15):", lab.prefix());
-    say!("   client {}  directors a {} / b {} (+ heartbeat link hb0 {} / {})  witness {}", lab::CLIENT_ADDR, lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR, lab::HB_A_ADDR, lab::HB_B_ADDR, lab::WITNESS_ADDR);
-    let ivr_list: Vec<String> = lab.ivrs().iter().map(|h| format!("{} {}", h.name, h.addr())).collect();
-    say!("   IVRs {}  VIP {} (on every IVR's lo: direct routing)", ivr_list.join(", "), lab.vip());
-    say!("== directors: a active, b standby in sync (tandemd, heartbeats 10 ms x 3 on both paths, witness, UDP 5060 rr + sip_persist)");
-    if !wait_for(Duration::from_secs(5), || pair.a.log_text().contains("spans started alarm-free")) {
+    say!(
+        "== the lab {} (network namespaces, 198.18.0.0/15):",
+        lab.prefix()
+    );
+    say!(
+        "   client {}  directors a {} / b {} (+ heartbeat link hb0 {} / {})  witness {}",
+        lab::CLIENT_ADDR,
+        lab::DIRECTOR_A_ADDR,
+        lab::DIRECTOR_B_ADDR,
+        lab::HB_A_ADDR,
+        lab::HB_B_ADDR,
+        lab::WITNESS_ADDR
+    );
+    let ivr_list: Vec<String> = lab
+        .ivrs()
+        .iter()
+        .map(|h| format!("{} {}", h.name, h.addr()))
+        .collect();
+    say!(
+        "   IVRs {}  VIP {} (on every IVR's lo: direct routing)",
+        ivr_list.join(", "),
+        lab.vip()
+    );
+    say!(
+        "== directors: a active, b standby in sync (tandemd, heartbeats 10 ms x 3 on both paths, witness, UDP 5060 rr + sip_persist)"
+    );
+    if !wait_for(Duration::from_secs(5), || {
+        pair.a.log_text().contains("spans started alarm-free")
+    }) {
         bail!("a's spans did not start:\n{}", pair.a.log_text());
     }
 
     let mut ivrs = calls::start_ivrs(&pair.lab, dir.path(), true, true)?;
-    if !wait_for(Duration::from_secs(10), || calls::reals_alive(&pair.a, N_IVR)) {
+    if !wait_for(Duration::from_secs(10), || {
+        calls::reals_alive(&pair.a, N_IVR)
+    }) {
         bail!("a does not hear every IVR: {:?}", pair.a.reals());
     }
-    say!("== IVRs: SIPp UAS on VIP:5060 in each IVR namespace (SDP c= the IVR's own address, RTP echoed), heartbeats to both directors; a hears all four");
+    say!(
+        "== IVRs: SIPp UAS on VIP:5060 in each IVR namespace (SDP c= the IVR's own address, RTP echoed), heartbeats to both directors; a hears all four"
+    );
 
     // A TDM call on the trunk, answered by the active (a).
     let _ = sim.execute("ring 0 1 1");
-    let tdm_a = wait_for(Duration::from_secs(5), || sim.execute("call 0 1 1").contains("answered"));
-    say!("== a TDM call rings on the trunk: {}", if tdm_a { "a answered it on card 0, span 1, channel 1" } else { "not answered by a" });
+    let tdm_a = wait_for(Duration::from_secs(5), || {
+        sim.execute("call 0 1 1").contains("answered")
+    });
+    say!(
+        "== a TDM call rings on the trunk: {}",
+        if tdm_a {
+            "a answered it on card 0, span 1, channel 1"
+        } else {
+            "not answered by a"
+        }
+    );
 
     let co = CallerOptions::new(20, 300, 5000);
     let caller = calls::start_caller(&pair.lab, dir.path(), &co)?;
-    mark(&mut marks, "caller starts: 300 calls at 20/s, 5 s each, G.711 RTP");
-    say!("== caller: SIPp on client:5060 -> VIP:5060, 20 calls/s, 300 calls of 5 s with RTP (pid {:?})", caller.pid());
+    mark(
+        &mut marks,
+        "caller starts: 300 calls at 20/s, 5 s each, G.711 RTP",
+    );
+    say!(
+        "== caller: SIPp on client:5060 -> VIP:5060, 20 calls/s, 300 calls of 5 s with RTP (pid {:?})",
+        caller.pid()
+    );
 
     std::thread::sleep(Duration::from_secs(5));
     // Like the test: a moment when no call was set up in the last 15 ms.
@@ -178,14 +231,28 @@ fn demo() -> Result<()> {
     let t_kill = sipp::wall_now();
     let pid_a = pair.a.pid();
     let kill_ns = pair.a.kill9().unwrap_or(0);
-    marks.push(Mark { at_ns: kill_ns, what: format!("kill -9 director a (pid {})", pid_a.unwrap_or(0)) });
-    mark(&mut marks, "a's process reaped: its XDP program is gone with it");
+    marks.push(Mark {
+        at_ns: kill_ns,
+        what: format!("kill -9 director a (pid {})", pid_a.unwrap_or(0)),
+    });
+    mark(
+        &mut marks,
+        "a's process reaped: its XDP program is gone with it",
+    );
     // The failover switch sees a's host gone (its watchdog) and lets go of
     // card 0: the trunk moves to the span b starts.
     let _ = sim.execute("unplug 0");
-    mark(&mut marks, "card simulator: a's card 0 loses its host (failover switch watchdog): trunk released");
-    say!("   t+5 s: kill -9 of director a (pid {}); the failover switch releases a's card", pid_a.unwrap_or(0));
-    if !wait_for(Duration::from_secs(5), || pair.b.state().as_deref() == Some("active")) {
+    mark(
+        &mut marks,
+        "card simulator: a's card 0 loses its host (failover switch watchdog): trunk released",
+    );
+    say!(
+        "   t+5 s: kill -9 of director a (pid {}); the failover switch releases a's card",
+        pid_a.unwrap_or(0)
+    );
+    if !wait_for(Duration::from_secs(5), || {
+        pair.b.state().as_deref() == Some("active")
+    }) {
         bail!("b did not take over:\n{}", pair.b.log_text());
     }
     mark(&mut marks, "tandemctl: b active");
@@ -196,15 +263,33 @@ fn demo() -> Result<()> {
     let (dead_name, dead_addr) = (ivrs[victim].name.clone(), ivrs[victim].addr);
     let pid_ivr = ivrs[victim].sipp.pid();
     let t_ivr = sipp::wall_now();
-    mark(&mut marks, format!("kill {dead_name}: SIPp (pid {}) and its heartbeats", pid_ivr.unwrap_or(0)));
+    mark(
+        &mut marks,
+        format!(
+            "kill {dead_name}: SIPp (pid {}) and its heartbeats",
+            pid_ivr.unwrap_or(0)
+        ),
+    );
     ivrs[victim].kill();
-    say!("   t+10 s: {dead_name} killed (its SIPp, pid {}, and its heartbeats)", pid_ivr.unwrap_or(0));
+    say!(
+        "   t+10 s: {dead_name} killed (its SIPp, pid {}, and its heartbeats)",
+        pid_ivr.unwrap_or(0)
+    );
     let dead_seen = wait_for(Duration::from_secs(5), || {
-        pair.b.udp_real(dead_addr).and_then(|r| r.get("health").and_then(Value::as_str).map(str::to_string)).as_deref() == Some("dead")
+        pair.b
+            .udp_real(dead_addr)
+            .and_then(|r| r.get("health").and_then(Value::as_str).map(str::to_string))
+            .as_deref()
+            == Some("dead")
     });
     let t_dead = sipp::wall_now();
-    say!("   b {} {dead_name} dead", if dead_seen { "marked" } else { "did NOT mark" });
-    say!("   waiting for the caller (the last calls end ~20 s in; the calls {dead_name} held time out)");
+    say!(
+        "   b {} {dead_name} dead",
+        if dead_seen { "marked" } else { "did NOT mark" }
+    );
+    say!(
+        "   waiting for the caller (the last calls end ~20 s in; the calls {dead_name} held time out)"
+    );
     let r = caller.wait()?;
     mark(&mut marks, "caller done");
     let tdm_b = sim.execute("call 1 1 1");
@@ -221,7 +306,11 @@ fn demo() -> Result<()> {
         .into_iter()
         .map(|(ns, who, what)| (ns, format!("tandemd {who}"), what))
         .collect();
-    events.extend(marks.iter().map(|m| (m.at_ns, "demo".to_string(), m.what.clone())));
+    events.extend(
+        marks
+            .iter()
+            .map(|m| (m.at_ns, "demo".to_string(), m.what.clone())),
+    );
     events.sort_by_key(|e| e.0);
     for (ns, who, what) in &events {
         let ms = (*ns as f64 - kill_ns as f64) / 1e6;
@@ -241,40 +330,86 @@ fn demo() -> Result<()> {
 
     // What the calls saw.
     let est = r.calls.iter().filter(|c| c.established.is_some()).count();
-    let before_kill: Vec<_> = r.calls.iter().filter(|c| c.established_before(t_kill)).collect();
-    let lost_kill = before_kill.iter().filter(|c| !c.succeeded() && c.ivr.as_deref() != Some(&dead_name)).count();
-    let on_dead: Vec<_> = r.calls.iter().filter(|c| c.ivr.as_deref() == Some(&dead_name)).collect();
-    let on_dead_live = on_dead.iter().filter(|c| c.established_before(t_ivr) && c.done.is_none_or(|d| d > t_ivr)).count();
+    let before_kill: Vec<_> = r
+        .calls
+        .iter()
+        .filter(|c| c.established_before(t_kill))
+        .collect();
+    let lost_kill = before_kill
+        .iter()
+        .filter(|c| !c.succeeded() && c.ivr.as_deref() != Some(&dead_name))
+        .count();
+    let on_dead: Vec<_> = r
+        .calls
+        .iter()
+        .filter(|c| c.ivr.as_deref() == Some(&dead_name))
+        .collect();
+    let on_dead_live = on_dead
+        .iter()
+        .filter(|c| c.established_before(t_ivr) && c.done.is_none_or(|d| d > t_ivr))
+        .count();
     let on_dead_failed = on_dead.iter().filter(|c| !c.succeeded()).count();
     let after_dead: Vec<_> = r.calls.iter().filter(|c| c.started_after(t_dead)).collect();
-    let after_dead_to_dead = after_dead.iter().filter(|c| c.ivr.as_deref() == Some(&dead_name)).count();
+    let after_dead_to_dead = after_dead
+        .iter()
+        .filter(|c| c.ivr.as_deref() == Some(&dead_name))
+        .count();
     let after_dead_failed = after_dead.iter().filter(|c| !c.succeeded()).count();
-    let other_failed = r.failed_calls().iter().filter(|c| c.ivr.as_deref() != Some(&dead_name)).count();
+    let other_failed = r
+        .failed_calls()
+        .iter()
+        .filter(|c| c.ivr.as_deref() != Some(&dead_name))
+        .count();
     say!("");
     say!("== results");
     say!("  | calls | count |");
     say!("  |---|---:|");
     say!("  | attempted (SIPp) | {} |", r.stats.created());
     say!("  | established (200 to the INVITE, ACK sent) | {est} |");
-    say!("  | successful (SIPp; BYE answered by the IVR of the INVITE) | {} |", r.stats.successful());
+    say!(
+        "  | successful (SIPp; BYE answered by the IVR of the INVITE) | {} |",
+        r.stats.successful()
+    );
     say!("  | failed (SIPp) | {} |", r.stats.failed());
-    say!("  | established before the kill of a / of them lost | {} / {lost_kill} |", before_kill.len());
-    say!("  | held by {dead_name} when it died / failed among its calls | {on_dead_live} / {on_dead_failed} |");
-    say!("  | placed after {dead_name} was marked dead / sent to it / failed | {} / {after_dead_to_dead} / {after_dead_failed} |", after_dead.len());
+    say!(
+        "  | established before the kill of a / of them lost | {} / {lost_kill} |",
+        before_kill.len()
+    );
+    say!(
+        "  | held by {dead_name} when it died / failed among its calls | {on_dead_live} / {on_dead_failed} |"
+    );
+    say!(
+        "  | placed after {dead_name} was marked dead / sent to it / failed | {} / {after_dead_to_dead} / {after_dead_failed} |",
+        after_dead.len()
+    );
     say!("  | failed on other IVRs or unanswered | {other_failed} |");
-    say!("  SIPp caller: {} (exit code {:?})", r.stats.summary(), r.exit_code);
+    say!(
+        "  SIPp caller: {} (exit code {:?})",
+        r.stats.summary(),
+        r.exit_code
+    );
     say!("");
-    say!("  per IVR (caller's log and each IVR's own SIPp statistics; RTP counted in the IVR's namespace):");
+    say!(
+        "  per IVR (caller's log and each IVR's own SIPp statistics; RTP counted in the IVR's namespace):"
+    );
     for line in calls::per_ivr_table(&r, &per_ivr).lines() {
         say!("  {line}");
     }
     say!("");
     say!("  the TDM call after the takeover: card 1 (b's), span 1, channel 1: {tdm_b}");
-    if let Some(spans) = b_cards.as_ref().and_then(|v| v.get("spans")).and_then(Value::as_array) {
+    if let Some(spans) = b_cards
+        .as_ref()
+        .and_then(|v| v.get("spans"))
+        .and_then(Value::as_array)
+    {
         for sp in spans {
             say!(
                 "  b's span {} on {}: {} {} (owned: {})",
-                sp["span"], sp["card"].as_str().unwrap_or("?"), sp["state"].as_str().unwrap_or("?"), sp["alarms"].as_str().unwrap_or("?"), sp["owned"]
+                sp["span"],
+                sp["card"].as_str().unwrap_or("?"),
+                sp["state"].as_str().unwrap_or("?"),
+                sp["alarms"].as_str().unwrap_or("?"),
+                sp["owned"]
             );
         }
     }
@@ -285,7 +420,10 @@ fn demo() -> Result<()> {
         say!("    {k:<22} {n:>8}");
     }
     say!("  b's real servers (tandemctl reals):");
-    for rl in b_reals.iter().filter(|r| r["service"].as_str().is_some_and(|s| s.starts_with("udp/"))) {
+    for rl in b_reals
+        .iter()
+        .filter(|r| r["service"].as_str().is_some_and(|s| s.starts_with("udp/")))
+    {
         say!(
             "    {:<16} health {:<6} new calls {:>5}  packets {:>6}",
             rl["address"].as_str().unwrap_or("?"),
@@ -297,7 +435,10 @@ fn demo() -> Result<()> {
     drop(pair);
     drop(mounts);
     say!("");
-    say!("== done in {:.0} s; the lab's namespaces, daemons and SIPp are gone", t0.elapsed().as_secs_f64());
+    say!(
+        "== done in {:.0} s; the lab's namespaces, daemons and SIPp are gone",
+        t0.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
