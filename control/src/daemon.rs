@@ -154,6 +154,8 @@ pub struct Daemon {
     /// The connection poll armed: (connection id, events).
     sync_polled: Option<(u64, u32)>,
     sync_timer_at: Option<Instant>,
+    /// When T_PAIR is armed for (the pair's deadline last armed).
+    pair_timer_at: Option<Instant>,
     /// SIP OPTIONS probes of the real servers (`[[service]] sip_options`).
     probes: crate::sipprobe::ProbeSet,
     probe_sock: Option<std::net::UdpSocket>,
@@ -426,6 +428,7 @@ impl Daemon {
             svc_cache: HashMap::new(),
             sync_polled: None,
             sync_timer_at: None,
+            pair_timer_at: None,
             probes,
             probe_sock,
             probe_src,
@@ -1431,8 +1434,21 @@ impl Daemon {
         }
         self.arm(T_LOG, Instant::now() + Duration::from_secs(3600))?;
         loop {
-            if let Some(t) = self.pair.poll_timeout() {
-                self.arm(T_PAIR, t)?;
+            // Re-armed only when the deadline moves: re-arming cancels the
+            // armed timeout, and the completions of that cancel end the
+            // wait below at once, so re-arming on every turn kept a
+            // standby's loop spinning at 100 % CPU.
+            let at = self.pair.poll_timeout();
+            if at != self.pair_timer_at || (at.is_some() && !self.reactor.is_armed(T_PAIR)) {
+                match at {
+                    Some(t) => self.arm(T_PAIR, t)?,
+                    None => {
+                        if self.reactor.is_armed(T_PAIR) {
+                            self.reactor.cancel(T_PAIR)?;
+                        }
+                    }
+                }
+                self.pair_timer_at = at;
             }
             let done = self.reactor.submit_and_wait(1, Some(Duration::from_secs(1)))?;
             for c in done {
@@ -1445,6 +1461,7 @@ impl Daemon {
                         self.reactor.arm_timeout(T_HB, at)?;
                     }
                     T_PAIR => {
+                        self.pair_timer_at = None;
                         self.refresh();
                         self.pair.handle_timeout(Instant::now());
                     }
