@@ -48,6 +48,16 @@ fn bins() -> Binaries {
 
 /// The pair (a active, b standby in sync) with SIPp on every IVR, every
 /// IVR heard by a. Declared in this order, dropped in reverse: IVRs, pair, files.
+/// The pair's options in these tests: as [`PairOptions::default`], with
+/// deadlines of 5 heartbeats (50 ms) as in the other pair lab tests, so
+/// that a busy shared machine does not fail a director or an IVR.
+fn options() -> PairOptions {
+    PairOptions {
+        multiplier: 5,
+        ..PairOptions::default()
+    }
+}
+
 fn setup(tag: &str, o: &PairOptions) -> (WorkDir, Pair, Vec<Ivr>) {
     let v = sipp::version().expect("SIPp (cargo xtask setup installs sip-tester)");
     eprintln!("{tag}: {v}");
@@ -157,7 +167,7 @@ fn privileged_calls_survive_kill9_of_the_active() {
         return;
     }
     let _serial = serial();
-    let o = PairOptions::default();
+    let o = options();
     let (dir, mut pair, mut ivrs) = setup("calls-kill9", &o);
     // 200 calls at 20/s, 4 s each: about 80 in progress at any time.
     let co = CallerOptions::new(20, 200, 4000);
@@ -270,7 +280,7 @@ fn privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it() {
         return;
     }
     let _serial = serial();
-    let o = PairOptions::default();
+    let o = options();
     let (dir, pair, mut ivrs) = setup("calls-ivr", &o);
     let co = CallerOptions::new(20, 200, 4000);
     let caller = calls::start_caller(&pair.lab, dir.path(), &co).expect("caller");
@@ -431,7 +441,7 @@ fn privileged_calls_go_through_beside_malformed_sip() {
     let _serial = serial();
     let o = PairOptions {
         tcp_service: true,
-        ..PairOptions::default()
+        ..options()
     };
     let (dir, mut pair, mut ivrs) = setup("calls-junk", &o);
     // SIP over TCP is answered by a responder on each IVR (SIPp listens on UDP).
