@@ -256,6 +256,7 @@ fn demo() -> Result<()> {
         bail!("b did not take over:\n{}", pair.b.log_text());
     }
     mark(&mut marks, "tandemctl: b active");
+    let t_b_active = sipp::wall_now();
     say!("   b is active");
 
     std::thread::sleep(Duration::from_secs(5));
@@ -355,10 +356,19 @@ fn demo() -> Result<()> {
         .filter(|c| c.ivr.as_deref() == Some(&dead_name))
         .count();
     let after_dead_failed = after_dead.iter().filter(|c| !c.succeeded()).count();
+    // Set up after the kill -9 through a, whose XDP program dispatched
+    // until its process was gone, while no daemon was left to sync them.
+    let through_a: Vec<_> = r
+        .calls
+        .iter()
+        .filter(|c| c.established.is_some_and(|e| e > t_kill && e <= t_b_active))
+        .collect();
+    let through_a_lost = through_a.iter().filter(|c| !c.succeeded()).count();
     let other_failed = r
         .failed_calls()
         .iter()
         .filter(|c| c.ivr.as_deref() != Some(&dead_name))
+        .filter(|c| !c.established.is_some_and(|e| e > t_kill && e <= t_b_active))
         .count();
     say!("");
     say!("== results");
@@ -382,7 +392,11 @@ fn demo() -> Result<()> {
         "  | placed after {dead_name} was marked dead / sent to it / failed | {} / {after_dead_to_dead} / {after_dead_failed} |",
         after_dead.len()
     );
-    say!("  | failed on other IVRs or unanswered | {other_failed} |");
+    say!(
+        "  | set up through a in the ms after its kill -9 (its XDP still attached, no daemon to sync) / lost | {} / {through_a_lost} |",
+        through_a.len()
+    );
+    say!("  | other failures | {other_failed} |");
     say!(
         "  SIPp caller: {} (exit code {:?})",
         r.stats.summary(),
