@@ -971,16 +971,7 @@ impl Daemon {
             }
         }
         let at = self.probes.poll_timeout();
-        if at != self.probe_timer_at || (at.is_some() && !self.reactor.is_armed(T_SIP_TIMER)) {
-            if self.reactor.is_armed(T_SIP_TIMER) {
-                self.reactor.cancel(T_SIP_TIMER)?;
-            }
-            if let Some(t) = at {
-                self.reactor.arm_timeout(T_SIP_TIMER, t.max(now))?;
-            }
-            self.probe_timer_at = at;
-        }
-        Ok(())
+        rearm_if_moved(&mut self.reactor, T_SIP_TIMER, at, &mut self.probe_timer_at)
     }
 
     /// Reads the answers to the SIP probes.
@@ -1053,16 +1044,7 @@ impl Daemon {
             }
             self.sync_polled = polled;
         }
-        if at != self.sync_timer_at || (at.is_some() && !self.reactor.is_armed(T_SYNC_TIMER)) {
-            if self.reactor.is_armed(T_SYNC_TIMER) {
-                self.reactor.cancel(T_SYNC_TIMER)?;
-            }
-            if let Some(t) = at {
-                self.reactor.arm_timeout(T_SYNC_TIMER, t.max(now))?;
-            }
-            self.sync_timer_at = at;
-        }
-        Ok(())
+        rearm_if_moved(&mut self.reactor, T_SYNC_TIMER, at, &mut self.sync_timer_at)
     }
 
     fn sync_status(&self) -> admin::SyncReply {
@@ -1439,17 +1421,7 @@ impl Daemon {
             // wait below at once, so re-arming on every turn kept a
             // standby's loop spinning at 100 % CPU.
             let at = self.pair.poll_timeout();
-            if at != self.pair_timer_at || (at.is_some() && !self.reactor.is_armed(T_PAIR)) {
-                match at {
-                    Some(t) => self.arm(T_PAIR, t)?,
-                    None => {
-                        if self.reactor.is_armed(T_PAIR) {
-                            self.reactor.cancel(T_PAIR)?;
-                        }
-                    }
-                }
-                self.pair_timer_at = at;
-            }
+            rearm_if_moved(&mut self.reactor, T_PAIR, at, &mut self.pair_timer_at)?;
             let done = self.reactor.submit_and_wait(1, Some(Duration::from_secs(1)))?;
             for c in done {
                 let turn = Instant::now();
@@ -1806,6 +1778,24 @@ impl Daemon {
 /// `AttachMode` re-exported for the binary.
 pub fn attach_mode(s: &str) -> Option<AttachMode> {
     AttachMode::parse(s)
+}
+
+/// Arms `token` for `at` (cancels it for `None`) unless it is already
+/// armed for that time, which `armed` remembers. Re-arming cancels the
+/// armed timeout, and the cancel's completion wakes the loop at once: done
+/// on every turn, it would keep the loop spinning.
+fn rearm_if_moved(reactor: &mut Reactor, token: u64, at: Option<Instant>, armed: &mut Option<Instant>) -> Result<()> {
+    if at == *armed && (at.is_none() || reactor.is_armed(token)) {
+        return Ok(());
+    }
+    if reactor.is_armed(token) {
+        reactor.cancel(token)?;
+    }
+    if let Some(t) = at {
+        reactor.arm_timeout(token, t.max(Instant::now()))?;
+    }
+    *armed = at;
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch.

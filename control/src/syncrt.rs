@@ -31,7 +31,7 @@
 use std::{
     collections::VecDeque,
     io::{self, Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener, TcpStream},
     num::NonZeroU64,
     os::fd::{AsRawFd, FromRawFd, RawFd},
     time::{Duration, Instant},
@@ -637,14 +637,5 @@ impl SyncRuntime {
     /// Clears the lag samples (a measurement window starts).
     pub fn reset_lag(&mut self) {
         self.lag_us.clear();
-    }
-}
-
-/// The IP address of a dataplane `[u8; 16]` (IPv4-mapped for IPv4).
-pub fn ip_of(a: &[u8; 16]) -> IpAddr {
-    let v6 = std::net::Ipv6Addr::from(*a);
-    match v6.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(v6),
     }
 }
