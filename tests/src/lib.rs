@@ -1,41 +1,46 @@
-//! tandem's test lab and the tools end-to-end tests and benchmarks share.
+//! tandem's test lab and the tools end-to-end tests and benchmarks share,
+//! in three groups:
 //!
-//! Owns: network namespaces that stand in for hosts (client, director(s), IVR
-//! servers) joined by veths to bridges, all addressed from 198.18.0.0/15
-//! ([`lab`]); running code inside a namespace ([`netns`]); IVR stand-ins that
-//! answer UDP and TCP requests ([`responder`]); time-bounded client requests
-//! ([`client`]); and the rule for tests that need root ([`privileged`]).
-//! Real SIP: SIPp as IVRs and as the caller ([`sipp`]), IVR heartbeats
-//! ([`ivr_heartbeat`]), two `tandemd` in a pair lab ([`tandemd`]) and the
-//! three together ([`calls`]).
+//! - [`lab`]: building and running the lab. Network namespaces that stand
+//!   in for hosts (client, director(s), witness, IVR servers) joined by
+//!   veths to bridges, all addressed from 198.18.0.0/15 ([`lab::Lab`]);
+//!   running code inside a namespace ([`lab::netns`]) and the lab's
+//!   commands ([`lab::cmd`]); the rule for tests that need root
+//!   ([`lab::privileged`]); tandem's dispatcher on a lab director
+//!   ([`lab::director`]); two `tandemd` in a pair lab ([`lab::tandemd`]);
+//!   bounded waits ([`lab::wait`]).
+//! - [`actors`]: the real peers that act in a lab. IVR stand-ins that
+//!   answer UDP and TCP requests ([`actors::responder`]), time-bounded
+//!   client requests ([`actors::client`]), SIPp as IVRs and as the caller
+//!   ([`actors::sipp`]), IVR heartbeats ([`actors::ivr_heartbeat`]) and all
+//!   of them around a pair ([`actors::calls`]).
+//! - [`bench`]: the benchmarks `cargo xtask bench` runs (dispatch,
+//!   failover, sync, calls), built on the two groups above.
+//!
+//! The modules' old flat paths (`tandem_tests::tandemd`, `::sipp`,
+//! `::bench_failover`, …) are re-exported below, so callers need not know
+//! the groups.
 //!
 //! It must not send traffic anywhere but into namespaces it created, and it
-//! never stops a process it did not start. It does not touch BPF: attaching
-//! tandem's XDP program to the lab is `tandem-dataplane`'s job.
+//! never stops a process it did not start. It does not touch BPF beyond
+//! attaching tandem's own programs through `tandem-dataplane`.
 
-pub mod bench_calls;
-pub mod bench_dispatch;
-pub mod bench_failover;
-pub mod bench_live;
-pub mod bench_spans;
-pub mod bench_sync;
-pub mod calls;
-pub mod client;
-pub mod cmd;
-pub mod director;
+pub mod actors;
+pub mod bench;
 pub mod error;
-pub mod ivr_heartbeat;
 pub mod lab;
-pub mod netns;
 pub mod pairbench;
-pub mod privileged;
-pub mod responder;
-pub mod sipp;
-pub mod tandemd;
 
-pub use client::{tcp_request, udp_flows, udp_request};
+pub use actors::{calls, client, ivr_heartbeat, responder, sipp};
+pub use bench::{
+    calls as bench_calls, dispatch as bench_dispatch, failover as bench_failover,
+    live as bench_live, spans as bench_spans, sync as bench_sync,
+};
+pub use lab::{cmd, director, netns, privileged, tandemd};
+
+pub use actors::client::{tcp_request, udp_flows, udp_request};
+pub use actors::responder::{Responder, spawn_tcp_responder, spawn_udp_responder};
 pub use error::LabError;
+pub use lab::netns::{cleanup_stale, in_netns, try_in_netns};
+pub use lab::privileged::require_privileged;
 pub use lab::{Host, Iface, Lab, LabOptions, Topology};
-pub use netns::{cleanup_stale, in_netns, try_in_netns};
-pub use privileged::require_privileged;
-pub use responder::{Responder, spawn_tcp_responder, spawn_udp_responder};

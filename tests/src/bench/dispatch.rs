@@ -376,7 +376,7 @@ pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseR
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(2_000_000);
-        Some(crate::bench_live::run(frames, runs).context("live-frames benchmark")?)
+        Some(super::live::run(frames, runs).context("live-frames benchmark")?)
     } else {
         None
     };
@@ -389,7 +389,7 @@ fn write_reports(
     results: &[CaseResult],
     repeat: u32,
     runs: usize,
-    live: Option<&crate::bench_live::LiveResult>,
+    live: Option<&super::live::LiveResult>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -468,7 +468,7 @@ pub fn markdown(results: &[CaseResult], repeat: u32, runs: usize) -> String {
 }
 
 /// The end-to-end table.
-pub fn live_markdown(l: &crate::bench_live::LiveResult) -> String {
+pub fn live_markdown(l: &super::live::LiveResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -23,7 +23,7 @@ use nix::sys::socket::{
 };
 
 use crate::LabError;
-use crate::netns;
+use crate::lab::netns;
 
 /// A responder stops by itself after this long, even if its handle leaks.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(600);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use nix::sched::{CloneFlags, setns};
 
 use crate::LabError;
-use crate::cmd;
+use crate::lab::cmd;
 
 /// Every tandem lab namespace starts with this.
 pub const PREFIX: &str = "tdm";

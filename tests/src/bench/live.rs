@@ -21,7 +21,8 @@ use tandem_dataplane::{
     packet::FrameSpec,
 };
 
-use crate::{cmd, in_netns, netns};
+use crate::in_netns;
+use crate::lab::{cmd, netns};
 
 /// Namespaces of one run, removed on drop.
 struct Wires {

@@ -60,9 +60,9 @@ use serde_json::{Value, json};
 use tandem_dataplane::{AttachMode, Dataplane, LoadOptions, monotonic_ns};
 
 use crate::{
-    Lab, Responder, cmd, in_netns,
-    lab::{self, CLIENT, DIRECTOR_A, DIRECTOR_B, VIP},
-    netns, spawn_udp_responder,
+    Lab, Responder, in_netns,
+    lab::{self, CLIENT, DIRECTOR_A, DIRECTOR_B, VIP, cmd, netns},
+    spawn_udp_responder,
 };
 
 const KEY: &str = "00112233445566778899aabbccddeeff";
@@ -2137,7 +2137,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let spans = if opts.systems.contains(&System::Tandem) && switchovers > 0 {
         let tandemctl = opts.tandemd.with_file_name("tandemctl");
         eprintln!("failover bench: spans, {switchovers} switchovers with simulated cards");
-        Some(crate::bench_spans::run(&opts.tandemd, &tandemctl, switchovers)?)
+        Some(super::spans::run(&opts.tandemd, &tandemctl, switchovers)?)
     } else {
         None
     };

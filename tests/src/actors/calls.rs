@@ -1,10 +1,10 @@
-//! The calls lab: a [`Pair`](crate::tandemd::Pair) of directors, an IVR
+//! The calls lab: a [`Pair`](crate::lab::tandemd::Pair) of directors, an IVR
 //! on every IVR host (a SIPp UAS on the VIP with its RTP echo and counter,
 //! plus its heartbeats to both directors) and a SIPp caller in the client
 //! namespace. Shared by the calls tests, `tandem-bench calls` and the demo.
 //!
-//! It only composes [`crate::sipp`], [`crate::ivr_heartbeat`] and
-//! [`crate::tandemd`]; every process and thread it starts is stopped by
+//! It only composes [`crate::actors::sipp`], [`crate::actors::ivr_heartbeat`] and
+//! [`crate::lab::tandemd`]; every process and thread it starts is stopped by
 //! its handle.
 
 use std::collections::BTreeMap;
@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::ivr_heartbeat::IvrHeartbeat;
+use crate::actors::ivr_heartbeat::IvrHeartbeat;
 use crate::lab::{self, CLIENT_ADDR};
-use crate::sipp::{
+use crate::actors::sipp::{
     CallerOptions, CallerReport, IvrOptions, RtpCount, SIP_PORT, SippCaller, SippIvr, SippStats,
 };
-use crate::tandemd::{self, Director};
+use crate::lab::tandemd::{self, Director};
 use crate::{Lab, LabError};
 
 /// IVR heartbeats are sent this often (the directors' deadline in the

@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 use std::sync::Once;
 
 use crate::LabError;
-use crate::cmd;
-use crate::netns;
+use crate::lab::cmd;
+use crate::lab::netns;
 
 /// The virtual IP services are offered on.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);

@@ -627,7 +627,7 @@ impl RtpCounter {
         let thread = std::thread::Builder::new()
             .name(format!("rtp count {ns}"))
             .spawn(move || {
-                let fd = match crate::netns::enter_on_this_thread(&ns_t)
+                let fd = match crate::lab::netns::enter_on_this_thread(&ns_t)
                     .map_err(|e| e.to_string())
                     .and_then(|()| packet_socket(ifindex))
                 {

@@ -37,9 +37,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::calls::{self, Ivr};
-use crate::sipp::{self, CallerOptions, CallerReport};
-use crate::tandemd::{Binaries, Director, Pair, PairOptions, WorkDir, wait_for};
+use crate::actors::calls::{self, Ivr};
+use crate::actors::sipp::{self, CallerOptions, CallerReport};
+use crate::lab::tandemd::{Binaries, Director, Pair, PairOptions, WorkDir, wait_for};
 
 /// What to run; from the environment in [`Options::from_env`].
 pub struct Options {

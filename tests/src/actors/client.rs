@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::LabError;
-use crate::netns::try_in_netns;
+use crate::lab::netns::try_in_netns;
 
 /// Sends `payload` from `ns` (source port `src_port`, 0 for any) to `dst` and
 /// returns the first reply. The socket is connected to `dst`, so only a reply

@@ -1,0 +1,18 @@
+//! The benchmarks `cargo xtask bench <which>` runs through `tandem-bench`:
+//! the dispatcher's cost per packet ([`dispatch`], with its end-to-end half
+//! [`live`]), director failover against keepalived ([`failover`], with
+//! span takeover on simulated cards [`spans`]), state sync ([`sync`]) and
+//! real SIP calls through a pair ([`calls`]).
+//!
+//! Each writes its JSON and Markdown report into the directory it is
+//! given and returns the Markdown. They build on [`crate::lab`] and
+//! [`crate::actors`]; they hold no lab or process code of their own beyond
+//! what their measurement needs (the failover bench's stamped daemon
+//! output, link setter and probe stream).
+
+pub mod calls;
+pub mod dispatch;
+pub mod failover;
+pub mod live;
+pub mod spans;
+pub mod sync;

@@ -1,0 +1,20 @@
+//! Building and running the lab: the topology of namespaces, veths and
+//! bridges ([`topology`], whose items are re-exported here so that
+//! `lab::Lab`, `lab::CLIENT`, `lab::DIRECTOR_A`, … read as before), the
+//! commands it runs ([`cmd`]), entering namespaces ([`netns`]), the rule
+//! for tests that need root ([`privileged`]), tandem's dispatcher on a
+//! lab director ([`director`]), two `tandemd` in a pair lab
+//! ([`tandemd`]) and bounded polling ([`wait`]).
+//!
+//! Nothing here plays a peer (SIP, heartbeats, requests: see
+//! [`crate::actors`]) or measures anything (see [`crate::bench`]).
+
+pub mod cmd;
+pub mod director;
+pub mod netns;
+pub mod privileged;
+pub mod tandemd;
+pub mod topology;
+pub mod wait;
+
+pub use topology::*;
