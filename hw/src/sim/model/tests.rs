@@ -1,0 +1,295 @@
+//! Unit tests of the model: DAHDI's errnos, span start and stop, calls in
+//! both directions, the shared trunk's failover, alarms, wakers, unplug and
+//! the bounded event queue, all driven through `World`'s methods.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::errno::Errno;
+
+use super::*;
+use crate::abi;
+
+fn world(cards: usize, shared: bool) -> World {
+    World::new(SimConfig {
+        cards,
+        spans: 2,
+        channels: 4,
+        shared_trunks: shared,
+        signalling: abi::DAHDI_SIG_FXSKS,
+    })
+    .expect("valid config")
+}
+
+fn drain(w: &mut World, id: ChannelId) -> Vec<i32> {
+    let mut events = Vec::new();
+    loop {
+        match w.take_event(id).expect("event") {
+            abi::DAHDI_EVENT_NONE => return events,
+            e => events.push(e),
+        }
+    }
+}
+
+const A1: ChannelId = ChannelId {
+    card: 0,
+    span: 0,
+    index: 0,
+};
+const B1: ChannelId = ChannelId {
+    card: 1,
+    span: 0,
+    index: 0,
+};
+
+#[test]
+fn config_out_of_range_is_rejected_with_the_field() {
+    let e = World::new(SimConfig {
+        spans: 0,
+        ..SimConfig::default()
+    })
+    .err()
+    .expect("zero spans rejected");
+    assert_eq!(e.field, "spans");
+    let e = World::new(SimConfig {
+        spans: 40,
+        channels: 31,
+        ..SimConfig::default()
+    })
+    .err()
+    .expect("too many channels rejected");
+    assert_eq!(e.value, 40 * 31);
+}
+
+#[test]
+fn span_numbers_and_channel_numbers_follow_dahdi_errnos() {
+    let mut w = world(1, false);
+    assert_eq!(w.span_info(0, 0).err(), Some(Errno::EINVAL));
+    assert_eq!(w.span_info(0, 3).err(), Some(Errno::EINVAL));
+    assert_eq!(w.startup(0, 3).err(), Some(Errno::ENXIO));
+    assert_eq!(w.shutdown(0, -1).err(), Some(Errno::ENXIO));
+    assert_eq!(
+        w.maint(
+            0,
+            &abi::dahdi_maintinfo {
+                spanno: 9,
+                command: 0
+            }
+        )
+        .err(),
+        Some(Errno::EINVAL)
+    );
+    assert_eq!(
+        w.maint(
+            0,
+            &abi::dahdi_maintinfo {
+                spanno: 1,
+                command: 5
+            }
+        )
+        .err(),
+        Some(Errno::ENOSYS)
+    );
+    assert_eq!(w.channel_by_number(0, 0).err(), Some(Errno::EINVAL));
+    assert_eq!(w.channel_by_number(0, 9).err(), Some(Errno::EINVAL));
+    let id = w.channel_by_number(0, 6).expect("channel 6");
+    assert_eq!((id.span, id.index), (1, 1));
+    assert_eq!(w.channo(id), 6);
+    assert_eq!(w.hook(id, 42).err(), Some(Errno::EINVAL));
+}
+
+#[test]
+fn startup_clears_notopen_and_shutdown_unconfigures_channels() {
+    let mut w = world(1, false);
+    assert_eq!(
+        w.span_info(0, 1).expect("span").alarms as u32,
+        abi::DAHDI_ALARM_NOTOPEN
+    );
+    w.startup(0, 1).expect("startup");
+    assert_eq!({ w.span_info(0, 1).expect("span").alarms }, 0);
+    assert_eq!(drain(&mut w, A1), vec![abi::DAHDI_EVENT_NOALARM]);
+    w.shutdown(0, 1).expect("shutdown");
+    assert_eq!({ w.span_info(0, 1).expect("span").numchans }, 0);
+    assert_eq!(w.open_channel(A1).err(), Some(Errno::ENXIO));
+    assert_eq!(drain(&mut w, A1), vec![abi::DAHDI_EVENT_ALARM]);
+}
+
+#[test]
+fn incoming_call_rings_answers_and_hangs_up() {
+    let mut w = world(1, false);
+    w.startup(0, 1).expect("startup");
+    drain(&mut w, A1);
+    w.far_ring(0, 1, 1).expect("ring");
+    assert_eq!(w.far_ring(0, 1, 1).err(), Some(Errno::EBUSY));
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Ringing));
+    assert_eq!(w.params(A1).expect("params").rxisoffhook, 1);
+    assert_eq!(drain(&mut w, A1), vec![abi::DAHDI_EVENT_RINGOFFHOOK]);
+    w.hook(A1, abi::DAHDI_OFFHOOK).expect("answer");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Answered));
+    w.hook(A1, abi::DAHDI_FLASH).expect("hold");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::OnHold));
+    w.hook(A1, abi::DAHDI_FLASH).expect("unhold");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Answered));
+    w.far_hangup(0, 1, 1).expect("hangup");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::HungUp));
+    assert_eq!(
+        drain(&mut w, A1),
+        vec![
+            abi::DAHDI_EVENT_HOOKCOMPLETE,
+            abi::DAHDI_EVENT_HOOKCOMPLETE,
+            abi::DAHDI_EVENT_ONHOOK
+        ]
+    );
+    w.hook(A1, abi::DAHDI_ONHOOK).expect("onhook");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Idle));
+}
+
+#[test]
+fn outgoing_call_rings_the_far_end_until_it_answers() {
+    let mut w = world(1, false);
+    w.startup(0, 1).expect("startup");
+    drain(&mut w, A1);
+    w.hook(A1, abi::DAHDI_RING).expect("ring");
+    assert_eq!(w.hook(A1, abi::DAHDI_RING).err(), Some(Errno::EBUSY));
+    assert_eq!(w.hook(A1, abi::DAHDI_OFFHOOK).err(), Some(Errno::EBUSY));
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Alerting));
+    w.far_answer(0, 1, 1).expect("answer");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Answered));
+    assert_eq!(
+        drain(&mut w, A1),
+        vec![abi::DAHDI_EVENT_RINGERON, abi::DAHDI_EVENT_RINGOFFHOOK]
+    );
+    w.hook(A1, abi::DAHDI_ONHOOK).expect("hang up");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Idle));
+    assert_eq!(w.far_hangup(0, 1, 1).err(), Some(Errno::EINVAL));
+}
+
+#[test]
+fn shared_trunk_follows_the_started_span_and_keeps_calls_up() {
+    let mut w = world(2, true);
+    w.startup(0, 1).expect("start A");
+    w.startup(1, 1).expect("start B");
+    let a = w.report(0).expect("report")[0].clone();
+    let b = w.report(1).expect("report")[0].clone();
+    assert!(a.carrier && !b.carrier);
+    assert_eq!(a.alarms, 0);
+    assert_eq!(b.alarms, abi::DAHDI_ALARM_RED | abi::DAHDI_ALARM_LOS);
+    drain(&mut w, A1);
+    drain(&mut w, B1);
+
+    // Only the carrier hears the far end.
+    w.far_ring(1, 1, 1).expect("ring");
+    assert_eq!(drain(&mut w, A1), vec![abi::DAHDI_EVENT_RINGOFFHOOK]);
+    assert_eq!(drain(&mut w, B1), Vec::<i32>::new());
+    w.hook(A1, abi::DAHDI_OFFHOOK).expect("answer on A");
+    // B's hook does not reach the trunk.
+    w.hook(B1, abi::DAHDI_ONHOOK).expect("B on hook");
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Answered));
+
+    // A shuts down: the trunk moves to B with the call still up.
+    w.shutdown(0, 1).expect("stop A");
+    assert_eq!(w.call(1, 1, 1), Ok(CallState::Orphaned));
+    assert_eq!(
+        drain(&mut w, B1),
+        vec![abi::DAHDI_EVENT_RINGOFFHOOK, abi::DAHDI_EVENT_NOALARM]
+    );
+    assert_eq!({ w.span_info(1, 1).expect("span").alarms }, 0);
+    w.hook(B1, abi::DAHDI_OFFHOOK).expect("B picks the call up");
+    assert_eq!(w.call(1, 1, 1), Ok(CallState::Answered));
+    w.far_hangup(0, 1, 1).expect("far end hangs up");
+    assert_eq!(drain(&mut w, B1), vec![abi::DAHDI_EVENT_ONHOOK]);
+    assert_eq!(drain(&mut w, A1), vec![abi::DAHDI_EVENT_ALARM]);
+}
+
+#[test]
+fn alarm_sim_loopback_and_injection_raise_and_clear_alarms() {
+    let mut w = world(1, false);
+    w.startup(0, 1).expect("startup");
+    drain(&mut w, A1);
+    let maint = |command| abi::dahdi_maintinfo { spanno: 1, command };
+    w.maint(0, &maint(abi::DAHDI_MAINT_ALARM_SIM))
+        .expect("alarm sim");
+    assert_eq!(
+        w.span_info(0, 1).expect("span").alarms as u32,
+        abi::DAHDI_ALARM_RED | abi::DAHDI_ALARM_LOS
+    );
+    w.maint(0, &maint(abi::DAHDI_MAINT_LOCALLOOP))
+        .expect("loop");
+    assert_ne!(
+        w.span_info(0, 1).expect("span").alarms as u32 & abi::DAHDI_ALARM_LOOPBACK,
+        0
+    );
+    w.maint(0, &maint(abi::DAHDI_MAINT_NONE)).expect("none");
+    assert_eq!({ w.span_info(0, 1).expect("span").alarms }, 0);
+    w.inject_alarms(0, 1, abi::DAHDI_ALARM_YELLOW)
+        .expect("inject");
+    assert_eq!(
+        w.params(A1).expect("params").chan_alarms,
+        abi::DAHDI_ALARM_YELLOW
+    );
+    w.inject_alarms(0, 1, 0).expect("clear");
+    w.cut_trunk(0, 1, true).expect("cut");
+    assert_eq!(
+        w.span_info(0, 1).expect("span").alarms as u32,
+        abi::DAHDI_ALARM_RED | abi::DAHDI_ALARM_LOS
+    );
+    w.cut_trunk(0, 1, false).expect("restore");
+    // ALARM_SIM, LOOPBACK (changed), NONE → NOALARM, YELLOW, clear, cut, restore.
+    assert_eq!(
+        drain(&mut w, A1),
+        vec![
+            abi::DAHDI_EVENT_ALARM,
+            abi::DAHDI_EVENT_ALARM,
+            abi::DAHDI_EVENT_NOALARM,
+            abi::DAHDI_EVENT_ALARM,
+            abi::DAHDI_EVENT_NOALARM,
+            abi::DAHDI_EVENT_ALARM,
+            abi::DAHDI_EVENT_NOALARM,
+        ]
+    );
+}
+
+#[test]
+fn wakers_fire_once_when_an_event_arrives() {
+    let mut w = world(1, false);
+    w.startup(0, 1).expect("startup");
+    drain(&mut w, A1);
+    let fired = Arc::new(AtomicUsize::new(0));
+    let f = fired.clone();
+    let ready = w
+        .poll_events(
+            A1,
+            7,
+            Some(Box::new(move || {
+                f.fetch_add(1, Ordering::SeqCst);
+            })),
+        )
+        .expect("poll");
+    assert!(!ready);
+    w.far_ring(0, 1, 1).expect("ring");
+    w.far_hangup(0, 1, 1).expect("hangup");
+    assert_eq!(fired.load(Ordering::SeqCst), 1);
+    assert!(w.poll_events(A1, 7, None).expect("poll"));
+}
+
+#[test]
+fn unplugged_card_answers_enodev_and_lets_go_of_the_trunk() {
+    let mut w = world(2, true);
+    w.startup(0, 1).expect("start A");
+    w.startup(1, 1).expect("start B");
+    drain(&mut w, B1);
+    w.unplug(0).expect("unplug");
+    assert_eq!(w.span_info(0, 1).err(), Some(Errno::ENODEV));
+    assert_eq!(w.take_event(A1).err(), Some(Errno::ENODEV));
+    assert!(w.report(1).expect("report")[0].carrier);
+    assert_eq!(drain(&mut w, B1), vec![abi::DAHDI_EVENT_NOALARM]);
+}
+
+#[test]
+fn event_queue_is_bounded() {
+    let mut w = world(1, false);
+    for _ in 0..(abi::DAHDI_MAX_EVENTSIZE + 10) {
+        w.hook(A1, abi::DAHDI_WINK).expect("wink");
+    }
+    assert_eq!(w.pending_events(A1), abi::DAHDI_MAX_EVENTSIZE);
+}
