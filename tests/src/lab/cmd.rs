@@ -1,6 +1,9 @@
 //! Running the lab's external commands (`ip`, `ethtool`, `ping`) with errors
-//! that carry the full command line, its exit status and its stderr.
+//! that carry the full command line, its exit status and its stderr, and
+//! the one rule for the long-running children the lab starts (`tandemd`,
+//! SIPp): they die with the thread that started them.
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::LabError;
@@ -53,4 +56,25 @@ pub fn describe(cmd: &Command) -> String {
         s.push_str(&a.to_string_lossy());
     }
     s
+}
+
+/// Makes the child die (SIGKILL) with the thread that started it, so that
+/// a test that panics or is killed leaves no daemon or SIPp behind.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl(2) is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
