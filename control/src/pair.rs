@@ -159,6 +159,18 @@ pub enum FaultKind {
     Other,
 }
 
+/// The local fault to report for what the runtime sees: a link down
+/// outranks a card alarm (the node cannot serve at all), none is `None`.
+pub fn local_fault(link_down: bool, card_alarm: bool) -> Option<FaultKind> {
+    if link_down {
+        Some(FaultKind::InterfaceDown)
+    } else if card_alarm {
+        Some(FaultKind::CardAlarm)
+    } else {
+        None
+    }
+}
+
 /// An input to the state machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {

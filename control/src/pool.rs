@@ -3,11 +3,19 @@
 //! load they report. Silent for the heartbeat deadline: dead (no new
 //! flows); heard again: alive. Inputs carry `now`; outputs are changes for
 //! the runtime to apply to the dataplane. No I/O, no clock of its own.
+//!
+//! Method kinds (quinn-proto style): getters ([`Pool::member`],
+//! [`Pool::members`]), events with their time ([`Pool::heard`],
+//! [`Pool::handle_timeout`]), what it wants next ([`Pool::poll_timeout`]);
+//! and [`effective`], the merge of the pool's verdicts and the SIP probes'
+//! into the services the dataplane schedules on.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap, HashSet},
     time::{Duration, Instant},
 };
+
+use tandem_dataplane::{RealState, ServiceConfig};
 
 /// What the pool knows of one IVR server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +98,35 @@ impl Pool {
     }
 }
 
+/// The services with health applied: a real server whose IVR is dead (its
+/// heartbeat, `ivr_slots` maps IVR node ids to their (service, real)
+/// places) or whose SIP stack does not answer (`sip_down`, from the
+/// OPTIONS probes) is down (no new flows) whatever its configured state.
+pub fn effective(
+    services: &[ServiceConfig],
+    ivr_slots: &HashMap<u32, Vec<(usize, usize)>>,
+    pool: &Pool,
+    sip_down: &HashSet<(usize, usize)>,
+) -> Vec<ServiceConfig> {
+    let mut out = services.to_vec();
+    let mut down = |si: usize, ri: usize| {
+        if let Some(r) = out.get_mut(si).and_then(|s| s.reals.get_mut(ri)) {
+            r.state = RealState::Down;
+        }
+    };
+    for (si, ri) in sip_down {
+        down(*si, *ri);
+    }
+    for (node, places) in ivr_slots {
+        if !pool.member(*node).is_some_and(|m| m.alive) {
+            for (si, ri) in places {
+                down(*si, *ri);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +167,43 @@ mod tests {
         out.clear();
         p.heard(999, t0 + Duration::from_millis(50), (1, 1), &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn effective_takes_dead_and_mute_servers_out() {
+        use tandem_dataplane::{RealConfig, config::Protocol};
+        let real = |k: u8| RealConfig {
+            addr: format!("198.18.0.{}", 21 + k).parse().unwrap(),
+            port: 0,
+            mac: [2, 0, 0, 0, 0, k],
+            weight: 1,
+            state: RealState::Up,
+            ifindex: 0,
+        };
+        let svc = ServiceConfig {
+            vip: "198.18.0.100".parse().unwrap(),
+            port: 5060,
+            proto: Protocol::Udp,
+            scheduler: tandem_dataplane::common::Scheduler::Rr,
+            forward: tandem_dataplane::common::Forward::Dr,
+            flags: 0,
+            mh_size: tandem_dataplane::common::MH_DEFAULT_SIZE,
+            client_ifindex: 0,
+            gateway_mac: [0; 6],
+            reals: (0..3).map(real).collect(),
+        };
+        let services = vec![svc];
+        let t0 = Instant::now();
+        let mut pool = Pool::new([101, 102], Duration::from_millis(30));
+        pool.heard(101, t0, (0, 30), &mut Vec::new());
+        let slots: HashMap<u32, Vec<(usize, usize)>> = [(101, vec![(0, 0)]), (102, vec![(0, 1)])].into();
+        let mute: HashSet<(usize, usize)> = [(0, 2)].into();
+        let eff = effective(&services, &slots, &pool, &mute);
+        let states: Vec<RealState> = eff[0].reals.iter().map(|r| r.state).collect();
+        assert_eq!(states, vec![RealState::Up, RealState::Down, RealState::Down]);
+        // The configured services are not touched, and out-of-range places are ignored.
+        assert_eq!(services[0].reals[1].state, RealState::Up);
+        let stray: HashSet<(usize, usize)> = [(3, 0), (0, 9)].into();
+        assert_eq!(effective(&services, &HashMap::new(), &pool, &stray)[0].reals.len(), 3);
     }
 }

@@ -1,10 +1,16 @@
 //! `tandemd --config tandem.toml`: one director of a hot-standby pair.
 //! Refuses a bad configuration before changing anything; runs until
-//! SIGTERM/SIGINT, then releases the VIPs and detaches XDP.
+//! SIGTERM/SIGINT, then releases the VIPs and detaches XDP. SIGHUP is
+//! logged and ignored (reload does not exist yet).
+//!
+//! Logs go to stderr with timestamps, filtered by `--log-level` or, when
+//! set, `RUST_LOG` (`tandem_control=debug,info`); the timeline (one
+//! `<CLOCK_MONOTONIC ns> <event>` line per event) goes to stdout.
 
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(name = "tandemd", about = "tandem director daemon: XDP dispatch, heartbeats, failover")]
@@ -15,10 +21,25 @@ struct Cli {
     /// Only check the configuration and exit.
     #[arg(long)]
     check: bool,
+    /// Log level (error, warn, info, debug, trace) when RUST_LOG is unset.
+    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: String,
+}
+
+fn init_logging(level: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG={spec}: {e}"))?,
+        _ => EnvFilter::new(level),
+    };
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).with_ansi(false).try_init().map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = init_logging(&cli.log_level) {
+        eprintln!("tandemd: logging: {e}");
+        return ExitCode::from(2);
+    }
     let cfg = match tandem_control::config::Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -33,14 +54,14 @@ fn main() -> ExitCode {
     let mut d = match tandem_control::daemon::Daemon::new(cfg) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("tandemd: {e:#}");
+            tracing::error!("{e:#}");
             return ExitCode::FAILURE;
         }
     };
     match d.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tandemd: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::FAILURE
         }
     }

@@ -1140,3 +1140,12 @@ mod props {
         }
     }
 }
+
+#[test]
+fn local_fault_precedence_link_over_card() {
+    use crate::pair::local_fault;
+    assert_eq!(local_fault(false, false), None);
+    assert_eq!(local_fault(false, true), Some(FaultKind::CardAlarm));
+    assert_eq!(local_fault(true, false), Some(FaultKind::InterfaceDown));
+    assert_eq!(local_fault(true, true), Some(FaultKind::InterfaceDown));
+}

@@ -1,0 +1,229 @@
+//! Health into the deciders and their verdicts into the dataplane: the
+//! kernel's heartbeat records fed once each to the pair state machine
+//! (directors) and the IVR pool (IVRs); local faults (links, cards)
+//! told to the pair; IVR heartbeat health and SIP OPTIONS answers
+//! merged ([`crate::pool::effective`]) into the services the dataplane
+//! schedules on; the SIP probes sent and read.
+//!
+//! Decisions are the pair's, the pool's and the probe set's; this module
+//! moves their inputs and outputs.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Instant,
+};
+
+use anyhow::Result;
+use tandem_dataplane::common::{
+    HbPeer,
+    heartbeat::Kind,
+    node::NodeState,
+};
+
+use super::{Daemon, Event, token::Token};
+use crate::pair::{Event as PairEvent, local_fault};
+
+/// The `Instant` of a CLOCK_MONOTONIC nanosecond timestamp (both are the
+/// same clock on Linux).
+pub(super) fn instant_of(ns: u64) -> Instant {
+    let now_ns = super::mono_ns();
+    let now = Instant::now();
+    now.checked_sub(std::time::Duration::from_nanos(now_ns.saturating_sub(ns))).unwrap_or(now)
+}
+
+impl Daemon {
+    /// Feeds the kernel's heartbeat records that are newer than what the
+    /// state machine has seen.
+    pub(super) fn refresh(&mut self) {
+        for p in self.dp.heartbeat_peers() {
+            self.feed(&p);
+        }
+    }
+
+    pub(super) fn feed(&mut self, p: &HbPeer) {
+        // Each kernel record is fed once: `instant_of` converts the same
+        // stamp to a slightly different Instant on every call, and a stale
+        // record fed again would look like a new heartbeat (a dead IVR
+        // flapped alive for an instant on every refresh).
+        let last = self.seen.entry((p.node_id, p.ifindex)).or_insert(0);
+        if p.last_seen_ns <= *last {
+            return;
+        }
+        if p.kind == Kind::Ivr as u8 {
+            *last = p.last_seen_ns;
+            let mut changes = Vec::new();
+            self.pool.heard(p.node_id, instant_of(p.last_seen_ns), (p.active_channels, p.capacity), &mut changes);
+            self.apply_pool(changes);
+            return;
+        }
+        if p.node_id != self.peer_id {
+            return;
+        }
+        let Some(path) = self.paths.get(&p.ifindex).copied() else {
+            return;
+        };
+        self.seen.insert((p.node_id, p.ifindex), p.last_seen_ns);
+        let Some(state) = NodeState::from_u8(p.state) else {
+            return;
+        };
+        let ev = PairEvent::Heartbeat { path, from: p.node_id, state, epoch: p.epoch, priority: p.priority };
+        self.pair.handle(ev, instant_of(p.last_seen_ns));
+    }
+
+    /// Tells the state machine whether this node has a local fault (a
+    /// service link down, a card alarm), on changes only.
+    pub(super) fn update_fault(&mut self) {
+        // The state machine decides a local fault on what it knows of the
+        // peer: read the kernel's heartbeat records first (an active node
+        // otherwise only re-reads them at its deadlines).
+        self.refresh();
+        let now = Instant::now();
+        match (local_fault(self.link_fault, self.card_fault.is_faulty()), self.pair.local_fault()) {
+            (Some(k), None) => self.pair.handle(PairEvent::LocalFault(k), now),
+            (None, Some(_)) => self.pair.handle(PairEvent::LocalFaultCleared, now),
+            _ => {}
+        }
+    }
+
+    /// IVR records: a returning server pushes no ring event, so the pool
+    /// is also scanned periodically.
+    pub(super) fn on_pool_scan(&mut self) -> Result<()> {
+        self.refresh();
+        let mut changes = Vec::new();
+        self.pool.handle_timeout(Instant::now(), &mut changes);
+        self.apply_pool(changes);
+        if !self.ivr_slots.is_empty() {
+            let scan = Instant::now() + self.cfg.heartbeat.deadline();
+            let at = self.pool.poll_timeout().map_or(scan, |t| t.min(scan));
+            self.ring.arm_timeout(Token::PoolScan, at.max(Instant::now()))?;
+        }
+        Ok(())
+    }
+
+    /// Applies IVR health and load changes to the dataplane.
+    fn apply_pool(&mut self, changes: Vec<crate::pool::Change>) {
+        let mut touched = Vec::new();
+        for c in changes {
+            match c {
+                crate::pool::Change::Health { node_id, alive } => {
+                    self.mark(Event::IvrHealth { node_id, alive });
+                    for (si, _) in self.ivr_slots.get(&node_id).cloned().unwrap_or_default() {
+                        if !touched.contains(&si) {
+                            touched.push(si);
+                        }
+                    }
+                }
+                crate::pool::Change::Load { node_id, active, capacity } => {
+                    for (si, ri) in self.ivr_slots.get(&node_id).cloned().unwrap_or_default() {
+                        let s = &self.services[si];
+                        if s.flags & tandem_dataplane::common::FLAG_REPORTED_LOAD == 0 {
+                            continue;
+                        }
+                        if let Some(img) = self.dp.service(&s.key())
+                            && let Some(slot) = img.slot_of(s.reals[ri].addr, s.reals[ri].port)
+                        {
+                            let id = img.service.id;
+                            let name = s.name();
+                            if let Err(e) = self.dp.set_real_load(id, slot, tandem_dataplane::common::RealLoad { active, capacity }) {
+                                tracing::error!("service {name}: real server slot {slot}: writing its reported load: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !touched.is_empty() {
+            self.push_services(touched);
+        }
+    }
+
+    /// Writes these services, with health applied, to the dataplane.
+    pub(super) fn push_services(&mut self, touched: Vec<usize>) {
+        let eff = crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+        self.svc_cache.clear();
+        for si in touched {
+            if let Err(e) = self.dp.set_service(&eff[si]) {
+                tracing::error!("service {}: {e}", eff[si].name());
+            }
+        }
+    }
+
+    /// Sends the SIP OPTIONS probes that are due, counts the timeouts, and
+    /// re-arms the probe timer.
+    pub(super) fn probe_turn(&mut self) -> Result<()> {
+        if self.probes.is_empty() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let changes = self.probes.expire(now);
+        self.apply_sip(changes);
+        let port = self.probe_sock.as_ref().and_then(|s| s.local_addr().ok()).map_or(0, |a| a.port());
+        for r in self.probes.due(now) {
+            let t = self.probes.targets()[r.target].clone();
+            let msg = crate::sipprobe::options_request(&t, self.probe_src, port, r.seq, self.cfg.node.id);
+            let sent = if t.dr {
+                match self.vips.first() {
+                    Some(v) => {
+                        let mut f = tandem_dataplane::packet::FrameSpec::udp(IpAddr::V4(self.probe_src), port, IpAddr::V4(t.vip), t.vport, msg.as_bytes());
+                        f.dst_mac = t.mac;
+                        f.src_mac = v.mac;
+                        v.garp.send_frame(&f.build()).map_err(|e| e.to_string())
+                    }
+                    None => Err("no VIP interface".into()),
+                }
+            } else {
+                let dst = SocketAddr::new(IpAddr::V4(t.addr), if t.port == 0 { t.vport } else { t.port });
+                match &self.probe_sock {
+                    Some(s) => s.send_to(msg.as_bytes(), dst).map(|_| ()).map_err(|e| e.to_string()),
+                    None => Err("no probe socket".into()),
+                }
+            };
+            if let Err(e) = sent {
+                // Counted as unanswered by the probe set; not an error of
+                // the daemon's.
+                tracing::debug!("SIP probe to {}: {e}", t.addr);
+            }
+        }
+        let at = self.probes.poll_timeout();
+        self.ring.rearm_if_moved(Token::SipTimer, at, &mut self.probe_timer_at)?;
+        Ok(())
+    }
+
+    /// Reads the answers to the SIP probes.
+    pub(super) fn probe_replies(&mut self) {
+        let mut buf = [0u8; 4096];
+        let mut changes = Vec::new();
+        if let Some(sock) = &self.probe_sock {
+            for _ in 0..1024 {
+                match sock.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        if let Some((seq, status)) = crate::sipprobe::parse_response(&buf[..n], self.cfg.node.id) {
+                            changes.extend(self.probes.reply(seq, status));
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        self.apply_sip(changes);
+    }
+
+    fn apply_sip(&mut self, changes: Vec<crate::sipprobe::Change>) {
+        let mut touched = Vec::new();
+        for c in changes {
+            let real = self.cfg.services[c.service].reals[c.real].address;
+            if c.up {
+                self.sip_down.remove(&(c.service, c.real));
+            } else {
+                self.sip_down.insert((c.service, c.real));
+            }
+            self.mark(Event::SipOptions { real, answered: c.up });
+            if !touched.contains(&c.service) {
+                touched.push(c.service);
+            }
+        }
+        if !touched.is_empty() {
+            self.push_services(touched);
+        }
+    }
+}

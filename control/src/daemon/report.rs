@@ -1,0 +1,273 @@
+//! What the daemon reports: `tandemctl status/services/reals/sync/stats/
+//! cards`, the admin socket's answers (switchover and maintenance go to
+//! the pair state machine), the timeline's events, and the Prometheus
+//! metrics. Everything is read from the subsystems and the kernel's
+//! counters at the moment of the request; nothing here walks the
+//! connection table (that would hold the loop for as long as a
+//! million-entry walk takes).
+
+use std::time::Instant;
+
+use tandem_dataplane::common::node::NodeState;
+
+use super::{Daemon, synced::ip_of};
+use crate::{admin, pair::Event as PairEvent};
+
+impl Daemon {
+    pub(super) fn sync_status(&self) -> admin::SyncReply {
+        let Some(sy) = &self.sync else {
+            return admin::SyncReply::default();
+        };
+        let s = sy.status();
+        admin::SyncReply {
+            enabled: true,
+            role: s.role.into(),
+            state: s.state,
+            peer: s.peer.map(|p| p.to_string()),
+            flows: s.flows as u64,
+            calls: s.calls as u64,
+            channels: s.channels as u64,
+            last_seq: s.last_seq,
+            acked: s.acked,
+            queue: s.queue as u64,
+            out_of_date: s.out_of_date,
+            records: s.records,
+            applied: s.applied,
+            kernel_errors: s.kernel_errors,
+            snapshots: s.snapshots,
+            resumes: s.resumes,
+            overflows: s.overflows,
+            bad_frames: s.bad_frames,
+            connections: s.connections,
+            bytes_sent: s.bytes_sent,
+            bytes_received: s.bytes_received,
+            lag_samples: s.lag_samples as u64,
+            lag_p50_us: s.lag_p50_us,
+            lag_p99_us: s.lag_p99_us,
+            lag_max_us: s.lag_max_us,
+        }
+    }
+
+    pub(super) fn status(&self) -> admin::StatusReply {
+        let now = Instant::now();
+        let deadline = self.cfg.heartbeat.deadline();
+        let peer = self.pair.peer();
+        admin::StatusReply {
+            node_id: self.cfg.node.id,
+            node_name: self.cfg.node.name.clone(),
+            state: self.pair.state().name().to_string(),
+            epoch: self.pair.epoch(),
+            priority: self.pair.priority(),
+            preempt: self.cfg.node.preempt,
+            maintenance: self.pair.state() == NodeState::Maintenance,
+            state_ms: self.state_since.elapsed().as_millis() as u64,
+            peer: peer.as_ref().map(|p| admin::PeerStatus {
+                node_id: self.peer_id,
+                state: if p.alive(now, deadline) { p.state.name().to_string() } else { "lost".into() },
+                epoch: p.epoch,
+                priority: p.priority,
+            }),
+            paths: self
+                .cfg
+                .heartbeat
+                .paths
+                .iter()
+                .enumerate()
+                .map(|(i, path)| admin::PathStatus {
+                    name: path.name.clone(),
+                    interface: path.interface.clone(),
+                    up: peer.as_ref().is_some_and(|p| p.heard_on(i as u8, now, deadline)),
+                    last_heard_ms: peer
+                        .as_ref()
+                        .and_then(|p| p.paths.get(i).and_then(|pp| pp.last_seen))
+                        .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                })
+                .collect(),
+            vips: self
+                .vips
+                .iter()
+                .zip(&self.cfg.vips)
+                .map(|(v, c)| admin::VipStatus {
+                    address: v.addr,
+                    interface: c.interface.clone(),
+                    owned: self.pair.state() == NodeState::Active,
+                })
+                .collect(),
+            witness: self.cfg.witness.as_ref().map(|w| admin::WitnessStatus { address: w.address, reachable: self.witness_ok }),
+        }
+    }
+
+    pub(super) fn services(&self) -> (Vec<admin::ServiceStatus>, Vec<admin::RealStatus>) {
+        let mut services = Vec::new();
+        let mut all_reals = Vec::new();
+        // Active connections as the kernel counts them per real server
+        // (IPVS's ActiveConn): one lookup each. Walking the connection
+        // table here would hold the loop (and its heartbeats) for as long
+        // as a million-entry walk takes.
+        for img in self.dp.services() {
+            let c = self.dp.service_counters(img.service.id).unwrap_or_default();
+            let proto = if img.key.proto == tandem_dataplane::common::PROTO_TCP { "tcp" } else { "udp" };
+            let vip = ip_of(&img.key.addr);
+            let name = format!("{proto}/{vip}:{}", img.key.port);
+            let sched = tandem_dataplane::common::Scheduler::from_u8(img.service.scheduler).map_or("?", |s| s.name());
+            let mut reals = Vec::new();
+            for (slot, id) in img.slot_ids.iter().enumerate() {
+                let Some((addr, port)) = id else { continue };
+                let r = &img.reals[slot];
+                let rc = self.dp.real_counters(img.service.id, slot as u32).unwrap_or_default();
+                let n = self.dp.active_conns(img.service.id, slot as u32).unwrap_or(0);
+                let ivr = self.ivr_of(img.service.id, slot as u32);
+                reals.push(admin::RealStatus {
+                    service: name.clone(),
+                    address: *addr,
+                    port: *port,
+                    weight: r.weight,
+                    state: match r.state {
+                        0 => "up",
+                        1 => "draining",
+                        _ => "down",
+                    }
+                    .into(),
+                    health: match ivr {
+                        Some(m) => if m.alive { "alive" } else { "dead" }.into(),
+                        None => "unknown".into(),
+                    },
+                    flows: n,
+                    channels: ivr.map(|m| m.load.0),
+                    capacity: ivr.map(|m| m.load.1),
+                    packets: rc.packets,
+                    bytes: rc.bytes,
+                    new_flows: rc.new_flows,
+                });
+            }
+            all_reals.extend(reals.iter().cloned());
+            services.push(admin::ServiceStatus {
+                vip,
+                port: img.key.port,
+                protocol: proto.into(),
+                scheduler: sched.into(),
+                forward: if img.service.forward == 1 { "nat".into() } else { "dr".into() },
+                flags: Vec::new(),
+                packets: c.packets,
+                bytes: c.bytes,
+                reals,
+            });
+        }
+        (services, all_reals)
+    }
+
+    /// The pool member serving as real server `slot` of service `id`.
+    fn ivr_of(&self, id: u32, slot: u32) -> Option<crate::pool::Member> {
+        for (node, places) in &self.ivr_slots {
+            for (si, ri) in places {
+                let s = &self.services[*si];
+                if let Some(img) = self.dp.service(&s.key())
+                    && img.service.id == id
+                    && img.slot_of(s.reals[*ri].addr, s.reals[*ri].port) == Some(slot)
+                {
+                    return self.pool.member(*node).copied();
+                }
+            }
+        }
+        None
+    }
+
+    pub(super) fn answer(&mut self, req: Result<admin::Request, admin::AdminError>) -> admin::Response {
+        // Bring the state machine up to date with the kernel's records first.
+        self.refresh();
+        let now = Instant::now();
+        match req {
+            Err(e) => admin::Response::Error { message: e.to_string() },
+            Ok(admin::Request::Status) => admin::Response::Status(self.status()),
+            Ok(admin::Request::Services) => admin::Response::Services { services: self.services().0 },
+            Ok(admin::Request::Reals) => admin::Response::Reals { reals: self.services().1 },
+            Ok(admin::Request::Switchover) => match self.pair.can_switchover(now) {
+                Err(e) => admin::Response::Error { message: format!("switchover refused: {e}") },
+                Ok(()) => {
+                    self.pair.handle(PairEvent::AdminSwitchover, now);
+                    let r = self.apply_actions();
+                    match r {
+                        Ok(()) => admin::Response::Done { message: format!("switched over: now {}", self.pair.state().name()) },
+                        Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                    }
+                }
+            },
+            Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
+            Ok(admin::Request::Metrics) => admin::Response::Metrics { text: self.metrics_text() },
+            Ok(admin::Request::Stats) => match self.dp.reasons() {
+                Ok(v) => admin::Response::Stats {
+                    reasons: v.into_iter().map(|(r, n)| admin::ReasonCount { reason: r.name().into(), packets: n }).collect(),
+                },
+                Err(e) => admin::Response::Error { message: format!("reading the reason counters: {e}") },
+            },
+            Ok(admin::Request::Cards) => admin::Response::Cards { spans: self.cards.iter().flat_map(|c| c.cards_status()).collect() },
+            Ok(admin::Request::Maintenance { on }) => {
+                self.pair.handle(PairEvent::AdminMaintenance(on), now);
+                match self.apply_actions() {
+                    Ok(()) => admin::Response::Done { message: format!("maintenance {}: now {}", if on { "on" } else { "off" }, self.pair.state().name()) },
+                    Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                }
+            }
+        }
+    }
+
+    /// Every metric, as Prometheus text.
+    pub(super) fn metrics_text(&mut self) -> String {
+        use crate::metrics::{Exposition, labels};
+        self.refresh();
+        let mut e = Exposition::new();
+        let state = self.pair.state();
+        for st in [NodeState::Init, NodeState::Standby, NodeState::Takeover, NodeState::Active, NodeState::Fault, NodeState::Maintenance] {
+            e.gauge("node_state", "1 for this node's pair state, 0 for the others", labels([("state", st.name().into())]), f64::from(u8::from(st == state)));
+        }
+        e.gauge("node_epoch", "The pair epoch (term) this node is in", Vec::new(), self.pair.epoch() as f64);
+        let now = Instant::now();
+        let alive = self.pair.peer().is_some_and(|p| p.alive(now, self.cfg.heartbeat.deadline()));
+        e.gauge("peer_alive", "1 while the peer is heard on some heartbeat path", Vec::new(), f64::from(u8::from(alive)));
+        if self.cfg.witness.is_some() {
+            e.gauge("witness_reachable", "1 if the witness answered the last probe", Vec::new(), f64::from(u8::from(self.witness_ok)));
+        }
+        e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "link".into())]), f64::from(u8::from(self.link_fault)));
+        e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "card".into())]), f64::from(u8::from(self.card_fault.is_faulty())));
+        if let Ok(reasons) = self.dp.reasons() {
+            for (r, n) in reasons {
+                e.counter("dispatch_packets", "Packets the XDP program handled, by reason", labels([("reason", r.name().into())]), n);
+            }
+        }
+        for s in self.services().0 {
+            let svc = format!("{}/{}:{}", s.protocol, s.vip, s.port);
+            e.counter("service_packets", "Packets dispatched to a virtual service", labels([("service", svc.clone())]), s.packets);
+            e.counter("service_bytes", "Bytes dispatched to a virtual service", labels([("service", svc.clone())]), s.bytes);
+            for r in s.reals {
+                let real = format!("{}:{}", r.address, if r.port == 0 { s.port } else { r.port });
+                let l = || labels([("service", svc.clone()), ("real", real.clone())]);
+                e.counter("real_packets", "Packets forwarded to a real server", l(), r.packets);
+                e.counter("real_bytes", "Bytes forwarded to a real server", l(), r.bytes);
+                e.gauge("real_flows", "Connection-table entries to a real server", l(), r.flows as f64);
+                e.gauge("real_up", "1 if the real server takes new flows (state and health)", l(), f64::from(u8::from(r.state == "up" && r.health != "dead")));
+                if let Some(c) = r.channels {
+                    e.gauge("real_channels", "Busy channels the IVR reports", l(), f64::from(c));
+                }
+            }
+        }
+        if self.sync.is_some() {
+            let s = self.sync_status();
+            e.gauge("sync_publishing", "1 on the node that publishes (the active)", Vec::new(), f64::from(u8::from(s.role == "publisher")));
+            e.gauge("sync_in_sync", "1 on a standby that holds the active's state", Vec::new(), f64::from(u8::from(s.state == "in sync")));
+            e.gauge("sync_last_seq", "Last change recorded (publisher) or applied (subscriber)", Vec::new(), s.last_seq as f64);
+            e.gauge("sync_acked_seq", "Last change the standby acknowledged", Vec::new(), s.acked as f64);
+            e.gauge("sync_queue", "Changes kept for the standby", Vec::new(), s.queue as f64);
+            e.gauge("sync_records", "Synced records this node holds", labels([("table", "flows".into())]), s.flows as f64);
+            e.gauge("sync_records", "Synced records this node holds", labels([("table", "calls".into())]), s.calls as f64);
+            e.counter("sync_bytes_sent", "Sync bytes sent", Vec::new(), s.bytes_sent);
+            e.counter("sync_snapshots", "Snapshots sent or received", Vec::new(), s.snapshots);
+            e.counter("sync_overflows", "Times the standby fell out of the window", Vec::new(), s.overflows);
+            e.counter("sync_bad_frames", "Frames that failed to parse or authenticate", Vec::new(), s.bad_frames);
+            e.counter("sync_kernel_refused", "Synced records this node's kernel could not take", Vec::new(), s.kernel_errors);
+            for (q, v) in [("0.5", s.lag_p50_us), ("0.99", s.lag_p99_us), ("1", s.lag_max_us)] {
+                e.gauge("sync_lag_seconds", "Record to acknowledgement, over the recent changes", labels([("quantile", q.into())]), v as f64 / 1e6);
+            }
+        }
+        e.encode()
+    }
+}

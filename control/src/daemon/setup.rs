@@ -1,0 +1,257 @@
+//! `tandemd`'s start-up: every check that can fail runs first, then the
+//! node is set up (XDP loaded and attached, sysctls written, stale VIPs
+//! removed, spans shut down), so that a configuration the daemon refuses
+//! changes nothing on the host. A sysctl that cannot be written is an
+//! error naming its key.
+//!
+//! It runs once, before the loop; it may block (RTNL, files).
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+use tandem_dataplane::{
+    Dataplane, LoadOptions,
+    common::heartbeat::{Key, Kind},
+};
+
+use super::{Daemon, OwnedVip, clients::Clients, timeline::Timeline, token::Ring};
+use crate::{
+    config::Config,
+    hbsend::{PathSpec, Sender},
+    pair::{Pair, PairConfig},
+    uring::Signals,
+    vip::{AddressSocket, GarpSender, Interface},
+    witness::Witness,
+};
+
+/// Writes `value` to the sysctl `key` (`net.ipv4.conf.eth0.arp_ignore`).
+pub(super) fn sysctl(key: &str, value: &str) -> Result<()> {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::write(&path, value).with_context(|| format!("writing sysctl {key} = {value} ({path})"))
+}
+
+/// The SIP OPTIONS probe targets of the configuration.
+fn probe_targets(cfg: &Config) -> Vec<crate::sipprobe::Target> {
+    let mut targets = Vec::new();
+    for (si, s) in cfg.services.iter().enumerate() {
+        let (Some(pc), IpAddr::V4(vip)) = (s.sip_options, s.vip) else { continue };
+        for (ri, r) in s.reals.iter().enumerate() {
+            let IpAddr::V4(addr) = r.address else { continue };
+            targets.push(crate::sipprobe::Target {
+                service: si,
+                real: ri,
+                vip,
+                vport: s.port,
+                addr,
+                port: r.port,
+                mac: r.mac,
+                dr: s.forward == tandem_dataplane::common::Forward::Dr,
+                cfg: pc,
+            });
+        }
+    }
+    targets
+}
+
+impl Daemon {
+    /// Checks everything, then sets the node up: loads and attaches XDP,
+    /// configures services and heartbeats, opens the sockets. Nothing on
+    /// the host is changed if the configuration is refused.
+    pub fn new(cfg: Config) -> Result<Daemon> {
+        // 1. Checks and lookups: nothing changes yet.
+        let ifindex = |n: &str| crate::config::ifindex(n);
+        let services = cfg.dataplane_services(ifindex).context("services")?;
+        let peer_id = cfg.node.peer_id;
+        // IVR servers that send heartbeats: (service, real) by node id.
+        let mut ivr_slots: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
+        for (si, s) in cfg.services.iter().enumerate() {
+            for (ri, r) in s.reals.iter().enumerate() {
+                if let Some(n) = r.node_id {
+                    ivr_slots.entry(n).or_default().push((si, ri));
+                }
+            }
+        }
+        let mut paths = HashMap::new();
+        let mut specs = Vec::new();
+        for (i, p) in cfg.heartbeat.paths.iter().enumerate() {
+            let idx = ifindex(&p.interface).with_context(|| format!("heartbeat path {}: no interface {}", p.name, p.interface))?;
+            paths.insert(idx, i as u8);
+            specs.push(PathSpec {
+                index: i as u8,
+                local: SocketAddr::new(IpAddr::V4(p.local), 0),
+                peer: SocketAddr::new(IpAddr::V4(p.peer), cfg.heartbeat.port),
+            });
+        }
+        // SIP OPTIONS probes leave from the director's address on the
+        // service network (the heartbeat path on the VIP's interface).
+        let targets = probe_targets(&cfg);
+        let probe_src = cfg
+            .vips
+            .first()
+            .and_then(|v| cfg.heartbeat.paths.iter().find(|p| p.interface == v.interface))
+            .map_or(Ipv4Addr::UNSPECIFIED, |p| p.local);
+        if targets.iter().any(|t| t.dr) && (probe_src.is_unspecified() || cfg.vips.is_empty()) {
+            bail!("sip_options on a DR service needs a VIP and a heartbeat path on its interface (the probes' source address)");
+        }
+        let mut vip_ifaces = Vec::new();
+        for v in &cfg.vips {
+            vip_ifaces.push(Interface::by_name(&v.interface).with_context(|| format!("vip {}", v.address))?);
+        }
+        let mut watched = Vec::new();
+        for v in &cfg.vips {
+            if let Some(i) = ifindex(&v.interface)
+                && !watched.iter().any(|(n, _): &(String, u32)| *n == v.interface)
+            {
+                watched.push((v.interface.clone(), i));
+            }
+        }
+        let lo = Interface::by_name("lo")?;
+
+        // 2. Descriptors, sockets and devices: opened, not yet changed.
+        let key = Key::from_bytes(&cfg.heartbeat.key);
+        let sender = Sender::new(key.clone(), cfg.node.id, Kind::Director, &specs).context("heartbeat sockets")?;
+        let mut vips = Vec::new();
+        for (v, iface) in cfg.vips.iter().zip(&vip_ifaces) {
+            let garp = GarpSender::open(iface, v.address).with_context(|| format!("vip {}: GARP socket", v.address))?;
+            let mac = garp.mac();
+            vips.push(OwnedVip { addr: v.address, garp, mac, garp_count: v.garp_count, garp_interval: v.garp_interval });
+        }
+        let addrs = AddressSocket::open()?;
+        let witness = match &cfg.witness {
+            Some(w) => Some(Witness::new(w.address).with_context(|| format!("witness {}", w.address))?),
+            None => None,
+        };
+        let links = crate::link::LinkMonitor::new(&watched).context("link monitor")?;
+        let mut cards = Vec::new();
+        for c in &cfg.cards {
+            cards.push(crate::cards::CardManager::open(c).with_context(|| format!("card {}", c.root.display()))?);
+        }
+        let probe_sock = if targets.is_empty() {
+            None
+        } else {
+            let sock = std::net::UdpSocket::bind((probe_src, 0)).with_context(|| format!("SIP probe socket on {probe_src}"))?;
+            sock.set_nonblocking(true)?;
+            Some(sock)
+        };
+        let sync = match &cfg.sync {
+            Some(sc) => Some(crate::syncrt::SyncRuntime::new(
+                cfg.node.id,
+                key.clone(),
+                &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
+                &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
+            )?),
+            None => None,
+        };
+        let clients = Clients::bind(&cfg.admin)?;
+        let ring = Ring::new(256)?;
+        let signals = Signals::new(&[
+            nix::sys::signal::Signal::SIGTERM,
+            nix::sys::signal::Signal::SIGINT,
+            nix::sys::signal::Signal::SIGHUP,
+        ])
+        .context("signalfd")?;
+        let addr_worker = crate::addrworker::AddressWorker::start().context("VIP address worker")?;
+
+        // 3. The dataplane, in this process: freed if anything below fails
+        // before the attach.
+        let pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
+        let mut dp = Dataplane::load(LoadOptions { flow_entries: cfg.dataplane.flow_entries, nat_entries: cfg.dataplane.flow_entries })
+            .context("loading the XDP object")?;
+        for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default()) {
+            dp.set_service(s).with_context(|| format!("service {}", s.name()))?;
+        }
+        dp.set_heartbeat(&key, cfg.heartbeat.port)?;
+        dp.add_heartbeat_node(peer_id, Kind::Director)?;
+        for n in ivr_slots.keys() {
+            dp.add_heartbeat_node(*n, Kind::Ivr)?;
+        }
+        let events = dp.take_heartbeat_events().context("heartbeat ring buffer")?;
+        let (flow_events, call_events) = if sync.is_some() {
+            dp.set_flow_events(true).context("turning flow events on")?;
+            (Some(dp.take_flow_events().context("flow ring buffer")?), dp.take_call_events())
+        } else {
+            (None, None)
+        };
+
+        // 4. Changes to the host.
+        let mut d = Daemon::assemble(super::Parts {
+            dp,
+            pair: Pair::new(
+                PairConfig {
+                    node_id: cfg.node.id,
+                    priority: cfg.node.priority,
+                    preempt: cfg.node.preempt,
+                    interval: cfg.heartbeat.interval,
+                    multiplier: cfg.heartbeat.multiplier,
+                    paths: cfg.heartbeat.paths.len() as u8,
+                    witness: witness.is_some(),
+                    init_hold: cfg.heartbeat.deadline() * 2,
+                },
+                Instant::now(),
+            ),
+            sender,
+            events,
+            ring,
+            signals,
+            timeline: Timeline::new(true),
+            witness,
+            addrs,
+            addr_worker,
+            lo,
+            vips,
+            paths,
+            peer_id,
+            links,
+            services,
+            ivr_slots,
+            pool,
+            cards,
+            sync,
+            flow_events,
+            call_events,
+            probes: crate::sipprobe::ProbeSet::new(targets, Instant::now()),
+            probe_sock,
+            probe_src,
+            clients,
+            cfg,
+        });
+        d.change_host()?;
+        Ok(d)
+    }
+
+    /// The host changes start-up makes, after every check passed: XDP
+    /// attached, ARP sysctls for the VIP interfaces, stale VIPs off `lo`,
+    /// spans shut down and readied.
+    fn change_host(&mut self) -> Result<()> {
+        let mode = self.cfg.dataplane.xdp_mode;
+        for iface in &self.cfg.dataplane.interfaces {
+            self.dp.attach(iface, mode).with_context(|| format!("attaching XDP to {iface}"))?;
+        }
+        let dr_probes = self.probes.targets().iter().any(|t| t.dr);
+        for v in &self.cfg.vips {
+            // Only XDP answers ARP for the VIP (see the module doc).
+            sysctl(&format!("net.ipv4.conf.{}.arp_ignore", v.interface), "1")?;
+            sysctl(&format!("net.ipv4.conf.{}.arp_announce", v.interface), "2")?;
+        }
+        if dr_probes && let Some(v) = self.cfg.vips.first() {
+            // A DR server answers the probe from the VIP, which the active
+            // node has on lo: without accept_local the kernel drops the
+            // answer as a martian (a packet from one of its own addresses).
+            sysctl(&format!("net.ipv4.conf.{}.accept_local", v.interface), "1")?;
+        }
+        // A previous daemon killed while active may have left the VIPs on lo.
+        for v in &self.vips {
+            self.addrs.remove(&self.lo, v.addr).with_context(|| format!("removing a stale VIP {} from lo", v.addr))?;
+        }
+        for (c, m) in self.cfg.cards.iter().zip(self.cards.iter_mut()) {
+            // Spans start shut down: only the active node drives them.
+            m.shutdown_spans().with_context(|| format!("card {}: shutting spans down", c.root.display()))?;
+            m.arm().with_context(|| format!("card {}: arming", c.root.display()))?;
+        }
+        Ok(())
+    }
+}
