@@ -1,0 +1,214 @@
+//! What the program counts: packets and bytes per service and real
+//! server (`SERVICE_STATS`, `REAL_STATS`) and packets per [`Reason`]
+//! (`REASONS`).
+
+/// Per-service and per-real-server counters (per CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub new_flows: u64,
+    pub _pad: u64,
+}
+
+/// Why a packet took the path it took: indices of the per-CPU `REASONS`
+/// array. `PASS` reasons hand the frame to the stack untouched.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// PASS: not IPv4/IPv6/ARP.
+    NotIp = 0,
+    /// PASS: ARP (not for an owned VIP).
+    Arp = 1,
+    /// PASS: shorter than an Ethernet header.
+    TruncatedEth = 2,
+    /// PASS: 802.1Q tag cut short.
+    TruncatedVlan = 3,
+    /// PASS: a second VLAN tag (QinQ is not dispatched).
+    DoubleVlan = 4,
+    /// PASS: IPv4 header cut short.
+    TruncatedIpv4 = 5,
+    /// PASS: IPv4 version or IHL invalid (IHL < 5).
+    BadIpv4Header = 6,
+    /// PASS: IPv4 total length smaller than the header or larger than the frame.
+    BadIpv4Length = 7,
+    /// PASS: an IPv4 fragment (MF set or offset non-zero).
+    Ipv4Fragment = 8,
+    /// PASS: IPv6 header cut short.
+    TruncatedIpv6 = 9,
+    /// PASS: IPv6 payload length larger than the frame.
+    BadIpv6Length = 10,
+    /// PASS: IPv6 extension header (not dispatched).
+    Ipv6ExtHeader = 11,
+    /// PASS: IPv6 fragment header.
+    Ipv6Fragment = 12,
+    /// PASS: neither UDP nor TCP.
+    NotUdpTcp = 13,
+    /// PASS: UDP or TCP header cut short.
+    TruncatedL4 = 14,
+    /// PASS: UDP length field < 8 (zero-length UDP included) or beyond the IP payload.
+    BadUdpLength = 15,
+    /// PASS: TCP data offset < 5 or beyond the IP payload.
+    BadTcpHeader = 16,
+    /// PASS: not addressed to a virtual service and not a NAT reply.
+    NotService = 17,
+    /// DROP: a virtual service with no real server available for a new flow.
+    NoReal = 18,
+    /// PASS: a TCP segment without SYN for which there is no flow.
+    TcpNoFlow = 19,
+    /// TX/REDIRECT: forwarded by direct routing.
+    ForwardDr = 20,
+    /// TX/REDIRECT: forwarded with NAT.
+    ForwardNat = 21,
+    /// TX/REDIRECT: NAT reply rewritten back to the VIP.
+    ReverseNat = 22,
+    /// A flow found idle past its timeout and scheduled anew.
+    FlowExpired = 23,
+    /// A flow to a down real server dropped and scheduled anew (`FLAG_EXPIRE_NODEST`).
+    NodestExpired = 24,
+    /// DROP: redirect to an interface missing from the devmap.
+    RedirectFailed = 25,
+    /// PASS: the service's configuration is inconsistent (bad id, scheduler, table).
+    BadServiceConfig = 26,
+    /// The connection table refused an insert: the packet is still
+    /// forwarded, but its flow is not remembered.
+    FlowInsertFailed = 27,
+    /// PASS: IPv6 version field is not 6.
+    BadIpv6Header = 28,
+    /// DROP: a verified heartbeat, recorded.
+    HbAccepted = 29,
+    /// DROP: a heartbeat-port datagram that is not exactly one heartbeat long.
+    HbBadLength = 30,
+    /// DROP: heartbeat magic or version wrong.
+    HbBadMagic = 31,
+    /// DROP: heartbeat MAC wrong (forged, corrupted, other key).
+    HbBadMac = 32,
+    /// DROP: heartbeat sequence not above the last one seen on that path (replay).
+    HbReplay = 33,
+    /// DROP: heartbeat from a node id that is not configured.
+    HbUnknownSender = 34,
+    /// DROP: heartbeat with an unknown kind or state.
+    HbBadField = 35,
+    /// TX: an ARP request for an owned VIP, answered in XDP.
+    ArpReply = 36,
+    /// A SIP Call-ID with no live `CALLS` entry: scheduled and recorded
+    /// (the forward is counted as well).
+    SipCallIdNew = 37,
+    /// A SIP Call-ID found in `CALLS`: sent to its real server.
+    SipCallIdHit = 38,
+    /// A datagram to a SIP-persistence service (or a data segment of one
+    /// of its TCP connections) without a usable Call-ID in the scan
+    /// window (not SIP, keepalive, no or empty or cut-off Call-ID): it
+    /// takes the connection-table path.
+    SipNoCallId = 39,
+    /// A `CALLS` entry found idle past `call_timeout_ns`, or whose real
+    /// server is down with `FLAG_EXPIRE_NODEST` (or gone): replaced by a
+    /// fresh schedule.
+    SipCallIdExpired = 40,
+    /// TCP: a Call-ID in a data segment was recorded for the UDP service
+    /// on the same VIP and port.
+    SipCallIdLearned = 41,
+    /// TCP: a Call-ID in a data segment could not be recorded: no UDP
+    /// service with `FLAG_SIP_PERSIST` on the same VIP and port, or the
+    /// connection's real server is not one of its real servers.
+    SipLearnNoTarget = 42,
+}
+
+pub const REASON_COUNT: u32 = 43;
+
+impl Reason {
+    pub const ALL: [Reason; REASON_COUNT as usize] = [
+        Reason::NotIp,
+        Reason::Arp,
+        Reason::TruncatedEth,
+        Reason::TruncatedVlan,
+        Reason::DoubleVlan,
+        Reason::TruncatedIpv4,
+        Reason::BadIpv4Header,
+        Reason::BadIpv4Length,
+        Reason::Ipv4Fragment,
+        Reason::TruncatedIpv6,
+        Reason::BadIpv6Length,
+        Reason::Ipv6ExtHeader,
+        Reason::Ipv6Fragment,
+        Reason::NotUdpTcp,
+        Reason::TruncatedL4,
+        Reason::BadUdpLength,
+        Reason::BadTcpHeader,
+        Reason::NotService,
+        Reason::NoReal,
+        Reason::TcpNoFlow,
+        Reason::ForwardDr,
+        Reason::ForwardNat,
+        Reason::ReverseNat,
+        Reason::FlowExpired,
+        Reason::NodestExpired,
+        Reason::RedirectFailed,
+        Reason::BadServiceConfig,
+        Reason::FlowInsertFailed,
+        Reason::BadIpv6Header,
+        Reason::HbAccepted,
+        Reason::HbBadLength,
+        Reason::HbBadMagic,
+        Reason::HbBadMac,
+        Reason::HbReplay,
+        Reason::HbUnknownSender,
+        Reason::HbBadField,
+        Reason::ArpReply,
+        Reason::SipCallIdNew,
+        Reason::SipCallIdHit,
+        Reason::SipNoCallId,
+        Reason::SipCallIdExpired,
+        Reason::SipCallIdLearned,
+        Reason::SipLearnNoTarget,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::NotIp => "not_ip",
+            Reason::Arp => "arp",
+            Reason::TruncatedEth => "truncated_eth",
+            Reason::TruncatedVlan => "truncated_vlan",
+            Reason::DoubleVlan => "double_vlan",
+            Reason::TruncatedIpv4 => "truncated_ipv4",
+            Reason::BadIpv4Header => "bad_ipv4_header",
+            Reason::BadIpv4Length => "bad_ipv4_length",
+            Reason::Ipv4Fragment => "ipv4_fragment",
+            Reason::TruncatedIpv6 => "truncated_ipv6",
+            Reason::BadIpv6Length => "bad_ipv6_length",
+            Reason::Ipv6ExtHeader => "ipv6_ext_header",
+            Reason::Ipv6Fragment => "ipv6_fragment",
+            Reason::NotUdpTcp => "not_udp_tcp",
+            Reason::TruncatedL4 => "truncated_l4",
+            Reason::BadUdpLength => "bad_udp_length",
+            Reason::BadTcpHeader => "bad_tcp_header",
+            Reason::NotService => "not_service",
+            Reason::NoReal => "no_real",
+            Reason::TcpNoFlow => "tcp_no_flow",
+            Reason::ForwardDr => "forward_dr",
+            Reason::ForwardNat => "forward_nat",
+            Reason::ReverseNat => "reverse_nat",
+            Reason::FlowExpired => "flow_expired",
+            Reason::NodestExpired => "nodest_expired",
+            Reason::RedirectFailed => "redirect_failed",
+            Reason::BadServiceConfig => "bad_service_config",
+            Reason::FlowInsertFailed => "flow_insert_failed",
+            Reason::BadIpv6Header => "bad_ipv6_header",
+            Reason::HbAccepted => "hb_accepted",
+            Reason::HbBadLength => "hb_bad_length",
+            Reason::HbBadMagic => "hb_bad_magic",
+            Reason::HbBadMac => "hb_bad_mac",
+            Reason::HbReplay => "hb_replay",
+            Reason::HbUnknownSender => "hb_unknown_sender",
+            Reason::HbBadField => "hb_bad_field",
+            Reason::ArpReply => "arp_reply",
+            Reason::SipCallIdNew => "sip_callid_new",
+            Reason::SipCallIdHit => "sip_callid_hit",
+            Reason::SipNoCallId => "sip_no_callid",
+            Reason::SipCallIdExpired => "sip_callid_expired",
+            Reason::SipCallIdLearned => "sip_callid_learned",
+            Reason::SipLearnNoTarget => "sip_learn_no_target",
+        }
+    }
+}

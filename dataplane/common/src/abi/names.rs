@@ -1,0 +1,59 @@
+//! The names of the maps and programs in the object file.
+
+/// Map names in the object file, for the host's typed accessors.
+pub mod maps {
+    pub const SERVICES: &str = "SERVICES";
+    pub const SERVICE_CONF: &str = "SERVICE_CONF";
+    pub const REALS: &str = "REALS";
+    pub const REAL_ACTIVE: &str = "REAL_ACTIVE";
+    pub const REAL_LOAD: &str = "REAL_LOAD";
+    pub const SCHED_STATE: &str = "SCHED_STATE";
+    pub const WRR_SEQ: &str = "WRR_SEQ";
+    pub const SHDH_TABLE: &str = "SHDH_TABLE";
+    pub const MH_TABLE: &str = "MH_TABLE";
+    pub const FLOWS: &str = "FLOWS";
+    pub const NAT_REVERSE: &str = "NAT_REVERSE";
+    pub const SETTINGS: &str = "SETTINGS";
+    pub const IFACES: &str = "IFACES";
+    pub const TX_PORTS: &str = "TX_PORTS";
+    pub const REASONS: &str = "REASONS";
+    pub const SERVICE_STATS: &str = "SERVICE_STATS";
+    pub const REAL_STATS: &str = "REAL_STATS";
+    pub const BENCH_FRAME: &str = "BENCH_FRAME";
+    pub const BENCH_TARGET: &str = "BENCH_TARGET";
+    pub const STAGES: &str = "STAGES";
+    pub const PORT_FLAGS: &str = "PORT_FLAGS";
+    pub const BENCH_COUNT: &str = "BENCH_COUNT";
+    pub const BENCH_FWD: &str = "BENCH_FWD";
+    pub const GLOBALS: &str = "GLOBALS";
+    pub const HB_CONFIG: &str = "HB_CONFIG";
+    pub const HB_NODES: &str = "HB_NODES";
+    pub const HB_PEERS: &str = "HB_PEERS";
+    pub const HB_EVENTS: &str = "HB_EVENTS";
+    pub const FLOW_EVENTS: &str = "FLOW_EVENTS";
+    pub const CALLS: &str = "CALLS";
+    pub const CALL_EVENTS: &str = "CALL_EVENTS";
+    pub const OWNED_VIPS: &str = "OWNED_VIPS";
+}
+
+/// Program names in the object file.
+pub mod progs {
+    /// The dispatcher attached to interfaces.
+    pub const DISPATCH: &str = "tandem_xdp";
+    /// The dispatcher's new-flow stage, entered by tail call (`STAGES[0]`).
+    pub const NEW_FLOW: &str = "tandem_new_flow";
+    /// The new-flow stage of load-aware services (`STAGES[1]`).
+    pub const NEW_FLOW_LOAD: &str = "tandem_new_flow_load";
+    /// The SIP stage (`STAGES[2]`): Call-ID scan, `CALLS` lookup, TCP learning.
+    pub const SIP: &str = "tandem_sip";
+    /// XDP_PASS, for the far end of veths that receive XDP_TX/REDIRECT.
+    pub const PASS: &str = "tandem_pass";
+    /// Benchmark floor: XDP_TX on the same packet.
+    pub const TRIVIAL_TX: &str = "tandem_trivial_tx";
+    /// Benchmark sink: counts (`BENCH_COUNT`) and drops.
+    pub const SINK: &str = "tandem_sink";
+    /// Benchmark baseline forwarder: redirects to `BENCH_FWD[0]`.
+    pub const BENCH_FWD: &str = "tandem_bench_fwd";
+    /// Benchmark wrapper: restores the frame then tail-calls `BENCH_TARGET[0]`.
+    pub const BENCH_RESTORE: &str = "tandem_bench_restore";
+}

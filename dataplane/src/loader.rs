@@ -1,0 +1,276 @@
+//! Loading the XDP object, attaching its programs to interfaces and
+//! detaching them, and the node-wide settings and interfaces written once
+//! at start-up ([`Dataplane::set_settings`], [`Dataplane::add_tx_port`]).
+//!
+//! Native XDP by default, generic on request or as a fallback
+//! ([`AttachMode`]). Interface names are resolved in the calling thread's
+//! network namespace. It configures no service: that is `services`.
+
+use std::{collections::HashMap as StdHashMap, ffi::CString};
+
+use aya::{
+    EbpfLoader,
+    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use tandem_common::*;
+
+use crate::{Dataplane, Error, error::map_err, handles::Maps};
+
+/// The XDP object, built from `ebpf/` by `build.rs`.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tandem"));
+
+/// How to attach to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native (driver) XDP; an error if the driver lacks it.
+    Native,
+    /// Generic (skb) XDP.
+    Generic,
+    /// Native if the driver supports it, else generic.
+    Auto,
+}
+
+impl AttachMode {
+    pub fn parse(s: &str) -> Option<AttachMode> {
+        match s {
+            "native" | "drv" | "driver" => Some(AttachMode::Native),
+            "generic" | "skb" => Some(AttachMode::Generic),
+            "auto" => Some(AttachMode::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// The mode an attachment ended up in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    Native,
+    Generic,
+}
+
+/// Load-time sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct LoadOptions {
+    /// Entries of the connection table (LRU).
+    pub flow_entries: u32,
+    /// Entries of the NAT reverse table (LRU).
+    pub nat_entries: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            flow_entries: DEFAULT_FLOW_ENTRIES,
+            nat_entries: DEFAULT_FLOW_ENTRIES,
+        }
+    }
+}
+
+/// `aa:bb:cc:dd:ee:ff`.
+pub fn fmt_mac(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(mac)
+}
+
+/// The ifindex of `name` in the calling thread's network namespace.
+pub fn ifindex(name: &str) -> Result<u32, Error> {
+    let c = CString::new(name).map_err(|_| Error::NoSuchInterface(name.to_string()))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        Err(Error::NoSuchInterface(name.to_string()))
+    } else {
+        Ok(idx)
+    }
+}
+
+impl Dataplane {
+    /// Loads the object and the dispatcher program (nothing is attached),
+    /// with a SIP call table of `DEFAULT_CALL_ENTRIES`.
+    pub fn load(options: LoadOptions) -> Result<Dataplane, Error> {
+        Dataplane::load_with_calls(options, DEFAULT_CALL_ENTRIES)
+    }
+
+    /// [`Dataplane::load`] with a SIP call table (`CALLS`, LRU) of
+    /// `call_entries` entries.
+    pub fn load_with_calls(options: LoadOptions, call_entries: u32) -> Result<Dataplane, Error> {
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(maps::FLOWS, options.flow_entries)
+            .map_max_entries(maps::NAT_REVERSE, options.nat_entries)
+            .map_max_entries(maps::CALLS, call_entries.max(1))
+            .load(OBJECT)?;
+        for name in [
+            progs::DISPATCH,
+            progs::NEW_FLOW,
+            progs::NEW_FLOW_LOAD,
+            progs::SIP,
+            progs::PASS,
+            progs::TRIVIAL_TX,
+            progs::BENCH_RESTORE,
+            progs::SINK,
+            progs::BENCH_FWD,
+        ] {
+            let prog: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(Error::Program {
+                    name,
+                    source: ProgramError::NotLoaded,
+                })?
+                .try_into()
+                .map_err(|source| Error::Program { name, source })?;
+            // The verifier gives up with EAGAIN when a signal is pending
+            // on the loading thread (e.g. SIGCHLD in a process that runs
+            // children); like libbpf, try again a few times.
+            let mut attempt = 0;
+            loop {
+                match prog.load() {
+                    Ok(()) => break,
+                    Err(ProgramError::LoadError { io_error, .. })
+                        if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < 5 =>
+                    {
+                        attempt += 1;
+                    }
+                    Err(source) => return Err(Error::Program { name, source }),
+                }
+            }
+        }
+        let maps = Maps::take(&mut ebpf)?;
+        let mut dp = Dataplane {
+            ebpf,
+            maps,
+            options,
+            services: StdHashMap::new(),
+            mh_slots: [None; MH_SLOTS as usize],
+            links: Vec::new(),
+            bench_seq: 0,
+            flow_events_on: false,
+        };
+        for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD), (2, progs::SIP)] {
+            let fd = dp.prog_fd(name)?;
+            dp.maps.node.stages.set(index, &fd, 0).map_err(map_err(maps::STAGES))?;
+        }
+        dp.set_settings(&Settings::default())?;
+        // Service ids that are not in use must not match any lookup.
+        let unused = Service {
+            id: u32::MAX,
+            ..Default::default()
+        };
+        for id in 0..MAX_SERVICES {
+            dp.maps.services.conf
+                .set(id, unused, 0)
+                .map_err(map_err(maps::SERVICE_CONF))?;
+        }
+        Ok(dp)
+    }
+
+    pub fn options(&self) -> LoadOptions {
+        self.options
+    }
+
+    pub(crate) fn xdp(&mut self, name: &'static str) -> Result<&mut Xdp, Error> {
+        self.ebpf
+            .program_mut(name)
+            .ok_or(Error::Program {
+                name,
+                source: ProgramError::NotLoaded,
+            })?
+            .try_into()
+            .map_err(|source| Error::Program { name, source })
+    }
+
+    /// A descriptor of loaded program `name`, for a program array.
+    pub(crate) fn prog_fd(&mut self, name: &'static str) -> Result<aya::programs::ProgramFd, Error> {
+        self.xdp(name)?
+            .fd()
+            .map_err(|source| Error::Program { name, source })?
+            .try_clone()
+            .map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })
+    }
+
+    pub(crate) fn attach_prog(
+        &mut self,
+        name: &'static str,
+        iface: &str,
+        mode: AttachMode,
+    ) -> Result<Attached, Error> {
+        ifindex(iface)?;
+        let try_mode =
+            |this: &mut Dataplane, m: XdpMode, label: &'static str| -> Result<XdpLinkId, Error> {
+                this.xdp(name)?
+                    .attach(iface, m)
+                    .map_err(|source| Error::Attach {
+                        iface: iface.to_string(),
+                        mode: label,
+                        source,
+                    })
+            };
+        let (id, attached) = match mode {
+            AttachMode::Native => (try_mode(self, XdpMode::Driver, "native")?, Attached::Native),
+            AttachMode::Generic => (try_mode(self, XdpMode::Skb, "generic")?, Attached::Generic),
+            AttachMode::Auto => match try_mode(self, XdpMode::Driver, "native") {
+                Ok(id) => (id, Attached::Native),
+                Err(native) => {
+                    tracing::warn!(%native, "falling back to generic XDP");
+                    (try_mode(self, XdpMode::Skb, "generic")?, Attached::Generic)
+                }
+            },
+        };
+        self.links.push((iface.to_string(), name, id));
+        Ok(attached)
+    }
+
+    /// Attaches the dispatcher to `iface` (in the calling thread's network
+    /// namespace). It stays attached until [`Dataplane::detach_all`] or drop.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<Attached, Error> {
+        self.attach_prog(progs::DISPATCH, iface, mode)
+    }
+
+    /// Attaches the XDP_PASS program, for the far end of a veth that must
+    /// accept XDP_TX/REDIRECT frames.
+    pub fn attach_pass(&mut self, iface: &str, mode: AttachMode) -> Result<Attached, Error> {
+        self.attach_prog(progs::PASS, iface, mode)
+    }
+
+    /// Detaches every program this dataplane attached.
+    pub fn detach_all(&mut self) -> Result<(), Error> {
+        for (_, name, id) in std::mem::take(&mut self.links) {
+            self.xdp(name)?
+                .detach(id)
+                .map_err(|source| Error::Program { name, source })?;
+        }
+        Ok(())
+    }
+
+    pub fn set_settings(&mut self, s: &Settings) -> Result<(), Error> {
+        self.maps.node.settings
+            .set(0, *s, 0)
+            .map_err(map_err(maps::SETTINGS))
+    }
+
+    /// Declares an interface frames may be redirected to (in the calling
+    /// thread's network namespace): its MAC becomes the source MAC of
+    /// frames sent out of it.
+    pub fn add_tx_port(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), Error> {
+        self.maps.node.ifaces
+            .insert(ifindex, Iface { mac, _pad: [0; 2] }, 0)
+            .map_err(map_err(maps::IFACES))?;
+        self.maps.node.tx_ports
+            .insert(ifindex, ifindex, None, 0)
+            .map_err(|source| Error::DevMap { ifindex, source })
+    }
+}

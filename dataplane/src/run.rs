@@ -1,0 +1,138 @@
+//! Running programs on frames without an interface: the dispatcher once
+//! (`BPF_PROG_TEST_RUN`, [`Dataplane::test_run`]), the benchmark wrapper
+//! that restores the frame before every iteration
+//! ([`Dataplane::bench_run`]), live XDP frames, and the benchmark sink and
+//! baseline forwarder attached to interfaces.
+//!
+//! Tests and benchmarks only: the daemon runs none of this.
+
+use aya::programs::{TestRun, TestRunOptions};
+use tandem_common::*;
+
+use crate::{AttachMode, Attached, Dataplane, Error, error::map_err};
+
+impl Dataplane {
+    /// Runs the dispatcher once on `frame` (`BPF_PROG_TEST_RUN`).
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<RunResult, Error> {
+        self.run_prog(progs::DISPATCH, frame, 1)
+    }
+
+    fn run_prog(
+        &mut self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<RunResult, Error> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let prog = self.xdp(name)?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        opts.repeat = repeat;
+        let r = prog
+            .test_run(opts)
+            .map_err(|source| Error::Program { name, source })?;
+        out.truncate(r.data_size_out as usize);
+        Ok(RunResult {
+            verdict: r.return_value,
+            frame: out,
+            duration_ns: r.duration.as_nanos() as u64,
+        })
+    }
+
+    /// Benchmarks a program on `frame` through the restoring wrapper:
+    /// `repeat` iterations, each starting from the original frame. Returns
+    /// the verdict of the last iteration and the kernel's average ns/run.
+    ///
+    /// With `vary_off`, a running counter is written at that offset of the
+    /// frame before each iteration (every iteration a new flow).
+    pub fn bench_run(
+        &mut self,
+        target: BenchTarget,
+        frame: &[u8],
+        repeat: u32,
+        vary_off: Option<u32>,
+    ) -> Result<RunResult, Error> {
+        if frame.len() > BENCH_FRAME_MAX {
+            return Err(Error::BenchFrameTooLong(frame.len()));
+        }
+        let mut bf = BenchFrame {
+            len: frame.len() as u32,
+            vary_off: vary_off.unwrap_or(0),
+            seq: self.bench_seq,
+            _pad: 0,
+            data: [0; BENCH_FRAME_MAX],
+        };
+        bf.data[..frame.len()].copy_from_slice(frame);
+        self.maps.bench.frame
+            .set(0, bf, 0)
+            .map_err(map_err(maps::BENCH_FRAME))?;
+        let name = match target {
+            BenchTarget::Dispatch => progs::DISPATCH,
+            BenchTarget::TrivialTx => progs::TRIVIAL_TX,
+        };
+        let fd = self.prog_fd(name)?;
+        self.maps.bench.target
+            .set(0, &fd, 0)
+            .map_err(map_err(maps::BENCH_TARGET))?;
+        let r = self.run_prog(progs::BENCH_RESTORE, frame, repeat)?;
+        // The next run continues the sequence: its flows are new again.
+        self.bench_seq = self.bench_seq.wrapping_add(repeat);
+        Ok(r)
+    }
+
+    /// Attaches the benchmark sink (count and drop) to `iface`.
+    pub fn attach_sink(&mut self, iface: &str) -> Result<Attached, Error> {
+        self.attach_prog(progs::SINK, iface, AttachMode::Native)
+    }
+
+    /// Attaches the baseline forwarder to `iface`: every frame is
+    /// redirected to `to_ifindex` (which must be a tx port).
+    pub fn attach_trivial_forwarder(&mut self, iface: &str, to_ifindex: u32) -> Result<Attached, Error> {
+        self.maps.bench.fwd.set(0, to_ifindex, 0).map_err(map_err(maps::BENCH_FWD))?;
+        self.attach_prog(progs::BENCH_FWD, iface, AttachMode::Native)
+    }
+
+    /// Frames the sink has counted, over all CPUs.
+    pub fn sink_count(&self) -> Result<u64, Error> {
+        let v = self.maps.bench.count.get(&0, 0).map_err(map_err(maps::BENCH_COUNT))?;
+        Ok(v.iter().sum())
+    }
+
+    /// Sends `repeat` copies of `frame` out of `ifindex` (in the calling
+    /// thread's network namespace) as XDP live frames: the trivial XDP_TX
+    /// program runs on each and the kernel transmits it for real.
+    pub fn live_generate(&mut self, ifindex: u32, frame: &[u8], repeat: u32, batch: u32) -> Result<(), Error> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex (u32 each).
+        // The kernel wants data = 0 and data_end = the frame's length.
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let name = progs::TRIVIAL_TX;
+        let prog = self.xdp(name)?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.ctx_in = Some(&ctx);
+        opts.repeat = repeat;
+        opts.attrs = aya::programs::TestRunAttrs::new().xdp_live_frames(batch);
+        prog.test_run(opts).map_err(|source| Error::Program { name, source })?;
+        Ok(())
+    }
+}
+
+/// Result of one `BPF_PROG_TEST_RUN`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    pub verdict: u32,
+    pub frame: Vec<u8>,
+    /// Average run time per repetition as the kernel measured it.
+    pub duration_ns: u64,
+}
+
+/// What [`Dataplane::bench_run`] measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchTarget {
+    Dispatch,
+    TrivialTx,
+}

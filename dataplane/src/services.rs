@@ -1,0 +1,223 @@
+//! Virtual services: validating a [`ServiceConfig`], building its image
+//! (`image`) and writing it to the service, real-server and scheduler-table
+//! maps; the per-service slots this side allocates (service ids, Maglev
+//! table slots); and what is derived from the whole set of services (the
+//! port pre-filter and the NAT service count, [`derived`]).
+//!
+//! A configuration is checked and its tables built before any map is
+//! written. Which services to configure is the control plane's decision.
+
+use std::collections::HashMap as StdHashMap;
+
+use tandem_common::*;
+
+use crate::{Dataplane, Error, ServiceConfig, ServiceImage, error::map_err};
+
+impl Dataplane {
+    /// Adds or replaces a virtual service. The configuration is validated
+    /// and its tables built before any map is written.
+    pub fn set_service(&mut self, cfg: &ServiceConfig) -> Result<ServiceImage, Error> {
+        let key = cfg.key();
+        let previous = self.services.get(&key);
+        let id = match previous {
+            Some(p) => p.service.id,
+            None => (0..MAX_SERVICES)
+                .find(|i| !self.services.values().any(|s| s.service.id == *i))
+                .ok_or(Error::TooManyServices)?,
+        };
+        let mh_slot = if cfg.scheduler == Scheduler::Mh {
+            match self.mh_slots.iter().position(|s| *s == Some(key)) {
+                Some(s) => s as u32,
+                None => self
+                    .mh_slots
+                    .iter()
+                    .position(|s| s.is_none())
+                    .ok_or(Error::TooManyMaglev)? as u32,
+            }
+        } else {
+            0
+        };
+        let image = ServiceImage::build(cfg, id, mh_slot, previous)?;
+        if cfg.scheduler != Scheduler::Mh {
+            for s in self.mh_slots.iter_mut() {
+                if *s == Some(key) {
+                    *s = None;
+                }
+            }
+        } else {
+            self.mh_slots[mh_slot as usize] = Some(key);
+        }
+        self.write_image(&image)?;
+        self.services.insert(key, image.clone());
+        self.write_derived()?;
+        Ok(image)
+    }
+
+    /// Rewrites what is derived from the set of services: the port
+    /// pre-filter and the NAT service count.
+    pub(crate) fn write_derived(&mut self) -> Result<(), Error> {
+        let (ports, mut globals) = derived(self.services.values().map(|i| &i.service));
+        globals.flow_events = self.flow_events_on as u32;
+        for (idx, flags) in ports {
+            self.maps.services.port_flags
+                .set(idx, flags, 0)
+                .map_err(map_err(maps::PORT_FLAGS))?;
+        }
+        self.maps.services.globals
+            .set(0, globals, 0)
+            .map_err(map_err(maps::GLOBALS))
+    }
+
+    fn write_image(&mut self, img: &ServiceImage) -> Result<(), Error> {
+        let id = img.service.id;
+        match Scheduler::from_u8(img.service.scheduler) {
+            Some(Scheduler::Wrr) => {
+                for (i, v) in img
+                    .wrr
+                    .iter()
+                    .enumerate()
+                    .take(img.service.table_len as usize)
+                {
+                    self.maps.services.wrr
+                        .set(id * WRR_SEQ_MAX + i as u32, *v, 0)
+                        .map_err(map_err(maps::WRR_SEQ))?;
+                }
+            }
+            Some(Scheduler::Sh | Scheduler::Dh) => {
+                for (i, v) in img.shdh.iter().enumerate() {
+                    self.maps.services.shdh
+                        .set(id * SHDH_BUCKETS + i as u32, *v, 0)
+                        .map_err(map_err(maps::SHDH_TABLE))?;
+                }
+            }
+            Some(Scheduler::Mh) => {
+                let base = img.service.mh_slot * MH_MAX_SIZE;
+                for (i, v) in img.mh.iter().enumerate() {
+                    self.maps.services.mh
+                        .set(base + i as u32, *v, 0)
+                        .map_err(map_err(maps::MH_TABLE))?;
+                }
+            }
+            _ => {}
+        }
+        for (i, r) in img.reals.iter().enumerate() {
+            self.maps.services.reals
+                .set(id * MAX_REALS + i as u32, *r, 0)
+                .map_err(map_err(maps::REALS))?;
+        }
+        if img.reset_sched {
+            self.maps.services.sched
+                .set(id, img.sched, 0)
+                .map_err(map_err(maps::SCHED_STATE))?;
+        }
+        if img.fresh {
+            for slot in 0..MAX_REALS {
+                self.maps.services.real_load
+                    .set(id * MAX_REALS + slot, RealLoad::default(), 0)
+                    .map_err(map_err(maps::REAL_LOAD))?;
+            }
+        }
+        self.maps.services.conf
+            .set(id, img.service, 0)
+            .map_err(map_err(maps::SERVICE_CONF))?;
+        self.maps.services.ids
+            .insert(img.key, id, 0)
+            .map_err(map_err(maps::SERVICES))
+    }
+
+    /// Removes a virtual service; its flows expire (their packets pass).
+    pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), Error> {
+        let img = self
+            .services
+            .remove(key)
+            .ok_or_else(|| Error::NoSuchService(format!("{key:?}")))?;
+        self.maps.services.ids
+            .remove(key)
+            .map_err(map_err(maps::SERVICES))?;
+        let unused = Service {
+            id: u32::MAX,
+            ..Default::default()
+        };
+        self.maps.services.conf
+            .set(img.service.id, unused, 0)
+            .map_err(map_err(maps::SERVICE_CONF))?;
+        for s in self.mh_slots.iter_mut() {
+            if *s == Some(*key) {
+                *s = None;
+            }
+        }
+        // Its SIP calls go (their ids would name slots of the next service
+        // given this id), and with them their active-connection counts.
+        let id = img.service.id;
+        let calls: Vec<(CallKey, CallValue)> = self
+            .maps.conns.calls
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, _)| k.service_id == id)
+            .collect();
+        for (k, v) in calls {
+            let _ = self.maps.conns.calls.remove(&k);
+            if v.flags & CALL_COUNTED != 0 {
+                let a = self.active_conns(id, v.real_idx)?;
+                self.set_active_conns(id, v.real_idx, a.saturating_sub(1))?;
+            }
+        }
+        // The removed service's port loses its flags unless another uses it.
+        let idx = port_index(key.proto, key.port);
+        self.maps.services.port_flags
+            .set(idx, 0, 0)
+            .map_err(map_err(maps::PORT_FLAGS))?;
+        self.write_derived()
+    }
+
+    /// The images of the configured services.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceImage> {
+        self.services.values()
+    }
+
+    pub fn service(&self, key: &ServiceKey) -> Option<&ServiceImage> {
+        self.services.get(key)
+    }
+
+    /// Sets the load real server `slot` of service `id` reports (used by
+    /// services with `FLAG_REPORTED_LOAD`).
+    pub fn set_real_load(&mut self, id: u32, slot: u32, load: RealLoad) -> Result<(), Error> {
+        self.maps.services.real_load.set(id * MAX_REALS + slot, load, 0).map_err(map_err(maps::REAL_LOAD))
+    }
+
+    /// Removes every service (tests).
+    pub fn remove_all_services(&mut self) -> Result<(), Error> {
+        let keys: Vec<ServiceKey> = self.services.keys().copied().collect();
+        for k in keys {
+            self.remove_service(&k)?;
+        }
+        Ok(())
+    }
+}
+
+/// The port pre-filter entries and globals implied by a set of services
+/// (only ports in use are listed; all others are 0).
+pub fn derived<'a>(services: impl Iterator<Item = &'a Service>) -> (Vec<(u32, u32)>, Globals) {
+    let mut ports: StdHashMap<u32, u32> = StdHashMap::new();
+    let mut globals = Globals::default();
+    for s in services {
+        let mut bit = if s.flags & FLAG_ONE_PACKET != 0 {
+            PORT_ONE_PACKET
+        } else {
+            PORT_CONN
+        };
+        if s.flags & FLAG_SIP_PERSIST != 0 && s.key.proto == PROTO_UDP {
+            bit |= PORT_SIP;
+        }
+        *ports
+            .entry(port_index(s.key.proto, s.key.port))
+            .or_default() |= bit;
+        if s.forward == Forward::Nat as u8 {
+            globals.nat_services += 1;
+        }
+    }
+    let mut ports: Vec<(u32, u32)> = ports.into_iter().collect();
+    ports.sort();
+    (ports, globals)
+}
+
