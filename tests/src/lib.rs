@@ -29,7 +29,6 @@ pub mod actors;
 pub mod bench;
 pub mod error;
 pub mod lab;
-pub mod pairbench;
 
 pub use actors::{calls, client, ivr_heartbeat, responder, sipp};
 pub use bench::{

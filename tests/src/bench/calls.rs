@@ -341,10 +341,7 @@ fn failover_cycle(
 
 /// Runs the bench; writes `calls.json` and `calls.md` under `out`; returns the Markdown.
 pub fn run(out: &Path, opts: Options) -> Result<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("tandem-bench calls needs root (network namespaces, XDP)");
-    }
+    crate::lab::privileged::ensure_root("tandem-bench calls", "network namespaces, XDP")?;
     let version = sipp::version()?;
     let started = Instant::now();
     let dir = WorkDir::new("bench-calls")?;

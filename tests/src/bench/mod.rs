@@ -16,3 +16,11 @@ pub mod failover;
 pub mod live;
 pub mod spans;
 pub mod sync;
+pub mod sync_codec;
+
+use std::time::Duration;
+
+/// How often the sync and spans benchmarks ask `tandemctl` while they wait
+/// for a state (a takeover, a caught-up standby): the resolution of the
+/// times they report from such waits.
+pub const TANDEMCTL_POLL: Duration = Duration::from_millis(5);

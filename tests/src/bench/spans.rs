@@ -12,6 +12,11 @@
 //! with SIGKILL leaves its spans started (as DAHDI's driver does), so the
 //! trunk cannot follow until that node's tandemd starts again and shuts
 //! them (see the README).
+//!
+//! The two daemons are [`Director`]s with [`PairOptions`] as the sync bench
+//! has them but without sync, each with its own simulated card (neither
+//! answers calls itself), asked through `tandemctl` every
+//! [`TANDEMCTL_POLL`] while waiting.
 
 use std::{
     path::Path,
@@ -20,13 +25,15 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use tandem_dataplane::{AttachMode, Dataplane, LoadOptions};
 use tandem_hw::sim::{MountOptions, SimConfig, Simulator};
 
+use super::TANDEMCTL_POLL;
+use crate::lab::director::attach_pair_bridge_pass;
+use crate::lab::tandemd::{Binaries, Director, PairOptions};
+use crate::lab::wait::wait_until;
 use crate::{
-    Lab, Responder, in_netns,
+    Lab, Responder,
     lab::{DIRECTOR_A, DIRECTOR_B},
-    pairbench::{Node, config, wait_for},
     spawn_udp_responder,
 };
 
@@ -86,26 +93,27 @@ pub fn run(tandemd: &Path, tandemctl: &Path, switchovers: usize) -> Result<(Valu
 
     let lab = Lab::pair(2).context("pair lab")?;
     let _ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060)).collect::<Result<_, _>>()?;
-    let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 })?;
-    for d in [DIRECTOR_A, DIRECTOR_B] {
-        let i = lab.iface(d, "eth0")?.clone();
-        in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native))?;
-    }
-    let node = |name: &'static str, root: &Path| -> Result<Node> {
-        let card = format!("[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\n", root.display());
-        let (config, socket) = config(&lab, &dir, name, &card);
-        Node::new(lab.ns(name)?, config, socket, dir.join(format!("{name}.log")), tandemd, tandemctl)
+    let _peers = attach_pair_bridge_pass(&lab)?;
+    let o = PairOptions {
+        flags: Vec::new(),
+        ivr_heartbeats: false,
+        realtime_priority: 0,
+        flow_entries: 131_072,
+        sync: false,
+        ..PairOptions::default()
     };
+    let bins = Binaries { tandemd: tandemd.to_path_buf(), tandemctl: tandemctl.to_path_buf() };
+    let node = |name: &'static str, root: &Path| Director::new(&lab, name, &dir, &o, Some((root, false)), &bins);
     let mut nodes = [node(DIRECTOR_A, &roots[0])?, node(DIRECTOR_B, &roots[1])?];
     nodes[0].start()?;
-    if !wait_for(Duration::from_secs(15), || nodes[0].state().as_deref() == Some("active")) {
+    if !wait_until(Duration::from_secs(15), TANDEMCTL_POLL, || nodes[0].state().as_deref() == Some("active")) {
         bail!("a did not become active:\n{}", nodes[0].log_text());
     }
     nodes[1].start()?;
-    if !wait_for(Duration::from_secs(15), || nodes[1].state().as_deref() == Some("standby")) {
+    if !wait_until(Duration::from_secs(15), TANDEMCTL_POLL, || nodes[1].state().as_deref() == Some("standby")) {
         bail!("b did not stand by:\n{}", nodes[1].log_text());
     }
-    if !wait_for(Duration::from_secs(5), || nodes[0].log_text().contains("spans started alarm-free")) {
+    if !wait_until(Duration::from_secs(5), TANDEMCTL_POLL, || nodes[0].log_text().contains("spans started alarm-free")) {
         bail!("a's spans did not start:\n{}", nodes[0].log_text());
     }
     let mut decision_to_up = Vec::new();
@@ -115,10 +123,10 @@ pub fn run(tandemd: &Path, tandemctl: &Path, switchovers: usize) -> Result<(Valu
     for round in 0..switchovers {
         let (from, to) = (active, 1 - active);
         let t0 = tandem_dataplane::monotonic_ns();
-        if nodes[from].ask("switchover").is_none() {
+        if nodes[from].ask(&["switchover"]).is_none() {
             bail!("round {round}: switchover not answered");
         }
-        let up = wait_for(Duration::from_secs(3), || {
+        let up = wait_until(Duration::from_secs(3), TANDEMCTL_POLL, || {
             stamp_after(&nodes[to].log_text(), t0, "spans started alarm-free").is_some()
                 && nodes[from].state().as_deref() == Some("standby")
         });

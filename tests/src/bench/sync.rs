@@ -19,9 +19,12 @@
 //!    again. `flows_moved` counts flows answered by another IVR than
 //!    before (must be 0).
 //!
+//! The pair is [`Pair`]'s, with sync on, no flags, no IVR heartbeats,
+//! 10 ms × 3 heartbeats at normal scheduling and room for 131,072 flows.
 //! The daemons are asked with `tandemctl --json` (status, sync), the same
-//! tool an operator uses. Every wait is bounded; processes are started and
-//! stopped by PID only; the lab goes with its `Drop`.
+//! tool an operator uses, every [`TANDEMCTL_POLL`] while waiting. Every
+//! wait is bounded; processes are started and stopped by PID only; the lab
+//! goes with its `Drop`.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -31,14 +34,11 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use tandem_dataplane::{AttachMode, Dataplane, LoadOptions};
 
-use crate::{
-    Lab, Responder, in_netns,
-    lab::{CLIENT, DIRECTOR_A, DIRECTOR_B},
-    pairbench::{Node, config, num, text, wait_for},
-    spawn_udp_responder, udp_flows,
-};
+use super::TANDEMCTL_POLL;
+use crate::lab::tandemd::{Binaries, Director, Pair, PairOptions};
+use crate::lab::wait::wait_until;
+use crate::{Lab, Responder, lab::CLIENT, spawn_udp_responder, udp_flows};
 
 /// What to run; from the environment in [`Options::from_env`].
 pub struct Options {
@@ -101,45 +101,45 @@ fn who_answers_reversed(lab: &Lab, ports: &[u16]) -> Result<Vec<Option<String>>>
     Ok(w)
 }
 
+/// Number `k` of a `tandemctl --json` answer (0 if absent).
+fn num(v: &Option<Value>, k: &str) -> u64 {
+    v.as_ref().and_then(|v| v.get(k)).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Text `k` of a `tandemctl --json` answer ("" if absent).
+fn text(v: &Option<Value>, k: &str) -> String {
+    v.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
 fn moved(before: &[Option<String>], after: &[Option<String>]) -> usize {
     before.iter().zip(after).filter(|(b, a)| b != a).count()
 }
 
 /// Runs the bench; writes `sync.json` and `sync.md` under `out`; returns the Markdown.
 pub fn run(out: &Path, opts: Options) -> Result<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("tandem-bench sync needs root (network namespaces, XDP)");
-    }
+    crate::lab::privileged::ensure_root("tandem-bench sync", "network namespaces, XDP")?;
     for (what, p) in [("tandemd", &opts.tandemd), ("tandemctl", &opts.tandemctl)] {
         if !p.is_file() {
             bail!("{}: no {what} there; build it into the same target directory (`cargo build --release -p tandem-control`) or set {}", p.display(), what.to_uppercase());
         }
     }
     let started = Instant::now();
-    let lab = Lab::pair(4).context("pair lab")?;
-    let _ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060)).collect::<Result<_, _>>()?;
-    let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 })?;
-    for d in [DIRECTOR_A, DIRECTOR_B] {
-        let i = lab.iface(d, "eth0")?.clone();
-        in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native))?;
-    }
     let dir = std::env::temp_dir().join(format!("tandem-bench-sync-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let node = |name: &'static str| -> Result<Node> {
-        let (config, socket) = config(&lab, &dir, name, "[sync]\nport = 8848\n");
-        Node::new(lab.ns(name)?, config, socket, dir.join(format!("{name}.log")), &opts.tandemd, &opts.tandemctl)
+    let o = PairOptions {
+        flags: Vec::new(),
+        ivr_heartbeats: false,
+        realtime_priority: 0,
+        flow_entries: 131_072,
+        ..PairOptions::default()
     };
-    let (mut a, mut b) = (node(DIRECTOR_A)?, node(DIRECTOR_B)?);
-    a.start()?;
-    if !wait_for(Duration::from_secs(15), || a.state().as_deref() == Some("active")) {
-        bail!("a did not become active:\n{}", a.log_text());
-    }
-    b.start()?;
-    if !wait_for(Duration::from_secs(15), || b.state().as_deref() == Some("standby") && text(&b.sync(), "state") == "in sync") {
-        bail!("b did not stand by in sync:\n{}", b.log_text());
-    }
-    let converged = |a: &Node, b: &Node, flows: u64| {
+    let bins = Binaries { tandemd: opts.tandemd.clone(), tandemctl: opts.tandemctl.clone() };
+    // a active, then b standby and in sync.
+    let mut pair = Pair::start(4, &o, &dir, &bins, None)?;
+    let _ivrs: Vec<Responder> = pair.lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060)).collect::<Result<_, _>>()?;
+    let lab = &pair.lab;
+    let (a, b) = (&mut pair.a, &mut pair.b);
+    let converged = |a: &Director, b: &Director, flows: u64| {
         let (sa, sb) = (a.sync(), b.sync());
         num(&sa, "acked") == num(&sa, "last_seq") && num(&sb, "flows") >= flows
     };
@@ -153,7 +153,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let replies = udp_flows(&client, &lag_ports, dst, b"OPTIONS", opts.lag_rate, Duration::from_secs(2))?;
     let lag_send_s = t.elapsed().as_secs_f64();
     let answered = replies.iter().filter(|r| r.is_some()).count();
-    if !wait_for(Duration::from_secs(10), || converged(&a, &b, opts.lag_flows as u64)) {
+    if !wait_until(Duration::from_secs(10), TANDEMCTL_POLL, || converged(a, b, opts.lag_flows as u64)) {
         bail!("b did not catch up: a {:?} b {:?}", a.sync(), b.sync());
     }
     let sa = a.sync();
@@ -180,7 +180,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let replies = udp_flows(&client, &burst_ports, dst, b"OPTIONS", 0, Duration::ZERO)?;
     let client_s = t.elapsed().as_secs_f64();
     let _ = replies;
-    if !wait_for(Duration::from_secs(20), || converged(&a, &b, total)) {
+    if !wait_until(Duration::from_secs(20), TANDEMCTL_POLL, || converged(a, b, total)) {
         bail!("b did not catch up with the burst: a {:?} b {:?}", a.sync(), b.sync());
     }
     let synced_s = t.elapsed().as_secs_f64();
@@ -199,7 +199,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
 
     // 3. Failover and failback: no flow may move.
     let ports: Vec<u16> = (31_000..31_000 + opts.flows as u16).collect();
-    let first = who_answers(&lab, &ports)?;
+    let first = who_answers(lab, &ports)?;
     let unanswered = first.iter().filter(|w| w.is_none()).count();
     if unanswered > 0 {
         bail!("{unanswered} of {} flows unanswered through a", ports.len());
@@ -209,31 +209,31 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         per_ivr.insert(ivr.name.clone(), json!(first.iter().filter(|w| w.as_deref() == Some(ivr.name.as_str())).count()));
     }
     let total = total + opts.flows as u64;
-    if !wait_for(Duration::from_secs(10), || converged(&a, &b, total)) {
+    if !wait_until(Duration::from_secs(10), TANDEMCTL_POLL, || converged(a, b, total)) {
         bail!("b did not catch up: a {:?} b {:?}", a.sync(), b.sync());
     }
     a.kill9();
     let t = Instant::now();
-    if !wait_for(Duration::from_secs(5), || b.state().as_deref() == Some("active")) {
+    if !wait_until(Duration::from_secs(5), TANDEMCTL_POLL, || b.state().as_deref() == Some("active")) {
         bail!("b did not take over:\n{}", b.log_text());
     }
     let takeover_seen_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let after_failover = who_answers_reversed(&lab, &ports)?;
+    let after_failover = who_answers_reversed(lab, &ports)?;
     let moved_failover = moved(&first, &after_failover);
     a.start()?;
-    if !wait_for(Duration::from_secs(15), || {
+    if !wait_until(Duration::from_secs(15), TANDEMCTL_POLL, || {
         a.state().as_deref() == Some("standby") && text(&a.sync(), "state") == "in sync" && num(&a.sync(), "flows") >= total
     }) {
         bail!("the restarted a did not get the snapshot: {:?}\n{}", a.sync(), a.log_text());
     }
     let snapshot = a.sync();
-    if b.ask("switchover").is_none() {
+    if b.ask(&["switchover"]).is_none() {
         bail!("switchover on b not answered");
     }
-    if !wait_for(Duration::from_secs(5), || a.state().as_deref() == Some("active") && b.state().as_deref() == Some("standby")) {
+    if !wait_until(Duration::from_secs(5), TANDEMCTL_POLL, || a.state().as_deref() == Some("active") && b.state().as_deref() == Some("standby")) {
         bail!("the switchover back to a did not complete:\na: {}\nb: {}", a.log_text(), b.log_text());
     }
-    let after_failback = who_answers_reversed(&lab, &ports)?;
+    let after_failback = who_answers_reversed(lab, &ports)?;
     let moved_failback = moved(&first, &after_failback);
     let failover = json!({
         "flows": opts.flows,

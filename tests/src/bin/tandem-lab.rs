@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::Value;
 use tandem_tests::calls;
+use tandem_tests::lab::privileged;
 use tandem_tests::lab::{self, CLIENT, DIRECTOR_ADDR, Lab, LabOptions};
 use tandem_tests::sipp::{self, CallerOptions};
 use tandem_tests::tandemd::{Binaries, Pair, PairOptions, WorkDir, wait_for};
@@ -57,10 +58,7 @@ fn main() -> ExitCode {
 }
 
 fn ensure_root() -> Result<()> {
-    if !nix::unistd::geteuid().is_root() {
-        bail!("the lab needs root (it creates network namespaces)");
-    }
-    Ok(())
+    Ok(privileged::ensure_root("the lab", "it creates network namespaces")?)
 }
 
 fn up() -> Result<()> {

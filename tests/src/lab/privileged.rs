@@ -1,6 +1,7 @@
 //! The rule for tests that need root: run when possible, say why when not,
 //! and never skip silently where skipping is forbidden (CI as root sets
-//! `TANDEM_REQUIRE_PRIVILEGED=1`).
+//! `TANDEM_REQUIRE_PRIVILEGED=1`). The benchmarks and `tandem-lab` do not
+//! skip: without root they fail at once, saying so ([`ensure_root`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -24,9 +25,30 @@ pub fn require_privileged(test_name: &str) -> bool {
     false
 }
 
+/// Fails, naming `who` and what it needs root for (`needs`), unless this
+/// process runs as root: for the benchmarks and `tandem-lab`, which are
+/// asked for by hand and must not skip.
+pub fn ensure_root(who: &str, needs: &str) -> Result<(), NotRoot> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err(NotRoot(format!("{who} needs root ({needs})")))
+    }
+}
+
+/// The error of [`ensure_root`]: who needs root, and for what.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRoot(String);
+
+/// True if this process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
 /// Why labs cannot be built here, if they cannot.
 fn missing() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
+    if !is_root() {
         return Some("needs root (network namespaces)".into());
     }
     if !Path::new("/proc/self/ns/net").exists() {
