@@ -1,0 +1,330 @@
+//! The admin protocol's messages and their wire form: one JSON object per
+//! line each way, a [`Request`] tagged by `"cmd"` and a [`Response`] tagged
+//! by `"reply"`, with the reply structs the daemon fills in.
+//!
+//! It owns the vocabulary and the encoding only ([`parse_request`],
+//! [`format_response`]); it does no I/O, and the values in the replies are
+//! strings and numbers the daemon chose: nothing here interprets them.
+
+use std::{
+    io,
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+/// Longest request or response line accepted, in bytes.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// A request from `tandemctl`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    Status,
+    /// Hand the active role to the peer.
+    Switchover,
+    Services,
+    Reals,
+    /// Spans, alarms and channel states of the telephony cards.
+    #[cfg(feature = "admin-cards")]
+    Cards,
+    /// Enter (`on`) or leave maintenance: no takeover, no election.
+    Maintenance {
+        on: bool,
+    },
+    /// State sync: role, connection, tables, sequence and lag.
+    Sync,
+    /// Prometheus metrics (OpenMetrics text).
+    Metrics,
+    /// The dispatcher's packet counters by reason (forwarded, passed and
+    /// why, SIP Call-ID hits and fallbacks, heartbeats).
+    Stats,
+}
+
+/// The daemon's answer to one request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "lowercase")]
+pub enum Response {
+    Status(StatusReply),
+    Services {
+        services: Vec<ServiceStatus>,
+    },
+    Reals {
+        reals: Vec<RealStatus>,
+    },
+    Cards {
+        spans: Vec<SpanStatus>,
+    },
+    Sync(SyncReply),
+    Metrics {
+        text: String,
+    },
+    Stats {
+        reasons: Vec<ReasonCount>,
+    },
+    /// A command was carried out (switchover, maintenance).
+    Done {
+        message: String,
+    },
+    Error {
+        message: String,
+    },
+}
+
+/// `status`: this node, its peer, the heartbeat paths and the VIPs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StatusReply {
+    pub node_id: u32,
+    pub node_name: String,
+    /// Pair state: init, standby, takeover, active, fault, maintenance.
+    pub state: String,
+    pub epoch: u64,
+    pub priority: u8,
+    pub preempt: bool,
+    pub maintenance: bool,
+    /// Time in the current state.
+    pub state_ms: u64,
+    pub peer: Option<PeerStatus>,
+    pub paths: Vec<PathStatus>,
+    pub vips: Vec<VipStatus>,
+    pub witness: Option<WitnessStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeerStatus {
+    pub node_id: u32,
+    /// The state the peer last reported, or `lost`.
+    pub state: String,
+    pub epoch: u64,
+    pub priority: u8,
+}
+
+/// One heartbeat path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PathStatus {
+    pub name: String,
+    pub interface: String,
+    pub up: bool,
+    /// Time since the peer's last heartbeat on this path.
+    pub last_heard_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipStatus {
+    pub address: Ipv4Addr,
+    pub interface: String,
+    /// This node holds the address.
+    pub owned: bool,
+}
+
+/// `sync`: this node's end of state sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReply {
+    /// Off in the configuration.
+    pub enabled: bool,
+    /// `publisher` (active), `subscriber` (standby) or `none`.
+    pub role: String,
+    pub state: String,
+    pub peer: Option<String>,
+    /// Records in this node's synced tables.
+    pub flows: u64,
+    pub calls: u64,
+    pub channels: u64,
+    /// Publisher: the last change recorded; subscriber: the last applied.
+    pub last_seq: u64,
+    /// Publisher: the last change the standby acknowledged.
+    pub acked: u64,
+    /// Publisher: changes kept for the standby.
+    pub queue: u64,
+    pub out_of_date: bool,
+    /// Publisher: changes recorded; subscriber: records received.
+    pub records: u64,
+    /// Subscriber: records written into the kernel's tables.
+    pub applied: u64,
+    /// Records this node's kernel could not take (no such service or real server).
+    pub kernel_errors: u64,
+    pub snapshots: u64,
+    pub resumes: u64,
+    pub overflows: u64,
+    pub bad_frames: u64,
+    pub connections: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Publisher: record → acknowledged, over the last samples, in µs.
+    pub lag_samples: u64,
+    pub lag_p50_us: u64,
+    pub lag_p99_us: u64,
+    pub lag_max_us: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessStatus {
+    pub address: Ipv4Addr,
+    pub reachable: bool,
+}
+
+/// `services`: a virtual service with its real servers (like `ipvsadm -Ln`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub vip: IpAddr,
+    pub port: u16,
+    /// udp or tcp.
+    pub protocol: String,
+    pub scheduler: String,
+    /// dr or nat.
+    pub forward: String,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub packets: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub reals: Vec<RealStatus>,
+}
+
+impl ServiceStatus {
+    /// `udp/198.18.0.100:5060`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.protocol, endpoint(self.vip, self.port))
+    }
+}
+
+/// `reals`: one real server of one service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealStatus {
+    /// The service's name, `udp/198.18.0.100:5060`.
+    pub service: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    /// As configured: up, draining, down.
+    pub state: String,
+    /// From its heartbeats: alive, dead, unknown.
+    #[serde(default)]
+    pub health: String,
+    /// Active connections to it, as the kernel counts them (flows in the
+    /// connection table, IPVS's ActiveConn).
+    #[serde(default)]
+    pub flows: u64,
+    /// Reported load: active channels.
+    #[serde(default)]
+    pub channels: Option<u32>,
+    /// Reported load: channel capacity.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    #[serde(default)]
+    pub packets: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    /// New flows (and new SIP calls) the scheduler gave it.
+    #[serde(default)]
+    pub new_flows: u64,
+}
+
+/// `stats`: packets the dispatcher counted under one reason
+/// (`tandem_common::Reason`, by its name: `forward_dr`, `sip_callid_hit`, …).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    pub reason: String,
+    pub packets: u64,
+}
+
+/// `cards`: one span of a telephony card, like a line of `dahdi_scan`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpanStatus {
+    /// The card's device root (`/dev/dahdi`).
+    pub card: String,
+    pub span: u32,
+    pub name: String,
+    pub description: String,
+    /// E1, T1, …
+    pub span_type: String,
+    /// `OK` or the alarm names as dahdi_tool prints them, `RED|LOS`.
+    pub alarms: String,
+    /// started, starting or stopped.
+    pub state: String,
+    /// This node drives the span while it is active.
+    pub owned: bool,
+    /// The span makes this node unfit to serve (its alarms, or the card is gone).
+    pub fault: bool,
+    pub configured_channels: u32,
+    pub total_channels: u32,
+    /// The call state of each channel of an owned span.
+    pub channels: Vec<ChannelStatus>,
+    /// Why the span could not be read.
+    pub error: Option<String>,
+}
+
+/// One channel of an owned span.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelStatus {
+    /// Position in the span, from 1.
+    pub channel: u32,
+    /// idle, ringing, answered, on_hold, hung_up.
+    pub state: String,
+}
+
+/// Errors of the admin socket, each naming the socket's path.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no admin socket at {path}: is tandemd running?")]
+    NoSocket { path: PathBuf },
+    #[error("permission denied on {path}: the admin socket is root-only (run as root)")]
+    PermissionDenied { path: PathBuf },
+    #[error("nothing is listening on {path} (tandemd is not running; the socket is stale)")]
+    NotListening { path: PathBuf },
+    #[error("{path} is in use by a running tandemd")]
+    InUse { path: PathBuf },
+    #[error("{path} exists and is not a socket")]
+    NotASocket { path: PathBuf },
+    #[error("{path}: {op}: {source}")]
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        source: io::Error,
+    },
+    #[error("{path}: no answer within {timeout:?}")]
+    Timeout { path: PathBuf, timeout: Duration },
+    #[error("{path}: bad response: {reason}")]
+    BadResponse { path: PathBuf, reason: String },
+    /// A request line the daemon cannot understand.
+    #[error("bad request {line:?}: {reason}")]
+    BadRequest { line: String, reason: String },
+}
+
+/// Parses one request line (without its newline).
+pub fn parse_request(line: &str) -> Result<Request, AdminError> {
+    let shown: String = line.chars().take(200).collect();
+    serde_json::from_str(line.trim()).map_err(|e| AdminError::BadRequest {
+        line: shown,
+        reason: e.to_string(),
+    })
+}
+
+/// One response line, newline included.
+pub fn format_response(response: &Response) -> String {
+    let mut s = serde_json::to_string(response).unwrap_or_else(|e| {
+        // Only a non-string map key could fail; there are none.
+        format!("{{\"reply\":\"error\",\"message\":\"cannot encode the response: {e}\"}}")
+    });
+    s.push('\n');
+    s
+}
+
+/// The request line of `Request::Cards`.
+pub const CARDS_REQUEST: &str = r#"{"cmd":"cards"}"#;
+
+pub(super) fn endpoint(ip: IpAddr, port: u16) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}

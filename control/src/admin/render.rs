@@ -1,0 +1,309 @@
+//! The tables `tandemctl` prints for each response: `status`, `services`
+//! and `reals` laid out like `ipvsadm -Ln`, `cards` like `dahdi_tool`'s
+//! span list, `sync` and `stats`.
+//!
+//! Pure formatting of the reply structs: no I/O, no decisions.
+
+use std::fmt::Write as _;
+
+use super::protocol::{
+    RealStatus, ReasonCount, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, endpoint,
+};
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
+/// ipvsadm's name of a forwarding method.
+fn forward_name(f: &str) -> &str {
+    match f {
+        "dr" => "Route",
+        "nat" => "Masq",
+        other => other,
+    }
+}
+
+fn duration_text(ms: u64) -> String {
+    match ms {
+        ms if ms < 10_000 => format!("{ms} ms"),
+        ms if ms < 600_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms => format!("{} min", ms / 60_000),
+    }
+}
+
+/// `tandemctl status`.
+pub fn render_status(s: &StatusReply) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "node        {} ({})  priority {}  preempt {}",
+        s.node_id,
+        s.node_name,
+        s.priority,
+        on_off(s.preempt)
+    );
+    let _ = writeln!(
+        o,
+        "state       {}  epoch {}  for {}",
+        s.state,
+        s.epoch,
+        duration_text(s.state_ms)
+    );
+    let _ = writeln!(o, "maintenance {}", on_off(s.maintenance));
+    match &s.peer {
+        Some(p) => {
+            let _ = writeln!(
+                o,
+                "peer        {}  {}  epoch {}  priority {}",
+                p.node_id, p.state, p.epoch, p.priority
+            );
+        }
+        None => {
+            let _ = writeln!(o, "peer        none seen");
+        }
+    }
+    if let Some(w) = &s.witness {
+        let _ = writeln!(
+            o,
+            "witness     {}  {}",
+            w.address,
+            if w.reachable {
+                "reachable"
+            } else {
+                "unreachable"
+            }
+        );
+    }
+    if !s.paths.is_empty() {
+        let _ = writeln!(o, "\nPath         Interface        State  Last heard");
+        for p in &s.paths {
+            let heard = p
+                .last_heard_ms
+                .map(|ms| format!("{} ago", duration_text(ms)))
+                .unwrap_or_else(|| "never".into());
+            let _ = writeln!(
+                o,
+                "{:<12} {:<16} {:<6} {}",
+                p.name,
+                p.interface,
+                if p.up { "up" } else { "down" },
+                heard
+            );
+        }
+    }
+    if !s.vips.is_empty() {
+        let _ = writeln!(o, "\nVIP              Interface        Owned");
+        for v in &s.vips {
+            let _ = writeln!(
+                o,
+                "{:<16} {:<16} {}",
+                v.address,
+                v.interface,
+                if v.owned { "yes" } else { "no" }
+            );
+        }
+    }
+    o
+}
+
+/// `tandemctl services`, laid out like `ipvsadm -Ln`.
+pub fn render_services(services: &[ServiceStatus]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Prot LocalAddress:Port                 Scheduler Flags");
+    let _ = writeln!(
+        o,
+        "  -> RemoteAddress:Port                Forward Weight State    Health  Flows"
+    );
+    for s in services {
+        let line = format!(
+            "{:<4} {:<33} {:<9} {}",
+            s.protocol.to_uppercase(),
+            endpoint(s.vip, s.port),
+            s.scheduler,
+            s.flags.join(",")
+        );
+        let _ = writeln!(o, "{}", line.trim_end());
+        for r in &s.reals {
+            let port = if r.port == 0 { s.port } else { r.port };
+            let _ = writeln!(
+                o,
+                "  -> {:<33} {:<7} {:<6} {:<8} {:<7} {}",
+                endpoint(r.address, port),
+                forward_name(&s.forward),
+                r.weight,
+                r.state,
+                if r.health.is_empty() { "-" } else { &r.health },
+                r.flows
+            );
+        }
+    }
+    o
+}
+
+/// `tandemctl reals`: every real server with its health, load and counters.
+pub fn render_reals(reals: &[RealStatus]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<28} {:<24} {:>6} {:<8} {:<7} {:>9} {:>8} {:>12} {:>14}",
+        "Service", "Real", "Weight", "State", "Health", "Load", "Flows", "Packets", "Bytes"
+    );
+    for r in reals {
+        let load = match (r.channels, r.capacity) {
+            (Some(c), Some(cap)) => format!("{c}/{cap}"),
+            (Some(c), None) => c.to_string(),
+            _ => "-".into(),
+        };
+        let _ = writeln!(
+            o,
+            "{:<28} {:<24} {:>6} {:<8} {:<7} {:>9} {:>8} {:>12} {:>14}",
+            r.service,
+            endpoint(r.address, r.port),
+            r.weight,
+            r.state,
+            if r.health.is_empty() { "-" } else { &r.health },
+            load,
+            r.flows,
+            r.packets,
+            r.bytes
+        );
+    }
+    o
+}
+
+/// Channels per line in [`render_cards`].
+const CHANNELS_PER_LINE: usize = 6;
+
+/// `tandemctl cards`: every span with its alarms and state, like
+/// `dahdi_tool`'s span list, grouped by card, then the call state of each
+/// channel of the spans this node owns.
+pub fn render_cards(spans: &[SpanStatus]) -> String {
+    let mut o = String::new();
+    let mut card: Option<&str> = None;
+    for s in spans {
+        if card != Some(s.card.as_str()) {
+            if card.is_some() {
+                o.push('\n');
+            }
+            card = Some(&s.card);
+            let _ = writeln!(o, "Card {}", s.card);
+            let _ = writeln!(
+                o,
+                "{:<4} {:<16} {:<4} {:<16} {:<8} {:<5} {:<5} {:>8}",
+                "Span", "Name", "Type", "Alarms", "State", "Owned", "Fault", "Channels"
+            );
+        }
+        let line = format!(
+            "{:<4} {:<16} {:<4} {:<16} {:<8} {:<5} {:<5} {:>8}",
+            s.span,
+            if s.name.is_empty() { "-" } else { &s.name },
+            if s.span_type.is_empty() {
+                "-"
+            } else {
+                &s.span_type
+            },
+            if s.alarms.is_empty() { "-" } else { &s.alarms },
+            s.state,
+            if s.owned { "yes" } else { "no" },
+            if s.fault { "FAULT" } else { "no" },
+            format!("{}/{}", s.configured_channels, s.total_channels),
+        );
+        let _ = writeln!(o, "{}", line.trim_end());
+        if let Some(e) = &s.error {
+            let _ = writeln!(o, "     error: {e}");
+        }
+        for row in s.channels.chunks(CHANNELS_PER_LINE) {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|c| format!("{:>3} {:<9}", c.channel, c.state))
+                .collect();
+            let _ = writeln!(o, "    {}", cells.join(" ").trim_end());
+        }
+    }
+    o
+}
+
+/// `tandemctl stats`: the reasons with a non-zero count, one per line.
+pub fn render_stats(reasons: &[ReasonCount]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "{:<24} {:>14}", "Reason", "Packets");
+    for r in reasons.iter().filter(|r| r.packets > 0) {
+        let _ = writeln!(o, "{:<24} {:>14}", r.reason, r.packets);
+    }
+    o
+}
+
+/// `tandemctl sync`.
+pub fn render_sync(s: &SyncReply) -> String {
+    if !s.enabled {
+        return "state sync off ([sync] enabled = false)\n".into();
+    }
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "role        {}  {}  peer {}",
+        s.role,
+        s.state,
+        s.peer.as_deref().unwrap_or("none")
+    );
+    let _ = writeln!(
+        o,
+        "tables      {} flows  {} calls  {} channels",
+        s.flows, s.calls, s.channels
+    );
+    if s.role == "publisher" {
+        let _ = writeln!(
+            o,
+            "sequence    last {}  acked {}  queued {}{}",
+            s.last_seq,
+            s.acked,
+            s.queue,
+            if s.out_of_date {
+                "  (standby out of date: snapshot due)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            o,
+            "lag         p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+            s.lag_p50_us as f64 / 1000.0,
+            s.lag_p99_us as f64 / 1000.0,
+            s.lag_max_us as f64 / 1000.0,
+            s.lag_samples
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "sequence    applied up to {}  records {}  into the kernel {}  refused {}",
+            s.last_seq, s.records, s.applied, s.kernel_errors
+        );
+    }
+    let _ = writeln!(
+        o,
+        "counters    {} connections  {} snapshots  {} resumes  {} overflows  {} bad frames  {} B out  {} B in",
+        s.connections,
+        s.snapshots,
+        s.resumes,
+        s.overflows,
+        s.bad_frames,
+        s.bytes_sent,
+        s.bytes_received
+    );
+    o
+}
+
+/// The human-readable form of any response.
+pub fn render(response: &Response) -> String {
+    match response {
+        Response::Status(s) => render_status(s),
+        Response::Services { services } => render_services(services),
+        Response::Reals { reals } => render_reals(reals),
+        Response::Cards { spans } => render_cards(spans),
+        Response::Sync(s) => render_sync(s),
+        Response::Metrics { text } => text.clone(),
+        Response::Stats { reasons } => render_stats(reasons),
+        Response::Done { message } => format!("{message}\n"),
+        Response::Error { message } => format!("error: {message}\n"),
+    }
+}
