@@ -88,7 +88,7 @@ impl Daemon {
         }
         for (root, r) in results {
             match r {
-                Ok(t) => self.mark(Event::SpansStarted { root, ms: t.elapsed.as_secs_f64() * 1000.0 }),
+                Ok(t) => self.mark(Event::SpansStarted { root, micros: t.elapsed.as_micros() as u64 }),
                 Err(e) => {
                     self.mark(Event::SpansFailed { root, error: e.to_string() });
                     // A span that cannot start is an alarm of its own.

@@ -47,7 +47,7 @@ impl Daemon {
                 .heartbeat_peers()
                 .iter()
                 .filter(|p| p.node_id == self.peer_id)
-                .map(|p| (p.ifindex, now_ns.saturating_sub(p.last_seen_ns) as f64 / 1e6))
+                .map(|p| (p.ifindex, now_ns.saturating_sub(p.last_seen_ns) / 1000))
                 .collect()
         } else {
             Vec::new()

@@ -1,0 +1,130 @@
+//! The daemon's events as types: what `tandemd` records in its timeline,
+//! prints (`<CLOCK_MONOTONIC ns> <text>`, the text from [`Event`]'s
+//! `Display`) and serves over the admin socket (`{"cmd":"events"}`), so
+//! that operators' tools, tests and benchmarks match on typed events, not
+//! on log sentences.
+//!
+//! Vocabulary only: no I/O, no decisions.
+
+use std::{fmt, net::IpAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// One event of the daemon's life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started { node_id: u32, name: String },
+    /// The pair state machine changed state. `peer_heard`: on a takeover,
+    /// how long ago the kernel last heard the peer on each path
+    /// (ifindex, µs).
+    StateChanged { from: String, to: String, epoch: u64, peer_heard: Vec<(u32, u64)> },
+    TakeoverDone { epoch: u64, micros: u64 },
+    VipsReleased,
+    GarpResent,
+    SpansShutDown,
+    SpansStarted { root: String, micros: u64 },
+    SpansFailed { root: String, error: String },
+    CardAlarm { raised: bool },
+    WitnessProbing,
+    /// The witness answered a probe sent after the peer fell silent
+    /// (`already`: an earlier probe had, no new probe was needed).
+    WitnessAnswered { already: bool },
+    WitnessUnreachable,
+    IvrHealth { node_id: u32, alive: bool },
+    SipOptions { real: IpAddr, answered: bool },
+    SyncConnected { peer: String, dialed: bool },
+    SyncClosed { peer: String, why: String },
+    SyncInSync,
+    LinkChanged { name: String, up: bool },
+    LinksDown { names: Vec<String> },
+    VipAddress { addr: IpAddr, interface: String, added: bool, micros: u64, error: Option<String> },
+    Realtime { priority: u8, ok: bool, locked: bool, error: Option<String> },
+    /// A signal that does not stop the daemon (SIGHUP until reload exists).
+    SignalIgnored { signal: String },
+    ShuttingDown { signal: String },
+    /// A loop turn took long enough to delay heartbeats.
+    SlowTurn { micros: u64, during: String },
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Started { node_id, name } => write!(f, "tandemd node {node_id} ({name}) started"),
+            Event::StateChanged { from, to, epoch, peer_heard } => {
+                write!(f, "state {from} -> {to} (epoch {epoch})")?;
+                if !peer_heard.is_empty() {
+                    let heard: Vec<String> = peer_heard.iter().map(|(i, us)| format!("{:.1} ms ago on ifindex {i}", *us as f64 / 1000.0)).collect();
+                    write!(f, " (peer last heard {})", heard.join(", "))?;
+                }
+                Ok(())
+            }
+            Event::TakeoverDone { epoch, micros } => write!(f, "takeover done: VIPs owned, GARP sent (epoch {epoch}; {micros} µs)"),
+            Event::VipsReleased => f.write_str("released VIPs"),
+            Event::GarpResent => f.write_str("GARP re-sent"),
+            Event::SpansShutDown => f.write_str("spans shut down"),
+            Event::SpansStarted { root, micros } => write!(f, "spans started alarm-free on {root} in {:.3} ms", *micros as f64 / 1000.0),
+            Event::SpansFailed { root, error } => write!(f, "spans on {root} failed to start: {error}"),
+            Event::CardAlarm { raised: true } => f.write_str("card alarm raised: local fault"),
+            Event::CardAlarm { raised: false } => f.write_str("card alarm cleared"),
+            Event::WitnessProbing => f.write_str("probing the witness"),
+            Event::WitnessAnswered { already: true } => f.write_str("witness answered after the peer fell silent"),
+            Event::WitnessAnswered { already: false } => f.write_str("witness answered"),
+            Event::WitnessUnreachable => f.write_str("witness unreachable"),
+            Event::IvrHealth { node_id, alive: true } => write!(f, "ivr node {node_id} alive"),
+            Event::IvrHealth { node_id, alive: false } => write!(f, "ivr node {node_id} dead: no new flows"),
+            Event::SipOptions { real, answered: true } => write!(f, "real {real}: SIP OPTIONS answered again"),
+            Event::SipOptions { real, answered: false } => write!(f, "real {real}: SIP OPTIONS unanswered: no new flows"),
+            Event::SyncConnected { peer, dialed } => write!(f, "sync: connected {} {peer}", if *dialed { "to" } else { "from" }),
+            Event::SyncClosed { peer, why } => write!(f, "sync: connection with {peer} closed: {why}"),
+            Event::SyncInSync => f.write_str("sync: in sync with the active"),
+            Event::LinkChanged { name, up } => write!(f, "link {name} {}", if *up { "up" } else { "down" }),
+            Event::LinksDown { names } => write!(f, "local fault: {} down", names.join(", ")),
+            Event::VipAddress { addr, interface, added, micros, error } => {
+                let what = if *added { "added to" } else { "removed from" };
+                match error {
+                    None => write!(f, "VIP {addr} {what} {interface} ({micros} µs)"),
+                    Some(e) => write!(f, "VIP {addr} not {what} {interface}: {e}"),
+                }
+            }
+            Event::Realtime { priority, ok: true, locked, .. } => {
+                write!(f, "running at SCHED_FIFO priority {priority}{}", if *locked { ", memory locked" } else { "" })
+            }
+            Event::Realtime { priority, error, .. } => write!(
+                f,
+                "node.realtime_priority {priority}: sched_setscheduler(SCHED_FIFO) failed: {}; normal scheduling",
+                error.as_deref().unwrap_or("?")
+            ),
+            Event::SignalIgnored { signal } => write!(f, "signal {signal}: ignored (reload is not supported yet)"),
+            Event::ShuttingDown { signal } => write!(f, "signal {signal}: shutting down"),
+            Event::SlowTurn { micros, during } => {
+                write!(f, "loop turn took {:.3} ms ({during}): heartbeats may have been late", *micros as f64 / 1000.0)
+            }
+        }
+    }
+}
+
+impl Event {
+    /// Events an operator must see as warnings.
+    pub fn is_warning(&self) -> bool {
+        matches!(
+            self,
+            Event::SpansFailed { .. }
+                | Event::WitnessUnreachable
+                | Event::SyncClosed { .. }
+                | Event::LinksDown { .. }
+                | Event::SlowTurn { .. }
+                | Event::VipAddress { error: Some(_), .. }
+                | Event::Realtime { ok: false, .. }
+        )
+    }
+}
+
+/// One event with its sequence number and `CLOCK_MONOTONIC` time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamped {
+    pub seq: u64,
+    pub at_ns: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
