@@ -1,0 +1,438 @@
+//! `tandem.toml`: the daemon's configuration, parsed and validated as a whole.
+//!
+//! This module owns the file format, its defaults and every check that can be
+//! made without touching the system, so that `tandemd` refuses a bad file
+//! before it changes anything. Each error names the field by its path in the
+//! file (`service[1].real[0].mac`) and the value it got; a file with several
+//! problems is refused with all of them. It also converts the virtual
+//! services to the dataplane's [`ServiceConfig`](tandem_dataplane::ServiceConfig),
+//! resolving interface names through a closure the caller supplies.
+//!
+//! The parts, in the order a file goes through them:
+//! - `read`: TOML syntax, then serde (through `serde_path_to_error`) into
+//!   - `model`: one struct per table of the file, with its defaults, refusing
+//!     unknown fields (with the nearest known name), whose leaves are
+//!   - `value`: newtypes that check what they read (ranges, addresses, MACs,
+//!     interface names, the dataplane's enums by their serde names);
+//! - `validate`: the checks between fields and tables, every problem at once;
+//! - [`Config`] (this module): what the daemon uses, resolved from the model;
+//! - `dataplane`: the services in the dataplane's form.
+//!
+//! Writing a configuration ([`Config::to_toml`]) serializes the same model.
+//! It must not do I/O beyond reading the file, and it applies nothing: what
+//! to do with a configuration is the daemon's business.
+//!
+//! ```toml
+//! [node]
+//! id = 1
+//! name = "director-a"
+//!
+//! [heartbeat]
+//! key = "000102030405060708090a0b0c0d0e0f"
+//! paths = [{ name = "link", interface = "hb0", local = "198.18.1.1", peer = "198.18.1.2" }]
+//! ```
+//!
+//! See `control/tandem.example.toml` for every field.
+
+mod dataplane;
+mod model;
+mod read;
+mod validate;
+mod value;
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use tandem_dataplane::{
+    AttachMode, RealState,
+    common::{
+        FLAG_EXPIRE_NODEST, FLAG_ONE_PACKET, FLAG_REPORTED_LOAD, FLAG_SCHED_FALLBACK,
+        FLAG_SCHED_PORT, FLAG_SIP_PERSIST, Forward, Scheduler,
+    },
+    config::Protocol,
+};
+
+pub use dataplane::ifindex;
+
+/// Default UDP port of heartbeats (the one Linux-HA heartbeat used).
+pub const DEFAULT_HEARTBEAT_PORT: u16 = 694;
+/// Default heartbeat interval in milliseconds.
+pub const DEFAULT_INTERVAL_MS: u64 = 100;
+/// Default number of missed intervals before a path is declared dead.
+pub const DEFAULT_MULTIPLIER: u32 = 3;
+/// Default gratuitous ARPs sent per takeover.
+pub const DEFAULT_GARP_COUNT: u32 = 5;
+/// Default spacing of gratuitous ARPs in milliseconds.
+pub const DEFAULT_GARP_INTERVAL_MS: u64 = 10;
+/// Default path of the admin socket.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tandem/tandemd.sock";
+/// Default node priority (higher wins).
+pub const DEFAULT_PRIORITY: u8 = 100;
+/// `[node] card_fault_holddown_ms`.
+pub const DEFAULT_CARD_FAULT_HOLDDOWN_MS: u64 = 10_000;
+/// `[sync] port`.
+pub const DEFAULT_SYNC_PORT: u16 = crate::sync::DEFAULT_PORT;
+/// Default device root of a telephony card (DAHDI's nodes).
+pub const DEFAULT_CARD_ROOT: &str = tandem_hw::device::DEFAULT_DEVICE_ROOT;
+/// Default time a takeover waits for its spans to be alarm-free after
+/// `DAHDI_STARTUP`, in milliseconds.
+pub const DEFAULT_TAKEOVER_DEADLINE_MS: u64 = 500;
+/// Default channel signalling set on an owned span's channels.
+pub const DEFAULT_SIGNALLING: &str = "fxsks";
+
+/// Framing and coding words of `card.lineconfig` (as in DAHDI's
+/// `system.conf`), with their `DAHDI_CONFIG_*` bits.
+pub const LINECONFIG_NAMES: [(&str, i32); 7] = [
+    ("d4", tandem_hw::abi::DAHDI_CONFIG_D4),
+    ("esf", tandem_hw::abi::DAHDI_CONFIG_ESF),
+    ("ami", tandem_hw::abi::DAHDI_CONFIG_AMI),
+    ("b8zs", tandem_hw::abi::DAHDI_CONFIG_B8ZS),
+    ("ccs", tandem_hw::abi::DAHDI_CONFIG_CCS),
+    ("hdb3", tandem_hw::abi::DAHDI_CONFIG_HDB3),
+    ("crc4", tandem_hw::abi::DAHDI_CONFIG_CRC4),
+];
+
+/// Channel signalling names of `card.signalling` (as in `system.conf`),
+/// with their `DAHDI_SIG_*` values.
+pub const SIGNALLING_NAMES: [(&str, i32); 10] = [
+    ("fxsls", tandem_hw::abi::DAHDI_SIG_FXSLS),
+    ("fxsgs", tandem_hw::abi::DAHDI_SIG_FXSGS),
+    ("fxsks", tandem_hw::abi::DAHDI_SIG_FXSKS),
+    ("fxols", tandem_hw::abi::DAHDI_SIG_FXOLS),
+    ("fxogs", tandem_hw::abi::DAHDI_SIG_FXOGS),
+    ("fxoks", tandem_hw::abi::DAHDI_SIG_FXOKS),
+    ("em", tandem_hw::abi::DAHDI_SIG_EM),
+    ("em_e1", tandem_hw::abi::DAHDI_SIG_EM_E1),
+    ("cas", tandem_hw::abi::DAHDI_SIG_CAS),
+    ("clear", tandem_hw::abi::DAHDI_SIG_CLEAR),
+];
+
+/// Service flag names as written in the file, with their bits.
+pub const FLAG_NAMES: [(&str, u16); 6] = [
+    ("expire_nodest", FLAG_EXPIRE_NODEST),
+    ("sched_fallback", FLAG_SCHED_FALLBACK),
+    ("sched_port", FLAG_SCHED_PORT),
+    ("one_packet", FLAG_ONE_PACKET),
+    ("reported_load", FLAG_REPORTED_LOAD),
+    ("sip_persist", FLAG_SIP_PERSIST),
+];
+
+/// A configuration that cannot be used. Nothing has been changed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The problems of the file at `path`, one per line, each prefixed with it.
+    #[error("{}", lines(Some(path), error))]
+    File {
+        path: PathBuf,
+        error: Box<ConfigError>,
+    },
+    /// The file is not TOML; the message carries line and column.
+    #[error("not valid TOML: {0}")]
+    Syntax(String),
+    #[error("{field}: missing")]
+    Missing { field: String },
+    /// `heartbeat.intreval_ms: unknown field (did you mean `interval_ms`?)`.
+    #[error("{field}: unknown field{}", did_you_mean.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default())]
+    Unknown {
+        field: String,
+        /// The known field of the same table closest in spelling, if any is close.
+        did_you_mean: Option<String>,
+    },
+    /// `field: value problem`, e.g. `heartbeat.interval_ms: 0 is below the minimum 1`.
+    #[error("{field}: {value} {problem}")]
+    Invalid {
+        field: String,
+        value: String,
+        problem: String,
+    },
+    /// A value serde refused in its own words.
+    #[error("{field}: {message}")]
+    Refused { field: String, message: String },
+    /// More than one problem, in the order found; one per line.
+    #[error("{}", lines(None, self))]
+    Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// The dotted path of the field at fault, when there is one (the
+    /// first problem's, when there are several).
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Missing { field }
+            | ConfigError::Unknown { field, .. }
+            | ConfigError::Invalid { field, .. }
+            | ConfigError::Refused { field, .. } => Some(field),
+            ConfigError::File { error, .. } => error.field(),
+            ConfigError::Several(all) => all.first().and_then(ConfigError::field),
+            _ => None,
+        }
+    }
+
+    /// Each problem on its own: the list of [`ConfigError::Several`], else this one.
+    pub fn problems(&self) -> &[ConfigError] {
+        match self {
+            ConfigError::Several(all) => all,
+            ConfigError::File { error, .. } => error.problems(),
+            one => std::slice::from_ref(one),
+        }
+    }
+
+    /// One problem as itself, several as [`ConfigError::Several`].
+    fn from_problems(mut problems: Vec<ConfigError>) -> ConfigError {
+        if problems.len() == 1 {
+            problems.remove(0)
+        } else {
+            ConfigError::Several(problems)
+        }
+    }
+}
+
+/// The problems of `error`, one per line, each prefixed with `path`.
+fn lines(path: Option<&PathBuf>, error: &ConfigError) -> String {
+    let mut out = String::new();
+    for (i, e) in error.problems().iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        if let Some(path) = path {
+            out.push_str(&format!("{}: ", path.display()));
+        }
+        // `Several` lists are flat: a problem is never `Several` itself.
+        out.push_str(&e.to_string());
+    }
+    out
+}
+
+/// The whole configuration of one director.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub heartbeat: HeartbeatConfig,
+    pub witness: Option<WitnessConfig>,
+    pub vips: Vec<VipConfig>,
+    pub dataplane: DataplaneConfig,
+    pub services: Vec<ServiceEntry>,
+    pub admin: AdminConfig,
+    /// Telephony cards whose spans follow the pair state (may be empty).
+    pub cards: Vec<CardConfig>,
+    /// State sync with the peer (None: `[sync] enabled = false`).
+    pub sync: Option<SyncConfig>,
+}
+
+/// `[sync]`: the TCP connection that carries flows, calls and channel
+/// states to the standby. On by default, over the first heartbeat path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    pub port: u16,
+    /// This node listens on these (default: every heartbeat path's local address).
+    pub local: Vec<IpAddr>,
+    /// The peer's addresses, dialed in turn (default: every heartbeat
+    /// path's peer address, the dedicated link first): sync survives the
+    /// loss of one network as the heartbeats do.
+    pub peer: Vec<IpAddr>,
+}
+
+/// `[node]`: who this director is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// Non-zero, unique among the directors.
+    pub id: u32,
+    pub name: String,
+    /// Higher wins an election; ties go to the higher id.
+    pub priority: u8,
+    /// Take the active role back from a lower-priority peer.
+    pub preempt: bool,
+    /// The node id of the other director (its heartbeats are accepted).
+    pub peer_id: u32,
+    /// SCHED_FIFO priority of the daemon's loop once it runs (1 to 99; 0:
+    /// normal scheduling). With 1 ms heartbeats, a sender delayed by the
+    /// scheduler for `interval × multiplier` looks dead to its peer; like
+    /// keepalived's `vrrp_rt_priority`, a real-time priority prevents it.
+    pub realtime_priority: u8,
+    /// After its card fault clears, a node that is not active stays faulty
+    /// this long (its shut-down span cannot show whether the trunk came
+    /// back): a trunk cut behind both nodes does not bounce the role.
+    pub card_fault_holddown: Duration,
+}
+
+/// `[heartbeat]`: how the directors watch each other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    pub port: u16,
+    pub interval: Duration,
+    /// Missed intervals before a path is dead.
+    pub multiplier: u32,
+    /// SipHash-2-4 key shared by the directors.
+    pub key: [u8; 16],
+    /// At least one; the peer is dead only when silent on all of them.
+    pub paths: Vec<HeartbeatPath>,
+}
+
+impl HeartbeatConfig {
+    /// Silence after which a path is dead: `interval × multiplier`.
+    pub fn deadline(&self) -> Duration {
+        self.interval * self.multiplier
+    }
+}
+
+/// One heartbeat path (a dedicated link or the service network).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeartbeatPath {
+    pub name: String,
+    pub interface: String,
+    pub local: Ipv4Addr,
+    pub peer: Ipv4Addr,
+}
+
+/// `[witness]`: a target on the service network that must answer before a
+/// takeover when only the heartbeat link broke.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WitnessConfig {
+    pub address: Ipv4Addr,
+    /// How often the standby probes the witness while it waits (default:
+    /// the heartbeat interval). A takeover whose peer went silent before
+    /// the last answered probe was sent needs no probe of its own.
+    pub probe_interval: Duration,
+}
+
+/// `[[vip]]`: an address the active director holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VipConfig {
+    pub address: Ipv4Addr,
+    /// The service interface the address goes on.
+    pub interface: String,
+    pub garp_count: u32,
+    pub garp_interval: Duration,
+}
+
+/// `[dataplane]`: where and how the XDP program is attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataplaneConfig {
+    pub xdp_mode: AttachMode,
+    /// When absent in the file: the heartbeat and VIP interfaces, in that
+    /// order, each once.
+    pub interfaces: Vec<String>,
+    /// Entries of the connection table.
+    pub flow_entries: u32,
+}
+
+/// `[[service]]`: a virtual service as written in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEntry {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub scheduler: Scheduler,
+    pub forward: Forward,
+    /// `FLAG_*` bits.
+    pub flags: u16,
+    pub mh_size: u32,
+    /// NAT: MAC of the gateway toward the clients.
+    pub gateway_mac: Option<[u8; 6]>,
+    /// NAT: interface replies to clients leave by (absent: the one they came in on).
+    pub client_interface: Option<String>,
+    pub reals: Vec<RealEntry>,
+    /// SIP OPTIONS health probes of the real servers (UDP services only).
+    pub sip_options: Option<crate::sipprobe::ProbeConfig>,
+}
+
+/// `[[service.real]]`: a real server as written in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealEntry {
+    pub address: IpAddr,
+    /// NAT: port on the real server (0: the virtual port).
+    pub port: u16,
+    pub mac: [u8; 6],
+    pub weight: u32,
+    pub state: RealState,
+    /// Interface toward it (absent: the one the packet came in on).
+    pub interface: Option<String>,
+    /// The node id this IVR server sends heartbeats with: it is then
+    /// marked down when silent for the heartbeat deadline and up when heard
+    /// again, and its reported load feeds `reported_load` services.
+    pub node_id: Option<u32>,
+}
+
+/// `[admin]`: the control socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub socket: PathBuf,
+    /// Serve Prometheus metrics over HTTP here (None: only `tandemctl metrics`).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `[[card]]`: a telephony card (a DAHDI device root) and the spans this
+/// node drives while it is active. See [`crate::cards`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardConfig {
+    /// The directory holding `ctl` and `chan/` (`/dev/dahdi` on a real system).
+    pub root: PathBuf,
+    /// Span numbers (1-based, distinct) started on takeover and shut down on demotion.
+    pub spans: Vec<u32>,
+    /// How long a takeover waits for every span to be alarm-free after `DAHDI_STARTUP`.
+    pub takeover_deadline: Duration,
+    /// `DAHDI_SPANCONFIG` before `DAHDI_STARTUP`; `None` leaves the span's line as it is.
+    pub line: Option<CardLine>,
+    /// `DAHDI_SIG_*` set on every channel of an owned span (a name of [`SIGNALLING_NAMES`]).
+    pub signalling: i32,
+    /// The active node answers incoming calls itself (`HOOK(OFFHOOK)` on
+    /// ringing): a front end that holds calls for the IVRs. Default off.
+    pub auto_answer: bool,
+}
+
+/// `card.lineconfig` and `card.timing`: an owned span's line configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CardLine {
+    /// `DAHDI_CONFIG_*` framing and coding bits (names in [`LINECONFIG_NAMES`]).
+    pub config: i32,
+    /// Timing source priority; 0: never a timing source.
+    pub timing: u32,
+}
+
+impl Config {
+    /// Reads and validates a file; errors are prefixed with its path.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|error| ConfigError::File {
+            path: path.to_owned(),
+            error: Box::new(error),
+        })
+    }
+
+    /// Parses and validates the text of a `tandem.toml`. A file with
+    /// several problems is refused with all of them
+    /// ([`ConfigError::Several`]): every unknown field, the first value that
+    /// cannot be read, or (when every value could be read) every problem of
+    /// the checks across fields and tables.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let (file, mut problems) = read::read(text)?;
+        if let Some(file) = &file {
+            problems.extend(validate::validate(file));
+        }
+        match file {
+            Some(file) if problems.is_empty() => Ok(file.resolve()),
+            _ => Err(ConfigError::from_problems(problems)),
+        }
+    }
+
+    /// The canonical TOML text of this configuration, every value written
+    /// out; it parses back to an equal `Config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(&model::File::from(self)).unwrap_or_default()
+    }
+}

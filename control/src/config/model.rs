@@ -1,0 +1,674 @@
+//! The shape of `tandem.toml` as serde reads and writes it: one struct per
+//! table, named as in the file, with its defaults, refusing unknown fields.
+//!
+//! The leaves are the checking newtypes of [`super::value`], so a file that
+//! deserializes has every value in range; what involves several values is
+//! left to [`super::validate`]. [`File::resolve`] turns a valid file into
+//! the [`Config`] the daemon uses, filling the defaults that depend on other
+//! tables (the dataplane's interfaces, the sync addresses, the witness's
+//! probe interval); `From<&Config>` writes every value back out. Nothing
+//! here reads a file or looks at the system.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tandem_dataplane::{
+    RealState,
+    common::{DEFAULT_FLOW_ENTRIES, Forward, MH_DEFAULT_SIZE, Scheduler},
+    config::Protocol,
+};
+
+use super::{
+    AdminConfig, CardConfig, CardLine, Config, DEFAULT_ADMIN_SOCKET,
+    DEFAULT_CARD_FAULT_HOLDDOWN_MS, DEFAULT_CARD_ROOT, DEFAULT_GARP_COUNT,
+    DEFAULT_GARP_INTERVAL_MS, DEFAULT_HEARTBEAT_PORT, DEFAULT_INTERVAL_MS, DEFAULT_MULTIPLIER,
+    DEFAULT_PRIORITY, DEFAULT_SYNC_PORT, DEFAULT_TAKEOVER_DEADLINE_MS, DataplaneConfig,
+    HeartbeatConfig, HeartbeatPath, NodeConfig, RealEntry, ServiceEntry, SyncConfig, VipConfig,
+    WitnessConfig, value::*,
+};
+
+/// A port number, 1 to 65535.
+pub type Port = Int<u16, 1, 65_535>;
+/// A node id: non-zero.
+pub type NodeId = Int<u32, 1, { u32::MAX as i64 }>;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct File {
+    pub node: NodeTable,
+    pub heartbeat: HeartbeatTable,
+    /// Absent: on, over every heartbeat path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncTable>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub witness: Option<WitnessTable>,
+    #[serde(default)]
+    pub vip: List<VipTable>,
+    #[serde(default)]
+    pub dataplane: DataplaneTable,
+    #[serde(default)]
+    pub service: List<ServiceTable>,
+    #[serde(default)]
+    pub admin: AdminTable,
+    #[serde(default, skip_serializing_if = "List::is_empty")]
+    pub card: List<CardTable>,
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct NodeTable {
+    pub id: NodeId,
+    pub name: NodeName,
+    #[serde(default = "default_priority")]
+    pub priority: Int<u8, 0, 255>,
+    #[serde(default)]
+    pub preempt: Bool,
+    pub peer_id: NodeId,
+    #[serde(default)]
+    pub realtime_priority: Int<u8, 0, 99>,
+    #[serde(default = "default_holddown")]
+    pub card_fault_holddown_ms: Millis<0, 3_600_000>,
+}
+
+/// `[heartbeat]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct HeartbeatTable {
+    #[serde(default = "default_heartbeat_port")]
+    pub port: Port,
+    #[serde(default = "default_interval")]
+    pub interval_ms: Millis<1, 60_000>,
+    #[serde(default = "default_multiplier")]
+    pub multiplier: Int<u32, 2, 1000>,
+    pub key: Key,
+    /// At least one (a check of [`super::validate`]).
+    #[serde(default)]
+    pub paths: List<PathTable>,
+}
+
+/// `heartbeat.paths[i]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct PathTable {
+    pub name: Text,
+    pub interface: IfName,
+    pub local: UnicastV4,
+    pub peer: UnicastV4,
+}
+
+/// `[witness]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct WitnessTable {
+    pub address: UnicastV4,
+    /// Absent: the heartbeat interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_interval_ms: Option<Millis<1, 60_000>>,
+}
+
+/// `[sync]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct SyncTable {
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub enabled: Bool,
+    #[serde(default = "default_sync_port")]
+    pub port: Port,
+    /// Absent: every heartbeat path's local address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<OneOrMany<SyncAddr>>,
+    /// Absent: every heartbeat path's peer address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<OneOrMany<SyncAddr>>,
+}
+
+/// `[[vip]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct VipTable {
+    pub address: UnicastV4,
+    pub interface: IfName,
+    #[serde(default = "default_garp_count")]
+    pub garp_count: Int<u32, 0, 1000>,
+    #[serde(default = "default_garp_interval")]
+    pub garp_interval_ms: Millis<0, 10_000>,
+}
+
+/// `[dataplane]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct DataplaneTable {
+    #[serde(default = "default_xdp_mode")]
+    pub xdp_mode: Word<XdpMode>,
+    /// Absent: the heartbeat and VIP interfaces, in that order, each once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interfaces: Option<List<IfName>>,
+    #[serde(default = "default_flow_entries")]
+    pub flow_entries: Int<u32, 1024, { 1 << 26 }>,
+}
+
+impl Default for DataplaneTable {
+    fn default() -> Self {
+        DataplaneTable {
+            xdp_mode: default_xdp_mode(),
+            interfaces: None,
+            flow_entries: default_flow_entries(),
+        }
+    }
+}
+
+/// `[[service]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct ServiceTable {
+    pub vip: Unicast,
+    pub port: Port,
+    pub protocol: Word<Protocol>,
+    pub scheduler: Word<Scheduler>,
+    #[serde(default = "default_forward")]
+    pub forward: Word<Forward>,
+    #[serde(default)]
+    pub flags: List<FlagName>,
+    #[serde(default = "default_mh_size")]
+    pub mh_size: Int<u32, 0, { u32::MAX as i64 }>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_mac: Option<Mac>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_interface: Option<IfName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_options: Option<SipOptionsTable>,
+    #[serde(default)]
+    pub real: List<RealTable>,
+}
+
+/// `service.sip_options`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct SipOptionsTable {
+    #[serde(default = "default_probe_interval")]
+    pub interval_ms: Millis<10, 3_600_000>,
+    #[serde(default = "default_probe_timeout")]
+    pub timeout_ms: Millis<1, 60_000>,
+    #[serde(default = "default_probe_failures")]
+    pub failures: Int<u32, 1, 100>,
+}
+
+/// `[[service.real]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct RealTable {
+    pub address: Unicast,
+    #[serde(default)]
+    pub port: Int<u16, 0, 65_535>,
+    pub mac: Mac,
+    #[serde(default = "default_weight")]
+    pub weight: Int<u32, 0, 65_535>,
+    #[serde(default = "default_state")]
+    pub state: Word<RealState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<IfName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<NodeId>,
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct AdminTable {
+    #[serde(default = "default_admin_socket")]
+    pub socket: Text,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<ListenAddr>,
+}
+
+impl Default for AdminTable {
+    fn default() -> Self {
+        AdminTable {
+            socket: default_admin_socket(),
+            metrics_listen: None,
+        }
+    }
+}
+
+/// `[[card]]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct CardTable {
+    #[serde(default = "default_card_root")]
+    pub root: AbsPath,
+    pub spans: List<Span>,
+    #[serde(default = "default_takeover_deadline")]
+    pub takeover_deadline_ms: Millis<1, 60_000>,
+    /// Absent: the span's line is left as it is (no `DAHDI_SPANCONFIG`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineconfig: Option<List<LineWord>>,
+    /// Only with `lineconfig`; absent: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Int<u32, 0, 255>>,
+    #[serde(default = "default_signalling")]
+    pub signalling: Signalling,
+    #[serde(default)]
+    pub auto_answer: Bool,
+}
+
+impl<T> List<T> {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+macro_rules! tables {
+    ($($t:ty),*) => {
+        $(impl Item for $t {
+            const LIST: &'static str = "is not a list of tables";
+        })*
+    };
+}
+tables!(PathTable, VipTable, ServiceTable, RealTable, CardTable);
+
+fn default_priority() -> Int<u8, 0, 255> {
+    Int(DEFAULT_PRIORITY)
+}
+fn default_holddown() -> Millis<0, 3_600_000> {
+    Millis::ms(DEFAULT_CARD_FAULT_HOLDDOWN_MS)
+}
+fn default_heartbeat_port() -> Port {
+    Int(DEFAULT_HEARTBEAT_PORT)
+}
+fn default_interval() -> Millis<1, 60_000> {
+    Millis::ms(DEFAULT_INTERVAL_MS)
+}
+fn default_multiplier() -> Int<u32, 2, 1000> {
+    Int(DEFAULT_MULTIPLIER)
+}
+fn yes() -> Bool {
+    Bool(true)
+}
+fn is_yes(b: &Bool) -> bool {
+    b.0
+}
+fn default_sync_port() -> Port {
+    Int(DEFAULT_SYNC_PORT)
+}
+fn default_garp_count() -> Int<u32, 0, 1000> {
+    Int(DEFAULT_GARP_COUNT)
+}
+fn default_garp_interval() -> Millis<0, 10_000> {
+    Millis::ms(DEFAULT_GARP_INTERVAL_MS)
+}
+fn default_xdp_mode() -> Word<XdpMode> {
+    Word(XdpMode::Auto)
+}
+fn default_flow_entries() -> Int<u32, 1024, { 1 << 26 }> {
+    Int(DEFAULT_FLOW_ENTRIES)
+}
+fn default_forward() -> Word<Forward> {
+    Word(Forward::Dr)
+}
+fn default_mh_size() -> Int<u32, 0, { u32::MAX as i64 }> {
+    Int(MH_DEFAULT_SIZE)
+}
+fn default_probe_interval() -> Millis<10, 3_600_000> {
+    Millis::ms(1000)
+}
+fn default_probe_timeout() -> Millis<1, 60_000> {
+    Millis::ms(500)
+}
+fn default_probe_failures() -> Int<u32, 1, 100> {
+    Int(3)
+}
+fn default_weight() -> Int<u32, 0, 65_535> {
+    Int(1)
+}
+fn default_state() -> Word<RealState> {
+    Word(RealState::Up)
+}
+fn default_admin_socket() -> Text {
+    Text(DEFAULT_ADMIN_SOCKET.into())
+}
+fn default_card_root() -> AbsPath {
+    AbsPath(DEFAULT_CARD_ROOT.into())
+}
+fn default_takeover_deadline() -> Millis<1, 60_000> {
+    Millis::ms(DEFAULT_TAKEOVER_DEADLINE_MS)
+}
+fn default_signalling() -> Signalling {
+    // DEFAULT_SIGNALLING is "fxsks".
+    Signalling(tandem_hw::abi::DAHDI_SIG_FXSKS)
+}
+
+impl File {
+    /// The configuration this (valid) file describes, with the defaults
+    /// that depend on other tables filled in.
+    pub fn resolve(&self) -> Config {
+        let heartbeat = self.heartbeat.resolve();
+        let vips: Vec<VipConfig> = self.vip.0.iter().map(VipTable::resolve).collect();
+        let witness = self.witness.as_ref().map(|w| WitnessConfig {
+            address: w.address.0,
+            probe_interval: w.probe_interval_ms.map_or(heartbeat.interval, |m| m.0),
+        });
+        let dataplane = DataplaneConfig {
+            xdp_mode: self.dataplane.xdp_mode.0.into(),
+            interfaces: match &self.dataplane.interfaces {
+                Some(list) => list.0.iter().map(|n| n.0.clone()).collect(),
+                None => default_interfaces(&heartbeat, &vips),
+            },
+            flow_entries: self.dataplane.flow_entries.0,
+        };
+        Config {
+            node: self.node.resolve(),
+            sync: self.sync.as_ref().map_or_else(
+                || {
+                    Some(SyncConfig {
+                        port: DEFAULT_SYNC_PORT,
+                        local: sync_locals(&heartbeat),
+                        peer: sync_peers(&heartbeat),
+                    })
+                },
+                |s| s.resolve(&heartbeat),
+            ),
+            witness,
+            dataplane,
+            services: self.service.0.iter().map(ServiceTable::resolve).collect(),
+            admin: AdminConfig {
+                socket: PathBuf::from(&self.admin.socket.0),
+                metrics_listen: self.admin.metrics_listen.map(|m| m.0),
+            },
+            cards: self.card.0.iter().map(CardTable::resolve).collect(),
+            heartbeat,
+            vips,
+        }
+    }
+}
+
+/// The heartbeat and VIP interfaces, in that order, each once.
+fn default_interfaces(hb: &HeartbeatConfig, vips: &[VipConfig]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in hb
+        .paths
+        .iter()
+        .map(|p| &p.interface)
+        .chain(vips.iter().map(|v| &v.interface))
+    {
+        if !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
+pub(super) fn sync_locals(hb: &HeartbeatConfig) -> Vec<std::net::IpAddr> {
+    hb.paths.iter().map(|p| p.local.into()).collect()
+}
+
+pub(super) fn sync_peers(hb: &HeartbeatConfig) -> Vec<std::net::IpAddr> {
+    hb.paths.iter().map(|p| p.peer.into()).collect()
+}
+
+fn addrs(list: &OneOrMany<SyncAddr>) -> Vec<std::net::IpAddr> {
+    list.0.iter().map(|a| a.0).collect()
+}
+
+impl NodeTable {
+    fn resolve(&self) -> NodeConfig {
+        NodeConfig {
+            id: self.id.0,
+            name: self.name.0.clone(),
+            priority: self.priority.0,
+            preempt: self.preempt.0,
+            peer_id: self.peer_id.0,
+            realtime_priority: self.realtime_priority.0,
+            card_fault_holddown: self.card_fault_holddown_ms.0,
+        }
+    }
+}
+
+impl HeartbeatTable {
+    pub(super) fn resolve(&self) -> HeartbeatConfig {
+        HeartbeatConfig {
+            port: self.port.0,
+            interval: self.interval_ms.0,
+            multiplier: self.multiplier.0,
+            key: self.key.0,
+            paths: self
+                .paths
+                .0
+                .iter()
+                .map(|p| HeartbeatPath {
+                    name: p.name.0.clone(),
+                    interface: p.interface.0.clone(),
+                    local: p.local.0,
+                    peer: p.peer.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SyncTable {
+    /// The local and peer lists, defaults filled in.
+    pub(super) fn lists(
+        &self,
+        hb: &HeartbeatConfig,
+    ) -> (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) {
+        let local = self.local.as_ref().map_or_else(|| sync_locals(hb), addrs);
+        let peer = self.peer.as_ref().map_or_else(|| sync_peers(hb), addrs);
+        (local, peer)
+    }
+
+    fn resolve(&self, hb: &HeartbeatConfig) -> Option<SyncConfig> {
+        let (local, peer) = self.lists(hb);
+        self.enabled.0.then_some(SyncConfig {
+            port: self.port.0,
+            local,
+            peer,
+        })
+    }
+}
+
+impl VipTable {
+    fn resolve(&self) -> VipConfig {
+        VipConfig {
+            address: self.address.0,
+            interface: self.interface.0.clone(),
+            garp_count: self.garp_count.0,
+            garp_interval: self.garp_interval_ms.0,
+        }
+    }
+}
+
+impl ServiceTable {
+    /// The service as the daemon takes it.
+    pub(super) fn resolve(&self) -> ServiceEntry {
+        ServiceEntry {
+            vip: self.vip.0,
+            port: self.port.0,
+            protocol: self.protocol.0,
+            scheduler: self.scheduler.0,
+            forward: self.forward.0,
+            flags: self.flags.0.iter().fold(0, |bits, f| bits | f.0),
+            mh_size: self.mh_size.0,
+            gateway_mac: self.gateway_mac.map(|m| m.0),
+            client_interface: self.client_interface.as_ref().map(|n| n.0.clone()),
+            reals: self.real.0.iter().map(RealTable::resolve).collect(),
+            sip_options: self
+                .sip_options
+                .as_ref()
+                .map(|o| crate::sipprobe::ProbeConfig {
+                    interval: o.interval_ms.0,
+                    timeout: o.timeout_ms.0,
+                    failures: o.failures.0,
+                }),
+        }
+    }
+}
+
+impl RealTable {
+    fn resolve(&self) -> RealEntry {
+        RealEntry {
+            address: self.address.0,
+            port: self.port.0,
+            mac: self.mac.0,
+            weight: self.weight.0,
+            state: self.state.0,
+            interface: self.interface.as_ref().map(|n| n.0.clone()),
+            node_id: self.node_id.map(|n| n.0),
+        }
+    }
+}
+
+impl CardTable {
+    fn resolve(&self) -> CardConfig {
+        CardConfig {
+            root: PathBuf::from(&self.root.0),
+            spans: self.spans.0.iter().map(|s| s.0).collect(),
+            takeover_deadline: self.takeover_deadline_ms.0,
+            line: self.lineconfig.as_ref().map(|words| CardLine {
+                config: words.0.iter().fold(0, |bits, w| bits | w.0),
+                timing: self.timing.map_or(0, |t| t.0),
+            }),
+            signalling: self.signalling.0,
+            auto_answer: self.auto_answer.0,
+        }
+    }
+}
+
+/// Every value written out, defaults included: the file of `to_toml`.
+impl From<&Config> for File {
+    fn from(c: &Config) -> File {
+        let hb = &c.heartbeat;
+        let name = |s: &String| IfName(s.clone());
+        File {
+            node: NodeTable {
+                id: Int(c.node.id),
+                name: NodeName(c.node.name.clone()),
+                priority: Int(c.node.priority),
+                preempt: Bool(c.node.preempt),
+                peer_id: Int(c.node.peer_id),
+                realtime_priority: Int(c.node.realtime_priority),
+                card_fault_holddown_ms: Millis(c.node.card_fault_holddown),
+            },
+            heartbeat: HeartbeatTable {
+                port: Int(hb.port),
+                interval_ms: Millis(hb.interval),
+                multiplier: Int(hb.multiplier),
+                key: Key(hb.key),
+                paths: List(
+                    hb.paths
+                        .iter()
+                        .map(|p| PathTable {
+                            name: Text(p.name.clone()),
+                            interface: name(&p.interface),
+                            local: UnicastV4(p.local),
+                            peer: UnicastV4(p.peer),
+                        })
+                        .collect(),
+                ),
+            },
+            sync: Some(match &c.sync {
+                Some(s) => SyncTable {
+                    enabled: Bool(true),
+                    port: Int(s.port),
+                    local: Some(OneOrMany(s.local.iter().copied().map(SyncAddr).collect())),
+                    peer: Some(OneOrMany(s.peer.iter().copied().map(SyncAddr).collect())),
+                },
+                None => SyncTable {
+                    enabled: Bool(false),
+                    port: default_sync_port(),
+                    local: None,
+                    peer: None,
+                },
+            }),
+            witness: c.witness.as_ref().map(|w| WitnessTable {
+                address: UnicastV4(w.address),
+                probe_interval_ms: Some(Millis(w.probe_interval)),
+            }),
+            vip: List(
+                c.vips
+                    .iter()
+                    .map(|v| VipTable {
+                        address: UnicastV4(v.address),
+                        interface: name(&v.interface),
+                        garp_count: Int(v.garp_count),
+                        garp_interval_ms: Millis(v.garp_interval),
+                    })
+                    .collect(),
+            ),
+            dataplane: DataplaneTable {
+                xdp_mode: Word(c.dataplane.xdp_mode.into()),
+                interfaces: Some(List(c.dataplane.interfaces.iter().map(name).collect())),
+                flow_entries: Int(c.dataplane.flow_entries),
+            },
+            service: List(c.services.iter().map(service_table).collect()),
+            admin: AdminTable {
+                socket: Text(c.admin.socket.to_string_lossy().into_owned()),
+                metrics_listen: c.admin.metrics_listen.map(ListenAddr),
+            },
+            card: List(c.cards.iter().map(card_table).collect()),
+        }
+    }
+}
+
+/// The names of the bits set in `bits`, in the table's order.
+fn names_of<T: Copy, V: Copy + PartialEq + std::ops::BitAnd<Output = V> + Default>(
+    table: &[(&str, V)],
+    bits: V,
+    wrap: impl Fn(V) -> T,
+) -> List<T> {
+    List(
+        table
+            .iter()
+            .filter(|(_, bit)| bits & *bit != V::default())
+            .map(|(_, bit)| wrap(*bit))
+            .collect(),
+    )
+}
+
+fn service_table(s: &ServiceEntry) -> ServiceTable {
+    ServiceTable {
+        vip: Unicast(s.vip),
+        port: Int(s.port),
+        protocol: Word(s.protocol),
+        scheduler: Word(s.scheduler),
+        forward: Word(s.forward),
+        flags: names_of(&super::FLAG_NAMES, s.flags, FlagName),
+        mh_size: Int(s.mh_size),
+        gateway_mac: s.gateway_mac.map(Mac),
+        client_interface: s.client_interface.clone().map(IfName),
+        sip_options: s.sip_options.as_ref().map(|o| SipOptionsTable {
+            interval_ms: Millis(o.interval),
+            timeout_ms: Millis(o.timeout),
+            failures: Int(o.failures),
+        }),
+        real: List(
+            s.reals
+                .iter()
+                .map(|r| RealTable {
+                    address: Unicast(r.address),
+                    port: Int(r.port),
+                    mac: Mac(r.mac),
+                    weight: Int(r.weight),
+                    state: Word(r.state),
+                    interface: r.interface.clone().map(IfName),
+                    node_id: r.node_id.map(Int),
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn card_table(c: &CardConfig) -> CardTable {
+    CardTable {
+        root: AbsPath(c.root.to_string_lossy().into_owned()),
+        spans: List(c.spans.iter().copied().map(Span).collect()),
+        takeover_deadline_ms: Millis(c.takeover_deadline),
+        lineconfig: c
+            .line
+            .map(|l| names_of(&super::LINECONFIG_NAMES, l.config, LineWord)),
+        timing: c.line.map(|l| Int(l.timing)),
+        signalling: Signalling(c.signalling),
+        auto_answer: Bool(c.auto_answer),
+    }
+}
