@@ -16,7 +16,7 @@
 //! over a non-blocking stream within a size and time budget, and
 //! [`HttpConnection`], the same for a scrape of the metrics endpoint), the
 //! blocking client ([`client`]: [`request`]) and the human-readable tables
-//! `tandemctl` prints ([`render`]). It knows nothing of the pair state
+//! `tandemctl` prints ([`mod@render`]). It knows nothing of the pair state
 //! machine or the dataplane: states are strings the daemon fills in, and it
 //! decides nothing.
 
