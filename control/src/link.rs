@@ -82,7 +82,12 @@ impl LinkMonitor {
             return Err(io::Error::new(e.kind(), format!("binding rtnetlink to RTMGRP_LINK: {e}")));
         }
         let watched = interfaces.iter().map(|(n, i)| (*i, (n.clone(), sysfs_up(n)))).collect();
-        Ok(LinkMonitor { fd, watched, dumping: false, redump: false, dumped: Vec::new(), overruns: 0, seq: 0 })
+        let mut m = LinkMonitor { fd, watched, dumping: false, redump: false, dumped: Vec::new(), overruns: 0, seq: 0 };
+        // sysfs is a first guess (it shows the links of the namespace it
+        // was mounted in); the dump's answers, read with the first
+        // notifications, are the kernel's word.
+        m.request_dump()?;
+        Ok(m)
     }
 
     /// Receive-queue overruns seen so far (each followed by a dump).
