@@ -28,7 +28,7 @@ fn reals(lab: &Lab, nat: bool, weights: &[u32], director_back_ifindex: u32) -> V
         .iter()
         .zip(weights)
         .map(|(h, w)| RealConfig {
-            addr: IpAddr::V4(if nat { h.addr() } else { h.addr() }),
+            addr: IpAddr::V4(h.addr()),
             port: 0,
             mac: h.eth0().mac,
             weight: *w,

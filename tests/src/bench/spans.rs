@@ -45,8 +45,7 @@ fn stamp_after(log: &str, from: u64, pat: &str) -> Option<(u64, String)> {
             let (ns, rest) = l.split_once(' ')?;
             Some((ns.parse::<u64>().ok()?, rest.to_string()))
         })
-        .filter(|(ns, rest)| *ns > from && rest.contains(pat))
-        .last()
+        .rfind(|(ns, rest)| *ns > from && rest.contains(pat))
 }
 
 fn pct(v: &mut [f64], q: f64) -> f64 {
