@@ -3,11 +3,16 @@
 //! stopped reading), and cut and reconnect.
 
 use super::*;
+use crate::sync::store::Store;
 use crate::sync::wire::{
-    CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, VirtualService,
+    self, CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, Hello, Kind, Message,
+    PROTOCOL, Record, Repr, Role, VirtualService, session_key,
 };
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
+use std::time::{Duration, Instant};
 use tandem_common::FlowKey;
+use tandem_common::heartbeat::Key;
 
 const MS: Duration = Duration::from_millis(1);
 const STREAM: NonZeroU64 = NonZeroU64::new(0xabcd).unwrap();

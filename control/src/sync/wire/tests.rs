@@ -1,9 +1,13 @@
 //! The sync wire format with literal bytes, both directions, and every
 //! way a frame can be wrong: none may panic, each must name what is wrong.
 
+use super::records::{
+    CALL_CHANNEL, CALL_FLOW, CALL_IVR, CALL_V4, FORM_SERVICE_IS_DST, FORM_V4, v4_mapped,
+};
 use super::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use tandem_common::FlowKey;
 
 const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 

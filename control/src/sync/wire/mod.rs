@@ -1,0 +1,238 @@
+//! The state-sync wire format: length-prefixed, authenticated frames that
+//! the serving director (the publisher) and the standing-by directors (the
+//! subscribers) exchange over TCP, and the records the frames carry.
+//!
+//! This module owns the byte layout and nothing else: it parses and emits
+//! frames and records, authenticates them, and cuts frames out of a byte
+//! stream ([`Deframer`]). It must not keep session state (sequence numbers,
+//! acknowledgements, snapshots: that is [`super::session`]), do I/O, panic
+//! on any input, or allocate for a frame longer than [`MAX_FRAME_LEN`].
+//!
+//! Written in the smoltcp style: [`Frame`] is a checked view over a buffer
+//! with one getter and setter per header field, [`Repr`] the parsed frame
+//! with `parse` / `emit` / `buffer_len`, [`Record`] the parsed record.
+//!
+//! # Files
+//! `frame.rs` owns the header: the [`Frame`] view, [`peek_frame_len`], the
+//! one encoder [`FrameWriter`] and the stream cutter [`Deframer`];
+//! `repr.rs` the parsed frame ([`Repr`], [`Message`], [`Hello`]);
+//! `records.rs` the records ([`Record`] and the structs it carries).
+//! This file holds the constants, the error, the frame kinds and the
+//! session key.
+//!
+//! # Frame
+//! Integers are big-endian except the MAC. The MAC is SipHash-2-4 under a
+//! 16-byte key of every byte before it (header and body); Hellos use the
+//! shared key, every other frame the session key both Hellos derive
+//! ([`session_key`]), so that frames recorded from one connection fail on
+//! any other.
+//!
+//! ```text
+//!  0 magic "TSYN"    4 version (1)    5 kind    6 flags (u16; unknown bits ignored)
+//!  8 node id of the sender (u32)     12 body length (u32)
+//! 16 epoch of the sender (u64)       24 sequence (u64, meaning per kind)
+//! 32 body (body length bytes)
+//! 32 + body length: MAC (u64, little-endian)
+//! ```
+//!
+//! | kind | sequence | body |
+//! | --- | --- | --- |
+//! | 1 Hello | last sequence the sender holds of `stream` | protocol u16, role u8 (1 publisher, 2 subscriber), 0 u8, max frame u32, stream u64, nonce u64, bytes received u64 |
+//! | 2 SnapshotBegin | base: the snapshot holds every change up to it | stream u64, snapshot id u32, 0 u32 |
+//! | 3 SnapshotChunk | base | snapshot id u32, chunk index u32, records |
+//! | 4 SnapshotEnd | base | snapshot id u32, chunk count u32, record count u64 |
+//! | 5 Delta | sequence of its first record (one per record) | records (at least one) |
+//! | 6 Ack | last sequence applied (0: none of the publisher's stream) | bytes received u64 |
+//! | 7 Keepalive | publisher: last sequence sent; subscriber: as Ack | empty |
+//!
+//! One flag is defined: [`FLAG_STREAMING`] on a publisher's Keepalive.
+//! A Hello's body may be longer than this version's (later versions append
+//! fields; they are ignored); every other body must be exactly as long as
+//! its fields.
+//!
+//! # Records
+//! `type u8, length u16, value`. A reader skips a record of a type it does
+//! not know ([`Record::Unknown`]) and ignores bytes after the fields it
+//! knows at the end of a value, so later versions can add record types and
+//! append fields. Addresses are 16 bytes (IPv4 as IPv4-mapped IPv6), sent
+//! as 4 bytes when the record's `V4` bit says all of its addresses are
+//! IPv4-mapped.
+//!
+//! | type | value |
+//! | --- | --- |
+//! | 1 flow | form u8 (1: V4, 2: service is the destination), src, dst, sport u16, dport u16, proto u8, [service addr, port u16, proto u8], real addr, real port u16, age ms u32, flags u32 |
+//! | 2 flow removed | form u8 (1: V4), src, dst, sport u16, dport u16, proto u8 |
+//! | 3 call | id length u16, id (UTF-8, ≤ 256 bytes), fields u8 (1: channel, 2: flow, 4: IVR, 8: V4), state u8, created ms u64, updated ms u64, [span u32, channel u32], [flow key: src, dst, sport, dport, proto], [IVR addr] |
+//! | 4 call removed | id length u16, id |
+//! | 5 channel | IVR node id u32, channel u32, state u8, updated ms u64 |
+//! | 6 channel removed | IVR node id u32, channel u32 |
+//!
+//! An IPv4 flow whose service is its destination takes 31 bytes.
+
+use tandem_common::heartbeat::{Key, siphash24};
+
+mod frame;
+mod records;
+mod repr;
+
+pub use frame::{Deframer, Frame, FrameWriter, peek_frame_len};
+pub use records::{
+    CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, Record, VirtualService,
+    is_v4_mapped, parse_records, record_type,
+};
+pub use repr::{Hello, Message, Repr};
+
+/// Default TCP port of the sync connection.
+pub const DEFAULT_PORT: u16 = 8848;
+pub const MAGIC: [u8; 4] = *b"TSYN";
+/// Version of the frame layout (the header's version byte).
+pub const VERSION: u8 = 1;
+/// Version of the sync protocol (a Hello's protocol field).
+pub const PROTOCOL: u16 = 1;
+pub const HEADER_LEN: usize = 32;
+pub const MAC_LEN: usize = 8;
+/// The largest frame this node sends or accepts, header and MAC included.
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN - HEADER_LEN - MAC_LEN;
+/// The smallest maximum frame a peer may announce in its Hello: room for
+/// a chunk holding the largest record.
+pub const MIN_FRAME_LEN: usize = 2048;
+/// The largest record (type and length included) a node may send.
+pub const MAX_RECORD_LEN: usize = 1024;
+/// The longest call id, in bytes.
+pub const MAX_CALL_ID: usize = 256;
+/// Type, length.
+pub const RECORD_HEADER_LEN: usize = 3;
+/// Keepalive flag: the publisher streams deltas and has sent every record
+/// up to the keepalive's sequence (a subscriber holding less lost a frame).
+pub const FLAG_STREAMING: u16 = 0x0001;
+
+/// Why bytes are not a valid frame or record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("truncated {field}: needs {need} bytes, {got} there")]
+    Truncated {
+        field: &'static str,
+        need: usize,
+        got: usize,
+    },
+    #[error("frame of {len} bytes is over the maximum of {max}")]
+    Oversized { len: usize, max: usize },
+    #[error("bad magic {0:02x?}, expected \"TSYN\"")]
+    BadMagic([u8; 4]),
+    #[error("frame version {0}, this node speaks version {VERSION}")]
+    BadVersion(u8),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("MAC mismatch: forged, corrupted, or sent under another key")]
+    BadMac,
+    #[error("bad {field}: {value}")]
+    BadField { field: &'static str, value: u64 },
+}
+
+/// What a frame is.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Hello = 1,
+    SnapshotBegin = 2,
+    SnapshotChunk = 3,
+    SnapshotEnd = 4,
+    Delta = 5,
+    Ack = 6,
+    Keepalive = 7,
+}
+
+impl Kind {
+    pub const fn from_u8(v: u8) -> Option<Kind> {
+        match v {
+            1 => Some(Kind::Hello),
+            2 => Some(Kind::SnapshotBegin),
+            3 => Some(Kind::SnapshotChunk),
+            4 => Some(Kind::SnapshotEnd),
+            5 => Some(Kind::Delta),
+            6 => Some(Kind::Ack),
+            7 => Some(Kind::Keepalive),
+            _ => None,
+        }
+    }
+}
+
+/// Which end of a sync connection a node is.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The serving node, which sends its state.
+    Publisher = 1,
+    /// A standing-by node, which applies it.
+    Subscriber = 2,
+}
+
+// ---- session key ----------------------------------------------------------
+
+/// The key that authenticates every frame after the Hellos of one
+/// connection: SipHash-2-4 under the shared key of a label and both
+/// Hellos' nonces (the caller draws a fresh random nonce per connection).
+pub fn session_key(shared: &Key, publisher_nonce: u64, subscriber_nonce: u64) -> Key {
+    let mut m = [0u8; 32];
+    m[..15].copy_from_slice(b"tandem sync k0\0");
+    m[16..24].copy_from_slice(&publisher_nonce.to_le_bytes());
+    m[24..32].copy_from_slice(&subscriber_nonce.to_le_bytes());
+    let k0 = siphash24(shared, &m);
+    m[13] = b'1';
+    let k1 = siphash24(shared, &m);
+    Key { k0, k1 }
+}
+
+// ---- fuzzing --------------------------------------------------------------
+
+/// Runs every parser of this module on `data`: as a frame (under a fixed
+/// key, then again with its MAC made valid so the body parsers are
+/// reached), as records, and as a stream through a [`Deframer`]. Checks
+/// that a frame that parses re-encodes to one that parses the same.
+/// Returns how many frames parsed, or what did not round-trip. The
+/// `sync_frame` fuzz target and the proptests call it.
+#[doc(hidden)]
+pub fn exercise_parsers(data: &[u8]) -> Result<usize, String> {
+    let key = Key::from_bytes(&[0x42; 16]);
+    let mut parsed = 0;
+    let _ = peek_frame_len(data);
+    if let Ok(frame) = Frame::new_checked(data) {
+        if Repr::parse(&frame, &key).is_ok() {
+            parsed += 1;
+        }
+        let mut buf = data[..frame.frame_len()].to_vec();
+        let mut fixed = Frame::new_unchecked(&mut buf[..]);
+        fixed.fill_mac(&key);
+        if let Ok(repr) = Repr::parse(&fixed, &key) {
+            parsed += 1;
+            if let Ok(bytes) = repr.to_bytes(&key) {
+                let again = Frame::new_checked(&bytes[..]).and_then(|f| Repr::parse(&f, &key));
+                if again.as_ref() != Ok(&repr) {
+                    return Err(format!(
+                        "{repr:?} re-encoded as {bytes:02x?} parses as {again:?}"
+                    ));
+                }
+            }
+        }
+    }
+    let _ = Record::parse(data);
+    let _ = parse_records(data);
+    let mut stream = Deframer::new();
+    'feed: for piece in data.chunks(7) {
+        if stream.push(piece).is_err() {
+            break;
+        }
+        loop {
+            match stream.next_frame() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => break 'feed,
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,335 @@
+//! Parsed frames: [`Repr`] (who sent it, at which epoch, with which flags)
+//! and the [`Message`] its kind and body say, with `parse` (which
+//! authenticates first), `to_bytes` / `emit` and `buffer_len`.
+//!
+//! Bodies follow the table in [`super`]; every body but a Hello's must be
+//! exactly as long as its fields. Parsing never panics and names the field
+//! that is wrong. This file must not keep session state.
+
+use tandem_common::heartbeat::Key;
+
+use super::records::Reader;
+use super::{
+    Error, Frame, FrameWriter, HEADER_LEN, Kind, MAC_LEN, MAGIC, MAX_FRAME_LEN, Record, Role,
+    VERSION, parse_records,
+};
+
+/// A Hello: who the sender is and what it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    pub role: Role,
+    /// The sync protocol version the sender speaks ([`super::PROTOCOL`]).
+    pub protocol: u16,
+    /// The largest frame the sender accepts.
+    pub max_frame: u32,
+    /// The publisher's stream its sequence numbers belong to (0: none).
+    pub stream: u64,
+    /// The last sequence of `stream` the sender holds.
+    pub last_seq: u64,
+    /// Drawn fresh for each connection; both nonces make the session key.
+    pub nonce: u64,
+    /// Bytes of frames the sender received on this connection.
+    pub received: u64,
+}
+
+/// What a frame says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    Hello(Hello),
+    SnapshotBegin {
+        base: u64,
+        stream: u64,
+        snapshot: u32,
+    },
+    SnapshotChunk {
+        base: u64,
+        snapshot: u32,
+        index: u32,
+        records: Vec<Record>,
+    },
+    SnapshotEnd {
+        base: u64,
+        snapshot: u32,
+        chunks: u32,
+        records: u64,
+    },
+    Delta {
+        first: u64,
+        records: Vec<Record>,
+    },
+    Ack {
+        seq: u64,
+        received: u64,
+    },
+    Keepalive {
+        seq: u64,
+    },
+}
+
+impl Message {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Hello(_) => Kind::Hello,
+            Message::SnapshotBegin { .. } => Kind::SnapshotBegin,
+            Message::SnapshotChunk { .. } => Kind::SnapshotChunk,
+            Message::SnapshotEnd { .. } => Kind::SnapshotEnd,
+            Message::Delta { .. } => Kind::Delta,
+            Message::Ack { .. } => Kind::Ack,
+            Message::Keepalive { .. } => Kind::Keepalive,
+        }
+    }
+
+    fn seq(&self) -> u64 {
+        match self {
+            Message::Hello(h) => h.last_seq,
+            Message::SnapshotBegin { base, .. }
+            | Message::SnapshotChunk { base, .. }
+            | Message::SnapshotEnd { base, .. } => *base,
+            Message::Delta { first, .. } => *first,
+            Message::Ack { seq, .. } | Message::Keepalive { seq } => *seq,
+        }
+    }
+}
+
+/// A parsed, authenticated frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repr {
+    /// The sender's node id.
+    pub node_id: u32,
+    /// The sender's epoch (its pair's term of the active role).
+    pub epoch: u64,
+    /// `FLAG_*` bits; unknown bits are ignored.
+    pub flags: u16,
+    pub message: Message,
+}
+
+fn exact(body: &Reader<'_>, kind: &'static str) -> Result<(), Error> {
+    if body.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::BadField {
+            field: kind,
+            value: body.len() as u64,
+        })
+    }
+}
+
+impl Repr {
+    /// Parses and authenticates a frame: length, magic, version, MAC under
+    /// `key`, kind, body, in that order.
+    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>, key: &Key) -> Result<Repr, Error> {
+        frame.check_len()?;
+        if frame.magic() != MAGIC {
+            return Err(Error::BadMagic(frame.magic()));
+        }
+        if frame.version() != VERSION {
+            return Err(Error::BadVersion(frame.version()));
+        }
+        if !frame.verify(key) {
+            return Err(Error::BadMac);
+        }
+        Self::parse_verified(frame)
+    }
+
+    /// Parses a frame whose length, magic and MAC were checked.
+    fn parse_verified<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<Repr, Error> {
+        let kind = Kind::from_u8(frame.kind()).ok_or(Error::UnknownKind(frame.kind()))?;
+        let seq = frame.seq();
+        let mut b = Reader::new(frame.body());
+        let message = match kind {
+            Kind::Hello => {
+                let protocol = b.u16("hello protocol")?;
+                let role = match b.u8("hello role")? {
+                    1 => Role::Publisher,
+                    2 => Role::Subscriber,
+                    v => {
+                        return Err(Error::BadField {
+                            field: "hello role",
+                            value: v as u64,
+                        });
+                    }
+                };
+                let _reserved = b.u8("hello reserved")?;
+                let max_frame = b.u32("hello max frame")?;
+                let stream = b.u64("hello stream")?;
+                let nonce = b.u64("hello nonce")?;
+                let received = b.u64("hello bytes received")?;
+                // Fields a later version appends are ignored.
+                Message::Hello(Hello {
+                    role,
+                    protocol,
+                    max_frame,
+                    stream,
+                    last_seq: seq,
+                    nonce,
+                    received,
+                })
+            }
+            Kind::SnapshotBegin => {
+                let stream = b.u64("snapshot stream")?;
+                let snapshot = b.u32("snapshot id")?;
+                let _reserved = b.u32("snapshot reserved")?;
+                exact(&b, "snapshot begin trailing bytes")?;
+                Message::SnapshotBegin {
+                    base: seq,
+                    stream,
+                    snapshot,
+                }
+            }
+            Kind::SnapshotChunk => {
+                let snapshot = b.u32("snapshot id")?;
+                let index = b.u32("chunk index")?;
+                let records = parse_records(b.take(b.len(), "chunk records")?)?;
+                Message::SnapshotChunk {
+                    base: seq,
+                    snapshot,
+                    index,
+                    records,
+                }
+            }
+            Kind::SnapshotEnd => {
+                let snapshot = b.u32("snapshot id")?;
+                let chunks = b.u32("snapshot chunk count")?;
+                let records = b.u64("snapshot record count")?;
+                exact(&b, "snapshot end trailing bytes")?;
+                Message::SnapshotEnd {
+                    base: seq,
+                    snapshot,
+                    chunks,
+                    records,
+                }
+            }
+            Kind::Delta => {
+                let records = parse_records(b.take(b.len(), "delta records")?)?;
+                if records.is_empty() {
+                    return Err(Error::BadField {
+                        field: "delta record count",
+                        value: 0,
+                    });
+                }
+                if seq == 0 || seq.checked_add(records.len() as u64 - 1).is_none() {
+                    return Err(Error::BadField {
+                        field: "delta first sequence",
+                        value: seq,
+                    });
+                }
+                Message::Delta {
+                    first: seq,
+                    records,
+                }
+            }
+            Kind::Ack => {
+                let received = b.u64("ack bytes received")?;
+                exact(&b, "ack trailing bytes")?;
+                Message::Ack { seq, received }
+            }
+            Kind::Keepalive => {
+                exact(&b, "keepalive trailing bytes")?;
+                Message::Keepalive { seq }
+            }
+        };
+        Ok(Repr {
+            node_id: frame.node_id(),
+            epoch: frame.epoch(),
+            flags: frame.flags(),
+            message,
+        })
+    }
+
+    /// Encodes the frame, MAC included, into a new buffer. Fails if a
+    /// record does not pass [`Record::check`] or the frame would be longer
+    /// than [`MAX_FRAME_LEN`].
+    pub fn to_bytes(&self, key: &Key) -> Result<Vec<u8>, Error> {
+        let m = &self.message;
+        let mut w = FrameWriter::new(m.kind(), self.node_id, self.epoch, m.seq(), MAX_FRAME_LEN);
+        w.set_flags(self.flags);
+        let mut records: &[Record] = &[];
+        match m {
+            Message::Hello(h) => {
+                w.put_u16(h.protocol);
+                w.put_u8(h.role as u8);
+                w.put_u8(0);
+                w.put_u32(h.max_frame);
+                w.put_u64(h.stream);
+                w.put_u64(h.nonce);
+                w.put_u64(h.received);
+            }
+            Message::SnapshotBegin {
+                stream, snapshot, ..
+            } => {
+                w.put_u64(*stream);
+                w.put_u32(*snapshot);
+                w.put_u32(0);
+            }
+            Message::SnapshotChunk {
+                snapshot,
+                index,
+                records: r,
+                ..
+            } => {
+                w.put_u32(*snapshot);
+                w.put_u32(*index);
+                records = r;
+            }
+            Message::SnapshotEnd {
+                snapshot,
+                chunks,
+                records: n,
+                ..
+            } => {
+                w.put_u32(*snapshot);
+                w.put_u32(*chunks);
+                w.put_u64(*n);
+            }
+            Message::Delta { records: r, .. } => records = r,
+            Message::Ack { received, .. } => w.put_u64(*received),
+            Message::Keepalive { .. } => {}
+        }
+        for r in records {
+            r.check()?;
+            if !w.push_record(r) {
+                return Err(Error::Oversized {
+                    len: self.buffer_len(),
+                    max: MAX_FRAME_LEN,
+                });
+            }
+        }
+        Ok(w.finish(key))
+    }
+
+    /// Bytes of the whole frame: header, body, MAC.
+    pub fn buffer_len(&self) -> usize {
+        let records = |r: &[Record]| r.iter().map(Record::buffer_len).sum::<usize>();
+        let body = match &self.message {
+            Message::Hello(_) => 32,
+            Message::SnapshotBegin { .. } => 16,
+            Message::SnapshotChunk { records: r, .. } => 8 + records(r),
+            Message::SnapshotEnd { .. } => 16,
+            Message::Delta { records: r, .. } => records(r),
+            Message::Ack { .. } => 8,
+            Message::Keepalive { .. } => 0,
+        };
+        HEADER_LEN + body + MAC_LEN
+    }
+
+    /// Writes the frame into `frame`'s buffer, which must hold at least
+    /// [`Repr::buffer_len`] bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        frame: &mut Frame<T>,
+        key: &Key,
+    ) -> Result<(), Error> {
+        let bytes = self.to_bytes(key)?;
+        let buf = frame.buffer_mut();
+        let got = buf.len();
+        let Some(dst) = buf.get_mut(..bytes.len()) else {
+            return Err(Error::Truncated {
+                field: "emit buffer",
+                need: bytes.len(),
+                got,
+            });
+        };
+        dst.copy_from_slice(&bytes);
+        Ok(())
+    }
+}
