@@ -17,7 +17,8 @@ pub mod pair;
 pub mod pool;
 pub mod sipprobe;
 pub mod sync;
-pub mod syncrt;
+// The daemon still names `crate::syncrt::…`; the alias goes once it names `sync::runtime`.
+pub use sync::runtime as syncrt;
 pub mod uring;
 pub mod vip;
 pub mod witness;

@@ -3,11 +3,13 @@
 //! over TCP (port 8848), so that a takeover loses no flow and no call.
 //!
 //! [`wire`] owns the frame and record layout, [`store`] the synced tables,
-//! [`session`] the sans-IO [`Publisher`] and [`Subscriber`] state machines,
-//! [`bench`](mod@bench) an in-memory throughput measurement. Nothing here does I/O or
-//! reads a clock (except the benchmark): the daemon drives it from its
-//! io_uring loop and applies what the subscriber yields to the kernel's
-//! tables.
+//! [`session`] the sans-IO [`Publisher`] and [`Subscriber`] state machines.
+//! None of them does I/O or reads a clock. [`runtime`] is the I/O shell
+//! around them: the sync sockets, and which role the node plays; the
+//! daemon drives it from its io_uring loop and applies what the subscriber
+//! yields to the kernel's tables. Decisions of the protocol belong in the
+//! sessions, not in the shell. (The in-memory throughput benchmark lives
+//! in `tandem-tests`, `bench::sync_codec`.)
 //!
 //! # Driving it
 //! - **Active**: keep a [`Store`]; for every change (a new flow from the
@@ -25,7 +27,7 @@
 //!   [`Subscriber::with_store`] so the snapshot it gets changes only what
 //!   differs.
 
-pub mod bench;
+pub mod runtime;
 pub mod session;
 pub mod store;
 pub mod wire;

@@ -1,6 +1,22 @@
 //! State sync inside `tandemd`: the sockets and roles around the sans-IO
 //! [`crate::sync`] sessions, driven by the daemon's io_uring loop.
 //!
+//! This is the I/O shell: it owns the listening and connected sockets and
+//! which session the node runs, and it must not make the protocol's
+//! decisions (what to send, when a peer is dead: the sessions make them)
+//! nor block (every socket is non-blocking and every call does a bounded
+//! amount of work).
+//!
+//! # Surface
+//! - Getters: `listener_fds`, `conn_poll` (the descriptor and the poll
+//!   events to wait for), `is_publishing`, `status`, `store`.
+//! - From the loop: `accepted(fd, now)`, `on_readable(now)` (returns the
+//!   changes to apply to the kernel), `flush(now)` (when writable and after
+//!   any input), `handle_timeout(now)` at `poll_timeout()`.
+//! - Mutators: `become_publisher(epoch, now)`,
+//!   `become_subscriber(epoch, now)`, `record(record, now)`, `reset_lag()`.
+//! - Out: `take_events()`, what happened, for the daemon's timeline.
+//!
 //! - **Roles follow the pair state.** The active node publishes: every
 //!   connection-table change the XDP program pushes to `FLOW_EVENTS` (and
 //!   the call and channel records the daemon makes) goes into its
@@ -296,7 +312,7 @@ impl SyncRuntime {
         self.close("this node took over".into());
         let store = self.take_store();
         let stream = NonZeroU64::new(random_u64() | 1).expect("non-zero");
-        let mut publisher = Publisher::new(PublisherConfig::new(self.node_id, self.key.clone(), stream));
+        let mut publisher = Publisher::new(PublisherConfig::new(self.node_id, self.key, stream));
         publisher.set_epoch(epoch);
         let _ = now;
         self.role = Role::Publishing { store, publisher };
@@ -311,7 +327,7 @@ impl SyncRuntime {
         }
         self.close("this node stands by".into());
         let store = self.take_store();
-        let mut sub = Subscriber::with_store(SubscriberConfig::new(self.node_id, self.key.clone()), store);
+        let mut sub = Subscriber::with_store(SubscriberConfig::new(self.node_id, self.key), store);
         sub.set_epoch(epoch);
         self.role = Role::Subscribing(sub);
         self.next_dial = now;
