@@ -139,6 +139,13 @@ fn canned(req: &Request) -> Response {
                 admin::ReasonCount { reason: "sip_callid_hit".into(), packets: 1800 },
             ],
         },
+        Request::Events { after } => Response::Events {
+            events: vec![tandem_control::events::Stamped {
+                seq: after + 1,
+                at_ns: 42,
+                event: tandem_control::events::Event::TakeoverDone { epoch: 7, micros: 31 },
+            }],
+        },
         Request::Maintenance { on } => Response::Done {
             message: format!("maintenance {}", if *on { "on" } else { "off" }),
         },

@@ -29,7 +29,7 @@ pub mod server;
 
 pub use client::{connect_error, request, request_cards};
 pub use protocol::{
-    AdminError, CARDS_REQUEST, ChannelStatus, MAX_LINE, PathStatus, PeerStatus, RealStatus,
+    AdminError, CARDS_REQUEST, ChannelStatus, MAX_EVENTS, MAX_LINE, PathStatus, PeerStatus, RealStatus,
     ReasonCount, Request, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, VipStatus,
     WitnessStatus, format_response, parse_request,
 };

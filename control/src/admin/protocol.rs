@@ -41,7 +41,16 @@ pub enum Request {
     /// The dispatcher's packet counters by reason (forwarded, passed and
     /// why, SIP Call-ID hits and fallbacks, heartbeats).
     Stats,
+    /// The daemon's timeline: events numbered above `after`, oldest first
+    /// (at most [`MAX_EVENTS`] per answer; ask again from the last one).
+    Events {
+        #[serde(default)]
+        after: u64,
+    },
 }
+
+/// Most events one `events` answer carries.
+pub const MAX_EVENTS: usize = 512;
 
 /// The daemon's answer to one request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +72,9 @@ pub enum Response {
     },
     Stats {
         reasons: Vec<ReasonCount>,
+    },
+    Events {
+        events: Vec<crate::events::Stamped>,
     },
     /// A command was carried out (switchover, maintenance).
     Done {

@@ -44,6 +44,12 @@ enum Command {
     Metrics,
     /// The dispatcher's packet counters by reason (non-zero ones; all with --json).
     Stats,
+    /// The daemon's timeline: numbered events with CLOCK_MONOTONIC times.
+    Events {
+        /// Only events numbered above this.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -68,6 +74,7 @@ fn main() -> ExitCode {
         Command::Sync => Some(Request::Sync),
         Command::Metrics => Some(Request::Metrics),
         Command::Stats => Some(Request::Stats),
+        Command::Events { after } => Some(Request::Events { after }),
         // Sent as its wire line: `Request::Cards` may be compiled out (feature admin-cards).
         Command::Cards => None,
         Command::Maintenance { mode } => Some(Request::Maintenance {

@@ -200,6 +200,7 @@ impl Daemon {
                 },
                 Err(e) => admin::Response::Error { message: format!("reading the reason counters: {e}") },
             },
+            Ok(admin::Request::Events { after }) => admin::Response::Events { events: self.timeline.since(after, admin::MAX_EVENTS) },
             Ok(admin::Request::Cards) => admin::Response::Cards { spans: self.cards.iter().flat_map(|c| c.cards_status()).collect() },
             Ok(admin::Request::Maintenance { on }) => {
                 self.pair.handle(PairEvent::AdminMaintenance(on), now);

@@ -386,6 +386,30 @@ impl Director {
         serde_json::from_slice(&out.stdout).ok()
     }
 
+    /// The network namespace the daemon runs in.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
+    /// The daemon's admin socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The daemon's typed events numbered above `after` (all of them the
+    /// daemon still holds, asked in pages), or none if it does not answer.
+    pub fn events(&self, after: u64) -> Vec<tandem_control::events::Stamped> {
+        use tandem_control::admin::{Request, Response, request};
+        let mut out: Vec<tandem_control::events::Stamped> = Vec::new();
+        loop {
+            let from = out.last().map_or(after, |e| e.seq);
+            match request(&self.socket, &Request::Events { after: from }, Duration::from_secs(2)) {
+                Ok(Response::Events { events }) if !events.is_empty() => out.extend(events),
+                _ => return out,
+            }
+        }
+    }
+
     /// Pair state (`active`, `standby`, …).
     pub fn state(&self) -> Option<String> {
         self.ask(&["status"])?
