@@ -84,7 +84,10 @@ pub fn random_u64() -> u64 {
 enum Role {
     /// Not yet told (before the first state).
     Idle(Store),
-    Publishing { store: Store, publisher: Publisher },
+    Publishing {
+        store: Store,
+        publisher: Publisher,
+    },
     Subscribing(Subscriber),
 }
 
@@ -102,8 +105,14 @@ struct Conn {
 /// What the runtime did with its connection (for the daemon's timeline).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Connected { peer: SocketAddr, dialed: bool },
-    Closed { peer: SocketAddr, why: String },
+    Connected {
+        peer: SocketAddr,
+        dialed: bool,
+    },
+    Closed {
+        peer: SocketAddr,
+        why: String,
+    },
     /// The subscriber holds the publisher's state (snapshot done).
     InSync,
 }
@@ -177,7 +186,9 @@ fn dial(peer: SocketAddr) -> io::Result<TcpStream> {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_in fits in sockaddr_storage.
@@ -190,17 +201,29 @@ fn dial(peer: SocketAddr) -> io::Result<TcpStream> {
                 sin6_family: libc::AF_INET6 as u16,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_in6 fits in sockaddr_storage.
             let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
             unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            (libc::AF_INET6, ss, std::mem::size_of::<libc::sockaddr_in6>())
+            (
+                libc::AF_INET6,
+                ss,
+                std::mem::size_of::<libc::sockaddr_in6>(),
+            )
         }
     };
     // SAFETY: plain socket(2); owned right after.
-    let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -222,15 +245,24 @@ impl SyncRuntime {
     /// Listens on every `local` address (non-blocking); a subscriber dials
     /// the `peers` in turn, the next one after each failed or lost
     /// connection.
-    pub fn new(node_id: u32, key: Key, local: &[SocketAddr], peers: &[SocketAddr]) -> io::Result<SyncRuntime> {
+    pub fn new(
+        node_id: u32,
+        key: Key,
+        local: &[SocketAddr],
+        peers: &[SocketAddr],
+    ) -> io::Result<SyncRuntime> {
         let mut listeners = Vec::new();
         for a in local {
-            let l = TcpListener::bind(a).map_err(|e| io::Error::new(e.kind(), format!("sync: listening on {a}: {e}")))?;
+            let l = TcpListener::bind(a)
+                .map_err(|e| io::Error::new(e.kind(), format!("sync: listening on {a}: {e}")))?;
             l.set_nonblocking(true)?;
             listeners.push(l);
         }
         if peers.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "sync: no peer address"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "sync: no peer address",
+            ));
         }
         Ok(SyncRuntime {
             node_id,
@@ -362,8 +394,18 @@ impl SyncRuntime {
             publisher.connected(now, random_u64());
         }
         self.conns += 1;
-        self.conn = Some(Conn { id: self.conns, stream, connecting: None, deframer: Deframer::new(), out: VecDeque::new(), peer });
-        self.events.push(Event::Connected { peer, dialed: false });
+        self.conn = Some(Conn {
+            id: self.conns,
+            stream,
+            connecting: None,
+            deframer: Deframer::new(),
+            out: VecDeque::new(),
+            peer,
+        });
+        self.events.push(Event::Connected {
+            peer,
+            dialed: false,
+        });
     }
 
     /// Reads and handles what arrived; returns the changes a subscriber
@@ -410,7 +452,12 @@ impl SyncRuntime {
                                         if self.lag_us.len() >= LAG_SAMPLES {
                                             self.lag_us.pop_front();
                                         }
-                                        self.lag_us.push_back(now.saturating_duration_since(t).as_micros().min(u32::MAX as u128) as u32);
+                                        self.lag_us.push_back(
+                                            now.saturating_duration_since(t)
+                                                .as_micros()
+                                                .min(u32::MAX as u128)
+                                                as u32,
+                                        );
                                     }
                                 }
                                 r
@@ -451,7 +498,11 @@ impl SyncRuntime {
             return;
         };
         if let Some(since) = c.connecting {
-            let mut pfd = libc::pollfd { fd: c.stream.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+            let mut pfd = libc::pollfd {
+                fd: c.stream.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
             // SAFETY: one valid pollfd, no wait.
             unsafe { libc::poll(&mut pfd, 1, 0) };
             if pfd.revents == 0 {
@@ -535,20 +586,34 @@ impl SyncRuntime {
     /// Timers: the sessions' keepalives and idle deadlines, dialing.
     pub fn handle_timeout(&mut self, now: Instant) {
         let r = match &mut self.role {
-            Role::Publishing { publisher, .. } if self.conn.is_some() => publisher.handle_timeout(now),
-            Role::Subscribing(sub) if self.conn.as_ref().is_some_and(|c| c.connecting.is_none()) => sub.handle_timeout(now),
+            Role::Publishing { publisher, .. } if self.conn.is_some() => {
+                publisher.handle_timeout(now)
+            }
+            Role::Subscribing(sub)
+                if self.conn.as_ref().is_some_and(|c| c.connecting.is_none()) =>
+            {
+                sub.handle_timeout(now)
+            }
             _ => Ok(()),
         };
         if let Err(e) = r {
             self.close(format!("{e}"));
         }
-        if matches!(self.role, Role::Subscribing(_)) && self.conn.is_none() && now >= self.next_dial {
+        if matches!(self.role, Role::Subscribing(_)) && self.conn.is_none() && now >= self.next_dial
+        {
             self.next_dial = now + DIAL_RETRY;
             let peer = self.peers[self.next_peer];
             match dial(peer) {
                 Ok(stream) => {
                     self.conns += 1;
-                    self.conn = Some(Conn { id: self.conns, stream, connecting: Some(now), deframer: Deframer::new(), out: VecDeque::new(), peer });
+                    self.conn = Some(Conn {
+                        id: self.conns,
+                        stream,
+                        connecting: Some(now),
+                        deframer: Deframer::new(),
+                        out: VecDeque::new(),
+                        peer,
+                    });
                 }
                 Err(e) => {
                     tracing::debug!("sync: dialing {peer}: {e}");
@@ -562,7 +627,11 @@ impl SyncRuntime {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let session = match &self.role {
             Role::Publishing { publisher, .. } if self.conn.is_some() => publisher.poll_timeout(),
-            Role::Subscribing(sub) if self.conn.as_ref().is_some_and(|c| c.connecting.is_none()) => sub.poll_timeout(),
+            Role::Subscribing(sub)
+                if self.conn.as_ref().is_some_and(|c| c.connecting.is_none()) =>
+            {
+                sub.poll_timeout()
+            }
             _ => None,
         };
         let dial = match (&self.role, &self.conn) {
@@ -575,7 +644,12 @@ impl SyncRuntime {
 
     /// The state for `tandemctl sync`.
     pub fn status(&self) -> Status {
-        let mut s = Status { peer: self.conn.as_ref().map(|c| c.peer), applied: self.applied, kernel_errors: self.kernel_errors, ..Status::default() };
+        let mut s = Status {
+            peer: self.conn.as_ref().map(|c| c.peer),
+            applied: self.applied,
+            kernel_errors: self.kernel_errors,
+            ..Status::default()
+        };
         let store = match &self.role {
             Role::Idle(store) => {
                 s.role = "none";
@@ -633,7 +707,9 @@ impl SyncRuntime {
         lag.sort_unstable();
         s.lag_samples = lag.len();
         if !lag.is_empty() {
-            let pct = |p: f64| lag[((lag.len() as f64 * p).ceil() as usize).clamp(1, lag.len()) - 1] as u64;
+            let pct = |p: f64| {
+                lag[((lag.len() as f64 * p).ceil() as usize).clamp(1, lag.len()) - 1] as u64
+            };
             s.lag_p50_us = pct(0.50);
             s.lag_p99_us = pct(0.99);
             s.lag_max_us = *lag.last().unwrap_or(&0) as u64;
