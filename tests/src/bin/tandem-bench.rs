@@ -38,14 +38,14 @@ fn main() -> ExitCode {
 /// `TANDEM_BENCH_RATES`, `TANDEM_BENCH_FAILOVERS` (default 20).
 fn calls() -> ExitCode {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
-    let opts = match tandem_tests::bench_calls::Options::from_env() {
+    let opts = match tandem_tests::bench::calls::Options::from_env() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tandem-bench calls: {e:#}");
             return ExitCode::from(2);
         }
     };
-    match tandem_tests::bench_calls::run(&out, opts) {
+    match tandem_tests::bench::calls::run(&out, opts) {
         Ok(md) => {
             println!("{md}");
             println!("written: {}/calls.json, calls.md", out.display());
@@ -68,7 +68,7 @@ fn dispatch() -> ExitCode {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    match tandem_tests::bench_dispatch::run(&out, repeat, runs) {
+    match tandem_tests::bench::dispatch::run(&out, repeat, runs) {
         Ok(_) => {
             // The written report holds both tables (test-run and live frames).
             let md = std::fs::read_to_string(out.join("dispatch.md")).unwrap_or_default();
@@ -86,14 +86,14 @@ fn dispatch() -> ExitCode {
 /// `TANDEMD`, `TANDEMCTL` (default: next to this binary).
 fn sync() -> ExitCode {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
-    let opts = match tandem_tests::bench_sync::Options::from_env() {
+    let opts = match tandem_tests::bench::sync::Options::from_env() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tandem-bench sync: {e:#}");
             return ExitCode::from(2);
         }
     };
-    match tandem_tests::bench_sync::run(&out, opts) {
+    match tandem_tests::bench::sync::run(&out, opts) {
         Ok(md) => {
             println!("{md}");
             println!("written: {}/sync.json, sync.md", out.display());
@@ -110,14 +110,14 @@ fn sync() -> ExitCode {
 /// `TANDEM_BENCH_FAILURES`, `TANDEMD` (default: next to this binary).
 fn failover() -> ExitCode {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
-    let opts = match tandem_tests::bench_failover::Options::from_env() {
+    let opts = match tandem_tests::bench::failover::Options::from_env() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tandem-bench failover: {e:#}");
             return ExitCode::from(2);
         }
     };
-    match tandem_tests::bench_failover::run(&out, opts) {
+    match tandem_tests::bench::failover::run(&out, opts) {
         Ok(md) => {
             println!("{md}");
             println!(

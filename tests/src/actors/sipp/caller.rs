@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::process::{SippProcess, tail_of};
+use super::process::{SippProcess, common_args, tail_of};
 use super::report::{CallRecord, CallerReport, SippStats, parse_call_log};
 use super::scenario::caller_scenario;
-use super::{CALLER_RTP_PORT, SIP_PORT, SippError, io_err, wall_now};
+use super::{CALLER_RTP_PORT, SippError, io_err, wall_now};
 
 /// How the caller places calls.
 #[derive(Clone, Debug)]
@@ -100,50 +100,36 @@ impl SippCaller {
             let _ = std::fs::remove_file(f);
         }
         let bound = o.bound();
-        let args: Vec<String> = [
-            target.to_string().as_str(),
-            "-sf",
-            &scenario.display().to_string(),
-            "-t",
-            "u1",
-            "-i",
-            &local.to_string(),
-            "-p",
-            &SIP_PORT.to_string(),
-            "-mi",
-            &local.to_string(),
-            "-mp",
-            &CALLER_RTP_PORT.to_string(),
-            "-r",
-            &o.rate.to_string(),
-            "-m",
-            &o.count.to_string(),
-            "-d",
-            &o.duration_ms.to_string(),
-            "-nostdin",
-            "-trace_stat",
-            "-stf",
-            &stat_file.display().to_string(),
-            "-fd",
-            "1",
-            "-trace_err",
-            "-error_file",
-            &error_file.display().to_string(),
-            "-trace_logs",
-            "-log_file",
-            &log_file.display().to_string(),
-            "-max_retrans",
-            &o.max_retrans.to_string(),
-            "-recv_timeout",
-            &o.recv_timeout_ms.to_string(),
-            "-timeout",
-            &format!("{}s", bound.as_secs() + 1),
-            "-max_recv_loops",
-            "10000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args = vec![target.to_string()];
+        args.extend(common_args(
+            &scenario,
+            local,
+            SocketAddrV4::new(local, CALLER_RTP_PORT),
+            &stat_file,
+            &error_file,
+        ));
+        args.extend(
+            [
+                "-r",
+                &o.rate.to_string(),
+                "-m",
+                &o.count.to_string(),
+                "-d",
+                &o.duration_ms.to_string(),
+                "-trace_logs",
+                "-log_file",
+                &log_file.display().to_string(),
+                "-max_retrans",
+                &o.max_retrans.to_string(),
+                "-recv_timeout",
+                &o.recv_timeout_ms.to_string(),
+                "-timeout",
+                &format!("{}s", bound.as_secs() + 1),
+                "-max_recv_loops",
+                "10000",
+            ]
+            .map(String::from),
+        );
         let process = SippProcess::spawn(ns, &args, dir, &output)?;
         Ok(SippCaller {
             process,

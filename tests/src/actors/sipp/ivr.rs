@@ -2,14 +2,14 @@
 //! its RTP echo and counter. Starts it, waits until it is up, and reads
 //! its statistics; stops only its own process.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::process::{SippProcess, tail_of};
+use super::process::{SippProcess, common_args, tail_of};
 use super::rtp::{RtpCount, RtpCounter};
 use super::scenario::ivr_scenario;
-use super::{IVR_RTP_PORT, SIP_PORT, SippError, SippStats, io_err};
+use super::{IVR_RTP_PORT, SippError, SippStats, io_err};
 
 /// How to run an IVR's SIPp.
 #[derive(Clone, Debug)]
@@ -71,43 +71,29 @@ impl SippIvr {
         } else {
             None
         };
-        let mut args: Vec<String> = [
-            "-sf",
-            &scenario.display().to_string(),
-            "-t",
-            "u1",
-            "-i",
-            &o.vip.to_string(),
-            "-p",
-            &SIP_PORT.to_string(),
-            "-mi",
-            &o.addr.to_string(),
-            "-mp",
-            &IVR_RTP_PORT.to_string(),
-            "-nostdin",
-            "-trace_stat",
-            "-stf",
-            &stat_file.display().to_string(),
-            "-fd",
-            "1",
-            "-trace_err",
-            "-error_file",
-            &error_file.display().to_string(),
-            "-timeout",
-            &format!("{}s", o.lifetime.as_secs().max(1)),
-            // A call whose caller vanished ends after 60 s without its BYE.
-            "-recv_timeout",
-            "60000",
-            // No default behaviours: in particular no 200 to a BYE for a
-            // call this IVR does not hold (SIPp's default), which would
-            // hide a BYE dispatched to the wrong IVR.
-            "-nd",
-            "-max_recv_loops",
-            "10000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args = common_args(
+            &scenario,
+            o.vip,
+            SocketAddrV4::new(o.addr, IVR_RTP_PORT),
+            &stat_file,
+            &error_file,
+        );
+        args.extend(
+            [
+                "-timeout",
+                &format!("{}s", o.lifetime.as_secs().max(1)),
+                // A call whose caller vanished ends after 60 s without its BYE.
+                "-recv_timeout",
+                "60000",
+                // No default behaviours: in particular no 200 to a BYE for a
+                // call this IVR does not hold (SIPp's default), which would
+                // hide a BYE dispatched to the wrong IVR.
+                "-nd",
+                "-max_recv_loops",
+                "10000",
+            ]
+            .map(String::from),
+        );
         if o.rtp {
             args.push("-rtp_echo".into());
         }

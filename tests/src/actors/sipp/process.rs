@@ -8,8 +8,47 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{SippError, io_err};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::{SIP_PORT, SippError, io_err};
 use crate::lab::cmd::die_with_parent;
+
+/// The arguments every SIPp of this module takes: the scenario, UDP on one
+/// socket (`-t u1`) bound to `bind`:5060, media on `media`, no stdin, and
+/// its statistics (every second) and errors written to files.
+pub(super) fn common_args(
+    scenario: &Path,
+    bind: Ipv4Addr,
+    media: SocketAddrV4,
+    stat_file: &Path,
+    error_file: &Path,
+) -> Vec<String> {
+    [
+        "-sf",
+        &scenario.display().to_string(),
+        "-t",
+        "u1",
+        "-i",
+        &bind.to_string(),
+        "-p",
+        &SIP_PORT.to_string(),
+        "-mi",
+        &media.ip().to_string(),
+        "-mp",
+        &media.port().to_string(),
+        "-nostdin",
+        "-trace_stat",
+        "-stf",
+        &stat_file.display().to_string(),
+        "-fd",
+        "1",
+        "-trace_err",
+        "-error_file",
+        &error_file.display().to_string(),
+    ]
+    .map(String::from)
+    .to_vec()
+}
 
 /// A SIPp process started with `ip netns exec` (which execs: the child's
 /// PID is SIPp's own).

@@ -1,3 +1,10 @@
+//! Unit tests of the SIPp module: statistics rows, call-log records,
+//! scenario text and the caller's time bound, from literal SIPp output.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::Path;
+use std::time::Duration;
+
 use super::*;
 
 const CSV: &str = "StartTime;LastResetTime;CurrentTime;ElapsedTime(P);ElapsedTime(C);TargetRate;CallRate(P);CallRate(C);IncomingCall(P);IncomingCall(C);OutgoingCall(P);OutgoingCall(C);TotalCallCreated;CurrentCall;SuccessfulCall(P);SuccessfulCall(C);FailedCall(P);FailedCall(C);FailedMaxUDPRetrans(P);FailedMaxUDPRetrans(C);FailedUnexpectedMessage(P);FailedUnexpectedMessage(C);Retransmissions(P);Retransmissions(C);\n\
@@ -74,4 +81,29 @@ fn caller_bound_covers_retransmissions() {
         o.bound()
     );
     assert!(o.bound() <= Duration::from_secs(50), "{:?}", o.bound());
+}
+
+#[test]
+fn common_args_bind_sip_and_media_and_name_the_files() {
+    let a = process::common_args(
+        Path::new("/d/ivr1.xml"),
+        Ipv4Addr::new(198, 18, 0, 100),
+        SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 21), IVR_RTP_PORT),
+        Path::new("/d/ivr1.csv"),
+        Path::new("/d/ivr1-errors.log"),
+    );
+    let after = |flag: &str| {
+        let i = a.iter().position(|x| x == flag).expect(flag);
+        a[i + 1].as_str()
+    };
+    assert_eq!(after("-sf"), "/d/ivr1.xml");
+    assert_eq!(after("-t"), "u1");
+    assert_eq!(after("-i"), "198.18.0.100");
+    assert_eq!(after("-p"), "5060");
+    assert_eq!(after("-mi"), "198.18.0.21");
+    assert_eq!(after("-mp"), "6000");
+    assert_eq!(after("-stf"), "/d/ivr1.csv");
+    assert_eq!(after("-fd"), "1");
+    assert_eq!(after("-error_file"), "/d/ivr1-errors.log");
+    assert!(a.iter().any(|x| x == "-nostdin") && a.iter().any(|x| x == "-trace_err"));
 }

@@ -1,3 +1,6 @@
+//! Unit tests of the pair's `tandem.toml`: what each option puts in or
+//! leaves out, for a made-up lab (no namespaces needed).
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 
