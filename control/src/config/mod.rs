@@ -143,7 +143,7 @@ pub enum ConfigError {
     #[error("{field}: missing")]
     Missing { field: String },
     /// `heartbeat.intreval_ms: unknown field (did you mean `interval_ms`?)`.
-    #[error("{field}: unknown field{}", did_you_mean.as_ref().map(|n| format!(" (did you mean `{n}`?)")).unwrap_or_default())]
+    #[error("{field}: unknown field{}", guess(did_you_mean))]
     Unknown {
         field: String,
         /// The known field of the same table closest in spelling, if any is close.
@@ -196,6 +196,14 @@ impl ConfigError {
             ConfigError::Several(problems)
         }
     }
+}
+
+/// ` (did you mean `interval_ms`?)`, or nothing without a guess.
+fn guess(did_you_mean: &Option<String>) -> String {
+    did_you_mean
+        .as_ref()
+        .map(|name| format!(" (did you mean `{name}`?)"))
+        .unwrap_or_default()
 }
 
 /// The problems of `error`, one per line, each prefixed with `path`.

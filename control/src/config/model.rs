@@ -335,8 +335,10 @@ fn default_takeover_deadline() -> Millis<1, 60_000> {
     Millis::ms(DEFAULT_TAKEOVER_DEADLINE_MS)
 }
 fn default_signalling() -> Signalling {
-    // DEFAULT_SIGNALLING is "fxsks".
-    Signalling(tandem_hw::abi::DAHDI_SIG_FXSKS)
+    let by_name = super::SIGNALLING_NAMES
+        .iter()
+        .find(|(n, _)| *n == super::DEFAULT_SIGNALLING);
+    Signalling(by_name.map_or(tandem_hw::abi::DAHDI_SIG_FXSKS, |(_, sig)| *sig))
 }
 
 impl File {

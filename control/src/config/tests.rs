@@ -643,15 +643,15 @@ fn every_field_round_trips_and_sync_off_stays_off() {
 
 #[test]
 fn example_file_shows_every_field() {
-    fn keys(prefix: &str, v: &toml::Value, out: &mut std::collections::BTreeSet<String>) {
+    fn keys(v: &toml::Value, out: &mut std::collections::BTreeSet<String>) {
         match v {
             toml::Value::Table(t) => {
                 for (k, v) in t {
                     out.insert(k.clone());
-                    keys(k, v, out);
+                    keys(v, out);
                 }
             }
-            toml::Value::Array(a) => a.iter().for_each(|v| keys(prefix, v, out)),
+            toml::Value::Array(a) => a.iter().for_each(|v| keys(v, out)),
             _ => {}
         }
     }
@@ -663,7 +663,7 @@ fn example_file_shows_every_field() {
         .expect("toml")
         .into();
     let mut all = std::collections::BTreeSet::new();
-    keys("", &written, &mut all);
+    keys(&written, &mut all);
     all.insert("enabled".into()); // [sync] enabled, written only when false
     let missing: Vec<&String> = all
         .iter()
