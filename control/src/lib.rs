@@ -1,15 +1,30 @@
 //! `tandem-control`: the control plane, `tandemd` and `tandemctl`.
 //!
-//! Building blocks, each usable and tested on its own: [`config`] (the
-//! `tandem.toml` file), [`vip`] (adding/removing a virtual address and
-//! sending gratuitous ARPs), [`uring`] (the io_uring reactor) and
-//! [`admin`] (the admin socket protocol, server helpers and client).
+//! The deciders are sans-IO state machines, each tested with a simulated
+//! clock: [`pair`] (the two-node hot standby: roles, epochs, faults, the
+//! witness), [`pool`] (IVR health from their heartbeats, and the merge of
+//! health into the services), [`sipprobe`] (SIP OPTIONS health), the
+//! sync sessions in [`sync`] (handshake, snapshot, stream, acks) and the
+//! card fault hold-down in [`cards`].
+//!
+//! Around them, the shell: [`daemon`] (`tandemd`'s io_uring loop, a router
+//! from completions to the deciders and their actions to the host),
+//! [`uring`] (the reactor it waits on), [`events`] (the typed events the
+//! daemon records and serves), [`config`] (the `tandem.toml` model and its
+//! checks), [`admin`] (the admin socket protocol, its non-blocking server
+//! framers, the client and `tandemctl`'s tables), [`metrics`] (the
+//! Prometheus exposition), [`cards`] (telephony spans and channels over
+//! `tandem-hw`), [`vip`] (the VIP address and gratuitous ARPs),
+//! [`addrworker`] (address changes off the loop, RTNL can be slow),
+//! [`link`] (link state over rtnetlink), [`hbsend`] (heartbeat senders)
+//! and [`witness`] (the ICMP witness probe).
 
 pub mod addrworker;
 pub mod admin;
 pub mod cards;
 pub mod config;
 pub mod daemon;
+pub mod events;
 pub mod hbsend;
 pub mod link;
 pub mod metrics;
@@ -17,8 +32,6 @@ pub mod pair;
 pub mod pool;
 pub mod sipprobe;
 pub mod sync;
-// The daemon still names `crate::syncrt::…`; the alias goes once it names `sync::runtime`.
-pub use sync::runtime as syncrt;
 pub mod uring;
 pub mod vip;
 pub mod witness;

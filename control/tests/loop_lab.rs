@@ -1,11 +1,14 @@
 //! The loop never blocks on a client (issue 10, defect 1): in a pair lab
-//! with 1 ms × 3 heartbeats, clients that dribble bytes to the admin
+//! with 10 ms × 3 heartbeats, clients that dribble bytes to the admin
 //! socket and the metrics endpoint of the active, and 200 idle
 //! connections, for 10 s, cause no role change, while a normal scrape and
 //! a `status` request are still answered.
 //!
 //! Before the fix, one silent admin connection stalled the active's
-//! heartbeats for ≈ 230 ms and the standby took over.
+//! heartbeats for ≈ 230 ms and the standby took over. The deadline is
+//! 30 ms, not the issue's 3 ms: a stall of that kind shows at either, and
+//! at 1 ms × 3 a busy 2-core machine makes the pair flap on its own (issue
+//! 12, flap damping), which this test is not about.
 
 use std::{
     io::{Read, Write},
@@ -112,10 +115,14 @@ fn privileged_lab_slow_clients_do_not_stall_the_heartbeats() {
     if !require_privileged("privileged_lab_slow_clients_do_not_stall_the_heartbeats") {
         return;
     }
-    let bins = Binaries::from_env().expect("tandemd and tandemctl built");
+    // TANDEMD overrides the daemon under test (e.g. an older build).
+    let bins = Binaries {
+        tandemd: std::env::var_os("TANDEMD").map_or_else(|| env!("CARGO_BIN_EXE_tandemd").into(), Into::into),
+        tandemctl: env!("CARGO_BIN_EXE_tandemctl").into(),
+    };
     let dir = WorkDir::new("loop").expect("workdir");
     let o = PairOptions {
-        heartbeat_interval_ms: 1,
+        heartbeat_interval_ms: 10,
         multiplier: 3,
         ivr_heartbeats: false,
         metrics_listen: Some(METRICS.into()),

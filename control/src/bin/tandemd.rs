@@ -43,7 +43,8 @@ fn main() -> ExitCode {
     let cfg = match tandem_control::config::Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("tandemd: {}: {e}", cli.config.display());
+            // Every line of the error names the file already.
+            eprintln!("tandemd: {e}");
             return ExitCode::from(2);
         }
     };

@@ -95,7 +95,7 @@ struct Parts {
     ivr_slots: HashMap<u32, Vec<(usize, usize)>>,
     pool: crate::pool::Pool,
     cards: Vec<crate::cards::CardManager>,
-    sync: Option<crate::syncrt::SyncRuntime>,
+    sync: Option<crate::sync::runtime::SyncRuntime>,
     flow_events: Option<tandem_dataplane::FlowEvents>,
     call_events: Option<tandem_dataplane::CallEvents>,
     probes: crate::sipprobe::ProbeSet,
@@ -147,7 +147,7 @@ pub struct Daemon {
     link_fault: bool,
     card_fault: crate::cards::CardFaultFilter,
     /// State sync (None: off in the configuration).
-    sync: Option<crate::syncrt::SyncRuntime>,
+    sync: Option<crate::sync::runtime::SyncRuntime>,
     /// The kernel's connection-table changes (with sync on).
     flow_events: Option<tandem_dataplane::FlowEvents>,
     /// The kernel's SIP Call-ID table changes (with sync on).

@@ -138,7 +138,7 @@ impl Daemon {
             Some(sock)
         };
         let sync = match &cfg.sync {
-            Some(sc) => Some(crate::syncrt::SyncRuntime::new(
+            Some(sc) => Some(crate::sync::runtime::SyncRuntime::new(
                 cfg.node.id,
                 key.clone(),
                 &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),

@@ -128,9 +128,9 @@ impl Daemon {
         let at = sy.poll_timeout();
         for e in events {
             self.mark(match e {
-                crate::syncrt::Event::Connected { peer, dialed } => Event::SyncConnected { peer: peer.to_string(), dialed },
-                crate::syncrt::Event::Closed { peer, why } => Event::SyncClosed { peer: peer.to_string(), why },
-                crate::syncrt::Event::InSync => Event::SyncInSync,
+                crate::sync::runtime::Event::Connected { peer, dialed } => Event::SyncConnected { peer: peer.to_string(), dialed },
+                crate::sync::runtime::Event::Closed { peer, why } => Event::SyncClosed { peer: peer.to_string(), why },
+                crate::sync::runtime::Event::InSync => Event::SyncInSync,
             });
         }
         let polled = want.map(|(id, _, ev)| (id, ev));
