@@ -9,7 +9,7 @@
 //!
 //! Around them, the shell: [`daemon`] (`tandemd`'s io_uring loop, a router
 //! from completions to the deciders and their actions to the host),
-//! [`uring`] (the reactor it waits on), [`events`] (the typed events the
+//! [`uring`] (the reactor it waits on), [`clock`] (kernel stamps ↔ `Instant`), [`events`] (the typed events the
 //! daemon records and serves), [`config`] (the `tandem.toml` model and its
 //! checks), [`admin`] (the admin socket protocol, its non-blocking server
 //! framers, the client and `tandemctl`'s tables), [`metrics`] (the
@@ -22,6 +22,7 @@
 pub mod addrworker;
 pub mod admin;
 pub mod cards;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod events;

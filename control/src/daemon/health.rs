@@ -23,14 +23,6 @@ use tandem_dataplane::common::{
 use super::{Daemon, Event, token::Token};
 use crate::pair::{Event as PairEvent, local_fault};
 
-/// The `Instant` of a CLOCK_MONOTONIC nanosecond timestamp (both are the
-/// same clock on Linux).
-pub(super) fn instant_of(ns: u64) -> Instant {
-    let now_ns = super::mono_ns();
-    let now = Instant::now();
-    now.checked_sub(std::time::Duration::from_nanos(now_ns.saturating_sub(ns))).unwrap_or(now)
-}
-
 impl Daemon {
     /// Feeds the kernel's heartbeat records that are newer than what the
     /// state machine has seen.
@@ -52,7 +44,7 @@ impl Daemon {
         if p.kind == Kind::Ivr as u8 {
             *last = p.last_seen_ns;
             let mut changes = Vec::new();
-            self.pool.heard(p.node_id, instant_of(p.last_seen_ns), (p.active_channels, p.capacity), &mut changes);
+            self.pool.heard(p.node_id, crate::clock::instant_of(p.last_seen_ns), (p.active_channels, p.capacity), &mut changes);
             self.apply_pool(changes);
             return;
         }
@@ -67,7 +59,7 @@ impl Daemon {
             return;
         };
         let ev = PairEvent::Heartbeat { path, from: p.node_id, state, epoch: p.epoch, priority: p.priority };
-        self.pair.handle(ev, instant_of(p.last_seen_ns));
+        self.pair.handle(ev, crate::clock::instant_of(p.last_seen_ns));
     }
 
     /// Tells the state machine whether this node has a local fault (a

@@ -176,7 +176,7 @@ pub struct Daemon {
 }
 
 fn mono_ns() -> u64 {
-    tandem_dataplane::monotonic_ns()
+    crate::clock::now_ns()
 }
 
 impl Daemon {
