@@ -27,9 +27,8 @@ pub enum Event {
     SpansFailed { root: String, error: String },
     CardAlarm { raised: bool },
     WitnessProbing,
-    /// The witness answered a probe sent after the peer fell silent
-    /// (`already`: an earlier probe had, no new probe was needed).
-    WitnessAnswered { already: bool },
+    /// The witness answered while a takeover waited for it.
+    WitnessAnswered,
     WitnessUnreachable,
     IvrHealth { node_id: u32, alive: bool },
     SipOptions { real: IpAddr, answered: bool },
@@ -68,8 +67,7 @@ impl fmt::Display for Event {
             Event::CardAlarm { raised: true } => f.write_str("card alarm raised: local fault"),
             Event::CardAlarm { raised: false } => f.write_str("card alarm cleared"),
             Event::WitnessProbing => f.write_str("probing the witness"),
-            Event::WitnessAnswered { already: true } => f.write_str("witness answered after the peer fell silent"),
-            Event::WitnessAnswered { already: false } => f.write_str("witness answered"),
+            Event::WitnessAnswered => f.write_str("witness answered"),
             Event::WitnessUnreachable => f.write_str("witness unreachable"),
             Event::IvrHealth { node_id, alive: true } => write!(f, "ivr node {node_id} alive"),
             Event::IvrHealth { node_id, alive: false } => write!(f, "ivr node {node_id} dead: no new flows"),

@@ -20,9 +20,16 @@
 //!   `max(own, peer's) + 1`; every node adopts the highest epoch it hears;
 //!   the epoch never decreases (it restarts at 0 only with the process).
 //! - **witness**: an address on the service network the runtime can probe.
-//!   A node that would serve without hearing its peer first asks the runtime
-//!   ([`Action::ProbeWitness`]); no answer ([`Event::Witness`]) within
-//!   [`PairConfig::witness_timeout`] counts as unreachable.
+//!   A node that would serve without hearing its peer needs the witness to
+//!   have answered a probe sent after the peer fell silent (its newest
+//!   heartbeat plus `interval × (multiplier − 1)`): then its own service
+//!   network worked while the peer was silent on it. The runtime reports
+//!   every answer with the probe's send time ([`Event::WitnessAnswered`]);
+//!   a standby that probes all along usually holds a fresh one when the
+//!   peer dies, and takes over without a further round trip. Otherwise it
+//!   asks for a probe ([`Action::ProbeWitness`]); no fresh answer (or
+//!   [`Event::Witness`] unreachable) within [`PairConfig::witness_timeout`]
+//!   counts as unreachable.
 //! - **yield**: after an operator switchover the old active advertises
 //!   priority 0 for [`PairConfig::yield_hold`] (VRRP's "priority 0: I am
 //!   leaving") and neither preempts nor claims a role nobody holds.
@@ -193,9 +200,14 @@ pub enum Event {
     AdminSwitchover,
     /// Operator: enter (true) or leave (false) maintenance.
     AdminMaintenance(bool),
-    /// The answer to [`Action::ProbeWitness`].
+    /// The answer to [`Action::ProbeWitness`], decided by the runtime.
     Witness {
         reachable: bool,
+    },
+    /// The witness answered a probe sent at `sent_at`; whether that answer
+    /// is fresh enough for a takeover is the machine's decision.
+    WitnessAnswered {
+        sent_at: Instant,
     },
 }
 
@@ -308,6 +320,7 @@ pub struct Fingerprint {
     peer: Option<PeerPrint>,
     init_left: Option<Duration>,
     witness_left: Option<Duration>,
+    witness_fresh: bool,
     retry_left: Option<Duration>,
     yield_left: Option<Duration>,
     garp_sent: bool,
@@ -340,6 +353,10 @@ pub struct Pair {
     maintenance: bool,
     /// A witness probe is outstanding (Takeover) and is due by then.
     witness_due: Option<Instant>,
+    /// A takeover needs a witness answer to a probe sent at or after this.
+    witness_need: Option<Instant>,
+    /// Send time of the newest probe the witness answered.
+    witness_answered: Option<Instant>,
     /// Isolated (Fault without a local fault): probe the witness again then.
     retry_at: Option<Instant>,
     /// Yielding after a switchover until then.
@@ -361,6 +378,8 @@ impl Pair {
             local_fault: None,
             maintenance: false,
             witness_due: None,
+            witness_need: None,
+            witness_answered: None,
             retry_at: None,
             yield_until: None,
             garp_sent: false,
@@ -478,6 +497,9 @@ impl Pair {
                 }
             }
             Event::AdminMaintenance(on) => self.maintenance = on,
+            Event::WitnessAnswered { sent_at } => {
+                self.witness_answered = Some(self.witness_answered.map_or(sent_at, |a| a.max(sent_at)));
+            }
             Event::Witness { reachable } => {
                 if self.state == NodeState::Takeover && self.witness_due.is_some() {
                     self.witness_due = None;
@@ -553,6 +575,7 @@ impl Pair {
             } else {
                 None
             },
+            witness_fresh: self.witness_fresh(),
             retry_left: if self.state == NodeState::Fault {
                 left(self.retry_at)
             } else {
@@ -633,7 +656,7 @@ impl Pair {
             Takeover => {
                 if peer.is_some() {
                     self.enter(Standby, now)
-                } else if !self.cfg.witness {
+                } else if !self.cfg.witness || self.witness_fresh() {
                     self.take_active(now)
                 } else if self.witness_due.is_none_or(|t| now >= t) {
                     self.isolated(now)
@@ -707,6 +730,19 @@ impl Pair {
         changed
     }
 
+    /// The witness answered a probe sent after the peer fell silent.
+    fn witness_fresh(&self) -> bool {
+        matches!((self.witness_need, self.witness_answered), (Some(need), Some(a)) if a >= need)
+    }
+
+    /// When a witness probe must have been sent to prove our service
+    /// network worked while the peer was silent: `multiplier − 1`
+    /// intervals after its newest heartbeat (now if it was never heard).
+    fn witness_need_at(&self, now: Instant) -> Instant {
+        let silent = self.cfg.interval.saturating_mul(self.cfg.multiplier.saturating_sub(1));
+        self.peer.as_ref().and_then(|p| p.paths.iter().filter_map(|pp| pp.last_seen).max()).map_or(now, |t| t + silent)
+    }
+
     /// The witness is unreachable: we are the node cut off.
     fn isolated(&mut self, now: Instant) -> bool {
         self.retry_at = Some(now + self.cfg.isolation_retry());
@@ -721,6 +757,7 @@ impl Pair {
         }
         self.state = to;
         self.witness_due = None;
+        self.witness_need = None;
         if to != NodeState::Fault {
             self.retry_at = None;
         }
@@ -742,7 +779,12 @@ impl Pair {
                 .push_back(Action::BecomeActive { epoch: self.epoch }),
             NodeState::Takeover if self.cfg.witness => {
                 self.witness_due = Some(now + self.cfg.witness_timeout());
-                self.actions.push_back(Action::ProbeWitness);
+                self.witness_need = Some(self.witness_need_at(now));
+                // A fresh answer in hand needs no probe: the next step
+                // takes the role.
+                if !self.witness_fresh() {
+                    self.actions.push_back(Action::ProbeWitness);
+                }
             }
             _ => {}
         }

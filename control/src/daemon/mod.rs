@@ -115,11 +115,6 @@ pub struct Daemon {
     signals: Signals,
     timeline: Timeline,
     witness: Option<Witness>,
-    /// A takeover waits for a witness reply to a probe sent at or after
-    /// this time.
-    witness_need: Option<Instant>,
-    /// Send time of the newest probe the witness answered.
-    witness_answered: Option<Instant>,
     witness_ok: bool,
     addrs: AddressSocket,
     /// VIP address changes on `lo`, off the loop (see [`crate::addrworker`]).
@@ -193,8 +188,6 @@ impl Daemon {
             signals: p.signals,
             timeline: p.timeline,
             witness: p.witness,
-            witness_need: None,
-            witness_answered: None,
             witness_ok: false,
             addrs: p.addrs,
             addr_worker: p.addr_worker,
@@ -341,7 +334,6 @@ impl Daemon {
             Token::Signal => return self.on_signal(),
             Token::WitnessReply => self.on_witness_reply()?,
             Token::WitnessTick => self.on_witness_tick()?,
-            Token::WitnessDeadline => self.on_witness_deadline(),
             Token::Garp => self.on_garp()?,
             Token::AdminAccept | Token::MetricsAccept | Token::AdminConn(_) | Token::MetricsConn(_) | Token::ClientDeadline => {
                 self.on_client(token, c)?

@@ -53,6 +53,11 @@ impl Daemon {
             Vec::new()
         };
         self.mark(Event::StateChanged { from: from.name().into(), to: to.name().into(), epoch, peer_heard });
+        if from == NodeState::Takeover && to == NodeState::Fault {
+            // Isolated: the witness did not answer in time.
+            self.witness_ok = false;
+            self.mark(Event::WitnessUnreachable);
+        }
         if let Some(sy) = self.sync.as_mut() {
             if to == NodeState::Active {
                 sy.become_publisher(epoch, Instant::now());
@@ -135,51 +140,32 @@ impl Daemon {
         Ok(())
     }
 
-    /// The witness must have answered a probe sent after the peer missed
-    /// heartbeats: then our service network worked while the peer was
-    /// silent on it. The standby's continuous probes usually satisfy this
-    /// already.
+    /// A probe the pair asked for: a takeover waits for its answer (the
+    /// pair decides whether an answer is fresh, [`crate::pair`]).
     fn probe_witness(&mut self) -> Result<()> {
         let now = Instant::now();
-        let hb = &self.cfg.heartbeat;
-        let need = self
-            .pair
-            .peer()
-            .and_then(|p| p.paths.iter().filter_map(|pp| pp.last_seen).max())
-            .map_or(now, |t| t + hb.interval * hb.multiplier.saturating_sub(1));
         match self.witness.as_mut() {
-            Some(_) if self.witness_answered.is_some_and(|t| t >= need) => {
-                self.witness_ok = true;
-                self.mark(Event::WitnessAnswered { already: true });
-                self.pair.handle(PairEvent::Witness { reachable: true }, now);
-            }
             Some(w) => {
                 w.send()?;
                 let fd = w.as_raw_fd();
-                self.witness_need = Some(need);
                 self.mark(Event::WitnessProbing);
                 if !self.ring.is_armed(Token::WitnessReply) {
                     self.ring.poll(Token::WitnessReply, fd, libc::POLLIN as u32)?;
                 }
-                let wait = (self.cfg.heartbeat.interval * 20).max(Duration::from_millis(20));
-                self.ring.rearm(Token::WitnessDeadline, now + wait)?;
             }
             None => self.pair.handle(PairEvent::Witness { reachable: true }, now),
         }
         Ok(())
     }
 
+    /// Every answer goes to the pair with its probe's send time.
     pub(super) fn on_witness_reply(&mut self) -> Result<()> {
-        let answered = self.witness.as_mut().and_then(|w| w.check_reply());
-        if let Some(t) = answered {
+        if let Some(sent_at) = self.witness.as_mut().and_then(|w| w.check_reply()) {
             self.witness_ok = true;
-            self.witness_answered = Some(self.witness_answered.map_or(t, |a| a.max(t)));
-            if self.witness_need.is_some_and(|need| t >= need) {
-                self.witness_need = None;
-                self.ring.cancel(Token::WitnessDeadline)?;
-                self.mark(Event::WitnessAnswered { already: false });
-                self.pair.handle(PairEvent::Witness { reachable: true }, Instant::now());
+            if self.pair.state() == NodeState::Takeover {
+                self.mark(Event::WitnessAnswered);
             }
+            self.pair.handle(PairEvent::WitnessAnswered { sent_at }, Instant::now());
         }
         if let Some(w) = &self.witness {
             self.ring.poll(Token::WitnessReply, w.as_raw_fd(), libc::POLLIN as u32)?;
@@ -202,15 +188,6 @@ impl Daemon {
             self.ring.arm_timeout(Token::WitnessTick, at)?;
         }
         Ok(())
-    }
-
-    pub(super) fn on_witness_deadline(&mut self) {
-        if self.witness_need.is_some() {
-            self.witness_need = None;
-            self.witness_ok = false;
-            self.mark(Event::WitnessUnreachable);
-            self.pair.handle(PairEvent::Witness { reachable: false }, Instant::now());
-        }
     }
 
     /// Sends the heartbeats if their time has come (also from inside long

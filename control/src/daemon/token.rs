@@ -23,8 +23,6 @@ pub enum Token {
     Signal,
     /// The witness socket is readable (an echo reply).
     WitnessReply,
-    /// A takeover's witness probe went unanswered for too long.
-    WitnessDeadline,
     /// The standby's periodic witness probe.
     WitnessTick,
     /// The next gratuitous ARP of a takeover burst.

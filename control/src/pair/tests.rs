@@ -1149,3 +1149,59 @@ fn local_fault_precedence_link_over_card() {
     assert_eq!(local_fault(true, false), Some(FaultKind::InterfaceDown));
     assert_eq!(local_fault(true, true), Some(FaultKind::InterfaceDown));
 }
+
+fn witness_standby() -> Node {
+    Node::standby(PairConfig { witness: true, ..cfg(B, 100) }, A, 150)
+}
+
+#[test]
+fn standby_with_a_fresh_witness_answer_takes_over_without_a_probe() {
+    let mut n = witness_standby();
+    let last_hb = n.now;
+    // The standby probes all along; this probe left after the peer had
+    // missed two intervals (multiplier − 1), so its answer is fresh.
+    n.advance(INTERVAL * 2);
+    let sent = n.now;
+    assert!(sent >= last_hb + INTERVAL * 2);
+    n.advance(MS);
+    n.handle(Event::WitnessAnswered { sent_at: sent });
+    assert_eq!(n.pair.state(), Standby, "an answer alone takes nothing");
+    n.advance(DEADLINE);
+    assert_eq!(n.pair.state(), Active, "peer dead, witness fresh: no extra round trip");
+    assert_eq!(
+        n.drain(),
+        vec![changed(Standby, Takeover, 1), changed(Takeover, Active, 2), Action::BecomeActive { epoch: 2 }]
+    );
+}
+
+#[test]
+fn standby_with_a_stale_witness_answer_probes_and_waits_for_a_fresh_one() {
+    let mut n = witness_standby();
+    // Answered a probe sent while the peer was still talking: stale.
+    let stale = n.now;
+    n.handle(Event::WitnessAnswered { sent_at: stale });
+    n.advance(DEADLINE);
+    assert_eq!(n.pair.state(), Takeover);
+    assert_eq!(n.drain(), vec![changed(Standby, Takeover, 1), Action::ProbeWitness]);
+    // A late answer to an old probe does not do either.
+    n.handle(Event::WitnessAnswered { sent_at: stale + INTERVAL });
+    assert_eq!(n.pair.state(), Takeover);
+    // The answer to the probe just sent does.
+    let probe = n.now;
+    n.advance(MS);
+    n.handle(Event::WitnessAnswered { sent_at: probe });
+    assert_eq!(n.pair.state(), Active);
+    assert_eq!(n.drain(), vec![changed(Takeover, Active, 2), Action::BecomeActive { epoch: 2 }]);
+}
+
+#[test]
+fn takeover_without_a_fresh_witness_answer_is_isolated_at_its_timeout() {
+    let c = PairConfig { witness: true, ..cfg(B, 100) };
+    let timeout = c.witness_timeout();
+    let mut n = Node::standby(c, A, 150);
+    n.advance(DEADLINE);
+    assert_eq!(n.pair.state(), Takeover);
+    n.drain();
+    n.advance(timeout);
+    assert_eq!(n.pair.state(), Fault, "no answer: isolated, must not serve");
+}
