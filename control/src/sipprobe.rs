@@ -8,6 +8,11 @@
 //! the I/O: it writes the requests [`ProbeSet::due`] returns and feeds back
 //! what arrives ([`ProbeSet::reply`]) and the time ([`ProbeSet::expire`]).
 //!
+//! Method kinds: getters ([`ProbeSet::targets`], [`ProbeSet::is_up`],
+//! [`ProbeSet::is_empty`]); events with their time ([`ProbeSet::reply`],
+//! [`ProbeSet::expire`]); what it wants done ([`ProbeSet::due`]: the
+//! requests to send now, [`ProbeSet::poll_timeout`]).
+//!
 //! **Addressing.** In NAT mode the request goes to the real server's own
 //! address and port over a plain UDP socket. In DR mode the real server's
 //! SIP stack listens on the VIP (on its loopback), so the request is an
