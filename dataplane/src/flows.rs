@@ -63,12 +63,7 @@ impl Dataplane {
         for k in keys {
             let _ = self.maps.conns.calls.remove(&k);
         }
-        for slot in 0..MAX_REAL_SLOTS {
-            self.maps.counters.active
-                .set(slot, 0, 0)
-                .map_err(map_err(maps::REAL_ACTIVE))?;
-        }
-        Ok(())
+        self.zero_active_conns()
     }
 
     /// Makes every flow and SIP call look `by_ns` older (tests of idle

@@ -62,8 +62,12 @@ pub(crate) struct ConnMaps {
 
 /// Counters the program keeps.
 pub(crate) struct CounterMaps {
-    /// `REAL_ACTIVE`: active connections per real server.
+    /// `REAL_ACTIVE`: active connections per real server as the program
+    /// counts them. Read only here: the program is its one writer.
     pub active: Array<MapData, u64>,
+    /// `REAL_ACTIVE_ADJ`: the host's adjustment of `REAL_ACTIVE` (see
+    /// `tandem_common::active_count`). Written only here.
+    pub active_adj: Array<MapData, i64>,
     /// `REASONS`, per CPU.
     pub reasons: PerCpuArray<MapData, u64>,
     /// `SERVICE_STATS`, per CPU, by id.
@@ -142,6 +146,7 @@ impl Maps {
             },
             counters: CounterMaps {
                 active: take(ebpf, maps::REAL_ACTIVE)?,
+                active_adj: take(ebpf, maps::REAL_ACTIVE_ADJ)?,
                 reasons: take(ebpf, maps::REASONS)?,
                 service_stats: take(ebpf, maps::SERVICE_STATS)?,
                 real_stats: take(ebpf, maps::REAL_STATS)?,

@@ -17,7 +17,7 @@
 //! | `heartbeats` | heartbeat key, senders and peers; owned VIPs (ARP) |
 //! | `events` | the kernel's ring buffers: [`HeartbeatEvents`], [`FlowEvents`], [`CallEvents`] |
 //! | `counters` | reason, service and real-server counters; active connections |
-//! | `run` | test runs and benchmark programs ([`RunResult`], [`BenchTarget`]) |
+//! | `run` | test runs and benchmark programs ([`RunResult`], [`BenchTarget`], [`BenchRunner`]) |
 //! | `handles` | the typed map handles, grouped by concern (`Maps`) |
 //! | `error`, `clock` | [`Error`]; the clocks of the program's timestamps |
 //!
@@ -59,7 +59,7 @@ pub use crate::{
     events::{CallEvents, FlowEvents, HeartbeatEvents, RingEvents},
     image::ServiceImage,
     loader::{AttachMode, Attached, LoadOptions, OBJECT, fmt_mac, ifindex, parse_mac},
-    run::{BenchTarget, RunResult},
+    run::{BenchRunner, BenchTarget, RunResult},
     services::derived,
 };
 

@@ -2,11 +2,14 @@
 //! (`BPF_PROG_TEST_RUN`, [`Dataplane::test_run`]), the benchmark wrapper
 //! that restores the frame before every iteration
 //! ([`Dataplane::bench_run`]), live XDP frames, and the benchmark sink and
-//! baseline forwarder attached to interfaces.
+//! baseline forwarder attached to interfaces; [`BenchRunner`] runs the
+//! wrapper from another thread.
 //!
 //! Tests and benchmarks only: the daemon runs none of this.
 
-use aya::programs::{TestRun, TestRunOptions};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use aya::programs::{ProgramError, TestRun, TestRunOptions};
 use tandem_common::*;
 
 use crate::{AttachMode, Attached, Dataplane, Error, error::map_err};
@@ -135,4 +138,77 @@ pub struct RunResult {
 pub enum BenchTarget {
     Dispatch,
     TrivialTx,
+}
+
+/// The benchmark wrapper, run from another thread while its [`Dataplane`]
+/// is in use: for tests of the program and the host writing the same maps
+/// at once. It holds its own descriptor of the wrapper and runs on what
+/// the last [`Dataplane::bench_run`] set up (frame, target, varying
+/// offset); the wrapper's counter goes on from one run to the next, so
+/// with a varying offset every iteration is a new flow.
+pub struct BenchRunner {
+    fd: OwnedFd,
+}
+
+impl Dataplane {
+    /// A [`BenchRunner`] of this dataplane's benchmark wrapper.
+    pub fn bench_runner(&mut self) -> Result<BenchRunner, Error> {
+        let name = progs::BENCH_RESTORE;
+        let fd = self.prog_fd(name)?;
+        let fd = fd
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Program { name, source: ProgramError::IOError(e) })?;
+        Ok(BenchRunner { fd })
+    }
+}
+
+impl BenchRunner {
+    /// Runs the wrapper `repeat` times (`BPF_PROG_TEST_RUN`; the wrapper
+    /// replaces `frame` with its own copy) and returns the verdict of the
+    /// last iteration.
+    pub fn run(&self, frame: &[u8], repeat: u32) -> std::io::Result<u32> {
+        let mut attr = TestRunAttr {
+            prog_fd: self.fd.as_raw_fd() as u32,
+            data_size_in: frame.len() as u32,
+            data_in: frame.as_ptr() as u64,
+            repeat,
+            ..TestRunAttr::default()
+        };
+        let size = std::mem::size_of::<TestRunAttr>() as libc::c_uint;
+        // SAFETY: attr has the layout of the BPF_PROG_TEST_RUN member of
+        // `union bpf_attr` and size is its own; data_in points to
+        // data_size_in readable bytes that outlive the call; no output
+        // buffer is given.
+        let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &mut attr as *mut TestRunAttr, size) };
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(attr.retval)
+    }
+}
+
+/// The `bpf(2)` command (linux/bpf.h, `enum bpf_cmd`).
+const BPF_PROG_TEST_RUN: libc::c_int = 10;
+
+/// The `test` member of `union bpf_attr` (linux/bpf.h).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
 }

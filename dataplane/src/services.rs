@@ -158,8 +158,7 @@ impl Dataplane {
         for (k, v) in calls {
             let _ = self.maps.conns.calls.remove(&k);
             if v.flags & CALL_COUNTED != 0 {
-                let a = self.active_conns(id, v.real_idx)?;
-                self.set_active_conns(id, v.real_idx, a.saturating_sub(1))?;
+                self.count_active(id, v.real_idx, false)?;
             }
         }
         // The removed service's port loses its flags unless another uses it.

@@ -64,8 +64,7 @@ impl Dataplane {
         }
         let was_counted = old.is_some_and(|o| o.flags & FLOW_COUNTED != 0 && o.service_id == id && o.real_idx == slot);
         if value.flags & FLOW_COUNTED != 0 && !was_counted {
-            let a = self.active_conns(id, slot)?;
-            self.set_active_conns(id, slot, a + 1)?;
+            self.count_active(id, slot, true)?;
         }
         Ok(true)
     }
@@ -103,14 +102,11 @@ impl Dataplane {
         match old {
             Some(o) if o.flags & CALL_COUNTED != 0 && o.real_idx == slot => {}
             Some(o) if o.flags & CALL_COUNTED != 0 => {
-                let a = self.active_conns(id, o.real_idx)?;
-                self.set_active_conns(id, o.real_idx, a.saturating_sub(1))?;
-                let a = self.active_conns(id, slot)?;
-                self.set_active_conns(id, slot, a + 1)?;
+                self.count_active(id, o.real_idx, false)?;
+                self.count_active(id, slot, true)?;
             }
             _ => {
-                let a = self.active_conns(id, slot)?;
-                self.set_active_conns(id, slot, a + 1)?;
+                self.count_active(id, slot, true)?;
             }
         }
         Ok(true)
@@ -125,8 +121,7 @@ impl Dataplane {
         if let Ok(old) = self.maps.conns.calls.get(&key, 0) {
             let _ = self.maps.conns.calls.remove(&key);
             if old.flags & CALL_COUNTED != 0 {
-                let a = self.active_conns(key.service_id, old.real_idx)?;
-                self.set_active_conns(key.service_id, old.real_idx, a.saturating_sub(1))?;
+                self.count_active(key.service_id, old.real_idx, false)?;
             }
         }
         Ok(())
@@ -144,8 +139,7 @@ impl Dataplane {
                 let _ = self.maps.conns.nat.remove(&FlowKey::new(real.addr, key.src, port, key.sport, key.proto));
             }
             if old.flags & FLOW_COUNTED != 0 {
-                let a = self.active_conns(old.service_id, old.real_idx)?;
-                self.set_active_conns(old.service_id, old.real_idx, a.saturating_sub(1))?;
+                self.count_active(old.service_id, old.real_idx, false)?;
             }
         }
         Ok(())

@@ -608,7 +608,7 @@ fn privileged_xdp_program_matches_reference_model() {
                 );
                 prop_assert_eq!(
                     dp.active_conns(id, slot).unwrap(),
-                    model.active[s],
+                    model.active_conns(id, slot),
                     "active conns {} slot {}",
                     cfg.name(),
                     slot

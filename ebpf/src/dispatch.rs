@@ -268,16 +268,22 @@ impl SchedView for KernelView {
         if idx >= MAX_REALS {
             return 0;
         }
-        match maps::REAL_ACTIVE.get(self.id * MAX_REALS + idx) {
-            Some(a) => {
-                let a = *a;
-                if a > u32::MAX as u64 {
-                    u32::MAX
-                } else {
-                    a as u32
-                }
-            }
+        // The program's count and the host's adjustment: two lookups,
+        // only when an lc-family scheduler picks a real server.
+        let slot = self.id * MAX_REALS + idx;
+        let kernel = match maps::REAL_ACTIVE.get(slot) {
+            Some(a) => *a,
             None => 0,
+        };
+        let adj = match maps::REAL_ACTIVE_ADJ.get(slot) {
+            Some(a) => *a,
+            None => 0,
+        };
+        let a = active_count(kernel, adj);
+        if a > u32::MAX as u64 {
+            u32::MAX
+        } else {
+            a as u32
         }
     }
     #[inline(always)]
@@ -334,7 +340,8 @@ impl SchedView for KernelView {
     }
 }
 
-/// Adds `delta` to a real server's active-connection count.
+/// Adds `delta` to a real server's active-connection count (the
+/// program's half, `REAL_ACTIVE`; the host never writes it).
 #[inline(always)]
 pub fn active_add(slot: u32, delta: u64) {
     if let Some(p) = maps::REAL_ACTIVE.get_ptr_mut(slot) {

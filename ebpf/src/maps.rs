@@ -1,6 +1,7 @@
 //! The maps, one per table of `tandem_common::abi::maps`. The host
-//! (`tandem_dataplane::maps`) is the only writer of configuration maps; this
-//! program writes flows, counters and scheduler state.
+//! (`tandem_dataplane`) is the only writer of configuration maps and of
+//! `REAL_ACTIVE_ADJ`; this program writes flows, counters (`REAL_ACTIVE`
+//! among them) and scheduler state.
 
 use aya_ebpf::{
     macros::map,
@@ -25,8 +26,15 @@ pub static SERVICES: HashMap<ServiceKey, u32> = HashMap::with_max_entries(MAX_SE
 pub static SERVICE_CONF: Array<Service> = Array::with_max_entries(MAX_SERVICES, 0);
 #[map]
 pub static REALS: Array<RealServer> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
+/// Active connections per real server as this program counts them (its
+/// only writer: atomic adds, `dispatch::active_add`).
 #[map]
 pub static REAL_ACTIVE: Array<u64> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
+/// The host's adjustment of `REAL_ACTIVE` (synced flows and calls): the
+/// host is its only writer, this program only reads it when it schedules
+/// (`tandem_common::active_count`).
+#[map]
+pub static REAL_ACTIVE_ADJ: Array<i64> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
 #[map]
 pub static REAL_LOAD: Array<RealLoad> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
 #[map]

@@ -47,7 +47,10 @@ pub struct Model {
     pub services: HashMap<ServiceKey, u32>,
     pub conf: Vec<Service>,
     pub reals: Vec<RealServer>,
+    /// The program's half of the active-connection counts (`REAL_ACTIVE`).
     pub active: Vec<u64>,
+    /// The host's half (`REAL_ACTIVE_ADJ`); see [`Model::active_conns`].
+    pub active_adj: Vec<i64>,
     pub real_load: Vec<RealLoad>,
     pub sched: Vec<SchedState>,
     pub wrr: Vec<Vec<u32>>,
@@ -80,6 +83,7 @@ impl Default for Model {
             ],
             reals: vec![RealServer::default(); MAX_REAL_SLOTS as usize],
             active: vec![0; MAX_REAL_SLOTS as usize],
+            active_adj: vec![0; MAX_REAL_SLOTS as usize],
             real_load: vec![RealLoad::default(); MAX_REAL_SLOTS as usize],
             sched: vec![SchedState::default(); MAX_SERVICES as usize],
             wrr: vec![Vec::new(); MAX_SERVICES as usize],
@@ -158,12 +162,21 @@ impl Model {
             for (k, v) in gone {
                 self.calls.remove(&k);
                 if v.flags & CALL_COUNTED != 0 {
-                    let a = &mut self.active[(id * MAX_REALS + v.real_idx) as usize];
-                    *a = a.saturating_sub(1);
+                    // The host's decrement, as `Dataplane::count_active`.
+                    let i = (id * MAX_REALS + v.real_idx) as usize;
+                    if active_count(self.active[i], self.active_adj[i]) > 0 {
+                        self.active_adj[i] -= 1;
+                    }
                 }
             }
         }
         self.rederive();
+    }
+
+    /// Mirrors `Dataplane::active_conns`: both halves summed.
+    pub fn active_conns(&self, id: u32, slot: u32) -> u64 {
+        let i = (id * MAX_REALS + slot) as usize;
+        active_count(self.active[i], self.active_adj[i])
     }
 
     /// Mirrors `Dataplane::set_real_load`.
@@ -399,7 +412,8 @@ impl Model {
                     flags: CALL_COUNTED,
                 },
             );
-            self.active[(id * MAX_REALS + idx) as usize] += 1;
+            let a = &mut self.active[(id * MAX_REALS + idx) as usize];
+            *a = a.wrapping_add(1);
             return self.forward(out, p, &svc, idx, true, false, ingress);
         }
         if svc.flags & FLAG_ONE_PACKET == 0 {
@@ -414,7 +428,8 @@ impl Model {
                     _pad: 0,
                 },
             );
-            self.active[(id * MAX_REALS + idx) as usize] += 1;
+            let a = &mut self.active[(id * MAX_REALS + idx) as usize];
+            *a = a.wrapping_add(1);
         }
         self.forward(out, p, &svc, idx, true, false, ingress)
     }

@@ -169,6 +169,7 @@ impl Model {
             let a = &mut self.active[(tid * MAX_REALS + o.real_idx) as usize];
             *a = a.wrapping_sub(1);
         }
-        self.active[(tid * MAX_REALS + slot) as usize] += 1;
+        let a = &mut self.active[(tid * MAX_REALS + slot) as usize];
+        *a = a.wrapping_add(1);
     }
 }

@@ -29,8 +29,7 @@ impl SchedView for View<'_> {
         if idx >= MAX_REALS {
             return 0;
         }
-        let a = self.m.active[(self.id * MAX_REALS + idx) as usize];
-        a.min(u32::MAX as u64) as u32
+        self.m.active_conns(self.id, idx).min(u32::MAX as u64) as u32
     }
     fn reported(&self, idx: u32) -> RealLoad {
         if idx >= MAX_REALS {

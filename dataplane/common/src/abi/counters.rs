@@ -1,6 +1,24 @@
 //! What the program counts: packets and bytes per service and real
-//! server (`SERVICE_STATS`, `REAL_STATS`) and packets per [`Reason`]
-//! (`REASONS`).
+//! server (`SERVICE_STATS`, `REAL_STATS`), packets per [`Reason`]
+//! (`REASONS`), and active connections per real server (`REAL_ACTIVE`
+//! with the host's `REAL_ACTIVE_ADJ`, see [`active_count`]).
+
+/// The active-connection count of a real server slot, from its two
+/// halves, each with one writer:
+///
+/// - `kernel`: `REAL_ACTIVE`, written only by the program (atomic adds:
+///   +1 when it records a counted flow or call, -1 when it ends one);
+/// - `adj`: `REAL_ACTIVE_ADJ`, written only by the host (flows and calls
+///   learned by state sync, removed ones, counts set by tests).
+///
+/// The program's count may go below zero (it ends a flow the host
+/// counted), so both are read as signed and the sum is never below 0.
+/// The schedulers (lc, wlc, sed, nq) and the host's reports read this.
+#[inline(always)]
+pub fn active_count(kernel: u64, adj: i64) -> u64 {
+    let n = kernel.wrapping_add(adj as u64) as i64;
+    if n < 0 { 0 } else { n as u64 }
+}
 
 /// Per-service and per-real-server counters (per CPU).
 #[repr(C)]
@@ -210,5 +228,22 @@ impl Reason {
             Reason::SipCallIdLearned => "sip_callid_learned",
             Reason::SipLearnNoTarget => "sip_learn_no_target",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::active_count;
+
+    #[test]
+    fn active_count_sums_signed_halves_and_never_goes_below_zero() {
+        assert_eq!(active_count(5, 3), 8);
+        assert_eq!(active_count(5, -3), 2);
+        assert_eq!(active_count(5, -7), 0);
+        // The program ended two flows the host had counted (its half is
+        // -2 as a u64), the host counted three.
+        assert_eq!(active_count(0u64.wrapping_sub(2), 3), 1);
+        assert_eq!(active_count(0u64.wrapping_sub(2), 2), 0);
+        assert_eq!(active_count(0u64.wrapping_sub(2), 0), 0);
     }
 }

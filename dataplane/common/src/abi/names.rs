@@ -6,6 +6,7 @@ pub mod maps {
     pub const SERVICE_CONF: &str = "SERVICE_CONF";
     pub const REALS: &str = "REALS";
     pub const REAL_ACTIVE: &str = "REAL_ACTIVE";
+    pub const REAL_ACTIVE_ADJ: &str = "REAL_ACTIVE_ADJ";
     pub const REAL_LOAD: &str = "REAL_LOAD";
     pub const SCHED_STATE: &str = "SCHED_STATE";
     pub const WRR_SEQ: &str = "WRR_SEQ";
