@@ -16,11 +16,11 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use crate::actors::ivr_heartbeat::IvrHeartbeat;
-use crate::lab::{self, CLIENT_ADDR};
 use crate::actors::sipp::{
     CallerOptions, CallerReport, IvrOptions, RtpCount, SIP_PORT, SippCaller, SippIvr, SippStats,
 };
 use crate::lab::tandemd::{self, Director};
+use crate::lab::{self, CLIENT_ADDR};
 use crate::{Lab, LabError};
 
 /// IVR heartbeats are sent this often (the directors' deadline in the
@@ -66,16 +66,8 @@ pub fn start_ivrs(lab: &Lab, dir: &Path, heartbeats: bool, rtp: bool) -> Result<
         let node_id = tandemd::ivr_node_id(k);
         let heartbeat = if heartbeats {
             Some(
-                IvrHeartbeat::start(
-                    &host.ns,
-                    host.addr(),
-                    &[lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR],
-                    node_id,
-                    tandemd::key(),
-                    IVR_HEARTBEAT_INTERVAL,
-                    100,
-                )
-                .map_err(|e: LabError| anyhow::anyhow!(e))?,
+                IvrHeartbeat::start_in_pair_lab(lab, k, IVR_HEARTBEAT_INTERVAL, 100)
+                    .map_err(|e: LabError| anyhow::anyhow!(e))?,
             )
         } else {
             None

@@ -17,7 +17,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tandem_dataplane::common::heartbeat::{Key, Kind, LEN, Packet, Repr};
 use tandem_dataplane::common::node::NodeState;
 
-use crate::LabError;
+use crate::lab::{self, tandemd};
+use crate::{Lab, LabError};
 
 /// A heartbeat sender stops by itself after this long.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(900);
@@ -100,6 +101,30 @@ impl IvrHeartbeat {
             channels,
             thread: Some(thread),
         })
+    }
+
+    /// IVR `k` of a pair lab (`lab.ivrs()[k]`) to both directors, as
+    /// the node its real server has in the pair's configuration
+    /// ([`tandemd::ivr_node_id`]) under the pair's key ([`tandemd::key`]).
+    pub fn start_in_pair_lab(
+        lab: &Lab,
+        k: usize,
+        interval: Duration,
+        capacity: u32,
+    ) -> Result<IvrHeartbeat, LabError> {
+        let host = lab.ivrs().get(k).copied().ok_or(LabError::BadOption {
+            field: "IVR index",
+            value: format!("{k} (the lab has {} IVRs)", lab.ivrs().len()),
+        })?;
+        IvrHeartbeat::start(
+            &host.ns,
+            host.addr(),
+            &[lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR],
+            tandemd::ivr_node_id(k),
+            tandemd::key(),
+            interval,
+            capacity,
+        )
     }
 
     /// The active channels reported from now on.

@@ -1,11 +1,13 @@
 //! The rule for tests that need root: run when possible, say why when not,
 //! and never skip silently where skipping is forbidden (CI as root sets
-//! `TANDEM_REQUIRE_PRIVILEGED=1`). The benchmarks and `tandem-lab` do not
-//! skip: without root they fail at once, saying so ([`ensure_root`]).
+//! `TANDEM_REQUIRE_PRIVILEGED=1`); lab tests of one test binary that run
+//! daemons take turns ([`lab_turn`]). The benchmarks and `tandem-lab` do
+//! not skip: without root they fail at once, saying so ([`ensure_root`]).
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 /// Set to `1` to make a privileged test fail instead of skipping.
 pub const REQUIRE_ENV: &str = "TANDEM_REQUIRE_PRIVILEGED";
@@ -23,6 +25,30 @@ pub fn require_privileged(test_name: &str) -> bool {
     // output of passing tests, and a skip must be seen.
     let _ = writeln!(std::io::stderr(), "SKIP {test_name}: {reason}");
     false
+}
+
+/// One lab at a time in this process (test binary).
+static LAB_TURNS: Mutex<()> = Mutex::new(());
+
+/// A lab test's turn: while it is held, no other test of the same test
+/// binary that asked for one runs. Dropping it passes the turn on.
+pub struct LabTurn {
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// [`require_privileged`], then this test's turn among the lab tests of
+/// its test binary (libtest runs tests on threads of one process): a pair
+/// lab runs two `tandemd` with 10 ms heartbeats (a calls lab, SIPp as
+/// well), and a dozen of them at once on two cores starve each other's
+/// heartbeats into spurious takeovers. `None` when the test must skip
+/// (return at once). A test that failed while holding its turn does not
+/// stop the next one.
+pub fn lab_turn(test_name: &str) -> Option<LabTurn> {
+    if !require_privileged(test_name) {
+        return None;
+    }
+    let turn = LAB_TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    Some(LabTurn { _turn: turn })
 }
 
 /// Fails, naming `who` and what it needs root for (`needs`), unless this

@@ -1,48 +1,44 @@
-//! Two `tandemd` in a pair lab, as the calls tests, the calls benchmark and
-//! the demo run them: a generated `tandem.toml` per director (heartbeats
-//! over the heartbeat link and the service network, a witness, the VIP,
-//! state sync, a UDP service on VIP:5060 over the lab's IVRs and
-//! optionally its TCP twin, IVR heartbeats, a simulated card), started
-//! with `ip netns exec` (the child's PID is the daemon's), asked with
-//! `tandemctl --json`, killed by PID.
+//! Two `tandemd` in a pair lab, as the pair-lab tests, the calls tests,
+//! the benchmarks and the demo run them: a generated `tandem.toml` per
+//! director (heartbeats over the heartbeat link and the service network, a
+//! witness, the VIP, state sync, a UDP service on VIP:5060 over the lab's
+//! IVRs and optionally its TCP twin, IVR heartbeats, a simulated card: see
+//! [`PairOptions`]), started with `ip netns exec` (the child's PID is the
+//! daemon's), asked with `tandemctl --json` or, typed, over the admin
+//! socket from this process ([`Director::request`]), killed by PID.
 //!
-//! Each daemon's stdout and stderr go to one log file, appended across
-//! restarts; [`Director::timeline`] reads back tandemd's timeline lines
-//! (`<CLOCK_MONOTONIC ns> <event>`). Every wait is bounded. A daemon dies
-//! with the thread that started it (`PR_SET_PDEATHSIG`) and on drop.
+//! What a daemon did is read as typed events ([`Director::events`], the
+//! admin `events` request), not as log sentences. Each daemon's stdout and
+//! stderr go to one log file, appended across restarts, for people to
+//! read; [`Director::timeline`] reads back its timeline lines
+//! (`<CLOCK_MONOTONIC ns> <event>`), and [`Director::logged_events`] parses
+//! them into events only for the post-mortem of a daemon that no longer
+//! answers. Every wait is bounded. A daemon dies with the thread that
+//! started it (`PR_SET_PDEATHSIG`) and on drop.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use std::net::Ipv4Addr;
-
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
+use tandem_control::admin::{self, Request, Response};
+use tandem_control::events::{Event, Stamped};
 use tandem_dataplane::Dataplane;
 
 use crate::Lab;
 use crate::lab::director::attach_pair_bridge_pass;
 use crate::lab::wait::wait_until;
-use crate::lab::{self, DIRECTOR_A, DIRECTOR_B, cmd};
+use crate::lab::{DIRECTOR_A, DIRECTOR_B, cmd};
 
-/// The pair's shared heartbeat key (the lab's; never a real one).
-pub const KEY_HEX: &str = "00112233445566778899aabbccddeeff";
+mod config;
 
-/// [`KEY_HEX`] as bytes.
-pub fn key() -> [u8; 16] {
-    let mut k = [0u8; 16];
-    for (i, b) in k.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&KEY_HEX[2 * i..2 * i + 2], 16).unwrap_or(0);
-    }
-    k
-}
+use config::DirectorConfig;
+pub use config::{KEY_HEX, PairOptions, config_text, ivr_node_id, key};
 
-/// The heartbeat node id of IVR `k` (0-based, in `lab.ivrs()` order).
-pub fn ivr_node_id(k: usize) -> u32 {
-    101 + k as u32
-}
+/// How long an admin request asked from this process may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where `tandemd` and `tandemctl` are.
 #[derive(Clone, Debug)]
@@ -81,200 +77,13 @@ impl Binaries {
     }
 }
 
-/// What the pair's configuration holds besides the fixed lab wiring.
-#[derive(Clone, Debug)]
-pub struct PairOptions {
-    /// The UDP service's scheduler (`rr`, `wlc`, …).
-    pub scheduler: String,
-    /// The UDP service's flags (`sip_persist`, `expire_nodest`, …).
-    pub flags: Vec<String>,
-    /// Also a TCP service on VIP:5060 (rr, the same flags) over the same IVRs.
-    pub tcp_service: bool,
-    /// Each real server gets its IVR heartbeat `node_id` ([`ivr_node_id`]):
-    /// health from heartbeats, and no calls before the first.
-    pub ivr_heartbeats: bool,
-    pub heartbeat_interval_ms: u32,
-    pub multiplier: u32,
-    /// `node.realtime_priority` (0: normal scheduling).
-    pub realtime_priority: u32,
-    pub flow_entries: u32,
-    /// A `[sync]` section (state sync on port 8848); [`Pair::start`] then
-    /// also waits for b to be in sync.
-    pub sync: bool,
-    /// `node.preempt`: a returning a takes the VIP back from b.
-    pub preempt: bool,
-    /// `admin.metrics_listen` (e.g. `127.0.0.1:9469`), if any.
-    pub metrics_listen: Option<String>,
-}
-
-impl Default for PairOptions {
-    fn default() -> Self {
-        PairOptions {
-            scheduler: "rr".into(),
-            flags: vec!["sip_persist".into()],
-            tcp_service: false,
-            ivr_heartbeats: true,
-            heartbeat_interval_ms: 10,
-            multiplier: 3,
-            // SIPp shares the two cores: the daemons' loops must not wait
-            // behind it for 30 ms (their heartbeat deadline).
-            realtime_priority: 50,
-            flow_entries: 65_536,
-            sync: true,
-            preempt: false,
-            metrics_listen: None,
-        }
-    }
-}
-
-/// Director `me`'s `tandem.toml` (and where its admin socket will be).
-/// `card`: the root of its simulated card and whether it answers calls
-/// itself (`auto_answer`).
-pub fn config_text(
-    lab: &Lab,
-    me: &str,
-    o: &PairOptions,
-    socket: &Path,
-    card: Option<(&Path, bool)>,
-) -> String {
-    let reals: Vec<(Ipv4Addr, String)> = lab
-        .ivrs()
-        .iter()
-        .map(|ivr| (ivr.addr(), ivr.eth0().mac_string()))
-        .collect();
-    render_config(lab.prefix(), lab.vip(), &reals, me, o, socket, card)
-}
-
-/// [`config_text`] from what it needs of the lab: its prefix, the VIP and
-/// each IVR's address and MAC (in `lab.ivrs()` order).
-fn render_config(
-    prefix: &str,
-    vip: Ipv4Addr,
-    ivrs: &[(Ipv4Addr, String)],
-    me: &str,
-    o: &PairOptions,
-    socket: &Path,
-    card: Option<(&Path, bool)>,
-) -> String {
-    let (id, peer_id, priority, local, peer, hb_local, hb_peer) = if me == DIRECTOR_A {
-        (
-            1,
-            2,
-            150,
-            lab::DIRECTOR_A_ADDR,
-            lab::DIRECTOR_B_ADDR,
-            lab::HB_A_ADDR,
-            lab::HB_B_ADDR,
-        )
-    } else {
-        (
-            2,
-            1,
-            100,
-            lab::DIRECTOR_B_ADDR,
-            lab::DIRECTOR_A_ADDR,
-            lab::HB_B_ADDR,
-            lab::HB_A_ADDR,
-        )
-    };
-    let reals = |with_id: bool| {
-        let mut s = String::new();
-        for (k, (addr, mac)) in ivrs.iter().enumerate() {
-            s.push_str(&format!(
-                "[[service.real]]\naddress = \"{addr}\"\nmac = \"{mac}\"\nweight = 1\n{}\n",
-                if with_id {
-                    format!("node_id = {}\n", ivr_node_id(k))
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        s
-    };
-    let flags: Vec<String> = o.flags.iter().map(|f| format!("\"{f}\"")).collect();
-    let sync = if o.sync {
-        "[sync]\nport = 8848\n\n"
-    } else {
-        ""
-    };
-    let mut text = format!(
-        r#"# Generated by tandem-tests (lab/tandemd.rs) for lab {prefix}.
-[node]
-id = {id}
-peer_id = {peer_id}
-name = "{me}"
-priority = {priority}
-preempt = {preempt}
-realtime_priority = {rt}
-
-[heartbeat]
-interval_ms = {interval}
-multiplier = {mult}
-key = "{KEY_HEX}"
-paths = [
-  {{ name = "link", interface = "hb0", local = "{hb_local}", peer = "{hb_peer}" }},
-  {{ name = "service", interface = "eth0", local = "{local}", peer = "{peer}" }},
-]
-
-[witness]
-address = "{witness}"
-
-{sync}[[vip]]
-address = "{vip}"
-interface = "eth0"
-
-[dataplane]
-xdp_mode = "native"
-interfaces = ["eth0", "hb0"]
-flow_entries = {flows}
-
-[[service]]
-vip = "{vip}"
-port = 5060
-protocol = "udp"
-scheduler = "{sched}"
-forward = "dr"
-flags = [{flags}]
-
-{reals}
-"#,
-        preempt = o.preempt,
-        rt = o.realtime_priority,
-        interval = o.heartbeat_interval_ms,
-        mult = o.multiplier,
-        witness = lab::WITNESS_ADDR,
-        flows = o.flow_entries,
-        sched = o.scheduler,
-        flags = flags.join(", "),
-        reals = reals(o.ivr_heartbeats),
-    );
-    if o.tcp_service {
-        // The same flags: with sip_persist, Call-IDs seen over TCP are
-        // learned for the UDP service.
-        text.push_str(&format!(
-            "[[service]]\nvip = \"{vip}\"\nport = 5060\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforward = \"dr\"\nflags = [{}]\n\n{}\n",
-            flags.join(", "),
-            reals(o.ivr_heartbeats)
-        ));
-    }
-    if let Some((root, auto_answer)) = card {
-        text.push_str(&format!(
-            "[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\nauto_answer = {auto_answer}\n\n",
-            root.display()
-        ));
-    }
-    text.push_str(&format!("[admin]\nsocket = \"{}\"\n", socket.display()));
-    if let Some(m) = &o.metrics_listen {
-        text.push_str(&format!("metrics_listen = \"{m}\"\n"));
-    }
-    text
-}
-
 /// One director's `tandemd`.
 pub struct Director {
     pub name: &'static str,
     ns: String,
-    config: PathBuf,
+    /// What its configuration file holds, and where that file is.
+    config: DirectorConfig,
+    config_path: PathBuf,
     socket: PathBuf,
     log: PathBuf,
     child: Option<Child>,
@@ -300,19 +109,32 @@ impl Director {
         bins: &Binaries,
     ) -> Result<Director> {
         let socket = dir.join(format!("{name}.sock"));
-        let config = dir.join(format!("{name}.toml"));
-        std::fs::write(&config, config_text(lab, name, o, &socket, card))
-            .with_context(|| format!("writing {}", config.display()))?;
-        Ok(Director {
+        let d = Director {
             name,
             ns: lab.ns(name)?.to_string(),
-            config,
+            config: DirectorConfig::new(lab, name, o, &socket, card),
+            config_path: dir.join(format!("{name}.toml")),
             socket,
             log: dir.join(format!("{name}.log")),
             child: None,
             bins: bins.clone(),
             starts: 0,
-        })
+        };
+        d.write_config()?;
+        Ok(d)
+    }
+
+    fn write_config(&self) -> Result<()> {
+        std::fs::write(&self.config_path, self.config.text())
+            .with_context(|| format!("writing {}", self.config_path.display()))
+    }
+
+    /// Adds `line` (e.g. `sip_options = { interval_ms = 100, … }`) to the
+    /// UDP service's table of the configuration, which the next
+    /// [`Director::start`] reads.
+    pub fn add_udp_service_line(&mut self, line: &str) -> Result<()> {
+        self.config.udp_service_lines.push(line.to_string());
+        self.write_config()
     }
 
     pub fn start(&mut self) -> Result<()> {
@@ -325,7 +147,7 @@ impl Director {
         cmd.args(["netns", "exec", &self.ns])
             .arg(&self.bins.tandemd)
             .arg("--config")
-            .arg(&self.config)
+            .arg(&self.config_path)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log));
@@ -361,15 +183,30 @@ impl Director {
 
     /// SIGTERM (VIPs released, XDP detached), up to 3 s, then SIGKILL.
     pub fn stop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            // SAFETY: kill(2) on our own child's PID, not yet reaped.
-            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
-            let end = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < end && matches!(c.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
+        self.terminate(Duration::from_secs(3));
         self.kill9();
+    }
+
+    /// SIGTERM (VIPs released, XDP detached), then waits up to `within`
+    /// for the daemon to exit: true if it did (it is reaped then), false
+    /// if it runs on or was not running.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let Some(c) = self.child.as_mut() else {
+            return false;
+        };
+        // SAFETY: kill(2) on our own child's PID, not yet reaped.
+        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        let end = Instant::now() + within;
+        loop {
+            if matches!(c.try_wait(), Ok(Some(_))) {
+                self.child = None;
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `tandemctl --json <args>`: the daemon's answer, if any.
@@ -396,18 +233,51 @@ impl Director {
         &self.socket
     }
 
+    /// One admin request asked from this process over the admin socket
+    /// (no `tandemctl`): the daemon's typed answer, if it answers.
+    pub fn request(&self, req: &Request) -> Option<Response> {
+        admin::request(&self.socket, req, ADMIN_TIMEOUT).ok()
+    }
+
+    /// The pair state, as [`Director::state`], but asked over the admin
+    /// socket from this process: for tests that poll every 20 ms beside
+    /// daemons at normal scheduling, where a `tandemctl` process per
+    /// question is load they do not need.
+    pub fn pair_state(&self) -> Option<String> {
+        match self.request(&Request::Status)? {
+            Response::Status(s) => Some(s.state),
+            _ => None,
+        }
+    }
+
+    /// `sync`, typed and asked from this process.
+    pub fn sync_status(&self) -> Option<admin::SyncReply> {
+        match self.request(&Request::Sync)? {
+            Response::Sync(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The daemon's typed events numbered above `after` (all of them the
     /// daemon still holds, asked in pages), or none if it does not answer.
-    pub fn events(&self, after: u64) -> Vec<tandem_control::events::Stamped> {
-        use tandem_control::admin::{Request, Response, request};
-        let mut out: Vec<tandem_control::events::Stamped> = Vec::new();
+    pub fn events(&self, after: u64) -> Vec<Stamped> {
+        let mut out: Vec<Stamped> = Vec::new();
         loop {
             let from = out.last().map_or(after, |e| e.seq);
-            match request(&self.socket, &Request::Events { after: from }, Duration::from_secs(2)) {
+            match admin::request(
+                &self.socket,
+                &Request::Events { after: from },
+                ADMIN_TIMEOUT,
+            ) {
                 Ok(Response::Events { events }) if !events.is_empty() => out.extend(events),
                 _ => return out,
             }
         }
+    }
+
+    /// Whether any event the running daemon holds satisfies `f`.
+    pub fn saw(&self, f: impl Fn(&Event) -> bool) -> bool {
+        self.events(0).iter().any(|e| f(&e.event))
     }
 
     /// Pair state (`active`, `standby`, …).
@@ -470,6 +340,23 @@ impl Director {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The daemon's events read back from its log, for the post-mortem of
+    /// a daemon that no longer answers (killed, or gone on SIGTERM: its
+    /// admin socket is gone with it): each timeline line
+    /// ([`Director::timeline`], every start since the log was created)
+    /// parsed back into an [`Event`] with its `CLOCK_MONOTONIC` ns. Only
+    /// events whose text carries all their fields are recognised (state
+    /// changes, takeovers, VIPs released, GARPs, signals, start, IVR
+    /// health, SIP probes, links, witness, spans shut down, in sync); other
+    /// lines are left out. This is the one place that reads events from
+    /// log text: ask a daemon that answers ([`Director::events`]).
+    pub fn logged_events(&self) -> Vec<(u64, Event)> {
+        self.timeline()
+            .into_iter()
+            .filter_map(|(ns, text)| Some((ns, parse_logged_event(&text)?)))
+            .collect()
+    }
+
     /// tandemd's timeline lines: `(CLOCK_MONOTONIC ns, event)`, in order.
     pub fn timeline(&self) -> Vec<(u64, String)> {
         self.log_text()
@@ -481,6 +368,107 @@ impl Director {
             })
             .collect()
     }
+}
+
+/// An [`Event`] from its timeline text (its `Display`), if it is one of
+/// those [`Director::logged_events`] recognises.
+fn parse_logged_event(text: &str) -> Option<Event> {
+    let whole = [
+        Event::VipsReleased,
+        Event::GarpResent,
+        Event::SpansShutDown,
+        Event::WitnessProbing,
+        Event::WitnessUnreachable,
+        Event::SyncInSync,
+        Event::CardAlarm { raised: true },
+        Event::CardAlarm { raised: false },
+    ];
+    if let Some(e) = whole.into_iter().find(|e| e.to_string() == text) {
+        return Some(e);
+    }
+    if let Some(rest) = text.strip_prefix("state ") {
+        let (from, rest) = rest.split_once(" -> ")?;
+        let (to, rest) = rest.split_once(" (epoch ")?;
+        let (epoch, rest) = rest.split_once(')')?;
+        let peer_heard = if rest.is_empty() {
+            Vec::new()
+        } else {
+            let list = rest.strip_prefix(" (peer last heard ")?.strip_suffix(')')?;
+            list.split(", ")
+                .map(|h| {
+                    let (ms, ifindex) = h.split_once(" ms ago on ifindex ")?;
+                    let us = (ms.parse::<f64>().ok()? * 1000.0).round() as u64;
+                    Some((ifindex.parse().ok()?, us))
+                })
+                .collect::<Option<Vec<_>>>()?
+        };
+        return Some(Event::StateChanged {
+            from: from.into(),
+            to: to.into(),
+            epoch: epoch.parse().ok()?,
+            peer_heard,
+        });
+    }
+    if let Some(rest) = text.strip_prefix("takeover done: VIPs owned, GARP sent (epoch ") {
+        let (epoch, micros) = rest.strip_suffix(" µs)")?.split_once("; ")?;
+        return Some(Event::TakeoverDone {
+            epoch: epoch.parse().ok()?,
+            micros: micros.parse().ok()?,
+        });
+    }
+    if let Some(rest) = text.strip_prefix("signal ") {
+        if let Some(signal) = rest.strip_suffix(": shutting down") {
+            return Some(Event::ShuttingDown {
+                signal: signal.into(),
+            });
+        }
+        let signal = rest.strip_suffix(": ignored (reload is not supported yet)")?;
+        return Some(Event::SignalIgnored {
+            signal: signal.into(),
+        });
+    }
+    if let Some(rest) = text.strip_prefix("tandemd node ") {
+        let (id, name) = rest.strip_suffix(") started")?.split_once(" (")?;
+        return Some(Event::Started {
+            node_id: id.parse().ok()?,
+            name: name.into(),
+        });
+    }
+    if let Some(rest) = text.strip_prefix("ivr node ") {
+        let (id, alive) = match rest.strip_suffix(" alive") {
+            Some(id) => (id, true),
+            None => (rest.strip_suffix(" dead: no new flows")?, false),
+        };
+        return Some(Event::IvrHealth {
+            node_id: id.parse().ok()?,
+            alive,
+        });
+    }
+    if let Some(rest) = text.strip_prefix("real ") {
+        let (real, what) = rest.split_once(": SIP OPTIONS ")?;
+        let answered = match what {
+            "answered again" => true,
+            "unanswered: no new flows" => false,
+            _ => return None,
+        };
+        return Some(Event::SipOptions {
+            real: real.parse().ok()?,
+            answered,
+        });
+    }
+    if let Some(rest) = text.strip_prefix("link ") {
+        let (name, up) = rest.rsplit_once(' ')?;
+        let up = match up {
+            "up" => true,
+            "down" => false,
+            _ => return None,
+        };
+        return Some(Event::LinkChanged {
+            name: name.into(),
+            up,
+        });
+    }
+    None
 }
 
 /// Polls `f` every 20 ms until it holds or `timeout` passes (the pace
@@ -525,6 +513,8 @@ pub struct Pair {
     pub b: Director,
     _peers: Dataplane,
     pub lab: Lab,
+    /// [`Pair::start_directors`] also waits for b to be in sync.
+    wait_sync: bool,
 }
 
 impl Pair {
@@ -539,39 +529,69 @@ impl Pair {
         bins: &Binaries,
         cards: Option<[&Path; 2]>,
     ) -> Result<Pair> {
+        let mut p = Pair::build(n_ivr, o, dir, bins, cards)?;
+        p.start_directors()?;
+        Ok(p)
+    }
+
+    /// [`Pair::start`] without starting the daemons: the lab, the
+    /// bridge-side XDP and both configurations, for a test that starts
+    /// peers first or adds to the configurations
+    /// ([`Pair::add_udp_service_line`]), then calls
+    /// [`Pair::start_directors`].
+    pub fn build(
+        n_ivr: usize,
+        o: &PairOptions,
+        dir: &Path,
+        bins: &Binaries,
+        cards: Option<[&Path; 2]>,
+    ) -> Result<Pair> {
         let lab = Lab::pair(n_ivr).context("building the pair lab")?;
         let peers = attach_pair_bridge_pass(&lab)?;
         // Only a answers card calls itself: b holds one only from sync.
         let card = |k: usize| cards.map(|c| (c[k], k == 0));
         let a = Director::new(&lab, DIRECTOR_A, dir, o, card(0), bins)?;
         let b = Director::new(&lab, DIRECTOR_B, dir, o, card(1), bins)?;
-        let mut p = Pair {
+        Ok(Pair {
             a,
             b,
             _peers: peers,
             lab,
-        };
-        p.a.start()?;
+            wait_sync: o.sync,
+        })
+    }
+
+    /// [`Director::add_udp_service_line`] for both directors.
+    pub fn add_udp_service_line(&mut self, line: &str) -> Result<()> {
+        self.a.add_udp_service_line(line)?;
+        self.b.add_udp_service_line(line)
+    }
+
+    /// Starts a (until active), then b (until standby, and in sync when
+    /// the options have `sync`).
+    pub fn start_directors(&mut self) -> Result<()> {
+        self.a.start()?;
         if !wait_for(Duration::from_secs(15), || {
-            p.a.state().as_deref() == Some("active")
+            self.a.state().as_deref() == Some("active")
         }) {
-            bail!("a did not become active:\n{}", p.a.log_text());
+            bail!("a did not become active:\n{}", self.a.log_text());
         }
-        p.b.start()?;
+        self.b.start()?;
         if !wait_for(Duration::from_secs(15), || {
-            p.b.state().as_deref() == Some("standby")
-                && (!o.sync
-                    || p.b.sync().is_some_and(|s| {
-                        s.get("state").and_then(Value::as_str) == Some("in sync")
-                    }))
+            self.b.state().as_deref() == Some("standby")
+                && (!self.wait_sync
+                    || self
+                        .b
+                        .sync()
+                        .is_some_and(|s| s.get("state").and_then(Value::as_str) == Some("in sync")))
         }) {
             bail!(
                 "b did not become a standby{}:\n{}",
-                if o.sync { " in sync" } else { "" },
-                p.b.log_text()
+                if self.wait_sync { " in sync" } else { "" },
+                self.b.log_text()
             );
         }
-        Ok(p)
+        Ok(())
     }
 
     /// The director that is active now, if exactly one is.

@@ -1,10 +1,12 @@
-//! Unit tests of the pair's `tandem.toml`: what each option puts in or
-//! leaves out, for a made-up lab (no namespaces needed).
+//! Unit tests of the pair's `tandem.toml` (what each option puts in or
+//! leaves out, for a made-up lab: no namespaces needed) and of reading
+//! events back from a log's timeline lines.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::*;
+use crate::lab;
 
 fn ivrs() -> Vec<(Ipv4Addr, String)> {
     vec![
@@ -13,16 +15,21 @@ fn ivrs() -> Vec<(Ipv4Addr, String)> {
     ]
 }
 
+fn config(me: &str, o: &PairOptions, card: Option<(&Path, bool)>) -> DirectorConfig {
+    DirectorConfig {
+        prefix: "tdm1x0".into(),
+        vip: lab::VIP,
+        ivrs: ivrs(),
+        me: me.into(),
+        options: o.clone(),
+        socket: "/tmp/x/a.sock".into(),
+        card: card.map(|(root, answer)| (root.to_path_buf(), answer)),
+        udp_service_lines: Vec::new(),
+    }
+}
+
 fn text(me: &str, o: &PairOptions, card: Option<(&Path, bool)>) -> String {
-    render_config(
-        "tdm1x0",
-        lab::VIP,
-        &ivrs(),
-        me,
-        o,
-        Path::new("/tmp/x/a.sock"),
-        card,
-    )
+    config(me, o, card).text()
 }
 
 #[test]
@@ -82,4 +89,92 @@ fn key_is_the_hex_key() {
     assert_eq!(key()[1], 0x11);
     assert_eq!(key()[15], 0xff);
     assert_eq!(ivr_node_id(0), 101);
+}
+
+#[test]
+fn added_lines_go_into_the_udp_service_table_only() {
+    let o = PairOptions {
+        tcp_service: true,
+        ..PairOptions::default()
+    };
+    let plain = text(DIRECTOR_A, &o, None);
+    let mut c = config(DIRECTOR_A, &o, None);
+    let line = "sip_options = { interval_ms = 100, timeout_ms = 50, failures = 2 }";
+    c.udp_service_lines.push(line.into());
+    let a = c.text();
+    assert_eq!(a.matches(line).count(), 1, "{a}");
+    let udp = a.find("protocol = \"udp\"").expect("udp service");
+    let at = a.find(line).expect("the line");
+    let first_real = a.find("[[service.real]]").expect("a real");
+    assert!(udp < at && at < first_real, "{a}");
+    // Without added lines the text is as before.
+    assert_eq!(a.replace(&format!("{line}\n"), ""), plain);
+}
+
+#[test]
+fn logged_events_read_back_what_the_daemon_prints() {
+    let events = [
+        Event::StateChanged {
+            from: "standby".into(),
+            to: "takeover".into(),
+            epoch: 7,
+            peer_heard: vec![(4, 15_700), (5, 200)],
+        },
+        Event::StateChanged {
+            from: "takeover".into(),
+            to: "active".into(),
+            epoch: 7,
+            peer_heard: Vec::new(),
+        },
+        Event::TakeoverDone {
+            epoch: 7,
+            micros: 31,
+        },
+        Event::VipsReleased,
+        Event::GarpResent,
+        Event::ShuttingDown {
+            signal: "SIGTERM".into(),
+        },
+        Event::SignalIgnored {
+            signal: "SIGHUP".into(),
+        },
+        Event::Started {
+            node_id: 2,
+            name: "b".into(),
+        },
+        Event::IvrHealth {
+            node_id: 101,
+            alive: false,
+        },
+        Event::IvrHealth {
+            node_id: 102,
+            alive: true,
+        },
+        Event::SipOptions {
+            real: "198.18.0.21".parse().unwrap(),
+            answered: false,
+        },
+        Event::SipOptions {
+            real: "198.18.0.22".parse().unwrap(),
+            answered: true,
+        },
+        Event::LinkChanged {
+            name: "eth0".into(),
+            up: false,
+        },
+        Event::CardAlarm { raised: true },
+        Event::WitnessUnreachable,
+        Event::SyncInSync,
+    ];
+    for e in events {
+        assert_eq!(parse_logged_event(&e.to_string()), Some(e.clone()), "{e}");
+    }
+    // Lines of other events, or no event, are left out.
+    let slow = Event::SlowTurn {
+        micros: 40_000,
+        during: "admin".into(),
+    };
+    assert_eq!(parse_logged_event(&slow.to_string()), None);
+    assert_eq!(parse_logged_event("state of the art"), None);
+    assert_eq!(parse_logged_event("link eth0 sideways"), None);
 }

@@ -1,0 +1,267 @@
+//! The pair's `tandem.toml`: the lab's fixed wiring (node ids and
+//! priorities, both heartbeat paths, the witness, the VIP, the dataplane's
+//! interfaces, the key) with what [`PairOptions`] and a test choose (the
+//! UDP service and its real servers, IVR heartbeats, a TCP twin, sync, a
+//! simulated card, the metrics endpoint, lines added to the UDP service).
+//!
+//! Text only: it writes no file and starts nothing (that is
+//! [`super::Director`]).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use crate::Lab;
+use crate::lab::{self, DIRECTOR_A};
+
+/// The pair's shared heartbeat key (the lab's; never a real one).
+pub const KEY_HEX: &str = "00112233445566778899aabbccddeeff";
+
+/// [`KEY_HEX`] as bytes.
+pub fn key() -> [u8; 16] {
+    let mut k = [0u8; 16];
+    for (i, b) in k.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&KEY_HEX[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    k
+}
+
+/// The heartbeat node id of IVR `k` (0-based, in `lab.ivrs()` order).
+pub fn ivr_node_id(k: usize) -> u32 {
+    101 + k as u32
+}
+
+/// What the pair's configuration holds besides the fixed lab wiring.
+#[derive(Clone, Debug)]
+pub struct PairOptions {
+    /// The UDP service's scheduler (`rr`, `wlc`, …).
+    pub scheduler: String,
+    /// The UDP service's flags (`sip_persist`, `expire_nodest`, …).
+    pub flags: Vec<String>,
+    /// Also a TCP service on VIP:5060 (rr, the same flags) over the same IVRs.
+    pub tcp_service: bool,
+    /// Each real server gets its IVR heartbeat `node_id` ([`ivr_node_id`]):
+    /// health from heartbeats, and no calls before the first.
+    pub ivr_heartbeats: bool,
+    pub heartbeat_interval_ms: u32,
+    pub multiplier: u32,
+    /// `node.realtime_priority` (0: normal scheduling).
+    pub realtime_priority: u32,
+    pub flow_entries: u32,
+    /// A `[sync]` section (state sync on port 8848); [`Pair::start`] then
+    /// also waits for b to be in sync. `false` leaves out the section and
+    /// that wait, not sync itself: without the section tandemd syncs on
+    /// its default port, 8848, as well.
+    ///
+    /// [`Pair::start`]: super::Pair::start
+    pub sync: bool,
+    /// `node.preempt`: a returning a takes the VIP back from b.
+    pub preempt: bool,
+    /// `admin.metrics_listen` (e.g. `127.0.0.1:9469`), if any.
+    pub metrics_listen: Option<String>,
+}
+
+impl Default for PairOptions {
+    fn default() -> Self {
+        PairOptions {
+            scheduler: "rr".into(),
+            flags: vec!["sip_persist".into()],
+            tcp_service: false,
+            ivr_heartbeats: true,
+            heartbeat_interval_ms: 10,
+            multiplier: 3,
+            // SIPp shares the two cores: the daemons' loops must not wait
+            // behind it for 30 ms (their heartbeat deadline).
+            realtime_priority: 50,
+            flow_entries: 65_536,
+            sync: true,
+            preempt: false,
+            metrics_listen: None,
+        }
+    }
+}
+
+/// Director `me`'s `tandem.toml` (and where its admin socket will be).
+/// `card`: the root of its simulated card and whether it answers calls
+/// itself (`auto_answer`).
+pub fn config_text(
+    lab: &Lab,
+    me: &str,
+    o: &PairOptions,
+    socket: &Path,
+    card: Option<(&Path, bool)>,
+) -> String {
+    DirectorConfig::new(lab, me, o, socket, card).text()
+}
+
+/// What one director's `tandem.toml` is made of: the lab's part (its
+/// prefix, the VIP, each IVR's address and MAC in `lab.ivrs()` order), the
+/// [`PairOptions`], and what a test adds to the UDP service's table.
+#[derive(Clone, Debug)]
+pub(super) struct DirectorConfig {
+    pub(super) prefix: String,
+    pub(super) vip: Ipv4Addr,
+    pub(super) ivrs: Vec<(Ipv4Addr, String)>,
+    pub(super) me: String,
+    pub(super) options: PairOptions,
+    pub(super) socket: PathBuf,
+    pub(super) card: Option<(PathBuf, bool)>,
+    /// Lines put as they are into the UDP service's table
+    /// ([`super::Director::add_udp_service_line`]).
+    pub(super) udp_service_lines: Vec<String>,
+}
+
+impl DirectorConfig {
+    pub(super) fn new(
+        lab: &Lab,
+        me: &str,
+        o: &PairOptions,
+        socket: &Path,
+        card: Option<(&Path, bool)>,
+    ) -> DirectorConfig {
+        DirectorConfig {
+            prefix: lab.prefix().to_string(),
+            vip: lab.vip(),
+            ivrs: lab
+                .ivrs()
+                .iter()
+                .map(|ivr| (ivr.addr(), ivr.eth0().mac_string()))
+                .collect(),
+            me: me.to_string(),
+            options: o.clone(),
+            socket: socket.to_path_buf(),
+            card: card.map(|(root, answer)| (root.to_path_buf(), answer)),
+            udp_service_lines: Vec::new(),
+        }
+    }
+
+    /// The file's text.
+    pub(super) fn text(&self) -> String {
+        let (prefix, vip, ivrs, me, o) = (
+            &self.prefix,
+            self.vip,
+            &self.ivrs,
+            self.me.as_str(),
+            &self.options,
+        );
+        let (id, peer_id, priority, local, peer, hb_local, hb_peer) = if me == DIRECTOR_A {
+            (
+                1,
+                2,
+                150,
+                lab::DIRECTOR_A_ADDR,
+                lab::DIRECTOR_B_ADDR,
+                lab::HB_A_ADDR,
+                lab::HB_B_ADDR,
+            )
+        } else {
+            (
+                2,
+                1,
+                100,
+                lab::DIRECTOR_B_ADDR,
+                lab::DIRECTOR_A_ADDR,
+                lab::HB_B_ADDR,
+                lab::HB_A_ADDR,
+            )
+        };
+        let reals = |with_id: bool| {
+            let mut s = String::new();
+            for (k, (addr, mac)) in ivrs.iter().enumerate() {
+                s.push_str(&format!(
+                    "[[service.real]]\naddress = \"{addr}\"\nmac = \"{mac}\"\nweight = 1\n{}\n",
+                    if with_id {
+                        format!("node_id = {}\n", ivr_node_id(k))
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            s
+        };
+        let flags: Vec<String> = o.flags.iter().map(|f| format!("\"{f}\"")).collect();
+        let sync = if o.sync {
+            "[sync]\nport = 8848\n\n"
+        } else {
+            ""
+        };
+        let udp_extra: String = self
+            .udp_service_lines
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut text = format!(
+            r#"# Generated by tandem-tests (lab/tandemd.rs) for lab {prefix}.
+[node]
+id = {id}
+peer_id = {peer_id}
+name = "{me}"
+priority = {priority}
+preempt = {preempt}
+realtime_priority = {rt}
+
+[heartbeat]
+interval_ms = {interval}
+multiplier = {mult}
+key = "{KEY_HEX}"
+paths = [
+  {{ name = "link", interface = "hb0", local = "{hb_local}", peer = "{hb_peer}" }},
+  {{ name = "service", interface = "eth0", local = "{local}", peer = "{peer}" }},
+]
+
+[witness]
+address = "{witness}"
+
+{sync}[[vip]]
+address = "{vip}"
+interface = "eth0"
+
+[dataplane]
+xdp_mode = "native"
+interfaces = ["eth0", "hb0"]
+flow_entries = {flows}
+
+[[service]]
+vip = "{vip}"
+port = 5060
+protocol = "udp"
+scheduler = "{sched}"
+forward = "dr"
+flags = [{flags}]
+{udp_extra}
+{reals}
+"#,
+            preempt = o.preempt,
+            rt = o.realtime_priority,
+            interval = o.heartbeat_interval_ms,
+            mult = o.multiplier,
+            witness = lab::WITNESS_ADDR,
+            flows = o.flow_entries,
+            sched = o.scheduler,
+            flags = flags.join(", "),
+            reals = reals(o.ivr_heartbeats),
+        );
+        if o.tcp_service {
+            // The same flags: with sip_persist, Call-IDs seen over TCP are
+            // learned for the UDP service.
+            text.push_str(&format!(
+                "[[service]]\nvip = \"{vip}\"\nport = 5060\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforward = \"dr\"\nflags = [{}]\n\n{}\n",
+                flags.join(", "),
+                reals(o.ivr_heartbeats)
+            ));
+        }
+        if let Some((root, auto_answer)) = &self.card {
+            text.push_str(&format!(
+                "[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\nauto_answer = {auto_answer}\n\n",
+                root.display()
+            ));
+        }
+        text.push_str(&format!(
+            "[admin]\nsocket = \"{}\"\n",
+            self.socket.display()
+        ));
+        if let Some(m) = &o.metrics_listen {
+            text.push_str(&format!("metrics_listen = \"{m}\"\n"));
+        }
+        text
+    }
+}
