@@ -16,7 +16,8 @@
 //! Prometheus exposition), [`cards`] (telephony spans and channels over
 //! `tandem-hw`), [`vip`] (the VIP address and gratuitous ARPs),
 //! [`addrworker`] (address changes off the loop, RTNL can be slow),
-//! [`link`] (link state over rtnetlink), [`hbsend`] (heartbeat senders)
+//! [`link`] (link state over rtnetlink), [`net`] (the one rtnetlink
+//! layer), [`hbsend`] (heartbeat senders)
 //! and [`witness`] (the ICMP witness probe).
 
 pub mod addrworker;
@@ -29,6 +30,7 @@ pub mod events;
 pub mod hbsend;
 pub mod link;
 pub mod metrics;
+pub mod net;
 pub mod pair;
 pub mod pool;
 pub mod sipprobe;

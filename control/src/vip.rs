@@ -1,9 +1,10 @@
 //! Taking and releasing a virtual IP address, fast.
 //!
 //! This module owns the two system calls a takeover is made of: adding (or
-//! removing) an IPv4 address on an interface through a raw rtnetlink socket
-//! ([`AddressSocket`]), and announcing it with gratuitous ARP through a raw
-//! `AF_PACKET` socket bound to the interface ([`GarpSender`]). Both sockets
+//! removing) an IPv4 address on an interface over rtnetlink
+//! ([`AddressSocket`], on [`crate::net`]), and announcing it with gratuitous
+//! ARP through a raw `AF_PACKET` socket bound to the interface
+//! ([`GarpSender`]). Both sockets
 //! are opened once and kept, so a takeover costs a netlink round trip and
 //! one `sendto` per ARP: microseconds, not the milliseconds of forking `ip`.
 //! [`Vip`] bundles them for one address.
@@ -17,10 +18,13 @@
 use std::{
     io, mem,
     net::Ipv4Addr,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, OwnedFd},
     time::Duration,
 };
 
+use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike};
+
+use crate::net::{self, RouteSocket};
 use pnet_packet::{
     MutablePacket,
     arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket},
@@ -98,83 +102,20 @@ pub enum Change {
     AlreadyAbsent,
 }
 
-// rtnetlink layouts (linux/netlink.h, linux/if_addr.h).
-const NLMSG_HDRLEN: usize = 16;
-const IFADDRMSG_LEN: usize = 8;
-const RTA_HDRLEN: usize = 4;
+/// How long a request waits for the kernel's answer before it fails.
 const NETLINK_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-fn last_os_error() -> io::Error {
-    io::Error::last_os_error()
-}
-
-/// Sets a receive timeout so that a lost reply cannot hang the caller.
-fn set_rcvtimeo(fd: &OwnedFd, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: fd is open; tv is a valid timeval of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const _ as *const libc::c_void,
-            mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 { Err(last_os_error()) } else { Ok(()) }
-}
-
 /// An rtnetlink (`NETLINK_ROUTE`) socket for IPv4 address changes; every
-/// request waits for the kernel's acknowledgement.
+/// request waits for the kernel's acknowledgement (at most two seconds).
 pub struct AddressSocket {
-    fd: OwnedFd,
-    seq: u32,
-    buf: Vec<u8>,
+    sock: RouteSocket,
 }
 
 impl AddressSocket {
     /// Opens the socket in the calling thread's network namespace.
     pub fn open() -> Result<AddressSocket, VipError> {
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if raw < 0 {
-            return Err(VipError::Netlink(last_os_error()));
-        }
-        // SAFETY: raw is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: an all-zero sockaddr_nl is valid (pid 0: the kernel assigns one).
-        let mut sa: libc::sockaddr_nl = unsafe { mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: sa is a valid sockaddr_nl of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const _ as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(VipError::Netlink(last_os_error()));
-        }
-        set_rcvtimeo(&fd, NETLINK_TIMEOUT).map_err(VipError::Netlink)?;
-        Ok(AddressSocket {
-            fd,
-            seq: 0,
-            buf: vec![0; 32 * 1024],
-        })
+        let sock = RouteSocket::open(NETLINK_TIMEOUT).map_err(VipError::Netlink)?;
+        Ok(AddressSocket { sock })
     }
 
     /// Adds `addr/prefix_len` to the interface; [`Change::AlreadyPresent`]
@@ -185,16 +126,7 @@ impl AddressSocket {
         addr: Ipv4Addr,
         prefix_len: u8,
     ) -> Result<Change, VipError> {
-        let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL;
-        let msg = self.addr_request(
-            libc::RTM_NEWADDR,
-            flags as u16,
-            iface.index,
-            addr,
-            prefix_len,
-            true,
-        );
-        match self.transact(&msg) {
+        match net::addr::add(&mut self.sock, iface.index, addr, prefix_len) {
             Ok(()) => Ok(Change::Added),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(Change::AlreadyPresent),
             Err(source) => Err(VipError::Address {
@@ -210,17 +142,7 @@ impl AddressSocket {
     /// Removes `addr` from the interface, whatever its prefix length;
     /// [`Change::AlreadyAbsent`] if it is not there.
     pub fn remove(&mut self, iface: &Interface, addr: Ipv4Addr) -> Result<Change, VipError> {
-        let flags = libc::NLM_F_REQUEST | libc::NLM_F_ACK;
-        // IFA_LOCAL only: the kernel then matches the address alone, not the prefix.
-        let msg = self.addr_request(
-            libc::RTM_DELADDR,
-            flags as u16,
-            iface.index,
-            addr,
-            32,
-            false,
-        );
-        match self.transact(&msg) {
+        match net::addr::remove(&mut self.sock, iface.index, addr) {
             Ok(()) => Ok(Change::Removed),
             Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(Change::AlreadyAbsent),
             Err(source) => Err(VipError::Address {
@@ -236,7 +158,7 @@ impl AddressSocket {
     /// The IPv4 addresses of the interface with their prefix lengths (an
     /// rtnetlink dump).
     pub fn list(&mut self, iface: &Interface) -> Result<Vec<(Ipv4Addr, u8)>, VipError> {
-        self.dump(iface.index).map_err(|source| VipError::List {
+        net::addr::list(&mut self.sock, iface.index).map_err(|source| VipError::List {
             iface: iface.name.clone(),
             source,
         })
@@ -246,209 +168,6 @@ impl AddressSocket {
     pub fn contains(&mut self, iface: &Interface, addr: Ipv4Addr) -> Result<bool, VipError> {
         Ok(self.list(iface)?.iter().any(|(a, _)| *a == addr))
     }
-
-    fn next_seq(&mut self) -> u32 {
-        self.seq = self.seq.wrapping_add(1);
-        self.seq
-    }
-
-    /// nlmsghdr + ifaddrmsg + IFA_LOCAL (+ IFA_ADDRESS).
-    fn addr_request(
-        &mut self,
-        kind: u16,
-        flags: u16,
-        index: u32,
-        addr: Ipv4Addr,
-        prefix_len: u8,
-        with_address: bool,
-    ) -> Vec<u8> {
-        let seq = self.next_seq();
-        let mut m = Vec::with_capacity(NLMSG_HDRLEN + IFADDRMSG_LEN + 16);
-        m.extend_from_slice(&0u32.to_ne_bytes()); // length, set below
-        m.extend_from_slice(&kind.to_ne_bytes());
-        m.extend_from_slice(&flags.to_ne_bytes());
-        m.extend_from_slice(&seq.to_ne_bytes());
-        m.extend_from_slice(&0u32.to_ne_bytes());
-        // ifaddrmsg: family, prefixlen, flags, scope (universe), index.
-        m.extend_from_slice(&[libc::AF_INET as u8, prefix_len, 0, libc::RT_SCOPE_UNIVERSE]);
-        m.extend_from_slice(&index.to_ne_bytes());
-        let mut attr = |kind: u16| {
-            m.extend_from_slice(&((RTA_HDRLEN + 4) as u16).to_ne_bytes());
-            m.extend_from_slice(&kind.to_ne_bytes());
-            m.extend_from_slice(&addr.octets());
-        };
-        attr(libc::IFA_LOCAL);
-        if with_address {
-            attr(libc::IFA_ADDRESS);
-        }
-        let len = m.len() as u32;
-        m[0..4].copy_from_slice(&len.to_ne_bytes());
-        m
-    }
-
-    fn send(&self, msg: &[u8]) -> io::Result<()> {
-        // SAFETY: an all-zero sockaddr_nl addresses the kernel (pid 0).
-        let mut sa: libc::sockaddr_nl = unsafe { mem::zeroed() };
-        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: msg and sa are valid for the lengths passed.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                msg.as_ptr() as *const libc::c_void,
-                msg.len(),
-                0,
-                &sa as *const _ as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if n < 0 { Err(last_os_error()) } else { Ok(()) }
-    }
-
-    fn recv(&mut self) -> io::Result<usize> {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe {
-            libc::recv(
-                self.fd.as_raw_fd(),
-                self.buf.as_mut_ptr() as *mut libc::c_void,
-                self.buf.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            let e = last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "no answer from the kernel",
-                ));
-            }
-            return Err(e);
-        }
-        Ok(n as usize)
-    }
-
-    /// Sends a request and waits for its acknowledgement; a kernel error
-    /// comes back as the errno.
-    fn transact(&mut self, msg: &[u8]) -> io::Result<()> {
-        let seq = u32::from_ne_bytes([msg[8], msg[9], msg[10], msg[11]]);
-        self.send(msg)?;
-        // Bounded: a stray message from an earlier timed-out request is skipped.
-        for _ in 0..16 {
-            let n = self.recv()?;
-            for (kind, mseq, payload) in messages(&self.buf[..n]) {
-                if mseq != seq {
-                    continue;
-                }
-                if kind == libc::NLMSG_ERROR as u16 {
-                    let code = payload
-                        .get(0..4)
-                        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                        .ok_or_else(|| bad_reply("truncated error message"))?;
-                    return if code == 0 {
-                        Ok(())
-                    } else {
-                        Err(io::Error::from_raw_os_error(-code))
-                    };
-                }
-            }
-        }
-        Err(bad_reply("no acknowledgement"))
-    }
-
-    fn dump(&mut self, index: u32) -> io::Result<Vec<(Ipv4Addr, u8)>> {
-        let seq = self.next_seq();
-        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
-        let mut m = Vec::with_capacity(NLMSG_HDRLEN + IFADDRMSG_LEN);
-        m.extend_from_slice(&((NLMSG_HDRLEN + IFADDRMSG_LEN) as u32).to_ne_bytes());
-        m.extend_from_slice(&libc::RTM_GETADDR.to_ne_bytes());
-        m.extend_from_slice(&flags.to_ne_bytes());
-        m.extend_from_slice(&seq.to_ne_bytes());
-        m.extend_from_slice(&0u32.to_ne_bytes());
-        m.extend_from_slice(&[libc::AF_INET as u8, 0, 0, 0]);
-        m.extend_from_slice(&0u32.to_ne_bytes());
-        self.send(&m)?;
-        let mut out = Vec::new();
-        // Bounded: a dump of one namespace's addresses is a few datagrams.
-        for _ in 0..4096 {
-            let n = self.recv()?;
-            for (kind, mseq, payload) in messages(&self.buf[..n]) {
-                if mseq != seq {
-                    continue;
-                }
-                match kind {
-                    k if k == libc::NLMSG_DONE as u16 => return Ok(out),
-                    k if k == libc::NLMSG_ERROR as u16 => {
-                        let code = payload
-                            .get(0..4)
-                            .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                            .unwrap_or(-libc::EPROTO);
-                        return Err(io::Error::from_raw_os_error(-code));
-                    }
-                    k if k == libc::RTM_NEWADDR => {
-                        if let Some(entry) = parse_ifaddr(payload, index) {
-                            out.push(entry);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Err(bad_reply("address dump did not end"))
-    }
-}
-
-fn bad_reply(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("rtnetlink: {what}"))
-}
-
-/// Splits a datagram into (type, seq, payload) netlink messages; stops at
-/// anything malformed.
-fn messages(mut b: &[u8]) -> impl Iterator<Item = (u16, u32, &[u8])> {
-    std::iter::from_fn(move || {
-        if b.len() < NLMSG_HDRLEN {
-            return None;
-        }
-        let len = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        if len < NLMSG_HDRLEN || len > b.len() {
-            return None;
-        }
-        let kind = u16::from_ne_bytes([b[4], b[5]]);
-        let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
-        let payload = &b[NLMSG_HDRLEN..len];
-        b = &b[align4(len).min(b.len())..];
-        Some((kind, seq, payload))
-    })
-}
-
-/// An RTM_NEWADDR payload → (address, prefix length) if it is IPv4 on `index`.
-fn parse_ifaddr(p: &[u8], index: u32) -> Option<(Ipv4Addr, u8)> {
-    if p.len() < IFADDRMSG_LEN || p[0] != libc::AF_INET as u8 {
-        return None;
-    }
-    if u32::from_ne_bytes([p[4], p[5], p[6], p[7]]) != index {
-        return None;
-    }
-    let prefix_len = p[1];
-    let mut attrs = &p[IFADDRMSG_LEN..];
-    let (mut local, mut address) = (None, None);
-    while attrs.len() >= RTA_HDRLEN {
-        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
-        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
-        if len < RTA_HDRLEN || len > attrs.len() {
-            break;
-        }
-        let data = &attrs[RTA_HDRLEN..len];
-        if data.len() == 4 {
-            let a = Ipv4Addr::new(data[0], data[1], data[2], data[3]);
-            if kind == libc::IFA_LOCAL {
-                local = Some(a);
-            } else if kind == libc::IFA_ADDRESS {
-                address = Some(a);
-            }
-        }
-        attrs = &attrs[align4(len).min(attrs.len())..];
-    }
-    Some((local.or(address)?, prefix_len))
 }
 
 /// The gratuitous ARP announcing `vip` at `mac`: an ARP request to the
@@ -485,6 +204,8 @@ pub struct GarpSender {
     vip: Ipv4Addr,
     mac: [u8; 6],
     frame: [u8; GARP_FRAME_LEN],
+    /// Where a GARP goes: the broadcast address, as an ARP frame.
+    broadcast: LinkAddr,
 }
 
 impl GarpSender {
@@ -492,58 +213,31 @@ impl GarpSender {
     /// MAC address. Needs CAP_NET_RAW.
     pub fn open(iface: &Interface, vip: Ipv4Addr) -> Result<GarpSender, VipError> {
         let perr = |what: &'static str| {
-            let source = last_os_error();
-            VipError::Packet {
+            move |source: io::Error| VipError::Packet {
                 iface: iface.name.clone(),
                 what,
                 source,
             }
         };
         // Protocol 0: the socket is send-only, nothing queues up on it.
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(perr("opening an AF_PACKET socket"));
-        }
-        // SAFETY: raw is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let sa = ll_addr(iface.index, 0);
-        // SAFETY: sa is a valid sockaddr_ll of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                &sa as *const _ as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(perr("binding the AF_PACKET socket"));
-        }
-        // SAFETY: an all-zero ifreq is valid; the name is copied in below.
-        let mut ifr: libc::ifreq = unsafe { mem::zeroed() };
-        for (dst, src) in ifr
-            .ifr_name
-            .iter_mut()
-            .zip(iface.name.bytes().take(libc::IFNAMSIZ - 1))
-        {
-            *dst = src as libc::c_char;
-        }
-        // SAFETY: SIOCGIFHWADDR reads the name and writes ifr_hwaddr within ifr.
-        let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) };
-        if rc < 0 {
-            return Err(perr("reading its MAC address"));
-        }
-        // SAFETY: SIOCGIFHWADDR filled the hwaddr member of the union.
-        let hw = unsafe { ifr.ifr_ifru.ifru_hwaddr };
-        if hw.sa_family != libc::ARPHRD_ETHER {
+        let fd = socket::socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io::Error::from)
+        .map_err(perr("opening an AF_PACKET socket"))?;
+        ll_addr(iface.index, 0, None)
+            .and_then(|local| Ok(socket::bind(fd.as_raw_fd(), &local)?))
+            .map_err(perr("binding the AF_PACKET socket"))?;
+        let (hw_type, mac) =
+            hardware_address(&iface.name).map_err(perr("reading its MAC address"))?;
+        if hw_type != libc::ARPHRD_ETHER {
             return Err(VipError::NotEthernet {
                 iface: iface.name.clone(),
-                hw_type: hw.sa_family,
+                hw_type,
             });
-        }
-        let mut mac = [0u8; 6];
-        for (m, b) in mac.iter_mut().zip(hw.sa_data.iter()) {
-            *m = *b as u8;
         }
         Ok(GarpSender {
             fd,
@@ -551,56 +245,39 @@ impl GarpSender {
             vip,
             mac,
             frame: garp_frame(mac, vip),
+            broadcast: ll_addr(iface.index, libc::ETH_P_ARP as u16, Some([0xff; 6]))
+                .map_err(perr("addressing the broadcast"))?,
         })
+    }
+
+    fn send_error(&self, source: io::Error) -> VipError {
+        VipError::Send {
+            iface: self.iface.name.clone(),
+            vip: self.vip,
+            source,
+        }
+    }
+
+    fn send_to(&self, frame: &[u8], to: &LinkAddr) -> Result<(), VipError> {
+        socket::sendto(self.fd.as_raw_fd(), frame, to, MsgFlags::empty())
+            .map(drop)
+            .map_err(|e| self.send_error(e.into()))
     }
 
     /// Sends one gratuitous ARP.
     pub fn send_garp(&self) -> Result<(), VipError> {
-        let mut sa = ll_addr(self.iface.index, libc::ETH_P_ARP as u16);
-        sa.sll_halen = 6;
-        sa.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-        // SAFETY: frame and sa are valid for the lengths passed.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                self.frame.as_ptr() as *const libc::c_void,
-                self.frame.len(),
-                0,
-                &sa as *const _ as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(VipError::Send {
-                iface: self.iface.name.clone(),
-                vip: self.vip,
-                source: last_os_error(),
-            });
-        }
-        Ok(())
+        self.send_to(&self.frame, &self.broadcast)
     }
 
     /// Sends any ready-made Ethernet frame out of the interface (the SIP
     /// OPTIONS probe to a DR real server, addressed to its MAC).
     pub fn send_frame(&self, frame: &[u8]) -> Result<(), VipError> {
-        let mut sa = ll_addr(self.iface.index, 0);
-        sa.sll_halen = 6;
-        sa.sll_addr[..6].copy_from_slice(&frame[..6.min(frame.len())]);
-        // SAFETY: frame and sa are valid for the lengths passed.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr() as *const libc::c_void,
-                frame.len(),
-                0,
-                &sa as *const _ as *const libc::sockaddr,
-                mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if n < 0 {
-            return Err(VipError::Send { iface: self.iface.name.clone(), vip: self.vip, source: last_os_error() });
+        let mut dest = [0u8; 6];
+        for (d, b) in dest.iter_mut().zip(frame) {
+            *d = *b;
         }
-        Ok(())
+        let to = ll_addr(self.iface.index, 0, Some(dest)).map_err(|e| self.send_error(e))?;
+        self.send_to(frame, &to)
     }
 
     /// Sends `count` gratuitous ARPs `interval` apart, blocking (tests and
@@ -630,13 +307,37 @@ impl GarpSender {
     }
 }
 
-fn ll_addr(ifindex: u32, protocol: u16) -> libc::sockaddr_ll {
-    // SAFETY: an all-zero sockaddr_ll is valid.
-    let mut sa: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    sa.sll_family = libc::AF_PACKET as u16;
-    sa.sll_protocol = protocol.to_be();
-    sa.sll_ifindex = ifindex as i32;
-    sa
+/// The interface's ARP hardware type and address, as `getifaddrs(3)` lists
+/// its link (in the calling thread's network namespace).
+fn hardware_address(name: &str) -> io::Result<(u16, [u8; 6])> {
+    nix::ifaddrs::getifaddrs()?
+        .filter(|a| a.interface_name == name)
+        .find_map(|a| a.address.and_then(|s| s.as_link_addr().copied()))
+        .and_then(|link| Some((link.hatype(), link.addr()?)))
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
+}
+
+/// A link-layer address on the interface `ifindex`: `protocol` is the
+/// ethertype (host order, 0 for none), `dest` the destination MAC of a send.
+fn ll_addr(ifindex: u32, protocol: u16, dest: Option<[u8; 6]>) -> io::Result<LinkAddr> {
+    let mut sll_addr = [0u8; 8];
+    if let Some(mac) = dest {
+        sll_addr[..6].copy_from_slice(&mac);
+    }
+    let sa = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: protocol.to_be(),
+        sll_ifindex: ifindex as i32,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: if dest.is_some() { 6 } else { 0 },
+        sll_addr,
+    };
+    let len = mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: `sa` is a whole, initialised sockaddr_ll of family AF_PACKET
+    // and `len` is its size; from_raw copies it.
+    unsafe { LinkAddr::from_raw((&raw const sa).cast(), Some(len)) }
+        .ok_or_else(|| io::Error::other("not a sockaddr_ll"))
 }
 
 /// One virtual address on one interface, with its sockets open: taking it
@@ -719,47 +420,6 @@ mod tests {
         ];
         assert_eq!(&f[..42], &want[..]);
         assert!(f[42..].iter().all(|&b| b == 0));
-    }
-
-    #[test]
-    fn netlink_request_layout() {
-        // Building a request needs no privilege; the socket is not used.
-        let Ok(mut s) = AddressSocket::open() else {
-            println!("SKIP netlink_request_layout: no netlink socket");
-            return;
-        };
-        let m = s.addr_request(
-            libc::RTM_NEWADDR,
-            0x605,
-            7,
-            Ipv4Addr::new(198, 18, 0, 100),
-            32,
-            true,
-        );
-        assert_eq!(m.len(), 16 + 8 + 8 + 8);
-        assert_eq!(u32::from_ne_bytes([m[0], m[1], m[2], m[3]]), 40);
-        assert_eq!(u16::from_ne_bytes([m[4], m[5]]), libc::RTM_NEWADDR);
-        assert_eq!(&m[16..20], &[libc::AF_INET as u8, 32, 0, 0]);
-        assert_eq!(u32::from_ne_bytes([m[20], m[21], m[22], m[23]]), 7);
-        assert_eq!(u16::from_ne_bytes([m[26], m[27]]), libc::IFA_LOCAL);
-        assert_eq!(&m[28..32], &[198, 18, 0, 100]);
-        assert_eq!(u16::from_ne_bytes([m[34], m[35]]), libc::IFA_ADDRESS);
-        let parsed = parse_ifaddr(&m[16..], 7);
-        assert_eq!(parsed, Some((Ipv4Addr::new(198, 18, 0, 100), 32)));
-        assert_eq!(parse_ifaddr(&m[16..], 8), None);
-        assert_eq!(parse_ifaddr(&m[16..20], 7), None);
-    }
-
-    #[test]
-    fn messages_stop_at_malformed() {
-        let mut b = vec![0u8; 20];
-        b[0..4].copy_from_slice(&20u32.to_ne_bytes());
-        b[4..6].copy_from_slice(&2u16.to_ne_bytes());
-        b[8..12].copy_from_slice(&9u32.to_ne_bytes());
-        assert_eq!(messages(&b).count(), 1);
-        b[0..4].copy_from_slice(&200u32.to_ne_bytes());
-        assert_eq!(messages(&b).count(), 0);
-        assert_eq!(messages(&b[..10]).count(), 0);
     }
 
     #[test]
