@@ -4,10 +4,10 @@
 //! removing) an IPv4 address on an interface over rtnetlink
 //! ([`AddressSocket`], on [`crate::net`]), and announcing it with gratuitous
 //! ARP through a raw `AF_PACKET` socket bound to the interface
-//! ([`GarpSender`]). Both sockets
-//! are opened once and kept, so a takeover costs a netlink round trip and
-//! one `sendto` per ARP: microseconds, not the milliseconds of forking `ip`.
-//! [`Vip`] bundles them for one address.
+//! ([`GarpSender`], through `nix`). Both sockets are opened once and kept,
+//! so a takeover costs a netlink round trip and one `sendto` per ARP:
+//! microseconds, not the milliseconds of forking `ip`. [`Vip`] bundles them
+//! for one address.
 //!
 //! Sockets belong to the network namespace of the thread that opens them.
 //! Adding an address that is there, or removing one that is not, succeeds
@@ -23,13 +23,13 @@ use std::{
 };
 
 use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike};
-
-use crate::net::{self, RouteSocket};
 use pnet_packet::{
     MutablePacket,
     arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket},
     ethernet::{EtherTypes, MutableEthernetPacket},
 };
+
+use crate::net::{self, RouteSocket};
 
 /// Length of a gratuitous ARP frame on the wire (Ethernet minimum, without FCS).
 pub const GARP_FRAME_LEN: usize = 60;
@@ -272,10 +272,10 @@ impl GarpSender {
     /// Sends any ready-made Ethernet frame out of the interface (the SIP
     /// OPTIONS probe to a DR real server, addressed to its MAC).
     pub fn send_frame(&self, frame: &[u8]) -> Result<(), VipError> {
+        // The destination MAC is the frame's first six bytes.
         let mut dest = [0u8; 6];
-        for (d, b) in dest.iter_mut().zip(frame) {
-            *d = *b;
-        }
+        let n = frame.len().min(6);
+        dest[..n].copy_from_slice(&frame[..n]);
         let to = ll_addr(self.iface.index, 0, Some(dest)).map_err(|e| self.send_error(e))?;
         self.send_to(frame, &to)
     }
