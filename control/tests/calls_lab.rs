@@ -15,7 +15,9 @@
 //!   counters show each fallback.
 //!
 //! Asserts on SIPp's own numbers (its statistics, its per-call log lines)
-//! and on states, not on times. Each test takes about half a minute.
+//! and on states, not on times. Each test takes about half a minute, and
+//! they take turns ([`lab_turn`]): each runs eight SIPp and two daemons
+//! with 10 ms heartbeats, which is what two cores can take.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -25,19 +27,12 @@ use std::time::Duration;
 use serde_json::Value;
 use tandem_tests::calls::{self, Ivr};
 use tandem_tests::lab::CLIENT;
+use tandem_tests::privileged::lab_turn;
 use tandem_tests::sipp::{self, CallRecord, CallerOptions, CallerReport};
 use tandem_tests::tandemd::{Binaries, Pair, PairOptions, WorkDir, wait_for};
-use tandem_tests::{in_netns, require_privileged, spawn_tcp_responder};
+use tandem_tests::{in_netns, spawn_tcp_responder};
 
 const N_IVR: usize = 4;
-
-/// One calls lab at a time: each runs eight SIPp and two daemons with
-/// 10 ms heartbeats, which is what two cores can take.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn bins() -> Binaries {
     Binaries {
@@ -46,8 +41,6 @@ fn bins() -> Binaries {
     }
 }
 
-/// The pair (a active, b standby in sync) with SIPp on every IVR, every
-/// IVR heard by a. Declared in this order, dropped in reverse: IVRs, pair, files.
 /// The pair's options in these tests: as [`PairOptions::default`], with
 /// deadlines of 5 heartbeats (50 ms) as in the other pair lab tests, so
 /// that a busy shared machine does not fail a director or an IVR.
@@ -58,6 +51,8 @@ fn options() -> PairOptions {
     }
 }
 
+/// The pair (a active, b standby in sync) with SIPp on every IVR, every
+/// IVR heard by a. Declared in this order, dropped in reverse: IVRs, pair, files.
 fn setup(tag: &str, o: &PairOptions) -> (WorkDir, Pair, Vec<Ivr>) {
     let v = sipp::version().expect("SIPp (cargo xtask setup installs sip-tester)");
     eprintln!("{tag}: {v}");
@@ -163,10 +158,9 @@ fn check_rtp(
 
 #[test]
 fn privileged_calls_survive_kill9_of_the_active() {
-    if !require_privileged("privileged_calls_survive_kill9_of_the_active") {
+    let Some(_turn) = lab_turn("privileged_calls_survive_kill9_of_the_active") else {
         return;
-    }
-    let _serial = serial();
+    };
     let o = options();
     let (dir, mut pair, mut ivrs) = setup("calls-kill9", &o);
     // 200 calls at 20/s, 4 s each: about 80 in progress at any time.
@@ -276,10 +270,10 @@ fn privileged_calls_survive_kill9_of_the_active() {
 
 #[test]
 fn privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it() {
-    if !require_privileged("privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it") {
+    let Some(_turn) = lab_turn("privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it")
+    else {
         return;
-    }
-    let _serial = serial();
+    };
     let o = options();
     let (dir, pair, mut ivrs) = setup("calls-ivr", &o);
     let co = CallerOptions::new(20, 200, 4000);
@@ -435,10 +429,9 @@ fn sip_request(method: &str, call_id: Option<&str>, pad: usize) -> Vec<u8> {
 
 #[test]
 fn privileged_calls_go_through_beside_malformed_sip() {
-    if !require_privileged("privileged_calls_go_through_beside_malformed_sip") {
+    let Some(_turn) = lab_turn("privileged_calls_go_through_beside_malformed_sip") else {
         return;
-    }
-    let _serial = serial();
+    };
     let o = PairOptions {
         tcp_service: true,
         ..options()

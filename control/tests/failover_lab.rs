@@ -3,283 +3,113 @@
 //! SIGKILL, the standby takes the VIP and the client's UDP probes to the
 //! VIP are answered again; the old active comes back; only the heartbeat
 //! link is cut; a full partition heals; switchover by command. Asserts on
-//! states and traffic, not on times.
+//! states, traffic and the daemons' typed events, not on times.
+//!
+//! The pair is the lab's ([`tandem_tests::tandemd`]); these tests run it
+//! with 10 ms × 5 heartbeats at normal scheduling ([`options`]) and ask
+//! the daemons over their admin sockets from this process.
 
 use std::{
+    collections::HashSet,
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    ops::{Deref, DerefMut},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use tandem_control::admin::{self, Request, Response};
-use tandem_dataplane::{AttachMode, Dataplane, LoadOptions};
+use tandem_common::node::NodeState;
+use tandem_control::{
+    admin::{Request, Response},
+    events::Event,
+};
 use tandem_tests::{
     Lab, Responder, in_netns,
+    ivr_heartbeat::{HEARTBEAT_PORT, IvrHeartbeat},
     lab::{self, DIRECTOR_A, DIRECTOR_B},
-    require_privileged, spawn_udp_responder, udp_flows, udp_request,
+    privileged::lab_turn,
+    spawn_udp_responder,
+    tandemd::{self, Binaries, Director, Pair, PairOptions, WorkDir, wait_for},
+    udp_flows, udp_request,
 };
 
-const KEY: &str = "00112233445566778899aabbccddeeff";
+/// IVR heartbeats in these tests: every 10 ms, reporting 3 of 30 channels.
+const IVR_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
+const IVR_CHANNELS: (u32, u32) = (3, 30);
 
-struct Node {
-    name: &'static str,
-    child: Option<Child>,
-    config: PathBuf,
-    socket: PathBuf,
-    log: PathBuf,
+fn bins() -> Binaries {
+    Binaries { tandemd: env!("CARGO_BIN_EXE_tandemd").into(), tandemctl: env!("CARGO_BIN_EXE_tandemctl").into() }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            // Only the daemon this test started, by its PID.
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Node {
-    fn start(&mut self, lab: &Lab) {
-        let ns = lab.ns(self.name).unwrap().to_string();
-        let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_tandemd"), "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start tandemd");
-        self.child = Some(child);
-    }
-
-    /// SIGKILL, as a crash would.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn request(&self, req: Request) -> Option<Response> {
-        admin::request(&self.socket, &req, Duration::from_secs(1)).ok()
-    }
-
-    fn state(&self) -> Option<String> {
-        match self.request(Request::Status)? {
-            Response::Status(s) => Some(s.state),
-            _ => None,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+/// The pair's configuration here: 10 ms × 5 heartbeats (a busy shared
+/// machine must not fail a director), normal scheduling, a UDP service
+/// without flags, no IVR heartbeats, state sync, the metrics endpoint.
+fn options() -> PairOptions {
+    PairOptions {
+        flags: Vec::new(),
+        ivr_heartbeats: false,
+        multiplier: 5,
+        realtime_priority: 0,
+        metrics_listen: Some("127.0.0.1:9469".into()),
+        ..PairOptions::default()
     }
 }
 
-/// The pair tests run one at a time: each runs two tandemd with 10 ms
-/// heartbeats, and a dozen pairs at once on two cores starve each other's
-/// heartbeats into spurious takeovers.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn lab_turn(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    if !require_privileged(test) {
-        return None;
-    }
-    Some(ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()))
+/// What answers on the IVRs.
+#[derive(Clone, Copy, PartialEq)]
+enum StandIns {
+    /// A UDP responder each (`<name> <payload>`).
+    Udp,
+    /// A [`SipResponder`] each.
+    Sip,
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    eprintln!("timed out waiting for {what}");
-    false
-}
-
-fn config(lab: &Lab, dir: &Path, me: &str, id: u32, peer_id: u32, priority: u8, preempt: bool, ivr_hb: bool) -> (PathBuf, PathBuf) {
-    config_with(lab, dir, me, id, peer_id, priority, preempt, ivr_hb, None)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn config_with(
-    lab: &Lab,
-    dir: &Path,
-    me: &str,
-    id: u32,
-    peer_id: u32,
-    priority: u8,
-    preempt: bool,
-    ivr_hb: bool,
-    card: Option<&Path>,
-) -> (PathBuf, PathBuf) {
-    let (local, peer, hb_local, hb_peer) = if me == DIRECTOR_A {
-        (lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR, lab::HB_A_ADDR, lab::HB_B_ADDR)
-    } else {
-        (lab::DIRECTOR_B_ADDR, lab::DIRECTOR_A_ADDR, lab::HB_B_ADDR, lab::HB_A_ADDR)
-    };
-    let socket = dir.join(format!("{me}.sock"));
-    let mut reals = String::new();
-    for (k, ivr) in lab.ivrs().iter().enumerate() {
-        reals.push_str(&format!(
-            "[[service.real]]\naddress = \"{}\"\nmac = \"{}\"\nweight = 1\n{}\n",
-            ivr.addr(),
-            ivr.eth0().mac_string(),
-            if ivr_hb { format!("node_id = {}\n", 101 + k) } else { String::new() }
-        ));
-    }
-    let text = format!(
-        r#"[node]
-id = {id}
-peer_id = {peer_id}
-name = "{me}"
-priority = {priority}
-preempt = {preempt}
-
-[heartbeat]
-interval_ms = 10
-multiplier = 5
-key = "{KEY}"
-paths = [
-  {{ name = "link", interface = "hb0", local = "{hb_local}", peer = "{hb_peer}" }},
-  {{ name = "service", interface = "eth0", local = "{local}", peer = "{peer}" }},
-]
-
-[witness]
-address = "{witness}"
-
-[[vip]]
-address = "{vip}"
-interface = "eth0"
-
-[dataplane]
-xdp_mode = "native"
-interfaces = ["eth0", "hb0"]
-flow_entries = 65536
-
-[[service]]
-vip = "{vip}"
-port = 5060
-protocol = "udp"
-scheduler = "rr"
-forward = "dr"
-
-{reals}
-{card}
-[admin]
-socket = "{socket}"
-metrics_listen = "127.0.0.1:9469"
-"#,
-        // Only a answers incoming calls itself: b can hold a call only
-        // from the synced call records.
-        card = card.map_or(String::new(), |c| format!(
-            "[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\nauto_answer = {}\n",
-            c.display(),
-            me == DIRECTOR_A
-        )),
-        witness = lab::WITNESS_ADDR,
-        vip = lab.vip(),
-        socket = socket.display(),
-    );
-    let path = dir.join(format!("{me}.toml"));
-    std::fs::write(&path, text).unwrap();
-    (path, socket)
-}
-
-struct Pair {
-    lab: Lab,
-    a: Node,
-    b: Node,
-    _ivrs: Vec<Responder>,
-    /// SIP stand-ins (pair_opts without plain responders), by IVR.
+/// A pair (a active, b standby in sync) with stand-ins on its IVRs, which
+/// start before the daemons. Dropped in field order: stand-ins, daemons
+/// and lab, files.
+struct PairLab {
+    /// SIP stand-ins (with [`StandIns::Sip`]), by IVR.
     sip: Vec<Option<SipResponder>>,
-    _peers: Dataplane,
-    _dir: tempdir::Dir,
+    _udp: Vec<Responder>,
+    pair: Pair,
+    _dir: WorkDir,
 }
 
-mod tempdir {
-    pub struct Dir(pub std::path::PathBuf);
-    impl Dir {
-        pub fn new(tag: &str) -> Dir {
-            let p = std::env::temp_dir().join(format!("tandem-{tag}-{}-{}", std::process::id(), rand()));
-            std::fs::create_dir_all(&p).unwrap();
-            Dir(p)
-        }
-    }
-    fn rand() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+impl Deref for PairLab {
+    type Target = Pair;
+    fn deref(&self) -> &Pair {
+        &self.pair
     }
 }
 
-fn pair(tag: &str, preempt: bool) -> Pair {
-    pair_with(tag, preempt, false)
-}
-
-fn pair_with(tag: &str, preempt: bool, ivr_hb: bool) -> Pair {
-    pair_n(tag, preempt, ivr_hb, 2)
-}
-
-fn pair_n(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize) -> Pair {
-    pair_flags(tag, preempt, ivr_hb, n_ivr, &[])
-}
-
-/// A pair whose service has these flags (e.g. `sip_persist`).
-fn pair_flags(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize, flags: &[&str]) -> Pair {
-    pair_opts(tag, preempt, ivr_hb, n_ivr, flags, "", false)
-}
-
-/// The general pair: `service_extra` lines go into the service table; the
-/// IVRs run plain responders, or with `sip` the SIP stand-ins.
-fn pair_opts(tag: &str, preempt: bool, ivr_hb: bool, n_ivr: usize, flags: &[&str], service_extra: &str, sip: bool) -> Pair {
-    let lab = Lab::pair(n_ivr).expect("pair lab");
-    let ivrs: Vec<Responder> =
-        if sip { Vec::new() } else { lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect() };
-    let sip: Vec<Option<SipResponder>> =
-        if sip { lab.ivrs().iter().map(|h| Some(SipResponder::start(&h.ns, &h.name, lab.vip()))).collect() } else { Vec::new() };
-    // The bridge-side ends of the directors' service veths must run XDP to
-    // accept the dispatcher's XDP_TX frames.
-    let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 }).unwrap();
-    for d in [DIRECTOR_A, DIRECTOR_B] {
-        let i = lab.iface(d, "eth0").unwrap().clone();
-        in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native)).unwrap();
+impl DerefMut for PairLab {
+    fn deref_mut(&mut self) -> &mut Pair {
+        &mut self.pair
     }
-    let dir = tempdir::Dir::new(tag);
-    let (ca, sa) = config(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, preempt, ivr_hb);
-    let (cb, sb) = config(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, preempt, ivr_hb);
-    if !flags.is_empty() || !service_extra.is_empty() {
-        let list: Vec<String> = flags.iter().map(|f| format!("\"{f}\"")).collect();
-        for c in [&ca, &cb] {
-            let text = std::fs::read_to_string(c).unwrap();
-            let text = text.replacen(
-                "forward = \"dr\"\n",
-                &format!("forward = \"dr\"\nflags = [{}]\n{service_extra}\n", list.join(", ")),
-                1,
-            );
-            std::fs::write(c, text).unwrap();
-        }
+}
+
+/// A pair of `n_ivr` IVRs with options `o`; `udp_service_line`s go into
+/// the UDP service's table (e.g. `sip_options = { … }`).
+fn pair_lab(tag: &str, n_ivr: usize, o: &PairOptions, udp_service_lines: &[&str], stand_ins: StandIns) -> PairLab {
+    let dir = WorkDir::new(tag).expect("work dir");
+    let mut pair = Pair::build(n_ivr, o, dir.path(), &bins(), None).expect("pair lab");
+    for l in udp_service_lines {
+        pair.add_udp_service_line(l).expect("configuration");
     }
-    let mut a = Node { name: DIRECTOR_A, child: None, config: ca, socket: sa, log: dir.0.join("a.log") };
-    let mut b = Node { name: DIRECTOR_B, child: None, config: cb, socket: sb, log: dir.0.join("b.log") };
-    // a first (it becomes active alone), then b (it finds an active peer).
-    a.start(&lab);
-    assert!(
-        wait_for("a active alone", Duration::from_secs(10), || a.state().as_deref() == Some("active")),
-        "a: {}",
-        a.log()
-    );
-    b.start(&lab);
-    Pair { lab, a, b, _ivrs: ivrs, sip, _peers: peers, _dir: dir }
+    let (udp, sip) = start_stand_ins(&pair.lab, stand_ins);
+    pair.start_directors().expect("a active, b standby");
+    PairLab { sip, _udp: udp, pair, _dir: dir }
+}
+
+fn start_stand_ins(lab: &Lab, stand_ins: StandIns) -> (Vec<Responder>, Vec<Option<SipResponder>>) {
+    match stand_ins {
+        StandIns::Udp => (lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect(), Vec::new()),
+        StandIns::Sip => (Vec::new(), lab.ivrs().iter().map(|h| Some(SipResponder::start(&h.ns, &h.name, lab.vip()))).collect()),
+    }
+}
+
+/// The usual pair: two IVRs answering UDP.
+fn pair(tag: &str, o: &PairOptions) -> PairLab {
+    pair_lab(tag, 2, o, &[], StandIns::Udp)
 }
 
 fn probe(lab: &Lab, port: u16) -> bool {
@@ -288,9 +118,16 @@ fn probe(lab: &Lab, port: u16) -> bool {
 }
 
 fn settled(p: &Pair) -> bool {
-    wait_for("a active, b standby", Duration::from_secs(10), || {
-        p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+    wait_for(Duration::from_secs(10), || {
+        p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
     })
+}
+
+/// `heartbeats` for IVR `k`, reporting [`IVR_CHANNELS`].
+fn ivr_heartbeat(lab: &Lab, k: usize) -> IvrHeartbeat {
+    let hb = IvrHeartbeat::start_in_pair_lab(lab, k, IVR_HEARTBEAT_INTERVAL, IVR_CHANNELS.1).expect("IVR heartbeats");
+    hb.set_channels(IVR_CHANNELS.0);
+    hb
 }
 
 #[test]
@@ -298,45 +135,45 @@ fn privileged_lab_kill9_active_standby_takes_over_and_old_active_returns() {
     let Some(_turn) = lab_turn("privileged_lab_kill9_active_standby_takes_over_and_old_active_returns") else {
         return;
     };
-    let mut p = pair("kill9", false);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
-    assert!(wait_for("probe through a", Duration::from_secs(5), || probe(&p.lab, 21000)), "VIP not answered via a");
+    let mut p = pair("kill9", &options());
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
+    assert!(wait_for(Duration::from_secs(5), || probe(&p.lab, 21000)), "VIP not answered via a");
     p.a.kill9();
     assert!(
-        wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")),
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")),
         "b did not take over:\n{}",
-        p.b.log()
+        p.b.log_text()
     );
     let mut port = 22000;
     assert!(
-        wait_for("probes resume", Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(5), || {
             port += 1;
             probe(&p.lab, port)
         }),
         "client probes not answered after takeover:\n{}",
-        p.b.log()
+        p.b.log_text()
     );
     // The old active comes back without preemption: it stays standby.
-    p.a.start(&p.lab);
-    assert!(wait_for("a standby", Duration::from_secs(5), || p.a.state().as_deref() == Some("standby")), "{}", p.a.log());
+    p.a.start().expect("restarting a");
+    assert!(wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref() == Some("standby")), "a not standby:\n{}", p.a.log_text());
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(p.b.state().as_deref(), Some("active"), "b must stay active without preemption");
-    assert_eq!(p.a.state().as_deref(), Some("standby"));
+    assert_eq!(p.b.pair_state().as_deref(), Some("active"), "b must stay active without preemption");
+    assert_eq!(p.a.pair_state().as_deref(), Some("standby"));
     // Switchover by command: a takes over, b steps down.
-    let r = p.b.request(Request::Switchover).unwrap();
+    let r = p.b.request(&Request::Switchover).unwrap();
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     assert!(
-        wait_for("a active after switchover", Duration::from_secs(5), || {
-            p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+        wait_for(Duration::from_secs(5), || {
+            p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",
-        p.a.log(),
-        p.b.log()
+        p.a.log_text(),
+        p.b.log_text()
     );
-    assert!(wait_for("probe after switchover", Duration::from_secs(5), || {
+    assert!(wait_for(Duration::from_secs(5), || {
         port += 1;
         probe(&p.lab, port)
-    }));
+    }), "client probes not answered after the switchover");
 }
 
 #[test]
@@ -344,18 +181,18 @@ fn privileged_lab_preempting_old_active_takes_back() {
     let Some(_turn) = lab_turn("privileged_lab_preempting_old_active_takes_back") else {
         return;
     };
-    let mut p = pair("preempt", true);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let mut p = pair("preempt", &PairOptions { preempt: true, ..options() });
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     p.a.kill9();
-    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
-    p.a.start(&p.lab);
+    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
+    p.a.start().expect("restarting a");
     assert!(
-        wait_for("a active again (preempt)", Duration::from_secs(5), || {
-            p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+        wait_for(Duration::from_secs(5), || {
+            p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",
-        p.a.log(),
-        p.b.log()
+        p.a.log_text(),
+        p.b.log_text()
     );
 }
 
@@ -364,42 +201,41 @@ fn privileged_lab_link_cut_and_partition() {
     let Some(_turn) = lab_turn("privileged_lab_link_cut_and_partition") else {
         return;
     };
-    let p = pair("partition", false);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let p = pair("partition", &options());
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     // Only the heartbeat link: heartbeats still cross the service network.
     p.lab.set_link(DIRECTOR_A, "hb0", false).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(p.a.state().as_deref(), Some("active"), "a: {}\nb: {}", p.a.log(), p.b.log());
-    assert_eq!(p.b.state().as_deref(), Some("standby"), "no dual active when only the link broke:\n{}", p.b.log());
+    assert_eq!(p.a.pair_state().as_deref(), Some("active"), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
+    assert_eq!(p.b.pair_state().as_deref(), Some("standby"), "no dual active when only the link broke:\n{}", p.b.log_text());
     // State sync moves to the service network (its other path).
     let service_addr = lab::DIRECTOR_A_ADDR.to_string();
     assert!(
-        wait_for("b in sync over the service network", Duration::from_secs(10), || {
-            sync_status(&p.b).is_some_and(|s| s.state == "in sync" && s.peer.as_deref().is_some_and(|x| x.starts_with(&format!("{service_addr}:"))))
+        wait_for(Duration::from_secs(10), || {
+            p.b.sync_status().is_some_and(|s| s.state == "in sync" && s.peer.as_deref().is_some_and(|x| x.starts_with(&format!("{service_addr}:"))))
         }),
         "{:?}\n{}",
-        sync_status(&p.b),
-        p.b.log()
+        p.b.sync_status(),
+        p.b.log_text()
     );
     // Full partition of a: both links down. b takes over (witness reachable).
     p.lab.set_link(DIRECTOR_A, "eth0", false).unwrap();
-    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
+    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
     // Heal: exactly one active remains, and GARPs are re-sent by it.
     p.lab.set_link(DIRECTOR_A, "eth0", true).unwrap();
     p.lab.set_link(DIRECTOR_A, "hb0", true).unwrap();
     assert!(
-        wait_for("one active after heal", Duration::from_secs(5), || {
-            let (sa, sb) = (p.a.state(), p.b.state());
+        wait_for(Duration::from_secs(5), || {
+            let (sa, sb) = (p.a.pair_state(), p.b.pair_state());
             (sa.as_deref() == Some("active")) ^ (sb.as_deref() == Some("active"))
                 && (sa.as_deref() == Some("standby") || sb.as_deref() == Some("standby"))
         }),
         "a: {}\nb: {}",
-        p.a.log(),
-        p.b.log()
+        p.a.log_text(),
+        p.b.log_text()
     );
-    let logs = format!("{}{}", p.a.log(), p.b.log());
-    assert!(logs.contains("GARP re-sent") || logs.contains("takeover done"), "no GARP after the heal:\n{logs}");
-    let _ = Ipv4Addr::LOCALHOST;
+    let garp = |d: &Director| d.saw(|e| matches!(e, Event::GarpResent | Event::TakeoverDone { .. }));
+    assert!(garp(&p.a) || garp(&p.b), "no GARP after the heal:\na: {}\nb: {}", p.a.log_text(), p.b.log_text());
 }
 
 #[test]
@@ -407,57 +243,56 @@ fn privileged_lab_service_link_down_hands_over_and_sigterm_releases() {
     let Some(_turn) = lab_turn("privileged_lab_service_link_down_hands_over_and_sigterm_releases") else {
         return;
     };
-    let mut p = pair("linkdown", false);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let mut p = pair("linkdown", &options());
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     // The active's service interface goes down: a local fault; it hands
     // over through the heartbeat link.
     p.lab.set_link(DIRECTOR_A, "eth0", false).unwrap();
     assert!(
-        wait_for("b active, a fault", Duration::from_secs(5), || {
-            p.b.state().as_deref() == Some("active") && p.a.state().as_deref() == Some("fault")
+        wait_for(Duration::from_secs(5), || {
+            p.b.pair_state().as_deref() == Some("active") && p.a.pair_state().as_deref() == Some("fault")
         }),
         "a: {}\nb: {}",
-        p.a.log(),
-        p.b.log()
+        p.a.log_text(),
+        p.b.log_text()
     );
     let mut port = 23000;
-    assert!(wait_for("probes via b", Duration::from_secs(5), || {
+    assert!(wait_for(Duration::from_secs(5), || {
         port += 1;
         probe(&p.lab, port)
-    }));
+    }), "client probes not answered via b");
     p.lab.set_link(DIRECTOR_A, "eth0", true).unwrap();
-    assert!(wait_for("a standby again", Duration::from_secs(5), || p.a.state().as_deref() == Some("standby")), "{}", p.a.log());
+    assert!(wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref() == Some("standby")), "a not standby:\n{}", p.a.log_text());
     // SIGTERM on the active (b): it releases the VIP and detaches XDP; a
     // takes over.
-    let pid = p.b.child.as_ref().unwrap().id() as i32;
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
-    assert!(wait_for("b exits", Duration::from_secs(5), || p.b.child.as_mut().unwrap().try_wait().unwrap().is_some()));
+    assert!(p.b.terminate(Duration::from_secs(5)), "b did not exit on SIGTERM:\n{}", p.b.log_text());
     let b_lo = p.lab.exec(DIRECTOR_B, "ip", &["-4", "addr", "show", "dev", "lo"]).unwrap();
     assert!(!b_lo.contains(&p.lab.vip().to_string()), "b kept the VIP after SIGTERM: {b_lo}");
     let b_xdp = p.lab.exec(DIRECTOR_B, "ip", &["link", "show", "eth0"]).unwrap();
     assert!(!b_xdp.contains("prog/xdp"), "b left XDP attached: {b_xdp}");
-    assert!(p.b.log().contains("released") || p.b.log().contains("shutting down"), "{}", p.b.log());
-    assert!(wait_for("a active", Duration::from_secs(5), || p.a.state().as_deref() == Some("active")), "{}", p.a.log());
+    // b no longer answers: its events from its log.
+    let released = p.b.logged_events().iter().any(|(_, e)| matches!(e, Event::VipsReleased | Event::ShuttingDown { .. }));
+    assert!(released, "b did not record its release or shutdown:\n{}", p.b.log_text());
+    assert!(wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref() == Some("active")), "a not active:\n{}", p.a.log_text());
 }
 
 #[test]
 fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
     use tandem_common::heartbeat::{Key, Kind, LEN, Packet, Repr};
-    use tandem_common::node::NodeState;
     let Some(_turn) = lab_turn("privileged_lab_forged_and_replayed_heartbeats_change_nothing") else {
         return;
     };
-    let p = pair("forged", false);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let p = pair("forged", &options());
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     let client = p.lab.ns(lab::CLIENT).unwrap().to_string();
-    let key: [u8; 16] = (0..16).map(|i| u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>().try_into().unwrap();
+    let key = tandemd::key();
     let send = |r: &Repr, key: &[u8; 16]| {
         let mut buf = vec![0u8; LEN];
         r.emit(&mut Packet::new_unchecked(&mut buf[..]), &Key::from_bytes(key));
         in_netns(&client, || {
             let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
             for _ in 0..20 {
-                s.send_to(&buf, (lab::DIRECTOR_B_ADDR, 694)).unwrap();
+                s.send_to(&buf, (lab::DIRECTOR_B_ADDR, HEARTBEAT_PORT)).unwrap();
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
@@ -479,55 +314,8 @@ fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
     send(&Repr { seq: u64::MAX / 2, ..fake }, b"not-the-real-key");
     send(&fake, &key);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(p.b.state().as_deref(), Some("standby"), "forged/replayed heartbeats moved b:\n{}", p.b.log());
-    assert_eq!(p.a.state().as_deref(), Some("active"));
-    let _ = Ipv4Addr::LOCALHOST;
-}
-
-/// An IVR's heartbeat sender (kind IVR) to both directors, on a thread in
-/// its namespace; stops when dropped.
-struct IvrHeartbeat {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl IvrHeartbeat {
-    fn start(lab: &Lab, k: usize, node_id: u32) -> IvrHeartbeat {
-        use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
-        use tandem_common::heartbeat::{Key, Kind};
-        use tandem_control::hbsend::{PathSpec, Sender};
-        let ivr = &lab.ivrs()[k];
-        let ns = ivr.ns.clone();
-        let local = SocketAddr::new(IpAddr::V4(ivr.addr()), 0);
-        let stop = Arc::new(AtomicBool::new(false));
-        let s2 = stop.clone();
-        let key: [u8; 16] = (0..16).map(|i| u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap()).collect::<Vec<_>>().try_into().unwrap();
-        let thread = std::thread::spawn(move || {
-            let paths = [
-                PathSpec { index: 0, local, peer: SocketAddr::new(IpAddr::V4(lab::DIRECTOR_A_ADDR), 694) },
-                PathSpec { index: 0, local, peer: SocketAddr::new(IpAddr::V4(lab::DIRECTOR_B_ADDR), 694) },
-            ];
-            let mut sender = in_netns(&ns, || Sender::new(Key::from_bytes(&key), node_id, Kind::Ivr, &paths).unwrap());
-            // Bounded: at most 10 minutes of 10 ms heartbeats.
-            for _ in 0..60_000 {
-                if s2.load(Ordering::Relaxed) {
-                    break;
-                }
-                sender.send_all(tandem_common::node::NodeState::Active, 0, 0, (3, 30), tandem_dataplane::monotonic_ns());
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
-        IvrHeartbeat { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for IvrHeartbeat {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    assert_eq!(p.b.pair_state().as_deref(), Some("standby"), "forged/replayed heartbeats moved b:\n{}", p.b.log_text());
+    assert_eq!(p.a.pair_state().as_deref(), Some("active"));
 }
 
 /// Which IVR answered a probe (its name), if any.
@@ -542,14 +330,14 @@ fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
     let Some(_turn) = lab_turn("privileged_lab_ivr_heartbeats_drive_real_server_health") else {
         return;
     };
-    let p = pair_with("ivrhb", false, true);
-    let hb1 = IvrHeartbeat::start(&p.lab, 0, 101);
-    let _hb2 = IvrHeartbeat::start(&p.lab, 1, 102);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let p = pair("ivrhb", &PairOptions { ivr_heartbeats: true, ..options() });
+    let hb1 = ivr_heartbeat(&p.lab, 0);
+    let _hb2 = ivr_heartbeat(&p.lab, 1);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     let mut port = 24000;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     assert!(
-        wait_for("both IVRs answer", Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(5), || {
             port += 1;
             if let Some(w) = probe_who(&p.lab, port) {
                 seen.insert(w);
@@ -557,28 +345,29 @@ fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
             seen.len() == 2
         }),
         "seen {seen:?}\na: {}",
-        p.a.log()
+        p.a.log_text()
     );
     // ivr1 stops sending heartbeats: it is marked dead, new flows avoid it.
     drop(hb1);
-    assert!(wait_for("ivr 101 dead", Duration::from_secs(5), || p.a.log().contains("ivr node 101 dead")), "{}", p.a.log());
+    let dead = Event::IvrHealth { node_id: tandemd::ivr_node_id(0), alive: false };
+    assert!(wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == dead)), "ivr1 not marked dead:\n{}", p.a.log_text());
     for _ in 0..20 {
         port += 1;
         assert_eq!(probe_who(&p.lab, port).as_deref(), Some("ivr2"), "a new flow reached the silent ivr1");
     }
     // Back: new flows reach it again.
-    let _hb1 = IvrHeartbeat::start(&p.lab, 0, 101);
+    let _hb1 = ivr_heartbeat(&p.lab, 0);
     let mut back = false;
-    assert!(wait_for("ivr1 answers again", Duration::from_secs(5), || {
+    assert!(wait_for(Duration::from_secs(5), || {
         port += 1;
         back = probe_who(&p.lab, port).as_deref() == Some("ivr1");
         back
-    }), "{}", p.a.log());
+    }), "ivr1 does not answer again:\n{}", p.a.log_text());
     // tandemctl reals shows the health.
-    match p.a.request(Request::Reals) {
+    match p.a.request(&Request::Reals) {
         Some(Response::Reals { reals }) => {
             assert!(reals.iter().all(|r| r.health == "alive"), "{reals:?}");
-            assert!(reals.iter().all(|r| r.channels == Some(3) && r.capacity == Some(30)), "{reals:?}");
+            assert!(reals.iter().all(|r| r.channels == Some(IVR_CHANNELS.0) && r.capacity == Some(IVR_CHANNELS.1)), "{reals:?}");
         }
         other => panic!("reals: {other:?}"),
     }
@@ -616,36 +405,24 @@ fn carries(cards: &Cards, c: usize) -> bool {
     }
 }
 
-/// Two tandemd with simulated cards (a shared trunk), a active and b standby.
+/// Two tandemd with simulated cards (a shared trunk), a active and b
+/// standby in sync, two IVRs answering UDP. Dropped in field order:
+/// responders, daemons and lab, cards, files.
 struct CardPair {
-    lab: Lab,
+    _udp: Vec<Responder>,
+    pair: Pair,
     cards: Cards,
-    a: Node,
-    b: Node,
-    _ivrs: Vec<Responder>,
-    _peers: Dataplane,
-    _dir: tempdir::Dir,
+    _dir: WorkDir,
 }
 
 fn card_pair(tag: &str) -> CardPair {
-    let lab = Lab::pair(2).expect("pair lab");
-    let ivrs: Vec<Responder> = lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
-    let mut peers = Dataplane::load(LoadOptions { flow_entries: 1024, nat_entries: 1024 }).unwrap();
-    for d in [DIRECTOR_A, DIRECTOR_B] {
-        let i = lab.iface(d, "eth0").unwrap().clone();
-        in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native)).unwrap();
-    }
-    let dir = tempdir::Dir::new(tag);
-    let cards = cards(&dir.0);
-    let (ca, sa) = config_with(&lab, &dir.0, DIRECTOR_A, 1, 2, 150, false, false, Some(&cards.roots[0]));
-    let (cb, sb) = config_with(&lab, &dir.0, DIRECTOR_B, 2, 1, 100, false, false, Some(&cards.roots[1]));
-    let mut a = Node { name: DIRECTOR_A, child: None, config: ca, socket: sa, log: dir.0.join("a.log") };
-    let mut b = Node { name: DIRECTOR_B, child: None, config: cb, socket: sb, log: dir.0.join("b.log") };
-    a.start(&lab);
-    assert!(wait_for("a active", Duration::from_secs(10), || a.state().as_deref() == Some("active")), "{}", a.log());
-    b.start(&lab);
-    assert!(wait_for("b standby", Duration::from_secs(10), || b.state().as_deref() == Some("standby")), "{}", b.log());
-    CardPair { lab, cards, a, b, _ivrs: ivrs, _peers: peers, _dir: dir }
+    let dir = WorkDir::new(tag).expect("work dir");
+    let cards = cards(dir.path());
+    let roots = [cards.roots[0].as_path(), cards.roots[1].as_path()];
+    let mut pair = Pair::build(2, &options(), dir.path(), &bins(), Some(roots)).expect("pair lab");
+    let (udp, _) = start_stand_ins(&pair.lab, StandIns::Udp);
+    pair.start_directors().expect("a active, b standby");
+    CardPair { _udp: udp, pair, cards, _dir: dir }
 }
 
 #[test]
@@ -653,25 +430,27 @@ fn privileged_lab_cut_trunk_hands_over_once() {
     let Some(_turn) = lab_turn("privileged_lab_cut_trunk_hands_over_once") else {
         return;
     };
-    let p = card_pair("cut");
-    assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&p.cards, 0)), "{}", p.cards.sim.execute("status 0"));
+    let CardPair { pair: p, cards, .. } = &card_pair("cut");
+    assert!(wait_for(Duration::from_secs(5), || carries(cards, 0)), "no trunk on card 0: {}", cards.sim.execute("status 0"));
     // The trunk itself is cut: a's span sees RED|LOS, hands over to b, whose
     // span then sees the same. b keeps the role (a holds its card fault
     // down): one handover, no bouncing.
-    let r = p.cards.sim.execute("cut 0 1");
+    let r = cards.sim.execute("cut 0 1");
     assert!(r.starts_with("ok"), "{r}");
-    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "b: {}", p.b.log());
+    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b: {}", p.b.log_text());
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(p.b.state().as_deref(), Some("active"), "b: {}", p.b.log());
-    assert_eq!(p.a.state().as_deref(), Some("fault"), "a: {}", p.a.log());
-    let to_active = |log: &str| log.lines().filter(|l| l.contains("-> active")).count();
-    assert_eq!(to_active(&p.a.log()), 1, "a became active more than once:\n{}", p.a.log());
-    assert_eq!(to_active(&p.b.log()), 1, "b became active more than once:\n{}", p.b.log());
+    assert_eq!(p.b.pair_state().as_deref(), Some("active"), "b: {}", p.b.log_text());
+    assert_eq!(p.a.pair_state().as_deref(), Some("fault"), "a: {}", p.a.log_text());
+    let to_active = |d: &Director| {
+        d.events(0).iter().filter(|e| matches!(&e.event, Event::StateChanged { to, .. } if to == NodeState::Active.name())).count()
+    };
+    assert_eq!(to_active(&p.a), 1, "a became active more than once:\n{}", p.a.log_text());
+    assert_eq!(to_active(&p.b), 1, "b became active more than once:\n{}", p.b.log_text());
     // The trunk comes back: b's span clears and b serves on.
-    let r = p.cards.sim.execute("restore 0 1");
+    let r = cards.sim.execute("restore 0 1");
     assert!(r.starts_with("ok"), "{r}");
-    assert!(wait_for("trunk on card 1", Duration::from_secs(5), || carries(&p.cards, 1)), "{}", p.cards.sim.execute("status 1"));
-    assert_eq!(p.b.state().as_deref(), Some("active"));
+    assert!(wait_for(Duration::from_secs(5), || carries(cards, 1)), "no trunk on card 1: {}", cards.sim.execute("status 1"));
+    assert_eq!(p.b.pair_state().as_deref(), Some("active"));
 }
 
 #[test]
@@ -679,74 +458,67 @@ fn privileged_lab_spans_follow_the_active_node() {
     let Some(_turn) = lab_turn("privileged_lab_spans_follow_the_active_node") else {
         return;
     };
-    let CardPair { lab: _lab, cards, a, b, .. } = &card_pair("cards");
-    assert!(wait_for("a's spans started", Duration::from_secs(5), || a.log().contains("spans started alarm-free")), "{}", a.log());
-    assert!(wait_for("trunk on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
-    assert!(!carries(&cards, 1), "the standby's card must not carry the trunk");
-    assert!(wait_for("b in sync", Duration::from_secs(5), || sync_status(&b).is_some_and(|s| s.state == "in sync")), "{:?}", sync_status(&b));
+    let CardPair { pair: Pair { a, b, .. }, cards, .. } = &card_pair("cards");
+    assert!(wait_for(Duration::from_secs(5), || a.saw(|e| matches!(e, Event::SpansStarted { .. }))), "a's spans did not start:\n{}", a.log_text());
+    assert!(wait_for(Duration::from_secs(5), || carries(cards, 0)), "no trunk on card 0: {}", cards.sim.execute("status 0"));
+    assert!(!carries(cards, 1), "the standby's card must not carry the trunk");
+    assert!(wait_for(Duration::from_secs(5), || b.sync_status().is_some_and(|s| s.state == "in sync")), "{:?}", b.sync_status());
 
     // A call comes in on the trunk: a answers it, and the call record
     // reaches b.
     let r = cards.sim.execute("ring 0 1 1");
     assert!(r.starts_with("ok"), "{r}");
     assert!(
-        wait_for("a answers", Duration::from_secs(5), || cards.sim.execute("call 0 1 1").contains("answered")),
+        wait_for(Duration::from_secs(5), || cards.sim.execute("call 0 1 1").contains("answered")),
         "{}\n{}",
         cards.sim.execute("call 0 1 1"),
-        a.log()
+        a.log_text()
     );
     assert!(
-        wait_for("the call record on b", Duration::from_secs(5), || sync_status(&b).is_some_and(|s| s.calls == 1)),
+        wait_for(Duration::from_secs(5), || b.sync_status().is_some_and(|s| s.calls == 1)),
         "{:?}",
-        sync_status(&b)
+        b.sync_status()
     );
 
     // Switchover: a shuts its spans down first, b starts its own, the trunk follows.
-    assert!(matches!(b.request(Request::Switchover), Some(Response::Error { .. })), "only the active can switch over");
-    assert!(matches!(a.request(Request::Switchover), Some(Response::Done { .. })));
-    assert!(wait_for("b active", Duration::from_secs(5), || b.state().as_deref() == Some("active")), "{}", b.log());
-    assert!(wait_for("b's spans started", Duration::from_secs(5), || b.log().contains("spans started alarm-free")), "{}", b.log());
-    assert!(wait_for("trunk on card 1", Duration::from_secs(5), || carries(&cards, 1)), "{}", cards.sim.execute("status 1"));
+    assert!(matches!(b.request(&Request::Switchover), Some(Response::Error { .. })), "only the active can switch over");
+    assert!(matches!(a.request(&Request::Switchover), Some(Response::Done { .. })));
+    assert!(wait_for(Duration::from_secs(5), || b.pair_state().as_deref() == Some("active")), "b not active:\n{}", b.log_text());
+    assert!(wait_for(Duration::from_secs(5), || b.saw(|e| matches!(e, Event::SpansStarted { .. }))), "b's spans did not start:\n{}", b.log_text());
+    assert!(wait_for(Duration::from_secs(5), || carries(cards, 1)), "no trunk on card 1: {}", cards.sim.execute("status 1"));
     // The call survived: b picked it up from the synced record (b does not
     // answer calls by itself).
     assert!(
-        wait_for("b holds the call", Duration::from_secs(5), || cards.sim.execute("call 1 1 1").contains("answered")),
+        wait_for(Duration::from_secs(5), || cards.sim.execute("call 1 1 1").contains("answered")),
         "{}\nb: {}",
         cards.sim.execute("call 1 1 1"),
-        b.log()
+        b.log_text()
     );
     assert!(
-        wait_for("a holds b's record", Duration::from_secs(5), || sync_status(&a).is_some_and(|s| s.calls == 1 && s.role == "subscriber")),
+        wait_for(Duration::from_secs(5), || a.sync_status().is_some_and(|s| s.calls == 1 && s.role == "subscriber")),
         "{:?}",
-        sync_status(&a)
+        a.sync_status()
     );
     // tandemctl cards shows the spans.
-    match b.request(Request::Cards) {
+    match b.request(&Request::Cards) {
         Some(Response::Cards { spans }) => assert!(!spans.is_empty(), "no spans reported"),
         other => panic!("cards: {other:?}"),
     }
 
     // A red alarm on the active's span is a local fault: switchover to a.
-    assert!(wait_for("a standby", Duration::from_secs(5), || a.state().as_deref() == Some("standby")));
+    assert!(wait_for(Duration::from_secs(5), || a.pair_state().as_deref() == Some("standby")), "a not standby after the switchover");
     let r = cards.sim.execute("alarm 1 1 RED");
     assert!(r.starts_with("ok"), "{r}");
     assert!(
-        wait_for("a active after the alarm", Duration::from_secs(5), || {
-            a.state().as_deref() == Some("active") && b.state().as_deref() == Some("fault")
+        wait_for(Duration::from_secs(5), || {
+            a.pair_state().as_deref() == Some("active") && b.pair_state().as_deref() == Some("fault")
         }),
         "a: {}\nb: {}",
-        a.log(),
-        b.log()
+        a.log_text(),
+        b.log_text()
     );
-    assert!(wait_for("trunk back on card 0", Duration::from_secs(5), || carries(&cards, 0)), "{}", cards.sim.execute("status 0"));
+    assert!(wait_for(Duration::from_secs(5), || carries(cards, 0)), "no trunk on card 0: {}", cards.sim.execute("status 0"));
     let _ = cards.sim.execute("alarm 1 1 none");
-}
-
-fn sync_status(n: &Node) -> Option<admin::SyncReply> {
-    match n.request(Request::Sync)? {
-        Response::Sync(s) => Some(s),
-        _ => None,
-    }
 }
 
 /// One UDP flow per source port through the VIP; which IVR answered each.
@@ -792,13 +564,13 @@ fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
         return;
     };
     // Four IVRs and rr: a fresh scheduling would move about 3 flows in 4.
-    let mut p = pair_n("sync", false, false, 4);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let mut p = pair_lab("sync", 4, &options(), &[], StandIns::Udp);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     assert!(
-        wait_for("b in sync", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
         "b: {:?}\n{}",
-        sync_status(&p.b),
-        p.b.log()
+        p.b.sync_status(),
+        p.b.log_text()
     );
     let ports: Vec<u16> = (30_000..31_000).collect();
     let before = who_answers(&p.lab, &ports);
@@ -809,55 +581,55 @@ fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
     }
     // The standby holds every flow (and the active's standby acked them all).
     assert!(
-        wait_for("b holds 1000 flows", Duration::from_secs(10), || {
-            let (a, b) = (sync_status(&p.a), sync_status(&p.b));
+        wait_for(Duration::from_secs(10), || {
+            let (a, b) = (p.a.sync_status(), p.b.sync_status());
             a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 1000) && b.is_some_and(|b| b.flows >= 1000 && b.kernel_errors == 0)
         }),
         "a: {:?}\nb: {:?}",
-        sync_status(&p.a),
-        sync_status(&p.b)
+        p.a.sync_status(),
+        p.b.sync_status()
     );
 
     // Failover: every flow keeps its IVR on b.
     p.a.kill9();
-    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
+    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
     let after = who_answers_reversed(&p.lab, &ports);
-    assert!(after.iter().all(Option::is_some), "flows unanswered after the takeover:\n{}", p.b.log());
+    assert!(after.iter().all(Option::is_some), "flows unanswered after the takeover:\n{}", p.b.log_text());
     assert_eq!(moved(&before, &after), 0, "flows moved across the failover");
 
     // The old active returns as standby and gets b's tables by snapshot.
-    p.a.start(&p.lab);
-    assert!(wait_for("a standby", Duration::from_secs(10), || p.a.state().as_deref() == Some("standby")), "{}", p.a.log());
+    p.a.start().expect("restarting a");
+    assert!(wait_for(Duration::from_secs(10), || p.a.pair_state().as_deref() == Some("standby")), "a not standby:\n{}", p.a.log_text());
     assert!(
-        wait_for("a in sync with 1000 flows", Duration::from_secs(10), || {
-            sync_status(&p.a).is_some_and(|s| s.state == "in sync" && s.flows >= 1000 && s.applied >= 1000)
+        wait_for(Duration::from_secs(10), || {
+            p.a.sync_status().is_some_and(|s| s.state == "in sync" && s.flows >= 1000 && s.applied >= 1000)
         }),
         "a: {:?}\n{}",
-        sync_status(&p.a),
-        p.a.log()
+        p.a.sync_status(),
+        p.a.log_text()
     );
-    let snap = sync_status(&p.b).unwrap();
+    let snap = p.b.sync_status().unwrap();
     assert!(snap.snapshots >= 1, "b sent no snapshot: {snap:?}");
 
     // Failback by switchover: still nothing moves.
-    let r = p.b.request(Request::Switchover).unwrap();
+    let r = p.b.request(&Request::Switchover).unwrap();
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     assert!(
-        wait_for("a active again", Duration::from_secs(5), || {
-            p.a.state().as_deref() == Some("active") && p.b.state().as_deref() == Some("standby")
+        wait_for(Duration::from_secs(5), || {
+            p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",
-        p.a.log(),
-        p.b.log()
+        p.a.log_text(),
+        p.b.log_text()
     );
     let back = who_answers_reversed(&p.lab, &ports);
-    assert!(back.iter().all(Option::is_some), "flows unanswered after the failback:\n{}", p.a.log());
+    assert!(back.iter().all(Option::is_some), "flows unanswered after the failback:\n{}", p.a.log_text());
     assert_eq!(moved(&before, &back), 0, "flows moved across the failback");
     // The roles turned: b subscribes to a again.
     assert!(
-        wait_for("b in sync again", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
         "b: {:?}",
-        sync_status(&p.b)
+        p.b.sync_status()
     );
 }
 
@@ -899,12 +671,12 @@ fn privileged_lab_sip_dialogs_keep_their_ivr_across_failover() {
     // four IVRs by rr; after a takeover, every dialog's next message, from
     // another socket, reaches the same IVR (the new active learned the
     // Call-IDs through state sync, not from the 5-tuple).
-    let mut p = pair_flags("sip", false, false, 4, &["sip_persist"]);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let mut p = pair_lab("sip", 4, &PairOptions { flags: vec!["sip_persist".into()], ..options() }, &[], StandIns::Udp);
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     assert!(
-        wait_for("b in sync", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
         "{:?}",
-        sync_status(&p.b)
+        p.b.sync_status()
     );
     let ids: Vec<String> = (0..200).map(|i| format!("{i:04}-f81d4fae7dec11d0a76500a0c91e6bf6@198.18.0.2")).collect();
     let before = sip_who(&p.lab, 5060, &ids);
@@ -916,18 +688,18 @@ fn privileged_lab_sip_dialogs_keep_their_ivr_across_failover() {
     // Same dialogs again from another port: they stick.
     assert_eq!(moved(&before, &sip_who(&p.lab, 5062, &ids)), 0, "dialogs moved with the source port");
     assert!(
-        wait_for("b holds 200 calls", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.calls >= 200 && s.kernel_errors == 0)),
+        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.calls >= 200 && s.kernel_errors == 0)),
         "a: {:?}\nb: {:?}",
-        sync_status(&p.a),
-        sync_status(&p.b)
+        p.a.sync_status(),
+        p.b.sync_status()
     );
     p.a.kill9();
-    assert!(wait_for("b active", Duration::from_secs(5), || p.b.state().as_deref() == Some("active")), "{}", p.b.log());
+    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
     // In the reverse order, from a third socket: a fresh rr would move most.
     let rev: Vec<String> = ids.iter().rev().cloned().collect();
     let mut after = sip_who(&p.lab, 5064, &rev);
     after.reverse();
-    assert!(after.iter().all(Option::is_some), "dialogs unanswered after the takeover:\n{}", p.b.log());
+    assert!(after.iter().all(Option::is_some), "dialogs unanswered after the takeover:\n{}", p.b.log_text());
     assert_eq!(moved(&before, &after), 0, "dialogs moved across the failover");
 }
 
@@ -939,35 +711,35 @@ fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
     // 10,000 new flows at 10,000 per second through the active: the
     // standby ends up holding every one, nothing overflowed, and the lag
     // distribution is reported (the bench checks it against 50 ms).
-    let p = pair_n("synclag", false, false, 2);
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let p = pair("synclag", &options());
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     assert!(
-        wait_for("b in sync", Duration::from_secs(10), || sync_status(&p.b).is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
         "{:?}",
-        sync_status(&p.b)
+        p.b.sync_status()
     );
     let client = p.lab.ns(lab::CLIENT).unwrap();
     let ports: Vec<u16> = (20_000..30_000).collect();
     let dst = SocketAddr::new(IpAddr::V4(p.lab.vip()), 5060);
     udp_flows(client, &ports, dst, b"OPTIONS", 10_000, Duration::ZERO).unwrap();
     assert!(
-        wait_for("b holds 10,000 flows", Duration::from_secs(15), || {
-            let (a, b) = (sync_status(&p.a), sync_status(&p.b));
+        wait_for(Duration::from_secs(15), || {
+            let (a, b) = (p.a.sync_status(), p.b.sync_status());
             a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 10_000) && b.is_some_and(|b| b.flows >= 10_000)
         }),
         "a: {:?}\nb: {:?}\na: {}\nb: {}",
-        sync_status(&p.a),
-        sync_status(&p.b),
-        p.a.log(),
-        p.b.log()
+        p.a.sync_status(),
+        p.b.sync_status(),
+        p.a.log_text(),
+        p.b.log_text()
     );
-    let a = sync_status(&p.a).unwrap();
-    let b = sync_status(&p.b).unwrap();
+    let a = p.a.sync_status().unwrap();
+    let b = p.b.sync_status().unwrap();
     assert_eq!((a.overflows, a.out_of_date, b.kernel_errors, b.bad_frames), (0, false, 0, 0), "a: {a:?}\nb: {b:?}");
     assert_eq!(a.lag_samples, a.last_seq, "every change acknowledged and timed");
     // The same numbers for Prometheus: tandemctl metrics, and the HTTP
     // endpoint inside the director's namespace.
-    let text = match p.a.request(Request::Metrics) {
+    let text = match p.a.request(&Request::Metrics) {
         Some(Response::Metrics { text }) => text,
         other => panic!("metrics: {other:?}"),
     };
@@ -989,8 +761,8 @@ fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
         let _ = c.read_to_string(&mut out);
         out
     });
-    assert!(http.starts_with("HTTP/1.0 200 OK"), "{http}\nb: {}\na: {}", p.b.log(), p.a.log());
-    assert!(http.contains("tandem_node_state{state=\"standby\"} 1"), "{http}\nb: {}\na: {}", p.b.log(), p.a.log());
+    assert!(http.starts_with("HTTP/1.0 200 OK"), "{http}\nb: {}\na: {}", p.b.log_text(), p.a.log_text());
+    assert!(http.contains("tandem_node_state{state=\"standby\"} 1"), "{http}\nb: {}\na: {}", p.b.log_text(), p.a.log_text());
     assert!(http.contains("tandem_sync_in_sync 1"), "{http}");
     eprintln!(
         "sync lag at 10k new flows/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} changes",
@@ -1059,16 +831,18 @@ fn privileged_lab_sip_options_probe_takes_a_mute_ivr_out() {
     };
     // Two IVRs with heartbeats and SIP stand-ins; the director probes them
     // with OPTIONS (DR: frames to their MACs, addressed to the VIP).
-    let mut p = pair_opts("sipopt", false, true, 2, &[], "sip_options = { interval_ms = 100, timeout_ms = 50, failures = 2 }", true);
-    let _hb1 = IvrHeartbeat::start(&p.lab, 0, 101);
-    let _hb2 = IvrHeartbeat::start(&p.lab, 1, 102);
-    let ivrs = p.lab.ivrs().to_vec();
+    let o = PairOptions { ivr_heartbeats: true, ..options() };
+    let mut p = pair_lab("sipopt", 2, &o, &["sip_options = { interval_ms = 100, timeout_ms = 50, failures = 2 }"], StandIns::Sip);
+    let _hb1 = ivr_heartbeat(&p.lab, 0);
+    let _hb2 = ivr_heartbeat(&p.lab, 1);
+    let ivrs: Vec<lab::Host> = p.lab.ivrs().into_iter().cloned().collect();
     let ivr = |k: usize| &ivrs[k];
-    assert!(settled(&p), "a: {}\nb: {}", p.a.log(), p.b.log());
+    let probed = |k: usize, answered: bool| Event::SipOptions { real: IpAddr::V4(ivr(k).addr()), answered };
+    assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     let mut port = 26000;
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     assert!(
-        wait_for("both IVRs answer", Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(5), || {
             port += 1;
             if let Some(w) = probe_who(&p.lab, port) {
                 seen.insert(w);
@@ -1076,21 +850,23 @@ fn privileged_lab_sip_options_probe_takes_a_mute_ivr_out() {
             seen.len() == 2
         }),
         "seen {seen:?}\na: {}",
-        p.a.log()
+        p.a.log_text()
     );
-    assert!(!p.a.log().contains("SIP OPTIONS unanswered"), "a healthy IVR was taken out:\n{}", p.a.log());
+    let unanswered = |e: &Event| matches!(e, Event::SipOptions { answered: false, .. });
+    assert!(!p.a.saw(unanswered), "a healthy IVR was taken out:\n{}", p.a.log_text());
     // ivr1's SIP stack goes mute while its heartbeat goes on: it is taken
     // out, and new flows avoid it.
     drop(p.sip[0].take());
-    let gone = format!("real {}: SIP OPTIONS unanswered", ivr(0).addr());
-    assert!(wait_for("ivr1 out", Duration::from_secs(5), || p.a.log().contains(&gone)), "{}", p.a.log());
-    assert!(!p.a.log().contains("ivr node 101 dead"), "its heartbeat went on:\n{}", p.a.log());
+    let gone = probed(0, false);
+    assert!(wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == gone)), "ivr1 not taken out:\n{}", p.a.log_text());
+    let dead = Event::IvrHealth { node_id: tandemd::ivr_node_id(0), alive: false };
+    assert!(!p.a.saw(|e| *e == dead), "its heartbeat went on:\n{}", p.a.log_text());
     for _ in 0..20 {
         port += 1;
         assert_eq!(probe_who(&p.lab, port).as_deref(), Some(ivr(1).name.as_str()), "a new flow reached the mute ivr1");
     }
     // It answers again: back in.
     p.sip[0] = Some(SipResponder::start(&ivr(0).ns, &ivr(0).name, p.lab.vip()));
-    let back = format!("real {}: SIP OPTIONS answered again", ivr(0).addr());
-    assert!(wait_for("ivr1 back", Duration::from_secs(5), || p.a.log().contains(&back)), "{}", p.a.log());
+    let back = probed(0, true);
+    assert!(wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == back)), "ivr1 not back in:\n{}", p.a.log_text());
 }
