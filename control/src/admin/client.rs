@@ -36,7 +36,7 @@ fn request_line(
     timeout: Duration,
 ) -> Result<Response, AdminError> {
     let path = socket.to_owned();
-    let stream = UnixStream::connect(socket).map_err(|e| connect_error(socket, e))?;
+    let stream = connect(socket, timeout).map_err(|e| connect_error(socket, e))?;
     stream
         .set_read_timeout(Some(timeout))
         .and_then(|_| stream.set_write_timeout(Some(timeout)))
@@ -66,6 +66,36 @@ fn request_line(
         path,
         reason: e.to_string(),
     })
+}
+
+/// Connects to the daemon's socket within `timeout`. A blocking
+/// `connect(2)` on a Unix socket waits as long as the listener's backlog
+/// is full (a daemon that does not accept): this one is non-blocking and
+/// retries until the timeout, then says `TimedOut`. The stream it returns
+/// is blocking.
+pub fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr};
+    let addr = UnixAddr::new(socket).map_err(io::Error::from)?;
+    let end = std::time::Instant::now() + timeout;
+    loop {
+        let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
+            .map_err(io::Error::from)?;
+        match socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+            Ok(()) => {
+                let stream = UnixStream::from(fd);
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            // The backlog is full: the daemon is not accepting now.
+            Err(nix::errno::Errno::EAGAIN) if std::time::Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(nix::errno::Errno::EAGAIN) => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("the daemon accepted no connection within {timeout:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Maps a failed connect to an error that says what to do.

@@ -27,7 +27,7 @@ pub mod protocol;
 pub mod render;
 pub mod server;
 
-pub use client::{connect_error, request, request_cards};
+pub use client::{connect, connect_error, request, request_cards};
 pub use protocol::{
     AdminError, CARDS_REQUEST, ChannelStatus, MAX_EVENTS, MAX_LINE, PathStatus, PeerStatus, RealStatus,
     ReasonCount, Request, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, VipStatus,
