@@ -255,3 +255,13 @@ impl Daemon {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_sysctl_that_cannot_be_written_is_an_error_naming_its_key() {
+        let e = super::sysctl("net.ipv4.conf.tandem-no-such0.arp_ignore", "1").expect_err("no such interface");
+        let text = format!("{e:#}");
+        assert!(text.contains("net.ipv4.conf.tandem-no-such0.arp_ignore = 1"), "{text}");
+    }
+}

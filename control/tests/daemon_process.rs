@@ -1,0 +1,242 @@
+//! tandemd as a process, alone in a network namespace the test creates
+//! (issue 10): a configuration it refuses changes nothing on the host
+//! (defect 2: the DR `sip_options` check used to run after XDP was
+//! attached and the VIP interface's ARP sysctls were written); SIGHUP
+//! neither kills nor stops it (defect 4); its errors reach stderr through
+//! the tracing subscriber (defect 3).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tandem_control::{admin, events::Event};
+use tandem_tests::{in_netns, require_privileged};
+
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(ns: &str, args: &str) {
+    let st = Command::new("ip").args(["-n", ns]).args(args.split_whitespace()).status().expect("ip");
+    assert!(st.success(), "ip -n {ns} {args}");
+}
+
+/// A sysctl of the namespace (network sysctls belong to the reading thread's namespace).
+fn sysctl(ns: &str, key: &str) -> String {
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    in_netns(ns, || std::fs::read_to_string(&path).expect("sysctl")).trim().to_string()
+}
+
+/// A namespace with a service veth (svc0, 198.18.0.11) and a heartbeat
+/// veth (hb0, 198.18.1.1).
+fn lab(tag: &str) -> Netns {
+    let ns = Netns(format!("tl-{tag}-{}", std::process::id()));
+    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().expect("ip").success());
+    ip(&ns.0, "link set lo up");
+    ip(&ns.0, "link add svc0 type veth peer name svc1");
+    ip(&ns.0, "link add hb0 type veth peer name hb1");
+    for l in ["svc0", "svc1", "hb0", "hb1"] {
+        ip(&ns.0, &format!("link set {l} up"));
+    }
+    ip(&ns.0, "addr add 198.18.0.11/24 dev svc0");
+    ip(&ns.0, "addr add 198.18.1.1/24 dev hb0");
+    ns
+}
+
+/// One director's configuration; `service_extra` goes into its service.
+fn config(socket: &Path, service_extra: &str) -> String {
+    format!(
+        r#"[node]
+id = 1
+peer_id = 2
+name = "a"
+
+[heartbeat]
+interval_ms = 10
+key = "000102030405060708090a0b0c0d0e0f"
+paths = [{{ name = "link", interface = "hb0", local = "198.18.1.1", peer = "198.18.1.2" }}]
+
+[[vip]]
+address = "198.18.0.100"
+interface = "svc0"
+
+[dataplane]
+xdp_mode = "generic"
+interfaces = ["svc0", "hb0"]
+flow_entries = 1024
+
+[[service]]
+vip = "198.18.0.100"
+port = 5060
+protocol = "udp"
+scheduler = "rr"
+forward = "dr"
+{service_extra}
+
+[[service.real]]
+address = "198.18.0.21"
+mac = "02:18:00:00:00:21"
+
+[admin]
+socket = "{}"
+"#,
+        socket.display()
+    )
+}
+
+fn tandemd() -> std::ffi::OsString {
+    std::env::var_os("TANDEMD").unwrap_or_else(|| env!("CARGO_BIN_EXE_tandemd").into())
+}
+
+/// A scratch directory, removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("tandem-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("dir");
+        Dir(d)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A tandemd this test started, killed by its PID on drop.
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(ns: &str, config: &Path, stderr: &Path) -> Daemon {
+        let err = std::fs::File::create(stderr).expect("stderr file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(tandemd())
+            .arg("--config")
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("tandemd");
+        Daemon(child)
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on the PID of our own child, not yet reaped.
+        assert_eq!(unsafe { libc::kill(self.0.id() as libc::pid_t, sig) }, 0);
+    }
+
+    /// The exit status within `within`, if it exited.
+    fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + within;
+        loop {
+            if let Ok(Some(st)) = self.0.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn privileged_refused_config_changes_nothing_on_the_host() {
+    if !require_privileged("privileged_refused_config_changes_nothing_on_the_host") {
+        return;
+    }
+    let ns = lab("setup");
+    let dir = Dir::new("setup");
+    let cfg = dir.0.join("tandem.toml");
+    // Valid as a file; refused at start-up: DR probes need a heartbeat
+    // path on the VIP's interface (their source address), and the only
+    // path is on hb0.
+    let probes = "sip_options = { interval_ms = 1000, timeout_ms = 500, failures = 3 }";
+    std::fs::write(&cfg, config(&dir.0.join("a.sock"), probes)).expect("config");
+    let before = (sysctl(&ns.0, "net.ipv4.conf.svc0.arp_ignore"), sysctl(&ns.0, "net.ipv4.conf.svc0.arp_announce"));
+    assert_eq!(before, ("0".to_string(), "0".to_string()), "a fresh veth");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(tandemd())
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .expect("tandemd");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "tandemd must refuse the configuration; stderr: {stderr}");
+    assert!(stderr.contains("sip_options on a DR service"), "the refusal says why: {stderr}");
+    let after = (sysctl(&ns.0, "net.ipv4.conf.svc0.arp_ignore"), sysctl(&ns.0, "net.ipv4.conf.svc0.arp_announce"));
+    assert_eq!(after, before, "the refused start changed the VIP interface's ARP sysctls");
+    assert_eq!(sysctl(&ns.0, "net.ipv4.conf.svc0.accept_local"), "0");
+}
+
+#[test]
+fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
+    if !require_privileged("privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr") {
+        return;
+    }
+    let ns = lab("hup");
+    let dir = Dir::new("hup");
+    let socket = dir.0.join("a.sock");
+    let cfg = dir.0.join("tandem.toml");
+    std::fs::write(&cfg, config(&socket, "")).expect("config");
+    let mut d = Daemon::start(&ns.0, &cfg, &dir.0.join("a.err"));
+    let status = || admin::request(&socket, &admin::Request::Status, Duration::from_millis(500));
+    let end = Instant::now() + Duration::from_secs(15);
+    while !matches!(status(), Ok(admin::Response::Status(_))) {
+        assert!(Instant::now() < end, "tandemd did not answer: {}", std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default());
+        assert!(d.exited(Duration::ZERO).is_none(), "tandemd exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.signal(libc::SIGHUP);
+    assert_eq!(d.exited(Duration::from_millis(500)), None, "SIGHUP must not stop tandemd");
+    assert!(matches!(status(), Ok(admin::Response::Status(_))), "still answering after SIGHUP");
+    let events = match admin::request(&socket, &admin::Request::Events { after: 0 }, Duration::from_secs(1)) {
+        Ok(admin::Response::Events { events }) => events,
+        other => panic!("events: {other:?}"),
+    };
+    assert!(
+        events.iter().any(|e| e.event == Event::SignalIgnored { signal: "SIGHUP".into() }),
+        "SIGHUP recorded: {events:?}"
+    );
+    d.signal(libc::SIGTERM);
+    let st = d.exited(Duration::from_secs(5)).expect("SIGTERM stops tandemd");
+    assert!(st.success(), "clean exit on SIGTERM: {st}");
+
+    // An error on the way (an admin socket it cannot create) reaches
+    // stderr, once, with the object it concerns.
+    let bad = PathBuf::from("/proc/tandem-no-such-dir/a.sock");
+    std::fs::write(&cfg, config(&bad, "")).expect("config");
+    let err = dir.0.join("b.err");
+    let mut d = Daemon::start(&ns.0, &cfg, &err);
+    let end = Instant::now() + Duration::from_secs(15);
+    let logged = loop {
+        let text = std::fs::read_to_string(&err).unwrap_or_default();
+        if text.contains("/proc/tandem-no-such-dir/a.sock") || Instant::now() >= end || d.exited(Duration::ZERO).is_some() {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    d.signal(libc::SIGTERM);
+    let _ = d.exited(Duration::from_secs(5));
+    let lines: Vec<&str> = logged.lines().filter(|l| l.contains("/proc/tandem-no-such-dir/a.sock")).collect();
+    assert_eq!(lines.len(), 1, "the admin socket error, logged once: {logged}");
+    assert!(lines[0].contains("ERROR"), "at error level: {}", lines[0]);
+}
