@@ -13,7 +13,7 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    path::PathBuf,
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -99,7 +99,7 @@ fn scrape(addr: SocketAddr) -> Result<Duration, String> {
     Ok(t.elapsed())
 }
 
-fn status(socket: &PathBuf) -> Result<Duration, String> {
+fn status(socket: &Path) -> Result<Duration, String> {
     let t = Instant::now();
     match admin::request(socket, &admin::Request::Status, Duration::from_secs(1)) {
         Ok(admin::Response::Status(s)) if s.state == "active" => Ok(t.elapsed()),

@@ -132,7 +132,7 @@ impl Daemon {
     /// Writes these services, with health applied, to the dataplane.
     pub(super) fn push_services(&mut self, touched: Vec<usize>) {
         let eff = crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
-        self.svc_cache.clear();
+        self.translator.invalidate();
         for si in touched {
             if let Err(e) = self.dp.set_service(&eff[si]) {
                 tracing::error!("service {}: {e}", eff[si].name());

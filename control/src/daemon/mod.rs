@@ -151,8 +151,8 @@ pub struct Daemon {
     /// generations they were taken at.
     chan_polls: HashMap<(usize, usize), crate::cards::ChannelFd>,
     chan_gens: Vec<u64>,
-    /// Service id → (its key, real server by slot), for flow records.
-    svc_cache: HashMap<u32, (crate::sync::VirtualService, Vec<Option<(std::net::IpAddr, u16)>>)>,
+    /// Sync records ↔ this node's kernel tables.
+    translator: crate::sync::apply::Translator,
     /// The connection poll armed: (connection id, events).
     sync_polled: Option<(u64, u32)>,
     sync_timer_at: Option<Instant>,
@@ -211,7 +211,7 @@ impl Daemon {
             call_events: p.call_events,
             chan_polls: HashMap::new(),
             chan_gens: Vec::new(),
-            svc_cache: HashMap::new(),
+            translator: Default::default(),
             sync_polled: None,
             sync_timer_at: None,
             pair_timer_at: None,

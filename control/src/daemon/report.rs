@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use tandem_dataplane::common::node::NodeState;
 
-use super::{Daemon, synced::ip_of};
+use super::Daemon;
+use crate::sync::apply::ip_of;
 use crate::{admin, pair::Event as PairEvent};
 
 impl Daemon {

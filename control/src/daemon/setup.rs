@@ -113,7 +113,7 @@ impl Daemon {
 
         // 2. Descriptors, sockets and devices: opened, not yet changed.
         let key = Key::from_bytes(&cfg.heartbeat.key);
-        let sender = Sender::new(key.clone(), cfg.node.id, Kind::Director, &specs).context("heartbeat sockets")?;
+        let sender = Sender::new(key, cfg.node.id, Kind::Director, &specs).context("heartbeat sockets")?;
         let mut vips = Vec::new();
         for (v, iface) in cfg.vips.iter().zip(&vip_ifaces) {
             let garp = GarpSender::open(iface, v.address).with_context(|| format!("vip {}: GARP socket", v.address))?;
@@ -140,7 +140,7 @@ impl Daemon {
         let sync = match &cfg.sync {
             Some(sc) => Some(crate::sync::runtime::SyncRuntime::new(
                 cfg.node.id,
-                key.clone(),
+                key,
                 &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
                 &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
             )?),

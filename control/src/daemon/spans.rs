@@ -13,22 +13,10 @@ use tandem_dataplane::common::node::NodeState;
 
 use super::{Daemon, Event, token::Token};
 use crate::cards::CallState as CardCall;
-use crate::sync::CallState as SyncCall;
-
-/// The sync id of a card channel's call: `dahdi/<card>/<span>/<channel>`,
-/// the card by its position in the configuration (the same on both
-/// directors; their device roots differ).
-pub(super) fn card_call_id(card: usize, span: u32, channel: u32) -> String {
-    format!("dahdi/{card}/{span}/{channel}")
-}
-
-pub(super) fn parse_card_call_id(id: &str) -> Option<(usize, u32, u32)> {
-    let mut it = id.strip_prefix("dahdi/")?.split('/');
-    let card = it.next()?.parse().ok()?;
-    let span = it.next()?.parse().ok()?;
-    let channel = it.next()?.parse().ok()?;
-    it.next().is_none().then_some((card, span, channel))
-}
+use crate::sync::{
+    CallState as SyncCall,
+    apply::{card_call_id, parse_card_call_id},
+};
 
 fn sync_state(s: CardCall) -> SyncCall {
     match s {
@@ -233,12 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn card_call_ids_round_trip_and_reject_others() {
-        assert_eq!(card_call_id(1, 2, 31), "dahdi/1/2/31");
-        assert_eq!(parse_card_call_id("dahdi/1/2/31"), Some((1, 2, 31)));
-        for bad in ["dahdi/1/2", "dahdi/1/2/3/4", "a84b4c76e66710@pc33.example.com", "dahdi/x/1/1", ""] {
-            assert_eq!(parse_card_call_id(bad), None, "{bad}");
-        }
+    fn card_and_sync_call_states_round_trip() {
         for s in [CardCall::Idle, CardCall::Ringing, CardCall::Answered, CardCall::OnHold, CardCall::HungUp] {
             assert_eq!(card_state(sync_state(s)), s);
         }

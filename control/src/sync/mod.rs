@@ -4,7 +4,8 @@
 //!
 //! [`wire`] owns the frame and record layout, [`store`] the synced tables,
 //! [`session`] the sans-IO [`Publisher`] and [`Subscriber`] state machines.
-//! None of them does I/O or reads a clock. [`runtime`] is the I/O shell
+//! None of them does I/O or reads a clock. [`apply`] translates records
+//! to and from this node's kernel tables. [`runtime`] is the I/O shell
 //! around them: the sync sockets, and which role the node plays; the
 //! daemon drives it from its io_uring loop and applies what the subscriber
 //! yields to the kernel's tables. Decisions of the protocol belong in the
@@ -27,6 +28,7 @@
 //!   [`Subscriber::with_store`] so the snapshot it gets changes only what
 //!   differs.
 
+pub mod apply;
 pub mod runtime;
 pub mod session;
 pub mod store;
