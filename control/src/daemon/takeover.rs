@@ -165,6 +165,12 @@ impl Daemon {
             if self.pair.state() == NodeState::Takeover {
                 self.mark(Event::WitnessAnswered);
             }
+            // Every input makes the machine re-apply its rules to its view
+            // of the peer, which the loop refreshes only at deadlines: read
+            // the kernel's heartbeat records first, or a standby would
+            // judge a live peer by a stale view and take over (seen: a
+            // takeover with the peer heard 0.1 ms before).
+            self.refresh();
             self.pair.handle(PairEvent::WitnessAnswered { sent_at }, Instant::now());
         }
         if let Some(w) = &self.witness {
