@@ -73,37 +73,6 @@ struct OwnedVip {
     garp_interval: Duration,
 }
 
-/// What [`setup`] opened, assembled into a [`Daemon`].
-struct Parts {
-    cfg: Config,
-    dp: Dataplane,
-    pair: Pair,
-    sender: Sender,
-    events: HeartbeatEvents,
-    ring: Ring,
-    signals: Signals,
-    timeline: Timeline,
-    witness: Option<Witness>,
-    addrs: AddressSocket,
-    addr_worker: crate::addrworker::AddressWorker,
-    lo: Interface,
-    vips: Vec<OwnedVip>,
-    paths: HashMap<u32, u8>,
-    peer_id: u32,
-    links: crate::link::LinkMonitor,
-    services: Vec<tandem_dataplane::ServiceConfig>,
-    ivr_slots: HashMap<u32, Vec<(usize, usize)>>,
-    pool: crate::pool::Pool,
-    cards: Vec<crate::cards::CardManager>,
-    sync: Option<crate::sync::runtime::SyncRuntime>,
-    flow_events: Option<tandem_dataplane::FlowEvents>,
-    call_events: Option<tandem_dataplane::CallEvents>,
-    probes: crate::sipprobe::ProbeSet,
-    probe_sock: Option<std::net::UdpSocket>,
-    probe_src: Ipv4Addr,
-    clients: Clients,
-}
-
 /// The running daemon.
 pub struct Daemon {
     cfg: Config,
@@ -175,56 +144,6 @@ fn mono_ns() -> u64 {
 }
 
 impl Daemon {
-    fn assemble(p: Parts) -> Daemon {
-        let now = Instant::now();
-        let holddown = p.cfg.node.card_fault_holddown;
-        Daemon {
-            cfg: p.cfg,
-            dp: p.dp,
-            pair: p.pair,
-            sender: p.sender,
-            events: p.events,
-            ring: p.ring,
-            signals: p.signals,
-            timeline: p.timeline,
-            witness: p.witness,
-            witness_ok: false,
-            addrs: p.addrs,
-            addr_worker: p.addr_worker,
-            lo: p.lo,
-            vips: p.vips,
-            paths: p.paths,
-            seen: HashMap::new(),
-            peer_id: p.peer_id,
-            next_hb: now,
-            garp_left: 0,
-            state_since: now,
-            links: p.links,
-            services: p.services,
-            ivr_slots: p.ivr_slots,
-            pool: p.pool,
-            cards: p.cards,
-            link_fault: false,
-            card_fault: crate::cards::CardFaultFilter::new(holddown),
-            sync: p.sync,
-            flow_events: p.flow_events,
-            call_events: p.call_events,
-            chan_polls: HashMap::new(),
-            chan_gens: Vec::new(),
-            translator: Default::default(),
-            sync_polled: None,
-            sync_timer_at: None,
-            pair_timer_at: None,
-            probes: p.probes,
-            probe_sock: p.probe_sock,
-            probe_src: p.probe_src,
-            probe_timer_at: None,
-            sip_down: HashSet::new(),
-            clients: p.clients,
-            client_timer_at: None,
-        }
-    }
-
     /// Records an event in the timeline (printed and logged).
     fn mark(&mut self, event: Event) {
         self.timeline.record(mono_ns(), event);

@@ -177,48 +177,67 @@ impl Daemon {
             (None, None)
         };
 
-        // 4. Changes to the host.
-        let mut d = Daemon::assemble(super::Parts {
+        let now = Instant::now();
+        let holddown = cfg.node.card_fault_holddown;
+        let pair = Pair::new(
+            PairConfig {
+                node_id: cfg.node.id,
+                priority: cfg.node.priority,
+                preempt: cfg.node.preempt,
+                interval: cfg.heartbeat.interval,
+                multiplier: cfg.heartbeat.multiplier,
+                paths: cfg.heartbeat.paths.len() as u8,
+                witness: witness.is_some(),
+                init_hold: cfg.heartbeat.deadline() * 2,
+            },
+            now,
+        );
+        let mut d = Daemon {
             dp,
-            pair: Pair::new(
-                PairConfig {
-                    node_id: cfg.node.id,
-                    priority: cfg.node.priority,
-                    preempt: cfg.node.preempt,
-                    interval: cfg.heartbeat.interval,
-                    multiplier: cfg.heartbeat.multiplier,
-                    paths: cfg.heartbeat.paths.len() as u8,
-                    witness: witness.is_some(),
-                    init_hold: cfg.heartbeat.deadline() * 2,
-                },
-                Instant::now(),
-            ),
+            pair,
             sender,
             events,
             ring,
             signals,
             timeline: Timeline::new(true),
             witness,
+            witness_ok: false,
             addrs,
             addr_worker,
             lo,
             vips,
             paths,
+            seen: HashMap::new(),
             peer_id,
+            next_hb: now,
+            garp_left: 0,
+            state_since: now,
             links,
             services,
             ivr_slots,
             pool,
             cards,
+            link_fault: false,
+            card_fault: crate::cards::CardFaultFilter::new(holddown),
             sync,
             flow_events,
             call_events,
-            probes: crate::sipprobe::ProbeSet::new(targets, Instant::now()),
+            chan_polls: HashMap::new(),
+            chan_gens: Vec::new(),
+            translator: Default::default(),
+            sync_polled: None,
+            sync_timer_at: None,
+            pair_timer_at: None,
+            probes: crate::sipprobe::ProbeSet::new(targets, now),
             probe_sock,
             probe_src,
+            probe_timer_at: None,
+            sip_down: Default::default(),
             clients,
+            client_timer_at: None,
             cfg,
-        });
+        };
+        // 4. Changes to the host.
         d.change_host()?;
         Ok(d)
     }
