@@ -4,12 +4,15 @@
 //! switch that turns the pushing of flow and call changes on (while a
 //! standby is synced).
 //!
-//! A reader never blocks: the caller polls the fd, then drains.
+//! A reader never blocks: the caller polls the fd, then drains. It hands
+//! out the program's records as they are (`next`, for tests of the ABI)
+//! or decoded (`next_record`, `next_change`: the control plane's view,
+//! [`crate::records`]), skipping and counting any it cannot decode.
 
 use aya::{Pod, maps::MapData};
 use tandem_common::*;
 
-use crate::{Dataplane, Error};
+use crate::{CallChange, Dataplane, Error, FlowChange, HeartbeatRecord};
 
 impl Dataplane {
     /// The ring buffer of sender state changes (taken once; the caller
@@ -41,15 +44,36 @@ impl Dataplane {
 /// for readability (e.g. with io_uring), then drain with `next`.
 pub struct RingEvents<T: Pod> {
     rb: aya::maps::RingBuf<MapData>,
+    /// Records read but not decoded (a kind this version does not know).
+    skipped: u64,
     _record: std::marker::PhantomData<T>,
 }
 
 impl<T: Pod> RingEvents<T> {
     fn new(rb: aya::maps::RingBuf<MapData>) -> RingEvents<T> {
-        RingEvents { rb, _record: std::marker::PhantomData }
+        RingEvents { rb, skipped: 0, _record: std::marker::PhantomData }
     }
 
-    /// The next pending record, if any (non-blocking).
+    /// Records the typed readers skipped so far: ones carrying a kind this
+    /// version does not know (the program never writes one).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The next pending record that `decode` accepts, counting the ones it
+    /// refuses.
+    fn next_decoded<R>(&mut self, decode: impl Fn(&T) -> Option<R>) -> Option<R> {
+        loop {
+            let raw = self.next()?;
+            match decode(&raw) {
+                Some(r) => return Some(r),
+                None => self.skipped += 1,
+            }
+        }
+    }
+
+    /// The next pending record as the program wrote it, if any
+    /// (non-blocking).
     pub fn next(&mut self) -> Option<T> {
         let item = self.rb.next()?;
         if item.len() < std::mem::size_of::<T>() {
@@ -73,3 +97,24 @@ pub type HeartbeatEvents = RingEvents<HbPeer>;
 pub type FlowEvents = RingEvents<FlowEvent>;
 /// SIP call-table changes pushed by the kernel (`CALL_EVENTS`).
 pub type CallEvents = RingEvents<CallEvent>;
+
+impl HeartbeatEvents {
+    /// The next pending sender change, decoded (non-blocking).
+    pub fn next_record(&mut self) -> Option<HeartbeatRecord> {
+        self.next_decoded(HeartbeatRecord::from_raw)
+    }
+}
+
+impl FlowEvents {
+    /// The next pending connection-table change, decoded (non-blocking).
+    pub fn next_change(&mut self) -> Option<FlowChange> {
+        self.next_decoded(FlowChange::from_raw)
+    }
+}
+
+impl CallEvents {
+    /// The next pending SIP call-table change, decoded (non-blocking).
+    pub fn next_change(&mut self) -> Option<CallChange> {
+        self.next_decoded(CallChange::from_raw)
+    }
+}

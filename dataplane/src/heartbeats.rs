@@ -3,11 +3,12 @@
 //! heard from each on each path) and the IPv4 VIPs it answers ARP for.
 //!
 //! The pair's decisions (who is active, when to take over) are the
-//! control plane's; the heartbeat ring buffer is handed out by `events`.
+//! control plane's; the heartbeat ring buffer is handed out by `events`,
+//! and the records are decoded by `records`.
 
 use tandem_common::*;
 
-use crate::{Dataplane, Error, error::map_err};
+use crate::{Dataplane, Error, HeartbeatRecord, error::map_err};
 
 impl Dataplane {
     /// Enables heartbeat detection on `port` with the SipHash `key` (port 0
@@ -32,9 +33,18 @@ impl Dataplane {
         Ok(())
     }
 
-    /// What the kernel last heard from every sender on every path.
+    /// What the kernel last heard from every sender on every path, as the
+    /// program wrote it (tests of the ABI; the control plane reads
+    /// [`Dataplane::heartbeat_records`]).
     pub fn heartbeat_peers(&self) -> Vec<HbPeer> {
         self.maps.heartbeat.peers.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
+    }
+
+    /// What the kernel last heard from every sender on every path,
+    /// decoded; a record of a sender kind this version does not know (the
+    /// program records only declared senders) is left out.
+    pub fn heartbeat_records(&self) -> Vec<HeartbeatRecord> {
+        self.heartbeat_peers().iter().filter_map(HeartbeatRecord::from_raw).collect()
     }
 
     /// Marks an IPv4 VIP as owned (the program answers ARP for it with

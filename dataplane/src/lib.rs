@@ -42,6 +42,7 @@ mod flows;
 mod handles;
 mod heartbeats;
 mod loader;
+mod records;
 mod run;
 mod services;
 mod synced;
@@ -59,6 +60,7 @@ pub use crate::{
     events::{CallEvents, FlowEvents, HeartbeatEvents, RingEvents},
     image::ServiceImage,
     loader::{AttachMode, Attached, LoadOptions, OBJECT, fmt_mac, ifindex, parse_mac},
+    records::{CallChange, FlowChange, FlowFlags, HeartbeatRecord, ServiceFlag, ServiceFlags},
     run::{BenchRunner, BenchTarget, RunResult},
     services::derived,
 };

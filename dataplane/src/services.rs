@@ -11,7 +11,7 @@ use std::collections::HashMap as StdHashMap;
 
 use tandem_common::*;
 
-use crate::{Dataplane, Error, ServiceConfig, ServiceImage, error::map_err};
+use crate::{Dataplane, Error, ServiceConfig, ServiceFlag, ServiceFlags, ServiceImage, error::map_err};
 
 impl Dataplane {
     /// Adds or replaces a virtual service. The configuration is validated
@@ -70,7 +70,7 @@ impl Dataplane {
 
     fn write_image(&mut self, img: &ServiceImage) -> Result<(), Error> {
         let id = img.service.id;
-        match Scheduler::from_u8(img.service.scheduler) {
+        match img.scheduler() {
             Some(Scheduler::Wrr) => {
                 for (i, v) in img
                     .wrr
@@ -179,7 +179,7 @@ impl Dataplane {
     }
 
     /// Sets the load real server `slot` of service `id` reports (used by
-    /// services with `FLAG_REPORTED_LOAD`).
+    /// services with [`ServiceFlag::ReportedLoad`]).
     pub fn set_real_load(&mut self, id: u32, slot: u32, load: RealLoad) -> Result<(), Error> {
         self.maps.services.real_load.set(id * MAX_REALS + slot, load, 0).map_err(map_err(maps::REAL_LOAD))
     }
@@ -200,12 +200,13 @@ pub fn derived<'a>(services: impl Iterator<Item = &'a Service>) -> (Vec<(u32, u3
     let mut ports: StdHashMap<u32, u32> = StdHashMap::new();
     let mut globals = Globals::default();
     for s in services {
-        let mut bit = if s.flags & FLAG_ONE_PACKET != 0 {
+        let flags = ServiceFlags::from(s);
+        let mut bit = if flags.contains(ServiceFlag::OnePacket) {
             PORT_ONE_PACKET
         } else {
             PORT_CONN
         };
-        if s.flags & FLAG_SIP_PERSIST != 0 && s.key.proto == PROTO_UDP {
+        if flags.contains(ServiceFlag::SipPersist) && s.key.proto == PROTO_UDP {
             bit |= PORT_SIP;
         }
         *ports

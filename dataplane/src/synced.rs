@@ -52,7 +52,7 @@ impl Dataplane {
             _pad: 0,
         };
         self.maps.conns.flows.insert(*key, value, 0).map_err(map_err(maps::FLOWS))?;
-        if img.service.forward == Forward::Nat as u8 {
+        if img.forward() == Some(Forward::Nat) {
             // The real server's replies come back through this node now:
             // their reverse entry, as the XDP program writes it.
             let real = &img.reals[slot as usize];
@@ -132,7 +132,7 @@ impl Dataplane {
         if let Ok(old) = self.maps.conns.flows.get(key, 0) {
             let _ = self.maps.conns.flows.remove(key);
             if let Some(svc) = self.services.values().find(|i| i.service.id == old.service_id)
-                && svc.service.forward == Forward::Nat as u8
+                && svc.forward() == Some(Forward::Nat)
                 && let Some(real) = svc.reals.get(old.real_idx as usize)
             {
                 let port = if real.port != 0 { real.port } else { key.dport };

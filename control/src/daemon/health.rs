@@ -14,10 +14,9 @@ use std::{
 };
 
 use anyhow::Result;
-use tandem_dataplane::common::{
-    HbPeer,
-    heartbeat::Kind,
-    node::NodeState,
+use tandem_dataplane::{
+    HeartbeatRecord, ServiceFlag,
+    common::{HbPeer, heartbeat::Kind},
 };
 
 use super::{Daemon, Event, token::Token};
@@ -27,39 +26,48 @@ impl Daemon {
     /// Feeds the kernel's heartbeat records that are newer than what the
     /// state machine has seen.
     pub(super) fn refresh(&mut self) {
-        for p in self.dp.heartbeat_peers() {
-            self.feed(&p);
+        for r in self.dp.heartbeat_records() {
+            self.feed_record(&r);
         }
     }
 
-    pub(super) fn feed(&mut self, p: &HbPeer) {
+    /// Feeds one record of the kernel's heartbeat ring, as the ring
+    /// (`HeartbeatEvents::next`) hands it out; one of a sender kind this
+    /// version does not know is skipped.
+    pub(super) fn feed(&mut self, raw: &HbPeer) {
+        if let Some(r) = HeartbeatRecord::from_raw(raw) {
+            self.feed_record(&r);
+        }
+    }
+
+    fn feed_record(&mut self, r: &HeartbeatRecord) {
         // Each kernel record is fed once: `instant_of` converts the same
         // stamp to a slightly different Instant on every call, and a stale
         // record fed again would look like a new heartbeat (a dead IVR
         // flapped alive for an instant on every refresh).
-        let last = self.seen.entry((p.node_id, p.ifindex)).or_insert(0);
-        if p.last_seen_ns <= *last {
+        let last = self.seen.entry((r.node_id, r.path_ifindex)).or_insert(0);
+        if r.last_seen_ns <= *last {
             return;
         }
-        if p.kind == Kind::Ivr as u8 {
-            *last = p.last_seen_ns;
+        if r.kind == Kind::Ivr {
+            *last = r.last_seen_ns;
             let mut changes = Vec::new();
-            self.pool.heard(p.node_id, crate::clock::instant_of(p.last_seen_ns), (p.active_channels, p.capacity), &mut changes);
+            self.pool.heard(r.node_id, crate::clock::instant_of(r.last_seen_ns), r.load, &mut changes);
             self.apply_pool(changes);
             return;
         }
-        if p.node_id != self.peer_id {
+        if r.node_id != self.peer_id {
             return;
         }
-        let Some(path) = self.paths.get(&p.ifindex).copied() else {
+        let Some(path) = self.paths.get(&r.path_ifindex).copied() else {
             return;
         };
-        self.seen.insert((p.node_id, p.ifindex), p.last_seen_ns);
-        let Some(state) = NodeState::from_u8(p.state) else {
+        self.seen.insert((r.node_id, r.path_ifindex), r.last_seen_ns);
+        let Some(state) = r.state else {
             return;
         };
-        let ev = PairEvent::Heartbeat { path, from: p.node_id, state, epoch: p.epoch, priority: p.priority };
-        self.pair.handle(ev, crate::clock::instant_of(p.last_seen_ns));
+        let ev = PairEvent::Heartbeat { path, from: r.node_id, state, epoch: r.epoch, priority: r.priority };
+        self.pair.handle(ev, crate::clock::instant_of(r.last_seen_ns));
     }
 
     /// Tells the state machine whether this node has a local fault (a
@@ -108,7 +116,7 @@ impl Daemon {
                 crate::pool::Change::Load { node_id, active, capacity } => {
                     for (si, ri) in self.ivr_slots.get(&node_id).cloned().unwrap_or_default() {
                         let s = &self.services[si];
-                        if s.flags & tandem_dataplane::common::FLAG_REPORTED_LOAD == 0 {
+                        if !s.has_flag(ServiceFlag::ReportedLoad) {
                             continue;
                         }
                         if let Some(img) = self.dp.service(&s.key())

@@ -8,7 +8,10 @@
 
 use std::time::Instant;
 
-use tandem_dataplane::common::node::NodeState;
+use tandem_dataplane::{
+    RealState,
+    common::{Forward, node::NodeState},
+};
 
 use super::Daemon;
 use crate::sync::apply::ip_of;
@@ -110,7 +113,7 @@ impl Daemon {
             let proto = if img.key.proto == tandem_dataplane::common::PROTO_TCP { "tcp" } else { "udp" };
             let vip = ip_of(&img.key.addr);
             let name = format!("{proto}/{vip}:{}", img.key.port);
-            let sched = tandem_dataplane::common::Scheduler::from_u8(img.service.scheduler).map_or("?", |s| s.name());
+            let sched = img.scheduler().map_or("?", |s| s.name());
             let mut reals = Vec::new();
             for (slot, id) in img.slot_ids.iter().enumerate() {
                 let Some((addr, port)) = id else { continue };
@@ -123,12 +126,8 @@ impl Daemon {
                     address: *addr,
                     port: *port,
                     weight: r.weight,
-                    state: match r.state {
-                        0 => "up",
-                        1 => "draining",
-                        _ => "down",
-                    }
-                    .into(),
+                    // A state byte this version does not know is not up.
+                    state: img.real_state(slot).unwrap_or(RealState::Down).name().into(),
                     health: match ivr {
                         Some(m) => if m.alive { "alive" } else { "dead" }.into(),
                         None => "unknown".into(),
@@ -147,7 +146,7 @@ impl Daemon {
                 port: img.key.port,
                 protocol: proto.into(),
                 scheduler: sched.into(),
-                forward: if img.service.forward == 1 { "nat".into() } else { "dr".into() },
+                forward: if img.forward() == Some(Forward::Nat) { "nat".into() } else { "dr".into() },
                 flags: Vec::new(),
                 packets: c.packets,
                 bytes: c.bytes,

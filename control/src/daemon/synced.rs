@@ -26,7 +26,7 @@ impl Daemon {
             let mut evs = Vec::with_capacity(256);
             if let Some(fe) = self.flow_events.as_mut() {
                 while evs.len() < 256
-                    && let Some(e) = fe.next()
+                    && let Some(e) = fe.next_change()
                 {
                     evs.push(e);
                 }
@@ -55,7 +55,7 @@ impl Daemon {
     pub(super) fn on_call_ring(&mut self) -> Result<()> {
         let mut evs = Vec::new();
         if let Some(ce) = self.call_events.as_mut() {
-            while let Some(e) = ce.next() {
+            while let Some(e) = ce.next_change() {
                 evs.push(e);
                 if evs.len() >= 16_384 {
                     break;
@@ -64,7 +64,7 @@ impl Daemon {
         }
         if self.sync.as_ref().is_some_and(|s| s.is_publishing()) {
             let now = Instant::now();
-            for e in &evs {
+            for e in evs {
                 if let Some(r) = self.translator.sip_call_record(&self.dp, e)
                     && let Some(sy) = self.sync.as_mut()
                 {

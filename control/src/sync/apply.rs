@@ -11,10 +11,7 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use tandem_dataplane::{
-    Dataplane,
-    common::{CallEvent, FlowEvent, FlowKey},
-};
+use tandem_dataplane::{CallChange, Dataplane, FlowChange, ServiceFlag, common::FlowKey};
 
 use super::{Applied, CallRecord, CallState, FlowRecord, Record, VirtualService};
 
@@ -105,16 +102,14 @@ impl Translator {
     }
 
     /// The record of a connection-table change from the kernel.
-    pub fn flow_record(&mut self, dp: &Dataplane, ev: &FlowEvent) -> Option<Record> {
-        use tandem_dataplane::common::{FLOW_EVENT_NEW, FLOW_EVENT_REMOVED};
-        match ev.kind {
-            FLOW_EVENT_REMOVED => Some(Record::FlowRemoved(ev.key)),
-            FLOW_EVENT_NEW => {
-                let (vs, (addr, port)) = self.service_real(dp, ev.value.service_id, ev.value.real_idx as usize)?;
-                let age_ms = (tandem_dataplane::monotonic_coarse_ns().saturating_sub(ev.value.created_ns) / 1_000_000).min(u32::MAX as u64) as u32;
-                Some(Record::Flow(FlowRecord { key: ev.key, service: vs, real_addr: mapped(addr), real_port: port, age_ms, flags: ev.value.flags }))
+    pub fn flow_record(&mut self, dp: &Dataplane, change: &FlowChange) -> Option<Record> {
+        match *change {
+            FlowChange::Removed { key } => Some(Record::FlowRemoved(key)),
+            FlowChange::New { key, service_id, real_slot, created_ns, flags } => {
+                let (vs, (addr, port)) = self.service_real(dp, service_id, real_slot as usize)?;
+                let age_ms = (tandem_dataplane::monotonic_coarse_ns().saturating_sub(created_ns) / 1_000_000).min(u32::MAX as u64) as u32;
+                Some(Record::Flow(FlowRecord { key, service: vs, real_addr: mapped(addr), real_port: port, age_ms, flags: flags.bits() }))
             }
-            _ => None,
         }
     }
 
@@ -123,16 +118,12 @@ impl Translator {
     /// virtual service (destination VIP, port and protocol; no source):
     /// enough for the standby to route the dialog's next message to the
     /// same IVR.
-    pub fn sip_call_record(&mut self, dp: &Dataplane, ev: &CallEvent) -> Option<Record> {
-        use tandem_dataplane::common::{CALL_EVENT_NEW, CALL_EVENT_REMOVED};
-        let id = String::from_utf8_lossy(ev.callid()).into_owned();
-        if id.is_empty() {
-            return None;
-        }
-        match ev.kind {
-            CALL_EVENT_REMOVED => Some(Record::CallRemoved(id)),
-            CALL_EVENT_NEW => {
-                let (vs, addr) = self.service_real(dp, ev.service_id, ev.real_idx as usize)?;
+    pub fn sip_call_record(&mut self, dp: &Dataplane, change: CallChange) -> Option<Record> {
+        match change {
+            CallChange::Removed { call_id, .. } => Some(Record::CallRemoved(call_id_text(call_id)?)),
+            CallChange::New { call_id, service_id, real_slot, .. } => {
+                let id = call_id_text(call_id)?;
+                let (vs, addr) = self.service_real(dp, service_id, real_slot as usize)?;
                 let ms = wall_ms();
                 Some(Record::Call(CallRecord {
                     id,
@@ -144,7 +135,6 @@ impl Translator {
                     updated_ms: ms,
                 }))
             }
-            _ => None,
         }
     }
 
@@ -181,7 +171,7 @@ impl Translator {
                 let hash = tandem_dataplane::common::sip::callid_hash(id.as_bytes());
                 let keys: Vec<_> = dp
                     .services()
-                    .filter(|img| img.service.flags & tandem_dataplane::common::FLAG_SIP_PERSIST != 0)
+                    .filter(|img| img.has_flag(ServiceFlag::SipPersist))
                     .map(|img| img.key)
                     .collect();
                 for k in keys {
@@ -194,6 +184,13 @@ impl Translator {
             _ => count.ok += 1,
         }
     }
+}
+
+/// The kernel's copy of a Call-ID as a sync id (bytes that are not UTF-8
+/// replaced); `None` for an empty one.
+fn call_id_text(bytes: Vec<u8>) -> Option<String> {
+    let id = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    (!id.is_empty()).then_some(id)
 }
 
 /// A synced SIP dialog into this node's Call-ID table: the service from
