@@ -144,11 +144,11 @@ mod tests {
 
     #[test]
     fn privileged_requests_complete_in_order_and_signal() {
-        if !nix::unistd::geteuid().is_root() {
-            if std::env::var("TANDEM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-                panic!("needs root (rtnetlink address changes)");
-            }
-            eprintln!("SKIP privileged_requests_complete_in_order_and_signal: needs root");
+        use tandem_tests::privileged::{Need, require};
+        if !require(
+            "privileged_requests_complete_in_order_and_signal",
+            &[Need::Root("rtnetlink address changes")],
+        ) {
             return;
         }
         // In a fresh network namespace of this thread's own, so that the

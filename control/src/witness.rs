@@ -153,11 +153,11 @@ mod tests {
 
     #[test]
     fn privileged_loopback_answers_the_witness_probe() {
-        if !nix::unistd::geteuid().is_root() {
-            if std::env::var("TANDEM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-                panic!("needs root (raw ICMP socket)");
-            }
-            eprintln!("SKIP privileged_loopback_answers_the_witness_probe: needs root (raw ICMP socket)");
+        use tandem_tests::privileged::{Need, require};
+        if !require(
+            "privileged_loopback_answers_the_witness_probe",
+            &[Need::Root("raw ICMP socket")],
+        ) {
             return;
         }
         let mut w = Witness::new(Ipv4Addr::LOCALHOST).unwrap();

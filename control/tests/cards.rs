@@ -10,7 +10,7 @@
 
 use std::io::Write;
 use std::os::fd::BorrowedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,6 +22,7 @@ use tandem_hw::abi;
 use tandem_hw::sim::{
     self, ControlServer, MountOptions, MountedCard, SimConfig, Simulator, is_mount_point,
 };
+use tandem_tests::privileged::{Need, require};
 
 const WAIT: Duration = Duration::from_secs(5);
 const DEADLINE: Duration = Duration::from_millis(500);
@@ -31,21 +32,10 @@ const DEADLINE: Duration = Duration::from_millis(500);
 // ---------------------------------------------------------------------------
 
 /// True if this process may mount FUSE filesystems. Otherwise prints
-/// `SKIP <test>: <reason>` (or panics under TANDEM_REQUIRE_PRIVILEGED=1).
+/// `SKIP <test>: <reason>` (or panics under TANDEM_REQUIRE_PRIVILEGED=1):
+/// the workspace's rule for privileged tests.
 fn privileged(test: &str) -> bool {
-    let reason = if !nix::unistd::geteuid().is_root() {
-        "needs root to mount FUSE filesystems"
-    } else if !Path::new("/dev/fuse").exists() {
-        "needs /dev/fuse"
-    } else {
-        return true;
-    };
-    if std::env::var("TANDEM_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {
-        panic!("{test}: {reason}, and TANDEM_REQUIRE_PRIVILEGED=1 forbids skipping it");
-    }
-    // Straight to fd 2: libtest captures eprintln! of passing tests.
-    let _ = writeln!(std::io::stderr(), "SKIP {test}: {reason}");
-    false
+    require(test, &[Need::Fuse])
 }
 
 /// A temporary directory, removed on drop (only once nothing is mounted on it).

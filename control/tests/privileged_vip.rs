@@ -1,7 +1,8 @@
 //! VIP takeover in a network namespace of the test's own: address add and
 //! remove over rtnetlink, gratuitous ARP captured on the veth peer, and the
-//! time an add + GARP takes. Needs root; prints `SKIP` otherwise (fails
-//! instead with `TANDEM_REQUIRE_PRIVILEGED=1`).
+//! time an add + GARP takes. Needs root, network namespaces and `ip`; prints
+//! `SKIP` otherwise (fails instead with `TANDEM_REQUIRE_PRIVILEGED=1`), by
+//! the workspace's rule ([`tandem_tests::require_privileged`]).
 
 use std::{
     fs::File,
@@ -12,23 +13,9 @@ use std::{
 };
 
 use tandem_control::vip::{AddressSocket, Change, GarpSender, Interface, Vip, VipError};
+use tandem_tests::require_privileged;
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 200, 100);
-
-fn privileged(test: &str) -> bool {
-    let reason = if !nix::unistd::geteuid().is_root() {
-        "needs root (network namespaces)"
-    } else if Command::new("ip").arg("-V").output().is_err() {
-        "needs iproute2's `ip`"
-    } else {
-        return true;
-    };
-    if std::env::var("TANDEM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: {reason}, and TANDEM_REQUIRE_PRIVILEGED=1");
-    }
-    println!("SKIP {test}: {reason}");
-    false
-}
 
 fn ip(args: &[&str]) -> String {
     let out = Command::new("ip").args(args).output().expect("running ip");
@@ -186,7 +173,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[test]
 fn privileged_vip_add_remove_idempotent() {
-    if !privileged("privileged_vip_add_remove_idempotent") {
+    if !require_privileged("privileged_vip_add_remove_idempotent") {
         return;
     }
     let ns = Netns::new("vipadd");
@@ -227,7 +214,7 @@ fn privileged_vip_add_remove_idempotent() {
 
 #[test]
 fn privileged_vip_errors_name_interface_address_errno() {
-    if !privileged("privileged_vip_errors_name_interface_address_errno") {
+    if !require_privileged("privileged_vip_errors_name_interface_address_errno") {
         return;
     }
     let ns = Netns::new("viperr");
@@ -261,7 +248,7 @@ fn privileged_vip_errors_name_interface_address_errno() {
 
 #[test]
 fn privileged_garp_burst_captured_on_peer() {
-    if !privileged("privileged_garp_burst_captured_on_peer") {
+    if !require_privileged("privileged_garp_burst_captured_on_peer") {
         return;
     }
     let ns = Netns::new("garp");
@@ -302,7 +289,7 @@ fn privileged_garp_burst_captured_on_peer() {
 
 #[test]
 fn privileged_vip_take_time() {
-    if !privileged("privileged_vip_take_time") {
+    if !require_privileged("privileged_vip_take_time") {
         return;
     }
     let ns = Netns::new("viptime");

@@ -20,6 +20,7 @@ use tandem_control::{
     },
     uring::Reactor,
 };
+use tandem_tests::privileged::{Need, require};
 
 const ACCEPT: u64 = 0;
 
@@ -393,11 +394,7 @@ fn tandemctl_names_a_missing_socket() {
 #[test]
 fn root_tandemctl_as_another_user_is_denied() {
     let test = "root_tandemctl_as_another_user_is_denied";
-    if !nix::unistd::geteuid().is_root() {
-        if std::env::var("TANDEM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-            panic!("{test}: needs root, and TANDEM_REQUIRE_PRIVILEGED=1");
-        }
-        println!("SKIP {test}: needs root (to run tandemctl as another user)");
+    if !require(test, &[Need::Root("to run tandemctl as another user")]) {
         return;
     }
     let path = socket_path("denied");

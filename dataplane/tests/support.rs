@@ -8,19 +8,13 @@ use tandem_dataplane::{
     common::{Forward, Scheduler},
     config::Protocol,
 };
+use tandem_tests::privileged::{Need, require};
 
-/// True if this test may load BPF programs. Without root it prints why it
-/// skips, unless `TANDEM_REQUIRE_PRIVILEGED=1` (as `cargo xtask test` sets
-/// for root) makes a skip a failure.
+/// True if this test may load BPF programs: the workspace's rule for
+/// privileged tests ([`tandem_tests::privileged::require`]), which prints
+/// why it skips, or fails under `TANDEM_REQUIRE_PRIVILEGED=1`.
 pub fn privileged(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("TANDEM_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{test}: needs root (BPF_PROG_LOAD) but TANDEM_REQUIRE_PRIVILEGED=1");
-    }
-    eprintln!("SKIP {test}: needs root to load BPF programs");
-    false
+    require(test, &[Need::Bpf])
 }
 
 /// A dataplane with a small connection table (tests do not need 1M).

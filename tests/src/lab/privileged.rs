@@ -1,8 +1,12 @@
 //! The rule for tests that need root: run when possible, say why when not,
 //! and never skip silently where skipping is forbidden (CI as root sets
-//! `TANDEM_REQUIRE_PRIVILEGED=1`); lab tests of one test binary that run
-//! daemons take turns ([`lab_turn`]). The benchmarks and `tandem-lab` do
-//! not skip: without root they fail at once, saying so ([`ensure_root`]).
+//! `TANDEM_REQUIRE_PRIVILEGED=1`). A test names what it needs ([`Need`]:
+//! a lab's network namespaces, a FUSE mount, loading BPF programs, or root
+//! for something else) and asks [`require`]; every privileged test of the
+//! workspace goes through it, the dataplane's and the card simulator's as
+//! well. Lab tests of one test binary that run daemons take turns
+//! ([`lab_turn`]). The benchmarks and `tandem-lab` do not skip: without
+//! root they fail at once, saying so ([`ensure_root`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -12,12 +16,45 @@ use std::sync::{Mutex, MutexGuard};
 /// Set to `1` to make a privileged test fail instead of skipping.
 pub const REQUIRE_ENV: &str = "TANDEM_REQUIRE_PRIVILEGED";
 
-/// True if this process can build labs (root, network namespaces, `ip`).
-/// Otherwise: with `TANDEM_REQUIRE_PRIVILEGED=1` it panics, naming the test
-/// and the reason; without, it prints `SKIP <test>: <reason>` to stderr and
+/// What a privileged test needs of the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Building labs: root, network namespaces and iproute2's `ip`.
+    Netns,
+    /// Mounting FUSE filesystems (the card simulator): root and /dev/fuse.
+    Fuse,
+    /// Loading BPF programs (`BPF_PROG_LOAD`): root.
+    Bpf,
+    /// Root for what the text names, e.g. `Root("raw ICMP socket")`.
+    Root(&'static str),
+}
+
+impl Need {
+    /// Why this process cannot have it, if it cannot.
+    fn missing(self) -> Option<String> {
+        match self {
+            Need::Netns => missing_netns(),
+            Need::Fuse if !is_root() => Some("needs root to mount FUSE filesystems".into()),
+            Need::Fuse if !Path::new("/dev/fuse").exists() => Some("needs /dev/fuse".into()),
+            Need::Fuse => None,
+            Need::Bpf if !is_root() => {
+                Some("needs root to load BPF programs (BPF_PROG_LOAD)".into())
+            }
+            Need::Bpf => None,
+            Need::Root(what) if !is_root() => Some(format!("needs root ({what})")),
+            Need::Root(_) => None,
+        }
+    }
+}
+
+/// True if this process has everything in `needs`. Otherwise: with
+/// `TANDEM_REQUIRE_PRIVILEGED=1` it panics, naming the test and the first
+/// thing missing; without, it prints `SKIP <test>: <reason>` to stderr and
 /// returns false, and the test should return at once.
-pub fn require_privileged(test_name: &str) -> bool {
-    let Some(reason) = missing() else { return true };
+pub fn require(test_name: &str, needs: &[Need]) -> bool {
+    let Some(reason) = needs.iter().find_map(|need| need.missing()) else {
+        return true;
+    };
     if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
         panic!("{test_name}: {reason}, and {REQUIRE_ENV}=1 forbids skipping it");
     }
@@ -25,6 +62,11 @@ pub fn require_privileged(test_name: &str) -> bool {
     // output of passing tests, and a skip must be seen.
     let _ = writeln!(std::io::stderr(), "SKIP {test_name}: {reason}");
     false
+}
+
+/// True if this process can build labs: [`require`] with [`Need::Netns`].
+pub fn require_privileged(test_name: &str) -> bool {
+    require(test_name, &[Need::Netns])
 }
 
 /// One lab at a time in this process (test binary).
@@ -73,7 +115,7 @@ pub fn is_root() -> bool {
 }
 
 /// Why labs cannot be built here, if they cannot.
-fn missing() -> Option<String> {
+fn missing_netns() -> Option<String> {
     if !is_root() {
         return Some("needs root (network namespaces)".into());
     }
