@@ -17,6 +17,7 @@
 //! | `heartbeats` | heartbeat key, senders and peers; owned VIPs (ARP) |
 //! | `events` | the kernel's ring buffers: [`HeartbeatEvents`], [`FlowEvents`], [`CallEvents`] |
 //! | `counters` | reason, service and real-server counters; active connections |
+//! | `records` | the typed records handed to control ([`HeartbeatRecord`], [`FlowChange`], [`CallChange`], service flags and image views) |
 //! | `run` | test runs and benchmark programs ([`RunResult`], [`BenchTarget`], [`BenchRunner`]) |
 //! | `handles` | the typed map handles, grouped by concern (`Maps`) |
 //! | `error`, `clock` | [`Error`]; the clocks of the program's timestamps |

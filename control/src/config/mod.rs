@@ -50,11 +50,8 @@ use std::{
 };
 
 use tandem_dataplane::{
-    AttachMode, RealState,
-    common::{
-        FLAG_EXPIRE_NODEST, FLAG_ONE_PACKET, FLAG_REPORTED_LOAD, FLAG_SCHED_FALLBACK,
-        FLAG_SCHED_PORT, FLAG_SIP_PERSIST, Forward, Scheduler,
-    },
+    AttachMode, RealState, ServiceFlag,
+    common::{Forward, Scheduler},
     config::Protocol,
 };
 
@@ -114,14 +111,16 @@ pub const SIGNALLING_NAMES: [(&str, i32); 10] = [
 ];
 
 /// Service flag names as written in the file, with their bits.
-pub const FLAG_NAMES: [(&str, u16); 6] = [
-    ("expire_nodest", FLAG_EXPIRE_NODEST),
-    ("sched_fallback", FLAG_SCHED_FALLBACK),
-    ("sched_port", FLAG_SCHED_PORT),
-    ("one_packet", FLAG_ONE_PACKET),
-    ("reported_load", FLAG_REPORTED_LOAD),
-    ("sip_persist", FLAG_SIP_PERSIST),
-];
+pub const FLAG_NAMES: [(&str, u16); ServiceFlag::ALL.len()] = {
+    // The dataplane's vocabulary, not a second one.
+    let mut out = [("", 0u16); ServiceFlag::ALL.len()];
+    let mut k = 0;
+    while k < out.len() {
+        out[k] = (ServiceFlag::ALL[k].name(), ServiceFlag::ALL[k].bit());
+        k += 1;
+    }
+    out
+};
 
 /// A configuration that cannot be used. Nothing has been changed.
 #[derive(Debug, thiserror::Error)]

@@ -16,7 +16,7 @@ use std::{
 use anyhow::Result;
 use tandem_dataplane::{
     HeartbeatRecord, ServiceFlag,
-    common::{HbPeer, heartbeat::Kind},
+    common::heartbeat::Kind,
 };
 
 use super::{Daemon, Event, token::Token};
@@ -34,17 +34,9 @@ impl Daemon {
     /// Feeds one record of the kernel's heartbeat ring, as the ring
     /// (`HeartbeatEvents::next`) hands it out; one of a sender kind this
     /// version does not know is skipped.
-    pub(super) fn feed(&mut self, raw: &HbPeer) {
-        if let Some(r) = HeartbeatRecord::from_raw(raw) {
-            self.feed_record(&r);
-        }
-    }
-
-    fn feed_record(&mut self, r: &HeartbeatRecord) {
-        // Each kernel record is fed once: `instant_of` converts the same
-        // stamp to a slightly different Instant on every call, and a stale
-        // record fed again would look like a new heartbeat (a dead IVR
-        // flapped alive for an instant on every refresh).
+    pub(super) fn feed_record(&mut self, r: &HeartbeatRecord) {
+        // Each kernel record is fed once: a stale record fed again would
+        // look like a new heartbeat to the machines.
         let last = self.seen.entry((r.node_id, r.path_ifindex)).or_insert(0);
         if r.last_seen_ns <= *last {
             return;

@@ -245,8 +245,8 @@ impl Daemon {
             }
             Token::PoolScan => self.on_pool_scan()?,
             Token::HeartbeatRing => {
-                while let Some(p) = self.events.next() {
-                    self.feed(&p);
+                while let Some(r) = self.events.next_record() {
+                    self.feed_record(&r);
                 }
                 self.ring.poll(Token::HeartbeatRing, self.events.as_raw_fd(), libc::POLLIN as u32)?;
             }

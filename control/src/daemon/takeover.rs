@@ -44,10 +44,10 @@ impl Daemon {
             // What the kernel last recorded of the peer, per path.
             let now_ns = mono_ns();
             self.dp
-                .heartbeat_peers()
+                .heartbeat_records()
                 .iter()
-                .filter(|p| p.node_id == self.peer_id)
-                .map(|p| (p.ifindex, now_ns.saturating_sub(p.last_seen_ns) / 1000))
+                .filter(|r| r.node_id == self.peer_id)
+                .map(|r| (r.path_ifindex, now_ns.saturating_sub(r.last_seen_ns) / 1000))
                 .collect()
         } else {
             Vec::new()
