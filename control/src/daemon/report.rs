@@ -22,34 +22,7 @@ impl Daemon {
         let Some(sy) = &self.sync else {
             return admin::SyncReply::default();
         };
-        let s = sy.status();
-        admin::SyncReply {
-            enabled: true,
-            role: s.role.into(),
-            state: s.state,
-            peer: s.peer.map(|p| p.to_string()),
-            flows: s.flows as u64,
-            calls: s.calls as u64,
-            channels: s.channels as u64,
-            last_seq: s.last_seq,
-            acked: s.acked,
-            queue: s.queue as u64,
-            out_of_date: s.out_of_date,
-            records: s.records,
-            applied: s.applied,
-            kernel_errors: s.kernel_errors,
-            snapshots: s.snapshots,
-            resumes: s.resumes,
-            overflows: s.overflows,
-            bad_frames: s.bad_frames,
-            connections: s.connections,
-            bytes_sent: s.bytes_sent,
-            bytes_received: s.bytes_received,
-            lag_samples: s.lag_samples as u64,
-            lag_p50_us: s.lag_p50_us,
-            lag_p99_us: s.lag_p99_us,
-            lag_max_us: s.lag_max_us,
-        }
+        sy.status()
     }
 
     pub(super) fn status(&self) -> admin::StatusReply {

@@ -44,6 +44,7 @@
 //!   an upper bound of the time until the standby's table held it, on one
 //!   clock.
 
+use crate::admin::SyncReply;
 use std::{
     collections::VecDeque,
     io::{self, Read, Write},
@@ -117,34 +118,6 @@ pub enum Event {
     InSync,
 }
 
-/// Counters and state for `tandemctl sync`.
-#[derive(Clone, Debug, Default)]
-pub struct Status {
-    pub role: &'static str,
-    pub state: String,
-    pub peer: Option<SocketAddr>,
-    pub flows: usize,
-    pub calls: usize,
-    pub channels: usize,
-    pub last_seq: u64,
-    pub acked: u64,
-    pub queue: usize,
-    pub out_of_date: bool,
-    pub records: u64,
-    pub applied: u64,
-    pub snapshots: u64,
-    pub resumes: u64,
-    pub overflows: u64,
-    pub bad_frames: u64,
-    pub connections: u64,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub lag_samples: usize,
-    pub lag_p50_us: u64,
-    pub lag_p99_us: u64,
-    pub lag_max_us: u64,
-    pub kernel_errors: u64,
-}
 
 /// The sync runtime of one node.
 pub struct SyncRuntime {
@@ -643,21 +616,22 @@ impl SyncRuntime {
     }
 
     /// The state for `tandemctl sync`.
-    pub fn status(&self) -> Status {
-        let mut s = Status {
-            peer: self.conn.as_ref().map(|c| c.peer),
+    pub fn status(&self) -> SyncReply {
+        let mut s = SyncReply {
+            enabled: true,
+            peer: self.conn.as_ref().map(|c| c.peer.to_string()),
             applied: self.applied,
             kernel_errors: self.kernel_errors,
-            ..Status::default()
+            ..SyncReply::default()
         };
         let store = match &self.role {
             Role::Idle(store) => {
-                s.role = "none";
+                s.role = "none".into();
                 s.state = "idle".into();
                 store
             }
             Role::Publishing { store, publisher } => {
-                s.role = "publisher";
+                s.role = "publisher".into();
                 s.state = match publisher.state() {
                     PublisherState::Disconnected => "disconnected",
                     PublisherState::AwaitingHello => "awaiting hello",
@@ -668,7 +642,7 @@ impl SyncRuntime {
                 let st = publisher.stats();
                 s.last_seq = publisher.last_seq();
                 s.acked = publisher.acked();
-                s.queue = publisher.queue_len();
+                s.queue = publisher.queue_len() as u64;
                 s.out_of_date = publisher.out_of_date();
                 s.records = st.records;
                 s.snapshots = st.snapshots;
@@ -681,7 +655,7 @@ impl SyncRuntime {
                 store
             }
             Role::Subscribing(sub) => {
-                s.role = "subscriber";
+                s.role = "subscriber".into();
                 s.state = match sub.state() {
                     SubscriberState::Disconnected => "disconnected",
                     SubscriberState::AwaitingHello => "awaiting hello",
@@ -700,12 +674,12 @@ impl SyncRuntime {
                 sub.store()
             }
         };
-        s.flows = store.flows_len();
-        s.calls = store.calls_len();
-        s.channels = store.channels_len();
+        s.flows = store.flows_len() as u64;
+        s.calls = store.calls_len() as u64;
+        s.channels = store.channels_len() as u64;
         let mut lag: Vec<u32> = self.lag_us.iter().copied().collect();
         lag.sort_unstable();
-        s.lag_samples = lag.len();
+        s.lag_samples = lag.len() as u64;
         if !lag.is_empty() {
             let pct = |p: f64| {
                 lag[((lag.len() as f64 * p).ceil() as usize).clamp(1, lag.len()) - 1] as u64
