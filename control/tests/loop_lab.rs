@@ -135,7 +135,20 @@ fn privileged_lab_slow_clients_do_not_stall_the_heartbeats() {
         ..PairOptions::default()
     };
     let pair = Pair::start(2, &o, dir.path(), &bins, None).expect("pair lab");
-    let (a_mark, b_mark) = (last_seq(&pair.a), last_seq(&pair.b));
+    // Start from a settled pair: a active and b standby, with no role
+    // change for a whole second (a standby that just joined can still
+    // change roles while it loads its snapshot on a busy machine; that is
+    // not what this test is about).
+    let (mut a_mark, mut b_mark) = (0, 0);
+    let settled = tandem_tests::tandemd::wait_for(Duration::from_secs(30), || {
+        (a_mark, b_mark) = (last_seq(&pair.a), last_seq(&pair.b));
+        std::thread::sleep(Duration::from_secs(1));
+        role_changes(&pair.a, a_mark).is_empty()
+            && role_changes(&pair.b, b_mark).is_empty()
+            && pair.a.state().as_deref() == Some("active")
+            && pair.b.state().as_deref() == Some("standby")
+    });
+    assert!(settled, "the pair did not settle (a active, b standby, no role change for 1 s) within 30 s");
     let epoch = pair.a.ask(&["status"]).and_then(|s| s.get("epoch")?.as_u64());
     let ns = pair.a.ns().to_string();
     let socket = pair.a.socket().to_path_buf();
