@@ -29,7 +29,10 @@ pub const MAC_COVERS: usize = 48;
 pub const MAGIC: [u8; 4] = *b"TNDM";
 pub const VERSION: u8 = 1;
 
-mod field {
+/// Byte offsets of the fields (the layout above), shared by [`Packet`]
+/// and the kernel's decoder, which reads the message as 16-bit words and
+/// derives every index from these.
+pub mod field {
     use core::ops::Range;
     pub const MAGIC: Range<usize> = 0..4;
     pub const VERSION: usize = 4;
@@ -45,6 +48,11 @@ mod field {
     pub const ACTIVE: Range<usize> = 40..44;
     pub const CAPACITY: Range<usize> = 44..48;
     pub const MAC: Range<usize> = 48..56;
+
+    const _: () = {
+        assert!(MAC.start == super::MAC_COVERS && MAC.end == super::LEN);
+        assert!(super::LEN.is_multiple_of(8) && super::MAC_COVERS.is_multiple_of(8));
+    };
 }
 
 /// Who sent a heartbeat.
