@@ -1,5 +1,7 @@
-//! The typed handles of every map of the XDP object, grouped by what they
-//! hold: [`Maps`] is taken from the loaded object once, at load time.
+//! The typed handles of every map of the XDP objects, grouped by what they
+//! hold: [`Maps`] is taken from the loaded dataplane object once, at load
+//! time; the benchmark object's ([`BenchObject`]) only when a benchmark or
+//! test first needs it (`run`).
 //!
 //! It owns the handles and how they are taken (a missing map or a layout
 //! mismatch is an error naming the map); what is written to them is the
@@ -22,7 +24,8 @@ pub(crate) struct Maps {
     pub node: NodeMaps,
     pub heartbeat: HeartbeatMaps,
     pub rings: Rings,
-    pub bench: BenchMaps,
+    /// The benchmark object, once loaded (`Dataplane::load_bench`).
+    pub bench: Option<BenchObject>,
 }
 
 /// Virtual services, their real servers and scheduler tables, and what is
@@ -111,6 +114,12 @@ pub(crate) struct Rings {
     pub calls: Option<RingBuf<MapData>>,
 }
 
+/// The benchmark object (`tandem-bench`): its programs and its maps.
+pub(crate) struct BenchObject {
+    pub ebpf: Ebpf,
+    pub maps: BenchMaps,
+}
+
 /// The benchmark programs' maps.
 pub(crate) struct BenchMaps {
     /// `BENCH_FRAME`: the frame the restoring wrapper copies back.
@@ -121,10 +130,25 @@ pub(crate) struct BenchMaps {
     pub count: PerCpuArray<MapData, u64>,
     /// `BENCH_FWD`: where the baseline forwarder redirects to.
     pub fwd: Array<MapData, u32>,
+    /// `BENCH_TX_PORTS`: the baseline forwarder's redirect devmap.
+    pub tx_ports: DevMapHash<MapData>,
+}
+
+impl BenchMaps {
+    /// Takes every map out of the loaded benchmark object.
+    pub fn take(ebpf: &mut Ebpf) -> Result<BenchMaps, Error> {
+        Ok(BenchMaps {
+            frame: take(ebpf, maps::BENCH_FRAME)?,
+            target: take(ebpf, maps::BENCH_TARGET)?,
+            count: take(ebpf, maps::BENCH_COUNT)?,
+            fwd: take(ebpf, maps::BENCH_FWD)?,
+            tx_ports: take(ebpf, maps::BENCH_TX_PORTS)?,
+        })
+    }
 }
 
 impl Maps {
-    /// Takes every map out of the loaded object.
+    /// Takes every map out of the loaded dataplane object.
     pub fn take(ebpf: &mut Ebpf) -> Result<Maps, Error> {
         Ok(Maps {
             services: ServiceMaps {
@@ -168,12 +192,7 @@ impl Maps {
                 flows: Some(take(ebpf, maps::FLOW_EVENTS)?),
                 calls: Some(take(ebpf, maps::CALL_EVENTS)?),
             },
-            bench: BenchMaps {
-                frame: take(ebpf, maps::BENCH_FRAME)?,
-                target: take(ebpf, maps::BENCH_TARGET)?,
-                count: take(ebpf, maps::BENCH_COUNT)?,
-                fwd: take(ebpf, maps::BENCH_FWD)?,
-            },
+            bench: None,
         })
     }
 }

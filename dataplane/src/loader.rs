@@ -1,10 +1,12 @@
-//! Loading the XDP object, attaching its programs to interfaces and
+//! Loading the XDP objects, attaching their programs to interfaces and
 //! detaching them, and the node-wide settings and interfaces written once
 //! at start-up ([`Dataplane::set_settings`], [`Dataplane::add_tx_port`]).
 //!
 //! Native XDP by default, generic on request or as a fallback
 //! ([`AttachMode`]). Interface names are resolved in the calling thread's
-//! network namespace. It configures no service: that is `services`.
+//! network namespace. It configures no service: that is `services`. The
+//! benchmark object ([`BENCH_OBJECT`]) is loaded here too, but only on a
+//! benchmark's or test's request (`run`); the daemon never loads it.
 
 use std::{collections::HashMap as StdHashMap, ffi::CString};
 
@@ -18,6 +20,10 @@ use crate::{Dataplane, Error, error::map_err, handles::Maps};
 
 /// The XDP object, built from `ebpf/` by `build.rs`.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tandem"));
+
+/// The benchmark object (`ebpf/src/bin/tandem-bench.rs`), built beside it.
+pub(crate) static BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tandem-bench"));
 
 /// How to attach to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,40 +120,8 @@ impl Dataplane {
             .map_max_entries(maps::NAT_REVERSE, options.nat_entries)
             .map_max_entries(maps::CALLS, call_entries.max(1))
             .load(OBJECT)?;
-        for name in [
-            progs::DISPATCH,
-            progs::NEW_FLOW,
-            progs::NEW_FLOW_LOAD,
-            progs::SIP,
-            progs::PASS,
-            progs::TRIVIAL_TX,
-            progs::BENCH_RESTORE,
-            progs::SINK,
-            progs::BENCH_FWD,
-        ] {
-            let prog: &mut Xdp = ebpf
-                .program_mut(name)
-                .ok_or(Error::Program {
-                    name,
-                    source: ProgramError::NotLoaded,
-                })?
-                .try_into()
-                .map_err(|source| Error::Program { name, source })?;
-            // The verifier gives up with EAGAIN when a signal is pending
-            // on the loading thread (e.g. SIGCHLD in a process that runs
-            // children); like libbpf, try again a few times.
-            let mut attempt = 0;
-            loop {
-                match prog.load() {
-                    Ok(()) => break,
-                    Err(ProgramError::LoadError { io_error, .. })
-                        if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < 5 =>
-                    {
-                        attempt += 1;
-                    }
-                    Err(source) => return Err(Error::Program { name, source }),
-                }
-            }
+        for name in progs::DATAPLANE {
+            load_xdp(&mut ebpf, name)?;
         }
         let maps = Maps::take(&mut ebpf)?;
         let mut dp = Dataplane {
@@ -182,15 +156,19 @@ impl Dataplane {
         self.options
     }
 
+    /// Loaded program `name`, of the dataplane object or, once loaded, the
+    /// benchmark object.
     pub(crate) fn xdp(&mut self, name: &'static str) -> Result<&mut Xdp, Error> {
-        self.ebpf
-            .program_mut(name)
-            .ok_or(Error::Program {
-                name,
-                source: ProgramError::NotLoaded,
-            })?
-            .try_into()
-            .map_err(|source| Error::Program { name, source })
+        let prog = match self.ebpf.program_mut(name) {
+            Some(p) => Some(p),
+            None => self.maps.bench.as_mut().and_then(|b| b.ebpf.program_mut(name)),
+        };
+        prog.ok_or(Error::Program {
+            name,
+            source: ProgramError::NotLoaded,
+        })?
+        .try_into()
+        .map_err(|source| Error::Program { name, source })
     }
 
     /// A descriptor of loaded program `name`, for a program array.
@@ -272,5 +250,32 @@ impl Dataplane {
         self.maps.node.tx_ports
             .insert(ifindex, ifindex, None, 0)
             .map_err(|source| Error::DevMap { ifindex, source })
+    }
+}
+
+/// Loads program `name` of `ebpf` into the kernel.
+pub(crate) fn load_xdp(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<(), Error> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(name)
+        .ok_or(Error::Program {
+            name,
+            source: ProgramError::NotLoaded,
+        })?
+        .try_into()
+        .map_err(|source| Error::Program { name, source })?;
+    // The verifier gives up with EAGAIN when a signal is pending on the
+    // loading thread (e.g. SIGCHLD in a process that runs children); like
+    // libbpf, try again a few times.
+    let mut attempt = 0;
+    loop {
+        match prog.load() {
+            Ok(()) => return Ok(()),
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < 5 =>
+            {
+                attempt += 1;
+            }
+            Err(source) => return Err(Error::Program { name, source }),
+        }
     }
 }

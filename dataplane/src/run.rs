@@ -5,16 +5,47 @@
 //! baseline forwarder attached to interfaces; [`BenchRunner`] runs the
 //! wrapper from another thread.
 //!
-//! Tests and benchmarks only: the daemon runs none of this.
+//! Tests and benchmarks only: the daemon runs none of this. The benchmark
+//! programs are their own object (`tandem-bench`), loaded beside the
+//! dataplane on first use ([`Dataplane::load_bench`]), so that a daemon's
+//! dataplane holds none of them.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use aya::programs::{ProgramError, TestRun, TestRunOptions};
 use tandem_common::*;
 
-use crate::{AttachMode, Attached, Dataplane, Error, error::map_err};
+use crate::{
+    AttachMode, Attached, Dataplane, Error,
+    error::map_err,
+    handles::{BenchMaps, BenchObject},
+    loader::{BENCH_OBJECT, load_xdp},
+};
 
 impl Dataplane {
+    /// Loads the benchmark object (its programs and maps) beside the
+    /// dataplane, if it is not loaded yet. The benchmark methods below call
+    /// it themselves; call it first to see a load error up front.
+    pub fn load_bench(&mut self) -> Result<(), Error> {
+        self.bench().map(|_| ())
+    }
+
+    /// The benchmark object's maps, loading the object on first use.
+    fn bench(&mut self) -> Result<&mut BenchMaps, Error> {
+        let bench = match self.maps.bench.take() {
+            Some(b) => b,
+            None => {
+                let mut ebpf = aya::EbpfLoader::new().load(BENCH_OBJECT)?;
+                for name in progs::BENCH {
+                    load_xdp(&mut ebpf, name)?;
+                }
+                let maps = BenchMaps::take(&mut ebpf)?;
+                BenchObject { ebpf, maps }
+            }
+        };
+        Ok(&mut self.maps.bench.insert(bench).maps)
+    }
+
     /// Runs the dispatcher once on `frame` (`BPF_PROG_TEST_RUN`).
     pub fn test_run(&mut self, frame: &[u8]) -> Result<RunResult, Error> {
         self.run_prog(progs::DISPATCH, frame, 1)
@@ -67,7 +98,8 @@ impl Dataplane {
             data: [0; BENCH_FRAME_MAX],
         };
         bf.data[..frame.len()].copy_from_slice(frame);
-        self.maps.bench.frame
+        self.bench()?
+            .frame
             .set(0, bf, 0)
             .map_err(map_err(maps::BENCH_FRAME))?;
         let name = match target {
@@ -75,7 +107,8 @@ impl Dataplane {
             BenchTarget::TrivialTx => progs::TRIVIAL_TX,
         };
         let fd = self.prog_fd(name)?;
-        self.maps.bench.target
+        self.bench()?
+            .target
             .set(0, &fd, 0)
             .map_err(map_err(maps::BENCH_TARGET))?;
         let r = self.run_prog(progs::BENCH_RESTORE, frame, repeat)?;
@@ -86,19 +119,30 @@ impl Dataplane {
 
     /// Attaches the benchmark sink (count and drop) to `iface`.
     pub fn attach_sink(&mut self, iface: &str) -> Result<Attached, Error> {
+        self.load_bench()?;
         self.attach_prog(progs::SINK, iface, AttachMode::Native)
     }
 
     /// Attaches the baseline forwarder to `iface`: every frame is
-    /// redirected to `to_ifindex` (which must be a tx port).
+    /// redirected to `to_ifindex` (in the calling thread's network
+    /// namespace, like [`Dataplane::add_tx_port`]).
     pub fn attach_trivial_forwarder(&mut self, iface: &str, to_ifindex: u32) -> Result<Attached, Error> {
-        self.maps.bench.fwd.set(0, to_ifindex, 0).map_err(map_err(maps::BENCH_FWD))?;
+        let bench = self.bench()?;
+        bench
+            .tx_ports
+            .insert(to_ifindex, to_ifindex, None, 0)
+            .map_err(|source| Error::DevMap { ifindex: to_ifindex, source })?;
+        bench.fwd.set(0, to_ifindex, 0).map_err(map_err(maps::BENCH_FWD))?;
         self.attach_prog(progs::BENCH_FWD, iface, AttachMode::Native)
     }
 
-    /// Frames the sink has counted, over all CPUs.
+    /// Frames the sink has counted, over all CPUs (0 before the benchmark
+    /// object is loaded).
     pub fn sink_count(&self) -> Result<u64, Error> {
-        let v = self.maps.bench.count.get(&0, 0).map_err(map_err(maps::BENCH_COUNT))?;
+        let Some(bench) = &self.maps.bench else {
+            return Ok(0);
+        };
+        let v = bench.maps.count.get(&0, 0).map_err(map_err(maps::BENCH_COUNT))?;
         Ok(v.iter().sum())
     }
 
@@ -112,6 +156,7 @@ impl Dataplane {
         let mut ctx = [0u8; 24];
         ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
         ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        self.load_bench()?;
         let name = progs::TRIVIAL_TX;
         let prog = self.xdp(name)?;
         let mut opts = TestRunOptions::new();
@@ -153,6 +198,7 @@ pub struct BenchRunner {
 impl Dataplane {
     /// A [`BenchRunner`] of this dataplane's benchmark wrapper.
     pub fn bench_runner(&mut self) -> Result<BenchRunner, Error> {
+        self.load_bench()?;
         let name = progs::BENCH_RESTORE;
         let fd = self.prog_fd(name)?;
         let fd = fd

@@ -1,22 +1,25 @@
 //! Rewriting and sending: DR (MAC rewrite) and NAT (destination address
 //! and port with incremental checksums), the reverse NAT rewrite of replies,
-//! and the choice between XDP_TX and a devmap redirect.
+//! and the choice between XDP_TX and a devmap redirect. The last step of
+//! every stage that sends a frame; it chooses no real server and keeps no
+//! connection state (beyond the NAT reverse entry it is told to record).
 
 use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 use tandem_common::{csum, *};
 
 use crate::{
     maps::{self, add, count},
-    parse::{Pkt, ptr_at},
+    parse::ptr_at,
+    stage::{Next, Pkt},
 };
 
 /// Rewrites the Ethernet addresses and sends the frame out of `ifindex`
 /// (0 or the ingress interface: XDP_TX).
 #[inline(always)]
-fn send(ctx: &XdpContext, ifindex: u32, dst_mac: [u8; 6]) -> u32 {
+fn send(ctx: &XdpContext, ifindex: u32, dst_mac: [u8; 6]) -> Next {
     // The MACs as 16-bit words: frames start 2-byte aligned.
     let Some(eth) = ptr_at::<[u16; 6]>(ctx, 0) else {
-        return XDP_PASS;
+        return Next::Pass;
     };
     // SAFETY: bounds checked by ptr_at.
     let old = unsafe { *eth };
@@ -33,13 +36,14 @@ fn send(ctx: &XdpContext, ifindex: u32, dst_mac: [u8; 6]) -> u32 {
     // SAFETY: bounds checked by ptr_at.
     unsafe { *eth = [dst[0], dst[1], dst[2], src[0], src[1], src[2]] };
     if same {
-        return XDP_TX;
+        return Next::Tx;
     }
     match maps::TX_PORTS.redirect(ifindex, 0) {
-        Ok(v) => v,
+        // The helper's only success value is XDP_REDIRECT.
+        Ok(_) => Next::Redirect,
         Err(_) => {
             count(Reason::RedirectFailed);
-            XDP_DROP
+            Next::Drop
         }
     }
 }
@@ -130,7 +134,7 @@ pub const FWD_REVERSE: u32 = 2;
 /// Forwards a packet of a flow of `svc` to its real server `real_idx`.
 /// A separate BPF function (as is `reverse_nat`) to keep the stack small.
 #[inline(never)]
-pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, how: u32) -> u32 {
+pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, how: u32) -> Next {
     let new_flow = how & FWD_NEW != 0;
     let ctx = &XdpContext::new(raw);
     let slot = svc.id * MAX_REALS + real_idx;
@@ -138,7 +142,7 @@ pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, how: u
         Some(r) => r,
         None => {
             count(Reason::BadServiceConfig);
-            return XDP_PASS;
+            return Next::Pass;
         }
     };
     let bytes = (ctx.data_end() - ctx.data()) as u64;
@@ -165,13 +169,13 @@ pub fn forward(raw: *mut xdp_md, pkt: &Pkt, svc: &Service, real_idx: u32, how: u
 /// A packet that matched no service: if it is a reply of a NAT flow, give
 /// it the VIP back as its source and send it toward the client.
 #[inline(never)]
-pub fn reverse_nat(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
+pub fn reverse_nat(raw: *mut xdp_md, pkt: &Pkt) -> Next {
     let ctx = &XdpContext::new(raw);
     match maps::GLOBALS.get(0) {
         Some(g) if g.nat_services > 0 => {}
         _ => {
             count(Reason::NotService);
-            return XDP_PASS;
+            return Next::Pass;
         }
     }
     let rkey = FlowKey::new(pkt.src, pkt.dst, pkt.sport, pkt.dport, pkt.proto);
@@ -180,7 +184,7 @@ pub fn reverse_nat(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
         Some(r) => *r,
         None => {
             count(Reason::NotService);
-            return XDP_PASS;
+            return Next::Pass;
         }
     };
     let svc: &Service = match maps::SERVICE_CONF.get(rev.service_id) {
@@ -193,7 +197,7 @@ pub fn reverse_nat(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
         }
         _ => {
             count(Reason::BadServiceConfig);
-            return XDP_PASS;
+            return Next::Pass;
         }
     };
     rewrite(ctx, pkt, false, &svc.key.addr, svc.key.port);

@@ -6,17 +6,21 @@
 //! `HB_PEERS`, a change of state is pushed to `HB_EVENTS`, and the packet
 //! is consumed. Every refusal is counted and changes nothing.
 //!
-//! Also here: answering ARP requests for the VIPs this node owns.
+//! The message's layout is `tandem_common::heartbeat`'s: every index here
+//! is derived from its byte offsets (`heartbeat::field`), never written
+//! out. What a heartbeat means for the pair is the control plane's
+//! business, not this module's.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
 use tandem_common::{
-    heartbeat::{self, Key},
+    heartbeat::{self, Key, field},
     *,
 };
 
 use crate::{
     maps::{self, count},
-    parse::{Pkt, ptr_at},
+    parse::ptr_at,
+    stage::{Next, Pkt},
 };
 
 /// Is this packet for the heartbeat port? (Returns the config if so.)
@@ -29,25 +33,44 @@ pub fn is_heartbeat(pkt: &Pkt) -> Option<&'static HbConfig> {
     if cfg.port != 0 && cfg.port == pkt.dport { Some(cfg) } else { None }
 }
 
+/// The message as native (little-endian) 16-bit words: it sits at an
+/// even offset of the frame, so it is loaded as halfwords. The accessors
+/// below take the byte offsets of `heartbeat::field` and fold to constant
+/// indices.
+type Words = [u16; heartbeat::LEN / 2];
+
+/// The byte at offset `off`.
 #[inline(always)]
-fn word(w: &[u16; 28], i: usize) -> u64 {
-    // Little-endian u64 from four native (little-endian) halfwords.
-    (w[i * 4] as u64) | (w[i * 4 + 1] as u64) << 16 | (w[i * 4 + 2] as u64) << 32 | (w[i * 4 + 3] as u64) << 48
+fn byte(w: &Words, off: usize) -> u8 {
+    if off % 2 == 0 { (w[off / 2] & 0xff) as u8 } else { (w[off / 2] >> 8) as u8 }
 }
 
+/// The little-endian u64 at `off` (a multiple of 8: the MAC's words).
 #[inline(always)]
-fn be32(w: &[u16; 28], half: usize) -> u32 {
-    ((u16::from_be(w[half]) as u32) << 16) | u16::from_be(w[half + 1]) as u32
+fn le64(w: &Words, off: usize) -> u64 {
+    let i = off / 2;
+    (w[i] as u64) | (w[i + 1] as u64) << 16 | (w[i + 2] as u64) << 32 | (w[i + 3] as u64) << 48
 }
 
+/// The big-endian u32 at `off`.
 #[inline(always)]
-fn be64(w: &[u16; 28], half: usize) -> u64 {
-    ((be32(w, half) as u64) << 32) | be32(w, half + 2) as u64
+fn be32(w: &Words, off: usize) -> u32 {
+    let i = off / 2;
+    ((u16::from_be(w[i]) as u32) << 16) | u16::from_be(w[i + 1]) as u32
 }
+
+/// The big-endian u64 at `off`.
+#[inline(always)]
+fn be64(w: &Words, off: usize) -> u64 {
+    ((be32(w, off) as u64) << 32) | be32(w, off + 4) as u64
+}
+
+// The MAC covers six words, listed one by one below (no loop).
+const _: () = assert!(heartbeat::MAC_COVERS == 6 * 8);
 
 /// Verifies and records a heartbeat; always consumes the packet.
 #[inline(never)]
-pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) -> u32 {
+pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) -> Next {
     let ctx = &XdpContext::new(raw);
     let l4 = pkt.l4 & 0xff;
     let ulen = match ptr_at::<u16>(ctx, l4 + 4) {
@@ -57,47 +80,50 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) 
     };
     if ulen != 8 + heartbeat::LEN {
         count(Reason::HbBadLength);
-        return XDP_DROP;
+        return Next::Drop;
     }
-    let Some(p) = ptr_at::<[u16; 28]>(ctx, l4 + 8) else {
+    let Some(p) = ptr_at::<Words>(ctx, l4 + 8) else {
         count(Reason::HbBadLength);
-        return XDP_DROP;
+        return Next::Drop;
     };
     // SAFETY: bounds checked by ptr_at; payload at an even offset.
     let w = unsafe { *p };
-    // Magic "TNDM", version 1.
-    if w[0] != u16::from_ne_bytes([b'T', b'N']) || w[1] != u16::from_ne_bytes([b'D', b'M']) || (w[2] & 0xff) as u8 != heartbeat::VERSION {
+    let magic = field::MAGIC.start / 2;
+    if w[magic] != u16::from_ne_bytes([heartbeat::MAGIC[0], heartbeat::MAGIC[1]])
+        || w[magic + 1] != u16::from_ne_bytes([heartbeat::MAGIC[2], heartbeat::MAGIC[3]])
+        || byte(&w, field::VERSION) != heartbeat::VERSION
+    {
         count(Reason::HbBadMagic);
-        return XDP_DROP;
+        return Next::Drop;
     }
     let key = Key { k0: cfg.k0, k1: cfg.k1 };
-    let m = [word(&w, 0), word(&w, 1), word(&w, 2), word(&w, 3), word(&w, 4), word(&w, 5)];
-    if heartbeat::mac_words(&key, &m) != word(&w, 6) {
+    let m = [le64(&w, 0), le64(&w, 8), le64(&w, 16), le64(&w, 24), le64(&w, 32), le64(&w, 40)];
+    if heartbeat::mac_words(&key, &m) != le64(&w, field::MAC.start) {
         count(Reason::HbBadMac);
-        return XDP_DROP;
+        return Next::Drop;
     }
-    let kind = (w[2] >> 8) as u8;
-    let state = (w[3] & 0xff) as u8;
-    let priority = (w[3] >> 8) as u8;
+    let kind = byte(&w, field::KIND);
+    let state = byte(&w, field::STATE);
+    let priority = byte(&w, field::PRIORITY);
     if heartbeat::Kind::from_u8(kind).is_none() || node::NodeState::from_u8(state).is_none() {
         count(Reason::HbBadField);
-        return XDP_DROP;
+        return Next::Drop;
     }
-    let node_id = be32(&w, 4);
+    let node_id = be32(&w, field::NODE_ID.start);
     // SAFETY: the value is copied out at once.
     match unsafe { maps::HB_NODES.get(&node_id) } {
         Some(k) if *k == kind as u32 => {}
         _ => {
             count(Reason::HbUnknownSender);
-            return XDP_DROP;
+            return Next::Drop;
         }
     }
-    let path = (w[6] & 0xff) as u8;
-    let epoch = be64(&w, 8);
-    let seq = be64(&w, 12);
-    let sent_ns = be64(&w, 16);
-    let active_channels = be32(&w, 20);
-    let capacity = be32(&w, 22);
+    let path = byte(&w, field::PATH);
+    let epoch = be64(&w, field::EPOCH.start);
+    let seq = be64(&w, field::SEQ.start);
+    let sent_ns = be64(&w, field::SENT_NS.start);
+    let active_channels = be32(&w, field::ACTIVE.start);
+    let capacity = be32(&w, field::CAPACITY.start);
     let ifindex = ctx.ingress_ifindex() as u32;
     let key = HbPeerKey { node_id, ifindex };
     // SAFETY: bpf_ktime_get_ns takes no arguments.
@@ -123,7 +149,7 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) 
             let o = unsafe { *old };
             if seq <= o.seq {
                 count(Reason::HbReplay);
-                return XDP_DROP;
+                return Next::Drop;
             }
             // SAFETY: as above.
             unsafe { *old = rec };
@@ -132,7 +158,7 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) 
         None => {
             if maps::HB_PEERS.insert(&key, &rec, 0).is_err() {
                 count(Reason::HbUnknownSender);
-                return XDP_DROP;
+                return Next::Drop;
             }
             true
         }
@@ -141,49 +167,5 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) 
         let _ = maps::HB_EVENTS.output::<HbPeer>(&rec, 0);
     }
     count(Reason::HbAccepted);
-    XDP_DROP
-}
-
-/// Answers an ARP request for an owned VIP in place (XDP_TX), or passes.
-#[inline(never)]
-pub fn arp(raw: *mut aya_ebpf::bindings::xdp_md) -> u32 {
-    let ctx = &XdpContext::new(raw);
-    let Some(et) = ptr_at::<u16>(ctx, 12) else {
-        return XDP_PASS;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let a = if u16::from_be(unsafe { *et }) == 0x0806 { 14 } else { 18 };
-    // htype, ptype, hlen/plen, oper, sha(3), spa(2), tha(3), tpa(2): 14 words.
-    let Some(p) = ptr_at::<[u16; 14]>(ctx, a) else {
-        count(Reason::Arp);
-        return XDP_PASS;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let w = unsafe { *p };
-    if u16::from_be(w[0]) != 1 || u16::from_be(w[1]) != 0x0800 || u16::from_be(w[2]) != 0x0604 || u16::from_be(w[3]) != 1 {
-        count(Reason::Arp);
-        return XDP_PASS;
-    }
-    // SAFETY: [u16; 2] and u32 have the same size.
-    let tpa: u32 = unsafe { core::mem::transmute::<[u16; 2], u32>([w[12], w[13]]) };
-    // SAFETY: the value is copied out at once.
-    let Some(own) = (unsafe { maps::OWNED_VIPS.get(&tpa) }).copied() else {
-        count(Reason::Arp);
-        return XDP_PASS;
-    };
-    // SAFETY: same size, any bits valid.
-    let mac: [u16; 3] = unsafe { core::mem::transmute::<[u8; 6], [u16; 3]>(own.mac) };
-    let reply: [u16; 14] = [
-        w[0], w[1], w[2], 2u16.to_be(),
-        mac[0], mac[1], mac[2], w[12], w[13], // sha = our MAC, spa = the VIP
-        w[4], w[5], w[6], w[7], w[8], // tha = requester's MAC, tpa = its address
-    ];
-    // SAFETY: bounds checked by ptr_at above.
-    unsafe { *p = reply };
-    if let Some(eth) = ptr_at::<[u16; 6]>(ctx, 0) {
-        // SAFETY: bounds checked by ptr_at.
-        unsafe { *eth = [w[4], w[5], w[6], mac[0], mac[1], mac[2]] };
-    }
-    count(Reason::ArpReply);
-    XDP_TX
+    Next::Drop
 }

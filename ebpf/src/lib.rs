@@ -1,4 +1,7 @@
-//! The XDP programs live in `main.rs` (built for `bpfel-unknown-none` by
-//! `tandem-dataplane`'s build script). This library target only exists so
-//! that the host workspace can name the crate as a build dependency.
+//! The XDP programs live in two objects, both built for
+//! `bpfel-unknown-none` by `tandem-dataplane`'s build script: `main.rs`
+//! (`tandem`, the dataplane `tandemd` loads) and `bin/tandem-bench.rs`
+//! (`tandem-bench`, the benchmark programs, loaded only by benchmarks and
+//! tests). This library target only exists so that the host workspace can
+//! name the crate as a build dependency.
 #![no_std]

@@ -1,23 +1,36 @@
-//! tandem's XDP programs.
+//! tandem's dataplane object: the XDP programs `tandemd` loads.
 //!
-//! `tandem_xdp` is attached to the director's interfaces: it parses the
-//! frame (`parse`), looks the packet up as a virtual service or a NAT reply
-//! (`dispatch`), schedules new flows with the shared IPVS schedulers
-//! (`tandem_common::sched`) and rewrites and sends the frame (`forward`).
-//! Anything it does not understand is passed to the stack untouched, with a
-//! per-reason counter (`maps::REASONS`).
+//! `tandem_xdp` is attached to the director's interfaces; with the stages
+//! it tail-calls (`tandem_new_flow`, `tandem_new_flow_load`, `tandem_sip`)
+//! it parses the frame (`parse`), answers ARP (`arp`) and heartbeats
+//! (`heartbeat`), looks the packet up in the connection table (`conn`)
+//! and the SIP call table (`calls`), schedules new flows with the shared
+//! IPVS schedulers (`new_flow`, `tandem_common::sched`) and rewrites and
+//! sends the frame (`forward`). `stage` draws the pipeline and holds what
+//! the stages pass each other; `maps` holds the tables, by concern.
+//! Anything the dispatcher does not understand is passed to the stack
+//! untouched, with a per-reason counter (`maps::REASONS`).
 //!
-//! The other programs are helpers: `tandem_pass` for the far end of veths
-//! that receive XDP_TX/REDIRECT frames, and the two benchmark programs.
+//! `tandem_pass` is a helper for the far end of veths that receive
+//! XDP_TX/REDIRECT frames. The benchmark programs are another object
+//! (`bin/tandem-bench.rs`), which `tandemd` never loads.
+//!
+//! Modules import each other as a DAG: `stage` ← `parse` ← `forward`,
+//! `heartbeat`, `arp`; `maps` → `stage`; `conn` → `forward`; `calls` →
+//! `conn`; `new_flow` → `calls`; `entry` → all the stages it starts.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 #[cfg(target_arch = "bpf")]
-mod bench;
+mod arp;
 #[cfg(target_arch = "bpf")]
-mod dispatch;
+mod calls;
+#[cfg(target_arch = "bpf")]
+mod conn;
+#[cfg(target_arch = "bpf")]
+mod entry;
 #[cfg(target_arch = "bpf")]
 mod forward;
 #[cfg(target_arch = "bpf")]
@@ -25,9 +38,11 @@ mod heartbeat;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod new_flow;
+#[cfg(target_arch = "bpf")]
 mod parse;
 #[cfg(target_arch = "bpf")]
-mod sip;
+mod stage;
 
 #[cfg(target_arch = "bpf")]
 mod programs {
@@ -36,25 +51,25 @@ mod programs {
     /// The dispatcher.
     #[xdp]
     pub fn tandem_xdp(ctx: XdpContext) -> u32 {
-        crate::dispatch::run(&ctx)
+        crate::entry::run(&ctx) as u32
     }
 
-    /// The new-flow stage of the dispatcher (tail-called from `tandem_xdp`).
+    /// The new-flow stage (`Stage::NewFlow`).
     #[xdp]
     pub fn tandem_new_flow(ctx: XdpContext) -> u32 {
-        crate::dispatch::new_flow::<false>(&ctx)
+        crate::new_flow::run::<false>(&ctx) as u32
     }
 
-    /// The new-flow stage for load-aware services (`STAGES[1]`).
+    /// The new-flow stage for load-aware services (`Stage::NewFlowLoad`).
     #[xdp]
     pub fn tandem_new_flow_load(ctx: XdpContext) -> u32 {
-        crate::dispatch::new_flow::<true>(&ctx)
+        crate::new_flow::run::<true>(&ctx) as u32
     }
 
-    /// The SIP stage (`STAGES[2]`): Call-ID persistence.
+    /// The SIP stage (`Stage::Sip`): Call-ID persistence.
     #[xdp]
     pub fn tandem_sip(ctx: XdpContext) -> u32 {
-        crate::sip::run(&ctx)
+        crate::calls::run(&ctx) as u32
     }
 
     /// Passes everything: attached to the far end of a veth so that the
@@ -62,32 +77,6 @@ mod programs {
     #[xdp]
     pub fn tandem_pass(_ctx: XdpContext) -> u32 {
         xdp_action::XDP_PASS
-    }
-
-    /// The benchmark floor: sends every frame back where it came from.
-    #[xdp]
-    pub fn tandem_trivial_tx(_ctx: XdpContext) -> u32 {
-        xdp_action::XDP_TX
-    }
-
-    /// Benchmark wrapper: restores the frame then tail-calls the program
-    /// under test.
-    #[xdp]
-    pub fn tandem_bench_restore(ctx: XdpContext) -> u32 {
-        crate::bench::restore_and_call(&ctx)
-    }
-
-    /// Benchmark sink: counts and drops (far end of the live-frames path).
-    #[xdp]
-    pub fn tandem_sink(_ctx: XdpContext) -> u32 {
-        crate::bench::sink()
-    }
-
-    /// Benchmark baseline: a trivial forwarder that redirects every frame
-    /// to the interface in `BENCH_FWD[0]`, without looking at it.
-    #[xdp]
-    pub fn tandem_bench_fwd(_ctx: XdpContext) -> u32 {
-        crate::bench::forward_all()
     }
 
     #[panic_handler]

@@ -1,10 +1,14 @@
 //! Header parsing: Ethernet (+ one 802.1Q tag), IPv4 (with options),
-//! IPv6 (no extension headers), UDP, TCP. Every read goes through
-//! [`ptr_at`], which checks the bounds the verifier wants; every malformed
-//! or unsupported frame comes back as `Err(Reason)` and is passed.
+//! IPv6 (no extension headers), UDP, TCP, into the pipeline's scratch
+//! [`Pkt`](crate::stage::Pkt). Every read goes through [`ptr_at`], which
+//! checks the bounds the verifier wants; every malformed or unsupported
+//! frame comes back as `Err(Reason)` and is passed. It decides nothing
+//! beyond what the headers say.
 
 use aya_ebpf::programs::XdpContext;
 use tandem_common::{FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP, Reason};
+
+use crate::stage::Pkt;
 
 pub const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -12,46 +16,6 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-
-/// What dispatch needs to know of a parsed packet. It lives in the
-/// per-CPU `maps::SCRATCH` map rather than on the stack: values read back
-/// from map memory are not tracked precisely by the verifier, so the many
-/// parse paths (IPv4/IPv6, VLAN, UDP/TCP) converge to one verifier state
-/// before scheduling instead of multiplying its work.
-#[repr(C, align(8))]
-pub struct Pkt {
-    /// Source and destination, IPv4-mapped for IPv4 (first, 8-byte
-    /// aligned: copied and compared as 64-bit words).
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    /// Offset of the IP header.
-    pub l3: usize,
-    /// Offset of the UDP/TCP header.
-    pub l4: usize,
-    pub family: u8,
-    pub proto: u8,
-    pub sport: u16,
-    pub dport: u16,
-    /// TCP flags byte (0 for UDP).
-    pub tcp_flags: u8,
-    /// Set by dispatch before the new-flow stage: the service id and the time.
-    pub service_id: u32,
-    pub now: u64,
-    /// The UDP/TCP payload: offset from the frame start and length (by the
-    /// UDP length field or the IP length, not the frame: padding excluded).
-    pub payload_off: usize,
-    pub payload_len: usize,
-    /// The `PORT_FLAGS` entry of the destination port.
-    pub port_flags: u32,
-    /// What the SIP stage and the new-flow stage are asked to do
-    /// (`sip::MODE_*`; 0 for every freshly parsed packet).
-    pub sip_mode: u32,
-    /// `sip::MODE_LEARN`: the connection's real server slot.
-    pub real_idx: u32,
-    pub _pad: u32,
-    /// `sip::MODE_NEW_CALL`: the Call-ID hash to record.
-    pub call_hash: u64,
-}
 
 /// A pointer to a `T` at `offset` in the frame, or `None` if the frame is
 /// too short.

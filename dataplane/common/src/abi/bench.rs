@@ -1,4 +1,5 @@
-//! The benchmark wrapper's frame (`BENCH_FRAME`).
+//! The benchmark wrapper's frame (`BENCH_FRAME`, in the benchmark
+//! object `tandem-bench`, which `tandemd` does not load).
 
 /// Largest frame the benchmark wrapper restores.
 pub const BENCH_FRAME_MAX: usize = 256;

@@ -1,6 +1,9 @@
-//! The names of the maps and programs in the object file.
+//! The names of the maps and programs in the two object files: the
+//! dataplane (`tandem`, what `tandemd` loads) and the benchmark object
+//! (`tandem-bench`, loaded only by benchmarks and tests). The names of the
+//! benchmark object are marked as such.
 
-/// Map names in the object file, for the host's typed accessors.
+/// Map names in the object files, for the host's typed accessors.
 pub mod maps {
     pub const SERVICES: &str = "SERVICES";
     pub const SERVICE_CONF: &str = "SERVICE_CONF";
@@ -20,12 +23,8 @@ pub mod maps {
     pub const REASONS: &str = "REASONS";
     pub const SERVICE_STATS: &str = "SERVICE_STATS";
     pub const REAL_STATS: &str = "REAL_STATS";
-    pub const BENCH_FRAME: &str = "BENCH_FRAME";
-    pub const BENCH_TARGET: &str = "BENCH_TARGET";
     pub const STAGES: &str = "STAGES";
     pub const PORT_FLAGS: &str = "PORT_FLAGS";
-    pub const BENCH_COUNT: &str = "BENCH_COUNT";
-    pub const BENCH_FWD: &str = "BENCH_FWD";
     pub const GLOBALS: &str = "GLOBALS";
     pub const HB_CONFIG: &str = "HB_CONFIG";
     pub const HB_NODES: &str = "HB_NODES";
@@ -35,9 +34,17 @@ pub mod maps {
     pub const CALLS: &str = "CALLS";
     pub const CALL_EVENTS: &str = "CALL_EVENTS";
     pub const OWNED_VIPS: &str = "OWNED_VIPS";
+
+    // The benchmark object's maps.
+    pub const BENCH_FRAME: &str = "BENCH_FRAME";
+    pub const BENCH_TARGET: &str = "BENCH_TARGET";
+    pub const BENCH_COUNT: &str = "BENCH_COUNT";
+    pub const BENCH_FWD: &str = "BENCH_FWD";
+    /// The baseline forwarder's redirect devmap.
+    pub const BENCH_TX_PORTS: &str = "BENCH_TX_PORTS";
 }
 
-/// Program names in the object file.
+/// Program names in the object files.
 pub mod progs {
     /// The dispatcher attached to interfaces.
     pub const DISPATCH: &str = "tandem_xdp";
@@ -49,6 +56,8 @@ pub mod progs {
     pub const SIP: &str = "tandem_sip";
     /// XDP_PASS, for the far end of veths that receive XDP_TX/REDIRECT.
     pub const PASS: &str = "tandem_pass";
+
+    // The benchmark object's programs.
     /// Benchmark floor: XDP_TX on the same packet.
     pub const TRIVIAL_TX: &str = "tandem_trivial_tx";
     /// Benchmark sink: counts (`BENCH_COUNT`) and drops.
@@ -57,4 +66,9 @@ pub mod progs {
     pub const BENCH_FWD: &str = "tandem_bench_fwd";
     /// Benchmark wrapper: restores the frame then tail-calls `BENCH_TARGET[0]`.
     pub const BENCH_RESTORE: &str = "tandem_bench_restore";
+
+    /// The programs of the dataplane object, all loaded at once.
+    pub const DATAPLANE: [&str; 5] = [DISPATCH, NEW_FLOW, NEW_FLOW_LOAD, SIP, PASS];
+    /// The programs of the benchmark object.
+    pub const BENCH: [&str; 4] = [TRIVIAL_TX, BENCH_RESTORE, SINK, BENCH_FWD];
 }

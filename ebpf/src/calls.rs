@@ -1,7 +1,9 @@
-//! The SIP stage (`tandem_sip`, `STAGES[2]`): Call-ID persistence for
-//! services with `FLAG_SIP_PERSIST`, IPVS's `--pe sip` in XDP.
+//! The SIP stage (`tandem_sip`, `Stage::Sip`): Call-ID persistence for
+//! services with `FLAG_SIP_PERSIST`, IPVS's `--pe sip` in XDP. It keeps
+//! the `CALLS` table; the 5-tuple connection table is `conn`'s.
 //!
-//! What it does, by the mode dispatch leaves in `Pkt::sip_mode`:
+//! What it does, by the mode the previous stage leaves in `Pkt::sip_mode`
+//! (`stage::MODE_*`):
 //! - `MODE_DISPATCH` (a UDP datagram to a port with `PORT_SIP`): if the
 //!   datagram's service has the flag and its payload holds a Call-ID
 //!   (`tandem_common::sip`), the call is looked up in `CALLS` by (service,
@@ -15,7 +17,7 @@
 //!   call from one client port, and each Call-ID is scheduled on its own.
 //!   Without a Call-ID (not SIP, a CRLF keepalive, no or an empty or a
 //!   cut-off Call-ID) the datagram takes the usual connection-table path
-//!   (`dispatch::connections`), counted `SipNoCallId`.
+//!   (`conn::connections`), counted `SipNoCallId`.
 //! - `MODE_LEARN` (a data segment of an established TCP connection of a
 //!   service with the flag): TCP is scheduled at the SYN, before any SIP
 //!   is seen, and the connection keeps its real server. A Call-ID in the
@@ -31,8 +33,9 @@
 //! How: the payload window (at most `SIP_SCAN_LEN` bytes) is copied with
 //! `bpf_xdp_load_bytes` into per-CPU map memory, and `bpf_loop` runs the
 //! shared byte scanner over it, one callback per 64-byte chunk, so the
-//! verifier checks the scanner once instead of once per byte. The stage is its own
-//! program so that none of this weighs on the dispatcher's verification.
+//! verifier checks the scanner once instead of once per byte. The stage
+//! is its own program so that none of this weighs on the dispatcher's
+//! verification.
 
 use core::ffi::c_void;
 
@@ -48,28 +51,19 @@ use tandem_common::{
 };
 
 use crate::{
-    dispatch::{self, active_add, service},
-    forward,
-    maps::{self, SipScratch, count},
-    parse::Pkt,
+    conn, forward,
+    maps::{self, active_add, count, service},
+    stage::{MODE_LEARN, MODE_NEW_CALL, MODE_NONE, Next, Pkt, SCRATCH, SIP_SCRATCH, SipScratch},
 };
-
-/// `Pkt::sip_mode` values.
-pub const MODE_NONE: u32 = 0;
-/// Dispatch → SIP stage: a UDP datagram to a `PORT_SIP` port.
-pub const MODE_DISPATCH: u32 = 1;
-/// Dispatch → SIP stage: a data segment of an established TCP connection.
-pub const MODE_LEARN: u32 = 2;
-/// SIP stage → new-flow stage: schedule and record a call.
-pub const MODE_NEW_CALL: u32 = 3;
 
 /// Entry point of `tandem_sip`.
 #[inline(always)]
-pub fn run(ctx: &XdpContext) -> u32 {
-    let Some(scratch) = maps::SCRATCH.get_ptr_mut(0) else {
-        return XDP_PASS;
+pub fn run(ctx: &XdpContext) -> Next {
+    let Some(scratch) = SCRATCH.get_ptr_mut(0) else {
+        return Next::Pass;
     };
-    // SAFETY: written by dispatch on this CPU just before the tail call.
+    // SAFETY: written by the previous stage on this CPU just before the
+    // tail call.
     let pkt: &mut Pkt = unsafe { &mut *scratch };
     if pkt.sip_mode == MODE_LEARN {
         pkt.sip_mode = MODE_NONE;
@@ -81,25 +75,25 @@ pub fn run(ctx: &XdpContext) -> u32 {
     let svc = match unsafe { maps::SERVICES.get(&key) } {
         Some(id) => match service(*id) {
             Some(s) if s.flags & FLAG_SIP_PERSIST != 0 && pkt.proto == PROTO_UDP => s,
-            _ => return dispatch::connections(ctx, pkt),
+            _ => return conn::connections(ctx, pkt),
         },
-        None => return dispatch::connections(ctx, pkt),
+        None => return conn::connections(ctx, pkt),
     };
     if !scan(ctx.ctx, pkt.payload_off, pkt.payload_len) {
         count(Reason::SipNoCallId);
-        return dispatch::connections(ctx, pkt);
+        return conn::connections(ctx, pkt);
     }
-    let hash = match maps::SIP_SCRATCH.get(0) {
+    let hash = match SIP_SCRATCH.get(0) {
         Some(s) => s.scan.hash,
-        None => return dispatch::connections(ctx, pkt),
+        None => return conn::connections(ctx, pkt),
     };
     let ckey = CallKey::new(svc.id, hash);
     if let Some(cp) = maps::CALLS.get_ptr_mut(&ckey) {
         let Some(settings) = maps::SETTINGS.get(0) else {
             count(Reason::BadServiceConfig);
-            return XDP_PASS;
+            return Next::Pass;
         };
-        let now = dispatch::now_ns();
+        let now = conn::now_ns();
         let base = svc.id * MAX_REALS;
         // SAFETY: cp points to the map value; copied out before use.
         let call = unsafe { *cp };
@@ -127,7 +121,7 @@ pub fn run(ctx: &XdpContext) -> u32 {
     }
     pkt.sip_mode = MODE_NEW_CALL;
     pkt.call_hash = hash;
-    dispatch::new_flow_stage(ctx, pkt, svc)
+    conn::to_new_flow(ctx, pkt, svc)
 }
 
 /// Records a call the new-flow stage scheduled on real server `idx`
@@ -193,7 +187,7 @@ extern "C" fn scan_chunk(i: u64, ctx: *mut c_void) -> i64 {
 /// `SIP_SCRATCH.scan`).
 #[inline(never)]
 fn scan(raw: *mut xdp_md, off: usize, len: usize) -> bool {
-    let Some(s) = maps::SIP_SCRATCH.get_ptr_mut(0) else {
+    let Some(s) = SIP_SCRATCH.get_ptr_mut(0) else {
         return false;
     };
     // SAFETY: this CPU's scratch value.
@@ -226,10 +220,10 @@ fn scan(raw: *mut xdp_md, off: usize, len: usize) -> bool {
 /// `MODE_LEARN`: learns the segment's Call-ID, if any, then forwards the
 /// segment to its connection's real server (as dispatch would have).
 #[inline(always)]
-fn learn_and_forward(raw: *mut xdp_md, pkt: &Pkt) -> u32 {
+fn learn_and_forward(raw: *mut xdp_md, pkt: &Pkt) -> Next {
     let Some(svc) = service(pkt.service_id) else {
         count(Reason::BadServiceConfig);
-        return XDP_PASS;
+        return Next::Pass;
     };
     learn(raw, pkt);
     forward::forward(raw, pkt, svc, pkt.real_idx, 0)
@@ -241,7 +235,7 @@ fn learn(raw: *mut xdp_md, pkt: &Pkt) {
         count(Reason::SipNoCallId);
         return;
     }
-    let hash = match maps::SIP_SCRATCH.get(0) {
+    let hash = match SIP_SCRATCH.get(0) {
         Some(s) => s.scan.hash,
         None => return,
     };
@@ -289,7 +283,7 @@ fn learn(raw: *mut xdp_md, pkt: &Pkt) {
         return;
     }
     count(Reason::SipCallIdLearned);
-    let now = dispatch::now_ns();
+    let now = conn::now_ns();
     let ckey = CallKey::new(tid, hash);
     let mut old_counted = u32::MAX;
     if let Some(cp) = maps::CALLS.get_ptr_mut(&ckey) {

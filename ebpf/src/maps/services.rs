@@ -1,0 +1,49 @@
+//! Virtual services, their real servers, the schedulers' tables and state,
+//! and what the host derives from the set of services (the port
+//! pre-filter, `GLOBALS`). The host writes all of it except `SCHED_STATE`'s
+//! cursors, which the schedulers advance.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap},
+};
+use tandem_common::*;
+
+#[map]
+pub static SERVICES: HashMap<ServiceKey, u32> = HashMap::with_max_entries(MAX_SERVICES, 0);
+#[map]
+pub static SERVICE_CONF: Array<Service> = Array::with_max_entries(MAX_SERVICES, 0);
+#[map]
+pub static REALS: Array<RealServer> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
+#[map]
+pub static REAL_LOAD: Array<RealLoad> = Array::with_max_entries(MAX_REAL_SLOTS, 0);
+#[map]
+pub static SCHED_STATE: Array<SchedState> = Array::with_max_entries(MAX_SERVICES, 0);
+#[map]
+pub static WRR_SEQ: Array<u32> = Array::with_max_entries(MAX_SERVICES * WRR_SEQ_MAX, 0);
+#[map]
+pub static SHDH_TABLE: Array<u32> = Array::with_max_entries(MAX_SERVICES * SHDH_BUCKETS, 0);
+#[map]
+pub static MH_TABLE: Array<u32> = Array::with_max_entries(MH_SLOTS * MH_MAX_SIZE, 0);
+#[map]
+pub static PORT_FLAGS: Array<u32> = Array::with_max_entries(PORT_FLAGS_ENTRIES, 0);
+#[map]
+pub static GLOBALS: Array<Globals> = Array::with_max_entries(1, 0);
+
+/// Service `id`, if it is configured.
+#[inline(always)]
+pub fn service(id: u32) -> Option<&'static Service> {
+    if id >= MAX_SERVICES {
+        return None;
+    }
+    match SERVICE_CONF.get(id) {
+        Some(s) if s.id == id && s.n_reals <= MAX_REALS => Some(s),
+        _ => None,
+    }
+}
+
+/// True if flow and call changes go to their ring buffers (state sync on).
+#[inline(always)]
+pub fn sync_events_on() -> bool {
+    matches!(GLOBALS.get(0), Some(g) if g.flow_events != 0)
+}
