@@ -224,7 +224,7 @@ impl Model {
         self.connections(out, &p, port_flags, frame, ingress, now_ns)
     }
 
-    /// The connection-table path (`dispatch::connections`).
+    /// The connection-table path (`conn::connections`).
     fn connections(
         &mut self,
         mut out: Vec<u8>,
