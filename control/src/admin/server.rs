@@ -267,6 +267,15 @@ impl Connection {
         write_available(&self.stream, &mut self.output)
     }
 
+    /// Reads nothing more: the connection is [finished](Self::is_finished)
+    /// once what is queued is sent. The daemon answers one request per
+    /// connection and then closes it, as clients that read to end of file
+    /// (`socat`, scripts, the benches) expect.
+    pub fn stop_reading(&mut self) {
+        self.closing = true;
+        self.input.clear();
+    }
+
     /// More requests may come: poll for readable.
     pub fn wants_read(&self) -> bool {
         !self.eof && !self.closing && !self.abandoned

@@ -8,7 +8,9 @@
 //! make room, so idle connections cannot lock operators out.
 //!
 //! A slow or hostile client costs itself, never the heartbeats: the loop
-//! does at most one bounded read and one bounded write per readiness.
+//! does at most one bounded read and one bounded write per readiness. An
+//! admin connection carries one request: its answer is sent and the
+//! connection closed, so clients that read to end of file work.
 
 use std::{
     io,
@@ -312,9 +314,12 @@ impl Daemon {
         };
         let ok = match conn.read_requests_at(now) {
             Ok(requests) => {
-                for req in requests {
+                // One request per connection: answered, then closed (the
+                // first complete one; anything sent behind it is not read).
+                if let Some(req) = requests.into_iter().next() {
                     let resp = self.answer(req);
                     conn.queue(&resp);
+                    conn.stop_reading();
                 }
                 conn.flush().is_ok()
             }
