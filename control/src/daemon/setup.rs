@@ -137,16 +137,6 @@ impl Daemon {
             sock.set_nonblocking(true)?;
             Some(sock)
         };
-        let sync = match &cfg.sync {
-            Some(sc) => Some(crate::sync::runtime::SyncRuntime::new(
-                cfg.node.id,
-                key,
-                &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
-                &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
-            )?),
-            None => None,
-        };
-        let clients = Clients::bind(&cfg.admin)?;
         let ring = Ring::new(256)?;
         let signals = Signals::new(&[
             nix::sys::signal::Signal::SIGTERM,
@@ -170,13 +160,26 @@ impl Daemon {
             dp.add_heartbeat_node(*n, Kind::Ivr)?;
         }
         let events = dp.take_heartbeat_events().context("heartbeat ring buffer")?;
-        let (flow_events, call_events) = if sync.is_some() {
+        let (flow_events, call_events) = if cfg.sync.is_some() {
             dp.set_flow_events(true).context("turning flow events on")?;
             (Some(dp.take_flow_events().context("flow ring buffer")?), dp.take_call_events())
         } else {
             (None, None)
         };
 
+        // The listeners last before the host changes: a daemon restarted
+        // right after a kill -9 finds its predecessor's sockets gone only
+        // once that process is torn down (the XDP load above takes longer).
+        let sync = match &cfg.sync {
+            Some(sc) => Some(crate::sync::runtime::SyncRuntime::new(
+                cfg.node.id,
+                key,
+                &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
+                &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
+            )?),
+            None => None,
+        };
+        let clients = Clients::bind(&cfg.admin)?;
         let now = Instant::now();
         let holddown = cfg.node.card_fault_holddown;
         let pair = Pair::new(
