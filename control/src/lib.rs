@@ -28,6 +28,7 @@ pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod hbsend;
+pub mod keys;
 pub mod link;
 pub mod metrics;
 pub mod net;
