@@ -16,9 +16,48 @@
 //! role (a PRF: knowing a derived key tells nothing of the parent or of a
 //! sibling). Pure functions; nothing here reads a file or logs a key.
 
+use std::{fmt, ops::Deref};
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tandem_common::heartbeat::Key;
+use zeroize::Zeroize;
+
+/// 16 secret key bytes: read through `Deref` (`&*secret`), never shown —
+/// `Debug` and `Display` print `(key)` — and wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret([u8; 16]);
+
+impl Secret {
+    pub fn new(bytes: [u8; 16]) -> Secret {
+        Secret(bytes)
+    }
+}
+
+impl Deref for Secret {
+    type Target = [u8; 16];
+    fn deref(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("(key)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("(key)")
+    }
+}
 
 /// The label of IVR heartbeat keys (followed by the node id, big-endian).
 const IVR_LABEL: &[u8] = b"tandem/v1/ivr-heartbeat";
@@ -82,6 +121,13 @@ mod tests {
         let s = derived_sync_key(&MASTER);
         assert_ne!(s, MASTER);
         assert_ne!(s, ivr_key_bytes(&MASTER, 0));
+    }
+
+    #[test]
+    fn a_secret_never_shows_its_bytes() {
+        let s = Secret::new([0xab; 16]);
+        assert_eq!(format!("{s:?} {s}"), "(key) (key)");
+        assert_eq!(s[0], 0xab);
     }
 
     #[test]

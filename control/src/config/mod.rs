@@ -18,8 +18,10 @@
 //! - [`Config`] (this module): what the daemon uses, resolved from the model;
 //! - `dataplane`: the services in the dataplane's form.
 //!
-//! Writing a configuration ([`Config::to_toml`]) serializes the same model.
-//! It must not do I/O beyond reading the file, and it applies nothing: what
+//! - `keys`: the key files, read once everything else is valid;
+//! Writing a configuration ([`Config::to_toml`]) serializes the same model,
+//! never showing a key. It must not do I/O beyond reading the file and its
+//! key files, and it applies nothing: what
 //! to do with a configuration is the daemon's business.
 //!
 //! ```toml
@@ -35,6 +37,7 @@
 //! See `control/tandem.example.toml` for every field.
 
 mod dataplane;
+mod keys;
 mod model;
 mod read;
 mod validate;
@@ -56,6 +59,7 @@ use tandem_dataplane::{
 };
 
 pub use dataplane::ifindex;
+pub use keys::{KeyConfig, KeySource, read_key_file};
 
 /// Default UDP port of heartbeats (the one Linux-HA heartbeat used).
 pub const DEFAULT_HEARTBEAT_PORT: u16 = 694;
@@ -242,6 +246,8 @@ pub struct Config {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyncConfig {
     pub port: u16,
+    /// The sync pre-shared key every session derives its keys from.
+    pub key: KeyConfig,
     /// This node listens on these (default: every heartbeat path's local address).
     pub local: Vec<IpAddr>,
     /// The peer's addresses, dialed in turn (default: every heartbeat
@@ -280,8 +286,11 @@ pub struct HeartbeatConfig {
     pub interval: Duration,
     /// Missed intervals before a path is dead.
     pub multiplier: u32,
-    /// SipHash-2-4 key shared by the directors.
-    pub key: [u8; 16],
+    /// The director heartbeat key (SipHash-2-4), held by the two directors.
+    pub key: KeyConfig,
+    /// The IVR master key: each IVR's heartbeats are checked under
+    /// [`crate::keys::ivr_heartbeat_key`] of it and the IVR's node id.
+    pub ivr_key: Option<KeyConfig>,
     /// At least one; the peer is dead only when silent on all of them.
     pub paths: Vec<HeartbeatPath>,
 }
@@ -432,14 +441,24 @@ impl Config {
             problems.extend(validate::validate(file));
         }
         match file {
-            Some(file) if problems.is_empty() => Ok(file.resolve()),
+            Some(file) if problems.is_empty() => match keys::load(&file) {
+                Ok(keys) => Ok(file.resolve(keys)),
+                Err(problems) => Err(ConfigError::from_problems(problems)),
+            },
             _ => Err(ConfigError::from_problems(problems)),
         }
     }
 
     /// The canonical TOML text of this configuration, every value written
-    /// out; it parses back to an equal `Config`.
+    /// out but the keys: a key file is named, an inline key written as
+    /// `"(not shown)"` (which does not read back: see [`Config::to_toml_with_keys`]).
     pub fn to_toml(&self) -> String {
-        toml::to_string(&model::File::from(self)).unwrap_or_default()
+        toml::to_string(&model::File::written(self, false)).unwrap_or_default()
+    }
+
+    /// [`Config::to_toml`] with inline keys written out: it parses back to
+    /// an equal `Config`. For a file an operator keeps, never for output.
+    pub fn to_toml_with_keys(&self) -> String {
+        toml::to_string(&model::File::written(self, true)).unwrap_or_default()
     }
 }

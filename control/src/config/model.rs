@@ -82,7 +82,18 @@ pub struct HeartbeatTable {
     pub interval_ms: Millis<1, 60_000>,
     #[serde(default = "default_multiplier")]
     pub multiplier: Int<u32, 2, 1000>,
-    pub key: Key,
+    /// The director heartbeat key, or `key_file` (one of the two: a check
+    /// of [`super::validate`]; read by [`super::keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<AbsPath>,
+    /// The IVR master key, or `ivr_key_file`: needed when a real server
+    /// has a `node_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivr_key: Option<Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivr_key_file: Option<AbsPath>,
     /// At least one (a check of [`super::validate`]).
     #[serde(default)]
     pub paths: List<PathTable>,
@@ -116,6 +127,12 @@ pub struct SyncTable {
     pub enabled: Bool,
     #[serde(default = "default_sync_port")]
     pub port: Port,
+    /// The sync key, or `key_file`; both absent: derived from the
+    /// director heartbeat key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<AbsPath>,
     /// Absent: every heartbeat path's local address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<OneOrMany<SyncAddr>>,
@@ -344,8 +361,9 @@ fn default_signalling() -> Signalling {
 impl File {
     /// The configuration this (valid) file describes, with the defaults
     /// that depend on other tables filled in.
-    pub fn resolve(&self) -> Config {
-        let heartbeat = self.heartbeat.resolve();
+    pub(super) fn resolve(&self, keys: super::keys::Loaded) -> Config {
+        let mut heartbeat = self.heartbeat.resolve(keys.heartbeat);
+        heartbeat.ivr_key = keys.ivr;
         let vips: Vec<VipConfig> = self.vip.0.iter().map(VipTable::resolve).collect();
         let witness = self.witness.as_ref().map(|w| WitnessConfig {
             address: w.address.0,
@@ -365,11 +383,12 @@ impl File {
                 || {
                     Some(SyncConfig {
                         port: DEFAULT_SYNC_PORT,
-                        local: sync_locals(&heartbeat),
-                        peer: sync_peers(&heartbeat),
+                        key: keys.sync.clone(),
+                        local: sync_locals(&heartbeat.paths),
+                        peer: sync_peers(&heartbeat.paths),
                     })
                 },
-                |s| s.resolve(&heartbeat),
+                |s| s.resolve(&heartbeat.paths, keys.sync.clone()),
             ),
             witness,
             dataplane,
@@ -401,12 +420,12 @@ fn default_interfaces(hb: &HeartbeatConfig, vips: &[VipConfig]) -> Vec<String> {
     out
 }
 
-pub(super) fn sync_locals(hb: &HeartbeatConfig) -> Vec<std::net::IpAddr> {
-    hb.paths.iter().map(|p| p.local.into()).collect()
+pub(super) fn sync_locals(paths: &[HeartbeatPath]) -> Vec<std::net::IpAddr> {
+    paths.iter().map(|p| p.local.into()).collect()
 }
 
-pub(super) fn sync_peers(hb: &HeartbeatConfig) -> Vec<std::net::IpAddr> {
-    hb.paths.iter().map(|p| p.peer.into()).collect()
+pub(super) fn sync_peers(paths: &[HeartbeatPath]) -> Vec<std::net::IpAddr> {
+    paths.iter().map(|p| p.peer.into()).collect()
 }
 
 fn addrs(list: &OneOrMany<SyncAddr>) -> Vec<std::net::IpAddr> {
@@ -428,24 +447,29 @@ impl NodeTable {
 }
 
 impl HeartbeatTable {
-    pub(super) fn resolve(&self) -> HeartbeatConfig {
+    fn resolve(&self, key: super::KeyConfig) -> HeartbeatConfig {
         HeartbeatConfig {
             port: self.port.0,
             interval: self.interval_ms.0,
             multiplier: self.multiplier.0,
-            key: self.key.0,
-            paths: self
-                .paths
-                .0
-                .iter()
-                .map(|p| HeartbeatPath {
-                    name: p.name.0.clone(),
-                    interface: p.interface.0.clone(),
-                    local: p.local.0,
-                    peer: p.peer.0,
-                })
-                .collect(),
+            key,
+            ivr_key: None,
+            paths: self.paths(),
         }
+    }
+
+    /// The paths as the daemon takes them.
+    pub(super) fn paths(&self) -> Vec<HeartbeatPath> {
+        self.paths
+            .0
+            .iter()
+            .map(|p| HeartbeatPath {
+                name: p.name.0.clone(),
+                interface: p.interface.0.clone(),
+                local: p.local.0,
+                peer: p.peer.0,
+            })
+            .collect()
     }
 }
 
@@ -453,17 +477,18 @@ impl SyncTable {
     /// The local and peer lists, defaults filled in.
     pub(super) fn lists(
         &self,
-        hb: &HeartbeatConfig,
+        paths: &[HeartbeatPath],
     ) -> (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) {
-        let local = self.local.as_ref().map_or_else(|| sync_locals(hb), addrs);
-        let peer = self.peer.as_ref().map_or_else(|| sync_peers(hb), addrs);
+        let local = self.local.as_ref().map_or_else(|| sync_locals(paths), addrs);
+        let peer = self.peer.as_ref().map_or_else(|| sync_peers(paths), addrs);
         (local, peer)
     }
 
-    fn resolve(&self, hb: &HeartbeatConfig) -> Option<SyncConfig> {
-        let (local, peer) = self.lists(hb);
+    fn resolve(&self, paths: &[HeartbeatPath], key: super::KeyConfig) -> Option<SyncConfig> {
+        let (local, peer) = self.lists(paths);
         self.enabled.0.then_some(SyncConfig {
             port: self.port.0,
+            key,
             local,
             peer,
         })
@@ -537,10 +562,13 @@ impl CardTable {
     }
 }
 
-/// Every value written out, defaults included: the file of `to_toml`.
-impl From<&Config> for File {
-    fn from(c: &Config) -> File {
+impl File {
+    /// Every value written out, defaults included: the file of `to_toml`
+    /// (inline keys shown only with `show_keys`).
+    pub(super) fn written(c: &Config, show_keys: bool) -> File {
         let hb = &c.heartbeat;
+        let (key, key_file) = hb.key.fields(show_keys);
+        let (ivr_key, ivr_key_file) = hb.ivr_key.as_ref().map_or((None, None), |k| k.fields(show_keys));
         let name = |s: &String| IfName(s.clone());
         File {
             node: NodeTable {
@@ -556,7 +584,10 @@ impl From<&Config> for File {
                 port: Int(hb.port),
                 interval_ms: Millis(hb.interval),
                 multiplier: Int(hb.multiplier),
-                key: Key(hb.key),
+                key,
+                key_file,
+                ivr_key,
+                ivr_key_file,
                 paths: List(
                     hb.paths
                         .iter()
@@ -573,12 +604,16 @@ impl From<&Config> for File {
                 Some(s) => SyncTable {
                     enabled: Bool(true),
                     port: Int(s.port),
+                    key: s.key.fields(show_keys).0,
+                    key_file: s.key.fields(show_keys).1,
                     local: Some(OneOrMany(s.local.iter().copied().map(SyncAddr).collect())),
                     peer: Some(OneOrMany(s.peer.iter().copied().map(SyncAddr).collect())),
                 },
                 None => SyncTable {
                     enabled: Bool(false),
                     port: default_sync_port(),
+                    key: None,
+                    key_file: None,
                     local: None,
                     peer: None,
                 },

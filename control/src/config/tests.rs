@@ -114,7 +114,7 @@ fn good_config_values_and_defaults() {
 #[test]
 fn good_config_round_trip() {
     let c = Config::parse(GOOD).expect("good config");
-    let text = c.to_toml();
+    let text = c.to_toml_with_keys();
     let again = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(c, again);
 }
@@ -143,7 +143,7 @@ fn example_file_parses() {
     let c = Config::load(path).unwrap_or_else(|e| panic!("{e}"));
     assert!(!c.services.is_empty());
     assert!(c.witness.is_some());
-    let again = Config::parse(&c.to_toml()).expect("round trip");
+    let again = Config::parse(&c.to_toml_with_keys()).expect("round trip");
     assert_eq!(c, again);
 }
 
@@ -174,14 +174,14 @@ fn bad_fields_are_named_with_their_values() {
         ),
         (
             with("000102030405060708090a0b0c0d0e0f", "0001020304050607"),
-            r#"heartbeat.key: "0001020304050607" is not a 16-byte key written as 32 hexadecimal digits"#,
+            "heartbeat.key: (a key of 16 characters, not shown) is not a 16-byte key written as 32 hexadecimal digits",
         ),
         (
             with(
                 "000102030405060708090a0b0c0d0e0f",
                 "zz0102030405060708090a0b0c0d0e0f",
             ),
-            r#"heartbeat.key: "zz0102030405060708090a0b0c0d0e0f" is not a 16-byte key written as 32 hexadecimal digits"#,
+            "heartbeat.key: (a key of 32 characters, not shown) is not a 16-byte key written as 32 hexadecimal digits",
         ),
         (
             with("peer_id = 2", "peer_id = 1"),
@@ -387,7 +387,7 @@ fn cards_values_defaults_and_round_trip() {
     assert_eq!(b.line, None, "no lineconfig: no DAHDI_SPANCONFIG");
     assert_eq!(b.signalling, tandem_hw::abi::DAHDI_SIG_FXSKS);
 
-    let text = c.to_toml();
+    let text = c.to_toml_with_keys();
     let again = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(c, again);
     assert!(Config::parse(GOOD).expect("no cards").cards.is_empty());
@@ -616,6 +616,8 @@ fn full() -> Config {
     let mut c = Config::parse(&format!("{GOOD}{CARDS}")).expect("cards config");
     c.admin.metrics_listen = Some("127.0.0.1:9464".parse().expect("address"));
     c.services[0].reals[0].node_id = Some(21);
+    c.heartbeat.ivr_key = Some(KeyConfig::inline([9; 16]));
+    c.sync.as_mut().expect("sync on").key = KeyConfig::inline([5; 16]);
     c.services[0].client_interface = Some("svc0".into());
     c.services[0].gateway_mac = Some([2, 0, 0, 0, 0, 1]);
     c.services[0].sip_options = Some(crate::sipprobe::ProbeConfig {
@@ -630,13 +632,13 @@ fn full() -> Config {
 #[test]
 fn every_field_round_trips_and_sync_off_stays_off() {
     let c = full();
-    let text = c.to_toml();
+    let text = c.to_toml_with_keys();
     let again = Config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_eq!(c, again);
 
     let mut off = c.clone();
     off.sync = None;
-    let text = off.to_toml();
+    let text = off.to_toml_with_keys();
     assert!(text.contains("enabled = false"), "{text}");
     assert_eq!(Config::parse(&text).expect("sync off").sync, None);
 }
@@ -678,4 +680,139 @@ fn example_file_shows_every_field() {
         missing.is_empty(),
         "tandem.example.toml does not show {missing:?}"
     );
+}
+
+/// Issue 11: configurations `--check` accepted that break the pair.
+#[test]
+fn dangerous_wiring_is_refused_with_the_field_named() {
+    let two_paths_one_link = with(
+        r#"{ name = "service", interface = "svc0", local = "198.18.0.11", peer = "198.18.0.12" }"#,
+        r#"{ name = "service", interface = "hb0", local = "198.18.0.11", peer = "198.18.0.12" }"#,
+    );
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with("interval_ms = 1\n", "interval_ms = 1\nport = 5060\n"),
+            "service[0].port: 5060 is the heartbeat port (heartbeat.port): every datagram to it would be taken for a heartbeat",
+        ),
+        (
+            with(r#"address = "198.18.0.1""#, r#"address = "198.18.0.100""#),
+            "witness.address: 198.18.0.100 is vip[0]'s address: the witness must be a third host on the service network",
+        ),
+        (
+            with(r#"address = "198.18.0.1""#, r#"address = "198.18.1.2""#),
+            r#"witness.address: 198.18.1.2 is the peer's address on path "link": the witness must be a third host on the service network"#,
+        ),
+        (
+            with(r#"address = "198.18.0.1""#, r#"address = "198.18.0.11""#),
+            r#"witness.address: 198.18.0.11 is this node's address on path "service": the witness must be a third host on the service network"#,
+        ),
+        (
+            two_paths_one_link,
+            r#"heartbeat.paths[1].interface: "hb0" is also heartbeat.paths[0]'s: two paths over one link or address fail together"#,
+        ),
+        (
+            with(r#"peer = "198.18.0.12""#, r#"peer = "198.18.1.2""#),
+            r#"heartbeat.paths[1].peer: "198.18.1.2" is also heartbeat.paths[0]'s: two paths over one link or address fail together"#,
+        ),
+        (
+            with(
+                "[[vip]]\naddress = \"198.18.0.100\"",
+                "[[vip]]\naddress = \"198.18.0.12\"",
+            )
+            .replace("vip = \"198.18.0.100\"", "vip = \"198.18.0.12\""),
+            r#"vip[0].address: 198.18.0.12 is the peer's address on path "service""#,
+        ),
+        (
+            format!("{GOOD}\n[dataplane]\ninterfaces = [\"hb0\"]\n"),
+            r#"vip[0].interface: "svc0" is not in dataplane.interfaces: the VIP's ARP answers and dispatch need the XDP program there"#,
+        ),
+        (
+            with("000102030405060708090a0b0c0d0e0f", "00000000000000000000000000000000"),
+            "heartbeat.key: (a key of 32 characters, not shown) is all zeros: not a secret",
+        ),
+        (
+            with("weight = 2\n", "weight = 2\nnode_id = 101\n"),
+            "service[0].real[0].node_id: 101 needs heartbeat.ivr_key (or ivr_key_file): each IVR's heartbeat key is derived from it",
+        ),
+        (
+            with(
+                "multiplier = 3\n",
+                "multiplier = 3\nivr_key = \"000102030405060708090a0b0c0d0e0f\"\n",
+            ),
+            "heartbeat.ivr_key: (not shown) is the same key as heartbeat.key: each role needs its own key",
+        ),
+        (
+            format!("{GOOD}\n[sync]\nkey = \"000102030405060708090a0b0c0d0e0f\"\n"),
+            "sync.key: (not shown) is the same key as heartbeat.key: each role needs its own key",
+        ),
+        (
+            with(
+                "multiplier = 3\n",
+                "multiplier = 3\nkey_file = \"/etc/tandem/hb.key\"\n",
+            ),
+            "heartbeat.key_file: (set) is given with heartbeat.key: give one of the two",
+        ),
+    ];
+    assert_cases(&cases);
+}
+
+/// Issue 11, finding 7: a key typo's error printed 31 of its 32 digits.
+#[test]
+fn no_error_and_no_written_file_shows_a_key() {
+    let typo = "000102030405060708090a0b0c0d0e0";
+    let e = error_of(&with("000102030405060708090a0b0c0d0e0f", typo));
+    assert!(!e.contains("0102030405"), "{e}");
+    let c = Config::parse(GOOD).expect("good");
+    for shown in [c.to_toml(), format!("{c:?}"), format!("{:?}", c.heartbeat)] {
+        assert!(!shown.contains("0102030405"), "{shown}");
+        assert!(!shown.contains("1, 2, 3, 4"), "{shown}");
+    }
+    assert!(c.to_toml().contains(r#"key = "(not shown)""#));
+    // The hidden file does not read back as if it had a key.
+    assert!(Config::parse(&c.to_toml()).is_err());
+}
+
+/// A key file: owner-only, one key line; the file is named in every refusal.
+#[test]
+fn key_files_are_read_and_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("tandem-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str, mode: u32| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    };
+    let good = write("hb.key", "# director heartbeats\n0f0e0d0c0b0a09080706050403020100\n", 0o600);
+    let text_for = |p: &std::path::Path| {
+        with(
+            "key = \"000102030405060708090a0b0c0d0e0f\"",
+            &format!("key_file = \"{}\"", p.display()),
+        )
+    };
+    let c = Config::parse(&text_for(&good)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.heartbeat.key[0], 0x0f);
+    assert_eq!(c.heartbeat.key.source, KeySource::File(good.clone()));
+    assert!(c.to_toml().contains(&format!("key_file = \"{}\"", good.display())));
+    assert_eq!(Config::parse(&c.to_toml()).expect("names the file"), c);
+    // The sync key is derived, and not the heartbeat key.
+    let sync = c.sync.as_ref().expect("sync on");
+    assert_eq!(sync.key.source, KeySource::Derived);
+    assert_ne!(*sync.key, *c.heartbeat.key);
+
+    let open = write("open.key", "0f0e0d0c0b0a09080706050403020100\n", 0o644);
+    let e = error_of(&text_for(&open));
+    assert!(
+        e.starts_with("heartbeat.key_file: ") && e.contains("may be read or written by others than its owner (mode 0644"),
+        "{e}"
+    );
+    let garbage = write("bad.key", "0f0e0d0c0b0a0908070605040302010\n", 0o600);
+    let e = error_of(&text_for(&garbage));
+    assert!(e.contains("does not hold a 16-byte key") && !e.contains("0f0e0d0c"), "{e}");
+    let zero = write("zero.key", "00000000000000000000000000000000\n", 0o400);
+    assert!(error_of(&text_for(&zero)).contains("all-zero key"));
+    let e = error_of(&text_for(&dir.join("absent.key")));
+    assert!(e.contains("cannot be read"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
 }

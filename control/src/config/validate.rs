@@ -53,6 +53,8 @@ pub(super) fn validate(file: &File) -> Vec<ConfigError> {
     }
     sync(file, &mut p);
     across(file, &mut p);
+    keys(file, &mut p);
+    wiring(file, &mut p);
     // The dataplane's own checks (wrr cycle length, NAT gateway, ...), with
     // interfaces resolved to a placeholder index. A service already at
     // fault is left out: its fault would only be reported twice.
@@ -192,7 +194,7 @@ fn sync(file: &File, p: &mut Problems) {
             p.add(format!("sync.{name}"), "[]", "is empty");
         }
     }
-    let (local, peer) = s.lists(&file.heartbeat.resolve());
+    let (local, peer) = s.lists(&file.heartbeat.paths());
     if let Some(a) = peer.iter().find(|a| local.contains(a)) {
         p.add(
             "sync.peer",
@@ -251,6 +253,108 @@ fn across(file: &File, p: &mut Problems) {
                 format!("service[{i}]"),
                 service_name(protocol, vip, port),
                 "is configured twice",
+            );
+        }
+    }
+}
+
+/// Each key given once, inline or as a file; the IVR master key present
+/// when an IVR sends heartbeats. (The files are read by [`super::keys`].)
+fn keys(file: &File, p: &mut Problems) {
+    let hb = &file.heartbeat;
+    let mut pairs = vec![
+        ("heartbeat.key", hb.key.is_some(), hb.key_file.is_some()),
+        ("heartbeat.ivr_key", hb.ivr_key.is_some(), hb.ivr_key_file.is_some()),
+    ];
+    if let Some(s) = &file.sync {
+        pairs.push(("sync.key", s.key.is_some(), s.key_file.is_some()));
+    }
+    for (field, inline, in_file) in pairs {
+        if inline && in_file {
+            p.add(format!("{field}_file"), "(set)", format!("is given with {field}: give one of the two"));
+        }
+    }
+    if hb.key.is_none() && hb.key_file.is_none() {
+        p.0.push(ConfigError::Missing { field: "heartbeat.key".into() });
+    }
+    if hb.ivr_key.is_none() && hb.ivr_key_file.is_none() {
+        for (i, s) in file.service.0.iter().enumerate() {
+            for (j, r) in s.real.0.iter().enumerate() {
+                if let Some(id) = r.node_id {
+                    p.add(
+                        format!("service[{i}].real[{j}].node_id"),
+                        id.0,
+                        "needs heartbeat.ivr_key (or ivr_key_file): each IVR's heartbeat key is derived from it",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The mistakes that break the pair although every value is fine alone:
+/// the heartbeat port taken by a UDP service, a witness that is one of the
+/// pair's own addresses, two heartbeat paths that share a link, a VIP that
+/// is the peer, a VIP on an interface without the XDP program.
+fn wiring(file: &File, p: &mut Problems) {
+    let hb = &file.heartbeat;
+    let paths = &hb.paths.0;
+    for (i, s) in file.service.0.iter().enumerate() {
+        if s.protocol.0 == Protocol::Udp && s.port.0 == hb.port.0 {
+            p.add(
+                format!("service[{i}].port"),
+                s.port.0,
+                "is the heartbeat port (heartbeat.port): every datagram to it would be taken for a heartbeat",
+            );
+        }
+    }
+    for (i, path) in paths.iter().enumerate() {
+        let field = |name: &str| format!("heartbeat.paths[{i}].{name}");
+        for (j, other) in paths[..i].iter().enumerate() {
+            let shared = [
+                ("interface", path.interface.0 == other.interface.0, quoted(&path.interface.0)),
+                ("local", path.local.0 == other.local.0, quoted(&path.local.0.to_string())),
+                ("peer", path.peer.0 == other.peer.0, quoted(&path.peer.0.to_string())),
+            ];
+            for (name, same, value) in shared {
+                if same {
+                    p.add(
+                        field(name),
+                        value,
+                        format!("is also heartbeat.paths[{j}]'s: two paths over one link or address fail together"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(w) = &file.witness {
+        let a = w.address.0;
+        let mine = |what: &str| format!("is {what}: the witness must be a third host on the service network");
+        if let Some(i) = file.vip.0.iter().position(|v| v.address.0 == a) {
+            p.add("witness.address", a, mine(&format!("vip[{i}]'s address")));
+        }
+        if let Some(path) = paths.iter().find(|path| path.peer.0 == a) {
+            p.add("witness.address", a, mine(&format!("the peer's address on path {}", quoted(&path.name.0))));
+        }
+        if let Some(path) = paths.iter().find(|path| path.local.0 == a) {
+            p.add("witness.address", a, mine(&format!("this node's address on path {}", quoted(&path.name.0))));
+        }
+    }
+    for (i, v) in file.vip.0.iter().enumerate() {
+        if let Some(path) = paths.iter().find(|path| path.peer.0 == v.address.0) {
+            p.add(
+                format!("vip[{i}].address"),
+                v.address.0,
+                format!("is the peer's address on path {}", quoted(&path.name.0)),
+            );
+        }
+        if let Some(list) = &file.dataplane.interfaces
+            && !list.0.iter().any(|n| n.0 == v.interface.0)
+        {
+            p.add(
+                format!("vip[{i}].interface"),
+                quoted(&v.interface.0),
+                "is not in dataplane.interfaces: the VIP's ARP answers and dispatch need the XDP program there",
             );
         }
     }

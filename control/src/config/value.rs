@@ -18,7 +18,7 @@ use std::{
 
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
-    de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor},
+    de::{self, DeserializeOwned, Error as _, MapAccess, SeqAccess, Visitor},
 };
 use tandem_dataplane::{
     AttachMode, RealState,
@@ -288,25 +288,52 @@ impl<'de> Deserialize<'de> for Mac {
 }
 serialize_as!(Mac, |m| tandem_dataplane::fmt_mac(&m.0));
 
-/// The heartbeats' SipHash key: 16 bytes as 32 hexadecimal digits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Key(pub [u8; 16]);
+/// A key written inline: 16 bytes as 32 hexadecimal digits, not all zero.
+/// Never shown: a refusal says what is wrong without the digits, `Debug`
+/// prints `(key)`, and a configuration written out for others to read
+/// carries [`Key::Hidden`] instead.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Bytes([u8; 16]),
+    /// Written as [`HIDDEN_KEY`]; never read back (it is not hexadecimal).
+    Hidden,
+}
+
+/// What a hidden key is written as.
+pub const HIDDEN_KEY: &str = "(not shown)";
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("(key)")
+    }
+}
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = raw(d)?;
-        parse_key(string(&v)?)
-            .map(Key)
-            .ok_or_else(|| refuse(&v, "is not a 16-byte key written as 32 hexadecimal digits"))
+        let text = string(&v)?;
+        // The value is a secret: the refusal describes it, never repeats it.
+        let shown = format!("(a key of {} characters, not shown)", text.chars().count());
+        let refuse = |problem: &str| D::Error::custom(format_args!("{shown}{SEP}{problem}"));
+        match parse_key(text) {
+            None => Err(refuse("is not a 16-byte key written as 32 hexadecimal digits")),
+            Some(k) if k == [0; 16] => Err(refuse("is all zeros: not a secret")),
+            Some(k) => Ok(Key::Bytes(k)),
+        }
     }
 }
-serialize_as!(Key, |k| k
-    .0
-    .iter()
-    .map(|b| format!("{b:02x}"))
-    .collect::<String>());
 
-fn parse_key(s: &str) -> Option<[u8; 16]> {
+impl Serialize for Key {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Key::Bytes(k) => crate::keys::to_hex(k).serialize(ser),
+            Key::Hidden => HIDDEN_KEY.serialize(ser),
+        }
+    }
+}
+
+/// 32 hexadecimal digits as 16 bytes (also the content of a key file).
+pub(super) fn parse_key(s: &str) -> Option<[u8; 16]> {
     if s.len() != 32 || !s.is_ascii() {
         return None;
     }

@@ -35,7 +35,10 @@ use crate::lab::{DIRECTOR_A, DIRECTOR_B, cmd};
 mod config;
 
 use config::DirectorConfig;
-pub use config::{KEY_HEX, PairOptions, config_text, ivr_node_id, key};
+pub use config::{
+    IVR_KEY_HEX, KEY_HEX, PairOptions, SYNC_KEY_HEX, config_text, ivr_key, ivr_key_of, ivr_node_id, key,
+    sync_key,
+};
 
 /// How long an admin request asked from this process may take.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(2);

@@ -16,13 +16,39 @@ use crate::lab::{self, DIRECTOR_A};
 /// The pair's shared heartbeat key (the lab's; never a real one).
 pub const KEY_HEX: &str = "00112233445566778899aabbccddeeff";
 
-/// [`KEY_HEX`] as bytes.
-pub fn key() -> [u8; 16] {
+/// The IVR master key: each lab IVR's heartbeat key is derived from it
+/// and the IVR's node id ([`ivr_key_of`]).
+pub const IVR_KEY_HEX: &str = "a0b1c2d3e4f5061728394a5b6c7d8e9f";
+/// The sync key (when the pair's file has a `[sync]` table; else derived).
+pub const SYNC_KEY_HEX: &str = "f00dfacecafebeef0123456789abcdef";
+
+fn bytes(hex: &str) -> [u8; 16] {
     let mut k = [0u8; 16];
     for (i, b) in k.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&KEY_HEX[2 * i..2 * i + 2], 16).unwrap_or(0);
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
     }
     k
+}
+
+/// [`KEY_HEX`] as bytes: the director heartbeat key.
+pub fn key() -> [u8; 16] {
+    bytes(KEY_HEX)
+}
+
+/// [`IVR_KEY_HEX`] as bytes.
+pub fn ivr_key() -> [u8; 16] {
+    bytes(IVR_KEY_HEX)
+}
+
+/// [`SYNC_KEY_HEX`] as bytes.
+pub fn sync_key() -> [u8; 16] {
+    bytes(SYNC_KEY_HEX)
+}
+
+/// The heartbeat key of the IVR with heartbeat node id `node_id`, as a
+/// director checks it.
+pub fn ivr_key_of(node_id: u32) -> tandem_control::keys::Secret {
+    tandem_control::keys::Secret::new(tandem_control::keys::ivr_key_bytes(&ivr_key(), node_id))
 }
 
 /// The heartbeat node id of IVR `k` (0-based, in `lab.ivrs()` order).
@@ -180,9 +206,9 @@ impl DirectorConfig {
         };
         let flags: Vec<String> = o.flags.iter().map(|f| format!("\"{f}\"")).collect();
         let sync = if o.sync {
-            "[sync]\nport = 8848\n\n"
+            format!("[sync]\nport = 8848\nkey = \"{SYNC_KEY_HEX}\"\n\n")
         } else {
-            ""
+            String::new()
         };
         let udp_extra: String = self
             .udp_service_lines
@@ -203,6 +229,7 @@ realtime_priority = {rt}
 interval_ms = {interval}
 multiplier = {mult}
 key = "{KEY_HEX}"
+ivr_key = "{IVR_KEY_HEX}"
 paths = [
   {{ name = "link", interface = "hb0", local = "{hb_local}", peer = "{hb_peer}" }},
   {{ name = "service", interface = "eth0", local = "{local}", peer = "{peer}" }},
