@@ -349,6 +349,7 @@ fn wiring(file: &File, p: &mut Problems) {
             );
         }
         if let Some(list) = &file.dataplane.interfaces
+            && !list.0.is_empty()
             && !list.0.iter().any(|n| n.0 == v.interface.0)
         {
             p.add(
