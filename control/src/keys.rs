@@ -94,6 +94,25 @@ pub fn derived_sync_key(heartbeat: &[u8; 16]) -> [u8; 16] {
     hmac16(heartbeat, &[SYNC_LABEL])
 }
 
+/// 16 fresh random bytes from the kernel (`getrandom(2)`): a new key.
+pub fn generate() -> std::io::Result<[u8; 16]> {
+    let mut key = [0u8; 16];
+    let mut filled = 0;
+    while filled < key.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `key`.
+        let n = unsafe { libc::getrandom(key[filled..].as_mut_ptr().cast(), key.len() - filled, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+            continue;
+        }
+        filled += n as usize;
+    }
+    Ok(key)
+}
+
 /// Writes 16 key bytes as the 32 lowercase hexadecimal digits
 /// `tandem.toml` takes (for `tandemctl key`, never for a log).
 pub fn to_hex(key: &[u8; 16]) -> String {
@@ -121,6 +140,13 @@ mod tests {
         let s = derived_sync_key(&MASTER);
         assert_ne!(s, MASTER);
         assert_ne!(s, ivr_key_bytes(&MASTER, 0));
+    }
+
+    #[test]
+    fn generated_keys_differ() {
+        let (a, b) = (generate().unwrap(), generate().unwrap());
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 16]);
     }
 
     #[test]
