@@ -172,6 +172,31 @@ pub struct SyncReply {
     pub lag_p50_us: u64,
     pub lag_p99_us: u64,
     pub lag_max_us: u64,
+    /// Connections accepted on the sync port, and what became of those
+    /// that had not authenticated (the sync runtime's `AuthCounters`):
+    /// refused at once (not from a peer address, or not publishing),
+    /// pending now, dropped for a newer one, handshakes completed, and
+    /// failed by reason.
+    #[serde(default)]
+    pub accepted: u64,
+    #[serde(default)]
+    pub refused: u64,
+    #[serde(default)]
+    pub pending: u64,
+    #[serde(default)]
+    pub pending_dropped: u64,
+    #[serde(default)]
+    pub handshakes: u64,
+    #[serde(default)]
+    pub handshake_timeouts: u64,
+    #[serde(default)]
+    pub handshake_bad_proof: u64,
+    #[serde(default)]
+    pub handshake_bad_frames: u64,
+    #[serde(default)]
+    pub handshake_over_budget: u64,
+    #[serde(default)]
+    pub handshake_closed: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
