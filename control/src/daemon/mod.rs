@@ -288,6 +288,7 @@ impl Daemon {
                 }
             }
             Token::SyncConn => self.on_sync_readable(),
+            Token::SyncPending(slot) => self.on_sync_pending(slot),
             Token::SyncTimer => self.sync_timer_at = None,
             Token::FlowRing => self.on_flow_ring()?,
             Token::CallRing => self.on_call_ring()?,

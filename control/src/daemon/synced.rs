@@ -89,6 +89,14 @@ impl Daemon {
         }
     }
 
+    /// An unauthenticated sync connection is ready (its handshake).
+    pub(super) fn on_sync_pending(&mut self, slot: usize) {
+        if let Some(sy) = self.sync.as_mut() {
+            *sy.pending_polled(slot) = None;
+            sy.on_pending_ready(slot, Instant::now());
+        }
+    }
+
     /// After every turn of the loop: lets sync send what is due, reports
     /// its connection changes and re-arms its poll and timer.
     pub(super) fn sync_turn(&mut self) -> Result<()> {
@@ -115,6 +123,22 @@ impl Daemon {
                 self.ring.poll(Token::SyncConn, fd, ev)?;
             }
             self.sync_polled = polled;
+        }
+        // Each unauthenticated connection's own poll, re-armed when its
+        // slot holds another connection or wants other events.
+        if let Some(sy) = self.sync.as_mut() {
+            for slot in 0..crate::sync::runtime::MAX_PENDING {
+                let want = sy.pending_poll(slot);
+                let polled = want.map(|(id, _, ev)| (id, ev));
+                let token = Token::SyncPending(slot);
+                if polled != *sy.pending_polled(slot) || (polled.is_some() && !self.ring.is_armed(token)) {
+                    self.ring.cancel(token)?;
+                    if let Some((_, fd, ev)) = want {
+                        self.ring.poll(token, fd, ev)?;
+                    }
+                    *sy.pending_polled(slot) = polled;
+                }
+            }
         }
         self.ring.rearm_if_moved(Token::SyncTimer, at, &mut self.sync_timer_at)?;
         Ok(())

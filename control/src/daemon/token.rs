@@ -51,6 +51,9 @@ pub enum Token {
     SyncAccept(usize),
     /// The sync connection is ready.
     SyncConn,
+    /// Unauthenticated sync connection `n` (a slot of the sync runtime's
+    /// pending set) is ready.
+    SyncPending(usize),
     /// The sync session's timer.
     SyncTimer,
     /// The kernel's connection-table change ring is readable.

@@ -9,10 +9,12 @@
 //!
 //! # Surface
 //! - Getters: `listener_fds`, `conn_poll` (the descriptor and the poll
-//!   events to wait for), `is_publishing`, `status`, `store`.
+//!   events to wait for), `pending_poll(slot)` (the same for each
+//!   unauthenticated connection), `is_publishing`, `status`, `store`.
 //! - From the loop: `accepted(fd, now)`, `on_readable(now)` (returns the
-//!   changes to apply to the kernel), `flush(now)` (when writable and after
-//!   any input), `handle_timeout(now)` at `poll_timeout()`.
+//!   changes to apply to the kernel), `on_pending_ready(slot, now)`,
+//!   `flush(now)` (when writable and after any input), `handle_timeout(now)`
+//!   at `poll_timeout()`.
 //! - Mutators: `become_publisher(epoch, now)`,
 //!   `become_subscriber(epoch, now)`, `record(record, now)`, `reset_lag()`.
 //! - Out: `take_events()`, what happened, for the daemon's timeline.
@@ -28,8 +30,13 @@
 //!   then receives changes only what differs.
 //! - **Connections.** Every node listens on `sync.local:port`; only a
 //!   subscriber dials (`sync.peer:port`, non-blocking, retried every
-//!   100 ms), only a publisher keeps an accepted connection. One
-//!   connection at a time; any error closes it and the sessions resume or
+//!   100 ms), only a publisher keeps an accepted connection, and only one
+//!   from an address of `sync.peer` (any other is closed at once and
+//!   counted). An accepted connection is *pending* until its handshake
+//!   proved the key ([`pending`]: at most 8, each within 1 s and 1 KiB,
+//!   the oldest dropped for a new one): it replaces the standby's session
+//!   only then, so connects that do not authenticate evict nothing. One
+//!   session at a time; any error closes it and the sessions resume or
 //!   resnapshot on the next one. Sockets are non-blocking; the loop polls
 //!   them through io_uring and reads or writes what is ready, so a slow or
 //!   dead peer never blocks the loop, and the publisher's window bounds its
@@ -50,16 +57,23 @@ use std::{
     io::{self, Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     num::NonZeroU64,
-    os::fd::{AsRawFd, FromRawFd, RawFd},
+    os::fd::{AsRawFd, RawFd},
     time::{Duration, Instant},
 };
 
-use tandem_dataplane::common::heartbeat::Key;
-
+use crate::sync::wire::SyncKey;
 use crate::sync::{
     Applied, Deframer, Publisher, PublisherConfig, PublisherState, Record, Store, Subscriber,
     SubscriberConfig, SubscriberState,
 };
+
+mod net;
+pub mod pending;
+
+pub use net::{random_nonce, random_u64};
+pub use pending::{AuthCounters, MAX_PENDING};
+use net::{dial, set_nonblocking};
+use pending::{Outcome, Pending};
 
 /// How often a subscriber without a connection dials the peer.
 const DIAL_RETRY: Duration = Duration::from_millis(100);
@@ -69,18 +83,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const FLUSH_BUDGET: Duration = Duration::from_millis(1);
 /// Lag samples kept (the most recent).
 const LAG_SAMPLES: usize = 1 << 18;
-
-/// A random u64 from the kernel (nonces, stream ids).
-pub fn random_u64() -> u64 {
-    let mut v = 0u64;
-    loop {
-        // SAFETY: writes at most 8 bytes into a valid u64.
-        let n = unsafe { libc::getrandom(&mut v as *mut u64 as *mut _, 8, 0) };
-        if n == 8 {
-            return v;
-        }
-    }
-}
 
 enum Role {
     /// Not yet told (before the first state).
@@ -118,12 +120,11 @@ pub enum Event {
     InSync,
 }
 
-
 /// The sync runtime of one node.
 pub struct SyncRuntime {
     node_id: u32,
-    key: Key,
-    /// The peer's addresses, dialed in turn.
+    key: SyncKey,
+    /// The peer's addresses, dialed in turn; only they may connect.
     peers: Vec<SocketAddr>,
     next_peer: usize,
     listeners: Vec<TcpListener>,
@@ -141,77 +142,11 @@ pub struct SyncRuntime {
     conns: u64,
     /// The last flush stopped at its budget with more to send.
     more: bool,
-}
-
-fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a valid descriptor.
-    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if fl < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Starts a non-blocking TCP connect; the stream is writable when done.
-fn dial(peer: SocketAddr) -> io::Result<TcpStream> {
-    let (family, sa, len) = match peer {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as u16,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            (libc::AF_INET, ss, std::mem::size_of::<libc::sockaddr_in>())
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as u16,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            (
-                libc::AF_INET6,
-                ss,
-                std::mem::size_of::<libc::sockaddr_in6>(),
-            )
-        }
-    };
-    // SAFETY: plain socket(2); owned right after.
-    let fd = unsafe {
-        libc::socket(
-            family,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is new and owned by nothing else.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    // SAFETY: sa is valid for len bytes.
-    let rc = unsafe { libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len as u32) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(e);
-        }
-    }
-    let _ = stream.set_nodelay(true);
-    Ok(stream)
+    /// Accepted connections not yet authenticated, by slot.
+    pending: [Option<Pending>; MAX_PENDING],
+    /// The poll the loop armed for each slot: (connection id, events).
+    pending_polled: [Option<(u64, u32)>; MAX_PENDING],
+    auth: AuthCounters,
 }
 
 impl SyncRuntime {
@@ -220,7 +155,7 @@ impl SyncRuntime {
     /// connection.
     pub fn new(
         node_id: u32,
-        key: Key,
+        key: impl Into<SyncKey>,
         local: &[SocketAddr],
         peers: &[SocketAddr],
     ) -> io::Result<SyncRuntime> {
@@ -239,7 +174,7 @@ impl SyncRuntime {
         }
         Ok(SyncRuntime {
             node_id,
-            key,
+            key: key.into(),
             peers: peers.to_vec(),
             next_peer: 0,
             listeners,
@@ -254,6 +189,9 @@ impl SyncRuntime {
             was_in_sync: false,
             conns: 0,
             more: false,
+            pending: Default::default(),
+            pending_polled: [None; MAX_PENDING],
+            auth: AuthCounters::default(),
         })
     }
 
@@ -317,7 +255,8 @@ impl SyncRuntime {
         self.close("this node took over".into());
         let store = self.take_store();
         let stream = NonZeroU64::new(random_u64() | 1).expect("non-zero");
-        let mut publisher = Publisher::new(PublisherConfig::new(self.node_id, self.key, stream));
+        let mut publisher =
+            Publisher::new(PublisherConfig::new(self.node_id, self.key.clone(), stream));
         publisher.set_epoch(epoch);
         let _ = now;
         self.role = Role::Publishing { store, publisher };
@@ -332,7 +271,9 @@ impl SyncRuntime {
         }
         self.close("this node stands by".into());
         let store = self.take_store();
-        let mut sub = Subscriber::with_store(SubscriberConfig::new(self.node_id, self.key), store);
+        self.drop_pending();
+        let cfg = SubscriberConfig::new(self.node_id, self.key.clone());
+        let mut sub = Subscriber::with_store(cfg, store);
         sub.set_epoch(epoch);
         self.role = Role::Subscribing(sub);
         self.next_dial = now;
@@ -348,47 +289,129 @@ impl SyncRuntime {
         }
     }
 
-    /// An accepted connection: kept if this node publishes (replacing a
-    /// stale one), dropped otherwise.
+    /// An accepted connection: if this node publishes and it comes from
+    /// the peer, it waits in a free slot (the oldest pending connection
+    /// dropped when none is) for its handshake; the standby's session, if
+    /// any, is untouched. Otherwise it is closed.
     pub fn accepted(&mut self, fd: std::os::fd::OwnedFd, now: Instant) {
         let stream = TcpStream::from(fd);
+        self.auth.accepted += 1;
         let Ok(peer) = stream.peer_addr() else {
+            self.auth.closed += 1;
             return;
         };
-        if !self.is_publishing() {
+        let from_peer = self
+            .peers
+            .iter()
+            .any(|p| p.ip().to_canonical() == peer.ip().to_canonical());
+        let Role::Publishing { publisher, .. } = &self.role else {
+            self.auth.refused += 1;
             return; // only the active publishes
-        }
-        if self.conn.is_some() {
-            self.close("replaced by a new connection".into());
+        };
+        if !from_peer {
+            self.auth.refused += 1;
+            tracing::debug!("sync: connection from {peer}, not a peer address: closed");
+            return;
         }
         let _ = set_nonblocking(stream.as_raw_fd());
         let _ = stream.set_nodelay(true);
-        if let Role::Publishing { publisher, .. } = &mut self.role {
-            publisher.connected(now, random_u64());
-        }
+        let handshake = publisher.handshake(now, random_nonce());
+        let slot = match self.pending.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                let oldest = (0..MAX_PENDING)
+                    .min_by_key(|&i| self.pending[i].as_ref().map(Pending::started))
+                    .unwrap_or(0);
+                self.pending[oldest] = None;
+                self.auth.pending_dropped += 1;
+                oldest
+            }
+        };
         self.conns += 1;
-        self.conn = Some(Conn {
+        let conn = Conn {
             id: self.conns,
             stream,
             connecting: None,
             deframer: Deframer::new(),
             out: VecDeque::new(),
             peer,
-        });
+        };
+        self.pending[slot] = Some(Pending::new(conn, handshake));
+    }
+
+    /// Pending connection `slot` is ready: reads its handshake and answers;
+    /// one that authenticated becomes the standby's session (replacing the
+    /// one before), one that failed is closed and counted.
+    pub fn on_pending_ready(&mut self, slot: usize, now: Instant) {
+        let Some(p) = self.pending.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        match p.on_ready(now) {
+            Outcome::Waiting => {}
+            Outcome::Failed(f) => {
+                self.auth.count(f);
+                self.pending[slot] = None;
+            }
+            Outcome::Done(est) => {
+                let Some(p) = self.pending[slot].take() else {
+                    return;
+                };
+                self.promote(p, est, now);
+            }
+        }
+    }
+
+    /// An authenticated connection becomes the session.
+    fn promote(&mut self, p: Pending, est: crate::sync::session::Established, now: Instant) {
+        if !self.is_publishing() {
+            return;
+        }
+        self.auth.handshakes += 1;
+        if self.conn.is_some() {
+            self.close("replaced by a new authenticated connection".into());
+        }
+        if let Role::Publishing { publisher, .. } = &mut self.role {
+            publisher.adopt(now, est);
+        }
+        // Anything of the handshake the socket had not taken stays in
+        // `out`, ahead of the publisher's first sealed frame.
+        let conn = p.conn;
+        let peer = conn.peer;
+        self.conn = Some(conn);
         self.events.push(Event::Connected {
             peer,
             dialed: false,
         });
+        // Frames the standby sent right after its Confirm.
+        let mut applied = Vec::new();
+        if let Some(why) = self.handle_frames(now, &mut applied) {
+            self.close(why);
+        }
+    }
+
+    fn drop_pending(&mut self) {
+        for p in &mut self.pending {
+            *p = None;
+        }
+    }
+
+    /// Pending connection `slot`'s descriptor and the events it waits for,
+    /// with its id.
+    pub fn pending_poll(&self, slot: usize) -> Option<(u64, RawFd, u32)> {
+        let p = self.pending.get(slot)?.as_ref()?;
+        Some((p.conn.id, p.conn.stream.as_raw_fd(), p.events()))
+    }
+
+    /// What the loop armed for `slot` (its own bookkeeping, kept here).
+    pub fn pending_polled(&mut self, slot: usize) -> &mut Option<(u64, u32)> {
+        &mut self.pending_polled[slot % MAX_PENDING]
     }
 
     /// Reads and handles what arrived; returns the changes a subscriber
     /// must apply to the kernel, in order.
     pub fn on_readable(&mut self, now: Instant) -> Vec<Applied> {
         let mut applied = Vec::new();
-        let Some(c) = self.conn.as_mut() else {
-            return applied;
-        };
-        if c.connecting.is_some() {
+        if self.conn.as_ref().is_none_or(|c| c.connecting.is_some()) {
             return applied;
         }
         let mut buf = [0u8; 64 * 1024];
@@ -396,6 +419,9 @@ impl SyncRuntime {
         // At most 512 KiB per call: the loop has heartbeats to send; what
         // is left stays readable for the next turn.
         for _ in 0..8 {
+            let Some(c) = self.conn.as_mut() else {
+                break;
+            };
             match c.stream.read(&mut buf) {
                 Ok(0) => {
                     err = Some("closed by the peer".to_string());
@@ -406,46 +432,7 @@ impl SyncRuntime {
                         err = Some(format!("bad stream: {e}"));
                         break;
                     }
-                    loop {
-                        let frame = match c.deframer.next_frame() {
-                            Ok(Some(f)) => f.to_vec(),
-                            Ok(None) => break,
-                            Err(e) => {
-                                err = Some(format!("bad frame: {e}"));
-                                break;
-                            }
-                        };
-                        let r = match &mut self.role {
-                            Role::Publishing { publisher, .. } => {
-                                let before = publisher.acked();
-                                let r = publisher.handle_frame(&frame, now).map(|_| Vec::new());
-                                let after = publisher.acked();
-                                if after > before {
-                                    for t in publisher.take_acked_times() {
-                                        if self.lag_us.len() >= LAG_SAMPLES {
-                                            self.lag_us.pop_front();
-                                        }
-                                        self.lag_us.push_back(
-                                            now.saturating_duration_since(t)
-                                                .as_micros()
-                                                .min(u32::MAX as u128)
-                                                as u32,
-                                        );
-                                    }
-                                }
-                                r
-                            }
-                            Role::Subscribing(sub) => sub.handle_frame(&frame, now),
-                            Role::Idle(_) => Ok(Vec::new()),
-                        };
-                        match r {
-                            Ok(a) => applied.extend(a),
-                            Err(e) => {
-                                err = Some(format!("{e}"));
-                                break;
-                            }
-                        }
-                    }
+                    err = self.handle_frames(now, &mut applied);
                     if err.is_some() {
                         break;
                     }
@@ -462,6 +449,44 @@ impl SyncRuntime {
             self.close(why);
         }
         applied
+    }
+
+    /// Hands every whole frame buffered on the connection to the session;
+    /// returns why the connection must close, if it must.
+    fn handle_frames(&mut self, now: Instant, applied: &mut Vec<Applied>) -> Option<String> {
+        let SyncRuntime {
+            conn, role, lag_us, ..
+        } = self;
+        let c = conn.as_mut()?;
+        loop {
+            let frame = match c.deframer.next_frame() {
+                Ok(Some(f)) => f.to_vec(),
+                Ok(None) => return None,
+                Err(e) => return Some(format!("bad frame: {e}")),
+            };
+            let r = match role {
+                Role::Publishing { publisher, .. } => {
+                    let before = publisher.acked();
+                    let r = publisher.handle_frame(&frame, now).map(|_| Vec::new());
+                    if publisher.acked() > before {
+                        for t in publisher.take_acked_times() {
+                            if lag_us.len() >= LAG_SAMPLES {
+                                lag_us.pop_front();
+                            }
+                            let us = now.saturating_duration_since(t).as_micros();
+                            lag_us.push_back(us.min(u32::MAX as u128) as u32);
+                        }
+                    }
+                    r
+                }
+                Role::Subscribing(sub) => sub.handle_frame(&frame, now),
+                Role::Idle(_) => Ok(Vec::new()),
+            };
+            match r {
+                Ok(a) => applied.extend(a),
+                Err(e) => return Some(format!("{e}")),
+            }
+        }
     }
 
     /// Moves what the session wants to send into the socket, as far as it
@@ -499,7 +524,7 @@ impl SyncRuntime {
             c.connecting = None;
             let peer = c.peer;
             if let Role::Subscribing(sub) = &mut self.role {
-                sub.connected(now, random_u64());
+                sub.connected(now, random_nonce());
             }
             self.events.push(Event::Connected { peer, dialed: true });
         }
@@ -572,6 +597,12 @@ impl SyncRuntime {
         if let Err(e) = r {
             self.close(format!("{e}"));
         }
+        for slot in &mut self.pending {
+            if let Some(f) = slot.as_mut().and_then(|p| p.handle_timeout(now)) {
+                self.auth.count(f);
+                *slot = None;
+            }
+        }
         if matches!(self.role, Role::Subscribing(_)) && self.conn.is_none() && now >= self.next_dial
         {
             self.next_dial = now + DIAL_RETRY;
@@ -612,7 +643,13 @@ impl SyncRuntime {
             (_, Some(c)) if c.connecting.is_some() => c.connecting.map(|t| t + CONNECT_TIMEOUT),
             _ => None,
         };
-        [session, dial].into_iter().flatten().min()
+        let pending = self
+            .pending
+            .iter()
+            .flatten()
+            .filter_map(Pending::poll_timeout)
+            .min();
+        [session, dial, pending].into_iter().flatten().min()
     }
 
     /// The state for `tandemctl sync`.
@@ -634,6 +671,7 @@ impl SyncRuntime {
                 s.role = "publisher".into();
                 s.state = match publisher.state() {
                     PublisherState::Disconnected => "disconnected",
+                    PublisherState::Handshake => "handshake",
                     PublisherState::AwaitingHello => "awaiting hello",
                     PublisherState::Snapshot => "sending snapshot",
                     PublisherState::Streaming => "streaming",
@@ -658,6 +696,7 @@ impl SyncRuntime {
                 s.role = "subscriber".into();
                 s.state = match sub.state() {
                     SubscriberState::Disconnected => "disconnected",
+                    SubscriberState::Handshake => "handshake",
                     SubscriberState::AwaitingHello => "awaiting hello",
                     SubscriberState::CatchingUp => "catching up",
                     SubscriberState::InSync => "in sync",
@@ -674,6 +713,17 @@ impl SyncRuntime {
                 sub.store()
             }
         };
+        let a = &self.auth;
+        s.accepted = a.accepted;
+        s.refused = a.refused;
+        s.pending = self.pending.iter().flatten().count() as u64;
+        s.pending_dropped = a.pending_dropped;
+        s.handshakes = a.handshakes;
+        s.handshake_timeouts = a.timeouts;
+        s.handshake_bad_proof = a.bad_proof;
+        s.handshake_bad_frames = a.bad_frames;
+        s.handshake_over_budget = a.over_budget;
+        s.handshake_closed = a.closed;
         s.flows = store.flows_len() as u64;
         s.calls = store.calls_len() as u64;
         s.channels = store.channels_len() as u64;
@@ -689,6 +739,11 @@ impl SyncRuntime {
             s.lag_max_us = *lag.last().unwrap_or(&0) as u64;
         }
         s
+    }
+
+    /// What became of the connections accepted on the sync port.
+    pub fn auth_counters(&self) -> AuthCounters {
+        self.auth
     }
 
     /// The synced tables this node holds.

@@ -4,7 +4,8 @@
 //!
 //! Sans-IO in the style of quinn-proto: the runtime owns the TCP connection
 //! and the clock. It calls `connected` with a fresh random nonce when a
-//! connection is up, feeds every whole frame (cut with
+//! connection is up (or, on the publisher, `adopt` with what a separate
+//! [`Handshake`] of that connection established), feeds every whole frame (cut with
 //! [`super::wire::Deframer`]) to `handle_frame`, writes what `poll_transmit`
 //! returns (calling it after every input until it returns `None`), calls
 //! `handle_timeout` at `poll_timeout`, and `disconnected` when the
@@ -23,15 +24,32 @@
 //!   An error means the machine dropped the connection.
 //! - **Mutators**: the runtime's own events, `connected(now, nonce)`,
 //!   `disconnected()`, `set_epoch(epoch)`, and on the publisher
-//!   `record(record, now)` for every change.
+//!   `adopt(now, established)` and `record(record, now)` for every change.
 //! - **`poll_*`**: what the machine wants done, `poll_transmit(now, …)`
 //!   (the next frame to write) and `poll_timeout()` (when to call
 //!   `handle_timeout`).
 //!
 //! # Files
 //! `publisher.rs` and `subscriber.rs` hold one machine each;
-//! `handshake.rs` the part both share: opening a frame under the shared or
-//! the session key, writing and checking Hellos.
+//! `handshake.rs` the [`Handshake`] machine both run first, and what both
+//! share: opening a frame in clear (handshake) or sealed, writing and
+//! checking Hellos.
+//!
+//! # Authentication first
+//! A connection starts with the handshake (see [`crate::sync::wire`]):
+//! Init(subscriber nonce) → Reply(publisher nonce, publisher proof) →
+//! Confirm(subscriber proof), each proof an HMAC under a key derived from
+//! the sync key over both fresh nonces, both node ids and the prover's
+//! role. Until the publisher has checked the subscriber's Confirm it sends
+//! nothing but its Reply: no Hello, no snapshot, no delta. A replayed Init
+//! (or a whole replayed handshake) cannot produce a Confirm over the
+//! publisher's fresh nonce, so it gets nothing and the handshake times out
+//! ([`HANDSHAKE_TIMEOUT`]). Every frame after the handshake is sealed with
+//! ChaCha20-Poly1305 under a per-direction key both nonces derive, its
+//! nonce the direction's frame count: a frame replayed, dropped, reordered
+//! or taken from another connection fails to open, and the session closes
+//! (the next connection resumes). Then both ends send a sealed Hello; the
+//! subscriber's says what it holds.
 //!
 //! # Sequences, acknowledgements, snapshots
 //! Every recorded change gets the next sequence number of the publisher's
@@ -70,6 +88,8 @@ mod handshake;
 mod publisher;
 mod subscriber;
 
+pub use handshake::{Established, HANDSHAKE_TIMEOUT, Handshake};
+
 pub use publisher::{Publisher, PublisherConfig, PublisherState, PublisherStats};
 pub use subscriber::{Applied, Subscriber, SubscriberConfig, SubscriberState, SubscriberStats};
 
@@ -91,8 +111,12 @@ pub enum SessionError {
     SameNodeId(u32),
     #[error("peer accepts frames of at most {0} bytes, below the minimum {MIN_FRAME_LEN}")]
     MaxFrame(u32),
-    #[error("peer changed its nonce within the connection: {was:#x}, then {got:#x}")]
-    NonceChanged { was: u64, got: u64 },
+    #[error("the peer's proof of the sync key does not verify (another key, or a replay)")]
+    BadProof,
+    #[error("handshake not completed after {0:?}")]
+    HandshakeTimeout(Duration),
+    #[error("peer changed its node id within the handshake: {was}, then {got}")]
+    PeerChanged { was: u32, got: u32 },
     #[error("ack of sequence {got}, beyond the last recorded {last}")]
     AckBeyond { got: u64, last: u64 },
     #[error("frame of epoch {got} after epoch {seen} on this connection")]

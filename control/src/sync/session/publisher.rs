@@ -11,22 +11,23 @@ use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
-use tandem_common::heartbeat::Key;
-
 use super::SessionError;
-use super::handshake::{check_peer_hello, hello_frame, is_wire_error, open};
+use super::handshake::{
+    Established, HANDSHAKE_TIMEOUT, Handshake, check_peer_hello, hello_frame, is_wire_error,
+    open_sealed, own_hello,
+};
 use crate::sync::store::{SnapshotCursor, SnapshotSource};
 use crate::sync::wire::{
-    self, FLAG_STREAMING, FrameWriter, Hello, Kind, MAX_FRAME_LEN, MIN_FRAME_LEN, Message,
-    PROTOCOL, Record, Role, session_key,
+    self, Ciphers, FLAG_STREAMING, FrameWriter, HandshakeKeys, Hello, Kind, MAX_FRAME_LEN,
+    MIN_FRAME_LEN, Message, Nonce, Record, Role, SyncKey,
 };
 
 /// Settings of a [`Publisher`].
 #[derive(Clone, Debug)]
 pub struct PublisherConfig {
     pub node_id: u32,
-    /// The shared key (the heartbeat's).
-    pub key: Key,
+    /// The sync pre-shared key (`sync.key`).
+    pub key: SyncKey,
     /// This process's stream id: random, drawn once per start.
     pub stream: NonZeroU64,
     /// A delta leaves once it holds this many records…
@@ -38,8 +39,8 @@ pub struct PublisherConfig {
     pub window_records: usize,
     /// Bytes of changes kept, at most, counted as they go on the wire.
     pub window_bytes: usize,
-    /// Bytes sent and not acknowledged as received, at most (one frame may
-    /// go over).
+    /// Bytes sent (sealed) and not acknowledged as received, at most (one
+    /// frame may go over).
     pub max_in_flight: usize,
     /// Frames sent are at most this long (and at most what the subscriber
     /// accepts): smaller snapshot chunks leave room for other traffic.
@@ -48,15 +49,19 @@ pub struct PublisherConfig {
     pub keepalive_interval: Duration,
     /// The connection is dead after this long without a frame from the peer.
     pub idle_timeout: Duration,
+    /// A handshake not completed this long after the connection came up
+    /// fails.
+    pub handshake_timeout: Duration,
 }
 
 impl PublisherConfig {
     /// Defaults: deltas of 256 records or 2 ms, a window of 65,536 changes
-    /// or 8 MiB, 1 MiB in flight, keepalives every second, 3 s idle.
-    pub fn new(node_id: u32, key: Key, stream: NonZeroU64) -> PublisherConfig {
+    /// or 8 MiB, 1 MiB in flight, keepalives every second, 3 s idle, 1 s
+    /// for the handshake.
+    pub fn new(node_id: u32, key: impl Into<SyncKey>, stream: NonZeroU64) -> PublisherConfig {
         PublisherConfig {
             node_id,
-            key,
+            key: key.into(),
             stream,
             batch_records: 256,
             max_delay: Duration::from_millis(2),
@@ -66,6 +71,7 @@ impl PublisherConfig {
             max_frame: MAX_FRAME_LEN,
             keepalive_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(3),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -94,13 +100,20 @@ pub struct PublisherStats {
     /// Frames that parsed but broke the protocol.
     pub protocol_errors: u64,
     pub connections: u64,
+    /// Handshakes this machine completed (or adopted).
+    pub handshakes: u64,
+    /// Handshakes that failed (bad proof, bad frame, timeout).
+    pub handshake_failures: u64,
 }
 
 /// Where a publisher's connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PublisherState {
     Disconnected,
-    /// Connected, waiting for the subscriber's Hello.
+    /// Connected, the subscriber not yet authenticated: nothing but the
+    /// handshake's Reply is sent.
+    Handshake,
+    /// Authenticated, waiting for the subscriber's Hello.
     AwaitingHello,
     /// Sending a snapshot (or about to).
     Snapshot,
@@ -133,14 +146,23 @@ enum Phase {
     Streaming,
 }
 
+/// Where a connection's authentication stands.
+#[derive(Debug)]
+enum Auth {
+    /// Not yet: only handshake frames pass.
+    Handshake(Box<Handshake>),
+    /// The subscriber proved the key: sealed frames both ways.
+    Open(Ciphers),
+}
+
 #[derive(Debug)]
 struct PubConn {
-    nonce: u64,
+    auth: Auth,
     hello_due: bool,
-    session: Option<Key>,
+    /// The subscriber's first Hello arrived (a later one asks for a resync).
+    hello_seen: bool,
     peer_node: u32,
     peer_epoch: u64,
-    peer_nonce: u64,
     peer_max_frame: usize,
     phase: Phase,
     /// Streaming: the last sequence sent on this connection.
@@ -176,6 +198,7 @@ impl PubConn {
 #[derive(Debug)]
 pub struct Publisher {
     cfg: PublisherConfig,
+    keys: HandshakeKeys,
     epoch: u64,
     /// Sequence of the next change.
     next_seq: u64,
@@ -205,6 +228,7 @@ impl Publisher {
             ..cfg
         };
         Publisher {
+            keys: cfg.key.handshake_keys(),
             cfg,
             epoch: 0,
             next_seq: 1,
@@ -276,16 +300,56 @@ impl Publisher {
     }
 
     /// A connection to the subscriber is up; `nonce` must be fresh and
-    /// random. Replaces any previous connection.
-    pub fn connected(&mut self, now: Instant, nonce: u64) {
+    /// random. Replaces any previous connection. The connection runs the
+    /// handshake first: nothing but its Reply is sent until the subscriber
+    /// proved the key.
+    pub fn connected(&mut self, now: Instant, nonce: impl Into<Nonce>) {
+        let hs = Handshake::publisher(
+            self.cfg.node_id,
+            self.epoch,
+            self.keys.clone(),
+            nonce.into(),
+            now,
+            self.cfg.handshake_timeout,
+        );
+        self.link = Some(self.new_conn(Auth::Handshake(Box::new(hs)), 0, 0, now));
         self.stats.connections += 1;
-        self.link = Some(PubConn {
-            nonce,
-            hello_due: true,
-            session: None,
-            peer_node: 0,
-            peer_epoch: 0,
-            peer_nonce: 0,
+    }
+
+    /// A connection whose handshake the runtime ran with a [`Handshake`] of
+    /// its own (made with [`Publisher::handshake`]) and that completed:
+    /// replaces any previous connection.
+    pub fn adopt(&mut self, now: Instant, est: Established) {
+        self.link = Some(self.new_conn(
+            Auth::Open(est.ciphers),
+            est.peer_node,
+            est.peer_epoch,
+            now,
+        ));
+        self.stats.connections += 1;
+        self.stats.handshakes += 1;
+    }
+
+    /// A publisher's handshake for a new connection, under this
+    /// publisher's keys, for the runtime to run before [`Publisher::adopt`].
+    pub fn handshake(&self, now: Instant, nonce: impl Into<Nonce>) -> Handshake {
+        Handshake::publisher(
+            self.cfg.node_id,
+            self.epoch,
+            self.keys.clone(),
+            nonce.into(),
+            now,
+            self.cfg.handshake_timeout,
+        )
+    }
+
+    fn new_conn(&self, auth: Auth, peer_node: u32, peer_epoch: u64, now: Instant) -> PubConn {
+        PubConn {
+            hello_due: matches!(auth, Auth::Open(_)),
+            auth,
+            hello_seen: false,
+            peer_node,
+            peer_epoch,
             peer_max_frame: MIN_FRAME_LEN,
             phase: Phase::AwaitHello,
             sent_upto: 0,
@@ -293,7 +357,7 @@ impl Publisher {
             peer_received: 0,
             last_sent: now,
             last_heard: now,
-        });
+        }
     }
 
     /// The connection is gone. The window is kept for a resume.
@@ -308,7 +372,34 @@ impl Publisher {
         };
         self.stats.frames_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
-        let result = open(bytes, &self.cfg.key, conn.session.as_ref()).and_then(|repr| {
+        let ciphers = match &mut conn.auth {
+            Auth::Handshake(hs) => {
+                let r = hs.handle_frame(bytes, now);
+                if let Err(e) = r {
+                    self.stats.handshake_failures += 1;
+                    self.count_error(&e);
+                    return Err(e);
+                }
+                conn.last_heard = now;
+                if let Some(est) = hs.take_established() {
+                    conn.peer_node = est.peer_node;
+                    conn.peer_epoch = est.peer_epoch;
+                    conn.auth = Auth::Open(est.ciphers);
+                    conn.hello_due = true;
+                    self.stats.handshakes += 1;
+                }
+                self.link = Some(conn);
+                return Ok(());
+            }
+            Auth::Open(c) => c,
+        };
+        let result = open_sealed(bytes, ciphers).and_then(|repr| {
+            if repr.node_id != conn.peer_node {
+                return Err(SessionError::PeerChanged {
+                    was: conn.peer_node,
+                    got: repr.node_id,
+                });
+            }
             conn.last_heard = now;
             conn.peer_epoch = repr.epoch;
             match repr.message {
@@ -327,13 +418,17 @@ impl Publisher {
                 Ok(())
             }
             Err(e) => {
-                if is_wire_error(&e) {
-                    self.stats.bad_frames += 1;
-                } else {
-                    self.stats.protocol_errors += 1;
-                }
+                self.count_error(&e);
                 Err(e)
             }
+        }
+    }
+
+    fn count_error(&mut self, e: &SessionError) {
+        if is_wire_error(e) {
+            self.stats.bad_frames += 1;
+        } else {
+            self.stats.protocol_errors += 1;
         }
     }
 
@@ -342,18 +437,11 @@ impl Publisher {
         if (h.max_frame as usize) < MIN_FRAME_LEN {
             return Err(SessionError::MaxFrame(h.max_frame));
         }
-        if conn.session.is_none() {
-            conn.session = Some(session_key(&self.cfg.key, conn.nonce, h.nonce));
-            conn.peer_nonce = h.nonce;
-        } else if h.nonce != conn.peer_nonce {
-            return Err(SessionError::NonceChanged {
-                was: conn.peer_nonce,
-                got: h.nonce,
-            });
-        } else {
+        if conn.hello_seen {
             // A resync: what the subscriber has not received by now is lost.
             conn.bytes_sent = h.received;
         }
+        conn.hello_seen = true;
         conn.peer_received = h.received;
         conn.peer_node = node;
         conn.peer_max_frame = (h.max_frame as usize)
@@ -400,6 +488,15 @@ impl Publisher {
     /// returns `None`. `source` must reflect every change recorded so far.
     pub fn poll_transmit(&mut self, now: Instant, source: &dyn SnapshotSource) -> Option<Vec<u8>> {
         let mut conn = self.link.take()?;
+        if let Auth::Handshake(hs) = &mut conn.auth {
+            let out = hs.poll_transmit();
+            if let Some(frame) = &out {
+                self.stats.frames_sent += 1;
+                self.stats.bytes_sent += frame.len() as u64;
+            }
+            self.link = Some(conn);
+            return out;
+        }
         let out = self.transmit(&mut conn, now, source);
         if let Some(frame) = &out {
             conn.bytes_sent += frame.len() as u64;
@@ -415,38 +512,30 @@ impl Publisher {
         FrameWriter::new(kind, self.cfg.node_id, self.epoch, seq, conn.peer_max_frame)
     }
 
+    /// The next sealed frame of an authenticated connection. Only ever
+    /// reached once the subscriber proved the key (`Auth::Open`).
     fn transmit(
         &mut self,
         conn: &mut PubConn,
         now: Instant,
         source: &dyn SnapshotSource,
     ) -> Option<Vec<u8>> {
+        let Auth::Open(_) = conn.auth else {
+            return None;
+        };
         if conn.hello_due {
             conn.hello_due = false;
-            let hello = Hello {
-                role: Role::Publisher,
-                protocol: PROTOCOL,
-                max_frame: MAX_FRAME_LEN as u32,
-                stream: self.cfg.stream.get(),
-                last_seq: self.next_seq - 1,
-                nonce: conn.nonce,
-                received: 0,
-            };
-            return Some(hello_frame(
-                &self.cfg.key,
-                self.cfg.node_id,
-                self.epoch,
-                &hello,
-            ));
+            let hello = own_hello(Role::Publisher, self.cfg.stream.get(), self.next_seq - 1, 0);
+            let (node, epoch) = (self.cfg.node_id, self.epoch);
+            return Some(hello_frame(ciphers(conn)?, node, epoch, &hello));
         }
-        let key = conn.session?;
         if conn.in_flight() < self.cfg.max_in_flight as u64 {
             match conn.phase {
                 Phase::AwaitHello => {}
-                Phase::NeedSnapshot => return Some(self.snapshot_begin(conn, &key)),
-                Phase::Snapshot(_) => return Some(self.snapshot_next(conn, &key, now, source)),
+                Phase::NeedSnapshot => return self.snapshot_begin(conn),
+                Phase::Snapshot(_) => return self.snapshot_next(conn, now, source),
                 Phase::Streaming => {
-                    if let Some(f) = self.delta(conn, &key, now) {
+                    if let Some(f) = self.delta(conn, now) {
                         return Some(f);
                     }
                 }
@@ -460,12 +549,12 @@ impl Publisher {
             if streaming {
                 w.set_flags(FLAG_STREAMING);
             }
-            return Some(w.finish(&key));
+            return Some(w.finish_sealed(&mut ciphers(conn)?.send));
         }
         None
     }
 
-    fn snapshot_begin(&mut self, conn: &mut PubConn, key: &Key) -> Vec<u8> {
+    fn snapshot_begin(&mut self, conn: &mut PubConn) -> Option<Vec<u8>> {
         // Every change so far is in the source: the log restarts after it.
         let base = self.next_seq - 1;
         self.log.clear();
@@ -485,20 +574,22 @@ impl Publisher {
         w.put_u64(self.cfg.stream.get());
         w.put_u32(self.snapshot_id);
         w.put_u32(0);
-        w.finish(key)
+        Some(w.finish_sealed(&mut ciphers(conn)?.send))
     }
 
     fn snapshot_next(
         &mut self,
         conn: &mut PubConn,
-        key: &Key,
         now: Instant,
         source: &dyn SnapshotSource,
-    ) -> Vec<u8> {
+    ) -> Option<Vec<u8>> {
         let (node, epoch, max) = (self.cfg.node_id, self.epoch, conn.peer_max_frame);
+        let Auth::Open(ciphers) = &mut conn.auth else {
+            return None;
+        };
         let Phase::Snapshot(s) = &mut conn.phase else {
             // transmit() only calls this in the Snapshot phase.
-            return Vec::new();
+            return None;
         };
         if s.cursor != SnapshotCursor::Done {
             let mut w = FrameWriter::new(Kind::SnapshotChunk, node, epoch, s.base, max);
@@ -520,19 +611,20 @@ impl Publisher {
                 s.chunks += 1;
                 s.records += n;
                 self.stats.snapshot_records += n;
-                return w.finish(key);
+                return Some(w.finish_sealed(&mut ciphers.send));
             }
         }
         let mut w = FrameWriter::new(Kind::SnapshotEnd, node, epoch, s.base, max);
         w.put_u32(s.id);
         w.put_u32(s.chunks);
         w.put_u64(s.records);
+        let frame = w.finish_sealed(&mut ciphers.send);
         conn.sent_upto = s.base;
         conn.phase = Phase::Streaming;
-        w.finish(key)
+        Some(frame)
     }
 
-    fn delta(&mut self, conn: &mut PubConn, key: &Key, now: Instant) -> Option<Vec<u8>> {
+    fn delta(&mut self, conn: &mut PubConn, now: Instant) -> Option<Vec<u8>> {
         let last = self.next_seq - 1;
         if self.out_of_date || conn.sent_upto >= last {
             return None;
@@ -556,16 +648,17 @@ impl Publisher {
         }
         conn.sent_upto += n;
         self.stats.records_sent += n;
-        Some(w.finish(key))
+        Some(w.finish_sealed(&mut ciphers(conn)?.send))
     }
 
     /// When to call [`Publisher::handle_timeout`] (and then poll_transmit).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.link.as_ref()?;
-        let mut t = conn.last_heard + self.cfg.idle_timeout;
-        if conn.session.is_some() {
-            t = t.min(conn.last_sent + self.cfg.keepalive_interval);
+        if let Auth::Handshake(hs) = &conn.auth {
+            return hs.poll_timeout();
         }
+        let mut t = conn.last_heard + self.cfg.idle_timeout;
+        t = t.min(conn.last_sent + self.cfg.keepalive_interval);
         let waiting = matches!(conn.phase, Phase::Streaming)
             && !self.out_of_date
             && conn.in_flight() < self.cfg.max_in_flight as u64;
@@ -582,7 +675,18 @@ impl Publisher {
 
     /// Checks the peer's liveness: silent for the idle timeout → the
     /// connection is dropped and the error says so.
+    /// A handshake not done in time fails the same way.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        if let Some(conn) = &mut self.link
+            && let Auth::Handshake(hs) = &mut conn.auth
+        {
+            if let Err(e) = hs.handle_timeout(now) {
+                self.link = None;
+                self.stats.handshake_failures += 1;
+                return Err(e);
+            }
+            return Ok(());
+        }
         if let Some(conn) = &self.link
             && now >= conn.last_heard + self.cfg.idle_timeout
         {
@@ -594,11 +698,12 @@ impl Publisher {
     }
 
     pub fn state(&self) -> PublisherState {
-        match self.link.as_ref().map(|c| &c.phase) {
+        match self.link.as_ref().map(|c| (&c.auth, &c.phase)) {
             None => PublisherState::Disconnected,
-            Some(Phase::AwaitHello) => PublisherState::AwaitingHello,
-            Some(Phase::NeedSnapshot | Phase::Snapshot(_)) => PublisherState::Snapshot,
-            Some(Phase::Streaming) => PublisherState::Streaming,
+            Some((Auth::Handshake(_), _)) => PublisherState::Handshake,
+            Some((_, Phase::AwaitHello)) => PublisherState::AwaitingHello,
+            Some((_, Phase::NeedSnapshot | Phase::Snapshot(_))) => PublisherState::Snapshot,
+            Some((_, Phase::Streaming)) => PublisherState::Streaming,
         }
     }
     /// Changes kept (the bounded queue), at most `window_records`.
@@ -636,11 +741,11 @@ impl Publisher {
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
-    /// The subscriber's node id and last epoch, once it said Hello.
+    /// The subscriber's node id and last epoch, once it proved the key.
     pub fn peer(&self) -> Option<(u32, u64)> {
         self.link
             .as_ref()
-            .filter(|c| c.session.is_some())
+            .filter(|c| matches!(c.auth, Auth::Open(_)))
             .map(|c| (c.peer_node, c.peer_epoch))
     }
     pub fn stats(&self) -> &PublisherStats {
@@ -648,6 +753,14 @@ impl Publisher {
     }
     pub fn config(&self) -> &PublisherConfig {
         &self.cfg
+    }
+}
+
+/// The ciphers of an authenticated connection.
+fn ciphers(conn: &mut PubConn) -> Option<&mut Ciphers> {
+    match &mut conn.auth {
+        Auth::Open(c) => Some(c),
+        Auth::Handshake(_) => None,
     }
 }
 

@@ -8,37 +8,43 @@
 
 use std::time::{Duration, Instant};
 
-use tandem_common::heartbeat::Key;
-
 use super::SessionError;
-use super::handshake::{check_peer_hello, hello_frame, is_wire_error, open};
+use super::handshake::{
+    HANDSHAKE_TIMEOUT, Handshake, check_peer_hello, hello_frame, is_wire_error, open_sealed,
+    own_hello,
+};
 use crate::sync::store::Store;
 use crate::sync::wire::{
-    FLAG_STREAMING, FrameWriter, Hello, Kind, MAX_FRAME_LEN, Message, PROTOCOL, Record, Repr, Role,
-    session_key,
+    Ciphers, FLAG_STREAMING, FrameWriter, HandshakeKeys, Kind, MAX_FRAME_LEN, Message, Nonce,
+    Record, Repr, Role, SyncKey,
 };
 
 /// Settings of a [`Subscriber`].
 #[derive(Clone, Debug)]
 pub struct SubscriberConfig {
     pub node_id: u32,
-    /// The shared key (the heartbeat's).
-    pub key: Key,
+    /// The sync pre-shared key (`sync.key`).
+    pub key: SyncKey,
     pub keepalive_interval: Duration,
     pub idle_timeout: Duration,
     /// A resync request (Hello) unanswered this long is sent again.
     pub resync_timeout: Duration,
+    /// A handshake not completed this long after the connection came up
+    /// fails.
+    pub handshake_timeout: Duration,
 }
 
 impl SubscriberConfig {
-    /// Defaults: keepalives every second, 3 s idle, resync retried after 100 ms.
-    pub fn new(node_id: u32, key: Key) -> SubscriberConfig {
+    /// Defaults: keepalives every second, 3 s idle, resync retried after
+    /// 100 ms, 1 s for the handshake.
+    pub fn new(node_id: u32, key: impl Into<SyncKey>) -> SubscriberConfig {
         SubscriberConfig {
             node_id,
-            key,
+            key: key.into(),
             keepalive_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(3),
             resync_timeout: Duration::from_millis(100),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
 }
@@ -69,13 +75,19 @@ pub struct SubscriberStats {
     pub bad_frames: u64,
     pub protocol_errors: u64,
     pub connections: u64,
+    /// Handshakes completed.
+    pub handshakes: u64,
+    /// Handshakes that failed (bad proof, bad frame, timeout).
+    pub handshake_failures: u64,
 }
 
 /// Where a subscriber's connection stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubscriberState {
     Disconnected,
-    /// Connected, waiting for the publisher's Hello.
+    /// Connected, the handshake under way.
+    Handshake,
+    /// Authenticated, waiting for the publisher's Hello.
     AwaitingHello,
     /// Waiting for or receiving a snapshot (or a resync).
     CatchingUp,
@@ -101,18 +113,27 @@ struct SnapshotIn {
     records: u64,
 }
 
+/// Where a connection's authentication stands.
+#[derive(Debug)]
+enum Auth {
+    Handshake(Box<Handshake>),
+    /// Both ends proved the key: sealed frames both ways.
+    Open(Ciphers),
+}
+
 #[derive(Debug)]
 struct SubConn {
-    nonce: u64,
+    auth: Auth,
     hello_due: bool,
-    session: Option<Key>,
+    /// The publisher's Hello arrived.
+    peer_hello: bool,
     peer_node: u32,
     peer_stream: u64,
-    peer_nonce: u64,
     max_epoch: u64,
     snapshot: Option<SnapshotIn>,
     /// When the pending resync request left.
     resync_at: Option<Instant>,
+    /// Bytes of sealed frames received.
     received: u64,
     acked_received: u64,
     acked_seq: u64,
@@ -136,6 +157,7 @@ struct SubConn {
 #[derive(Debug)]
 pub struct Subscriber {
     cfg: SubscriberConfig,
+    keys: HandshakeKeys,
     epoch: u64,
     store: Store,
     /// The publisher stream `store` is consistent with (0: none).
@@ -155,6 +177,7 @@ impl Subscriber {
     /// differs).
     pub fn with_store(cfg: SubscriberConfig, store: Store) -> Subscriber {
         Subscriber {
+            keys: cfg.key.handshake_keys(),
             cfg,
             epoch: 0,
             store,
@@ -169,16 +192,25 @@ impl Subscriber {
         self.epoch = epoch;
     }
 
-    /// A connection to the publisher is up; `nonce` must be fresh and random.
-    pub fn connected(&mut self, now: Instant, nonce: u64) {
+    /// A connection to the publisher is up; `nonce` must be fresh and
+    /// random. The handshake comes first: nothing is applied and no Hello
+    /// leaves before the publisher proved the key.
+    pub fn connected(&mut self, now: Instant, nonce: impl Into<Nonce>) {
         self.stats.connections += 1;
+        let hs = Handshake::subscriber(
+            self.cfg.node_id,
+            self.epoch,
+            self.keys.clone(),
+            nonce.into(),
+            now,
+            self.cfg.handshake_timeout,
+        );
         self.link = Some(SubConn {
-            nonce,
-            hello_due: true,
-            session: None,
+            auth: Auth::Handshake(Box::new(hs)),
+            hello_due: false,
+            peer_hello: false,
             peer_node: 0,
             peer_stream: 0,
-            peer_nonce: 0,
             max_epoch: 0,
             snapshot: None,
             resync_at: None,
@@ -208,7 +240,26 @@ impl Subscriber {
         };
         self.stats.frames_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
-        let result = open(bytes, &self.cfg.key, conn.session.as_ref()).and_then(|repr| {
+        let ciphers = match &mut conn.auth {
+            Auth::Handshake(hs) => {
+                if let Err(e) = hs.handle_frame(bytes, now) {
+                    self.stats.handshake_failures += 1;
+                    self.count_error(&e);
+                    return Err(e);
+                }
+                conn.last_heard = now;
+                self.link = Some(conn);
+                return Ok(Vec::new());
+            }
+            Auth::Open(c) => c,
+        };
+        let result = open_sealed(bytes, ciphers).and_then(|repr| {
+            if repr.node_id != conn.peer_node {
+                return Err(SessionError::PeerChanged {
+                    was: conn.peer_node,
+                    got: repr.node_id,
+                });
+            }
             if repr.epoch < conn.max_epoch {
                 return Err(SessionError::StaleEpoch {
                     got: repr.epoch,
@@ -226,13 +277,17 @@ impl Subscriber {
                 Ok(applied)
             }
             Err(e) => {
-                if is_wire_error(&e) {
-                    self.stats.bad_frames += 1;
-                } else {
-                    self.stats.protocol_errors += 1;
-                }
+                self.count_error(&e);
                 Err(e)
             }
+        }
+    }
+
+    fn count_error(&mut self, e: &SessionError) {
+        if is_wire_error(e) {
+            self.stats.bad_frames += 1;
+        } else {
+            self.stats.protocol_errors += 1;
         }
     }
 
@@ -246,7 +301,10 @@ impl Subscriber {
     }
 
     fn holds_peer_stream(&self, conn: &SubConn) -> bool {
-        conn.snapshot.is_none() && self.stream != 0 && self.stream == conn.peer_stream
+        conn.peer_hello
+            && conn.snapshot.is_none()
+            && self.stream != 0
+            && self.stream == conn.peer_stream
     }
 
     fn on_frame(
@@ -259,18 +317,13 @@ impl Subscriber {
         match repr.message {
             Message::Hello(h) => {
                 check_peer_hello(&h, repr.node_id, self.cfg.node_id, Role::Publisher)?;
-                if conn.session.is_some() {
-                    if h.nonce != conn.peer_nonce {
-                        return Err(SessionError::NonceChanged {
-                            was: conn.peer_nonce,
-                            got: h.nonce,
-                        });
-                    }
-                } else {
-                    conn.session = Some(session_key(&self.cfg.key, h.nonce, conn.nonce));
-                    conn.peer_nonce = h.nonce;
+                if conn.peer_hello {
+                    return Err(SessionError::Unexpected {
+                        kind: Kind::Hello,
+                        why: "a second Hello from the publisher",
+                    });
                 }
-                conn.peer_node = repr.node_id;
+                conn.peer_hello = true;
                 conn.peer_stream = h.stream;
             }
             Message::SnapshotBegin {
@@ -394,6 +447,13 @@ impl Subscriber {
                     why: "a subscriber sends Acks",
                 });
             }
+            m @ (Message::Init(_) | Message::Reply { .. } | Message::Confirm { .. }) => {
+                // open_sealed() lets none through; here for completeness.
+                return Err(SessionError::Unexpected {
+                    kind: m.kind(),
+                    why: "a handshake frame after the handshake",
+                });
+            }
         }
         Ok(out)
     }
@@ -411,6 +471,23 @@ impl Subscriber {
     /// The next frame to write (Hello, Ack, Keepalive), if any.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Vec<u8>> {
         let mut conn = self.link.take()?;
+        if let Auth::Handshake(hs) = &mut conn.auth {
+            let out = hs.poll_transmit();
+            if let Some(est) = hs.take_established() {
+                conn.peer_node = est.peer_node;
+                conn.max_epoch = est.peer_epoch;
+                conn.auth = Auth::Open(est.ciphers);
+                conn.hello_due = true;
+                self.stats.handshakes += 1;
+            }
+            if let Some(frame) = &out {
+                conn.last_sent = now;
+                self.stats.frames_sent += 1;
+                self.stats.bytes_sent += frame.len() as u64;
+            }
+            self.link = Some(conn);
+            return out;
+        }
         let out = self.transmit(&mut conn, now);
         if let Some(frame) = &out {
             conn.last_sent = now;
@@ -421,6 +498,7 @@ impl Subscriber {
         out
     }
 
+    /// The next sealed frame; only reached once the handshake is done.
     fn transmit(&mut self, conn: &mut SubConn, now: Instant) -> Option<Vec<u8>> {
         if conn.hello_due {
             conn.hello_due = false;
@@ -429,23 +507,13 @@ impl Subscriber {
             } else {
                 (self.stream, self.last_applied)
             };
-            let hello = Hello {
-                role: Role::Subscriber,
-                protocol: PROTOCOL,
-                max_frame: MAX_FRAME_LEN as u32,
-                stream,
-                last_seq: held,
-                nonce: conn.nonce,
-                received: conn.received,
+            let hello = own_hello(Role::Subscriber, stream, held, conn.received);
+            let (node, epoch) = (self.cfg.node_id, self.epoch);
+            let Auth::Open(ciphers) = &mut conn.auth else {
+                return None;
             };
-            return Some(hello_frame(
-                &self.cfg.key,
-                self.cfg.node_id,
-                self.epoch,
-                &hello,
-            ));
+            return Some(hello_frame(ciphers, node, epoch, &hello));
         }
-        let key = conn.session?;
         let held = self.held(conn);
         let kind = if conn.received > conn.acked_received || held > conn.acked_seq {
             Kind::Ack
@@ -460,16 +528,20 @@ impl Subscriber {
             conn.acked_received = conn.received;
             conn.acked_seq = held;
         }
-        Some(w.finish(&key))
+        let Auth::Open(ciphers) = &mut conn.auth else {
+            return None;
+        };
+        Some(w.finish_sealed(&mut ciphers.send))
     }
 
     /// When to call [`Subscriber::handle_timeout`] (and then poll_transmit).
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.link.as_ref()?;
-        let mut t = conn.last_heard + self.cfg.idle_timeout;
-        if conn.session.is_some() {
-            t = t.min(conn.last_sent + self.cfg.keepalive_interval);
+        if let Auth::Handshake(hs) = &conn.auth {
+            return hs.poll_timeout();
         }
+        let mut t = conn.last_heard + self.cfg.idle_timeout;
+        t = t.min(conn.last_sent + self.cfg.keepalive_interval);
         if let Some(r) = conn.resync_at {
             t = t.min(r + self.cfg.resync_timeout);
         }
@@ -481,6 +553,14 @@ impl Subscriber {
         let Some(conn) = self.link.as_mut() else {
             return Ok(());
         };
+        if let Auth::Handshake(hs) = &mut conn.auth {
+            if let Err(e) = hs.handle_timeout(now) {
+                self.link = None;
+                self.stats.handshake_failures += 1;
+                return Err(e);
+            }
+            return Ok(());
+        }
         if now >= conn.last_heard + self.cfg.idle_timeout {
             let silent = now - conn.last_heard;
             self.link = None;
@@ -499,7 +579,11 @@ impl Subscriber {
     pub fn state(&self) -> SubscriberState {
         match &self.link {
             None => SubscriberState::Disconnected,
-            Some(c) if c.session.is_none() => SubscriberState::AwaitingHello,
+            Some(SubConn {
+                auth: Auth::Handshake(_),
+                ..
+            }) => SubscriberState::Handshake,
+            Some(c) if !c.peer_hello => SubscriberState::AwaitingHello,
             Some(c) if self.holds_peer_stream(c) && c.resync_at.is_none() => {
                 SubscriberState::InSync
             }
@@ -522,11 +606,11 @@ impl Subscriber {
     pub fn stream(&self) -> u64 {
         self.stream
     }
-    /// The publisher's node id and last epoch, once it said Hello.
+    /// The publisher's node id and last epoch, once it proved the key.
     pub fn peer(&self) -> Option<(u32, u64)> {
         self.link
             .as_ref()
-            .filter(|c| c.session.is_some())
+            .filter(|c| matches!(c.auth, Auth::Open(_)))
             .map(|c| (c.peer_node, c.max_epoch))
     }
     pub fn stats(&self) -> &SubscriberStats {

@@ -5,22 +5,26 @@
 use super::*;
 use crate::sync::store::Store;
 use crate::sync::wire::{
-    self, CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, Hello, Kind, Message,
-    PROTOCOL, Record, Repr, Role, VirtualService, session_key,
+    self, CallRecord, CallState, ChannelRef, ChannelState, Ciphers, FlowRecord, Frame, Greeting,
+    HandshakeKeys, Hello, Kind, Message, Nonce, PROTOCOL, Record, Repr, Role, SyncKey,
+    Transcript, VirtualService,
 };
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 use tandem_common::FlowKey;
-use tandem_common::heartbeat::Key;
 
 const MS: Duration = Duration::from_millis(1);
 const STREAM: NonZeroU64 = NonZeroU64::new(0xabcd).unwrap();
 const ACTIVE: u32 = 1;
 const STANDBY: u32 = 2;
 
-fn key() -> Key {
-    Key::from_bytes(&[7; 16])
+fn key() -> [u8; 16] {
+    [7; 16]
+}
+
+fn keys() -> HandshakeKeys {
+    SyncKey::new(key()).handshake_keys()
 }
 
 fn pcfg() -> PublisherConfig {
@@ -199,8 +203,8 @@ impl Sim {
         self.to_sub.clear();
         self.to_pub.clear();
         let (a, b) = (self.rng.next(), self.rng.next());
-        self.p.connected(self.now, a);
-        self.s.connected(self.now, b);
+        self.p.connected(self.now, Nonce::from(a));
+        self.s.connected(self.now, Nonce::from(b));
         self.up = true;
     }
 
@@ -422,7 +426,7 @@ fn bytes_per_flow_record_on_the_wire() {
     let acks = sim.s.stats().bytes_sent as f64 / n as f64;
     println!(
         "sync wire cost: IPv4 flow record {v4} bytes, IPv6 {v6} bytes; {per_flow:.2} bytes per IPv4 flow \
-         in deltas of 256 (40 bytes of header and MAC per frame); {acks:.2} ack bytes per flow back"
+         in deltas of 256 (48 bytes of header and tag per frame); {acks:.2} ack bytes per flow back"
     );
     assert_eq!((v4, v6), (31, 67));
     assert!(per_flow < 31.2, "{per_flow}");
@@ -779,42 +783,393 @@ fn garbage_and_trailing_bytes_reset() {
     );
 }
 
-/// A publisher and a subscriber with known nonces, Hellos exchanged.
-fn handshake() -> (Publisher, Subscriber, Instant, Key) {
-    let now = Instant::now();
-    let mut p = Publisher::new(pcfg());
-    let mut s = Subscriber::new(scfg());
-    p.connected(now, 11);
-    s.connected(now, 22);
-    let hello = p.poll_transmit(now, &Store::new()).expect("hello");
-    s.handle_frame(&hello, now).expect("hello");
-    let hello = s.poll_transmit(now).expect("hello");
-    p.handle_frame(&hello, now).expect("hello");
-    (p, s, now, session_key(&key(), 11, 22))
+// ---- the handshake against hand-made peers ---------------------------------
+
+/// A frame in clear under the handshake's MAC key.
+fn clear(node_id: u32, message: Message) -> Vec<u8> {
+    Repr {
+        node_id,
+        epoch: 0,
+        flags: 0,
+        message,
+    }
+    .to_bytes(keys().mac())
+    .expect("encodes")
 }
 
-fn frame(node_id: u32, epoch: u64, message: Message, key: &Key) -> Vec<u8> {
+/// A frame sealed as the next of `ciphers`' sending direction.
+fn sealed(node_id: u32, epoch: u64, message: Message, ciphers: &mut Ciphers) -> Vec<u8> {
     Repr {
         node_id,
         epoch,
         flags: 0,
         message,
     }
-    .to_bytes(key)
+    .seal(&mut ciphers.send)
     .expect("encodes")
+}
+
+fn parse_clear(bytes: &[u8]) -> Repr {
+    Repr::parse(&Frame::new_checked(bytes).expect("whole"), keys().mac()).expect("parses")
+}
+
+fn init(node: u32, nonce: u64) -> Vec<u8> {
+    clear(
+        node,
+        Message::Init(Greeting {
+            role: Role::Subscriber,
+            protocol: PROTOCOL,
+            nonce: Nonce::from(nonce),
+        }),
+    )
+}
+
+fn kind_of(frame: &[u8]) -> Option<Kind> {
+    Kind::from_u8(*frame.get(5)?)
+}
+
+/// Every frame the publisher sends for `d` of simulated time, its
+/// timers run every millisecond; stops at the first error.
+fn publisher_output(p: &mut Publisher, source: &Store, now: &mut Instant, d: Duration) -> Vec<Vec<u8>> {
+    let end = *now + d;
+    let mut out = Vec::new();
+    while *now < end {
+        while let Some(f) = p.poll_transmit(*now, source) {
+            out.push(f);
+        }
+        *now += MS;
+        if p.handle_timeout(*now).is_err() {
+            break;
+        }
+    }
+    out
+}
+
+/// A publisher that completed the handshake with a hand-driven
+/// subscriber (node STANDBY, nonce 22); returns the subscriber's ciphers.
+fn hand_subscriber(p: &mut Publisher, now: Instant) -> Ciphers {
+    p.connected(now, Nonce::from(11));
+    p.handle_frame(&init(STANDBY, 22), now).expect("init");
+    let reply = parse_clear(&p.poll_transmit(now, &Store::new()).expect("a reply"));
+    let Message::Reply { greeting, proof } = reply.message else {
+        panic!("not a reply: {reply:?}");
+    };
+    let t = Transcript {
+        protocol: PROTOCOL,
+        subscriber: STANDBY,
+        publisher: ACTIVE,
+        subscriber_nonce: Nonce::from(22),
+        publisher_nonce: greeting.nonce,
+    };
+    assert!(keys().check_proof(Role::Publisher, &t, &proof));
+    let confirm = clear(
+        STANDBY,
+        Message::Confirm {
+            proof: keys().proof(Role::Subscriber, &t),
+        },
+    );
+    p.handle_frame(&confirm, now).expect("confirm");
+    assert_eq!(p.state(), PublisherState::AwaitingHello);
+    keys().session(Role::Subscriber, &t)
+}
+
+/// A subscriber that completed the handshake with a hand-driven
+/// publisher (node ACTIVE, nonce 33); returns the publisher's ciphers.
+fn hand_publisher(s: &mut Subscriber, now: Instant) -> Ciphers {
+    s.connected(now, Nonce::from(22));
+    let init = parse_clear(&s.poll_transmit(now).expect("an init"));
+    let Message::Init(g) = init.message else {
+        panic!("not an init: {init:?}");
+    };
+    let t = Transcript {
+        protocol: PROTOCOL,
+        subscriber: STANDBY,
+        publisher: ACTIVE,
+        subscriber_nonce: g.nonce,
+        publisher_nonce: Nonce::from(33),
+    };
+    let reply = Message::Reply {
+        greeting: Greeting {
+            role: Role::Publisher,
+            protocol: PROTOCOL,
+            nonce: Nonce::from(33),
+        },
+        proof: keys().proof(Role::Publisher, &t),
+    };
+    s.handle_frame(&clear(ACTIVE, reply), now).expect("reply");
+    let confirm = parse_clear(&s.poll_transmit(now).expect("a confirm"));
+    let Message::Confirm { proof } = confirm.message else {
+        panic!("not a confirm: {confirm:?}");
+    };
+    assert!(keys().check_proof(Role::Subscriber, &t, &proof));
+    keys().session(Role::Publisher, &t)
+}
+
+fn hello(role: Role) -> Hello {
+    Hello {
+        role,
+        protocol: PROTOCOL,
+        max_frame: 65536,
+        stream: 1,
+        last_seq: 0,
+        received: 0,
+    }
+}
+
+/// A publisher with records to give: a snapshot would be due at once.
+fn loaded_publisher() -> (Publisher, Store, Instant) {
+    let now = Instant::now();
+    let mut p = Publisher::new(pcfg());
+    let mut store = Store::new();
+    for i in 0..100 {
+        store.apply(&call(i, 1), now);
+        p.record(call(i, 1), now).expect("sendable");
+    }
+    (p, store, now)
+}
+
+#[test]
+fn a_replayed_init_gets_nothing_but_a_reply() {
+    // A standby's Init, captured from a real connection.
+    let mut sim = Sim::synced();
+    sim.cut();
+    sim.s.connected(sim.now, Nonce::from(0x5eed));
+    let captured = sim.s.poll_transmit(sim.now).expect("the standby's init");
+    assert_eq!(kind_of(&captured), Some(Kind::Init));
+    // Replayed to a publisher (later, another process) by someone without
+    // the key: one Reply, then nothing until the handshake times out.
+    let (mut p, store, mut now) = loaded_publisher();
+    p.connected(now, Nonce::from(0xfeed));
+    p.handle_frame(&captured, now).expect("an init is well formed");
+    assert_eq!(p.state(), PublisherState::Handshake);
+    assert_eq!(p.peer(), None);
+    let out = publisher_output(&mut p, &store, &mut now, Duration::from_secs(2));
+    let kinds: Vec<_> = out.iter().map(|f| kind_of(f)).collect();
+    assert_eq!(kinds, vec![Some(Kind::Reply)], "no Hello, snapshot or delta");
+    assert_eq!(p.state(), PublisherState::Disconnected, "timed out");
+    assert_eq!(p.stats().handshake_failures, 1);
+    assert_eq!((p.stats().snapshots, p.stats().records_sent), (0, 0));
+}
+
+#[test]
+fn a_replayed_connection_fails_at_the_confirm() {
+    // Everything a standby sent on one connection, recorded.
+    let mut sim = Sim::new(pcfg(), scfg());
+    sim.connect();
+    let mut recorded = Vec::new();
+    for _ in 0..20 {
+        while let Some(f) = sim.p.poll_transmit(sim.now, &sim.active) {
+            if let Ok(a) = sim.s.handle_frame(&f, sim.now) {
+                sim.applied.extend(a);
+            }
+        }
+        while let Some(f) = sim.s.poll_transmit(sim.now) {
+            recorded.push(f.clone());
+            sim.p.handle_frame(&f, sim.now).expect("the real standby");
+        }
+    }
+    assert_eq!(sim.s.state(), SubscriberState::InSync);
+    let kinds: Vec<_> = recorded.iter().map(|f| kind_of(f)).collect();
+    assert_eq!(&kinds[..2], &[Some(Kind::Init), Some(Kind::Confirm)]);
+    // Replayed in order to a new connection: the Confirm was over the
+    // old publisher nonce.
+    let (mut p, store, now) = loaded_publisher();
+    p.connected(now, Nonce::from(0xfeed));
+    p.handle_frame(&recorded[0], now).expect("an init");
+    assert_eq!(kind_of(&p.poll_transmit(now, &store).expect("reply")), Some(Kind::Reply));
+    assert_eq!(p.handle_frame(&recorded[1], now), Err(SessionError::BadProof));
+    assert_eq!(p.state(), PublisherState::Disconnected);
+    assert_eq!(p.poll_transmit(now, &store), None);
+    // Sealed frames without the handshake are refused as out of place.
+    p.connected(now, Nonce::from(0xfeee));
+    assert!(matches!(
+        p.handle_frame(&recorded[2], now),
+        Err(SessionError::Unexpected {
+            kind: Kind::Hello,
+            ..
+        })
+    ));
+    assert_eq!((p.stats().snapshots, p.stats().records_sent), (0, 0));
+}
+
+#[test]
+fn a_reply_with_a_stale_nonce_is_refused() {
+    // A publisher's Reply to an old Init (nonce 1) replayed to a
+    // subscriber that sent another nonce.
+    let t = Transcript {
+        protocol: PROTOCOL,
+        subscriber: STANDBY,
+        publisher: ACTIVE,
+        subscriber_nonce: Nonce::from(1),
+        publisher_nonce: Nonce::from(2),
+    };
+    let stale = clear(
+        ACTIVE,
+        Message::Reply {
+            greeting: Greeting {
+                role: Role::Publisher,
+                protocol: PROTOCOL,
+                nonce: Nonce::from(2),
+            },
+            proof: keys().proof(Role::Publisher, &t),
+        },
+    );
+    let now = Instant::now();
+    let mut s = Subscriber::new(scfg());
+    s.connected(now, Nonce::from(9));
+    assert_eq!(kind_of(&s.poll_transmit(now).expect("init")), Some(Kind::Init));
+    assert_eq!(s.handle_frame(&stale, now), Err(SessionError::BadProof));
+    assert_eq!(s.state(), SubscriberState::Disconnected);
+    assert_eq!(s.poll_transmit(now), None, "no Confirm, no Hello");
+    assert_eq!(s.stats().handshake_failures, 1);
+    // An Init of a stale nonce: the publisher answers with a fresh one of
+    // its own, so the proof it wants is new.
+    let mut p = Publisher::new(pcfg());
+    p.connected(now, Nonce::from(3));
+    p.handle_frame(&init(STANDBY, 1), now).expect("init");
+    let reply = parse_clear(&p.poll_transmit(now, &Store::new()).expect("reply"));
+    let Message::Reply { greeting, .. } = reply.message else {
+        panic!("{reply:?}");
+    };
+    assert_eq!(greeting.nonce, Nonce::from(3));
+    let old = clear(
+        STANDBY,
+        Message::Confirm {
+            proof: keys().proof(Role::Subscriber, &t),
+        },
+    );
+    assert_eq!(p.handle_frame(&old, now), Err(SessionError::BadProof));
+}
+
+#[test]
+fn a_wrong_key_fails_the_handshake() {
+    let mut sim = Sim::new(pcfg(), SubscriberConfig::new(STANDBY, [8; 16]));
+    sim.connect();
+    sim.pump();
+    assert_eq!(
+        sim.errors,
+        vec![SessionError::Frame(wire::Error::BadMac)],
+        "the Init's MAC"
+    );
+    assert_eq!(sim.p.state(), PublisherState::Disconnected);
+    assert_eq!(sim.s.store().flows_len(), 0);
+    // A peer that knows the MAC key but not the proof key (or any forger)
+    // cannot prove: a Confirm of a random proof fails.
+    let now = Instant::now();
+    let mut p = Publisher::new(pcfg());
+    p.connected(now, Nonce::from(3));
+    p.handle_frame(&init(STANDBY, 4), now).expect("init");
+    let _reply = p.poll_transmit(now, &Store::new());
+    let forged = clear(STANDBY, Message::Confirm { proof: [0xaa; 32] });
+    assert_eq!(p.handle_frame(&forged, now), Err(SessionError::BadProof));
+    // Nor can a publisher with another key: its Reply fails the MAC.
+    let mut s = Subscriber::new(scfg());
+    s.connected(now, Nonce::from(5));
+    let mut other = Publisher::new(PublisherConfig::new(ACTIVE, [9; 16], STREAM));
+    other.connected(now, Nonce::from(6));
+    other
+        .handle_frame(&s.poll_transmit(now).expect("init"), now)
+        .expect_err("another key's init");
+}
+
+#[test]
+fn a_handshake_that_does_not_finish_times_out() {
+    let (mut p, store, mut now) = loaded_publisher();
+    let start = now;
+    p.connected(now, Nonce::from(1));
+    assert_eq!(p.poll_timeout(), Some(start + HANDSHAKE_TIMEOUT));
+    p.handle_frame(&init(STANDBY, 2), now).expect("init");
+    let out = publisher_output(&mut p, &store, &mut now, Duration::from_millis(999));
+    assert_eq!(out.len(), 1);
+    assert_eq!(p.state(), PublisherState::Handshake);
+    assert_eq!(
+        p.handle_timeout(start + HANDSHAKE_TIMEOUT),
+        Err(SessionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))
+    );
+    assert_eq!(p.state(), PublisherState::Disconnected);
+    // A subscriber whose publisher never answers.
+    let mut s = Subscriber::new(scfg());
+    s.connected(start, Nonce::from(3));
+    let _init = s.poll_transmit(start);
+    assert_eq!(s.state(), SubscriberState::Handshake);
+    assert_eq!(s.handle_timeout(start + Duration::from_millis(999)), Ok(()));
+    assert_eq!(
+        s.handle_timeout(start + HANDSHAKE_TIMEOUT),
+        Err(SessionError::HandshakeTimeout(HANDSHAKE_TIMEOUT))
+    );
+}
+
+#[test]
+fn a_replayed_or_dropped_sealed_frame_closes_the_session() {
+    let mut sim = Sim::synced();
+    sim.change(flow(1, 0));
+    sim.change(flow(2, 0));
+    sim.now += 2 * MS;
+    let d = sim.p.poll_transmit(sim.now, &sim.active).expect("a delta");
+    assert_eq!(sim.s.handle_frame(&d, sim.now).expect("applies").len(), 2);
+    assert_eq!(
+        sim.s.handle_frame(&d, sim.now),
+        Err(SessionError::Frame(wire::Error::BadMac)),
+        "the same frame again"
+    );
+    assert_eq!(sim.s.state(), SubscriberState::Disconnected);
+    // A dropped frame: the next one fails to open.
+    let mut sim = Sim::synced();
+    sim.change(flow(1, 0));
+    sim.now += 2 * MS;
+    let _lost = sim.p.poll_transmit(sim.now, &sim.active).expect("a delta");
+    sim.change(flow(2, 0));
+    sim.now += 2 * MS;
+    let next = sim.p.poll_transmit(sim.now, &sim.active).expect("a delta");
+    assert_eq!(
+        sim.s.handle_frame(&next, sim.now),
+        Err(SessionError::Frame(wire::Error::BadMac))
+    );
+    assert_eq!(sim.s.store().flows_len(), 0);
+}
+
+#[test]
+fn the_runtime_can_run_the_handshake_and_hand_it_over() {
+    // The publisher side as the runtime drives it: a Handshake of its own
+    // per pending connection, adopted once it completed.
+    let mut sim = Sim::new(pcfg(), scfg());
+    for i in 0..50 {
+        sim.change(flow(i, 0));
+    }
+    let now = sim.now;
+    let mut hs = sim.p.handshake(now, Nonce::from(77));
+    sim.s.connected(now, Nonce::from(78));
+    let init = sim.s.poll_transmit(now).expect("init");
+    hs.handle_frame(&init, now).expect("init");
+    let reply = hs.poll_transmit().expect("reply");
+    assert!(hs.take_established().is_none());
+    sim.s.handle_frame(&reply, now).expect("reply");
+    let confirm = sim.s.poll_transmit(now).expect("confirm");
+    hs.handle_frame(&confirm, now).expect("confirm");
+    let est = hs.take_established().expect("established");
+    assert_eq!(est.peer_node, STANDBY);
+    sim.p.adopt(now, est);
+    sim.up = true;
+    sim.pump();
+    sim.assert_converged();
+    assert_eq!(sim.s.store().flows_len(), 50);
 }
 
 #[test]
 fn an_ack_beyond_the_last_record_resets() {
-    let (mut p, _, now, k) = handshake();
-    let ack = frame(
+    let now = Instant::now();
+    let mut p = Publisher::new(pcfg());
+    let mut c = hand_subscriber(&mut p, now);
+    let h = sealed(STANDBY, 0, Message::Hello(hello(Role::Subscriber)), &mut c);
+    p.handle_frame(&h, now).expect("hello");
+    let ack = sealed(
         STANDBY,
         0,
         Message::Ack {
             seq: 999,
             received: 0,
         },
-        &k,
+        &mut c,
     );
     assert_eq!(
         p.handle_frame(&ack, now),
@@ -828,39 +1183,32 @@ fn an_ack_beyond_the_last_record_resets() {
 
 #[test]
 fn a_second_publisher_or_our_own_node_id_is_refused() {
-    let (mut p, mut s, now, k) = handshake();
-    let hello = |role, node| {
-        let h = Hello {
-            role,
-            protocol: PROTOCOL,
-            max_frame: 65536,
-            stream: 1,
-            last_seq: 0,
-            nonce: 22,
-            received: 0,
-        };
-        frame(node, 0, Message::Hello(h), &key())
-    };
+    let now = Instant::now();
+    let mut p = Publisher::new(pcfg());
+    let mut c = hand_subscriber(&mut p, now);
+    let h = sealed(STANDBY, 0, Message::Hello(hello(Role::Publisher)), &mut c);
     assert_eq!(
-        p.handle_frame(&hello(Role::Publisher, STANDBY), now),
+        p.handle_frame(&h, now),
         Err(SessionError::Role {
             got: Role::Publisher,
             expected: Role::Subscriber
         })
     );
-    p.connected(now, 11);
+    p.connected(now, Nonce::from(11));
     assert_eq!(
-        p.handle_frame(&hello(Role::Subscriber, ACTIVE), now),
+        p.handle_frame(&init(ACTIVE, 1), now),
         Err(SessionError::SameNodeId(ACTIVE))
     );
-    let ack = frame(
+    let mut s = Subscriber::new(scfg());
+    let mut c = hand_publisher(&mut s, now);
+    let ack = sealed(
         ACTIVE,
         0,
         Message::Ack {
             seq: 0,
             received: 0,
         },
-        &k,
+        &mut c,
     );
     assert!(matches!(
         s.handle_frame(&ack, now),
@@ -869,10 +1217,10 @@ fn a_second_publisher_or_our_own_node_id_is_refused() {
             ..
         })
     ));
-    // A frame before any Hello.
+    // A sealed frame before the handshake.
     let mut s = Subscriber::new(scfg());
-    s.connected(now, 1);
-    let ka = frame(ACTIVE, 0, Message::Keepalive { seq: 0 }, &k);
+    s.connected(now, Nonce::from(1));
+    let ka = sealed(ACTIVE, 0, Message::Keepalive { seq: 0 }, &mut c);
     assert!(matches!(
         s.handle_frame(&ka, now),
         Err(SessionError::Unexpected {
@@ -882,19 +1230,29 @@ fn a_second_publisher_or_our_own_node_id_is_refused() {
     ));
     // Another protocol version.
     let mut s = Subscriber::new(scfg());
-    s.connected(now, 1);
-    let h = Hello {
-        role: Role::Publisher,
-        protocol: 2,
-        max_frame: 65536,
-        stream: 1,
-        last_seq: 0,
-        nonce: 3,
-        received: 0,
+    s.connected(now, Nonce::from(1));
+    let reply = Message::Reply {
+        greeting: Greeting {
+            role: Role::Publisher,
+            protocol: 3,
+            nonce: Nonce::from(3),
+        },
+        proof: [0; 32],
     };
     assert_eq!(
-        s.handle_frame(&frame(ACTIVE, 0, Message::Hello(h), &key()), now),
-        Err(SessionError::Protocol(2))
+        s.handle_frame(&clear(ACTIVE, reply), now),
+        Err(SessionError::Protocol(3))
+    );
+    // A sealed frame from another node id than the one that proved.
+    let mut s = Subscriber::new(scfg());
+    let mut c = hand_publisher(&mut s, now);
+    let ka = sealed(ACTIVE + 5, 0, Message::Keepalive { seq: 0 }, &mut c);
+    assert_eq!(
+        s.handle_frame(&ka, now),
+        Err(SessionError::PeerChanged {
+            was: ACTIVE,
+            got: ACTIVE + 5
+        })
     );
 }
 
@@ -1011,8 +1369,23 @@ fn run_faulty(faults: Faults, cut_per_mille: u64, seed: u64) -> Sim {
     sim
 }
 
+/// Faults of the network below TCP cannot reach the sessions; one that
+/// does (an attacker's, or a bug) is a frame out of its place in the
+/// sealed stream: it fails to open, the session closes, and the next
+/// connection resumes.
+fn assert_faults_closed_sessions(sim: &Sim) {
+    assert!(
+        sim.errors
+            .iter()
+            .any(|e| *e == SessionError::Frame(wire::Error::BadMac)),
+        "{:?}",
+        sim.errors
+    );
+    assert!(sim.p.stats().connections > 1);
+}
+
 #[test]
-fn duplicated_frames_are_ignored() {
+fn duplicated_frames_close_the_session_and_the_next_one_converges() {
     let sim = run_faulty(
         Faults {
             duplicate_per_mille: 200,
@@ -1021,12 +1394,12 @@ fn duplicated_frames_are_ignored() {
         0,
         1,
     );
-    assert!(sim.s.stats().duplicates > 0);
+    assert_faults_closed_sessions(&sim);
     println!("duplicates: {:?}", sim.s.stats());
 }
 
 #[test]
-fn lost_frames_are_asked_for_again() {
+fn lost_frames_close_the_session_and_the_next_one_converges() {
     for seed in 1..4 {
         let sim = run_faulty(
             Faults {
@@ -1042,13 +1415,12 @@ fn lost_frames_are_asked_for_again() {
             sim.s.stats(),
             sim.errors
         );
-        assert!(sim.s.stats().resyncs > 0);
+        assert_faults_closed_sessions(&sim);
     }
 }
 
 #[test]
-fn reordered_frames_converge() {
-    let mut gaps = 0;
+fn reordered_frames_close_the_session_and_the_next_one_converges() {
     for seed in 1..4 {
         let sim = run_faulty(
             Faults {
@@ -1058,9 +1430,8 @@ fn reordered_frames_converge() {
             0,
             seed,
         );
-        gaps += sim.s.stats().gaps;
+        assert_faults_closed_sessions(&sim);
     }
-    assert!(gaps > 0, "frames were out of order");
 }
 
 #[test]
@@ -1131,6 +1502,7 @@ fn a_snapshot_of_changing_tables_converges() {
 #[test]
 fn a_lost_tail_is_found_by_the_keepalive() {
     let mut sim = Sim::synced();
+    sim.reconnect = true;
     sim.change(flow(1, 0));
     sim.now += 2 * MS;
     let lost = sim.p.poll_transmit(sim.now, &sim.active);
@@ -1138,6 +1510,9 @@ fn a_lost_tail_is_found_by_the_keepalive() {
     sim.advance(Duration::from_millis(999));
     assert_eq!(sim.s.last_applied(), 0);
     sim.advance(MS);
-    assert_eq!(sim.s.stats().resyncs, 1);
+    // The keepalive after it fails to open; the reconnect resumes.
+    assert_eq!(sim.errors, vec![SessionError::Frame(wire::Error::BadMac)]);
+    sim.advance(2 * MS);
+    assert_eq!(sim.p.stats().resumes, 1);
     sim.assert_converged();
 }

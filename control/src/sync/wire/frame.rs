@@ -9,11 +9,10 @@
 //! input, and nothing is allocated for a frame longer than
 //! [`MAX_FRAME_LEN`].
 
-use tandem_common::heartbeat::{Key, siphash24};
-
 use super::{
-    Error, HEADER_LEN, Kind, MAC_LEN, MAGIC, MAX_BODY_LEN, MAX_FRAME_LEN, MIN_FRAME_LEN, Record,
-    VERSION,
+    Cipher, MacKey,
+    Error, HEADER_LEN, Kind, MAGIC, MAX_BODY_LEN, MAX_FRAME_LEN, MIN_FRAME_LEN, Record,
+    TAG_LEN, VERSION,
 };
 
 pub(super) mod field {
@@ -62,11 +61,11 @@ pub fn peek_frame_len(prefix: &[u8]) -> Result<Option<usize>, Error> {
     let body = f.body_len() as usize;
     if body > MAX_BODY_LEN {
         return Err(Error::Oversized {
-            len: HEADER_LEN + body + MAC_LEN,
+            len: HEADER_LEN + body + TAG_LEN,
             max: MAX_FRAME_LEN,
         });
     }
-    Ok(Some(HEADER_LEN + body + MAC_LEN))
+    Ok(Some(HEADER_LEN + body + TAG_LEN))
 }
 
 impl<T: AsRef<[u8]>> Frame<T> {
@@ -96,11 +95,11 @@ impl<T: AsRef<[u8]>> Frame<T> {
         let body = self.body_len() as usize;
         if body > MAX_BODY_LEN {
             return Err(Error::Oversized {
-                len: HEADER_LEN + body + MAC_LEN,
+                len: HEADER_LEN + body + TAG_LEN,
                 max: MAX_FRAME_LEN,
             });
         }
-        let need = HEADER_LEN + body + MAC_LEN;
+        let need = HEADER_LEN + body + TAG_LEN;
         if len < need {
             return Err(Error::Truncated {
                 field: "frame body and MAC",
@@ -147,25 +146,25 @@ impl<T: AsRef<[u8]>> Frame<T> {
     }
     /// Header, body and MAC.
     pub fn frame_len(&self) -> usize {
-        HEADER_LEN + self.body_len() as usize + MAC_LEN
+        HEADER_LEN + self.body_len() as usize + TAG_LEN
     }
     pub fn body(&self) -> &[u8] {
         &self.buffer.as_ref()[field::BODY..field::BODY + self.body_len() as usize]
     }
-    pub fn mac(&self) -> u64 {
+    /// The tag after the body (a MAC, or a sealed frame's AEAD tag).
+    pub fn tag(&self) -> [u8; TAG_LEN] {
         let end = HEADER_LEN + self.body_len() as usize;
-        u64::from_le_bytes(self.bytes(end..end + MAC_LEN))
+        self.bytes(end..end + TAG_LEN)
     }
-    /// The MAC the frame should carry under `key`.
-    pub fn compute_mac(&self, key: &Key) -> u64 {
-        siphash24(
-            key,
-            &self.buffer.as_ref()[..HEADER_LEN + self.body_len() as usize],
-        )
+    /// The MAC a handshake frame should carry under `key`.
+    pub fn compute_mac(&self, key: &MacKey) -> [u8; TAG_LEN] {
+        key.tag(&self.buffer.as_ref()[..HEADER_LEN + self.body_len() as usize])
     }
-    /// Does the MAC match the header and body under `key`?
-    pub fn verify(&self, key: &Key) -> bool {
-        self.compute_mac(key) == self.mac()
+    /// Does the tag authenticate the header and body as a MAC under `key`?
+    pub fn verify(&self, key: &MacKey) -> bool {
+        let end = HEADER_LEN + self.body_len() as usize;
+        let b = self.buffer.as_ref();
+        key.verify(&b[..end], &b[end..end + TAG_LEN])
     }
 }
 
@@ -206,10 +205,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
         &mut self.buffer.as_mut()[field::BODY..field::BODY + len]
     }
     /// Computes and stores the MAC after the body.
-    pub fn fill_mac(&mut self, key: &Key) {
+    pub fn fill_mac(&mut self, key: &MacKey) {
         let m = self.compute_mac(key);
         let end = HEADER_LEN + self.body_len() as usize;
-        self.put(end..end + MAC_LEN, &m.to_le_bytes());
+        self.put(end..end + TAG_LEN, &m);
     }
 }
 
@@ -256,6 +255,9 @@ impl FrameWriter {
     pub fn put_u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
+    pub fn put_bytes(&mut self, v: &[u8]) {
+        self.buf.extend_from_slice(v);
+    }
 
     /// Appends a record if the frame stays within its limit.
     pub fn push_record(&mut self, record: &Record) -> bool {
@@ -264,7 +266,7 @@ impl FrameWriter {
 
     /// As [`FrameWriter::push_record`], adding `extra_ms` to a flow's age.
     pub fn push_record_aged(&mut self, record: &Record, extra_ms: u32) -> bool {
-        if self.buf.len() + record.buffer_len() + MAC_LEN > self.max_len {
+        if self.buf.len() + record.buffer_len() + TAG_LEN > self.max_len {
             return false;
         }
         record.emit_aged(&mut self.buf, extra_ms);
@@ -275,12 +277,25 @@ impl FrameWriter {
         self.buf.len() - HEADER_LEN
     }
 
-    /// Writes the body length and the MAC; returns the frame.
-    pub fn finish(mut self, key: &Key) -> Vec<u8> {
+    fn set_body_len(&mut self) {
         let body = (self.buf.len() - HEADER_LEN) as u32;
         self.buf[field::BODY_LEN].copy_from_slice(&body.to_be_bytes());
-        let mac = siphash24(key, &self.buf);
-        self.buf.extend_from_slice(&mac.to_le_bytes());
+    }
+
+    /// Writes the body length and the MAC (a handshake frame, in clear);
+    /// returns the frame.
+    pub fn finish(mut self, key: &MacKey) -> Vec<u8> {
+        self.set_body_len();
+        let mac = key.tag(&self.buf);
+        self.buf.extend_from_slice(&mac);
+        self.buf
+    }
+
+    /// Writes the body length, encrypts the body and appends the tag under
+    /// `cipher` (every frame after the handshake); returns the frame.
+    pub fn finish_sealed(mut self, cipher: &mut Cipher) -> Vec<u8> {
+        self.set_body_len();
+        cipher.seal(&mut self.buf);
         self.buf
     }
 }

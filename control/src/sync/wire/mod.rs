@@ -3,7 +3,7 @@
 //! subscribers) exchange over TCP, and the records the frames carry.
 //!
 //! This module owns the byte layout and nothing else: it parses and emits
-//! frames and records, authenticates them, and cuts frames out of a byte
+//! frames and records, authenticates and seals them, and cuts frames out of a byte
 //! stream ([`Deframer`]). It must not keep session state (sequence numbers,
 //! acknowledgements, snapshots: that is [`super::session`]), do I/O, panic
 //! on any input, or allocate for a frame longer than [`MAX_FRAME_LEN`].
@@ -16,28 +16,39 @@
 //! `frame.rs` owns the header: the [`Frame`] view, [`peek_frame_len`], the
 //! one encoder [`FrameWriter`] and the stream cutter [`Deframer`];
 //! `repr.rs` the parsed frame ([`Repr`], [`Message`], [`Hello`]);
-//! `records.rs` the records ([`Record`] and the structs it carries).
-//! This file holds the constants, the error, the frame kinds and the
-//! session key.
+//! `records.rs` the records ([`Record`] and the structs it carries);
+//! `crypto.rs` the keys, the handshake's proofs and the sealing
+//! ([`SyncKey`], [`HandshakeKeys`], [`Cipher`]). This file holds the
+//! constants, the error and the frame kinds.
 //!
 //! # Frame
-//! Integers are big-endian except the MAC. The MAC is SipHash-2-4 under a
-//! 16-byte key of every byte before it (header and body); Hellos use the
-//! shared key, every other frame the session key both Hellos derive
-//! ([`session_key`]), so that frames recorded from one connection fail on
-//! any other.
+//! Integers are big-endian. Every frame ends in a 16-byte tag; which one
+//! depends on its kind ([`crypto`] has the derivations):
+//! - the three **handshake** frames (Init, Reply, Confirm) are in clear
+//!   and carry an HMAC-SHA256 tag (truncated) under a MAC key derived from
+//!   the sync key: they hold nonces and proofs, no state;
+//! - every **other** frame is sealed with ChaCha20-Poly1305 under the
+//!   session key of its direction, which both nonces derive: the body is
+//!   encrypted (Call-IDs, addresses and every other field of the records
+//!   are not readable on the wire), the header is authenticated as
+//!   associated data, and the AEAD nonce is the count of frames that
+//!   direction sealed before it, so a frame replayed, reordered, dropped or
+//!   recorded from another connection fails to open.
 //!
 //! ```text
-//!  0 magic "TSYN"    4 version (1)    5 kind    6 flags (u16; unknown bits ignored)
+//!  0 magic "TSYN"    4 version (2)    5 kind    6 flags (u16; unknown bits ignored)
 //!  8 node id of the sender (u32)     12 body length (u32)
 //! 16 epoch of the sender (u64)       24 sequence (u64, meaning per kind)
-//! 32 body (body length bytes)
-//! 32 + body length: MAC (u64, little-endian)
+//! 32 body (body length bytes; sealed frames: ciphertext of the body)
+//! 32 + body length: tag (16 bytes)
 //! ```
 //!
 //! | kind | sequence | body |
 //! | --- | --- | --- |
-//! | 1 Hello | last sequence the sender holds of `stream` | protocol u16, role u8 (1 publisher, 2 subscriber), 0 u8, max frame u32, stream u64, nonce u64, bytes received u64 |
+//! | 8 Init (subscriber, clear) | 0 | protocol u16, role u8 (2), 0 u8, subscriber nonce (32 bytes) |
+//! | 9 Reply (publisher, clear) | 0 | protocol u16, role u8 (1), 0 u8, publisher nonce (32 bytes), publisher proof (32 bytes) |
+//! | 10 Confirm (subscriber, clear) | 0 | subscriber proof (32 bytes) |
+//! | 1 Hello | last sequence the sender holds of `stream` | protocol u16, role u8 (1 publisher, 2 subscriber), 0 u8, max frame u32, stream u64, bytes received u64 |
 //! | 2 SnapshotBegin | base: the snapshot holds every change up to it | stream u64, snapshot id u32, 0 u32 |
 //! | 3 SnapshotChunk | base | snapshot id u32, chunk index u32, records |
 //! | 4 SnapshotEnd | base | snapshot id u32, chunk count u32, record count u64 |
@@ -45,10 +56,18 @@
 //! | 6 Ack | last sequence applied (0: none of the publisher's stream) | bytes received u64 |
 //! | 7 Keepalive | publisher: last sequence sent; subscriber: as Ack | empty |
 //!
+//! The handshake: Init (the subscriber's fresh nonce) → Reply (the
+//! publisher's fresh nonce and its proof of the key over both) → Confirm
+//! (the subscriber's proof over both); a proof is an HMAC over the
+//! transcript (protocol, both node ids, both nonces) and the prover's role,
+//! so neither end sends a proof the other could replay, and a replayed
+//! Init never gets past Reply. Only then is anything sealed sent, starting
+//! with each end's Hello.
+//!
 //! One flag is defined: [`FLAG_STREAMING`] on a publisher's Keepalive.
-//! A Hello's body may be longer than this version's (later versions append
-//! fields; they are ignored); every other body must be exactly as long as
-//! its fields.
+//! A Hello's, Init's or Reply's body may be longer than this version's
+//! (later versions append fields; they are ignored); every other body must
+//! be exactly as long as its fields.
 //!
 //! # Records
 //! `type u8, length u16, value`. A reader skips a record of a type it does
@@ -69,31 +88,36 @@
 //!
 //! An IPv4 flow whose service is its destination takes 31 bytes.
 
-use tandem_common::heartbeat::{Key, siphash24};
-
+mod crypto;
 mod frame;
 mod records;
 mod repr;
 
+pub use crypto::{
+    Cipher, Ciphers, HandshakeKeys, MacKey, NONCE_LEN, Nonce, PROOF_LEN, SyncKey, Transcript,
+};
 pub use frame::{Deframer, Frame, FrameWriter, peek_frame_len};
 pub use records::{
     CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, Record, VirtualService,
     is_v4_mapped, parse_records, record_type,
 };
-pub use repr::{Hello, Message, Repr};
+pub use repr::{Greeting, Hello, Message, Repr};
 
 /// Default TCP port of the sync connection.
 pub const DEFAULT_PORT: u16 = 8848;
 pub const MAGIC: [u8; 4] = *b"TSYN";
 /// Version of the frame layout (the header's version byte).
-pub const VERSION: u8 = 1;
-/// Version of the sync protocol (a Hello's protocol field).
-pub const PROTOCOL: u16 = 1;
+/// 2: the handshake and sealed frames with 16-byte tags.
+pub const VERSION: u8 = 2;
+/// Version of the sync protocol (the handshake's and Hello's protocol
+/// field). 2: mutual handshake, sealed stream.
+pub const PROTOCOL: u16 = 2;
 pub const HEADER_LEN: usize = 32;
-pub const MAC_LEN: usize = 8;
+/// Bytes of the tag that ends every frame (a MAC or the AEAD's).
+pub const TAG_LEN: usize = 16;
 /// The largest frame this node sends or accepts, header and MAC included.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
-pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN - HEADER_LEN - MAC_LEN;
+pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN - HEADER_LEN - TAG_LEN;
 /// The smallest maximum frame a peer may announce in its Hello: room for
 /// a chunk holding the largest record.
 pub const MIN_FRAME_LEN: usize = 2048;
@@ -124,7 +148,9 @@ pub enum Error {
     BadVersion(u8),
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
-    #[error("MAC mismatch: forged, corrupted, or sent under another key")]
+    #[error(
+        "tag mismatch: forged, corrupted, replayed, out of order, or sent under another key"
+    )]
     BadMac,
     #[error("bad {field}: {value}")]
     BadField { field: &'static str, value: u64 },
@@ -141,6 +167,9 @@ pub enum Kind {
     Delta = 5,
     Ack = 6,
     Keepalive = 7,
+    Init = 8,
+    Reply = 9,
+    Confirm = 10,
 }
 
 impl Kind {
@@ -153,8 +182,16 @@ impl Kind {
             5 => Some(Kind::Delta),
             6 => Some(Kind::Ack),
             7 => Some(Kind::Keepalive),
+            8 => Some(Kind::Init),
+            9 => Some(Kind::Reply),
+            10 => Some(Kind::Confirm),
             _ => None,
         }
+    }
+
+    /// Is this a handshake frame (in clear, MAC'd), not a sealed one?
+    pub const fn is_handshake(self) -> bool {
+        matches!(self, Kind::Init | Kind::Reply | Kind::Confirm)
     }
 }
 
@@ -168,33 +205,20 @@ pub enum Role {
     Subscriber = 2,
 }
 
-// ---- session key ----------------------------------------------------------
-
-/// The key that authenticates every frame after the Hellos of one
-/// connection: SipHash-2-4 under the shared key of a label and both
-/// Hellos' nonces (the caller draws a fresh random nonce per connection).
-pub fn session_key(shared: &Key, publisher_nonce: u64, subscriber_nonce: u64) -> Key {
-    let mut m = [0u8; 32];
-    m[..15].copy_from_slice(b"tandem sync k0\0");
-    m[16..24].copy_from_slice(&publisher_nonce.to_le_bytes());
-    m[24..32].copy_from_slice(&subscriber_nonce.to_le_bytes());
-    let k0 = siphash24(shared, &m);
-    m[13] = b'1';
-    let k1 = siphash24(shared, &m);
-    Key { k0, k1 }
-}
-
 // ---- fuzzing --------------------------------------------------------------
 
 /// Runs every parser of this module on `data`: as a frame (under a fixed
-/// key, then again with its MAC made valid so the body parsers are
-/// reached), as records, and as a stream through a [`Deframer`]. Checks
-/// that a frame that parses re-encodes to one that parses the same.
+/// MAC key, then again with its tag made valid so the body parsers are
+/// reached; then sealed and opened under a fresh session), as records, and
+/// as a stream through a [`Deframer`]. Checks that a frame that parses
+/// re-encodes to one that parses the same, and that a sealed frame opens
+/// to the same and to nothing once tampered.
 /// Returns how many frames parsed, or what did not round-trip. The
 /// `sync_frame` fuzz target and the proptests call it.
 #[doc(hidden)]
 pub fn exercise_parsers(data: &[u8]) -> Result<usize, String> {
-    let key = Key::from_bytes(&[0x42; 16]);
+    let keys = SyncKey::new([0x42; 16]).handshake_keys();
+    let key = keys.mac();
     let mut parsed = 0;
     let _ = peek_frame_len(data);
     if let Ok(frame) = Frame::new_checked(data) {
@@ -203,17 +227,18 @@ pub fn exercise_parsers(data: &[u8]) -> Result<usize, String> {
         }
         let mut buf = data[..frame.frame_len()].to_vec();
         let mut fixed = Frame::new_unchecked(&mut buf[..]);
-        fixed.fill_mac(&key);
-        if let Ok(repr) = Repr::parse(&fixed, &key) {
+        fixed.fill_mac(key);
+        if let Ok(repr) = Repr::parse(&fixed, key) {
             parsed += 1;
-            if let Ok(bytes) = repr.to_bytes(&key) {
-                let again = Frame::new_checked(&bytes[..]).and_then(|f| Repr::parse(&f, &key));
+            if let Ok(bytes) = repr.to_bytes(key) {
+                let again = Frame::new_checked(&bytes[..]).and_then(|f| Repr::parse(&f, key));
                 if again.as_ref() != Ok(&repr) {
                     return Err(format!(
                         "{repr:?} re-encoded as {bytes:02x?} parses as {again:?}"
                     ));
                 }
             }
+            check_sealing(&keys, &repr)?;
         }
     }
     let _ = Record::parse(data);
@@ -232,6 +257,39 @@ pub fn exercise_parsers(data: &[u8]) -> Result<usize, String> {
         }
     }
     Ok(parsed)
+}
+
+/// Seals `repr` under a session, opens it back, and checks that a copy
+/// with one byte flipped (the last: the tag) and a second opening of the
+/// same frame (a replay) both fail.
+fn check_sealing(keys: &HandshakeKeys, repr: &Repr) -> Result<(), String> {
+    let t = Transcript {
+        protocol: PROTOCOL,
+        subscriber: 2,
+        publisher: 1,
+        subscriber_nonce: Nonce::from(1),
+        publisher_nonce: Nonce::from(2),
+    };
+    let mut tx = keys.session(Role::Publisher, &t);
+    let mut rx = keys.session(Role::Subscriber, &t);
+    let Ok(sealed) = repr.seal(&mut tx.send) else {
+        return Ok(());
+    };
+    let mut tampered = sealed.clone();
+    if let Some(b) = tampered.last_mut() {
+        *b ^= 1;
+    }
+    if Repr::open(&mut tampered.clone(), &mut rx.recv).is_ok() {
+        return Err(format!("{repr:?}: a tampered sealed frame opened"));
+    }
+    match Repr::open(&mut sealed.clone(), &mut rx.recv) {
+        Ok(back) if &back == repr => {}
+        other => return Err(format!("{repr:?} sealed opens as {other:?}")),
+    }
+    if Repr::open(&mut sealed.clone(), &mut rx.recv).is_ok() {
+        return Err(format!("{repr:?}: a replayed sealed frame opened"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

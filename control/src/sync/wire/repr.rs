@@ -1,17 +1,18 @@
 //! Parsed frames: [`Repr`] (who sent it, at which epoch, with which flags)
-//! and the [`Message`] its kind and body say, with `parse` (which
-//! authenticates first), `to_bytes` / `emit` and `buffer_len`.
+//! and the [`Message`] its kind and body say, with `parse` (which checks
+//! the MAC first) and `open` (which opens a sealed frame first),
+//! `to_bytes` / `emit` (MAC'd) and `seal`, and `buffer_len`. Which kinds
+//! may travel in clear is the session's decision, not this file's.
 //!
 //! Bodies follow the table in [`super`]; every body but a Hello's must be
 //! exactly as long as its fields. Parsing never panics and names the field
 //! that is wrong. This file must not keep session state.
 
-use tandem_common::heartbeat::Key;
-
 use super::records::Reader;
 use super::{
-    Error, Frame, FrameWriter, HEADER_LEN, Kind, MAC_LEN, MAGIC, MAX_FRAME_LEN, Record, Role,
-    VERSION, parse_records,
+    Cipher, Error, Frame, FrameWriter, HEADER_LEN, Kind, MAGIC,
+    MAX_FRAME_LEN, MacKey, NONCE_LEN, Nonce, PROOF_LEN, Record, Role, TAG_LEN, VERSION,
+    parse_records,
 };
 
 /// A Hello: who the sender is and what it holds.
@@ -26,15 +27,35 @@ pub struct Hello {
     pub stream: u64,
     /// The last sequence of `stream` the sender holds.
     pub last_seq: u64,
-    /// Drawn fresh for each connection; both nonces make the session key.
-    pub nonce: u64,
-    /// Bytes of frames the sender received on this connection.
+    /// Bytes of sealed frames the sender received on this connection.
     pub received: u64,
+}
+
+/// A handshake's opening (Init) or the publisher's answer (Reply): who the
+/// sender is and its fresh nonce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Greeting {
+    pub role: Role,
+    /// The sync protocol version the sender speaks ([`super::PROTOCOL`]).
+    pub protocol: u16,
+    /// Drawn fresh for this connection.
+    pub nonce: Nonce,
 }
 
 /// What a frame says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
+    /// The subscriber opens the handshake.
+    Init(Greeting),
+    /// The publisher answers, proving it holds the key.
+    Reply {
+        greeting: Greeting,
+        proof: [u8; PROOF_LEN],
+    },
+    /// The subscriber proves it holds the key.
+    Confirm {
+        proof: [u8; PROOF_LEN],
+    },
     Hello(Hello),
     SnapshotBegin {
         base: u64,
@@ -69,6 +90,9 @@ pub enum Message {
 impl Message {
     pub fn kind(&self) -> Kind {
         match self {
+            Message::Init(_) => Kind::Init,
+            Message::Reply { .. } => Kind::Reply,
+            Message::Confirm { .. } => Kind::Confirm,
             Message::Hello(_) => Kind::Hello,
             Message::SnapshotBegin { .. } => Kind::SnapshotBegin,
             Message::SnapshotChunk { .. } => Kind::SnapshotChunk,
@@ -81,6 +105,7 @@ impl Message {
 
     fn seq(&self) -> u64 {
         match self {
+            Message::Init(_) | Message::Reply { .. } | Message::Confirm { .. } => 0,
             Message::Hello(h) => h.last_seq,
             Message::SnapshotBegin { base, .. }
             | Message::SnapshotChunk { base, .. }
@@ -91,7 +116,7 @@ impl Message {
     }
 }
 
-/// A parsed, authenticated frame.
+/// A parsed frame (authenticated by [`Repr::parse`] or [`Repr::open`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Repr {
     /// The sender's node id.
@@ -115,9 +140,7 @@ fn exact(body: &Reader<'_>, kind: &'static str) -> Result<(), Error> {
 }
 
 impl Repr {
-    /// Parses and authenticates a frame: length, magic, version, MAC under
-    /// `key`, kind, body, in that order.
-    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>, key: &Key) -> Result<Repr, Error> {
+    fn check_head<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<(), Error> {
         frame.check_len()?;
         if frame.magic() != MAGIC {
             return Err(Error::BadMagic(frame.magic()));
@@ -125,18 +148,75 @@ impl Repr {
         if frame.version() != VERSION {
             return Err(Error::BadVersion(frame.version()));
         }
+        Ok(())
+    }
+
+    /// Parses and authenticates a frame sent in clear: length, magic,
+    /// version, MAC under `key`, kind, body, in that order.
+    pub fn parse<T: AsRef<[u8]>>(frame: &Frame<T>, key: &MacKey) -> Result<Repr, Error> {
+        Self::check_head(frame)?;
         if !frame.verify(key) {
             return Err(Error::BadMac);
         }
         Self::parse_verified(frame)
     }
 
-    /// Parses a frame whose length, magic and MAC were checked.
+    /// Opens and parses a sealed frame, in place (`bytes` is exactly one
+    /// whole frame; its body is decrypted): length, magic, version, then
+    /// the AEAD under `cipher` as the next frame of its direction, kind,
+    /// body.
+    pub fn open(bytes: &mut [u8], cipher: &mut Cipher) -> Result<Repr, Error> {
+        let len = Frame::new_checked(&*bytes)?.frame_len();
+        let Some(whole) = bytes.get_mut(..len) else {
+            return Err(Error::Truncated {
+                field: "sealed frame",
+                need: len,
+                got: 0,
+            });
+        };
+        Self::check_head(&Frame::new_unchecked(&*whole))?;
+        cipher.open(whole)?;
+        Self::parse_verified(&Frame::new_unchecked(&*whole))
+    }
+
+    /// Parses a frame whose length, magic and tag were checked.
     fn parse_verified<T: AsRef<[u8]>>(frame: &Frame<T>) -> Result<Repr, Error> {
         let kind = Kind::from_u8(frame.kind()).ok_or(Error::UnknownKind(frame.kind()))?;
         let seq = frame.seq();
         let mut b = Reader::new(frame.body());
         let message = match kind {
+            Kind::Init | Kind::Reply => {
+                let protocol = b.u16("greeting protocol")?;
+                let role = match b.u8("greeting role")? {
+                    1 => Role::Publisher,
+                    2 => Role::Subscriber,
+                    v => {
+                        return Err(Error::BadField {
+                            field: "greeting role",
+                            value: v as u64,
+                        });
+                    }
+                };
+                let _reserved = b.u8("greeting reserved")?;
+                let nonce = Nonce::new(b.array::<NONCE_LEN>("greeting nonce")?);
+                let greeting = Greeting {
+                    role,
+                    protocol,
+                    nonce,
+                };
+                if kind == Kind::Init {
+                    Message::Init(greeting)
+                } else {
+                    let proof = b.array::<PROOF_LEN>("reply proof")?;
+                    Message::Reply { greeting, proof }
+                }
+                // Fields a later version appends are ignored.
+            }
+            Kind::Confirm => {
+                let proof = b.array::<PROOF_LEN>("confirm proof")?;
+                exact(&b, "confirm trailing bytes")?;
+                Message::Confirm { proof }
+            }
             Kind::Hello => {
                 let protocol = b.u16("hello protocol")?;
                 let role = match b.u8("hello role")? {
@@ -152,7 +232,6 @@ impl Repr {
                 let _reserved = b.u8("hello reserved")?;
                 let max_frame = b.u32("hello max frame")?;
                 let stream = b.u64("hello stream")?;
-                let nonce = b.u64("hello nonce")?;
                 let received = b.u64("hello bytes received")?;
                 // Fields a later version appends are ignored.
                 Message::Hello(Hello {
@@ -161,7 +240,6 @@ impl Repr {
                     max_frame,
                     stream,
                     last_seq: seq,
-                    nonce,
                     received,
                 })
             }
@@ -239,19 +317,33 @@ impl Repr {
     /// Encodes the frame, MAC included, into a new buffer. Fails if a
     /// record does not pass [`Record::check`] or the frame would be longer
     /// than [`MAX_FRAME_LEN`].
-    pub fn to_bytes(&self, key: &Key) -> Result<Vec<u8>, Error> {
+    pub fn to_bytes(&self, key: &MacKey) -> Result<Vec<u8>, Error> {
+        Ok(self.writer()?.finish(key))
+    }
+
+    /// Encodes and seals the frame under `cipher` (as its next frame).
+    pub fn seal(&self, cipher: &mut Cipher) -> Result<Vec<u8>, Error> {
+        Ok(self.writer()?.finish_sealed(cipher))
+    }
+
+    fn writer(&self) -> Result<FrameWriter, Error> {
         let m = &self.message;
         let mut w = FrameWriter::new(m.kind(), self.node_id, self.epoch, m.seq(), MAX_FRAME_LEN);
         w.set_flags(self.flags);
         let mut records: &[Record] = &[];
         match m {
+            Message::Init(g) => put_greeting(&mut w, g),
+            Message::Reply { greeting, proof } => {
+                put_greeting(&mut w, greeting);
+                w.put_bytes(proof);
+            }
+            Message::Confirm { proof } => w.put_bytes(proof),
             Message::Hello(h) => {
                 w.put_u16(h.protocol);
                 w.put_u8(h.role as u8);
                 w.put_u8(0);
                 w.put_u32(h.max_frame);
                 w.put_u64(h.stream);
-                w.put_u64(h.nonce);
                 w.put_u64(h.received);
             }
             Message::SnapshotBegin {
@@ -294,14 +386,17 @@ impl Repr {
                 });
             }
         }
-        Ok(w.finish(key))
+        Ok(w)
     }
 
-    /// Bytes of the whole frame: header, body, MAC.
+    /// Bytes of the whole frame: header, body, tag.
     pub fn buffer_len(&self) -> usize {
         let records = |r: &[Record]| r.iter().map(Record::buffer_len).sum::<usize>();
         let body = match &self.message {
-            Message::Hello(_) => 32,
+            Message::Init(_) => 4 + NONCE_LEN,
+            Message::Reply { .. } => 4 + NONCE_LEN + PROOF_LEN,
+            Message::Confirm { .. } => PROOF_LEN,
+            Message::Hello(_) => 24,
             Message::SnapshotBegin { .. } => 16,
             Message::SnapshotChunk { records: r, .. } => 8 + records(r),
             Message::SnapshotEnd { .. } => 16,
@@ -309,7 +404,7 @@ impl Repr {
             Message::Ack { .. } => 8,
             Message::Keepalive { .. } => 0,
         };
-        HEADER_LEN + body + MAC_LEN
+        HEADER_LEN + body + TAG_LEN
     }
 
     /// Writes the frame into `frame`'s buffer, which must hold at least
@@ -317,7 +412,7 @@ impl Repr {
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         frame: &mut Frame<T>,
-        key: &Key,
+        key: &MacKey,
     ) -> Result<(), Error> {
         let bytes = self.to_bytes(key)?;
         let buf = frame.buffer_mut();
@@ -332,4 +427,11 @@ impl Repr {
         dst.copy_from_slice(&bytes);
         Ok(())
     }
+}
+
+fn put_greeting(w: &mut FrameWriter, g: &Greeting) {
+    w.put_u16(g.protocol);
+    w.put_u8(g.role as u8);
+    w.put_u8(0);
+    w.put_bytes(&g.nonce.0);
 }

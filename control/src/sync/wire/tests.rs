@@ -9,10 +9,17 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use tandem_common::FlowKey;
 
-const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+const KEY: [u8; 32] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26, 27, 28, 29, 30, 31,
+];
 
-fn key() -> Key {
-    Key::from_bytes(&KEY)
+fn key() -> MacKey {
+    MacKey::new(KEY)
+}
+
+fn other_key() -> MacKey {
+    MacKey::new([0; 32])
 }
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> [u8; 16] {
@@ -31,14 +38,14 @@ fn v6(last: u8) -> [u8; 16] {
 
 /// Header and body bytes followed by their MAC under KEY.
 fn sealed(mut bytes: Vec<u8>) -> Vec<u8> {
-    let mac = siphash24(&key(), &bytes);
-    bytes.extend_from_slice(&mac.to_le_bytes());
+    let mac = key().tag(&bytes);
+    bytes.extend_from_slice(&mac);
     bytes
 }
 
 fn header(kind: u8, flags: u16, node: u32, body_len: u32, epoch: u64, seq: u64) -> Vec<u8> {
     let mut h = b"TSYN".to_vec();
-    h.push(1);
+    h.push(2);
     h.push(kind);
     h.extend_from_slice(&flags.to_be_bytes());
     h.extend_from_slice(&node.to_be_bytes());
@@ -155,25 +162,23 @@ fn repr(node_id: u32, epoch: u64, flags: u16, message: Message) -> Repr {
 
 #[test]
 fn hello_literal_bytes() {
-    let mut bytes = header(1, 0, 1, 32, 7, 0x10);
+    let mut bytes = header(1, 0, 1, 24, 7, 0x10);
     bytes.extend_from_slice(&[
-        0x00, 0x01, // protocol 1
+        0x00, 0x02, // protocol 2
         0x02, // subscriber
         0x00, // reserved
         0x00, 0x01, 0x00, 0x00, // max frame 65536
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xaa, 0xbb, // stream
-        0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // nonce
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, // received 256
     ]);
     let bytes = sealed(bytes);
     assert_eq!(bytes.len(), 72);
     let hello = Hello {
         role: Role::Subscriber,
-        protocol: 1,
+        protocol: 2,
         max_frame: 65536,
         stream: 0xaabb,
         last_seq: 0x10,
-        nonce: 0x1122_3344_5566_7788,
         received: 256,
     };
     check_both_ways(&bytes, &repr(1, 7, 0, Message::Hello(hello)));
@@ -181,16 +186,68 @@ fn hello_literal_bytes() {
 
 #[test]
 fn hello_with_fields_of_a_later_version_still_parses() {
-    let mut bytes = header(1, 0, 1, 36, 7, 0);
-    bytes.extend_from_slice(&[0, 2, 1, 0, 0, 1, 0, 0]);
-    bytes.extend_from_slice(&[0; 24]);
-    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]); // appended by protocol 2
+    let mut bytes = header(1, 0, 1, 28, 7, 0);
+    bytes.extend_from_slice(&[0, 3, 1, 0, 0, 1, 0, 0]);
+    bytes.extend_from_slice(&[0; 16]);
+    bytes.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]); // appended by protocol 3
     let bytes = sealed(bytes);
     let r = Repr::parse(&Frame::new_checked(&bytes[..]).unwrap(), &key()).expect("parses");
     let Message::Hello(h) = r.message else {
         panic!("not a hello: {r:?}")
     };
-    assert_eq!((h.protocol, h.role), (2, Role::Publisher));
+    assert_eq!((h.protocol, h.role), (3, Role::Publisher));
+}
+
+#[test]
+fn handshake_literal_bytes() {
+    let nonce = |b: u8| Nonce::new([b; NONCE_LEN]);
+    // Init: protocol 2, subscriber, the subscriber's nonce.
+    let mut bytes = header(8, 0, 2, 36, 7, 0);
+    bytes.extend_from_slice(&[0x00, 0x02, 0x02, 0x00]);
+    bytes.extend_from_slice(&[0x11; NONCE_LEN]);
+    let bytes = sealed(bytes);
+    assert_eq!(bytes.len(), HEADER_LEN + 36 + TAG_LEN);
+    let init = Greeting {
+        role: Role::Subscriber,
+        protocol: 2,
+        nonce: nonce(0x11),
+    };
+    check_both_ways(&bytes, &repr(2, 7, 0, Message::Init(init)));
+    // Reply: protocol 2, publisher, its nonce, its proof.
+    let mut bytes = header(9, 0, 1, 68, 3, 0);
+    bytes.extend_from_slice(&[0x00, 0x02, 0x01, 0x00]);
+    bytes.extend_from_slice(&[0x22; NONCE_LEN]);
+    bytes.extend_from_slice(&[0x33; PROOF_LEN]);
+    let bytes = sealed(bytes);
+    let reply = Message::Reply {
+        greeting: Greeting {
+            role: Role::Publisher,
+            protocol: 2,
+            nonce: nonce(0x22),
+        },
+        proof: [0x33; PROOF_LEN],
+    };
+    check_both_ways(&bytes, &repr(1, 3, 0, reply));
+    // Confirm: the subscriber's proof, nothing after it.
+    let mut bytes = header(10, 0, 2, 32, 7, 0);
+    bytes.extend_from_slice(&[0x44; PROOF_LEN]);
+    let confirm = sealed(bytes.clone());
+    check_both_ways(
+        &confirm,
+        &repr(
+            2,
+            7,
+            0,
+            Message::Confirm {
+                proof: [0x44; PROOF_LEN],
+            },
+        ),
+    );
+    bytes[12..16].copy_from_slice(&33u32.to_be_bytes());
+    bytes.push(0);
+    let long = sealed(bytes);
+    let r = Repr::parse(&Frame::new_checked(&long[..]).unwrap(), &key());
+    assert!(matches!(r, Err(Error::BadField { .. })), "{r:?}");
 }
 
 #[test]
@@ -293,7 +350,7 @@ fn ack_literal_bytes() {
 #[test]
 fn keepalive_literal_bytes() {
     let bytes = sealed(header(7, FLAG_STREAMING, 1, 0, 3, 502));
-    assert_eq!(bytes.len(), HEADER_LEN + MAC_LEN);
+    assert_eq!(bytes.len(), HEADER_LEN + TAG_LEN);
     check_both_ways(
         &bytes,
         &repr(1, 3, FLAG_STREAMING, Message::Keepalive { seq: 502 }),
@@ -302,7 +359,7 @@ fn keepalive_literal_bytes() {
 
 #[test]
 fn view_getters_and_setters_agree() {
-    let mut buf = [0u8; HEADER_LEN + 4 + MAC_LEN];
+    let mut buf = [0u8; HEADER_LEN + 4 + TAG_LEN];
     let mut f = Frame::new_unchecked(&mut buf[..]);
     f.set_magic(MAGIC);
     f.set_version(VERSION);
@@ -326,11 +383,11 @@ fn view_getters_and_setters_agree() {
             f.epoch(),
             f.seq()
         ),
-        (MAGIC, 1, 6, 0xa5a5, 0xdead_beef, 4, u64::MAX, 42)
+        (MAGIC, 2, 6, 0xa5a5, 0xdead_beef, 4, u64::MAX, 42)
     );
     assert_eq!(f.body(), &[1, 2, 3, 4]);
     assert!(f.verify(&key()));
-    assert!(!f.verify(&Key::default()));
+    assert!(!f.verify(&other_key()));
 }
 
 // ---- records --------------------------------------------------------------
@@ -579,11 +636,10 @@ fn records_truncated_at_every_length_are_errors() {
 fn samples() -> Vec<Vec<u8>> {
     let hello = Hello {
         role: Role::Publisher,
-        protocol: 1,
+        protocol: 2,
         max_frame: 65536,
         stream: 9,
         last_seq: 3,
-        nonce: 5,
         received: 0,
     };
     let records = vec![
@@ -591,7 +647,20 @@ fn samples() -> Vec<Vec<u8>> {
         Record::Call(sample_call()),
         Record::Channel(sample_channel()),
     ];
+    let greeting = Greeting {
+        role: Role::Subscriber,
+        protocol: 2,
+        nonce: Nonce::from(5),
+    };
     [
+        Message::Init(greeting),
+        Message::Reply {
+            greeting,
+            proof: [7; PROOF_LEN],
+        },
+        Message::Confirm {
+            proof: [8; PROOF_LEN],
+        },
         Message::Hello(hello),
         Message::SnapshotBegin {
             base: 3,
@@ -659,7 +728,7 @@ fn a_body_cut_between_or_inside_records_with_a_valid_mac() {
     )
     .to_bytes(&key())
     .expect("encodes");
-    let body = &full[HEADER_LEN..full.len() - MAC_LEN];
+    let body = &full[HEADER_LEN..full.len() - TAG_LEN];
     for cut in 0..=body.len() {
         let mut bytes = full[..HEADER_LEN].to_vec();
         bytes[12..16].copy_from_slice(&(cut as u32).to_be_bytes());
@@ -721,7 +790,7 @@ fn every_flipped_byte_is_rejected() {
                 assert_eq!(r, Err(Error::BadMac), "byte {i}");
             }
         }
-        let r = Repr::parse(&Frame::new_checked(&bytes[..]).unwrap(), &Key::default());
+        let r = Repr::parse(&Frame::new_checked(&bytes[..]).unwrap(), &other_key());
         assert_eq!(r, Err(Error::BadMac), "another key");
     }
 }
@@ -738,12 +807,12 @@ fn bad_magic_version_and_kind_are_named() {
     assert_eq!(peek_frame_len(b"GET "), Err(Error::BadMagic(*b"GET ")));
     assert_eq!(peek_frame_len(b"TX"), Err(Error::BadMagic(*b"TX\0\0")));
     let mut b = good.clone();
-    b[4] = 2;
+    b[4] = 1; // the unauthenticated protocol before the handshake
     assert_eq!(
         Repr::parse(&Frame::new_checked(&b[..]).unwrap(), &key()),
-        Err(Error::BadVersion(2))
+        Err(Error::BadVersion(1))
     );
-    assert_eq!(peek_frame_len(&b), Err(Error::BadVersion(2)));
+    assert_eq!(peek_frame_len(&b), Err(Error::BadVersion(1)));
     // An authenticated frame of a kind from the future.
     let mut b = header(99, 0, 1, 0, 1, 1);
     b = sealed(std::mem::take(&mut b));
@@ -775,15 +844,105 @@ fn bad_magic_version_and_kind_are_named() {
     );
 }
 
+// ---- keys, proofs, sealing -------------------------------------------------
+
+fn transcript(s: u64, p: u64) -> Transcript {
+    Transcript {
+        protocol: PROTOCOL,
+        subscriber: 2,
+        publisher: 1,
+        subscriber_nonce: Nonce::from(s),
+        publisher_nonce: Nonce::from(p),
+    }
+}
+
 #[test]
-fn the_session_key_depends_on_both_nonces() {
-    let k = key();
-    let a = session_key(&k, 1, 2);
-    assert_eq!(a, session_key(&k, 1, 2));
-    assert_ne!(a, session_key(&k, 2, 1));
-    assert_ne!(a, session_key(&k, 1, 3));
-    assert_ne!(a, session_key(&Key::default(), 1, 2));
-    assert_ne!(a.k0, a.k1);
+fn proofs_depend_on_the_key_the_role_and_both_nonces() {
+    let k = SyncKey::new([7; 16]).handshake_keys();
+    let t = transcript(1, 2);
+    let p = k.proof(Role::Publisher, &t);
+    assert!(k.check_proof(Role::Publisher, &t, &p));
+    assert!(
+        !k.check_proof(Role::Subscriber, &t, &p),
+        "a publisher's proof is no subscriber's (no reflection)"
+    );
+    assert!(!k.check_proof(Role::Publisher, &transcript(1, 3), &p));
+    assert!(!k.check_proof(Role::Publisher, &transcript(3, 2), &p));
+    let other = SyncKey::new([8; 16]).handshake_keys();
+    assert!(!other.check_proof(Role::Publisher, &t, &p));
+    let mut ids = t;
+    ids.subscriber = 3;
+    assert!(!k.check_proof(Role::Publisher, &ids, &p), "bound to the node ids");
+}
+
+#[test]
+fn sealed_frames_open_once_in_order_and_hide_their_body() {
+    let k = SyncKey::new([7; 16]).handshake_keys();
+    let t = transcript(1, 2);
+    let mut publisher = k.session(Role::Publisher, &t);
+    let mut subscriber = k.session(Role::Subscriber, &t);
+    let delta = repr(
+        1,
+        3,
+        0,
+        Message::Delta {
+            first: 501,
+            records: vec![Record::Call(sample_call())],
+        },
+    );
+    let plain = delta.to_bytes(&key()).expect("encodes");
+    let a = delta.seal(&mut publisher.send).expect("seals");
+    let b = delta.seal(&mut publisher.send).expect("seals");
+    assert_eq!(a.len(), plain.len());
+    assert_eq!(a[..HEADER_LEN], plain[..HEADER_LEN], "the header is in clear");
+    assert_ne!(a, b, "each frame under its own nonce");
+    let id = sample_call().id;
+    for f in [&a, &b] {
+        assert!(
+            !f.windows(id.len()).any(|w| w == id.as_bytes()),
+            "the Call-ID is not on the wire"
+        );
+    }
+    // Out of order: b first fails; then a, then b open.
+    assert_eq!(
+        Repr::open(&mut b.clone(), &mut subscriber.recv),
+        Err(Error::BadMac)
+    );
+    assert_eq!(Repr::open(&mut a.clone(), &mut subscriber.recv), Ok(delta.clone()));
+    assert_eq!(
+        Repr::open(&mut a.clone(), &mut subscriber.recv),
+        Err(Error::BadMac),
+        "a replay"
+    );
+    assert_eq!(Repr::open(&mut b.clone(), &mut subscriber.recv), Ok(delta.clone()));
+    // The other direction, another session, a flipped header bit.
+    let mut back = k.session(Role::Publisher, &t);
+    let c = delta.seal(&mut subscriber.send).expect("seals");
+    assert_eq!(Repr::open(&mut c.clone(), &mut back.recv), Ok(delta.clone()));
+    let mut fresh = k.session(Role::Subscriber, &transcript(1, 9));
+    assert_eq!(
+        Repr::open(&mut a.clone(), &mut fresh.recv),
+        Err(Error::BadMac),
+        "a frame of another connection"
+    );
+    let mut flipped = delta.seal(&mut publisher.send).expect("seals");
+    flipped[24] ^= 1;
+    assert_eq!(
+        Repr::open(&mut flipped, &mut subscriber.recv),
+        Err(Error::BadMac),
+        "the header is authenticated"
+    );
+}
+
+#[test]
+fn no_key_shows_in_debug_output() {
+    let key = SyncKey::new([0xab; 16]);
+    let keys = key.handshake_keys();
+    let t = transcript(1, 2);
+    let c = keys.session(Role::Publisher, &t);
+    let text = format!("{key:?} {keys:?} {:?} {c:?}", keys.mac());
+    assert!(!text.contains("ab") && !text.contains("171"), "{text}");
+    assert!(text.contains("redacted"));
 }
 
 // ---- stream reassembly ----------------------------------------------------
