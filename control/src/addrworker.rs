@@ -11,7 +11,11 @@
 //! One thread, requests in order (an add then a remove of the same address
 //! end removed), each completion posted back and signalled on an eventfd
 //! that the io_uring loop polls. The thread keeps normal scheduling even
-//! when the loop runs at a real-time priority.
+//! when the loop runs at a real-time priority. A request that fails for a
+//! reason that passes (the kernel short of buffers or memory, a lost or
+//! late answer: [`retry_after`]) is tried again a few times, a little later
+//! each time, before its failure is posted; the operations are idempotent,
+//! so a retry after a late acknowledgement only finds the change made.
 
 use std::{
     net::Ipv4Addr,
@@ -46,6 +50,39 @@ pub struct Done {
     pub result: Result<Change, VipError>,
     /// From the request to its completion (queueing included).
     pub took: Duration,
+    /// How many times it was tried (1 unless a try failed and was retried).
+    pub attempts: u32,
+}
+
+/// Tries of one request at most.
+pub const ATTEMPTS: u32 = 4;
+
+/// How long to wait before trying a request again after try number
+/// `attempt` (from 1) failed with `errno`: never for an error that would
+/// only repeat, nor after [`ATTEMPTS`] tries; else 10 ms, doubling.
+pub fn retry_after(errno: i32, attempt: u32) -> Option<Duration> {
+    let passes = crate::vip::announce::is_transient(errno) || matches!(errno, libc::EBUSY | libc::ETIMEDOUT);
+    (passes && attempt < ATTEMPTS).then(|| Duration::from_millis(10) * (1 << (attempt - 1).min(8)))
+}
+
+/// Does one request, retrying as [`retry_after`] says; the last result
+/// and the tries made.
+fn carry_out(sock: &mut AddressSocket, job: &Job) -> (Result<Change, VipError>, u32) {
+    let mut attempt = 1;
+    loop {
+        let result = match job.op {
+            Op::Add => sock.add(&job.iface, job.addr, job.prefix_len),
+            Op::Remove => sock.remove(&job.iface, job.addr),
+        };
+        match result.as_ref().err().and_then(|e| retry_after(e.errno(), attempt)) {
+            Some(wait) => {
+                tracing::debug!("vip {} on {}: try {attempt} failed, again in {wait:?}", job.addr, job.iface.name);
+                std::thread::sleep(wait);
+                attempt += 1;
+            }
+            None => return (result, attempt),
+        }
+    }
 }
 
 /// The worker thread and its queues.
@@ -88,11 +125,8 @@ impl AddressWorker {
             .name("tandemd-addr".into())
             .spawn(move || {
                 for (job, asked) in jobs {
-                    let result = match job.op {
-                        Op::Add => sock.add(&job.iface, job.addr, job.prefix_len),
-                        Op::Remove => sock.remove(&job.iface, job.addr),
-                    };
-                    let d = Done { op: job.op, addr: job.addr, iface: job.iface.name.clone(), result, took: asked.elapsed() };
+                    let (result, attempts) = carry_out(&mut sock, &job);
+                    let d = Done { op: job.op, addr: job.addr, iface: job.iface.name.clone(), result, took: asked.elapsed(), attempts };
                     if done.send(d).is_err() {
                         return;
                     }
@@ -141,6 +175,18 @@ impl Drop for AddressWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_failures_are_retried_a_bounded_number_of_times() {
+        assert_eq!(retry_after(libc::ENOBUFS, 1), Some(Duration::from_millis(10)));
+        assert_eq!(retry_after(libc::EAGAIN, 2), Some(Duration::from_millis(20)));
+        assert_eq!(retry_after(libc::EBUSY, 3), Some(Duration::from_millis(40)));
+        assert_eq!(retry_after(libc::ENOBUFS, ATTEMPTS), None);
+        // What would only fail again is not retried.
+        for errno in [libc::EPERM, libc::ENODEV, libc::EINVAL, libc::EADDRNOTAVAIL] {
+            assert_eq!(retry_after(errno, 1), None, "errno {errno}");
+        }
+    }
 
     #[test]
     fn privileged_requests_complete_in_order_and_signal() {

@@ -44,6 +44,50 @@ pub enum Event {
     ShuttingDown { signal: String },
     /// A loop turn took long enough to delay heartbeats.
     SlowTurn { micros: u64, during: String },
+    /// A gratuitous ARP for `vip` failed on `interface`: the first failure
+    /// of a run (or one with another errno; the others are only counted).
+    /// `retrying`: it will be re-sent. The takeover goes on.
+    GarpFailed { vip: IpAddr, interface: String, errno: i32, error: String, retrying: bool },
+    /// GARPs for `vip` go out again, after `failed` failures in a row.
+    GarpRecovered { vip: IpAddr, interface: String, failed: u32 },
+    /// A GARP burst for `vip` ended with its last `failed` GARPs failed:
+    /// the VIP is held, but the segment may not have heard of it.
+    GarpGaveUp { vip: IpAddr, interface: String, failed: u32 },
+    /// A step of a takeover, demotion or split-brain heal failed on
+    /// `object` (a VIP, the witness, a timer); the daemon went on.
+    /// `retrying`: the step will be tried again.
+    TakeoverStepFailed { step: TakeoverStep, object: String, errno: Option<i32>, error: String, retrying: bool },
+    /// A step that had failed on `object` passed, after `failed` failures.
+    TakeoverStepRecovered { step: TakeoverStep, object: String, failed: u32 },
+}
+
+/// The steps of a takeover (or demotion, or heal) that can fail without
+/// stopping it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TakeoverStep {
+    /// Marking the VIP owned in the dataplane (XDP answers ARP for it).
+    OwnVip,
+    /// Marking the VIP no longer owned.
+    ReleaseVip,
+    /// The witness probe a takeover waits for.
+    WitnessProbe,
+    /// Arming a wait of the loop (the GARP timer, the witness reply).
+    ArmWait,
+    /// Starting the spans of the cards.
+    StartSpans,
+}
+
+impl TakeoverStep {
+    pub fn name(self) -> &'static str {
+        match self {
+            TakeoverStep::OwnVip => "marking the VIP owned in the dataplane",
+            TakeoverStep::ReleaseVip => "releasing the VIP in the dataplane",
+            TakeoverStep::WitnessProbe => "probing the witness",
+            TakeoverStep::ArmWait => "arming a wait",
+            TakeoverStep::StartSpans => "starting the spans",
+        }
+    }
 }
 
 impl fmt::Display for Event {
@@ -98,6 +142,28 @@ impl fmt::Display for Event {
             Event::SlowTurn { micros, during } => {
                 write!(f, "loop turn took {:.3} ms ({during}): heartbeats may have been late", *micros as f64 / 1000.0)
             }
+            Event::GarpFailed { vip, interface, errno, error, retrying } => write!(
+                f,
+                "gratuitous ARP for {vip} on {interface} failed (errno {errno}: {error}){}",
+                if *retrying { "; re-sending" } else { "" }
+            ),
+            Event::GarpRecovered { vip, interface, failed } => {
+                write!(f, "gratuitous ARP for {vip} on {interface} sent again after {failed} failures")
+            }
+            Event::GarpGaveUp { vip, interface, failed } => {
+                write!(f, "gratuitous ARP burst for {vip} on {interface} ended with its last {failed} failed")
+            }
+            Event::TakeoverStepFailed { step, object, errno, error, retrying } => {
+                write!(f, "{} failed for {object}", step.name())?;
+                match errno {
+                    Some(n) => write!(f, " (errno {n}: {error})")?,
+                    None => write!(f, " ({error})")?,
+                }
+                f.write_str(if *retrying { "; retrying" } else { "; going on" })
+            }
+            Event::TakeoverStepRecovered { step, object, failed } => {
+                write!(f, "{} done for {object} after {failed} failures", step.name())
+            }
         }
     }
 }
@@ -114,6 +180,9 @@ impl Event {
                 | Event::SlowTurn { .. }
                 | Event::VipAddress { error: Some(_), .. }
                 | Event::Realtime { ok: false, .. }
+                | Event::GarpFailed { .. }
+                | Event::GarpGaveUp { .. }
+                | Event::TakeoverStepFailed { .. }
         )
     }
 }

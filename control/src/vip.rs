@@ -11,15 +11,19 @@
 //!
 //! Sockets belong to the network namespace of the thread that opens them.
 //! Adding an address that is there, or removing one that is not, succeeds
-//! (the [`Change`] says which). This module decides nothing and keeps no
-//! timers: the spacing of a GARP burst is the caller's timer, except in the
-//! blocking [`GarpSender::send_burst`] meant for tests and tools.
+//! (the [`Change`] says which). The decisions of a takeover's announcement
+//! (when the next GARP is due, what a failed one becomes) are the sans-IO
+//! [`announce::Announcement`]'s; each [`GarpSender`] carries one for its
+//! VIP and only executes it ([`GarpSender::announce_due`]). Nothing here
+//! keeps a timer: the daemon's timer calls at the announcement's
+//! `poll_timeout`, except in the blocking [`GarpSender::send_burst`] meant
+//! for tests and tools.
 
 use std::{
     io, mem,
     net::Ipv4Addr,
     os::fd::{AsRawFd, OwnedFd},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType, SockaddrLike};
@@ -30,6 +34,10 @@ use pnet_packet::{
 };
 
 use crate::net::{self, RouteSocket};
+
+pub mod announce;
+
+use announce::{Announcement, Outcome};
 
 /// Length of a gratuitous ARP frame on the wire (Ethernet minimum, without FCS).
 pub const GARP_FRAME_LEN: usize = 60;
@@ -66,6 +74,22 @@ pub enum VipError {
         vip: Ipv4Addr,
         source: io::Error,
     },
+}
+
+impl VipError {
+    /// The errno of the failed system call, if it had one (0 if not).
+    pub fn errno(&self) -> i32 {
+        let source = match self {
+            VipError::NoInterface { source, .. }
+            | VipError::Address { source, .. }
+            | VipError::List { source, .. }
+            | VipError::Netlink(source)
+            | VipError::Packet { source, .. }
+            | VipError::Send { source, .. } => source,
+            VipError::NotEthernet { .. } => return libc::ENODEV,
+        };
+        source.raw_os_error().unwrap_or(0)
+    }
 }
 
 /// A network interface by name and index, in the caller's namespace.
@@ -197,7 +221,7 @@ pub fn garp_frame(mac: [u8; 6], vip: Ipv4Addr) -> [u8; GARP_FRAME_LEN] {
 }
 
 /// A raw `AF_PACKET` socket bound to one interface, holding the ready-made
-/// gratuitous ARP for one address.
+/// gratuitous ARP for one address and that address's [`Announcement`].
 pub struct GarpSender {
     fd: OwnedFd,
     iface: Interface,
@@ -206,6 +230,7 @@ pub struct GarpSender {
     frame: [u8; GARP_FRAME_LEN],
     /// Where a GARP goes: the broadcast address, as an ARP frame.
     broadcast: LinkAddr,
+    announcement: Announcement,
 }
 
 impl GarpSender {
@@ -247,6 +272,7 @@ impl GarpSender {
             frame: garp_frame(mac, vip),
             broadcast: ll_addr(iface.index, libc::ETH_P_ARP as u16, Some([0xff; 6]))
                 .map_err(perr("addressing the broadcast"))?,
+            announcement: Announcement::new(),
         })
     }
 
@@ -290,6 +316,26 @@ impl GarpSender {
             self.send_garp()?;
         }
         Ok(())
+    }
+
+    /// Sends the GARPs the announcement has due at `now` and hands it
+    /// their outcomes (a burst with no interval sends all of its GARPs
+    /// here; the loop ends because each outcome consumes a GARP or
+    /// schedules its re-send later). The dataplane update, if due, is the
+    /// caller's to make first ([`Announcement::poll_own`]).
+    pub fn announce_due(&mut self, now: Instant) {
+        while self.announcement.poll_send(now) {
+            let outcome: Outcome = self.send_garp().map_err(|e| e.errno());
+            self.announcement.handle_sent(outcome, now);
+        }
+    }
+
+    pub fn announcement(&self) -> &Announcement {
+        &self.announcement
+    }
+
+    pub fn announcement_mut(&mut self) -> &mut Announcement {
+        &mut self.announcement
     }
 
     /// The interface's MAC address, as announced.

@@ -4,10 +4,19 @@
 //! expected, releasing all of it on demotion; heartbeats sent on time;
 //! the witness probes a takeover waits for.
 //!
-//! The decisions are the pair state machine's ([`crate::pair`]); this
-//! module carries them out and reports what it did to the timeline.
+//! The decisions are the pair state machine's ([`crate::pair`]) and, for
+//! each VIP's ownership and GARPs, its [`crate::vip::announce`] machine;
+//! this module carries them out and reports what it did to the timeline.
+//! Nothing on these paths ends the daemon: a node that fails a step while
+//! it takes over is still the only director left. A failed step is
+//! reported as a typed event naming what it concerns (the VIP and its
+//! interface, the witness, the wait) with its errno, counted, and retried
+//! where that can help (GARPs and ownership on the announcement's
+//! schedule, the loop's waits on the next turn); the takeover goes on.
 
 use std::{
+    error::Error as StdError,
+    io,
     os::fd::AsRawFd,
     time::{Duration, Instant},
 };
@@ -15,26 +24,74 @@ use std::{
 use anyhow::Result;
 use tandem_dataplane::common::node::NodeState;
 
-use super::{Daemon, Event, mono_ns, token::Token};
-use crate::pair::{Action, Event as PairEvent};
+use super::{Daemon, Event, OwnedVip, mono_ns, token::Token};
+use crate::{
+    events::TakeoverStep,
+    pair::{Action, Event as PairEvent},
+    vip::announce::Notice,
+};
+
+/// The errno an error carries somewhere in its chain of sources, if any.
+fn errno_of(e: &(dyn StdError + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(n) = err.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
+            return Some(n);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The text of an errno, as `strerror` gives it.
+fn errno_text(errno: i32) -> String {
+    io::Error::from_raw_os_error(errno).to_string()
+}
+
+/// The event reporting what VIP `v`'s announcement noticed
+/// (`own_error`: the dataplane's words for its last refusal).
+fn notice_event(v: &OwnedVip, n: Notice, own_error: Option<&str>) -> Event {
+    let (vip, interface) = (v.addr.into(), v.garp.interface().name.clone());
+    match n {
+        Notice::GarpFailing { errno, retrying } => Event::GarpFailed { vip, interface, errno, error: errno_text(errno), retrying },
+        Notice::GarpRecovered { failed } => Event::GarpRecovered { vip, interface, failed },
+        Notice::GarpGaveUp { failed } => Event::GarpGaveUp { vip, interface, failed },
+        Notice::OwnFailing { errno, retrying } => Event::TakeoverStepFailed {
+            step: TakeoverStep::OwnVip,
+            object: v.addr.to_string(),
+            errno: (errno != 0).then_some(errno),
+            error: own_error.map_or_else(|| errno_text(errno), str::to_string),
+            retrying,
+        },
+        Notice::OwnRecovered { failed } => {
+            Event::TakeoverStepRecovered { step: TakeoverStep::OwnVip, object: v.addr.to_string(), failed }
+        }
+    }
+}
 
 impl Daemon {
-    /// Carries out what the pair state machine asks for.
+    /// Carries out what the pair state machine asks for. Never fails:
+    /// what fails inside is reported and the daemon goes on (the
+    /// `Result` is the loop's calling convention).
     pub(super) fn apply_actions(&mut self) -> Result<()> {
         while let Some(a) = self.pair.poll_action() {
             match a {
                 Action::StateChanged { from, to, epoch } => self.on_state_changed(from, to, epoch),
-                Action::BecomeActive { epoch } => self.become_active(epoch)?,
-                Action::BecomeStandby => self.become_standby()?,
+                Action::BecomeActive { epoch } => self.become_active(epoch),
+                Action::BecomeStandby => self.become_standby(),
                 Action::SendGarp => {
-                    for v in &self.vips {
-                        v.garp.send_garp()?;
+                    // A split brain healed in our favour: announce again.
+                    let now = Instant::now();
+                    for v in self.vips.iter_mut() {
+                        v.garp.announcement_mut().announce(now, v.garp_count, v.garp_interval);
                     }
+                    self.announce_turn(now);
                     self.mark(Event::GarpResent);
                 }
-                Action::ProbeWitness => self.probe_witness()?,
+                Action::ProbeWitness => self.probe_witness(),
             }
         }
+        self.rearm_lost_waits();
         Ok(())
     }
 
@@ -67,33 +124,38 @@ impl Daemon {
         }
     }
 
-    fn become_active(&mut self, epoch: u64) -> Result<()> {
-        // The dataplane owns the VIP and the first GARP leaves; the
-        // address on lo follows from the worker thread.
+    fn become_active(&mut self, epoch: u64) {
+        // The dataplane owns the VIP and the first GARP leaves (or is
+        // owed, if the queue refused it); the address on lo follows from
+        // the worker thread.
         let t = Instant::now();
-        for i in 0..self.vips.len() {
-            let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
-            self.dp.set_vip_owned(addr, mac, true)?;
-            self.vips[i].garp.send_garp()?;
+        for v in self.vips.iter_mut() {
+            v.garp.announcement_mut().take(t, v.garp_count, v.garp_interval);
         }
+        self.announce_turn(t);
         for v in &self.vips {
             self.addr_worker.request(crate::addrworker::Op::Add, &self.lo, v.addr, 32);
         }
-        self.garp_left = self.vips.iter().map(|v| v.garp_count).max().unwrap_or(1).saturating_sub(1);
-        if self.garp_left > 0 {
-            let at = Instant::now() + self.garp_gap();
-            self.ring.rearm(Token::Garp, at)?;
-        }
         self.mark(Event::TakeoverDone { epoch, micros: t.elapsed().as_micros() as u64 });
-        if !self.cards.is_empty() {
-            self.start_spans()?;
+        if !self.cards.is_empty()
+            && let Err(e) = self.start_spans()
+        {
+            // The cards were asked to start; only the wait for their
+            // progress failed, which the next turn arms again.
+            let errno = errno_of(e.as_ref());
+            self.mark(Event::TakeoverStepFailed {
+                step: TakeoverStep::StartSpans,
+                object: "the cards".into(),
+                errno,
+                error: format!("{e:#}"),
+                retrying: true,
+            });
         }
         // Tell the peer at once.
         self.send_heartbeats();
-        Ok(())
     }
 
-    fn become_standby(&mut self) -> Result<()> {
+    fn become_standby(&mut self) {
         // Spans first: the peer must find the trunk free.
         for c in self.cards.iter_mut() {
             if let Err(e) = c.shutdown_spans() {
@@ -103,10 +165,22 @@ impl Daemon {
         if !self.cards.is_empty() {
             self.mark(Event::SpansShutDown);
         }
-        for i in 0..self.vips.len() {
-            let (addr, mac) = (self.vips[i].addr, self.vips[i].mac);
-            self.dp.set_vip_owned(addr, mac, false)?;
-            self.addr_worker.request(crate::addrworker::Op::Remove, &self.lo, addr, 32);
+        let mut failed = Vec::new();
+        for v in self.vips.iter_mut() {
+            v.garp.announcement_mut().stop();
+            if let Err(e) = self.dp.set_vip_owned(v.addr, v.mac, false) {
+                failed.push((v.addr, errno_of(&e), e.to_string()));
+            }
+            self.addr_worker.request(crate::addrworker::Op::Remove, &self.lo, v.addr, 32);
+        }
+        for (addr, errno, error) in failed {
+            self.mark(Event::TakeoverStepFailed {
+                step: TakeoverStep::ReleaseVip,
+                object: addr.to_string(),
+                errno,
+                error,
+                retrying: false,
+            });
         }
         self.garp_left = 0;
         self.mark(Event::VipsReleased);
@@ -118,44 +192,126 @@ impl Daemon {
             }
         }
         self.send_heartbeats();
-        Ok(())
     }
 
-    /// Spacing of the gratuitous ARPs of a takeover burst.
-    fn garp_gap(&self) -> Duration {
-        self.vips.first().map_or(Duration::from_millis(10), |v| v.garp_interval)
+    /// Does what the VIPs' announcements have due at `now` (dataplane
+    /// ownership, GARPs), reports what they noticed and arms the GARP
+    /// timer for the next thing due.
+    fn announce_turn(&mut self, now: Instant) {
+        let mut events = Vec::new();
+        for v in self.vips.iter_mut() {
+            let mut own_error = None;
+            if v.garp.announcement().poll_own(now) {
+                let outcome = self.dp.set_vip_owned(v.addr, v.mac, true).map_err(|e| {
+                    own_error = Some(e.to_string());
+                    errno_of(&e).unwrap_or(0)
+                });
+                v.garp.announcement_mut().handle_owned(outcome, now);
+            }
+            v.garp.announce_due(now);
+            while let Some(n) = v.garp.announcement_mut().poll_notice() {
+                events.push(notice_event(v, n, own_error.as_deref()));
+            }
+        }
+        for e in events {
+            self.mark(e);
+        }
+        // VIPs with something left to do.
+        self.garp_left = self.vips.iter().filter(|v| !v.garp.announcement().is_idle()).count() as u32;
+        if let Some(at) = self.next_announcement() {
+            let r = self.ring.rearm(Token::Garp, at.max(now));
+            self.arm_failed(Token::Garp, r);
+        }
     }
 
+    /// When the VIPs' announcements have something due next.
+    fn next_announcement(&self) -> Option<Instant> {
+        self.vips.iter().filter_map(|v| v.garp.announcement().poll_timeout()).min()
+    }
+
+    /// The GARP timer: the announcements' next step, while active.
     pub(super) fn on_garp(&mut self) -> Result<()> {
-        if self.pair.state() == NodeState::Active && self.garp_left > 0 {
-            for v in &self.vips {
-                v.garp.send_garp()?;
+        if self.pair.state() == NodeState::Active {
+            self.announce_turn(Instant::now());
+        } else {
+            for v in self.vips.iter_mut() {
+                v.garp.announcement_mut().stop();
             }
-            self.garp_left -= 1;
-            if self.garp_left > 0 {
-                let at = Instant::now() + self.garp_gap();
-                self.ring.arm_timeout(Token::Garp, at)?;
-            }
+            self.garp_left = 0;
         }
         Ok(())
     }
 
+    /// Reports a wait of the loop that could not be armed (the next turn
+    /// arms it again, [`Daemon::rearm_lost_waits`]).
+    fn arm_failed(&mut self, token: Token, r: Result<(), crate::uring::ReactorError>) {
+        if let Err(e) = r {
+            self.mark(Event::TakeoverStepFailed {
+                step: TakeoverStep::ArmWait,
+                object: format!("{token:?}"),
+                errno: errno_of(&e),
+                error: e.to_string(),
+                retrying: true,
+            });
+        }
+    }
+
+    /// Arms again, once per loop turn, the waits of these paths that a
+    /// failure left unarmed: the GARP timer while an announcement has
+    /// something due, the witness reply and tick, the cards' start
+    /// progress. Failures here were reported when they first happened.
+    fn rearm_lost_waits(&mut self) {
+        let now = Instant::now();
+        let mut r = Ok(());
+        if !self.ring.is_armed(Token::Garp)
+            && let Some(at) = self.next_announcement()
+        {
+            r = r.and(self.ring.arm_timeout(Token::Garp, at.max(now)));
+        }
+        if let Some(w) = &self.witness {
+            if !self.ring.is_armed(Token::WitnessReply) {
+                r = r.and(self.ring.poll(Token::WitnessReply, w.as_raw_fd(), libc::POLLIN as u32));
+            }
+            if !self.ring.is_armed(Token::WitnessTick)
+                && let Some(wc) = &self.cfg.witness
+            {
+                r = r.and(self.ring.arm_timeout(Token::WitnessTick, now + wc.probe_interval));
+            }
+        }
+        if !self.ring.is_armed(Token::CardsStart) && self.cards.iter().any(|c| c.is_starting()) {
+            r = r.and(self.ring.arm_timeout(Token::CardsStart, now + Duration::from_micros(500)));
+        }
+        if let Err(e) = r {
+            tracing::debug!("arming a lost wait again: {e}");
+        }
+    }
+
     /// A probe the pair asked for: a takeover waits for its answer (the
-    /// pair decides whether an answer is fresh, [`crate::pair`]).
-    fn probe_witness(&mut self) -> Result<()> {
+    /// pair decides whether an answer is fresh, [`crate::pair`]). A probe
+    /// that cannot be sent is reported; the standby's periodic probes
+    /// ([`Daemon::on_witness_tick`]) go on, and any of their answers counts.
+    fn probe_witness(&mut self) {
         let now = Instant::now();
         match self.witness.as_mut() {
             Some(w) => {
-                w.send()?;
-                let fd = w.as_raw_fd();
-                self.mark(Event::WitnessProbing);
+                let (sent, addr, fd) = (w.send(), w.addr(), w.as_raw_fd());
+                match sent {
+                    Ok(_) => self.mark(Event::WitnessProbing),
+                    Err(e) => self.mark(Event::TakeoverStepFailed {
+                        step: TakeoverStep::WitnessProbe,
+                        object: addr.to_string(),
+                        errno: e.raw_os_error(),
+                        error: e.to_string(),
+                        retrying: true,
+                    }),
+                }
                 if !self.ring.is_armed(Token::WitnessReply) {
-                    self.ring.poll(Token::WitnessReply, fd, libc::POLLIN as u32)?;
+                    let r = self.ring.poll(Token::WitnessReply, fd, libc::POLLIN as u32);
+                    self.arm_failed(Token::WitnessReply, r);
                 }
             }
             None => self.pair.handle(PairEvent::Witness { reachable: true }, now),
         }
-        Ok(())
     }
 
     /// Every answer goes to the pair with its probe's send time.
@@ -173,8 +329,11 @@ impl Daemon {
             self.refresh();
             self.pair.handle(PairEvent::WitnessAnswered { sent_at }, Instant::now());
         }
-        if let Some(w) = &self.witness {
-            self.ring.poll(Token::WitnessReply, w.as_raw_fd(), libc::POLLIN as u32)?;
+        if let Some(fd) = self.witness.as_ref().map(|w| w.as_raw_fd())
+            && !self.ring.is_armed(Token::WitnessReply)
+        {
+            let r = self.ring.poll(Token::WitnessReply, fd, libc::POLLIN as u32);
+            self.arm_failed(Token::WitnessReply, r);
         }
         Ok(())
     }
@@ -189,9 +348,9 @@ impl Daemon {
         {
             tracing::debug!("witness {}: {e}", w.addr());
         }
-        if let Some(wc) = &self.cfg.witness {
-            let at = Instant::now() + wc.probe_interval;
-            self.ring.arm_timeout(Token::WitnessTick, at)?;
+        if let Some(interval) = self.cfg.witness.as_ref().map(|wc| wc.probe_interval) {
+            let r = self.ring.arm_timeout(Token::WitnessTick, Instant::now() + interval);
+            self.arm_failed(Token::WitnessTick, r);
         }
         Ok(())
     }
