@@ -1,22 +1,26 @@
 //! The blocking client `tandemctl` (and the tests) use: one request, one
-//! response line, within a timeout, with errors that name the socket and
-//! say what to do.
+//! response line (of up to [`MAX_ANSWER`] bytes: at the design maximum an
+//! answer is about a megabyte), the whole exchange within a timeout, with
+//! errors that name the socket and say what to do.
 //!
 //! It must not be used inside tandemd's loop: it blocks (for at most its
 //! timeout).
 
 use std::{
-    io::{self, BufRead, BufReader, Read, Write},
+    io::{self, Read, Write},
     os::unix::net::UnixStream,
     path::Path,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use super::io_err;
-use super::protocol::{AdminError, CARDS_REQUEST, MAX_LINE, Request, Response};
+use super::protocol::{AdminError, CARDS_REQUEST, MAX_ANSWER, Request, Response};
 
-/// Sends one request to the daemon at `socket` and waits (at most
-/// `timeout`) for its response. Errors name the socket path.
+/// Size of one `read(2)` of an answer.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Sends one request to the daemon at `socket` and waits for its response,
+/// all of it within `timeout`. Errors name the socket path.
 pub fn request(socket: &Path, req: &Request, timeout: Duration) -> Result<Response, AdminError> {
     let line = serde_json::to_string(req).map_err(|e| AdminError::BadRequest {
         line: format!("{req:?}"),
@@ -36,36 +40,65 @@ fn request_line(
     timeout: Duration,
 ) -> Result<Response, AdminError> {
     let path = socket.to_owned();
+    let end = Instant::now() + timeout;
     let stream = connect(socket, timeout).map_err(|e| connect_error(socket, e))?;
     stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|_| stream.set_write_timeout(Some(timeout)))
+        .set_write_timeout(Some(timeout))
         .map_err(io_err(socket, "setting timeouts"))?;
     line.push('\n');
     (&stream)
         .write_all(line.as_bytes())
         .map_err(|e| timeout_or(socket, timeout, "sending the request", e))?;
-    let mut reader = BufReader::new((&stream).take(MAX_LINE as u64 + 1));
-    let mut answer = String::new();
-    reader
-        .read_line(&mut answer)
-        .map_err(|e| timeout_or(socket, timeout, "reading the response", e))?;
+    let answer = read_answer(&stream, end).map_err(|e| timeout_or(socket, timeout, "reading the response", e))?;
     if answer.is_empty() {
         return Err(AdminError::BadResponse {
             path,
             reason: "the daemon closed the connection without answering".into(),
         });
     }
-    if !answer.ends_with('\n') {
+    if !answer.ends_with(b"\n") {
         return Err(AdminError::BadResponse {
             path,
-            reason: format!("unterminated or longer than {MAX_LINE} bytes"),
+            reason: if answer.len() > MAX_ANSWER {
+                format!("the answer is longer than {MAX_ANSWER} bytes")
+            } else {
+                format!("the daemon closed the connection after {} bytes, before the end of its answer", answer.len())
+            },
         });
     }
-    serde_json::from_str(answer.trim_end()).map_err(|e| AdminError::BadResponse {
+    serde_json::from_slice(&answer).map_err(|e| AdminError::BadResponse {
         path,
         reason: e.to_string(),
     })
+}
+
+/// Reads the answer line: up to and with its newline, to end of file, or
+/// to the first bytes past [`MAX_ANSWER`], whichever comes first, by `end`
+/// (else `TimedOut`).
+fn read_answer(mut stream: &UnixStream, end: Instant) -> io::Result<Vec<u8>> {
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    while answer.len() <= MAX_ANSWER {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                let got = &buf[..n];
+                if let Some(nl) = got.iter().position(|&b| b == b'\n') {
+                    answer.extend_from_slice(&got[..=nl]);
+                    break;
+                }
+                answer.extend_from_slice(got);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(answer)
 }
 
 /// Connects to the daemon's socket within `timeout`. A blocking

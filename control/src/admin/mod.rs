@@ -4,9 +4,10 @@
 //! A request is one JSON object per line, `{"cmd":"status"}`,
 //! `{"cmd":"switchover"}`, `{"cmd":"services"}`, `{"cmd":"reals"}`,
 //! `{"cmd":"cards"}`, `{"cmd":"sync"}`, `{"cmd":"stats"}` or
-//! `{"cmd":"maintenance","on":true}`; each gets one JSON object per line
-//! back, tagged by `"reply"`: `status`, `services`, `reals`, `cards`,
-//! `sync`, `stats`, `done` or `error`. (`Request::Cards` is behind the
+//! `{"cmd":"maintenance","on":true}` (within [`MAX_LINE`]); each gets one
+//! JSON object per line back (within [`MAX_ANSWER`]: answers grow with the
+//! configuration), tagged by `"reply"`: `status`, `services`, `reals`,
+//! `cards`, `sync`, `stats`, `done` or `error`. (`Request::Cards` is behind the
 //! `admin-cards` feature until tandemd answers it; [`request_cards`] sends
 //! the same line either way.)
 //!
@@ -29,7 +30,7 @@ pub mod server;
 
 pub use client::{connect, connect_error, request, request_cards};
 pub use protocol::{
-    AdminError, CARDS_REQUEST, ChannelStatus, MAX_EVENTS, MAX_LINE, PathStatus, PeerStatus, RealStatus,
+    AdminError, CARDS_REQUEST, ChannelStatus, MAX_ANSWER, MAX_EVENTS, MAX_LINE, PathStatus, PeerStatus, RealStatus,
     ReasonCount, Request, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, VipStatus,
     WitnessStatus, format_response, parse_request,
 };
@@ -37,8 +38,8 @@ pub use render::{
     render, render_cards, render_reals, render_services, render_stats, render_status, render_sync,
 };
 pub use server::{
-    Connection, HTTP_TIMEOUT, HttpConnection, HttpRead, MAX_HTTP_REQUEST, MAX_OUTPUT,
-    REQUEST_TIMEOUT, SOCKET_MODE, bind,
+    ANSWER_IDLE, ANSWER_TIMEOUT, Connection, HTTP_TIMEOUT, HttpConnection, HttpRead, MAX_HTTP_REQUEST,
+    MAX_OUTPUT, REQUEST_TIMEOUT, SOCKET_MODE, bind,
 };
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The admin protocol's messages and their wire form: one JSON object per
-//! line each way, a [`Request`] tagged by `"cmd"` and a [`Response`] tagged
+//! line each way (a request within [`MAX_LINE`] bytes, an answer within
+//! [`MAX_ANSWER`]), a [`Request`] tagged by `"cmd"` and a [`Response`] tagged
 //! by `"reply"`, with the reply structs the daemon fills in.
 //!
 //! It owns the vocabulary and the encoding only ([`parse_request`],
@@ -15,8 +16,14 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-/// Longest request or response line accepted, in bytes.
+/// Longest request line the daemon reads, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// Longest answer line a client reads, in bytes. Answers grow with the
+/// configuration: at the design maximum (64 services × 32 real servers)
+/// `metrics` is ≈ 0.7 MB and `services` and `reals` ≈ 0.4 MB each
+/// (measured, control/tests/admin_large.rs); this leaves ample room.
+pub const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 /// A request from `tandemctl`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,10 +7,20 @@
 //! daemon's loop or its memory: a byte budget for what it sends
 //! ([`MAX_LINE`] per admin request, [`MAX_HTTP_REQUEST`] for an HTTP request
 //! head), a deadline the caller checks with `expired(now)` ([`REQUEST_TIMEOUT`],
-//! [`HTTP_TIMEOUT`]), and, on the admin side, a cap on answers left unread
-//! ([`MAX_OUTPUT`]). The caller passes the time (`now`) at accept and when it
-//! checks; nothing here reads a clock except the `Instant::now()`
-//! conveniences [`Connection::new`] and [`Connection::read_requests`].
+//! [`HTTP_TIMEOUT`]), and a cap on what it may leave unread ([`MAX_OUTPUT`]).
+//!
+//! Answers may be large (at the design maximum, 64 services × 32 real
+//! servers, `metrics` is ≈ 0.7 MB): one is written out as the
+//! socket takes it, a bounded write per readiness, from a cursor into the
+//! queued bytes. While an answer is being sent the deadline follows the
+//! client's progress: each write that the socket takes moves it to
+//! [`ANSWER_IDLE`] later, never past [`ANSWER_TIMEOUT`] after the request.
+//! A client that reads slowly gets its whole answer; one that stops reading
+//! is dropped [`ANSWER_IDLE`] after the last byte its socket took.
+//!
+//! The caller passes the time (`now`) at accept and when it checks; nothing
+//! here reads a clock except the `Instant::now()` conveniences
+//! [`Connection::new`], [`Connection::read_requests`] and the `flush`es.
 //!
 //! It must not answer anything itself (the daemon builds the responses),
 //! nor sleep, nor wait on a descriptor: every read and write is
@@ -21,7 +31,7 @@
 //!   `expired(now)`;
 //! - on readable: `read_requests_at(now)` / `read_request()`, then `queue`
 //!   the answers;
-//! - on writable (poll for it while `wants_write`): `flush`;
+//! - on writable (poll for it while `wants_write`): `flush_at(now)`;
 //! - close (drop) it once `is_finished`, on an I/O error, or once
 //!   `expired(now)`.
 
@@ -94,9 +104,17 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
 /// it. `tandemctl` sends its line at once; a client that dribbles or sends
 /// nothing is cut off here.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-/// Most answer bytes an admin connection may leave unread: queuing past it
-/// (with answers already waiting) drops the connection.
-pub const MAX_OUTPUT: usize = 4 * MAX_LINE;
+/// Most answer bytes a connection may hold unsent. An answer that alone is
+/// larger is replaced by an error saying so; queuing past it behind answers
+/// already waiting drops the connection (its client is not reading). The
+/// design maximum's largest answer is ≈ 0.7 MB.
+pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
+/// How long a connection may leave its answer unread (no byte taken by its
+/// socket) before the daemon drops it.
+pub const ANSWER_IDLE: Duration = Duration::from_secs(1);
+/// Most time one answer may take to send, from its request (an admin
+/// request line, the end of an HTTP request head).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest HTTP request head the metrics endpoint reads, `\r\n\r\n` included.
 pub const MAX_HTTP_REQUEST: usize = 8 * 1024;
 /// How long a metrics scrape may take from its accept (request and answer).
@@ -125,22 +143,60 @@ fn read_available(mut stream: impl Read, input: &mut Vec<u8>, limit: usize) -> i
     Ok(false)
 }
 
-/// Writes what `stream` takes now from the front of `output`; `Ok(true)`
-/// when nothing is left. Bounded: each successful write removes at least
-/// one byte.
-fn write_available(mut stream: impl Write, output: &mut Vec<u8>) -> io::Result<bool> {
-    while !output.is_empty() {
-        match stream.write(output) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                output.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// Bytes queued for a client and how far they were sent: written from a
+/// cursor, so a large answer is not moved for every partial write, and
+/// freed once sent.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    sent: usize,
+}
+
+impl Outbox {
+    /// Bytes not sent yet.
+    fn pending(&self) -> usize {
+        self.bytes.len() - self.sent
     }
-    Ok(true)
+
+    fn push(&mut self, more: &[u8]) {
+        if self.sent == self.bytes.len() {
+            self.clear();
+        }
+        self.bytes.extend_from_slice(more);
+    }
+
+    fn clear(&mut self) {
+        self.bytes = Vec::new();
+        self.sent = 0;
+    }
+
+    /// Writes what `stream` takes now; returns whether everything is sent
+    /// and how many bytes this call wrote. Bounded: each successful write
+    /// sends at least one byte, and a write the socket does not take at
+    /// once ends the call.
+    fn write_to(&mut self, mut stream: impl Write) -> io::Result<(bool, usize)> {
+        let mut wrote = 0;
+        while self.sent < self.bytes.len() {
+            match stream.write(&self.bytes[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.sent += n;
+                    wrote += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, wrote)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.clear();
+        Ok((true, wrote))
+    }
+}
+
+/// The deadline after a write of `wrote` bytes at `now`, for an answer
+/// due in whole by `cap`: progress moves it to [`ANSWER_IDLE`] later.
+pub(super) fn after_progress(deadline: Instant, wrote: usize, now: Instant, cap: Instant) -> Instant {
+    if wrote == 0 { deadline } else { deadline.max((now + ANSWER_IDLE).min(cap)) }
 }
 
 /// One admin client on the daemon's side: a non-blocking stream with its
@@ -153,7 +209,7 @@ fn write_available(mut stream: impl Write, output: &mut Vec<u8>) -> io::Result<b
 pub struct Connection {
     stream: UnixStream,
     input: Vec<u8>,
-    output: Vec<u8>,
+    output: Outbox,
     eof: bool,
     /// An over-long line was refused: read no more, close once the error
     /// is sent.
@@ -161,6 +217,9 @@ pub struct Connection {
     /// The client did not read its answers: drop them, send nothing more.
     abandoned: bool,
     deadline: Instant,
+    /// When the answers queued must be sent by: [`ANSWER_TIMEOUT`] after
+    /// the last complete request.
+    answer_by: Instant,
 }
 
 impl Connection {
@@ -178,11 +237,12 @@ impl Connection {
         Ok(Connection {
             stream,
             input: Vec::new(),
-            output: Vec::new(),
+            output: Outbox::default(),
             eof: false,
             closing: false,
             abandoned: false,
             deadline: now + REQUEST_TIMEOUT,
+            answer_by: now + ANSWER_TIMEOUT,
         })
     }
 
@@ -234,6 +294,7 @@ impl Connection {
         }
         out.push(parse_request(&line));
         self.deadline = now + REQUEST_TIMEOUT;
+        self.answer_by = now + ANSWER_TIMEOUT;
     }
 
     fn refuse(&mut self, out: &mut Vec<Result<Request, AdminError>>) {
@@ -245,26 +306,47 @@ impl Connection {
         }));
     }
 
-    /// Queues a response; [`flush`](Self::flush) sends it. If answers
-    /// already waiting and this one would hold more than [`MAX_OUTPUT`]
-    /// bytes, the client is not reading them: everything queued is dropped
-    /// and the connection is [finished](Self::is_finished).
+    /// Queues a response; [`flush_at`](Self::flush_at) sends it. An
+    /// answer larger than [`MAX_OUTPUT`] by itself is replaced by an
+    /// error that says so. If answers already wait and this one would make
+    /// them more than [`MAX_OUTPUT`] bytes, the client is not reading them:
+    /// everything queued is dropped and the connection is
+    /// [finished](Self::is_finished).
     pub fn queue(&mut self, response: &Response) {
         if self.abandoned {
             return;
         }
-        let line = format_response(response);
-        if !self.output.is_empty() && self.output.len() + line.len() > MAX_OUTPUT {
-            self.output = Vec::new();
+        let mut line = format_response(response);
+        if line.len() > MAX_OUTPUT {
+            line = format_response(&Response::Error {
+                message: format!("the answer is {} bytes, over the {MAX_OUTPUT} a connection may hold", line.len()),
+            });
+        }
+        if self.output.pending() > 0 && self.output.pending() + line.len() > MAX_OUTPUT {
+            self.output.clear();
             self.abandoned = true;
             return;
         }
-        self.output.extend_from_slice(line.as_bytes());
+        self.output.push(line.as_bytes());
     }
 
-    /// Writes what the socket takes now; `true` when nothing is left.
+    /// [`flush_at`](Self::flush_at) now.
     pub fn flush(&mut self) -> io::Result<bool> {
-        write_available(&self.stream, &mut self.output)
+        self.flush_at(Instant::now())
+    }
+
+    /// Writes what the socket takes now; `true` when nothing is left. If
+    /// it took anything, the deadline moves to [`ANSWER_IDLE`] after `now`
+    /// (never past [`ANSWER_TIMEOUT`] after the request).
+    pub fn flush_at(&mut self, now: Instant) -> io::Result<bool> {
+        let (done, wrote) = self.output.write_to(&self.stream)?;
+        self.deadline = after_progress(self.deadline, wrote, now, self.answer_by);
+        Ok(done)
+    }
+
+    /// Answer bytes queued and not sent yet.
+    pub fn queued(&self) -> usize {
+        self.output.pending()
     }
 
     /// Reads nothing more: the connection is [finished](Self::is_finished)
@@ -283,7 +365,7 @@ impl Connection {
 
     /// Answers wait to be sent: poll for writable.
     pub fn wants_write(&self) -> bool {
-        !self.output.is_empty()
+        self.output.pending() > 0
     }
 
     /// The client closed its side; close once [`Connection::flush`] is done.
@@ -293,16 +375,18 @@ impl Connection {
 
     /// Nothing more will be read and everything queued was sent: close it.
     pub fn is_finished(&self) -> bool {
-        self.abandoned || (!self.wants_read() && self.output.is_empty())
+        self.abandoned || (!self.wants_read() && self.output.pending() == 0)
     }
 
-    /// When the connection expires unless a complete request arrives first.
+    /// When the connection expires unless a complete request arrives, or
+    /// its socket takes more of its answer, first.
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
 
-    /// The connection went [`REQUEST_TIMEOUT`] without a complete request
-    /// (or its answers unread): close it.
+    /// The connection went [`REQUEST_TIMEOUT`] without a complete request,
+    /// or [`ANSWER_IDLE`] without taking any of its answer (or its answer
+    /// took [`ANSWER_TIMEOUT`]): close it.
     pub fn expired(&self, now: Instant) -> bool {
         now >= self.deadline
     }
@@ -324,16 +408,19 @@ pub enum HttpRead {
 /// One HTTP/1.x client of the metrics endpoint on the daemon's side: reads
 /// the request head (up to the blank line, within [`MAX_HTTP_REQUEST`]
 /// bytes) without blocking, then sends the one answer the caller queues
-/// and is finished (`Connection: close`). The whole exchange is due within
-/// [`HTTP_TIMEOUT`] of the accept. What the head says is not looked at: the
-/// endpoint answers every request alike.
+/// and is finished (`Connection: close`). The head is due within
+/// [`HTTP_TIMEOUT`] of the accept; the answer is then sent as the admin
+/// side's is (its deadline follows the client's progress, within
+/// [`ANSWER_TIMEOUT`] of the accept). What the head says is not looked at:
+/// the endpoint answers every request alike.
 pub struct HttpConnection {
     stream: TcpStream,
     input: Vec<u8>,
-    output: Vec<u8>,
+    output: Outbox,
     read: HttpRead,
     answered: bool,
     deadline: Instant,
+    answer_by: Instant,
 }
 
 impl HttpConnection {
@@ -344,10 +431,11 @@ impl HttpConnection {
         Ok(HttpConnection {
             stream,
             input: Vec::new(),
-            output: Vec::new(),
+            output: Outbox::default(),
             read: HttpRead::Pending,
             answered: false,
             deadline: now + HTTP_TIMEOUT,
+            answer_by: now + ANSWER_TIMEOUT,
         })
     }
 
@@ -380,16 +468,31 @@ impl HttpConnection {
     }
 
     /// Queues the answer (a whole HTTP response, e.g.
-    /// [`crate::metrics::http_response`]); [`flush`](Self::flush) sends it.
-    /// Reading stops.
+    /// [`crate::metrics::http_response`]); [`flush_at`](Self::flush_at)
+    /// sends it. Reading stops. (The metrics of the design maximum are
+    /// well within [`MAX_OUTPUT`].)
     pub fn queue(&mut self, response: &[u8]) {
-        self.output.extend_from_slice(response);
+        self.output.push(response);
         self.answered = true;
     }
 
-    /// Writes what the socket takes now; `true` when nothing is left.
+    /// [`flush_at`](Self::flush_at) now.
     pub fn flush(&mut self) -> io::Result<bool> {
-        write_available(&self.stream, &mut self.output)
+        self.flush_at(Instant::now())
+    }
+
+    /// Writes what the socket takes now; `true` when nothing is left. If
+    /// it took anything, the deadline moves to [`ANSWER_IDLE`] after `now`
+    /// (never past [`ANSWER_TIMEOUT`] after the accept).
+    pub fn flush_at(&mut self, now: Instant) -> io::Result<bool> {
+        let (done, wrote) = self.output.write_to(&self.stream)?;
+        self.deadline = after_progress(self.deadline, wrote, now, self.answer_by);
+        Ok(done)
+    }
+
+    /// Answer bytes queued and not sent yet.
+    pub fn queued(&self) -> usize {
+        self.output.pending()
     }
 
     /// The request head may still come: poll for readable.
@@ -399,19 +502,20 @@ impl HttpConnection {
 
     /// The answer waits to be sent: poll for writable.
     pub fn wants_write(&self) -> bool {
-        !self.output.is_empty()
+        self.output.pending() > 0
     }
 
     /// The answer was queued and sent: close it.
     pub fn is_finished(&self) -> bool {
-        self.answered && self.output.is_empty()
+        self.answered && self.output.pending() == 0
     }
 
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
 
-    /// The exchange took longer than [`HTTP_TIMEOUT`]: close it.
+    /// The head took longer than [`HTTP_TIMEOUT`], or the answer went
+    /// [`ANSWER_IDLE`] without progress (or took [`ANSWER_TIMEOUT`]): close it.
     pub fn expired(&self, now: Instant) -> bool {
         now >= self.deadline
     }

@@ -473,8 +473,9 @@ fn connection_eof_takes_a_last_unterminated_line() {
 fn connection_drops_answers_a_client_does_not_read() {
     let t0 = std::time::Instant::now();
     let (client, mut conn) = admin_pair(t0);
+    let size = 1024 * 1024;
     let big = Response::Metrics {
-        text: "m".repeat(MAX_LINE / 2),
+        text: "m".repeat(size),
     };
     let mut queued = 0;
     while !conn.is_finished() && queued < 100 {
@@ -485,8 +486,9 @@ fn connection_drops_answers_a_client_does_not_read() {
     }
     assert!(conn.is_finished(), "still holding answers after {queued}");
     assert!(!conn.wants_write() && !conn.wants_read());
+    assert_eq!(conn.queued(), 0, "what was held is freed");
     assert!(
-        queued > MAX_OUTPUT / (MAX_LINE / 2),
+        queued > MAX_OUTPUT / size,
         "gave up after {queued} answers"
     );
     // Nothing more is queued once it gave up.
@@ -494,6 +496,62 @@ fn connection_drops_answers_a_client_does_not_read() {
         message: "late".into(),
     });
     assert!(!conn.wants_write());
+    drop(client);
+}
+
+#[test]
+fn connection_answers_an_error_in_place_of_an_answer_over_the_budget() {
+    let t0 = std::time::Instant::now();
+    let (client, mut conn) = admin_pair(t0);
+    conn.queue(&Response::Metrics {
+        text: "m".repeat(MAX_OUTPUT),
+    });
+    assert!(conn.queued() < 1024, "{} bytes held", conn.queued());
+    assert!(conn.flush().expect("flush"));
+    let line = read_line_from(&client);
+    let answer: Response = serde_json::from_str(line.trim_end()).expect("decode");
+    let Response::Error { message } = answer else {
+        panic!("{line}");
+    };
+    assert!(message.contains(&format!("over the {MAX_OUTPUT}")), "{message}");
+}
+
+#[test]
+fn answer_deadline_follows_progress_within_the_answer_timeout() {
+    use super::server::after_progress;
+    let t0 = std::time::Instant::now();
+    let cap = t0 + ANSWER_TIMEOUT;
+    let d = t0 + REQUEST_TIMEOUT;
+    // No byte taken: the deadline stays.
+    assert_eq!(after_progress(d, 0, t0 + Duration::from_millis(900), cap), d);
+    // Bytes taken: ANSWER_IDLE after them.
+    let at = t0 + Duration::from_millis(900);
+    assert_eq!(after_progress(d, 1, at, cap), at + ANSWER_IDLE);
+    // Never past the cap, and never earlier than it was.
+    let late = cap - Duration::from_millis(100);
+    assert_eq!(after_progress(late, 4096, late, cap), cap);
+    assert_eq!(after_progress(cap, 4096, cap + Duration::from_secs(1), cap), cap);
+}
+
+#[test]
+fn connection_never_read_expires_after_its_last_progress() {
+    let t0 = std::time::Instant::now();
+    let (client, mut conn) = admin_pair(t0);
+    (&client).write_all(b"{\"cmd\":\"metrics\"}\n").expect("write");
+    assert_eq!(conn.read_requests_at(t0).expect("read").len(), 1);
+    conn.stop_reading();
+    conn.queue(&Response::Metrics {
+        text: "m".repeat(4 * 1024 * 1024),
+    });
+    // The socket takes its buffer's worth, then nothing: the client never reads.
+    let first = t0 + Duration::from_millis(100);
+    assert!(!conn.flush_at(first).expect("flush"));
+    assert_eq!(conn.deadline(), first + ANSWER_IDLE);
+    let second = t0 + Duration::from_millis(600);
+    assert!(!conn.flush_at(second).expect("flush"));
+    assert_eq!(conn.deadline(), first + ANSWER_IDLE, "nothing taken: no later");
+    assert!(!conn.expired(first + ANSWER_IDLE - Duration::from_millis(1)));
+    assert!(conn.expired(first + ANSWER_IDLE));
     drop(client);
 }
 

@@ -11,6 +11,13 @@
 //! does at most one bounded read and one bounded write per readiness. An
 //! admin connection carries one request: its answer is sent and the
 //! connection closed, so clients that read to end of file work.
+//!
+//! Answers can be large (≈ 0.7 MB at the design maximum): each is
+//! sent as its socket takes it, and a client that stops reading is dropped
+//! at its deadline (see [`crate::admin::server`]). The memory they hold is
+//! bounded per endpoint: while its connections hold more than
+//! [`MAX_HELD`] unsent bytes, a new request gets a short refusal (an admin
+//! error, HTTP 503) instead of its answer, and is counted.
 
 use std::{
     io,
@@ -34,6 +41,11 @@ use crate::{
 /// Connections held per endpoint.
 pub const MAX_CLIENTS: usize = 512;
 
+/// Most unsent answer bytes the connections of one endpoint hold before a
+/// new request is refused (each answer is also within
+/// [`admin::MAX_OUTPUT`]).
+pub const MAX_HELD: usize = 64 * 1024 * 1024;
+
 /// What a connection's framer offers the table.
 trait Client {
     fn fd(&self) -> RawFd;
@@ -41,6 +53,7 @@ trait Client {
     fn wants_write(&self) -> bool;
     fn is_finished(&self) -> bool;
     fn deadline(&self) -> Instant;
+    fn queued(&self) -> usize;
 }
 
 impl Client for Connection {
@@ -58,6 +71,9 @@ impl Client for Connection {
     }
     fn deadline(&self) -> Instant {
         Connection::deadline(self)
+    }
+    fn queued(&self) -> usize {
+        Connection::queued(self)
     }
 }
 
@@ -77,6 +93,9 @@ impl Client for HttpConnection {
     fn deadline(&self) -> Instant {
         HttpConnection::deadline(self)
     }
+    fn queued(&self) -> usize {
+        HttpConnection::queued(self)
+    }
 }
 
 /// The connections of one endpoint, by slot (the slot is in their token).
@@ -92,6 +111,11 @@ impl<C: Client> Table<C> {
 
     fn len(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Unsent answer bytes its connections hold.
+    fn held(&self) -> usize {
+        self.slots.iter().flatten().map(Client::queued).sum()
     }
 
     /// A free slot, after closing the connection nearest its deadline if
@@ -170,6 +194,9 @@ pub struct ClientStats {
     pub accepted: u64,
     pub expired: u64,
     pub errors: u64,
+    /// Requests refused because the endpoint's connections held
+    /// [`MAX_HELD`] unsent bytes.
+    pub refused: u64,
 }
 
 /// The admin and metrics endpoints with their clients.
@@ -295,7 +322,7 @@ impl Daemon {
                 }
             }
             Token::AdminConn(slot) => self.serve_admin(slot, now)?,
-            Token::MetricsConn(slot) => self.serve_metrics(slot)?,
+            Token::MetricsConn(slot) => self.serve_metrics(slot, now)?,
             Token::ClientDeadline => {
                 self.client_timer_at = None;
                 let n = self.clients.admin_conns.expire(&mut self.ring, now)? + self.clients.metrics_conns.expire(&mut self.ring, now)?;
@@ -317,11 +344,19 @@ impl Daemon {
                 // One request per connection: answered, then closed (the
                 // first complete one; anything sent behind it is not read).
                 if let Some(req) = requests.into_iter().next() {
-                    let resp = self.answer(req);
+                    let held = self.clients.admin_conns.held();
+                    let resp = if held > MAX_HELD {
+                        self.clients.stats.refused += 1;
+                        admin::Response::Error {
+                            message: format!("busy: {held} bytes of answers wait unread by other clients; try again"),
+                        }
+                    } else {
+                        self.answer(req)
+                    };
                     conn.queue(&resp);
                     conn.stop_reading();
                 }
-                conn.flush().is_ok()
+                conn.flush_at(now).is_ok()
             }
             Err(_) => false,
         };
@@ -332,7 +367,7 @@ impl Daemon {
 
     /// Reads a scrape's request head; once complete, queues the metrics
     /// and sends what the socket takes.
-    fn serve_metrics(&mut self, slot: usize) -> Result<()> {
+    fn serve_metrics(&mut self, slot: usize, now: Instant) -> Result<()> {
         let Some(mut conn) = self.clients.metrics_conns.slots.get_mut(slot).and_then(Option::take) else {
             return Ok(());
         };
@@ -340,10 +375,15 @@ impl Daemon {
             Ok(HttpRead::Complete) => {
                 // Complete stays complete: answer once.
                 if !conn.is_finished() && !conn.wants_write() {
-                    let text = self.metrics_text();
-                    conn.queue(crate::metrics::http_response(&text).as_bytes());
+                    if self.clients.metrics_conns.held() > MAX_HELD {
+                        self.clients.stats.refused += 1;
+                        conn.queue(crate::metrics::http_unavailable().as_bytes());
+                    } else {
+                        let text = self.metrics_text();
+                        conn.queue(crate::metrics::http_response(&text).as_bytes());
+                    }
                 }
-                conn.flush().is_ok()
+                conn.flush_at(now).is_ok()
             }
             Ok(HttpRead::Pending) => true,
             Ok(HttpRead::TooLarge | HttpRead::Closed) | Err(_) => false,

@@ -238,9 +238,13 @@ impl Daemon {
             e.counter("sync_overflows", "Times the standby fell out of the window", Vec::new(), s.overflows);
             e.counter("sync_bad_frames", "Frames that failed to parse or authenticate", Vec::new(), s.bad_frames);
             e.counter("sync_kernel_refused", "Synced records this node's kernel could not take", Vec::new(), s.kernel_errors);
-            for (q, v) in [("0.5", s.lag_p50_us), ("0.99", s.lag_p99_us), ("1", s.lag_max_us)] {
-                e.gauge("sync_lag_seconds", "Record to acknowledgement, over the recent changes", labels([("quantile", q.into())]), v as f64 / 1e6);
-            }
+            // A summary over the publisher's recent changes (NaN before the
+            // first): the sync runtime keeps no running sum or count, so the
+            // window's size is a gauge of its own rather than a `_count`.
+            let secs = |us: u64| if s.lag_samples == 0 { f64::NAN } else { us as f64 / 1e6 };
+            let quantiles = [(0.5, secs(s.lag_p50_us)), (0.99, secs(s.lag_p99_us)), (1.0, secs(s.lag_max_us))];
+            e.summary("sync_lag_seconds", "Record to acknowledgement, over the recent changes", Vec::new(), &quantiles, None);
+            e.gauge("sync_lag_samples", "Recent changes the sync lag quantiles are over", Vec::new(), s.lag_samples as f64);
         }
         e.encode()
     }
