@@ -3,14 +3,17 @@
 //! interval, to the peer's heartbeat port. The peer's XDP program verifies
 //! and records them; nothing here receives.
 //!
-//! The sequence number starts from the wall clock's nanoseconds and grows
-//! by one per datagram, so that a restarted daemon continues above what
-//! the peer's kernel last recorded (which refuses anything not above it).
+//! Each sender has a boot id drawn from the kernel's random source when it
+//! is made (once per process start) and a sequence that counts from 1,
+//! one per datagram: the peer's kernel takes a new boot counting from 1
+//! at once (`tandem_common::heartbeat::window`), so no clock — wall or
+//! monotonic — decides whether a restarted daemon is heard. The caller's
+//! clock only fills the informative sender-time field ([`Sender::send_all`]'s
+//! `now_ns`). Keys are never logged or put in an error.
 
 use std::{
     io,
     net::{SocketAddr, UdpSocket},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use tandem_common::{
@@ -41,8 +44,27 @@ pub struct Sender {
     key: Key,
     node_id: u32,
     kind: Kind,
+    boot_id: u64,
     seq: u64,
     paths: Vec<Path>,
+}
+
+/// Tries of `getrandom(2)` before giving up (it fails only before the
+/// kernel's pool is ready, or on a signal).
+const RANDOM_TRIES: u32 = 16;
+
+/// A fresh boot id: 64 random bits from the kernel, never 0 (0 means
+/// "none" in the receiver's window).
+pub fn draw_boot_id() -> io::Result<u64> {
+    for _ in 0..RANDOM_TRIES {
+        let mut v = 0u64;
+        // SAFETY: getrandom writes at most 8 bytes into the u64 it is given.
+        let n = unsafe { libc::getrandom((&raw mut v).cast(), 8, 0) };
+        if n == 8 && v != 0 {
+            return Ok(v);
+        }
+    }
+    Err(io::Error::other("getrandom: no boot id for the heartbeat sender"))
 }
 
 /// What one round of sends did.
@@ -53,8 +75,17 @@ pub struct Round {
 }
 
 impl Sender {
-    /// Opens one non-blocking UDP socket per path.
+    /// Opens one non-blocking UDP socket per path, under a freshly drawn
+    /// boot id.
     pub fn new(key: Key, node_id: u32, kind: Kind, paths: &[PathSpec]) -> io::Result<Sender> {
+        Sender::with_boot_id(key, node_id, kind, draw_boot_id()?, paths)
+    }
+
+    /// As [`Sender::new`] under a given boot id (tests; 0 is refused).
+    pub fn with_boot_id(key: Key, node_id: u32, kind: Kind, boot_id: u64, paths: &[PathSpec]) -> io::Result<Sender> {
+        if boot_id == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "heartbeat boot id 0"));
+        }
         let mut out = Vec::with_capacity(paths.len());
         for spec in paths {
             let socket = UdpSocket::bind(SocketAddr::new(spec.local.ip(), 0)).map_err(|e| {
@@ -63,12 +94,12 @@ impl Sender {
             socket.set_nonblocking(true)?;
             out.push(Path { spec: spec.clone(), socket, sent: 0, failed: 0 });
         }
-        let seq = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        Ok(Sender { key, node_id, kind, seq, paths: out })
+        Ok(Sender { key, node_id, kind, boot_id, seq: 0, paths: out })
     }
 
-    /// Sends one heartbeat on every path. A path that fails (link down,
-    /// no route) is counted; the others still get theirs.
+    /// Sends one heartbeat on every path, each with the next sequence. A
+    /// path that fails (link down, no route) is counted; the others still
+    /// get theirs. `now_ns` is only carried (the sender-time field).
     pub fn send_all(&mut self, state: NodeState, epoch: u64, priority: u8, load: (u32, u32), now_ns: u64) -> Round {
         let mut round = Round::default();
         let mut buf = [0u8; heartbeat::LEN];
@@ -81,6 +112,7 @@ impl Sender {
                 node_id: self.node_id,
                 path: p.spec.index,
                 epoch,
+                boot_id: self.boot_id,
                 seq: self.seq,
                 sent_ns: now_ns,
                 active_channels: load.0,
@@ -106,8 +138,13 @@ impl Sender {
         self.paths.iter().map(|p| (p.spec.index, p.sent, p.failed)).collect()
     }
 
+    /// The last sequence sent (0: none yet).
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    pub fn boot_id(&self) -> u64 {
+        self.boot_id
     }
 }
 
@@ -116,32 +153,73 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn receiver() -> UdpSocket {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        rx
+    }
+
+    fn path(index: u8, rx: &UdpSocket) -> PathSpec {
+        PathSpec { index, local: "127.0.0.1:0".parse().unwrap(), peer: rx.local_addr().unwrap() }
+    }
+
+    fn recv(rx: &UdpSocket, key: &Key) -> Repr {
+        let mut buf = [0u8; 128];
+        let n = rx.recv(&mut buf).unwrap();
+        assert_eq!(n, heartbeat::LEN);
+        Repr::parse(&Packet::new_checked(&buf[..n]).unwrap(), key).unwrap()
+    }
+
     #[test]
     fn heartbeats_go_out_on_every_path_with_increasing_sequence() {
-        let rx1 = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let rx2 = UdpSocket::bind("127.0.0.1:0").unwrap();
-        for s in [&rx1, &rx2] {
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        }
+        let (rx1, rx2) = (receiver(), receiver());
         let key = Key::from_bytes(&[7; 16]);
-        let paths = [
-            PathSpec { index: 0, local: "127.0.0.1:0".parse().unwrap(), peer: rx1.local_addr().unwrap() },
-            PathSpec { index: 1, local: "127.0.0.1:0".parse().unwrap(), peer: rx2.local_addr().unwrap() },
-        ];
-        let mut s = Sender::new(key, 9, Kind::Director, &paths).unwrap();
+        let mut s = Sender::new(key, 9, Kind::Director, &[path(0, &rx1), path(1, &rx2)]).unwrap();
         let r = s.send_all(NodeState::Standby, 3, 100, (1, 2), 42);
         assert_eq!(r, Round { sent: 2, failed: 0 });
         let mut seqs = Vec::new();
         for (rx, path) in [(&rx1, 0u8), (&rx2, 1u8)] {
-            let mut buf = [0u8; 128];
-            let n = rx.recv(&mut buf).unwrap();
-            assert_eq!(n, heartbeat::LEN);
-            let repr = Repr::parse(&Packet::new_checked(&buf[..n]).unwrap(), &key).unwrap();
+            let repr = recv(rx, &key);
             assert_eq!((repr.node_id, repr.path, repr.state, repr.epoch, repr.priority), (9, path, NodeState::Standby, 3, 100));
             assert_eq!((repr.active_channels, repr.capacity, repr.sent_ns), (1, 2, 42));
+            assert_eq!(repr.boot_id, s.boot_id());
             seqs.push(repr.seq);
         }
-        assert!(seqs[1] > seqs[0]);
-        assert!(seqs[0] > 1_600_000_000_000_000_000, "sequence starts from the wall clock");
+        assert_eq!(seqs, [1, 2], "the sequence counts from 1 within the boot");
+    }
+
+    /// Issue 11, finding 4: the sequence came from the wall clock, so a
+    /// daemon restarted with its clock 60 s behind was refused as a
+    /// replay. Now it is a per-boot counter: whatever clock the caller
+    /// reads (a stepped-back one, 0, the far future), the heartbeats of a
+    /// new process are 1, 2, 3 under a new boot id.
+    #[test]
+    fn the_sequence_depends_on_no_clock_and_a_restart_draws_a_new_boot() {
+        let rx = receiver();
+        let key = Key::from_bytes(&[7; 16]);
+        let mut first = Sender::new(key, 9, Kind::Director, &[path(0, &rx)]).unwrap();
+        for now in [u64::MAX, 5, 0] {
+            first.send_all(NodeState::Active, 1, 100, (0, 0), now);
+        }
+        let got: Vec<(u64, u64)> = (0..3).map(|_| recv(&rx, &key)).map(|r| (r.seq, r.sent_ns)).collect();
+        assert_eq!(got, [(1, u64::MAX), (2, 5), (3, 0)]);
+        // "Restarted": a new sender whose clock reads far behind.
+        let mut again = Sender::new(key, 9, Kind::Director, &[path(0, &rx)]).unwrap();
+        again.send_all(NodeState::Active, 1, 100, (0, 0), 0);
+        let r = recv(&rx, &key);
+        assert_eq!(r.seq, 1);
+        assert_ne!(r.boot_id, first.boot_id(), "a new process, a new boot id");
+        assert!(r.boot_id != 0 && first.boot_id() != 0);
+        // What the receiver's kernel does with it: taken at once.
+        let last = heartbeat::Window { boot: first.boot_id(), prev_boot: 0, seq: 3, seen_ns: 1_000 };
+        assert!(heartbeat::admit(Some(&last), r.boot_id, r.seq, 2_000).is_ok());
+    }
+
+    #[test]
+    fn boot_id_zero_is_refused() {
+        let rx = receiver();
+        assert!(Sender::with_boot_id(Key::default(), 9, Kind::Ivr, 0, &[path(0, &rx)]).is_err());
+        let s = Sender::with_boot_id(Key::default(), 9, Kind::Ivr, 77, &[path(0, &rx)]).unwrap();
+        assert_eq!((s.boot_id(), s.seq()), (77, 0));
     }
 }

@@ -306,6 +306,7 @@ fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
         node_id: 1,
         path: 1,
         epoch: 99,
+        boot_id: 1,
         seq: 1,
         sent_ns: 0,
         active_channels: 0,

@@ -93,12 +93,12 @@ pub(crate) struct NodeMaps {
 
 /// Heartbeat detection and the VIPs this node answers ARP for.
 pub(crate) struct HeartbeatMaps {
-    /// `HB_CONFIG`: key and port.
+    /// `HB_CONFIG`: the port.
     pub config: Array<MapData, HbConfig>,
-    /// `HB_NODES`: configured senders.
-    pub nodes: HashMap<MapData, u32, u32>,
-    /// `HB_PEERS`: last heartbeat per sender and path.
-    pub peers: HashMap<MapData, HbPeerKey, HbPeer>,
+    /// `HB_SENDERS`: configured senders, with their paths and keys.
+    pub senders: HashMap<MapData, HbSenderKey, HbSender>,
+    /// `HB_PEERS`: last heartbeat taken per sender.
+    pub peers: HashMap<MapData, HbSenderKey, HbPeer>,
     /// `OWNED_VIPS`: IPv4 VIPs answered in XDP.
     pub owned_vips: HashMap<MapData, u32, Iface>,
 }
@@ -183,7 +183,7 @@ impl Maps {
             },
             heartbeat: HeartbeatMaps {
                 config: take(ebpf, maps::HB_CONFIG)?,
-                nodes: take(ebpf, maps::HB_NODES)?,
+                senders: take(ebpf, maps::HB_SENDERS)?,
                 peers: take(ebpf, maps::HB_PEERS)?,
                 owned_vips: take(ebpf, maps::OWNED_VIPS)?,
             },

@@ -1,48 +1,81 @@
 //! What the failover pair drives in the program: heartbeat detection (the
-//! SipHash key and port, the configured senders, what the kernel last
-//! heard from each on each path) and the IPv4 VIPs it answers ARP for.
+//! port, the senders it takes heartbeats from — each bound to its node
+//! id, source address, interface and key — and what the kernel last took
+//! from each) and the IPv4 VIPs it answers ARP for.
 //!
 //! The pair's decisions (who is active, when to take over) are the
 //! control plane's; the heartbeat ring buffer is handed out by `events`,
-//! and the records are decoded by `records`.
+//! and the records are decoded by `records`. Key bytes go into the map
+//! and nowhere else: no error or record here carries them.
 
-use tandem_common::*;
+use std::net::IpAddr;
 
-use crate::{Dataplane, Error, HeartbeatRecord, error::map_err};
+use tandem_common::{
+    heartbeat::{Key, Kind},
+    *,
+};
+
+use crate::{Dataplane, Error, HeartbeatRecord, config::addr16, error::map_err};
+
+/// A heartbeat sender the kernel takes heartbeats from (one `HB_SENDERS`
+/// entry): heartbeats claiming `node_id` are taken only from `addr`, on
+/// `ifindex` (0: any interface), of `kind`, authenticated with `key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatSender {
+    pub node_id: u32,
+    pub addr: IpAddr,
+    pub kind: Kind,
+    pub ifindex: u32,
+    /// Its own key (`Key`'s `Debug` prints none of it).
+    pub key: Key,
+}
 
 impl Dataplane {
-    /// Enables heartbeat detection on `port` with the SipHash `key` (port 0
-    /// disables it: datagrams to it are then ordinary traffic).
-    pub fn set_heartbeat(&mut self, key: &tandem_common::heartbeat::Key, port: u16) -> Result<(), Error> {
-        let cfg = HbConfig { k0: key.k0, k1: key.k1, port, _pad: [0; 3] };
+    /// Enables heartbeat detection on `port` (port 0 disables it:
+    /// datagrams to it are then ordinary traffic). Heartbeats are taken
+    /// only from the senders added with [`Dataplane::add_heartbeat_sender`].
+    pub fn set_heartbeat_port(&mut self, port: u16) -> Result<(), Error> {
+        let cfg = HbConfig { port, _pad: [0; 3] };
         self.maps.heartbeat.config.set(0, cfg, 0).map_err(map_err(maps::HB_CONFIG))
     }
 
-    /// Declares a heartbeat sender: heartbeats from other node ids, or of
-    /// another kind, are refused.
-    pub fn add_heartbeat_node(&mut self, node_id: u32, kind: tandem_common::heartbeat::Kind) -> Result<(), Error> {
-        self.maps.heartbeat.nodes.insert(node_id, kind as u32, 0).map_err(map_err(maps::HB_NODES))
+    /// Declares a heartbeat sender; adding the same (node id, address)
+    /// again replaces its kind, interface and key and forgets what the
+    /// kernel took from it.
+    pub fn add_heartbeat_sender(&mut self, s: &HeartbeatSender) -> Result<(), Error> {
+        let key = HbSenderKey { node_id: s.node_id, addr: addr16(s.addr) };
+        let value = HbSender { k0: s.key.k0, k1: s.key.k1, ifindex: s.ifindex, kind: s.kind as u8, _pad: [0; 3] };
+        self.maps.heartbeat.senders.insert(key, value, 0).map_err(map_err(maps::HB_SENDERS))?;
+        let _ = self.maps.heartbeat.peers.remove(&key);
+        Ok(())
     }
 
+    /// Forgets every sender entry of `node_id` and what the kernel took
+    /// from them.
     pub fn remove_heartbeat_node(&mut self, node_id: u32) -> Result<(), Error> {
-        let _ = self.maps.heartbeat.nodes.remove(&node_id);
-        let keys: Vec<HbPeerKey> = self.maps.heartbeat.peers.keys().filter_map(Result::ok).filter(|k| k.node_id == node_id).collect();
-        for k in keys {
+        let senders: Vec<HbSenderKey> =
+            self.maps.heartbeat.senders.keys().filter_map(Result::ok).filter(|k| k.node_id == node_id).collect();
+        for k in senders {
+            let _ = self.maps.heartbeat.senders.remove(&k);
+        }
+        let peers: Vec<HbSenderKey> =
+            self.maps.heartbeat.peers.keys().filter_map(Result::ok).filter(|k| k.node_id == node_id).collect();
+        for k in peers {
             let _ = self.maps.heartbeat.peers.remove(&k);
         }
         Ok(())
     }
 
-    /// What the kernel last heard from every sender on every path, as the
-    /// program wrote it (tests of the ABI; the control plane reads
+    /// What the kernel last took from every sender, as the program wrote
+    /// it (tests of the ABI; the control plane reads
     /// [`Dataplane::heartbeat_records`]).
     pub fn heartbeat_peers(&self) -> Vec<HbPeer> {
         self.maps.heartbeat.peers.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
     }
 
-    /// What the kernel last heard from every sender on every path,
-    /// decoded; a record of a sender kind this version does not know (the
-    /// program records only declared senders) is left out.
+    /// What the kernel last took from every sender, decoded; a record of
+    /// a sender kind this version does not know (the program records only
+    /// declared senders) is left out.
     pub fn heartbeat_records(&self) -> Vec<HeartbeatRecord> {
         self.heartbeat_peers().iter().filter_map(HeartbeatRecord::from_raw).collect()
     }

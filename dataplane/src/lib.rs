@@ -59,6 +59,7 @@ pub use crate::{
     config::{ConfigError, Protocol, RealConfig, RealState, ServiceConfig},
     error::Error,
     events::{CallEvents, FlowEvents, HeartbeatEvents, RingEvents},
+    heartbeats::HeartbeatSender,
     image::ServiceImage,
     loader::{AttachMode, Attached, LoadOptions, OBJECT, fmt_mac, ifindex, parse_mac},
     records::{CallChange, FlowChange, FlowFlags, HeartbeatRecord, ServiceFlag, ServiceFlags},

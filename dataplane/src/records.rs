@@ -19,11 +19,13 @@ use tandem_common::{
 
 use crate::{RealState, ServiceConfig, ServiceImage};
 
-/// What the kernel last heard from one heartbeat sender on one path
+/// What the kernel last took from one heartbeat sender on one path
 /// (`HB_PEERS`, and the record pushed to `HB_EVENTS` on a change).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeartbeatRecord {
     pub node_id: u32,
+    /// The source address it came from (a configured sender's).
+    pub addr: std::net::IpAddr,
     /// Who sent it: the peer director or an IVR server.
     pub kind: Kind,
     /// The interface it came in on: the path, as this node names it.
@@ -32,6 +34,11 @@ pub struct HeartbeatRecord {
     pub sender_path: u8,
     /// When it arrived (`bpf_ktime_get_ns`, CLOCK_MONOTONIC).
     pub last_seen_ns: u64,
+    /// The sender's boot (drawn when its process started) and the boot
+    /// that one replaced (0: none seen).
+    pub boot_id: u64,
+    pub prev_boot_id: u64,
+    /// The sender's sequence within its boot.
     pub seq: u64,
     /// The sender's own clock when it sent it.
     pub sent_ns: u64,
@@ -50,10 +57,13 @@ impl HeartbeatRecord {
     pub fn from_raw(p: &HbPeer) -> Option<HeartbeatRecord> {
         Some(HeartbeatRecord {
             node_id: p.node_id,
+            addr: addr_of(&p.addr),
             kind: Kind::from_u8(p.kind)?,
             path_ifindex: p.ifindex,
             sender_path: p.path,
             last_seen_ns: p.last_seen_ns,
+            boot_id: p.boot_id,
+            prev_boot_id: p.prev_boot_id,
             seq: p.seq,
             sent_ns: p.sent_ns,
             state: NodeState::from_u8(p.state),
@@ -61,6 +71,15 @@ impl HeartbeatRecord {
             priority: p.priority,
             load: (p.active_channels, p.capacity),
         })
+    }
+}
+
+/// An address of the maps' 16-byte form: IPv4 when IPv4-mapped.
+fn addr_of(b: &[u8; 16]) -> std::net::IpAddr {
+    let v6 = std::net::Ipv6Addr::from(*b);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => std::net::IpAddr::V4(v4),
+        None => std::net::IpAddr::V6(v6),
     }
 }
 
@@ -335,9 +354,12 @@ mod tests {
     fn heartbeat_records_decode_known_values_and_refuse_unknown_kinds() {
         let raw = HbPeer {
             last_seen_ns: 7,
+            boot_id: 11,
+            prev_boot_id: 12,
             seq: 8,
             epoch: 9,
             sent_ns: 10,
+            addr: crate::config::addr16("198.18.0.7".parse().unwrap()),
             node_id: 2,
             ifindex: 4,
             active_channels: 3,
@@ -351,6 +373,9 @@ mod tests {
         let r = HeartbeatRecord::from_raw(&raw).expect("known kind");
         assert_eq!((r.node_id, r.kind, r.path_ifindex, r.sender_path), (2, Kind::Ivr, 4, 1));
         assert_eq!((r.last_seen_ns, r.seq, r.sent_ns, r.epoch, r.priority), (7, 8, 10, 9, 100));
+        assert_eq!((r.boot_id, r.prev_boot_id, r.addr), (11, 12, "198.18.0.7".parse().unwrap()));
+        let v6 = HbPeer { addr: crate::config::addr16("2001:2::7".parse().unwrap()), ..raw };
+        assert_eq!(HeartbeatRecord::from_raw(&v6).map(|r| r.addr), Some("2001:2::7".parse().unwrap()));
         assert_eq!((r.state, r.load), (Some(NodeState::Active), (3, 30)));
         assert_eq!(HeartbeatRecord::from_raw(&HbPeer { state: 42, ..raw }).map(|r| r.state), Some(None));
         assert_eq!(HeartbeatRecord::from_raw(&HbPeer { kind: 0, ..raw }), None);

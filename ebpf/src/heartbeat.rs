@@ -1,10 +1,14 @@
 //! Heartbeats, detected and verified in the kernel: a UDP datagram to the
-//! heartbeat port must be exactly one message, carry the right magic, a
-//! valid SipHash-2-4 MAC, a configured sender and a sequence number above
-//! the last one seen from that sender on that interface. Then its time of
-//! arrival, sequence, state, epoch, priority and load are recorded in
-//! `HB_PEERS`, a change of state is pushed to `HB_EVENTS`, and the packet
-//! is consumed. Every refusal is counted and changes nothing.
+//! heartbeat port must be exactly one message with the right magic and
+//! version, from a configured sender — its (node id, source address) in
+//! `HB_SENDERS` — on that sender's interface, authenticated with that
+//! sender's own key (so an IVR's key cannot speak as a director or as
+//! another IVR), of the sender's kind, and admitted by the sequence window
+//! (`tandem_common::heartbeat::window::admit`: same boot and a sequence
+//! just above the last, or a restarted boot). Then its time of arrival,
+//! boot, sequence, state, epoch, priority and load are recorded in
+//! `HB_PEERS`, a change is pushed to `HB_EVENTS`, and the packet is
+//! consumed. Every refusal is counted by reason and changes nothing.
 //!
 //! The message's layout is `tandem_common::heartbeat`'s: every index here
 //! is derived from its byte offsets (`heartbeat::field`), never written
@@ -13,7 +17,7 @@
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
 use tandem_common::{
-    heartbeat::{self, Key, field},
+    heartbeat::{self, Key, Reject, Window, field},
     *,
 };
 
@@ -65,12 +69,20 @@ fn be64(w: &Words, off: usize) -> u64 {
     ((be32(w, off) as u64) << 32) | be32(w, off + 4) as u64
 }
 
-// The MAC covers six words, listed one by one below (no loop).
-const _: () = assert!(heartbeat::MAC_COVERS == 6 * 8);
+// The MAC covers seven words, listed one by one below (no loop).
+const _: () = assert!(heartbeat::MAC_WORDS == 7);
+
+/// Does the message's MAC match under the sender's key (its two halves)?
+#[inline(always)]
+fn authentic(w: &Words, k0: u64, k1: u64) -> bool {
+    let key = Key { k0, k1 };
+    let m = [le64(w, 0), le64(w, 8), le64(w, 16), le64(w, 24), le64(w, 32), le64(w, 40), le64(w, 48)];
+    heartbeat::mac_words(&key, &m) == le64(w, field::MAC.start)
+}
 
 /// Verifies and records a heartbeat; always consumes the packet.
 #[inline(never)]
-pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) -> Next {
+pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig) -> Next {
     let ctx = &XdpContext::new(raw);
     let l4 = pkt.l4 & 0xff;
     let ulen = match ptr_at::<u16>(ctx, l4 + 4) {
@@ -86,77 +98,102 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) 
         count(Reason::HbBadLength);
         return Next::Drop;
     };
-    // SAFETY: bounds checked by ptr_at; payload at an even offset.
-    let w = unsafe { *p };
+    // SAFETY: bounds checked by ptr_at; payload at an even offset. Read
+    // in place (a copy would cost the stack 64 bytes).
+    let w = unsafe { &*p };
     let magic = field::MAGIC.start / 2;
     if w[magic] != u16::from_ne_bytes([heartbeat::MAGIC[0], heartbeat::MAGIC[1]])
         || w[magic + 1] != u16::from_ne_bytes([heartbeat::MAGIC[2], heartbeat::MAGIC[3]])
-        || byte(&w, field::VERSION) != heartbeat::VERSION
+        || byte(w, field::VERSION) != heartbeat::VERSION
     {
         count(Reason::HbBadMagic);
         return Next::Drop;
     }
-    let key = Key { k0: cfg.k0, k1: cfg.k1 };
-    let m = [le64(&w, 0), le64(&w, 8), le64(&w, 16), le64(&w, 24), le64(&w, 32), le64(&w, 40)];
-    if heartbeat::mac_words(&key, &m) != le64(&w, field::MAC.start) {
+    let node_id = be32(w, field::NODE_ID.start);
+    let sender_key = HbSenderKey { node_id, addr: pkt.src };
+    // SAFETY: the map value is only read, field by field.
+    let Some(sender) = (unsafe { maps::HB_SENDERS.get(&sender_key) }) else {
+        count(Reason::HbUnknownSender);
+        return Next::Drop;
+    };
+    let ifindex = ctx.ingress_ifindex() as u32;
+    if sender.ifindex != 0 && sender.ifindex != ifindex {
+        count(Reason::HbWrongPath);
+        return Next::Drop;
+    }
+    if !authentic(w, sender.k0, sender.k1) {
         count(Reason::HbBadMac);
         return Next::Drop;
     }
-    let kind = byte(&w, field::KIND);
-    let state = byte(&w, field::STATE);
-    let priority = byte(&w, field::PRIORITY);
+    let kind = byte(w, field::KIND);
+    let state = byte(w, field::STATE);
+    let priority = byte(w, field::PRIORITY);
     if heartbeat::Kind::from_u8(kind).is_none() || node::NodeState::from_u8(state).is_none() {
         count(Reason::HbBadField);
         return Next::Drop;
     }
-    let node_id = be32(&w, field::NODE_ID.start);
-    // SAFETY: the value is copied out at once.
-    match unsafe { maps::HB_NODES.get(&node_id) } {
-        Some(k) if *k == kind as u32 => {}
-        _ => {
-            count(Reason::HbUnknownSender);
-            return Next::Drop;
-        }
+    if kind != sender.kind {
+        count(Reason::HbUnknownSender);
+        return Next::Drop;
     }
-    let path = byte(&w, field::PATH);
-    let epoch = be64(&w, field::EPOCH.start);
-    let seq = be64(&w, field::SEQ.start);
-    let sent_ns = be64(&w, field::SENT_NS.start);
-    let active_channels = be32(&w, field::ACTIVE.start);
-    let capacity = be32(&w, field::CAPACITY.start);
-    let ifindex = ctx.ingress_ifindex() as u32;
-    let key = HbPeerKey { node_id, ifindex };
+    let path = byte(w, field::PATH);
+    let epoch = be64(w, field::EPOCH.start);
+    let boot_id = be64(w, field::BOOT_ID.start);
+    let seq = be64(w, field::SEQ.start);
+    let sent_ns = be64(w, field::SENT_NS.start);
+    let active_channels = be32(w, field::ACTIVE.start);
+    let capacity = be32(w, field::CAPACITY.start);
     // SAFETY: bpf_ktime_get_ns takes no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
-    let rec = HbPeer {
-        last_seen_ns: now,
-        seq,
-        epoch,
-        sent_ns,
-        node_id,
-        ifindex,
-        active_channels,
-        capacity,
-        state,
-        priority,
-        kind,
-        path,
-        _pad: 0,
+    let old = maps::HB_PEERS.get_ptr_mut(&sender_key);
+    // SAFETY: old points to the map value; only the window is copied out.
+    let window = old.map(|o| unsafe { Window { boot: (*o).boot_id, prev_boot: (*o).prev_boot_id, seq: (*o).seq, seen_ns: (*o).last_seen_ns } });
+    let taken = match heartbeat::admit(window.as_ref(), boot_id, seq, now) {
+        Ok(t) => t,
+        Err(r) => {
+            count(match r {
+                Reject::Replay => Reason::HbReplay,
+                Reject::SeqJump => Reason::HbSeqJump,
+                Reject::StaleBoot => Reason::HbStaleBoot,
+            });
+            return Next::Drop;
+        }
     };
-    let changed = match maps::HB_PEERS.get_ptr_mut(&key) {
+    let Some(rec) = maps::HB_SCRATCH.get_ptr_mut(0) else {
+        return Next::Drop;
+    };
+    // SAFETY: rec points to this CPU's slot; nothing else writes it now.
+    unsafe {
+        (*rec).last_seen_ns = taken.seen_ns;
+        (*rec).boot_id = taken.boot;
+        (*rec).prev_boot_id = taken.prev_boot;
+        (*rec).seq = taken.seq;
+        (*rec).epoch = epoch;
+        (*rec).sent_ns = sent_ns;
+        (*rec).addr = pkt.src;
+        (*rec).node_id = node_id;
+        (*rec).ifindex = ifindex;
+        (*rec).active_channels = active_channels;
+        (*rec).capacity = capacity;
+        (*rec).state = state;
+        (*rec).priority = priority;
+        (*rec).kind = kind;
+        (*rec).path = path;
+        (*rec)._pad = 0;
+    }
+    let changed = match old {
         Some(old) => {
-            // SAFETY: old points to the map value.
-            let o = unsafe { *old };
-            if seq <= o.seq {
-                count(Reason::HbReplay);
-                return Next::Drop;
+            // SAFETY: old points to the map value, rec to the scratch slot.
+            unsafe {
+                let changed =
+                    (*old).boot_id != boot_id || (*old).state != state || (*old).epoch != epoch || (*old).priority != priority;
+                *old = *rec;
+                changed
             }
-            // SAFETY: as above.
-            unsafe { *old = rec };
-            o.state != state || o.epoch != epoch || o.priority != priority
         }
         None => {
-            if maps::HB_PEERS.insert(&key, &rec, 0).is_err() {
+            // SAFETY: rec points to the scratch slot.
+            if maps::HB_PEERS.insert(&sender_key, unsafe { &*rec }, 0).is_err() {
                 count(Reason::HbUnknownSender);
                 return Next::Drop;
             }
@@ -164,7 +201,8 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, cfg: &HbConfig) 
         }
     };
     if changed {
-        let _ = maps::HB_EVENTS.output::<HbPeer>(&rec, 0);
+        // SAFETY: as above.
+        let _ = maps::HB_EVENTS.output::<HbPeer>(unsafe { &*rec }, 0);
     }
     count(Reason::HbAccepted);
     Next::Drop

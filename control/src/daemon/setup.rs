@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use tandem_dataplane::{
-    Dataplane, LoadOptions,
+    Dataplane, HeartbeatSender, LoadOptions,
     common::heartbeat::{Key, Kind},
 };
 
@@ -32,6 +32,36 @@ use crate::{
 pub(super) fn sysctl(key: &str, value: &str) -> Result<()> {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
     std::fs::write(&path, value).with_context(|| format!("writing sysctl {key} = {value} ({path})"))
+}
+
+/// The heartbeat senders the kernel takes heartbeats from: the peer
+/// director once per heartbeat path (its address on the path, the path's
+/// interface, the director key), and every IVR server with a node id (its
+/// address, its interface if it names one, its own key derived from the
+/// IVR master key).
+fn heartbeat_senders(cfg: &Config, ifindex: impl Fn(&str) -> Option<u32>) -> Result<Vec<HeartbeatSender>> {
+    let director = Key::from_bytes(&cfg.heartbeat.key);
+    let mut out = Vec::new();
+    for p in &cfg.heartbeat.paths {
+        let idx = ifindex(&p.interface).with_context(|| format!("heartbeat path {}: no interface {}", p.name, p.interface))?;
+        out.push(HeartbeatSender { node_id: cfg.node.peer_id, addr: IpAddr::V4(p.peer), kind: Kind::Director, ifindex: idx, key: director });
+    }
+    for (si, s) in cfg.services.iter().enumerate() {
+        for (ri, r) in s.reals.iter().enumerate() {
+            let Some(node_id) = r.node_id else { continue };
+            // Validation refuses a node_id without an IVR master key.
+            let Some(ivr_master) = cfg.heartbeat.ivr_key.as_deref() else {
+                bail!("service[{si}].real[{ri}].node_id: heartbeat.ivr_key is required");
+            };
+            let idx = match &r.interface {
+                Some(name) => ifindex(name).with_context(|| format!("service[{si}].real[{ri}]: no interface {name}"))?,
+                None => 0,
+            };
+            let key = crate::keys::ivr_heartbeat_key(ivr_master, node_id);
+            out.push(HeartbeatSender { node_id, addr: r.address, kind: Kind::Ivr, ifindex: idx, key });
+        }
+    }
+    Ok(out)
 }
 
 /// The SIP OPTIONS probe targets of the configuration.
@@ -75,6 +105,7 @@ impl Daemon {
                 }
             }
         }
+        let senders = heartbeat_senders(&cfg, ifindex)?;
         let mut paths = HashMap::new();
         let mut specs = Vec::new();
         for (i, p) in cfg.heartbeat.paths.iter().enumerate() {
@@ -154,11 +185,10 @@ impl Daemon {
         for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default()) {
             dp.set_service(s).with_context(|| format!("service {}", s.name()))?;
         }
-        dp.set_heartbeat(&key, cfg.heartbeat.port)?;
-        dp.add_heartbeat_node(peer_id, Kind::Director)?;
-        for n in ivr_slots.keys() {
-            dp.add_heartbeat_node(*n, Kind::Ivr)?;
+        for s in &senders {
+            dp.add_heartbeat_sender(s).with_context(|| format!("heartbeat sender {} at {}", s.node_id, s.addr))?;
         }
+        dp.set_heartbeat_port(cfg.heartbeat.port)?;
         let events = dp.take_heartbeat_events().context("heartbeat ring buffer")?;
         let (flow_events, call_events) = if cfg.sync.is_some() {
             dp.set_flow_events(true).context("turning flow events on")?;

@@ -1,33 +1,51 @@
 //! The heartbeat message, one fixed-size UDP payload for both uses:
 //! director to director (the pair's failure detection) and IVR server to
 //! director (real-server health and load). The XDP program verifies and
-//! records it in the kernel; the control plane builds and sends it.
+//! records it in the kernel; the control plane builds and sends it. Which
+//! heartbeat a receiver takes after the last one is [`window`]'s rule.
 //!
-//! Layout (56 bytes, integers big-endian except the MAC):
+//! Layout (64 bytes, version 2, integers big-endian except the MAC):
 //!
 //! ```text
-//!  0 magic "TNDM"      4 version (1)   5 kind   6 state   7 priority
+//!  0 magic "TNDM"      4 version (2)   5 kind   6 state   7 priority
 //!  8 node id (u32)    12 path (u8)    13..16 reserved (0)
-//! 16 epoch (u64)      24 sequence (u64)       32 sender time, ns (u64)
-//! 40 active channels (u32)            44 channel capacity (u32)
-//! 48 SipHash-2-4 of bytes 0..48 under the shared 16-byte key (u64, little-endian)
+//! 16 epoch (u64)      24 boot id (u64)        32 sequence (u64)
+//! 40 sender time, ns (u64)            48 active channels (u32)
+//! 52 channel capacity (u32)
+//! 56 SipHash-2-4 of bytes 0..56 under the sender's 16-byte key (u64, little-endian)
 //! ```
+//!
+//! The boot id is drawn at random when the sending process starts and the
+//! sequence counts from 1 within it, so nothing depends on the sender's
+//! clock. The key is the sender's own: the director heartbeat key for a
+//! director, a key derived from the IVR master key and its node id for an
+//! IVR server; the receiver knows which key, address and interface each
+//! (node id, address) must use.
 //!
 //! Written in the smoltcp style: [`Packet`] is a checked view over a
 //! buffer with one getter/setter per field, [`Repr`] the parsed form with
-//! `parse`/`emit`. The MAC function works on six 64-bit words so that the
-//! kernel program computes it without loops over bytes.
+//! `parse`/`emit`. The MAC function works on seven 64-bit words so that the
+//! kernel program computes it without loops over bytes. Nothing here
+//! allocates or loops over data in the kernel's forms ([`mac_words`],
+//! [`window::admit`]).
 
 use crate::node::NodeState;
 
 /// Default UDP port (Linux-HA heartbeat's).
 pub const DEFAULT_PORT: u16 = 694;
 /// Length of the message.
-pub const LEN: usize = 56;
+pub const LEN: usize = 64;
 /// Bytes covered by the MAC.
-pub const MAC_COVERS: usize = 48;
+pub const MAC_COVERS: usize = 56;
+/// 64-bit words covered by the MAC.
+pub const MAC_WORDS: usize = MAC_COVERS / 8;
 pub const MAGIC: [u8; 4] = *b"TNDM";
-pub const VERSION: u8 = 1;
+/// Version 2: per-boot identity and sequence, per-sender keys (version 1,
+/// a 56-byte message with a wall-clock sequence, is refused as bad magic).
+pub const VERSION: u8 = 2;
+
+pub mod window;
+pub use window::{Reject, Window, admit};
 
 /// Byte offsets of the fields (the layout above), shared by [`Packet`]
 /// and the kernel's decoder, which reads the message as 16-bit words and
@@ -43,11 +61,12 @@ pub mod field {
     pub const PATH: usize = 12;
     pub const RESERVED: Range<usize> = 13..16;
     pub const EPOCH: Range<usize> = 16..24;
-    pub const SEQ: Range<usize> = 24..32;
-    pub const SENT_NS: Range<usize> = 32..40;
-    pub const ACTIVE: Range<usize> = 40..44;
-    pub const CAPACITY: Range<usize> = 44..48;
-    pub const MAC: Range<usize> = 48..56;
+    pub const BOOT_ID: Range<usize> = 24..32;
+    pub const SEQ: Range<usize> = 32..40;
+    pub const SENT_NS: Range<usize> = 40..48;
+    pub const ACTIVE: Range<usize> = 48..52;
+    pub const CAPACITY: Range<usize> = 52..56;
+    pub const MAC: Range<usize> = 56..64;
 
     const _: () = {
         assert!(MAC.start == super::MAC_COVERS && MAC.end == super::LEN);
@@ -89,11 +108,17 @@ pub enum Error {
 }
 
 /// The SipHash key, as the two little-endian 64-bit halves of the 16
-/// key bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// key bytes. Its `Debug` prints no key bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Key {
     pub k0: u64,
     pub k1: u64,
+}
+
+impl core::fmt::Debug for Key {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Key(..)")
+    }
 }
 
 impl Key {
@@ -153,10 +178,10 @@ fn finish(v: &mut [u64; 4], last: u64) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-/// SipHash-2-4 of 48 bytes given as six little-endian words: the
+/// SipHash-2-4 of 56 bytes given as seven little-endian words: the
 /// heartbeat's MAC. Straight-line code (the kernel program's form).
 #[inline(always)]
-pub fn mac_words(key: &Key, m: &[u64; 6]) -> u64 {
+pub fn mac_words(key: &Key, m: &[u64; MAC_WORDS]) -> u64 {
     let mut v = init(key);
     compress(&mut v, m[0]);
     compress(&mut v, m[1]);
@@ -164,8 +189,12 @@ pub fn mac_words(key: &Key, m: &[u64; 6]) -> u64 {
     compress(&mut v, m[3]);
     compress(&mut v, m[4]);
     compress(&mut v, m[5]);
+    compress(&mut v, m[6]);
     finish(&mut v, (MAC_COVERS as u64) << 56)
 }
+
+// `mac_words` compresses the words one by one, above: seven of them.
+const _: () = assert!(MAC_WORDS == 7 && MAC_COVERS % 8 == 0);
 
 /// SipHash-2-4 of any byte string (host side and tests).
 pub fn siphash24(key: &Key, data: &[u8]) -> u64 {
@@ -184,9 +213,9 @@ pub fn siphash24(key: &Key, data: &[u8]) -> u64 {
     finish(&mut v, last)
 }
 
-/// The six MAC words of a heartbeat buffer (its first 48 bytes).
-pub fn words(buf: &[u8]) -> [u64; 6] {
-    let mut m = [0u64; 6];
+/// The seven MAC words of a heartbeat buffer (its first 56 bytes).
+pub fn words(buf: &[u8]) -> [u64; MAC_WORDS] {
+    let mut m = [0u64; MAC_WORDS];
     for (i, w) in m.iter_mut().enumerate() {
         let mut b = [0u8; 8];
         b.copy_from_slice(&buf[i * 8..i * 8 + 8]);
@@ -257,6 +286,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn epoch(&self) -> u64 {
         self.u64_at(field::EPOCH)
     }
+    pub fn boot_id(&self) -> u64 {
+        self.u64_at(field::BOOT_ID)
+    }
     pub fn seq(&self) -> u64 {
         self.u64_at(field::SEQ)
     }
@@ -274,7 +306,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
     }
 
-    /// Does the MAC match the first 48 bytes under `key`?
+    /// Does the MAC match the first 56 bytes under `key`?
     pub fn verify(&self, key: &Key) -> bool {
         mac_words(key, &words(self.buffer.as_ref())) == self.mac()
     }
@@ -309,6 +341,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_epoch(&mut self, v: u64) {
         self.put(field::EPOCH, &v.to_be_bytes());
     }
+    pub fn set_boot_id(&mut self, v: u64) {
+        self.put(field::BOOT_ID, &v.to_be_bytes());
+    }
     pub fn set_seq(&mut self, v: u64) {
         self.put(field::SEQ, &v.to_be_bytes());
     }
@@ -321,7 +356,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_capacity(&mut self, v: u32) {
         self.put(field::CAPACITY, &v.to_be_bytes());
     }
-    /// Computes and stores the MAC over the first 48 bytes.
+    /// Computes and stores the MAC over the first 56 bytes.
     pub fn fill_mac(&mut self, key: &Key) {
         let m = mac_words(key, &words(self.buffer.as_ref()));
         self.put(field::MAC, &m.to_le_bytes());
@@ -338,8 +373,9 @@ pub struct Repr {
     /// Which of the sender's paths it was sent on.
     pub path: u8,
     pub epoch: u64,
-    /// Strictly increasing per sender (start it from the wall clock's
-    /// nanoseconds so that a restarted sender continues above).
+    /// Drawn at random when the sending process starts (never 0).
+    pub boot_id: u64,
+    /// Counts from 1 within a boot, one per datagram (see [`window`]).
     pub seq: u64,
     pub sent_ns: u64,
     pub active_channels: u32,
@@ -363,6 +399,7 @@ impl Repr {
             node_id: p.node_id(),
             path: p.path(),
             epoch: p.epoch(),
+            boot_id: p.boot_id(),
             seq: p.seq(),
             sent_ns: p.sent_ns(),
             active_channels: p.active_channels(),
@@ -384,6 +421,7 @@ impl Repr {
         p.set_node_id(self.node_id);
         p.set_path(self.path);
         p.set_epoch(self.epoch);
+        p.set_boot_id(self.boot_id);
         p.set_seq(self.seq);
         p.set_sent_ns(self.sent_ns);
         p.set_active_channels(self.active_channels);
@@ -393,79 +431,4 @@ impl Repr {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEY: [u8; 16] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
-
-    #[test]
-    fn siphash_matches_the_reference_vectors() {
-        // From the SipHash paper (Aumasson & Bernstein), appendix A: key
-        // 00..0f, message 00..0e.
-        let key = Key::from_bytes(&KEY);
-        let msg: [u8; 15] = core::array::from_fn(|i| i as u8);
-        assert_eq!(siphash24(&key, &msg), 0xa129_ca61_49be_45e5);
-        // Empty message (first line of the reference vectors.h).
-        assert_eq!(siphash24(&key, &[]).to_le_bytes(), [0x31, 0x0e, 0x0e, 0xdd, 0x47, 0xdb, 0x6f, 0x72]);
-        // The word form agrees with the byte form on 48 bytes.
-        let m: [u8; 48] = core::array::from_fn(|i| (i * 7) as u8);
-        assert_eq!(mac_words(&key, &words(&m)), siphash24(&key, &m));
-    }
-
-    fn sample() -> Repr {
-        Repr {
-            kind: Kind::Director,
-            state: NodeState::Active,
-            priority: 200,
-            node_id: 0x0102_0304,
-            path: 1,
-            epoch: 7,
-            seq: 0x1122_3344_5566_7788,
-            sent_ns: 1_000_000_000,
-            active_channels: 30,
-            capacity: 120,
-        }
-    }
-
-    const BYTES: [u8; 48] = [
-        b'T', b'N', b'D', b'M', 1, 1, 3, 200, // magic, version, kind, state, priority
-        0x01, 0x02, 0x03, 0x04, 1, 0, 0, 0, // node id, path, reserved
-        0, 0, 0, 0, 0, 0, 0, 7, // epoch
-        0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // seq
-        0, 0, 0, 0, 0x3b, 0x9a, 0xca, 0x00, // sent ns
-        0, 0, 0, 30, 0, 0, 0, 120, // active, capacity
-    ];
-
-    #[test]
-    fn emit_writes_the_literal_bytes_and_parse_reads_them() {
-        let key = Key::from_bytes(&KEY);
-        let mut buf = [0u8; LEN];
-        sample().emit(&mut Packet::new_unchecked(&mut buf[..]), &key);
-        assert_eq!(&buf[..48], &BYTES[..]);
-        assert_eq!(&buf[48..], &siphash24(&key, &BYTES).to_le_bytes());
-        let p = Packet::new_checked(&buf[..]).unwrap();
-        assert_eq!(Repr::parse(&p, &key), Ok(sample()));
-    }
-
-    #[test]
-    fn forged_truncated_and_foreign_heartbeats_are_refused() {
-        let key = Key::from_bytes(&KEY);
-        let mut buf = [0u8; LEN];
-        sample().emit(&mut Packet::new_unchecked(&mut buf[..]), &key);
-        for cut in 0..LEN {
-            assert_eq!(Packet::new_checked(&buf[..cut]).err(), Some(Error::Truncated));
-        }
-        let mut forged = buf;
-        forged[27] ^= 1; // a different sequence number, old MAC
-        assert_eq!(Repr::parse(&Packet::new_unchecked(&forged[..]), &key), Err(Error::BadMac));
-        let other = Key::from_bytes(&[9; 16]);
-        assert_eq!(Repr::parse(&Packet::new_unchecked(&buf[..]), &other), Err(Error::BadMac));
-        let mut magic = buf;
-        magic[0] = b'X';
-        assert_eq!(Repr::parse(&Packet::new_unchecked(&magic[..]), &key), Err(Error::BadMagic));
-        let mut state = buf;
-        state[6] = 99;
-        Packet::new_unchecked(&mut state[..]).fill_mac(&key);
-        assert_eq!(Repr::parse(&Packet::new_unchecked(&state[..]), &key), Err(Error::BadField));
-    }
-}
+mod tests;

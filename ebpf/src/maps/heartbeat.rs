@@ -1,22 +1,29 @@
-//! Heartbeat detection: the key and port, the configured senders, the
-//! last heartbeat per sender and path, and the ring of sender state
-//! changes; and the VIPs this node answers ARP for. The host writes the
-//! configuration; the program records the peers.
+//! Heartbeat detection: the port, the configured senders (each bound to
+//! its address, path and key), the last heartbeat taken per sender, and
+//! the ring of sender state changes; and the VIPs this node answers ARP
+//! for. The host writes the configuration and the senders; the program
+//! records the peers.
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use tandem_common::*;
 
 #[map]
 pub static HB_CONFIG: Array<HbConfig> = Array::with_max_entries(1, 0);
-/// Configured heartbeat senders: node id to `heartbeat::Kind`.
+/// Configured heartbeat senders: (node id, source address) to kind,
+/// required interface and key.
 #[map]
-pub static HB_NODES: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
-/// Last heartbeat per sender and path.
+pub static HB_SENDERS: HashMap<HbSenderKey, HbSender> = HashMap::with_max_entries(4096, 0);
+/// Last heartbeat taken per sender (one entry per `HB_SENDERS` entry).
 #[map]
-pub static HB_PEERS: HashMap<HbPeerKey, HbPeer> = HashMap::with_max_entries(4096, 0);
+pub static HB_PEERS: HashMap<HbSenderKey, HbPeer> = HashMap::with_max_entries(4096, 0);
+/// Where the program builds the record it writes (a per-CPU slot, not
+/// its stack: the dispatcher's and the heartbeat stage's frames together
+/// must fit the verifier's 512 bytes).
+#[map]
+pub static HB_SCRATCH: PerCpuArray<HbPeer> = PerCpuArray::with_max_entries(1, 0);
 /// Sender state changes, for the control plane.
 #[map]
 pub static HB_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);

@@ -1,8 +1,10 @@
 //! An IVR server's heartbeats to the directors: the same authenticated
-//! 56-byte datagram `tandemd` sends (`tandem_common::heartbeat`, kind IVR),
+//! 64-byte datagram `tandemd` sends (`tandem_common::heartbeat`, kind IVR),
 //! from the IVR's address to every director's heartbeat port, from a
-//! thread inside the IVR's namespace. A director that configures the IVR
-//! as a real server with its `node_id` marks it dead when these stop.
+//! thread inside the IVR's namespace, under the IVR's own key (derived
+//! from the IVR master key and its node id), with a boot id drawn when it
+//! starts and a sequence from 1. A director that configures the IVR as a
+//! real server with its `node_id` marks it dead when these stop.
 //!
 //! It stops when dropped (or [`IvrHeartbeat::stop`]) and, whatever
 //! happens, after [`MAX_LIFETIME`]; it sends nowhere but the addresses it
@@ -12,7 +14,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tandem_dataplane::common::heartbeat::{Key, Kind, LEN, Packet, Repr};
 use tandem_dataplane::common::node::NodeState;
@@ -35,7 +37,7 @@ pub struct IvrHeartbeat {
 impl IvrHeartbeat {
     /// Starts sending every `interval` from `ns` (bound to `local`) to
     /// each of `directors` on [`HEARTBEAT_PORT`], as IVR `node_id` with
-    /// `capacity` channels, under `key`.
+    /// `capacity` channels, under `key` (the IVR's own).
     pub fn start(
         ns: &str,
         local: Ipv4Addr,
@@ -54,6 +56,8 @@ impl IvrHeartbeat {
             .map(|d| SocketAddr::V4(SocketAddrV4::new(*d, HEARTBEAT_PORT)))
             .collect();
         let (s, ch) = (stop.clone(), channels.clone());
+        let boot_id = tandem_control::hbsend::draw_boot_id()
+            .map_err(|e| LabError::io("drawing a heartbeat boot id", ns, e))?;
         let thread = std::thread::Builder::new()
             .name(format!("ivr heartbeat {node_id}"))
             .spawn(move || {
@@ -64,17 +68,12 @@ impl IvrHeartbeat {
                 // parameter; failing (not root) only leaves normal scheduling.
                 unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
                 let key = Key::from_bytes(&key);
-                // Above anything a director recorded from an earlier sender.
-                let seq0 = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64);
                 let mut buf = [0u8; LEN];
                 let rounds = (MAX_LIFETIME.as_nanos() / interval.as_nanos().max(1)) as u64;
                 for round in 1..=rounds {
                     if s.load(Ordering::Relaxed) {
                         break;
                     }
-                    let seq = seq0 + round;
                     let repr = Repr {
                         kind: Kind::Ivr,
                         state: NodeState::Active,
@@ -82,7 +81,8 @@ impl IvrHeartbeat {
                         node_id,
                         path: 0,
                         epoch: 0,
-                        seq,
+                        boot_id,
+                        seq: round,
                         sent_ns: tandem_dataplane::monotonic_ns(),
                         active_channels: ch.load(Ordering::Relaxed),
                         capacity,
@@ -105,7 +105,7 @@ impl IvrHeartbeat {
 
     /// IVR `k` of a pair lab (`lab.ivrs()[k]`) to both directors, as
     /// the node its real server has in the pair's configuration
-    /// ([`tandemd::ivr_node_id`]) under the pair's key ([`tandemd::key`]).
+    /// ([`tandemd::ivr_node_id`]) under its own key ([`tandemd::ivr_key_of`]).
     pub fn start_in_pair_lab(
         lab: &Lab,
         k: usize,
@@ -121,7 +121,7 @@ impl IvrHeartbeat {
             host.addr(),
             &[lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR],
             tandemd::ivr_node_id(k),
-            tandemd::key(),
+            *tandemd::ivr_key_of(tandemd::ivr_node_id(k)),
             interval,
             capacity,
         )

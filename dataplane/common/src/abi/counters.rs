@@ -102,9 +102,11 @@ pub enum Reason {
     HbBadMagic = 31,
     /// DROP: heartbeat MAC wrong (forged, corrupted, other key).
     HbBadMac = 32,
-    /// DROP: heartbeat sequence not above the last one seen on that path (replay).
+    /// DROP: heartbeat sequence not above the last one taken from that
+    /// sender in the same boot (replay).
     HbReplay = 33,
-    /// DROP: heartbeat from a node id that is not configured.
+    /// DROP: heartbeat from a (node id, source address) that is not a
+    /// configured sender, or of another kind than the sender's.
     HbUnknownSender = 34,
     /// DROP: heartbeat with an unknown kind or state.
     HbBadField = 35,
@@ -131,9 +133,18 @@ pub enum Reason {
     /// service with `FLAG_SIP_PERSIST` on the same VIP and port, or the
     /// connection's real server is not one of its real servers.
     SipLearnNoTarget = 42,
+    /// DROP: a configured sender's heartbeat on another interface than its
+    /// path's.
+    HbWrongPath = 43,
+    /// DROP: heartbeat sequence beyond the window above the last one taken
+    /// (`heartbeat::window`): not taken as the new floor.
+    HbSeqJump = 44,
+    /// DROP: heartbeat of another boot that cannot be the sender's restart
+    /// (the boot it replaced, or a sequence too high for a new boot).
+    HbStaleBoot = 45,
 }
 
-pub const REASON_COUNT: u32 = 43;
+pub const REASON_COUNT: u32 = 46;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -180,6 +191,9 @@ impl Reason {
         Reason::SipCallIdExpired,
         Reason::SipCallIdLearned,
         Reason::SipLearnNoTarget,
+        Reason::HbWrongPath,
+        Reason::HbSeqJump,
+        Reason::HbStaleBoot,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -227,6 +241,9 @@ impl Reason {
             Reason::SipCallIdExpired => "sip_callid_expired",
             Reason::SipCallIdLearned => "sip_callid_learned",
             Reason::SipLearnNoTarget => "sip_learn_no_target",
+            Reason::HbWrongPath => "hb_wrong_path",
+            Reason::HbSeqJump => "hb_seq_jump",
+            Reason::HbStaleBoot => "hb_stale_boot",
         }
     }
 }

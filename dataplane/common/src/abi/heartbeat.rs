@@ -1,38 +1,70 @@
-//! Heartbeat detection: its settings (`HB_CONFIG`), and what the kernel
-//! last heard from each sender on each path (`HB_PEERS`, `HB_EVENTS`).
+//! Heartbeat detection: its settings (`HB_CONFIG`), the senders it takes
+//! heartbeats from, each bound to its address, path and key
+//! (`HB_SENDERS`), and what the kernel last took from each (`HB_PEERS`,
+//! `HB_EVENTS`). Key bytes live in `HB_SENDERS` only; no record the
+//! kernel writes carries one.
 
-/// Heartbeat settings (value 0 of `HB_CONFIG`): the SipHash key and the
-/// UDP port; port 0 disables heartbeat detection.
+/// Heartbeat settings (value 0 of `HB_CONFIG`): the UDP port; port 0
+/// disables heartbeat detection. (Keys are per sender, in `HB_SENDERS`.)
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct HbConfig {
-    pub k0: u64,
-    pub k1: u64,
     pub port: u16,
     pub _pad: [u16; 3],
 }
 
-/// Key of `HB_PEERS`: a sender on one path (the interface it came in on).
+/// A heartbeat sender as the kernel tells it: the node id it claims and
+/// the source address it must come from (16 bytes, IPv4-mapped). Key of
+/// `HB_SENDERS` and of `HB_PEERS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct HbPeerKey {
+pub struct HbSenderKey {
     pub node_id: u32,
-    pub ifindex: u32,
+    pub addr: [u8; 16],
 }
 
-/// What the kernel last heard from a sender on a path (value of
-/// `HB_PEERS`), also the record pushed to `HB_EVENTS` when the sender's
-/// state, epoch or priority changed (or on first contact).
+/// A configured sender (value of `HB_SENDERS`): what it is, the interface
+/// its heartbeats must come in on (0: any) and the SipHash key they are
+/// authenticated with (its two little-endian halves). `Debug` prints no
+/// key bytes.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct HbSender {
+    pub k0: u64,
+    pub k1: u64,
+    pub ifindex: u32,
+    /// `heartbeat::Kind` as u8.
+    pub kind: u8,
+    pub _pad: [u8; 3],
+}
+
+impl core::fmt::Debug for HbSender {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HbSender").field("ifindex", &self.ifindex).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// What the kernel last took from a sender (value of `HB_PEERS`), also
+/// the record pushed to `HB_EVENTS` when the sender's boot, state, epoch
+/// or priority changed (or on first contact). `last_seen_ns`, `boot_id`,
+/// `prev_boot_id` and `seq` are the admission window
+/// (`heartbeat::Window`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct HbPeer {
     /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when it arrived.
     pub last_seen_ns: u64,
+    /// The sender's boot id, and the one it replaced (0: none).
+    pub boot_id: u64,
+    pub prev_boot_id: u64,
     pub seq: u64,
     pub epoch: u64,
     /// The sender's own clock.
     pub sent_ns: u64,
+    /// The source address it came from (IPv4-mapped).
+    pub addr: [u8; 16],
     pub node_id: u32,
+    /// The interface it came in on.
     pub ifindex: u32,
     pub active_channels: u32,
     pub capacity: u32,

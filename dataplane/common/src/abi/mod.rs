@@ -85,7 +85,8 @@ mod pod {
     unsafe impl aya::Pod for RealLoad {}
     unsafe impl aya::Pod for FlowEvent {}
     unsafe impl aya::Pod for HbConfig {}
-    unsafe impl aya::Pod for HbPeerKey {}
+    unsafe impl aya::Pod for HbSenderKey {}
+    unsafe impl aya::Pod for HbSender {}
     unsafe impl aya::Pod for HbPeer {}
     unsafe impl aya::Pod for CallKey {}
     unsafe impl aya::Pod for CallValue {}
@@ -107,8 +108,10 @@ const _: () = {
     assert!(core::mem::align_of::<CallEvent>() == 8);
     assert!(core::mem::size_of::<Iface>() == 8);
     assert!(core::mem::size_of::<Counters>() == 32);
-    assert!(core::mem::size_of::<HbConfig>() == 24);
-    assert!(core::mem::size_of::<HbPeer>() == 56);
+    assert!(core::mem::size_of::<HbConfig>() == 8);
+    assert!(core::mem::size_of::<HbSenderKey>() == 20);
+    assert!(core::mem::size_of::<HbSender>() == 24);
+    assert!(core::mem::size_of::<HbPeer>() == 88);
     assert!(core::mem::size_of::<FlowEvent>() == 80);
     assert!(core::mem::size_of::<BenchFrame>() == 272);
 };

@@ -27,7 +27,7 @@ pub mod maps {
     pub const PORT_FLAGS: &str = "PORT_FLAGS";
     pub const GLOBALS: &str = "GLOBALS";
     pub const HB_CONFIG: &str = "HB_CONFIG";
-    pub const HB_NODES: &str = "HB_NODES";
+    pub const HB_SENDERS: &str = "HB_SENDERS";
     pub const HB_PEERS: &str = "HB_PEERS";
     pub const HB_EVENTS: &str = "HB_EVENTS";
     pub const FLOW_EVENTS: &str = "FLOW_EVENTS";
