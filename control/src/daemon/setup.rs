@@ -203,7 +203,7 @@ impl Daemon {
         let sync = match &cfg.sync {
             Some(sc) => Some(crate::sync::runtime::SyncRuntime::new(
                 cfg.node.id,
-                key,
+                *sc.key,
                 &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
                 &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
             )?),

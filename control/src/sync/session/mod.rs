@@ -33,7 +33,8 @@
 //! `publisher.rs` and `subscriber.rs` hold one machine each;
 //! `handshake.rs` the [`Handshake`] machine both run first, and what both
 //! share: opening a frame in clear (handshake) or sealed, writing and
-//! checking Hellos.
+//! checking Hellos; `fuzzing.rs` the stateful fuzzing harness
+//! ([`exercise_sessions`]).
 //!
 //! # Authentication first
 //! A connection starts with the handshake (see [`crate::sync::wire`]):
@@ -84,10 +85,13 @@ use std::time::Duration;
 
 use super::wire::{self, Kind, MIN_FRAME_LEN, PROTOCOL, Role};
 
+mod fuzzing;
 mod handshake;
 mod publisher;
 mod subscriber;
 
+#[doc(hidden)]
+pub use fuzzing::exercise_sessions;
 pub use handshake::{Established, HANDSHAKE_TIMEOUT, Handshake};
 
 pub use publisher::{Publisher, PublisherConfig, PublisherState, PublisherStats};

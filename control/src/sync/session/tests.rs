@@ -1516,3 +1516,18 @@ fn a_lost_tail_is_found_by_the_keepalive() {
     assert_eq!(sim.p.stats().resumes, 1);
     sim.assert_converged();
 }
+
+// ---- the fuzzing harness ----------------------------------------------------
+
+#[test]
+fn random_scripts_keep_the_session_invariants() {
+    let mut rng = Rng(0x5eed);
+    for len in [0usize, 1, 7, 64, 512, 4096] {
+        for _ in 0..40 {
+            let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            if let Err(e) = exercise_sessions(&data) {
+                panic!("{e} for {data:02x?}");
+            }
+        }
+    }
+}
