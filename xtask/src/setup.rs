@@ -2,9 +2,12 @@
 //! and testing tandem needs on a Debian bookworm machine that has rustup with
 //! `stable` and the image's `nightly`: Debian packages (the LLVM 22 development
 //! files bpf-linker links against, and the lab's tools), `rust-src` for nightly,
-//! and bpf-linker 0.13.0. It never upgrades or removes anything, and a second
-//! run changes nothing.
+//! bpf-linker 0.13.0, and `promtool` (the metrics test runs `promtool check
+//! metrics`), taken out of Debian's `prometheus` package alone, so that no
+//! Prometheus server is installed or started. It never upgrades or removes
+//! anything, and a second run changes nothing.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use anyhow::{Context, Result, bail};
@@ -32,11 +35,16 @@ const NIGHTLY_LLVM_MAJOR: &str = "22";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
+/// The Debian package promtool comes in, and where setup puts promtool.
+const PROMTOOL_PACKAGE: &str = "prometheus";
+const PROMTOOL: &str = "/usr/local/bin/promtool";
+
 pub fn run() -> Result<()> {
     let mut changed = Vec::new();
     debian_packages(&mut changed)?;
     nightly_toolchain(&mut changed)?;
     bpf_linker(&mut changed)?;
+    promtool(&mut changed)?;
     if changed.is_empty() {
         println!("setup: everything was already in place, nothing changed");
     } else {
@@ -214,6 +222,91 @@ fn bpf_linker_version() -> Option<String> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace().nth(1).map(str::to_owned)
+}
+
+/// promtool, for the metrics test (control/tests/metrics_promtool.rs). The
+/// `prometheus` package itself would bring a server (enabled, and started
+/// where services may start), its user and a dozen JavaScript packages:
+/// setup downloads the package and installs only its `promtool` binary (a
+/// static Go executable) as [`PROMTOOL`]. One already on PATH (the package
+/// installed by hand) is kept.
+fn promtool(changed: &mut Vec<String>) -> Result<()> {
+    if let Some(v) = promtool_version() {
+        println!("setup: promtool {v}: installed");
+        return Ok(());
+    }
+    println!("setup: promtool not found (the metrics test runs `promtool check metrics`)");
+    if !crate::is_root() {
+        bail!(
+            "promtool missing; installing it needs root: run `cargo xtask setup` as root, \
+             or `apt-get install --no-install-recommends {PROMTOOL_PACKAGE}` yourself"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("tandem-setup-promtool-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let installed = extract_promtool(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    installed?;
+    match promtool_version() {
+        Some(v) => println!("setup: promtool {v}: installed as {PROMTOOL}"),
+        None => bail!("{PROMTOOL} was installed but `promtool --version` does not run; is /usr/local/bin on PATH?"),
+    }
+    changed.push(format!("promtool (from Debian's {PROMTOOL_PACKAGE} package)"));
+    Ok(())
+}
+
+/// Downloads the package into `dir` (after `apt-get update` if the first
+/// try fails), unpacks it there and copies its promtool to [`PROMTOOL`].
+fn extract_promtool(dir: &Path) -> Result<()> {
+    let download = || {
+        let mut cmd = Command::new("apt-get");
+        // Into a root-owned scratch directory: apt's `_apt` sandbox user
+        // could not write there, so it downloads as root (as it would anyway).
+        cmd.args(["-o", "APT::Sandbox::User=root", "download", PROMTOOL_PACKAGE])
+            .current_dir(dir)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    println!("setup: apt-get download {PROMTOOL_PACKAGE} (for its promtool only)");
+    if check(&mut download()).is_err() {
+        println!("setup: apt-get update");
+        check(
+            Command::new("apt-get")
+                .arg("update")
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+        check(&mut download())?;
+    }
+    let deb = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("apt-get download {PROMTOOL_PACKAGE} left no .deb in {}", dir.display()))?;
+    let root = dir.join("root");
+    check(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    let unpacked = root.join("usr/bin/promtool");
+    // A temporary name, then a rename: a failed copy leaves no half a binary.
+    let partial = format!("{PROMTOOL}.partial");
+    std::fs::copy(&unpacked, &partial).with_context(|| format!("copying {} to {partial}", unpacked.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("chmod 0755 {partial}"))?;
+    std::fs::rename(&partial, PROMTOOL).with_context(|| format!("renaming {partial} to {PROMTOOL}"))?;
+    Ok(())
+}
+
+/// The version `promtool --version` prints (`promtool, version 2.42.0+ds
+/// (…)`), if promtool runs from PATH or from [`PROMTOOL`].
+fn promtool_version() -> Option<String> {
+    ["promtool", PROMTOOL].into_iter().find_map(|bin| {
+        let out = Command::new(bin).arg("--version").output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace().nth(2).map(str::to_owned)
+    })
 }
 
 /// Runs `cmd` with inherited stdio; an error names the command and its status.

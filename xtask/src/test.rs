@@ -5,7 +5,10 @@
 //! one closing summary line.
 //!
 //! As root it sets `TANDEM_REQUIRE_PRIVILEGED=1`, so a privileged test that
-//! cannot run fails instead of skipping.
+//! cannot run fails instead of skipping. Every test target of those members
+//! runs, the lab tests in `control/tests/` among them; setup has installed
+//! what they need (`ip`, SIPp, and `promtool`, which the metrics test
+//! requires under `TANDEM_REQUIRE_PRIVILEGED=1`).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};

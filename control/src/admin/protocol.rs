@@ -43,7 +43,7 @@ pub enum Request {
     },
     /// State sync: role, connection, tables, sequence and lag.
     Sync,
-    /// Prometheus metrics (OpenMetrics text).
+    /// Prometheus metrics (the Prometheus text format, version 0.0.4).
     Metrics,
     /// The dispatcher's packet counters by reason (forwarded, passed and
     /// why, SIP Call-ID hits and fallbacks, heartbeats).

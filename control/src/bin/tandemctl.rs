@@ -1,8 +1,10 @@
 //! `tandemctl`: asks a running `tandemd` over its admin socket and prints
 //! the answer as a table (ipvsadm-like for services and reals) or, with
-//! `--json`, as the raw JSON object.
+//! `--json`, as the raw JSON object. Answers can be large (≈ 0.7 MB of
+//! metrics at the design maximum); one cut short by a closed pipe
+//! (`tandemctl metrics | head`) ends quietly.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_control::{
@@ -40,7 +42,7 @@ enum Command {
     Cards,
     /// State sync with the peer: role, tables, sequence, lag.
     Sync,
-    /// Prometheus metrics in the OpenMetrics text format.
+    /// Prometheus metrics in the Prometheus text format.
     Metrics,
     /// The dispatcher's packet counters by reason (non-zero ones; all with --json).
     Stats,
@@ -92,12 +94,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if cli.json {
-        print!("{}", admin::format_response(&response));
+    let text = if cli.json {
+        admin::format_response(&response)
     } else if let Response::Error { message } = &response {
         eprintln!("tandemctl: tandemd refused: {message}");
+        String::new()
     } else {
-        print!("{}", admin::render(&response));
+        admin::render(&response)
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandemctl: writing the answer: {e}");
+            return ExitCode::from(2);
+        }
     }
     match response {
         Response::Error { .. } => ExitCode::from(1),
