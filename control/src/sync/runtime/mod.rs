@@ -760,3 +760,6 @@ impl SyncRuntime {
         self.lag_us.clear();
     }
 }
+
+#[cfg(test)]
+mod tests;
