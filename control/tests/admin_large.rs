@@ -267,14 +267,16 @@ fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
         &["--json", "metrics"],
         &["--json", "status"],
     ] {
+        let asked = Instant::now();
         let out = tandemctl(d.socket(), args);
+        let took = asked.elapsed();
         assert!(
             out.status.success(),
             "tandemctl {args:?}: {}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        sizes.push(format!("{}: {} bytes", args.join(" "), out.stdout.len()));
+        sizes.push(format!("{}: {} bytes in {} ms", args.join(" "), out.stdout.len(), took.as_millis()));
         if args[0] != "--json" {
             continue;
         }
@@ -284,7 +286,11 @@ fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
                 assert_eq!(s.len(), services);
                 assert!(s.iter().all(|s| s.reals.len() == reals), "a service without its {reals} reals");
             }
-            ("reals", Response::Reals { reals: r }) => assert_eq!(r.len(), services * reals),
+            ("reals", Response::Reals { reals: r }) => {
+                assert_eq!(r.len(), services * reals);
+                // Each is known as its IVR (which sends no heartbeat).
+                assert!(r.iter().all(|r| r.health == "dead"), "a real server not matched to its IVR");
+            }
             ("metrics", Response::Metrics { text }) => {
                 let n = text.lines().filter(|l| l.starts_with("tandem_real_packets_total{")).count();
                 assert_eq!(n, services * reals, "one real_packets sample per real server");
@@ -293,6 +299,17 @@ fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
             (what, other) => panic!("tandemctl --json {what}: {other:?}"),
         }
     }
-    // Seen with --nocapture: what the design maximum answers.
+    // Seen with --nocapture: what the design maximum answers, and how long
+    // the daemon took to start answering (the answer is built in one turn
+    // of its loop).
+    for cmd in ["services", "reals", "metrics", "status"] {
+        let mut s = UnixStream::connect(d.socket()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let asked = Instant::now();
+        s.write_all(format!("{{\"cmd\":\"{cmd}\"}}\n").as_bytes()).expect("request");
+        let mut byte = [0u8; 1];
+        let first = s.read(&mut byte).map_or_else(|e| e.to_string(), |_| format!("{:?}", asked.elapsed()));
+        sizes.push(format!("{cmd}: first byte after {first}"));
+    }
     eprintln!("tandemd at {services} x {reals}: {}", sizes.join(", "));
 }

@@ -21,7 +21,7 @@ pub const MAX_LINE: usize = 64 * 1024;
 
 /// Longest answer line a client reads, in bytes. Answers grow with the
 /// configuration: at the design maximum (64 services × 32 real servers)
-/// `metrics` is ≈ 0.7 MB and `services` and `reals` ≈ 0.4 MB each
+/// `metrics` is ≈ 0.9 MB and `services` and `reals` ≈ 0.4 MB each
 /// (measured, control/tests/admin_large.rs); this leaves ample room.
 pub const MAX_ANSWER: usize = 64 * 1024 * 1024;
 

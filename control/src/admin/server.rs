@@ -10,7 +10,7 @@
 //! [`HTTP_TIMEOUT`]), and a cap on what it may leave unread ([`MAX_OUTPUT`]).
 //!
 //! Answers may be large (at the design maximum, 64 services × 32 real
-//! servers, `metrics` is ≈ 0.7 MB): one is written out as the
+//! servers, `metrics` is ≈ 0.9 MB): one is written out as the
 //! socket takes it, a bounded write per readiness, from a cursor into the
 //! queued bytes. While an answer is being sent the deadline follows the
 //! client's progress: each write that the socket takes moves it to
@@ -107,7 +107,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most answer bytes a connection may hold unsent. An answer that alone is
 /// larger is replaced by an error saying so; queuing past it behind answers
 /// already waiting drops the connection (its client is not reading). The
-/// design maximum's largest answer is ≈ 0.7 MB.
+/// design maximum's largest answer is ≈ 0.9 MB.
 pub const MAX_OUTPUT: usize = 16 * 1024 * 1024;
 /// How long a connection may leave its answer unread (no byte taken by its
 /// socket) before the daemon drops it.

@@ -676,3 +676,22 @@ fn http_silent_client_expires_and_eof_before_the_head_is_closed() {
     assert!(!conn2.wants_read());
     drop(client);
 }
+
+#[test]
+fn http_answer_deadline_follows_the_clients_progress() {
+    let t0 = std::time::Instant::now();
+    let (mut client, mut conn) = http_pair(t0);
+    client.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("write");
+    assert_eq!(http_read_until(&mut conn, HttpRead::Complete), HttpRead::Complete);
+    let body = "m".repeat(8 * 1024 * 1024);
+    conn.queue(crate::metrics::http_response(&body).as_bytes());
+    // Past the head's deadline, the socket still takes bytes: not expired.
+    let first = t0 + HTTP_TIMEOUT - Duration::from_millis(10);
+    assert!(!conn.flush_at(first).expect("flush"));
+    assert_eq!(conn.deadline(), first + ANSWER_IDLE);
+    assert!(!conn.expired(t0 + HTTP_TIMEOUT));
+    // The client reads nothing more: expired ANSWER_IDLE after the last progress.
+    assert!(!conn.flush_at(first + Duration::from_millis(500)).expect("flush"));
+    assert!(conn.expired(first + ANSWER_IDLE));
+    assert!(conn.queued() > 0);
+}

@@ -1,6 +1,6 @@
 //! `tandemctl`: asks a running `tandemd` over its admin socket and prints
 //! the answer as a table (ipvsadm-like for services and reals) or, with
-//! `--json`, as the raw JSON object. Answers can be large (≈ 0.7 MB of
+//! `--json`, as the raw JSON object. Answers can be large (≈ 0.9 MB of
 //! metrics at the design maximum); one cut short by a closed pipe
 //! (`tandemctl metrics | head`) ends quietly.
 

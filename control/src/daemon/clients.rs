@@ -12,7 +12,7 @@
 //! admin connection carries one request: its answer is sent and the
 //! connection closed, so clients that read to end of file work.
 //!
-//! Answers can be large (≈ 0.7 MB at the design maximum): each is
+//! Answers can be large (≈ 0.9 MB at the design maximum): each is
 //! sent as its socket takes it, and a client that stops reading is dropped
 //! at its deadline (see [`crate::admin::server`]). The memory they hold is
 //! bounded per endpoint: while its connections hold more than

@@ -6,7 +6,7 @@
 //! connection table (that would hold the loop for as long as a
 //! million-entry walk takes).
 
-use std::time::Instant;
+use std::{collections::HashMap, time::Instant};
 
 use tandem_dataplane::{
     RealState,
@@ -77,6 +77,7 @@ impl Daemon {
     pub(super) fn services(&self) -> (Vec<admin::ServiceStatus>, Vec<admin::RealStatus>) {
         let mut services = Vec::new();
         let mut all_reals = Vec::new();
+        let ivrs = self.ivr_index();
         // Active connections as the kernel counts them per real server
         // (IPVS's ActiveConn): one lookup each. Walking the connection
         // table here would hold the loop (and its heartbeats) for as long
@@ -93,7 +94,7 @@ impl Daemon {
                 let r = &img.reals[slot];
                 let rc = self.dp.real_counters(img.service.id, slot as u32).unwrap_or_default();
                 let n = self.dp.active_conns(img.service.id, slot as u32).unwrap_or(0);
-                let ivr = self.ivr_of(img.service.id, slot as u32);
+                let ivr = ivrs.get(&(img.service.id, slot as u32)).and_then(|n| self.pool.member(*n).copied());
                 reals.push(admin::RealStatus {
                     service: name.clone(),
                     address: *addr,
@@ -129,20 +130,22 @@ impl Daemon {
         (services, all_reals)
     }
 
-    /// The pool member serving as real server `slot` of service `id`.
-    fn ivr_of(&self, id: u32, slot: u32) -> Option<crate::pool::Member> {
+    /// The IVR node serving as each real server, by (service id, slot):
+    /// built once per answer, since looking each real server up among all
+    /// the IVRs' places would cost (real servers)² at the design maximum.
+    fn ivr_index(&self) -> HashMap<(u32, u32), u32> {
+        let mut index = HashMap::new();
         for (node, places) in &self.ivr_slots {
             for (si, ri) in places {
                 let s = &self.services[*si];
                 if let Some(img) = self.dp.service(&s.key())
-                    && img.service.id == id
-                    && img.slot_of(s.reals[*ri].addr, s.reals[*ri].port) == Some(slot)
+                    && let Some(slot) = img.slot_of(s.reals[*ri].addr, s.reals[*ri].port)
                 {
-                    return self.pool.member(*node).copied();
+                    index.entry((img.service.id, slot)).or_insert(*node);
                 }
             }
         }
-        None
+        index
     }
 
     pub(super) fn answer(&mut self, req: Result<admin::Request, admin::AdminError>) -> admin::Response {

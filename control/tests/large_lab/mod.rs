@@ -1,6 +1,7 @@
 //! One tandemd at the design maximum, alone in a network namespace this
 //! test creates: 64 UDP services on one VIP (ports 5060…5123), each with
-//! the same 32 real servers, its admin socket in a scratch directory and
+//! the same 32 real servers, IVRs with heartbeat node ids (none sends
+//! any: they are all dead), its admin socket in a scratch directory and
 //! its metrics endpoint on 127.0.0.1 inside the namespace. For the tests
 //! of big answers (`tandemctl`, the metrics endpoint, `promtool`).
 //!
@@ -22,6 +23,9 @@ use tandem_control::admin::{self, Request, Response};
 /// The design maximum.
 pub const SERVICES: usize = 64;
 pub const REALS_PER_SERVICE: usize = 32;
+
+/// Real server `r`'s IVR heartbeat node id is this plus `r`.
+pub const IVR_NODE_ID_BASE: u32 = 1000;
 
 /// The metrics endpoint, inside the namespace.
 pub const METRICS: &str = "127.0.0.1:9471";
@@ -69,6 +73,7 @@ name = "big"
 [heartbeat]
 interval_ms = 10
 key = "000102030405060708090a0b0c0d0e0f"
+ivr_key = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 paths = [{{ name = "link", interface = "hb0", local = "198.18.1.1", peer = "198.18.1.2" }}]
 
 [[vip]]
@@ -94,9 +99,10 @@ metrics_listen = "{METRICS}"
         ));
         for r in 0..REALS_PER_SERVICE {
             text.push_str(&format!(
-                "[[service.real]]\naddress = \"198.18.0.{}\"\nmac = \"02:18:00:00:00:{:02x}\"\n\n",
+                "[[service.real]]\naddress = \"198.18.0.{}\"\nmac = \"02:18:00:00:00:{:02x}\"\nnode_id = {}\n\n",
                 20 + r,
-                20 + r
+                20 + r,
+                IVR_NODE_ID_BASE + r as u32
             ));
         }
     }
