@@ -70,9 +70,9 @@ use crate::sync::{
 mod net;
 pub mod pending;
 
+use net::{dial, set_nonblocking};
 pub use net::{random_nonce, random_u64};
 pub use pending::{AuthCounters, MAX_PENDING};
-use net::{dial, set_nonblocking};
 use pending::{Outcome, Pending};
 
 /// How often a subscriber without a connection dials the peer.

@@ -112,4 +112,3 @@ pub(super) fn dial(peer: SocketAddr) -> io::Result<TcpStream> {
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
-

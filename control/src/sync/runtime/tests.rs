@@ -20,8 +20,13 @@ fn loopback() -> SocketAddr {
 /// A publisher (node 1) listening on loopback and a subscriber (node 2)
 /// dialing it.
 fn pair() -> (SyncRuntime, SyncRuntime, SocketAddr) {
-    let mut p = SyncRuntime::new(1, KEY, &[loopback()], &["127.0.0.1:1".parse().expect("peer")])
-        .expect("publisher");
+    let mut p = SyncRuntime::new(
+        1,
+        KEY,
+        &[loopback()],
+        &["127.0.0.1:1".parse().expect("peer")],
+    )
+    .expect("publisher");
     let addr = p.listeners[0].local_addr().expect("bound");
     let mut s = SyncRuntime::new(2, KEY, &[loopback()], &[addr]).expect("subscriber");
     let now = Instant::now();
@@ -60,7 +65,12 @@ fn in_sync() -> (SyncRuntime, SyncRuntime, SocketAddr) {
     let (mut p, mut s, addr) = pair();
     let end = Instant::now() + Duration::from_secs(5);
     while s.status().state != "in sync" || p.status().state != "streaming" {
-        assert!(Instant::now() < end, "no sync: {:?} / {:?}", p.status(), s.status());
+        assert!(
+            Instant::now() < end,
+            "no sync: {:?} / {:?}",
+            p.status(),
+            s.status()
+        );
         turn(&mut p, &mut s);
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -104,7 +114,11 @@ fn connects_that_do_not_authenticate_replace_nothing_and_are_counted() {
     talker.write_all(&[0; 1500]).expect("send");
     run(&mut p, &mut s, Duration::from_millis(100));
     let a = p.auth_counters();
-    assert_eq!((a.accepted, a.pending_dropped, a.over_budget), (12, 3, 1), "{a:?}");
+    assert_eq!(
+        (a.accepted, a.pending_dropped, a.over_budget),
+        (12, 3, 1),
+        "{a:?}"
+    );
     // The rest time out; the session was never touched.
     run(&mut p, &mut s, HANDSHAKE_TIMEOUT_FOR_TESTS);
     let a = p.auth_counters();

@@ -161,7 +161,7 @@ impl World {
         }
     }
 
-    fn to_attacked(&mut self, f: &[u8]) {
+    fn tell_attacked(&mut self, f: &[u8]) {
         let _ = self.attacked.handle_frame(f, self.now);
     }
 
@@ -169,7 +169,11 @@ impl World {
     /// key it does not have, or a well-formed handshake frame.
     fn made_up(&mut self, sc: &mut Script<'_>) -> Vec<u8> {
         let kind = sc.byte().unwrap_or(0);
-        let node = if kind & 0x80 != 0 { STANDBY } else { kind as u32 };
+        let node = if kind & 0x80 != 0 {
+            STANDBY
+        } else {
+            kind as u32
+        };
         let message = match kind % 3 {
             0 => Message::Init(Greeting {
                 role: Role::Subscriber,
@@ -205,7 +209,11 @@ impl World {
         for p in [&self.p, &self.attacked] {
             let c = p.config();
             if p.queue_len() > c.window_records || p.queue_bytes() > c.window_bytes {
-                return Err(format!("queue {} / {} bytes", p.queue_len(), p.queue_bytes()));
+                return Err(format!(
+                    "queue {} / {} bytes",
+                    p.queue_len(),
+                    p.queue_bytes()
+                ));
             }
             if p.in_flight() > (c.max_in_flight + crate::sync::wire::MAX_FRAME_LEN) as u64 {
                 return Err(format!("{} bytes in flight", p.in_flight()));
@@ -252,7 +260,7 @@ pub fn exercise_sessions(data: &[u8]) -> Result<(), String> {
                 let f = w.made_up(&mut sc);
                 let _ = w.p.handle_frame(&f, w.now);
                 let _ = w.s.handle_frame(&f, w.now);
-                w.to_attacked(&f);
+                w.tell_attacked(&f);
             }
             // A recorded frame replayed, or mutated, to every end.
             3 | 4 => {
@@ -267,7 +275,7 @@ pub fn exercise_sessions(data: &[u8]) -> Result<(), String> {
                 }
                 let _ = w.p.handle_frame(&f, w.now);
                 let _ = w.s.handle_frame(&f, w.now);
-                w.to_attacked(&f);
+                w.tell_attacked(&f);
             }
             // Time passes; timers run.
             5 => {
@@ -299,7 +307,10 @@ pub fn exercise_sessions(data: &[u8]) -> Result<(), String> {
         w.pump();
         while let Some(f) = w.attacked.poll_transmit(w.now, &w.source) {
             if f.get(5).copied() != Some(Kind::Reply as u8) {
-                return Err(format!("the attacked publisher sent a frame of kind {:?}", f.get(5)));
+                return Err(format!(
+                    "the attacked publisher sent a frame of kind {:?}",
+                    f.get(5)
+                ));
             }
             // Not recorded: relayed to the honest subscriber, its Reply
             // would get a genuine Confirm back (a relay between two key

@@ -320,12 +320,8 @@ impl Publisher {
     /// its own (made with [`Publisher::handshake`]) and that completed:
     /// replaces any previous connection.
     pub fn adopt(&mut self, now: Instant, est: Established) {
-        self.link = Some(self.new_conn(
-            Auth::Open(est.ciphers),
-            est.peer_node,
-            est.peer_epoch,
-            now,
-        ));
+        self.link =
+            Some(self.new_conn(Auth::Open(est.ciphers), est.peer_node, est.peer_epoch, now));
         self.stats.connections += 1;
         self.stats.handshakes += 1;
     }

@@ -6,8 +6,8 @@ use super::*;
 use crate::sync::store::Store;
 use crate::sync::wire::{
     self, CallRecord, CallState, ChannelRef, ChannelState, Ciphers, FlowRecord, Frame, Greeting,
-    HandshakeKeys, Hello, Kind, Message, Nonce, PROTOCOL, Record, Repr, Role, SyncKey,
-    Transcript, VirtualService,
+    HandshakeKeys, Hello, Kind, Message, Nonce, PROTOCOL, Record, Repr, Role, SyncKey, Transcript,
+    VirtualService,
 };
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
@@ -830,7 +830,12 @@ fn kind_of(frame: &[u8]) -> Option<Kind> {
 
 /// Every frame the publisher sends for `d` of simulated time, its
 /// timers run every millisecond; stops at the first error.
-fn publisher_output(p: &mut Publisher, source: &Store, now: &mut Instant, d: Duration) -> Vec<Vec<u8>> {
+fn publisher_output(
+    p: &mut Publisher,
+    source: &Store,
+    now: &mut Instant,
+    d: Duration,
+) -> Vec<Vec<u8>> {
     let end = *now + d;
     let mut out = Vec::new();
     while *now < end {
@@ -940,12 +945,17 @@ fn a_replayed_init_gets_nothing_but_a_reply() {
     // the key: one Reply, then nothing until the handshake times out.
     let (mut p, store, mut now) = loaded_publisher();
     p.connected(now, Nonce::from(0xfeed));
-    p.handle_frame(&captured, now).expect("an init is well formed");
+    p.handle_frame(&captured, now)
+        .expect("an init is well formed");
     assert_eq!(p.state(), PublisherState::Handshake);
     assert_eq!(p.peer(), None);
     let out = publisher_output(&mut p, &store, &mut now, Duration::from_secs(2));
     let kinds: Vec<_> = out.iter().map(|f| kind_of(f)).collect();
-    assert_eq!(kinds, vec![Some(Kind::Reply)], "no Hello, snapshot or delta");
+    assert_eq!(
+        kinds,
+        vec![Some(Kind::Reply)],
+        "no Hello, snapshot or delta"
+    );
     assert_eq!(p.state(), PublisherState::Disconnected, "timed out");
     assert_eq!(p.stats().handshake_failures, 1);
     assert_eq!((p.stats().snapshots, p.stats().records_sent), (0, 0));
@@ -976,8 +986,14 @@ fn a_replayed_connection_fails_at_the_confirm() {
     let (mut p, store, now) = loaded_publisher();
     p.connected(now, Nonce::from(0xfeed));
     p.handle_frame(&recorded[0], now).expect("an init");
-    assert_eq!(kind_of(&p.poll_transmit(now, &store).expect("reply")), Some(Kind::Reply));
-    assert_eq!(p.handle_frame(&recorded[1], now), Err(SessionError::BadProof));
+    assert_eq!(
+        kind_of(&p.poll_transmit(now, &store).expect("reply")),
+        Some(Kind::Reply)
+    );
+    assert_eq!(
+        p.handle_frame(&recorded[1], now),
+        Err(SessionError::BadProof)
+    );
     assert_eq!(p.state(), PublisherState::Disconnected);
     assert_eq!(p.poll_transmit(now, &store), None);
     // Sealed frames without the handshake are refused as out of place.
@@ -1017,7 +1033,10 @@ fn a_reply_with_a_stale_nonce_is_refused() {
     let now = Instant::now();
     let mut s = Subscriber::new(scfg());
     s.connected(now, Nonce::from(9));
-    assert_eq!(kind_of(&s.poll_transmit(now).expect("init")), Some(Kind::Init));
+    assert_eq!(
+        kind_of(&s.poll_transmit(now).expect("init")),
+        Some(Kind::Init)
+    );
     assert_eq!(s.handle_frame(&stale, now), Err(SessionError::BadProof));
     assert_eq!(s.state(), SubscriberState::Disconnected);
     assert_eq!(s.poll_transmit(now), None, "no Confirm, no Hello");
@@ -1376,8 +1395,7 @@ fn run_faulty(faults: Faults, cut_per_mille: u64, seed: u64) -> Sim {
 fn assert_faults_closed_sessions(sim: &Sim) {
     assert!(
         sim.errors
-            .iter()
-            .any(|e| *e == SessionError::Frame(wire::Error::BadMac)),
+            .contains(&SessionError::Frame(wire::Error::BadMac)),
         "{:?}",
         sim.errors
     );

@@ -10,9 +10,8 @@
 //! [`MAX_FRAME_LEN`].
 
 use super::{
-    Cipher, MacKey,
-    Error, HEADER_LEN, Kind, MAGIC, MAX_BODY_LEN, MAX_FRAME_LEN, MIN_FRAME_LEN, Record,
-    TAG_LEN, VERSION,
+    Cipher, Error, HEADER_LEN, Kind, MAGIC, MAX_BODY_LEN, MAX_FRAME_LEN, MIN_FRAME_LEN, MacKey,
+    Record, TAG_LEN, VERSION,
 };
 
 pub(super) mod field {

@@ -10,9 +10,8 @@
 
 use super::records::Reader;
 use super::{
-    Cipher, Error, Frame, FrameWriter, HEADER_LEN, Kind, MAGIC,
-    MAX_FRAME_LEN, MacKey, NONCE_LEN, Nonce, PROOF_LEN, Record, Role, TAG_LEN, VERSION,
-    parse_records,
+    Cipher, Error, Frame, FrameWriter, HEADER_LEN, Kind, MAGIC, MAX_FRAME_LEN, MacKey, NONCE_LEN,
+    Nonce, PROOF_LEN, Record, Role, TAG_LEN, VERSION, parse_records,
 };
 
 /// A Hello: who the sender is and what it holds.

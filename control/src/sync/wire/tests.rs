@@ -872,7 +872,10 @@ fn proofs_depend_on_the_key_the_role_and_both_nonces() {
     assert!(!other.check_proof(Role::Publisher, &t, &p));
     let mut ids = t;
     ids.subscriber = 3;
-    assert!(!k.check_proof(Role::Publisher, &ids, &p), "bound to the node ids");
+    assert!(
+        !k.check_proof(Role::Publisher, &ids, &p),
+        "bound to the node ids"
+    );
 }
 
 #[test]
@@ -894,7 +897,11 @@ fn sealed_frames_open_once_in_order_and_hide_their_body() {
     let a = delta.seal(&mut publisher.send).expect("seals");
     let b = delta.seal(&mut publisher.send).expect("seals");
     assert_eq!(a.len(), plain.len());
-    assert_eq!(a[..HEADER_LEN], plain[..HEADER_LEN], "the header is in clear");
+    assert_eq!(
+        a[..HEADER_LEN],
+        plain[..HEADER_LEN],
+        "the header is in clear"
+    );
     assert_ne!(a, b, "each frame under its own nonce");
     let id = sample_call().id;
     for f in [&a, &b] {
@@ -908,17 +915,26 @@ fn sealed_frames_open_once_in_order_and_hide_their_body() {
         Repr::open(&mut b.clone(), &mut subscriber.recv),
         Err(Error::BadMac)
     );
-    assert_eq!(Repr::open(&mut a.clone(), &mut subscriber.recv), Ok(delta.clone()));
+    assert_eq!(
+        Repr::open(&mut a.clone(), &mut subscriber.recv),
+        Ok(delta.clone())
+    );
     assert_eq!(
         Repr::open(&mut a.clone(), &mut subscriber.recv),
         Err(Error::BadMac),
         "a replay"
     );
-    assert_eq!(Repr::open(&mut b.clone(), &mut subscriber.recv), Ok(delta.clone()));
+    assert_eq!(
+        Repr::open(&mut b.clone(), &mut subscriber.recv),
+        Ok(delta.clone())
+    );
     // The other direction, another session, a flipped header bit.
     let mut back = k.session(Role::Publisher, &t);
     let c = delta.seal(&mut subscriber.send).expect("seals");
-    assert_eq!(Repr::open(&mut c.clone(), &mut back.recv), Ok(delta.clone()));
+    assert_eq!(
+        Repr::open(&mut c.clone(), &mut back.recv),
+        Ok(delta.clone())
+    );
     let mut fresh = k.session(Role::Subscriber, &transcript(1, 9));
     assert_eq!(
         Repr::open(&mut a.clone(), &mut fresh.recv),
