@@ -16,7 +16,10 @@
 //! - **Active**: keep a [`Store`]; for every change (a new flow from the
 //!   ring buffer, an expiry, a call or channel event) apply it to the store,
 //!   then [`Publisher::record`] it into each peer's publisher. On a TCP
-//!   connection to a standby: `connected(now, random nonce)`, then write
+//!   connection to a standby: `connected(now, random nonce)` (or run a
+//!   [`session::Handshake`] of its own and [`Publisher::adopt`] what it
+//!   established: the standby proves the sync key before any state
+//!   leaves, and every frame after the handshake is sealed), then write
 //!   what `poll_transmit(now, &store)` returns, feed frames cut by a
 //!   [`Deframer`] to `handle_frame`, call `handle_timeout` at
 //!   `poll_timeout`; on any error close and later reconnect.
