@@ -108,6 +108,15 @@ fn peer_view(d: &Director) -> Option<(String, Option<u64>)> {
     }
 }
 
+/// `d`'s epoch, and what it knows of its peer's: the peer's epoch and,
+/// per path, (name, time since its last heartbeat there).
+fn epochs_and_paths(d: &Director) -> Option<(u64, u64, Vec<(String, Option<u64>)>)> {
+    match d.request(&Request::Status)? {
+        Response::Status(s) => Some((s.epoch, s.peer?.epoch, s.paths.into_iter().map(|p| (p.name, p.last_heard_ms)).collect())),
+        _ => None,
+    }
+}
+
 /// A director heartbeat claiming to be a: Active, a high epoch, sequence
 /// 2^64−1 — the forgery.
 fn forged_director() -> Repr {
@@ -243,11 +252,17 @@ fn privileged_lab_forged_director_heartbeats_change_nothing() {
     assert!(changes.is_empty(), "forged heartbeats changed roles: {changes:?}\na: {}\nb: {}", p.a.log_text(), p.b.log_text());
     assert_eq!(p.a.pair_state().as_deref(), Some("active"));
     assert_eq!(p.b.pair_state().as_deref(), Some("standby"));
-    // b still hears the real a, as a reports itself.
+    // b still hears the real a, as a reports itself, on every path (a
+    // forged sequence taken as the floor would silence a's service path
+    // for good), and with a's own epoch.
     let view = peer_view(&p.b);
+    assert!(matches!(&view, Some((s, _)) if s == "active"), "b's view of a after the forgeries: {view:?}");
+    let (a_epoch, _, _) = epochs_and_paths(&p.a).expect("a's status");
+    let (_, b_sees, paths) = epochs_and_paths(&p.b).expect("b's status");
+    assert_eq!(b_sees, a_epoch, "b takes a's epoch from a forgery");
     assert!(
-        matches!(&view, Some((s, Some(ms))) if s == "active" && *ms <= deadline().as_millis() as u64),
-        "b's view of a after the forgeries: {view:?}"
+        paths.len() == 2 && paths.iter().all(|(_, ms)| ms.is_some_and(|ms| ms <= deadline().as_millis() as u64)),
+        "b no longer hears a on every path after the forgeries: {paths:?}"
     );
 }
 

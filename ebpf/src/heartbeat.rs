@@ -80,7 +80,9 @@ fn authentic(w: &Words, k0: u64, k1: u64) -> bool {
     heartbeat::mac_words(&key, &m) == le64(w, field::MAC.start)
 }
 
-/// Verifies and records a heartbeat; always consumes the packet.
+/// Verifies and records a heartbeat; always consumes the packet. (`_cfg`
+/// chose the port in [`is_heartbeat`]; it holds no key: keys are per
+/// sender, in `HB_SENDERS`.)
 #[inline(never)]
 pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig) -> Next {
     let ctx = &XdpContext::new(raw);
