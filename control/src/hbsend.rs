@@ -212,7 +212,7 @@ mod tests {
         assert!(r.boot_id != 0 && first.boot_id() != 0);
         // What the receiver's kernel does with it: taken at once.
         let last = heartbeat::Window { boot: first.boot_id(), prev_boot: 0, seq: 3, seen_ns: 1_000 };
-        assert!(heartbeat::admit(Some(&last), r.boot_id, r.seq, 2_000).is_ok());
+        assert!(heartbeat::admit(Some(&last), r.boot_id, r.seq, 2_000, 0).is_ok());
     }
 
     #[test]

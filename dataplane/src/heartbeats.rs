@@ -28,6 +28,9 @@ pub struct HeartbeatSender {
     pub ifindex: u32,
     /// Its own key (`Key`'s `Debug` prints none of it).
     pub key: Key,
+    /// How long its current boot must be silent before a new boot may
+    /// replace it (`heartbeat::window::admit`; saturates at u32::MAX µs).
+    pub restart_gap: std::time::Duration,
 }
 
 impl Dataplane {
@@ -44,7 +47,9 @@ impl Dataplane {
     /// kernel took from it.
     pub fn add_heartbeat_sender(&mut self, s: &HeartbeatSender) -> Result<(), Error> {
         let key = HbSenderKey { node_id: s.node_id, addr: addr16(s.addr) };
-        let value = HbSender { k0: s.key.k0, k1: s.key.k1, ifindex: s.ifindex, kind: s.kind as u8, _pad: [0; 3] };
+        let restart_gap_us = u32::try_from(s.restart_gap.as_micros()).unwrap_or(u32::MAX);
+        let value =
+            HbSender { k0: s.key.k0, k1: s.key.k1, ifindex: s.ifindex, restart_gap_us, kind: s.kind as u8, _pad: [0; 7] };
         self.maps.heartbeat.senders.insert(key, value, 0).map_err(map_err(maps::HB_SENDERS))?;
         let _ = self.maps.heartbeat.peers.remove(&key);
         Ok(())

@@ -12,7 +12,10 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::Duration,
+};
 
 use support::*;
 use tandem_dataplane::{
@@ -71,7 +74,7 @@ fn frame(r: &Repr, key: &[u8; 16]) -> Vec<u8> {
 }
 
 fn director(ifindex: u32) -> HeartbeatSender {
-    HeartbeatSender { node_id: PEER, addr: PEER_ADDR, kind: Kind::Director, ifindex, key: Key::from_bytes(&KEY) }
+    HeartbeatSender { node_id: PEER, addr: PEER_ADDR, kind: Kind::Director, ifindex, key: Key::from_bytes(&KEY), restart_gap: Duration::ZERO }
 }
 
 fn setup() -> Dataplane {
@@ -79,7 +82,7 @@ fn setup() -> Dataplane {
     dp.set_heartbeat_port(694).unwrap();
     dp.add_heartbeat_sender(&director(TEST_RUN_IFINDEX)).unwrap();
     for (node_id, addr, key) in [(IVR_A, IVR_A_ADDR, IVR_A_KEY), (IVR_B, IVR_B_ADDR, IVR_B_KEY)] {
-        let s = HeartbeatSender { node_id, addr, kind: Kind::Ivr, ifindex: 0, key: Key::from_bytes(&key) };
+        let s = HeartbeatSender { node_id, addr, kind: Kind::Ivr, ifindex: 0, key: Key::from_bytes(&key), restart_gap: Duration::ZERO };
         dp.add_heartbeat_sender(&s).unwrap();
     }
     dp
@@ -270,6 +273,28 @@ fn privileged_a_restarted_sender_is_taken_at_once_and_its_old_boot_refused() {
     expect(&mut dp, &frame(&far, &KEY), XDP_DROP, Reason::HbStaleBoot);
     assert_eq!(peer_record(&dp).boot_id, new_boot);
     expect(&mut dp, &frame(&Repr { seq: 2, ..restarted }, &KEY), XDP_DROP, Reason::HbAccepted);
+}
+
+/// A replayed boot start while the sender is still sending: refused until
+/// its current boot has been silent for the restart gap.
+#[test]
+fn privileged_a_new_boot_is_refused_while_the_current_one_is_still_heard() {
+    if !privileged("privileged_a_new_boot_is_refused_while_the_current_one_is_still_heard") {
+        return;
+    }
+    let mut dp = setup();
+    let gap = Duration::from_millis(50);
+    dp.add_heartbeat_sender(&HeartbeatSender { restart_gap: gap, ..director(TEST_RUN_IFINDEX) }).unwrap();
+    let live = hb(PEER, NodeState::Active, 4, 10);
+    expect(&mut dp, &frame(&live, &KEY), XDP_DROP, Reason::HbAccepted);
+    let replayed = Repr { boot_id: BOOT + 7, seq: 1, ..hb(PEER, NodeState::Standby, 1, 1) };
+    expect(&mut dp, &frame(&replayed, &KEY), XDP_DROP, Reason::HbStaleBoot);
+    expect(&mut dp, &frame(&Repr { seq: 11, ..live }, &KEY), XDP_DROP, Reason::HbAccepted);
+    assert_eq!(peer_record(&dp).boot_id, BOOT);
+    // Silent for the gap, as a restarting process is: the new boot is taken.
+    std::thread::sleep(gap + Duration::from_millis(10));
+    expect(&mut dp, &frame(&Repr { seq: 2, ..replayed }, &KEY), XDP_DROP, Reason::HbAccepted);
+    assert_eq!(peer_record(&dp).boot_id, BOOT + 7);
 }
 
 #[test]

@@ -25,7 +25,7 @@ proptest! {
         let mut now = 1_000u64;
         for (boot, seq, gap) in history {
             now = now.saturating_add(gap);
-            let r = admit(last.as_ref(), boot, seq, now);
+            let r = admit(last.as_ref(), boot, seq, now, 0);
             match (last, r) {
                 (_, Ok(w)) => {
                     prop_assert_eq!((w.boot, w.seq, w.seen_ns), (boot, seq, now));
@@ -69,14 +69,14 @@ proptest! {
         let mut now = 1_000u64;
         for (b, seq, gap) in forged {
             now = now.saturating_add(gap % 100_000_000);
-            if let Ok(w) = admit(last.as_ref(), b, seq, now) {
+            if let Ok(w) = admit(last.as_ref(), b, seq, now, 0) {
                 last = Some(w);
             }
         }
         let mut heard = None;
         for seq in 1..=600u64 {
             now += 10_000_000;
-            match admit(last.as_ref(), boot, seq, now) {
+            match admit(last.as_ref(), boot, seq, now, 0) {
                 Ok(w) => {
                     heard.get_or_insert(seq);
                     last = Some(w);

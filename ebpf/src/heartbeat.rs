@@ -150,7 +150,8 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
     let old = maps::HB_PEERS.get_ptr_mut(&sender_key);
     // SAFETY: old points to the map value; only the window is copied out.
     let window = old.map(|o| unsafe { Window { boot: (*o).boot_id, prev_boot: (*o).prev_boot_id, seq: (*o).seq, seen_ns: (*o).last_seen_ns } });
-    let taken = match heartbeat::admit(window.as_ref(), boot_id, seq, now) {
+    let gap = sender.restart_gap_us as u64 * 1000;
+    let taken = match heartbeat::admit(window.as_ref(), boot_id, seq, now, gap) {
         Ok(t) => t,
         Err(r) => {
             count(match r {

@@ -41,10 +41,13 @@ pub(super) fn sysctl(key: &str, value: &str) -> Result<()> {
 /// IVR master key).
 fn heartbeat_senders(cfg: &Config, ifindex: impl Fn(&str) -> Option<u32>) -> Result<Vec<HeartbeatSender>> {
     let director = Key::from_bytes(&cfg.heartbeat.key);
+    // Two intervals: a restarting process is silent longer, a sender that
+    // is sending is not (a replayed boot start is refused meanwhile).
+    let restart_gap = cfg.heartbeat.interval * 2;
     let mut out = Vec::new();
     for p in &cfg.heartbeat.paths {
         let idx = ifindex(&p.interface).with_context(|| format!("heartbeat path {}: no interface {}", p.name, p.interface))?;
-        out.push(HeartbeatSender { node_id: cfg.node.peer_id, addr: IpAddr::V4(p.peer), kind: Kind::Director, ifindex: idx, key: director });
+        out.push(HeartbeatSender { node_id: cfg.node.peer_id, addr: IpAddr::V4(p.peer), kind: Kind::Director, ifindex: idx, key: director, restart_gap });
     }
     for (si, s) in cfg.services.iter().enumerate() {
         for (ri, r) in s.reals.iter().enumerate() {
@@ -58,7 +61,7 @@ fn heartbeat_senders(cfg: &Config, ifindex: impl Fn(&str) -> Option<u32>) -> Res
                 None => 0,
             };
             let key = crate::keys::ivr_heartbeat_key(ivr_master, node_id);
-            out.push(HeartbeatSender { node_id, addr: r.address, kind: Kind::Ivr, ifindex: idx, key });
+            out.push(HeartbeatSender { node_id, addr: r.address, kind: Kind::Ivr, ifindex: idx, key, restart_gap });
         }
     }
     Ok(out)

@@ -33,14 +33,21 @@ pub struct HbSender {
     pub k0: u64,
     pub k1: u64,
     pub ifindex: u32,
+    /// Silence of the sender's current boot, in µs, after which a new
+    /// boot may replace it (`heartbeat::window::admit`'s restart gap).
+    pub restart_gap_us: u32,
     /// `heartbeat::Kind` as u8.
     pub kind: u8,
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 7],
 }
 
 impl core::fmt::Debug for HbSender {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("HbSender").field("ifindex", &self.ifindex).field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("HbSender")
+            .field("ifindex", &self.ifindex)
+            .field("restart_gap_us", &self.restart_gap_us)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 

@@ -110,7 +110,7 @@ const _: () = {
     assert!(core::mem::size_of::<Counters>() == 32);
     assert!(core::mem::size_of::<HbConfig>() == 8);
     assert!(core::mem::size_of::<HbSenderKey>() == 20);
-    assert!(core::mem::size_of::<HbSender>() == 24);
+    assert!(core::mem::size_of::<HbSender>() == 32);
     assert!(core::mem::size_of::<HbPeer>() == 88);
     assert!(core::mem::size_of::<FlowEvent>() == 80);
     assert!(core::mem::size_of::<BenchFrame>() == 272);

@@ -123,26 +123,26 @@ mod admission {
 
     #[test]
     fn first_contact_takes_anything() {
-        assert_eq!(admit(None, A, 1, T0), Ok(at(A, 0, 1, T0)));
-        assert_eq!(admit(None, A, u64::MAX, T0), Ok(at(A, 0, u64::MAX, T0)));
+        assert_eq!(admit(None, A, 1, T0, 0), Ok(at(A, 0, 1, T0)));
+        assert_eq!(admit(None, A, u64::MAX, T0, 0), Ok(at(A, 0, u64::MAX, T0)));
     }
 
     #[test]
     fn same_boot_takes_the_next_sequences_and_refuses_replays() {
         let w = at(A, 0, 100, T0);
-        assert_eq!(admit(Some(&w), A, 101, T0 + MS), Ok(at(A, 0, 101, T0 + MS)));
-        assert_eq!(admit(Some(&w), A, 100 + WINDOW, T0), Ok(at(A, 0, 100 + WINDOW, T0)));
-        assert_eq!(admit(Some(&w), A, 100, T0 + MS), Err(Reject::Replay));
-        assert_eq!(admit(Some(&w), A, 3, T0 + MS), Err(Reject::Replay));
+        assert_eq!(admit(Some(&w), A, 101, T0 + MS, 0), Ok(at(A, 0, 101, T0 + MS)));
+        assert_eq!(admit(Some(&w), A, 100 + WINDOW, T0, 0), Ok(at(A, 0, 100 + WINDOW, T0)));
+        assert_eq!(admit(Some(&w), A, 100, T0 + MS, 0), Err(Reject::Replay));
+        assert_eq!(admit(Some(&w), A, 3, T0 + MS, 0), Err(Reject::Replay));
     }
 
     #[test]
     fn a_jump_beyond_the_window_is_refused_and_moves_nothing() {
         let w = at(A, 0, 100, T0);
-        assert_eq!(admit(Some(&w), A, u64::MAX, T0 + MS), Err(Reject::SeqJump));
-        assert_eq!(admit(Some(&w), A, 101 + WINDOW, T0), Err(Reject::SeqJump));
+        assert_eq!(admit(Some(&w), A, u64::MAX, T0 + MS, 0), Err(Reject::SeqJump));
+        assert_eq!(admit(Some(&w), A, 101 + WINDOW, T0, 0), Err(Reject::SeqJump));
         // The caller keeps `w`: the sender's next heartbeat is taken.
-        assert_eq!(admit(Some(&w), A, 101, T0 + 2 * MS), Ok(at(A, 0, 101, T0 + 2 * MS)));
+        assert_eq!(admit(Some(&w), A, 101, T0 + 2 * MS, 0), Ok(at(A, 0, 101, T0 + 2 * MS)));
     }
 
     #[test]
@@ -151,49 +151,63 @@ mod admission {
         // 1 s of silence: 10,000 more.
         let s = 1_000 * MS;
         let edge = 100 + WINDOW + s / NS_PER_EXTRA_SEQ;
-        assert_eq!(admit(Some(&w), A, edge, T0 + s).map(|w| w.seq), Ok(edge));
-        assert_eq!(admit(Some(&w), A, edge + 1, T0 + s), Err(Reject::SeqJump));
+        assert_eq!(admit(Some(&w), A, edge, T0 + s, 0).map(|w| w.seq), Ok(edge));
+        assert_eq!(admit(Some(&w), A, edge + 1, T0 + s, 0), Err(Reject::SeqJump));
     }
 
     #[test]
     fn a_restarted_sender_is_heard_at_once() {
         let w = at(A, 0, 1_000_000, T0);
-        assert_eq!(admit(Some(&w), B, 1, T0 + MS), Ok(at(B, A, 1, T0 + MS)));
-        assert_eq!(admit(Some(&w), B, RESTART_SEQS, T0 + MS).map(|w| w.boot), Ok(B));
+        assert_eq!(admit(Some(&w), B, 1, T0 + MS, 0), Ok(at(B, A, 1, T0 + MS)));
+        assert_eq!(admit(Some(&w), B, RESTART_SEQS, T0 + MS, 0).map(|w| w.boot), Ok(B));
         // Its sequence does not continue the old boot's: 1 after 1,000,000.
         let b = at(B, A, 1, T0 + MS);
-        assert_eq!(admit(Some(&b), B, 2, T0 + 2 * MS).map(|w| w.seq), Ok(2));
+        assert_eq!(admit(Some(&b), B, 2, T0 + 2 * MS, 0).map(|w| w.seq), Ok(2));
     }
 
     #[test]
     fn the_replaced_boot_and_an_advanced_new_boot_are_refused() {
         let b = at(B, A, 5, T0);
         // The boot it replaced, even at a low sequence.
-        assert_eq!(admit(Some(&b), A, 1, T0 + MS), Err(Reject::StaleBoot));
-        assert_eq!(admit(Some(&b), A, 1_000_001, T0 + MS), Err(Reject::StaleBoot));
+        assert_eq!(admit(Some(&b), A, 1, T0 + MS, 0), Err(Reject::StaleBoot));
+        assert_eq!(admit(Some(&b), A, 1_000_001, T0 + MS, 0), Err(Reject::StaleBoot));
         // A new boot past what a restart can have counted to.
-        assert_eq!(admit(Some(&b), C, RESTART_SEQS + 1, T0 + MS), Err(Reject::StaleBoot));
+        assert_eq!(admit(Some(&b), C, RESTART_SEQS + 1, T0 + MS, 0), Err(Reject::StaleBoot));
         // A third boot starting from 1 is a restart.
-        assert_eq!(admit(Some(&b), C, 1, T0 + MS), Ok(at(C, B, 1, T0 + MS)));
+        assert_eq!(admit(Some(&b), C, 1, T0 + MS, 0), Ok(at(C, B, 1, T0 + MS)));
+    }
+
+    #[test]
+    fn a_new_boot_waits_for_the_current_one_to_miss_its_restart_gap() {
+        const GAP: u64 = 2 * MS;
+        let w = at(A, 0, 500, T0);
+        // A's heartbeats still arrive: a replayed boot start is refused…
+        assert_eq!(admit(Some(&w), B, 1, T0 + GAP - 1, GAP), Err(Reject::StaleBoot));
+        // …and refusing it moved nothing: A goes on being heard.
+        assert_eq!(admit(Some(&w), A, 501, T0 + MS, GAP).map(|w| w.seq), Ok(501));
+        // A restarted sender is silent longer than the gap: taken.
+        assert_eq!(admit(Some(&w), B, 1, T0 + GAP, GAP), Ok(at(B, A, 1, T0 + GAP)));
+        // The gap does not slow the same boot down.
+        assert_eq!(admit(Some(&w), A, 501, T0 + 1, GAP).map(|w| w.seq), Ok(501));
     }
 
     #[test]
     fn a_stale_record_binds_nothing() {
         let b = at(B, A, 5, T0);
         let later = T0 + STALE_NS;
-        assert_eq!(admit(Some(&b), C, 9_999_999, later), Ok(at(C, B, 9_999_999, later)));
-        assert_eq!(admit(Some(&b), A, 7, later), Ok(at(A, B, 7, later)));
-        assert_eq!(admit(Some(&b), B, 3, later), Ok(at(B, A, 3, later)), "same boot, lower: after 5 s, taken");
-        assert_eq!(admit(Some(&b), C, 9_999_999, later - 1), Err(Reject::StaleBoot));
+        assert_eq!(admit(Some(&b), C, 9_999_999, later, 0), Ok(at(C, B, 9_999_999, later)));
+        assert_eq!(admit(Some(&b), A, 7, later, 0), Ok(at(A, B, 7, later)));
+        assert_eq!(admit(Some(&b), B, 3, later, 0), Ok(at(B, A, 3, later)), "same boot, lower: after 5 s, taken");
+        assert_eq!(admit(Some(&b), C, 9_999_999, later - 1, 0), Err(Reject::StaleBoot));
     }
 
     #[test]
     fn sums_saturate_at_the_top_of_the_range() {
         let w = at(A, 0, u64::MAX - 1, 0);
-        assert_eq!(admit(Some(&w), A, u64::MAX, u64::MAX - 1).map(|w| w.seq), Ok(u64::MAX));
+        assert_eq!(admit(Some(&w), A, u64::MAX, u64::MAX - 1, 0).map(|w| w.seq), Ok(u64::MAX));
         let top = at(A, 0, u64::MAX, 10);
-        assert_eq!(admit(Some(&top), A, u64::MAX, 11), Err(Reject::Replay));
+        assert_eq!(admit(Some(&top), A, u64::MAX, 11, 0), Err(Reject::Replay));
         // A clock read before the record's (another CPU): no silence.
-        assert_eq!(admit(Some(&at(A, 0, 1, 50)), A, 2, 10).map(|w| w.seq), Ok(2));
+        assert_eq!(admit(Some(&at(A, 0, 1, 50)), A, 2, 10, 0).map(|w| w.seq), Ok(2));
     }
 }

@@ -22,19 +22,25 @@
 //!    moves the window: a forged sequence of 2^64−1 is refused and the
 //!    sender's next real heartbeat is still taken.
 //! 3. **Another boot, record fresh**: taken iff `seq ≤ RESTART_SEQS` (a
-//!    restarted sender counts from 1) and the boot is not the one the
-//!    current boot replaced (no flip back to it); else
-//!    [`Reject::StaleBoot`]. The replaced boot is remembered as `prev_boot`.
+//!    restarted sender counts from 1), the boot is not the one the
+//!    current boot replaced (no flip back to it), and the current boot
+//!    has been silent for the sender's *restart gap* (the caller's
+//!    `restart_gap_ns`: two heartbeat intervals for a director) — a
+//!    process that restarts is silent longer than that, a sender that is
+//!    sending is not; else [`Reject::StaleBoot`]. The replaced boot is
+//!    remembered as `prev_boot`.
 //!
 //! What it cannot do, being one-way with no challenge: tell a replayed
-//! capture from the sender when the capture's boot is new to it. A
-//! recording of some earlier boot's first [`RESTART_SEQS`] heartbeats,
-//! replayed with the sender's address on the sender's path, is taken as a
-//! restart (rule 3), and one replayed to a receiver with no record (it
-//! just started) as first contact; the real sender is then refused
+//! capture from the sender when the capture's boot is new to it and the
+//! sender is silent. A recording of some earlier boot's first
+//! [`RESTART_SEQS`] heartbeats, replayed with the sender's address on the
+//! sender's path, is taken as a restart (rule 3) once the real sender has
+//! missed its restart gap, and one replayed to a receiver with no record
+//! (it just started) as first contact; the real sender is then refused
 //! ([`Reject::StaleBoot`]) until the replay stops for [`STALE_NS`] or its
-//! boot is replaced. Boot 0 is never drawn by a sender; `prev_boot` 0
-//! means "none".
+//! boot is replaced — at most [`RESTART_SEQS`] replayed heartbeats per
+//! recorded boot. Boot 0 is never drawn by a sender; `prev_boot` 0 means
+//! "none".
 
 /// Sequences a sender may advance by between two heartbeats taken with no
 /// silence between them.
@@ -76,9 +82,16 @@ pub enum Reject {
 
 /// The admission rule (module doc): the window after taking (`boot`,
 /// `seq`) at `now_ns`, or why not. `last` is what was taken before from
-/// the same sender and path (`None`: nothing).
+/// the same sender and path (`None`: nothing); `restart_gap_ns` the
+/// silence of the current boot after which a new boot may replace it.
 #[inline(always)]
-pub fn admit(last: Option<&Window>, boot: u64, seq: u64, now_ns: u64) -> Result<Window, Reject> {
+pub fn admit(
+    last: Option<&Window>,
+    boot: u64,
+    seq: u64,
+    now_ns: u64,
+    restart_gap_ns: u64,
+) -> Result<Window, Reject> {
     let taken = |prev_boot| Window { boot, prev_boot, seq, seen_ns: now_ns };
     let Some(last) = last else {
         return Ok(taken(0));
@@ -98,7 +111,7 @@ pub fn admit(last: Option<&Window>, boot: u64, seq: u64, now_ns: u64) -> Result<
         }
         return Ok(taken(last.prev_boot));
     }
-    if seq > RESTART_SEQS || (last.prev_boot != 0 && boot == last.prev_boot) {
+    if seq > RESTART_SEQS || (last.prev_boot != 0 && boot == last.prev_boot) || silence < restart_gap_ns {
         return Err(Reject::StaleBoot);
     }
     Ok(taken(last.boot))
