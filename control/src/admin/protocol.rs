@@ -139,6 +139,22 @@ pub struct VipStatus {
     pub interface: String,
     /// This node holds the address.
     pub owned: bool,
+    /// Gratuitous ARPs sent, failed, re-sent after a transient failure,
+    /// and given up, since the daemon started.
+    #[serde(default)]
+    pub garp_sent: u64,
+    #[serde(default)]
+    pub garp_failed: u64,
+    #[serde(default)]
+    pub garp_retried: u64,
+    #[serde(default)]
+    pub garp_dropped: u64,
+    /// The errno of the last failed GARP.
+    #[serde(default)]
+    pub garp_last_errno: Option<i32>,
+    /// Dataplane ownership updates of the VIP that failed.
+    #[serde(default)]
+    pub own_failed: u64,
 }
 
 /// `sync`: this node's end of state sync.

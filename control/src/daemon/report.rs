@@ -64,10 +64,19 @@ impl Daemon {
                 .vips
                 .iter()
                 .zip(&self.cfg.vips)
-                .map(|(v, c)| admin::VipStatus {
-                    address: v.addr,
-                    interface: c.interface.clone(),
-                    owned: self.pair.state() == NodeState::Active,
+                .map(|(v, c)| {
+                    let g = v.garp.announcement().stats();
+                    admin::VipStatus {
+                        address: v.addr,
+                        interface: c.interface.clone(),
+                        owned: self.pair.state() == NodeState::Active,
+                        garp_sent: g.garp_sent,
+                        garp_failed: g.garp_failed,
+                        garp_retried: g.garp_retried,
+                        garp_dropped: g.garp_dropped,
+                        garp_last_errno: g.garp_last_errno,
+                        own_failed: g.own_failed,
+                    }
                 })
                 .collect(),
             witness: self.cfg.witness.as_ref().map(|w| admin::WitnessStatus { address: w.address, reachable: self.witness_ok }),
@@ -206,6 +215,15 @@ impl Daemon {
         }
         e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "link".into())]), f64::from(u8::from(self.link_fault)));
         e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "card".into())]), f64::from(u8::from(self.card_fault.is_faulty())));
+        for (v, c) in self.vips.iter().zip(&self.cfg.vips) {
+            let g = v.garp.announcement().stats();
+            let l = || labels([("vip", v.addr.to_string()), ("interface", c.interface.clone())]);
+            e.counter("garp_sent", "Gratuitous ARPs sent for a VIP", l(), g.garp_sent);
+            e.counter("garp_failed", "Gratuitous ARP sends that failed", l(), g.garp_failed);
+            e.counter("garp_retried", "Failed gratuitous ARPs sent again", l(), g.garp_retried);
+            e.counter("garp_dropped", "Failed gratuitous ARPs given up", l(), g.garp_dropped);
+            e.counter("vip_own_failed", "Dataplane ownership updates of a VIP that failed", l(), g.own_failed);
+        }
         if let Ok(reasons) = self.dp.reasons() {
             for (r, n) in reasons {
                 e.counter("dispatch_packets", "Packets the XDP program handled, by reason", labels([("reason", r.name().into())]), n);

@@ -60,7 +60,10 @@ impl Daemon {
                 tracing::error!("card {}: {e}", c.root().display());
             }
         }
-        self.ring.rearm(Token::CardsStart, now + Duration::from_micros(200))?;
+        if let Err(e) = self.ring.rearm(Token::CardsStart, now + Duration::from_micros(200)) {
+            // Not fatal on the takeover path: the loop re-arms it next turn.
+            tracing::warn!("cards: cannot arm the start-wait timer: {e}");
+        }
         Ok(())
     }
 
@@ -85,8 +88,9 @@ impl Daemon {
                 }
             }
         }
-        if pending {
-            self.ring.arm_timeout(Token::CardsStart, now + Duration::from_micros(500))?;
+        if pending && let Err(e) = self.ring.arm_timeout(Token::CardsStart, now + Duration::from_micros(500)) {
+            // Not fatal on the takeover path: the loop re-arms it next turn.
+            tracing::warn!("cards: cannot arm the start-wait timer: {e}");
         }
         Ok(())
     }
