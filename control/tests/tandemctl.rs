@@ -86,6 +86,12 @@ fn canned(req: &Request) -> Response {
                 address: "198.18.0.100".parse().expect("ip"),
                 interface: "svc0".into(),
                 owned: true,
+                garp_sent: 5,
+                garp_failed: 0,
+                garp_retried: 0,
+                garp_dropped: 0,
+                garp_last_errno: None,
+                own_failed: 0,
             }],
             witness: Some(WitnessStatus {
                 address: "198.18.0.1".parse().expect("ip"),
@@ -422,4 +428,43 @@ fn root_tandemctl_as_another_user_is_denied() {
     assert_eq!(code, 0, "{e}");
     assert_eq!(server.join().expect("server").len(), 1);
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}
+
+/// `tandemctl key`: a fresh key, and an IVR's own key as the director's
+/// kernel checks it (the lab's derivation), never the master key itself.
+#[test]
+fn tandemctl_key_generates_and_derives_ivr_keys() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tandemctl")).args(args).output().expect("run tandemctl");
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let (code, a) = run(&["key", "generate"]);
+    let (_, b) = run(&["key", "generate"]);
+    assert_eq!(code, 0);
+    assert!(a.len() == 32 && a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    assert_ne!(a, b);
+
+    let dir = std::env::temp_dir().join(format!("tandemctl-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("tandem.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nid = 1\npeer_id = 2\nname = \"a\"\n[heartbeat]\nkey = \"{}\"\nivr_key = \"{}\"\n\
+             paths = [{{ name = \"l\", interface = \"hb0\", local = \"198.18.1.1\", peer = \"198.18.1.2\" }}]\n",
+            tandem_tests::lab::tandemd::KEY_HEX,
+            tandem_tests::lab::tandemd::IVR_KEY_HEX
+        ),
+    )
+    .unwrap();
+    let (code, k) = run(&["key", "ivr", "101", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let want = tandem_tests::lab::tandemd::ivr_key_of(101);
+    assert_eq!(k, tandem_control::keys::to_hex(&want));
+    assert_ne!(k, tandem_tests::lab::tandemd::IVR_KEY_HEX);
+    let (_, other) = run(&["key", "ivr", "102", "--config", config.to_str().unwrap()]);
+    assert_ne!(k, other);
+    let (code, _) = run(&["key", "ivr", "101", "--config", dir.join("absent.toml").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -57,6 +57,50 @@ enum Command {
         #[arg(value_enum)]
         mode: OnOff,
     },
+    /// Keys, without a daemon: a fresh one, or an IVR's own heartbeat key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print a fresh random key (32 hex digits) for `tandem.toml` or a key file.
+    Generate,
+    /// Print the heartbeat key of the IVR with this heartbeat node id, derived
+    /// from the IVR master key of a director's configuration: give it to that
+    /// IVR (and to no other host).
+    Ivr {
+        node_id: u32,
+        /// The director's configuration (its heartbeat.ivr_key or ivr_key_file).
+        #[arg(long, default_value = "/etc/tandem/tandem.toml")]
+        config: PathBuf,
+    },
+}
+
+/// `tandemctl key …`: prints one key on stdout (meant for a file or a
+/// provisioning tool, never a log).
+fn key_command(k: KeyCommand) -> ExitCode {
+    let key = match k {
+        KeyCommand::Generate => tandem_control::keys::generate().map_err(|e| format!("getrandom: {e}")),
+        KeyCommand::Ivr { node_id, config } => tandem_control::config::Config::load(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                let master = c.heartbeat.ivr_key.ok_or_else(|| {
+                    format!("{}: heartbeat.ivr_key: not set (no IVR keys to derive)", config.display())
+                })?;
+                Ok(tandem_control::keys::ivr_key_bytes(&master, node_id))
+            }),
+    };
+    match key {
+        Ok(k) => {
+            println!("{}", tandem_control::keys::to_hex(&k));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandemctl: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -82,6 +126,7 @@ fn main() -> ExitCode {
         Command::Maintenance { mode } => Some(Request::Maintenance {
             on: matches!(mode, OnOff::On),
         }),
+        Command::Key(k) => return key_command(k),
     };
     let answer = match &request {
         Some(request) => admin::request(&cli.socket, request, timeout),
