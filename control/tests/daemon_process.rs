@@ -14,18 +14,7 @@ use std::{
 use tandem_control::{admin, events::Event};
 use tandem_tests::{in_netns, require_privileged};
 
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(ns: &str, args: &str) {
-    let st = Command::new("ip").args(["-n", ns]).args(args.split_whitespace()).status().expect("ip");
-    assert!(st.success(), "ip -n {ns} {args}");
-}
+use tandem_tests::lab::netns::{Owned as Netns, single_director};
 
 /// A sysctl of the namespace (network sysctls belong to the reading thread's namespace).
 fn sysctl(ns: &str, key: &str) -> String {
@@ -36,17 +25,7 @@ fn sysctl(ns: &str, key: &str) -> String {
 /// A namespace with a service veth (svc0, 198.18.0.11) and a heartbeat
 /// veth (hb0, 198.18.1.1).
 fn lab(tag: &str) -> Netns {
-    let ns = Netns(format!("tl-{tag}-{}", std::process::id()));
-    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().expect("ip").success());
-    ip(&ns.0, "link set lo up");
-    ip(&ns.0, "link add svc0 type veth peer name svc1");
-    ip(&ns.0, "link add hb0 type veth peer name hb1");
-    for l in ["svc0", "svc1", "hb0", "hb1"] {
-        ip(&ns.0, &format!("link set {l} up"));
-    }
-    ip(&ns.0, "addr add 198.18.0.11/24 dev svc0");
-    ip(&ns.0, "addr add 198.18.1.1/24 dev hb0");
-    ns
+    single_director(tag)
 }
 
 /// One director's configuration; `service_extra` goes into its service.

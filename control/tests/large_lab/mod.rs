@@ -30,18 +30,7 @@ pub const IVR_NODE_ID_BASE: u32 = 1000;
 /// The metrics endpoint, inside the namespace.
 pub const METRICS: &str = "127.0.0.1:9471";
 
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(ns: &str, args: &str) {
-    let st = Command::new("ip").args(["-n", ns]).args(args.split_whitespace()).status().expect("ip");
-    assert!(st.success(), "ip -n {ns} {args}");
-}
+use tandem_tests::lab::netns::{Owned as Netns, single_director};
 
 /// A running tandemd configured with [`SERVICES`] × [`REALS_PER_SERVICE`].
 pub struct LargeDaemon {
@@ -117,16 +106,7 @@ impl LargeDaemon {
     /// Builds the namespace, writes the configuration and starts tandemd;
     /// returns once it answers `status` (at most 30 s).
     pub fn start(tag: &str) -> LargeDaemon {
-        let ns = Netns(format!("tl-{tag}-{}", std::process::id()));
-        assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().expect("ip").success());
-        ip(&ns.0, "link set lo up");
-        ip(&ns.0, "link add svc0 type veth peer name svc1");
-        ip(&ns.0, "link add hb0 type veth peer name hb1");
-        for l in ["svc0", "svc1", "hb0", "hb1"] {
-            ip(&ns.0, &format!("link set {l} up"));
-        }
-        ip(&ns.0, "addr add 198.18.0.11/24 dev svc0");
-        ip(&ns.0, "addr add 198.18.1.1/24 dev hb0");
+        let ns = single_director(tag);
         let dir = std::env::temp_dir().join(format!("tandem-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let socket = dir.join("admin.sock");

@@ -198,3 +198,41 @@ mod tests {
         assert_eq!(owner_pid("tdm1a2x3-a"), None);
     }
 }
+
+/// A namespace a test made for itself, deleted when this is dropped (also
+/// after a panic).
+pub struct Owned(pub String);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let _ = delete(&self.0);
+    }
+}
+
+/// `ip -n <ns> <args>` (split at white space); panics naming the command
+/// when it fails (for tests that build their own namespace).
+pub fn ip_in(ns: &str, args: &str) {
+    let argv: Vec<&str> = ["-n", ns].into_iter().chain(args.split_whitespace()).collect();
+    if let Err(e) = cmd::ip(&argv) {
+        panic!("ip -n {ns} {args}: {e}");
+    }
+}
+
+/// A namespace `tl-<tag>-<pid>` for one director on its own: a service veth
+/// `svc0` (198.18.0.11/24, other end `svc1`) and a heartbeat veth `hb0`
+/// (198.18.1.1/24, other end `hb1`), all up; its peer never answers.
+pub fn single_director(tag: &str) -> Owned {
+    let ns = Owned(format!("tl-{tag}-{}", std::process::id()));
+    if let Err(e) = add(&ns.0) {
+        panic!("ip netns add {}: {e}", ns.0);
+    }
+    ip_in(&ns.0, "link set lo up");
+    ip_in(&ns.0, "link add svc0 type veth peer name svc1");
+    ip_in(&ns.0, "link add hb0 type veth peer name hb1");
+    for l in ["svc0", "svc1", "hb0", "hb1"] {
+        ip_in(&ns.0, &format!("link set {l} up"));
+    }
+    ip_in(&ns.0, "addr add 198.18.0.11/24 dev svc0");
+    ip_in(&ns.0, "addr add 198.18.1.1/24 dev hb0");
+    ns
+}
