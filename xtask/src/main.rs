@@ -44,8 +44,10 @@ enum Cmd {
         #[command(subcommand)]
         action: LabAction,
     },
-    /// Fuzz the state-sync frame parser (cargo-fuzz, nightly) for a bounded
-    /// time; installs cargo-fuzz if missing. Fails if the fuzzer finds a crash.
+    /// Fuzz state sync (cargo-fuzz, nightly) for a bounded time: the frame
+    /// parser (`sync_frame`), then the session machines driven by scripted
+    /// frames (`sync_session`), the seconds split between them; installs
+    /// cargo-fuzz if missing. Fails if the fuzzer finds a crash.
     Fuzz {
         /// How long to run, in seconds.
         #[arg(long, default_value_t = 60)]

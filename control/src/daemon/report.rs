@@ -259,6 +259,20 @@ impl Daemon {
             e.counter("sync_overflows", "Times the standby fell out of the window", Vec::new(), s.overflows);
             e.counter("sync_bad_frames", "Frames that failed to parse or authenticate", Vec::new(), s.bad_frames);
             e.counter("sync_kernel_refused", "Synced records this node's kernel could not take", Vec::new(), s.kernel_errors);
+            e.counter("sync_connections_accepted", "Connections accepted on the sync port", Vec::new(), s.accepted);
+            e.counter("sync_connections_refused", "Sync connections closed at once (not a peer address, or not publishing)", Vec::new(), s.refused);
+            e.gauge("sync_connections_pending", "Sync connections not yet authenticated", Vec::new(), s.pending as f64);
+            e.counter("sync_handshakes", "Sync handshakes completed", Vec::new(), s.handshakes);
+            for (why, n) in [
+                ("dropped for a newer one", s.pending_dropped),
+                ("timeout", s.handshake_timeouts),
+                ("bad proof", s.handshake_bad_proof),
+                ("bad frame", s.handshake_bad_frames),
+                ("over budget", s.handshake_over_budget),
+                ("closed", s.handshake_closed),
+            ] {
+                e.counter("sync_handshakes_failed", "Sync connections that did not authenticate, by reason", labels([("reason", why.into())]), n);
+            }
             // A summary over the publisher's recent changes (NaN before the
             // first): the sync runtime keeps no running sum or count, so the
             // window's size is a gauge of its own rather than a `_count`.
