@@ -16,9 +16,9 @@
 //!     interface names, the dataplane's enums by their serde names);
 //! - `validate`: the checks between fields and tables, every problem at once;
 //! - [`Config`] (this module): what the daemon uses, resolved from the model;
+//! - `keys`: the key files, read once everything else is valid;
 //! - `dataplane`: the services in the dataplane's form.
 //!
-//! - `keys`: the key files, read once everything else is valid;
 //! Writing a configuration ([`Config::to_toml`]) serializes the same model,
 //! never showing a key. It must not do I/O beyond reading the file and its
 //! key files, and it applies nothing: what

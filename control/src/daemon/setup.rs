@@ -209,7 +209,8 @@ impl Daemon {
                 *sc.key,
                 &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
                 &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
-            )?),
+            )?
+            .with_peer_ids(&[cfg.node.peer_id])),
             None => None,
         };
         let clients = Clients::bind(&cfg.admin)?;

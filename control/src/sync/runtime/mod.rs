@@ -123,6 +123,8 @@ pub enum Event {
 /// The sync runtime of one node.
 pub struct SyncRuntime {
     node_id: u32,
+    /// The node ids a session may be with (empty: any but this node's).
+    peer_ids: Vec<u32>,
     key: SyncKey,
     /// The peer's addresses, dialed in turn; only they may connect.
     peers: Vec<SocketAddr>,
@@ -174,6 +176,7 @@ impl SyncRuntime {
         }
         Ok(SyncRuntime {
             node_id,
+            peer_ids: Vec::new(),
             key: key.into(),
             peers: peers.to_vec(),
             next_peer: 0,
@@ -255,11 +258,19 @@ impl SyncRuntime {
         self.close("this node took over".into());
         let store = self.take_store();
         let stream = NonZeroU64::new(random_u64() | 1).expect("non-zero");
-        let mut publisher =
-            Publisher::new(PublisherConfig::new(self.node_id, self.key.clone(), stream));
+        let mut cfg = PublisherConfig::new(self.node_id, self.key.clone(), stream);
+        cfg.peers = self.peer_ids.clone();
+        let mut publisher = Publisher::new(cfg);
         publisher.set_epoch(epoch);
         let _ = now;
         self.role = Role::Publishing { store, publisher };
+    }
+
+    /// Sessions only with these node ids (the configuration's peer): a
+    /// handshake from another node id fails, whatever key it holds.
+    pub fn with_peer_ids(mut self, ids: &[u32]) -> SyncRuntime {
+        self.peer_ids = ids.to_vec();
+        self
     }
 
     /// This node stands by: subscribe to the peer, keeping what it holds.
@@ -272,7 +283,8 @@ impl SyncRuntime {
         self.close("this node stands by".into());
         let store = self.take_store();
         self.drop_pending();
-        let cfg = SubscriberConfig::new(self.node_id, self.key.clone());
+        let mut cfg = SubscriberConfig::new(self.node_id, self.key.clone());
+        cfg.peers = self.peer_ids.clone();
         let mut sub = Subscriber::with_store(cfg, store);
         sub.set_epoch(epoch);
         self.role = Role::Subscribing(sub);

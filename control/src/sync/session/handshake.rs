@@ -73,9 +73,17 @@ pub struct Handshake {
     out: VecDeque<Vec<u8>>,
     started: Instant,
     timeout: Duration,
+    /// The node ids this end may talk to (empty: any but its own).
+    peers: Vec<u32>,
 }
 
 impl Handshake {
+    /// Refuses a peer whose node id is not one of `peers` (empty: any).
+    pub fn expecting(mut self, peers: &[u32]) -> Handshake {
+        self.peers = peers.to_vec();
+        self
+    }
+
     /// The publisher's end: waits for an Init. `nonce` must be fresh.
     pub fn publisher(
         node_id: u32,
@@ -95,6 +103,7 @@ impl Handshake {
             out: VecDeque::new(),
             started: now,
             timeout,
+            peers: Vec::new(),
         }
     }
 
@@ -122,10 +131,19 @@ impl Handshake {
             out: VecDeque::new(),
             started: now,
             timeout,
+            peers: Vec::new(),
         };
         let init = h.clear_frame(init);
         h.out.push_back(init);
         h
+    }
+
+    fn check_peer(&self, node: u32) -> Result<(), SessionError> {
+        if self.peers.is_empty() || self.peers.contains(&node) {
+            Ok(())
+        } else {
+            Err(SessionError::NotAPeer(node))
+        }
     }
 
     fn clear_frame(&self, message: Message) -> Vec<u8> {
@@ -173,6 +191,7 @@ impl Handshake {
         match (step, repr.message) {
             (Step::AwaitInit, Message::Init(g)) => {
                 check_greeting(&g, repr.node_id, self.node_id, Role::Subscriber)?;
+                self.check_peer(repr.node_id)?;
                 let transcript = Transcript {
                     protocol: PROTOCOL,
                     subscriber: repr.node_id,
@@ -222,6 +241,7 @@ impl Handshake {
             }
             (Step::AwaitReply, Message::Reply { greeting, proof }) => {
                 check_greeting(&greeting, repr.node_id, self.node_id, Role::Publisher)?;
+                self.check_peer(repr.node_id)?;
                 let transcript = Transcript {
                     protocol: PROTOCOL,
                     subscriber: self.node_id,

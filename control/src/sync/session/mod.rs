@@ -113,6 +113,8 @@ pub enum SessionError {
     Role { got: Role, expected: Role },
     #[error("peer claims this node's id {0}")]
     SameNodeId(u32),
+    #[error("node {0} is not a configured peer")]
+    NotAPeer(u32),
     #[error("peer accepts frames of at most {0} bytes, below the minimum {MIN_FRAME_LEN}")]
     MaxFrame(u32),
     #[error("the peer's proof of the sync key does not verify (another key, or a replay)")]

@@ -52,6 +52,9 @@ pub struct PublisherConfig {
     /// A handshake not completed this long after the connection came up
     /// fails.
     pub handshake_timeout: Duration,
+    /// The node ids of the directors this one syncs with (`node.peer_id`);
+    /// a handshake from any other node id fails. Empty: any but its own.
+    pub peers: Vec<u32>,
 }
 
 impl PublisherConfig {
@@ -72,6 +75,7 @@ impl PublisherConfig {
             keepalive_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(3),
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            peers: Vec::new(),
         }
     }
 }
@@ -311,7 +315,8 @@ impl Publisher {
             nonce.into(),
             now,
             self.cfg.handshake_timeout,
-        );
+        )
+        .expecting(&self.cfg.peers);
         self.link = Some(self.new_conn(Auth::Handshake(Box::new(hs)), 0, 0, now));
         self.stats.connections += 1;
     }
@@ -337,6 +342,7 @@ impl Publisher {
             now,
             self.cfg.handshake_timeout,
         )
+        .expecting(&self.cfg.peers)
     }
 
     fn new_conn(&self, auth: Auth, peer_node: u32, peer_epoch: u64, now: Instant) -> PubConn {

@@ -32,6 +32,9 @@ pub struct SubscriberConfig {
     /// A handshake not completed this long after the connection came up
     /// fails.
     pub handshake_timeout: Duration,
+    /// The node ids of the directors this one syncs with (`node.peer_id`);
+    /// a handshake from any other node id fails. Empty: any but its own.
+    pub peers: Vec<u32>,
 }
 
 impl SubscriberConfig {
@@ -45,6 +48,7 @@ impl SubscriberConfig {
             idle_timeout: Duration::from_secs(3),
             resync_timeout: Duration::from_millis(100),
             handshake_timeout: HANDSHAKE_TIMEOUT,
+            peers: Vec::new(),
         }
     }
 }
@@ -204,7 +208,8 @@ impl Subscriber {
             nonce.into(),
             now,
             self.cfg.handshake_timeout,
-        );
+        )
+        .expecting(&self.cfg.peers);
         self.link = Some(SubConn {
             auth: Auth::Handshake(Box::new(hs)),
             hello_due: false,

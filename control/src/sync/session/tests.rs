@@ -1549,3 +1549,40 @@ fn random_scripts_keep_the_session_invariants() {
         }
     }
 }
+
+/// Holding the sync key is not enough to be either end: the node ids must
+/// be the configured peer's.
+#[test]
+fn a_node_that_is_not_the_configured_peer_fails_the_handshake() {
+    const STRANGER: u32 = 77;
+    let now = Instant::now();
+    let mut cfg = pcfg();
+    cfg.peers = vec![STANDBY];
+    let mut p = Publisher::new(cfg.clone());
+    p.connected(now, Nonce::from(11));
+    assert_eq!(p.handle_frame(&init(STRANGER, 22), now), Err(SessionError::NotAPeer(STRANGER)));
+    assert!(p.poll_transmit(now, &Store::new()).is_none(), "no Reply to a stranger");
+    // The configured peer completes it.
+    let mut p = Publisher::new(cfg);
+    hand_subscriber(&mut p, now);
+
+    let mut scfg = scfg();
+    scfg.peers = vec![ACTIVE];
+    let mut s = Subscriber::new(scfg);
+    s.connected(now, Nonce::from(22));
+    let Message::Init(g) = parse_clear(&s.poll_transmit(now).expect("an init")).message else {
+        panic!("not an init");
+    };
+    let t = Transcript {
+        protocol: PROTOCOL,
+        subscriber: STANDBY,
+        publisher: STRANGER,
+        subscriber_nonce: g.nonce,
+        publisher_nonce: Nonce::from(33),
+    };
+    let reply = Message::Reply {
+        greeting: Greeting { role: Role::Publisher, protocol: PROTOCOL, nonce: Nonce::from(33) },
+        proof: keys().proof(Role::Publisher, &t),
+    };
+    assert_eq!(s.handle_frame(&clear(STRANGER, reply), now), Err(SessionError::NotAPeer(STRANGER)));
+}
