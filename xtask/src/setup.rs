@@ -26,6 +26,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "inspecting programs and maps"),
     ("ethtool", "lab: veth GRO for XDP_TX"),
     ("iputils-ping", "lab: ping"),
+    ("libfaketime", "lab: a director restarted with its wall clock behind"),
 ];
 
 /// The image's nightly: the one toolchain whose LLVM matches bpf-linker 0.13.
