@@ -191,6 +191,15 @@ impl Outbox {
         self.clear();
         Ok((true, wrote))
     }
+
+    /// [`write_to`](Self::write_to) for a connection whose `deadline`
+    /// follows its client's progress, within `answer_by`: `true` when
+    /// nothing is left.
+    fn flush(&mut self, stream: impl Write, deadline: &mut Instant, answer_by: Instant, now: Instant) -> io::Result<bool> {
+        let (done, wrote) = self.write_to(stream)?;
+        *deadline = after_progress(*deadline, wrote, now, answer_by);
+        Ok(done)
+    }
 }
 
 /// The deadline after a write of `wrote` bytes at `now`, for an answer
@@ -339,9 +348,7 @@ impl Connection {
     /// it took anything, the deadline moves to [`ANSWER_IDLE`] after `now`
     /// (never past [`ANSWER_TIMEOUT`] after the request).
     pub fn flush_at(&mut self, now: Instant) -> io::Result<bool> {
-        let (done, wrote) = self.output.write_to(&self.stream)?;
-        self.deadline = after_progress(self.deadline, wrote, now, self.answer_by);
-        Ok(done)
+        self.output.flush(&self.stream, &mut self.deadline, self.answer_by, now)
     }
 
     /// Answer bytes queued and not sent yet.
@@ -485,9 +492,7 @@ impl HttpConnection {
     /// it took anything, the deadline moves to [`ANSWER_IDLE`] after `now`
     /// (never past [`ANSWER_TIMEOUT`] after the accept).
     pub fn flush_at(&mut self, now: Instant) -> io::Result<bool> {
-        let (done, wrote) = self.output.write_to(&self.stream)?;
-        self.deadline = after_progress(self.deadline, wrote, now, self.answer_by);
-        Ok(done)
+        self.output.flush(&self.stream, &mut self.deadline, self.answer_by, now)
     }
 
     /// Answer bytes queued and not sent yet.

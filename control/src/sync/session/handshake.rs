@@ -84,6 +84,24 @@ impl Handshake {
         self
     }
 
+    /// One end at its first step (the publisher waits for an Init, the
+    /// subscriber for the Reply to its own), with nothing sent yet.
+    fn new(role: Role, node_id: u32, epoch: u64, keys: HandshakeKeys, nonce: Nonce, now: Instant, timeout: Duration) -> Handshake {
+        let step = if role == Role::Publisher { Step::AwaitInit } else { Step::AwaitReply };
+        Handshake {
+            role,
+            node_id,
+            epoch,
+            keys,
+            nonce,
+            step,
+            out: VecDeque::new(),
+            started: now,
+            timeout,
+            peers: Vec::new(),
+        }
+    }
+
     /// The publisher's end: waits for an Init. `nonce` must be fresh.
     pub fn publisher(
         node_id: u32,
@@ -93,18 +111,7 @@ impl Handshake {
         now: Instant,
         timeout: Duration,
     ) -> Handshake {
-        Handshake {
-            role: Role::Publisher,
-            node_id,
-            epoch,
-            keys,
-            nonce,
-            step: Step::AwaitInit,
-            out: VecDeque::new(),
-            started: now,
-            timeout,
-            peers: Vec::new(),
-        }
+        Handshake::new(Role::Publisher, node_id, epoch, keys, nonce, now, timeout)
     }
 
     /// The subscriber's end: sends its Init. `nonce` must be fresh.
@@ -121,18 +128,7 @@ impl Handshake {
             protocol: PROTOCOL,
             nonce,
         });
-        let mut h = Handshake {
-            role: Role::Subscriber,
-            node_id,
-            epoch,
-            keys,
-            nonce,
-            step: Step::AwaitReply,
-            out: VecDeque::new(),
-            started: now,
-            timeout,
-            peers: Vec::new(),
-        };
+        let mut h = Handshake::new(Role::Subscriber, node_id, epoch, keys, nonce, now, timeout);
         let init = h.clear_frame(init);
         h.out.push_back(init);
         h
