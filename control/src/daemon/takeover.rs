@@ -76,7 +76,7 @@ impl Daemon {
     pub(super) fn apply_actions(&mut self) -> Result<()> {
         while let Some(a) = self.pair.poll_action() {
             match a {
-                Action::StateChanged { from, to, epoch } => self.on_state_changed(from, to, epoch),
+                Action::StateChanged { from, to, epoch, .. } => self.on_state_changed(from, to, epoch),
                 Action::BecomeActive { epoch } => self.become_active(epoch),
                 Action::BecomeStandby => self.become_standby(),
                 Action::SendGarp => {
@@ -89,6 +89,8 @@ impl Daemon {
                     self.mark(Event::GarpResent);
                 }
                 Action::ProbeWitness => self.probe_witness(),
+                #[allow(unreachable_patterns)]
+                _ => {}
             }
         }
         self.rearm_lost_waits();
