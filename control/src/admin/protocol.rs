@@ -32,6 +32,9 @@ pub enum Request {
     Status,
     /// Hand the active role to the peer.
     Switchover,
+    /// End the hold a switchover put on this node (with preempt on, it
+    /// may take the role back once it holds the peer's state).
+    ReleaseHold,
     Services,
     Reals,
     /// Spans, alarms and channel states of the telephony cards.
@@ -110,6 +113,49 @@ pub struct StatusReply {
     pub paths: Vec<PathStatus>,
     pub vips: Vec<VipStatus>,
     pub witness: Option<WitnessStatus>,
+    /// Flap damping, holds and preemption gating.
+    pub damping: DampingStatus,
+    /// The kernel's dead-man switch over this daemon.
+    pub dead_man: DeadManStatus,
+    /// The peer is alive but its heartbeats fail authentication (a wrong
+    /// or different key): this node will not take over beside it.
+    pub peer_misconfigured: bool,
+    /// What an operator must look at, one sentence each (empty: nothing).
+    pub alarms: Vec<String>,
+    /// This daemon's own lateness: loop turns that started later than one
+    /// heartbeat interval after the previous one, and the worst gap.
+    pub late_turns: u64,
+    pub worst_turn_gap_us: u64,
+}
+
+/// Flap damping and holds of the pair machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DampingStatus {
+    /// Recent losses of the active role that count toward the back-off.
+    pub flaps: u32,
+    /// Time left in the hold-down (this node does not compete for the
+    /// role unless the peer is positively dead on every path).
+    pub hold_down_ms: Option<u64>,
+    /// A switchover hold: `None` no hold, `Some(None)` until released
+    /// (`tandemctl switchover --release`), `Some(Some(ms))` time left.
+    pub switchover_hold_ms: Option<Option<u64>>,
+    /// This node holds the peer's state (sync snapshot applied, caught up).
+    pub peer_state_held: bool,
+}
+
+/// The dead-man switch: the daemon stamps the kernel every loop turn;
+/// when the stamp is older than the budget (or the process exited), XDP
+/// stops answering ARP for the VIPs, dispatching and reflecting echoes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeadManStatus {
+    /// 0: the switch is off.
+    pub budget_ms: u64,
+    /// Times the switch tripped since the daemon started.
+    pub trips: u64,
+    /// Tripped now (not yet re-armed by the daemon).
+    pub fenced: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +177,12 @@ pub struct PathStatus {
     pub up: bool,
     /// Time since the peer's last heartbeat on this path.
     pub last_heard_ms: Option<u64>,
+    /// Echo liveness on this path: `unknown`, `alive` or `lost`.
+    pub echo: String,
+    /// Time since the peer last reflected one of our echoes on this path.
+    pub last_echo_ms: Option<u64>,
+    /// Heartbeats from the peer's address on this path fail authentication.
+    pub bad_mac: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,8 +32,13 @@ struct Cli {
 enum Command {
     /// This node's state, its peer, the heartbeat paths and the VIPs.
     Status,
-    /// Hand the active role to the peer.
-    Switchover,
+    /// Hand the active role to the peer. The node that hands it over
+    /// holds off preemption until released (or `node.switchover_hold_ms`).
+    Switchover {
+        /// End this node's switchover hold instead (preemption resumes).
+        #[arg(long)]
+        release: bool,
+    },
     /// Virtual services and their real servers (like `ipvsadm -Ln`).
     Services,
     /// Every real server with its health, load and counters.
@@ -114,7 +119,8 @@ fn main() -> ExitCode {
     let timeout = Duration::from_millis(cli.timeout_ms);
     let request = match cli.command {
         Command::Status => Some(Request::Status),
-        Command::Switchover => Some(Request::Switchover),
+        Command::Switchover { release: false } => Some(Request::Switchover),
+        Command::Switchover { release: true } => Some(Request::ReleaseHold),
         Command::Services => Some(Request::Services),
         Command::Reals => Some(Request::Reals),
         Command::Sync => Some(Request::Sync),

@@ -177,6 +177,7 @@ impl Daemon {
                     }
                 }
             },
+            Ok(admin::Request::ReleaseHold) => admin::Response::Error { message: "release-hold: not supported yet".into() },
             Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
             Ok(admin::Request::Metrics) => admin::Response::Metrics { text: self.metrics_text() },
             Ok(admin::Request::Stats) => match self.dp.reasons() {
