@@ -18,7 +18,30 @@ pub enum Event {
     /// The pair state machine changed state. `peer_heard`: on a takeover,
     /// how long ago the kernel last heard the peer on each path
     /// (ifindex, µs).
-    StateChanged { from: String, to: String, epoch: u64, peer_heard: Vec<(u32, u64)> },
+    StateChanged {
+        from: String,
+        to: String,
+        epoch: u64,
+        peer_heard: Vec<(u32, u64)>,
+        /// Why the pair machine moved (its decision, in words).
+        #[serde(default)]
+        reason: String,
+    },
+    /// The pair machine held back a move it would otherwise have made
+    /// (a hold-down after a flap, preemption waiting for the peer's state
+    /// or its delay, a misconfigured peer, a switchover hold).
+    Held { hold: String, for_ms: Option<u64> },
+    /// The kernel's dead-man switch took this node out of the dataplane:
+    /// the daemon's stamp was older than the budget (a hang, a stop).
+    /// `stale_us`: how long the loop had not run.
+    Fenced { stale_us: u64, state: String },
+    /// Heartbeats from the peer's address on `path` fail authentication
+    /// (`on`), or authenticate again (`!on`).
+    PeerMisconfigured { path: String, on: bool, bad_macs: u64 },
+    /// The loop woke `micros` after its previous turn, later than the
+    /// heartbeat interval allows (this node's own lateness: counted, never
+    /// taken for the peer's silence).
+    LoopLate { micros: u64 },
     TakeoverDone { epoch: u64, micros: u64 },
     VipsReleased,
     GarpResent,
@@ -94,14 +117,32 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::Started { node_id, name } => write!(f, "tandemd node {node_id} ({name}) started"),
-            Event::StateChanged { from, to, epoch, peer_heard } => {
+            Event::StateChanged { from, to, epoch, peer_heard, reason } => {
                 write!(f, "state {from} -> {to} (epoch {epoch})")?;
                 if !peer_heard.is_empty() {
                     let heard: Vec<String> = peer_heard.iter().map(|(i, us)| format!("{:.1} ms ago on ifindex {i}", *us as f64 / 1000.0)).collect();
                     write!(f, " (peer last heard {})", heard.join(", "))?;
                 }
+                if !reason.is_empty() {
+                    write!(f, ": {reason}")?;
+                }
                 Ok(())
             }
+            Event::Held { hold, for_ms } => match for_ms {
+                Some(ms) => write!(f, "held: {hold} (for {ms} ms more)"),
+                None => write!(f, "held: {hold} (until released)"),
+            },
+            Event::Fenced { stale_us, state } => write!(
+                f,
+                "dead-man switch tripped: the loop had not run for {:.1} ms; the kernel stopped ARP, dispatch and echoes for this node ({state})",
+                *stale_us as f64 / 1000.0
+            ),
+            Event::PeerMisconfigured { path, on: true, bad_macs } => write!(
+                f,
+                "ALARM: the peer is alive on path {path} but its heartbeats fail authentication ({bad_macs} so far): check heartbeat.key on both directors; no takeover while it is heard"
+            ),
+            Event::PeerMisconfigured { path, on: false, .. } => write!(f, "the peer's heartbeats on path {path} authenticate again"),
+            Event::LoopLate { micros } => write!(f, "loop woke {:.3} ms after its previous turn (this node was late)", *micros as f64 / 1000.0),
             Event::TakeoverDone { epoch, micros } => write!(f, "takeover done: VIPs owned, GARP sent (epoch {epoch}; {micros} µs)"),
             Event::VipsReleased => f.write_str("released VIPs"),
             Event::GarpResent => f.write_str("GARP re-sent"),
@@ -178,6 +219,9 @@ impl Event {
                 | Event::SyncClosed { .. }
                 | Event::LinksDown { .. }
                 | Event::SlowTurn { .. }
+                | Event::Fenced { .. }
+                | Event::PeerMisconfigured { on: true, .. }
+                | Event::LoopLate { .. }
                 | Event::VipAddress { error: Some(_), .. }
                 | Event::Realtime { ok: false, .. }
                 | Event::GarpFailed { .. }

@@ -58,6 +58,7 @@ impl Daemon {
                         .as_ref()
                         .and_then(|p| p.paths.get(i).and_then(|pp| pp.last_seen))
                         .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    ..Default::default()
                 })
                 .collect(),
             vips: self
@@ -80,6 +81,7 @@ impl Daemon {
                 })
                 .collect(),
             witness: self.cfg.witness.as_ref().map(|w| admin::WitnessStatus { address: w.address, reachable: self.witness_ok }),
+            ..Default::default()
         }
     }
 

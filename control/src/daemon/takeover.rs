@@ -111,7 +111,7 @@ impl Daemon {
         } else {
             Vec::new()
         };
-        self.mark(Event::StateChanged { from: from.name().into(), to: to.name().into(), epoch, peer_heard });
+        self.mark(Event::StateChanged { from: from.name().into(), to: to.name().into(), epoch, peer_heard, reason: String::new() });
         if from == NodeState::Takeover && to == NodeState::Fault {
             // Isolated: the witness did not answer in time.
             self.witness_ok = false;

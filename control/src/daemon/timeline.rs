@@ -82,7 +82,7 @@ mod tests {
         let e = Stamped {
             seq: 3,
             at_ns: 42,
-            event: Event::StateChanged { from: "standby".into(), to: "takeover".into(), epoch: 7, peer_heard: vec![(4, 15_700)] },
+            event: Event::StateChanged { from: "standby".into(), to: "takeover".into(), epoch: 7, peer_heard: vec![(4, 15_700)], reason: String::new() },
         };
         let json = serde_json::to_string(&e).expect("json");
         assert!(json.contains(r#""event":"state_changed""#), "{json}");

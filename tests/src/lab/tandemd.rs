@@ -393,6 +393,11 @@ fn parse_logged_event(text: &str) -> Option<Event> {
         let (from, rest) = rest.split_once(" -> ")?;
         let (to, rest) = rest.split_once(" (epoch ")?;
         let (epoch, rest) = rest.split_once(')')?;
+        // The pair's reason follows ": " at the end of the line.
+        let (rest, reason) = match rest.split_once(": ") {
+            Some((rest, reason)) => (rest, reason.to_string()),
+            None => (rest, String::new()),
+        };
         let peer_heard = if rest.is_empty() {
             Vec::new()
         } else {
@@ -410,6 +415,7 @@ fn parse_logged_event(text: &str) -> Option<Event> {
             to: to.into(),
             epoch: epoch.parse().ok()?,
             peer_heard,
+            reason,
         });
     }
     if let Some(rest) = text.strip_prefix("takeover done: VIPs owned, GARP sent (epoch ") {

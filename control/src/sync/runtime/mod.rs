@@ -219,6 +219,12 @@ impl SyncRuntime {
         matches!(self.role, Role::Publishing { .. })
     }
 
+    /// This node holds the peer's state: it subscribes and its session is
+    /// in sync (snapshot applied, applying the deltas as they come).
+    pub fn in_sync(&self) -> bool {
+        matches!(&self.role, Role::Subscribing(sub) if sub.state() == SubscriberState::InSync)
+    }
+
     /// What happened since the last call.
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)

@@ -119,12 +119,14 @@ fn logged_events_read_back_what_the_daemon_prints() {
             to: "takeover".into(),
             epoch: 7,
             peer_heard: vec![(4, 15_700), (5, 200)],
+            reason: "the peer is dead on every path".into(),
         },
         Event::StateChanged {
             from: "takeover".into(),
             to: "active".into(),
             epoch: 7,
             peer_heard: Vec::new(),
+            reason: String::new(),
         },
         Event::TakeoverDone {
             epoch: 7,
