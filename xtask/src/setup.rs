@@ -22,6 +22,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "lab: ip netns/link/addr"),
     ("sip-tester", "lab: SIPp"),
     ("keepalived", "failover comparison"),
+    ("stress-ng", "failover bench --noisy: CPU and RT load"),
     ("tcpdump", "lab: captures"),
     ("bpftool", "inspecting programs and maps"),
     ("ethtool", "lab: veth GRO for XDP_TX"),

@@ -1,6 +1,6 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! `dispatch`, `failover`, `sync` and `calls`.
+//! `dispatch`, `failover` (`--noisy`), `sync` and `calls`.
 
 use std::process::ExitCode;
 
@@ -17,8 +17,15 @@ struct Cli {
 enum Which {
     /// XDP dispatch cost per packet (BPF_PROG_TEST_RUN), against a trivial XDP_TX program.
     Dispatch,
-    /// Director failover: peer loss detection and takeover time.
-    Failover,
+    /// Director failover: peer loss detection and takeover time, and
+    /// spontaneous role changes in steady state.
+    Failover {
+        /// Run beside a noisy neighbour started by the bench: stress-ng CPU
+        /// load on both CPUs, an RT worker at the daemons' priority and a
+        /// second tandem pair (also `TANDEM_BENCH_NOISY=1`).
+        #[arg(long)]
+        noisy: bool,
+    },
     /// State sync throughput and lag.
     Sync,
     /// End-to-end calls through the lab (SIPp).
@@ -28,7 +35,7 @@ enum Which {
 fn main() -> ExitCode {
     match Cli::parse().which {
         Which::Dispatch => dispatch(),
-        Which::Failover => failover(),
+        Which::Failover { noisy } => failover(noisy),
         Which::Sync => sync(),
         Which::Calls => calls(),
     }
@@ -107,10 +114,14 @@ fn sync() -> ExitCode {
 }
 
 /// `TANDEM_BENCH_TRIALS` (default 50), `TANDEM_BENCH_SYSTEMS`,
-/// `TANDEM_BENCH_FAILURES`, `TANDEMD` (default: next to this binary).
-fn failover() -> ExitCode {
+/// `TANDEM_BENCH_FAILURES`, `TANDEM_BENCH_DWELL_MS`, `TANDEMD` (default:
+/// next to this binary); `--noisy`.
+fn failover(noisy: bool) -> ExitCode {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
-    let opts = match tandem_tests::bench::failover::Options::from_env() {
+    let opts = match tandem_tests::bench::failover::Options::from_env().map(|mut o| {
+        o.noisy |= noisy;
+        o
+    }) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("tandem-bench failover: {e:#}");

@@ -152,6 +152,21 @@ impl Daemon {
     /// keepalived runs with `--dont-respawn`, so its parent does not
     /// replace a child killed first; children it has now are added too.
     pub(super) fn kill9(&mut self) {
+        self.signal_all(libc::SIGKILL);
+    }
+
+    /// SIGSTOP to every process of the daemon (children first), by PID:
+    /// a hung daemon. [`Daemon::resume`] undoes it; [`Daemon::stop`] too.
+    pub(super) fn hang(&mut self) {
+        self.signal_all(libc::SIGSTOP);
+    }
+
+    /// SIGCONT to every process of the daemon, by PID.
+    pub(super) fn resume(&mut self) {
+        self.signal_all(libc::SIGCONT);
+    }
+
+    fn signal_all(&mut self, sig: libc::c_int) {
         if let Some(pid) = self.pid() {
             let now = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
                 .unwrap_or_default();
@@ -164,16 +179,25 @@ impl Daemon {
         for &p in &self.extra {
             if pid_is(p, &self.tag) {
                 // SAFETY: kill(2) on a PID this harness started (checked above).
-                unsafe { libc::kill(p, libc::SIGKILL) };
+                unsafe { libc::kill(p, sig) };
             }
         }
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.kill();
+        if sig == libc::SIGKILL {
+            if let Some(c) = self.child.as_mut() {
+                let _ = c.kill();
+            }
+        } else if let Some(pid) = self.pid()
+            && !self.exited()
+        {
+            // SAFETY: kill(2) on our own child's PID, not yet reaped.
+            unsafe { libc::kill(pid, sig) };
         }
     }
 
     /// SIGTERM, up to 3 s to exit, then SIGKILL; reaps the child.
     pub(super) fn stop(&mut self) {
+        // A hung (SIGSTOPped) daemon would not act on SIGTERM.
+        self.resume();
         if let Some(pid) = self.pid()
             && !self.exited()
         {
@@ -207,6 +231,7 @@ impl Daemon {
 /// SIGTERM to every daemon at once, then [`Daemon::stop`] each (bounded).
 pub(super) fn stop_all(ds: &mut [&mut Daemon]) {
     for d in ds.iter_mut() {
+        d.resume();
         if let Some(pid) = d.pid()
             && !d.exited()
         {

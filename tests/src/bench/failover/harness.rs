@@ -132,6 +132,6 @@ impl Bench {
         b: Option<&Daemon>,
     ) -> Result<Attempt> {
         self.keep(n, sys, failure, a, b);
-        Ok(Attempt::Unstable(format!("setup: {why}")))
+        Ok(Attempt::Unstable(format!("setup: {why}"), 0, 0))
     }
 }

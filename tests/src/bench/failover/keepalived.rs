@@ -36,7 +36,8 @@ impl Bench {
         // The same real-time priority as tandem's loop (keepalived's own
         // knobs for it), so that neither is at the scheduler's mercy.
         let mut text = format!(
-            "global_defs {{\n  router_id {me}\n  vrrp_rt_priority 50\n  bfd_rt_priority 50\n}}\n"
+            "global_defs {{\n  router_id {me}\n  vrrp_rt_priority {rt}\n  bfd_rt_priority {rt}\n}}\n",
+            rt = super::tandem::REALTIME_PRIORITY
         );
         if bfd {
             // On the heartbeat link, like tandem's dedicated path. The

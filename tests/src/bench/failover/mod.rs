@@ -9,9 +9,18 @@
 //! heartbeat link, tracked by the VRRP instance). Failures of the active
 //! director `a`: `kill9` (SIGKILL of the daemon by PID; for keepalived all
 //! three of its processes), `crash` (the daemon killed and `eth0` + `hb0`
-//! down at once) and `link_down` (`eth0` down alone). Links are set over
-//! rtnetlink from a socket opened beforehand, so that the failure lands
-//! within microseconds of T0.
+//! down at once), `link_down` (`eth0` down alone) and `hang` (SIGSTOP of
+//! the daemon's processes by PID for 2 s, then SIGCONT; the trial also
+//! asks, while the node is stopped, who answers ARP for the VIP, and
+//! fails unless the old active yields after SIGCONT without a second
+//! takeover). Links are set over rtnetlink from a socket opened
+//! beforehand, so that the failure lands within microseconds of T0.
+//!
+//! `--noisy` runs every trial beside a competing load that the bench
+//! starts and stops itself ([`noise`]: stress-ng CPU and RT load and a
+//! second tandem pair). Every setup also reports the time the pair was
+//! expected steady and the role changes seen in it (role changes per hour
+//! of steady state, per system).
 //!
 //! Per trial: a steady pair, a active and b standby (keepalived: both
 //! started fresh, a first; tandem: the pair is kept, what the previous
@@ -42,6 +51,7 @@
 //! Layout: [`run`] and the measurement's parameters here; the harness
 //! (`harness`: lab, responders, link setters), one trial (`trial`), the
 //! systems (`tandem`, `keepalived`) over one daemon wrapper (`daemon`),
+//! the noisy neighbour (`noise`),
 //! the observers on the client (`probes`, `arp`), the link setter
 //! (`netlink`), raw system calls (`os`) and the statistics and reports
 //! (`report`).
@@ -51,6 +61,7 @@ mod daemon;
 mod keepalived;
 mod harness;
 mod netlink;
+mod noise;
 mod os;
 mod probes;
 mod report;
@@ -74,6 +85,10 @@ pub use trial::Trial;
 const PROBE_EVERY: Duration = Duration::from_millis(1);
 /// After T0, a trial that has not recovered by then has failed.
 const RECOVERY_LIMIT: Duration = Duration::from_millis(1500);
+/// `hang`: how long the active's daemon stays stopped (SIGSTOP → SIGCONT).
+const HANG_FOR: Duration = Duration::from_secs(2);
+/// `hang`: how long after SIGCONT the pair is watched for a second takeover.
+const COMEBACK_WATCH: Duration = Duration::from_secs(1);
 /// The gap and lost-probe window starts this long before T0.
 const PRE_WINDOW_NS: u64 = 50_000_000;
 /// Consecutive answered probes that count as "answered again".
@@ -124,15 +139,22 @@ pub enum Failure {
     Kill9,
     Crash,
     LinkDown,
+    Hang,
 }
 
 impl Failure {
-    pub const ALL: [Failure; 3] = [Failure::Kill9, Failure::Crash, Failure::LinkDown];
+    pub const ALL: [Failure; 4] = [
+        Failure::Kill9,
+        Failure::Crash,
+        Failure::LinkDown,
+        Failure::Hang,
+    ];
     pub fn key(self) -> &'static str {
         match self {
             Failure::Kill9 => "kill9",
             Failure::Crash => "crash",
             Failure::LinkDown => "link_down",
+            Failure::Hang => "hang",
         }
     }
     fn label(self) -> &'static str {
@@ -140,11 +162,12 @@ impl Failure {
             Failure::Kill9 => "kill -9 of the daemon",
             Failure::Crash => "director crash (daemon + eth0 + hb0)",
             Failure::LinkDown => "service link (eth0) down",
+            Failure::Hang => "hung daemon (SIGSTOP 2 s, then SIGCONT)",
         }
     }
 }
 
-/// What to run: trial count and systems.
+/// What to run: trial count, systems, failures and the load beside them.
 #[derive(Clone, Debug)]
 pub struct Options {
     pub trials: usize,
@@ -152,13 +175,20 @@ pub struct Options {
     pub failures: Vec<Failure>,
     pub tandemd: PathBuf,
     pub keepalived: PathBuf,
+    /// `--noisy`: the competing load of [`noise`] for the whole run.
+    pub noisy: bool,
+    /// Extra time each setup is held steady before the failure
+    /// (`TANDEM_BENCH_DWELL_MS`, default 0): more steady state observed.
+    pub dwell: Duration,
 }
 
 impl Options {
     /// From the environment: `TANDEM_BENCH_TRIALS` (default 50),
     /// `TANDEM_BENCH_SYSTEMS` (comma list of system keys, default all),
-    /// `TANDEM_BENCH_FAILURES` (comma list, default all), `TANDEMD` (default:
-    /// `tandemd` next to this executable).
+    /// `TANDEM_BENCH_FAILURES` (comma list of failure keys: kill9, crash,
+    /// link_down, hang; default all), `TANDEM_BENCH_DWELL_MS` (default 0),
+    /// `TANDEM_BENCH_NOISY=1` (as `--noisy`), `TANDEMD` (default: `tandemd`
+    /// next to this executable).
     pub fn from_env() -> Result<Options> {
         let trials = match std::env::var("TANDEM_BENCH_TRIALS") {
             Ok(v) => v
@@ -195,12 +225,20 @@ impl Options {
                 .map(|d| d.join("tandemd"))
                 .context("no directory above this executable")?,
         };
+        let dwell_ms: u64 = match std::env::var("TANDEM_BENCH_DWELL_MS") {
+            Ok(v) => v
+                .parse()
+                .with_context(|| format!("TANDEM_BENCH_DWELL_MS={v}: not a number"))?,
+            Err(_) => 0,
+        };
         Ok(Options {
             trials,
             systems,
             failures,
             tandemd,
             keepalived: PathBuf::from("/usr/sbin/keepalived"),
+            noisy: std::env::var("TANDEM_BENCH_NOISY").is_ok_and(|v| v == "1"),
+            dwell: Duration::from_millis(dwell_ms),
         })
     }
 }
@@ -229,6 +267,19 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
             .to_string()
     };
     let load_before = loadavg();
+    // The noisy neighbour runs from here to the end of this function (it
+    // stops when dropped, on every path out).
+    let noise = if opts.noisy {
+        let tandemctl = opts.tandemd.with_file_name("tandemctl");
+        let bins = crate::lab::tandemd::Binaries {
+            tandemd: opts.tandemd.clone(),
+            tandemctl,
+        };
+        eprintln!("failover bench: --noisy: starting stress-ng (CPU, RT at priority {}) and a second tandem pair", tandem::REALTIME_PRIORITY);
+        Some(noise::Noise::start(&bins, tandem::REALTIME_PRIORITY)?)
+    } else {
+        None
+    };
     let started = Instant::now();
     let mut bench = Bench::new(opts.clone())?;
     eprintln!(
@@ -300,6 +351,17 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let elapsed = started.elapsed();
     let checks = target_checks(&res, &opts);
     let mut md = markdown(&res, &opts, elapsed, &checks);
+    let load = match &noise {
+        Some(n) => {
+            let (v, line) = n.describe();
+            md.push_str(&line);
+            v
+        }
+        None => {
+            md.push_str("- **Load**: quiet (no competing load started by the bench; run with `--noisy` for the noisy neighbour).\n");
+            json!("quiet")
+        }
+    };
     md.push_str(&format!(
         "- Machine: {} CPUs; load average (1/5/15 min) {} before the run, {} after. tandem's 1 ms × 3 deadline is sensitive to scheduling delays on a loaded machine.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -312,6 +374,8 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let mut j = serde_json::Map::new();
     j.insert("bench".into(), json!("failover"));
     j.insert("trials_per_case".into(), json!(opts.trials));
+    j.insert("load".into(), load);
+    j.insert("dwell_ms".into(), json!(opts.dwell.as_millis() as u64));
     j.insert("elapsed_s".into(), num(elapsed.as_secs_f64()));
     j.insert("loadavg_before".into(), json!(load_before));
     j.insert("loadavg_after".into(), json!(loadavg()));
@@ -326,6 +390,8 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
             "keepalived_vrrp": {"version": "2.2.7", "vrrp_version": 3, "advert_int_ms": 10, "unicast": true, "priorities": [250, 200], "probes_via": "UDP responder in the director namespace"},
             "keepalived_bfd": {"version": "2.2.7", "vrrp_version": 3, "advert_int_ms": 10, "bfd_min_rx_ms": 10, "bfd_min_tx_ms": 10, "bfd_multiplier": 3, "bfd_path": "hb0", "track_bfd": "weight 50 reverse", "probes_via": "UDP responder in the director namespace"},
             "probe_interval_ms": 1,
+            "hang_ms": HANG_FOR.as_millis() as u64,
+            "hang_comeback_watch_ms": COMEBACK_WATCH.as_millis() as u64,
             "recovery_limit_ms": RECOVERY_LIMIT.as_millis() as u64,
             "percentiles": "nearest rank",
         }),
@@ -354,6 +420,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         eprintln!("logs of failed trials: {}", bench.dir.display());
     }
     drop(bench);
+    drop(noise);
     Ok(md)
 }
 

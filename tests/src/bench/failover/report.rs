@@ -94,6 +94,35 @@ impl Case {
     pub(super) fn failed(&self) -> usize {
         self.trials.iter().filter(|t| !t.ok).count()
     }
+    /// Steady state observed, in seconds (every attempt's, every trial's).
+    pub(super) fn steady_s(&self) -> f64 {
+        self.trials.iter().map(|t| t.steady_ns).sum::<u64>() as f64 / 1e9
+    }
+    /// Role changes seen in that steady state.
+    pub(super) fn role_changes(&self) -> usize {
+        self.trials.iter().map(|t| t.role_changes).sum()
+    }
+    /// Failed trials' reasons with their counts, most frequent first.
+    pub(super) fn reasons(&self) -> Vec<(String, usize)> {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for t in self.trials.iter().filter(|t| !t.ok) {
+            *m.entry(reason_class(t.reason.as_deref().unwrap_or("unknown")))
+                .or_default() += 1;
+        }
+        let mut v: Vec<(String, usize)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+    /// hang: trials in which the old active yielded quietly after SIGCONT,
+    /// and trials in which it got that far.
+    pub(super) fn quiet_returns(&self) -> (usize, usize) {
+        let seen = self.trials.iter().filter(|t| t.returned_quietly.is_some());
+        let all: Vec<&Trial> = seen.collect();
+        (
+            all.iter().filter(|t| t.returned_quietly == Some(true)).count(),
+            all.len(),
+        )
+    }
 
     pub(super) fn to_json(&self, sys: System, failure: Failure, mac_a: [u8; 6]) -> Value {
         let mut o = serde_json::Map::new();
@@ -143,6 +172,33 @@ impl Case {
                 );
             }
         }
+        if failure == Failure::Hang {
+            let (quiet, seen) = self.quiet_returns();
+            o.insert("comeback_checked_trials".into(), json!(seen));
+            o.insert("returned_without_second_takeover_trials".into(), json!(quiet));
+            o.insert(
+                "hung_node_answered_arp_trials".into(),
+                json!(
+                    self.trials
+                        .iter()
+                        .filter(|t| t.hung_answered_arp == Some(true))
+                        .count()
+                ),
+            );
+        }
+        let (steady, changes) = (self.steady_s(), self.role_changes());
+        o.insert("steady_state_s".into(), num(steady));
+        o.insert("role_changes".into(), json!(changes));
+        o.insert("role_changes_per_hour".into(), num(per_hour(changes, steady)));
+        o.insert(
+            "failure_reasons".into(),
+            Value::Object(
+                self.reasons()
+                    .into_iter()
+                    .map(|(r, n)| (r, json!(n)))
+                    .collect(),
+            ),
+        );
         let unstable: Vec<&String> = self.trials.iter().flat_map(|t| t.unstable.iter()).collect();
         o.insert("unstable_setups".into(), json!(unstable.len()));
         o.insert(
@@ -211,6 +267,49 @@ pub(super) fn trio(v: &[f64]) -> String {
 
 pub(super) type Results = BTreeMap<(System, Failure), Case>;
 
+/// Role changes per hour of steady state (NaN with none observed).
+pub(super) fn per_hour(changes: usize, steady_s: f64) -> f64 {
+    if steady_s > 0.0 {
+        changes as f64 * 3600.0 / steady_s
+    } else {
+        f64::NAN
+    }
+}
+
+/// A failure reason without its trial-specific numbers, so that like
+/// reasons are counted together.
+fn reason_class(r: &str) -> String {
+    let mut out = String::new();
+    let mut in_num = false;
+    for c in r.chars().take(160) {
+        if c.is_ascii_digit() || (in_num && c == '.') {
+            if !in_num {
+                out.push('#');
+            }
+            in_num = true;
+        } else {
+            in_num = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Per system, over all its failures: (steady s, role changes).
+pub(super) fn steady_by_system(res: &Results, sys: System) -> (f64, usize) {
+    res.iter()
+        .filter(|((s, _), _)| *s == sys)
+        .fold((0.0, 0), |(t, n), (_, c)| (t + c.steady_s(), n + c.role_changes()))
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:.0}")
+    } else {
+        "–".into()
+    }
+}
+
 pub(super) fn markdown(res: &Results, opts: &Options, elapsed: Duration, checks: &[String]) -> String {
     let mut s = String::new();
     s.push_str("# Failover: tandem vs keepalived, same lab, same run\n\n");
@@ -221,8 +320,8 @@ pub(super) fn markdown(res: &Results, opts: &Options, elapsed: Duration, checks:
         opts.trials,
         elapsed.as_secs_f64()
     ));
-    s.push_str("| failure | system | detect p50 / p99 / max | takeover p50 / p99 / max | GARP on the wire p50 / p99 | client gap p50 / p99 / max | lost probes total (p50 / p99 per trial) | failed | unstable setups |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| failure | system | detect p50 / p99 / max | takeover p50 / p99 / max | GARP on the wire p50 / p99 | client gap p50 / p99 / max | lost probes total (p50 / p99 per trial) | failed | unstable setups | steady state s: role changes (per h) |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for f in &opts.failures {
         for sys in &opts.systems {
             let Some(c) = res.get(&(*sys, *f)) else {
@@ -231,7 +330,7 @@ pub(super) fn markdown(res: &Results, opts: &Options, elapsed: Duration, checks:
             let g = c.garp();
             let lost = c.lost();
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} / {} | {} | {} ({} / {}) | {} / {}{} | {} |\n",
+                "| {} | {} | {} | {} | {} / {} | {} | {} ({} / {}) | {} / {}{} | {} | {:.1}: {} ({}) |\n",
                 f.label(),
                 sys.label(),
                 trio(&c.detect()),
@@ -249,9 +348,58 @@ pub(super) fn markdown(res: &Results, opts: &Options, elapsed: Duration, checks:
                 } else {
                     String::new()
                 },
-                c.unstable()
+                c.unstable(),
+                c.steady_s(),
+                c.role_changes(),
+                fmt_rate(per_hour(c.role_changes(), c.steady_s()))
             ));
         }
+    }
+    s.push_str("\n## Spontaneous role changes in steady state\n\n| system | steady state observed (s) | role changes seen | per hour of steady state |\n|---|---|---|---|\n");
+    for sys in &opts.systems {
+        let (t, n) = steady_by_system(res, *sys);
+        s.push_str(&format!(
+            "| {} | {:.1} | {} | {} |\n",
+            sys.label(),
+            t,
+            n,
+            fmt_rate(per_hour(n, t))
+        ));
+    }
+    if opts.failures.contains(&Failure::Hang) {
+        s.push_str("\n## Hang (SIGSTOP 2 s): after SIGCONT\n\n| system | old active yielded without a second takeover | hung node answered ARP for the VIP during the hang |\n|---|---|---|\n");
+        for sys in &opts.systems {
+            let Some(c) = res.get(&(*sys, Failure::Hang)) else {
+                continue;
+            };
+            let (quiet, seen) = c.quiet_returns();
+            let asked = c.trials.iter().filter(|t| t.hung_answered_arp.is_some()).count();
+            let answered = c
+                .trials
+                .iter()
+                .filter(|t| t.hung_answered_arp == Some(true))
+                .count();
+            s.push_str(&format!(
+                "| {} | {quiet} of {seen} | {answered} of {asked} asked |\n",
+                sys.label(),
+            ));
+        }
+    }
+    s.push_str("\n## Failed trials, by what went wrong\n\n");
+    let mut any = false;
+    for f in &opts.failures {
+        for sys in &opts.systems {
+            let Some(c) = res.get(&(*sys, *f)) else {
+                continue;
+            };
+            for (r, n) in c.reasons() {
+                any = true;
+                s.push_str(&format!("- {} / {}: {n} × {r}\n", sys.key(), f.key()));
+            }
+        }
+    }
+    if !any {
+        s.push_str("- none\n");
     }
     s.push_str("\n## keepalived ÷ tandem (p99)\n\n| failure | metric | keepalived VRRP ÷ tandem | keepalived BFD ÷ tandem |\n|---|---|---|---|\n");
     for f in &opts.failures {
@@ -408,6 +556,18 @@ pub(super) fn svg(res: &Results, opts: &Options) -> String {
 pub(super) fn target_checks(res: &Results, opts: &Options) -> Vec<String> {
     let mut out = Vec::new();
     let mark = |ok: bool| if ok { "PASS" } else { "FAIL" };
+    if opts.systems.contains(&System::Tandem) {
+        let (steady, changes) = steady_by_system(res, System::Tandem);
+        let setups: usize = res
+            .iter()
+            .filter(|((s, _), _)| *s == System::Tandem)
+            .map(|(_, c)| c.trials.iter().map(|t| t.steady_setups).sum::<usize>())
+            .sum();
+        out.push(format!(
+            "spontaneous role changes: {changes} in {steady:.1} s of steady state ({setups} setups) = 0: {}",
+            mark(changes == 0)
+        ));
+    }
     for f in &opts.failures {
         let Some(t) = res.get(&(System::Tandem, *f)) else {
             continue;
@@ -416,6 +576,21 @@ pub(super) fn target_checks(res: &Results, opts: &Options) -> Vec<String> {
         let d99 = pct(&t.detect(), 0.99);
         let t99 = pct(&t.takeover(), 0.99);
         let g99 = pct(&t.gap(), 0.99);
+        if *f == Failure::Hang {
+            let (quiet, seen) = t.quiet_returns();
+            out.push(format!(
+                "hang: detect p99 {} ms ≤ 25: {}; takeover p99 {} ms; gap p99 {} ms; old active yielded without a second takeover in {quiet} of {seen}; failed trials {} (of {}, {} of them before the failure was injected): {}",
+                fmt_ms(d99),
+                mark(d99 <= 25.0),
+                fmt_ms(t99),
+                fmt_ms(g99),
+                failed,
+                t.trials.len(),
+                t.setup_failed(),
+                mark(failed == 0)
+            ));
+            continue;
+        }
         out.push(format!(
             "{}: detect p99 {} ms ≤ 5: {}; takeover p99 {} ms ≤ 10: {}; gap p99 {} ms ≤ 15: {}; failed trials {} (of {}, {} of them before the failure was injected): {}",
             f.key(),

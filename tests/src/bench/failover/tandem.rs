@@ -34,6 +34,11 @@ pub(super) fn admin_status(socket: &Path) -> Option<Value> {
     serde_json::from_str(line.lines().next()?).ok()
 }
 
+/// `node.realtime_priority` of the daemons under test (as the lab's
+/// default, and keepalived's `vrrp_rt_priority`); `--noisy`'s RT load
+/// runs at the same priority.
+pub(super) const REALTIME_PRIORITY: u32 = 50;
+
 /// tandem as this bench runs it: 1 ms × 3 heartbeats on both paths with
 /// the witness, the loop at SCHED_FIFO 50 (as keepalived's), one rr UDP
 /// service without flags over the two IVRs (no IVR heartbeats), no sync.
@@ -45,7 +50,7 @@ fn tandem_options() -> PairOptions {
         ivr_heartbeats: false,
         heartbeat_interval_ms: 1,
         multiplier: 3,
-        realtime_priority: 50,
+        realtime_priority: REALTIME_PRIORITY,
         flow_entries: 65_536,
         sync: false,
         preempt: false,

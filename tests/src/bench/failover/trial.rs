@@ -1,8 +1,12 @@
 //! One trial: a steady pair, the probe stream and the ARP watch started,
 //! the failure injected at T0, and what followed measured until the probes
-//! are answered again or [`RECOVERY_LIMIT`] has passed. An attempt in
-//! which the pair changed roles by itself before T0 is discarded and
-//! retried (counted, never dropped).
+//! are answered again or [`RECOVERY_LIMIT`] has passed (`hang`: then the
+//! daemon is resumed at T0 + [`HANG_FOR`] and the pair watched for
+//! [`COMEBACK_WATCH`]: the old active must yield without a second
+//! takeover). An attempt in which the pair changed roles by itself before
+//! T0 is discarded and retried (counted, never dropped); the time each
+//! attempt was expected steady and the role changes seen in it are
+//! summed into the trial.
 
 use std::time::{Duration, Instant};
 
@@ -10,13 +14,15 @@ use anyhow::Result;
 use tandem_dataplane::monotonic_ns;
 
 use super::arp::ArpWatch;
-use super::daemon::stop_all;
+use super::daemon::{Daemon, stop_all};
 use super::harness::{Bench, verbose};
 use super::probes::Probes;
 use super::report::ms;
 use super::{
-    Failure, HARNESS_POLL, PRE_WINDOW_NS, RECOVERY_LIMIT, RESUMED_RUN, STEADY_RUN, System,
+    COMEBACK_WATCH, Failure, HANG_FOR, HARNESS_POLL, PRE_WINDOW_NS, RECOVERY_LIMIT, RESUMED_RUN,
+    STEADY_RUN, System,
 };
+use super::tandem::{admin_status, state_of};
 use crate::lab::wait::wait_until;
 use crate::lab::{self, CLIENT, DIRECTOR_A, DIRECTOR_B, VIP, cmd};
 use crate::spawn_udp_responder;
@@ -31,8 +37,23 @@ pub struct Trial {
     pub garp_wire_ns: Option<u64>,
     pub gap_ns: u64,
     pub lost: u64,
-    /// kill9: MACs that answered an ARP request for the VIP after the takeover.
+    /// kill9, hang: MACs that answered an ARP request for the VIP after the
+    /// takeover (hang: while the old active was still stopped).
     pub arp_answer_macs: Vec<[u8; 6]>,
+    /// hang: the stopped node's MAC answered an ARP request for the VIP
+    /// after the takeover, while it was still stopped.
+    pub hung_answered_arp: Option<bool>,
+    /// hang: the old active yielded after SIGCONT without a second takeover.
+    pub returned_quietly: Option<bool>,
+    /// hang: what the pair did after SIGCONT, when it was not quiet.
+    pub comeback: Option<String>,
+    /// Time the pair was expected steady (from its confirmed steady state
+    /// to T0, or to the end of a discarded attempt), over all attempts.
+    pub steady_ns: u64,
+    /// Role changes (a node entering the active role) seen in that time.
+    pub role_changes: usize,
+    /// Attempts that reached a confirmed steady state (setups observed).
+    pub steady_setups: usize,
     /// kill9, tandem: an XDP program still attached to the killed node's links.
     pub xdp_left: Option<bool>,
     /// The client's neighbour entry for the VIP pointed to the new owner at the end.
@@ -44,7 +65,16 @@ pub struct Trial {
 
 pub(super) enum Attempt {
     Done(Trial),
-    Unstable(String),
+    /// Discarded: why, how long it was steady before, role changes seen.
+    Unstable(String, u64, usize),
+}
+
+/// The line of a node entering the active role.
+fn enters_active(sys: System, text: &str) -> bool {
+    match sys {
+        System::Tandem => text.contains("state ") && text.contains("-> active"),
+        _ => text.contains("Entering MASTER STATE"),
+    }
 }
 
 impl Bench {
@@ -53,16 +83,28 @@ impl Bench {
     /// `Trial::unstable`). Errors are harness failures.
     pub(super) fn trial(&mut self, sys: System, failure: Failure, n: usize) -> Result<Trial> {
         let mut unstable = Vec::new();
+        let (mut steady_ns, mut role_changes, mut setups) = (0, 0, 0);
         for _ in 0..3 {
             match self.attempt(sys, failure, n)? {
                 Attempt::Done(mut t) => {
                     t.unstable = unstable;
+                    t.steady_ns += steady_ns;
+                    t.role_changes += role_changes;
+                    t.steady_setups = setups + 1;
                     return Ok(t);
                 }
-                Attempt::Unstable(why) => unstable.push(why),
+                Attempt::Unstable(why, s, r) => {
+                    unstable.push(why);
+                    steady_ns += s;
+                    role_changes += r;
+                    setups += usize::from(s > 0);
+                }
             }
         }
         Ok(Trial {
+            steady_ns,
+            role_changes,
+            steady_setups: setups,
             reason: Some(format!(
                 "setup: the pair changed roles by itself in {} attempts",
                 unstable.len()
@@ -89,7 +131,7 @@ impl Bench {
                     if let Some(da) = &da {
                         self.keep(n, sys, failure, da, db.as_ref());
                     }
-                    return Ok(Attempt::Unstable(format!("setup: {why}")));
+                    return Ok(Attempt::Unstable(format!("setup: {why}"), 0, 0));
                 }
             },
             System::KeepalivedVrrp | System::KeepalivedBfd => {
@@ -155,9 +197,13 @@ impl Bench {
         let c = self.lab.iface(CLIENT, "eth0")?.clone();
         let arp = ArpWatch::start(&client_ns, c.ifindex, c.mac)?;
         let probes = Probes::start(&client_ns)?;
-        if !wait_until(Duration::from_secs(5), HARNESS_POLL, || {
+        let steady = wait_until(Duration::from_secs(5), HARNESS_POLL, || {
             probes.answered_run(STEADY_RUN, 5_000_000, 0)
-        }) {
+        });
+        if steady && !self.opts.dwell.is_zero() {
+            std::thread::sleep(self.opts.dwell);
+        }
+        if !steady {
             drop(probes);
             return self.setup_failed(
                 n,
@@ -167,6 +213,16 @@ impl Bench {
                 &a,
                 Some(&b),
             );
+        }
+        let checked_ns = monotonic_ns();
+        let mut role_changes = 0;
+        for (d, mark) in [(&a, a_mark), (&b, b_mark)] {
+            role_changes += d
+                .lines()
+                .iter()
+                .skip(mark)
+                .filter(|l| l.at() > marked_ns && enters_active(sys, &l.text))
+                .count();
         }
         let changed: Vec<String> = [("a", &a, a_mark), ("b", &b, b_mark)]
             .iter()
@@ -194,11 +250,18 @@ impl Bench {
                 self.tandem = Some((a, b));
             }
             drop(responders);
-            return Ok(Attempt::Unstable(changed.join("; ")));
+            return Ok(Attempt::Unstable(
+                changed.join("; "),
+                checked_ns.saturating_sub(marked_ns),
+                role_changes,
+            ));
         }
         // Inject the failure.
         let t0 = monotonic_ns();
+        out.steady_ns = t0.saturating_sub(marked_ns);
+        out.role_changes = role_changes;
         match failure {
+            Failure::Hang => a.hang(),
             Failure::Kill9 => a.kill9(),
             Failure::Crash => {
                 a.kill9();
@@ -238,6 +301,23 @@ impl Bench {
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
+        }
+        if failure == Failure::Hang {
+            if recovered {
+                // Who answers ARP for the VIP while the old active is stopped?
+                out.arp_answer_macs = arp_answers(&arp)?;
+                out.hung_answered_arp = Some(out.arp_answer_macs.contains(&self.mac_a));
+            }
+            let cont_at = t0 + HANG_FOR.as_nanos() as u64;
+            while monotonic_ns() < cont_at {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            a.resume();
+            let cont_ns = monotonic_ns();
+            std::thread::sleep(COMEBACK_WATCH);
+            let why = self.comeback(sys, &a, &b, t0, cont_ns);
+            out.returned_quietly = Some(why.is_none());
+            out.comeback = why;
         }
         let end_ns = monotonic_ns();
         let (sent, replied) = probes.stop();
@@ -285,19 +365,7 @@ impl Bench {
         if failure == Failure::Kill9 && recovered {
             // What the killed node left behind: does it still answer ARP
             // for the VIP, and (tandem) is an XDP program still attached?
-            let asked = arp.request_vip()?;
-            std::thread::sleep(Duration::from_millis(30));
-            let mut macs: Vec<[u8; 6]> = arp
-                .seen()
-                .iter()
-                .filter(|g| {
-                    g.at_ns >= asked && g.op == 2 && g.spa == VIP && g.tpa == lab::CLIENT_ADDR
-                })
-                .map(|g| g.sha)
-                .collect();
-            macs.sort_unstable();
-            macs.dedup();
-            out.arp_answer_macs = macs;
+            out.arp_answer_macs = arp_answers(&arp)?;
             if sys == System::Tandem {
                 let ns = self.lab.ns(DIRECTOR_A)?.to_string();
                 let mut left = false;
@@ -315,9 +383,11 @@ impl Bench {
             out.neigh_on_new_owner = Some(j.contains(&lab::format_mac(&self.mac_b)));
         }
         drop(arp);
-        out.ok = recovered && out.takeover_ns.is_some();
+        out.ok = recovered && out.takeover_ns.is_some() && out.returned_quietly != Some(false);
         if !out.ok {
-            out.reason = Some(if out.takeover_ns.is_none() {
+            out.reason = Some(if let (true, Some(why)) = (recovered, &out.comeback) {
+                format!("after SIGCONT: {why}")
+            } else if out.takeover_ns.is_none() {
                 format!("no takeover by b within {} ms", RECOVERY_LIMIT.as_millis())
             } else {
                 format!(
@@ -347,4 +417,60 @@ impl Bench {
         Ok(Attempt::Done(out))
     }
 
+    /// `hang`: after SIGCONT at `cont_ns`, did the old active (a) yield to
+    /// b without a second takeover? `None` if so, else what happened.
+    fn comeback(&self, sys: System, a: &Daemon, b: &Daemon, t0: u64, cont_ns: u64) -> Option<String> {
+        let b_took = b
+            .first_after(t0, &[if sys == System::Tandem { "takeover done" } else { "Sending/queueing gratuitous ARPs" }])
+            .map_or(t0, |l| l.at());
+        let leave: &[&str] = match sys {
+            System::Tandem => &["state active -> "],
+            _ => &["Entering BACKUP STATE", "Entering FAULT STATE"],
+        };
+        if let Some(l) = b.first_after(b_took, leave) {
+            return Some(format!(
+                "b left the active role +{:.1} ms after SIGCONT ({})",
+                ms(l.at().saturating_sub(cont_ns)),
+                l.text
+            ));
+        }
+        match sys {
+            System::Tandem => {
+                let sa = self.dir.join(format!("tandem-{DIRECTOR_A}.sock"));
+                let sb = self.dir.join(format!("tandem-{DIRECTOR_B}.sock"));
+                let (x, y) = (state_of(&admin_status(&sa)), state_of(&admin_status(&sb)));
+                if x.as_deref() != Some("standby") || y.as_deref() != Some("active") {
+                    return Some(format!(
+                        "{} ms after SIGCONT a is {x:?} and b {y:?}",
+                        COMEBACK_WATCH.as_millis()
+                    ));
+                }
+            }
+            _ => {
+                if a.first_after(cont_ns, &["Entering BACKUP STATE"]).is_none() {
+                    return Some(format!(
+                        "a did not enter BACKUP within {} ms of SIGCONT",
+                        COMEBACK_WATCH.as_millis()
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Asks the VIP's owner over ARP from the client and returns the MACs that
+/// answered within 30 ms.
+fn arp_answers(arp: &ArpWatch) -> Result<Vec<[u8; 6]>> {
+    let asked = arp.request_vip()?;
+    std::thread::sleep(Duration::from_millis(30));
+    let mut macs: Vec<[u8; 6]> = arp
+        .seen()
+        .iter()
+        .filter(|g| g.at_ns >= asked && g.op == 2 && g.spa == VIP && g.tpa == lab::CLIENT_ADDR)
+        .map(|g| g.sha)
+        .collect();
+    macs.sort_unstable();
+    macs.dedup();
+    Ok(macs)
 }
