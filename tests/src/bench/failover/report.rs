@@ -41,11 +41,12 @@ impl Case {
     pub(super) fn ok(&self) -> impl Iterator<Item = &Trial> {
         self.trials.iter().filter(|t| t.ok)
     }
-    pub(super) fn sorted(&self, f: impl Fn(&Trial) -> Option<u64>, only_ok: bool) -> Vec<f64> {
+    /// `f` of the trials that recovered (`only_recovered`) or of all, sorted, in ms.
+    pub(super) fn sorted(&self, f: impl Fn(&Trial) -> Option<u64>, only_recovered: bool) -> Vec<f64> {
         let mut v: Vec<f64> = self
             .trials
             .iter()
-            .filter(|t| !only_ok || t.ok)
+            .filter(|t| !only_recovered || t.recovered)
             .filter_map(|t| f(t).map(ms))
             .collect();
         v.sort_by(f64::total_cmp);
@@ -458,6 +459,8 @@ tandem: `interval_ms = 1`, `multiplier = 3`, heartbeats on the heartbeat link an
 - **What a takeover waits for.** tandem's takeover is done when the dataplane owns the VIP and the first GARP is out; the VIP's address on `lo` is added by a worker thread after it, because the netlink request waits for the kernel's RTNL mutex: in a crash, the failed node's links going down hold it, and an inline add measured 5–22 ms here (takeover p99 17.3 ms in the previous run). XDP answers ARP and dispatches the VIP's traffic without the address.\n\
 - **Why tandem's client gap can end before its takeover.** When a director's `eth0` goes down (crash, link down), the bridge drops its MAC from the forwarding table and floods the client's frames for it to every port; tandem's standby runs the dispatcher too and forwards VIP traffic that reaches it before it owns the VIP, so the probes are answered through b before b has taken over (under link down the gap stays a few ms although the takeover fails or takes ~1 s). A switch that flushes its table on link down does the same. Under kill -9 the dead node's port stays up and nothing is flooded.\n\
 - **Unstable setups.** Before the failure, both nodes must keep their roles from the confirmed steady state through the ≥ 55 ms of steady probes; an attempt in which either changed its role by itself (a spurious takeover) is discarded, counted here, and retried (3 attempts, then the trial fails).\n\
+- **Hang.** SIGSTOP of every process of the active's daemon by PID at T0, SIGCONT at T0 + 2 s; detect and takeover as for kill -9. While the node is stopped (after the takeover) the client asks for the VIP over ARP once: *hung node answered ARP* counts the trials in which the stopped node's MAC answered. After SIGCONT the pair is watched for 1 s: the trial fails unless the new owner keeps the role (tandem: a is standby and b active by their admin status; keepalived: a enters BACKUP) — a second takeover is a failed trial, its detect and takeover still counted.\n\
+- **Role changes in steady state.** Each setup's steady window runs from the confirmed steady state (both nodes' roles read) until T0, or until a discarded attempt is checked; its role changes are the lines of a node entering the active role in it (tandem `state … -> active`, keepalived `Entering MASTER STATE`). Per hour = changes × 3600 / steady seconds: with ~0.1 s of steady state per setup, one change weighs a lot; `TANDEM_BENCH_DWELL_MS` holds each setup longer.\n\
 - Percentiles are nearest-rank over the trials that recovered (detect, takeover, GARP) or over all trials (gap, lost probes).\n",
     );
     s
@@ -622,4 +625,35 @@ pub(super) fn target_checks(res: &Results, opts: &Options) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_changes_per_hour_of_steady_state() {
+        assert_eq!(per_hour(2, 7200.0), 1.0);
+        assert_eq!(per_hour(0, 1.5), 0.0);
+        assert!(per_hour(3, 0.0).is_nan());
+    }
+
+    #[test]
+    fn like_reasons_count_together() {
+        assert_eq!(
+            reason_class("b left the active role +443.9 ms after SIGCONT (epoch 20)"),
+            reason_class("b left the active role +12.0 ms after SIGCONT (epoch 7)")
+        );
+        let c = Case {
+            trials: vec![
+                Trial { reason: Some("no takeover by b within 1500 ms".into()), ..Trial::default() },
+                Trial { reason: Some("no takeover by b within 1500 ms".into()), ..Trial::default() },
+                Trial { ok: true, recovered: true, steady_ns: 2_000_000_000, role_changes: 1, ..Trial::default() },
+            ],
+        };
+        assert_eq!(c.reasons(), vec![("no takeover by b within # ms".to_string(), 2)]);
+        assert_eq!(c.failed(), 2);
+        assert_eq!(c.role_changes(), 1);
+        assert_eq!(c.steady_s(), 2.0);
+    }
 }

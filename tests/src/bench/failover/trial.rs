@@ -31,6 +31,9 @@ use crate::spawn_udp_responder;
 #[derive(Clone, Debug, Default)]
 pub struct Trial {
     pub ok: bool,
+    /// The new owner took over and the probes were answered again (a
+    /// `hang` trial may recover and still fail on what followed SIGCONT).
+    pub recovered: bool,
     pub reason: Option<String>,
     pub detect_ns: Option<u64>,
     pub takeover_ns: Option<u64>,
@@ -383,7 +386,8 @@ impl Bench {
             out.neigh_on_new_owner = Some(j.contains(&lab::format_mac(&self.mac_b)));
         }
         drop(arp);
-        out.ok = recovered && out.takeover_ns.is_some() && out.returned_quietly != Some(false);
+        out.recovered = recovered && out.takeover_ns.is_some();
+        out.ok = out.recovered && out.returned_quietly != Some(false);
         if !out.ok {
             out.reason = Some(if let (true, Some(why)) = (recovered, &out.comeback) {
                 format!("after SIGCONT: {why}")
