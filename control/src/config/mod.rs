@@ -405,6 +405,10 @@ pub struct CardConfig {
     /// The active node answers incoming calls itself (`HOOK(OFFHOOK)` on
     /// ringing): a front end that holds calls for the IVRs. Default off.
     pub auto_answer: bool,
+    /// `card.watchdog_ms`: the card's failover switch holds the trunk on
+    /// this host while the active daemon kicks its watchdog at least this
+    /// often; None: no watchdog (the trunk stays where it is).
+    pub watchdog: Option<Duration>,
 }
 
 /// `card.lineconfig` and `card.timing`: an owned span's line configuration.

@@ -268,6 +268,9 @@ pub struct CardTable {
     pub signalling: Signalling,
     #[serde(default)]
     pub auto_answer: Bool,
+    /// The failover switch's watchdog; absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog_ms: Option<Millis<10, 60_000>>,
 }
 
 impl<T> List<T> {
@@ -558,6 +561,7 @@ impl CardTable {
             }),
             signalling: self.signalling.0,
             auto_answer: self.auto_answer.0,
+            watchdog: self.watchdog_ms.map(|m| m.0),
         }
     }
 }
@@ -707,5 +711,6 @@ fn card_table(c: &CardConfig) -> CardTable {
         timing: c.line.map(|l| Int(l.timing)),
         signalling: Signalling(c.signalling),
         auto_answer: Bool(c.auto_answer),
+        watchdog_ms: c.watchdog.map(Millis),
     }
 }

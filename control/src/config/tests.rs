@@ -394,6 +394,17 @@ fn cards_values_defaults_and_round_trip() {
 }
 
 #[test]
+fn card_watchdog_is_optional_and_round_trips() {
+    let c = Config::parse(&format!("{GOOD}{CARDS}")).expect("cards config");
+    assert_eq!(c.cards[0].watchdog, None, "absent: no watchdog");
+    let text = format!("{GOOD}\n[[card]]\nspans = [1]\nwatchdog_ms = 200\n");
+    let c = Config::parse(&text).expect("watchdog config");
+    assert_eq!(c.cards[0].watchdog, Some(Duration::from_millis(200)));
+    let again = Config::parse(&c.to_toml_with_keys()).expect("round trip");
+    assert_eq!(c, again);
+}
+
+#[test]
 fn example_card_section_parses_when_uncommented() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tandem.example.toml");
     let text = std::fs::read_to_string(path).expect("example file");
@@ -458,6 +469,14 @@ fn bad_card_fields_are_named_with_their_values() {
         (
             card("spans = [1]\nsignalling = \"sip\""),
             r#"card[0].signalling: "sip" is not a signalling (fxsls, fxsgs, fxsks, fxols, fxogs, fxoks, em, em_e1, cas, clear)"#,
+        ),
+        (
+            card("spans = [1]\nwatchdog_ms = 5"),
+            "card[0].watchdog_ms: 5 is below the minimum 10",
+        ),
+        (
+            card("spans = [1]\nwatchdog_ms = 60001"),
+            "card[0].watchdog_ms: 60001 is above the maximum 60000",
         ),
         (
             card("spans = [1]\nspan = 1"),
