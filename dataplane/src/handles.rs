@@ -101,6 +101,8 @@ pub(crate) struct HeartbeatMaps {
     pub peers: HashMap<MapData, HbSenderKey, HbPeer>,
     /// `OWNED_VIPS`: IPv4 VIPs answered in XDP.
     pub owned_vips: HashMap<MapData, u32, Iface>,
+    /// `DEAD_MAN`: the daemon's stamp and budget, the trip latch.
+    pub dead_man: Array<MapData, DeadMan>,
 }
 
 /// The ring buffers the kernel pushes to; each is handed out once
@@ -186,6 +188,7 @@ impl Maps {
                 senders: take(ebpf, maps::HB_SENDERS)?,
                 peers: take(ebpf, maps::HB_PEERS)?,
                 owned_vips: take(ebpf, maps::OWNED_VIPS)?,
+                dead_man: take(ebpf, maps::DEAD_MAN)?,
             },
             rings: Rings {
                 heartbeats: Some(take(ebpf, maps::HB_EVENTS)?),

@@ -37,6 +37,7 @@ pub mod tables;
 
 mod clock;
 mod counters;
+mod deadman;
 mod error;
 mod events;
 mod flows;
@@ -56,6 +57,7 @@ use tandem_common::{MH_SLOTS, ServiceKey};
 
 pub use crate::{
     clock::{monotonic_coarse_ns, monotonic_ns},
+    deadman::DeadManState,
     config::{ConfigError, Protocol, RealConfig, RealState, ServiceConfig},
     error::Error,
     events::{CallEvents, FlowEvents, HeartbeatEvents, RingEvents},

@@ -38,6 +38,11 @@ pub fn arp(raw: *mut aya_ebpf::bindings::xdp_md) -> Next {
         count(Reason::Arp);
         return Next::Pass;
     };
+    if crate::deadman::fenced() {
+        // A hung daemon's node must not keep the VIP: no answer at all.
+        count(Reason::DeadManArp);
+        return Next::Drop;
+    }
     // SAFETY: same size, any bits valid.
     let mac: [u16; 3] = unsafe { core::mem::transmute::<[u8; 6], [u16; 3]>(own.mac) };
     let reply: [u16; 14] = [

@@ -33,6 +33,10 @@ pub fn run(ctx: &XdpContext) -> Next {
     if let Some(cfg) = heartbeat::is_heartbeat(pkt) {
         return heartbeat::process(ctx.ctx, pkt, cfg);
     }
+    if fenced_vip(pkt) {
+        count(Reason::DeadManDrop);
+        return Next::Drop;
+    }
     let port_flags = match maps::PORT_FLAGS.get(port_index(pkt.proto, pkt.dport)) {
         Some(f) => *f,
         None => 0,
@@ -48,4 +52,17 @@ pub fn run(ctx: &XdpContext) -> Next {
         pkt.sip_mode = MODE_NONE;
     }
     conn::connections(ctx, pkt)
+}
+
+/// Traffic to an owned IPv4 VIP while the dead-man switch is tripped: the
+/// stack must not see it (it would answer with ICMP port unreachable).
+#[inline(always)]
+fn fenced_vip(pkt: &Pkt) -> bool {
+    if pkt.family != FAMILY_V4 || !crate::deadman::fenced() {
+        return false;
+    }
+    let d = &pkt.dst;
+    let v4 = u32::from_ne_bytes([d[12], d[13], d[14], d[15]]);
+    // SAFETY: only the presence of the key is used.
+    unsafe { maps::OWNED_VIPS.get(&v4) }.is_some()
 }

@@ -30,6 +30,8 @@ mod calls;
 #[cfg(target_arch = "bpf")]
 mod conn;
 #[cfg(target_arch = "bpf")]
+mod deadman;
+#[cfg(target_arch = "bpf")]
 mod entry;
 #[cfg(target_arch = "bpf")]
 mod forward;

@@ -142,9 +142,18 @@ pub enum Reason {
     /// DROP: heartbeat of another boot that cannot be the sender's restart
     /// (the boot it replaced, or a sequence too high for a new boot).
     HbStaleBoot = 45,
+    /// The dead-man switch tripped: the daemon's stamp was older than its
+    /// budget (counted once per trip, when the program latches it).
+    DeadManTrip = 46,
+    /// DROP: traffic to an owned VIP while the dead-man switch is tripped
+    /// (passing it would let the stack answer with ICMP).
+    DeadManDrop = 47,
+    /// DROP: an ARP request for an owned VIP while the dead-man switch is
+    /// tripped: not answered.
+    DeadManArp = 48,
 }
 
-pub const REASON_COUNT: u32 = 46;
+pub const REASON_COUNT: u32 = 49;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -194,6 +203,9 @@ impl Reason {
         Reason::HbWrongPath,
         Reason::HbSeqJump,
         Reason::HbStaleBoot,
+        Reason::DeadManTrip,
+        Reason::DeadManDrop,
+        Reason::DeadManArp,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -244,6 +256,9 @@ impl Reason {
             Reason::HbWrongPath => "hb_wrong_path",
             Reason::HbSeqJump => "hb_seq_jump",
             Reason::HbStaleBoot => "hb_stale_boot",
+            Reason::DeadManTrip => "dead_man_trip",
+            Reason::DeadManDrop => "dead_man_drop",
+            Reason::DeadManArp => "dead_man_arp",
         }
     }
 }

@@ -13,6 +13,20 @@ pub struct HbConfig {
     pub _pad: [u16; 3],
 }
 
+/// The dead-man switch over the daemon (value 0 of `DEAD_MAN`): the
+/// daemon writes `stamp_ns` (CLOCK_MONOTONIC, the clock of
+/// `bpf_ktime_get_ns`) every loop turn. With `budget_ns` ≠ 0, a stamp
+/// older than the budget *fences* the node: the program stops answering
+/// ARP for the VIPs and drops traffic to them, and latches `tripped_ns`
+/// (the time it first saw the stale stamp) until the daemon clears it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DeadMan {
+    pub stamp_ns: u64,
+    pub budget_ns: u64,
+    pub tripped_ns: u64,
+}
+
 /// A heartbeat sender as the kernel tells it: the node id it claims and
 /// the source address it must come from (16 bytes, IPv4-mapped). Key of
 /// `HB_SENDERS` and of `HB_PEERS`.

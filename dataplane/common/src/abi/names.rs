@@ -34,6 +34,7 @@ pub mod maps {
     pub const CALLS: &str = "CALLS";
     pub const CALL_EVENTS: &str = "CALL_EVENTS";
     pub const OWNED_VIPS: &str = "OWNED_VIPS";
+    pub const DEAD_MAN: &str = "DEAD_MAN";
 
     // The benchmark object's maps.
     pub const BENCH_FRAME: &str = "BENCH_FRAME";
