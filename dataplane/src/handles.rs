@@ -101,6 +101,8 @@ pub(crate) struct HeartbeatMaps {
     pub peers: HashMap<MapData, HbSenderKey, HbPeer>,
     /// `OWNED_VIPS`: IPv4 VIPs answered in XDP.
     pub owned_vips: HashMap<MapData, u32, Iface>,
+    /// `HB_BAD_MAC`: bad-MAC heartbeats per configured sender.
+    pub bad_mac: HashMap<MapData, HbSenderKey, HbBadMac>,
     /// `DEAD_MAN`: the daemon's stamp and budget, the trip latch.
     pub dead_man: Array<MapData, DeadMan>,
 }
@@ -189,6 +191,7 @@ impl Maps {
                 peers: take(ebpf, maps::HB_PEERS)?,
                 owned_vips: take(ebpf, maps::OWNED_VIPS)?,
                 dead_man: take(ebpf, maps::DEAD_MAN)?,
+                bad_mac: take(ebpf, maps::HB_BAD_MAC)?,
             },
             rings: Rings {
                 heartbeats: Some(take(ebpf, maps::HB_EVENTS)?),

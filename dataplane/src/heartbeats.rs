@@ -78,6 +78,13 @@ impl Dataplane {
         self.maps.heartbeat.peers.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
     }
 
+    /// Bad-MAC heartbeats per configured sender: (node id, count, time of
+    /// the last one in ns, interface) — a sender that is alive but holds
+    /// another key.
+    pub fn bad_mac_senders(&self) -> Vec<(u32, u64, u64, u32)> {
+        self.maps.heartbeat.bad_mac.iter().filter_map(Result::ok).map(|(k, v)| (k.node_id, v.count, v.last_ns, v.ifindex)).collect()
+    }
+
     /// What the kernel last took from every sender, decoded; a record of
     /// a sender kind this version does not know (the program records only
     /// declared senders) is left out.

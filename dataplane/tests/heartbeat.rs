@@ -352,3 +352,26 @@ fn privileged_arp_for_an_owned_vip_is_answered_in_xdp() {
     dp.set_vip_owned(vip, ours, false).unwrap();
     assert_eq!(dp.test_run(&req).unwrap().verdict, XDP_PASS);
 }
+
+/// A configured sender whose heartbeats fail authentication is recorded
+/// as alive-but-misconfigured (count, time, interface); an unknown sender's
+/// garbage records nothing (it cannot fill the map).
+#[test]
+fn privileged_bad_mac_heartbeats_of_a_configured_sender_are_recorded_per_sender() {
+    if !privileged("privileged_bad_mac_heartbeats_of_a_configured_sender_are_recorded_per_sender") {
+        return;
+    }
+    let mut dp = setup();
+    assert!(dp.bad_mac_senders().is_empty());
+    let other_key = b"some-other-key!!";
+    expect(&mut dp, &frame(&hb(PEER, NodeState::Active, 1, 1), other_key), XDP_DROP, Reason::HbBadMac);
+    expect(&mut dp, &frame(&hb(PEER, NodeState::Active, 1, 2), other_key), XDP_DROP, Reason::HbBadMac);
+    // Not configured: counted as unknown, not recorded.
+    expect(&mut dp, &frame(&hb(77, NodeState::Active, 1, 1), other_key), XDP_DROP, Reason::HbUnknownSender);
+    let bad = dp.bad_mac_senders();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    let (node, count, last_ns, ifindex) = bad[0];
+    assert_eq!((node, count, ifindex), (PEER, 2, TEST_RUN_IFINDEX));
+    assert!(last_ns > 0);
+    assert!(dp.heartbeat_peers().is_empty(), "a bad MAC records no heartbeat");
+}

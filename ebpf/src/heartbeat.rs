@@ -125,6 +125,7 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
     }
     if !authentic(w, sender.k0, sender.k1) {
         count(Reason::HbBadMac);
+        note_bad_mac(&sender_key, ifindex);
         return Next::Drop;
     }
     let kind = byte(w, field::KIND);
@@ -209,4 +210,22 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
     }
     count(Reason::HbAccepted);
     Next::Drop
+}
+
+/// Records a bad-MAC heartbeat of a configured sender (alive, wrong key).
+#[inline(always)]
+fn note_bad_mac(key: &HbSenderKey, ifindex: u32) {
+    // SAFETY: bpf_ktime_get_ns takes no arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match maps::HB_BAD_MAC.get_ptr_mut(key) {
+        // SAFETY: p points to the map value; plain stores.
+        Some(p) => unsafe {
+            (*p).count += 1;
+            (*p).last_ns = now;
+            (*p).ifindex = ifindex;
+        },
+        None => {
+            let _ = maps::HB_BAD_MAC.insert(key, &HbBadMac { count: 1, last_ns: now, ifindex, _pad: 0 }, 0);
+        }
+    }
 }

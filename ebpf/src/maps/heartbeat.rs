@@ -30,6 +30,10 @@ pub static HB_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 /// IPv4 VIPs this node owns (network-order address) to the MAC to answer with.
 #[map]
 pub static OWNED_VIPS: HashMap<u32, Iface> = HashMap::with_max_entries(256, 0);
+/// Bad-MAC heartbeats per configured sender (only configured senders: the
+/// program looks the sender up first).
+#[map]
+pub static HB_BAD_MAC: HashMap<HbSenderKey, HbBadMac> = HashMap::with_max_entries(256, 0);
 /// The dead-man switch over the daemon (`crate::deadman`).
 #[map]
 pub static DEAD_MAN: Array<DeadMan> = Array::with_max_entries(1, 0);

@@ -27,6 +27,20 @@ pub struct DeadMan {
     pub tripped_ns: u64,
 }
 
+/// Heartbeats that failed authentication from a configured sender's
+/// address (value of `HB_BAD_MAC`, keyed like `HB_SENDERS`): the sender is
+/// alive but holds another key — a misconfiguration, not silence.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct HbBadMac {
+    pub count: u64,
+    /// `bpf_ktime_get_ns` of the last one.
+    pub last_ns: u64,
+    /// The interface it came in on.
+    pub ifindex: u32,
+    pub _pad: u32,
+}
+
 /// A heartbeat sender as the kernel tells it: the node id it claims and
 /// the source address it must come from (16 bytes, IPv4-mapped). Key of
 /// `HB_SENDERS` and of `HB_PEERS`.

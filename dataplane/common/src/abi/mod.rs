@@ -86,6 +86,7 @@ mod pod {
     unsafe impl aya::Pod for FlowEvent {}
     unsafe impl aya::Pod for HbConfig {}
     unsafe impl aya::Pod for DeadMan {}
+    unsafe impl aya::Pod for HbBadMac {}
     unsafe impl aya::Pod for HbSenderKey {}
     unsafe impl aya::Pod for HbSender {}
     unsafe impl aya::Pod for HbPeer {}

@@ -35,6 +35,7 @@ pub mod maps {
     pub const CALL_EVENTS: &str = "CALL_EVENTS";
     pub const OWNED_VIPS: &str = "OWNED_VIPS";
     pub const DEAD_MAN: &str = "DEAD_MAN";
+    pub const HB_BAD_MAC: &str = "HB_BAD_MAC";
 
     // The benchmark object's maps.
     pub const BENCH_FRAME: &str = "BENCH_FRAME";
