@@ -2,37 +2,73 @@
 //!
 //! This module owns the failover decision of one node: its state
 //! ([`NodeState`]: Init, Standby, Takeover, Active, Fault, Maintenance), its
-//! epoch (the term of the current active role), and what it knows of its
-//! peer from verified heartbeats. It is sans-IO in the style of quinn-proto:
-//! the runtime feeds it [`Event`]s and the current time through
-//! [`Pair::handle`] and [`Pair::handle_timeout`], calls `handle_timeout` at
+//! epoch (the term of the current active role), what it knows of its peer
+//! from verified heartbeats and reflected echoes, and the holds that damp
+//! role changes. It is sans-IO in the style of quinn-proto: the runtime
+//! feeds it [`Event`]s and the current time through [`Pair::handle`] and
+//! [`Pair::handle_timeout`], calls `handle_timeout` at
 //! [`Pair::poll_timeout`], and drains [`Action`]s with [`Pair::poll_action`]
 //! after every call. It must not do I/O, read a clock, sleep, spawn, or know
-//! how heartbeats travel: it does not send heartbeats either (the runtime
-//! sends `state()`, `epoch()` and `priority()` every `interval` on every
-//! path), and it never takes or releases a VIP itself.
+//! how heartbeats and echoes travel: it sends neither (the runtime sends
+//! `state()`, `epoch()` and `priority()` every `interval` on every path, and
+//! one echo per path per interval, reporting each with [`Event::EchoSent`]),
+//! and it never takes or releases a VIP itself.
 //!
 //! # Words
-//! - **deadline**: `interval × multiplier`. The peer is *alive* while some
-//!   path carried a heartbeat within the deadline and was not reported down
-//!   ([`Event::PathDown`]); it is *dead* when it is silent on every path.
+//! - **deadline**: `interval × multiplier`.
+//! - **heartbeat fresh** on a path: heard within the deadline and the path
+//!   not reported down ([`Event::PathDown`]) since.
+//! - **echo** of a path ([`EchoState`]): *Unknown* before any echo came
+//!   back (always, with `echo` off); *Lost* when `multiplier` echoes in a
+//!   row sent after the newest returned one were not back within one
+//!   interval each; *Alive* otherwise. Loss is counted in echoes this node
+//!   sent, so its own stalls (it sent nothing) never look like the peer's
+//!   silence.
+//! - **alive**: the peer is alive while some path has a fresh heartbeat or
+//!   an Alive echo; it is *dead* when every path is dead, and *positively
+//!   dead* when moreover every path's echo is Lost or the path was reported
+//!   down (not merely silent with the echo Unknown). A peer never heard is
+//!   positively dead unless some echo is Alive.
+//! - **misconfigured**: a bad-MAC heartbeat from the peer's address
+//!   ([`Event::PeerBadMac`]) within the deadline: the peer is alive with
+//!   another key. A valid heartbeat on that path clears it.
 //! - **epoch**: the term of the active role. A node that becomes active takes
 //!   `max(own, peer's) + 1`; every node adopts the highest epoch it hears;
 //!   the epoch never decreases (it restarts at 0 only with the process).
 //! - **witness**: an address on the service network the runtime can probe.
 //!   A node that would serve without hearing its peer needs the witness to
 //!   have answered a probe sent after the peer fell silent (its newest
-//!   heartbeat plus `interval × (multiplier − 1)`): then its own service
-//!   network worked while the peer was silent on it. The runtime reports
-//!   every answer with the probe's send time ([`Event::WitnessAnswered`]);
-//!   a standby that probes all along usually holds a fresh one when the
-//!   peer dies, and takes over without a further round trip. Otherwise it
-//!   asks for a probe ([`Action::ProbeWitness`]); no fresh answer (or
-//!   [`Event::Witness`] unreachable) within [`PairConfig::witness_timeout`]
-//!   counts as unreachable.
+//!   heartbeat or echo return plus `interval × (multiplier − 1)`). The
+//!   runtime reports every answer with the probe's send time
+//!   ([`Event::WitnessAnswered`]); otherwise the machine asks
+//!   ([`Action::ProbeWitness`]); no fresh answer (or [`Event::Witness`]
+//!   unreachable) within [`PairConfig::witness_timeout`] is unreachable.
 //! - **yield**: after an operator switchover the old active advertises
 //!   priority 0 for [`PairConfig::yield_hold`] (VRRP's "priority 0: I am
-//!   leaving") and neither preempts nor claims a role nobody holds.
+//!   leaving").
+//! - **hold-down** (flap damping, see `damping`): losing the active role
+//!   other than by operator command (dual-active loss, a higher epoch,
+//!   [`Event::Fenced`], a local fault) is a *flap*; it holds the node down
+//!   for `hold_down × 2^(recent flaps − 1)`, capped at `hold_down_max`; a
+//!   flap is recent for `hold_down_max`. A held-down node does not compete
+//!   for the role: it advertises priority 0 while not active (so the peer
+//!   wins any tie-break and claims the role), does not take over a dead
+//!   peer, does not preempt and does not keep the role in a dual-active
+//!   heal by preemption — unless the peer is positively dead.
+//! - **switchover hold**: after an operator switchover the old active does
+//!   not preempt until [`Event::AdminReleaseHold`] or `switchover_hold`
+//!   elapses. It blocks preemption only, and ends when the node becomes
+//!   active again.
+//! - **preemption gate**: a preemption (standby → active over an active
+//!   peer, or keeping the role in a dual-active heal) needs, beyond preempt
+//!   on and a strictly higher priority, no hold-down, no switchover hold,
+//!   and the peer alive continuously for `preempt_delay` — with `sync`, the
+//!   peer's state held ([`Event::PeerStateHeld`]) too, the delay counted
+//!   from the later of the two (conntrackd's commit before master). A
+//!   takeover of a dead peer is never gated on sync. The taker is protected
+//!   this way: the node it replaced meets it again with a lower epoch, must
+//!   wait out the preempt delay from that moment and, having lost the
+//!   role, its hold-down.
 //! - **tie-break**: between two nodes that both could serve, the higher
 //!   advertised priority wins, then the lower node id. Between two actives,
 //!   the higher epoch wins first.
@@ -40,57 +76,56 @@
 //! # Transitions
 //! Decisions are level-triggered: after every input the machine re-applies
 //! the rules below to its state and its view of the peer until nothing
-//! changes, so "then the normal rules apply" holds everywhere.
+//! changes. Every [`Action::StateChanged`] carries its [`Reason`]; a move a
+//! rule would make but a hold suppresses is reported once per episode as
+//! [`Action::Held`].
 //!
-//! - **Init** listens for up to `init_hold`. Peer heard Active or Takeover →
-//!   Standby. Peer Standby or Init → tie-break: the winner becomes Active
-//!   (epoch = max seen + 1), the loser Standby. Peer Fault or Maintenance →
-//!   Active at once. Nobody heard by `init_hold` → Takeover (alone).
-//! - **Standby**: peer dead → Takeover. Peer Fault or Maintenance → Active
-//!   at once. Peer Standby or Init (nobody active) → the tie-break winner
-//!   becomes Active at once unless it is yielding; the loser waits. Peer
-//!   Takeover → wait. Peer Active → stay, unless preempt is on, we are not
-//!   yielding and our priority is strictly higher than the peer's: then
-//!   Active with epoch + 1 (the old active steps down on hearing it).
-//! - **Takeover** (serving without hearing the peer): without a witness →
-//!   Active at once. With one: [`Action::ProbeWitness`]; reachable → Active
-//!   with epoch = max(own, peer's) + 1; unreachable or unanswered → Fault
-//!   (isolated: we are the node cut off and must not serve), probing again
-//!   every [`PairConfig::isolation_retry`] through Takeover. The peer heard
-//!   again during Takeover → Standby (and the rules above).
-//! - **Active**: peer heard Active too (a partition healed, or a preempt) →
-//!   compare (epoch, priority, lower node id): the loser becomes Standby
-//!   ([`Action::BecomeStandby`]), the winner stays and emits
-//!   [`Action::SendGarp`] once per heal. A loser that would preempt the
-//!   winner anyway (preempt on, strictly higher priority, not yielding, no
-//!   local fault) keeps the role under epoch = max + 1 and re-announces
-//!   (SendGarp) instead of releasing and retaking the VIPs and spans; the
-//!   other side then sees the higher epoch and steps down.
+//! - **Init** listens for up to `init_hold`. Peer misconfigured → Standby.
+//!   Peer heard Active or Takeover → Standby. Peer Standby or Init →
+//!   tie-break: the winner becomes Active, the loser Standby. Peer Fault or
+//!   Maintenance → Active at once. Nobody heard by `init_hold` → Takeover.
+//! - **Standby**: peer misconfigured → stay (held). Peer dead → Takeover,
+//!   unless held down and the peer not positively dead (held). Peer Fault
+//!   or Maintenance → Active at once. Peer Standby or Init (nobody active)
+//!   → the tie-break winner (by advertised priority) becomes Active; the
+//!   loser waits. Peer Takeover → wait. Peer Active → stay, unless the
+//!   preemption gate opens: then Active with epoch + 1.
+//! - **Takeover** (serving without hearing the peer): peer misconfigured
+//!   → Standby. Peer heard again → Standby. Without a witness → Active at
+//!   once. With one: [`Action::ProbeWitness`]; reachable → Active;
+//!   unreachable or unanswered → Fault (isolated), probing again every
+//!   [`PairConfig::isolation_retry`] through Takeover (held while held
+//!   down, as from Standby).
+//! - **Active**: peer heard Active too → compare (epoch, priority, lower
+//!   node id): the winner stays and emits [`Action::SendGarp`] once per
+//!   heal; the loser keeps the role under epoch = max + 1 (SendGarp) if the
+//!   preemption gate opens for it, else becomes Standby (a flap).
+//!   [`Event::Fenced`] → Standby (a flap). A peer misconfigured changes
+//!   nothing.
 //! - **Local fault** (interface down, card alarm): Active → Fault
-//!   (BecomeStandby) only when the peer is alive and Standby; otherwise the
-//!   node stays Active, degraded (the peer cannot do better), and hands over
-//!   as soon as the peer is a healthy Standby. In Init, Standby or Takeover
-//!   → Fault; a faulted node never takes over. Fault cleared → Standby (a
-//!   degraded active just stops being degraded).
-//! - **Admin switchover**: on Active, with the peer alive and Standby →
-//!   Standby and yield; the peer sees a standby advertising priority 0 and
-//!   takes over at once. Refused (ignored) otherwise, see
-//!   [`Pair::can_switchover`]. With preempt on, a higher-priority node takes
-//!   the role back when its yield hold ends: maintenance is the way to keep
-//!   a node out.
+//!   (BecomeStandby, a flap) only when the peer is alive and Standby;
+//!   otherwise the node stays Active, degraded. In Init, Standby or
+//!   Takeover → Fault; a faulted node never takes over. Fault cleared →
+//!   Standby.
+//! - **Admin switchover**: on Active, with the peer alive, Standby and not
+//!   advertising priority 0 → Standby, yield, switchover hold. Refused
+//!   (ignored) otherwise, see [`Pair::can_switchover`].
 //! - **Maintenance** (operator): any state → Maintenance (an active releases
-//!   its VIPs); never takes over; off → Standby.
+//!   its VIPs, not a flap); never takes over; off → Standby.
 //!
-//! Heartbeats on a path index ≥ `paths` or claiming our own node id are
-//! ignored. The logic is pair-only: a heartbeat from another node id than
-//! the known peer replaces the peer (the wire and the types carry node ids
-//! and do not assume two nodes).
+//! Inputs on a path index ≥ `paths`, and heartbeats claiming our own node
+//! id, are ignored. A heartbeat from another node id than the known peer
+//! replaces the peer and forgets the echoes (the wire and the types carry
+//! node ids and do not assume two nodes).
 //!
 //! # Method kinds
 //! Getters ([`Pair::state`], [`Pair::epoch`], [`Pair::priority`],
-//! [`Pair::peer`], [`Pair::local_fault`], [`Pair::can_switchover`]);
-//! events with their time ([`Pair::handle`], [`Pair::handle_timeout`]);
-//! what it wants done ([`Pair::poll_action`], [`Pair::poll_timeout`]).
+//! [`Pair::peer`], [`Pair::peer_alive`], [`Pair::local_fault`],
+//! [`Pair::can_switchover`], [`Pair::hold_down_until`], [`Pair::flaps`],
+//! [`Pair::switchover_hold`], [`Pair::peer_state_held`],
+//! [`Pair::peer_misconfigured`], [`Pair::path_liveness`]); events with
+//! their time ([`Pair::handle`], [`Pair::handle_timeout`]); what it wants
+//! done ([`Pair::poll_action`], [`Pair::poll_timeout`]).
 //!
 //! Actions come in this order for one transition: [`Action::StateChanged`]
 //! first, then its effect ([`Action::BecomeActive`], [`Action::BecomeStandby`],
@@ -107,209 +142,25 @@
 
 use std::cmp::Reverse;
 use std::collections::VecDeque;
-use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-pub use tandem_common::node::NodeState;
+mod damping;
+mod fingerprint;
+mod liveness;
+mod status;
+mod types;
+
+use damping::Damping;
+pub use fingerprint::Fingerprint;
+use liveness::EchoTrack;
+pub use liveness::{EchoState, PathLiveness, PeerPath, PeerView};
+pub use types::{
+    Action, Event, FaultKind, Hold, NodeState, PairConfig, Reason, SwitchoverRefused, local_fault,
+};
 
 /// Enough steps for the longest chain of transitions one input can cause
 /// (e.g. Fault → Standby → Takeover → Active).
 const MAX_STEPS: usize = 8;
-
-/// Configuration of one node of the pair.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PairConfig {
-    /// Unique per node.
-    pub node_id: u32,
-    /// Higher wins. 0 is reserved for a yielding node (as in VRRP) and is
-    /// treated as 1.
-    pub priority: u8,
-    /// A higher-priority standby takes the active role back.
-    pub preempt: bool,
-    /// Heartbeat interval.
-    pub interval: Duration,
-    /// The peer is dead after `interval × multiplier` of silence on every path.
-    pub multiplier: u32,
-    /// Number of heartbeat paths (e.g. a dedicated link and the service network).
-    pub paths: u8,
-    /// A witness address is configured.
-    pub witness: bool,
-    /// How long Init listens for a peer before deciding alone.
-    pub init_hold: Duration,
-}
-
-impl PairConfig {
-    /// `interval × multiplier`: silence on every path for this long means
-    /// the peer is dead.
-    pub fn deadline(&self) -> Duration {
-        self.interval.saturating_mul(self.multiplier.max(1))
-    }
-
-    /// How long a node that handed the active role over by command yields.
-    pub fn yield_hold(&self) -> Duration {
-        self.init_hold.max(self.deadline())
-    }
-
-    /// How long the runtime has to answer [`Action::ProbeWitness`].
-    pub fn witness_timeout(&self) -> Duration {
-        self.init_hold.max(self.deadline())
-    }
-
-    /// How long an isolated node (Fault, witness unreachable) waits before
-    /// it probes the witness again.
-    pub fn isolation_retry(&self) -> Duration {
-        self.deadline()
-    }
-}
-
-/// A local fault the runtime detected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FaultKind {
-    /// A service or heartbeat interface lost its link.
-    InterfaceDown,
-    /// A telephony card reports an alarm on a span.
-    CardAlarm,
-    Other,
-}
-
-/// The local fault to report for what the runtime sees: a link down
-/// outranks a card alarm (the node cannot serve at all), none is `None`.
-pub fn local_fault(link_down: bool, card_alarm: bool) -> Option<FaultKind> {
-    if link_down {
-        Some(FaultKind::InterfaceDown)
-    } else if card_alarm {
-        Some(FaultKind::CardAlarm)
-    } else {
-        None
-    }
-}
-
-/// An input to the state machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// A verified heartbeat from the peer, received on `path`.
-    Heartbeat {
-        path: u8,
-        from: u32,
-        state: NodeState,
-        epoch: u64,
-        priority: u8,
-    },
-    /// The kernel or runtime saw `path`'s deadline pass (an accelerator: the
-    /// machine also detects silence from its own timestamps).
-    PathDown {
-        path: u8,
-    },
-    LocalFault(FaultKind),
-    LocalFaultCleared,
-    /// Operator: hand the active role to the peer.
-    AdminSwitchover,
-    /// Operator: enter (true) or leave (false) maintenance.
-    AdminMaintenance(bool),
-    /// The answer to [`Action::ProbeWitness`], decided by the runtime.
-    Witness {
-        reachable: bool,
-    },
-    /// The witness answered a probe sent at `sent_at`; whether that answer
-    /// is fresh enough for a takeover is the machine's decision.
-    WitnessAnswered {
-        sent_at: Instant,
-    },
-}
-
-/// An output for the runtime to carry out.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Action {
-    /// Take the VIPs (map flag, address, GARP burst), start the spans.
-    BecomeActive { epoch: u64 },
-    /// Release the VIPs, shut the spans down.
-    BecomeStandby,
-    /// Re-announce the VIPs (a split brain healed in our favour).
-    SendGarp,
-    /// Check the witness and answer with [`Event::Witness`].
-    ProbeWitness,
-    StateChanged {
-        from: NodeState,
-        to: NodeState,
-        epoch: u64,
-    },
-}
-
-/// What one path last told us about the peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PeerPath {
-    /// When the last heartbeat on this path was handled.
-    pub last_seen: Option<Instant>,
-    /// The runtime reported this path's deadline passed
-    /// ([`Event::PathDown`]) and no heartbeat came on it since.
-    pub reported_down: bool,
-}
-
-/// The last known state of the peer.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PeerView {
-    pub node_id: u32,
-    pub state: NodeState,
-    pub epoch: u64,
-    /// As advertised (0 while the peer yields).
-    pub priority: u8,
-    /// Indexed by path.
-    pub paths: Vec<PeerPath>,
-}
-
-impl PeerView {
-    /// The peer was heard on `path` within `deadline` and the path was not
-    /// reported down since.
-    pub fn heard_on(&self, path: u8, now: Instant, deadline: Duration) -> bool {
-        self.paths
-            .get(usize::from(path))
-            .is_some_and(|p| !p.reported_down && p.last_seen.is_some_and(|t| now < t + deadline))
-    }
-
-    /// Heard on at least one path.
-    pub fn alive(&self, now: Instant, deadline: Duration) -> bool {
-        (0..self.paths.len()).any(|p| self.heard_on(p as u8, now, deadline))
-    }
-
-    /// When the peer is dead unless heard again: the latest path deadline
-    /// (None if no path can keep it alive).
-    pub fn dead_at(&self, deadline: Duration) -> Option<Instant> {
-        self.paths
-            .iter()
-            .filter(|p| !p.reported_down)
-            .filter_map(|p| p.last_seen)
-            .max()
-            .map(|t| t + deadline)
-    }
-}
-
-/// Why [`Pair::can_switchover`] refuses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SwitchoverRefused {
-    /// Only the active node can hand the role over.
-    NotActive(NodeState),
-    /// The peer is not alive and Standby: nobody would take the role.
-    NoHealthyPeer,
-}
-
-impl fmt::Display for SwitchoverRefused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SwitchoverRefused::NotActive(s) => {
-                write!(
-                    f,
-                    "switchover refused: this node is {}, not active",
-                    s.name()
-                )
-            }
-            SwitchoverRefused::NoHealthyPeer => {
-                write!(f, "switchover refused: the peer is not a healthy standby")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SwitchoverRefused {}
 
 /// The peer's fields a decision needs (copied out of the view).
 #[derive(Clone, Copy, Debug)]
@@ -320,6 +171,14 @@ struct Peer {
     priority: u8,
 }
 
+/// What the preemption gate says.
+enum Gate {
+    /// Preemption does not apply (off, not higher priority, yielding, faulty).
+    No,
+    Held(Hold, Option<Instant>),
+    Open,
+}
+
 /// The failover state machine of one node. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct Pair {
@@ -327,6 +186,8 @@ pub struct Pair {
     state: NodeState,
     epoch: u64,
     peer: Option<PeerView>,
+    /// The latest time handled: instants at or before it are past.
+    now: Instant,
     /// Init decides alone at this instant.
     init_until: Instant,
     local_fault: Option<FaultKind>,
@@ -343,14 +204,33 @@ pub struct Pair {
     yield_until: Option<Instant>,
     /// SendGarp was emitted for the current dual-active episode.
     garp_sent: bool,
+    /// Echo bookkeeping, by path.
+    echo: Vec<EchoTrack>,
+    /// The newest bad-MAC heartbeat from the peer's address, by path.
+    bad_mac: Vec<Option<Instant>>,
+    damping: Damping,
+    /// Some(None): preemption held until released; Some(Some(t)): until t.
+    switchover_hold: Option<Option<Instant>>,
+    /// This node holds the peer's state since then.
+    state_held_since: Option<Instant>,
+    /// The peer has been alive continuously since then.
+    peer_alive_since: Option<Instant>,
+    /// Why the current Takeover started (its reason when it completes).
+    takeover_reason: Reason,
+    /// The hold last reported with [`Action::Held`] (None: nothing held).
+    held: Option<Hold>,
+    /// The hold the current settle step found.
+    step_hold: Option<(Hold, Option<Instant>)>,
     actions: VecDeque<Action>,
 }
 
 impl Pair {
     pub fn new(mut cfg: PairConfig, now: Instant) -> Pair {
         cfg.priority = cfg.priority.max(1);
+        let paths = usize::from(cfg.paths);
         Pair {
             init_until: now + cfg.init_hold,
+            now,
             cfg,
             state: NodeState::Init,
             epoch: 0,
@@ -363,58 +243,22 @@ impl Pair {
             retry_at: None,
             yield_until: None,
             garp_sent: false,
+            echo: vec![EchoTrack::default(); paths],
+            bad_mac: vec![None; paths],
+            damping: Damping::default(),
+            switchover_hold: None,
+            state_held_since: None,
+            peer_alive_since: None,
+            takeover_reason: Reason::InitAlone,
+            held: None,
+            step_hold: None,
             actions: VecDeque::new(),
         }
     }
 
-    pub fn config(&self) -> &PairConfig {
-        &self.cfg
-    }
-
-    pub fn state(&self) -> NodeState {
-        self.state
-    }
-
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// The priority to advertise: the configured one, or 0 while yielding.
-    pub fn priority(&self) -> u8 {
-        if self.yield_until.is_some() {
-            0
-        } else {
-            self.cfg.priority
-        }
-    }
-
-    pub fn peer(&self) -> Option<PeerView> {
-        self.peer.clone()
-    }
-
-    /// The peer as of `now`, if it is alive.
-    pub fn peer_alive(&self, now: Instant) -> bool {
-        self.live_peer(now).is_some()
-    }
-
-    /// The local fault in force, if any (an active may be serving degraded).
-    pub fn local_fault(&self) -> Option<FaultKind> {
-        self.local_fault
-    }
-
-    /// Whether [`Event::AdminSwitchover`] would hand the role over now.
-    pub fn can_switchover(&self, now: Instant) -> Result<(), SwitchoverRefused> {
-        if self.state != NodeState::Active {
-            return Err(SwitchoverRefused::NotActive(self.state));
-        }
-        match self.live_peer(now) {
-            Some(p) if p.state == NodeState::Standby => Ok(()),
-            _ => Err(SwitchoverRefused::NoHealthyPeer),
-        }
-    }
-
     pub fn handle(&mut self, ev: Event, now: Instant) {
-        self.expire_yield(now);
+        self.observe(now);
+        let paths = self.cfg.paths;
         match ev {
             Event::Heartbeat {
                 path,
@@ -423,33 +267,37 @@ impl Pair {
                 epoch,
                 priority,
             } => {
-                if from == self.cfg.node_id || path >= self.cfg.paths {
+                if from == self.cfg.node_id || path >= paths {
                     return;
                 }
-                let deadline = self.cfg.deadline();
-                let paths = usize::from(self.cfg.paths);
-                let peer = match &mut self.peer {
-                    Some(p) if p.node_id == from => p,
-                    slot => slot.insert(PeerView {
+                let was_alive = self.peer_alive(now);
+                let replaced = !self.peer.as_ref().is_some_and(|p| p.node_id == from);
+                if replaced {
+                    self.peer = Some(PeerView {
                         node_id: from,
                         state,
                         epoch,
                         priority,
-                        paths: vec![PeerPath::default(); paths],
-                    }),
-                };
-                if !peer.alive(now, deadline) || state != NodeState::Active {
+                        paths: vec![PeerPath::default(); usize::from(paths)],
+                    });
+                    self.echo = vec![EchoTrack::default(); usize::from(paths)];
+                }
+                if !was_alive || state != NodeState::Active {
                     // A new dual-active episode starts only after the peer
                     // was lost or stopped being active.
                     self.garp_sent = false;
                 }
-                peer.state = state;
-                peer.epoch = epoch;
-                peer.priority = priority;
-                peer.paths[usize::from(path)] = PeerPath {
-                    last_seen: Some(now),
-                    reported_down: false,
-                };
+                if let Some(peer) = self.peer.as_mut() {
+                    peer.state = state;
+                    peer.epoch = epoch;
+                    peer.priority = priority;
+                    peer.paths[usize::from(path)] = PeerPath {
+                        last_seen: Some(now),
+                        reported_down: false,
+                    };
+                }
+                self.bad_mac[usize::from(path)] = None;
+                self.note_alive(now);
                 // Decide with the epochs as they stand (the dual-active
                 // comparison needs ours before adoption), then adopt.
                 self.settle(now);
@@ -465,6 +313,35 @@ impl Pair {
                     p.reported_down = true;
                 }
             }
+            Event::EchoSent { path, seq } => {
+                if self.cfg.echo && path < paths {
+                    let (interval, m) = (self.cfg.interval, self.cfg.multiplier);
+                    self.echo[usize::from(path)].sent(seq, now, interval, m);
+                }
+            }
+            Event::EchoReturned { path, seq } => {
+                if self.cfg.echo && path < paths {
+                    self.echo[usize::from(path)].returned(seq, now);
+                }
+            }
+            Event::PeerBadMac { path } => {
+                if path < paths {
+                    self.bad_mac[usize::from(path)] = Some(now);
+                }
+            }
+            Event::Fenced => {
+                if self.state == NodeState::Active {
+                    self.enter(NodeState::Standby, now, Reason::Fenced);
+                }
+            }
+            Event::PeerStateHeld(held) => {
+                self.state_held_since = if held {
+                    Some(self.state_held_since.unwrap_or(now))
+                } else {
+                    None
+                };
+            }
+            Event::AdminReleaseHold => self.switchover_hold = None,
             Event::LocalFault(kind) => {
                 self.local_fault = Some(kind);
                 self.retry_at = None;
@@ -473,60 +350,64 @@ impl Pair {
             Event::AdminSwitchover => {
                 if self.can_switchover(now).is_ok() {
                     self.yield_until = Some(now + self.cfg.yield_hold());
-                    self.enter(NodeState::Standby, now);
+                    self.switchover_hold = Some(self.cfg.switchover_hold.map(|d| now + d));
+                    self.enter(NodeState::Standby, now, Reason::Switchover);
                 }
             }
             Event::AdminMaintenance(on) => self.maintenance = on,
             Event::WitnessAnswered { sent_at } => {
-                self.witness_answered = Some(self.witness_answered.map_or(sent_at, |a| a.max(sent_at)));
+                self.witness_answered =
+                    Some(self.witness_answered.map_or(sent_at, |a| a.max(sent_at)));
             }
             Event::Witness { reachable } => {
                 if self.state == NodeState::Takeover && self.witness_due.is_some() {
                     self.witness_due = None;
                     if reachable {
-                        self.take_active(now);
+                        self.take_active(now, Reason::WitnessReachable);
                     } else {
                         self.isolated(now);
                     }
                 }
             }
         }
+        self.note_alive(now);
         self.settle(now);
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.expire_yield(now);
+        self.observe(now);
         self.settle(now);
-    }
-
-    /// The next instant [`Pair::handle_timeout`] must be called at.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.yield_until;
-        let mut at = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        match self.state {
-            NodeState::Init => at(Some(self.init_until)),
-            NodeState::Standby => at(self
-                .peer
-                .as_ref()
-                .and_then(|p| p.dead_at(self.cfg.deadline()))),
-            NodeState::Takeover => at(self.witness_due),
-            NodeState::Fault if self.local_fault.is_none() => at(self.retry_at),
-            NodeState::Fault | NodeState::Active | NodeState::Maintenance => {}
-        }
-        next
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
 
+    /// Expire what ended by `now`.
+    fn observe(&mut self, now: Instant) {
+        self.now = now;
+        if self.yield_until.is_some_and(|t| now >= t) {
+            self.yield_until = None;
+        }
+        if self.switchover_hold.is_some_and(|h| h.is_some_and(|t| now >= t)) {
+            self.switchover_hold = None;
+        }
+        self.damping.expire(now, self.cfg.hold_down_max);
+        if !self.peer_alive(now) {
+            self.peer_alive_since = None;
+        }
+    }
+
+    /// Start the peer's continuous-liveness clock if it just came alive.
+    fn note_alive(&mut self, now: Instant) {
+        if self.peer_alive_since.is_none() && self.peer_alive(now) {
+            self.peer_alive_since = Some(now);
+        }
+    }
+
     fn live_peer(&self, now: Instant) -> Option<Peer> {
         let p = self.peer.as_ref()?;
-        p.alive(now, self.cfg.deadline()).then_some(Peer {
+        self.peer_alive(now).then_some(Peer {
             node_id: p.node_id,
             state: p.state,
             epoch: p.epoch,
@@ -534,24 +415,34 @@ impl Pair {
         })
     }
 
-    fn expire_yield(&mut self, now: Instant) {
-        if self.yield_until.is_some_and(|t| now >= t) {
-            self.yield_until = None;
-        }
-    }
-
     fn yielding(&self) -> bool {
         self.yield_until.is_some()
     }
 
-    /// Re-apply the rules until nothing changes.
+    /// Report that `hold` suppresses a move in this step.
+    fn hold(&mut self, hold: Hold, until: Option<Instant>) -> bool {
+        self.step_hold = Some((hold, until));
+        false
+    }
+
+    /// Re-apply the rules until nothing changes; report a new hold once.
     fn settle(&mut self, now: Instant) {
+        let mut settled = false;
         for _ in 0..MAX_STEPS {
+            self.step_hold = None;
             if !self.step(now) {
-                return;
+                settled = true;
+                break;
             }
         }
-        debug_assert!(false, "pair state machine did not settle: {self:?}");
+        debug_assert!(settled, "pair state machine did not settle: {self:?}");
+        let hold = self.step_hold.take();
+        if hold.map(|h| h.0) != self.held {
+            if let Some((hold, until)) = hold {
+                self.actions.push_back(Action::Held { hold, until });
+            }
+            self.held = hold.map(|h| h.0);
+        }
     }
 
     /// Apply the rules once; true if the state (or epoch) changed.
@@ -561,40 +452,65 @@ impl Pair {
             if self.state == Maintenance {
                 return false;
             }
-            self.enter(Maintenance, now);
-            return true;
+            return self.enter(Maintenance, now, Reason::Maintenance);
         }
         let peer = self.live_peer(now);
+        let misconfigured = self.peer_misconfigured(now);
         match self.state {
             Init | Standby | Takeover if self.local_fault.is_some() => {
-                self.enter(Fault, now);
-                true
+                self.enter(Fault, now, Reason::LocalFault)
+            }
+            Init | Takeover if misconfigured => self.enter(Standby, now, Reason::PeerMisconfigured),
+            Standby if misconfigured => {
+                let until = self.misconfigured_until();
+                self.hold(Hold::PeerMisconfigured, until)
             }
             Init => match peer {
                 Some(p) => match p.state {
-                    Active | Takeover => self.enter(Standby, now),
-                    Standby | Init if !self.wins_tie_break(p) => self.enter(Standby, now),
-                    Standby | Init | Fault | Maintenance => self.take_active(now),
+                    Active | Takeover => {
+                        self.enter(Standby, now, Reason::PeerHeardActive { epoch: p.epoch })
+                    }
+                    Standby | Init if !self.wins_tie_break(p) => {
+                        self.enter(Standby, now, Reason::TieBreak)
+                    }
+                    Standby | Init => self.take_active(now, Reason::TieBreak),
+                    Fault | Maintenance => self.take_active(now, Reason::PeerCannotServe),
                 },
-                None if now >= self.init_until => self.enter(Takeover, now),
+                None if now >= self.init_until => {
+                    self.takeover_reason = Reason::InitAlone;
+                    self.enter(Takeover, now, Reason::InitAlone)
+                }
                 None => false,
             },
             Standby => match peer {
-                None => self.enter(Takeover, now),
+                None => self.take_over_dead_peer(now),
                 Some(p) => match p.state {
-                    Active if self.may_preempt(p) => self.take_active(now),
-                    Standby | Init if !self.yielding() && self.wins_tie_break(p) => {
-                        self.take_active(now)
+                    Active => match self.preempt_gate(p, now) {
+                        Gate::Open => self.take_active(now, Reason::Preempt),
+                        Gate::Held(hold, until) => self.hold(hold, until),
+                        Gate::No => false,
+                    },
+                    Standby | Init if self.wins_tie_break(p) => {
+                        self.take_active(now, Reason::TieBreak)
                     }
-                    Fault | Maintenance => self.take_active(now),
-                    Active | Standby | Init | Takeover => false,
+                    Standby | Init if self.damping.holding(now) && self.would_win_unheld(p) => {
+                        self.hold(Hold::HoldDown, self.damping.until())
+                    }
+                    Fault | Maintenance => self.take_active(now, Reason::PeerCannotServe),
+                    Standby | Init | Takeover => false,
                 },
             },
             Takeover => {
-                if peer.is_some() {
-                    self.enter(Standby, now)
-                } else if !self.cfg.witness || self.witness_fresh() {
-                    self.take_active(now)
+                if let Some(p) = peer {
+                    let reason = match p.state {
+                        Active | Takeover => Reason::PeerHeardActive { epoch: p.epoch },
+                        _ => Reason::PeerHeard,
+                    };
+                    self.enter(Standby, now, reason)
+                } else if !self.cfg.witness {
+                    self.take_active(now, self.takeover_reason)
+                } else if self.witness_fresh() {
+                    self.take_active(now, Reason::WitnessReachable)
                 } else if self.witness_due.is_none_or(|t| now >= t) {
                     self.isolated(now)
                 } else {
@@ -604,7 +520,7 @@ impl Pair {
             Active => match peer {
                 Some(p) if p.state == Active => self.settle_dual_active(p, now),
                 Some(p) if p.state == Standby && self.local_fault.is_some() => {
-                    self.enter(Fault, now)
+                    self.enter(Fault, now, Reason::LocalFault)
                 }
                 _ => false,
             },
@@ -612,27 +528,81 @@ impl Pair {
                 if self.local_fault.is_some() {
                     false
                 } else if peer.is_some() || self.retry_at.is_none() {
-                    self.enter(Standby, now)
+                    self.enter(Standby, now, Reason::FaultCleared)
                 } else if self.retry_at.is_some_and(|t| now >= t) {
-                    self.enter(Takeover, now)
+                    if self.held_down_beside(now) {
+                        self.hold(Hold::HoldDown, self.damping.until())
+                    } else {
+                        self.takeover_reason = Reason::PeerDead {
+                            positively: self.peer_positively_dead(now),
+                        };
+                        self.enter(Takeover, now, Reason::IsolationRetry)
+                    }
                 } else {
                     false
                 }
             }
-            Maintenance => self.enter(Standby, now),
+            Maintenance => self.enter(Standby, now, Reason::MaintenanceOff),
         }
     }
 
-    /// Between two nodes that could both take a role nobody holds.
+    /// Held down and the peer is not positively dead.
+    fn held_down_beside(&self, now: Instant) -> bool {
+        self.damping.holding(now) && !self.peer_positively_dead(now)
+    }
+
+    /// Standby, the peer dead: Takeover unless held down.
+    fn take_over_dead_peer(&mut self, now: Instant) -> bool {
+        if self.held_down_beside(now) {
+            return self.hold(Hold::HoldDown, self.damping.until());
+        }
+        let reason = Reason::PeerDead {
+            positively: self.peer_positively_dead(now),
+        };
+        self.takeover_reason = reason;
+        self.enter(NodeState::Takeover, now, reason)
+    }
+
+    /// Between two nodes that could both take a role nobody holds, by
+    /// advertised priorities.
     fn wins_tie_break(&self, p: Peer) -> bool {
         (self.priority(), Reverse(self.cfg.node_id)) > (p.priority, Reverse(p.node_id))
     }
 
-    fn may_preempt(&self, p: Peer) -> bool {
-        self.cfg.preempt
-            && !self.yielding()
-            && self.local_fault.is_none()
-            && self.cfg.priority > p.priority
+    /// The tie-break this node would win were it not held down.
+    fn would_win_unheld(&self, p: Peer) -> bool {
+        !self.yielding()
+            && (self.cfg.priority, Reverse(self.cfg.node_id)) > (p.priority, Reverse(p.node_id))
+    }
+
+    /// Whether a preemption of the active peer `p` may happen now.
+    fn preempt_gate(&self, p: Peer, now: Instant) -> Gate {
+        if !self.cfg.preempt
+            || self.yielding()
+            || self.local_fault.is_some()
+            || self.cfg.priority <= p.priority
+        {
+            return Gate::No;
+        }
+        if self.damping.holding(now) {
+            return Gate::Held(Hold::HoldDown, self.damping.until());
+        }
+        if let Some(until) = self.switchover_hold {
+            return Gate::Held(Hold::Switchover, until);
+        }
+        let since = if self.cfg.sync {
+            match self.state_held_since {
+                None => return Gate::Held(Hold::PreemptNeedsState, None),
+                Some(held) => self.peer_alive_since.map(|a| a.max(held)),
+            }
+        } else {
+            self.peer_alive_since
+        };
+        let ready = since.map_or(now, |s| s + self.cfg.preempt_delay);
+        if now < ready {
+            return Gate::Held(Hold::PreemptDelay, Some(ready));
+        }
+        Gate::Open
     }
 
     /// Both active and hearing each other.
@@ -644,23 +614,37 @@ impl Pair {
                 self.garp_sent = true;
                 self.actions.push_back(Action::SendGarp);
             }
-            false
-        } else if self.may_preempt(p) {
-            // We would take the role right back: keep it under a new epoch
-            // instead of releasing and retaking the VIPs and spans.
-            self.epoch = self.epoch.max(p.epoch) + 1;
-            self.garp_sent = true;
-            self.actions.push_back(Action::SendGarp);
-            true
-        } else {
-            self.enter(NodeState::Standby, now)
+            return false;
+        }
+        match self.preempt_gate(p, now) {
+            Gate::Open => {
+                // We would take the role right back: keep it under a new
+                // epoch instead of releasing and retaking the VIPs and spans.
+                self.epoch = self.epoch.max(p.epoch) + 1;
+                self.garp_sent = true;
+                self.actions.push_back(Action::SendGarp);
+                true
+            }
+            gate => {
+                let stepped = self.enter(
+                    NodeState::Standby,
+                    now,
+                    Reason::DualActiveLost {
+                        peer_epoch: p.epoch,
+                    },
+                );
+                if let Gate::Held(hold, until) = gate {
+                    self.hold(hold, until);
+                }
+                stepped
+            }
         }
     }
 
-    fn take_active(&mut self, now: Instant) -> bool {
+    fn take_active(&mut self, now: Instant, reason: Reason) -> bool {
         let peer_epoch = self.peer.as_ref().map_or(0, |p| p.epoch);
         self.epoch = self.epoch.max(peer_epoch) + 1;
-        let changed = self.enter(NodeState::Active, now);
+        let changed = self.enter(NodeState::Active, now, reason);
         // BecomeActive announces the VIPs: a peer still heard active (it has
         // yet to see our epoch) is no split brain to re-announce after.
         self.garp_sent = true;
@@ -674,20 +658,23 @@ impl Pair {
 
     /// When a witness probe must have been sent to prove our service
     /// network worked while the peer was silent: `multiplier − 1`
-    /// intervals after its newest heartbeat (now if it was never heard).
+    /// intervals after its newest sign of life (now if there was none).
     fn witness_need_at(&self, now: Instant) -> Instant {
-        let silent = self.cfg.interval.saturating_mul(self.cfg.multiplier.saturating_sub(1));
-        self.peer.as_ref().and_then(|p| p.paths.iter().filter_map(|pp| pp.last_seen).max()).map_or(now, |t| t + silent)
+        let silent = self
+            .cfg
+            .interval
+            .saturating_mul(self.cfg.multiplier.saturating_sub(1));
+        self.last_sign_of_life().map_or(now, |t| t + silent)
     }
 
     /// The witness is unreachable: we are the node cut off.
     fn isolated(&mut self, now: Instant) -> bool {
         self.retry_at = Some(now + self.cfg.isolation_retry());
-        self.enter(NodeState::Fault, now)
+        self.enter(NodeState::Fault, now, Reason::WitnessUnreachable)
     }
 
     /// Move to `to`, emitting StateChanged and the transition's effect.
-    fn enter(&mut self, to: NodeState, now: Instant) -> bool {
+    fn enter(&mut self, to: NodeState, now: Instant, reason: Reason) -> bool {
         let from = self.state;
         if from == to {
             return false;
@@ -701,11 +688,17 @@ impl Pair {
         self.garp_sent = false;
         if to == NodeState::Active {
             self.yield_until = None;
+            self.switchover_hold = None;
+        }
+        if from == NodeState::Active && reason.is_flap() {
+            self.damping
+                .flap(now, self.cfg.hold_down, self.cfg.hold_down_max);
         }
         self.actions.push_back(Action::StateChanged {
             from,
             to,
             epoch: self.epoch,
+            reason,
         });
         if from == NodeState::Active {
             self.actions.push_back(Action::BecomeStandby);
@@ -728,9 +721,6 @@ impl Pair {
         true
     }
 }
-
-mod fingerprint;
-pub use fingerprint::Fingerprint;
 
 #[cfg(test)]
 mod tests;

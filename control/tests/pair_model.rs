@@ -289,6 +289,12 @@ impl Model {
             paths: PATHS as u8,
             witness: self.witness,
             init_hold: INTERVAL * INIT_HOLD_TICKS,
+            hold_down: Duration::ZERO,
+            hold_down_max: Duration::ZERO,
+            preempt_delay: Duration::ZERO,
+            switchover_hold: Some(Duration::ZERO),
+            sync: false,
+            echo: false,
         }
     }
 
@@ -586,6 +592,7 @@ impl Model {
                     Action::StateChanged { from, to, .. } => {
                         stats.state_changes.insert((from, to));
                     }
+                    Action::Held { .. } => {}
                 }
             }
             if node.serving != (pair.state() == NodeState::Active) {

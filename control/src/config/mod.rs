@@ -77,6 +77,15 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/tandem/tandemd.sock";
 pub const DEFAULT_PRIORITY: u8 = 100;
 /// `[node] card_fault_holddown_ms`.
 pub const DEFAULT_CARD_FAULT_HOLDDOWN_MS: u64 = 10_000;
+/// `[node] hold_down_ms`: the first hold-down after a flap.
+pub const DEFAULT_HOLD_DOWN_MS: u64 = 2_000;
+/// `[node] hold_down_max_ms`: the cap of the hold-down's back-off.
+pub const DEFAULT_HOLD_DOWN_MAX_MS: u64 = 60_000;
+/// `[node] preempt_delay_ms`.
+pub const DEFAULT_PREEMPT_DELAY_MS: u64 = 3_000;
+/// The smallest default dead-man budget, in milliseconds (the default is
+/// the larger of this and 4 × the heartbeat interval).
+pub const MIN_DEFAULT_DEAD_MAN_MS: u64 = 20;
 /// `[sync] port`.
 pub const DEFAULT_SYNC_PORT: u16 = crate::sync::DEFAULT_PORT;
 /// Default device root of a telephony card (DAHDI's nodes).
@@ -277,6 +286,18 @@ pub struct NodeConfig {
     /// this long (its shut-down span cannot show whether the trunk came
     /// back): a trunk cut behind both nodes does not bounce the role.
     pub card_fault_holddown: Duration,
+    /// Flap damping: after losing the active role other than by command,
+    /// do not compete for it for this long (doubling per recent flap)
+    /// unless the peer is positively dead. Zero: no damping.
+    pub hold_down: Duration,
+    /// The cap of the hold-down's back-off; a flap counts as recent this long.
+    pub hold_down_max: Duration,
+    /// A preemption waits until the peer has been alive (and, with sync,
+    /// its state held) continuously for this long.
+    pub preempt_delay: Duration,
+    /// After `tandemctl switchover` this node does not preempt for this
+    /// long; None (`switchover_hold_ms = 0`): until `tandemctl switchover --release`.
+    pub switchover_hold: Option<Duration>,
 }
 
 /// `[heartbeat]`: how the directors watch each other.
@@ -293,6 +314,12 @@ pub struct HeartbeatConfig {
     pub ivr_key: Option<KeyConfig>,
     /// At least one; the peer is dead only when silent on all of them.
     pub paths: Vec<HeartbeatPath>,
+    /// The kernel's dead-man switch: a daemon stamp older than this takes
+    /// the node out of the dataplane. None (`dead_man_ms = 0`): off.
+    pub dead_man: Option<Duration>,
+    /// Echo liveness: the standby's echoes, reflected by the peer's XDP
+    /// while its daemon is alive, keep the peer alive.
+    pub echo: bool,
 }
 
 impl HeartbeatConfig {
@@ -421,6 +448,26 @@ pub struct CardLine {
 }
 
 impl Config {
+    /// The pair machine's configuration (`witness`: a witness is in use).
+    pub fn pair_config(&self, witness: bool) -> crate::pair::PairConfig {
+        crate::pair::PairConfig {
+            node_id: self.node.id,
+            priority: self.node.priority,
+            preempt: self.node.preempt,
+            interval: self.heartbeat.interval,
+            multiplier: self.heartbeat.multiplier,
+            paths: u8::try_from(self.heartbeat.paths.len()).unwrap_or(u8::MAX),
+            witness,
+            init_hold: self.heartbeat.deadline() * 2,
+            hold_down: self.node.hold_down,
+            hold_down_max: self.node.hold_down_max,
+            preempt_delay: self.node.preempt_delay,
+            switchover_hold: self.node.switchover_hold,
+            sync: self.sync.is_some(),
+            echo: self.heartbeat.echo,
+        }
+    }
+
     /// Reads and validates a file; errors are prefixed with its path.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();

@@ -21,7 +21,9 @@ use tandem_dataplane::{
 use super::{
     AdminConfig, CardConfig, CardLine, Config, DEFAULT_ADMIN_SOCKET,
     DEFAULT_CARD_FAULT_HOLDDOWN_MS, DEFAULT_CARD_ROOT, DEFAULT_GARP_COUNT,
-    DEFAULT_GARP_INTERVAL_MS, DEFAULT_HEARTBEAT_PORT, DEFAULT_INTERVAL_MS, DEFAULT_MULTIPLIER,
+    DEFAULT_GARP_INTERVAL_MS, DEFAULT_HEARTBEAT_PORT, DEFAULT_HOLD_DOWN_MAX_MS,
+    DEFAULT_HOLD_DOWN_MS, DEFAULT_INTERVAL_MS, DEFAULT_MULTIPLIER, DEFAULT_PREEMPT_DELAY_MS,
+    MIN_DEFAULT_DEAD_MAN_MS,
     DEFAULT_PRIORITY, DEFAULT_SYNC_PORT, DEFAULT_TAKEOVER_DEADLINE_MS, DataplaneConfig,
     HeartbeatConfig, HeartbeatPath, NodeConfig, RealEntry, ServiceEntry, SyncConfig, VipConfig,
     WitnessConfig, value::*,
@@ -70,6 +72,16 @@ pub struct NodeTable {
     pub realtime_priority: Int<u8, 0, 99>,
     #[serde(default = "default_holddown")]
     pub card_fault_holddown_ms: Millis<0, 3_600_000>,
+    #[serde(default = "default_hold_down")]
+    pub hold_down_ms: Millis<0, 3_600_000>,
+    /// At least `hold_down_ms` (a check of [`super::validate`]).
+    #[serde(default = "default_hold_down_max")]
+    pub hold_down_max_ms: Millis<0, 3_600_000>,
+    #[serde(default = "default_preempt_delay")]
+    pub preempt_delay_ms: Millis<0, 3_600_000>,
+    /// 0: until released.
+    #[serde(default = "zero_ms")]
+    pub switchover_hold_ms: Millis<0, 86_400_000>,
 }
 
 /// `[heartbeat]`.
@@ -97,6 +109,12 @@ pub struct HeartbeatTable {
     /// At least one (a check of [`super::validate`]).
     #[serde(default)]
     pub paths: List<PathTable>,
+    /// Absent: max(20, 4 × interval_ms); 0: off; otherwise at least
+    /// 2 × interval_ms (a check of [`super::validate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_man_ms: Option<Millis<0, 60_000>>,
+    #[serde(default = "yes")]
+    pub echo: Bool,
 }
 
 /// `heartbeat.paths[i]`.
@@ -294,6 +312,18 @@ fn default_priority() -> Int<u8, 0, 255> {
 fn default_holddown() -> Millis<0, 3_600_000> {
     Millis::ms(DEFAULT_CARD_FAULT_HOLDDOWN_MS)
 }
+fn zero_ms<const MAX: i64>() -> Millis<0, MAX> {
+    Millis::ms(0)
+}
+fn default_hold_down() -> Millis<0, 3_600_000> {
+    Millis::ms(DEFAULT_HOLD_DOWN_MS)
+}
+fn default_hold_down_max() -> Millis<0, 3_600_000> {
+    Millis::ms(DEFAULT_HOLD_DOWN_MAX_MS)
+}
+fn default_preempt_delay() -> Millis<0, 3_600_000> {
+    Millis::ms(DEFAULT_PREEMPT_DELAY_MS)
+}
 fn default_heartbeat_port() -> Port {
     Int(DEFAULT_HEARTBEAT_PORT)
 }
@@ -445,6 +475,10 @@ impl NodeTable {
             peer_id: self.peer_id.0,
             realtime_priority: self.realtime_priority.0,
             card_fault_holddown: self.card_fault_holddown_ms.0,
+            hold_down: self.hold_down_ms.0,
+            hold_down_max: self.hold_down_max_ms.0,
+            preempt_delay: self.preempt_delay_ms.0,
+            switchover_hold: Some(self.switchover_hold_ms.0).filter(|d| !d.is_zero()),
         }
     }
 }
@@ -458,6 +492,21 @@ impl HeartbeatTable {
             key,
             ivr_key: None,
             paths: self.paths(),
+            dead_man: self.dead_man(),
+            echo: self.echo.0,
+        }
+    }
+
+    /// `dead_man_ms` resolved: absent → max(20, 4 × interval), 0 → off.
+    pub(super) fn dead_man(&self) -> Option<std::time::Duration> {
+        match self.dead_man_ms {
+            Some(m) => Some(m.0).filter(|d| !d.is_zero()),
+            None => Some(
+                self.interval_ms
+                    .0
+                    .saturating_mul(4)
+                    .max(std::time::Duration::from_millis(MIN_DEFAULT_DEAD_MAN_MS)),
+            ),
         }
     }
 
@@ -583,6 +632,10 @@ impl File {
                 peer_id: Int(c.node.peer_id),
                 realtime_priority: Int(c.node.realtime_priority),
                 card_fault_holddown_ms: Millis(c.node.card_fault_holddown),
+                hold_down_ms: Millis(c.node.hold_down),
+                hold_down_max_ms: Millis(c.node.hold_down_max),
+                preempt_delay_ms: Millis(c.node.preempt_delay),
+                switchover_hold_ms: Millis(c.node.switchover_hold.unwrap_or_default()),
             },
             heartbeat: HeartbeatTable {
                 port: Int(hb.port),
@@ -603,6 +656,8 @@ impl File {
                         })
                         .collect(),
                 ),
+                dead_man_ms: Some(Millis(hb.dead_man.unwrap_or_default())),
+                echo: Bool(hb.echo),
             },
             sync: Some(match &c.sync {
                 Some(s) => SyncTable {

@@ -30,6 +30,13 @@ pub(super) fn validate(file: &File) -> Vec<ConfigError> {
     if node.peer_id.0 == node.id.0 {
         p.add("node.peer_id", node.peer_id.0, "is this node's own id");
     }
+    if node.hold_down_max_ms.0 < node.hold_down_ms.0 {
+        p.add(
+            "node.hold_down_max_ms",
+            node.hold_down_max_ms.0.as_millis(),
+            format!("is below node.hold_down_ms ({})", node.hold_down_ms.0.as_millis()),
+        );
+    }
     heartbeat(file, &mut p);
     if let Some(list) = &file.dataplane.interfaces {
         if list.0.is_empty() {
@@ -97,6 +104,20 @@ impl Problems {
 }
 
 fn heartbeat(file: &File, p: &mut Problems) {
+    let hb = &file.heartbeat;
+    if let Some(dead_man) = hb.dead_man_ms.map(|m| m.0)
+        && !dead_man.is_zero()
+        && dead_man < hb.interval_ms.0.saturating_mul(2)
+    {
+        p.add(
+            "heartbeat.dead_man_ms",
+            dead_man.as_millis(),
+            format!(
+                "is below 2 × heartbeat.interval_ms ({}): a daemon on time would be fenced (0 switches the dead-man off)",
+                hb.interval_ms.0.as_millis() * 2
+            ),
+        );
+    }
     let paths = &file.heartbeat.paths.0;
     if paths.is_empty() {
         p.add(

@@ -216,19 +216,7 @@ impl Daemon {
         let clients = Clients::bind(&cfg.admin)?;
         let now = Instant::now();
         let holddown = cfg.node.card_fault_holddown;
-        let pair = Pair::new(
-            PairConfig {
-                node_id: cfg.node.id,
-                priority: cfg.node.priority,
-                preempt: cfg.node.preempt,
-                interval: cfg.heartbeat.interval,
-                multiplier: cfg.heartbeat.multiplier,
-                paths: cfg.heartbeat.paths.len() as u8,
-                witness: witness.is_some(),
-                init_hold: cfg.heartbeat.deadline() * 2,
-            },
-            now,
-        );
+        let pair = Pair::new(cfg.pair_config(witness.is_some()), now);
         let mut d = Daemon {
             dp,
             pair,

@@ -2,6 +2,7 @@
 //! clock: each test feeds events and asserts the states and the actions.
 
 use super::*;
+use std::time::Duration;
 use NodeState::*;
 
 const MS: Duration = Duration::from_millis(1);
@@ -23,6 +24,13 @@ fn cfg(node_id: u32, priority: u8) -> PairConfig {
         paths: 2,
         witness: false,
         init_hold: INIT_HOLD,
+        // Off unless a test turns it on: the rules of today's machine.
+        hold_down: Duration::ZERO,
+        hold_down_max: Duration::ZERO,
+        preempt_delay: Duration::ZERO,
+        switchover_hold: Some(Duration::ZERO),
+        sync: false,
+        echo: true,
     }
 }
 
@@ -101,13 +109,41 @@ impl Node {
         self.now = end;
     }
 
+    /// The actions, with every StateChanged's reason set to [`ANY`]
+    /// (the reasons have tests of their own: see [`Node::drain_raw`]).
     fn drain(&mut self) -> Vec<Action> {
+        self.drain_raw()
+            .into_iter()
+            .map(|a| match a {
+                Action::StateChanged {
+                    from, to, epoch, ..
+                } => Action::StateChanged {
+                    from,
+                    to,
+                    epoch,
+                    reason: ANY,
+                },
+                a => a,
+            })
+            .collect()
+    }
+
+    /// The actions as the machine emitted them.
+    fn drain_raw(&mut self) -> Vec<Action> {
         std::iter::from_fn(|| self.pair.poll_action()).collect()
     }
 }
 
+/// The reason [`Node::drain`] puts in every StateChanged.
+const ANY: Reason = Reason::InitAlone;
+
 fn changed(from: NodeState, to: NodeState, epoch: u64) -> Action {
-    Action::StateChanged { from, to, epoch }
+    Action::StateChanged {
+        from,
+        to,
+        epoch,
+        reason: ANY,
+    }
 }
 
 /// Deliver one heartbeat from `from` to `to` on every path (both at `to`'s clock).
@@ -1132,6 +1168,7 @@ mod props {
                         Action::BecomeStandby => { prop_assert!(serving); serving = false; }
                         Action::SendGarp => prop_assert!(serving),
                         Action::ProbeWitness => prop_assert!(witness && state == Takeover),
+                        Action::Held { .. } => {}
                     }
                 }
                 prop_assert_eq!(state, n.pair.state());
