@@ -394,6 +394,88 @@ fn cards_values_defaults_and_round_trip() {
 }
 
 #[test]
+fn damping_dead_man_and_echo_defaults_and_pair_config() {
+    let c = Config::parse(GOOD).expect("good config");
+    assert_eq!(c.node.hold_down, Duration::from_millis(DEFAULT_HOLD_DOWN_MS));
+    assert_eq!(c.node.hold_down_max, Duration::from_millis(60_000));
+    assert_eq!(c.node.preempt_delay, Duration::from_millis(3_000));
+    assert_eq!(c.node.switchover_hold, None, "0: until released");
+    assert_eq!(
+        c.heartbeat.dead_man,
+        Some(Duration::from_millis(20)),
+        "max(20, 4 × 1 ms)"
+    );
+    assert!(c.heartbeat.echo);
+    let p = c.pair_config(true);
+    assert_eq!((p.node_id, p.priority, p.preempt, p.paths), (1, 150, true, 2));
+    assert_eq!(p.init_hold, c.heartbeat.deadline() * 2);
+    assert_eq!(p.hold_down, c.node.hold_down);
+    assert!(p.witness && p.sync && p.echo);
+    assert!(!c.pair_config(false).witness);
+
+    let slow = with("interval_ms = 1", "interval_ms = 10");
+    let c = Config::parse(&slow).expect("10 ms");
+    assert_eq!(c.heartbeat.dead_man, Some(Duration::from_millis(40)), "4 × 10 ms");
+
+    let set = with(
+        "peer_id = 2",
+        "peer_id = 2\nhold_down_ms = 500\nhold_down_max_ms = 8000\npreempt_delay_ms = 0\nswitchover_hold_ms = 30000",
+    )
+    .replace("multiplier = 3", "multiplier = 3\ndead_man_ms = 0\necho = false");
+    let c = Config::parse(&set).expect("set config");
+    assert_eq!(c.node.hold_down, Duration::from_millis(500));
+    assert_eq!(c.node.hold_down_max, Duration::from_millis(8000));
+    assert_eq!(c.node.preempt_delay, Duration::ZERO);
+    assert_eq!(c.node.switchover_hold, Some(Duration::from_secs(30)));
+    assert_eq!(c.heartbeat.dead_man, None, "0: off");
+    assert!(!c.heartbeat.echo);
+    let p = c.pair_config(false);
+    assert_eq!(p.switchover_hold, Some(Duration::from_secs(30)));
+    assert!(!p.echo);
+    let again = Config::parse(&c.to_toml_with_keys()).expect("round trip");
+    assert_eq!(c, again, "dead_man off and echo off survive a round trip");
+
+    let sync_off = format!("{GOOD}\n[sync]\nenabled = false\n");
+    assert!(!Config::parse(&sync_off).expect("sync off").pair_config(false).sync);
+}
+
+#[test]
+fn bad_damping_and_dead_man_fields_are_named() {
+    let cases: Vec<(String, &str)> = vec![
+        (
+            with("peer_id = 2", "peer_id = 2\nhold_down_ms = 5000\nhold_down_max_ms = 1000"),
+            "node.hold_down_max_ms: 1000 is below node.hold_down_ms (5000)",
+        ),
+        (
+            with("peer_id = 2", "peer_id = 2\npreempt_delay_ms = -1"),
+            "node.preempt_delay_ms: -1 is below the minimum 0",
+        ),
+        (
+            with("multiplier = 3", "multiplier = 3\ndead_man_ms = 1"),
+            "heartbeat.dead_man_ms: 1 is below 2 × heartbeat.interval_ms (2): a daemon on time would be fenced (0 switches the dead-man off)",
+        ),
+        (
+            with("multiplier = 3", "multiplier = 3\ndead_man_ms = 60001"),
+            "heartbeat.dead_man_ms: 60001 is above the maximum 60000",
+        ),
+        (
+            with("multiplier = 3", "multiplier = 3\necho = 1"),
+            "heartbeat.echo: 1 is not true or false",
+        ),
+        (
+            with("peer_id = 2", "peer_id = 2\nhold_down = 5"),
+            "node.hold_down: unknown field (did you mean `hold_down_ms`?)",
+        ),
+    ];
+    assert_cases(&cases);
+    let at_two = with("multiplier = 3", "multiplier = 3\ndead_man_ms = 2");
+    assert_eq!(
+        Config::parse(&at_two).expect("2 × interval is allowed").heartbeat.dead_man,
+        Some(Duration::from_millis(2))
+    );
+}
+
+#[test]
 fn card_watchdog_is_optional_and_round_trips() {
     let c = Config::parse(&format!("{GOOD}{CARDS}")).expect("cards config");
     assert_eq!(c.cards[0].watchdog, None, "absent: no watchdog");
