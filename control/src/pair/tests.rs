@@ -1132,6 +1132,12 @@ mod props {
             1 => Just(Event::AdminSwitchover),
             1 => any::<bool>().prop_map(Event::AdminMaintenance),
             1 => any::<bool>().prop_map(|reachable| Event::Witness { reachable }),
+            1 => (0u8..3, 0u64..8).prop_map(|(path, seq)| Event::EchoSent { path, seq }),
+            1 => (0u8..3, 0u64..8).prop_map(|(path, seq)| Event::EchoReturned { path, seq }),
+            1 => (0u8..3).prop_map(|path| Event::PeerBadMac { path }),
+            1 => Just(Event::Fenced),
+            1 => any::<bool>().prop_map(Event::PeerStateHeld),
+            1 => Just(Event::AdminReleaseHold),
         ]
     }
 
@@ -1143,9 +1149,23 @@ mod props {
         fn any_inputs_keep_the_invariants(
             witness in any::<bool>(),
             preempt in any::<bool>(),
+            damping in any::<bool>(),
+            sync in any::<bool>(),
             steps in prop::collection::vec((0u64..40, event()), 1..60),
         ) {
-            let mut n = Node::new(PairConfig { witness, preempt, ..cfg(2, 100) });
+            let base = PairConfig { witness, preempt, sync, ..cfg(2, 100) };
+            let c = if damping {
+                PairConfig {
+                    hold_down: 20 * MS,
+                    hold_down_max: 80 * MS,
+                    preempt_delay: 15 * MS,
+                    switchover_hold: None,
+                    ..base
+                }
+            } else {
+                base
+            };
+            let mut n = Node::new(c);
             let mut serving = false;
             let mut state = Init;
             for (wait_ms, ev) in steps {
@@ -1242,3 +1262,5 @@ fn takeover_without_a_fresh_witness_answer_is_isolated_at_its_timeout() {
     n.advance(timeout);
     assert_eq!(n.pair.state(), Fault, "no answer: isolated, must not serve");
 }
+
+mod damping;
