@@ -30,7 +30,7 @@ pub mod server;
 
 pub use client::{connect, connect_error, request, request_cards};
 pub use protocol::{
-    AdminError, CARDS_REQUEST, ChannelStatus, MAX_ANSWER, MAX_EVENTS, MAX_LINE, PathStatus, PeerStatus, RealStatus,
+    AdminError, CARDS_REQUEST, ChannelStatus, DampingStatus, DeadManStatus, MAX_ANSWER, MAX_EVENTS, MAX_LINE, PathStatus, PeerStatus, RealStatus,
     ReasonCount, Request, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, VipStatus,
     WitnessStatus, format_response, parse_request,
 };

@@ -29,6 +29,7 @@ impl Daemon {
         for r in self.dp.heartbeat_records() {
             self.feed_record(&r);
         }
+        self.refresh_bad_mac();
     }
 
     /// Feeds one record of the kernel's heartbeat ring, as the ring

@@ -27,12 +27,19 @@
 //! for it), added to `lo` (so the stack accepts what XDP passes), and
 //! announced with a burst of gratuitous ARPs; demotion reverses it. The
 //! service interface runs with `arp_ignore=1`, so only XDP answers ARP for
-//! the VIP: a daemon killed with SIGKILL loses its XDP program (the link
-//! dies with the process) and stops answering for the VIP at once, which
-//! is what keeps a dead active from competing with the new one.
+//! the VIP.
+//!
+//! The kernel guards against this daemon ([`liveness`]): the loop stamps
+//! the kernel every turn. A stamp older than `heartbeat.dead_man_ms`
+//! fences the node: XDP answers no ARP for the VIPs and drops the traffic
+//! to them (not refused with ICMP) — so a hung or stopped active leaves no
+//! half-active node behind while its peer takes over, and when it wakes it
+//! steps down before it sends or serves anything. A daemon killed with
+//! SIGKILL loses its XDP program (the link dies with the process).
 
 pub mod clients;
 mod health;
+mod liveness;
 mod report;
 pub mod setup;
 mod spans;
@@ -137,6 +144,8 @@ pub struct Daemon {
     /// Admin socket and metrics endpoint clients.
     clients: Clients,
     client_timer_at: Option<Instant>,
+    /// Dead-man stamps, echoes, bad-MAC evidence and this loop's lateness.
+    live: liveness::Liveness,
 }
 
 fn mono_ns() -> u64 {
@@ -205,6 +214,7 @@ impl Daemon {
             self.update_fault();
         }
         self.realtime();
+        self.arm_liveness()?;
         loop {
             // Re-armed only when the deadline moves: re-arming cancels the
             // armed timeout, and the completions of that cancel end the
@@ -213,6 +223,9 @@ impl Daemon {
             let at = self.pair.poll_timeout();
             self.ring.rearm_if_moved(Token::PairDeadline, at, &mut self.pair_timer_at)?;
             let done = self.ring.submit_and_wait(1, Some(Duration::from_secs(1)))?;
+            // First, before anything is sent or served: was this loop
+            // stale long enough for the kernel to fence it?
+            self.turn_started()?;
             for (token, c) in done {
                 let turn = Instant::now();
                 if self.route(token, c)? == Flow::Stop {
@@ -353,6 +366,7 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) -> Result<()> {
+        self.disarm_liveness();
         for c in self.cards.iter_mut() {
             if let Err(e) = c.shutdown_spans() {
                 tracing::error!("card {}: shutting spans down: {e}", c.root().display());

@@ -58,6 +58,8 @@ impl Daemon {
                         .as_ref()
                         .and_then(|p| p.paths.get(i).and_then(|pp| pp.last_seen))
                         .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                    bad_mac: self.live.bad_mac_alarm.contains(&(i as u8)),
+                    echo: "off".into(),
                     ..Default::default()
                 })
                 .collect(),
@@ -81,6 +83,21 @@ impl Daemon {
                 })
                 .collect(),
             witness: self.cfg.witness.as_ref().map(|w| admin::WitnessStatus { address: w.address, reachable: self.witness_ok }),
+            damping: admin::DampingStatus {
+                flaps: self.pair.flaps(),
+                hold_down_ms: self.pair.hold_down_until().filter(|t| *t > now).map(|t| t.saturating_duration_since(now).as_millis() as u64),
+                switchover_hold_ms: self.pair.switchover_hold().map(|h| h.map(|t| t.saturating_duration_since(now).as_millis() as u64)),
+                peer_state_held: self.pair.peer_state_held(),
+            },
+            dead_man: admin::DeadManStatus {
+                budget_ms: self.cfg.heartbeat.dead_man.map_or(0, |d| d.as_millis() as u64),
+                trips: self.live.trips,
+                fenced: self.dp.dead_man().is_ok_and(|d| d.tripped_ns.is_some()),
+            },
+            peer_misconfigured: self.pair.peer_misconfigured(now),
+            late_turns: self.live.late_turns,
+            worst_turn_gap_us: self.live.worst_gap.as_micros() as u64,
+            alarms: self.alarms(now),
             ..Default::default()
         }
     }
@@ -179,7 +196,15 @@ impl Daemon {
                     }
                 }
             },
-            Ok(admin::Request::ReleaseHold) => admin::Response::Error { message: "release-hold: not supported yet".into() },
+            Ok(admin::Request::ReleaseHold) => {
+                let had = self.pair.switchover_hold().is_some();
+                self.pair.handle(PairEvent::AdminReleaseHold, now);
+                match self.apply_actions() {
+                    Ok(()) if had => admin::Response::Done { message: format!("switchover hold released: now {}", self.pair.state().name()) },
+                    Ok(()) => admin::Response::Done { message: "no switchover hold was in force".into() },
+                    Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                }
+            }
             Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
             Ok(admin::Request::Metrics) => admin::Response::Metrics { text: self.metrics_text() },
             Ok(admin::Request::Stats) => match self.dp.reasons() {
@@ -200,6 +225,31 @@ impl Daemon {
         }
     }
 
+    /// What an operator must look at now, one sentence each.
+    fn alarms(&self, now: Instant) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(t) = self.pair.hold_down_until().filter(|t| *t > now) {
+            out.push(format!(
+                "flap damping: this node lost the active role {} time(s) recently and is held down for {} ms",
+                self.pair.flaps(),
+                t.saturating_duration_since(now).as_millis()
+            ));
+        }
+        if let Some(h) = self.pair.switchover_hold() {
+            out.push(match h {
+                None => "switchover hold: this node will not preempt until `tandemctl switchover --release`".to_string(),
+                Some(t) => format!("switchover hold: this node will not preempt for {} ms", t.saturating_duration_since(now).as_millis()),
+            });
+        }
+        if self.pair.peer_misconfigured(now) {
+            out.push("the peer is alive but its heartbeats fail authentication: check heartbeat.key on both directors; this node will not take over beside it".to_string());
+        }
+        if self.live.trips > 0 {
+            out.push(format!("dead-man switch: tripped {} time(s) since start (the loop was stale beyond its budget)", self.live.trips));
+        }
+        out
+    }
+
     /// Every metric, as Prometheus text.
     pub(super) fn metrics_text(&mut self) -> String {
         use crate::metrics::{Exposition, labels};
@@ -210,6 +260,10 @@ impl Daemon {
             e.gauge("node_state", "1 for this node's pair state, 0 for the others", labels([("state", st.name().into())]), f64::from(u8::from(st == state)));
         }
         e.gauge("node_epoch", "The pair epoch (term) this node is in", Vec::new(), self.pair.epoch() as f64);
+        e.gauge("pair_flaps", "Recent losses of the active role counted by flap damping", Vec::new(), f64::from(self.pair.flaps()));
+        e.gauge("pair_held_down", "1 while flap damping holds this node down", Vec::new(), f64::from(u8::from(self.pair.hold_down_until().filter(|t| *t > Instant::now()).is_some())));
+        e.counter("dead_man_trips", "Times the kernel's dead-man switch fenced this node", Vec::new(), self.live.trips);
+        e.counter("loop_late_turns", "Loop turns that started later than two heartbeat intervals after the previous one", Vec::new(), self.live.late_turns);
         let now = Instant::now();
         let alive = self.pair.peer().is_some_and(|p| p.alive(now, self.cfg.heartbeat.deadline()));
         e.gauge("peer_alive", "1 while the peer is heard on some heartbeat path", Vec::new(), f64::from(u8::from(alive)));

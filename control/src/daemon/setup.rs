@@ -22,7 +22,7 @@ use super::{Daemon, OwnedVip, clients::Clients, timeline::Timeline, token::Ring}
 use crate::{
     config::Config,
     hbsend::{PathSpec, Sender},
-    pair::{Pair, PairConfig},
+    pair::Pair,
     uring::Signals,
     vip::{AddressSocket, GarpSender, Interface},
     witness::Witness,
@@ -260,6 +260,7 @@ impl Daemon {
             sip_down: Default::default(),
             clients,
             client_timer_at: None,
+            live: super::liveness::Liveness::new(now),
             cfg,
         };
         // 4. Changes to the host.

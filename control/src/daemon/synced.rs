@@ -141,6 +141,7 @@ impl Daemon {
             }
         }
         self.ring.rearm_if_moved(Token::SyncTimer, at, &mut self.sync_timer_at)?;
+        self.update_state_held();
         Ok(())
     }
 

@@ -76,7 +76,7 @@ impl Daemon {
     pub(super) fn apply_actions(&mut self) -> Result<()> {
         while let Some(a) = self.pair.poll_action() {
             match a {
-                Action::StateChanged { from, to, epoch, .. } => self.on_state_changed(from, to, epoch),
+                Action::StateChanged { from, to, epoch, reason } => self.on_state_changed(from, to, epoch, reason.to_string()),
                 Action::BecomeActive { epoch } => self.become_active(epoch),
                 Action::BecomeStandby => self.become_standby(),
                 Action::SendGarp => {
@@ -89,15 +89,17 @@ impl Daemon {
                     self.mark(Event::GarpResent);
                 }
                 Action::ProbeWitness => self.probe_witness(),
-                #[allow(unreachable_patterns)]
-                _ => {}
+                Action::Held { hold, until } => {
+                    let for_ms = until.map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64);
+                    self.mark(Event::Held { hold: hold.to_string(), for_ms });
+                }
             }
         }
         self.rearm_lost_waits();
         Ok(())
     }
 
-    fn on_state_changed(&mut self, from: NodeState, to: NodeState, epoch: u64) {
+    fn on_state_changed(&mut self, from: NodeState, to: NodeState, epoch: u64, reason: String) {
         self.state_since = Instant::now();
         let peer_heard = if to == NodeState::Takeover {
             // What the kernel last recorded of the peer, per path.
@@ -111,7 +113,7 @@ impl Daemon {
         } else {
             Vec::new()
         };
-        self.mark(Event::StateChanged { from: from.name().into(), to: to.name().into(), epoch, peer_heard, reason: String::new() });
+        self.mark(Event::StateChanged { from: from.name().into(), to: to.name().into(), epoch, peer_heard, reason });
         if from == NodeState::Takeover && to == NodeState::Fault {
             // Isolated: the witness did not answer in time.
             self.witness_ok = false;
