@@ -42,17 +42,6 @@ pub enum Error {
     NoSuchService(String),
     #[error("frame of {0} bytes is too long for the benchmark wrapper (max {BENCH_FRAME_MAX})")]
     BenchFrameTooLong(usize),
-    #[error("mapping map `{name}`: {source}")]
-    Mmap {
-        name: &'static str,
-        source: std::io::Error,
-    },
-    #[error("attaching XDP to ifindex {ifindex} over netlink ({mode}): {source}")]
-    Netlink {
-        ifindex: u32,
-        mode: &'static str,
-        source: std::io::Error,
-    },
     #[error("devmap entry for ifindex {ifindex}: {source}")]
     DevMap {
         ifindex: u32,

@@ -103,15 +103,8 @@ pub(crate) struct HeartbeatMaps {
     pub owned_vips: HashMap<MapData, u32, Iface>,
     /// `HB_BAD_MAC`: bad-MAC heartbeats per configured sender.
     pub bad_mac: HashMap<MapData, HbSenderKey, HbBadMac>,
-    /// `DEAD_MAN`: the daemon's stamp and budget, the trip latch, the
-    /// exit flag (read and written through its mapping, `deadman`).
+    /// `DEAD_MAN`: the daemon's stamp and budget, the trip latch.
     pub dead_man: Array<MapData, DeadMan>,
-    /// `VIPS`: the addresses the program guards (`guard`).
-    pub vips: HashMap<MapData, [u8; 16], u32>,
-    /// `ECHO_ID`: this node's echo identity.
-    pub echo_id: Array<MapData, EchoId>,
-    /// `ECHO_RETURNS`: returns of this node's echoes, by path.
-    pub echo_returns: Array<MapData, EchoSlot>,
 }
 
 /// The ring buffers the kernel pushes to; each is handed out once
@@ -199,9 +192,6 @@ impl Maps {
                 owned_vips: take(ebpf, maps::OWNED_VIPS)?,
                 dead_man: take(ebpf, maps::DEAD_MAN)?,
                 bad_mac: take(ebpf, maps::HB_BAD_MAC)?,
-                vips: take(ebpf, maps::VIPS)?,
-                echo_id: take(ebpf, maps::ECHO_ID)?,
-                echo_returns: take(ebpf, maps::ECHO_RETURNS)?,
             },
             rings: Rings {
                 heartbeats: Some(take(ebpf, maps::HB_EVENTS)?),

@@ -52,7 +52,6 @@ impl Dataplane {
             HbSender { k0: s.key.k0, k1: s.key.k1, ifindex: s.ifindex, restart_gap_us, kind: s.kind as u8, _pad: [0; 7] };
         self.maps.heartbeat.senders.insert(key, value, 0).map_err(map_err(maps::HB_SENDERS))?;
         let _ = self.maps.heartbeat.peers.remove(&key);
-        let _ = self.maps.heartbeat.bad_mac.remove(&key);
         Ok(())
     }
 
@@ -69,11 +68,6 @@ impl Dataplane {
         for k in peers {
             let _ = self.maps.heartbeat.peers.remove(&k);
         }
-        let bad: Vec<HbSenderKey> =
-            self.maps.heartbeat.bad_mac.keys().filter_map(Result::ok).filter(|k| k.node_id == node_id).collect();
-        for k in bad {
-            let _ = self.maps.heartbeat.bad_mac.remove(&k);
-        }
         Ok(())
     }
 
@@ -84,6 +78,13 @@ impl Dataplane {
         self.maps.heartbeat.peers.iter().filter_map(Result::ok).map(|(_, v)| v).collect()
     }
 
+    /// Bad-MAC heartbeats per configured sender: (node id, count, time of
+    /// the last one in ns, interface) — a sender that is alive but holds
+    /// another key.
+    pub fn bad_mac_senders(&self) -> Vec<(u32, u64, u64, u32)> {
+        self.maps.heartbeat.bad_mac.iter().filter_map(Result::ok).map(|(k, v)| (k.node_id, v.count, v.last_ns, v.ifindex)).collect()
+    }
+
     /// What the kernel last took from every sender, decoded; a record of
     /// a sender kind this version does not know (the program records only
     /// declared senders) is left out.
@@ -92,20 +93,14 @@ impl Dataplane {
     }
 
     /// Marks an IPv4 VIP as owned (the program answers ARP for it with
-    /// `mac` and dispatches traffic to it) or not (no ARP answer, and
-    /// traffic to it is dropped and counted, `VipNotOwned`: a node that is
-    /// not active neither answers nor rejects VIP traffic). Either call
-    /// declares the VIP: from then on its ownership is enforced (a service
-    /// VIP never declared is dispatched as before).
+    /// `mac`) or not.
     pub fn set_vip_owned(&mut self, vip: std::net::Ipv4Addr, mac: [u8; 6], owned: bool) -> Result<(), Error> {
         let key = u32::from_ne_bytes(vip.octets());
-        self.declared_vips.insert(addr16(IpAddr::V4(vip)), owned);
         if owned {
-            self.write_derived()?;
             self.maps.heartbeat.owned_vips.insert(key, Iface { mac, _pad: [0; 2] }, 0).map_err(map_err(maps::OWNED_VIPS))
         } else {
             let _ = self.maps.heartbeat.owned_vips.remove(&key);
-            self.write_derived()
+            Ok(())
         }
     }
 }

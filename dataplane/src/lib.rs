@@ -15,9 +15,6 @@
 //! | `synced` | flows and SIP calls learned from the active node (state sync, standby side) |
 //! | `flows` | reading, ageing and flushing the connection, call and NAT tables |
 //! | `heartbeats` | heartbeat key, senders and peers; owned VIPs (ARP) |
-//! | `deadman` | the dead-man switch ([`DeadManState`]) and the exit tracepoint |
-//! | `guard` | the VIP set the program guards, echo identity and returns ([`EchoReturn`]), bad-MAC senders ([`BadMac`]) |
-//! | `persist` | [`Dataplane::attach_persistent`]: netlink XDP that outlives the process |
 //! | `events` | the kernel's ring buffers: [`HeartbeatEvents`], [`FlowEvents`], [`CallEvents`] |
 //! | `counters` | reason, service and real-server counters; active connections |
 //! | `records` | the typed records handed to control ([`HeartbeatRecord`], [`FlowChange`], [`CallChange`], service flags and image views) |
@@ -44,11 +41,9 @@ mod deadman;
 mod error;
 mod events;
 mod flows;
-mod guard;
 mod handles;
 mod heartbeats;
 mod loader;
-mod persist;
 mod records;
 mod run;
 mod services;
@@ -65,7 +60,6 @@ pub use crate::{
     deadman::DeadManState,
     config::{ConfigError, Protocol, RealConfig, RealState, ServiceConfig},
     error::Error,
-    guard::{BadMac, EchoReturn},
     events::{CallEvents, FlowEvents, HeartbeatEvents, RingEvents},
     heartbeats::HeartbeatSender,
     image::ServiceImage,
@@ -90,26 +84,4 @@ pub struct Dataplane {
     bench_seq: u32,
     /// Flow and call changes are pushed to their ring buffers (`events`).
     flow_events_on: bool,
-    /// `DEAD_MAN`'s shared mapping (`deadman`).
-    dead_man_view: deadman::DeadManView,
-    /// The dead-man switch has a budget (`deadman`; turns the VIP guard on).
-    dead_man_armed: bool,
-    /// The exit tracepoint's link, once armed (`deadman`).
-    exit_link: Option<aya::programs::raw_trace_point::RawTracePointLinkId>,
-    /// VIPs whose ownership was declared, and whether owned (`guard`).
-    declared_vips: StdHashMap<[u8; 16], bool>,
-    /// What `VIPS` holds, as last written (`guard`).
-    vips_written: StdHashMap<[u8; 16], u32>,
-    /// Netlink attachments that outlive the process (`persist`).
-    persistent: Vec<persist::Persistent>,
-}
-
-impl Drop for Dataplane {
-    /// Detaches the persistent attachments (a clean stop); the bpf_links
-    /// go with the object.
-    fn drop(&mut self) {
-        if let Err(e) = self.detach_persistent() {
-            tracing::warn!(%e, "detaching persistent XDP");
-        }
-    }
 }

@@ -124,7 +124,6 @@ impl Dataplane {
             load_xdp(&mut ebpf, name)?;
         }
         let maps = Maps::take(&mut ebpf)?;
-        let dead_man_view = crate::deadman::DeadManView::new(&maps.heartbeat.dead_man)?;
         let mut dp = Dataplane {
             ebpf,
             maps,
@@ -134,12 +133,6 @@ impl Dataplane {
             links: Vec::new(),
             bench_seq: 0,
             flow_events_on: false,
-            dead_man_view,
-            dead_man_armed: false,
-            exit_link: None,
-            declared_vips: StdHashMap::new(),
-            vips_written: StdHashMap::new(),
-            persistent: Vec::new(),
         };
         for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD), (2, progs::SIP)] {
             let fd = dp.prog_fd(name)?;
@@ -231,10 +224,8 @@ impl Dataplane {
         self.attach_prog(progs::PASS, iface, mode)
     }
 
-    /// Detaches every program this dataplane attached, the persistent
-    /// attachments ([`Dataplane::attach_persistent`]) included.
+    /// Detaches every program this dataplane attached.
     pub fn detach_all(&mut self) -> Result<(), Error> {
-        self.detach_persistent()?;
         for (_, name, id) in std::mem::take(&mut self.links) {
             self.xdp(name)?
                 .detach(id)

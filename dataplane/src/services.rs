@@ -54,13 +54,10 @@ impl Dataplane {
     }
 
     /// Rewrites what is derived from the set of services: the port
-    /// pre-filter, the NAT service count, the VIP set and its guard
-    /// (`guard`).
+    /// pre-filter and the NAT service count.
     pub(crate) fn write_derived(&mut self) -> Result<(), Error> {
         let (ports, mut globals) = derived(self.services.values().map(|i| &i.service));
         globals.flow_events = self.flow_events_on as u32;
-        globals.vip_guard = self.vip_guard_on() as u32;
-        self.write_vips()?;
         for (idx, flags) in ports {
             self.maps.services.port_flags
                 .set(idx, flags, 0)

@@ -1,6 +1,5 @@
 //! The XDP entry (`tandem_xdp`): parses the frame into the per-CPU
-//! scratch, answers ARP, consumes heartbeats, drops what the VIP guard
-//! refuses (`deadman`: fenced, or a VIP this node does not own), passes ports without
+//! scratch, answers ARP, consumes heartbeats, passes ports without
 //! services to the reverse NAT path, and starts the pipeline: UDP to a
 //! SIP port goes to the SIP stage, everything else to the connection
 //! table (`conn`). See `stage` for the whole pipeline. It looks up no
@@ -10,7 +9,7 @@ use aya_ebpf::programs::XdpContext;
 use tandem_common::*;
 
 use crate::{
-    arp, conn, deadman, forward, heartbeat,
+    arp, conn, forward, heartbeat,
     maps::{self, count},
     parse,
     stage::{self, MODE_DISPATCH, MODE_NONE, Next, Pkt, SCRATCH, Stage},
@@ -28,20 +27,14 @@ pub fn run(ctx: &XdpContext) -> Next {
         if reason == Reason::Arp {
             return arp::arp(ctx.ctx);
         }
-        if matches!(reason, Reason::NotUdpTcp | Reason::Ipv4Fragment | Reason::Ipv6Fragment | Reason::Ipv6ExtHeader)
-            && let Some(drop) = deadman::other_ip_guard(ctx.ctx)
-        {
-            count(drop);
-            return Next::Drop;
-        }
         count(reason);
         return Next::Pass;
     }
     if let Some(cfg) = heartbeat::is_heartbeat(pkt) {
         return heartbeat::process(ctx.ctx, pkt, cfg);
     }
-    if let Some(drop) = deadman::vip_guard(&pkt.dst) {
-        count(drop);
+    if fenced_vip(pkt) {
+        count(Reason::DeadManDrop);
         return Next::Drop;
     }
     let port_flags = match maps::PORT_FLAGS.get(port_index(pkt.proto, pkt.dport)) {
@@ -59,4 +52,17 @@ pub fn run(ctx: &XdpContext) -> Next {
         pkt.sip_mode = MODE_NONE;
     }
     conn::connections(ctx, pkt)
+}
+
+/// Traffic to an owned IPv4 VIP while the dead-man switch is tripped: the
+/// stack must not see it (it would answer with ICMP port unreachable).
+#[inline(always)]
+fn fenced_vip(pkt: &Pkt) -> bool {
+    if pkt.family != FAMILY_V4 || !crate::deadman::fenced() {
+        return false;
+    }
+    let d = &pkt.dst;
+    let v4 = u32::from_ne_bytes([d[12], d[13], d[14], d[15]]);
+    // SAFETY: only the presence of the key is used.
+    unsafe { maps::OWNED_VIPS.get(&v4) }.is_some()
 }

@@ -12,9 +12,7 @@
 //!
 //! The message's layout is `tandem_common::heartbeat`'s: every index here
 //! is derived from its byte offsets (`heartbeat::field`), never written
-//! out. Echo requests and replies (`Kind::Echo`, `Kind::EchoReply`) share
-//! the port and the checks up to the MAC and are handed to `echo`; they
-//! never touch `HB_PEERS`. What a heartbeat means for the pair is the control plane's
+//! out. What a heartbeat means for the pair is the control plane's
 //! business, not this module's.
 
 use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::XdpContext};
@@ -43,31 +41,31 @@ pub fn is_heartbeat(pkt: &Pkt) -> Option<&'static HbConfig> {
 /// even offset of the frame, so it is loaded as halfwords. The accessors
 /// below take the byte offsets of `heartbeat::field` and fold to constant
 /// indices.
-pub(crate) type Words = [u16; heartbeat::LEN / 2];
+type Words = [u16; heartbeat::LEN / 2];
 
 /// The byte at offset `off`.
 #[inline(always)]
-pub(crate) fn byte(w: &Words, off: usize) -> u8 {
+fn byte(w: &Words, off: usize) -> u8 {
     if off % 2 == 0 { (w[off / 2] & 0xff) as u8 } else { (w[off / 2] >> 8) as u8 }
 }
 
 /// The little-endian u64 at `off` (a multiple of 8: the MAC's words).
 #[inline(always)]
-pub(crate) fn le64(w: &Words, off: usize) -> u64 {
+fn le64(w: &Words, off: usize) -> u64 {
     let i = off / 2;
     (w[i] as u64) | (w[i + 1] as u64) << 16 | (w[i + 2] as u64) << 32 | (w[i + 3] as u64) << 48
 }
 
 /// The big-endian u32 at `off`.
 #[inline(always)]
-pub(crate) fn be32(w: &Words, off: usize) -> u32 {
+fn be32(w: &Words, off: usize) -> u32 {
     let i = off / 2;
     ((u16::from_be(w[i]) as u32) << 16) | u16::from_be(w[i + 1]) as u32
 }
 
 /// The big-endian u64 at `off`.
 #[inline(always)]
-pub(crate) fn be64(w: &Words, off: usize) -> u64 {
+fn be64(w: &Words, off: usize) -> u64 {
     ((be32(w, off) as u64) << 32) | be32(w, off + 4) as u64
 }
 
@@ -76,7 +74,7 @@ const _: () = assert!(heartbeat::MAC_WORDS == 7);
 
 /// Does the message's MAC match under the sender's key (its two halves)?
 #[inline(always)]
-pub(crate) fn authentic(w: &Words, k0: u64, k1: u64) -> bool {
+fn authentic(w: &Words, k0: u64, k1: u64) -> bool {
     let key = Key { k0, k1 };
     let m = [le64(w, 0), le64(w, 8), le64(w, 16), le64(w, 24), le64(w, 32), le64(w, 40), le64(w, 48)];
     heartbeat::mac_words(&key, &m) == le64(w, field::MAC.start)
@@ -113,9 +111,6 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
         count(Reason::HbBadMagic);
         return Next::Drop;
     }
-    if byte(w, field::KIND) == heartbeat::Kind::EchoReply as u8 {
-        return crate::echo::returned(raw, pkt);
-    }
     let node_id = be32(w, field::NODE_ID.start);
     let sender_key = HbSenderKey { node_id, addr: pkt.src };
     // SAFETY: the map value is only read, field by field.
@@ -139,9 +134,6 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
     if heartbeat::Kind::from_u8(kind).is_none() || node::NodeState::from_u8(state).is_none() {
         count(Reason::HbBadField);
         return Next::Drop;
-    }
-    if kind == heartbeat::Kind::Echo as u8 {
-        return crate::echo::reflect(raw, pkt, sender);
     }
     if kind != sender.kind {
         count(Reason::HbUnknownSender);

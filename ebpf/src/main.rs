@@ -32,8 +32,6 @@ mod conn;
 #[cfg(target_arch = "bpf")]
 mod deadman;
 #[cfg(target_arch = "bpf")]
-mod echo;
-#[cfg(target_arch = "bpf")]
 mod entry;
 #[cfg(target_arch = "bpf")]
 mod forward;
@@ -74,14 +72,6 @@ mod programs {
     #[xdp]
     pub fn tandem_sip(ctx: XdpContext) -> u32 {
         crate::calls::run(&ctx) as u32
-    }
-
-    /// On `sched_process_exit`: sets `DEAD_MAN.exited` when the daemon's
-    /// main thread exits (kill -9, crash), fencing the node at once.
-    #[aya_ebpf::macros::raw_tracepoint(tracepoint = "sched_process_exit")]
-    pub fn tandem_exit(_ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
-        crate::deadman::on_exit();
-        0
     }
 
     /// Passes everything: attached to the far end of a veth so that the

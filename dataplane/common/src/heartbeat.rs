@@ -82,13 +82,6 @@ pub enum Kind {
     Director = 1,
     /// An IVR server reporting its health and load.
     Ivr = 2,
-    /// A BFD-style echo request (RFC 5880 §6.4) from a director, under
-    /// the director key, with the sender's own echo boot id and sequence:
-    /// the peer's XDP reflects it while its daemon is alive.
-    Echo = 3,
-    /// A reflected echo: `node_id` is the reflector's, the rest of the
-    /// request (boot id, sequence, path) as sent; MAC under the same key.
-    EchoReply = 4,
 }
 
 impl Kind {
@@ -96,8 +89,6 @@ impl Kind {
         match v {
             1 => Some(Kind::Director),
             2 => Some(Kind::Ivr),
-            3 => Some(Kind::Echo),
-            4 => Some(Kind::EchoReply),
             _ => None,
         }
     }

@@ -10,9 +10,6 @@ use aya_ebpf::{
 };
 use tandem_common::*;
 
-/// `BPF_F_MMAPABLE` (linux/bpf.h).
-const BPF_F_MMAPABLE: u32 = 1024;
-
 #[map]
 pub static HB_CONFIG: Array<HbConfig> = Array::with_max_entries(1, 0);
 /// Configured heartbeat senders: (node id, source address) to kind,
@@ -37,19 +34,6 @@ pub static OWNED_VIPS: HashMap<u32, Iface> = HashMap::with_max_entries(256, 0);
 /// program looks the sender up first).
 #[map]
 pub static HB_BAD_MAC: HashMap<HbSenderKey, HbBadMac> = HashMap::with_max_entries(256, 0);
-/// The dead-man switch over the daemon (`crate::deadman`). Mmapable: the
-/// daemon stamps it with one store to shared memory, no syscall, and
-/// never overwrites the latch or the exit flag the kernel writes.
+/// The dead-man switch over the daemon (`crate::deadman`).
 #[map]
-pub static DEAD_MAN: Array<DeadMan> = Array::with_max_entries(1, BPF_F_MMAPABLE);
-/// Addresses the program treats as VIPs (16 bytes, IPv4-mapped) to
-/// `VIP_SERVICE | VIP_DECLARED | VIP_OWNED` (`tandem_common::guard`),
-/// looked up only while `GLOBALS.vip_guard` is set (`crate::deadman`).
-#[map]
-pub static VIPS: HashMap<[u8; 16], u32> = HashMap::with_max_entries(1024, 0);
-/// This node's echo identity (`crate::echo`).
-#[map]
-pub static ECHO_ID: Array<EchoId> = Array::with_max_entries(1, 0);
-/// Returns of this node's echo requests, by path (`crate::echo`).
-#[map]
-pub static ECHO_RETURNS: Array<EchoSlot> = Array::with_max_entries(ECHO_PATHS, 0);
+pub static DEAD_MAN: Array<DeadMan> = Array::with_max_entries(1, 0);

@@ -151,21 +151,9 @@ pub enum Reason {
     /// DROP: an ARP request for an owned VIP while the dead-man switch is
     /// tripped: not answered.
     DeadManArp = 48,
-    /// DROP: traffic to a declared VIP this node does not own (a node
-    /// that is not active neither answers nor rejects VIP traffic).
-    VipNotOwned = 49,
-    /// TX: an echo request of the peer reflected (as an echo reply).
-    EchoReflected = 50,
-    /// DROP: an echo request not reflected: fenced, or no echo identity.
-    EchoFenced = 51,
-    /// DROP: a return of this node's echo, recorded in `ECHO_RETURNS`.
-    EchoReturned = 52,
-    /// DROP: an echo reply refused (unknown sender, wrong path, bad MAC,
-    /// other boot, bad path, old sequence); nothing recorded.
-    EchoStale = 53,
 }
 
-pub const REASON_COUNT: u32 = 54;
+pub const REASON_COUNT: u32 = 49;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -218,11 +206,6 @@ impl Reason {
         Reason::DeadManTrip,
         Reason::DeadManDrop,
         Reason::DeadManArp,
-        Reason::VipNotOwned,
-        Reason::EchoReflected,
-        Reason::EchoFenced,
-        Reason::EchoReturned,
-        Reason::EchoStale,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -276,11 +259,6 @@ impl Reason {
             Reason::DeadManTrip => "dead_man_trip",
             Reason::DeadManDrop => "dead_man_drop",
             Reason::DeadManArp => "dead_man_arp",
-            Reason::VipNotOwned => "vip_not_owned",
-            Reason::EchoReflected => "echo_reflected",
-            Reason::EchoFenced => "echo_fenced",
-            Reason::EchoReturned => "echo_returned",
-            Reason::EchoStale => "echo_stale",
         }
     }
 }

@@ -13,6 +13,20 @@ pub struct HbConfig {
     pub _pad: [u16; 3],
 }
 
+/// The dead-man switch over the daemon (value 0 of `DEAD_MAN`): the
+/// daemon writes `stamp_ns` (CLOCK_MONOTONIC, the clock of
+/// `bpf_ktime_get_ns`) every loop turn. With `budget_ns` ≠ 0, a stamp
+/// older than the budget *fences* the node: the program stops answering
+/// ARP for the VIPs and drops traffic to them, and latches `tripped_ns`
+/// (the time it first saw the stale stamp) until the daemon clears it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct DeadMan {
+    pub stamp_ns: u64,
+    pub budget_ns: u64,
+    pub tripped_ns: u64,
+}
+
 /// Heartbeats that failed authentication from a configured sender's
 /// address (value of `HB_BAD_MAC`, keyed like `HB_SENDERS`): the sender is
 /// alive but holds another key — a misconfiguration, not silence.
@@ -97,30 +111,4 @@ pub struct HbPeer {
     /// The sender's path number.
     pub path: u8,
     pub _pad: u32,
-}
-
-/// Paths an echo can be recorded for (`ECHO_RETURNS` entries).
-pub const ECHO_PATHS: u32 = 8;
-
-/// This node's echo identity (value 0 of `ECHO_ID`), written by the
-/// daemon: the node id a reflected echo carries, and the boot id the
-/// node's own echo requests carry (a return of another boot is stale).
-/// Both 0: not set (echo requests are not reflected).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct EchoId {
-    pub node_id: u32,
-    pub _pad: u32,
-    pub boot_id: u64,
-}
-
-/// What came back of this node's echo requests on one path (value of
-/// `ECHO_RETURNS`, indexed by path): the highest sequence returned, when
-/// (`bpf_ktime_get_ns`), and how many returns were taken.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct EchoSlot {
-    pub seq: u64,
-    pub arrived_ns: u64,
-    pub count: u64,
 }

@@ -9,7 +9,7 @@
 //! One file per concern, all re-exported here (and from the crate root):
 //! `service` (services, real servers, scheduler state, port pre-filter),
 //! `flow` (connection and NAT reverse tables), `call` (SIP calls),
-//! `heartbeat`, `guard` (the dead-man switch and the VIP set), `settings` (timeouts, globals, interfaces), `counters`
+//! `heartbeat`, `settings` (timeouts, globals, interfaces), `counters`
 //! (per-service counters, [`Reason`]), `names` (the map and program names
 //! of the object file, [`maps`] and [`progs`]) and `bench`. This module
 //! holds the table sizes, the XDP verdicts, and the `Pod` impls and size
@@ -50,14 +50,13 @@ mod bench;
 mod call;
 mod counters;
 mod flow;
-mod guard;
 mod heartbeat;
 mod names;
 mod service;
 mod settings;
 
 pub use self::{
-    bench::*, call::*, counters::*, flow::*, guard::*, heartbeat::*, names::*, service::*, settings::*,
+    bench::*, call::*, counters::*, flow::*, heartbeat::*, names::*, service::*, settings::*,
 };
 
 /// XDP verdicts (from the kernel's `enum xdp_action`).
@@ -94,8 +93,6 @@ mod pod {
     unsafe impl aya::Pod for CallKey {}
     unsafe impl aya::Pod for CallValue {}
     unsafe impl aya::Pod for CallEvent {}
-    unsafe impl aya::Pod for EchoId {}
-    unsafe impl aya::Pod for EchoSlot {}
 }
 
 const _: () = {
@@ -119,9 +116,4 @@ const _: () = {
     assert!(core::mem::size_of::<HbPeer>() == 88);
     assert!(core::mem::size_of::<FlowEvent>() == 80);
     assert!(core::mem::size_of::<BenchFrame>() == 272);
-    assert!(core::mem::size_of::<Globals>() == 16);
-    assert!(core::mem::size_of::<DeadMan>() == 32);
-    assert!(core::mem::size_of::<EchoId>() == 16);
-    assert!(core::mem::size_of::<EchoSlot>() == 24);
-    assert!(core::mem::size_of::<HbBadMac>() == 24);
 };

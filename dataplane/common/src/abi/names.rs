@@ -34,9 +34,6 @@ pub mod maps {
     pub const CALLS: &str = "CALLS";
     pub const CALL_EVENTS: &str = "CALL_EVENTS";
     pub const OWNED_VIPS: &str = "OWNED_VIPS";
-    pub const VIPS: &str = "VIPS";
-    pub const ECHO_ID: &str = "ECHO_ID";
-    pub const ECHO_RETURNS: &str = "ECHO_RETURNS";
     pub const DEAD_MAN: &str = "DEAD_MAN";
     pub const HB_BAD_MAC: &str = "HB_BAD_MAC";
 
@@ -59,10 +56,6 @@ pub mod progs {
     pub const NEW_FLOW_LOAD: &str = "tandem_new_flow_load";
     /// The SIP stage (`STAGES[2]`): Call-ID scan, `CALLS` lookup, TCP learning.
     pub const SIP: &str = "tandem_sip";
-    /// The raw tracepoint on `sched_process_exit` that sets
-    /// `DEAD_MAN.exited` when the daemon dies (not XDP; attached by
-    /// `Dataplane::arm_dead_man`).
-    pub const EXIT_TRACE: &str = "tandem_exit";
     /// XDP_PASS, for the far end of veths that receive XDP_TX/REDIRECT.
     pub const PASS: &str = "tandem_pass";
 

@@ -11,11 +11,6 @@ pub struct Globals {
     /// Non-zero: new and expired flows are pushed to `FLOW_EVENTS` (state
     /// sync to the standby is on).
     pub flow_events: u32,
-    /// Non-zero: the program checks the destination of UDP/TCP (and
-    /// other IP) packets against `VIPS` (the dead-man switch is armed or
-    /// some VIP's ownership is declared; `guard`). Zero: no lookup.
-    pub vip_guard: u32,
-    pub _pad: u32,
 }
 
 /// Node-wide settings (value 0 of `SETTINGS`).
