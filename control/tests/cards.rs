@@ -126,6 +126,7 @@ impl Pair {
             }),
             signalling: abi::DAHDI_SIG_FXSKS,
             auto_answer: false,
+            watchdog: None,
         }
     }
 
@@ -837,6 +838,7 @@ fn cards_open_names_a_missing_device() {
         line: None,
         signalling: abi::DAHDI_SIG_FXSKS,
         auto_answer: false,
+        watchdog: None,
     };
     let e = CardManager::open(&config).expect_err("no device");
     let text = e.to_string();
