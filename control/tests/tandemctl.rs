@@ -74,12 +74,14 @@ fn canned(req: &Request) -> Response {
                     interface: "hb0".into(),
                     up: true,
                     last_heard_ms: Some(1),
+                    ..Default::default()
                 },
                 PathStatus {
                     name: "service".into(),
                     interface: "svc0".into(),
                     up: false,
                     last_heard_ms: None,
+                    ..Default::default()
                 },
             ],
             vips: vec![VipStatus {
@@ -97,6 +99,7 @@ fn canned(req: &Request) -> Response {
                 address: "198.18.0.1".parse().expect("ip"),
                 reachable: true,
             }),
+            ..Default::default()
         }),
         Request::Services => Response::Services {
             services: vec![ServiceStatus {
