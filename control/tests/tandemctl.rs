@@ -118,6 +118,7 @@ fn canned(req: &Request) -> Response {
         Request::Switchover => Response::Error {
             message: "the peer is not healthy: no switchover".into(),
         },
+        Request::ReleaseHold => Response::Done { message: "no switchover hold was in force".into() },
         Request::Cards => Response::Cards { spans: Vec::new() },
         Request::Metrics => Response::Metrics { text: "# EOF\n".into() },
         Request::Sync => Response::Sync(admin::SyncReply {
