@@ -40,7 +40,7 @@ use tandem_control::admin::{Request, Response, StatusReply};
 use tandem_control::events::Event;
 use tandem_tests::calls;
 use tandem_tests::lab::wait::wait_until;
-use tandem_tests::lab::{self, CLIENT, CLIENT_ADDR, DIRECTOR_A, DIRECTOR_B, Iface};
+use tandem_tests::lab::{CLIENT, CLIENT_ADDR, DIRECTOR_A, DIRECTOR_B, Iface};
 use tandem_tests::privileged::lab_turn;
 use tandem_tests::sipp::{self, CallRecord, CallerOptions};
 use tandem_tests::tandemd::{Binaries, Director, KEY_HEX, Pair, PairOptions, WorkDir, wait_for};
@@ -157,7 +157,7 @@ fn privileged_lab_sigstop_of_the_active_fences_it_and_the_standby_takes_over_onc
     eprintln!("{NAME}: {}", sipp::version().expect("SIPp (cargo xtask setup installs sip-tester)"));
     let o = options(true);
     let dir = WorkDir::new("dl-sigstop").expect("work dir");
-    let mut p = Pair::start(N_IVR, &o, dir.path(), &bins(), None).expect("pair: a active, b standby in sync");
+    let p = Pair::start(N_IVR, &o, dir.path(), &bins(), None).expect("pair: a active, b standby in sync");
     let mut ivrs = calls::start_ivrs(&p.lab, dir.path(), true, true).expect("IVRs");
     assert!(wait_for(Duration::from_secs(10), || calls::reals_alive(&p.a, N_IVR)), "a does not hear every IVR: {:?}", p.a.reals());
     let (a_mac, b_mac) = (service_iface(&p, DIRECTOR_A).mac, service_iface(&p, DIRECTOR_B).mac);
@@ -259,7 +259,6 @@ fn privileged_lab_sigstop_of_the_active_fences_it_and_the_standby_takes_over_onc
     v.check(before.len() >= 50, || format!("only {} calls established before the stop", before.len()));
     v.check(lost.is_empty(), || format!("{} calls established before the stop were lost:\n{}", lost.len(), lost.join("\n")));
     v.finish(NAME, || format!("a's events:\n{}\nb's events:\n{}\n{}\n{}", a_log.show(), b_log.show(), r.errors, logs(&p)));
-    drop(p.a.kill9());
 }
 
 #[test]
@@ -283,6 +282,7 @@ fn privileged_lab_three_quick_failures_settle_within_the_hold_down() {
     // budget + the peer's detection: a real death), then continued; the
     // next comes 100 ms later.
     let mut stopped_names = Vec::new();
+    let mut stops: Vec<(&str, u64, u64)> = Vec::new();
     for k in 0..FAILURES {
         let mut who = None;
         wait_until(Duration::from_secs(2), Duration::from_millis(5), || {
@@ -294,12 +294,21 @@ fn privileged_lab_three_quick_failures_settle_within_the_hold_down() {
             break;
         };
         stopped_names.push(name);
+        let t_stop = Clocks::now();
         let s = Stopped::stop(director(&p, name));
         std::thread::sleep(Duration::from_millis(150));
+        let t_cont = Clocks::now();
         s.cont();
+        stops.push((name, t_stop.mono_ns, t_cont.mono_ns));
         std::thread::sleep(Duration::from_millis(100));
     }
     let settled_at = wait_for(Duration::from_secs(5), || settled(&p).is_some());
+    // The damping as it stands once the pair has settled (the hold-down
+    // runs out later).
+    let at_settle = settled(&p).map(|active| {
+        let standby = if active == DIRECTOR_A { DIRECTOR_B } else { DIRECTOR_A };
+        (active, standby, status(director(&p, active)), status(director(&p, standby)))
+    });
     std::thread::sleep(Duration::from_secs(1));
     a_log.poll(&p.a);
     b_log.poll(&p.b);
@@ -313,9 +322,18 @@ fn privileged_lab_three_quick_failures_settle_within_the_hold_down() {
     v.check(takeovers >= 1 && takeovers <= stopped_names.len(), || format!("{takeovers} role changes for {} failures", stopped_names.len()));
     v.check(settled_at, || format!("not settled: a {:?}, b {:?}", p.a.pair_state(), p.b.pair_state()));
     v.check(later == 0, || format!("{later} state changes after the pair settled"));
-    if let Some(active) = settled(&p) {
-        let standby = if active == DIRECTOR_A { DIRECTOR_B } else { DIRECTOR_A };
-        let (sa, ss) = (status(director(&p, active)), status(director(&p, standby)));
+    // A stopped active is positively dead (silent on every path, fenced):
+    // its peer takes over during the stop, hold-down or not, and the
+    // stopped node does not take the role back when it resumes.
+    for (k, (victim, t_stop, t_cont)) in stops.iter().enumerate() {
+        let (peer_log, own_log) = if *victim == DIRECTOR_A { (&b_log, &a_log) } else { (&a_log, &b_log) };
+        let took = peer_log.entered("active", *t_stop).into_iter().any(|t| t <= *t_cont);
+        v.check(took, || format!("failure {}: {victim} stopped for 150 ms and its peer did not take over during the stop", k + 1));
+        let next = stops.get(k + 1).map_or(u64::MAX, |s| s.1);
+        let back: Vec<u64> = own_log.entered("active", *t_cont).into_iter().filter(|t| *t < next).collect();
+        v.check(back.is_empty(), || format!("failure {}: {victim} took the role back {:.1} ms after it resumed", k + 1, back.first().map_or(0.0, |t| (*t as f64 - *t_cont as f64) / 1e6)));
+    }
+    if let Some((active, standby, sa, ss)) = at_settle {
         eprintln!("{active} active: {:?}; {standby} standby: {:?}", sa.as_ref().map(|s| &s.damping), ss.as_ref().map(|s| &s.damping));
         v.check(sa.as_ref().is_some_and(owns_vip) && ss.as_ref().is_some_and(|s| !owns_vip(s)), || "the VIP is not the active's alone".into());
         v.check(ss.as_ref().is_some_and(|s| s.damping.flaps >= 1 && s.damping.hold_down_ms.is_some_and(|ms| ms > 0)), || {
@@ -434,11 +452,14 @@ fn privileged_lab_wrong_heartbeat_key_never_goes_active_beside_the_live_peer() {
     // 3 s side by side: who holds the role, every 20 ms.
     let mut b_took = Vec::new();
     let mut a_lost = Vec::new();
+    let mut b_silent = 0u32;
     let end = Instant::now() + Duration::from_secs(3);
     while Instant::now() < end {
         let (sa, sb) = (p.a.pair_state(), p.b.pair_state());
-        if matches!(sb.as_deref(), Some("active" | "takeover")) {
-            b_took.push(sb.clone());
+        match sb.as_deref() {
+            Some("active" | "takeover") => b_took.push(sb.clone()),
+            None => b_silent += 1,
+            Some(_) => {}
         }
         if !is_role(&sa, "active") {
             a_lost.push(sa.clone());
@@ -454,8 +475,11 @@ fn privileged_lab_wrong_heartbeat_key_never_goes_active_beside_the_live_peer() {
     drop(prober);
     let (seen_a, seen_b) = (cap_a.seen(), cap_b.seen());
     let (sa, sb) = (status(&p.a), status(&p.b));
+    let b_running = p.b.running();
 
     let mut v = Verdict::default();
+    // A b that died or does not answer proves nothing either way.
+    v.check(b_running && b_silent == 0, || format!("b running at the end: {b_running}; samples where b did not answer: {b_silent}"));
     v.check(b_took.is_empty(), || format!("b held the role in {} of the samples: {:?}", b_took.len(), b_took.first()));
     let b_entered: Vec<_> = b_log.state_changes().into_iter().filter(|c| c.2 == "active" || c.2 == "takeover").collect();
     v.check(b_entered.is_empty(), || format!("b went for the role: {b_entered:?}"));
