@@ -186,8 +186,10 @@ fn privileged_lab_preempting_old_active_takes_back() {
     p.a.kill9();
     assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
     p.a.start().expect("restarting a");
+    // It preempts once it holds b's state and `node.preempt_delay_ms`
+    // (3 s by default) has passed: start-up + sync + the delay.
     assert!(
-        wait_for(Duration::from_secs(5), || {
+        wait_for(Duration::from_secs(15), || {
             p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",

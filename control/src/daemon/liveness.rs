@@ -6,8 +6,7 @@
 //!   older than `heartbeat.dead_man_ms` (a SIGSTOP, a hang, a livelock),
 //!   the XDP program stops answering ARP for the VIPs and drops traffic to
 //!   them, and latches "tripped". The loop reads the latch *before* it
-//!   stamps: a trip (the kernel's latch, or this loop's own gap since the
-//!   last stamp above the budget) is told to the pair machine
+//!   stamps: a trip (the kernel's latch) is told to the pair machine
 //!   ([`PairEvent::Fenced`]) — an active node steps down, its peer has
 //!   taken over — and only then is the switch stamped (re-armed).
 //! - **This loop's own lateness**: the gap between two turns, counted and
@@ -104,7 +103,10 @@ impl Daemon {
                 false
             }
         };
-        if latched || stale > budget {
+        // Only the kernel's latch fences: it proves the dataplane saw the
+        // stamp stale while a packet needed it. A long gap of this loop alone
+        // is lateness (counted above), not a trip.
+        if latched {
             self.live.trips += 1;
             self.mark(Event::Fenced { stale_us: stale.as_micros() as u64, state: self.pair.state().name().into() });
             self.pair.handle(PairEvent::Fenced, now);
