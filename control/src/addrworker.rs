@@ -61,7 +61,8 @@ pub const ATTEMPTS: u32 = 4;
 /// `attempt` (from 1) failed with `errno`: never for an error that would
 /// only repeat, nor after [`ATTEMPTS`] tries; else 10 ms, doubling.
 pub fn retry_after(errno: i32, attempt: u32) -> Option<Duration> {
-    let passes = crate::vip::announce::is_transient(errno) || matches!(errno, libc::EBUSY | libc::ETIMEDOUT);
+    let passes =
+        crate::vip::announce::is_transient(errno) || matches!(errno, libc::EBUSY | libc::ETIMEDOUT);
     (passes && attempt < ATTEMPTS).then(|| Duration::from_millis(10) * (1 << (attempt - 1).min(8)))
 }
 
@@ -74,9 +75,17 @@ fn carry_out(sock: &mut AddressSocket, job: &Job) -> (Result<Change, VipError>, 
             Op::Add => sock.add(&job.iface, job.addr, job.prefix_len),
             Op::Remove => sock.remove(&job.iface, job.addr),
         };
-        match result.as_ref().err().and_then(|e| retry_after(e.errno(), attempt)) {
+        match result
+            .as_ref()
+            .err()
+            .and_then(|e| retry_after(e.errno(), attempt))
+        {
             Some(wait) => {
-                tracing::debug!("vip {} on {}: try {attempt} failed, again in {wait:?}", job.addr, job.iface.name);
+                tracing::debug!(
+                    "vip {} on {}: try {attempt} failed, again in {wait:?}",
+                    job.addr,
+                    job.iface.name
+                );
                 std::thread::sleep(wait);
                 attempt += 1;
             }
@@ -126,7 +135,14 @@ impl AddressWorker {
             .spawn(move || {
                 for (job, asked) in jobs {
                     let (result, attempts) = carry_out(&mut sock, &job);
-                    let d = Done { op: job.op, addr: job.addr, iface: job.iface.name.clone(), result, took: asked.elapsed(), attempts };
+                    let d = Done {
+                        op: job.op,
+                        addr: job.addr,
+                        iface: job.iface.name.clone(),
+                        result,
+                        took: asked.elapsed(),
+                        attempts,
+                    };
                     if done.send(d).is_err() {
                         return;
                     }
@@ -134,13 +150,26 @@ impl AddressWorker {
                 }
             })
             .map_err(VipError::Netlink)?;
-        Ok(AddressWorker { tx: Some(tx), rx, efd, thread: Some(thread) })
+        Ok(AddressWorker {
+            tx: Some(tx),
+            rx,
+            efd,
+            thread: Some(thread),
+        })
     }
 
     /// Queues a change; its completion comes back through [`Self::take_done`].
     pub fn request(&self, op: Op, iface: &Interface, addr: Ipv4Addr, prefix_len: u8) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send((Job { op, iface: iface.clone(), addr, prefix_len }, Instant::now()));
+            let _ = tx.send((
+                Job {
+                    op,
+                    iface: iface.clone(),
+                    addr,
+                    prefix_len,
+                },
+                Instant::now(),
+            ));
         }
     }
 
@@ -178,8 +207,14 @@ mod tests {
 
     #[test]
     fn transient_failures_are_retried_a_bounded_number_of_times() {
-        assert_eq!(retry_after(libc::ENOBUFS, 1), Some(Duration::from_millis(10)));
-        assert_eq!(retry_after(libc::EAGAIN, 2), Some(Duration::from_millis(20)));
+        assert_eq!(
+            retry_after(libc::ENOBUFS, 1),
+            Some(Duration::from_millis(10))
+        );
+        assert_eq!(
+            retry_after(libc::EAGAIN, 2),
+            Some(Duration::from_millis(20))
+        );
         assert_eq!(retry_after(libc::EBUSY, 3), Some(Duration::from_millis(40)));
         assert_eq!(retry_after(libc::ENOBUFS, ATTEMPTS), None);
         // What would only fail again is not retried.
@@ -201,7 +236,8 @@ mod tests {
         // host's lo is untouched: the worker thread is spawned after the
         // unshare and shares it.
         std::thread::spawn(|| {
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .expect("unshare(CLONE_NEWNET)");
             let lo = Interface::by_name("lo").unwrap();
             let w = AddressWorker::start().unwrap();
             let a = Ipv4Addr::new(198, 18, 200, 1);
@@ -211,15 +247,26 @@ mod tests {
             let mut got = Vec::new();
             let end = Instant::now() + Duration::from_secs(5);
             while got.len() < 3 && Instant::now() < end {
-                let mut pfd = libc::pollfd { fd: w.fd(), events: libc::POLLIN, revents: 0 };
+                let mut pfd = libc::pollfd {
+                    fd: w.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one valid pollfd.
                 unsafe { libc::poll(&mut pfd, 1, 100) };
                 got.extend(w.take_done());
             }
-            let changes: Vec<_> = got.iter().map(|d| (d.op, d.result.as_ref().ok().copied())).collect();
+            let changes: Vec<_> = got
+                .iter()
+                .map(|d| (d.op, d.result.as_ref().ok().copied()))
+                .collect();
             assert_eq!(
                 changes,
-                vec![(Op::Add, Some(Change::Added)), (Op::Add, Some(Change::AlreadyPresent)), (Op::Remove, Some(Change::Removed))]
+                vec![
+                    (Op::Add, Some(Change::Added)),
+                    (Op::Add, Some(Change::AlreadyPresent)),
+                    (Op::Remove, Some(Change::Removed))
+                ]
             );
             let mut s = AddressSocket::open().unwrap();
             assert!(!s.contains(&lo, a).unwrap());

@@ -18,7 +18,9 @@ use nix::time::{ClockId, clock_gettime};
 /// `CLOCK_MONOTONIC` now, in nanoseconds.
 pub fn now_ns() -> u64 {
     // CLOCK_MONOTONIC cannot fail on Linux; 0 would only make stamps look old.
-    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |ts| ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(0, |ts| {
+        ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+    })
 }
 
 fn anchor() -> (Instant, u64) {
@@ -53,11 +55,18 @@ mod tests {
     fn conversions_round_trip_and_agree_with_the_clock() {
         let ns = now_ns();
         let at = instant_of(ns);
-        assert_eq!(instant_of(ns), at, "the same stamp converts to the same Instant");
+        assert_eq!(
+            instant_of(ns),
+            at,
+            "the same stamp converts to the same Instant"
+        );
         assert!(ns_of(at).abs_diff(ns) <= 1, "round trip");
         let later = Instant::now() + Duration::from_millis(5);
         let diff = ns_of(later) as i128 - now_ns() as i128;
-        assert!((4_000_000..6_000_000).contains(&diff), "5 ms ahead: {diff} ns");
+        assert!(
+            (4_000_000..6_000_000).contains(&diff),
+            "5 ms ahead: {diff} ns"
+        );
         let past = instant_of(ns.saturating_sub(2_000_000));
         assert!(at.duration_since(past) >= Duration::from_micros(1_999));
     }

@@ -14,7 +14,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Started { node_id: u32, name: String },
+    Started {
+        node_id: u32,
+        name: String,
+    },
     /// The pair state machine changed state. `peer_heard`: on a takeover,
     /// how long ago the kernel last heard the peer on each path
     /// (ifindex, µs).
@@ -30,58 +33,140 @@ pub enum Event {
     /// The pair machine held back a move it would otherwise have made
     /// (a hold-down after a flap, preemption waiting for the peer's state
     /// or its delay, a misconfigured peer, a switchover hold).
-    Held { hold: String, for_ms: Option<u64> },
+    Held {
+        hold: String,
+        for_ms: Option<u64>,
+    },
     /// The kernel's dead-man switch took this node out of the dataplane:
     /// the daemon's stamp was older than the budget (a hang, a stop).
     /// `stale_us`: how long the loop had not run.
-    Fenced { stale_us: u64, state: String },
+    Fenced {
+        stale_us: u64,
+        state: String,
+    },
     /// Heartbeats from the peer's address on `path` fail authentication
     /// (`on`), or authenticate again (`!on`).
-    PeerMisconfigured { path: String, on: bool, bad_macs: u64 },
+    PeerMisconfigured {
+        path: String,
+        on: bool,
+        bad_macs: u64,
+    },
     /// The loop woke `micros` after its previous turn, later than the
     /// heartbeat interval allows (this node's own lateness: counted, never
     /// taken for the peer's silence).
-    LoopLate { micros: u64 },
-    TakeoverDone { epoch: u64, micros: u64 },
+    LoopLate {
+        micros: u64,
+    },
+    TakeoverDone {
+        epoch: u64,
+        micros: u64,
+    },
     VipsReleased,
     GarpResent,
     SpansShutDown,
-    SpansStarted { root: String, micros: u64 },
-    SpansFailed { root: String, error: String },
-    CardAlarm { raised: bool },
+    SpansStarted {
+        root: String,
+        micros: u64,
+    },
+    SpansFailed {
+        root: String,
+        error: String,
+    },
+    CardAlarm {
+        raised: bool,
+    },
     WitnessProbing,
     /// The witness answered while a takeover waited for it.
     WitnessAnswered,
     WitnessUnreachable,
-    IvrHealth { node_id: u32, alive: bool },
-    SipOptions { real: IpAddr, answered: bool },
-    SyncConnected { peer: String, dialed: bool },
-    SyncClosed { peer: String, why: String },
+    IvrHealth {
+        node_id: u32,
+        alive: bool,
+    },
+    SipOptions {
+        real: IpAddr,
+        answered: bool,
+    },
+    SyncConnected {
+        peer: String,
+        dialed: bool,
+    },
+    SyncClosed {
+        peer: String,
+        why: String,
+    },
     SyncInSync,
-    LinkChanged { name: String, up: bool },
-    LinksDown { names: Vec<String> },
-    VipAddress { addr: IpAddr, interface: String, added: bool, micros: u64, error: Option<String> },
-    Realtime { priority: u8, ok: bool, locked: bool, error: Option<String> },
+    LinkChanged {
+        name: String,
+        up: bool,
+    },
+    LinksDown {
+        names: Vec<String>,
+    },
+    VipAddress {
+        addr: IpAddr,
+        interface: String,
+        added: bool,
+        micros: u64,
+        error: Option<String>,
+    },
+    Realtime {
+        priority: u8,
+        ok: bool,
+        locked: bool,
+        error: Option<String>,
+    },
     /// A signal that does not stop the daemon (SIGHUP until reload exists).
-    SignalIgnored { signal: String },
-    ShuttingDown { signal: String },
+    SignalIgnored {
+        signal: String,
+    },
+    ShuttingDown {
+        signal: String,
+    },
     /// A loop turn took long enough to delay heartbeats.
-    SlowTurn { micros: u64, during: String },
+    SlowTurn {
+        micros: u64,
+        during: String,
+    },
     /// A gratuitous ARP for `vip` failed on `interface`: the first failure
     /// of a run (or one with another errno; the others are only counted).
     /// `retrying`: it will be re-sent. The takeover goes on.
-    GarpFailed { vip: IpAddr, interface: String, errno: i32, error: String, retrying: bool },
+    GarpFailed {
+        vip: IpAddr,
+        interface: String,
+        errno: i32,
+        error: String,
+        retrying: bool,
+    },
     /// GARPs for `vip` go out again, after `failed` failures in a row.
-    GarpRecovered { vip: IpAddr, interface: String, failed: u32 },
+    GarpRecovered {
+        vip: IpAddr,
+        interface: String,
+        failed: u32,
+    },
     /// A GARP burst for `vip` ended with its last `failed` GARPs failed:
     /// the VIP is held, but the segment may not have heard of it.
-    GarpGaveUp { vip: IpAddr, interface: String, failed: u32 },
+    GarpGaveUp {
+        vip: IpAddr,
+        interface: String,
+        failed: u32,
+    },
     /// A step of a takeover, demotion or split-brain heal failed on
     /// `object` (a VIP, the witness, a timer); the daemon went on.
     /// `retrying`: the step will be tried again.
-    TakeoverStepFailed { step: TakeoverStep, object: String, errno: Option<i32>, error: String, retrying: bool },
+    TakeoverStepFailed {
+        step: TakeoverStep,
+        object: String,
+        errno: Option<i32>,
+        error: String,
+        retrying: bool,
+    },
     /// A step that had failed on `object` passed, after `failed` failures.
-    TakeoverStepRecovered { step: TakeoverStep, object: String, failed: u32 },
+    TakeoverStepRecovered {
+        step: TakeoverStep,
+        object: String,
+        failed: u32,
+    },
 }
 
 /// The steps of a takeover (or demotion, or heal) that can fail without
@@ -116,11 +201,22 @@ impl TakeoverStep {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::Started { node_id, name } => write!(f, "tandemd node {node_id} ({name}) started"),
-            Event::StateChanged { from, to, epoch, peer_heard, reason } => {
+            Event::Started { node_id, name } => {
+                write!(f, "tandemd node {node_id} ({name}) started")
+            }
+            Event::StateChanged {
+                from,
+                to,
+                epoch,
+                peer_heard,
+                reason,
+            } => {
                 write!(f, "state {from} -> {to} (epoch {epoch})")?;
                 if !peer_heard.is_empty() {
-                    let heard: Vec<String> = peer_heard.iter().map(|(i, us)| format!("{:.1} ms ago on ifindex {i}", *us as f64 / 1000.0)).collect();
+                    let heard: Vec<String> = peer_heard
+                        .iter()
+                        .map(|(i, us)| format!("{:.1} ms ago on ifindex {i}", *us as f64 / 1000.0))
+                        .collect();
                     write!(f, " (peer last heard {})", heard.join(", "))?;
                 }
                 if !reason.is_empty() {
@@ -137,73 +233,173 @@ impl fmt::Display for Event {
                 "dead-man switch tripped: the loop had not run for {:.1} ms; the kernel stopped ARP, dispatch and echoes for this node ({state})",
                 *stale_us as f64 / 1000.0
             ),
-            Event::PeerMisconfigured { path, on: true, bad_macs } => write!(
+            Event::PeerMisconfigured {
+                path,
+                on: true,
+                bad_macs,
+            } => write!(
                 f,
                 "ALARM: the peer is alive on path {path} but its heartbeats fail authentication ({bad_macs} so far): check heartbeat.key on both directors; no takeover while it is heard"
             ),
-            Event::PeerMisconfigured { path, on: false, .. } => write!(f, "the peer's heartbeats on path {path} authenticate again"),
-            Event::LoopLate { micros } => write!(f, "loop woke {:.3} ms after its previous turn (this node was late)", *micros as f64 / 1000.0),
-            Event::TakeoverDone { epoch, micros } => write!(f, "takeover done: VIPs owned, GARP sent (epoch {epoch}; {micros} µs)"),
+            Event::PeerMisconfigured {
+                path, on: false, ..
+            } => write!(f, "the peer's heartbeats on path {path} authenticate again"),
+            Event::LoopLate { micros } => write!(
+                f,
+                "loop woke {:.3} ms after its previous turn (this node was late)",
+                *micros as f64 / 1000.0
+            ),
+            Event::TakeoverDone { epoch, micros } => write!(
+                f,
+                "takeover done: VIPs owned, GARP sent (epoch {epoch}; {micros} µs)"
+            ),
             Event::VipsReleased => f.write_str("released VIPs"),
             Event::GarpResent => f.write_str("GARP re-sent"),
             Event::SpansShutDown => f.write_str("spans shut down"),
-            Event::SpansStarted { root, micros } => write!(f, "spans started alarm-free on {root} in {:.3} ms", *micros as f64 / 1000.0),
-            Event::SpansFailed { root, error } => write!(f, "spans on {root} failed to start: {error}"),
+            Event::SpansStarted { root, micros } => write!(
+                f,
+                "spans started alarm-free on {root} in {:.3} ms",
+                *micros as f64 / 1000.0
+            ),
+            Event::SpansFailed { root, error } => {
+                write!(f, "spans on {root} failed to start: {error}")
+            }
             Event::CardAlarm { raised: true } => f.write_str("card alarm raised: local fault"),
             Event::CardAlarm { raised: false } => f.write_str("card alarm cleared"),
             Event::WitnessProbing => f.write_str("probing the witness"),
             Event::WitnessAnswered => f.write_str("witness answered"),
             Event::WitnessUnreachable => f.write_str("witness unreachable"),
-            Event::IvrHealth { node_id, alive: true } => write!(f, "ivr node {node_id} alive"),
-            Event::IvrHealth { node_id, alive: false } => write!(f, "ivr node {node_id} dead: no new flows"),
-            Event::SipOptions { real, answered: true } => write!(f, "real {real}: SIP OPTIONS answered again"),
-            Event::SipOptions { real, answered: false } => write!(f, "real {real}: SIP OPTIONS unanswered: no new flows"),
-            Event::SyncConnected { peer, dialed } => write!(f, "sync: connected {} {peer}", if *dialed { "to" } else { "from" }),
-            Event::SyncClosed { peer, why } => write!(f, "sync: connection with {peer} closed: {why}"),
+            Event::IvrHealth {
+                node_id,
+                alive: true,
+            } => write!(f, "ivr node {node_id} alive"),
+            Event::IvrHealth {
+                node_id,
+                alive: false,
+            } => write!(f, "ivr node {node_id} dead: no new flows"),
+            Event::SipOptions {
+                real,
+                answered: true,
+            } => write!(f, "real {real}: SIP OPTIONS answered again"),
+            Event::SipOptions {
+                real,
+                answered: false,
+            } => write!(f, "real {real}: SIP OPTIONS unanswered: no new flows"),
+            Event::SyncConnected { peer, dialed } => write!(
+                f,
+                "sync: connected {} {peer}",
+                if *dialed { "to" } else { "from" }
+            ),
+            Event::SyncClosed { peer, why } => {
+                write!(f, "sync: connection with {peer} closed: {why}")
+            }
             Event::SyncInSync => f.write_str("sync: in sync with the active"),
-            Event::LinkChanged { name, up } => write!(f, "link {name} {}", if *up { "up" } else { "down" }),
+            Event::LinkChanged { name, up } => {
+                write!(f, "link {name} {}", if *up { "up" } else { "down" })
+            }
             Event::LinksDown { names } => write!(f, "local fault: {} down", names.join(", ")),
-            Event::VipAddress { addr, interface, added, micros, error } => {
+            Event::VipAddress {
+                addr,
+                interface,
+                added,
+                micros,
+                error,
+            } => {
                 let what = if *added { "added to" } else { "removed from" };
                 match error {
                     None => write!(f, "VIP {addr} {what} {interface} ({micros} µs)"),
                     Some(e) => write!(f, "VIP {addr} not {what} {interface}: {e}"),
                 }
             }
-            Event::Realtime { priority, ok: true, locked, .. } => {
-                write!(f, "running at SCHED_FIFO priority {priority}{}", if *locked { ", memory locked" } else { "" })
+            Event::Realtime {
+                priority,
+                ok: true,
+                locked,
+                ..
+            } => {
+                write!(
+                    f,
+                    "running at SCHED_FIFO priority {priority}{}",
+                    if *locked { ", memory locked" } else { "" }
+                )
             }
-            Event::Realtime { priority, error, .. } => write!(
+            Event::Realtime {
+                priority, error, ..
+            } => write!(
                 f,
                 "node.realtime_priority {priority}: sched_setscheduler(SCHED_FIFO) failed: {}; normal scheduling",
                 error.as_deref().unwrap_or("?")
             ),
-            Event::SignalIgnored { signal } => write!(f, "signal {signal}: ignored (reload is not supported yet)"),
+            Event::SignalIgnored { signal } => {
+                write!(f, "signal {signal}: ignored (reload is not supported yet)")
+            }
             Event::ShuttingDown { signal } => write!(f, "signal {signal}: shutting down"),
             Event::SlowTurn { micros, during } => {
-                write!(f, "loop turn took {:.3} ms ({during}): heartbeats may have been late", *micros as f64 / 1000.0)
+                write!(
+                    f,
+                    "loop turn took {:.3} ms ({during}): heartbeats may have been late",
+                    *micros as f64 / 1000.0
+                )
             }
-            Event::GarpFailed { vip, interface, errno, error, retrying } => write!(
+            Event::GarpFailed {
+                vip,
+                interface,
+                errno,
+                error,
+                retrying,
+            } => write!(
                 f,
                 "gratuitous ARP for {vip} on {interface} failed (errno {errno}: {error}){}",
                 if *retrying { "; re-sending" } else { "" }
             ),
-            Event::GarpRecovered { vip, interface, failed } => {
-                write!(f, "gratuitous ARP for {vip} on {interface} sent again after {failed} failures")
+            Event::GarpRecovered {
+                vip,
+                interface,
+                failed,
+            } => {
+                write!(
+                    f,
+                    "gratuitous ARP for {vip} on {interface} sent again after {failed} failures"
+                )
             }
-            Event::GarpGaveUp { vip, interface, failed } => {
-                write!(f, "gratuitous ARP burst for {vip} on {interface} ended with its last {failed} failed")
+            Event::GarpGaveUp {
+                vip,
+                interface,
+                failed,
+            } => {
+                write!(
+                    f,
+                    "gratuitous ARP burst for {vip} on {interface} ended with its last {failed} failed"
+                )
             }
-            Event::TakeoverStepFailed { step, object, errno, error, retrying } => {
+            Event::TakeoverStepFailed {
+                step,
+                object,
+                errno,
+                error,
+                retrying,
+            } => {
                 write!(f, "{} failed for {object}", step.name())?;
                 match errno {
                     Some(n) => write!(f, " (errno {n}: {error})")?,
                     None => write!(f, " ({error})")?,
                 }
-                f.write_str(if *retrying { "; retrying" } else { "; going on" })
+                f.write_str(if *retrying {
+                    "; retrying"
+                } else {
+                    "; going on"
+                })
             }
-            Event::TakeoverStepRecovered { step, object, failed } => {
-                write!(f, "{} done for {object} after {failed} failures", step.name())
+            Event::TakeoverStepRecovered {
+                step,
+                object,
+                failed,
+            } => {
+                write!(
+                    f,
+                    "{} done for {object} after {failed} failures",
+                    step.name()
+                )
             }
         }
     }

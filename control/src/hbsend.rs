@@ -64,7 +64,9 @@ pub fn draw_boot_id() -> io::Result<u64> {
             return Ok(v);
         }
     }
-    Err(io::Error::other("getrandom: no boot id for the heartbeat sender"))
+    Err(io::Error::other(
+        "getrandom: no boot id for the heartbeat sender",
+    ))
 }
 
 /// What one round of sends did.
@@ -82,25 +84,60 @@ impl Sender {
     }
 
     /// As [`Sender::new`] under a given boot id (tests; 0 is refused).
-    pub fn with_boot_id(key: Key, node_id: u32, kind: Kind, boot_id: u64, paths: &[PathSpec]) -> io::Result<Sender> {
+    pub fn with_boot_id(
+        key: Key,
+        node_id: u32,
+        kind: Kind,
+        boot_id: u64,
+        paths: &[PathSpec],
+    ) -> io::Result<Sender> {
         if boot_id == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "heartbeat boot id 0"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "heartbeat boot id 0",
+            ));
         }
         let mut out = Vec::with_capacity(paths.len());
         for spec in paths {
             let socket = UdpSocket::bind(SocketAddr::new(spec.local.ip(), 0)).map_err(|e| {
-                io::Error::new(e.kind(), format!("heartbeat path {}: binding {}: {e}", spec.index, spec.local.ip()))
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "heartbeat path {}: binding {}: {e}",
+                        spec.index,
+                        spec.local.ip()
+                    ),
+                )
             })?;
             socket.set_nonblocking(true)?;
-            out.push(Path { spec: spec.clone(), socket, sent: 0, failed: 0 });
+            out.push(Path {
+                spec: spec.clone(),
+                socket,
+                sent: 0,
+                failed: 0,
+            });
         }
-        Ok(Sender { key, node_id, kind, boot_id, seq: 0, paths: out })
+        Ok(Sender {
+            key,
+            node_id,
+            kind,
+            boot_id,
+            seq: 0,
+            paths: out,
+        })
     }
 
     /// Sends one heartbeat on every path, each with the next sequence. A
     /// path that fails (link down, no route) is counted; the others still
     /// get theirs. `now_ns` is only carried (the sender-time field).
-    pub fn send_all(&mut self, state: NodeState, epoch: u64, priority: u8, load: (u32, u32), now_ns: u64) -> Round {
+    pub fn send_all(
+        &mut self,
+        state: NodeState,
+        epoch: u64,
+        priority: u8,
+        load: (u32, u32),
+        now_ns: u64,
+    ) -> Round {
         let mut round = Round::default();
         let mut buf = [0u8; heartbeat::LEN];
         for p in self.paths.iter_mut() {
@@ -135,7 +172,10 @@ impl Sender {
 
     /// Per path: (index, sent, failed).
     pub fn stats(&self) -> Vec<(u8, u64, u64)> {
-        self.paths.iter().map(|p| (p.spec.index, p.sent, p.failed)).collect()
+        self.paths
+            .iter()
+            .map(|p| (p.spec.index, p.sent, p.failed))
+            .collect()
     }
 
     /// The last sequence sent (0: none yet).
@@ -160,7 +200,11 @@ mod tests {
     }
 
     fn path(index: u8, rx: &UdpSocket) -> PathSpec {
-        PathSpec { index, local: "127.0.0.1:0".parse().unwrap(), peer: rx.local_addr().unwrap() }
+        PathSpec {
+            index,
+            local: "127.0.0.1:0".parse().unwrap(),
+            peer: rx.local_addr().unwrap(),
+        }
     }
 
     fn recv(rx: &UdpSocket, key: &Key) -> Repr {
@@ -180,8 +224,20 @@ mod tests {
         let mut seqs = Vec::new();
         for (rx, path) in [(&rx1, 0u8), (&rx2, 1u8)] {
             let repr = recv(rx, &key);
-            assert_eq!((repr.node_id, repr.path, repr.state, repr.epoch, repr.priority), (9, path, NodeState::Standby, 3, 100));
-            assert_eq!((repr.active_channels, repr.capacity, repr.sent_ns), (1, 2, 42));
+            assert_eq!(
+                (
+                    repr.node_id,
+                    repr.path,
+                    repr.state,
+                    repr.epoch,
+                    repr.priority
+                ),
+                (9, path, NodeState::Standby, 3, 100)
+            );
+            assert_eq!(
+                (repr.active_channels, repr.capacity, repr.sent_ns),
+                (1, 2, 42)
+            );
             assert_eq!(repr.boot_id, s.boot_id());
             seqs.push(repr.seq);
         }
@@ -201,7 +257,10 @@ mod tests {
         for now in [u64::MAX, 5, 0] {
             first.send_all(NodeState::Active, 1, 100, (0, 0), now);
         }
-        let got: Vec<(u64, u64)> = (0..3).map(|_| recv(&rx, &key)).map(|r| (r.seq, r.sent_ns)).collect();
+        let got: Vec<(u64, u64)> = (0..3)
+            .map(|_| recv(&rx, &key))
+            .map(|r| (r.seq, r.sent_ns))
+            .collect();
         assert_eq!(got, [(1, u64::MAX), (2, 5), (3, 0)]);
         // "Restarted": a new sender whose clock reads far behind.
         let mut again = Sender::new(key, 9, Kind::Director, &[path(0, &rx)]).unwrap();
@@ -211,7 +270,12 @@ mod tests {
         assert_ne!(r.boot_id, first.boot_id(), "a new process, a new boot id");
         assert!(r.boot_id != 0 && first.boot_id() != 0);
         // What the receiver's kernel does with it: taken at once.
-        let last = heartbeat::Window { boot: first.boot_id(), prev_boot: 0, seq: 3, seen_ns: 1_000 };
+        let last = heartbeat::Window {
+            boot: first.boot_id(),
+            prev_boot: 0,
+            seq: 3,
+            seen_ns: 1_000,
+        };
         assert!(heartbeat::admit(Some(&last), r.boot_id, r.seq, 2_000, 0).is_ok());
     }
 

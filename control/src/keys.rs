@@ -100,7 +100,8 @@ pub fn generate() -> std::io::Result<[u8; 16]> {
     let mut filled = 0;
     while filled < key.len() {
         // SAFETY: the pointer and length describe the unfilled tail of `key`.
-        let n = unsafe { libc::getrandom(key[filled..].as_mut_ptr().cast(), key.len() - filled, 0) };
+        let n =
+            unsafe { libc::getrandom(key[filled..].as_mut_ptr().cast(), key.len() - filled, 0) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
@@ -162,6 +163,9 @@ mod tests {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"Jefe").unwrap();
         mac.update(b"what do ya want for nothing?");
         let out = mac.finalize().into_bytes();
-        assert_eq!(to_hex(&out[..16].try_into().unwrap()), "5bdcc146bf60754e6a042426089575c7");
+        assert_eq!(
+            to_hex(&out[..16].try_into().unwrap()),
+            "5bdcc146bf60754e6a042426089575c7"
+        );
     }
 }

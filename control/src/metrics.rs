@@ -50,7 +50,10 @@ impl Kind {
 enum Value {
     Counter(u64),
     Gauge(f64),
-    Summary { quantiles: Vec<(f64, f64)>, sum_count: Option<(f64, u64)> },
+    Summary {
+        quantiles: Vec<(f64, f64)>,
+        sum_count: Option<(f64, u64)>,
+    },
 }
 
 /// One metric family: its name as exposed, help, type and samples in the
@@ -85,29 +88,54 @@ impl Exposition {
                 Kind::Gauge | Kind::Summary => format!("{PREFIX}{name}"),
             };
             debug_assert!(valid_name(&exposed), "metric name {exposed:?}");
-            families.push(Family { name: exposed, kind, help: help.to_string(), samples: Vec::new(), by_labels: HashMap::new() });
+            families.push(Family {
+                name: exposed,
+                kind,
+                help: help.to_string(),
+                samples: Vec::new(),
+                by_labels: HashMap::new(),
+            });
             families.len() - 1
         });
         let f = &mut self.families[i];
-        debug_assert_eq!(f.kind, kind, "{} sampled as a {} and a {}", f.name, f.kind.name(), kind.name());
+        debug_assert_eq!(
+            f.kind,
+            kind,
+            "{} sampled as a {} and a {}",
+            f.name,
+            f.kind.name(),
+            kind.name()
+        );
         f
     }
 
     /// A counter sample (`name` without the `_total` suffix, which the
     /// encoder adds).
     pub fn counter(&mut self, name: &'static str, help: &str, labels: Labels, value: u64) {
-        self.family(name, Kind::Counter, help).sample(labels, Value::Counter(value));
+        self.family(name, Kind::Counter, help)
+            .sample(labels, Value::Counter(value));
     }
 
     /// A gauge sample.
     pub fn gauge(&mut self, name: &'static str, help: &str, labels: Labels, value: f64) {
-        self.family(name, Kind::Gauge, help).sample(labels, Value::Gauge(value));
+        self.family(name, Kind::Gauge, help)
+            .sample(labels, Value::Gauge(value));
     }
 
     /// A summary: its `quantile` samples (quantile in 0…1, value), and its
     /// `_sum` and `_count` if the caller keeps them.
-    pub fn summary(&mut self, name: &'static str, help: &str, labels: Labels, quantiles: &[(f64, f64)], sum_count: Option<(f64, u64)>) {
-        let value = Value::Summary { quantiles: quantiles.to_vec(), sum_count };
+    pub fn summary(
+        &mut self,
+        name: &'static str,
+        help: &str,
+        labels: Labels,
+        quantiles: &[(f64, f64)],
+        sum_count: Option<(f64, u64)>,
+    ) {
+        let value = Value::Summary {
+            quantiles: quantiles.to_vec(),
+            sum_count,
+        };
         self.family(name, Kind::Summary, help).sample(labels, value);
     }
 
@@ -147,9 +175,13 @@ impl Family {
                 Value::Gauge(v) => {
                     let _ = writeln!(out, "{name}{} {}", label_text(labels, None), float(*v));
                 }
-                Value::Summary { quantiles, sum_count } => {
+                Value::Summary {
+                    quantiles,
+                    sum_count,
+                } => {
                     for (q, v) in quantiles {
-                        let _ = writeln!(out, "{name}{} {}", label_text(labels, Some(*q)), float(*v));
+                        let _ =
+                            writeln!(out, "{name}{} {}", label_text(labels, Some(*q)), float(*v));
                     }
                     if let Some((sum, count)) = sum_count {
                         let l = label_text(labels, None);
@@ -164,11 +196,18 @@ impl Family {
 
 /// `{a="x",b="y"}` (with `quantile` last if given), or nothing without labels.
 fn label_text(labels: &Labels, quantile: Option<f64>) -> String {
-    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
+    let mut parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+        .collect();
     if let Some(q) = quantile {
         parts.push(format!("quantile=\"{}\"", float(q)));
     }
-    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
 }
 
 /// A float as the format writes it (`NaN`, `+Inf`, `-Inf`, else decimal).
@@ -183,7 +222,9 @@ fn float(v: f64) -> String {
 }
 
 fn escape_label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn escape_help(v: &str) -> String {
@@ -193,7 +234,9 @@ fn escape_help(v: &str) -> String {
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`.
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
@@ -223,12 +266,39 @@ mod tests {
     #[test]
     fn counters_gauges_and_summaries_encode_in_the_text_format() {
         let mut e = Exposition::new();
-        e.counter("dispatch_packets", "Packets by verdict reason", labels([("reason", "forward_dr".into())]), 42);
-        e.counter("dispatch_packets", "Packets by verdict reason", labels([("reason", "no_real".into())]), 0);
-        e.gauge("node_state", "1 for the current state", labels([("state", "active".into())]), 1.0);
+        e.counter(
+            "dispatch_packets",
+            "Packets by verdict reason",
+            labels([("reason", "forward_dr".into())]),
+            42,
+        );
+        e.counter(
+            "dispatch_packets",
+            "Packets by verdict reason",
+            labels([("reason", "no_real".into())]),
+            0,
+        );
+        e.gauge(
+            "node_state",
+            "1 for the current state",
+            labels([("state", "active".into())]),
+            1.0,
+        );
         e.gauge("node_epoch", "The epoch", Vec::new(), 7.0);
-        e.summary("sync_lag_seconds", "Sync lag", Vec::new(), &[(0.5, 0.0011), (0.99, 0.0058), (1.0, 0.02)], None);
-        e.summary("other_seconds", "With sum and count", labels([("path", "a".into())]), &[(0.5, 1.5)], Some((12.5, 4)));
+        e.summary(
+            "sync_lag_seconds",
+            "Sync lag",
+            Vec::new(),
+            &[(0.5, 0.0011), (0.99, 0.0058), (1.0, 0.02)],
+            None,
+        );
+        e.summary(
+            "other_seconds",
+            "With sum and count",
+            labels([("path", "a".into())]),
+            &[(0.5, 1.5)],
+            Some((12.5, 4)),
+        );
         let text = e.encode();
         assert_eq!(
             text,
@@ -269,22 +339,60 @@ mod tests {
         e.gauge("real_flows", "Flows", l(), 1.0);
         e.gauge("real_flows", "Flows", l(), 4.0);
         let text = e.encode();
-        assert!(text.contains("tandem_service_packets_total{service=\"udp/198.18.0.100:5060\"} 5\n"), "{text}");
-        assert!(text.contains("tandem_real_flows{service=\"udp/198.18.0.100:5060\"} 4\n"), "{text}");
-        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 2, "{text}");
+        assert!(
+            text.contains("tandem_service_packets_total{service=\"udp/198.18.0.100:5060\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tandem_real_flows{service=\"udp/198.18.0.100:5060\"} 4\n"),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| !l.starts_with('#')).count(),
+            2,
+            "{text}"
+        );
     }
 
     #[test]
     fn label_values_help_and_odd_floats_are_escaped() {
         let mut e = Exposition::new();
-        e.gauge("odd", "A \\ help\nover two lines", labels([("name", "say \"hi\"\\\n".into())]), f64::NAN);
-        e.gauge("odd", "ignored: the first help stands", labels([("name", "up".into())]), f64::INFINITY);
-        e.gauge("odd", "", labels([("name", "down".into())]), f64::NEG_INFINITY);
+        e.gauge(
+            "odd",
+            "A \\ help\nover two lines",
+            labels([("name", "say \"hi\"\\\n".into())]),
+            f64::NAN,
+        );
+        e.gauge(
+            "odd",
+            "ignored: the first help stands",
+            labels([("name", "up".into())]),
+            f64::INFINITY,
+        );
+        e.gauge(
+            "odd",
+            "",
+            labels([("name", "down".into())]),
+            f64::NEG_INFINITY,
+        );
         let text = e.encode();
-        assert!(text.starts_with("# HELP tandem_odd A \\\\ help\\nover two lines\n# TYPE tandem_odd gauge\n"), "{text}");
-        assert!(text.contains("tandem_odd{name=\"say \\\"hi\\\"\\\\\\n\"} NaN\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "# HELP tandem_odd A \\\\ help\\nover two lines\n# TYPE tandem_odd gauge\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("tandem_odd{name=\"say \\\"hi\\\"\\\\\\n\"} NaN\n"),
+            "{text}"
+        );
         assert!(text.contains("tandem_odd{name=\"up\"} +Inf\n"), "{text}");
         assert!(text.contains("tandem_odd{name=\"down\"} -Inf\n"), "{text}");
-        assert!(valid_name("tandem_a:b_1") && !valid_name("1abc") && !valid_name("a-b") && !valid_name(""));
+        assert!(
+            valid_name("tandem_a:b_1")
+                && !valid_name("1abc")
+                && !valid_name("a-b")
+                && !valid_name("")
+        );
     }
 }

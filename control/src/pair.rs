@@ -100,7 +100,9 @@
 //!   node id): the winner stays and emits [`Action::SendGarp`] once per
 //!   heal; the loser keeps the role under epoch = max + 1 (SendGarp) if the
 //!   preemption gate opens for it, else becomes Standby (a flap).
-//!   [`Event::Fenced`] → Standby (a flap). A peer misconfigured changes
+//!   [`Event::Fenced`] → Standby (a flap) when the peer is heard Active or
+//!   Takeover; with the peer Standby or silent the stall cost nothing but
+//!   the fence and the node stays Active. A peer misconfigured changes
 //!   nothing.
 //! - **Local fault** (interface down, card alarm): Active → Fault
 //!   (BecomeStandby, a flap) only when the peer is alive and Standby;
@@ -330,7 +332,15 @@ impl Pair {
                 }
             }
             Event::Fenced => {
-                if self.state == NodeState::Active {
+                // The fence already kept this node out of the dataplane for
+                // the stall. Only a peer that serves (or is taking over)
+                // makes it step down; a peer that is alive and Standby, or
+                // silent, did not act on the stall: the node resumes, and a
+                // busy machine costs no role change.
+                let peer_serves = self
+                    .live_peer(now)
+                    .is_some_and(|p| matches!(p.state, NodeState::Active | NodeState::Takeover));
+                if self.state == NodeState::Active && peer_serves {
                     self.enter(NodeState::Standby, now, Reason::Fenced);
                 }
             }
@@ -389,7 +399,10 @@ impl Pair {
         if self.yield_until.is_some_and(|t| now >= t) {
             self.yield_until = None;
         }
-        if self.switchover_hold.is_some_and(|h| h.is_some_and(|t| now >= t)) {
+        if self
+            .switchover_hold
+            .is_some_and(|h| h.is_some_and(|t| now >= t))
+        {
             self.switchover_hold = None;
         }
         self.damping.expire(now, self.cfg.hold_down_max);

@@ -32,7 +32,11 @@ pub enum Change {
     /// The IVR with this node id became alive (`true`) or dead (`false`).
     Health { node_id: u32, alive: bool },
     /// Its reported load changed.
-    Load { node_id: u32, active: u32, capacity: u32 },
+    Load {
+        node_id: u32,
+        active: u32,
+        capacity: u32,
+    },
 }
 
 /// The pool.
@@ -46,7 +50,19 @@ impl Pool {
     /// `nodes`: the configured IVR node ids. They start dead until heard
     /// (a server that never sent a heartbeat gets no calls).
     pub fn new(nodes: impl IntoIterator<Item = u32>, deadline: Duration) -> Pool {
-        let members = nodes.into_iter().map(|n| (n, Member { alive: false, last_seen: None, load: (0, 0) })).collect();
+        let members = nodes
+            .into_iter()
+            .map(|n| {
+                (
+                    n,
+                    Member {
+                        alive: false,
+                        last_seen: None,
+                        load: (0, 0),
+                    },
+                )
+            })
+            .collect();
         Pool { deadline, members }
     }
 
@@ -70,11 +86,18 @@ impl Pool {
         m.last_seen = Some(at);
         if !m.alive {
             m.alive = true;
-            out.push(Change::Health { node_id, alive: true });
+            out.push(Change::Health {
+                node_id,
+                alive: true,
+            });
         }
         if m.load != load {
             m.load = load;
-            out.push(Change::Load { node_id, active: load.0, capacity: load.1 });
+            out.push(Change::Load {
+                node_id,
+                active: load.0,
+                capacity: load.1,
+            });
         }
     }
 
@@ -87,14 +110,21 @@ impl Pool {
             };
             if m.alive && silent {
                 m.alive = false;
-                out.push(Change::Health { node_id: *id, alive: false });
+                out.push(Change::Health {
+                    node_id: *id,
+                    alive: false,
+                });
             }
         }
     }
 
     /// When `handle_timeout` must next run (the earliest death of a live member).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.members.values().filter(|m| m.alive).filter_map(|m| m.last_seen.map(|t| t + self.deadline)).min()
+        self.members
+            .values()
+            .filter(|m| m.alive)
+            .filter_map(|m| m.last_seen.map(|t| t + self.deadline))
+            .min()
     }
 }
 
@@ -143,10 +173,24 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Change::Health { node_id: 101, alive: true },
-                Change::Load { node_id: 101, active: 2, capacity: 30 },
-                Change::Health { node_id: 102, alive: true },
-                Change::Load { node_id: 102, active: 0, capacity: 30 },
+                Change::Health {
+                    node_id: 101,
+                    alive: true
+                },
+                Change::Load {
+                    node_id: 101,
+                    active: 2,
+                    capacity: 30
+                },
+                Change::Health {
+                    node_id: 102,
+                    alive: true
+                },
+                Change::Load {
+                    node_id: 102,
+                    active: 0,
+                    capacity: 30
+                },
             ]
         );
         out.clear();
@@ -156,13 +200,32 @@ mod tests {
         p.handle_timeout(t0 + Duration::from_millis(29), &mut out);
         assert!(out.is_empty(), "not yet past the deadline");
         p.handle_timeout(t0 + Duration::from_millis(31), &mut out);
-        assert_eq!(out, vec![Change::Health { node_id: 101, alive: false }]);
+        assert_eq!(
+            out,
+            vec![Change::Health {
+                node_id: 101,
+                alive: false
+            }]
+        );
         out.clear();
         // An old record does not revive it; a new one does.
         p.heard(101, t0, (2, 30), &mut out);
         assert!(out.is_empty());
         p.heard(101, t0 + Duration::from_millis(40), (5, 30), &mut out);
-        assert_eq!(out, vec![Change::Health { node_id: 101, alive: true }, Change::Load { node_id: 101, active: 5, capacity: 30 }]);
+        assert_eq!(
+            out,
+            vec![
+                Change::Health {
+                    node_id: 101,
+                    alive: true
+                },
+                Change::Load {
+                    node_id: 101,
+                    active: 5,
+                    capacity: 30
+                }
+            ]
+        );
         // Unknown node ids change nothing.
         out.clear();
         p.heard(999, t0 + Duration::from_millis(50), (1, 1), &mut out);
@@ -196,14 +259,23 @@ mod tests {
         let t0 = Instant::now();
         let mut pool = Pool::new([101, 102], Duration::from_millis(30));
         pool.heard(101, t0, (0, 30), &mut Vec::new());
-        let slots: HashMap<u32, Vec<(usize, usize)>> = [(101, vec![(0, 0)]), (102, vec![(0, 1)])].into();
+        let slots: HashMap<u32, Vec<(usize, usize)>> =
+            [(101, vec![(0, 0)]), (102, vec![(0, 1)])].into();
         let mute: HashSet<(usize, usize)> = [(0, 2)].into();
         let eff = effective(&services, &slots, &pool, &mute);
         let states: Vec<RealState> = eff[0].reals.iter().map(|r| r.state).collect();
-        assert_eq!(states, vec![RealState::Up, RealState::Down, RealState::Down]);
+        assert_eq!(
+            states,
+            vec![RealState::Up, RealState::Down, RealState::Down]
+        );
         // The configured services are not touched, and out-of-range places are ignored.
         assert_eq!(services[0].reals[1].state, RealState::Up);
         let stray: HashSet<(usize, usize)> = [(3, 0), (0, 9)].into();
-        assert_eq!(effective(&services, &HashMap::new(), &pool, &stray)[0].reals.len(), 3);
+        assert_eq!(
+            effective(&services, &HashMap::new(), &pool, &stray)[0]
+                .reals
+                .len(),
+            3
+        );
     }
 }

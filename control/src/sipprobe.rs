@@ -90,8 +90,20 @@ pub struct ProbeSet {
 
 impl ProbeSet {
     pub fn new(targets: Vec<Target>, now: Instant) -> ProbeSet {
-        let states = targets.iter().map(|_| State { up: true, fails: 0, pending: None, next: now }).collect();
-        ProbeSet { targets, states, seq: 0 }
+        let states = targets
+            .iter()
+            .map(|_| State {
+                up: true,
+                fails: 0,
+                pending: None,
+                next: now,
+            })
+            .collect();
+        ProbeSet {
+            targets,
+            states,
+            seq: 0,
+        }
     }
 
     pub fn targets(&self) -> &[Target] {
@@ -116,7 +128,11 @@ impl ProbeSet {
         s.fails = s.fails.saturating_add(1);
         if s.up && s.fails >= t.cfg.failures.max(1) {
             s.up = false;
-            out.push(Change { service: t.service, real: t.real, up: false });
+            out.push(Change {
+                service: t.service,
+                real: t.real,
+                up: false,
+            });
         }
     }
 
@@ -128,7 +144,10 @@ impl ProbeSet {
                 self.seq += 1;
                 s.pending = Some((self.seq, now));
                 s.next = now + t.cfg.interval;
-                out.push(Request { target: i, seq: self.seq });
+                out.push(Request {
+                    target: i,
+                    seq: self.seq,
+                });
             }
         }
         out
@@ -151,7 +170,11 @@ impl ProbeSet {
     /// A response to request `seq` with this status code.
     pub fn reply(&mut self, seq: u64, status: u16) -> Vec<Change> {
         let mut out = Vec::new();
-        let Some(i) = self.states.iter().position(|s| s.pending.is_some_and(|(q, _)| q == seq)) else {
+        let Some(i) = self
+            .states
+            .iter()
+            .position(|s| s.pending.is_some_and(|(q, _)| q == seq))
+        else {
             return out; // late or unknown: the timeout already counted it
         };
         self.states[i].pending = None;
@@ -160,7 +183,11 @@ impl ProbeSet {
             s.fails = 0;
             if !s.up {
                 s.up = true;
-                out.push(Change { service: t.service, real: t.real, up: true });
+                out.push(Change {
+                    service: t.service,
+                    real: t.real,
+                    up: true,
+                });
             }
         } else {
             self.fail(i, &mut out);
@@ -188,7 +215,11 @@ pub fn call_id(seq: u64, node_id: u32) -> String {
 
 /// An OPTIONS request to `target` from `src:sport`.
 pub fn options_request(t: &Target, src: Ipv4Addr, sport: u16, seq: u64, node_id: u32) -> String {
-    let (host, port) = if t.dr { (t.vip, t.vport) } else { (t.addr, if t.port == 0 { t.vport } else { t.port }) };
+    let (host, port) = if t.dr {
+        (t.vip, t.vport)
+    } else {
+        (t.addr, if t.port == 0 { t.vport } else { t.port })
+    };
     format!(
         "OPTIONS sip:{host}:{port} SIP/2.0\r\n\
 Via: SIP/2.0/UDP {src}:{sport};branch=z9hG4bK-tandem-{seq}\r\n\
@@ -208,13 +239,20 @@ Content-Length: 0\r\n\r\n",
 pub fn parse_response(msg: &[u8], node_id: u32) -> Option<(u64, u16)> {
     let text = std::str::from_utf8(msg).ok()?;
     let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
-    let status = lines.next()?.strip_prefix("SIP/2.0 ")?.get(..3)?.parse::<u16>().ok()?;
+    let status = lines
+        .next()?
+        .strip_prefix("SIP/2.0 ")?
+        .get(..3)?
+        .parse::<u16>()
+        .ok()?;
     let prefix = format!("tandem-options-{node_id}-");
     for l in lines {
         if l.is_empty() {
             break;
         }
-        let Some((name, value)) = l.split_once(':') else { continue };
+        let Some((name, value)) = l.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         if name.eq_ignore_ascii_case("call-id") || name.eq_ignore_ascii_case("i") {
             return Some((value.trim().strip_prefix(&prefix)?.parse().ok()?, status));
@@ -237,7 +275,11 @@ mod tests {
             port: 0,
             mac: [2, 0, 0, 0, 0, 0x21],
             dr: true,
-            cfg: ProbeConfig { interval: Duration::from_secs(1), timeout: Duration::from_millis(500), failures },
+            cfg: ProbeConfig {
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_millis(500),
+                failures,
+            },
         }
     }
 
@@ -254,16 +296,36 @@ mod tests {
             now += Duration::from_millis(600);
             changes.extend(p.expire(now));
             if round < 2 {
-                assert!(changes.is_empty() && p.is_up(0, 1), "not down before 3 failures");
+                assert!(
+                    changes.is_empty() && p.is_up(0, 1),
+                    "not down before 3 failures"
+                );
             }
             now += Duration::from_millis(400);
         }
-        assert_eq!(changes, vec![Change { service: 0, real: 1, up: false }]);
+        assert_eq!(
+            changes,
+            vec![Change {
+                service: 0,
+                real: 1,
+                up: false
+            }]
+        );
         assert!(!p.is_up(0, 1));
         let r = p.due(now);
-        assert_eq!(p.reply(r[0].seq, 200), vec![Change { service: 0, real: 1, up: true }]);
+        assert_eq!(
+            p.reply(r[0].seq, 200),
+            vec![Change {
+                service: 0,
+                real: 1,
+                up: true
+            }]
+        );
         assert!(p.is_up(0, 1));
-        assert!(p.reply(r[0].seq, 200).is_empty(), "a duplicate reply changes nothing");
+        assert!(
+            p.reply(r[0].seq, 200).is_empty(),
+            "a duplicate reply changes nothing"
+        );
     }
 
     #[test]
@@ -275,7 +337,14 @@ mod tests {
         assert_eq!(p.poll_timeout(), Some(t0 + Duration::from_millis(500)));
         // 404 proves a SIP stack; 503 does not.
         assert!(p.reply(r[0].seq, 404).is_empty());
-        assert_eq!(p.reply(r[1].seq, 503), vec![Change { service: 1, real: 0, up: false }]);
+        assert_eq!(
+            p.reply(r[1].seq, 503),
+            vec![Change {
+                service: 1,
+                real: 0,
+                up: false
+            }]
+        );
         assert_eq!(p.poll_timeout(), Some(t0 + Duration::from_secs(1)));
         // A reply after its timeout is ignored.
         let r = p.due(t0 + Duration::from_secs(1));
@@ -288,23 +357,42 @@ mod tests {
     fn requests_and_responses_on_the_wire() {
         let t = target(0, 0, 3);
         let req = options_request(&t, Ipv4Addr::new(198, 18, 0, 2), 40000, 7, 1);
-        assert!(req.starts_with("OPTIONS sip:198.18.0.100:5060 SIP/2.0\r\n"), "{req}");
+        assert!(
+            req.starts_with("OPTIONS sip:198.18.0.100:5060 SIP/2.0\r\n"),
+            "{req}"
+        );
         assert!(req.contains("\r\nCall-ID: tandem-options-1-7\r\n"));
         assert!(req.ends_with("Content-Length: 0\r\n\r\n"));
-        let nat = Target { dr: false, port: 5080, ..t };
-        assert!(options_request(&nat, Ipv4Addr::new(198, 18, 1, 1), 40000, 8, 1).starts_with("OPTIONS sip:198.18.0.21:5080 SIP/2.0"));
-        let ok = b"SIP/2.0 200 OK\r\nVia: x\r\ncall-id:  tandem-options-1-7 \r\nCSeq: 7 OPTIONS\r\n\r\n";
+        let nat = Target {
+            dr: false,
+            port: 5080,
+            ..t
+        };
+        assert!(
+            options_request(&nat, Ipv4Addr::new(198, 18, 1, 1), 40000, 8, 1)
+                .starts_with("OPTIONS sip:198.18.0.21:5080 SIP/2.0")
+        );
+        let ok =
+            b"SIP/2.0 200 OK\r\nVia: x\r\ncall-id:  tandem-options-1-7 \r\nCSeq: 7 OPTIONS\r\n\r\n";
         assert_eq!(parse_response(ok, 1), Some((7, 200)));
-        assert_eq!(parse_response(b"SIP/2.0 486 Busy Here\ni: tandem-options-1-9\n\n", 1), Some((9, 486)));
+        assert_eq!(
+            parse_response(b"SIP/2.0 486 Busy Here\ni: tandem-options-1-9\n\n", 1),
+            Some((9, 486))
+        );
         for bad in [
             &b"SIP/2.0 200 OK\r\nCall-ID: tandem-options-2-7\r\n\r\n"[..], // another node's probe
             b"OPTIONS sip:x SIP/2.0\r\nCall-ID: tandem-options-1-7\r\n\r\n", // a request
-            b"SIP/2.0 200 OK\r\n\r\nCall-ID: tandem-options-1-7\r\n",        // in the body
+            b"SIP/2.0 200 OK\r\n\r\nCall-ID: tandem-options-1-7\r\n",      // in the body
             b"ivr1 OPTIONS",
             b"\xff\xfe",
             b"",
         ] {
-            assert_eq!(parse_response(bad, 1), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_response(bad, 1),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -41,14 +41,29 @@ fn checksum(b: &[u8]) -> u16 {
 impl Witness {
     pub fn new(addr: Ipv4Addr) -> io::Result<Witness> {
         // SAFETY: plain socket(2) call; the fd is owned right after.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, libc::IPPROTO_ICMP) };
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_ICMP,
+            )
+        };
         if fd < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("witness {addr}: raw ICMP socket: {e}")));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("witness {addr}: raw ICMP socket: {e}"),
+            ));
         }
         // SAFETY: fd is a new, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Witness { fd, addr, id: (std::process::id() & 0xffff) as u16, seq: 0, sent: [(0, None); SENT] })
+        Ok(Witness {
+            fd,
+            addr,
+            id: (std::process::id() & 0xffff) as u16,
+            seq: 0,
+            sent: [(0, None); SENT],
+        })
     }
 
     pub fn addr(&self) -> Ipv4Addr {
@@ -68,7 +83,9 @@ impl Witness {
         let sa = libc::sockaddr_in {
             sin_family: libc::AF_INET as u16,
             sin_port: 0,
-            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(self.addr.octets()) },
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(self.addr.octets()),
+            },
             sin_zero: [0; 8],
         };
         // SAFETY: pkt and sa are valid for the lengths given.
@@ -84,7 +101,10 @@ impl Witness {
         };
         if n < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("witness {}: sending echo: {e}", self.addr)));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("witness {}: sending echo: {e}", self.addr),
+            ));
         }
         self.sent[usize::from(self.seq) % SENT] = (self.seq, Some(Instant::now()));
         Ok(self.seq)
@@ -97,7 +117,14 @@ impl Witness {
         let mut newest: Option<Instant> = None;
         loop {
             // SAFETY: buf is valid for its length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut _, buf.len(), libc::MSG_DONTWAIT) };
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut _,
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
             if n <= 0 {
                 return newest;
             }
@@ -129,8 +156,15 @@ impl Witness {
         let asked = self.sent[usize::from(self.seq) % SENT].1;
         let end = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < end {
-            let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-            let left = end.saturating_duration_since(std::time::Instant::now()).as_millis().max(1) as i32;
+            let mut pfd = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let left = end
+                .saturating_duration_since(std::time::Instant::now())
+                .as_millis()
+                .max(1) as i32;
             // SAFETY: one valid pollfd.
             unsafe { libc::poll(&mut pfd, 1, left) };
             if self.check_reply().is_some_and(|t| Some(t) >= asked) {

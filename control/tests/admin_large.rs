@@ -15,7 +15,10 @@ mod large_lab;
 use std::{
     io::{self, Read, Write},
     net::{IpAddr, Ipv4Addr},
-    os::{fd::OwnedFd, unix::net::{UnixListener, UnixStream}},
+    os::{
+        fd::OwnedFd,
+        unix::net::{UnixListener, UnixStream},
+    },
     path::PathBuf,
     thread::JoinHandle,
     time::{Duration, Instant},
@@ -37,7 +40,8 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn new(tag: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("tandem-admin-large-{tag}-{}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("tandem-admin-large-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&d).expect("dir");
         Dir(d)
     }
@@ -86,7 +90,10 @@ fn serve_one(listener: UnixListener, answer: Response) -> JoinHandle<io::Result<
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        Err(io::Error::new(io::ErrorKind::TimedOut, "the connection neither finished nor expired in 30 s"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the connection neither finished nor expired in 30 s",
+        ))
     })
 }
 
@@ -150,19 +157,33 @@ fn metrics_text(len: usize) -> String {
 #[test]
 fn design_maximum_services_and_reals_reach_the_client_whole() {
     let services = design_maximum_services();
-    let reals: Vec<RealStatus> = services.iter().flat_map(|s| s.reals.iter().cloned()).collect();
+    let reals: Vec<RealStatus> = services
+        .iter()
+        .flat_map(|s| s.reals.iter().cloned())
+        .collect();
     for (tag, answer) in [
         ("services", Response::Services { services }),
         ("reals", Response::Reals { reals }),
     ] {
         let dir = Dir::new(tag);
         let size = admin::format_response(&answer).len();
-        assert!(size > 4 * admin::MAX_LINE, "{tag}: the design maximum is only {size} bytes");
+        assert!(
+            size > 4 * admin::MAX_LINE,
+            "{tag}: the design maximum is only {size} bytes"
+        );
         let server = serve_one(listen(&dir), answer.clone());
-        let req = if tag == "services" { Request::Services } else { Request::Reals };
+        let req = if tag == "services" {
+            Request::Services
+        } else {
+            Request::Reals
+        };
         let got = admin::request(&dir.socket(), &req, Duration::from_secs(10));
         let outcome = server.join().expect("server thread");
-        assert!(got.as_ref().ok() == Some(&answer), "{tag} ({size} bytes): not the answer sent: {:?}", got.err());
+        assert!(
+            got.as_ref().ok() == Some(&answer),
+            "{tag} ({size} bytes): not the answer sent: {:?}",
+            got.err()
+        );
         assert_eq!(outcome.expect("server"), Outcome::Sent, "{tag}");
     }
 }
@@ -170,11 +191,17 @@ fn design_maximum_services_and_reals_reach_the_client_whole() {
 #[test]
 fn answer_over_two_megabytes_reaches_the_client_whole() {
     let dir = Dir::new("2mb");
-    let answer = Response::Metrics { text: metrics_text(2 * 1024 * 1024) };
+    let answer = Response::Metrics {
+        text: metrics_text(2 * 1024 * 1024),
+    };
     let server = serve_one(listen(&dir), answer.clone());
     let got = admin::request(&dir.socket(), &Request::Metrics, Duration::from_secs(10));
     let outcome = server.join().expect("server thread");
-    assert!(got.as_ref().ok() == Some(&answer), "not the answer sent: {:?}", got.err());
+    assert!(
+        got.as_ref().ok() == Some(&answer),
+        "not the answer sent: {:?}",
+        got.err()
+    );
     assert_eq!(outcome.expect("server"), Outcome::Sent);
 }
 
@@ -183,7 +210,8 @@ fn answer_over_two_megabytes_reaches_the_client_whole() {
 /// 60 s). Returns what was read and how long it took.
 fn slow_read(socket: &std::path::Path, chunk: usize, pause: Duration) -> (Vec<u8>, Duration) {
     let mut s = UnixStream::connect(socket).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     s.write_all(b"{\"cmd\":\"metrics\"}\n").expect("request");
     let start = Instant::now();
     let mut got = Vec::new();
@@ -201,7 +229,9 @@ fn slow_read(socket: &std::path::Path, chunk: usize, pause: Duration) -> (Vec<u8
 #[test]
 fn a_client_that_reads_slowly_gets_the_whole_answer() {
     let dir = Dir::new("slow");
-    let answer = Response::Metrics { text: metrics_text(2 * 1024 * 1024) };
+    let answer = Response::Metrics {
+        text: metrics_text(2 * 1024 * 1024),
+    };
     let server = serve_one(listen(&dir), answer.clone());
     // 32 KiB every 25 ms: about 1.6 s for the answer, past the 1 s a
     // connection may go without a request, but never idle for long.
@@ -211,7 +241,11 @@ fn a_client_that_reads_slowly_gets_the_whole_answer() {
         took > admin::REQUEST_TIMEOUT,
         "the slow read took only {took:?}: it does not test a read slower than the request deadline"
     );
-    assert!(got.ends_with(b"\n"), "got {} bytes in {took:?}, without the end of the answer", got.len());
+    assert!(
+        got.ends_with(b"\n"),
+        "got {} bytes in {took:?}, without the end of the answer",
+        got.len()
+    );
     let decoded: Response = serde_json::from_slice(&got).expect("decode the answer");
     assert!(decoded == answer, "not the answer sent");
     assert_eq!(outcome.expect("server"), Outcome::Sent);
@@ -220,7 +254,9 @@ fn a_client_that_reads_slowly_gets_the_whole_answer() {
 #[test]
 fn a_client_that_never_reads_is_dropped_at_its_deadline() {
     let dir = Dir::new("never");
-    let answer = Response::Metrics { text: metrics_text(2 * 1024 * 1024) };
+    let answer = Response::Metrics {
+        text: metrics_text(2 * 1024 * 1024),
+    };
     let server = serve_one(listen(&dir), answer);
     let mut s = UnixStream::connect(dir.socket()).expect("connect");
     s.write_all(b"{\"cmd\":\"metrics\"}\n").expect("request");
@@ -233,14 +269,20 @@ fn a_client_that_never_reads_is_dropped_at_its_deadline() {
         "dropped only after {dropped_after:?}"
     );
     // What the socket had taken, then end of file: never the whole line.
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut got = Vec::new();
     let _ = s.read_to_end(&mut got);
-    assert!(!got.ends_with(b"\n"), "a client that did not read got the whole answer ({} bytes)", got.len());
+    assert!(
+        !got.ends_with(b"\n"),
+        "a client that did not read got the whole answer ({} bytes)",
+        got.len()
+    );
 }
 
 fn tandemctl(socket: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let bin = std::env::var_os("TANDEMCTL").unwrap_or_else(|| env!("CARGO_BIN_EXE_tandemctl").into());
+    let bin =
+        std::env::var_os("TANDEMCTL").unwrap_or_else(|| env!("CARGO_BIN_EXE_tandemctl").into());
     std::process::Command::new(bin)
         .arg("--socket")
         .arg(socket)
@@ -251,7 +293,9 @@ fn tandemctl(socket: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
-    if !tandem_tests::require_privileged("tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum") {
+    if !tandem_tests::require_privileged(
+        "tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum",
+    ) {
         return;
     }
     let d = large_lab::LargeDaemon::start("admbig");
@@ -276,24 +320,43 @@ fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        sizes.push(format!("{}: {} bytes in {} ms", args.join(" "), out.stdout.len(), took.as_millis()));
+        sizes.push(format!(
+            "{}: {} bytes in {} ms",
+            args.join(" "),
+            out.stdout.len(),
+            took.as_millis()
+        ));
         if args[0] != "--json" {
             continue;
         }
-        let answer: Response = serde_json::from_slice(&out.stdout).expect("tandemctl --json prints one answer");
+        let answer: Response =
+            serde_json::from_slice(&out.stdout).expect("tandemctl --json prints one answer");
         match (args[1], answer) {
             ("services", Response::Services { services: s }) => {
                 assert_eq!(s.len(), services);
-                assert!(s.iter().all(|s| s.reals.len() == reals), "a service without its {reals} reals");
+                assert!(
+                    s.iter().all(|s| s.reals.len() == reals),
+                    "a service without its {reals} reals"
+                );
             }
             ("reals", Response::Reals { reals: r }) => {
                 assert_eq!(r.len(), services * reals);
                 // Each is known as its IVR (which sends no heartbeat).
-                assert!(r.iter().all(|r| r.health == "dead"), "a real server not matched to its IVR");
+                assert!(
+                    r.iter().all(|r| r.health == "dead"),
+                    "a real server not matched to its IVR"
+                );
             }
             ("metrics", Response::Metrics { text }) => {
-                let n = text.lines().filter(|l| l.starts_with("tandem_real_packets_total{")).count();
-                assert_eq!(n, services * reals, "one real_packets sample per real server");
+                let n = text
+                    .lines()
+                    .filter(|l| l.starts_with("tandem_real_packets_total{"))
+                    .count();
+                assert_eq!(
+                    n,
+                    services * reals,
+                    "one real_packets sample per real server"
+                );
             }
             ("status", Response::Status(_)) => {}
             (what, other) => panic!("tandemctl --json {what}: {other:?}"),
@@ -304,11 +367,15 @@ fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
     // of its loop).
     for cmd in ["services", "reals", "metrics", "status"] {
         let mut s = UnixStream::connect(d.socket()).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         let asked = Instant::now();
-        s.write_all(format!("{{\"cmd\":\"{cmd}\"}}\n").as_bytes()).expect("request");
+        s.write_all(format!("{{\"cmd\":\"{cmd}\"}}\n").as_bytes())
+            .expect("request");
         let mut byte = [0u8; 1];
-        let first = s.read(&mut byte).map_or_else(|e| e.to_string(), |_| format!("{:?}", asked.elapsed()));
+        let first = s
+            .read(&mut byte)
+            .map_or_else(|e| e.to_string(), |_| format!("{:?}", asked.elapsed()));
         sizes.push(format!("{cmd}: first byte after {first}"));
     }
     eprintln!("tandemd at {services} x {reals}: {}", sizes.join(", "));

@@ -19,7 +19,9 @@ use tandem_tests::lab::netns::{Owned as Netns, single_director};
 /// A sysctl of the namespace (network sysctls belong to the reading thread's namespace).
 fn sysctl(ns: &str, key: &str) -> String {
     let path = format!("/proc/sys/{}", key.replace('.', "/"));
-    in_netns(ns, || std::fs::read_to_string(&path).expect("sysctl")).trim().to_string()
+    in_netns(ns, || std::fs::read_to_string(&path).expect("sysctl"))
+        .trim()
+        .to_string()
 }
 
 /// A namespace with a service veth (svc0, 198.18.0.11) and a heartbeat
@@ -149,7 +151,10 @@ fn privileged_refused_config_changes_nothing_on_the_host() {
     // path is on hb0.
     let probes = "sip_options = { interval_ms = 1000, timeout_ms = 500, failures = 3 }";
     std::fs::write(&cfg, config(&dir.0.join("a.sock"), probes)).expect("config");
-    let before = (sysctl(&ns.0, "net.ipv4.conf.svc0.arp_ignore"), sysctl(&ns.0, "net.ipv4.conf.svc0.arp_announce"));
+    let before = (
+        sysctl(&ns.0, "net.ipv4.conf.svc0.arp_ignore"),
+        sysctl(&ns.0, "net.ipv4.conf.svc0.arp_announce"),
+    );
     assert_eq!(before, ("0".to_string(), "0".to_string()), "a fresh veth");
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.0])
@@ -159,10 +164,22 @@ fn privileged_refused_config_changes_nothing_on_the_host() {
         .output()
         .expect("tandemd");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "tandemd must refuse the configuration; stderr: {stderr}");
-    assert!(stderr.contains("sip_options on a DR service"), "the refusal says why: {stderr}");
-    let after = (sysctl(&ns.0, "net.ipv4.conf.svc0.arp_ignore"), sysctl(&ns.0, "net.ipv4.conf.svc0.arp_announce"));
-    assert_eq!(after, before, "the refused start changed the VIP interface's ARP sysctls");
+    assert!(
+        !out.status.success(),
+        "tandemd must refuse the configuration; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("sip_options on a DR service"),
+        "the refusal says why: {stderr}"
+    );
+    let after = (
+        sysctl(&ns.0, "net.ipv4.conf.svc0.arp_ignore"),
+        sysctl(&ns.0, "net.ipv4.conf.svc0.arp_announce"),
+    );
+    assert_eq!(
+        after, before,
+        "the refused start changed the VIP interface's ARP sysctls"
+    );
     assert_eq!(sysctl(&ns.0, "net.ipv4.conf.svc0.accept_local"), "0");
 }
 
@@ -180,23 +197,43 @@ fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
     let status = || admin::request(&socket, &admin::Request::Status, Duration::from_millis(500));
     let end = Instant::now() + Duration::from_secs(15);
     while !matches!(status(), Ok(admin::Response::Status(_))) {
-        assert!(Instant::now() < end, "tandemd did not answer: {}", std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default());
+        assert!(
+            Instant::now() < end,
+            "tandemd did not answer: {}",
+            std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default()
+        );
         assert!(d.exited(Duration::ZERO).is_none(), "tandemd exited");
         std::thread::sleep(Duration::from_millis(50));
     }
     d.signal(libc::SIGHUP);
-    assert_eq!(d.exited(Duration::from_millis(500)), None, "SIGHUP must not stop tandemd");
-    assert!(matches!(status(), Ok(admin::Response::Status(_))), "still answering after SIGHUP");
-    let events = match admin::request(&socket, &admin::Request::Events { after: 0 }, Duration::from_secs(1)) {
+    assert_eq!(
+        d.exited(Duration::from_millis(500)),
+        None,
+        "SIGHUP must not stop tandemd"
+    );
+    assert!(
+        matches!(status(), Ok(admin::Response::Status(_))),
+        "still answering after SIGHUP"
+    );
+    let events = match admin::request(
+        &socket,
+        &admin::Request::Events { after: 0 },
+        Duration::from_secs(1),
+    ) {
         Ok(admin::Response::Events { events }) => events,
         other => panic!("events: {other:?}"),
     };
     assert!(
-        events.iter().any(|e| e.event == Event::SignalIgnored { signal: "SIGHUP".into() }),
+        events.iter().any(|e| e.event
+            == Event::SignalIgnored {
+                signal: "SIGHUP".into()
+            }),
         "SIGHUP recorded: {events:?}"
     );
     d.signal(libc::SIGTERM);
-    let st = d.exited(Duration::from_secs(5)).expect("SIGTERM stops tandemd");
+    let st = d
+        .exited(Duration::from_secs(5))
+        .expect("SIGTERM stops tandemd");
     assert!(st.success(), "clean exit on SIGTERM: {st}");
 
     // An error on the way (an admin socket it cannot create) reaches
@@ -208,14 +245,24 @@ fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
     let end = Instant::now() + Duration::from_secs(15);
     let logged = loop {
         let text = std::fs::read_to_string(&err).unwrap_or_default();
-        if text.contains("/proc/tandem-no-such-dir/a.sock") || Instant::now() >= end || d.exited(Duration::ZERO).is_some() {
+        if text.contains("/proc/tandem-no-such-dir/a.sock")
+            || Instant::now() >= end
+            || d.exited(Duration::ZERO).is_some()
+        {
             break text;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     d.signal(libc::SIGTERM);
     let _ = d.exited(Duration::from_secs(5));
-    let lines: Vec<&str> = logged.lines().filter(|l| l.contains("/proc/tandem-no-such-dir/a.sock")).collect();
-    assert_eq!(lines.len(), 1, "the admin socket error, logged once: {logged}");
+    let lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("/proc/tandem-no-such-dir/a.sock"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "the admin socket error, logged once: {logged}"
+    );
     assert!(lines[0].contains("ERROR"), "at error level: {}", lines[0]);
 }

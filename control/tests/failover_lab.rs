@@ -37,7 +37,10 @@ const IVR_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(10);
 const IVR_CHANNELS: (u32, u32) = (3, 30);
 
 fn bins() -> Binaries {
-    Binaries { tandemd: env!("CARGO_BIN_EXE_tandemd").into(), tandemctl: env!("CARGO_BIN_EXE_tandemctl").into() }
+    Binaries {
+        tandemd: env!("CARGO_BIN_EXE_tandemd").into(),
+        tandemctl: env!("CARGO_BIN_EXE_tandemctl").into(),
+    }
 }
 
 /// The pair's configuration here: 10 ms × 5 heartbeats (a busy shared
@@ -89,7 +92,13 @@ impl DerefMut for PairLab {
 
 /// A pair of `n_ivr` IVRs with options `o`; `udp_service_line`s go into
 /// the UDP service's table (e.g. `sip_options = { … }`).
-fn pair_lab(tag: &str, n_ivr: usize, o: &PairOptions, udp_service_lines: &[&str], stand_ins: StandIns) -> PairLab {
+fn pair_lab(
+    tag: &str,
+    n_ivr: usize,
+    o: &PairOptions,
+    udp_service_lines: &[&str],
+    stand_ins: StandIns,
+) -> PairLab {
     let dir = WorkDir::new(tag).expect("work dir");
     let mut pair = Pair::build(n_ivr, o, dir.path(), &bins(), None).expect("pair lab");
     for l in udp_service_lines {
@@ -97,13 +106,30 @@ fn pair_lab(tag: &str, n_ivr: usize, o: &PairOptions, udp_service_lines: &[&str]
     }
     let (udp, sip) = start_stand_ins(&pair.lab, stand_ins);
     pair.start_directors().expect("a active, b standby");
-    PairLab { sip, _udp: udp, pair, _dir: dir }
+    PairLab {
+        sip,
+        _udp: udp,
+        pair,
+        _dir: dir,
+    }
 }
 
 fn start_stand_ins(lab: &Lab, stand_ins: StandIns) -> (Vec<Responder>, Vec<Option<SipResponder>>) {
     match stand_ins {
-        StandIns::Udp => (lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect(), Vec::new()),
-        StandIns::Sip => (Vec::new(), lab.ivrs().iter().map(|h| Some(SipResponder::start(&h.ns, &h.name, lab.vip()))).collect()),
+        StandIns::Udp => (
+            lab.ivrs()
+                .iter()
+                .map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap())
+                .collect(),
+            Vec::new(),
+        ),
+        StandIns::Sip => (
+            Vec::new(),
+            lab.ivrs()
+                .iter()
+                .map(|h| Some(SipResponder::start(&h.ns, &h.name, lab.vip())))
+                .collect(),
+        ),
     }
 }
 
@@ -114,33 +140,48 @@ fn pair(tag: &str, o: &PairOptions) -> PairLab {
 
 fn probe(lab: &Lab, port: u16) -> bool {
     let client = lab.ns(lab::CLIENT).unwrap();
-    udp_request(client, port, SocketAddr::new(IpAddr::V4(lab.vip()), 5060), b"OPTIONS", Duration::from_millis(200)).is_ok()
+    udp_request(
+        client,
+        port,
+        SocketAddr::new(IpAddr::V4(lab.vip()), 5060),
+        b"OPTIONS",
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 fn settled(p: &Pair) -> bool {
     wait_for(Duration::from_secs(10), || {
-        p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
+        p.a.pair_state().as_deref() == Some("active")
+            && p.b.pair_state().as_deref() == Some("standby")
     })
 }
 
 /// `heartbeats` for IVR `k`, reporting [`IVR_CHANNELS`].
 fn ivr_heartbeat(lab: &Lab, k: usize) -> IvrHeartbeat {
-    let hb = IvrHeartbeat::start_in_pair_lab(lab, k, IVR_HEARTBEAT_INTERVAL, IVR_CHANNELS.1).expect("IVR heartbeats");
+    let hb = IvrHeartbeat::start_in_pair_lab(lab, k, IVR_HEARTBEAT_INTERVAL, IVR_CHANNELS.1)
+        .expect("IVR heartbeats");
     hb.set_channels(IVR_CHANNELS.0);
     hb
 }
 
 #[test]
 fn privileged_lab_kill9_active_standby_takes_over_and_old_active_returns() {
-    let Some(_turn) = lab_turn("privileged_lab_kill9_active_standby_takes_over_and_old_active_returns") else {
+    let Some(_turn) =
+        lab_turn("privileged_lab_kill9_active_standby_takes_over_and_old_active_returns")
+    else {
         return;
     };
     let mut p = pair("kill9", &options());
     assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
-    assert!(wait_for(Duration::from_secs(5), || probe(&p.lab, 21000)), "VIP not answered via a");
+    assert!(
+        wait_for(Duration::from_secs(5), || probe(&p.lab, 21000)),
+        "VIP not answered via a"
+    );
     p.a.kill9();
     assert!(
-        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")),
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref()
+            == Some("active")),
         "b did not take over:\n{}",
         p.b.log_text()
     );
@@ -155,25 +196,38 @@ fn privileged_lab_kill9_active_standby_takes_over_and_old_active_returns() {
     );
     // The old active comes back without preemption: it stays standby.
     p.a.start().expect("restarting a");
-    assert!(wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref() == Some("standby")), "a not standby:\n{}", p.a.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref()
+            == Some("standby")),
+        "a not standby:\n{}",
+        p.a.log_text()
+    );
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(p.b.pair_state().as_deref(), Some("active"), "b must stay active without preemption");
+    assert_eq!(
+        p.b.pair_state().as_deref(),
+        Some("active"),
+        "b must stay active without preemption"
+    );
     assert_eq!(p.a.pair_state().as_deref(), Some("standby"));
     // Switchover by command: a takes over, b steps down.
     let r = p.b.request(&Request::Switchover).unwrap();
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     assert!(
         wait_for(Duration::from_secs(5), || {
-            p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
+            p.a.pair_state().as_deref() == Some("active")
+                && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",
         p.a.log_text(),
         p.b.log_text()
     );
-    assert!(wait_for(Duration::from_secs(5), || {
-        port += 1;
-        probe(&p.lab, port)
-    }), "client probes not answered after the switchover");
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            port += 1;
+            probe(&p.lab, port)
+        }),
+        "client probes not answered after the switchover"
+    );
 }
 
 #[test]
@@ -181,16 +235,28 @@ fn privileged_lab_preempting_old_active_takes_back() {
     let Some(_turn) = lab_turn("privileged_lab_preempting_old_active_takes_back") else {
         return;
     };
-    let mut p = pair("preempt", &PairOptions { preempt: true, ..options() });
+    let mut p = pair(
+        "preempt",
+        &PairOptions {
+            preempt: true,
+            ..options()
+        },
+    );
     assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     p.a.kill9();
-    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref()
+            == Some("active")),
+        "b not active:\n{}",
+        p.b.log_text()
+    );
     p.a.start().expect("restarting a");
     // It preempts once it holds b's state and `node.preempt_delay_ms`
     // (3 s by default) has passed: start-up + sync + the delay.
     assert!(
         wait_for(Duration::from_secs(15), || {
-            p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
+            p.a.pair_state().as_deref() == Some("active")
+                && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",
         p.a.log_text(),
@@ -208,13 +274,29 @@ fn privileged_lab_link_cut_and_partition() {
     // Only the heartbeat link: heartbeats still cross the service network.
     p.lab.set_link(DIRECTOR_A, "hb0", false).unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(p.a.pair_state().as_deref(), Some("active"), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
-    assert_eq!(p.b.pair_state().as_deref(), Some("standby"), "no dual active when only the link broke:\n{}", p.b.log_text());
+    assert_eq!(
+        p.a.pair_state().as_deref(),
+        Some("active"),
+        "a: {}\nb: {}",
+        p.a.log_text(),
+        p.b.log_text()
+    );
+    assert_eq!(
+        p.b.pair_state().as_deref(),
+        Some("standby"),
+        "no dual active when only the link broke:\n{}",
+        p.b.log_text()
+    );
     // State sync moves to the service network (its other path).
     let service_addr = lab::DIRECTOR_A_ADDR.to_string();
     assert!(
         wait_for(Duration::from_secs(10), || {
-            p.b.sync_status().is_some_and(|s| s.state == "in sync" && s.peer.as_deref().is_some_and(|x| x.starts_with(&format!("{service_addr}:"))))
+            p.b.sync_status().is_some_and(|s| {
+                s.state == "in sync"
+                    && s.peer
+                        .as_deref()
+                        .is_some_and(|x| x.starts_with(&format!("{service_addr}:")))
+            })
         }),
         "{:?}\n{}",
         p.b.sync_status(),
@@ -222,7 +304,12 @@ fn privileged_lab_link_cut_and_partition() {
     );
     // Full partition of a: both links down. b takes over (witness reachable).
     p.lab.set_link(DIRECTOR_A, "eth0", false).unwrap();
-    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref()
+            == Some("active")),
+        "b not active:\n{}",
+        p.b.log_text()
+    );
     // Heal: exactly one active remains, and GARPs are re-sent by it.
     p.lab.set_link(DIRECTOR_A, "eth0", true).unwrap();
     p.lab.set_link(DIRECTOR_A, "hb0", true).unwrap();
@@ -236,13 +323,20 @@ fn privileged_lab_link_cut_and_partition() {
         p.a.log_text(),
         p.b.log_text()
     );
-    let garp = |d: &Director| d.saw(|e| matches!(e, Event::GarpResent | Event::TakeoverDone { .. }));
-    assert!(garp(&p.a) || garp(&p.b), "no GARP after the heal:\na: {}\nb: {}", p.a.log_text(), p.b.log_text());
+    let garp =
+        |d: &Director| d.saw(|e| matches!(e, Event::GarpResent | Event::TakeoverDone { .. }));
+    assert!(
+        garp(&p.a) || garp(&p.b),
+        "no GARP after the heal:\na: {}\nb: {}",
+        p.a.log_text(),
+        p.b.log_text()
+    );
 }
 
 #[test]
 fn privileged_lab_service_link_down_hands_over_and_sigterm_releases() {
-    let Some(_turn) = lab_turn("privileged_lab_service_link_down_hands_over_and_sigterm_releases") else {
+    let Some(_turn) = lab_turn("privileged_lab_service_link_down_hands_over_and_sigterm_releases")
+    else {
         return;
     };
     let mut p = pair("linkdown", &options());
@@ -252,36 +346,71 @@ fn privileged_lab_service_link_down_hands_over_and_sigterm_releases() {
     p.lab.set_link(DIRECTOR_A, "eth0", false).unwrap();
     assert!(
         wait_for(Duration::from_secs(5), || {
-            p.b.pair_state().as_deref() == Some("active") && p.a.pair_state().as_deref() == Some("fault")
+            p.b.pair_state().as_deref() == Some("active")
+                && p.a.pair_state().as_deref() == Some("fault")
         }),
         "a: {}\nb: {}",
         p.a.log_text(),
         p.b.log_text()
     );
     let mut port = 23000;
-    assert!(wait_for(Duration::from_secs(5), || {
-        port += 1;
-        probe(&p.lab, port)
-    }), "client probes not answered via b");
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            port += 1;
+            probe(&p.lab, port)
+        }),
+        "client probes not answered via b"
+    );
     p.lab.set_link(DIRECTOR_A, "eth0", true).unwrap();
-    assert!(wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref() == Some("standby")), "a not standby:\n{}", p.a.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref()
+            == Some("standby")),
+        "a not standby:\n{}",
+        p.a.log_text()
+    );
     // SIGTERM on the active (b): it releases the VIP and detaches XDP; a
     // takes over.
-    assert!(p.b.terminate(Duration::from_secs(5)), "b did not exit on SIGTERM:\n{}", p.b.log_text());
-    let b_lo = p.lab.exec(DIRECTOR_B, "ip", &["-4", "addr", "show", "dev", "lo"]).unwrap();
-    assert!(!b_lo.contains(&p.lab.vip().to_string()), "b kept the VIP after SIGTERM: {b_lo}");
-    let b_xdp = p.lab.exec(DIRECTOR_B, "ip", &["link", "show", "eth0"]).unwrap();
+    assert!(
+        p.b.terminate(Duration::from_secs(5)),
+        "b did not exit on SIGTERM:\n{}",
+        p.b.log_text()
+    );
+    let b_lo = p
+        .lab
+        .exec(DIRECTOR_B, "ip", &["-4", "addr", "show", "dev", "lo"])
+        .unwrap();
+    assert!(
+        !b_lo.contains(&p.lab.vip().to_string()),
+        "b kept the VIP after SIGTERM: {b_lo}"
+    );
+    let b_xdp = p
+        .lab
+        .exec(DIRECTOR_B, "ip", &["link", "show", "eth0"])
+        .unwrap();
     assert!(!b_xdp.contains("prog/xdp"), "b left XDP attached: {b_xdp}");
     // b no longer answers: its events from its log.
-    let released = p.b.logged_events().iter().any(|(_, e)| matches!(e, Event::VipsReleased | Event::ShuttingDown { .. }));
-    assert!(released, "b did not record its release or shutdown:\n{}", p.b.log_text());
-    assert!(wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref() == Some("active")), "a not active:\n{}", p.a.log_text());
+    let released =
+        p.b.logged_events()
+            .iter()
+            .any(|(_, e)| matches!(e, Event::VipsReleased | Event::ShuttingDown { .. }));
+    assert!(
+        released,
+        "b did not record its release or shutdown:\n{}",
+        p.b.log_text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || p.a.pair_state().as_deref()
+            == Some("active")),
+        "a not active:\n{}",
+        p.a.log_text()
+    );
 }
 
 #[test]
 fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
     use tandem_common::heartbeat::{Key, Kind, LEN, Packet, Repr};
-    let Some(_turn) = lab_turn("privileged_lab_forged_and_replayed_heartbeats_change_nothing") else {
+    let Some(_turn) = lab_turn("privileged_lab_forged_and_replayed_heartbeats_change_nothing")
+    else {
         return;
     };
     let p = pair("forged", &options());
@@ -290,11 +419,15 @@ fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
     let key = tandemd::key();
     let send = |r: &Repr, key: &[u8; 16]| {
         let mut buf = vec![0u8; LEN];
-        r.emit(&mut Packet::new_unchecked(&mut buf[..]), &Key::from_bytes(key));
+        r.emit(
+            &mut Packet::new_unchecked(&mut buf[..]),
+            &Key::from_bytes(key),
+        );
         in_netns(&client, || {
             let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
             for _ in 0..20 {
-                s.send_to(&buf, (lab::DIRECTOR_B_ADDR, HEARTBEAT_PORT)).unwrap();
+                s.send_to(&buf, (lab::DIRECTOR_B_ADDR, HEARTBEAT_PORT))
+                    .unwrap();
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
@@ -314,18 +447,39 @@ fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
         active_channels: 0,
         capacity: 0,
     };
-    send(&Repr { seq: u64::MAX / 2, ..fake }, b"not-the-real-key");
+    send(
+        &Repr {
+            seq: u64::MAX / 2,
+            ..fake
+        },
+        b"not-the-real-key",
+    );
     send(&fake, &key);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(p.b.pair_state().as_deref(), Some("standby"), "forged/replayed heartbeats moved b:\n{}", p.b.log_text());
+    assert_eq!(
+        p.b.pair_state().as_deref(),
+        Some("standby"),
+        "forged/replayed heartbeats moved b:\n{}",
+        p.b.log_text()
+    );
     assert_eq!(p.a.pair_state().as_deref(), Some("active"));
 }
 
 /// Which IVR answered a probe (its name), if any.
 fn probe_who(lab: &Lab, port: u16) -> Option<String> {
     let client = lab.ns(lab::CLIENT).unwrap();
-    let r = udp_request(client, port, SocketAddr::new(IpAddr::V4(lab.vip()), 5060), b"OPTIONS", Duration::from_millis(200)).ok()?;
-    String::from_utf8_lossy(&r).split_whitespace().next().map(str::to_string)
+    let r = udp_request(
+        client,
+        port,
+        SocketAddr::new(IpAddr::V4(lab.vip()), 5060),
+        b"OPTIONS",
+        Duration::from_millis(200),
+    )
+    .ok()?;
+    String::from_utf8_lossy(&r)
+        .split_whitespace()
+        .next()
+        .map(str::to_string)
 }
 
 #[test]
@@ -333,7 +487,13 @@ fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
     let Some(_turn) = lab_turn("privileged_lab_ivr_heartbeats_drive_real_server_health") else {
         return;
     };
-    let p = pair("ivrhb", &PairOptions { ivr_heartbeats: true, ..options() });
+    let p = pair(
+        "ivrhb",
+        &PairOptions {
+            ivr_heartbeats: true,
+            ..options()
+        },
+    );
     let hb1 = ivr_heartbeat(&p.lab, 0);
     let _hb2 = ivr_heartbeat(&p.lab, 1);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
@@ -352,25 +512,46 @@ fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
     );
     // ivr1 stops sending heartbeats: it is marked dead, new flows avoid it.
     drop(hb1);
-    let dead = Event::IvrHealth { node_id: tandemd::ivr_node_id(0), alive: false };
-    assert!(wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == dead)), "ivr1 not marked dead:\n{}", p.a.log_text());
+    let dead = Event::IvrHealth {
+        node_id: tandemd::ivr_node_id(0),
+        alive: false,
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == dead)),
+        "ivr1 not marked dead:\n{}",
+        p.a.log_text()
+    );
     for _ in 0..20 {
         port += 1;
-        assert_eq!(probe_who(&p.lab, port).as_deref(), Some("ivr2"), "a new flow reached the silent ivr1");
+        assert_eq!(
+            probe_who(&p.lab, port).as_deref(),
+            Some("ivr2"),
+            "a new flow reached the silent ivr1"
+        );
     }
     // Back: new flows reach it again.
     let _hb1 = ivr_heartbeat(&p.lab, 0);
     let mut back = false;
-    assert!(wait_for(Duration::from_secs(5), || {
-        port += 1;
-        back = probe_who(&p.lab, port).as_deref() == Some("ivr1");
-        back
-    }), "ivr1 does not answer again:\n{}", p.a.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            port += 1;
+            back = probe_who(&p.lab, port).as_deref() == Some("ivr1");
+            back
+        }),
+        "ivr1 does not answer again:\n{}",
+        p.a.log_text()
+    );
     // tandemctl reals shows the health.
     match p.a.request(&Request::Reals) {
         Some(Response::Reals { reals }) => {
             assert!(reals.iter().all(|r| r.health == "alive"), "{reals:?}");
-            assert!(reals.iter().all(|r| r.channels == Some(IVR_CHANNELS.0) && r.capacity == Some(IVR_CHANNELS.1)), "{reals:?}");
+            assert!(
+                reals
+                    .iter()
+                    .all(|r| r.channels == Some(IVR_CHANNELS.0)
+                        && r.capacity == Some(IVR_CHANNELS.1)),
+                "{reals:?}"
+            );
         }
         other => panic!("reals: {other:?}"),
     }
@@ -386,17 +567,30 @@ struct Cards {
 
 fn cards(dir: &Path) -> Cards {
     use tandem_hw::sim::{MountOptions, SimConfig, Simulator};
-    let sim = Simulator::new(SimConfig { cards: 2, spans: 1, channels: 4, shared_trunks: true, signalling: tandem_hw::abi::DAHDI_SIG_FXSKS })
-        .expect("simulator");
+    let sim = Simulator::new(SimConfig {
+        cards: 2,
+        spans: 1,
+        channels: 4,
+        shared_trunks: true,
+        signalling: tandem_hw::abi::DAHDI_SIG_FXSKS,
+    })
+    .expect("simulator");
     let mut mounts = Vec::new();
     let mut roots = Vec::new();
     for c in 0..2 {
         let root = dir.join(format!("card{c}"));
         std::fs::create_dir_all(&root).unwrap();
-        mounts.push(sim.mount(c, &root, MountOptions::default()).expect("mount card"));
+        mounts.push(
+            sim.mount(c, &root, MountOptions::default())
+                .expect("mount card"),
+        );
         roots.push(root);
     }
-    Cards { sim, _mounts: mounts, roots }
+    Cards {
+        sim,
+        _mounts: mounts,
+        roots,
+    }
 }
 
 /// Does card `c`'s span 1 carry the trunk? (From the simulator's status.)
@@ -404,7 +598,9 @@ fn carries(cards: &Cards, c: usize) -> bool {
     let s = cards.sim.execute(&format!("status {c}"));
     s.contains("carrier") && !s.contains("carrier=no") && !s.contains("carrier: no") && {
         let reports = cards.sim.report(c).unwrap_or_default();
-        reports.iter().any(|r| format!("{r:?}").contains("carrier: true"))
+        reports
+            .iter()
+            .any(|r| format!("{r:?}").contains("carrier: true"))
     }
 }
 
@@ -425,7 +621,12 @@ fn card_pair(tag: &str) -> CardPair {
     let mut pair = Pair::build(2, &options(), dir.path(), &bins(), Some(roots)).expect("pair lab");
     let (udp, _) = start_stand_ins(&pair.lab, StandIns::Udp);
     pair.start_directors().expect("a active, b standby");
-    CardPair { _udp: udp, pair, cards, _dir: dir }
+    CardPair {
+        _udp: udp,
+        pair,
+        cards,
+        _dir: dir,
+    }
 }
 
 #[test]
@@ -434,25 +635,58 @@ fn privileged_lab_cut_trunk_hands_over_once() {
         return;
     };
     let CardPair { pair: p, cards, .. } = &card_pair("cut");
-    assert!(wait_for(Duration::from_secs(5), || carries(cards, 0)), "no trunk on card 0: {}", cards.sim.execute("status 0"));
+    assert!(
+        wait_for(Duration::from_secs(5), || carries(cards, 0)),
+        "no trunk on card 0: {}",
+        cards.sim.execute("status 0")
+    );
     // The trunk itself is cut: a's span sees RED|LOS, hands over to b, whose
     // span then sees the same. b keeps the role (a holds its card fault
     // down): one handover, no bouncing.
     let r = cards.sim.execute("cut 0 1");
     assert!(r.starts_with("ok"), "{r}");
-    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b: {}", p.b.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref()
+            == Some("active")),
+        "b: {}",
+        p.b.log_text()
+    );
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(p.b.pair_state().as_deref(), Some("active"), "b: {}", p.b.log_text());
-    assert_eq!(p.a.pair_state().as_deref(), Some("fault"), "a: {}", p.a.log_text());
+    assert_eq!(
+        p.b.pair_state().as_deref(),
+        Some("active"),
+        "b: {}",
+        p.b.log_text()
+    );
+    assert_eq!(
+        p.a.pair_state().as_deref(),
+        Some("fault"),
+        "a: {}",
+        p.a.log_text()
+    );
     let to_active = |d: &Director| {
         d.events(0).iter().filter(|e| matches!(&e.event, Event::StateChanged { to, .. } if to == NodeState::Active.name())).count()
     };
-    assert_eq!(to_active(&p.a), 1, "a became active more than once:\n{}", p.a.log_text());
-    assert_eq!(to_active(&p.b), 1, "b became active more than once:\n{}", p.b.log_text());
+    assert_eq!(
+        to_active(&p.a),
+        1,
+        "a became active more than once:\n{}",
+        p.a.log_text()
+    );
+    assert_eq!(
+        to_active(&p.b),
+        1,
+        "b became active more than once:\n{}",
+        p.b.log_text()
+    );
     // The trunk comes back: b's span clears and b serves on.
     let r = cards.sim.execute("restore 0 1");
     assert!(r.starts_with("ok"), "{r}");
-    assert!(wait_for(Duration::from_secs(5), || carries(cards, 1)), "no trunk on card 1: {}", cards.sim.execute("status 1"));
+    assert!(
+        wait_for(Duration::from_secs(5), || carries(cards, 1)),
+        "no trunk on card 1: {}",
+        cards.sim.execute("status 1")
+    );
     assert_eq!(p.b.pair_state().as_deref(), Some("active"));
 }
 
@@ -461,44 +695,99 @@ fn privileged_lab_spans_follow_the_active_node() {
     let Some(_turn) = lab_turn("privileged_lab_spans_follow_the_active_node") else {
         return;
     };
-    let CardPair { pair: Pair { a, b, .. }, cards, .. } = &card_pair("cards");
-    assert!(wait_for(Duration::from_secs(5), || a.saw(|e| matches!(e, Event::SpansStarted { .. }))), "a's spans did not start:\n{}", a.log_text());
-    assert!(wait_for(Duration::from_secs(5), || carries(cards, 0)), "no trunk on card 0: {}", cards.sim.execute("status 0"));
-    assert!(!carries(cards, 1), "the standby's card must not carry the trunk");
-    assert!(wait_for(Duration::from_secs(5), || b.sync_status().is_some_and(|s| s.state == "in sync")), "{:?}", b.sync_status());
+    let CardPair {
+        pair: Pair { a, b, .. },
+        cards,
+        ..
+    } = &card_pair("cards");
+    assert!(
+        wait_for(Duration::from_secs(5), || a
+            .saw(|e| matches!(e, Event::SpansStarted { .. }))),
+        "a's spans did not start:\n{}",
+        a.log_text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || carries(cards, 0)),
+        "no trunk on card 0: {}",
+        cards.sim.execute("status 0")
+    );
+    assert!(
+        !carries(cards, 1),
+        "the standby's card must not carry the trunk"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || b
+            .sync_status()
+            .is_some_and(|s| s.state == "in sync")),
+        "{:?}",
+        b.sync_status()
+    );
 
     // A call comes in on the trunk: a answers it, and the call record
     // reaches b.
     let r = cards.sim.execute("ring 0 1 1");
     assert!(r.starts_with("ok"), "{r}");
     assert!(
-        wait_for(Duration::from_secs(5), || cards.sim.execute("call 0 1 1").contains("answered")),
+        wait_for(Duration::from_secs(5), || cards
+            .sim
+            .execute("call 0 1 1")
+            .contains("answered")),
         "{}\n{}",
         cards.sim.execute("call 0 1 1"),
         a.log_text()
     );
     assert!(
-        wait_for(Duration::from_secs(5), || b.sync_status().is_some_and(|s| s.calls == 1)),
+        wait_for(Duration::from_secs(5), || b
+            .sync_status()
+            .is_some_and(|s| s.calls == 1)),
         "{:?}",
         b.sync_status()
     );
 
     // Switchover: a shuts its spans down first, b starts its own, the trunk follows.
-    assert!(matches!(b.request(&Request::Switchover), Some(Response::Error { .. })), "only the active can switch over");
-    assert!(matches!(a.request(&Request::Switchover), Some(Response::Done { .. })));
-    assert!(wait_for(Duration::from_secs(5), || b.pair_state().as_deref() == Some("active")), "b not active:\n{}", b.log_text());
-    assert!(wait_for(Duration::from_secs(5), || b.saw(|e| matches!(e, Event::SpansStarted { .. }))), "b's spans did not start:\n{}", b.log_text());
-    assert!(wait_for(Duration::from_secs(5), || carries(cards, 1)), "no trunk on card 1: {}", cards.sim.execute("status 1"));
+    assert!(
+        matches!(
+            b.request(&Request::Switchover),
+            Some(Response::Error { .. })
+        ),
+        "only the active can switch over"
+    );
+    assert!(matches!(
+        a.request(&Request::Switchover),
+        Some(Response::Done { .. })
+    ));
+    assert!(
+        wait_for(Duration::from_secs(5), || b.pair_state().as_deref()
+            == Some("active")),
+        "b not active:\n{}",
+        b.log_text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || b
+            .saw(|e| matches!(e, Event::SpansStarted { .. }))),
+        "b's spans did not start:\n{}",
+        b.log_text()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || carries(cards, 1)),
+        "no trunk on card 1: {}",
+        cards.sim.execute("status 1")
+    );
     // The call survived: b picked it up from the synced record (b does not
     // answer calls by itself).
     assert!(
-        wait_for(Duration::from_secs(5), || cards.sim.execute("call 1 1 1").contains("answered")),
+        wait_for(Duration::from_secs(5), || cards
+            .sim
+            .execute("call 1 1 1")
+            .contains("answered")),
         "{}\nb: {}",
         cards.sim.execute("call 1 1 1"),
         b.log_text()
     );
     assert!(
-        wait_for(Duration::from_secs(5), || a.sync_status().is_some_and(|s| s.calls == 1 && s.role == "subscriber")),
+        wait_for(Duration::from_secs(5), || a
+            .sync_status()
+            .is_some_and(|s| s.calls == 1 && s.role == "subscriber")),
         "{:?}",
         a.sync_status()
     );
@@ -509,18 +798,27 @@ fn privileged_lab_spans_follow_the_active_node() {
     }
 
     // A red alarm on the active's span is a local fault: switchover to a.
-    assert!(wait_for(Duration::from_secs(5), || a.pair_state().as_deref() == Some("standby")), "a not standby after the switchover");
+    assert!(
+        wait_for(Duration::from_secs(5), || a.pair_state().as_deref()
+            == Some("standby")),
+        "a not standby after the switchover"
+    );
     let r = cards.sim.execute("alarm 1 1 RED");
     assert!(r.starts_with("ok"), "{r}");
     assert!(
         wait_for(Duration::from_secs(5), || {
-            a.pair_state().as_deref() == Some("active") && b.pair_state().as_deref() == Some("fault")
+            a.pair_state().as_deref() == Some("active")
+                && b.pair_state().as_deref() == Some("fault")
         }),
         "a: {}\nb: {}",
         a.log_text(),
         b.log_text()
     );
-    assert!(wait_for(Duration::from_secs(5), || carries(cards, 0)), "no trunk on card 0: {}", cards.sim.execute("status 0"));
+    assert!(
+        wait_for(Duration::from_secs(5), || carries(cards, 0)),
+        "no trunk on card 0: {}",
+        cards.sim.execute("status 0")
+    );
     let _ = cards.sim.execute("alarm 1 1 none");
 }
 
@@ -528,12 +826,18 @@ fn privileged_lab_spans_follow_the_active_node() {
 fn who_answers(lab: &Lab, ports: &[u16]) -> Vec<Option<String>> {
     let client = lab.ns(lab::CLIENT).unwrap();
     let dst = SocketAddr::new(IpAddr::V4(lab.vip()), 5060);
-    let name = |r: Vec<u8>| String::from_utf8_lossy(&r).split_whitespace().next().map(str::to_string);
-    let mut who: Vec<Option<String>> = udp_flows(client, ports, dst, b"OPTIONS", 5000, Duration::from_secs(2))
-        .unwrap()
-        .into_iter()
-        .map(|r| r.and_then(name))
-        .collect();
+    let name = |r: Vec<u8>| {
+        String::from_utf8_lossy(&r)
+            .split_whitespace()
+            .next()
+            .map(str::to_string)
+    };
+    let mut who: Vec<Option<String>> =
+        udp_flows(client, ports, dst, b"OPTIONS", 5000, Duration::from_secs(2))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.and_then(name))
+            .collect();
     // A datagram lost on a loaded machine: ask again on the same 5-tuple
     // (the same flow), a few times.
     for (i, w) in who.iter_mut().enumerate() {
@@ -541,7 +845,15 @@ fn who_answers(lab: &Lab, ports: &[u16]) -> Vec<Option<String>> {
             if w.is_some() {
                 break;
             }
-            *w = udp_request(client, ports[i], dst, b"OPTIONS", Duration::from_millis(300)).ok().and_then(name);
+            *w = udp_request(
+                client,
+                ports[i],
+                dst,
+                b"OPTIONS",
+                Duration::from_millis(300),
+            )
+            .ok()
+            .and_then(name);
         }
     }
     who
@@ -563,30 +875,46 @@ fn moved(before: &[Option<String>], after: &[Option<String>]) -> usize {
 
 #[test]
 fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
-    let Some(_turn) = lab_turn("privileged_lab_sync_no_flow_moves_across_failover_and_failback") else {
+    let Some(_turn) = lab_turn("privileged_lab_sync_no_flow_moves_across_failover_and_failback")
+    else {
         return;
     };
     // Four IVRs and rr: a fresh scheduling would move about 3 flows in 4.
     let mut p = pair_lab("sync", 4, &options(), &[], StandIns::Udp);
     assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     assert!(
-        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p
+            .b
+            .sync_status()
+            .is_some_and(|s| s.state == "in sync")),
         "b: {:?}\n{}",
         p.b.sync_status(),
         p.b.log_text()
     );
     let ports: Vec<u16> = (30_000..31_000).collect();
     let before = who_answers(&p.lab, &ports);
-    assert!(before.iter().all(Option::is_some), "{} of 1000 flows unanswered through a", before.iter().filter(|w| w.is_none()).count());
+    assert!(
+        before.iter().all(Option::is_some),
+        "{} of 1000 flows unanswered through a",
+        before.iter().filter(|w| w.is_none()).count()
+    );
     for ivr in p.lab.ivrs() {
-        let n = before.iter().filter(|w| w.as_deref() == Some(ivr.name.as_str())).count();
-        assert!((200..=300).contains(&n), "rr gave {} {n} of 1000 flows", ivr.name);
+        let n = before
+            .iter()
+            .filter(|w| w.as_deref() == Some(ivr.name.as_str()))
+            .count();
+        assert!(
+            (200..=300).contains(&n),
+            "rr gave {} {n} of 1000 flows",
+            ivr.name
+        );
     }
     // The standby holds every flow (and the active's standby acked them all).
     assert!(
         wait_for(Duration::from_secs(10), || {
             let (a, b) = (p.a.sync_status(), p.b.sync_status());
-            a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 1000) && b.is_some_and(|b| b.flows >= 1000 && b.kernel_errors == 0)
+            a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 1000)
+                && b.is_some_and(|b| b.flows >= 1000 && b.kernel_errors == 0)
         }),
         "a: {:?}\nb: {:?}",
         p.a.sync_status(),
@@ -595,17 +923,32 @@ fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
 
     // Failover: every flow keeps its IVR on b.
     p.a.kill9();
-    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref()
+            == Some("active")),
+        "b not active:\n{}",
+        p.b.log_text()
+    );
     let after = who_answers_reversed(&p.lab, &ports);
-    assert!(after.iter().all(Option::is_some), "flows unanswered after the takeover:\n{}", p.b.log_text());
+    assert!(
+        after.iter().all(Option::is_some),
+        "flows unanswered after the takeover:\n{}",
+        p.b.log_text()
+    );
     assert_eq!(moved(&before, &after), 0, "flows moved across the failover");
 
     // The old active returns as standby and gets b's tables by snapshot.
     p.a.start().expect("restarting a");
-    assert!(wait_for(Duration::from_secs(10), || p.a.pair_state().as_deref() == Some("standby")), "a not standby:\n{}", p.a.log_text());
+    assert!(
+        wait_for(Duration::from_secs(10), || p.a.pair_state().as_deref()
+            == Some("standby")),
+        "a not standby:\n{}",
+        p.a.log_text()
+    );
     assert!(
         wait_for(Duration::from_secs(10), || {
-            p.a.sync_status().is_some_and(|s| s.state == "in sync" && s.flows >= 1000 && s.applied >= 1000)
+            p.a.sync_status()
+                .is_some_and(|s| s.state == "in sync" && s.flows >= 1000 && s.applied >= 1000)
         }),
         "a: {:?}\n{}",
         p.a.sync_status(),
@@ -619,18 +962,26 @@ fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     assert!(
         wait_for(Duration::from_secs(5), || {
-            p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
+            p.a.pair_state().as_deref() == Some("active")
+                && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",
         p.a.log_text(),
         p.b.log_text()
     );
     let back = who_answers_reversed(&p.lab, &ports);
-    assert!(back.iter().all(Option::is_some), "flows unanswered after the failback:\n{}", p.a.log_text());
+    assert!(
+        back.iter().all(Option::is_some),
+        "flows unanswered after the failback:\n{}",
+        p.a.log_text()
+    );
     assert_eq!(moved(&before, &back), 0, "flows moved across the failback");
     // The roles turned: b subscribes to a again.
     assert!(
-        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p
+            .b
+            .sync_status()
+            .is_some_and(|s| s.state == "in sync")),
         "b: {:?}",
         p.b.sync_status()
     );
@@ -644,7 +995,8 @@ fn sip_who(lab: &Lab, src_port: u16, call_ids: &[String]) -> Vec<Option<String>>
     tandem_tests::in_netns(client, || {
         let sock = std::net::UdpSocket::bind(("0.0.0.0", src_port)).unwrap();
         sock.connect(dst).unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
         let mut buf = [0u8; 2048];
         call_ids
             .iter()
@@ -674,36 +1026,80 @@ fn privileged_lab_sip_dialogs_keep_their_ivr_across_failover() {
     // four IVRs by rr; after a takeover, every dialog's next message, from
     // another socket, reaches the same IVR (the new active learned the
     // Call-IDs through state sync, not from the 5-tuple).
-    let mut p = pair_lab("sip", 4, &PairOptions { flags: vec!["sip_persist".into()], ..options() }, &[], StandIns::Udp);
+    let mut p = pair_lab(
+        "sip",
+        4,
+        &PairOptions {
+            flags: vec!["sip_persist".into()],
+            ..options()
+        },
+        &[],
+        StandIns::Udp,
+    );
     assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     assert!(
-        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p
+            .b
+            .sync_status()
+            .is_some_and(|s| s.state == "in sync")),
         "{:?}",
         p.b.sync_status()
     );
-    let ids: Vec<String> = (0..200).map(|i| format!("{i:04}-f81d4fae7dec11d0a76500a0c91e6bf6@198.18.0.2")).collect();
+    let ids: Vec<String> = (0..200)
+        .map(|i| format!("{i:04}-f81d4fae7dec11d0a76500a0c91e6bf6@198.18.0.2"))
+        .collect();
     let before = sip_who(&p.lab, 5060, &ids);
-    assert!(before.iter().all(Option::is_some), "dialogs unanswered through a");
+    assert!(
+        before.iter().all(Option::is_some),
+        "dialogs unanswered through a"
+    );
     for ivr in p.lab.ivrs() {
-        let n = before.iter().filter(|w| w.as_deref() == Some(ivr.name.as_str())).count();
-        assert!((40..=60).contains(&n), "rr by Call-ID gave {} {n} of 200 dialogs", ivr.name);
+        let n = before
+            .iter()
+            .filter(|w| w.as_deref() == Some(ivr.name.as_str()))
+            .count();
+        assert!(
+            (40..=60).contains(&n),
+            "rr by Call-ID gave {} {n} of 200 dialogs",
+            ivr.name
+        );
     }
     // Same dialogs again from another port: they stick.
-    assert_eq!(moved(&before, &sip_who(&p.lab, 5062, &ids)), 0, "dialogs moved with the source port");
+    assert_eq!(
+        moved(&before, &sip_who(&p.lab, 5062, &ids)),
+        0,
+        "dialogs moved with the source port"
+    );
     assert!(
-        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.calls >= 200 && s.kernel_errors == 0)),
+        wait_for(Duration::from_secs(10), || p
+            .b
+            .sync_status()
+            .is_some_and(|s| s.calls >= 200 && s.kernel_errors == 0)),
         "a: {:?}\nb: {:?}",
         p.a.sync_status(),
         p.b.sync_status()
     );
     p.a.kill9();
-    assert!(wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")), "b not active:\n{}", p.b.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref()
+            == Some("active")),
+        "b not active:\n{}",
+        p.b.log_text()
+    );
     // In the reverse order, from a third socket: a fresh rr would move most.
     let rev: Vec<String> = ids.iter().rev().cloned().collect();
     let mut after = sip_who(&p.lab, 5064, &rev);
     after.reverse();
-    assert!(after.iter().all(Option::is_some), "dialogs unanswered after the takeover:\n{}", p.b.log_text());
-    assert_eq!(moved(&before, &after), 0, "dialogs moved across the failover");
+    assert!(
+        after.iter().all(Option::is_some),
+        "dialogs unanswered after the takeover:\n{}",
+        p.b.log_text()
+    );
+    assert_eq!(
+        moved(&before, &after),
+        0,
+        "dialogs moved across the failover"
+    );
 }
 
 #[test]
@@ -717,7 +1113,10 @@ fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
     let p = pair("synclag", &options());
     assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     assert!(
-        wait_for(Duration::from_secs(10), || p.b.sync_status().is_some_and(|s| s.state == "in sync")),
+        wait_for(Duration::from_secs(10), || p
+            .b
+            .sync_status()
+            .is_some_and(|s| s.state == "in sync")),
         "{:?}",
         p.b.sync_status()
     );
@@ -728,7 +1127,8 @@ fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
     assert!(
         wait_for(Duration::from_secs(15), || {
             let (a, b) = (p.a.sync_status(), p.b.sync_status());
-            a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 10_000) && b.is_some_and(|b| b.flows >= 10_000)
+            a.is_some_and(|a| a.acked == a.last_seq && a.last_seq >= 10_000)
+                && b.is_some_and(|b| b.flows >= 10_000)
         }),
         "a: {:?}\nb: {:?}\na: {}\nb: {}",
         p.a.sync_status(),
@@ -738,34 +1138,58 @@ fn privileged_lab_sync_keeps_up_with_10k_new_flows_per_second() {
     );
     let a = p.a.sync_status().unwrap();
     let b = p.b.sync_status().unwrap();
-    assert_eq!((a.overflows, a.out_of_date, b.kernel_errors, b.bad_frames), (0, false, 0, 0), "a: {a:?}\nb: {b:?}");
-    assert_eq!(a.lag_samples, a.last_seq, "every change acknowledged and timed");
+    assert_eq!(
+        (a.overflows, a.out_of_date, b.kernel_errors, b.bad_frames),
+        (0, false, 0, 0),
+        "a: {a:?}\nb: {b:?}"
+    );
+    assert_eq!(
+        a.lag_samples, a.last_seq,
+        "every change acknowledged and timed"
+    );
     // The same numbers for Prometheus: tandemctl metrics, and the HTTP
     // endpoint inside the director's namespace.
     let text = match p.a.request(&Request::Metrics) {
         Some(Response::Metrics { text }) => text,
         other => panic!("metrics: {other:?}"),
     };
-    assert!(text.contains("tandem_node_state{state=\"active\"} 1"), "{text}");
+    assert!(
+        text.contains("tandem_node_state{state=\"active\"} 1"),
+        "{text}"
+    );
     let fwd: u64 = text
         .lines()
         .find(|l| l.starts_with("tandem_dispatch_packets_total{reason=\"forward_dr\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0);
     assert!(fwd >= 10_000, "forward_dr {fwd}:\n{text}");
-    assert!(text.contains("tandem_sync_lag_seconds{quantile=\"0.99\"}"), "{text}");
+    assert!(
+        text.contains("tandem_sync_lag_seconds{quantile=\"0.99\"}"),
+        "{text}"
+    );
     let ns = p.lab.ns(DIRECTOR_B).unwrap();
     let http = in_netns(ns, || {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect("127.0.0.1:9469").unwrap();
         c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut out = String::new();
         let _ = c.read_to_string(&mut out);
         out
     });
-    assert!(http.starts_with("HTTP/1.0 200 OK"), "{http}\nb: {}\na: {}", p.b.log_text(), p.a.log_text());
-    assert!(http.contains("tandem_node_state{state=\"standby\"} 1"), "{http}\nb: {}\na: {}", p.b.log_text(), p.a.log_text());
+    assert!(
+        http.starts_with("HTTP/1.0 200 OK"),
+        "{http}\nb: {}\na: {}",
+        p.b.log_text(),
+        p.a.log_text()
+    );
+    assert!(
+        http.contains("tandem_node_state{state=\"standby\"} 1"),
+        "{http}\nb: {}\na: {}",
+        p.b.log_text(),
+        p.a.log_text()
+    );
     assert!(http.contains("tandem_sync_in_sync 1"), "{http}");
     eprintln!(
         "sync lag at 10k new flows/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} changes",
@@ -787,34 +1211,50 @@ struct SipResponder {
 
 impl SipResponder {
     fn start(ns: &str, name: &str, vip: Ipv4Addr) -> SipResponder {
-        use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+        use std::sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         let (ns, name) = (ns.to_string(), name.to_string());
         // On the VIP: DR replies must come from it.
         let sock = in_netns(&ns, || std::net::UdpSocket::bind((vip, 5060)).unwrap());
-        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             // Bounded: at most 10 minutes.
             let end = Instant::now() + Duration::from_secs(600);
             while !s2.load(Ordering::Relaxed) && Instant::now() < end {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
                 let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
                 let reply = if msg.starts_with("OPTIONS ") {
                     let keep: Vec<&str> = msg
                         .lines()
                         .map(|l| l.trim_end_matches('\r'))
-                        .filter(|l| ["via:", "call-id:", "cseq:", "from:", "to:"].iter().any(|h| l.to_ascii_lowercase().starts_with(h)))
+                        .filter(|l| {
+                            ["via:", "call-id:", "cseq:", "from:", "to:"]
+                                .iter()
+                                .any(|h| l.to_ascii_lowercase().starts_with(h))
+                        })
                         .collect();
-                    format!("SIP/2.0 200 OK\r\n{}\r\nContent-Length: 0\r\n\r\n", keep.join("\r\n"))
+                    format!(
+                        "SIP/2.0 200 OK\r\n{}\r\nContent-Length: 0\r\n\r\n",
+                        keep.join("\r\n")
+                    )
                 } else {
                     format!("{name} {msg}")
                 };
                 let _ = sock.send_to(reply.as_bytes(), from);
             }
         });
-        SipResponder { stop, thread: Some(thread) }
+        SipResponder {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -834,13 +1274,25 @@ fn privileged_lab_sip_options_probe_takes_a_mute_ivr_out() {
     };
     // Two IVRs with heartbeats and SIP stand-ins; the director probes them
     // with OPTIONS (DR: frames to their MACs, addressed to the VIP).
-    let o = PairOptions { ivr_heartbeats: true, ..options() };
-    let mut p = pair_lab("sipopt", 2, &o, &["sip_options = { interval_ms = 100, timeout_ms = 50, failures = 2 }"], StandIns::Sip);
+    let o = PairOptions {
+        ivr_heartbeats: true,
+        ..options()
+    };
+    let mut p = pair_lab(
+        "sipopt",
+        2,
+        &o,
+        &["sip_options = { interval_ms = 100, timeout_ms = 50, failures = 2 }"],
+        StandIns::Sip,
+    );
     let _hb1 = ivr_heartbeat(&p.lab, 0);
     let _hb2 = ivr_heartbeat(&p.lab, 1);
     let ivrs: Vec<lab::Host> = p.lab.ivrs().into_iter().cloned().collect();
     let ivr = |k: usize| &ivrs[k];
-    let probed = |k: usize, answered: bool| Event::SipOptions { real: IpAddr::V4(ivr(k).addr()), answered };
+    let probed = |k: usize, answered: bool| Event::SipOptions {
+        real: IpAddr::V4(ivr(k).addr()),
+        answered,
+    };
     assert!(settled(&p), "a: {}\nb: {}", p.a.log_text(), p.b.log_text());
     let mut port = 26000;
     let mut seen = HashSet::new();
@@ -855,21 +1307,52 @@ fn privileged_lab_sip_options_probe_takes_a_mute_ivr_out() {
         "seen {seen:?}\na: {}",
         p.a.log_text()
     );
-    let unanswered = |e: &Event| matches!(e, Event::SipOptions { answered: false, .. });
-    assert!(!p.a.saw(unanswered), "a healthy IVR was taken out:\n{}", p.a.log_text());
+    let unanswered = |e: &Event| {
+        matches!(
+            e,
+            Event::SipOptions {
+                answered: false,
+                ..
+            }
+        )
+    };
+    assert!(
+        !p.a.saw(unanswered),
+        "a healthy IVR was taken out:\n{}",
+        p.a.log_text()
+    );
     // ivr1's SIP stack goes mute while its heartbeat goes on: it is taken
     // out, and new flows avoid it.
     drop(p.sip[0].take());
     let gone = probed(0, false);
-    assert!(wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == gone)), "ivr1 not taken out:\n{}", p.a.log_text());
-    let dead = Event::IvrHealth { node_id: tandemd::ivr_node_id(0), alive: false };
-    assert!(!p.a.saw(|e| *e == dead), "its heartbeat went on:\n{}", p.a.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == gone)),
+        "ivr1 not taken out:\n{}",
+        p.a.log_text()
+    );
+    let dead = Event::IvrHealth {
+        node_id: tandemd::ivr_node_id(0),
+        alive: false,
+    };
+    assert!(
+        !p.a.saw(|e| *e == dead),
+        "its heartbeat went on:\n{}",
+        p.a.log_text()
+    );
     for _ in 0..20 {
         port += 1;
-        assert_eq!(probe_who(&p.lab, port).as_deref(), Some(ivr(1).name.as_str()), "a new flow reached the mute ivr1");
+        assert_eq!(
+            probe_who(&p.lab, port).as_deref(),
+            Some(ivr(1).name.as_str()),
+            "a new flow reached the mute ivr1"
+        );
     }
     // It answers again: back in.
     p.sip[0] = Some(SipResponder::start(&ivr(0).ns, &ivr(0).name, p.lab.vip()));
     let back = probed(0, true);
-    assert!(wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == back)), "ivr1 not back in:\n{}", p.a.log_text());
+    assert!(
+        wait_for(Duration::from_secs(5), || p.a.saw(|e| *e == back)),
+        "ivr1 not back in:\n{}",
+        p.a.log_text()
+    );
 }

@@ -73,15 +73,21 @@ fn deadline() -> Duration {
 /// The heartbeat refusal and acceptance counters of a director's kernel.
 fn hb_counters(d: &Director) -> BTreeMap<String, u64> {
     match d.request(&Request::Stats) {
-        Some(Response::Stats { reasons }) => {
-            reasons.into_iter().filter(|r| r.reason.starts_with("hb_")).map(|r| (r.reason, r.packets)).collect()
-        }
+        Some(Response::Stats { reasons }) => reasons
+            .into_iter()
+            .filter(|r| r.reason.starts_with("hb_"))
+            .map(|r| (r.reason, r.packets))
+            .collect(),
         _ => BTreeMap::new(),
     }
 }
 
 fn grew(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>, reason: &str) -> u64 {
-    after.get(reason).copied().unwrap_or(0).saturating_sub(before.get(reason).copied().unwrap_or(0))
+    after
+        .get(reason)
+        .copied()
+        .unwrap_or(0)
+        .saturating_sub(before.get(reason).copied().unwrap_or(0))
 }
 
 /// Role changes a director recorded after event `after`.
@@ -103,7 +109,10 @@ fn last_event(d: &Director) -> u64 {
 /// shortest time since a heartbeat on any path).
 fn peer_view(d: &Director) -> Option<(String, Option<u64>)> {
     match d.request(&Request::Status)? {
-        Response::Status(s) => Some((s.peer?.state, s.paths.iter().filter_map(|p| p.last_heard_ms).min())),
+        Response::Status(s) => Some((
+            s.peer?.state,
+            s.paths.iter().filter_map(|p| p.last_heard_ms).min(),
+        )),
         _ => None,
     }
 }
@@ -112,7 +121,14 @@ fn peer_view(d: &Director) -> Option<(String, Option<u64>)> {
 /// per path, (name, time since its last heartbeat there).
 fn epochs_and_paths(d: &Director) -> Option<(u64, u64, Vec<(String, Option<u64>)>)> {
     match d.request(&Request::Status)? {
-        Response::Status(s) => Some((s.epoch, s.peer?.epoch, s.paths.into_iter().map(|p| (p.name, p.last_heard_ms)).collect())),
+        Response::Status(s) => Some((
+            s.epoch,
+            s.peer?.epoch,
+            s.paths
+                .into_iter()
+                .map(|p| (p.name, p.last_heard_ms))
+                .collect(),
+        )),
         _ => None,
     }
 }
@@ -141,11 +157,17 @@ fn forged_director() -> Repr {
 /// forged).
 fn send_forged(ns: &str, src: Ipv4Addr, r: &Repr, key: &[u8; 16], count: usize) {
     let mut buf = vec![0u8; LEN];
-    r.emit(&mut Packet::new_unchecked(&mut buf[..]), &Key::from_bytes(key));
+    r.emit(
+        &mut Packet::new_unchecked(&mut buf[..]),
+        &Key::from_bytes(key),
+    );
     in_netns(ns, || {
         let sock = freebind_udp(src).expect("a UDP socket bound to the forged source");
         for _ in 0..count {
-            if let Err(e) = sock.send_to(&buf, SocketAddrV4::new(lab::DIRECTOR_B_ADDR, HEARTBEAT_PORT)) {
+            if let Err(e) = sock.send_to(
+                &buf,
+                SocketAddrV4::new(lab::DIRECTOR_B_ADDR, HEARTBEAT_PORT),
+            ) {
                 panic!("sending from {src} in {ns}: {e}");
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -166,7 +188,15 @@ fn freebind_udp(src: Ipv4Addr) -> std::io::Result<UdpSocket> {
     // IP_TRANSPARENT lets the route lookup use it as the source.
     for opt in [libc::IP_FREEBIND, libc::IP_TRANSPARENT] {
         // SAFETY: setsockopt on our socket with a c_int value of its size.
-        let r = unsafe { libc::setsockopt(fd, libc::IPPROTO_IP, opt, (&raw const one).cast(), size_of::<libc::c_int>() as u32) };
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IP,
+                opt,
+                (&raw const one).cast(),
+                size_of::<libc::c_int>() as u32,
+            )
+        };
         if r != 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -174,11 +204,19 @@ fn freebind_udp(src: Ipv4Addr) -> std::io::Result<UdpSocket> {
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(src.octets()) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(src.octets()),
+        },
         sin_zero: [0; 8],
     };
     // SAFETY: bind with a sockaddr_in of its size.
-    let r = unsafe { libc::bind(fd, (&raw const addr).cast(), size_of::<libc::sockaddr_in>() as u32) };
+    let r = unsafe {
+        libc::bind(
+            fd,
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -202,20 +240,33 @@ fn privileged_lab_forged_director_heartbeats_change_nothing() {
     let Some(_turn) = lab_turn("privileged_lab_forged_director_heartbeats_change_nothing") else {
         return;
     };
-    let bins = Binaries { tandemd: tandemd_path(), tandemctl: env!("CARGO_BIN_EXE_tandemctl").into() };
+    let bins = Binaries {
+        tandemd: tandemd_path(),
+        tandemctl: env!("CARGO_BIN_EXE_tandemctl").into(),
+    };
     let dir = WorkDir::new("hbsec-forged").expect("workdir");
     let p = Pair::start(2, &options(), dir.path(), &bins, None).expect("pair lab");
     // The IVRs send their own heartbeats, each under its own key: both
     // directors take them (the IVR key in the forgery below is a live one).
-    let _ivr0 = IvrHeartbeat::start_in_pair_lab(&p.lab, 0, Duration::from_millis(10), 30).expect("IVR 0 heartbeats");
-    let _ivr1 = IvrHeartbeat::start_in_pair_lab(&p.lab, 1, Duration::from_millis(10), 30).expect("IVR 1 heartbeats");
-    let ivr_alive = |d: &Director, node_id: u32| d.saw(|e| matches!(e, Event::IvrHealth { node_id: n, alive: true } if *n == node_id));
+    let _ivr0 = IvrHeartbeat::start_in_pair_lab(&p.lab, 0, Duration::from_millis(10), 30)
+        .expect("IVR 0 heartbeats");
+    let _ivr1 = IvrHeartbeat::start_in_pair_lab(&p.lab, 1, Duration::from_millis(10), 30)
+        .expect("IVR 1 heartbeats");
+    let ivr_alive = |d: &Director, node_id: u32| {
+        d.saw(|e| matches!(e, Event::IvrHealth { node_id: n, alive: true } if *n == node_id))
+    };
     assert!(
-        wait_for(Duration::from_secs(5), || (0..2).all(|k| ivr_alive(&p.b, tandemd::ivr_node_id(k)))),
+        wait_for(Duration::from_secs(5), || (0..2)
+            .all(|k| ivr_alive(&p.b, tandemd::ivr_node_id(k)))),
         "b did not take the IVRs' heartbeats under their own keys:\n{}",
         p.b.log_text()
     );
-    assert!(settled(&p), "the pair did not settle:\na: {}\nb: {}", p.a.log_text(), p.b.log_text());
+    assert!(
+        settled(&p),
+        "the pair did not settle:\na: {}\nb: {}",
+        p.a.log_text(),
+        p.b.log_text()
+    );
     let (a0, b0) = (last_event(&p.a), last_event(&p.b));
     let before = hb_counters(&p.b);
 
@@ -239,29 +290,48 @@ fn privileged_lab_forged_director_heartbeats_change_nothing() {
     std::thread::sleep(Duration::from_millis(300));
 
     let after = hb_counters(&p.b);
-    let counts: Vec<(&str, u64)> = ["hb_bad_mac", "hb_unknown_sender", "hb_wrong_path", "hb_stale_boot"]
-        .into_iter()
-        .map(|r| (r, grew(&before, &after, r)))
-        .collect();
+    let counts: Vec<(&str, u64)> = [
+        "hb_bad_mac",
+        "hb_unknown_sender",
+        "hb_wrong_path",
+        "hb_stale_boot",
+    ]
+    .into_iter()
+    .map(|r| (r, grew(&before, &after, r)))
+    .collect();
     assert!(
         counts[0].1 >= 4 && counts[1].1 >= 8 && counts[2].1 >= 4 && counts[3].1 >= 4,
         "b's kernel did not refuse every forgery by reason: {counts:?} (all: {after:?})"
     );
     assert_eq!(grew(&before, &after, "hb_seq_jump"), 0, "{after:?}");
-    let changes: Vec<String> = role_changes(&p.a, a0).into_iter().chain(role_changes(&p.b, b0)).collect();
-    assert!(changes.is_empty(), "forged heartbeats changed roles: {changes:?}\na: {}\nb: {}", p.a.log_text(), p.b.log_text());
+    let changes: Vec<String> = role_changes(&p.a, a0)
+        .into_iter()
+        .chain(role_changes(&p.b, b0))
+        .collect();
+    assert!(
+        changes.is_empty(),
+        "forged heartbeats changed roles: {changes:?}\na: {}\nb: {}",
+        p.a.log_text(),
+        p.b.log_text()
+    );
     assert_eq!(p.a.pair_state().as_deref(), Some("active"));
     assert_eq!(p.b.pair_state().as_deref(), Some("standby"));
     // b still hears the real a, as a reports itself, on every path (a
     // forged sequence taken as the floor would silence a's service path
     // for good), and with a's own epoch.
     let view = peer_view(&p.b);
-    assert!(matches!(&view, Some((s, _)) if s == "active"), "b's view of a after the forgeries: {view:?}");
+    assert!(
+        matches!(&view, Some((s, _)) if s == "active"),
+        "b's view of a after the forgeries: {view:?}"
+    );
     let (a_epoch, _, _) = epochs_and_paths(&p.a).expect("a's status");
     let (_, b_sees, paths) = epochs_and_paths(&p.b).expect("b's status");
     assert_eq!(b_sees, a_epoch, "b takes a's epoch from a forgery");
     assert!(
-        paths.len() == 2 && paths.iter().all(|(_, ms)| ms.is_some_and(|ms| ms <= deadline().as_millis() as u64)),
+        paths.len() == 2
+            && paths
+                .iter()
+                .all(|(_, ms)| ms.is_some_and(|ms| ms <= deadline().as_millis() as u64)),
         "b no longer hears a on every path after the forgeries: {paths:?}"
     );
 }
@@ -284,7 +354,8 @@ fn clock_step_wrapper(dir: &Path, flag: &Path) -> PathBuf {
 
 #[test]
 fn privileged_lab_a_restarted_director_is_heard_within_one_deadline() {
-    let Some(_turn) = lab_turn("privileged_lab_a_restarted_director_is_heard_within_one_deadline") else {
+    let Some(_turn) = lab_turn("privileged_lab_a_restarted_director_is_heard_within_one_deadline")
+    else {
         return;
     };
     let dir = WorkDir::new("hbsec-restart").expect("workdir");
@@ -304,15 +375,30 @@ fn privileged_lab_a_restarted_director_is_heard_within_one_deadline() {
         eprintln!("{why}: b restarts on the real clock, the clock step is not emulated");
         tandemd_path()
     };
-    let bins = Binaries { tandemd, tandemctl: env!("CARGO_BIN_EXE_tandemctl").into() };
-    let o = PairOptions { ivr_heartbeats: false, ..options() };
+    let bins = Binaries {
+        tandemd,
+        tandemctl: env!("CARGO_BIN_EXE_tandemctl").into(),
+    };
+    let o = PairOptions {
+        ivr_heartbeats: false,
+        ..options()
+    };
     let mut p = Pair::start(2, &o, dir.path(), &bins, None).expect("pair lab");
-    assert!(settled(&p), "the pair did not settle:\na: {}\nb: {}", p.a.log_text(), p.b.log_text());
+    assert!(
+        settled(&p),
+        "the pair did not settle:\na: {}\nb: {}",
+        p.a.log_text(),
+        p.b.log_text()
+    );
 
     // b goes away; a marks it lost.
-    assert!(p.b.terminate(Duration::from_secs(5)), "b did not exit on SIGTERM");
     assert!(
-        wait_for(Duration::from_secs(2), || peer_view(&p.a).is_some_and(|(s, _)| s == "lost")),
+        p.b.terminate(Duration::from_secs(5)),
+        "b did not exit on SIGTERM"
+    );
+    assert!(
+        wait_for(Duration::from_secs(2), || peer_view(&p.a)
+            .is_some_and(|(s, _)| s == "lost")),
         "a did not lose b: {:?}",
         peer_view(&p.a)
     );
@@ -334,15 +420,28 @@ fn privileged_lab_a_restarted_director_is_heard_within_one_deadline() {
         if first.is_none() && c.keys().any(|r| grew(&before, &c, r) > 0) {
             first = Some(now);
         }
-        if first.is_some() && peer_view(&p.a).is_some_and(|(s, ms)| s != "lost" && ms.is_some_and(|ms| ms < deadline().as_millis() as u64)) {
+        if first.is_some()
+            && peer_view(&p.a).is_some_and(|(s, ms)| {
+                s != "lost" && ms.is_some_and(|ms| ms < deadline().as_millis() as u64)
+            })
+        {
             heard = Some(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
     let after = hb_counters(&p.a);
-    let first = first.unwrap_or_else(|| panic!("no heartbeat of the restarted b reached a in 20 s:\n{}", p.b.log_text()));
+    let first = first.unwrap_or_else(|| {
+        panic!(
+            "no heartbeat of the restarted b reached a in 20 s:\n{}",
+            p.b.log_text()
+        )
+    });
     let heard = heard.unwrap_or_else(|| {
-        panic!("a never heard the restarted b (its kernel's counters since: {after:?}):\na: {}\nb: {}", p.a.log_text(), p.b.log_text())
+        panic!(
+            "a never heard the restarted b (its kernel's counters since: {after:?}):\na: {}\nb: {}",
+            p.a.log_text(),
+            p.b.log_text()
+        )
     });
     // One deadline, plus what polling two admin requests costs (a few ms
     // on a loaded machine).
@@ -353,10 +452,15 @@ fn privileged_lab_a_restarted_director_is_heard_within_one_deadline() {
         deadline()
     );
     for r in ["hb_replay", "hb_stale_boot", "hb_seq_jump"] {
-        assert_eq!(grew(&before, &after, r), 0, "a refused the restarted b's heartbeats as {r}: {after:?}");
+        assert_eq!(
+            grew(&before, &after, r),
+            0,
+            "a refused the restarted b's heartbeats as {r}: {after:?}"
+        );
     }
     assert!(
-        wait_for(Duration::from_secs(15), || p.b.pair_state().as_deref() == Some("standby")),
+        wait_for(Duration::from_secs(15), || p.b.pair_state().as_deref()
+            == Some("standby")),
         "the restarted b did not become a standby:\n{}",
         p.b.log_text()
     );

@@ -8,7 +8,11 @@ use tandem_control::link::LinkMonitor;
 use tandem_tests::{in_netns, require_privileged};
 
 fn ip(ns: &str, args: &str) {
-    let st = Command::new("ip").args(["-n", ns]).args(args.split_whitespace()).status().expect("ip");
+    let st = Command::new("ip")
+        .args(["-n", ns])
+        .args(args.split_whitespace())
+        .status()
+        .expect("ip");
     assert!(st.success(), "ip -n {ns} {args}");
 }
 
@@ -26,7 +30,13 @@ fn privileged_link_monitor_finds_a_change_lost_to_an_overrun() {
         return;
     }
     let ns = Netns(format!("tl-link-{}", std::process::id()));
-    assert!(Command::new("ip").args(["netns", "add", &ns.0]).status().expect("ip").success());
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &ns.0])
+            .status()
+            .expect("ip")
+            .success()
+    );
     ip(&ns.0, "link add w0 type veth peer name w1");
     ip(&ns.0, "link add n0 type veth peer name n1");
     for l in ["w0", "w1", "n0", "n1"] {
@@ -39,7 +49,13 @@ fn privileged_link_monitor_finds_a_change_lost_to_an_overrun() {
         let size: libc::c_int = 1;
         // SAFETY: setsockopt on the monitor's own socket with a valid int.
         let rc = unsafe {
-            libc::setsockopt(m.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const libc::c_void, 4)
+            libc::setsockopt(
+                m.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &size as *const _ as *const libc::c_void,
+                4,
+            )
         };
         assert_eq!(rc, 0, "SO_RCVBUFFORCE");
         // Wait for carrier, then start from a known state.
@@ -68,9 +84,19 @@ fn privileged_link_monitor_finds_a_change_lost_to_an_overrun() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(mon.overruns() > 0, "the test did not overflow the queue (no overrun seen)");
-    assert_eq!(mon.down(), vec!["w0".to_string()], "the lost change is found; changes reported: {changes:?}");
-    assert!(changes.contains(&("w0".to_string(), false)), "reported as a change: {changes:?}");
+    assert!(
+        mon.overruns() > 0,
+        "the test did not overflow the queue (no overrun seen)"
+    );
+    assert_eq!(
+        mon.down(),
+        vec!["w0".to_string()],
+        "the lost change is found; changes reported: {changes:?}"
+    );
+    assert!(
+        changes.contains(&("w0".to_string(), false)),
+        "reported as a change: {changes:?}"
+    );
     // And it comes back.
     ip(&ns.0, "link set w0 up");
     for _ in 0..50 {

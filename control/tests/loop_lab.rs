@@ -35,7 +35,9 @@ fn role_changes(d: &Director, after: u64) -> Vec<String> {
     d.events(after)
         .into_iter()
         .filter_map(|e| match e.event {
-            Event::StateChanged { from, to, .. } => Some(format!("{} {from} -> {to} at {}", d.name, e.at_ns)),
+            Event::StateChanged { from, to, .. } => {
+                Some(format!("{} {from} -> {to} at {}", d.name, e.at_ns))
+            }
             _ => None,
         })
         .collect()
@@ -47,7 +49,11 @@ fn last_seq(d: &Director) -> u64 {
 
 /// One client that sends `request` one byte every 150 ms, reconnecting
 /// when the daemon closes it, until `stop`.
-fn dribble(connect: impl Fn() -> Option<Box<dyn Write>>, request: &'static [u8], stop: &AtomicBool) -> u32 {
+fn dribble(
+    connect: impl Fn() -> Option<Box<dyn Write>>,
+    request: &'static [u8],
+    stop: &AtomicBool,
+) -> u32 {
     let mut connections = 0;
     while !stop.load(Ordering::Relaxed) {
         let Some(mut s) = connect() else {
@@ -88,9 +94,12 @@ fn idle(connect: impl Fn() -> Option<Box<dyn Write>>, count: usize, stop: &Atomi
 
 fn scrape(addr: SocketAddr) -> Result<Duration, String> {
     let t = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(1))).map_err(|e| e.to_string())?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .map_err(|e| e.to_string())?;
     let mut body = String::new();
     s.read_to_string(&mut body).map_err(|e| e.to_string())?;
     if !body.starts_with("HTTP/1.0 200 OK") || !body.contains("tandem_node_state") {
@@ -123,7 +132,8 @@ fn privileged_lab_slow_clients_do_not_stall_the_heartbeats() {
     }
     // TANDEMD overrides the daemon under test (e.g. an older build).
     let bins = Binaries {
-        tandemd: std::env::var_os("TANDEMD").map_or_else(|| env!("CARGO_BIN_EXE_tandemd").into(), Into::into),
+        tandemd: std::env::var_os("TANDEMD")
+            .map_or_else(|| env!("CARGO_BIN_EXE_tandemd").into(), Into::into),
         tandemctl: env!("CARGO_BIN_EXE_tandemctl").into(),
     };
     let dir = WorkDir::new("loop").expect("workdir");
@@ -148,8 +158,14 @@ fn privileged_lab_slow_clients_do_not_stall_the_heartbeats() {
             && pair.a.state().as_deref() == Some("active")
             && pair.b.state().as_deref() == Some("standby")
     });
-    assert!(settled, "the pair did not settle (a active, b standby, no role change for 1 s) within 30 s");
-    let epoch = pair.a.ask(&["status"]).and_then(|s| s.get("epoch")?.as_u64());
+    assert!(
+        settled,
+        "the pair did not settle (a active, b standby, no role change for 1 s) within 30 s"
+    );
+    let epoch = pair
+        .a
+        .ask(&["status"])
+        .and_then(|s| s.get("epoch")?.as_u64());
     let ns = pair.a.ns().to_string();
     let socket = pair.a.socket().to_path_buf();
     let metrics: SocketAddr = METRICS.parse().expect("address");
@@ -158,17 +174,27 @@ fn privileged_lab_slow_clients_do_not_stall_the_heartbeats() {
     // Bounded connects: a daemon that does not accept must not hang the test.
     let unix = {
         let socket = socket.clone();
-        move || admin::connect(&socket, Duration::from_millis(200)).ok().map(|s| Box::new(s) as Box<dyn Write>)
+        move || {
+            admin::connect(&socket, Duration::from_millis(200))
+                .ok()
+                .map(|s| Box::new(s) as Box<dyn Write>)
+        }
     };
     // TCP sockets belong to the namespace of the thread that creates them.
-    let tcp = move || TcpStream::connect_timeout(&metrics, Duration::from_millis(200)).ok().map(|s| Box::new(s) as Box<dyn Write>);
+    let tcp = move || {
+        TcpStream::connect_timeout(&metrics, Duration::from_millis(200))
+            .ok()
+            .map(|s| Box::new(s) as Box<dyn Write>)
+    };
     for k in 0..4 {
         let (stop, unix, ns) = (stop.clone(), unix.clone(), ns.clone());
         threads.push(std::thread::spawn(move || {
             if k % 2 == 0 {
                 dribble(unix, b"{\"cmd\":\"status\"}", &stop)
             } else {
-                in_netns(&ns, || dribble(tcp, b"GET /metrics HTTP/1.0\r\nHost: x\r\n", &stop))
+                in_netns(&ns, || {
+                    dribble(tcp, b"GET /metrics HTTP/1.0\r\nHost: x\r\n", &stop)
+                })
             }
         }));
     }
@@ -199,10 +225,19 @@ fn privileged_lab_slow_clients_do_not_stall_the_heartbeats() {
         std::thread::sleep(Duration::from_millis(250));
     }
     stop.store(true, Ordering::Relaxed);
-    let dribbled: u32 = threads.into_iter().map(|t| t.join().expect("client thread")).sum();
-    let changes: Vec<String> = role_changes(&pair.a, a_mark).into_iter().chain(role_changes(&pair.b, b_mark)).collect();
+    let dribbled: u32 = threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .sum();
+    let changes: Vec<String> = role_changes(&pair.a, a_mark)
+        .into_iter()
+        .chain(role_changes(&pair.b, b_mark))
+        .collect();
     let (p50s, maxs) = (percentile(&mut scrapes, 0.5), percentile(&mut scrapes, 1.0));
-    let (p50a, maxa) = (percentile(&mut statuses, 0.5), percentile(&mut statuses, 1.0));
+    let (p50a, maxa) = (
+        percentile(&mut statuses, 0.5),
+        percentile(&mut statuses, 1.0),
+    );
     println!(
         "10 s of slow clients ({dribbled} dribbling connections, 200 idle): {} role changes; scrape p50 {p50s:?} max {maxs:?} ({} ok); status p50 {p50a:?} max {maxa:?} ({} ok); {} failures",
         changes.len(),
@@ -210,15 +245,36 @@ fn privileged_lab_slow_clients_do_not_stall_the_heartbeats() {
         statuses.len(),
         failures.len()
     );
-    assert!(changes.is_empty(), "role changes under slow clients: {changes:?}");
+    assert!(
+        changes.is_empty(),
+        "role changes under slow clients: {changes:?}"
+    );
     assert_eq!(pair.a.state().as_deref(), Some("active"));
     assert_eq!(pair.b.state().as_deref(), Some("standby"));
-    assert_eq!(pair.a.ask(&["status"]).and_then(|s| s.get("epoch")?.as_u64()), epoch, "same epoch");
-    assert!(failures.is_empty(), "normal clients were refused: {failures:?}");
-    assert!(dribbled >= 4, "the dribbling clients connected ({dribbled})");
+    assert_eq!(
+        pair.a
+            .ask(&["status"])
+            .and_then(|s| s.get("epoch")?.as_u64()),
+        epoch,
+        "same epoch"
+    );
+    assert!(
+        failures.is_empty(),
+        "normal clients were refused: {failures:?}"
+    );
+    assert!(
+        dribbled >= 4,
+        "the dribbling clients connected ({dribbled})"
+    );
     // Answered promptly: the median well within 10 ms (the bound),
     // and no answer held behind a slow client for anything like a
     // heartbeat deadline's multiple.
-    assert!(p50s < Duration::from_millis(10) && p50a < Duration::from_millis(10), "p50 scrape {p50s:?}, status {p50a:?}");
-    assert!(maxs < Duration::from_millis(200) && maxa < Duration::from_millis(200), "max scrape {maxs:?}, status {maxa:?}");
+    assert!(
+        p50s < Duration::from_millis(10) && p50a < Duration::from_millis(10),
+        "p50 scrape {p50s:?}, status {p50a:?}"
+    );
+    assert!(
+        maxs < Duration::from_millis(200) && maxa < Duration::from_millis(200),
+        "max scrape {maxs:?}, status {maxa:?}"
+    );
 }

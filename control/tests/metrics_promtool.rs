@@ -64,19 +64,29 @@ fn check(promtool: &PathBuf, text: &str) -> (bool, String) {
     });
     let out = child.wait_with_output().expect("promtool");
     let _ = writer.join();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), said)
 }
 
 /// One scrape of the endpoint (HTTP/1.0): the status line and the body.
 fn scrape(addr: std::net::SocketAddr) -> (String, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect to the metrics endpoint");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("request");
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .expect("connect to the metrics endpoint");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("request");
     let mut answer = String::new();
     s.read_to_string(&mut answer).expect("read the answer");
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
 }
 
 #[test]
@@ -92,17 +102,32 @@ fn promtool_finds_nothing_to_flag_in_tandemds_metrics() {
     let old = "# HELP tandem_sync_lag_seconds Lag.\n# TYPE tandem_sync_lag_seconds gauge\n\
                tandem_sync_lag_seconds{quantile=\"0.5\"} 0.001\n";
     let (ok, said) = check(&promtool, old);
-    assert!(!ok && said.contains("quantile"), "promtool passed a gauge with a quantile label: {said}");
+    assert!(
+        !ok && said.contains("quantile"),
+        "promtool passed a gauge with a quantile label: {said}"
+    );
 
     let d = large_lab::LargeDaemon::start("prom");
     let addr = d.metrics_addr();
     let (status, body) = in_netns(d.ns(), || scrape(addr));
     assert_eq!(status, "HTTP/1.0 200 OK", "{body}");
     let (ok, said) = check(&promtool, &body);
-    assert!(ok && said.trim().is_empty(), "promtool check metrics on the scrape ({} bytes): {said}", body.len());
+    assert!(
+        ok && said.trim().is_empty(),
+        "promtool check metrics on the scrape ({} bytes): {said}",
+        body.len()
+    );
     // The whole exposition was checked: the families that were flagged are in it.
-    for family in ["tandem_sync_lag_seconds summary", "tandem_dispatch_packets_total counter", "tandem_real_packets_total counter"] {
-        assert!(body.contains(&format!("# TYPE {family}\n")), "no {family} in the scrape ({} bytes)", body.len());
+    for family in [
+        "tandem_sync_lag_seconds summary",
+        "tandem_dispatch_packets_total counter",
+        "tandem_real_packets_total counter",
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {family}\n")),
+            "no {family} in the scrape ({} bytes)",
+            body.len()
+        );
     }
 
     // `tandemctl metrics` answers the same exposition.
@@ -110,5 +135,9 @@ fn promtool_finds_nothing_to_flag_in_tandemds_metrics() {
         panic!("no metrics answer on the admin socket");
     };
     let (ok, said) = check(&promtool, &text);
-    assert!(ok && said.trim().is_empty(), "promtool check metrics on `tandemctl metrics` ({} bytes): {said}", text.len());
+    assert!(
+        ok && said.trim().is_empty(),
+        "promtool check metrics on `tandemctl metrics` ({} bytes): {said}",
+        text.len()
+    );
 }

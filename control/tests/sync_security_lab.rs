@@ -50,7 +50,8 @@ const STATE_KINDS: std::ops::RangeInclusive<u8> = 1..=7;
 
 fn bins() -> Binaries {
     Binaries {
-        tandemd: std::env::var_os("TANDEMD").map_or_else(|| env!("CARGO_BIN_EXE_tandemd").into(), Into::into),
+        tandemd: std::env::var_os("TANDEMD")
+            .map_or_else(|| env!("CARGO_BIN_EXE_tandemd").into(), Into::into),
         tandemctl: env!("CARGO_BIN_EXE_tandemctl").into(),
     }
 }
@@ -72,7 +73,8 @@ fn pair(tag: &str) -> (WorkDir, Pair) {
 }
 
 fn sync_status(d: &Director) -> SyncReply {
-    d.sync_status().unwrap_or_else(|| panic!("{} does not answer `sync`", d.name))
+    d.sync_status()
+        .unwrap_or_else(|| panic!("{} does not answer `sync`", d.name))
 }
 
 fn last_seq(d: &Director) -> u64 {
@@ -85,7 +87,9 @@ fn sync_churn(d: &Director, after: u64) -> Vec<String> {
         .into_iter()
         .filter_map(|e| match e.event {
             Event::SyncClosed { peer, why } => Some(format!("{} closed {peer}: {why}", d.name)),
-            Event::SyncConnected { peer, dialed } => Some(format!("{} connected {peer} (dialed {dialed})", d.name)),
+            Event::SyncConnected { peer, dialed } => {
+                Some(format!("{} connected {peer} (dialed {dialed})", d.name))
+            }
             _ => None,
         })
         .collect()
@@ -120,13 +124,29 @@ fn protocol_1_hello() -> Vec<u8> {
 fn recorded_handshake() -> (Vec<u8>, Vec<u8>) {
     let keys = SyncKey::new(tandemd::sync_key()).handshake_keys();
     let now = Instant::now();
-    let mut s = Handshake::subscriber(B_ID, 0, keys.clone(), Nonce::new([0x5a; 32]), now, HANDSHAKE_TIMEOUT);
-    let mut p = Handshake::publisher(A_ID, 0, keys, Nonce::new([0xa5; 32]), now, HANDSHAKE_TIMEOUT);
+    let mut s = Handshake::subscriber(
+        B_ID,
+        0,
+        keys.clone(),
+        Nonce::new([0x5a; 32]),
+        now,
+        HANDSHAKE_TIMEOUT,
+    );
+    let mut p = Handshake::publisher(
+        A_ID,
+        0,
+        keys,
+        Nonce::new([0xa5; 32]),
+        now,
+        HANDSHAKE_TIMEOUT,
+    );
     let init = s.poll_transmit().expect("an init");
     p.handle_frame(&init, now).expect("init");
-    s.handle_frame(&p.poll_transmit().expect("a reply"), now).expect("reply");
+    s.handle_frame(&p.poll_transmit().expect("a reply"), now)
+        .expect("reply");
     let confirm = s.poll_transmit().expect("a confirm");
-    p.handle_frame(&confirm, now).expect("the recorded handshake completes");
+    p.handle_frame(&confirm, now)
+        .expect("the recorded handshake completes");
     (init, confirm)
 }
 
@@ -149,13 +169,15 @@ fn frame_kinds(mut bytes: &[u8]) -> Vec<u8> {
 /// byte until the daemon closes (or 4 s pass), and how long that took.
 fn replay(ns: &str, frames: Vec<Vec<u8>>) -> (Vec<u8>, Duration, bool) {
     in_netns(ns, move || {
-        let mut s = TcpStream::connect_timeout(&sync_addr(), Duration::from_secs(1)).expect("connect to the sync port");
+        let mut s = TcpStream::connect_timeout(&sync_addr(), Duration::from_secs(1))
+            .expect("connect to the sync port");
         let t0 = Instant::now();
         for f in &frames {
             s.write_all(f).expect("send");
             std::thread::sleep(Duration::from_millis(20));
         }
-        s.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
         let mut got = Vec::new();
         let mut buf = [0u8; 65536];
         let mut closed = false;
@@ -166,7 +188,11 @@ fn replay(ns: &str, frames: Vec<Vec<u8>>) -> (Vec<u8>, Duration, bool) {
                     break;
                 }
                 Ok(n) => got.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(_) => {
                     closed = true;
                     break;
@@ -185,7 +211,8 @@ fn privileged_lab_a_replayed_hello_gets_nothing_and_evicts_nobody() {
     let (_dir, pair) = pair("sync-replay");
     // A settled session: b in sync, a streaming to it.
     assert!(
-        wait_for(Duration::from_secs(10), || sync_status(&pair.a).state == "streaming"),
+        wait_for(Duration::from_secs(10), || sync_status(&pair.a).state
+            == "streaming"),
         "a does not stream: {:?}",
         pair.a.sync_status()
     );
@@ -202,21 +229,34 @@ fn privileged_lab_a_replayed_hello_gets_nothing_and_evicts_nobody() {
     for (what, frames) in attempts {
         let (got, took, closed) = replay(&b_ns, frames);
         let kinds = frame_kinds(&got);
-        eprintln!("{what}: {} bytes back, frame kinds {kinds:?}, closed {closed} after {took:?}", got.len());
+        eprintln!(
+            "{what}: {} bytes back, frame kinds {kinds:?}, closed {closed} after {took:?}",
+            got.len()
+        );
         if kinds.iter().any(|k| STATE_KINDS.contains(k)) {
-            failures.push(format!("{what}: got {} bytes with state frames (kinds {kinds:?})", got.len()));
+            failures.push(format!(
+                "{what}: got {} bytes with state frames (kinds {kinds:?})",
+                got.len()
+            ));
         }
         if !closed || took > HANDSHAKE_TIMEOUT + Duration::from_secs(1) {
-            failures.push(format!("{what}: not closed within the handshake budget (closed {closed}, {took:?})"));
+            failures.push(format!(
+                "{what}: not closed within the handshake budget (closed {closed}, {took:?})"
+            ));
         }
     }
     std::thread::sleep(Duration::from_millis(500));
     let (a1, b1) = (sync_status(&pair.a), sync_status(&pair.b));
-    let churn: Vec<String> = sync_churn(&pair.a, a_mark).into_iter().chain(sync_churn(&pair.b, b_mark)).collect();
+    let churn: Vec<String> = sync_churn(&pair.a, a_mark)
+        .into_iter()
+        .chain(sync_churn(&pair.b, b_mark))
+        .collect();
     if !churn.is_empty() {
         failures.push(format!("the standby's session changed: {churn:?}"));
     }
-    if (a1.peer.as_deref(), a1.connections) != (a0.peer.as_deref(), a0.connections) || b1.connections != b0.connections {
+    if (a1.peer.as_deref(), a1.connections) != (a0.peer.as_deref(), a0.connections)
+        || b1.connections != b0.connections
+    {
         failures.push(format!(
             "session replaced: a peer {:?} -> {:?}, connections {} -> {}; b connections {} -> {}",
             a0.peer, a1.peer, a0.connections, a1.connections, b0.connections, b1.connections
@@ -228,7 +268,10 @@ fn privileged_lab_a_replayed_hello_gets_nothing_and_evicts_nobody() {
     let failed = a1.handshake_bad_frames - a0.handshake_bad_frames;
     let bad_proof = a1.handshake_bad_proof - a0.handshake_bad_proof;
     let timeouts = a1.handshake_timeouts - a0.handshake_timeouts;
-    eprintln!("a counted: {failed} bad frames, {bad_proof} bad proofs, {timeouts} timeouts; {} accepted", a1.accepted - a0.accepted);
+    eprintln!(
+        "a counted: {failed} bad frames, {bad_proof} bad proofs, {timeouts} timeouts; {} accepted",
+        a1.accepted - a0.accepted
+    );
     if (failed, bad_proof, timeouts) != (1, 1, 1) {
         failures.push(format!("a counted {failed} bad frames, {bad_proof} bad proofs, {timeouts} timeouts, not 1 of each"));
     }
@@ -262,12 +305,14 @@ fn bare_connects(ns: String, per_second: u32, run: Duration) -> u64 {
 
 #[test]
 fn privileged_lab_bare_connects_to_the_sync_port_leave_the_standby_alone() {
-    if !require_privileged("privileged_lab_bare_connects_to_the_sync_port_leave_the_standby_alone") {
+    if !require_privileged("privileged_lab_bare_connects_to_the_sync_port_leave_the_standby_alone")
+    {
         return;
     }
     let (_dir, pair) = pair("sync-connects");
     assert!(
-        wait_for(Duration::from_secs(10), || sync_status(&pair.a).state == "streaming"),
+        wait_for(Duration::from_secs(10), || sync_status(&pair.a).state
+            == "streaming"),
         "a does not stream: {:?}",
         pair.a.sync_status()
     );
@@ -280,12 +325,18 @@ fn privileged_lab_bare_connects_to_the_sync_port_leave_the_standby_alone() {
     let run = Duration::from_secs(10);
     let from_client = std::thread::spawn(move || bare_connects(client, 500, run));
     let from_b = std::thread::spawn(move || bare_connects(b_ns, 500, run));
-    let (n_client, n_b) = (from_client.join().expect("client thread"), from_b.join().expect("b thread"));
+    let (n_client, n_b) = (
+        from_client.join().expect("client thread"),
+        from_b.join().expect("b thread"),
+    );
     eprintln!("bare connects: {n_client} from the client network, {n_b} from b's address");
     // Let the last handshakes time out.
     std::thread::sleep(HANDSHAKE_TIMEOUT + Duration::from_millis(500));
     let (a1, b1) = (sync_status(&pair.a), sync_status(&pair.b));
-    let churn: Vec<String> = sync_churn(&pair.a, a_mark).into_iter().chain(sync_churn(&pair.b, b_mark)).collect();
+    let churn: Vec<String> = sync_churn(&pair.a, a_mark)
+        .into_iter()
+        .chain(sync_churn(&pair.b, b_mark))
+        .collect();
     let d = |f: fn(&SyncReply) -> u64| f(&a1) - f(&a0);
     let unauthenticated = d(|s| s.refused)
         + d(|s| s.pending_dropped)
@@ -303,12 +354,21 @@ fn privileged_lab_bare_connects_to_the_sync_port_leave_the_standby_alone() {
     );
     let mut failures = Vec::new();
     if n_client + n_b < 9_000 {
-        failures.push(format!("only {} of 10,000 connects got through", n_client + n_b));
+        failures.push(format!(
+            "only {} of 10,000 connects got through",
+            n_client + n_b
+        ));
     }
     if !churn.is_empty() {
-        failures.push(format!("{} session changes, first {:?}", churn.len(), churn.first()));
+        failures.push(format!(
+            "{} session changes, first {:?}",
+            churn.len(),
+            churn.first()
+        ));
     }
-    if (a1.peer.as_deref(), a1.connections) != (a0.peer.as_deref(), a0.connections) || b1.connections != b0.connections {
+    if (a1.peer.as_deref(), a1.connections) != (a0.peer.as_deref(), a0.connections)
+        || b1.connections != b0.connections
+    {
         failures.push(format!(
             "session replaced: a peer {:?} -> {:?}, connections {} -> {}; b connections {} -> {}",
             a0.peer, a1.peer, a0.connections, a1.connections, b0.connections, b1.connections
@@ -318,7 +378,8 @@ fn privileged_lab_bare_connects_to_the_sync_port_leave_the_standby_alone() {
         failures.push(format!("b is {:?}, not in sync", b1.state));
     }
     // Every connect is counted, as accepted and as refused or failed.
-    if d(|s| s.accepted) < (n_client + n_b) * 9 / 10 || unauthenticated < (n_client + n_b) * 9 / 10 {
+    if d(|s| s.accepted) < (n_client + n_b) * 9 / 10 || unauthenticated < (n_client + n_b) * 9 / 10
+    {
         failures.push(format!(
             "a counted {} accepted and {unauthenticated} unauthenticated of {} connects",
             d(|s| s.accepted),
@@ -326,7 +387,10 @@ fn privileged_lab_bare_connects_to_the_sync_port_leave_the_standby_alone() {
         ));
     }
     if d(|s| s.refused) < n_client * 9 / 10 {
-        failures.push(format!("a refused {} of {n_client} connects from a non-peer address", d(|s| s.refused)));
+        failures.push(format!(
+            "a refused {} of {n_client} connects from a non-peer address",
+            d(|s| s.refused)
+        ));
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }

@@ -40,8 +40,12 @@ use tandem_tests::{
 const SERVICE_IF: &str = "eth0";
 
 fn bins() -> Binaries {
-    let pick = |var: &str, built: &str| std::env::var_os(var).map_or_else(|| built.into(), Into::into);
-    Binaries { tandemd: pick("TANDEMD", env!("CARGO_BIN_EXE_tandemd")), tandemctl: pick("TANDEMCTL", env!("CARGO_BIN_EXE_tandemctl")) }
+    let pick =
+        |var: &str, built: &str| std::env::var_os(var).map_or_else(|| built.into(), Into::into);
+    Binaries {
+        tandemd: pick("TANDEMD", env!("CARGO_BIN_EXE_tandemd")),
+        tandemctl: pick("TANDEMCTL", env!("CARGO_BIN_EXE_tandemctl")),
+    }
 }
 
 fn options() -> PairOptions {
@@ -56,11 +60,19 @@ fn options() -> PairOptions {
 
 /// `tc <args>` inside `ns`: its stdout, or why it failed.
 fn tc(ns: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip").args(["netns", "exec", ns, "tc"]).args(args).output().map_err(|e| format!("running tc: {e}"))?;
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "tc"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("running tc: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!("tc {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -73,9 +85,14 @@ fn can_refuse_arp(test_name: &str, ns: &str) -> bool {
         Ok(()) => true,
         Err(reason) => {
             if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
-                panic!("{test_name}: cannot refuse ARP frames with tc ({reason}), and {REQUIRE_ENV}=1 forbids skipping it");
+                panic!(
+                    "{test_name}: cannot refuse ARP frames with tc ({reason}), and {REQUIRE_ENV}=1 forbids skipping it"
+                );
             }
-            let _ = writeln!(std::io::stderr(), "SKIP {test_name}: cannot refuse ARP frames with tc: {reason}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {test_name}: cannot refuse ARP frames with tc: {reason}"
+            );
             false
         }
     }
@@ -83,11 +100,37 @@ fn can_refuse_arp(test_name: &str, ns: &str) -> bool {
 
 /// Makes `dev`'s queue refuse every ARP frame and take everything else.
 fn refuse_arp(ns: &str, dev: &str) -> Result<(), String> {
-    tc(ns, &["qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1"])?;
-    tc(ns, &["class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit"])?;
-    tc(ns, &["class", "add", "dev", dev, "parent", "1:", "classid", "1:2", "htb", "rate", "10gbit"])?;
-    tc(ns, &["qdisc", "add", "dev", dev, "parent", "1:2", "handle", "20:", "pfifo", "limit", "0"])?;
-    tc(ns, &["filter", "add", "dev", dev, "parent", "1:", "protocol", "arp", "prio", "1", "u32", "match", "u32", "0", "0", "flowid", "1:2"])?;
+    tc(
+        ns,
+        &[
+            "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1",
+        ],
+    )?;
+    tc(
+        ns,
+        &[
+            "class", "add", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit",
+        ],
+    )?;
+    tc(
+        ns,
+        &[
+            "class", "add", "dev", dev, "parent", "1:", "classid", "1:2", "htb", "rate", "10gbit",
+        ],
+    )?;
+    tc(
+        ns,
+        &[
+            "qdisc", "add", "dev", dev, "parent", "1:2", "handle", "20:", "pfifo", "limit", "0",
+        ],
+    )?;
+    tc(
+        ns,
+        &[
+            "filter", "add", "dev", dev, "parent", "1:", "protocol", "arp", "prio", "1", "u32",
+            "match", "u32", "0", "0", "flowid", "1:2",
+        ],
+    )?;
     Ok(())
 }
 
@@ -109,7 +152,14 @@ fn probe_garp_errno(ns: &str, dev: &str) -> i32 {
 
 fn probe(lab: &Lab, port: u16) -> bool {
     let client = lab.ns(lab::CLIENT).unwrap();
-    udp_request(client, port, SocketAddr::new(IpAddr::V4(lab.vip()), 5060), b"OPTIONS", Duration::from_millis(200)).is_ok()
+    udp_request(
+        client,
+        port,
+        SocketAddr::new(IpAddr::V4(lab.vip()), 5060),
+        b"OPTIONS",
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 #[test]
@@ -120,7 +170,12 @@ fn privileged_lab_takeover_survives_enobufs_on_the_service_interface() {
     };
     let dir = WorkDir::new("garp-enobufs").expect("work dir");
     let mut p = Pair::build(2, &options(), dir.path(), &bins(), None).expect("pair lab");
-    let _udp: Vec<_> = p.lab.ivrs().iter().map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap()).collect();
+    let _udp: Vec<_> = p
+        .lab
+        .ivrs()
+        .iter()
+        .map(|h| spawn_udp_responder(&h.ns, &h.name, 5060).unwrap())
+        .collect();
     p.start_directors().expect("a active, b standby");
     let b_ns = p.b.ns().to_string();
     if !can_refuse_arp(NAME, &b_ns) {
@@ -129,27 +184,41 @@ fn privileged_lab_takeover_survives_enobufs_on_the_service_interface() {
     let vip = p.lab.vip();
     assert!(
         wait_for(Duration::from_secs(10), || {
-            p.a.pair_state().as_deref() == Some("active") && p.b.pair_state().as_deref() == Some("standby")
+            p.a.pair_state().as_deref() == Some("active")
+                && p.b.pair_state().as_deref() == Some("standby")
         }),
         "a: {}\nb: {}",
         p.a.log_text(),
         p.b.log_text()
     );
-    assert!(wait_for(Duration::from_secs(5), || probe(&p.lab, 31000)), "VIP not answered via a");
+    assert!(
+        wait_for(Duration::from_secs(5), || probe(&p.lab, 31000)),
+        "VIP not answered via a"
+    );
 
     // The fault: b's service queue refuses ARP, as a full queue would.
     refuse_arp(&b_ns, SERVICE_IF).expect("refusing ARP on b's service interface");
-    assert_eq!(probe_garp_errno(&b_ns, SERVICE_IF), libc::ENOBUFS, "the injected fault must be ENOBUFS");
+    assert_eq!(
+        probe_garp_errno(&b_ns, SERVICE_IF),
+        libc::ENOBUFS,
+        "the injected fault must be ENOBUFS"
+    );
     let mark = p.b.events(0).last().map_or(0, |e| e.seq);
     p.a.kill9();
 
     // b takes over and stays alive.
-    let took_over = wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active"));
+    let took_over = wait_for(Duration::from_secs(5), || {
+        p.b.pair_state().as_deref() == Some("active")
+    });
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         took_over && p.b.running(),
         "b {} after the active's kill -9 with its service queue refusing ARP:\n{}",
-        if p.b.running() { "did not take over" } else { "died" },
+        if p.b.running() {
+            "did not take over"
+        } else {
+            "died"
+        },
         p.b.log_text()
     );
     // The takeover finished: the VIP owned, its address added.
@@ -159,16 +228,22 @@ fn privileged_lab_takeover_survives_enobufs_on_the_service_interface() {
     };
     assert!(owned, "b does not own {vip}");
     assert!(
-        wait_for(Duration::from_secs(3), || p.b.events(mark).iter().any(|e| matches!(
-            &e.event,
-            Event::VipAddress { addr, added: true, error: None, .. } if *addr == IpAddr::V4(vip)
-        ))),
+        wait_for(Duration::from_secs(3), || p.b.events(mark).iter().any(
+            |e| matches!(
+                &e.event,
+                Event::VipAddress { addr, added: true, error: None, .. } if *addr == IpAddr::V4(vip)
+            )
+        )),
         "the VIP's address was not added: {:?}",
         p.b.events(mark)
     );
     // The failed GARPs, reported once, typed, with what they concern.
     let events = p.b.events(mark);
-    let failed: Vec<&Event> = events.iter().map(|e| &e.event).filter(|e| matches!(e, Event::GarpFailed { .. })).collect();
+    let failed: Vec<&Event> = events
+        .iter()
+        .map(|e| &e.event)
+        .filter(|e| matches!(e, Event::GarpFailed { .. }))
+        .collect();
     assert!(
         matches!(
             failed.as_slice(),
@@ -177,19 +252,28 @@ fn privileged_lab_takeover_survives_enobufs_on_the_service_interface() {
         ),
         "one GarpFailed (ENOBUFS, retrying) for {vip} on {SERVICE_IF}: {failed:?}"
     );
-    assert!(events.iter().any(|e| matches!(e.event, Event::TakeoverDone { .. })), "no TakeoverDone: {events:?}");
     assert!(
-        !events.iter().any(|e| matches!(e.event, Event::GarpRecovered { .. })),
+        events
+            .iter()
+            .any(|e| matches!(e.event, Event::TakeoverDone { .. })),
+        "no TakeoverDone: {events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.event, Event::GarpRecovered { .. })),
         "a GARP cannot have gone out through a queue that refuses them: {events:?}"
     );
 
     // The queue takes frames again: the owed GARPs go out.
     accept_arp(&b_ns, SERVICE_IF).expect("giving b's service interface its queue back");
     assert!(
-        wait_for(Duration::from_secs(4), || p.b.events(mark).iter().any(|e| matches!(
+        wait_for(Duration::from_secs(4), || {
+            p.b.events(mark).iter().any(|e| matches!(
             &e.event,
             Event::GarpRecovered { vip: v, interface, failed } if *v == IpAddr::V4(vip) && interface == SERVICE_IF && *failed >= 1
-        ))),
+        ))
+        }),
         "no GARP went out once the queue accepted frames again: {:?}",
         p.b.events(mark)
     );
@@ -207,7 +291,9 @@ fn privileged_lab_takeover_survives_enobufs_on_the_service_interface() {
     assert!(p.b.running(), "b died:\n{}", p.b.log_text());
     assert_eq!(p.b.pair_state().as_deref(), Some("active"));
     assert!(
-        !p.b.events(mark).iter().any(|e| matches!(e.event, Event::GarpGaveUp { .. })),
+        !p.b.events(mark)
+            .iter()
+            .any(|e| matches!(e.event, Event::GarpGaveUp { .. })),
         "the retries gave up before the queue came back: {:?}",
         p.b.events(mark)
     );

@@ -118,9 +118,13 @@ fn canned(req: &Request) -> Response {
         Request::Switchover => Response::Error {
             message: "the peer is not healthy: no switchover".into(),
         },
-        Request::ReleaseHold => Response::Done { message: "no switchover hold was in force".into() },
+        Request::ReleaseHold => Response::Done {
+            message: "no switchover hold was in force".into(),
+        },
         Request::Cards => Response::Cards { spans: Vec::new() },
-        Request::Metrics => Response::Metrics { text: "# EOF\n".into() },
+        Request::Metrics => Response::Metrics {
+            text: "# EOF\n".into(),
+        },
         Request::Sync => Response::Sync(admin::SyncReply {
             enabled: true,
             role: "publisher".into(),
@@ -145,16 +149,28 @@ fn canned(req: &Request) -> Response {
         }),
         Request::Stats => Response::Stats {
             reasons: vec![
-                admin::ReasonCount { reason: "forward_dr".into(), packets: 2400 },
-                admin::ReasonCount { reason: "no_real".into(), packets: 0 },
-                admin::ReasonCount { reason: "sip_callid_hit".into(), packets: 1800 },
+                admin::ReasonCount {
+                    reason: "forward_dr".into(),
+                    packets: 2400,
+                },
+                admin::ReasonCount {
+                    reason: "no_real".into(),
+                    packets: 0,
+                },
+                admin::ReasonCount {
+                    reason: "sip_callid_hit".into(),
+                    packets: 1800,
+                },
             ],
         },
         Request::Events { after } => Response::Events {
             events: vec![tandem_control::events::Stamped {
                 seq: after + 1,
                 at_ns: 42,
-                event: tandem_control::events::Event::TakeoverDone { epoch: 7, micros: 31 },
+                event: tandem_control::events::Event::TakeoverDone {
+                    epoch: 7,
+                    micros: 31,
+                },
             }],
         },
         Request::Maintenance { on } => Response::Done {
@@ -364,10 +380,22 @@ fn tandemctl_prints_tables_and_json() {
     let (code, out, _) = tandemctl(&path, &["sync"]);
     assert_eq!(code, 0);
     println!("$ tandemctl sync\n{out}");
-    assert!(out.contains("role        publisher  streaming  peer 198.18.1.2:51234"), "{out}");
-    assert!(out.contains("tables      1000 flows  12 calls  0 channels"), "{out}");
-    assert!(out.contains("sequence    last 1012  acked 1010  queued 2"), "{out}");
-    assert!(out.contains("lag         p50 1.45 ms  p99 5.80 ms  max 9.10 ms  (1010 samples)"), "{out}");
+    assert!(
+        out.contains("role        publisher  streaming  peer 198.18.1.2:51234"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tables      1000 flows  12 calls  0 channels"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sequence    last 1012  acked 1010  queued 2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("lag         p50 1.45 ms  p99 5.80 ms  max 9.10 ms  (1010 samples)"),
+        "{out}"
+    );
 
     let (code, out, _) = tandemctl(&path, &["stats"]);
     assert_eq!(code, 0);
@@ -379,7 +407,11 @@ fn tandemctl_prints_tables_and_json() {
     let (code, out, _) = tandemctl(&path, &["--json", "stats"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
-    assert_eq!(v["reasons"].as_array().map(Vec::len), Some(3), "--json keeps zero counts");
+    assert_eq!(
+        v["reasons"].as_array().map(Vec::len),
+        Some(3),
+        "--json keeps zero counts"
+    );
 
     let seen = server.join().expect("server");
     assert_eq!(seen.len(), 10);
@@ -439,13 +471,22 @@ fn root_tandemctl_as_another_user_is_denied() {
 #[test]
 fn tandemctl_key_generates_and_derives_ivr_keys() {
     let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_tandemctl")).args(args).output().expect("run tandemctl");
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_string())
+        let out = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+            .args(args)
+            .output()
+            .expect("run tandemctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
     };
     let (code, a) = run(&["key", "generate"]);
     let (_, b) = run(&["key", "generate"]);
     assert_eq!(code, 0);
-    assert!(a.len() == 32 && a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    assert!(
+        a.len() == 32 && a.chars().all(|c| c.is_ascii_hexdigit()),
+        "{a}"
+    );
     assert_ne!(a, b);
 
     let dir = std::env::temp_dir().join(format!("tandemctl-key-{}", std::process::id()));
@@ -468,7 +509,13 @@ fn tandemctl_key_generates_and_derives_ivr_keys() {
     assert_ne!(k, tandem_tests::lab::tandemd::IVR_KEY_HEX);
     let (_, other) = run(&["key", "ivr", "102", "--config", config.to_str().unwrap()]);
     assert_ne!(k, other);
-    let (code, _) = run(&["key", "ivr", "101", "--config", dir.join("absent.toml").to_str().unwrap()]);
+    let (code, _) = run(&[
+        "key",
+        "ivr",
+        "101",
+        "--config",
+        dir.join("absent.toml").to_str().unwrap(),
+    ]);
     assert_eq!(code, 2);
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -49,7 +49,8 @@ fn request_line(
     (&stream)
         .write_all(line.as_bytes())
         .map_err(|e| timeout_or(socket, timeout, "sending the request", e))?;
-    let answer = read_answer(&stream, end).map_err(|e| timeout_or(socket, timeout, "reading the response", e))?;
+    let answer = read_answer(&stream, end)
+        .map_err(|e| timeout_or(socket, timeout, "reading the response", e))?;
     if answer.is_empty() {
         return Err(AdminError::BadResponse {
             path,
@@ -62,7 +63,10 @@ fn request_line(
             reason: if answer.len() > MAX_ANSWER {
                 format!("the answer is longer than {MAX_ANSWER} bytes")
             } else {
-                format!("the daemon closed the connection after {} bytes, before the end of its answer", answer.len())
+                format!(
+                    "the daemon closed the connection after {} bytes, before the end of its answer",
+                    answer.len()
+                )
             },
         });
     }
@@ -111,8 +115,13 @@ pub fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
     let addr = UnixAddr::new(socket).map_err(io::Error::from)?;
     let end = std::time::Instant::now() + timeout;
     loop {
-        let fd = socket::socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC, None)
-            .map_err(io::Error::from)?;
+        let fd = socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(io::Error::from)?;
         match socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
             Ok(()) => {
                 let stream = UnixStream::from(fd);
@@ -124,7 +133,10 @@ pub fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
                 std::thread::sleep(Duration::from_millis(2));
             }
             Err(nix::errno::Errno::EAGAIN) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("the daemon accepted no connection within {timeout:?}")));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the daemon accepted no connection within {timeout:?}"),
+                ));
             }
             Err(e) => return Err(e.into()),
         }

@@ -30,16 +30,16 @@ pub mod server;
 
 pub use client::{connect, connect_error, request, request_cards};
 pub use protocol::{
-    AdminError, CARDS_REQUEST, ChannelStatus, DampingStatus, DeadManStatus, MAX_ANSWER, MAX_EVENTS, MAX_LINE, PathStatus, PeerStatus, RealStatus,
-    ReasonCount, Request, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, VipStatus,
-    WitnessStatus, format_response, parse_request,
+    AdminError, CARDS_REQUEST, ChannelStatus, DampingStatus, DeadManStatus, MAX_ANSWER, MAX_EVENTS,
+    MAX_LINE, PathStatus, PeerStatus, RealStatus, ReasonCount, Request, Response, ServiceStatus,
+    SpanStatus, StatusReply, SyncReply, VipStatus, WitnessStatus, format_response, parse_request,
 };
 pub use render::{
     render, render_cards, render_reals, render_services, render_stats, render_status, render_sync,
 };
 pub use server::{
-    ANSWER_IDLE, ANSWER_TIMEOUT, Connection, HTTP_TIMEOUT, HttpConnection, HttpRead, MAX_HTTP_REQUEST,
-    MAX_OUTPUT, REQUEST_TIMEOUT, SOCKET_MODE, bind,
+    ANSWER_IDLE, ANSWER_TIMEOUT, Connection, HTTP_TIMEOUT, HttpConnection, HttpRead,
+    MAX_HTTP_REQUEST, MAX_OUTPUT, REQUEST_TIMEOUT, SOCKET_MODE, bind,
 };
 
 #[cfg(test)]

@@ -303,7 +303,10 @@ pub fn render(response: &Response) -> String {
         Response::Sync(s) => render_sync(s),
         Response::Metrics { text } => text.clone(),
         Response::Stats { reasons } => render_stats(reasons),
-        Response::Events { events } => events.iter().map(|e| format!("{:>6} {} {}\n", e.seq, e.at_ns, e.event)).collect(),
+        Response::Events { events } => events
+            .iter()
+            .map(|e| format!("{:>6} {} {}\n", e.seq, e.at_ns, e.event))
+            .collect(),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
     }

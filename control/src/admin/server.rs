@@ -195,7 +195,13 @@ impl Outbox {
     /// [`write_to`](Self::write_to) for a connection whose `deadline`
     /// follows its client's progress, within `answer_by`: `true` when
     /// nothing is left.
-    fn flush(&mut self, stream: impl Write, deadline: &mut Instant, answer_by: Instant, now: Instant) -> io::Result<bool> {
+    fn flush(
+        &mut self,
+        stream: impl Write,
+        deadline: &mut Instant,
+        answer_by: Instant,
+        now: Instant,
+    ) -> io::Result<bool> {
         let (done, wrote) = self.write_to(stream)?;
         *deadline = after_progress(*deadline, wrote, now, answer_by);
         Ok(done)
@@ -204,8 +210,17 @@ impl Outbox {
 
 /// The deadline after a write of `wrote` bytes at `now`, for an answer
 /// due in whole by `cap`: progress moves it to [`ANSWER_IDLE`] later.
-pub(super) fn after_progress(deadline: Instant, wrote: usize, now: Instant, cap: Instant) -> Instant {
-    if wrote == 0 { deadline } else { deadline.max((now + ANSWER_IDLE).min(cap)) }
+pub(super) fn after_progress(
+    deadline: Instant,
+    wrote: usize,
+    now: Instant,
+    cap: Instant,
+) -> Instant {
+    if wrote == 0 {
+        deadline
+    } else {
+        deadline.max((now + ANSWER_IDLE).min(cap))
+    }
 }
 
 /// One admin client on the daemon's side: a non-blocking stream with its
@@ -328,7 +343,10 @@ impl Connection {
         let mut line = format_response(response);
         if line.len() > MAX_OUTPUT {
             line = format_response(&Response::Error {
-                message: format!("the answer is {} bytes, over the {MAX_OUTPUT} a connection may hold", line.len()),
+                message: format!(
+                    "the answer is {} bytes, over the {MAX_OUTPUT} a connection may hold",
+                    line.len()
+                ),
             });
         }
         if self.output.pending() > 0 && self.output.pending() + line.len() > MAX_OUTPUT {
@@ -348,7 +366,8 @@ impl Connection {
     /// it took anything, the deadline moves to [`ANSWER_IDLE`] after `now`
     /// (never past [`ANSWER_TIMEOUT`] after the request).
     pub fn flush_at(&mut self, now: Instant) -> io::Result<bool> {
-        self.output.flush(&self.stream, &mut self.deadline, self.answer_by, now)
+        self.output
+            .flush(&self.stream, &mut self.deadline, self.answer_by, now)
     }
 
     /// Answer bytes queued and not sent yet.
@@ -492,7 +511,8 @@ impl HttpConnection {
     /// it took anything, the deadline moves to [`ANSWER_IDLE`] after `now`
     /// (never past [`ANSWER_TIMEOUT`] after the accept).
     pub fn flush_at(&mut self, now: Instant) -> io::Result<bool> {
-        self.output.flush(&self.stream, &mut self.deadline, self.answer_by, now)
+        self.output
+            .flush(&self.stream, &mut self.deadline, self.answer_by, now)
     }
 
     /// Answer bytes queued and not sent yet.

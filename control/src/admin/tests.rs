@@ -487,10 +487,7 @@ fn connection_drops_answers_a_client_does_not_read() {
     assert!(conn.is_finished(), "still holding answers after {queued}");
     assert!(!conn.wants_write() && !conn.wants_read());
     assert_eq!(conn.queued(), 0, "what was held is freed");
-    assert!(
-        queued > MAX_OUTPUT / size,
-        "gave up after {queued} answers"
-    );
+    assert!(queued > MAX_OUTPUT / size, "gave up after {queued} answers");
     // Nothing more is queued once it gave up.
     conn.queue(&Response::Done {
         message: "late".into(),
@@ -513,7 +510,10 @@ fn connection_answers_an_error_in_place_of_an_answer_over_the_budget() {
     let Response::Error { message } = answer else {
         panic!("{line}");
     };
-    assert!(message.contains(&format!("over the {MAX_OUTPUT}")), "{message}");
+    assert!(
+        message.contains(&format!("over the {MAX_OUTPUT}")),
+        "{message}"
+    );
 }
 
 #[test]
@@ -523,21 +523,29 @@ fn answer_deadline_follows_progress_within_the_answer_timeout() {
     let cap = t0 + ANSWER_TIMEOUT;
     let d = t0 + REQUEST_TIMEOUT;
     // No byte taken: the deadline stays.
-    assert_eq!(after_progress(d, 0, t0 + Duration::from_millis(900), cap), d);
+    assert_eq!(
+        after_progress(d, 0, t0 + Duration::from_millis(900), cap),
+        d
+    );
     // Bytes taken: ANSWER_IDLE after them.
     let at = t0 + Duration::from_millis(900);
     assert_eq!(after_progress(d, 1, at, cap), at + ANSWER_IDLE);
     // Never past the cap, and never earlier than it was.
     let late = cap - Duration::from_millis(100);
     assert_eq!(after_progress(late, 4096, late, cap), cap);
-    assert_eq!(after_progress(cap, 4096, cap + Duration::from_secs(1), cap), cap);
+    assert_eq!(
+        after_progress(cap, 4096, cap + Duration::from_secs(1), cap),
+        cap
+    );
 }
 
 #[test]
 fn connection_never_read_expires_after_its_last_progress() {
     let t0 = std::time::Instant::now();
     let (client, mut conn) = admin_pair(t0);
-    (&client).write_all(b"{\"cmd\":\"metrics\"}\n").expect("write");
+    (&client)
+        .write_all(b"{\"cmd\":\"metrics\"}\n")
+        .expect("write");
     assert_eq!(conn.read_requests_at(t0).expect("read").len(), 1);
     conn.stop_reading();
     conn.queue(&Response::Metrics {
@@ -549,7 +557,11 @@ fn connection_never_read_expires_after_its_last_progress() {
     assert_eq!(conn.deadline(), first + ANSWER_IDLE);
     let second = t0 + Duration::from_millis(600);
     assert!(!conn.flush_at(second).expect("flush"));
-    assert_eq!(conn.deadline(), first + ANSWER_IDLE, "nothing taken: no later");
+    assert_eq!(
+        conn.deadline(),
+        first + ANSWER_IDLE,
+        "nothing taken: no later"
+    );
     assert!(!conn.expired(first + ANSWER_IDLE - Duration::from_millis(1)));
     assert!(conn.expired(first + ANSWER_IDLE));
     drop(client);
@@ -681,8 +693,13 @@ fn http_silent_client_expires_and_eof_before_the_head_is_closed() {
 fn http_answer_deadline_follows_the_clients_progress() {
     let t0 = std::time::Instant::now();
     let (mut client, mut conn) = http_pair(t0);
-    client.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("write");
-    assert_eq!(http_read_until(&mut conn, HttpRead::Complete), HttpRead::Complete);
+    client
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .expect("write");
+    assert_eq!(
+        http_read_until(&mut conn, HttpRead::Complete),
+        HttpRead::Complete
+    );
     let body = "m".repeat(8 * 1024 * 1024);
     conn.queue(crate::metrics::http_response(&body).as_bytes());
     // Past the head's deadline, the socket still takes bytes: not expired.
@@ -691,7 +708,11 @@ fn http_answer_deadline_follows_the_clients_progress() {
     assert_eq!(conn.deadline(), first + ANSWER_IDLE);
     assert!(!conn.expired(t0 + HTTP_TIMEOUT));
     // The client reads nothing more: expired ANSWER_IDLE after the last progress.
-    assert!(!conn.flush_at(first + Duration::from_millis(500)).expect("flush"));
+    assert!(
+        !conn
+            .flush_at(first + Duration::from_millis(500))
+            .expect("flush")
+    );
     assert!(conn.expired(first + ANSWER_IDLE));
     assert!(conn.queued() > 0);
 }

@@ -86,12 +86,17 @@ enum KeyCommand {
 /// provisioning tool, never a log).
 fn key_command(k: KeyCommand) -> ExitCode {
     let key = match k {
-        KeyCommand::Generate => tandem_control::keys::generate().map_err(|e| format!("getrandom: {e}")),
+        KeyCommand::Generate => {
+            tandem_control::keys::generate().map_err(|e| format!("getrandom: {e}"))
+        }
         KeyCommand::Ivr { node_id, config } => tandem_control::config::Config::load(&config)
             .map_err(|e| e.to_string())
             .and_then(|c| {
                 let master = c.heartbeat.ivr_key.ok_or_else(|| {
-                    format!("{}: heartbeat.ivr_key: not set (no IVR keys to derive)", config.display())
+                    format!(
+                        "{}: heartbeat.ivr_key: not set (no IVR keys to derive)",
+                        config.display()
+                    )
                 })?;
                 Ok(tandem_control::keys::ivr_key_bytes(&master, node_id))
             }),

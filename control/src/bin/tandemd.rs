@@ -13,7 +13,10 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "tandemd", about = "tandem director daemon: XDP dispatch, heartbeats, failover")]
+#[command(
+    name = "tandemd",
+    about = "tandem director daemon: XDP dispatch, heartbeats, failover"
+)]
 struct Cli {
     /// The configuration file.
     #[arg(long, short, default_value = "/etc/tandem/tandem.toml")]
@@ -28,10 +31,17 @@ struct Cli {
 
 fn init_logging(level: &str) -> Result<(), String> {
     let filter = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.is_empty() => EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG={spec}: {e}"))?,
+        Ok(spec) if !spec.is_empty() => {
+            EnvFilter::try_new(&spec).map_err(|e| format!("RUST_LOG={spec}: {e}"))?
+        }
         _ => EnvFilter::new(level),
     };
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter).with_ansi(false).try_init().map_err(|e| e.to_string())
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .try_init()
+        .map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

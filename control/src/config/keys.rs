@@ -58,7 +58,10 @@ impl Deref for KeyConfig {
 impl KeyConfig {
     /// A key written in the file (tests, and configurations built in code).
     pub fn inline(bytes: [u8; 16]) -> KeyConfig {
-        KeyConfig { secret: Secret::new(bytes), source: KeySource::Inline }
+        KeyConfig {
+            secret: Secret::new(bytes),
+            source: KeySource::Inline,
+        }
     }
 
     /// The `key` and `key_file` fields that write this key out: the file's
@@ -68,7 +71,10 @@ impl KeyConfig {
         match &self.source {
             KeySource::Inline if show => (Some(Key::Bytes(*self.secret)), None),
             KeySource::Inline => (Some(Key::Hidden), None),
-            KeySource::File(p) => (None, Some(super::value::AbsPath(p.to_string_lossy().into_owned()))),
+            KeySource::File(p) => (
+                None,
+                Some(super::value::AbsPath(p.to_string_lossy().into_owned())),
+            ),
             KeySource::Derived => (None, None),
         }
     }
@@ -98,7 +104,10 @@ fn one(
     }
     let path = Path::new(&file.as_ref()?.0);
     match read_key_file(path) {
-        Ok(bytes) => Some(KeyConfig { secret: Secret::new(bytes), source: KeySource::File(path.to_owned()) }),
+        Ok(bytes) => Some(KeyConfig {
+            secret: Secret::new(bytes),
+            source: KeySource::File(path.to_owned()),
+        }),
         Err(problem) => {
             problems.push(ConfigError::Invalid {
                 field: format!("{field}_file"),
@@ -126,10 +135,16 @@ pub fn read_key_file(path: &Path) -> Result<[u8; 16], String> {
         ));
     }
     if meta.len() > MAX_KEY_FILE {
-        return Err(format!("holds {} bytes: a key file holds one key", meta.len()));
+        return Err(format!(
+            "holds {} bytes: a key file holds one key",
+            meta.len()
+        ));
     }
     let text = fs::read_to_string(path).map_err(|e| format!("cannot be read: {e}"))?;
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
     let (Some(line), None) = (lines.next(), lines.next()) else {
         return Err("does not hold exactly one key line (32 hexadecimal digits)".into());
     };
@@ -148,14 +163,21 @@ pub(super) fn load(file: &File) -> Result<Loaded, Vec<ConfigError>> {
     let mut problems = Vec::new();
     let hb = &file.heartbeat;
     let heartbeat = one("heartbeat.key", &hb.key, &hb.key_file, &mut problems);
-    let ivr = one("heartbeat.ivr_key", &hb.ivr_key, &hb.ivr_key_file, &mut problems);
+    let ivr = one(
+        "heartbeat.ivr_key",
+        &hb.ivr_key,
+        &hb.ivr_key_file,
+        &mut problems,
+    );
     let sync = file
         .sync
         .as_ref()
         .and_then(|s| one("sync.key", &s.key, &s.key_file, &mut problems));
     let Some(heartbeat) = heartbeat else {
         if problems.is_empty() {
-            problems.push(ConfigError::Missing { field: "heartbeat.key".into() });
+            problems.push(ConfigError::Missing {
+                field: "heartbeat.key".into(),
+            });
         }
         return Err(problems);
     };
@@ -182,5 +204,9 @@ pub(super) fn load(file: &File) -> Result<Loaded, Vec<ConfigError>> {
         secret: Secret::new(derived_sync_key(&heartbeat)),
         source: KeySource::Derived,
     });
-    Ok(Loaded { heartbeat, ivr, sync })
+    Ok(Loaded {
+        heartbeat,
+        ivr,
+        sync,
+    })
 }

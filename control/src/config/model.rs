@@ -23,10 +23,9 @@ use super::{
     DEFAULT_CARD_FAULT_HOLDDOWN_MS, DEFAULT_CARD_ROOT, DEFAULT_GARP_COUNT,
     DEFAULT_GARP_INTERVAL_MS, DEFAULT_HEARTBEAT_PORT, DEFAULT_HOLD_DOWN_MAX_MS,
     DEFAULT_HOLD_DOWN_MS, DEFAULT_INTERVAL_MS, DEFAULT_MULTIPLIER, DEFAULT_PREEMPT_DELAY_MS,
-    MIN_DEFAULT_DEAD_MAN_MS,
     DEFAULT_PRIORITY, DEFAULT_SYNC_PORT, DEFAULT_TAKEOVER_DEADLINE_MS, DataplaneConfig,
-    HeartbeatConfig, HeartbeatPath, NodeConfig, RealEntry, ServiceEntry, SyncConfig, VipConfig,
-    WitnessConfig, value::*,
+    HeartbeatConfig, HeartbeatPath, MIN_DEFAULT_DEAD_MAN_MS, NodeConfig, RealEntry, ServiceEntry,
+    SyncConfig, VipConfig, WitnessConfig, value::*,
 };
 
 /// A port number, 1 to 65535.
@@ -531,7 +530,10 @@ impl SyncTable {
         &self,
         paths: &[HeartbeatPath],
     ) -> (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) {
-        let local = self.local.as_ref().map_or_else(|| sync_locals(paths), addrs);
+        let local = self
+            .local
+            .as_ref()
+            .map_or_else(|| sync_locals(paths), addrs);
         let peer = self.peer.as_ref().map_or_else(|| sync_peers(paths), addrs);
         (local, peer)
     }
@@ -621,7 +623,10 @@ impl File {
     pub(super) fn written(c: &Config, show_keys: bool) -> File {
         let hb = &c.heartbeat;
         let (key, key_file) = hb.key.fields(show_keys);
-        let (ivr_key, ivr_key_file) = hb.ivr_key.as_ref().map_or((None, None), |k| k.fields(show_keys));
+        let (ivr_key, ivr_key_file) = hb
+            .ivr_key
+            .as_ref()
+            .map_or((None, None), |k| k.fields(show_keys));
         let name = |s: &String| IfName(s.clone());
         File {
             node: NodeTable {

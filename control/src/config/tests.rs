@@ -396,7 +396,10 @@ fn cards_values_defaults_and_round_trip() {
 #[test]
 fn damping_dead_man_and_echo_defaults_and_pair_config() {
     let c = Config::parse(GOOD).expect("good config");
-    assert_eq!(c.node.hold_down, Duration::from_millis(DEFAULT_HOLD_DOWN_MS));
+    assert_eq!(
+        c.node.hold_down,
+        Duration::from_millis(DEFAULT_HOLD_DOWN_MS)
+    );
     assert_eq!(c.node.hold_down_max, Duration::from_millis(60_000));
     assert_eq!(c.node.preempt_delay, Duration::from_millis(3_000));
     assert_eq!(c.node.switchover_hold, None, "0: until released");
@@ -407,7 +410,10 @@ fn damping_dead_man_and_echo_defaults_and_pair_config() {
     );
     assert!(c.heartbeat.echo);
     let p = c.pair_config(true);
-    assert_eq!((p.node_id, p.priority, p.preempt, p.paths), (1, 150, true, 2));
+    assert_eq!(
+        (p.node_id, p.priority, p.preempt, p.paths),
+        (1, 150, true, 2)
+    );
     assert_eq!(p.init_hold, c.heartbeat.deadline() * 2);
     assert_eq!(p.hold_down, c.node.hold_down);
     assert!(p.witness && p.sync && p.echo);
@@ -415,7 +421,11 @@ fn damping_dead_man_and_echo_defaults_and_pair_config() {
 
     let slow = with("interval_ms = 1", "interval_ms = 10");
     let c = Config::parse(&slow).expect("10 ms");
-    assert_eq!(c.heartbeat.dead_man, Some(Duration::from_millis(40)), "4 × 10 ms");
+    assert_eq!(
+        c.heartbeat.dead_man,
+        Some(Duration::from_millis(40)),
+        "4 × 10 ms"
+    );
 
     let set = with(
         "peer_id = 2",
@@ -436,14 +446,22 @@ fn damping_dead_man_and_echo_defaults_and_pair_config() {
     assert_eq!(c, again, "dead_man off and echo off survive a round trip");
 
     let sync_off = format!("{GOOD}\n[sync]\nenabled = false\n");
-    assert!(!Config::parse(&sync_off).expect("sync off").pair_config(false).sync);
+    assert!(
+        !Config::parse(&sync_off)
+            .expect("sync off")
+            .pair_config(false)
+            .sync
+    );
 }
 
 #[test]
 fn bad_damping_and_dead_man_fields_are_named() {
     let cases: Vec<(String, &str)> = vec![
         (
-            with("peer_id = 2", "peer_id = 2\nhold_down_ms = 5000\nhold_down_max_ms = 1000"),
+            with(
+                "peer_id = 2",
+                "peer_id = 2\nhold_down_ms = 5000\nhold_down_max_ms = 1000",
+            ),
             "node.hold_down_max_ms: 1000 is below node.hold_down_ms (5000)",
         ),
         (
@@ -470,7 +488,10 @@ fn bad_damping_and_dead_man_fields_are_named() {
     assert_cases(&cases);
     let at_two = with("multiplier = 3", "multiplier = 3\ndead_man_ms = 2");
     assert_eq!(
-        Config::parse(&at_two).expect("2 × interval is allowed").heartbeat.dead_man,
+        Config::parse(&at_two)
+            .expect("2 × interval is allowed")
+            .heartbeat
+            .dead_man,
         Some(Duration::from_millis(2))
     );
 }
@@ -828,7 +849,10 @@ fn dangerous_wiring_is_refused_with_the_field_named() {
             r#"vip[0].interface: "svc0" is not in dataplane.interfaces: the VIP's ARP answers and dispatch need the XDP program there"#,
         ),
         (
-            with("000102030405060708090a0b0c0d0e0f", "00000000000000000000000000000000"),
+            with(
+                "000102030405060708090a0b0c0d0e0f",
+                "00000000000000000000000000000000",
+            ),
             "heartbeat.key: (a key of 32 characters, not shown) is all zeros: not a secret",
         ),
         (
@@ -885,7 +909,11 @@ fn key_files_are_read_and_checked() {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
         p
     };
-    let good = write("hb.key", "# director heartbeats\n0f0e0d0c0b0a09080706050403020100\n", 0o600);
+    let good = write(
+        "hb.key",
+        "# director heartbeats\n0f0e0d0c0b0a09080706050403020100\n",
+        0o600,
+    );
     let text_for = |p: &std::path::Path| {
         with(
             "key = \"000102030405060708090a0b0c0d0e0f\"",
@@ -895,7 +923,10 @@ fn key_files_are_read_and_checked() {
     let c = Config::parse(&text_for(&good)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.heartbeat.key[0], 0x0f);
     assert_eq!(c.heartbeat.key.source, KeySource::File(good.clone()));
-    assert!(c.to_toml().contains(&format!("key_file = \"{}\"", good.display())));
+    assert!(
+        c.to_toml()
+            .contains(&format!("key_file = \"{}\"", good.display()))
+    );
     assert_eq!(Config::parse(&c.to_toml()).expect("names the file"), c);
     // The sync key is derived, and not the heartbeat key.
     let sync = c.sync.as_ref().expect("sync on");
@@ -905,12 +936,16 @@ fn key_files_are_read_and_checked() {
     let open = write("open.key", "0f0e0d0c0b0a09080706050403020100\n", 0o644);
     let e = error_of(&text_for(&open));
     assert!(
-        e.starts_with("heartbeat.key_file: ") && e.contains("may be read or written by others than its owner (mode 0644"),
+        e.starts_with("heartbeat.key_file: ")
+            && e.contains("may be read or written by others than its owner (mode 0644"),
         "{e}"
     );
     let garbage = write("bad.key", "0f0e0d0c0b0a0908070605040302010\n", 0o600);
     let e = error_of(&text_for(&garbage));
-    assert!(e.contains("does not hold a 16-byte key") && !e.contains("0f0e0d0c"), "{e}");
+    assert!(
+        e.contains("does not hold a 16-byte key") && !e.contains("0f0e0d0c"),
+        "{e}"
+    );
     let zero = write("zero.key", "00000000000000000000000000000000\n", 0o400);
     assert!(error_of(&text_for(&zero)).contains("all-zero key"));
     let e = error_of(&text_for(&dir.join("absent.key")));

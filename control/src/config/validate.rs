@@ -34,7 +34,10 @@ pub(super) fn validate(file: &File) -> Vec<ConfigError> {
         p.add(
             "node.hold_down_max_ms",
             node.hold_down_max_ms.0.as_millis(),
-            format!("is below node.hold_down_ms ({})", node.hold_down_ms.0.as_millis()),
+            format!(
+                "is below node.hold_down_ms ({})",
+                node.hold_down_ms.0.as_millis()
+            ),
         );
     }
     heartbeat(file, &mut p);
@@ -285,18 +288,28 @@ fn keys(file: &File, p: &mut Problems) {
     let hb = &file.heartbeat;
     let mut pairs = vec![
         ("heartbeat.key", hb.key.is_some(), hb.key_file.is_some()),
-        ("heartbeat.ivr_key", hb.ivr_key.is_some(), hb.ivr_key_file.is_some()),
+        (
+            "heartbeat.ivr_key",
+            hb.ivr_key.is_some(),
+            hb.ivr_key_file.is_some(),
+        ),
     ];
     if let Some(s) = &file.sync {
         pairs.push(("sync.key", s.key.is_some(), s.key_file.is_some()));
     }
     for (field, inline, in_file) in pairs {
         if inline && in_file {
-            p.add(format!("{field}_file"), "(set)", format!("is given with {field}: give one of the two"));
+            p.add(
+                format!("{field}_file"),
+                "(set)",
+                format!("is given with {field}: give one of the two"),
+            );
         }
     }
     if hb.key.is_none() && hb.key_file.is_none() {
-        p.0.push(ConfigError::Missing { field: "heartbeat.key".into() });
+        p.0.push(ConfigError::Missing {
+            field: "heartbeat.key".into(),
+        });
     }
     if hb.ivr_key.is_none() && hb.ivr_key_file.is_none() {
         for (i, s) in file.service.0.iter().enumerate() {
@@ -333,9 +346,21 @@ fn wiring(file: &File, p: &mut Problems) {
         let field = |name: &str| format!("heartbeat.paths[{i}].{name}");
         for (j, other) in paths[..i].iter().enumerate() {
             let shared = [
-                ("interface", path.interface.0 == other.interface.0, quoted(&path.interface.0)),
-                ("local", path.local.0 == other.local.0, quoted(&path.local.0.to_string())),
-                ("peer", path.peer.0 == other.peer.0, quoted(&path.peer.0.to_string())),
+                (
+                    "interface",
+                    path.interface.0 == other.interface.0,
+                    quoted(&path.interface.0),
+                ),
+                (
+                    "local",
+                    path.local.0 == other.local.0,
+                    quoted(&path.local.0.to_string()),
+                ),
+                (
+                    "peer",
+                    path.peer.0 == other.peer.0,
+                    quoted(&path.peer.0.to_string()),
+                ),
             ];
             for (name, same, value) in shared {
                 if same {
@@ -350,15 +375,31 @@ fn wiring(file: &File, p: &mut Problems) {
     }
     if let Some(w) = &file.witness {
         let a = w.address.0;
-        let mine = |what: &str| format!("is {what}: the witness must be a third host on the service network");
+        let mine = |what: &str| {
+            format!("is {what}: the witness must be a third host on the service network")
+        };
         if let Some(i) = file.vip.0.iter().position(|v| v.address.0 == a) {
             p.add("witness.address", a, mine(&format!("vip[{i}]'s address")));
         }
         if let Some(path) = paths.iter().find(|path| path.peer.0 == a) {
-            p.add("witness.address", a, mine(&format!("the peer's address on path {}", quoted(&path.name.0))));
+            p.add(
+                "witness.address",
+                a,
+                mine(&format!(
+                    "the peer's address on path {}",
+                    quoted(&path.name.0)
+                )),
+            );
         }
         if let Some(path) = paths.iter().find(|path| path.local.0 == a) {
-            p.add("witness.address", a, mine(&format!("this node's address on path {}", quoted(&path.name.0))));
+            p.add(
+                "witness.address",
+                a,
+                mine(&format!(
+                    "this node's address on path {}",
+                    quoted(&path.name.0)
+                )),
+            );
         }
     }
     for (i, v) in file.vip.0.iter().enumerate() {

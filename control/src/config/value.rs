@@ -316,7 +316,9 @@ impl<'de> Deserialize<'de> for Key {
         let shown = format!("(a key of {} characters, not shown)", text.chars().count());
         let refuse = |problem: &str| D::Error::custom(format_args!("{shown}{SEP}{problem}"));
         match parse_key(text) {
-            None => Err(refuse("is not a 16-byte key written as 32 hexadecimal digits")),
+            None => Err(refuse(
+                "is not a 16-byte key written as 32 hexadecimal digits",
+            )),
             Some(k) if k == [0; 16] => Err(refuse("is all zeros: not a secret")),
             Some(k) => Ok(Key::Bytes(k)),
         }

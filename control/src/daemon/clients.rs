@@ -31,7 +31,10 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use super::{Daemon, token::{Ring, Token}};
+use super::{
+    Daemon,
+    token::{Ring, Token},
+};
 use crate::{
     admin::{self, Connection, HttpConnection, HttpRead},
     config::AdminConfig,
@@ -106,7 +109,10 @@ struct Table<C> {
 
 impl<C: Client> Table<C> {
     fn new(token: fn(usize) -> Token) -> Table<C> {
-        Table { slots: Vec::new(), token }
+        Table {
+            slots: Vec::new(),
+            token,
+        }
     }
 
     fn len(&self) -> usize {
@@ -128,7 +134,9 @@ impl<C: Client> Table<C> {
             self.slots.push(None);
             return Ok(self.slots.len() - 1);
         }
-        let oldest = (0..self.slots.len()).min_by_key(|&i| self.slots[i].as_ref().map(|c| c.deadline())).unwrap_or(0);
+        let oldest = (0..self.slots.len())
+            .min_by_key(|&i| self.slots[i].as_ref().map(|c| c.deadline()))
+            .unwrap_or(0);
         self.close(ring, oldest)?;
         Ok(oldest)
     }
@@ -174,7 +182,10 @@ impl<C: Client> Table<C> {
     fn expire(&mut self, ring: &mut Ring, now: Instant) -> Result<usize> {
         let mut n = 0;
         for slot in 0..self.slots.len() {
-            if self.slots[slot].as_ref().is_some_and(|c| now >= c.deadline()) {
+            if self.slots[slot]
+                .as_ref()
+                .is_some_and(|c| now >= c.deadline())
+            {
                 self.close(ring, slot)?;
                 n += 1;
             }
@@ -218,7 +229,8 @@ impl Clients {
     pub fn bind(cfg: &AdminConfig) -> Result<Clients> {
         let metrics = match cfg.metrics_listen {
             Some(a) => {
-                let l = std::net::TcpListener::bind(a).with_context(|| format!("admin.metrics_listen: listening on {a}"))?;
+                let l = std::net::TcpListener::bind(a)
+                    .with_context(|| format!("admin.metrics_listen: listening on {a}"))?;
                 l.set_nonblocking(true)?;
                 Some(l)
             }
@@ -227,7 +239,10 @@ impl Clients {
         let admin = match admin::bind(&cfg.socket) {
             Ok(l) => Some(l),
             Err(e) => {
-                tracing::error!("admin socket {}: {e}; running without it", cfg.socket.display());
+                tracing::error!(
+                    "admin socket {}: {e}; running without it",
+                    cfg.socket.display()
+                );
                 None
             }
         };
@@ -258,7 +273,10 @@ impl Clients {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.admin_conns.next_deadline(), self.metrics_conns.next_deadline()) {
+        match (
+            self.admin_conns.next_deadline(),
+            self.metrics_conns.next_deadline(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -325,7 +343,8 @@ impl Daemon {
             Token::MetricsConn(slot) => self.serve_metrics(slot, now)?,
             Token::ClientDeadline => {
                 self.client_timer_at = None;
-                let n = self.clients.admin_conns.expire(&mut self.ring, now)? + self.clients.metrics_conns.expire(&mut self.ring, now)?;
+                let n = self.clients.admin_conns.expire(&mut self.ring, now)?
+                    + self.clients.metrics_conns.expire(&mut self.ring, now)?;
                 self.clients.stats.expired += n as u64;
             }
             _ => {}
@@ -336,7 +355,13 @@ impl Daemon {
     /// Reads what an admin client sent, answers each complete request,
     /// and sends what the socket takes.
     fn serve_admin(&mut self, slot: usize, now: Instant) -> Result<()> {
-        let Some(mut conn) = self.clients.admin_conns.slots.get_mut(slot).and_then(Option::take) else {
+        let Some(mut conn) = self
+            .clients
+            .admin_conns
+            .slots
+            .get_mut(slot)
+            .and_then(Option::take)
+        else {
             return Ok(());
         };
         let ok = match conn.read_requests_at(now) {
@@ -348,7 +373,9 @@ impl Daemon {
                     let resp = if held > MAX_HELD {
                         self.clients.stats.refused += 1;
                         admin::Response::Error {
-                            message: format!("busy: {held} bytes of answers wait unread by other clients; try again"),
+                            message: format!(
+                                "busy: {held} bytes of answers wait unread by other clients; try again"
+                            ),
                         }
                     } else {
                         self.answer(req)
@@ -362,13 +389,23 @@ impl Daemon {
         };
         let table = &mut self.clients.admin_conns;
         table.slots[slot] = Some(conn);
-        if ok { table.repoll(&mut self.ring, slot) } else { table.close(&mut self.ring, slot) }
+        if ok {
+            table.repoll(&mut self.ring, slot)
+        } else {
+            table.close(&mut self.ring, slot)
+        }
     }
 
     /// Reads a scrape's request head; once complete, queues the metrics
     /// and sends what the socket takes.
     fn serve_metrics(&mut self, slot: usize, now: Instant) -> Result<()> {
-        let Some(mut conn) = self.clients.metrics_conns.slots.get_mut(slot).and_then(Option::take) else {
+        let Some(mut conn) = self
+            .clients
+            .metrics_conns
+            .slots
+            .get_mut(slot)
+            .and_then(Option::take)
+        else {
             return Ok(());
         };
         let ok = match conn.read_request() {
@@ -390,14 +427,19 @@ impl Daemon {
         };
         let table = &mut self.clients.metrics_conns;
         table.slots[slot] = Some(conn);
-        if ok { table.repoll(&mut self.ring, slot) } else { table.close(&mut self.ring, slot) }
+        if ok {
+            table.repoll(&mut self.ring, slot)
+        } else {
+            table.close(&mut self.ring, slot)
+        }
     }
 
     /// After every turn: the client deadline timer follows the earliest
     /// deadline.
     pub(super) fn clients_turn(&mut self) -> Result<()> {
         let at = self.clients.next_deadline();
-        self.ring.rearm_if_moved(Token::ClientDeadline, at, &mut self.client_timer_at)?;
+        self.ring
+            .rearm_if_moved(Token::ClientDeadline, at, &mut self.client_timer_at)?;
         Ok(())
     }
 }

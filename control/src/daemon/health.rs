@@ -14,10 +14,7 @@ use std::{
 };
 
 use anyhow::Result;
-use tandem_dataplane::{
-    HeartbeatRecord, ServiceFlag,
-    common::heartbeat::Kind,
-};
+use tandem_dataplane::{HeartbeatRecord, ServiceFlag, common::heartbeat::Kind};
 
 use super::{Daemon, Event, token::Token};
 use crate::pair::{Event as PairEvent, local_fault};
@@ -45,7 +42,12 @@ impl Daemon {
         if r.kind == Kind::Ivr {
             *last = r.last_seen_ns;
             let mut changes = Vec::new();
-            self.pool.heard(r.node_id, crate::clock::instant_of(r.last_seen_ns), r.load, &mut changes);
+            self.pool.heard(
+                r.node_id,
+                crate::clock::instant_of(r.last_seen_ns),
+                r.load,
+                &mut changes,
+            );
             self.apply_pool(changes);
             return;
         }
@@ -55,12 +57,20 @@ impl Daemon {
         let Some(path) = self.paths.get(&r.path_ifindex).copied() else {
             return;
         };
-        self.seen.insert((r.node_id, r.path_ifindex), r.last_seen_ns);
+        self.seen
+            .insert((r.node_id, r.path_ifindex), r.last_seen_ns);
         let Some(state) = r.state else {
             return;
         };
-        let ev = PairEvent::Heartbeat { path, from: r.node_id, state, epoch: r.epoch, priority: r.priority };
-        self.pair.handle(ev, crate::clock::instant_of(r.last_seen_ns));
+        let ev = PairEvent::Heartbeat {
+            path,
+            from: r.node_id,
+            state,
+            epoch: r.epoch,
+            priority: r.priority,
+        };
+        self.pair
+            .handle(ev, crate::clock::instant_of(r.last_seen_ns));
     }
 
     /// Tells the state machine whether this node has a local fault (a
@@ -71,7 +81,10 @@ impl Daemon {
         // otherwise only re-reads them at its deadlines).
         self.refresh();
         let now = Instant::now();
-        match (local_fault(self.link_fault, self.card_fault.is_faulty()), self.pair.local_fault()) {
+        match (
+            local_fault(self.link_fault, self.card_fault.is_faulty()),
+            self.pair.local_fault(),
+        ) {
             (Some(k), None) => self.pair.handle(PairEvent::LocalFault(k), now),
             (None, Some(_)) => self.pair.handle(PairEvent::LocalFaultCleared, now),
             _ => {}
@@ -88,7 +101,8 @@ impl Daemon {
         if !self.ivr_slots.is_empty() {
             let scan = Instant::now() + self.cfg.heartbeat.deadline();
             let at = self.pool.poll_timeout().map_or(scan, |t| t.min(scan));
-            self.ring.arm_timeout(Token::PoolScan, at.max(Instant::now()))?;
+            self.ring
+                .arm_timeout(Token::PoolScan, at.max(Instant::now()))?;
         }
         Ok(())
     }
@@ -106,7 +120,11 @@ impl Daemon {
                         }
                     }
                 }
-                crate::pool::Change::Load { node_id, active, capacity } => {
+                crate::pool::Change::Load {
+                    node_id,
+                    active,
+                    capacity,
+                } => {
                     for (si, ri) in self.ivr_slots.get(&node_id).cloned().unwrap_or_default() {
                         let s = &self.services[si];
                         if !s.has_flag(ServiceFlag::ReportedLoad) {
@@ -117,8 +135,14 @@ impl Daemon {
                         {
                             let id = img.service.id;
                             let name = s.name();
-                            if let Err(e) = self.dp.set_real_load(id, slot, tandem_dataplane::common::RealLoad { active, capacity }) {
-                                tracing::error!("service {name}: real server slot {slot}: writing its reported load: {e}");
+                            if let Err(e) = self.dp.set_real_load(
+                                id,
+                                slot,
+                                tandem_dataplane::common::RealLoad { active, capacity },
+                            ) {
+                                tracing::error!(
+                                    "service {name}: real server slot {slot}: writing its reported load: {e}"
+                                );
                             }
                         }
                     }
@@ -132,7 +156,8 @@ impl Daemon {
 
     /// Writes these services, with health applied, to the dataplane.
     pub(super) fn push_services(&mut self, touched: Vec<usize>) {
-        let eff = crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+        let eff =
+            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
         self.translator.invalidate();
         for si in touched {
             if let Err(e) = self.dp.set_service(&eff[si]) {
@@ -150,14 +175,25 @@ impl Daemon {
         let now = Instant::now();
         let changes = self.probes.expire(now);
         self.apply_sip(changes);
-        let port = self.probe_sock.as_ref().and_then(|s| s.local_addr().ok()).map_or(0, |a| a.port());
+        let port = self
+            .probe_sock
+            .as_ref()
+            .and_then(|s| s.local_addr().ok())
+            .map_or(0, |a| a.port());
         for r in self.probes.due(now) {
             let t = self.probes.targets()[r.target].clone();
-            let msg = crate::sipprobe::options_request(&t, self.probe_src, port, r.seq, self.cfg.node.id);
+            let msg =
+                crate::sipprobe::options_request(&t, self.probe_src, port, r.seq, self.cfg.node.id);
             let sent = if t.dr {
                 match self.vips.first() {
                     Some(v) => {
-                        let mut f = tandem_dataplane::packet::FrameSpec::udp(IpAddr::V4(self.probe_src), port, IpAddr::V4(t.vip), t.vport, msg.as_bytes());
+                        let mut f = tandem_dataplane::packet::FrameSpec::udp(
+                            IpAddr::V4(self.probe_src),
+                            port,
+                            IpAddr::V4(t.vip),
+                            t.vport,
+                            msg.as_bytes(),
+                        );
                         f.dst_mac = t.mac;
                         f.src_mac = v.mac;
                         v.garp.send_frame(&f.build()).map_err(|e| e.to_string())
@@ -165,9 +201,15 @@ impl Daemon {
                     None => Err("no VIP interface".into()),
                 }
             } else {
-                let dst = SocketAddr::new(IpAddr::V4(t.addr), if t.port == 0 { t.vport } else { t.port });
+                let dst = SocketAddr::new(
+                    IpAddr::V4(t.addr),
+                    if t.port == 0 { t.vport } else { t.port },
+                );
                 match &self.probe_sock {
-                    Some(s) => s.send_to(msg.as_bytes(), dst).map(|_| ()).map_err(|e| e.to_string()),
+                    Some(s) => s
+                        .send_to(msg.as_bytes(), dst)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
                     None => Err("no probe socket".into()),
                 }
             };
@@ -178,7 +220,8 @@ impl Daemon {
             }
         }
         let at = self.probes.poll_timeout();
-        self.ring.rearm_if_moved(Token::SipTimer, at, &mut self.probe_timer_at)?;
+        self.ring
+            .rearm_if_moved(Token::SipTimer, at, &mut self.probe_timer_at)?;
         Ok(())
     }
 
@@ -190,7 +233,9 @@ impl Daemon {
             for _ in 0..1024 {
                 match sock.recv_from(&mut buf) {
                     Ok((n, _)) => {
-                        if let Some((seq, status)) = crate::sipprobe::parse_response(&buf[..n], self.cfg.node.id) {
+                        if let Some((seq, status)) =
+                            crate::sipprobe::parse_response(&buf[..n], self.cfg.node.id)
+                        {
                             changes.extend(self.probes.reply(seq, status));
                         }
                     }
@@ -210,7 +255,10 @@ impl Daemon {
             } else {
                 self.sip_down.insert((c.service, c.real));
             }
-            self.mark(Event::SipOptions { real, answered: c.up });
+            self.mark(Event::SipOptions {
+                real,
+                answered: c.up,
+            });
             if !touched.contains(&c.service) {
                 touched.push(c.service);
             }

@@ -7,8 +7,9 @@
 //!   the XDP program stops answering ARP for the VIPs and drops traffic to
 //!   them, and latches "tripped". The loop reads the latch *before* it
 //!   stamps: a trip (the kernel's latch) is told to the pair machine
-//!   ([`PairEvent::Fenced`]) — an active node steps down, its peer has
-//!   taken over — and only then is the switch stamped (re-armed).
+//!   ([`PairEvent::Fenced`]) after the peer's heartbeats of the stall —
+//!   an active node steps down if its peer took over, and resumes if the
+//!   peer did not act — and only then is the switch stamped (re-armed).
 //! - **This loop's own lateness**: the gap between two turns, counted and
 //!   reported in status.
 //! - **Bad-MAC heartbeats from the peer's address**: the kernel records,
@@ -87,9 +88,15 @@ impl Daemon {
             self.live.worst_gap = self.live.worst_gap.max(gap);
             // Only lateness that approaches the dead-man budget is worth a
             // line of the log; the rest is counted.
-            let worth = self.cfg.heartbeat.dead_man.map_or(self.cfg.heartbeat.deadline(), |b| b / 2);
+            let worth = self
+                .cfg
+                .heartbeat
+                .dead_man
+                .map_or(self.cfg.heartbeat.deadline(), |b| b / 2);
             if gap > worth {
-                self.mark(Event::LoopLate { micros: gap.as_micros() as u64 });
+                self.mark(Event::LoopLate {
+                    micros: gap.as_micros() as u64,
+                });
             }
         }
         let Some(budget) = self.cfg.heartbeat.dead_man else {
@@ -108,7 +115,13 @@ impl Daemon {
         // is lateness (counted above), not a trip.
         if latched {
             self.live.trips += 1;
-            self.mark(Event::Fenced { stale_us: stale.as_micros() as u64, state: self.pair.state().name().into() });
+            // What the peer said during the stall decides: its heartbeats
+            // are in the kernel's records, not yet in the pair machine.
+            self.refresh();
+            self.mark(Event::Fenced {
+                stale_us: stale.as_micros() as u64,
+                state: self.pair.state().name().into(),
+            });
             self.pair.handle(PairEvent::Fenced, now);
             self.apply_actions()?;
         }
@@ -139,12 +152,27 @@ impl Daemon {
             let fed = self.live.bad_mac_fed.entry(path).or_insert(0);
             if count > *fed {
                 *fed = count;
-                self.pair.handle(PairEvent::PeerBadMac { path }, crate::clock::instant_of(last_ns).min(now));
+                self.pair.handle(
+                    PairEvent::PeerBadMac { path },
+                    crate::clock::instant_of(last_ns).min(now),
+                );
             }
         }
-        let raised: Vec<u8> = fresh.difference(&self.live.bad_mac_alarm).copied().collect();
-        let cleared: Vec<u8> = self.live.bad_mac_alarm.difference(&fresh).copied().collect();
-        for (path, on) in raised.into_iter().map(|p| (p, true)).chain(cleared.into_iter().map(|p| (p, false))) {
+        let raised: Vec<u8> = fresh
+            .difference(&self.live.bad_mac_alarm)
+            .copied()
+            .collect();
+        let cleared: Vec<u8> = self
+            .live
+            .bad_mac_alarm
+            .difference(&fresh)
+            .copied()
+            .collect();
+        for (path, on) in raised
+            .into_iter()
+            .map(|p| (p, true))
+            .chain(cleared.into_iter().map(|p| (p, false)))
+        {
             if on {
                 self.live.bad_mac_alarm.insert(path);
             } else {
@@ -152,12 +180,20 @@ impl Daemon {
             }
             let bad_macs = self.live.bad_mac_fed.get(&path).copied().unwrap_or(0);
             let name = self.path_name(path);
-            self.mark(Event::PeerMisconfigured { path: name, on, bad_macs });
+            self.mark(Event::PeerMisconfigured {
+                path: name,
+                on,
+                bad_macs,
+            });
         }
     }
 
     pub(super) fn path_name(&self, path: u8) -> String {
-        self.cfg.heartbeat.paths.get(usize::from(path)).map_or_else(|| format!("#{path}"), |p| p.name.clone())
+        self.cfg
+            .heartbeat
+            .paths
+            .get(usize::from(path))
+            .map_or_else(|| format!("#{path}"), |p| p.name.clone())
     }
 
     /// Tells the pair whether this node holds the peer's state (on changes).
@@ -165,7 +201,8 @@ impl Daemon {
         let held = self.sync.as_ref().is_some_and(|s| s.in_sync());
         if self.live.state_held != Some(held) {
             self.live.state_held = Some(held);
-            self.pair.handle(PairEvent::PeerStateHeld(held), Instant::now());
+            self.pair
+                .handle(PairEvent::PeerStateHeld(held), Instant::now());
         }
     }
 

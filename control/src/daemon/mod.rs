@@ -67,8 +67,8 @@ use crate::{
     witness::Witness,
 };
 use clients::Clients;
-pub use timeline::{Event, Stamped};
 use timeline::Timeline;
+pub use timeline::{Event, Stamped};
 use token::{Ring, Token};
 
 /// A VIP this node may own.
@@ -170,42 +170,62 @@ impl Daemon {
     /// Arms every wait the loop starts with.
     fn start_waits(&mut self) -> Result<()> {
         let now = Instant::now();
-        self.ring.poll(Token::HeartbeatRing, self.events.as_raw_fd(), libc::POLLIN as u32)?;
-        self.ring.poll(Token::Signal, self.signals.fd(), libc::POLLIN as u32)?;
-        self.ring.poll(Token::Link, self.links.as_raw_fd(), libc::POLLIN as u32)?;
-        self.ring.poll(Token::AddrDone, self.addr_worker.fd(), libc::POLLIN as u32)?;
+        self.ring.poll(
+            Token::HeartbeatRing,
+            self.events.as_raw_fd(),
+            libc::POLLIN as u32,
+        )?;
+        self.ring
+            .poll(Token::Signal, self.signals.fd(), libc::POLLIN as u32)?;
+        self.ring
+            .poll(Token::Link, self.links.as_raw_fd(), libc::POLLIN as u32)?;
+        self.ring
+            .poll(Token::AddrDone, self.addr_worker.fd(), libc::POLLIN as u32)?;
         self.clients.start(&mut self.ring)?;
         if !self.cards.is_empty() {
-            self.ring.arm_timeout(Token::CardAlarms, now + Duration::from_millis(50))?;
+            self.ring
+                .arm_timeout(Token::CardAlarms, now + Duration::from_millis(50))?;
         }
         if let Some(w) = &self.witness {
-            self.ring.poll(Token::WitnessReply, w.as_raw_fd(), libc::POLLIN as u32)?;
+            self.ring
+                .poll(Token::WitnessReply, w.as_raw_fd(), libc::POLLIN as u32)?;
             self.ring.arm_timeout(Token::WitnessTick, now)?;
         }
-        let listen_fds = self.sync.as_ref().map(|s| s.listener_fds()).unwrap_or_default();
+        let listen_fds = self
+            .sync
+            .as_ref()
+            .map(|s| s.listener_fds())
+            .unwrap_or_default();
         for (i, fd) in listen_fds.into_iter().enumerate() {
             self.ring.accept(Token::SyncAccept(i), fd)?;
         }
         if let Some(f) = &self.flow_events {
-            self.ring.poll(Token::FlowRing, f.as_raw_fd(), libc::POLLIN as u32)?;
+            self.ring
+                .poll(Token::FlowRing, f.as_raw_fd(), libc::POLLIN as u32)?;
         }
         if let Some(c) = &self.call_events {
-            self.ring.poll(Token::CallRing, c.as_raw_fd(), libc::POLLIN as u32)?;
+            self.ring
+                .poll(Token::CallRing, c.as_raw_fd(), libc::POLLIN as u32)?;
         }
         if let Some(s) = &self.probe_sock {
-            self.ring.poll(Token::SipRead, s.as_raw_fd(), libc::POLLIN as u32)?;
+            self.ring
+                .poll(Token::SipRead, s.as_raw_fd(), libc::POLLIN as u32)?;
         }
         self.cards_turn()?;
         self.ring.arm_timeout(Token::HeartbeatSend, now)?;
         if !self.ivr_slots.is_empty() {
-            self.ring.arm_timeout(Token::PoolScan, now + self.cfg.heartbeat.interval)?;
+            self.ring
+                .arm_timeout(Token::PoolScan, now + self.cfg.heartbeat.interval)?;
         }
         Ok(())
     }
 
     /// Runs until SIGTERM/SIGINT; then releases the VIPs and detaches XDP.
     pub fn run(&mut self) -> Result<()> {
-        self.mark(Event::Started { node_id: self.cfg.node.id, name: self.cfg.node.name.clone() });
+        self.mark(Event::Started {
+            node_id: self.cfg.node.id,
+            name: self.cfg.node.name.clone(),
+        });
         self.start_waits()?;
         let down = self.links.down();
         if !down.is_empty() {
@@ -221,7 +241,8 @@ impl Daemon {
             // wait below at once, so re-arming on every turn kept a
             // standby's loop spinning at 100 % CPU.
             let at = self.pair.poll_timeout();
-            self.ring.rearm_if_moved(Token::PairDeadline, at, &mut self.pair_timer_at)?;
+            self.ring
+                .rearm_if_moved(Token::PairDeadline, at, &mut self.pair_timer_at)?;
             let done = self.ring.submit_and_wait(1, Some(Duration::from_secs(1)))?;
             // First, before anything is sent or served: was this loop
             // stale long enough for the kernel to fence it?
@@ -261,22 +282,29 @@ impl Daemon {
                 while let Some(r) = self.events.next_record() {
                     self.feed_record(&r);
                 }
-                self.ring.poll(Token::HeartbeatRing, self.events.as_raw_fd(), libc::POLLIN as u32)?;
+                self.ring.poll(
+                    Token::HeartbeatRing,
+                    self.events.as_raw_fd(),
+                    libc::POLLIN as u32,
+                )?;
             }
             Token::Signal => return self.on_signal(),
             Token::WitnessReply => self.on_witness_reply()?,
             Token::WitnessTick => self.on_witness_tick()?,
             Token::Garp => self.on_garp()?,
-            Token::AdminAccept | Token::MetricsAccept | Token::AdminConn(_) | Token::MetricsConn(_) | Token::ClientDeadline => {
-                self.on_client(token, c)?
-            }
+            Token::AdminAccept
+            | Token::MetricsAccept
+            | Token::AdminConn(_)
+            | Token::MetricsConn(_)
+            | Token::ClientDeadline => self.on_client(token, c)?,
             Token::Link => {
                 for (name, up) in self.links.read_changes() {
                     self.mark(Event::LinkChanged { name, up });
                 }
                 self.link_fault = !self.links.down().is_empty();
                 self.update_fault();
-                self.ring.poll(Token::Link, self.links.as_raw_fd(), libc::POLLIN as u32)?;
+                self.ring
+                    .poll(Token::Link, self.links.as_raw_fd(), libc::POLLIN as u32)?;
             }
             Token::CardsStart => self.on_cards_start()?,
             Token::CardAlarms => self.on_card_alarms()?,
@@ -288,15 +316,26 @@ impl Daemon {
                         Err(e) => (d.took.as_micros() as u64, Some(e.to_string())),
                     };
                     let added = d.op == crate::addrworker::Op::Add;
-                    self.mark(Event::VipAddress { addr: d.addr.into(), interface: d.iface, added, micros, error });
+                    self.mark(Event::VipAddress {
+                        addr: d.addr.into(),
+                        interface: d.iface,
+                        added,
+                        micros,
+                        error,
+                    });
                 }
-                self.ring.poll(Token::AddrDone, self.addr_worker.fd(), libc::POLLIN as u32)?;
+                self.ring
+                    .poll(Token::AddrDone, self.addr_worker.fd(), libc::POLLIN as u32)?;
             }
             Token::SyncAccept(i) => {
                 if let (Some(conn), Some(sy)) = (c.accepted, self.sync.as_mut()) {
                     sy.accepted(conn, Instant::now());
                 }
-                if let Some(fd) = self.sync.as_ref().and_then(|s| s.listener_fds().get(i).copied()) {
+                if let Some(fd) = self
+                    .sync
+                    .as_ref()
+                    .and_then(|s| s.listener_fds().get(i).copied())
+                {
                     self.ring.accept(Token::SyncAccept(i), fd)?;
                 }
             }
@@ -308,7 +347,8 @@ impl Daemon {
             Token::SipRead => {
                 self.probe_replies();
                 if let Some(s) = &self.probe_sock {
-                    self.ring.poll(Token::SipRead, s.as_raw_fd(), libc::POLLIN as u32)?;
+                    self.ring
+                        .poll(Token::SipRead, s.as_raw_fd(), libc::POLLIN as u32)?;
                 }
             }
             Token::SipTimer => self.probe_timer_at = None,
@@ -326,24 +366,32 @@ impl Daemon {
         let mut stop = None;
         for s in signals {
             if s == nix::sys::signal::Signal::SIGHUP {
-                self.mark(Event::SignalIgnored { signal: s.as_str().into() });
+                self.mark(Event::SignalIgnored {
+                    signal: s.as_str().into(),
+                });
             } else {
                 stop = Some(s);
             }
         }
         if let Some(s) = stop {
-            self.mark(Event::ShuttingDown { signal: s.as_str().into() });
+            self.mark(Event::ShuttingDown {
+                signal: s.as_str().into(),
+            });
             self.shutdown()?;
             return Ok(Flow::Stop);
         }
-        self.ring.poll(Token::Signal, self.signals.fd(), libc::POLLIN as u32)?;
+        self.ring
+            .poll(Token::Signal, self.signals.fd(), libc::POLLIN as u32)?;
         Ok(Flow::Continue)
     }
 
     fn warn_if_slow(&mut self, since: Instant, during: impl FnOnce() -> String) {
         let took = since.elapsed();
         if took > self.cfg.heartbeat.interval * 2 {
-            self.mark(Event::SlowTurn { micros: took.as_micros() as u64, during: during() });
+            self.mark(Event::SlowTurn {
+                micros: took.as_micros() as u64,
+                during: during(),
+            });
         }
     }
 
@@ -356,13 +404,23 @@ impl Daemon {
         if prio == 0 {
             return;
         }
-        let param = libc::sched_param { sched_priority: i32::from(prio) };
+        let param = libc::sched_param {
+            sched_priority: i32::from(prio),
+        };
         // SAFETY: plain syscalls on the calling thread with a valid param.
         let (rc, locked) = unsafe {
-            (libc::sched_setscheduler(0, libc::SCHED_FIFO, &param), libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE))
+            (
+                libc::sched_setscheduler(0, libc::SCHED_FIFO, &param),
+                libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE),
+            )
         };
         let error = (rc != 0).then(|| std::io::Error::last_os_error().to_string());
-        self.mark(Event::Realtime { priority: prio, ok: rc == 0, locked: locked == 0, error });
+        self.mark(Event::Realtime {
+            priority: prio,
+            ok: rc == 0,
+            locked: locked == 0,
+            error,
+        });
     }
 
     fn shutdown(&mut self) -> Result<()> {

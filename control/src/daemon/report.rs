@@ -40,7 +40,11 @@ impl Daemon {
             state_ms: self.state_since.elapsed().as_millis() as u64,
             peer: peer.as_ref().map(|p| admin::PeerStatus {
                 node_id: self.peer_id,
-                state: if p.alive(now, deadline) { p.state.name().to_string() } else { "lost".into() },
+                state: if p.alive(now, deadline) {
+                    p.state.name().to_string()
+                } else {
+                    "lost".into()
+                },
                 epoch: p.epoch,
                 priority: p.priority,
             }),
@@ -53,7 +57,9 @@ impl Daemon {
                 .map(|(i, path)| admin::PathStatus {
                     name: path.name.clone(),
                     interface: path.interface.clone(),
-                    up: peer.as_ref().is_some_and(|p| p.heard_on(i as u8, now, deadline)),
+                    up: peer
+                        .as_ref()
+                        .is_some_and(|p| p.heard_on(i as u8, now, deadline)),
                     last_heard_ms: peer
                         .as_ref()
                         .and_then(|p| p.paths.get(i).and_then(|pp| pp.last_seen))
@@ -82,15 +88,29 @@ impl Daemon {
                     }
                 })
                 .collect(),
-            witness: self.cfg.witness.as_ref().map(|w| admin::WitnessStatus { address: w.address, reachable: self.witness_ok }),
+            witness: self.cfg.witness.as_ref().map(|w| admin::WitnessStatus {
+                address: w.address,
+                reachable: self.witness_ok,
+            }),
             damping: admin::DampingStatus {
                 flaps: self.pair.flaps(),
-                hold_down_ms: self.pair.hold_down_until().filter(|t| *t > now).map(|t| t.saturating_duration_since(now).as_millis() as u64),
-                switchover_hold_ms: self.pair.switchover_hold().map(|h| h.map(|t| t.saturating_duration_since(now).as_millis() as u64)),
+                hold_down_ms: self
+                    .pair
+                    .hold_down_until()
+                    .filter(|t| *t > now)
+                    .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+                switchover_hold_ms: self
+                    .pair
+                    .switchover_hold()
+                    .map(|h| h.map(|t| t.saturating_duration_since(now).as_millis() as u64)),
                 peer_state_held: self.pair.peer_state_held(),
             },
             dead_man: admin::DeadManStatus {
-                budget_ms: self.cfg.heartbeat.dead_man.map_or(0, |d| d.as_millis() as u64),
+                budget_ms: self
+                    .cfg
+                    .heartbeat
+                    .dead_man
+                    .map_or(0, |d| d.as_millis() as u64),
                 trips: self.live.trips,
                 fenced: self.dp.dead_man().is_ok_and(|d| d.tripped_ns.is_some()),
             },
@@ -112,7 +132,11 @@ impl Daemon {
         // as a million-entry walk takes.
         for img in self.dp.services() {
             let c = self.dp.service_counters(img.service.id).unwrap_or_default();
-            let proto = if img.key.proto == tandem_dataplane::common::PROTO_TCP { "tcp" } else { "udp" };
+            let proto = if img.key.proto == tandem_dataplane::common::PROTO_TCP {
+                "tcp"
+            } else {
+                "udp"
+            };
             let vip = ip_of(&img.key.addr);
             let name = format!("{proto}/{vip}:{}", img.key.port);
             let sched = img.scheduler().map_or("?", |s| s.name());
@@ -120,16 +144,28 @@ impl Daemon {
             for (slot, id) in img.slot_ids.iter().enumerate() {
                 let Some((addr, port)) = id else { continue };
                 let r = &img.reals[slot];
-                let rc = self.dp.real_counters(img.service.id, slot as u32).unwrap_or_default();
-                let n = self.dp.active_conns(img.service.id, slot as u32).unwrap_or(0);
-                let ivr = ivrs.get(&(img.service.id, slot as u32)).and_then(|n| self.pool.member(*n).copied());
+                let rc = self
+                    .dp
+                    .real_counters(img.service.id, slot as u32)
+                    .unwrap_or_default();
+                let n = self
+                    .dp
+                    .active_conns(img.service.id, slot as u32)
+                    .unwrap_or(0);
+                let ivr = ivrs
+                    .get(&(img.service.id, slot as u32))
+                    .and_then(|n| self.pool.member(*n).copied());
                 reals.push(admin::RealStatus {
                     service: name.clone(),
                     address: *addr,
                     port: *port,
                     weight: r.weight,
                     // A state byte this version does not know is not up.
-                    state: img.real_state(slot).unwrap_or(RealState::Down).name().into(),
+                    state: img
+                        .real_state(slot)
+                        .unwrap_or(RealState::Down)
+                        .name()
+                        .into(),
                     health: match ivr {
                         Some(m) => if m.alive { "alive" } else { "dead" }.into(),
                         None => "unknown".into(),
@@ -148,7 +184,11 @@ impl Daemon {
                 port: img.key.port,
                 protocol: proto.into(),
                 scheduler: sched.into(),
-                forward: if img.forward() == Some(Forward::Nat) { "nat".into() } else { "dr".into() },
+                forward: if img.forward() == Some(Forward::Nat) {
+                    "nat".into()
+                } else {
+                    "dr".into()
+                },
                 flags: Vec::new(),
                 packets: c.packets,
                 bytes: c.bytes,
@@ -176,23 +216,38 @@ impl Daemon {
         index
     }
 
-    pub(super) fn answer(&mut self, req: Result<admin::Request, admin::AdminError>) -> admin::Response {
+    pub(super) fn answer(
+        &mut self,
+        req: Result<admin::Request, admin::AdminError>,
+    ) -> admin::Response {
         // Bring the state machine up to date with the kernel's records first.
         self.refresh();
         let now = Instant::now();
         match req {
-            Err(e) => admin::Response::Error { message: e.to_string() },
+            Err(e) => admin::Response::Error {
+                message: e.to_string(),
+            },
             Ok(admin::Request::Status) => admin::Response::Status(self.status()),
-            Ok(admin::Request::Services) => admin::Response::Services { services: self.services().0 },
-            Ok(admin::Request::Reals) => admin::Response::Reals { reals: self.services().1 },
+            Ok(admin::Request::Services) => admin::Response::Services {
+                services: self.services().0,
+            },
+            Ok(admin::Request::Reals) => admin::Response::Reals {
+                reals: self.services().1,
+            },
             Ok(admin::Request::Switchover) => match self.pair.can_switchover(now) {
-                Err(e) => admin::Response::Error { message: format!("switchover refused: {e}") },
+                Err(e) => admin::Response::Error {
+                    message: format!("switchover refused: {e}"),
+                },
                 Ok(()) => {
                     self.pair.handle(PairEvent::AdminSwitchover, now);
                     let r = self.apply_actions();
                     match r {
-                        Ok(()) => admin::Response::Done { message: format!("switched over: now {}", self.pair.state().name()) },
-                        Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                        Ok(()) => admin::Response::Done {
+                            message: format!("switched over: now {}", self.pair.state().name()),
+                        },
+                        Err(e) => admin::Response::Error {
+                            message: format!("{e:#}"),
+                        },
                     }
                 }
             },
@@ -200,26 +255,57 @@ impl Daemon {
                 let had = self.pair.switchover_hold().is_some();
                 self.pair.handle(PairEvent::AdminReleaseHold, now);
                 match self.apply_actions() {
-                    Ok(()) if had => admin::Response::Done { message: format!("switchover hold released: now {}", self.pair.state().name()) },
-                    Ok(()) => admin::Response::Done { message: "no switchover hold was in force".into() },
-                    Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                    Ok(()) if had => admin::Response::Done {
+                        message: format!(
+                            "switchover hold released: now {}",
+                            self.pair.state().name()
+                        ),
+                    },
+                    Ok(()) => admin::Response::Done {
+                        message: "no switchover hold was in force".into(),
+                    },
+                    Err(e) => admin::Response::Error {
+                        message: format!("{e:#}"),
+                    },
                 }
             }
             Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
-            Ok(admin::Request::Metrics) => admin::Response::Metrics { text: self.metrics_text() },
+            Ok(admin::Request::Metrics) => admin::Response::Metrics {
+                text: self.metrics_text(),
+            },
             Ok(admin::Request::Stats) => match self.dp.reasons() {
                 Ok(v) => admin::Response::Stats {
-                    reasons: v.into_iter().map(|(r, n)| admin::ReasonCount { reason: r.name().into(), packets: n }).collect(),
+                    reasons: v
+                        .into_iter()
+                        .map(|(r, n)| admin::ReasonCount {
+                            reason: r.name().into(),
+                            packets: n,
+                        })
+                        .collect(),
                 },
-                Err(e) => admin::Response::Error { message: format!("reading the reason counters: {e}") },
+                Err(e) => admin::Response::Error {
+                    message: format!("reading the reason counters: {e}"),
+                },
             },
-            Ok(admin::Request::Events { after }) => admin::Response::Events { events: self.timeline.since(after, admin::MAX_EVENTS) },
-            Ok(admin::Request::Cards) => admin::Response::Cards { spans: self.cards.iter().flat_map(|c| c.cards_status()).collect() },
+            Ok(admin::Request::Events { after }) => admin::Response::Events {
+                events: self.timeline.since(after, admin::MAX_EVENTS),
+            },
+            Ok(admin::Request::Cards) => admin::Response::Cards {
+                spans: self.cards.iter().flat_map(|c| c.cards_status()).collect(),
+            },
             Ok(admin::Request::Maintenance { on }) => {
                 self.pair.handle(PairEvent::AdminMaintenance(on), now);
                 match self.apply_actions() {
-                    Ok(()) => admin::Response::Done { message: format!("maintenance {}: now {}", if on { "on" } else { "off" }, self.pair.state().name()) },
-                    Err(e) => admin::Response::Error { message: format!("{e:#}") },
+                    Ok(()) => admin::Response::Done {
+                        message: format!(
+                            "maintenance {}: now {}",
+                            if on { "on" } else { "off" },
+                            self.pair.state().name()
+                        ),
+                    },
+                    Err(e) => admin::Response::Error {
+                        message: format!("{e:#}"),
+                    },
                 }
             }
         }
@@ -256,70 +342,289 @@ impl Daemon {
         self.refresh();
         let mut e = Exposition::new();
         let state = self.pair.state();
-        for st in [NodeState::Init, NodeState::Standby, NodeState::Takeover, NodeState::Active, NodeState::Fault, NodeState::Maintenance] {
-            e.gauge("node_state", "1 for this node's pair state, 0 for the others", labels([("state", st.name().into())]), f64::from(u8::from(st == state)));
+        for st in [
+            NodeState::Init,
+            NodeState::Standby,
+            NodeState::Takeover,
+            NodeState::Active,
+            NodeState::Fault,
+            NodeState::Maintenance,
+        ] {
+            e.gauge(
+                "node_state",
+                "1 for this node's pair state, 0 for the others",
+                labels([("state", st.name().into())]),
+                f64::from(u8::from(st == state)),
+            );
         }
-        e.gauge("node_epoch", "The pair epoch (term) this node is in", Vec::new(), self.pair.epoch() as f64);
-        e.gauge("pair_flaps", "Recent losses of the active role counted by flap damping", Vec::new(), f64::from(self.pair.flaps()));
-        e.gauge("pair_held_down", "1 while flap damping holds this node down", Vec::new(), f64::from(u8::from(self.pair.hold_down_until().filter(|t| *t > Instant::now()).is_some())));
-        e.counter("dead_man_trips", "Times the kernel's dead-man switch fenced this node", Vec::new(), self.live.trips);
-        e.counter("loop_late_turns", "Loop turns that started later than two heartbeat intervals after the previous one", Vec::new(), self.live.late_turns);
+        e.gauge(
+            "node_epoch",
+            "The pair epoch (term) this node is in",
+            Vec::new(),
+            self.pair.epoch() as f64,
+        );
+        e.gauge(
+            "pair_flaps",
+            "Recent losses of the active role counted by flap damping",
+            Vec::new(),
+            f64::from(self.pair.flaps()),
+        );
+        e.gauge(
+            "pair_held_down",
+            "1 while flap damping holds this node down",
+            Vec::new(),
+            f64::from(u8::from(
+                self.pair
+                    .hold_down_until()
+                    .filter(|t| *t > Instant::now())
+                    .is_some(),
+            )),
+        );
+        e.counter(
+            "dead_man_trips",
+            "Times the kernel's dead-man switch fenced this node",
+            Vec::new(),
+            self.live.trips,
+        );
+        e.counter(
+            "loop_late_turns",
+            "Loop turns that started later than two heartbeat intervals after the previous one",
+            Vec::new(),
+            self.live.late_turns,
+        );
         let now = Instant::now();
-        let alive = self.pair.peer().is_some_and(|p| p.alive(now, self.cfg.heartbeat.deadline()));
-        e.gauge("peer_alive", "1 while the peer is heard on some heartbeat path", Vec::new(), f64::from(u8::from(alive)));
+        let alive = self
+            .pair
+            .peer()
+            .is_some_and(|p| p.alive(now, self.cfg.heartbeat.deadline()));
+        e.gauge(
+            "peer_alive",
+            "1 while the peer is heard on some heartbeat path",
+            Vec::new(),
+            f64::from(u8::from(alive)),
+        );
         if self.cfg.witness.is_some() {
-            e.gauge("witness_reachable", "1 if the witness answered the last probe", Vec::new(), f64::from(u8::from(self.witness_ok)));
+            e.gauge(
+                "witness_reachable",
+                "1 if the witness answered the last probe",
+                Vec::new(),
+                f64::from(u8::from(self.witness_ok)),
+            );
         }
-        e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "link".into())]), f64::from(u8::from(self.link_fault)));
-        e.gauge("local_fault", "1 while a local fault (link, card) is raised", labels([("source", "card".into())]), f64::from(u8::from(self.card_fault.is_faulty())));
+        e.gauge(
+            "local_fault",
+            "1 while a local fault (link, card) is raised",
+            labels([("source", "link".into())]),
+            f64::from(u8::from(self.link_fault)),
+        );
+        e.gauge(
+            "local_fault",
+            "1 while a local fault (link, card) is raised",
+            labels([("source", "card".into())]),
+            f64::from(u8::from(self.card_fault.is_faulty())),
+        );
         for (v, c) in self.vips.iter().zip(&self.cfg.vips) {
             let g = v.garp.announcement().stats();
-            let l = || labels([("vip", v.addr.to_string()), ("interface", c.interface.clone())]);
-            e.counter("garp_sent", "Gratuitous ARPs sent for a VIP", l(), g.garp_sent);
-            e.counter("garp_failed", "Gratuitous ARP sends that failed", l(), g.garp_failed);
-            e.counter("garp_retried", "Failed gratuitous ARPs sent again", l(), g.garp_retried);
-            e.counter("garp_dropped", "Failed gratuitous ARPs given up", l(), g.garp_dropped);
-            e.counter("vip_own_failed", "Dataplane ownership updates of a VIP that failed", l(), g.own_failed);
+            let l = || {
+                labels([
+                    ("vip", v.addr.to_string()),
+                    ("interface", c.interface.clone()),
+                ])
+            };
+            e.counter(
+                "garp_sent",
+                "Gratuitous ARPs sent for a VIP",
+                l(),
+                g.garp_sent,
+            );
+            e.counter(
+                "garp_failed",
+                "Gratuitous ARP sends that failed",
+                l(),
+                g.garp_failed,
+            );
+            e.counter(
+                "garp_retried",
+                "Failed gratuitous ARPs sent again",
+                l(),
+                g.garp_retried,
+            );
+            e.counter(
+                "garp_dropped",
+                "Failed gratuitous ARPs given up",
+                l(),
+                g.garp_dropped,
+            );
+            e.counter(
+                "vip_own_failed",
+                "Dataplane ownership updates of a VIP that failed",
+                l(),
+                g.own_failed,
+            );
         }
         if let Ok(reasons) = self.dp.reasons() {
             for (r, n) in reasons {
-                e.counter("dispatch_packets", "Packets the XDP program handled, by reason", labels([("reason", r.name().into())]), n);
+                e.counter(
+                    "dispatch_packets",
+                    "Packets the XDP program handled, by reason",
+                    labels([("reason", r.name().into())]),
+                    n,
+                );
             }
         }
         for s in self.services().0 {
             let svc = format!("{}/{}:{}", s.protocol, s.vip, s.port);
-            e.counter("service_packets", "Packets dispatched to a virtual service", labels([("service", svc.clone())]), s.packets);
-            e.counter("service_bytes", "Bytes dispatched to a virtual service", labels([("service", svc.clone())]), s.bytes);
+            e.counter(
+                "service_packets",
+                "Packets dispatched to a virtual service",
+                labels([("service", svc.clone())]),
+                s.packets,
+            );
+            e.counter(
+                "service_bytes",
+                "Bytes dispatched to a virtual service",
+                labels([("service", svc.clone())]),
+                s.bytes,
+            );
             for r in s.reals {
-                let real = format!("{}:{}", r.address, if r.port == 0 { s.port } else { r.port });
+                let real = format!(
+                    "{}:{}",
+                    r.address,
+                    if r.port == 0 { s.port } else { r.port }
+                );
                 let l = || labels([("service", svc.clone()), ("real", real.clone())]);
-                e.counter("real_packets", "Packets forwarded to a real server", l(), r.packets);
-                e.counter("real_bytes", "Bytes forwarded to a real server", l(), r.bytes);
-                e.gauge("real_flows", "Connection-table entries to a real server", l(), r.flows as f64);
-                e.gauge("real_up", "1 if the real server takes new flows (state and health)", l(), f64::from(u8::from(r.state == "up" && r.health != "dead")));
+                e.counter(
+                    "real_packets",
+                    "Packets forwarded to a real server",
+                    l(),
+                    r.packets,
+                );
+                e.counter(
+                    "real_bytes",
+                    "Bytes forwarded to a real server",
+                    l(),
+                    r.bytes,
+                );
+                e.gauge(
+                    "real_flows",
+                    "Connection-table entries to a real server",
+                    l(),
+                    r.flows as f64,
+                );
+                e.gauge(
+                    "real_up",
+                    "1 if the real server takes new flows (state and health)",
+                    l(),
+                    f64::from(u8::from(r.state == "up" && r.health != "dead")),
+                );
                 if let Some(c) = r.channels {
-                    e.gauge("real_channels", "Busy channels the IVR reports", l(), f64::from(c));
+                    e.gauge(
+                        "real_channels",
+                        "Busy channels the IVR reports",
+                        l(),
+                        f64::from(c),
+                    );
                 }
             }
         }
         if self.sync.is_some() {
             let s = self.sync_status();
-            e.gauge("sync_publishing", "1 on the node that publishes (the active)", Vec::new(), f64::from(u8::from(s.role == "publisher")));
-            e.gauge("sync_in_sync", "1 on a standby that holds the active's state", Vec::new(), f64::from(u8::from(s.state == "in sync")));
-            e.gauge("sync_last_seq", "Last change recorded (publisher) or applied (subscriber)", Vec::new(), s.last_seq as f64);
-            e.gauge("sync_acked_seq", "Last change the standby acknowledged", Vec::new(), s.acked as f64);
-            e.gauge("sync_queue", "Changes kept for the standby", Vec::new(), s.queue as f64);
-            e.gauge("sync_records", "Synced records this node holds", labels([("table", "flows".into())]), s.flows as f64);
-            e.gauge("sync_records", "Synced records this node holds", labels([("table", "calls".into())]), s.calls as f64);
-            e.counter("sync_bytes_sent", "Sync bytes sent", Vec::new(), s.bytes_sent);
-            e.counter("sync_snapshots", "Snapshots sent or received", Vec::new(), s.snapshots);
-            e.counter("sync_overflows", "Times the standby fell out of the window", Vec::new(), s.overflows);
-            e.counter("sync_bad_frames", "Frames that failed to parse or authenticate", Vec::new(), s.bad_frames);
-            e.counter("sync_kernel_refused", "Synced records this node's kernel could not take", Vec::new(), s.kernel_errors);
-            e.counter("sync_connections_accepted", "Connections accepted on the sync port", Vec::new(), s.accepted);
-            e.counter("sync_connections_refused", "Sync connections closed at once (not a peer address, or not publishing)", Vec::new(), s.refused);
-            e.gauge("sync_connections_pending", "Sync connections not yet authenticated", Vec::new(), s.pending as f64);
-            e.counter("sync_handshakes", "Sync handshakes completed", Vec::new(), s.handshakes);
+            e.gauge(
+                "sync_publishing",
+                "1 on the node that publishes (the active)",
+                Vec::new(),
+                f64::from(u8::from(s.role == "publisher")),
+            );
+            e.gauge(
+                "sync_in_sync",
+                "1 on a standby that holds the active's state",
+                Vec::new(),
+                f64::from(u8::from(s.state == "in sync")),
+            );
+            e.gauge(
+                "sync_last_seq",
+                "Last change recorded (publisher) or applied (subscriber)",
+                Vec::new(),
+                s.last_seq as f64,
+            );
+            e.gauge(
+                "sync_acked_seq",
+                "Last change the standby acknowledged",
+                Vec::new(),
+                s.acked as f64,
+            );
+            e.gauge(
+                "sync_queue",
+                "Changes kept for the standby",
+                Vec::new(),
+                s.queue as f64,
+            );
+            e.gauge(
+                "sync_records",
+                "Synced records this node holds",
+                labels([("table", "flows".into())]),
+                s.flows as f64,
+            );
+            e.gauge(
+                "sync_records",
+                "Synced records this node holds",
+                labels([("table", "calls".into())]),
+                s.calls as f64,
+            );
+            e.counter(
+                "sync_bytes_sent",
+                "Sync bytes sent",
+                Vec::new(),
+                s.bytes_sent,
+            );
+            e.counter(
+                "sync_snapshots",
+                "Snapshots sent or received",
+                Vec::new(),
+                s.snapshots,
+            );
+            e.counter(
+                "sync_overflows",
+                "Times the standby fell out of the window",
+                Vec::new(),
+                s.overflows,
+            );
+            e.counter(
+                "sync_bad_frames",
+                "Frames that failed to parse or authenticate",
+                Vec::new(),
+                s.bad_frames,
+            );
+            e.counter(
+                "sync_kernel_refused",
+                "Synced records this node's kernel could not take",
+                Vec::new(),
+                s.kernel_errors,
+            );
+            e.counter(
+                "sync_connections_accepted",
+                "Connections accepted on the sync port",
+                Vec::new(),
+                s.accepted,
+            );
+            e.counter(
+                "sync_connections_refused",
+                "Sync connections closed at once (not a peer address, or not publishing)",
+                Vec::new(),
+                s.refused,
+            );
+            e.gauge(
+                "sync_connections_pending",
+                "Sync connections not yet authenticated",
+                Vec::new(),
+                s.pending as f64,
+            );
+            e.counter(
+                "sync_handshakes",
+                "Sync handshakes completed",
+                Vec::new(),
+                s.handshakes,
+            );
             for (why, n) in [
                 ("dropped for a newer one", s.pending_dropped),
                 ("timeout", s.handshake_timeouts),
@@ -328,15 +633,41 @@ impl Daemon {
                 ("over budget", s.handshake_over_budget),
                 ("closed", s.handshake_closed),
             ] {
-                e.counter("sync_handshakes_failed", "Sync connections that did not authenticate, by reason", labels([("reason", why.into())]), n);
+                e.counter(
+                    "sync_handshakes_failed",
+                    "Sync connections that did not authenticate, by reason",
+                    labels([("reason", why.into())]),
+                    n,
+                );
             }
             // A summary over the publisher's recent changes (NaN before the
             // first): the sync runtime keeps no running sum or count, so the
             // window's size is a gauge of its own rather than a `_count`.
-            let secs = |us: u64| if s.lag_samples == 0 { f64::NAN } else { us as f64 / 1e6 };
-            let quantiles = [(0.5, secs(s.lag_p50_us)), (0.99, secs(s.lag_p99_us)), (1.0, secs(s.lag_max_us))];
-            e.summary("sync_lag_seconds", "Record to acknowledgement, over the recent changes", Vec::new(), &quantiles, None);
-            e.gauge("sync_lag_samples", "Recent changes the sync lag quantiles are over", Vec::new(), s.lag_samples as f64);
+            let secs = |us: u64| {
+                if s.lag_samples == 0 {
+                    f64::NAN
+                } else {
+                    us as f64 / 1e6
+                }
+            };
+            let quantiles = [
+                (0.5, secs(s.lag_p50_us)),
+                (0.99, secs(s.lag_p99_us)),
+                (1.0, secs(s.lag_max_us)),
+            ];
+            e.summary(
+                "sync_lag_seconds",
+                "Record to acknowledgement, over the recent changes",
+                Vec::new(),
+                &quantiles,
+                None,
+            );
+            e.gauge(
+                "sync_lag_samples",
+                "Recent changes the sync lag quantiles are over",
+                Vec::new(),
+                s.lag_samples as f64,
+            );
         }
         e.encode()
     }

@@ -39,15 +39,26 @@ pub(super) fn sysctl(key: &str, value: &str) -> Result<()> {
 /// interface, the director key), and every IVR server with a node id (its
 /// address, its interface if it names one, its own key derived from the
 /// IVR master key).
-fn heartbeat_senders(cfg: &Config, ifindex: impl Fn(&str) -> Option<u32>) -> Result<Vec<HeartbeatSender>> {
+fn heartbeat_senders(
+    cfg: &Config,
+    ifindex: impl Fn(&str) -> Option<u32>,
+) -> Result<Vec<HeartbeatSender>> {
     let director = Key::from_bytes(&cfg.heartbeat.key);
     // Two intervals: a restarting process is silent longer, a sender that
     // is sending is not (a replayed boot start is refused meanwhile).
     let restart_gap = cfg.heartbeat.interval * 2;
     let mut out = Vec::new();
     for p in &cfg.heartbeat.paths {
-        let idx = ifindex(&p.interface).with_context(|| format!("heartbeat path {}: no interface {}", p.name, p.interface))?;
-        out.push(HeartbeatSender { node_id: cfg.node.peer_id, addr: IpAddr::V4(p.peer), kind: Kind::Director, ifindex: idx, key: director, restart_gap });
+        let idx = ifindex(&p.interface)
+            .with_context(|| format!("heartbeat path {}: no interface {}", p.name, p.interface))?;
+        out.push(HeartbeatSender {
+            node_id: cfg.node.peer_id,
+            addr: IpAddr::V4(p.peer),
+            kind: Kind::Director,
+            ifindex: idx,
+            key: director,
+            restart_gap,
+        });
     }
     for (si, s) in cfg.services.iter().enumerate() {
         for (ri, r) in s.reals.iter().enumerate() {
@@ -57,11 +68,19 @@ fn heartbeat_senders(cfg: &Config, ifindex: impl Fn(&str) -> Option<u32>) -> Res
                 bail!("service[{si}].real[{ri}].node_id: heartbeat.ivr_key is required");
             };
             let idx = match &r.interface {
-                Some(name) => ifindex(name).with_context(|| format!("service[{si}].real[{ri}]: no interface {name}"))?,
+                Some(name) => ifindex(name)
+                    .with_context(|| format!("service[{si}].real[{ri}]: no interface {name}"))?,
                 None => 0,
             };
             let key = crate::keys::ivr_heartbeat_key(ivr_master, node_id);
-            out.push(HeartbeatSender { node_id, addr: r.address, kind: Kind::Ivr, ifindex: idx, key, restart_gap });
+            out.push(HeartbeatSender {
+                node_id,
+                addr: r.address,
+                kind: Kind::Ivr,
+                ifindex: idx,
+                key,
+                restart_gap,
+            });
         }
     }
     Ok(out)
@@ -71,9 +90,13 @@ fn heartbeat_senders(cfg: &Config, ifindex: impl Fn(&str) -> Option<u32>) -> Res
 fn probe_targets(cfg: &Config) -> Vec<crate::sipprobe::Target> {
     let mut targets = Vec::new();
     for (si, s) in cfg.services.iter().enumerate() {
-        let (Some(pc), IpAddr::V4(vip)) = (s.sip_options, s.vip) else { continue };
+        let (Some(pc), IpAddr::V4(vip)) = (s.sip_options, s.vip) else {
+            continue;
+        };
         for (ri, r) in s.reals.iter().enumerate() {
-            let IpAddr::V4(addr) = r.address else { continue };
+            let IpAddr::V4(addr) = r.address else {
+                continue;
+            };
             targets.push(crate::sipprobe::Target {
                 service: si,
                 real: ri,
@@ -112,7 +135,9 @@ impl Daemon {
         let mut paths = HashMap::new();
         let mut specs = Vec::new();
         for (i, p) in cfg.heartbeat.paths.iter().enumerate() {
-            let idx = ifindex(&p.interface).with_context(|| format!("heartbeat path {}: no interface {}", p.name, p.interface))?;
+            let idx = ifindex(&p.interface).with_context(|| {
+                format!("heartbeat path {}: no interface {}", p.name, p.interface)
+            })?;
             paths.insert(idx, i as u8);
             specs.push(PathSpec {
                 index: i as u8,
@@ -126,19 +151,30 @@ impl Daemon {
         let probe_src = cfg
             .vips
             .first()
-            .and_then(|v| cfg.heartbeat.paths.iter().find(|p| p.interface == v.interface))
+            .and_then(|v| {
+                cfg.heartbeat
+                    .paths
+                    .iter()
+                    .find(|p| p.interface == v.interface)
+            })
             .map_or(Ipv4Addr::UNSPECIFIED, |p| p.local);
         if targets.iter().any(|t| t.dr) && (probe_src.is_unspecified() || cfg.vips.is_empty()) {
-            bail!("sip_options on a DR service needs a VIP and a heartbeat path on its interface (the probes' source address)");
+            bail!(
+                "sip_options on a DR service needs a VIP and a heartbeat path on its interface (the probes' source address)"
+            );
         }
         let mut vip_ifaces = Vec::new();
         for v in &cfg.vips {
-            vip_ifaces.push(Interface::by_name(&v.interface).with_context(|| format!("vip {}", v.address))?);
+            vip_ifaces.push(
+                Interface::by_name(&v.interface).with_context(|| format!("vip {}", v.address))?,
+            );
         }
         let mut watched = Vec::new();
         for v in &cfg.vips {
             if let Some(i) = ifindex(&v.interface)
-                && !watched.iter().any(|(n, _): &(String, u32)| *n == v.interface)
+                && !watched
+                    .iter()
+                    .any(|(n, _): &(String, u32)| *n == v.interface)
             {
                 watched.push((v.interface.clone(), i));
             }
@@ -147,27 +183,41 @@ impl Daemon {
 
         // 2. Descriptors, sockets and devices: opened, not yet changed.
         let key = Key::from_bytes(&cfg.heartbeat.key);
-        let sender = Sender::new(key, cfg.node.id, Kind::Director, &specs).context("heartbeat sockets")?;
+        let sender =
+            Sender::new(key, cfg.node.id, Kind::Director, &specs).context("heartbeat sockets")?;
         let mut vips = Vec::new();
         for (v, iface) in cfg.vips.iter().zip(&vip_ifaces) {
-            let garp = GarpSender::open(iface, v.address).with_context(|| format!("vip {}: GARP socket", v.address))?;
+            let garp = GarpSender::open(iface, v.address)
+                .with_context(|| format!("vip {}: GARP socket", v.address))?;
             let mac = garp.mac();
-            vips.push(OwnedVip { addr: v.address, garp, mac, garp_count: v.garp_count, garp_interval: v.garp_interval });
+            vips.push(OwnedVip {
+                addr: v.address,
+                garp,
+                mac,
+                garp_count: v.garp_count,
+                garp_interval: v.garp_interval,
+            });
         }
         let addrs = AddressSocket::open()?;
         let witness = match &cfg.witness {
-            Some(w) => Some(Witness::new(w.address).with_context(|| format!("witness {}", w.address))?),
+            Some(w) => {
+                Some(Witness::new(w.address).with_context(|| format!("witness {}", w.address))?)
+            }
             None => None,
         };
         let links = crate::link::LinkMonitor::new(&watched).context("link monitor")?;
         let mut cards = Vec::new();
         for c in &cfg.cards {
-            cards.push(crate::cards::CardManager::open(c).with_context(|| format!("card {}", c.root.display()))?);
+            cards.push(
+                crate::cards::CardManager::open(c)
+                    .with_context(|| format!("card {}", c.root.display()))?,
+            );
         }
         let probe_sock = if targets.is_empty() {
             None
         } else {
-            let sock = std::net::UdpSocket::bind((probe_src, 0)).with_context(|| format!("SIP probe socket on {probe_src}"))?;
+            let sock = std::net::UdpSocket::bind((probe_src, 0))
+                .with_context(|| format!("SIP probe socket on {probe_src}"))?;
             sock.set_nonblocking(true)?;
             Some(sock)
         };
@@ -178,24 +228,35 @@ impl Daemon {
             nix::sys::signal::Signal::SIGHUP,
         ])
         .context("signalfd")?;
-        let addr_worker = crate::addrworker::AddressWorker::start().context("VIP address worker")?;
+        let addr_worker =
+            crate::addrworker::AddressWorker::start().context("VIP address worker")?;
 
         // 3. The dataplane, in this process: freed if anything below fails
         // before the attach.
         let pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
-        let mut dp = Dataplane::load(LoadOptions { flow_entries: cfg.dataplane.flow_entries, nat_entries: cfg.dataplane.flow_entries })
-            .context("loading the XDP object")?;
+        let mut dp = Dataplane::load(LoadOptions {
+            flow_entries: cfg.dataplane.flow_entries,
+            nat_entries: cfg.dataplane.flow_entries,
+        })
+        .context("loading the XDP object")?;
         for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default()) {
-            dp.set_service(s).with_context(|| format!("service {}", s.name()))?;
+            dp.set_service(s)
+                .with_context(|| format!("service {}", s.name()))?;
         }
         for s in &senders {
-            dp.add_heartbeat_sender(s).with_context(|| format!("heartbeat sender {} at {}", s.node_id, s.addr))?;
+            dp.add_heartbeat_sender(s)
+                .with_context(|| format!("heartbeat sender {} at {}", s.node_id, s.addr))?;
         }
         dp.set_heartbeat_port(cfg.heartbeat.port)?;
-        let events = dp.take_heartbeat_events().context("heartbeat ring buffer")?;
+        let events = dp
+            .take_heartbeat_events()
+            .context("heartbeat ring buffer")?;
         let (flow_events, call_events) = if cfg.sync.is_some() {
             dp.set_flow_events(true).context("turning flow events on")?;
-            (Some(dp.take_flow_events().context("flow ring buffer")?), dp.take_call_events())
+            (
+                Some(dp.take_flow_events().context("flow ring buffer")?),
+                dp.take_call_events(),
+            )
         } else {
             (None, None)
         };
@@ -204,13 +265,21 @@ impl Daemon {
         // right after a kill -9 finds its predecessor's sockets gone only
         // once that process is torn down (the XDP load above takes longer).
         let sync = match &cfg.sync {
-            Some(sc) => Some(crate::sync::runtime::SyncRuntime::new(
-                cfg.node.id,
-                *sc.key,
-                &sc.local.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
-                &sc.peer.iter().map(|a| SocketAddr::new(*a, sc.port)).collect::<Vec<_>>(),
-            )?
-            .with_peer_ids(&[cfg.node.peer_id])),
+            Some(sc) => Some(
+                crate::sync::runtime::SyncRuntime::new(
+                    cfg.node.id,
+                    *sc.key,
+                    &sc.local
+                        .iter()
+                        .map(|a| SocketAddr::new(*a, sc.port))
+                        .collect::<Vec<_>>(),
+                    &sc.peer
+                        .iter()
+                        .map(|a| SocketAddr::new(*a, sc.port))
+                        .collect::<Vec<_>>(),
+                )?
+                .with_peer_ids(&[cfg.node.peer_id]),
+            ),
             None => None,
         };
         let clients = Clients::bind(&cfg.admin)?;
@@ -274,7 +343,9 @@ impl Daemon {
     fn change_host(&mut self) -> Result<()> {
         let mode = self.cfg.dataplane.xdp_mode;
         for iface in &self.cfg.dataplane.interfaces {
-            self.dp.attach(iface, mode).with_context(|| format!("attaching XDP to {iface}"))?;
+            self.dp
+                .attach(iface, mode)
+                .with_context(|| format!("attaching XDP to {iface}"))?;
         }
         let dr_probes = self.probes.targets().iter().any(|t| t.dr);
         for v in &self.cfg.vips {
@@ -290,12 +361,16 @@ impl Daemon {
         }
         // A previous daemon killed while active may have left the VIPs on lo.
         for v in &self.vips {
-            self.addrs.remove(&self.lo, v.addr).with_context(|| format!("removing a stale VIP {} from lo", v.addr))?;
+            self.addrs
+                .remove(&self.lo, v.addr)
+                .with_context(|| format!("removing a stale VIP {} from lo", v.addr))?;
         }
         for (c, m) in self.cfg.cards.iter().zip(self.cards.iter_mut()) {
             // Spans start shut down: only the active node drives them.
-            m.shutdown_spans().with_context(|| format!("card {}: shutting spans down", c.root.display()))?;
-            m.arm().with_context(|| format!("card {}: arming", c.root.display()))?;
+            m.shutdown_spans()
+                .with_context(|| format!("card {}: shutting spans down", c.root.display()))?;
+            m.arm()
+                .with_context(|| format!("card {}: arming", c.root.display()))?;
         }
         Ok(())
     }
@@ -305,8 +380,12 @@ impl Daemon {
 mod tests {
     #[test]
     fn a_sysctl_that_cannot_be_written_is_an_error_naming_its_key() {
-        let e = super::sysctl("net.ipv4.conf.tandem-no-such0.arp_ignore", "1").expect_err("no such interface");
+        let e = super::sysctl("net.ipv4.conf.tandem-no-such0.arp_ignore", "1")
+            .expect_err("no such interface");
         let text = format!("{e:#}");
-        assert!(text.contains("net.ipv4.conf.tandem-no-such0.arp_ignore = 1"), "{text}");
+        assert!(
+            text.contains("net.ipv4.conf.tandem-no-such0.arp_ignore = 1"),
+            "{text}"
+        );
     }
 }

@@ -45,9 +45,17 @@ impl Daemon {
     pub(super) fn start_spans(&mut self) -> Result<()> {
         let expected = self.synced_card_calls();
         for (i, c) in self.cards.iter_mut().enumerate() {
-            let calls: Vec<crate::cards::CallEvent> = expected.iter().filter(|(card, _)| *card == i).map(|(_, e)| *e).collect();
+            let calls: Vec<crate::cards::CallEvent> = expected
+                .iter()
+                .filter(|(card, _)| *card == i)
+                .map(|(_, e)| *e)
+                .collect();
             if !calls.is_empty() {
-                tracing::info!("card {}: expecting {} calls", c.root().display(), calls.len());
+                tracing::info!(
+                    "card {}: expecting {} calls",
+                    c.root().display(),
+                    calls.len()
+                );
             }
             if let Err(e) = c.expect_calls(&calls) {
                 tracing::error!("card {}: {e}", c.root().display());
@@ -60,7 +68,10 @@ impl Daemon {
                 tracing::error!("card {}: {e}", c.root().display());
             }
         }
-        if let Err(e) = self.ring.rearm(Token::CardsStart, now + Duration::from_micros(200)) {
+        if let Err(e) = self
+            .ring
+            .rearm(Token::CardsStart, now + Duration::from_micros(200))
+        {
             // Not fatal on the takeover path: the loop re-arms it next turn.
             tracing::warn!("cards: cannot arm the start-wait timer: {e}");
         }
@@ -79,16 +90,26 @@ impl Daemon {
         }
         for (root, r) in results {
             match r {
-                Ok(t) => self.mark(Event::SpansStarted { root, micros: t.elapsed.as_micros() as u64 }),
+                Ok(t) => self.mark(Event::SpansStarted {
+                    root,
+                    micros: t.elapsed.as_micros() as u64,
+                }),
                 Err(e) => {
-                    self.mark(Event::SpansFailed { root, error: e.to_string() });
+                    self.mark(Event::SpansFailed {
+                        root,
+                        error: e.to_string(),
+                    });
                     // A span that cannot start is an alarm of its own.
                     let change = self.card_fault.handle_start_failed();
                     self.card_fault_changed(change);
                 }
             }
         }
-        if pending && let Err(e) = self.ring.arm_timeout(Token::CardsStart, now + Duration::from_micros(500)) {
+        if pending
+            && let Err(e) = self
+                .ring
+                .arm_timeout(Token::CardsStart, now + Duration::from_micros(500))
+        {
             // Not fatal on the takeover path: the loop re-arms it next turn.
             tracing::warn!("cards: cannot arm the start-wait timer: {e}");
         }
@@ -112,7 +133,10 @@ impl Daemon {
         let active = self.pair.state() == NodeState::Active;
         let change = self.card_fault.handle_alarm(fault, active, Instant::now());
         self.card_fault_changed(change);
-        self.ring.arm_timeout(Token::CardAlarms, Instant::now() + Duration::from_millis(50))?;
+        self.ring.arm_timeout(
+            Token::CardAlarms,
+            Instant::now() + Duration::from_millis(50),
+        )?;
         Ok(())
     }
 
@@ -128,13 +152,19 @@ impl Daemon {
                     self.card_fault_changed(change);
                 }
             }
-            Err(e) => tracing::warn!("card {}: span {} channel {}: {e}", self.cards[card].root().display(), ch.span, ch.channel),
+            Err(e) => tracing::warn!(
+                "card {}: span {} channel {}: {e}",
+                self.cards[card].root().display(),
+                ch.span,
+                ch.channel
+            ),
         }
         self.publish_card_calls();
         // One-shot poll: again, unless the channel broke (a new generation
         // re-polls everything).
         if self.cards[card].generation() == self.chan_gens.get(card).copied().unwrap_or(u64::MAX) {
-            self.ring.poll(Token::Channel { card, index }, ch.fd, libc::POLLPRI as u32)?;
+            self.ring
+                .poll(Token::Channel { card, index }, ch.fd, libc::POLLPRI as u32)?;
         }
         Ok(())
     }
@@ -149,7 +179,15 @@ impl Daemon {
             .filter_map(|c| {
                 let (card, _, _) = parse_card_call_id(&c.id)?;
                 let ch = c.channel?;
-                Some((card, crate::cards::CallEvent { span: ch.span, channel: ch.channel, state: card_state(c.state), at_ms: c.updated_ms }))
+                Some((
+                    card,
+                    crate::cards::CallEvent {
+                        span: ch.span,
+                        channel: ch.channel,
+                        state: card_state(c.state),
+                        at_ms: c.updated_ms,
+                    },
+                ))
             })
             .collect()
     }
@@ -162,10 +200,17 @@ impl Daemon {
             let mut events = c.take_call_events();
             if self.cfg.cards.get(i).is_some_and(|cc| cc.auto_answer) {
                 for e in events.clone() {
-                    if e.state == CardCall::Ringing && c.call_state(e.span, e.channel) == Some(CardCall::Ringing) {
+                    if e.state == CardCall::Ringing
+                        && c.call_state(e.span, e.channel) == Some(CardCall::Ringing)
+                    {
                         match c.answer(e.span, e.channel) {
                             Ok(()) => events.extend(c.take_call_events()),
-                            Err(err) => tracing::warn!("card {}: auto answer on span {} channel {}: {err}", c.root().display(), e.span, e.channel),
+                            Err(err) => tracing::warn!(
+                                "card {}: auto answer on span {} channel {}: {err}",
+                                c.root().display(),
+                                e.span,
+                                e.channel
+                            ),
                         }
                     }
                 }
@@ -177,7 +222,10 @@ impl Daemon {
                 } else {
                     records.push(crate::sync::Record::Call(crate::sync::CallRecord {
                         id,
-                        channel: Some(crate::sync::ChannelRef { span: e.span, channel: e.channel }),
+                        channel: Some(crate::sync::ChannelRef {
+                            span: e.span,
+                            channel: e.channel,
+                        }),
                         flow: None,
                         ivr: None,
                         state: sync_state(e.state),
@@ -211,7 +259,8 @@ impl Daemon {
         self.chan_polls.clear();
         for (card, c) in self.cards.iter().enumerate() {
             for (index, ch) in c.channel_fds().into_iter().enumerate() {
-                self.ring.poll(Token::Channel { card, index }, ch.fd, libc::POLLPRI as u32)?;
+                self.ring
+                    .poll(Token::Channel { card, index }, ch.fd, libc::POLLPRI as u32)?;
                 self.chan_polls.insert((card, index), ch);
             }
         }
@@ -226,7 +275,13 @@ mod tests {
 
     #[test]
     fn card_and_sync_call_states_round_trip() {
-        for s in [CardCall::Idle, CardCall::Ringing, CardCall::Answered, CardCall::OnHold, CardCall::HungUp] {
+        for s in [
+            CardCall::Idle,
+            CardCall::Ringing,
+            CardCall::Answered,
+            CardCall::OnHold,
+            CardCall::HungUp,
+        ] {
             assert_eq!(card_state(sync_state(s)), s);
         }
     }

@@ -12,9 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Result;
 use super::{Daemon, Event, token::Token};
 use crate::sync::{Applied, apply::ApplyCount};
+use anyhow::Result;
 
 impl Daemon {
     /// The connection ring: in bounded chunks, heartbeats between them (a
@@ -47,7 +47,8 @@ impl Daemon {
             }
         }
         if let Some(f) = &self.flow_events {
-            self.ring.poll(Token::FlowRing, f.as_raw_fd(), libc::POLLIN as u32)?;
+            self.ring
+                .poll(Token::FlowRing, f.as_raw_fd(), libc::POLLIN as u32)?;
         }
         Ok(())
     }
@@ -73,7 +74,8 @@ impl Daemon {
             }
         }
         if let Some(c) = &self.call_events {
-            self.ring.poll(Token::CallRing, c.as_raw_fd(), libc::POLLIN as u32)?;
+            self.ring
+                .poll(Token::CallRing, c.as_raw_fd(), libc::POLLIN as u32)?;
         }
         Ok(())
     }
@@ -111,13 +113,20 @@ impl Daemon {
         let at = sy.poll_timeout();
         for e in events {
             self.mark(match e {
-                crate::sync::runtime::Event::Connected { peer, dialed } => Event::SyncConnected { peer: peer.to_string(), dialed },
-                crate::sync::runtime::Event::Closed { peer, why } => Event::SyncClosed { peer: peer.to_string(), why },
+                crate::sync::runtime::Event::Connected { peer, dialed } => Event::SyncConnected {
+                    peer: peer.to_string(),
+                    dialed,
+                },
+                crate::sync::runtime::Event::Closed { peer, why } => Event::SyncClosed {
+                    peer: peer.to_string(),
+                    why,
+                },
                 crate::sync::runtime::Event::InSync => Event::SyncInSync,
             });
         }
         let polled = want.map(|(id, _, ev)| (id, ev));
-        if polled != self.sync_polled || (polled.is_some() && !self.ring.is_armed(Token::SyncConn)) {
+        if polled != self.sync_polled || (polled.is_some() && !self.ring.is_armed(Token::SyncConn))
+        {
             self.ring.cancel(Token::SyncConn)?;
             if let Some((_, fd, ev)) = want {
                 self.ring.poll(Token::SyncConn, fd, ev)?;
@@ -131,7 +140,9 @@ impl Daemon {
                 let want = sy.pending_poll(slot);
                 let polled = want.map(|(id, _, ev)| (id, ev));
                 let token = Token::SyncPending(slot);
-                if polled != *sy.pending_polled(slot) || (polled.is_some() && !self.ring.is_armed(token)) {
+                if polled != *sy.pending_polled(slot)
+                    || (polled.is_some() && !self.ring.is_armed(token))
+                {
                     self.ring.cancel(token)?;
                     if let Some((_, fd, ev)) = want {
                         self.ring.poll(token, fd, ev)?;
@@ -140,7 +151,8 @@ impl Daemon {
                 }
             }
         }
-        self.ring.rearm_if_moved(Token::SyncTimer, at, &mut self.sync_timer_at)?;
+        self.ring
+            .rearm_if_moved(Token::SyncTimer, at, &mut self.sync_timer_at)?;
         self.update_state_held();
         Ok(())
     }
@@ -157,7 +169,10 @@ impl Daemon {
         if let Some(sy) = self.sync.as_mut() {
             sy.applied += count.ok;
             if count.refused > 0 && sy.kernel_errors == 0 {
-                tracing::warn!("sync: {} flows name a service or real server this node does not have", count.refused);
+                tracing::warn!(
+                    "sync: {} flows name a service or real server this node does not have",
+                    count.refused
+                );
             }
             sy.kernel_errors += count.refused;
         }

@@ -35,7 +35,10 @@ use crate::{
 fn errno_of(e: &(dyn StdError + 'static)) -> Option<i32> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        if let Some(n) = err.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
+        if let Some(n) = err
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
             return Some(n);
         }
         cur = err.source();
@@ -53,9 +56,23 @@ fn errno_text(errno: i32) -> String {
 fn notice_event(v: &OwnedVip, n: Notice, own_error: Option<&str>) -> Event {
     let (vip, interface) = (v.addr.into(), v.garp.interface().name.clone());
     match n {
-        Notice::GarpFailing { errno, retrying } => Event::GarpFailed { vip, interface, errno, error: errno_text(errno), retrying },
-        Notice::GarpRecovered { failed } => Event::GarpRecovered { vip, interface, failed },
-        Notice::GarpGaveUp { failed } => Event::GarpGaveUp { vip, interface, failed },
+        Notice::GarpFailing { errno, retrying } => Event::GarpFailed {
+            vip,
+            interface,
+            errno,
+            error: errno_text(errno),
+            retrying,
+        },
+        Notice::GarpRecovered { failed } => Event::GarpRecovered {
+            vip,
+            interface,
+            failed,
+        },
+        Notice::GarpGaveUp { failed } => Event::GarpGaveUp {
+            vip,
+            interface,
+            failed,
+        },
         Notice::OwnFailing { errno, retrying } => Event::TakeoverStepFailed {
             step: TakeoverStep::OwnVip,
             object: v.addr.to_string(),
@@ -63,9 +80,11 @@ fn notice_event(v: &OwnedVip, n: Notice, own_error: Option<&str>) -> Event {
             error: own_error.map_or_else(|| errno_text(errno), str::to_string),
             retrying,
         },
-        Notice::OwnRecovered { failed } => {
-            Event::TakeoverStepRecovered { step: TakeoverStep::OwnVip, object: v.addr.to_string(), failed }
-        }
+        Notice::OwnRecovered { failed } => Event::TakeoverStepRecovered {
+            step: TakeoverStep::OwnVip,
+            object: v.addr.to_string(),
+            failed,
+        },
     }
 }
 
@@ -76,22 +95,33 @@ impl Daemon {
     pub(super) fn apply_actions(&mut self) -> Result<()> {
         while let Some(a) = self.pair.poll_action() {
             match a {
-                Action::StateChanged { from, to, epoch, reason } => self.on_state_changed(from, to, epoch, reason.to_string()),
+                Action::StateChanged {
+                    from,
+                    to,
+                    epoch,
+                    reason,
+                } => self.on_state_changed(from, to, epoch, reason.to_string()),
                 Action::BecomeActive { epoch } => self.become_active(epoch),
                 Action::BecomeStandby => self.become_standby(),
                 Action::SendGarp => {
                     // A split brain healed in our favour: announce again.
                     let now = Instant::now();
                     for v in self.vips.iter_mut() {
-                        v.garp.announcement_mut().announce(now, v.garp_count, v.garp_interval);
+                        v.garp
+                            .announcement_mut()
+                            .announce(now, v.garp_count, v.garp_interval);
                     }
                     self.announce_turn(now);
                     self.mark(Event::GarpResent);
                 }
                 Action::ProbeWitness => self.probe_witness(),
                 Action::Held { hold, until } => {
-                    let for_ms = until.map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64);
-                    self.mark(Event::Held { hold: hold.to_string(), for_ms });
+                    let for_ms = until
+                        .map(|t| t.saturating_duration_since(Instant::now()).as_millis() as u64);
+                    self.mark(Event::Held {
+                        hold: hold.to_string(),
+                        for_ms,
+                    });
                 }
             }
         }
@@ -113,7 +143,13 @@ impl Daemon {
         } else {
             Vec::new()
         };
-        self.mark(Event::StateChanged { from: from.name().into(), to: to.name().into(), epoch, peer_heard, reason });
+        self.mark(Event::StateChanged {
+            from: from.name().into(),
+            to: to.name().into(),
+            epoch,
+            peer_heard,
+            reason,
+        });
         if from == NodeState::Takeover && to == NodeState::Fault {
             // Isolated: the witness did not answer in time.
             self.witness_ok = false;
@@ -134,13 +170,19 @@ impl Daemon {
         // the worker thread.
         let t = Instant::now();
         for v in self.vips.iter_mut() {
-            v.garp.announcement_mut().take(t, v.garp_count, v.garp_interval);
+            v.garp
+                .announcement_mut()
+                .take(t, v.garp_count, v.garp_interval);
         }
         self.announce_turn(t);
         for v in &self.vips {
-            self.addr_worker.request(crate::addrworker::Op::Add, &self.lo, v.addr, 32);
+            self.addr_worker
+                .request(crate::addrworker::Op::Add, &self.lo, v.addr, 32);
         }
-        self.mark(Event::TakeoverDone { epoch, micros: t.elapsed().as_micros() as u64 });
+        self.mark(Event::TakeoverDone {
+            epoch,
+            micros: t.elapsed().as_micros() as u64,
+        });
         if !self.cards.is_empty()
             && let Err(e) = self.start_spans()
         {
@@ -175,7 +217,8 @@ impl Daemon {
             if let Err(e) = self.dp.set_vip_owned(v.addr, v.mac, false) {
                 failed.push((v.addr, errno_of(&e), e.to_string()));
             }
-            self.addr_worker.request(crate::addrworker::Op::Remove, &self.lo, v.addr, 32);
+            self.addr_worker
+                .request(crate::addrworker::Op::Remove, &self.lo, v.addr, 32);
         }
         for (addr, errno, error) in failed {
             self.mark(Event::TakeoverStepFailed {
@@ -221,7 +264,11 @@ impl Daemon {
             self.mark(e);
         }
         // VIPs with something left to do.
-        self.garp_left = self.vips.iter().filter(|v| !v.garp.announcement().is_idle()).count() as u32;
+        self.garp_left = self
+            .vips
+            .iter()
+            .filter(|v| !v.garp.announcement().is_idle())
+            .count() as u32;
         if let Some(at) = self.next_announcement() {
             let r = self.ring.rearm(Token::Garp, at.max(now));
             self.arm_failed(Token::Garp, r);
@@ -230,7 +277,10 @@ impl Daemon {
 
     /// When the VIPs' announcements have something due next.
     fn next_announcement(&self) -> Option<Instant> {
-        self.vips.iter().filter_map(|v| v.garp.announcement().poll_timeout()).min()
+        self.vips
+            .iter()
+            .filter_map(|v| v.garp.announcement().poll_timeout())
+            .min()
     }
 
     /// The GARP timer: the announcements' next step, while active.
@@ -274,16 +324,25 @@ impl Daemon {
         }
         if let Some(w) = &self.witness {
             if !self.ring.is_armed(Token::WitnessReply) {
-                r = r.and(self.ring.poll(Token::WitnessReply, w.as_raw_fd(), libc::POLLIN as u32));
+                r = r.and(
+                    self.ring
+                        .poll(Token::WitnessReply, w.as_raw_fd(), libc::POLLIN as u32),
+                );
             }
             if !self.ring.is_armed(Token::WitnessTick)
                 && let Some(wc) = &self.cfg.witness
             {
-                r = r.and(self.ring.arm_timeout(Token::WitnessTick, now + wc.probe_interval));
+                r = r.and(
+                    self.ring
+                        .arm_timeout(Token::WitnessTick, now + wc.probe_interval),
+                );
             }
         }
         if !self.ring.is_armed(Token::CardsStart) && self.cards.iter().any(|c| c.is_starting()) {
-            r = r.and(self.ring.arm_timeout(Token::CardsStart, now + Duration::from_micros(500)));
+            r = r.and(
+                self.ring
+                    .arm_timeout(Token::CardsStart, now + Duration::from_micros(500)),
+            );
         }
         if let Err(e) = r {
             tracing::debug!("arming a lost wait again: {e}");
@@ -314,7 +373,9 @@ impl Daemon {
                     self.arm_failed(Token::WitnessReply, r);
                 }
             }
-            None => self.pair.handle(PairEvent::Witness { reachable: true }, now),
+            None => self
+                .pair
+                .handle(PairEvent::Witness { reachable: true }, now),
         }
     }
 
@@ -331,7 +392,8 @@ impl Daemon {
             // judge a live peer by a stale view and take over (seen: a
             // takeover with the peer heard 0.1 ms before).
             self.refresh();
-            self.pair.handle(PairEvent::WitnessAnswered { sent_at }, Instant::now());
+            self.pair
+                .handle(PairEvent::WitnessAnswered { sent_at }, Instant::now());
         }
         if let Some(fd) = self.witness.as_ref().map(|w| w.as_raw_fd())
             && !self.ring.is_armed(Token::WitnessReply)
@@ -353,7 +415,9 @@ impl Daemon {
             tracing::debug!("witness {}: {e}", w.addr());
         }
         if let Some(interval) = self.cfg.witness.as_ref().map(|wc| wc.probe_interval) {
-            let r = self.ring.arm_timeout(Token::WitnessTick, Instant::now() + interval);
+            let r = self
+                .ring
+                .arm_timeout(Token::WitnessTick, Instant::now() + interval);
             self.arm_failed(Token::WitnessTick, r);
         }
         Ok(())

@@ -26,7 +26,11 @@ pub struct Timeline {
 impl Timeline {
     /// A timeline that prints each event (`print`) as it is recorded.
     pub fn new(print: bool) -> Timeline {
-        Timeline { events: VecDeque::new(), next_seq: 1, print }
+        Timeline {
+            events: VecDeque::new(),
+            next_seq: 1,
+            print,
+        }
     }
 
     /// Records `event` at `at_ns`.
@@ -53,7 +57,12 @@ impl Timeline {
     /// Events with a sequence number above `after`, oldest first, at most
     /// `limit`.
     pub fn since(&self, after: u64, limit: usize) -> Vec<Stamped> {
-        self.events.iter().filter(|e| e.seq > after).take(limit).cloned().collect()
+        self.events
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Stamped> {
@@ -74,7 +83,10 @@ mod tests {
         assert_eq!(t.iter().count(), CAPACITY);
         assert_eq!(t.iter().next().map(|e| e.seq), Some(11));
         let tail = t.since(CAPACITY as u64 + 8, 100);
-        assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![CAPACITY as u64 + 9, CAPACITY as u64 + 10]);
+        assert_eq!(
+            tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![CAPACITY as u64 + 9, CAPACITY as u64 + 10]
+        );
     }
 
     #[test]
@@ -82,13 +94,29 @@ mod tests {
         let e = Stamped {
             seq: 3,
             at_ns: 42,
-            event: Event::StateChanged { from: "standby".into(), to: "takeover".into(), epoch: 7, peer_heard: vec![(4, 15_700)], reason: String::new() },
+            event: Event::StateChanged {
+                from: "standby".into(),
+                to: "takeover".into(),
+                epoch: 7,
+                peer_heard: vec![(4, 15_700)],
+                reason: String::new(),
+            },
         };
         let json = serde_json::to_string(&e).expect("json");
         assert!(json.contains(r#""event":"state_changed""#), "{json}");
         let back: Stamped = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, e);
-        assert_eq!(e.event.to_string(), "state standby -> takeover (epoch 7) (peer last heard 15.7 ms ago on ifindex 4)");
-        assert_eq!(Event::TakeoverDone { epoch: 2, micros: 31 }.to_string(), "takeover done: VIPs owned, GARP sent (epoch 2; 31 µs)");
+        assert_eq!(
+            e.event.to_string(),
+            "state standby -> takeover (epoch 7) (peer last heard 15.7 ms ago on ifindex 4)"
+        );
+        assert_eq!(
+            Event::TakeoverDone {
+                epoch: 2,
+                micros: 31
+            }
+            .to_string(),
+            "takeover done: VIPs owned, GARP sent (epoch 2; 31 µs)"
+        );
     }
 }

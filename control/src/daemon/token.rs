@@ -78,7 +78,11 @@ pub struct Ring {
 
 impl Ring {
     pub fn new(entries: u32) -> Result<Ring, ReactorError> {
-        Ok(Ring { reactor: Reactor::new(entries)?, slab: Vec::new(), ids: HashMap::new() })
+        Ok(Ring {
+            reactor: Reactor::new(entries)?,
+            slab: Vec::new(),
+            ids: HashMap::new(),
+        })
     }
 
     /// The slab index of `t`, added on first use (a token's index never
@@ -94,7 +98,9 @@ impl Ring {
     }
 
     pub fn is_armed(&self, t: Token) -> bool {
-        self.ids.get(&t).is_some_and(|id| self.reactor.is_armed(*id))
+        self.ids
+            .get(&t)
+            .is_some_and(|id| self.reactor.is_armed(*id))
     }
 
     pub fn arm_timeout(&mut self, t: Token, at: Instant) -> Result<(), ReactorError> {
@@ -132,7 +138,12 @@ impl Ring {
     /// armed for that time, which `armed` remembers. Re-arming cancels the
     /// armed timeout, and the cancel's completion wakes the loop at once:
     /// done on every turn, it would keep the loop spinning.
-    pub fn rearm_if_moved(&mut self, t: Token, at: Option<Instant>, armed: &mut Option<Instant>) -> Result<(), ReactorError> {
+    pub fn rearm_if_moved(
+        &mut self,
+        t: Token,
+        at: Option<Instant>,
+        armed: &mut Option<Instant>,
+    ) -> Result<(), ReactorError> {
         if at == *armed && (at.is_none() || self.is_armed(t)) {
             return Ok(());
         }
@@ -148,9 +159,16 @@ impl Ring {
 
     /// Submits and waits (see [`Reactor::submit_and_wait`]); each
     /// completion comes with its token.
-    pub fn submit_and_wait(&mut self, min: usize, timeout: Option<Duration>) -> Result<Vec<(Token, Completion)>, ReactorError> {
+    pub fn submit_and_wait(
+        &mut self,
+        min: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<(Token, Completion)>, ReactorError> {
         let done = self.reactor.submit_and_wait(min, timeout)?;
-        Ok(done.into_iter().filter_map(|c| self.slab.get(c.token as usize).map(|t| (*t, c))).collect())
+        Ok(done
+            .into_iter()
+            .filter_map(|c| self.slab.get(c.token as usize).map(|t| (*t, c)))
+            .collect())
     }
 }
 
@@ -162,19 +180,28 @@ mod tests {
     fn tokens_round_trip_through_the_ring() {
         let mut ring = Ring::new(8).expect("ring");
         let now = Instant::now();
-        ring.arm_timeout(Token::Channel { card: 1, index: 3 }, now).expect("arm");
+        ring.arm_timeout(Token::Channel { card: 1, index: 3 }, now)
+            .expect("arm");
         ring.arm_timeout(Token::HeartbeatSend, now).expect("arm");
         assert!(ring.is_armed(Token::HeartbeatSend));
         assert!(!ring.is_armed(Token::Channel { card: 1, index: 4 }));
         let mut got = Vec::new();
         for _ in 0..10 {
-            got.extend(ring.submit_and_wait(1, Some(Duration::from_secs(1))).expect("wait").into_iter().map(|(t, _)| t));
+            got.extend(
+                ring.submit_and_wait(1, Some(Duration::from_secs(1)))
+                    .expect("wait")
+                    .into_iter()
+                    .map(|(t, _)| t),
+            );
             if got.len() == 2 {
                 break;
             }
         }
         got.sort_by_key(|t| format!("{t:?}"));
-        assert_eq!(got, vec![Token::Channel { card: 1, index: 3 }, Token::HeartbeatSend]);
+        assert_eq!(
+            got,
+            vec![Token::Channel { card: 1, index: 3 }, Token::HeartbeatSend]
+        );
     }
 
     #[test]
@@ -182,12 +209,19 @@ mod tests {
         let mut ring = Ring::new(8).expect("ring");
         let mut armed = None;
         let at = Instant::now() + Duration::from_secs(5);
-        ring.rearm_if_moved(Token::PairDeadline, Some(at), &mut armed).expect("arm");
+        ring.rearm_if_moved(Token::PairDeadline, Some(at), &mut armed)
+            .expect("arm");
         assert_eq!(armed, Some(at));
-        ring.rearm_if_moved(Token::PairDeadline, Some(at), &mut armed).expect("again");
+        ring.rearm_if_moved(Token::PairDeadline, Some(at), &mut armed)
+            .expect("again");
         // Nothing completes: neither the timer (5 s away) nor a cancel.
-        assert!(ring.submit_and_wait(1, Some(Duration::from_millis(50))).expect("wait").is_empty());
-        ring.rearm_if_moved(Token::PairDeadline, None, &mut armed).expect("cancel");
+        assert!(
+            ring.submit_and_wait(1, Some(Duration::from_millis(50)))
+                .expect("wait")
+                .is_empty()
+        );
+        ring.rearm_if_moved(Token::PairDeadline, None, &mut armed)
+            .expect("cancel");
         assert!(!ring.is_armed(Token::PairDeadline));
     }
 }

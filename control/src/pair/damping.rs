@@ -40,8 +40,12 @@ impl Damping {
         if self.flaps.len() > FLAPS_MAX {
             self.flaps.pop_front();
         }
-        let doublings = u32::try_from(self.flaps.len() - 1).unwrap_or(u32::MAX).min(31);
-        let hold = hold_down.saturating_mul(1 << doublings).min(max.max(hold_down));
+        let doublings = u32::try_from(self.flaps.len() - 1)
+            .unwrap_or(u32::MAX)
+            .min(31);
+        let hold = hold_down
+            .saturating_mul(1 << doublings)
+            .min(max.max(hold_down));
         if hold.is_zero() {
             return self.until;
         }
@@ -75,7 +79,10 @@ impl Damping {
     /// For the fingerprint: flap ages and the hold-down left.
     pub fn print(&self, now: Instant) -> (Vec<Duration>, Option<Duration>) {
         (
-            self.flaps.iter().map(|&t| now.saturating_duration_since(t)).collect(),
+            self.flaps
+                .iter()
+                .map(|&t| now.saturating_duration_since(t))
+                .collect(),
             self.until.map(|t| t.saturating_duration_since(now)),
         )
     }

@@ -66,7 +66,10 @@ impl Pair {
                         let seen = p.paths[i]
                             .last_seen
                             .filter(|_| p.heard_on(i as u8, now, deadline));
-                        (seen.map(|t| now.saturating_duration_since(t)), p.paths[i].reported_down)
+                        (
+                            seen.map(|t| now.saturating_duration_since(t)),
+                            p.paths[i].reported_down,
+                        )
                     })
                     .collect();
                 (p.node_id, p.state, p.epoch, p.priority, ages)

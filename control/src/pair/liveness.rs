@@ -107,7 +107,9 @@ pub struct EchoTrack {
 
 impl EchoTrack {
     pub fn sent(&mut self, seq: u64, now: Instant, interval: Duration, multiplier: u32) {
-        if self.returned.is_some_and(|r| seq <= r) || self.pending.back().is_some_and(|&(s, _)| seq <= s) {
+        if self.returned.is_some_and(|r| seq <= r)
+            || self.pending.back().is_some_and(|&(s, _)| seq <= s)
+        {
             return;
         }
         self.pending.push_back((seq, now));
@@ -143,7 +145,8 @@ impl EchoTrack {
     pub fn state(&self, now: Instant, interval: Duration, multiplier: u32) -> EchoState {
         if self.returned.is_none() {
             EchoState::Unknown
-        } else if self.lost_latched || self.lost_at(interval, multiplier).is_some_and(|t| now >= t) {
+        } else if self.lost_latched || self.lost_at(interval, multiplier).is_some_and(|t| now >= t)
+        {
             EchoState::Lost
         } else {
             EchoState::Alive

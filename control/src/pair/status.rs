@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use super::{EchoState, FaultKind, NodeState, Pair, PairConfig, PathLiveness, PeerView, SwitchoverRefused};
+use super::{
+    EchoState, FaultKind, NodeState, Pair, PairConfig, PathLiveness, PeerView, SwitchoverRefused,
+};
 
 impl Pair {
     pub fn config(&self) -> &PairConfig {
@@ -96,10 +98,7 @@ impl Pair {
                         .peer
                         .as_ref()
                         .is_some_and(|p| p.heard_on(path, now, deadline)),
-                    reported_down: self
-                        .peer
-                        .as_ref()
-                        .is_some_and(|p| p.paths[i].reported_down),
+                    reported_down: self.peer.as_ref().is_some_and(|p| p.paths[i].reported_down),
                     echo: self.echo_state(path, now),
                     bad_mac: self.bad_mac[i].is_some_and(|t| now < t + deadline),
                     alive: self.path_alive(path, now),
@@ -145,7 +144,10 @@ impl Pair {
         let (interval, m) = (self.cfg.interval, self.cfg.multiplier);
         let mut latest = None;
         for path in 0..self.cfg.paths {
-            let fresh = self.peer.as_ref().and_then(|p| p.fresh_until(path, deadline));
+            let fresh = self
+                .peer
+                .as_ref()
+                .and_then(|p| p.fresh_until(path, deadline));
             let echo = if self.echo_state(path, self.now) == EchoState::Alive {
                 match self.echo[usize::from(path)].lost_at(interval, m) {
                     None => return None,

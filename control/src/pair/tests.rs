@@ -2,8 +2,8 @@
 //! clock: each test feeds events and asserts the states and the actions.
 
 use super::*;
-use std::time::Duration;
 use NodeState::*;
+use std::time::Duration;
 
 const MS: Duration = Duration::from_millis(1);
 const INTERVAL: Duration = Duration::from_millis(10);
@@ -1208,7 +1208,14 @@ fn local_fault_precedence_link_over_card() {
 }
 
 fn witness_standby() -> Node {
-    Node::standby(PairConfig { witness: true, ..cfg(B, 100) }, A, 150)
+    Node::standby(
+        PairConfig {
+            witness: true,
+            ..cfg(B, 100)
+        },
+        A,
+        150,
+    )
 }
 
 #[test]
@@ -1224,10 +1231,18 @@ fn standby_with_a_fresh_witness_answer_takes_over_without_a_probe() {
     n.handle(Event::WitnessAnswered { sent_at: sent });
     assert_eq!(n.pair.state(), Standby, "an answer alone takes nothing");
     n.advance(DEADLINE);
-    assert_eq!(n.pair.state(), Active, "peer dead, witness fresh: no extra round trip");
+    assert_eq!(
+        n.pair.state(),
+        Active,
+        "peer dead, witness fresh: no extra round trip"
+    );
     assert_eq!(
         n.drain(),
-        vec![changed(Standby, Takeover, 1), changed(Takeover, Active, 2), Action::BecomeActive { epoch: 2 }]
+        vec![
+            changed(Standby, Takeover, 1),
+            changed(Takeover, Active, 2),
+            Action::BecomeActive { epoch: 2 }
+        ]
     );
 }
 
@@ -1239,21 +1254,35 @@ fn standby_with_a_stale_witness_answer_probes_and_waits_for_a_fresh_one() {
     n.handle(Event::WitnessAnswered { sent_at: stale });
     n.advance(DEADLINE);
     assert_eq!(n.pair.state(), Takeover);
-    assert_eq!(n.drain(), vec![changed(Standby, Takeover, 1), Action::ProbeWitness]);
+    assert_eq!(
+        n.drain(),
+        vec![changed(Standby, Takeover, 1), Action::ProbeWitness]
+    );
     // A late answer to an old probe does not do either.
-    n.handle(Event::WitnessAnswered { sent_at: stale + INTERVAL });
+    n.handle(Event::WitnessAnswered {
+        sent_at: stale + INTERVAL,
+    });
     assert_eq!(n.pair.state(), Takeover);
     // The answer to the probe just sent does.
     let probe = n.now;
     n.advance(MS);
     n.handle(Event::WitnessAnswered { sent_at: probe });
     assert_eq!(n.pair.state(), Active);
-    assert_eq!(n.drain(), vec![changed(Takeover, Active, 2), Action::BecomeActive { epoch: 2 }]);
+    assert_eq!(
+        n.drain(),
+        vec![
+            changed(Takeover, Active, 2),
+            Action::BecomeActive { epoch: 2 }
+        ]
+    );
 }
 
 #[test]
 fn takeover_without_a_fresh_witness_answer_is_isolated_at_its_timeout() {
-    let c = PairConfig { witness: true, ..cfg(B, 100) };
+    let c = PairConfig {
+        witness: true,
+        ..cfg(B, 100)
+    };
     let timeout = c.witness_timeout();
     let mut n = Node::standby(c, A, 150);
     n.advance(DEADLINE);

@@ -35,7 +35,9 @@ pub fn mapped(a: IpAddr) -> [u8; 16] {
 /// Milliseconds since the Unix epoch (call records carry wall times: the
 /// directors' monotonic clocks differ).
 pub fn wall_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The sync id of a card channel's call: `dahdi/<card>/<span>/<channel>`,
@@ -87,12 +89,25 @@ impl Translator {
 
     /// A service's key and one of its real servers' address, by this
     /// node's ids.
-    fn service_real(&mut self, dp: &Dataplane, id: u32, slot: usize) -> Option<(VirtualService, (IpAddr, u16))> {
-        if !self.services.get(&id).is_some_and(|(_, slots)| slots.get(slot).is_some_and(|s| s.is_some())) {
+    fn service_real(
+        &mut self,
+        dp: &Dataplane,
+        id: u32,
+        slot: usize,
+    ) -> Option<(VirtualService, (IpAddr, u16))> {
+        if !self
+            .services
+            .get(&id)
+            .is_some_and(|(_, slots)| slots.get(slot).is_some_and(|s| s.is_some()))
+        {
             self.services = dp
                 .services()
                 .map(|img| {
-                    let vs = VirtualService { addr: img.key.addr, port: img.key.port, proto: img.key.proto };
+                    let vs = VirtualService {
+                        addr: img.key.addr,
+                        port: img.key.port,
+                        proto: img.key.proto,
+                    };
                     (img.service.id, (vs, img.slot_ids.clone()))
                 })
                 .collect();
@@ -105,10 +120,25 @@ impl Translator {
     pub fn flow_record(&mut self, dp: &Dataplane, change: &FlowChange) -> Option<Record> {
         match *change {
             FlowChange::Removed { key } => Some(Record::FlowRemoved(key)),
-            FlowChange::New { key, service_id, real_slot, created_ns, flags } => {
+            FlowChange::New {
+                key,
+                service_id,
+                real_slot,
+                created_ns,
+                flags,
+            } => {
                 let (vs, (addr, port)) = self.service_real(dp, service_id, real_slot as usize)?;
-                let age_ms = (tandem_dataplane::monotonic_coarse_ns().saturating_sub(created_ns) / 1_000_000).min(u32::MAX as u64) as u32;
-                Some(Record::Flow(FlowRecord { key, service: vs, real_addr: mapped(addr), real_port: port, age_ms, flags: flags.bits() }))
+                let age_ms = (tandem_dataplane::monotonic_coarse_ns().saturating_sub(created_ns)
+                    / 1_000_000)
+                    .min(u32::MAX as u64) as u32;
+                Some(Record::Flow(FlowRecord {
+                    key,
+                    service: vs,
+                    real_addr: mapped(addr),
+                    real_port: port,
+                    age_ms,
+                    flags: flags.bits(),
+                }))
             }
         }
     }
@@ -120,8 +150,15 @@ impl Translator {
     /// same IVR.
     pub fn sip_call_record(&mut self, dp: &Dataplane, change: CallChange) -> Option<Record> {
         match change {
-            CallChange::Removed { call_id, .. } => Some(Record::CallRemoved(call_id_text(call_id)?)),
-            CallChange::New { call_id, service_id, real_slot, .. } => {
+            CallChange::Removed { call_id, .. } => {
+                Some(Record::CallRemoved(call_id_text(call_id)?))
+            }
+            CallChange::New {
+                call_id,
+                service_id,
+                real_slot,
+                ..
+            } => {
                 let id = call_id_text(call_id)?;
                 let (vs, addr) = self.service_real(dp, service_id, real_slot as usize)?;
                 let ms = wall_ms();
@@ -143,8 +180,15 @@ impl Translator {
     pub fn apply(&mut self, dp: &mut Dataplane, a: &Applied, count: &mut ApplyCount) {
         match &a.record {
             Record::Flow(f) => {
-                let created = tandem_dataplane::monotonic_coarse_ns().saturating_sub(u64::from(f.age_ms) * 1_000_000);
-                match dp.upsert_synced_flow(&f.key, &f.service.service_key(), (ip_of(&f.real_addr), f.real_port), created, f.flags) {
+                let created = tandem_dataplane::monotonic_coarse_ns()
+                    .saturating_sub(u64::from(f.age_ms) * 1_000_000);
+                match dp.upsert_synced_flow(
+                    &f.key,
+                    &f.service.service_key(),
+                    (ip_of(&f.real_addr), f.real_port),
+                    created,
+                    f.flags,
+                ) {
                     Ok(true) => count.ok += 1,
                     Ok(false) => count.refused += 1,
                     Err(e) => {
@@ -189,7 +233,8 @@ impl Translator {
 /// The kernel's copy of a Call-ID as a sync id (bytes that are not UTF-8
 /// replaced); `None` for an empty one.
 fn call_id_text(bytes: Vec<u8>) -> Option<String> {
-    let id = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let id = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     (!id.is_empty()).then_some(id)
 }
 
@@ -199,14 +244,26 @@ fn apply_sip_call(dp: &mut Dataplane, c: &CallRecord) -> Result<bool, tandem_dat
     let (Some(f), Some(ivr)) = (c.flow, c.ivr) else {
         return Ok(true); // nothing for the kernel
     };
-    let vs = VirtualService { addr: f.dst, port: f.dport, proto: f.proto };
+    let vs = VirtualService {
+        addr: f.dst,
+        port: f.dport,
+        proto: f.proto,
+    };
     let skey = vs.service_key();
     let ivr_ip = ip_of(&ivr);
-    let Some(real) = dp.service(&skey).and_then(|img| img.slot_ids.iter().flatten().find(|(a, _)| *a == ivr_ip).copied()) else {
+    let Some(real) = dp.service(&skey).and_then(|img| {
+        img.slot_ids
+            .iter()
+            .flatten()
+            .find(|(a, _)| *a == ivr_ip)
+            .copied()
+    }) else {
         return Ok(false);
     };
     let hash = tandem_dataplane::common::sip::callid_hash(c.id.as_bytes());
-    let age_ns = wall_ms().saturating_sub(c.created_ms).saturating_mul(1_000_000);
+    let age_ns = wall_ms()
+        .saturating_sub(c.created_ms)
+        .saturating_mul(1_000_000);
     let created = tandem_dataplane::monotonic_coarse_ns().saturating_sub(age_ns);
     dp.upsert_synced_call(&skey, hash, real, created)
 }
@@ -228,7 +285,13 @@ mod tests {
     fn card_call_ids_round_trip_and_reject_others() {
         assert_eq!(card_call_id(1, 2, 31), "dahdi/1/2/31");
         assert_eq!(parse_card_call_id("dahdi/1/2/31"), Some((1, 2, 31)));
-        for bad in ["dahdi/1/2", "dahdi/1/2/3/4", "a84b4c76e66710@pc33.example.com", "dahdi/x/1/1", ""] {
+        for bad in [
+            "dahdi/1/2",
+            "dahdi/1/2/3/4",
+            "a84b4c76e66710@pc33.example.com",
+            "dahdi/x/1/1",
+            "",
+        ] {
             assert_eq!(parse_card_call_id(bad), None, "{bad}");
         }
     }

@@ -39,7 +39,10 @@ pub const MIN_BACKOFF: Duration = Duration::from_millis(5);
 /// Whether a failure with this errno may pass if tried again: the queue
 /// or memory was short, or a signal came.
 pub fn is_transient(errno: i32) -> bool {
-    matches!(errno, libc::ENOBUFS | libc::EAGAIN | libc::ENOMEM | libc::EINTR)
+    matches!(
+        errno,
+        libc::ENOBUFS | libc::EAGAIN | libc::ENOMEM | libc::EINTR
+    )
 }
 
 /// What became of one attempt (a GARP, or the dataplane update): the
@@ -194,7 +197,9 @@ impl Announcement {
         match outcome {
             Ok(()) => {
                 if self.own_run.reported.take().is_some() {
-                    self.notices.push_back(Notice::OwnRecovered { failed: self.own_run.failed });
+                    self.notices.push_back(Notice::OwnRecovered {
+                        failed: self.own_run.failed,
+                    });
                 }
                 self.own_run.failed = 0;
                 self.own_at = None;
@@ -205,7 +210,8 @@ impl Announcement {
                 let retrying = self.spend_retry(errno);
                 if self.own_run.reported != Some(errno) {
                     self.own_run.reported = Some(errno);
-                    self.notices.push_back(Notice::OwnFailing { errno, retrying });
+                    self.notices
+                        .push_back(Notice::OwnFailing { errno, retrying });
                 }
                 self.own_at = retrying.then(|| now + self.backoff(self.own_run.failed));
             }
@@ -218,7 +224,9 @@ impl Announcement {
             Ok(()) => {
                 self.stats.garp_sent += 1;
                 if self.garp_run.reported.take().is_some() {
-                    self.notices.push_back(Notice::GarpRecovered { failed: self.garp_run.failed });
+                    self.notices.push_back(Notice::GarpRecovered {
+                        failed: self.garp_run.failed,
+                    });
                 }
                 self.garp_run.failed = 0;
                 self.left = self.left.saturating_sub(1);
@@ -231,7 +239,8 @@ impl Announcement {
                 let retrying = self.spend_retry(errno);
                 if self.garp_run.reported != Some(errno) {
                     self.garp_run.reported = Some(errno);
-                    self.notices.push_back(Notice::GarpFailing { errno, retrying });
+                    self.notices
+                        .push_back(Notice::GarpFailing { errno, retrying });
                 }
                 if retrying {
                     // The GARP stays owed.
@@ -242,7 +251,9 @@ impl Announcement {
                     self.left = self.left.saturating_sub(1);
                     self.garp_at = Some(now + self.interval);
                     if self.left == 0 {
-                        self.notices.push_back(Notice::GarpGaveUp { failed: self.garp_run.failed });
+                        self.notices.push_back(Notice::GarpGaveUp {
+                            failed: self.garp_run.failed,
+                        });
                     }
                 }
             }

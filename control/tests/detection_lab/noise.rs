@@ -51,7 +51,11 @@ impl StressNg {
     pub fn start(bin: &PathBuf, args: &[&str], bound: Duration) -> Result<StressNg, String> {
         let mut c = Command::new(bin);
         c.args(args)
-            .args(["--timeout", &format!("{}s", bound.as_secs().max(1)), "--quiet"])
+            .args([
+                "--timeout",
+                &format!("{}s", bound.as_secs().max(1)),
+                "--quiet",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -67,7 +71,10 @@ impl StressNg {
             }
             return Err(format!("{what} exited at once ({status}): {}", err.trim()));
         }
-        Ok(StressNg { child: Some(child), what })
+        Ok(StressNg {
+            child: Some(child),
+            what,
+        })
     }
 
     /// Its command line.
@@ -78,7 +85,9 @@ impl StressNg {
     /// Stops it: SIGTERM to its PID (stress-ng then stops its workers),
     /// up to 5 s, then SIGKILL.
     pub fn stop(&mut self) {
-        let Some(mut c) = self.child.take() else { return };
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
         // SAFETY: kill(2) on our own child's PID, not yet reaped.
         unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
         let end = Instant::now() + Duration::from_secs(5);

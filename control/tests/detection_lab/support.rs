@@ -27,7 +27,8 @@ fn config_path(dir: &Path, name: &str) -> std::path::PathBuf {
 /// (written by `Pair::build` into `dir`, read by the next start).
 pub fn add_to_table(dir: &Path, name: &str, table: &str, lines: &[String]) {
     let path = config_path(dir, name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let header = format!("[{table}]\n");
     let Some(at) = text.find(&header) else {
         panic!("{} has no {header:?}:\n{text}", path.display());
@@ -45,9 +46,16 @@ pub fn add_to_table(dir: &Path, name: &str, table: &str, lines: &[String]) {
 /// Replaces the one occurrence of `from` with `to` in director `name`'s configuration.
 pub fn replace_in_config(dir: &Path, name: &str, from: &str, to: &str) {
     let path = config_path(dir, name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    assert_eq!(text.matches(from).count(), 1, "{from:?} in {}:\n{text}", path.display());
-    std::fs::write(&path, text.replace(from, to)).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "{from:?} in {}:\n{text}",
+        path.display()
+    );
+    std::fs::write(&path, text.replace(from, to))
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 /// `status`, typed, if the daemon answers.
@@ -67,7 +75,9 @@ pub struct Stopped {
 impl Stopped {
     /// SIGSTOP to `d`'s PID. Panics if it is not running.
     pub fn stop(d: &Director) -> Stopped {
-        let pid = d.pid().unwrap_or_else(|| panic!("{} is not running", d.name)) as libc::pid_t;
+        let pid =
+            d.pid()
+                .unwrap_or_else(|| panic!("{} is not running", d.name)) as libc::pid_t;
         // SAFETY: kill(2) on the PID of a child this process started.
         let r = unsafe { libc::kill(pid, libc::SIGSTOP) };
         assert_eq!(r, 0, "SIGSTOP {pid}: {}", std::io::Error::last_os_error());
@@ -105,12 +115,20 @@ impl EventLog {
     /// From the daemon's newest event on (what it did before is left out).
     pub fn from_now(d: &Director) -> EventLog {
         let after = d.events(0).last().map_or(0, |e| e.seq);
-        EventLog { after, events: Vec::new(), missed: 0 }
+        EventLog {
+            after,
+            events: Vec::new(),
+            missed: 0,
+        }
     }
 
     /// Every event the daemon holds.
     pub fn from_start() -> EventLog {
-        EventLog { after: 0, events: Vec::new(), missed: 0 }
+        EventLog {
+            after: 0,
+            events: Vec::new(),
+            missed: 0,
+        }
     }
 
     /// Asks the daemon for what is new (nothing if it does not answer).
@@ -129,7 +147,9 @@ impl EventLog {
         self.events
             .iter()
             .filter_map(|e| match &e.event {
-                Event::StateChanged { from, to, epoch, .. } => Some((e.at_ns, from.clone(), to.clone(), *epoch)),
+                Event::StateChanged {
+                    from, to, epoch, ..
+                } => Some((e.at_ns, from.clone(), to.clone(), *epoch)),
                 _ => None,
             })
             .collect()
@@ -137,7 +157,11 @@ impl EventLog {
 
     /// State changes into `to` at or after `since_ns`.
     pub fn entered(&self, to: &str, since_ns: u64) -> Vec<u64> {
-        self.state_changes().into_iter().filter(|c| c.2 == to && c.0 >= since_ns).map(|c| c.0).collect()
+        self.state_changes()
+            .into_iter()
+            .filter(|c| c.2 == to && c.0 >= since_ns)
+            .map(|c| c.0)
+            .collect()
     }
 
     /// The first event satisfying `f`, with its time.
@@ -147,7 +171,11 @@ impl EventLog {
 
     /// The events as text lines, for a failure message.
     pub fn show(&self) -> String {
-        self.events.iter().map(|e| format!("  {} {}", e.at_ns, e.event)).collect::<Vec<_>>().join("\n")
+        self.events
+            .iter()
+            .map(|e| format!("  {} {}", e.at_ns, e.event))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -164,7 +192,10 @@ impl Clocks {
         let a = monotonic_ns();
         let real_ns = realtime_ns();
         let b = monotonic_ns();
-        Clocks { mono_ns: a + (b - a) / 2, real_ns }
+        Clocks {
+            mono_ns: a + (b - a) / 2,
+            real_ns,
+        }
     }
 
     /// A `CLOCK_MONOTONIC` stamp on the realtime clock, in s (as SIPp's log).

@@ -30,7 +30,10 @@ pub const PROBE_PORT: u16 = 5999;
 /// `CLOCK_REALTIME` now, in ns (the clock of the kernel's packet stamps
 /// and of SIPp's call log).
 pub fn realtime_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime(2) writes the timespec passed.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -76,7 +79,13 @@ fn os_err(what: &str) -> String {
 fn packet_socket(ifindex: u32, timestamps: bool) -> Result<OwnedFd, String> {
     let proto = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: socket(2); the fd is owned right after.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto as libc::c_int) };
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            proto as libc::c_int,
+        )
+    };
     if raw < 0 {
         return Err(os_err("socket(AF_PACKET)"));
     }
@@ -88,19 +97,46 @@ fn packet_socket(ifindex: u32, timestamps: bool) -> Result<OwnedFd, String> {
     sll.sll_protocol = proto;
     sll.sll_ifindex = ifindex as i32;
     // SAFETY: sll is a valid sockaddr_ll of the size passed.
-    let r = unsafe { libc::bind(fd.as_raw_fd(), (&raw const sll).cast(), size_of::<libc::sockaddr_ll>() as libc::socklen_t) };
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&raw const sll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
     if r != 0 {
         return Err(os_err("bind(AF_PACKET)"));
     }
-    let tv = libc::timeval { tv_sec: 0, tv_usec: 5_000 };
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 5_000,
+    };
     let one: libc::c_int = 1;
     let rcvbuf: libc::c_int = 8 << 20;
     // SAFETY: setsockopt(2) with values of the sizes passed.
     unsafe {
-        libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const tv).cast(), size_of::<libc::timeval>() as libc::socklen_t);
-        libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&raw const rcvbuf).cast(), size_of::<libc::c_int>() as libc::socklen_t);
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&raw const rcvbuf).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
         if timestamps
-            && libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, (&raw const one).cast(), size_of::<libc::c_int>() as libc::socklen_t) != 0
+            && libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&raw const one).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            ) != 0
         {
             return Err(os_err("setsockopt(SO_TIMESTAMPNS)"));
         }
@@ -113,7 +149,10 @@ pub fn classify(f: &[u8]) -> Option<Carries> {
     if f.len() < 14 {
         return None;
     }
-    let ip4 = |o: usize| f.get(o..o + 4).map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]));
+    let ip4 = |o: usize| {
+        f.get(o..o + 4)
+            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    };
     match [f[12], f[13]] {
         [0x08, 0x06] if f.len() >= 42 && f[16..18] == [0x08, 0x00] => {
             let op = u16::from_be_bytes([f[20], f[21]]);
@@ -151,7 +190,11 @@ impl PortCapture {
             .name(format!("capture {ifindex}"))
             .spawn(move || capture_loop(&fd, &seen_t, &stop_t))
             .map_err(|e| format!("spawning the capture thread: {e}"))?;
-        Ok(PortCapture { seen, stop, thread: Some(thread) })
+        Ok(PortCapture {
+            seen,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// What it recorded so far, in arrival order.
@@ -178,7 +221,10 @@ fn capture_loop(fd: &OwnedFd, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
         // SAFETY: an all-zero sockaddr_ll and msghdr are valid; the
         // pointers set below stay valid for the call.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_name = (&raw mut sll).cast();
         msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
@@ -203,7 +249,12 @@ fn capture_loop(fd: &OwnedFd, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
         let mut dst = [0u8; 6];
         dst.copy_from_slice(&f[0..6]);
         src.copy_from_slice(&f[6..12]);
-        seen.lock().unwrap_or_else(|e| e.into_inner()).push(Seen { at_ns, src, dst, carries });
+        seen.lock().unwrap_or_else(|e| e.into_inner()).push(Seen {
+            at_ns,
+            src,
+            dst,
+            carries,
+        });
     }
 }
 
@@ -237,8 +288,15 @@ pub struct Prober {
 
 impl Prober {
     /// Starts probing from the client's `ifindex` (MAC `mac`, address `addr`) in `ns`.
-    pub fn start(ns: &str, ifindex: u32, mac: [u8; 6], addr: Ipv4Addr, every: Duration) -> Result<Prober, String> {
-        let fd = try_in_netns(ns, || packet_socket(ifindex, false)).map_err(|e| e.to_string())??;
+    pub fn start(
+        ns: &str,
+        ifindex: u32,
+        mac: [u8; 6],
+        addr: Ipv4Addr,
+        every: Duration,
+    ) -> Result<Prober, String> {
+        let fd =
+            try_in_netns(ns, || packet_socket(ifindex, false)).map_err(|e| e.to_string())??;
         let target = Arc::new(Mutex::new(None));
         let sent = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -261,7 +319,12 @@ impl Prober {
                 }
             })
             .map_err(|e| format!("spawning the prober: {e}"))?;
-        Ok(Prober { target, sent, stop, thread: Some(thread) })
+        Ok(Prober {
+            target,
+            sent,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Sends the VIP datagrams to `mac` from now on (`None`: none).
@@ -293,7 +356,14 @@ fn send_frame(fd: &OwnedFd, ifindex: u32, f: &[u8]) -> bool {
     sll.sll_addr[..6].copy_from_slice(&f[0..6]);
     // SAFETY: f and sll are valid for the sizes passed.
     let n = unsafe {
-        libc::sendto(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0, (&raw const sll).cast(), size_of::<libc::sockaddr_ll>() as libc::socklen_t)
+        libc::sendto(
+            fd.as_raw_fd(),
+            f.as_ptr().cast(),
+            f.len(),
+            0,
+            (&raw const sll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
     };
     n == f.len() as isize
 }
@@ -330,7 +400,10 @@ pub fn probe_datagram(src: [u8; 6], dst: [u8; 6], addr: Ipv4Addr) -> Vec<u8> {
     ip[9] = 17;
     ip[12..16].copy_from_slice(&addr.octets());
     ip[16..20].copy_from_slice(&VIP.octets());
-    let sum = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+    let sum = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
     let folded = (sum & 0xffff) + (sum >> 16);
     let folded = (folded & 0xffff) + (folded >> 16);
     ip[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
@@ -358,7 +431,10 @@ mod tests {
         let d = probe_datagram(CLIENT_MAC, A_MAC, client);
         assert_eq!(classify(&d), Some(Carries::ToVip));
         // The IPv4 header checksum verifies.
-        let sum = d[14..34].chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum::<u32>();
+        let sum = d[14..34]
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
         assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff);
         // A reply "VIP is at A_MAC" claims it.
         let mut reply = arp_request(A_MAC, VIP);

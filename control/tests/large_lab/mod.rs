@@ -124,7 +124,13 @@ impl LargeDaemon {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("tandemd");
-        let mut d = LargeDaemon { child, dir, socket, stderr, ns };
+        let mut d = LargeDaemon {
+            child,
+            dir,
+            socket,
+            stderr,
+            ns,
+        };
         let end = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(st)) = d.child.try_wait() {
@@ -133,7 +139,11 @@ impl LargeDaemon {
             if matches!(d.request(&Request::Status), Ok(Response::Status(_))) {
                 return d;
             }
-            assert!(Instant::now() < end, "tandemd did not answer status within 30 s:\n{}", d.stderr_text());
+            assert!(
+                Instant::now() < end,
+                "tandemd did not answer status within 30 s:\n{}",
+                d.stderr_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

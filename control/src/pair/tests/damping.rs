@@ -40,6 +40,15 @@ fn holds(actions: &[Action]) -> Vec<Hold> {
 }
 
 impl Node {
+    /// An active node comes back fenced after its peer started a takeover
+    /// (heard in Takeover), and the peer then falls back to Standby: the
+    /// node steps down (a flap) and faces a standby peer, held down.
+    fn fenced_beside_a_takeover(&mut self, peer: u32, epoch: u64, priority: u8) {
+        self.hb_all(peer, Takeover, epoch, priority);
+        self.handle(Event::Fenced);
+        self.hb_all(peer, Standby, epoch, priority);
+    }
+
     /// Echo `seq` on every path sent now (and, if `back`, returned at once).
     fn echo_all(&mut self, seq: u64, back: bool) {
         for path in 0..self.pair.config().paths {
@@ -164,7 +173,10 @@ fn echo_keeps_a_peer_with_stale_heartbeats_alive() {
     assert!(n.elapsed() > DEADLINE * 5, "heartbeats long stale");
     assert_eq!(n.pair.state(), Standby, "the echoes prove the peer alive");
     let live = n.pair.path_liveness(n.now);
-    assert!(live.iter().all(|p| !p.heartbeat_fresh && p.echo == EchoState::Alive && p.alive));
+    assert!(
+        live.iter()
+            .all(|p| !p.heartbeat_fresh && p.echo == EchoState::Alive && p.alive)
+    );
     // The echoes stop coming back: Lost after `multiplier` lost ones.
     for seq in 21..=23 {
         n.advance(INTERVAL);
@@ -173,7 +185,12 @@ fn echo_keeps_a_peer_with_stale_heartbeats_alive() {
     }
     n.advance(INTERVAL);
     assert_eq!(n.pair.state(), Active);
-    assert!(n.pair.path_liveness(n.now).iter().all(|p| p.echo == EchoState::Lost));
+    assert!(
+        n.pair
+            .path_liveness(n.now)
+            .iter()
+            .all(|p| p.echo == EchoState::Lost)
+    );
     assert_eq!(
         reasons(&n.drain_raw())[0],
         (Standby, Takeover, Reason::PeerDead { positively: true })
@@ -183,7 +200,14 @@ fn echo_keeps_a_peer_with_stale_heartbeats_alive() {
 #[test]
 fn own_stall_never_kills_the_peer() {
     for echo in [true, false] {
-        let mut n = Node::standby(PairConfig { echo, ..cfg(A, 100) }, B, 100);
+        let mut n = Node::standby(
+            PairConfig {
+                echo,
+                ..cfg(A, 100)
+            },
+            B,
+            100,
+        );
         n.echo_all(1, true);
         // This node's loop stalls 50 ms: it sends nothing, hears nothing.
         n.advance(50 * MS);
@@ -196,7 +220,11 @@ fn own_stall_never_kills_the_peer() {
                 "an echo sent and back, nothing lost since"
             );
         } else {
-            assert_eq!(n.pair.state(), Active, "without echo the stall looks like death");
+            assert_eq!(
+                n.pair.state(),
+                Active,
+                "without echo the stall looks like death"
+            );
             assert_eq!(n.pair.path_liveness(n.now)[0].echo, EchoState::Unknown);
         }
     }
@@ -220,7 +248,11 @@ fn poll_timeout_includes_the_instant_an_alive_echo_becomes_lost() {
     let mut n = Node::standby(cfg(A, 100), B, 100);
     n.echo_all(1, true);
     n.advance(DEADLINE); // heartbeats stale, echo keeps it alive
-    assert_eq!(n.pair.poll_timeout(), None, "no echo pending: nothing can end");
+    assert_eq!(
+        n.pair.poll_timeout(),
+        None,
+        "no echo pending: nothing can end"
+    );
     let first = n.now;
     for seq in 2..=4 {
         n.echo_all(seq, false);
@@ -238,13 +270,19 @@ fn poll_timeout_includes_the_instant_an_alive_echo_becomes_lost() {
 #[test]
 fn positively_dead_overrides_the_hold_down() {
     for echo in [true, false] {
-        let mut n = Node::active(PairConfig { echo, ..damped(A, 200) });
-        n.hb_all(B, Standby, 1, 100);
+        let mut n = Node::active(PairConfig {
+            echo,
+            ..damped(A, 200)
+        });
+        n.fenced_beside_a_takeover(B, 1, 100);
         n.echo_all(1, true);
-        n.handle(Event::Fenced);
         assert_eq!(n.pair.state(), Standby);
         let held_until = n.pair.hold_down_until().expect("held down");
-        assert_eq!(holds(&n.drain_raw()), vec![Hold::HoldDown], "it would win the tie-break");
+        assert_eq!(
+            holds(&n.drain_raw()),
+            vec![Hold::HoldDown],
+            "it would win the tie-break"
+        );
         // The peer goes silent; this node keeps sending echoes.
         for seq in 2..=6 {
             n.advance(INTERVAL);
@@ -252,10 +290,17 @@ fn positively_dead_overrides_the_hold_down() {
         }
         n.advance(INTERVAL);
         if echo {
-            assert_eq!(n.pair.state(), Active, "echo Lost on every path: positively dead");
+            assert_eq!(
+                n.pair.state(),
+                Active,
+                "echo Lost on every path: positively dead"
+            );
             assert!(n.now < held_until);
             let r = reasons(&n.drain_raw());
-            assert_eq!(r[0], (Standby, Takeover, Reason::PeerDead { positively: true }));
+            assert_eq!(
+                r[0],
+                (Standby, Takeover, Reason::PeerDead { positively: true })
+            );
         } else {
             assert_eq!(n.pair.state(), Standby, "merely silent: held down");
             assert_eq!(holds(&n.drain_raw()), vec![], "said once");
@@ -271,9 +316,11 @@ fn positively_dead_overrides_the_hold_down() {
 
 #[test]
 fn paths_reported_down_make_the_peer_positively_dead() {
-    let mut n = Node::active(PairConfig { echo: false, ..damped(A, 200) });
-    n.hb_all(B, Standby, 1, 100);
-    n.handle(Event::Fenced);
+    let mut n = Node::active(PairConfig {
+        echo: false,
+        ..damped(A, 200)
+    });
+    n.fenced_beside_a_takeover(B, 1, 100);
     n.drain();
     n.advance(DEADLINE);
     assert_eq!(n.pair.state(), Standby, "silent, not positively dead");
@@ -285,23 +332,37 @@ fn paths_reported_down_make_the_peer_positively_dead() {
 
 #[test]
 fn repeated_flaps_double_the_hold_down_up_to_the_cap_and_are_forgotten() {
-    // Alone (no peer ever heard: positively dead), each Fenced is a flap
-    // and the node takes the role straight back.
-    let mut n = Node::active(damped(A, 100));
+    // Each time, the peer is heard active with a higher epoch (A loses the
+    // role: a flap), then reported down on every path (positively dead):
+    // A takes the role straight back.
+    let mut n = Node::active(PairConfig {
+        echo: false,
+        ..damped(A, 100)
+    });
     let mut holds = Vec::new();
     for _ in 0..5 {
-        n.handle(Event::Fenced);
-        assert_eq!(n.pair.state(), Active, "nobody else: back at once");
+        n.hb_all(B, Active, n.pair.epoch() + 1, 100);
+        assert_eq!(n.pair.state(), Standby, "a higher epoch wins");
         holds.push(n.pair.hold_down_until().expect("held") - n.now);
+        n.handle(Event::PathDown { path: 0 });
+        n.handle(Event::PathDown { path: 1 });
+        assert_eq!(n.pair.state(), Active, "positively dead: back at once");
         n.advance(MS);
     }
-    assert_eq!(holds, vec![100 * MS, 200 * MS, 400 * MS, 800 * MS, 800 * MS]);
+    assert_eq!(
+        holds,
+        vec![100 * MS, 200 * MS, 400 * MS, 800 * MS, 800 * MS]
+    );
     assert_eq!(n.pair.flaps(), 5);
     n.advance(800 * MS);
     assert_eq!(n.pair.flaps(), 0, "a flap is recent for hold_down_max");
     assert_eq!(n.pair.hold_down_until(), None);
-    n.handle(Event::Fenced);
-    assert_eq!(n.pair.hold_down_until(), Some(n.now + 100 * MS), "from the start again");
+    n.hb_all(B, Active, n.pair.epoch() + 1, 100);
+    assert_eq!(
+        n.pair.hold_down_until(),
+        Some(n.now + 100 * MS),
+        "from the start again"
+    );
 }
 
 #[test]
@@ -329,7 +390,13 @@ fn three_forced_flaps_settle_with_the_role_changes_the_hold_down_allows() {
         } else {
             (cfg(A, 200), cfg(B, 100))
         };
-        let mut d = Duo::new(PairConfig { preempt: true, ..ca }, cb);
+        let mut d = Duo::new(
+            PairConfig {
+                preempt: true,
+                ..ca
+            },
+            cb,
+        );
         d.echo = true;
         d.run(200 * MS);
         assert_eq!(d.a.pair.state(), Active);
@@ -361,7 +428,10 @@ fn three_forced_flaps_settle_with_the_role_changes_the_hold_down_allows() {
     let (regained, changes) = run(true);
     // The hold-down doubles: A waits 100, 200, 400 ms before preempting.
     for (gap, hold) in regained.iter().zip([100 * MS, 200 * MS, 400 * MS]) {
-        assert!(*gap >= hold, "regained after {gap:?}, held {hold:?}: {regained:?}");
+        assert!(
+            *gap >= hold,
+            "regained after {gap:?}, held {hold:?}: {regained:?}"
+        );
         assert!(*gap < hold + 100 * MS, "and then preempts: {regained:?}");
     }
     // Each forced flap: A loses, B takes, A takes back, B loses.
@@ -376,19 +446,61 @@ fn three_forced_flaps_settle_with_the_role_changes_the_hold_down_allows() {
 // ---- Fencing ----
 
 #[test]
-fn fenced_active_steps_down_is_held_down_and_lets_the_peer_serve() {
-    let mut d = Duo::new(PairConfig { preempt: true, ..damped(A, 200) }, damped(B, 100));
+fn fenced_active_beside_a_standby_peer_resumes_without_a_role_change() {
+    // The stall fenced A, but B did not act on it (it was stalled too, or
+    // the stall was shorter than its deadline): nothing to hand over.
+    let mut d = Duo::new(
+        PairConfig {
+            preempt: true,
+            ..damped(A, 200)
+        },
+        damped(B, 100),
+    );
     d.run(200 * MS);
     assert_eq!((d.a.pair.state(), d.b.pair.state()), (Active, Standby));
+    d.a.handle(Event::Fenced);
+    assert_eq!(reasons(&d.a.drain_raw()), vec![], "no transition");
+    assert_eq!((d.a.pair.flaps(), d.a.pair.hold_down_until()), (0, None));
+    let mut n = Node::active(damped(A, 200));
+    n.handle(Event::Fenced);
+    assert_eq!(
+        n.pair.state(),
+        Active,
+        "alone: nobody else serves, it resumes"
+    );
+    assert_eq!(n.pair.flaps(), 0);
+}
+
+#[test]
+fn fenced_active_steps_down_is_held_down_and_lets_the_peer_serve() {
+    let mut d = Duo::new(
+        PairConfig {
+            preempt: true,
+            ..damped(A, 200)
+        },
+        damped(B, 100),
+    );
+    d.run(200 * MS);
+    assert_eq!((d.a.pair.state(), d.b.pair.state()), (Active, Standby));
+    // B started a takeover during A's stall; A hears it, then the fence.
+    d.a.hb_all(B, Takeover, d.b.pair.epoch(), 100);
     d.a.handle(Event::Fenced);
     let acts = d.a.drain_raw();
     assert_eq!(reasons(&acts), vec![(Active, Standby, Reason::Fenced)]);
     assert!(acts.contains(&Action::BecomeStandby));
     assert_eq!(d.a.pair.flaps(), 1);
-    assert_eq!(d.a.pair.priority(), 0, "held down: lets the peer win the tie-break");
+    assert_eq!(
+        d.a.pair.priority(),
+        0,
+        "held down: lets the peer win the tie-break"
+    );
     d.run(2 * INTERVAL);
     assert_eq!(d.b.pair.state(), Active, "B claims the role nobody holds");
-    assert_eq!(d.a.pair.state(), Standby, "A does not preempt while held down");
+    assert_eq!(
+        d.a.pair.state(),
+        Standby,
+        "A does not preempt while held down"
+    );
     d.a.handle(Event::Fenced);
     assert_eq!(d.a.pair.flaps(), 1, "Fenced on a standby is only noted");
 }
@@ -506,8 +618,15 @@ fn a_peer_with_a_bad_mac_is_never_taken_over_beside() {
         acts.extend(n.drain_raw());
     }
     assert!(n.elapsed() > INIT_HOLD);
-    assert_eq!(n.pair.state(), Standby, "alive with another key: no takeover");
-    assert_eq!(reasons(&acts), vec![(Init, Standby, Reason::PeerMisconfigured)]);
+    assert_eq!(
+        n.pair.state(),
+        Standby,
+        "alive with another key: no takeover"
+    );
+    assert_eq!(
+        reasons(&acts),
+        vec![(Init, Standby, Reason::PeerMisconfigured)]
+    );
     assert_eq!(holds(&acts), vec![Hold::PeerMisconfigured]);
     assert!(n.pair.path_liveness(n.now)[0].bad_mac);
     // The misconfigured peer stops (or dies): its silence counts again.
@@ -523,7 +642,10 @@ fn an_active_node_stays_active_beside_a_misconfigured_peer() {
     assert_eq!(n.pair.state(), Active);
     assert!(n.pair.peer_misconfigured(n.now));
     n.hb(1, B, Standby, 0, 100);
-    assert!(!n.pair.peer_misconfigured(n.now), "a valid heartbeat on the path clears it");
+    assert!(
+        !n.pair.peer_misconfigured(n.now),
+        "a valid heartbeat on the path clears it"
+    );
 }
 
 // ---- Switchover hold ----
@@ -545,7 +667,10 @@ fn a_switchover_holds_preemption_until_released_or_its_timer() {
         assert_eq!(hold, timer.map(|t| d.a.now + t));
         d.run(150 * MS);
         assert_eq!((d.a.pair.state(), d.b.pair.state()), (Standby, Active));
-        assert!(d.a.pair.config().yield_hold() < 150 * MS, "the yield is over");
+        assert!(
+            d.a.pair.config().yield_hold() < 150 * MS,
+            "the yield is over"
+        );
         match timer {
             None => {
                 d.run(1000 * MS);
@@ -586,8 +711,20 @@ fn dual_active_still_converges_with_damping() {
     for (ea, eb) in [(3, 5), (5, 3), (4, 4)] {
         let mut a = Node::active(damped(A, 100));
         let mut b = Node::active(damped(B, 100));
-        a.handle(Event::Heartbeat { path: 0, from: B, state: Active, epoch: eb, priority: 100 });
-        b.handle(Event::Heartbeat { path: 0, from: A, state: Active, epoch: ea, priority: 100 });
+        a.handle(Event::Heartbeat {
+            path: 0,
+            from: B,
+            state: Active,
+            epoch: eb,
+            priority: 100,
+        });
+        b.handle(Event::Heartbeat {
+            path: 0,
+            from: A,
+            state: Active,
+            epoch: ea,
+            priority: 100,
+        });
         // Each was active under its own epoch.
         let (sa, sb) = (a.snapshot(), b.snapshot());
         exchange(&sb, &mut a);
@@ -634,7 +771,13 @@ fn every_transition_says_why() {
             (Standby, Active, Reason::PeerCannotServe)
         ]
     );
-    assert_eq!(Reason::PeerDead { positively: true }.name(), "peer_dead_positively");
-    assert_eq!(Reason::DualActiveLost { peer_epoch: 3 }.to_string(), "dual active lost (peer epoch 3)");
+    assert_eq!(
+        Reason::PeerDead { positively: true }.name(),
+        "peer_dead_positively"
+    );
+    assert_eq!(
+        Reason::DualActiveLost { peer_epoch: 3 }.to_string(),
+        "dual active lost (peer epoch 3)"
+    );
     assert_eq!(Hold::PreemptNeedsState.to_string(), "preempt needs state");
 }

@@ -65,8 +65,8 @@ use std::{
 
 use crate::sync::wire::SyncKey;
 use crate::sync::{
-    Applied, Deframer, Publisher, PublisherConfig, Record, Store, Subscriber,
-    SubscriberConfig, SubscriberState,
+    Applied, Deframer, Publisher, PublisherConfig, Record, Store, Subscriber, SubscriberConfig,
+    SubscriberState,
 };
 
 mod net;

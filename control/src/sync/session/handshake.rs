@@ -86,8 +86,20 @@ impl Handshake {
 
     /// One end at its first step (the publisher waits for an Init, the
     /// subscriber for the Reply to its own), with nothing sent yet.
-    fn new(role: Role, node_id: u32, epoch: u64, keys: HandshakeKeys, nonce: Nonce, now: Instant, timeout: Duration) -> Handshake {
-        let step = if role == Role::Publisher { Step::AwaitInit } else { Step::AwaitReply };
+    fn new(
+        role: Role,
+        node_id: u32,
+        epoch: u64,
+        keys: HandshakeKeys,
+        nonce: Nonce,
+        now: Instant,
+        timeout: Duration,
+    ) -> Handshake {
+        let step = if role == Role::Publisher {
+            Step::AwaitInit
+        } else {
+            Step::AwaitReply
+        };
         Handshake {
             role,
             node_id,

@@ -1560,8 +1560,14 @@ fn a_node_that_is_not_the_configured_peer_fails_the_handshake() {
     cfg.peers = vec![STANDBY];
     let mut p = Publisher::new(cfg.clone());
     p.connected(now, Nonce::from(11));
-    assert_eq!(p.handle_frame(&init(STRANGER, 22), now), Err(SessionError::NotAPeer(STRANGER)));
-    assert!(p.poll_transmit(now, &Store::new()).is_none(), "no Reply to a stranger");
+    assert_eq!(
+        p.handle_frame(&init(STRANGER, 22), now),
+        Err(SessionError::NotAPeer(STRANGER))
+    );
+    assert!(
+        p.poll_transmit(now, &Store::new()).is_none(),
+        "no Reply to a stranger"
+    );
     // The configured peer completes it.
     let mut p = Publisher::new(cfg);
     hand_subscriber(&mut p, now);
@@ -1581,8 +1587,15 @@ fn a_node_that_is_not_the_configured_peer_fails_the_handshake() {
         publisher_nonce: Nonce::from(33),
     };
     let reply = Message::Reply {
-        greeting: Greeting { role: Role::Publisher, protocol: PROTOCOL, nonce: Nonce::from(33) },
+        greeting: Greeting {
+            role: Role::Publisher,
+            protocol: PROTOCOL,
+            nonce: Nonce::from(33),
+        },
         proof: keys().proof(Role::Publisher, &t),
     };
-    assert_eq!(s.handle_frame(&clear(STRANGER, reply), now), Err(SessionError::NotAPeer(STRANGER)));
+    assert_eq!(
+        s.handle_frame(&clear(STRANGER, reply), now),
+        Err(SessionError::NotAPeer(STRANGER))
+    );
 }

@@ -55,10 +55,19 @@ fn a_clean_takeover_owns_then_sends_the_burst_at_the_interval() {
     a.take(t0, 5, 10 * MS);
     assert!(a.poll_own(t0) && !a.poll_send(t0), "ownership first");
     let (sends, notices) = drive(&mut a, t0, Duration::from_secs(5), ok, |_, _| Ok(()));
-    assert_eq!(sends, vec![Duration::ZERO, 10 * MS, 20 * MS, 30 * MS, 40 * MS]);
+    assert_eq!(
+        sends,
+        vec![Duration::ZERO, 10 * MS, 20 * MS, 30 * MS, 40 * MS]
+    );
     assert!(notices.is_empty(), "{notices:?}");
     assert!(a.is_idle());
-    assert_eq!(a.stats(), AnnounceStats { garp_sent: 5, ..AnnounceStats::default() });
+    assert_eq!(
+        a.stats(),
+        AnnounceStats {
+            garp_sent: 5,
+            ..AnnounceStats::default()
+        }
+    );
 }
 
 #[test]
@@ -76,16 +85,38 @@ fn enobufs_is_reported_once_retried_and_the_burst_still_completes() {
     let mut a = Announcement::new();
     a.take(t0, 5, 10 * MS);
     // The queue refuses the first three GARPs.
-    let (sends, notices) =
-        drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| if n < 3 { Err(libc::ENOBUFS) } else { Ok(()) });
+    let (sends, notices) = drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| {
+        if n < 3 { Err(libc::ENOBUFS) } else { Ok(()) }
+    });
     // Retries at 10, then 20, then 40 ms of backoff; then the burst at its interval.
-    assert_eq!(sends, vec![Duration::ZERO, 10 * MS, 30 * MS, 70 * MS, 80 * MS, 90 * MS, 100 * MS, 110 * MS]);
+    assert_eq!(
+        sends,
+        vec![
+            Duration::ZERO,
+            10 * MS,
+            30 * MS,
+            70 * MS,
+            80 * MS,
+            90 * MS,
+            100 * MS,
+            110 * MS
+        ]
+    );
     assert_eq!(
         notices,
-        vec![Notice::GarpFailing { errno: libc::ENOBUFS, retrying: true }, Notice::GarpRecovered { failed: 3 }]
+        vec![
+            Notice::GarpFailing {
+                errno: libc::ENOBUFS,
+                retrying: true
+            },
+            Notice::GarpRecovered { failed: 3 }
+        ]
     );
     let s = a.stats();
-    assert_eq!((s.garp_sent, s.garp_failed, s.garp_retried, s.garp_dropped), (5, 3, 3, 0));
+    assert_eq!(
+        (s.garp_sent, s.garp_failed, s.garp_retried, s.garp_dropped),
+        (5, 3, 3, 0)
+    );
     assert_eq!(s.garp_last_errno, Some(libc::ENOBUFS));
     assert!(a.is_idle());
 }
@@ -95,29 +126,50 @@ fn a_queue_that_stays_full_is_retried_with_bounded_backoff_then_given_up() {
     let t0 = Instant::now();
     let mut a = Announcement::new();
     a.take(t0, 3, 10 * MS);
-    let (sends, notices) = drive(&mut a, t0, Duration::from_secs(60), ok, |_, _| Err(libc::ENOBUFS));
+    let (sends, notices) = drive(&mut a, t0, Duration::from_secs(60), ok, |_, _| {
+        Err(libc::ENOBUFS)
+    });
     // MAX_RETRIES re-sends of the first GARP, then the rest of the burst
     // (no budget left: each lost once).
     assert_eq!(sends.len() as u32, 1 + MAX_RETRIES + 2);
     let gaps: Vec<Duration> = sends.windows(2).map(|w| w[1] - w[0]).collect();
-    assert!(gaps.iter().all(|g| *g >= MIN_BACKOFF && *g <= MAX_BACKOFF), "{gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g >= MIN_BACKOFF && *g <= MAX_BACKOFF),
+        "{gaps:?}"
+    );
     assert_eq!(gaps[..4], [10 * MS, 20 * MS, 40 * MS, 80 * MS]);
-    assert!(*sends.last().unwrap() < Duration::from_secs(20), "bounded in time: {sends:?}");
+    assert!(
+        *sends.last().unwrap() < Duration::from_secs(20),
+        "bounded in time: {sends:?}"
+    );
     assert_eq!(
         notices,
         vec![
-            Notice::GarpFailing { errno: libc::ENOBUFS, retrying: true },
-            Notice::GarpGaveUp { failed: 1 + MAX_RETRIES + 2 }
+            Notice::GarpFailing {
+                errno: libc::ENOBUFS,
+                retrying: true
+            },
+            Notice::GarpGaveUp {
+                failed: 1 + MAX_RETRIES + 2
+            }
         ]
     );
     let s = a.stats();
-    assert_eq!((s.garp_sent, s.garp_retried, s.garp_dropped), (0, u64::from(MAX_RETRIES), 3));
+    assert_eq!(
+        (s.garp_sent, s.garp_retried, s.garp_dropped),
+        (0, u64::from(MAX_RETRIES), 3)
+    );
     assert!(a.is_idle());
     // The next burst that gets out reports the recovery.
     let t1 = t0 + Duration::from_secs(60);
     a.announce(t1, 1, 10 * MS);
     let (_, notices) = drive(&mut a, t1, Duration::from_secs(1), ok, |_, _| Ok(()));
-    assert_eq!(notices, vec![Notice::GarpRecovered { failed: 1 + MAX_RETRIES + 2 }]);
+    assert_eq!(
+        notices,
+        vec![Notice::GarpRecovered {
+            failed: 1 + MAX_RETRIES + 2
+        }]
+    );
 }
 
 #[test]
@@ -125,12 +177,19 @@ fn a_lasting_failure_is_not_retried_and_the_burst_goes_on() {
     let t0 = Instant::now();
     let mut a = Announcement::new();
     a.take(t0, 4, 10 * MS);
-    let (sends, notices) =
-        drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| if n == 1 { Err(libc::ENETDOWN) } else { Ok(()) });
+    let (sends, notices) = drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| {
+        if n == 1 { Err(libc::ENETDOWN) } else { Ok(()) }
+    });
     assert_eq!(sends, vec![Duration::ZERO, 10 * MS, 20 * MS, 30 * MS]);
     assert_eq!(
         notices,
-        vec![Notice::GarpFailing { errno: libc::ENETDOWN, retrying: false }, Notice::GarpRecovered { failed: 1 }]
+        vec![
+            Notice::GarpFailing {
+                errno: libc::ENETDOWN,
+                retrying: false
+            },
+            Notice::GarpRecovered { failed: 1 }
+        ]
     );
     let s = a.stats();
     assert_eq!((s.garp_sent, s.garp_dropped, s.garp_retried), (3, 1, 0));
@@ -141,13 +200,27 @@ fn another_errno_in_the_same_run_is_reported_again() {
     let t0 = Instant::now();
     let mut a = Announcement::new();
     a.take(t0, 2, 10 * MS);
-    let script = [Err(libc::ENOBUFS), Err(libc::ENOBUFS), Err(libc::EAGAIN), Ok(()), Ok(())];
-    let (_, notices) = drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| script[n as usize]);
+    let script = [
+        Err(libc::ENOBUFS),
+        Err(libc::ENOBUFS),
+        Err(libc::EAGAIN),
+        Ok(()),
+        Ok(()),
+    ];
+    let (_, notices) = drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| {
+        script[n as usize]
+    });
     assert_eq!(
         notices,
         vec![
-            Notice::GarpFailing { errno: libc::ENOBUFS, retrying: true },
-            Notice::GarpFailing { errno: libc::EAGAIN, retrying: true },
+            Notice::GarpFailing {
+                errno: libc::ENOBUFS,
+                retrying: true
+            },
+            Notice::GarpFailing {
+                errno: libc::EAGAIN,
+                retrying: true
+            },
             Notice::GarpRecovered { failed: 3 }
         ]
     );
@@ -158,8 +231,13 @@ fn back_to_back_bursts_still_wait_between_retries() {
     let t0 = Instant::now();
     let mut a = Announcement::new();
     a.take(t0, 3, Duration::ZERO);
-    let (sends, _) = drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| if n == 0 { Err(libc::ENOBUFS) } else { Ok(()) });
-    assert_eq!(sends, vec![Duration::ZERO, MIN_BACKOFF, MIN_BACKOFF, MIN_BACKOFF]);
+    let (sends, _) = drive(&mut a, t0, Duration::from_secs(5), ok, |n, _| {
+        if n == 0 { Err(libc::ENOBUFS) } else { Ok(()) }
+    });
+    assert_eq!(
+        sends,
+        vec![Duration::ZERO, MIN_BACKOFF, MIN_BACKOFF, MIN_BACKOFF]
+    );
 }
 
 #[test]
@@ -183,7 +261,13 @@ fn a_refused_ownership_is_retried_without_holding_the_garps() {
     assert_eq!(sends, vec![Duration::ZERO, 10 * MS, 20 * MS]);
     assert_eq!(
         notices,
-        vec![Notice::OwnFailing { errno: libc::ENOMEM, retrying: true }, Notice::OwnRecovered { failed: 2 }]
+        vec![
+            Notice::OwnFailing {
+                errno: libc::ENOMEM,
+                retrying: true
+            },
+            Notice::OwnRecovered { failed: 2 }
+        ]
     );
     assert_eq!(a.stats().own_failed, 2);
     assert!(a.is_idle());
@@ -208,12 +292,22 @@ fn a_heal_burst_sends_garps_without_touching_ownership() {
     let mut a = Announcement::new();
     a.announce(t0, 2, 10 * MS);
     assert!(!a.poll_own(t0));
-    let (sends, _) = drive(&mut a, t0, Duration::from_secs(1), |_| panic!("no ownership update"), |_, _| Ok(()));
+    let (sends, _) = drive(
+        &mut a,
+        t0,
+        Duration::from_secs(1),
+        |_| panic!("no ownership update"),
+        |_, _| Ok(()),
+    );
     assert_eq!(sends, vec![Duration::ZERO, 10 * MS]);
 }
 
 #[test]
 fn transient_errnos() {
-    assert!(is_transient(libc::ENOBUFS) && is_transient(libc::EAGAIN) && is_transient(libc::ENOMEM));
-    assert!(!is_transient(libc::ENETDOWN) && !is_transient(libc::ENXIO) && !is_transient(libc::EPERM));
+    assert!(
+        is_transient(libc::ENOBUFS) && is_transient(libc::EAGAIN) && is_transient(libc::ENOMEM)
+    );
+    assert!(
+        !is_transient(libc::ENETDOWN) && !is_transient(libc::ENXIO) && !is_transient(libc::EPERM)
+    );
 }
