@@ -32,7 +32,8 @@ pub use client::{connect, connect_error, request, request_cards};
 pub use protocol::{
     AdminError, CARDS_REQUEST, ChannelStatus, DampingStatus, DeadManStatus, MAX_ANSWER, MAX_EVENTS,
     MAX_LINE, PathStatus, PeerStatus, RealStatus, ReasonCount, Request, Response, ServiceStatus,
-    SpanStatus, StatusReply, SyncReply, VipStatus, WitnessStatus, format_response, parse_request,
+    SpanStatus, StatusReply, SwitchoverHold, SyncReply, VipStatus, WitnessStatus, format_response,
+    parse_request,
 };
 pub use render::{
     render, render_cards, render_reals, render_services, render_stats, render_status, render_sync,

@@ -137,11 +137,22 @@ pub struct DampingStatus {
     /// Time left in the hold-down (this node does not compete for the
     /// role unless the peer is positively dead on every path).
     pub hold_down_ms: Option<u64>,
-    /// A switchover hold: `None` no hold, `Some(None)` until released
-    /// (`tandemctl switchover --release`), `Some(Some(ms))` time left.
-    pub switchover_hold_ms: Option<Option<u64>>,
+    /// A switchover hold in force (None: no hold).
+    pub switchover_hold: Option<SwitchoverHold>,
     /// This node holds the peer's state (sync snapshot applied, caught up).
     pub peer_state_held: bool,
+}
+
+/// How long a switchover hold lasts (an enum, not a nested `Option`:
+/// JSON has one `null`, and "held until released" must not read back as
+/// "no hold").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SwitchoverHold {
+    /// Until the operator releases it (`tandemctl switchover --release`).
+    UntilReleased,
+    /// For this many more milliseconds (`node.switchover_hold_ms`).
+    ForMs(u64),
 }
 
 /// The dead-man switch: the daemon stamps the kernel every loop turn;

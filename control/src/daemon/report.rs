@@ -99,10 +99,12 @@ impl Daemon {
                     .hold_down_until()
                     .filter(|t| *t > now)
                     .map(|t| t.saturating_duration_since(now).as_millis() as u64),
-                switchover_hold_ms: self
-                    .pair
-                    .switchover_hold()
-                    .map(|h| h.map(|t| t.saturating_duration_since(now).as_millis() as u64)),
+                switchover_hold: self.pair.switchover_hold().map(|h| match h {
+                    None => admin::SwitchoverHold::UntilReleased,
+                    Some(t) => admin::SwitchoverHold::ForMs(
+                        t.saturating_duration_since(now).as_millis() as u64,
+                    ),
+                }),
                 peer_state_held: self.pair.peer_state_held(),
             },
             dead_man: admin::DeadManStatus {
