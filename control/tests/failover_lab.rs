@@ -869,6 +869,17 @@ fn who_answers_reversed(lab: &Lab, ports: &[u16]) -> Vec<Option<String>> {
     w
 }
 
+/// The dead-man switch and loop lateness of `d`, for a failure message.
+fn liveness(d: &Director) -> String {
+    match d.request(&Request::Status) {
+        Some(Response::Status(s)) => format!(
+            "state {}, dead-man {:?}, late turns {}, worst gap {} µs",
+            s.state, s.dead_man, s.late_turns, s.worst_turn_gap_us
+        ),
+        other => format!("no status: {other:?}"),
+    }
+}
+
 fn moved(before: &[Option<String>], after: &[Option<String>]) -> usize {
     before.iter().zip(after).filter(|(b, a)| b != a).count()
 }
@@ -895,8 +906,11 @@ fn privileged_lab_sync_no_flow_moves_across_failover_and_failback() {
     let before = who_answers(&p.lab, &ports);
     assert!(
         before.iter().all(Option::is_some),
-        "{} of 1000 flows unanswered through a",
-        before.iter().filter(|w| w.is_none()).count()
+        "{} of 1000 flows unanswered through a (ports {:?}…); a's liveness: {}\n{}",
+        before.iter().filter(|w| w.is_none()).count(),
+        ports.iter().zip(&before).filter(|(_, w)| w.is_none()).map(|(p, _)| *p).take(10).collect::<Vec<_>>(),
+        liveness(&p.a),
+        p.a.log_text()
     );
     for ivr in p.lab.ivrs() {
         let n = before
