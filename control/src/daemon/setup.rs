@@ -188,6 +188,11 @@ impl Daemon {
         for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default()) {
             dp.set_service(s).with_context(|| format!("service {}", s.name()))?;
         }
+        // The VIP guard: until this node owns a VIP (takeover), traffic to
+        // it is dropped in XDP, neither answered nor rejected by the stack.
+        for v in &cfg.vips {
+            dp.set_vip_guarded(v.address, true).with_context(|| format!("vip {}: guarding it", v.address))?;
+        }
         for s in &senders {
             dp.add_heartbeat_sender(s).with_context(|| format!("heartbeat sender {} at {}", s.node_id, s.addr))?;
         }
