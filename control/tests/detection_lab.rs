@@ -16,6 +16,9 @@
 //! - a director with the wrong heartbeat key never goes active beside the
 //!   live peer and says why;
 //! - a switchover on a preempting pair holds until released;
+//! - echo liveness: on the standby every path's echo returns keep
+//!   coming while the active is healthy, and stop within its dead-man
+//!   budget plus a few intervals after a SIGSTOP of the active;
 //! - a noisy neighbour (stress-ng, also `SCHED_FIFO` at the daemons'
 //!   priority) beside a 1 ms × 3 pair: no role change in
 //!   `TANDEM_SOAK_SECS` (default 60).
@@ -38,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use tandem_control::admin::{Request, Response, StatusReply};
 use tandem_control::events::Event;
+use tandem_dataplane::monotonic_ns;
 use tandem_tests::calls;
 use tandem_tests::lab::wait::wait_until;
 use tandem_tests::lab::{CLIENT, CLIENT_ADDR, DIRECTOR_A, DIRECTOR_B, Iface};
@@ -225,11 +229,11 @@ fn privileged_lab_sigstop_of_the_active_fences_it_and_the_standby_takes_over_onc
         format!("a claimed the VIP in {} ARP frames later than budget + 1 ms after the stop, the last {:.1} ms after it", arp.len(), arp.last().map_or(0.0, |s| ms_after(s, t_stop.real_ns)))
     });
     // Dispatch is the fence's business while a is stopped. After SIGCONT
-    // a is a standby, and the dispatcher does not yet check that the VIP of
-    // a service is owned (noted in issue 12's closing note): frames that
-    // still reach a standby are forwarded. Counted, reported, not asserted.
+    // a steps down, and the VIP guard keeps a node that does not own the
+    // VIP from dispatching frames that still reach it.
     let (to_stopped, to_after): (Vec<Seen>, Vec<Seen>) = to.iter().partition(|s| s.at_ns < t_cont.real_ns);
     eprintln!("a dispatched {} frames while stopped (after budget + 1 ms) and {} after SIGCONT", to_stopped.len(), to_after.len());
+    v.check(to_after.is_empty(), || format!("a dispatched {} frames to the VIP after SIGCONT (it owns no VIP then)", to_after.len()));
     v.check(to_stopped.is_empty(), || format!("a dispatched {} frames to the VIP while stopped, later than budget + 1 ms after the stop, the last {:.1} ms after it", to_stopped.len(), to_stopped.last().map_or(0.0, |s| ms_after(s, t_stop.real_ns))));
     v.check(back.is_empty(), || format!("a sent {} frames from the VIP later than budget + 1 ms after the stop", back.len()));
     // The capture works: before the stop it saw a answer and dispatch, after it b answer.
@@ -259,6 +263,101 @@ fn privileged_lab_sigstop_of_the_active_fences_it_and_the_standby_takes_over_onc
     v.check(before.len() >= 50, || format!("only {} calls established before the stop", before.len()));
     v.check(lost.is_empty(), || format!("{} calls established before the stop were lost:\n{}", lost.len(), lost.join("\n")));
     v.finish(NAME, || format!("a's events:\n{}\nb's events:\n{}\n{}\n{}", a_log.show(), b_log.show(), r.errors, logs(&p)));
+}
+
+/// Per path of one status sample: the echo state and when (monotonic ns,
+/// as late as the sample allows) the newest echo came back.
+fn echo_sample(s: &StatusReply, after_ns: u64) -> Vec<(String, String, Option<u64>)> {
+    s.paths.iter().map(|p| (p.name.clone(), p.echo.clone(), p.last_echo_ms.map(|ms| after_ns.saturating_sub(ms * MS)))).collect()
+}
+
+/// The dataplane's echo and VIP-guard counters of `d`, for failure messages.
+fn echo_counters(d: &Director) -> String {
+    match d.request(&Request::Stats) {
+        Some(Response::Stats { reasons }) => reasons
+            .iter()
+            .filter(|r| r.reason.starts_with("echo_") || r.reason == "vip_not_owned" || r.reason == "hb_accepted")
+            .map(|r| format!("{} {}", r.reason, r.packets))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => format!("{other:?}"),
+    }
+}
+
+#[test]
+fn privileged_lab_echo_returns_keep_arriving_on_the_standby_and_stop_after_a_sigstop_of_the_active() {
+    const NAME: &str = "privileged_lab_echo_returns_keep_arriving_on_the_standby_and_stop_after_a_sigstop_of_the_active";
+    /// Scheduling and the status round trip, beyond what is asserted.
+    const MARGIN_MS: u64 = 20;
+    let Some(_turn) = lab_turn(NAME) else { return };
+    let o = options(false);
+    let interval_ms = u64::from(o.heartbeat_interval_ms);
+    let dir = WorkDir::new("dl-echo").expect("work dir");
+    let p = Pair::start(1, &o, dir.path(), &bins(), None).expect("pair: a active, b standby in sync");
+    let budget_ms = status(&p.a).expect("a's status").dead_man.budget_ms;
+    let mut v = Verdict::default();
+    v.check(budget_ms > 0, || "a's dead-man switch is off".into());
+
+    // Healthy: on the standby every path's echo is alive and its newest
+    // return is never older than the detection time (plus margin).
+    let fresh_ms = detection_ms(&o) + MARGIN_MS;
+    let mut samples = 0u32;
+    let mut worst_age_ms = vec![0u64; 2];
+    let mut not_alive = Vec::new();
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        if let Some(s) = status(&p.b) {
+            samples += 1;
+            for (i, path) in s.paths.iter().enumerate() {
+                if path.echo != "alive" || path.last_echo_ms.is_none() {
+                    not_alive.push(format!("{}: {} (last {:?} ms)", path.name, path.echo, path.last_echo_ms));
+                }
+                if let (Some(w), Some(ms)) = (worst_age_ms.get_mut(i), path.last_echo_ms) {
+                    *w = (*w).max(ms);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("healthy: {samples} samples of b's status, the oldest newest echo return per path {worst_age_ms:?} ms (limit {fresh_ms} ms)");
+    v.check(samples >= 20, || format!("only {samples} status samples of b in 1 s"));
+    v.check(not_alive.is_empty(), || format!("b's echo not alive in healthy samples: {not_alive:?}"));
+    v.check(worst_age_ms.iter().all(|ms| *ms <= fresh_ms), || format!("b's newest echo return got {worst_age_ms:?} ms old while a was healthy (limit {fresh_ms} ms)"));
+
+    // SIGSTOP of the active: its dead-man switch trips within the budget
+    // and its XDP stops reflecting; b's returns stop.
+    let t_stop = Clocks::now();
+    let stopped = Stopped::stop(&p.a);
+    let mut last_return: Vec<Option<u64>> = vec![None; 2];
+    let mut final_sample = Vec::new();
+    let end = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < end {
+        if let Some(s) = status(&p.b) {
+            let sample = echo_sample(&s, monotonic_ns());
+            for (i, (_, _, at)) in sample.iter().enumerate() {
+                if let Some(slot) = last_return.get_mut(i) {
+                    *slot = (*slot).max(*at);
+                }
+            }
+            final_sample = sample;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let b_state = p.b.pair_state();
+    stopped.cont();
+    let stop_limit_ms = budget_ms + 4 * interval_ms + MARGIN_MS;
+    let after_ms: Vec<Option<f64>> =
+        last_return.iter().map(|t| t.map(|t| (t as f64 - t_stop.mono_ns as f64) / 1e6)).collect();
+    eprintln!(
+        "after the SIGSTOP: the last echo return per path {after_ms:?} ms after the stop (limit {stop_limit_ms} ms: budget {budget_ms} + 4 intervals + {MARGIN_MS}); b's echo then {:?}; b {b_state:?}",
+        final_sample.iter().map(|(n, e, _)| format!("{n}: {e}")).collect::<Vec<_>>()
+    );
+    v.check(after_ms.len() == 2 && after_ms.iter().all(|ms| ms.is_some_and(|ms| ms <= stop_limit_ms as f64)), || {
+        format!("b's echo returns went on {after_ms:?} ms after the stop (limit {stop_limit_ms} ms)")
+    });
+    v.check(final_sample.len() == 2 && final_sample.iter().all(|(_, e, _)| e == "lost"), || format!("b's echo 1.5 s after the stop: {final_sample:?}"));
+    v.check(is_role(&b_state, "active"), || format!("b did not take over: {b_state:?}"));
+    v.finish(NAME, || format!("echo counters: a {}; b {}\n{}", echo_counters(&p.a), echo_counters(&p.b), logs(&p)));
 }
 
 #[test]
