@@ -170,6 +170,43 @@ impl Sender {
         round
     }
 
+    /// Sends one echo request (BFD echo, RFC 5880 §6.4) on the path
+    /// numbered `path`: a message of kind `Echo` carrying this node's id,
+    /// the path, `seq` and `now_ns`, under the same key as the
+    /// heartbeats, to the peer's heartbeat port from the path's socket.
+    /// The peer's XDP sends it back unchanged while its daemon is alive,
+    /// and this node's XDP takes it back (`Dataplane::echo_returns`);
+    /// nothing here receives. Never blocks (the socket is non-blocking);
+    /// an unknown path is `NotFound`.
+    pub fn send_echo(&mut self, path: u8, seq: u64, state: NodeState, epoch: u64, priority: u8, now_ns: u64) -> io::Result<()> {
+        let p = self
+            .paths
+            .iter()
+            .find(|p| p.spec.index == path)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("heartbeat path {path}: none")))?;
+        let repr = Repr {
+            kind: Kind::Echo,
+            state,
+            priority,
+            node_id: self.node_id,
+            path,
+            epoch,
+            boot_id: self.boot_id,
+            seq,
+            sent_ns: now_ns,
+            active_channels: 0,
+            capacity: 0,
+        };
+        let mut buf = [0u8; heartbeat::LEN];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &self.key);
+        p.socket.send_to(&buf, p.spec.peer).map(|_| ())
+    }
+
+    /// The path numbers, in order.
+    pub fn path_indices(&self) -> Vec<u8> {
+        self.paths.iter().map(|p| p.spec.index).collect()
+    }
+
     /// Per path: (index, sent, failed).
     pub fn stats(&self) -> Vec<(u8, u64, u64)> {
         self.paths
@@ -277,6 +314,19 @@ mod tests {
             seen_ns: 1_000,
         };
         assert!(heartbeat::admit(Some(&last), r.boot_id, r.seq, 2_000, 0).is_ok());
+    }
+
+    #[test]
+    fn an_echo_goes_out_on_its_path_with_this_nodes_id_and_the_given_sequence() {
+        let (rx1, rx2) = (receiver(), receiver());
+        let key = Key::from_bytes(&[7; 16]);
+        let mut s = Sender::new(key, 9, Kind::Director, &[path(0, &rx1), path(1, &rx2)]).unwrap();
+        assert_eq!(s.path_indices(), [0, 1]);
+        s.send_echo(1, 41, NodeState::Standby, 3, 100, 77).unwrap();
+        let r = recv(&rx2, &key);
+        assert_eq!((r.kind, r.node_id, r.path, r.seq, r.sent_ns, r.epoch), (Kind::Echo, 9, 1, 41, 77, 3));
+        assert_eq!(s.seq(), 0, "echoes do not use the heartbeat sequence");
+        assert_eq!(s.send_echo(5, 1, NodeState::Standby, 3, 100, 0).unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

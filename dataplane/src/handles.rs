@@ -101,10 +101,16 @@ pub(crate) struct HeartbeatMaps {
     pub peers: HashMap<MapData, HbSenderKey, HbPeer>,
     /// `OWNED_VIPS`: IPv4 VIPs answered in XDP.
     pub owned_vips: HashMap<MapData, u32, Iface>,
+    /// `VIPS`: every IPv4 VIP the pair may own (the VIP guard).
+    pub vips: HashMap<MapData, u32, u32>,
     /// `HB_BAD_MAC`: bad-MAC heartbeats per configured sender.
     pub bad_mac: HashMap<MapData, HbSenderKey, HbBadMac>,
     /// `DEAD_MAN`: the daemon's stamp and budget, the trip latch.
     pub dead_man: Array<MapData, DeadMan>,
+    /// `ECHO_CONFIG`: this node's echo identity.
+    pub echo_config: Array<MapData, EchoConfig>,
+    /// `ECHO_RETURNS`: the newest returned echo per path.
+    pub echo_returns: Array<MapData, EchoRecord>,
 }
 
 /// The ring buffers the kernel pushes to; each is handed out once
@@ -190,8 +196,11 @@ impl Maps {
                 senders: take(ebpf, maps::HB_SENDERS)?,
                 peers: take(ebpf, maps::HB_PEERS)?,
                 owned_vips: take(ebpf, maps::OWNED_VIPS)?,
+                vips: take(ebpf, maps::VIPS)?,
                 dead_man: take(ebpf, maps::DEAD_MAN)?,
                 bad_mac: take(ebpf, maps::HB_BAD_MAC)?,
+                echo_config: take(ebpf, maps::ECHO_CONFIG)?,
+                echo_returns: take(ebpf, maps::ECHO_RETURNS)?,
             },
             rings: Rings {
                 heartbeats: Some(take(ebpf, maps::HB_EVENTS)?),

@@ -1,7 +1,8 @@
 //! What the failover pair drives in the program: heartbeat detection (the
 //! port, the senders it takes heartbeats from — each bound to its node
 //! id, source address, interface and key — and what the kernel last took
-//! from each) and the IPv4 VIPs it answers ARP for.
+//! from each), the IPv4 VIPs it answers ARP for, and the VIPs it guards
+//! (every VIP the pair may own: dropped while not owned).
 //!
 //! The pair's decisions (who is active, when to take over) are the
 //! control plane's; the heartbeat ring buffer is handed out by `events`,
@@ -102,5 +103,25 @@ impl Dataplane {
             let _ = self.maps.heartbeat.owned_vips.remove(&key);
             Ok(())
         }
+    }
+
+    /// Declares an IPv4 VIP the pair may own, or forgets it (the VIP
+    /// guard): while a declared VIP is not owned ([`Dataplane::set_vip_owned`])
+    /// the program drops traffic to it (`Reason::VipNotOwned`) instead of
+    /// passing it to the stack or dispatching it. VIPs never declared are
+    /// not guarded.
+    pub fn set_vip_guarded(&mut self, vip: std::net::Ipv4Addr, guarded: bool) -> Result<(), Error> {
+        let key = u32::from_ne_bytes(vip.octets());
+        if guarded {
+            self.maps.heartbeat.vips.insert(key, 1, 0).map_err(map_err(maps::VIPS))
+        } else {
+            let _ = self.maps.heartbeat.vips.remove(&key);
+            Ok(())
+        }
+    }
+
+    /// The guarded VIPs ([`Dataplane::set_vip_guarded`]).
+    pub fn guarded_vips(&self) -> Vec<std::net::Ipv4Addr> {
+        self.maps.heartbeat.vips.keys().filter_map(Result::ok).map(|k| std::net::Ipv4Addr::from(k.to_ne_bytes())).collect()
     }
 }

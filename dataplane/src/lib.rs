@@ -14,7 +14,8 @@
 //! | `services` | [`Dataplane::set_service`]: service images, ids and Maglev slots, the port pre-filter ([`derived`]) |
 //! | `synced` | flows and SIP calls learned from the active node (state sync, standby side) |
 //! | `flows` | reading, ageing and flushing the connection, call and NAT tables |
-//! | `heartbeats` | heartbeat key, senders and peers; owned VIPs (ARP) |
+//! | `heartbeats` | heartbeat key, senders and peers; owned VIPs (ARP); guarded VIPs |
+//! | `echo` | the echo identity and the echoes that came back ([`EchoReturn`]) |
 //! | `events` | the kernel's ring buffers: [`HeartbeatEvents`], [`FlowEvents`], [`CallEvents`] |
 //! | `counters` | reason, service and real-server counters; active connections |
 //! | `records` | the typed records handed to control ([`HeartbeatRecord`], [`FlowChange`], [`CallChange`], service flags and image views) |
@@ -38,6 +39,7 @@ pub mod tables;
 mod clock;
 mod counters;
 mod deadman;
+mod echo;
 mod error;
 mod events;
 mod flows;
@@ -58,6 +60,7 @@ use tandem_common::{MH_SLOTS, ServiceKey};
 pub use crate::{
     clock::{monotonic_coarse_ns, monotonic_ns},
     deadman::DeadManState,
+    echo::EchoReturn,
     config::{ConfigError, Protocol, RealConfig, RealState, ServiceConfig},
     error::Error,
     events::{CallEvents, FlowEvents, HeartbeatEvents, RingEvents},

@@ -1,15 +1,17 @@
 //! The XDP entry (`tandem_xdp`): parses the frame into the per-CPU
-//! scratch, answers ARP, consumes heartbeats, passes ports without
+//! scratch, answers ARP, reflects and takes back echoes, consumes heartbeats, passes ports without
 //! services to the reverse NAT path, and starts the pipeline: UDP to a
 //! SIP port goes to the SIP stage, everything else to the connection
-//! table (`conn`). See `stage` for the whole pipeline. It looks up no
-//! service and no flow itself.
+//! table (`conn`). Before any of that, the VIP guard drops traffic to a
+//! configured VIP this node does not own, or owns while fenced. See
+//! `stage` for the whole pipeline. It looks up no service and no flow
+//! itself.
 
 use aya_ebpf::programs::XdpContext;
 use tandem_common::*;
 
 use crate::{
-    arp, conn, forward, heartbeat,
+    arp, conn, echo, forward, heartbeat,
     maps::{self, count},
     parse,
     stage::{self, MODE_DISPATCH, MODE_NONE, Next, Pkt, SCRATCH, Stage},
@@ -30,11 +32,16 @@ pub fn run(ctx: &XdpContext) -> Next {
         count(reason);
         return Next::Pass;
     }
-    if let Some(cfg) = heartbeat::is_heartbeat(pkt) {
-        return heartbeat::process(ctx.ctx, pkt, cfg);
+    if let Some(cfg) = heartbeat::heartbeat_port(pkt) {
+        if let Some(next) = echo::process(ctx.ctx, pkt, cfg.port) {
+            return next;
+        }
+        if cfg.port == pkt.dport {
+            return heartbeat::process(ctx.ctx, pkt, cfg);
+        }
     }
-    if fenced_vip(pkt) {
-        count(Reason::DeadManDrop);
+    if let Some(reason) = vip_guard(pkt) {
+        count(reason);
         return Next::Drop;
     }
     let port_flags = match maps::PORT_FLAGS.get(port_index(pkt.proto, pkt.dport)) {
@@ -54,15 +61,23 @@ pub fn run(ctx: &XdpContext) -> Next {
     conn::connections(ctx, pkt)
 }
 
-/// Traffic to an owned IPv4 VIP while the dead-man switch is tripped: the
-/// stack must not see it (it would answer with ICMP port unreachable).
+/// The VIP guard: IPv4 traffic that must neither reach the stack nor be
+/// dispatched, and why. A configured VIP (`VIPS`) this node does not own
+/// is a standby's (or a stepped-down node's): dropped, never passed (the
+/// stack would answer with ICMP port unreachable) and never dispatched.
+/// An owned VIP while the dead-man switch is tripped: dropped as well.
 #[inline(always)]
-fn fenced_vip(pkt: &Pkt) -> bool {
-    if pkt.family != FAMILY_V4 || !crate::deadman::fenced() {
-        return false;
+fn vip_guard(pkt: &Pkt) -> Option<Reason> {
+    if pkt.family != FAMILY_V4 {
+        return None;
     }
     let d = &pkt.dst;
     let v4 = u32::from_ne_bytes([d[12], d[13], d[14], d[15]]);
-    // SAFETY: only the presence of the key is used.
-    unsafe { maps::OWNED_VIPS.get(&v4) }.is_some()
+    // SAFETY: only the presence of the keys is used.
+    let owned = unsafe { maps::OWNED_VIPS.get(&v4) }.is_some();
+    if owned {
+        return if crate::deadman::fenced() { Some(Reason::DeadManDrop) } else { None };
+    }
+    // SAFETY: as above.
+    if unsafe { maps::VIPS.get(&v4) }.is_some() { Some(Reason::VipNotOwned) } else { None }
 }

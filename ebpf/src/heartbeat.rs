@@ -27,25 +27,27 @@ use crate::{
     stage::{Next, Pkt},
 };
 
-/// Is this packet for the heartbeat port? (Returns the config if so.)
+/// Is this UDP packet to or from the heartbeat port? (Returns the config
+/// if so: to the port, a heartbeat or an echo request; from it, maybe a
+/// returning echo.)
 #[inline(always)]
-pub fn is_heartbeat(pkt: &Pkt) -> Option<&'static HbConfig> {
+pub fn heartbeat_port(pkt: &Pkt) -> Option<&'static HbConfig> {
     if pkt.proto != PROTO_UDP {
         return None;
     }
     let cfg = maps::HB_CONFIG.get(0)?;
-    if cfg.port != 0 && cfg.port == pkt.dport { Some(cfg) } else { None }
+    if cfg.port != 0 && (cfg.port == pkt.dport || cfg.port == pkt.sport) { Some(cfg) } else { None }
 }
 
 /// The message as native (little-endian) 16-bit words: it sits at an
 /// even offset of the frame, so it is loaded as halfwords. The accessors
 /// below take the byte offsets of `heartbeat::field` and fold to constant
 /// indices.
-type Words = [u16; heartbeat::LEN / 2];
+pub type Words = [u16; heartbeat::LEN / 2];
 
 /// The byte at offset `off`.
 #[inline(always)]
-fn byte(w: &Words, off: usize) -> u8 {
+pub fn byte(w: &Words, off: usize) -> u8 {
     if off % 2 == 0 { (w[off / 2] & 0xff) as u8 } else { (w[off / 2] >> 8) as u8 }
 }
 
@@ -58,14 +60,14 @@ fn le64(w: &Words, off: usize) -> u64 {
 
 /// The big-endian u32 at `off`.
 #[inline(always)]
-fn be32(w: &Words, off: usize) -> u32 {
+pub fn be32(w: &Words, off: usize) -> u32 {
     let i = off / 2;
     ((u16::from_be(w[i]) as u32) << 16) | u16::from_be(w[i + 1]) as u32
 }
 
 /// The big-endian u64 at `off`.
 #[inline(always)]
-fn be64(w: &Words, off: usize) -> u64 {
+pub fn be64(w: &Words, off: usize) -> u64 {
     ((be32(w, off) as u64) << 32) | be32(w, off + 4) as u64
 }
 
@@ -74,14 +76,14 @@ const _: () = assert!(heartbeat::MAC_WORDS == 7);
 
 /// Does the message's MAC match under the sender's key (its two halves)?
 #[inline(always)]
-fn authentic(w: &Words, k0: u64, k1: u64) -> bool {
+pub fn authentic(w: &Words, k0: u64, k1: u64) -> bool {
     let key = Key { k0, k1 };
     let m = [le64(w, 0), le64(w, 8), le64(w, 16), le64(w, 24), le64(w, 32), le64(w, 40), le64(w, 48)];
     heartbeat::mac_words(&key, &m) == le64(w, field::MAC.start)
 }
 
 /// Verifies and records a heartbeat; always consumes the packet. (`_cfg`
-/// chose the port in [`is_heartbeat`]; it holds no key: keys are per
+/// chose the port in [`heartbeat_port`]; it holds no key: keys are per
 /// sender, in `HB_SENDERS`.)
 #[inline(never)]
 pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig) -> Next {

@@ -3,7 +3,7 @@
 //! `tandem_xdp` is attached to the director's interfaces; with the stages
 //! it tail-calls (`tandem_new_flow`, `tandem_new_flow_load`, `tandem_sip`)
 //! it parses the frame (`parse`), answers ARP (`arp`) and heartbeats
-//! (`heartbeat`), looks the packet up in the connection table (`conn`)
+//! (`heartbeat`), reflects the peer's echoes and takes back its own (`echo`), looks the packet up in the connection table (`conn`)
 //! and the SIP call table (`calls`), schedules new flows with the shared
 //! IPVS schedulers (`new_flow`, `tandem_common::sched`) and rewrites and
 //! sends the frame (`forward`). `stage` draws the pipeline and holds what
@@ -16,7 +16,7 @@
 //! (`bin/tandem-bench.rs`), which `tandemd` never loads.
 //!
 //! Modules import each other as a DAG: `stage` ← `parse` ← `forward`,
-//! `heartbeat`, `arp`; `maps` → `stage`; `conn` → `forward`; `calls` →
+//! `heartbeat`, `arp`; `heartbeat` ← `echo`; `maps` → `stage`; `conn` → `forward`; `calls` →
 //! `conn`; `new_flow` → `calls`; `entry` → all the stages it starts.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
@@ -31,6 +31,8 @@ mod calls;
 mod conn;
 #[cfg(target_arch = "bpf")]
 mod deadman;
+#[cfg(target_arch = "bpf")]
+mod echo;
 #[cfg(target_arch = "bpf")]
 mod entry;
 #[cfg(target_arch = "bpf")]

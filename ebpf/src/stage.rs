@@ -10,7 +10,9 @@
 //!                  tandem_xdp (entry)
 //!   parse ── Err(Arp) ──────────────► arp ─────────────► Tx | Pass
 //!     │ ─── Err(other) ─────────────────────────────────► Pass
+//!     ├── echo to/from the hb port ─► echo ────────────► Tx (reflected) | Drop
 //!     ├── heartbeat port ───────────► heartbeat ───────► Drop
+//!     ├── VIP not owned, or fenced ─────────────────────► Drop (VIP guard)
 //!     ├── no service on the port ───► forward::reverse_nat ► Tx | Redirect | Pass | Drop
 //!     ├── UDP to a PORT_SIP port ═══► Stage::Sip (sip_mode = MODE_DISPATCH)
 //!     └── conn::connections

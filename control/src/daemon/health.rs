@@ -27,6 +27,7 @@ impl Daemon {
             self.feed_record(&r);
         }
         self.refresh_bad_mac();
+        self.refresh_echoes();
     }
 
     /// Feeds one record of the kernel's heartbeat ring, as the ring

@@ -15,7 +15,8 @@
 //! and their effects: VIPs, GARPs, spans, heartbeats, the witness),
 //! `health` (heartbeat records into the pair and the pool, IVR and SIP
 //! health into the dataplane), `synced` (sync records ↔ kernel tables),
-//! `spans` (card events and calls), `report` (status, metrics, admin
+//! `spans` (card events and calls), `echo` (echoes sent and returned),
+//! `report` (status, metrics, admin
 //! answers), [`timeline`] (typed events).
 //!
 //! Failure detection: the kernel (XDP) verifies and timestamps every
@@ -38,6 +39,7 @@
 //! SIGKILL loses its XDP program (the link dies with the process).
 
 pub mod clients;
+mod echo;
 mod health;
 mod liveness;
 mod report;
@@ -146,6 +148,8 @@ pub struct Daemon {
     client_timer_at: Option<Instant>,
     /// Dead-man stamps, echoes, bad-MAC evidence and this loop's lateness.
     live: liveness::Liveness,
+    /// Echoes sent and returned (`echo`).
+    echoes: echo::Echoes,
 }
 
 fn mono_ns() -> u64 {
@@ -255,6 +259,7 @@ impl Daemon {
                 self.warn_if_slow(turn, || format!("{token:?}"));
             }
             let turn = Instant::now();
+            self.refresh_echoes();
             self.apply_actions()?;
             self.publish_card_calls();
             self.cards_turn()?;

@@ -29,6 +29,7 @@ impl Daemon {
         let now = Instant::now();
         let deadline = self.cfg.heartbeat.deadline();
         let peer = self.pair.peer();
+        let echo = self.echo_status(now);
         admin::StatusReply {
             node_id: self.cfg.node.id,
             node_name: self.cfg.node.name.clone(),
@@ -65,8 +66,8 @@ impl Daemon {
                         .and_then(|p| p.paths.get(i).and_then(|pp| pp.last_seen))
                         .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                     bad_mac: self.live.bad_mac_alarm.contains(&(i as u8)),
-                    echo: "off".into(),
-                    ..Default::default()
+                    echo: echo.get(i).map_or_else(|| "off".into(), |e| e.0.to_string()),
+                    last_echo_ms: echo.get(i).and_then(|e| e.1),
                 })
                 .collect(),
             vips: self

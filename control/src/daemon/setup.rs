@@ -243,6 +243,13 @@ impl Daemon {
             dp.set_service(s)
                 .with_context(|| format!("service {}", s.name()))?;
         }
+        // The VIP guard: until this node owns a VIP (takeover), traffic to
+        // it is dropped in XDP, neither answered nor rejected by the stack.
+        for v in &cfg.vips {
+            dp.set_vip_guarded(v.address, true).with_context(|| format!("vip {}: guarding it", v.address))?;
+        }
+        // This node's echoes come back carrying its id, from the peer.
+        dp.set_echo_identity(cfg.node.id, peer_id).context("echo identity")?;
         for s in &senders {
             dp.add_heartbeat_sender(s)
                 .with_context(|| format!("heartbeat sender {} at {}", s.node_id, s.addr))?;
@@ -330,6 +337,7 @@ impl Daemon {
             clients,
             client_timer_at: None,
             live: super::liveness::Liveness::new(now),
+            echoes: Default::default(),
             cfg,
         };
         // 4. Changes to the host.

@@ -431,6 +431,7 @@ impl Daemon {
             return;
         }
         self.send_heartbeats();
+        self.send_echoes();
         self.next_hb += self.cfg.heartbeat.interval;
         if self.next_hb < now {
             self.next_hb = now + self.cfg.heartbeat.interval;

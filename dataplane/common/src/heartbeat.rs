@@ -82,6 +82,11 @@ pub enum Kind {
     Director = 1,
     /// An IVR server reporting its health and load.
     Ivr = 2,
+    /// A director's echo request (BFD echo, RFC 5880 §6.4): the same
+    /// message, to the peer's heartbeat port, which the peer's XDP
+    /// reflects unchanged while its daemon is alive. Never a sender's kind
+    /// in `HB_SENDERS`: an echo is never taken as a heartbeat.
+    Echo = 3,
 }
 
 impl Kind {
@@ -89,6 +94,7 @@ impl Kind {
         match v {
             1 => Some(Kind::Director),
             2 => Some(Kind::Ivr),
+            3 => Some(Kind::Echo),
             _ => None,
         }
     }

@@ -30,10 +30,21 @@ pub static HB_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 /// IPv4 VIPs this node owns (network-order address) to the MAC to answer with.
 #[map]
 pub static OWNED_VIPS: HashMap<u32, Iface> = HashMap::with_max_entries(256, 0);
+/// Every IPv4 VIP the pair may own (network-order address; the value is
+/// 1): traffic to one of them that is not in `OWNED_VIPS` is dropped
+/// (the VIP guard, `entry`).
+#[map]
+pub static VIPS: HashMap<u32, u32> = HashMap::with_max_entries(256, 0);
 /// Bad-MAC heartbeats per configured sender (only configured senders: the
 /// program looks the sender up first).
 #[map]
 pub static HB_BAD_MAC: HashMap<HbSenderKey, HbBadMac> = HashMap::with_max_entries(256, 0);
+/// This node's echo identity (`crate::echo`).
+#[map]
+pub static ECHO_CONFIG: Array<EchoConfig> = Array::with_max_entries(1, 0);
+/// The newest returned echo per path (`crate::echo`).
+#[map]
+pub static ECHO_RETURNS: Array<EchoRecord> = Array::with_max_entries(MAX_ECHO_PATHS, 0);
 /// The dead-man switch over the daemon (`crate::deadman`).
 #[map]
 pub static DEAD_MAN: Array<DeadMan> = Array::with_max_entries(1, 0);

@@ -34,8 +34,9 @@ pub fn attach_director(dp: &mut Dataplane, lab: &Lab, iface: &str) -> Result<Att
     Ok(mode)
 }
 
-/// XDP_PASS on the bridge-side ends of both pair directors' service veths
-/// (`eth0`), so that they accept the XDP_TX frames of the dispatcher each
+/// XDP_PASS on the bridge-side ends of both pair directors' service and
+/// heartbeat veths (`eth0`, `hb0`), so that they accept the XDP_TX frames
+/// (ARP replies, dispatch, reflected echoes) of the dispatcher each
 /// `tandemd` attaches. The programs stay attached while the returned
 /// object lives: drop it after the daemons and before the lab.
 pub fn attach_pair_bridge_pass(lab: &Lab) -> Result<Dataplane> {
@@ -45,9 +46,14 @@ pub fn attach_pair_bridge_pass(lab: &Lab) -> Result<Dataplane> {
     })
     .context("loading the XDP object for the bridge side")?;
     for d in [DIRECTOR_A, DIRECTOR_B] {
-        let i = lab.iface(d, "eth0")?.clone();
-        in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native))
-            .with_context(|| format!("XDP_PASS on {}", i.peer))?;
+        // `hb0` too: the peer's echoes are reflected there with XDP_TX.
+        for ifname in ["eth0", "hb0"] {
+            let Ok(i) = lab.iface(d, ifname).cloned() else {
+                continue;
+            };
+            in_netns(&i.peer_ns, || peers.attach_pass(&i.peer, AttachMode::Native))
+                .with_context(|| format!("XDP_PASS on {}", i.peer))?;
+        }
     }
     Ok(peers)
 }

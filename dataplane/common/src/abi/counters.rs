@@ -151,9 +151,37 @@ pub enum Reason {
     /// DROP: an ARP request for an owned VIP while the dead-man switch is
     /// tripped: not answered.
     DeadManArp = 48,
+    /// DROP: traffic to a configured VIP (`VIPS`) this node does not own
+    /// (`OWNED_VIPS`): a standby neither answers nor rejects it (passing
+    /// it would let the stack answer with ICMP port unreachable), and it
+    /// does not dispatch it.
+    VipNotOwned = 49,
+    /// TX: an echo request from the configured peer, reflected in XDP
+    /// (the dead-man switch is not tripped: this node's daemon is alive).
+    EchoReflected = 50,
+    /// DROP: an echo request from the configured peer while the dead-man
+    /// switch is tripped: not reflected (a hung daemon's node stops
+    /// proving liveness).
+    EchoFenced = 51,
+    /// DROP: an echo request from an address or node id that is not a
+    /// configured director sender (or on another interface than its
+    /// path's): never reflected.
+    EchoNotPeer = 52,
+    /// DROP: one of this node's echoes came back, authentic and newer than
+    /// the last on its path: recorded in `ECHO_RETURNS`.
+    EchoReturned = 53,
+    /// DROP: a returning echo whose MAC does not match the pair key.
+    EchoBadMac = 54,
+    /// DROP: a returning echo not newer than the last recorded on its
+    /// path (late or replayed): the record is not moved back.
+    EchoStale = 55,
+    /// DROP: an echo from the heartbeat port that is not one of this
+    /// node's (another node id, echo identity unset, not from the
+    /// configured peer's address, a path out of range, not IPv4).
+    EchoBadReply = 56,
 }
 
-pub const REASON_COUNT: u32 = 49;
+pub const REASON_COUNT: u32 = 57;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -206,6 +234,14 @@ impl Reason {
         Reason::DeadManTrip,
         Reason::DeadManDrop,
         Reason::DeadManArp,
+        Reason::VipNotOwned,
+        Reason::EchoReflected,
+        Reason::EchoFenced,
+        Reason::EchoNotPeer,
+        Reason::EchoReturned,
+        Reason::EchoBadMac,
+        Reason::EchoStale,
+        Reason::EchoBadReply,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -259,6 +295,14 @@ impl Reason {
             Reason::DeadManTrip => "dead_man_trip",
             Reason::DeadManDrop => "dead_man_drop",
             Reason::DeadManArp => "dead_man_arp",
+            Reason::VipNotOwned => "vip_not_owned",
+            Reason::EchoReflected => "echo_reflected",
+            Reason::EchoFenced => "echo_fenced",
+            Reason::EchoNotPeer => "echo_not_peer",
+            Reason::EchoReturned => "echo_returned",
+            Reason::EchoBadMac => "echo_bad_mac",
+            Reason::EchoStale => "echo_stale",
+            Reason::EchoBadReply => "echo_bad_reply",
         }
     }
 }

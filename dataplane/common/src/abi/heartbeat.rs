@@ -1,8 +1,9 @@
 //! Heartbeat detection: its settings (`HB_CONFIG`), the senders it takes
 //! heartbeats from, each bound to its address, path and key
 //! (`HB_SENDERS`), and what the kernel last took from each (`HB_PEERS`,
-//! `HB_EVENTS`). Key bytes live in `HB_SENDERS` only; no record the
-//! kernel writes carries one.
+//! `HB_EVENTS`); the echo identity (`ECHO_CONFIG`) and the echoes that
+//! came back (`ECHO_RETURNS`). Key bytes live in `HB_SENDERS` only; no
+//! record the kernel writes carries one.
 
 /// Heartbeat settings (value 0 of `HB_CONFIG`): the UDP port; port 0
 /// disables heartbeat detection. (Keys are per sender, in `HB_SENDERS`.)
@@ -111,4 +112,31 @@ pub struct HbPeer {
     /// The sender's path number.
     pub path: u8,
     pub _pad: u32,
+}
+
+/// Heartbeat paths whose echo returns the program records (`ECHO_RETURNS`
+/// is indexed by the path number the echo carries).
+pub const MAX_ECHO_PATHS: u32 = 8;
+
+/// This node's echo identity (value 0 of `ECHO_CONFIG`): its own node id,
+/// which its returning echoes carry, and the peer's, whose `HB_SENDERS`
+/// entries give the address a returning echo must come from and the key
+/// it is verified with. `node_id` 0: no echo of this node is taken back
+/// (echo requests of the peer are reflected regardless).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct EchoConfig {
+    pub node_id: u32,
+    pub peer_id: u32,
+}
+
+/// The newest of this node's echoes that came back on one path (value of
+/// `ECHO_RETURNS`, by path number): its sequence, when it arrived
+/// (`bpf_ktime_get_ns`), and how many were recorded in all.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct EchoRecord {
+    pub seq: u64,
+    pub at_ns: u64,
+    pub count: u64,
 }

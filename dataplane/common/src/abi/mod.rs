@@ -90,6 +90,8 @@ mod pod {
     unsafe impl aya::Pod for HbSenderKey {}
     unsafe impl aya::Pod for HbSender {}
     unsafe impl aya::Pod for HbPeer {}
+    unsafe impl aya::Pod for EchoConfig {}
+    unsafe impl aya::Pod for EchoRecord {}
     unsafe impl aya::Pod for CallKey {}
     unsafe impl aya::Pod for CallValue {}
     unsafe impl aya::Pod for CallEvent {}
@@ -114,6 +116,8 @@ const _: () = {
     assert!(core::mem::size_of::<HbSenderKey>() == 20);
     assert!(core::mem::size_of::<HbSender>() == 32);
     assert!(core::mem::size_of::<HbPeer>() == 88);
+    assert!(core::mem::size_of::<EchoConfig>() == 8);
+    assert!(core::mem::size_of::<EchoRecord>() == 24);
     assert!(core::mem::size_of::<FlowEvent>() == 80);
     assert!(core::mem::size_of::<BenchFrame>() == 272);
 };

@@ -36,6 +36,9 @@ pub mod maps {
     pub const OWNED_VIPS: &str = "OWNED_VIPS";
     pub const DEAD_MAN: &str = "DEAD_MAN";
     pub const HB_BAD_MAC: &str = "HB_BAD_MAC";
+    pub const VIPS: &str = "VIPS";
+    pub const ECHO_CONFIG: &str = "ECHO_CONFIG";
+    pub const ECHO_RETURNS: &str = "ECHO_RETURNS";
 
     // The benchmark object's maps.
     pub const BENCH_FRAME: &str = "BENCH_FRAME";
