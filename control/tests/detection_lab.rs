@@ -647,7 +647,6 @@ fn privileged_lab_switchover_on_a_preempting_pair_holds_until_released() {
 }
 
 #[test]
-#[ignore = "issue 12, unfinished: needs echo liveness in XDP (23 role changes in 60 s at 1 ms x 3 beside the neighbour)"]
 fn privileged_lab_noisy_neighbour_moves_no_role_at_1ms_x3() {
     const NAME: &str = "privileged_lab_noisy_neighbour_moves_no_role_at_1ms_x3";
     let Some(_turn) = lab_turn(NAME) else { return };
