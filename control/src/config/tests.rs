@@ -561,6 +561,15 @@ fn bad_card_fields_are_named_with_their_values() {
             "card[0].watchdog_ms: 60001 is above the maximum 60000",
         ),
         (
+            card("spans = [1]\nwatchdog_ms = 500"),
+            "card[0].takeover_deadline_ms: 500 is not above card[0].watchdog_ms (500): a takeover from a hung peer waits for its watchdog to expire",
+        ),
+        (
+            with("interval_ms = 1", "interval_ms = 5")
+                + "\n[[card]]\nspans = [1]\nwatchdog_ms = 19\n",
+            "card[0].watchdog_ms: 19 is below 4 × heartbeat.interval_ms (20): the daemon could not kick it in time",
+        ),
+        (
             card("spans = [1]\nspan = 1"),
             "card[0].span: unknown field (did you mean `spans`?)",
         ),
