@@ -501,6 +501,7 @@ fn example_card_section_parses_when_uncommented() {
     assert_eq!(c.cards.len(), 1);
     assert_eq!(c.cards[0].spans, vec![1]);
     assert_eq!(c.cards[0].line.map(|l| l.timing), Some(1));
+    assert_eq!(c.cards[0].watchdog, Some(Duration::from_millis(200)));
 }
 
 #[test]
