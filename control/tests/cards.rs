@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use tandem_control::admin::{self, Response};
-use tandem_control::cards::{CallEvent, CallState, CardError, CardManager, SpanPhase};
+use tandem_control::cards::{
+    CallEvent, CallState, CardError, CardManager, SpanPhase, WatchdogAction, WatchdogNews,
+};
 use tandem_control::config::{CardConfig, CardLine};
 use tandem_hw::abi;
 use tandem_hw::sim::{
@@ -809,6 +811,108 @@ fn fuse_cards_vanished_device_gives_clear_errors() {
     b.start_spans(Instant::now() + DEADLINE)
         .expect("B takes over");
     assert!(!b.check_alarms().local_fault());
+}
+
+#[test]
+fn fuse_cards_watchdog_turn_holds_the_trunk_until_the_node_stops_kicking() {
+    if !privileged("fuse_cards_watchdog_turn_holds_the_trunk_until_the_node_stops_kicking") {
+        return;
+    }
+    let pair = Pair::new("watchdog", 4);
+    let timeout = Duration::from_millis(40);
+    let open = |card: usize| {
+        let config = CardConfig {
+            watchdog: Some(timeout),
+            ..pair.config(card)
+        };
+        let mut m = CardManager::open(&config).expect("open the card");
+        m.shutdown_spans().expect("shut down");
+        m.arm().expect("arm");
+        m
+    };
+    let (mut a, mut b) = (open(0), open(1));
+    // A active, B standby with its span started too (as after a takeover
+    // whose peer had not let go yet).
+    a.start_spans(Instant::now() + DEADLINE).expect("A up");
+    b.begin_start(Instant::now() + DEADLINE).expect("B starts");
+    assert!(
+        b.watchdog_turn(Instant::now(), false).is_none(),
+        "a standby leaves it alone"
+    );
+    let done = a.watchdog_turn(Instant::now(), true).expect("an action");
+    assert_eq!(done.action, WatchdogAction::Arm(timeout));
+    assert!(done.error.is_none(), "{:?}", done.error);
+
+    // The loop turns every 2 ms for 300 ms: kicked every 10 ms, the trunk stays.
+    let mut kicks = 0;
+    for _ in 0..150 {
+        std::thread::sleep(Duration::from_millis(2));
+        if let Some(d) = a.watchdog_turn(Instant::now(), true) {
+            assert_eq!(d.action, WatchdogAction::Kick);
+            assert!(d.error.is_none(), "{:?}", d.error);
+            kicks += 1;
+        }
+    }
+    assert!((20..=32).contains(&kicks), "{kicks} kicks in 300 ms");
+    assert_eq!(pair.carrier(), Some(0));
+    assert_eq!(pair.sim.watchdog(0).expect("watchdog").expired, 0);
+
+    // A's loop stops turning: the switch moves the trunk to B by itself.
+    let stopped = Instant::now();
+    assert!(
+        wait_until(WAIT, || pair.carrier() == Some(1)),
+        "{}",
+        pair.sim("watchdog 0")
+    );
+    assert!(stopped.elapsed() >= timeout - Duration::from_millis(10));
+    let w = pair.sim.watchdog(0).expect("watchdog");
+    assert!(
+        w.released && w.expired == 1 && w.relay_holder == Some(1),
+        "{w:?}"
+    );
+
+    // A's next kick is refused: one error naming the device and the ioctl,
+    // then quiet, and the trunk stays with B.
+    std::thread::sleep(timeout);
+    let d = a.watchdog_turn(Instant::now(), true).expect("kick due");
+    let text = d
+        .error
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(
+        text.contains(&pair.roots[0].join("ctl").display().to_string())
+            && text.contains("TANDEM_WATCHDOG_KICK")
+            && text.contains("ETIMEDOUT"),
+        "{text}"
+    );
+    assert_eq!(d.news, Some(WatchdogNews::Failing));
+    std::thread::sleep(timeout);
+    let d = a.watchdog_turn(Instant::now(), true).expect("kick due");
+    assert!(
+        d.error.is_some() && d.news.is_none(),
+        "failing, but told once"
+    );
+    // A steps down: disarmed (the switch takes A back), the trunk stays with B.
+    let d = a.watchdog_turn(Instant::now(), false).expect("disarm");
+    assert_eq!(
+        (d.action, d.news),
+        (WatchdogAction::Disarm, Some(WatchdogNews::Recovered))
+    );
+    assert!(a.watchdog_turn(Instant::now(), false).is_none());
+    assert_eq!(pair.carrier(), Some(1));
+    assert!(!pair.sim.watchdog(0).expect("watchdog").released);
+}
+
+fn wait_until(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    ok()
 }
 
 #[test]

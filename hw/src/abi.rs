@@ -66,6 +66,53 @@ pub const DAHDI_STARTUP: IoctlRequest = nix::request_code_write!(DAHDI_CODE, 99,
 pub const DAHDI_SHUTDOWN: IoctlRequest =
     nix::request_code_write!(DAHDI_CODE, 100, size_of::<i32>());
 
+// ---------------------------------------------------------------------------
+// tandem's extension range: the failover switch's watchdog
+// ---------------------------------------------------------------------------
+//
+// DAHDI has no ioctls for the failover switch (the relay that connects a
+// shared trunk to one of two hosts' cards and moves it when the holding
+// host stops kicking its watchdog): on real cards it is a vendor add-on.
+// tandem gives it requests of its own under DAHDI's type byte, in a range
+// of request numbers it reserves for itself, [`TANDEM_EXT_FIRST`] ..=
+// [`TANDEM_EXT_LAST`]: far above the numbers dahdi-linux assigns (densely
+// from 1, up to about a hundred), so that a DAHDI request can never be
+// mistaken for one of them. Every extension request is declared from
+// [`TANDEM_EXT_FIRST`] plus its index below; a test checks that the range
+// holds no DAHDI request this module declares. A real DAHDI driver
+// answers them `ENOTTY`.
+
+/// First request number of tandem's own extension range (type [`DAHDI_CODE`]).
+pub const TANDEM_EXT_FIRST: u8 = 0xF0;
+/// Last request number of tandem's own extension range.
+pub const TANDEM_EXT_LAST: u8 = 0xFF;
+
+/// `_IOW(DAHDI_CODE, TANDEM_EXT_FIRST + 0, __u32)`: arm the card's failover
+/// switch watchdog with a timeout in milliseconds
+/// ([`TANDEM_WATCHDOG_MIN_MS`] ..= [`TANDEM_WATCHDOG_MAX_MS`], else `EINVAL`).
+/// Arming counts as a kick, and takes back the relay's release of this card
+/// (a free trunk comes to this card's running span again).
+pub const TANDEM_WATCHDOG_ARM: IoctlRequest =
+    nix::request_code_write!(DAHDI_CODE, TANDEM_EXT_FIRST, size_of::<u32>());
+/// `_IO(DAHDI_CODE, TANDEM_EXT_FIRST + 1)`: kick the watchdog. `EINVAL` if it is
+/// not armed; `ETIMEDOUT` if it expired (the relay let go of this card).
+pub const TANDEM_WATCHDOG_KICK: IoctlRequest =
+    nix::request_code_none!(DAHDI_CODE, TANDEM_EXT_FIRST + 1);
+/// `_IO(DAHDI_CODE, TANDEM_EXT_FIRST + 2)`: disarm the watchdog (the trunk stays where it is).
+pub const TANDEM_WATCHDOG_DISARM: IoctlRequest =
+    nix::request_code_none!(DAHDI_CODE, TANDEM_EXT_FIRST + 2);
+/// `_IOR(DAHDI_CODE, TANDEM_EXT_FIRST + 3, struct tandem_watchdog_status)`.
+pub const TANDEM_WATCHDOG_STATUS: IoctlRequest = nix::request_code_read!(
+    DAHDI_CODE,
+    TANDEM_EXT_FIRST + 3,
+    size_of::<tandem_watchdog_status>()
+);
+
+/// Shortest watchdog timeout `TANDEM_WATCHDOG_ARM` accepts, in milliseconds.
+pub const TANDEM_WATCHDOG_MIN_MS: u32 = 10;
+/// Longest watchdog timeout `TANDEM_WATCHDOG_ARM` accepts, in milliseconds.
+pub const TANDEM_WATCHDOG_MAX_MS: u32 = 60_000;
+
 /// The name of a DAHDI ioctl request, for errors and logs.
 pub fn ioctl_name(request: IoctlRequest) -> Option<&'static str> {
     Some(match request {
@@ -83,6 +130,10 @@ pub fn ioctl_name(request: IoctlRequest) -> Option<&'static str> {
         DAHDI_GETVERSION => "DAHDI_GETVERSION",
         DAHDI_STARTUP => "DAHDI_STARTUP",
         DAHDI_SHUTDOWN => "DAHDI_SHUTDOWN",
+        TANDEM_WATCHDOG_ARM => "TANDEM_WATCHDOG_ARM",
+        TANDEM_WATCHDOG_KICK => "TANDEM_WATCHDOG_KICK",
+        TANDEM_WATCHDOG_DISARM => "TANDEM_WATCHDOG_DISARM",
+        TANDEM_WATCHDOG_STATUS => "TANDEM_WATCHDOG_STATUS",
         _ => return None,
     })
 }
@@ -407,6 +458,29 @@ pub struct dahdi_bufferinfo {
     pub writebufs: i32,
 }
 
+/// `struct tandem_watchdog_status`: `TANDEM_WATCHDOG_STATUS` (tandem's
+/// extension; all fields 32-bit, no padding).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct tandem_watchdog_status {
+    /// 1 while armed (an expiry disarms it).
+    pub armed: u32,
+    /// The armed timeout in milliseconds (the last one, once disarmed; 0 if never armed).
+    pub timeout_ms: u32,
+    /// Milliseconds since the last kick (or arm); `u32::MAX` if never armed.
+    pub last_kick_age_ms: u32,
+    /// How many times this card's watchdog expired.
+    pub expired_count: u32,
+    /// The card whose span carries the trunk behind this card's first span
+    /// (where the relay holds it), -1 when no card carries it.
+    pub relay_holder: i32,
+    /// 1 when the watchdog expired and the relay let go of this card (until
+    /// the next `TANDEM_WATCHDOG_ARM` or `DISARM`).
+    pub released: u32,
+}
+
 macro_rules! zeroed_default {
     ($($ty:ty),*) => {$(
         impl Default for $ty {
@@ -463,6 +537,8 @@ mod tests {
         assert_eq!(size_of::<dahdi_maintinfo>(), 8);
         assert_eq!(size_of::<dahdi_versioninfo>(), 160);
         assert_eq!(size_of::<dahdi_bufferinfo>(), 24);
+        assert_eq!(size_of::<tandem_watchdog_status>(), 24);
+        assert_eq!(align_of::<tandem_watchdog_status>(), 4);
     }
 
     #[test]
@@ -587,6 +663,68 @@ mod tests {
         }
         // The legacy _IOR form of GET_PARAMS is a different request, and unknown here.
         assert_eq!(ioctl_name(0x8088_da05 as IoctlRequest), None);
+    }
+
+    #[test]
+    fn watchdog_requests_sit_in_the_extension_range_only() {
+        // _IOW/_IO/_IOR encodings, worked out by hand from asm-generic/ioctl.h.
+        let expected: [(IoctlRequest, u32, &str); 4] = [
+            (TANDEM_WATCHDOG_ARM, 0x4004_daf0, "TANDEM_WATCHDOG_ARM"),
+            (TANDEM_WATCHDOG_KICK, 0x0000_daf1, "TANDEM_WATCHDOG_KICK"),
+            (
+                TANDEM_WATCHDOG_DISARM,
+                0x0000_daf2,
+                "TANDEM_WATCHDOG_DISARM",
+            ),
+            (
+                TANDEM_WATCHDOG_STATUS,
+                0x8018_daf3,
+                "TANDEM_WATCHDOG_STATUS",
+            ),
+        ];
+        let nr = |request: IoctlRequest| {
+            #[allow(clippy::unnecessary_cast)]
+            let n = request as u64;
+            ((n & 0xff) as u8, ((n >> 8) & 0xff) as u8)
+        };
+        for (request, number, name) in expected {
+            #[allow(clippy::unnecessary_cast)]
+            let request_number = request as u64;
+            assert_eq!(request_number, u64::from(number), "{name}");
+            assert_eq!(ioctl_name(request), Some(name));
+            let (n, ty) = nr(request);
+            assert_eq!(ty, DAHDI_CODE, "{name}");
+            assert!((TANDEM_EXT_FIRST..=TANDEM_EXT_LAST).contains(&n), "{name}");
+        }
+        for dahdi in [
+            DAHDI_GET_PARAMS,
+            DAHDI_SET_PARAMS,
+            DAHDI_HOOK,
+            DAHDI_GETEVENT,
+            DAHDI_SPANSTAT,
+            DAHDI_MAINT,
+            DAHDI_SPANCONFIG,
+            DAHDI_CHANCONFIG,
+            DAHDI_GET_BUFINFO,
+            DAHDI_CHANNO,
+            DAHDI_SPECIFY,
+            DAHDI_GETVERSION,
+            DAHDI_STARTUP,
+            DAHDI_SHUTDOWN,
+        ] {
+            let (n, _) = nr(dahdi);
+            assert!(n < TANDEM_EXT_FIRST, "{:?}", ioctl_name(dahdi));
+        }
+    }
+
+    #[test]
+    fn watchdog_status_offsets() {
+        assert_eq!(offset_of!(tandem_watchdog_status, armed), 0);
+        assert_eq!(offset_of!(tandem_watchdog_status, timeout_ms), 4);
+        assert_eq!(offset_of!(tandem_watchdog_status, last_kick_age_ms), 8);
+        assert_eq!(offset_of!(tandem_watchdog_status, expired_count), 12);
+        assert_eq!(offset_of!(tandem_watchdog_status, relay_holder), 16);
+        assert_eq!(offset_of!(tandem_watchdog_status, released), 20);
     }
 
     #[test]

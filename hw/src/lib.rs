@@ -8,7 +8,7 @@
 //!   [`measure_get_params`] in `device/timing.rs`.
 //! - [`sim`]: the card simulator that serves the same ABI from FUSE mounts
 //!   (binary `tandem-cardsim`): the model in `sim/model/` (`mod.rs` holds the
-//!   state; `span`, `channel`, `events`, `alarm`, `trunk` and `card` hold its
+//!   state; `span`, `channel`, `events`, `alarm`, `trunk`, `card` and `watchdog` hold its
 //!   operations), the FUSE filesystem (`sim/fs.rs`), mounting (`sim/mount.rs`)
 //!   and the control protocol (`sim/control.rs`).
 //!
@@ -21,5 +21,5 @@ pub mod sim;
 
 pub use device::{
     Alarms, Channel, ChannelConfig, Control, Error, Event, Hook, LineConfig, MaintCommand,
-    RoundTrip, Span, SpanStatus, Version, measure_get_params,
+    RoundTrip, Span, SpanStatus, Version, WatchdogStatus, measure_get_params,
 };

@@ -722,6 +722,154 @@ fn fuse_shared_trunk_follows_the_started_span() {
 }
 
 // ---------------------------------------------------------------------------
+// The failover switch's watchdog (tandem's extension ioctls)
+// ---------------------------------------------------------------------------
+
+/// Two cards on a shared trunk with both spans started and A carrying.
+fn shared_pair(tag: &str) -> (Rig, Control, Control) {
+    let rig = Rig::new(
+        tag,
+        SimConfig {
+            cards: 2,
+            spans: 1,
+            channels: 4,
+            shared_trunks: true,
+            ..SimConfig::default()
+        },
+    );
+    let (ctl_a, ctl_b) = (rig.control(0), rig.control(1));
+    ctl_a.startup(1).expect("A starts");
+    ctl_b.startup(1).expect("B starts");
+    assert!(ctl_a.span_status(1).expect("A").alarms.is_clear());
+    assert_eq!(
+        ctl_b.span_status(1).expect("B").alarms,
+        Alarms::RED | Alarms::LOS
+    );
+    (rig, ctl_a, ctl_b)
+}
+
+#[test]
+fn fuse_watchdog_kicks_hold_the_trunk_and_silence_moves_it() {
+    if !privileged("fuse_watchdog_kicks_hold_the_trunk_and_silence_moves_it") {
+        return;
+    }
+    let (rig, ctl_a, ctl_b) = shared_pair("watchdog");
+    let b = ctl_b.span(1).channel(1).expect("B channel 1");
+    let timeout = Duration::from_millis(50);
+    let before = ctl_a.watchdog_status().expect("status before arming");
+    assert!(!before.armed && before.since_kick.is_none() && before.expired == 0);
+    assert_eq!(before.relay_holder, Some(0));
+    ctl_a.watchdog_arm(timeout).expect("arm");
+
+    // Kicked every 10 ms for 300 ms (6 timeouts): the trunk stays on A.
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(10));
+        ctl_a.watchdog_kick().expect("kick");
+    }
+    let s = ctl_a.watchdog_status().expect("status");
+    assert!(s.armed && !s.released, "{s:?}");
+    assert_eq!(
+        (s.timeout, s.expired, s.relay_holder),
+        (timeout, 0, Some(0))
+    );
+    assert!(s.since_kick.is_some_and(|d| d < timeout), "{s:?}");
+    assert!(ctl_a.span_status(1).expect("A").alarms.is_clear());
+    drain(&b);
+
+    // Silence: the simulator's own timer releases A, the trunk moves to B.
+    let last_kick = Instant::now();
+    ctl_a.watchdog_kick().expect("last kick");
+    let moved = loop {
+        if ctl_b.span_status(1).expect("B").alarms.is_clear() {
+            break last_kick.elapsed();
+        }
+        assert!(last_kick.elapsed() < WAIT, "the trunk never moved");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(
+        moved >= timeout,
+        "moved after {moved:?}, before the timeout"
+    );
+    assert!(
+        moved < timeout + Duration::from_millis(40),
+        "moved {moved:?} after the last kick"
+    );
+    expect_event(&b, Event::NoAlarm);
+    assert_eq!(
+        ctl_a.span_status(1).expect("A").alarms,
+        Alarms::RED | Alarms::LOS,
+        "A's span runs on without the trunk"
+    );
+    let s = ctl_a.watchdog_status().expect("status");
+    assert!(!s.armed && s.released, "{s:?}");
+    assert_eq!((s.expired, s.relay_holder), (1, Some(1)));
+    let report = rig.sim.watchdog(0).expect("report");
+    assert!(report.released && report.last_expiry.is_some());
+
+    // A late kick is refused: the trunk is gone, and stays with B.
+    let errno = ioctl_errno(ctl_a.watchdog_kick(), "TANDEM_WATCHDOG_KICK");
+    assert_eq!(errno, Errno::ETIMEDOUT);
+    assert!(rig.sim.report(1).expect("B")[0].carrier);
+    // Arming again takes A back without taking the trunk from B.
+    ctl_a.watchdog_arm(timeout).expect("re-arm");
+    ctl_a.watchdog_disarm().expect("disarm");
+    assert!(rig.sim.report(1).expect("B")[0].carrier);
+    assert_eq!(ctl_a.watchdog_status().expect("status").expired, 1);
+}
+
+#[test]
+fn fuse_watchdog_disarm_and_bad_arguments() {
+    if !privileged("fuse_watchdog_disarm_and_bad_arguments") {
+        return;
+    }
+    let (rig, ctl_a, _ctl_b) = shared_pair("watchdog-args");
+    let ctl_path = rig.root(0).join("ctl").display().to_string();
+
+    // Out-of-range timeouts: caught by the driver, and refused by the card.
+    for bad in [
+        Duration::from_millis(9),
+        Duration::from_secs(61),
+        Duration::from_micros(10_500),
+    ] {
+        let text = ctl_a
+            .watchdog_arm(bad)
+            .expect_err("bad timeout")
+            .to_string();
+        assert!(
+            text.contains(&ctl_path) && text.contains("TANDEM_WATCHDOG_ARM"),
+            "{text}"
+        );
+        assert!(text.contains("timeout_ms"), "{text}");
+    }
+    for raw in [0, 9, 60_001, u32::MAX] {
+        let errno = ioctl_errno(ctl_a.watchdog_arm_raw(raw), "TANDEM_WATCHDOG_ARM");
+        assert_eq!(errno, Errno::EINVAL, "timeout {raw}");
+    }
+    let err = ctl_a.watchdog_kick().expect_err("nothing armed");
+    let text = err.to_string();
+    assert!(
+        text.contains(&ctl_path) && text.contains("TANDEM_WATCHDOG_KICK"),
+        "{text}"
+    );
+    assert_eq!(err.errno(), Some(Errno::EINVAL));
+
+    // Armed, then disarmed: it never expires.
+    ctl_a.watchdog_arm(Duration::from_millis(20)).expect("arm");
+    ctl_a.watchdog_disarm().expect("disarm");
+    std::thread::sleep(Duration::from_millis(150));
+    let s = ctl_a.watchdog_status().expect("status");
+    assert!(!s.armed && !s.released && s.expired == 0, "{s:?}");
+    assert!(rig.sim.report(0).expect("A")[0].carrier);
+
+    // A channel file does not answer the card-wide watchdog requests.
+    let chan = ctl_a.span(1).channel(1).expect("channel");
+    // SAFETY: an argument-less ioctl on an open fd.
+    let rc = unsafe { libc::ioctl(chan.as_raw_fd(), abi::TANDEM_WATCHDOG_KICK) };
+    assert_eq!(rc, -1);
+    assert_eq!(Errno::last(), Errno::ENOTTY);
+}
+
+// ---------------------------------------------------------------------------
 // Timing
 // ---------------------------------------------------------------------------
 

@@ -71,6 +71,9 @@
 //!   active); when it answers a change, `LocalFault(CardAlarm)` or
 //!   `LocalFaultCleared`.
 //! - Admin `cards`: [`cards_status`](CardManager::cards_status) of every card.
+//! - Every loop turn: [`watchdog_turn`](CardManager::watchdog_turn) with
+//!   whether the node is active (at most one ioctl); on shutdown, once more
+//!   with `false` (disarm).
 //!
 //! # Layout
 //! - [`spans`]: starting, shutting down and arming the owned spans, and the
@@ -80,7 +83,10 @@
 //!   raised and cleared (sans-IO, tested with a simulated clock);
 //! - [`calls`]: channel events, call states, the hook operations
 //!   (answer, hang up, hold, ring) and picking up synced calls;
-//! - [`status`]: what `tandemctl cards` shows.
+//! - [`status`]: what `tandemctl cards` shows;
+//! - [`watchdog`]: the failover switch's watchdog — [`WatchdogKicker`]
+//!   (sans-IO: arm when active, kick every timeout / 4, disarm when not)
+//!   and [`CardManager::watchdog_turn`], called once per loop turn.
 //!
 //! This file holds the state they share ([`CardManager`] and the spans and
 //! channels it owns), its errors and [`CardManager::open`].
@@ -99,10 +105,12 @@ pub mod alarms;
 pub mod calls;
 pub mod spans;
 pub mod status;
+pub mod watchdog;
 
 pub use alarms::{AlarmReport, CardFaultFilter, FAULT_ALARMS, SpanAlarm};
 pub use calls::{CallEvent, CallState, ChannelFd};
 pub use spans::{SpanPhase, SpanTakeover, SpanUp};
+pub use watchdog::{WatchdogAction, WatchdogDone, WatchdogKicker, WatchdogNews};
 
 /// Longest single sleep of the blocking waits ([`CardManager::start_spans`],
 /// [`CardManager::wait_call_event`]) between two looks at the card.
@@ -242,6 +250,8 @@ pub struct CardManager {
     fault: bool,
     alarm_events: bool,
     generation: u64,
+    /// The failover switch's watchdog (`card.watchdog_ms`), if configured.
+    watchdog: Option<WatchdogKicker>,
 }
 
 impl fmt::Debug for CardManager {
@@ -318,6 +328,7 @@ impl CardManager {
             fault: false,
             alarm_events: false,
             generation: 0,
+            watchdog: config.watchdog.map(WatchdogKicker::new),
         })
     }
 

@@ -522,6 +522,7 @@ fn example_card_section_parses_when_uncommented() {
     assert_eq!(c.cards.len(), 1);
     assert_eq!(c.cards[0].spans, vec![1]);
     assert_eq!(c.cards[0].line.map(|l| l.timing), Some(1));
+    assert_eq!(c.cards[0].watchdog, Some(Duration::from_millis(200)));
 }
 
 #[test]
@@ -580,6 +581,15 @@ fn bad_card_fields_are_named_with_their_values() {
         (
             card("spans = [1]\nwatchdog_ms = 60001"),
             "card[0].watchdog_ms: 60001 is above the maximum 60000",
+        ),
+        (
+            card("spans = [1]\nwatchdog_ms = 500"),
+            "card[0].takeover_deadline_ms: 500 is not above card[0].watchdog_ms (500): a takeover from a hung peer waits for its watchdog to expire",
+        ),
+        (
+            with("interval_ms = 1", "interval_ms = 5")
+                + "\n[[card]]\nspans = [1]\nwatchdog_ms = 19\n",
+            "card[0].watchdog_ms: 19 is below 4 × heartbeat.interval_ms (20): the daemon could not kick it in time",
         ),
         (
             card("spans = [1]\nspan = 1"),

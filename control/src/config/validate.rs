@@ -59,7 +59,7 @@ pub(super) fn validate(file: &File) -> Vec<ConfigError> {
         service(i, s, &mut p);
     }
     for (i, c) in file.card.0.iter().enumerate() {
-        card(i, c, &mut p);
+        card(i, c, file.heartbeat.interval_ms.0, &mut p);
     }
     sync(file, &mut p);
     across(file, &mut p);
@@ -185,7 +185,7 @@ fn service(i: usize, s: &ServiceTable, p: &mut Problems) {
     }
 }
 
-fn card(i: usize, c: &CardTable, p: &mut Problems) {
+fn card(i: usize, c: &CardTable, heartbeat_interval: std::time::Duration, p: &mut Problems) {
     let spans = &c.spans.0;
     if spans.is_empty() {
         p.add(
@@ -205,6 +205,30 @@ fn card(i: usize, c: &CardTable, p: &mut Problems) {
             "(set)",
             "needs lineconfig: the timing priority goes with DAHDI_SPANCONFIG",
         );
+    }
+    if let Some(watchdog) = c.watchdog_ms.map(|m| m.0) {
+        // The loop turns at least once a heartbeat interval and kicks every
+        // watchdog / 4: a kick is then at most watchdog / 2 late.
+        if watchdog < heartbeat_interval.saturating_mul(4) {
+            p.add(
+                format!("card[{i}].watchdog_ms"),
+                watchdog.as_millis(),
+                format!(
+                    "is below 4 × heartbeat.interval_ms ({}): the daemon could not kick it in time",
+                    heartbeat_interval.as_millis() * 4
+                ),
+            );
+        }
+        if c.takeover_deadline_ms.0 <= watchdog {
+            p.add(
+                format!("card[{i}].takeover_deadline_ms"),
+                c.takeover_deadline_ms.0.as_millis(),
+                format!(
+                    "is not above card[{i}].watchdog_ms ({}): a takeover from a hung peer waits for its watchdog to expire",
+                    watchdog.as_millis()
+                ),
+            );
+        }
     }
 }
 

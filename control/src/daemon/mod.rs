@@ -251,6 +251,11 @@ impl Daemon {
             // First, before anything is sent or served: was this loop
             // stale long enough for the kernel to fence it?
             self.turn_started()?;
+            // The failover switch's watchdog: kicked while active (one ioctl, no wait).
+            let active = self.pair.state() == NodeState::Active;
+            for c in self.cards.iter_mut() {
+                c.watchdog_turn(Instant::now(), active);
+            }
             for (token, c) in done {
                 let turn = Instant::now();
                 if self.route(token, c)? == Flow::Stop {
@@ -434,6 +439,7 @@ impl Daemon {
             if let Err(e) = c.shutdown_spans() {
                 tracing::error!("card {}: shutting spans down: {e}", c.root().display());
             }
+            c.watchdog_turn(Instant::now(), false);
         }
         // Pending address changes first, so that the removals below are last.
         self.addr_worker.finish();

@@ -1,7 +1,9 @@
 //! The control node: [`Control`] owns the `ctl` file of a device root and
 //! issues the span-wide ioctls (`SPANSTAT`, `SPANCONFIG`, `CHANCONFIG`,
 //! `STARTUP`, `SHUTDOWN`, `MAINT`, `GETVERSION`, and `GET_PARAMS` by channel
-//! number); [`Span`] is a borrowed view of one span through it.
+//! number) and tandem's failover-switch watchdog extension
+//! (`TANDEM_WATCHDOG_ARM`, `KICK`, `DISARM`, `STATUS`); [`Span`] is a
+//! borrowed view of one span through it.
 //!
 //! One safe method per ioctl, with `unsafe` confined to the line that makes
 //! the call. It must not decide when a span starts or stops (the control
@@ -11,11 +13,12 @@
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use nix::errno::Errno;
 
 use super::error::{Error, Result, ioctl_error};
-use super::values::{ChannelConfig, LineConfig, MaintCommand, SpanStatus, Version};
+use super::values::{ChannelConfig, LineConfig, MaintCommand, SpanStatus, Version, WatchdogStatus};
 use super::{Channel, DEFAULT_DEVICE_ROOT, ioctls, open_node};
 use crate::abi::{self, dahdi_params};
 
@@ -187,6 +190,62 @@ impl Control {
         let res = unsafe { ioctls::get_params(self.file.as_raw_fd(), &mut params) };
         res.map_err(|e| ioctl_error(&self.path, "DAHDI_GET_PARAMS", e))?;
         Ok(params)
+    }
+
+    /// `TANDEM_WATCHDOG_ARM`: arm the card's failover-switch watchdog. The
+    /// switch holds the trunk on this card while it is kicked at least every
+    /// `timeout`, and releases the card when it is not. Arming counts as a
+    /// kick and takes back an earlier release. `timeout` must be within
+    /// [`abi::TANDEM_WATCHDOG_MIN_MS`] ..= [`abi::TANDEM_WATCHDOG_MAX_MS`]
+    /// milliseconds (checked before the call: [`Error::Argument`]).
+    pub fn watchdog_arm(&self, timeout: std::time::Duration) -> Result<()> {
+        let ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let range = abi::TANDEM_WATCHDOG_MIN_MS..=abi::TANDEM_WATCHDOG_MAX_MS;
+        if !range.contains(&ms) || Duration::from_millis(u64::from(ms)) != timeout {
+            return Err(Error::Argument {
+                path: self.path.clone(),
+                ioctl: "TANDEM_WATCHDOG_ARM",
+                field: "timeout_ms (10..=60000, whole milliseconds)",
+                value: i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
+            });
+        }
+        self.watchdog_arm_raw(ms)
+    }
+
+    /// `TANDEM_WATCHDOG_ARM` with a raw timeout in milliseconds (no check here).
+    pub fn watchdog_arm_raw(&self, timeout_ms: u32) -> Result<()> {
+        // SAFETY: the fd is open; the driver reads one u32.
+        let res = unsafe { ioctls::watchdog_arm(self.file.as_raw_fd(), &timeout_ms) };
+        res.map_err(|e| ioctl_error(&self.path, "TANDEM_WATCHDOG_ARM", e))?;
+        Ok(())
+    }
+
+    /// `TANDEM_WATCHDOG_KICK`: the host is alive; the switch keeps the trunk
+    /// here. `EINVAL` if the watchdog is not armed, `ETIMEDOUT` once it expired.
+    pub fn watchdog_kick(&self) -> Result<()> {
+        // SAFETY: the fd is open; the request carries no argument.
+        let res = unsafe { ioctls::watchdog_kick(self.file.as_raw_fd()) };
+        res.map_err(|e| ioctl_error(&self.path, "TANDEM_WATCHDOG_KICK", e))?;
+        Ok(())
+    }
+
+    /// `TANDEM_WATCHDOG_DISARM`: stop the watchdog; the trunk stays where it is.
+    pub fn watchdog_disarm(&self) -> Result<()> {
+        // SAFETY: the fd is open; the request carries no argument.
+        let res = unsafe { ioctls::watchdog_disarm(self.file.as_raw_fd()) };
+        res.map_err(|e| ioctl_error(&self.path, "TANDEM_WATCHDOG_DISARM", e))?;
+        Ok(())
+    }
+
+    /// `TANDEM_WATCHDOG_STATUS`: armed or not, timeout, time since the last
+    /// kick, expiries, whether the relay released this card and which card
+    /// it holds the trunk for.
+    pub fn watchdog_status(&self) -> Result<WatchdogStatus> {
+        let mut status = abi::tandem_watchdog_status::default();
+        // SAFETY: the fd is open; the driver writes size_of(tandem_watchdog_status) bytes.
+        let res = unsafe { ioctls::watchdog_status(self.file.as_raw_fd(), &mut status) };
+        res.map_err(|e| ioctl_error(&self.path, "TANDEM_WATCHDOG_STATUS", e))?;
+        Ok(WatchdogStatus::from(&status))
     }
 }
 

@@ -23,3 +23,11 @@ nix::ioctl_write_ptr_bad!(specify, DAHDI_SPECIFY, i32);
 nix::ioctl_read_bad!(get_version, DAHDI_GETVERSION, dahdi_versioninfo);
 nix::ioctl_write_ptr_bad!(startup, DAHDI_STARTUP, i32);
 nix::ioctl_write_ptr_bad!(shutdown, DAHDI_SHUTDOWN, i32);
+nix::ioctl_write_ptr_bad!(watchdog_arm, TANDEM_WATCHDOG_ARM, u32);
+nix::ioctl_none_bad!(watchdog_kick, TANDEM_WATCHDOG_KICK);
+nix::ioctl_none_bad!(watchdog_disarm, TANDEM_WATCHDOG_DISARM);
+nix::ioctl_read_bad!(
+    watchdog_status,
+    TANDEM_WATCHDOG_STATUS,
+    tandem_watchdog_status
+);

@@ -21,7 +21,7 @@
 //! - `channel.rs`: [`Channel`] (a channel fd: parameters, hook, events).
 //! - `values.rs`: the typed values those ioctls take and return
 //!   ([`Alarms`], [`Hook`], [`MaintCommand`], [`Event`], [`SpanStatus`],
-//!   [`LineConfig`], [`ChannelConfig`], [`Version`]).
+//!   [`LineConfig`], [`ChannelConfig`], [`Version`], [`WatchdogStatus`]).
 //! - `error.rs`: [`Error`] and [`Result`].
 //! - `timing.rs`: [`measure_get_params`] and its [`RoundTrip`].
 //!
@@ -44,6 +44,7 @@ pub use error::{Error, Result};
 pub use timing::{RoundTrip, measure_get_params};
 pub use values::{
     Alarms, ChannelConfig, Event, Hook, LineConfig, MaintCommand, SpanStatus, Version,
+    WatchdogStatus,
 };
 
 /// Where the DAHDI nodes live on a real system.

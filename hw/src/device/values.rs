@@ -1,6 +1,7 @@
 //! Typed values the ioctls take and return: span alarms, hook operations,
 //! maintenance commands, channel events, span status, line and channel
-//! configuration, and the driver version.
+//! configuration, the driver version, and the failover switch's watchdog
+//! status (tandem's extension).
 //!
 //! This module owns the conversions between these types and the raw ABI
 //! (`DAHDI_*` codes and `#[repr(C)]` structs of [`crate::abi`]). It must not
@@ -296,4 +297,35 @@ pub struct ChannelConfig {
 pub struct Version {
     pub version: String,
     pub echo_canceller: String,
+}
+
+/// The failover switch's watchdog on one card (`TANDEM_WATCHDOG_STATUS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatchdogStatus {
+    /// Armed and not expired.
+    pub armed: bool,
+    /// The armed (or last armed) timeout.
+    pub timeout: std::time::Duration,
+    /// Time since the last kick or arm; None if never armed.
+    pub since_kick: Option<std::time::Duration>,
+    /// How many times the watchdog expired.
+    pub expired: u32,
+    /// The watchdog expired and the relay let go of this card (until armed or disarmed).
+    pub released: bool,
+    /// The card (host) the relay holds the trunk for, None when no card carries it.
+    pub relay_holder: Option<u32>,
+}
+
+impl From<&abi::tandem_watchdog_status> for WatchdogStatus {
+    fn from(s: &abi::tandem_watchdog_status) -> WatchdogStatus {
+        let ms = |v: u32| std::time::Duration::from_millis(u64::from(v));
+        WatchdogStatus {
+            armed: s.armed != 0,
+            timeout: ms(s.timeout_ms),
+            since_kick: (s.last_kick_age_ms != u32::MAX).then(|| ms(s.last_kick_age_ms)),
+            expired: s.expired_count,
+            released: s.released != 0,
+            relay_holder: u32::try_from(s.relay_holder).ok(),
+        }
+    }
 }

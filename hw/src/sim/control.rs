@@ -14,6 +14,7 @@
 //! cut CARD SPAN              cut the trunk behind a span (its carrier sees RED|LOS)
 //! restore CARD SPAN          restore it
 //! unplug CARD                hot-unplug a card (its files answer ENODEV)
+//! watchdog CARD              → ok armed=yes timeout_ms=100 since_kick_ms=12 expired=0 released=no relay=0
 //! status CARD                → ok span=1 running=yes carrier=yes trunk=0 alarms=OK calls=idle,… ; span=2 …
 //! ```
 //!
@@ -89,6 +90,22 @@ fn run(world: &mut World, line: &str) -> Result<String, String> {
         "cut" => world.cut_trunk(card()?, span()?, true).map_err(refused)?,
         "restore" => world.cut_trunk(card()?, span()?, false).map_err(refused)?,
         "unplug" => world.unplug(card()?).map_err(refused)?,
+        "watchdog" => {
+            let r = world
+                .watchdog_report(card()?, std::time::Instant::now())
+                .map_err(refused)?;
+            let yes = |b: bool| if b { "yes" } else { "no" };
+            return Ok(format!(
+                "armed={} timeout_ms={} since_kick_ms={} expired={} released={} relay={}",
+                yes(r.armed),
+                r.timeout.as_millis(),
+                r.since_kick
+                    .map_or("never".to_string(), |d| d.as_millis().to_string()),
+                r.expired,
+                yes(r.released),
+                r.relay_holder.map_or("none".to_string(), |c| c.to_string()),
+            ));
+        }
         "status" => {
             let spans = world.report(card()?).map_err(refused)?;
             let text: Vec<String> = spans

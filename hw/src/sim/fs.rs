@@ -4,7 +4,8 @@
 //! This module owns the translation between FUSE requests and the model:
 //! it decodes ioctl arguments from bytes (checking that the request's encoded
 //! size matches the struct, which is what FUSE's "restricted" ioctls copy),
-//! calls [`World`], encodes the answer, and turns FUSE poll requests into
+//! calls [`World`] (the watchdog ioctls with the current time), encodes the
+//! answer, and turns FUSE poll requests into
 //! model wakers that send `FUSE_NOTIFY_POLL` when an event arrives.
 //!
 //! It holds no simulated state of its own beyond which channel each open
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
     Errno as FuseErrno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -260,6 +261,25 @@ impl CardFs {
             (Opened::Ctl, abi::DAHDI_MAINT) => {
                 world.maint(card, &arg(input, 0)?)?;
                 Ok(Vec::new())
+            }
+            (Opened::Ctl, abi::TANDEM_WATCHDOG_ARM) => {
+                let timeout_ms: u32 = arg(input, 0)?;
+                world.watchdog_arm(card, timeout_ms, Instant::now())?;
+                Ok(Vec::new())
+            }
+            (Opened::Ctl, abi::TANDEM_WATCHDOG_KICK) => {
+                expect_no_input(input)?;
+                world.watchdog_kick(card, Instant::now())?;
+                Ok(Vec::new())
+            }
+            (Opened::Ctl, abi::TANDEM_WATCHDOG_DISARM) => {
+                expect_no_input(input)?;
+                world.watchdog_disarm(card)?;
+                Ok(Vec::new())
+            }
+            (Opened::Ctl, abi::TANDEM_WATCHDOG_STATUS) => {
+                expect_no_input(input)?;
+                reply(out_size, &world.watchdog_status(card, Instant::now())?)
             }
             (Opened::Unbound, abi::DAHDI_SPECIFY) => {
                 let id = world.specify(card, arg(input, 0)?)?;

@@ -9,6 +9,12 @@
 //! of the trunks and fault injection are driven through methods here or the
 //! line protocol of [`control`] (also on a Unix socket).
 //!
+//! Each card's failover-switch watchdog expires by itself: the simulator
+//! runs one timer thread ([`Simulator::new`] starts it) that wakes at the
+//! next watchdog deadline (at least every [`WATCHDOG_TICK`]) and lets the
+//! model expire what is due; it ends once the last handle to the model is
+//! gone.
+//!
 //! The simulator is a device, never a mock inside the control plane: the
 //! control plane reaches it only through [`crate::device`], exactly as it
 //! reaches a real card. Nothing here is used by the driver.
@@ -20,12 +26,13 @@ pub mod mount;
 
 use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 pub use control::ControlServer;
-pub use model::{CallState, ConfigError, SimConfig, SpanReport};
+pub use model::{CallState, ConfigError, SimConfig, SpanReport, WatchdogReport};
 pub use mount::{MountError, MountOptions, MountedCard, clean_stale_mount, is_mount_point};
 
 use crate::device::Alarms;
@@ -49,11 +56,32 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    /// Build the model; every span starts shut down.
+    /// Build the model (every span starts shut down) and start the
+    /// watchdog timer thread.
     pub fn new(config: SimConfig) -> Result<Simulator, ConfigError> {
-        Ok(Simulator {
-            world: Arc::new(Mutex::new(model::World::new(config)?)),
-        })
+        let world = Arc::new(Mutex::new(model::World::new(config)?));
+        let weak = Arc::downgrade(&world);
+        let spawned = std::thread::Builder::new()
+            .name("cardsim-watchdog".into())
+            .spawn(move || watchdog_timer(&weak));
+        if let Err(e) = spawned {
+            // Without the thread no watchdog ever expires: say so loudly.
+            tracing::error!(error = %e, "cannot start the watchdog timer thread");
+        }
+        Ok(Simulator { world })
+    }
+
+    /// Card `card`'s failover-switch watchdog and where the relay holds its trunk.
+    pub fn watchdog(&self, card: usize) -> Result<WatchdogReport, SimError> {
+        fs::lock(&self.world)
+            .watchdog_report(card, Instant::now())
+            .map_err(|errno| SimError {
+                operation: "watchdog",
+                card,
+                span: 0,
+                channel: 0,
+                errno,
+            })
     }
 
     /// The configuration the simulator was built from.
@@ -174,5 +202,37 @@ impl Simulator {
                 channel: 0,
                 errno,
             })
+    }
+}
+
+/// The longest the watchdog timer thread sleeps: how late an expiry may be
+/// judged after a watchdog was armed while the thread slept.
+pub const WATCHDOG_TICK: Duration = Duration::from_millis(2);
+
+/// The watchdog timer thread: sleeps until the next watchdog deadline (at
+/// most [`WATCHDOG_TICK`]) and expires what is due; returns once the model
+/// is dropped.
+fn watchdog_timer(world: &Weak<Mutex<model::World>>) {
+    loop {
+        let Some(world) = world.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let next = {
+            let mut w = fs::lock(&world);
+            for card in w.watchdog_expire(now) {
+                tracing::info!(
+                    card,
+                    "watchdog expired: the failover switch released the card"
+                );
+            }
+            w.next_watchdog_deadline()
+        };
+        drop(world);
+        let sleep = next
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or(WATCHDOG_TICK)
+            .clamp(Duration::from_micros(200), WATCHDOG_TICK);
+        std::thread::sleep(sleep);
     }
 }

@@ -109,6 +109,9 @@ fn mark(marks: &mut Vec<Mark>, what: impl Into<String>) {
     });
 }
 
+/// The failover switch's watchdog on each director's card, in the demo.
+const DEMO_WATCHDOG_MS: u32 = 100;
+
 /// The demo, step by step; every wait is bounded, every process is ours
 /// and stopped by PID, the lab goes when this returns.
 fn demo() -> Result<()> {
@@ -147,7 +150,12 @@ fn demo() -> Result<()> {
         "== cards: two simulated DAHDI cards (FUSE), one span each on a shared trunk: card 0 is a's, card 1 is b's"
     );
 
-    let o = PairOptions::default();
+    // Each card's failover switch holds the trunk for the director that
+    // kicks its watchdog (tandemd does while active).
+    let o = PairOptions {
+        card_watchdog_ms: Some(DEMO_WATCHDOG_MS),
+        ..PairOptions::default()
+    };
     let mut pair = Pair::start(
         N_IVR,
         &o,
@@ -228,6 +236,7 @@ fn demo() -> Result<()> {
     caller.wait_quiet(Duration::from_millis(15), Duration::from_secs(2));
     let t_kill = sipp::wall_now();
     let pid_a = pair.a.pid();
+    let killed_at = Instant::now();
     let kill_ns = pair.a.kill9().unwrap_or(0);
     marks.push(Mark {
         at_ns: kill_ns,
@@ -237,16 +246,38 @@ fn demo() -> Result<()> {
         &mut marks,
         "a's process reaped: its XDP program is gone with it",
     );
-    // The failover switch sees a's host gone (its watchdog) and lets go of
-    // card 0: the trunk moves to the span b starts.
-    let _ = sim.execute("unplug 0");
+    say!(
+        "   t+5 s: kill -9 of director a (pid {}); nobody kicks card 0's watchdog any more",
+        pid_a.unwrap_or(0)
+    );
+    // The failover switch notices by itself (its watchdog expires, no help
+    // from here) and moves the trunk from a's card 0 to b's card.
+    let released = wait_for(Duration::from_secs(5), || {
+        sim.watchdog(0).is_ok_and(|w| w.released)
+    });
     mark(
         &mut marks,
-        "card simulator: a's card 0 loses its host (failover switch watchdog): trunk released",
+        if released {
+            "card simulator: card 0's watchdog expired, the failover switch released a's card"
+        } else {
+            "card simulator: card 0's watchdog did not expire within 5 s"
+        },
     );
+    let relay_moved = sim
+        .watchdog(0)
+        .ok()
+        .and_then(|w| w.last_expiry)
+        .map(|at| at.saturating_duration_since(killed_at));
     say!(
-        "   t+5 s: kill -9 of director a (pid {}); the failover switch releases a's card",
-        pid_a.unwrap_or(0)
+        "   the failover switch {}",
+        if released {
+            format!(
+                "released a's card {:?} after the kill (watchdog {DEMO_WATCHDOG_MS} ms): the trunk goes to b's card",
+                relay_moved.unwrap_or_default()
+            )
+        } else {
+            "did NOT release a's card within 5 s".to_string()
+        }
     );
     if !wait_for(Duration::from_secs(5), || {
         pair.b.state().as_deref() == Some("active")

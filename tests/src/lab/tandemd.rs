@@ -528,8 +528,8 @@ pub struct Pair {
 
 impl Pair {
     /// Builds a pair lab with `n_ivr` IVRs, writes both configurations
-    /// into `dir` (`cards`: each director's card root; a answers calls
-    /// itself, b only holds synced ones), starts a (until active), then b
+    /// into `dir` (`cards`: each director's card root; who answers calls
+    /// itself: [`PairOptions::card_auto_answer`]), starts a (until active), then b
     /// (until standby, and in sync when `o.sync`).
     pub fn start(
         n_ivr: usize,
@@ -557,8 +557,8 @@ impl Pair {
     ) -> Result<Pair> {
         let lab = Lab::pair(n_ivr).context("building the pair lab")?;
         let peers = attach_pair_bridge_pass(&lab)?;
-        // Only a answers card calls itself: b holds one only from sync.
-        let card = |k: usize| cards.map(|c| (c[k], k == 0));
+        // By default only a answers card calls itself: b holds one only from sync.
+        let card = |k: usize| cards.map(|c| (c[k], o.card_auto_answer[k]));
         let a = Director::new(&lab, DIRECTOR_A, dir, o, card(0), bins)?;
         let b = Director::new(&lab, DIRECTOR_B, dir, o, card(1), bins)?;
         Ok(Pair {

@@ -22,6 +22,14 @@
 //!   span carries it, the first started; when the carrier shuts down, the
 //!   switch moves the trunk to the next started span, if any. A started span
 //!   that does not carry its trunk sees no signal: `RED|LOS`.
+//! - Each card has a watchdog on the failover switch that its host arms and
+//!   kicks. When an armed watchdog goes unkicked for longer than its
+//!   timeout, the switch *releases* the card: every trunk it carries moves
+//!   to the next started span of a card that is not released (or to
+//!   nothing, and then to the first span that starts), and the released
+//!   card takes no trunk until it is armed (or disarmed) again. Expiry is
+//!   judged by [`World::watchdog_expire`] with the time passed in; the
+//!   simulator calls it from its own timer thread.
 //! - The far end of each timeslot is on hook, ringing us, being rung by us, or
 //!   off hook. Moving the trunk does not disturb the far end: calls stay up,
 //!   and the span that takes the trunk over gets `RINGOFFHOOK` for every
@@ -51,6 +59,9 @@
 //! - `alarm.rs`: how span alarms follow from the state, and their events.
 //! - `trunk.rs`: the failover switch, the far end and call states.
 //! - `card.rs`: hot-unplug and the status report.
+//! - `watchdog.rs`: the failover switch's per-card watchdog (tandem's
+//!   extension ioctls) and the relay that lets go of a card whose host
+//!   stopped kicking it.
 
 use std::collections::VecDeque;
 
@@ -64,12 +75,14 @@ mod channel;
 mod events;
 mod span;
 mod trunk;
+mod watchdog;
 
 pub use card::SpanReport;
 pub use channel::{SIG_CAPS, TxHook};
 pub use events::Waker;
 pub use span::{LINE_COMPAT, VERSION};
 pub use trunk::{CallState, FarEnd};
+pub use watchdog::WatchdogReport;
 
 /// What to simulate.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,11 +174,13 @@ struct SpanState {
     channels: Vec<ChannelState>,
 }
 
-/// One card: its spans, and whether it was hot-unplugged.
+/// One card: its spans, whether it was hot-unplugged, and its host's
+/// watchdog on the failover switch.
 struct Card {
     spans: Vec<SpanState>,
     /// Hot-unplugged: every operation answers `ENODEV`.
     removed: bool,
+    watchdog: watchdog::Watchdog,
 }
 
 /// One timeslot of a trunk: what the far end does, and whether the call is on hold.
@@ -278,6 +293,7 @@ impl World {
             cards.push(Card {
                 spans,
                 removed: false,
+                watchdog: watchdog::Watchdog::default(),
             });
         }
         Ok(World {

@@ -112,7 +112,7 @@ impl World {
             ch.tx = TxHook::OnHook;
         }
         let trunk = span.trunk;
-        if self.trunks[trunk].carrier.is_none() {
+        if self.trunks[trunk].carrier.is_none() && self.may_carry(card, index) {
             self.connect(trunk, Some((card, index)));
         }
         self.settle_alarms();

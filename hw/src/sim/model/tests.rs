@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
@@ -292,4 +293,126 @@ fn event_queue_is_bounded() {
         w.hook(A1, abi::DAHDI_WINK).expect("wink");
     }
     assert_eq!(w.pending_events(A1), abi::DAHDI_MAX_EVENTSIZE);
+}
+
+// ---------------------------------------------------------------------------
+// The failover switch's watchdog
+// ---------------------------------------------------------------------------
+
+const MS: Duration = Duration::from_millis(1);
+
+/// Two cards on a shared trunk, both spans started, A carrying, A's
+/// watchdog armed for 100 ms at `t0`; B's events drained.
+fn watched(t0: Instant) -> World {
+    let mut w = world(2, true);
+    w.startup(0, 1).expect("start A");
+    w.startup(1, 1).expect("start B");
+    w.watchdog_arm(0, 100, t0).expect("arm A");
+    drain(&mut w, A1);
+    drain(&mut w, B1);
+    w
+}
+
+#[test]
+fn watchdog_kicked_keeps_the_trunk() {
+    let t0 = Instant::now();
+    let mut w = watched(t0);
+    for step in 1..=20u32 {
+        w.watchdog_kick(0, t0 + 50 * MS * step).expect("kick");
+        assert!(w.watchdog_expire(t0 + 50 * MS * step + 60 * MS).is_empty());
+    }
+    assert!(w.report(0).expect("A")[0].carrier);
+    let r = w.watchdog_report(0, t0 + 1000 * MS).expect("report");
+    assert!(r.armed && !r.released && r.expired == 0);
+    assert_eq!(r.relay_holder, Some(0));
+    assert_eq!(r.since_kick, Some(Duration::ZERO));
+    assert_eq!(w.next_watchdog_deadline(), Some(t0 + 1100 * MS));
+}
+
+#[test]
+fn watchdog_expiry_moves_the_trunk_with_its_calls() {
+    let t0 = Instant::now();
+    let mut w = watched(t0);
+    w.far_ring(0, 1, 1).expect("ring");
+    w.hook(A1, abi::DAHDI_OFFHOOK).expect("A answers");
+    drain(&mut w, A1);
+    // Exactly the timeout is not late yet.
+    assert!(w.watchdog_expire(t0 + 100 * MS).is_empty());
+    assert_eq!(w.watchdog_expire(t0 + 101 * MS), vec![0]);
+    let (a, b) = (&w.report(0).expect("A")[0], &w.report(1).expect("B")[0]);
+    assert!(!a.carrier && b.carrier, "the trunk moved to B");
+    assert!(
+        a.running,
+        "A's span still runs (its host is gone, not its card)"
+    );
+    assert_eq!(a.alarms, abi::DAHDI_ALARM_RED | abi::DAHDI_ALARM_LOS);
+    assert_eq!(b.alarms, 0);
+    assert_eq!(drain(&mut w, A1), vec![abi::DAHDI_EVENT_ALARM]);
+    assert_eq!(
+        drain(&mut w, B1),
+        vec![abi::DAHDI_EVENT_RINGOFFHOOK, abi::DAHDI_EVENT_NOALARM],
+        "B learns the call is up"
+    );
+    let r = w.watchdog_report(0, t0 + 150 * MS).expect("report");
+    assert!(!r.armed && r.released);
+    assert_eq!((r.expired, r.relay_holder), (1, Some(1)));
+    assert_eq!(r.last_expiry, Some(t0 + 101 * MS));
+    assert_eq!(w.next_watchdog_deadline(), None);
+    // A late kick does not bring the trunk back.
+    assert_eq!(w.watchdog_kick(0, t0 + 160 * MS), Err(Errno::ETIMEDOUT));
+    assert!(w.report(1).expect("B")[0].carrier);
+    // Neither does B letting go while A is released: nothing carries it.
+    w.shutdown(1, 1).expect("B stops");
+    assert_eq!(
+        w.watchdog_report(0, t0 + 170 * MS).expect("r").relay_holder,
+        None
+    );
+    assert!(!w.report(0).expect("A")[0].carrier);
+    // Arming again takes A back, and the free trunk comes to it.
+    w.watchdog_arm(0, 100, t0 + 200 * MS).expect("re-arm");
+    assert!(w.report(0).expect("A")[0].carrier);
+    assert_eq!(w.call(0, 1, 1), Ok(CallState::Answered));
+}
+
+#[test]
+fn watchdog_expiry_without_a_started_peer_frees_the_trunk_for_the_next_start() {
+    let t0 = Instant::now();
+    let mut w = world(2, true);
+    w.startup(0, 1).expect("start A");
+    w.watchdog_arm(0, 10, t0).expect("arm");
+    assert_eq!(w.watchdog_expire(t0 + 11 * MS), vec![0]);
+    assert_eq!(w.watchdog_report(1, t0).expect("B").relay_holder, None);
+    w.startup(1, 1).expect("B starts");
+    assert!(w.report(1).expect("B")[0].carrier);
+    // A released card that starts a span does not take a free trunk.
+    w.shutdown(1, 1).expect("B stops");
+    w.shutdown(0, 1).expect("A stops");
+    w.startup(0, 1).expect("A starts");
+    assert!(!w.report(0).expect("A")[0].carrier);
+    w.watchdog_disarm(0).expect("disarm takes A back");
+    assert!(w.report(0).expect("A")[0].carrier);
+}
+
+#[test]
+fn watchdog_disarmed_never_expires_and_bad_arguments_are_refused() {
+    let t0 = Instant::now();
+    let mut w = watched(t0);
+    w.watchdog_disarm(0).expect("disarm");
+    w.watchdog_disarm(0).expect("disarm twice is a no-op");
+    assert!(w.watchdog_expire(t0 + 10_000 * MS).is_empty());
+    assert!(w.report(0).expect("A")[0].carrier);
+    assert_eq!(
+        w.watchdog_kick(0, t0),
+        Err(Errno::EINVAL),
+        "nothing to kick"
+    );
+    assert_eq!(w.watchdog_arm(0, 9, t0), Err(Errno::EINVAL));
+    assert_eq!(w.watchdog_arm(0, 60_001, t0), Err(Errno::EINVAL));
+    assert_eq!(w.watchdog_arm(5, 100, t0), Err(Errno::ENODEV));
+    let s = w.watchdog_status(0, t0).expect("status");
+    assert_eq!((s.armed, s.timeout_ms, s.relay_holder), (0, 100, 0));
+    let never = world(1, false).watchdog_status(0, t0).expect("status");
+    assert_eq!(never.last_kick_age_ms, u32::MAX);
+    w.unplug(0).expect("unplug");
+    assert_eq!(w.watchdog_kick(0, t0), Err(Errno::ENODEV));
 }

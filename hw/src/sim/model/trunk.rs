@@ -202,8 +202,16 @@ impl World {
                 .members
                 .iter()
                 .copied()
-                .find(|&(c, s)| self.cards[c].spans[s].running && !self.cards[c].removed);
+                .find(|&(c, s)| self.may_carry(c, s));
             self.connect(trunk, next);
         }
+    }
+
+    /// Whether the failover switch may connect a trunk to span `span` of
+    /// `card`: the span runs, its card is present and the card's watchdog
+    /// has not released it.
+    pub(super) fn may_carry(&self, card: usize, span: usize) -> bool {
+        let c = &self.cards[card];
+        c.spans[span].running && !c.removed && !c.watchdog.released
     }
 }

@@ -165,6 +165,7 @@ impl Noise {
             sync: false,
             preempt: false,
             metrics_listen: None,
+            ..PairOptions::default()
         };
         let pair = Pair::start(2, &o, noise._dir.path(), bins, None)
             .context("starting the noisy neighbour's tandem pair")?;

@@ -55,6 +55,7 @@ fn tandem_options() -> PairOptions {
         sync: false,
         preempt: false,
         metrics_listen: None,
+        ..PairOptions::default()
     }
 }
 

@@ -84,6 +84,12 @@ pub struct PairOptions {
     pub preempt: bool,
     /// `admin.metrics_listen` (e.g. `127.0.0.1:9469`), if any.
     pub metrics_listen: Option<String>,
+    /// `card.watchdog_ms` of each director's simulated card (the failover
+    /// switch's watchdog), if any.
+    pub card_watchdog_ms: Option<u32>,
+    /// `card.auto_answer` of a's and b's card (default: only a answers
+    /// calls itself; b holds one only from sync).
+    pub card_auto_answer: [bool; 2],
 }
 
 impl Default for PairOptions {
@@ -102,6 +108,8 @@ impl Default for PairOptions {
             sync: true,
             preempt: false,
             metrics_listen: None,
+            card_watchdog_ms: None,
+            card_auto_answer: [true, false],
         }
     }
 }
@@ -277,8 +285,12 @@ flags = [{flags}]
             ));
         }
         if let Some((root, auto_answer)) = &self.card {
+            let watchdog = o
+                .card_watchdog_ms
+                .map(|ms| format!("watchdog_ms = {ms}\n"))
+                .unwrap_or_default();
             text.push_str(&format!(
-                "[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\nauto_answer = {auto_answer}\n\n",
+                "[[card]]\nroot = \"{}\"\nspans = [1]\ntakeover_deadline_ms = 500\nauto_answer = {auto_answer}\n{watchdog}\n",
                 root.display()
             ));
         }

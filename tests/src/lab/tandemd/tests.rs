@@ -80,6 +80,16 @@ fn options_turn_sections_off_and_on() {
     assert!(a.contains("protocol = \"tcp\""));
     assert!(a.contains("[[card]]\nroot = \"/tmp/card0\"\nspans = [1]"));
     assert!(a.contains("auto_answer = true"));
+    assert!(!a.contains("watchdog_ms"), "no watchdog unless asked: {a}");
+    let o = PairOptions {
+        card_watchdog_ms: Some(100),
+        ..o
+    };
+    let w = text(DIRECTOR_B, &o, Some((Path::new("/tmp/card1"), false)));
+    assert!(
+        w.contains("auto_answer = false\nwatchdog_ms = 100\n"),
+        "{w}"
+    );
     assert!(a.ends_with("metrics_listen = \"127.0.0.1:9469\"\n"), "{a}");
 }
 
