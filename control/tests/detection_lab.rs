@@ -688,6 +688,10 @@ fn privileged_lab_noisy_neighbour_moves_no_role_at_1ms_x3() {
     v.check(changes.is_empty(), || format!("{} state changes in {soak:?} beside the neighbour: {changes:?}", changes.len()));
     v.check(not_settled == 0, || format!("in {not_settled} of the once-a-second checks a was not active and b standby"));
     v.check(a_log.missed == 0 && b_log.missed == 0, || format!("events dropped before they were read: a {}, b {}", a_log.missed, b_log.missed));
-    v.check(a_end.as_ref().is_some_and(|s| s.dead_man.trips == 0), || format!("the active's dead-man switch tripped: {:?}", a_end.as_ref().map(|s| &s.dead_man)));
+    // A stall past the budget beside a neighbour at the daemons' own
+    // priority fences the active for the rest of the stall (its VIP traffic
+    // dropped meanwhile, counted): that is the switch working, and it must
+    // not move the role (checked above). At the end the switch is re-armed.
+    v.check(a_end.as_ref().is_some_and(|s| !s.dead_man.fenced), || format!("the active is still fenced at the end: {:?}", a_end.as_ref().map(|s| &s.dead_man)));
     v.finish(NAME, || format!("a's events:\n{}\nb's events:\n{}\n{}", a_log.show(), b_log.show(), logs(&p)));
 }
