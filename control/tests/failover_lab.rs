@@ -13,7 +13,7 @@ use std::{
     collections::HashSet,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     ops::{Deref, DerefMut},
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
@@ -559,38 +559,10 @@ fn privileged_lab_ivr_heartbeats_drive_real_server_health() {
 
 /// Two simulated cards sharing one trunk (a failover switch), one per
 /// director, served from this process over FUSE.
-struct Cards {
-    sim: tandem_hw::sim::Simulator,
-    _mounts: Vec<tandem_hw::sim::MountedCard>,
-    roots: Vec<PathBuf>,
-}
+type Cards = tandem_tests::lab::cards::SharedTrunkCards;
 
 fn cards(dir: &Path) -> Cards {
-    use tandem_hw::sim::{MountOptions, SimConfig, Simulator};
-    let sim = Simulator::new(SimConfig {
-        cards: 2,
-        spans: 1,
-        channels: 4,
-        shared_trunks: true,
-        signalling: tandem_hw::abi::DAHDI_SIG_FXSKS,
-    })
-    .expect("simulator");
-    let mut mounts = Vec::new();
-    let mut roots = Vec::new();
-    for c in 0..2 {
-        let root = dir.join(format!("card{c}"));
-        std::fs::create_dir_all(&root).unwrap();
-        mounts.push(
-            sim.mount(c, &root, MountOptions::default())
-                .expect("mount card"),
-        );
-        roots.push(root);
-    }
-    Cards {
-        sim,
-        _mounts: mounts,
-        roots,
-    }
+    Cards::mount(dir, 4).expect("two simulated cards on a shared trunk")
 }
 
 /// Does card `c`'s span 1 carry the trunk? (From the simulator's status.)

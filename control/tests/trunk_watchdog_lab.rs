@@ -21,12 +21,12 @@
 //! [`WatchdogReport`]: tandem_hw::sim::WatchdogReport
 //! [`SpanReport`]: tandem_hw::sim::SpanReport
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tandem_control::admin::{Request, Response};
-use tandem_hw::sim::{CallState, MountOptions, MountedCard, SimConfig, Simulator};
+use tandem_hw::sim::CallState;
 use tandem_tests::{
+    lab::cards::SharedTrunkCards,
     privileged::lab_turn,
     tandemd::{Binaries, Director, Pair, PairOptions, WorkDir, wait_for},
 };
@@ -73,53 +73,22 @@ fn options() -> PairOptions {
 /// files.
 struct Lab {
     pair: Pair,
-    _mounts: Vec<MountedCard>,
-    sim: Simulator,
+    cards: SharedTrunkCards,
     _dir: WorkDir,
 }
 
 fn lab(tag: &str) -> Lab {
     let dir = WorkDir::new(tag).expect("work dir");
-    let sim = Simulator::new(SimConfig {
-        cards: 2,
-        spans: 1,
-        channels: 4,
-        shared_trunks: true,
-        signalling: tandem_hw::abi::DAHDI_SIG_FXSKS,
-    })
-    .expect("simulator");
-    let mut mounts = Vec::new();
-    let mut roots: Vec<PathBuf> = Vec::new();
-    for c in 0..2 {
-        let root = dir.path().join(format!("card{c}"));
-        std::fs::create_dir_all(&root).expect("mount point");
-        mounts.push(
-            sim.mount(c, &root, MountOptions::default())
-                .expect("mount card"),
-        );
-        roots.push(root);
-    }
-    let mut pair = Pair::build(
-        2,
-        &options(),
-        dir.path(),
-        &bins(),
-        Some([roots[0].as_path(), roots[1].as_path()]),
-    )
-    .expect("pair lab");
+    let cards = SharedTrunkCards::mount(dir.path(), 4).expect("two simulated cards on a shared trunk");
+    let mut pair = Pair::build(2, &options(), dir.path(), &bins(), Some(cards.root_pair())).expect("pair lab");
     pair.start_directors().expect("a active, b standby");
-    Lab {
-        pair,
-        _mounts: mounts,
-        sim,
-        _dir: dir,
-    }
+    Lab { pair, cards, _dir: dir }
 }
 
 impl Lab {
     /// Card `c`'s span 1 carries the trunk, alarm-free.
     fn carries(&self, c: usize) -> bool {
-        self.sim
+        self.cards.sim
             .report(c)
             .ok()
             .and_then(|r| r.first().cloned())
@@ -127,7 +96,7 @@ impl Lab {
     }
 
     fn holder(&self) -> Option<usize> {
-        self.sim.watchdog(0).ok().and_then(|w| w.relay_holder)
+        self.cards.sim.watchdog(0).ok().and_then(|w| w.relay_holder)
     }
 
     /// a active with its span carrying the trunk and its watchdog armed;
@@ -137,23 +106,23 @@ impl Lab {
         assert!(
             wait_for(WAIT, || self.carries(0)),
             "no trunk on a's card: {}\n{}",
-            self.sim.execute("status 0"),
+            self.cards.sim.execute("status 0"),
             a.log_text()
         );
         assert!(
-            wait_for(WAIT, || self.sim.watchdog(0).is_ok_and(|w| w.armed)),
+            wait_for(WAIT, || self.cards.sim.watchdog(0).is_ok_and(|w| w.armed)),
             "a did not arm its watchdog: {}\n{}",
-            self.sim.execute("watchdog 0"),
+            self.cards.sim.execute("watchdog 0"),
             a.log_text()
         );
-        let w = self.sim.watchdog(0).expect("watchdog 0");
+        let w = self.cards.sim.watchdog(0).expect("watchdog 0");
         assert_eq!(
             (w.timeout, w.expired, w.released, w.relay_holder),
             (WATCHDOG, 0, false, Some(0)),
             "{w:?}"
         );
         assert!(w.since_kick.is_some_and(|d| d < WATCHDOG), "a kicks: {w:?}");
-        let wb = self.sim.watchdog(1).expect("watchdog 1");
+        let wb = self.cards.sim.watchdog(1).expect("watchdog 1");
         assert!(
             !wb.armed && wb.since_kick.is_none(),
             "the standby leaves its watchdog alone: {wb:?}"
@@ -172,6 +141,7 @@ impl Lab {
         while Instant::now() < end && (released.is_none() || carrying.is_none()) {
             if released.is_none() {
                 released = self
+                    .cards
                     .sim
                     .watchdog(0)
                     .ok()
@@ -186,14 +156,14 @@ impl Lab {
         let released = released.unwrap_or_else(|| {
             panic!(
                 "{what}: the relay never let go of a's card: {}\n{}",
-                self.sim.execute("watchdog 0"),
+                self.cards.sim.execute("watchdog 0"),
                 a.log_text()
             )
         });
         let carrying = carrying.unwrap_or_else(|| {
             panic!(
                 "{what}: b's span never carried the trunk: {}\n{}",
-                self.sim.execute("status 1"),
+                self.cards.sim.execute("status 1"),
                 b.log_text()
             )
         });
@@ -207,10 +177,10 @@ impl Lab {
             moved >= WATCHDOG / 2,
             "{what}: the relay moved {moved:?} after, before a's watchdog could have expired"
         );
-        let w = self.sim.watchdog(0).expect("watchdog 0");
+        let w = self.cards.sim.watchdog(0).expect("watchdog 0");
         assert_eq!((w.expired, w.relay_holder), (1, Some(1)), "{what}: {w:?}");
         // Nobody shut a's span down: the switch took the trunk from a running span.
-        let a_span = self.sim.report(0).expect("report 0")[0].clone();
+        let a_span = self.cards.sim.report(0).expect("report 0")[0].clone();
         assert!(
             a_span.running && !a_span.carrier,
             "{what}: a's span {a_span:?}"
@@ -246,12 +216,12 @@ impl Lab {
             "{what}: b's cards: {:?}",
             b.request(&Request::Cards)
         );
-        assert_eq!(self.sim.ring(1, 1, channel), Ok(()), "{what}: ring");
+        assert_eq!(self.cards.sim.ring(1, 1, channel), Ok(()), "{what}: ring");
         assert!(
-            wait_for(WAIT, || self.sim.call(1, 1, channel)
+            wait_for(WAIT, || self.cards.sim.call(1, 1, channel)
                 == Ok(CallState::Answered)),
             "{what}: call on channel {channel}: {:?}\n{}",
-            self.sim.call(1, 1, channel),
+            self.cards.sim.call(1, 1, channel),
             b.log_text()
         );
         assert!(self.carries(1), "{what}: answered on b's card");
@@ -353,7 +323,7 @@ fn privileged_lab_sigstop_active_trunk_moves_and_stays() {
             assert!(
                 l.carries(1) && !l.carries(0),
                 "{what}: the trunk left b after a's SIGCONT: {}",
-                l.sim.execute("status 0")
+                l.cards.sim.execute("status 0")
             );
             assert_eq!(l.holder(), Some(1), "{what}");
             a_left |= l.pair.a.pair_state().is_some_and(|s| s != "active");
@@ -378,16 +348,16 @@ fn privileged_lab_sigstop_active_trunk_moves_and_stays() {
         // a disarmed its watchdog on stepping down; the trunk stays with b.
         assert!(
             wait_for(WAIT, || l
-                .sim
+                .cards.sim
                 .watchdog(0)
                 .is_ok_and(|w| !w.armed && !w.released)),
             "{what}: a's watchdog after stepping down: {}\n{}",
-            l.sim.execute("watchdog 0"),
+            l.cards.sim.execute("watchdog 0"),
             l.pair.a.log_text()
         );
         assert!(l.carries(1), "{what}: b still carries");
         assert_eq!(
-            l.sim.call(1, 1, 1),
+            l.cards.sim.call(1, 1, 1),
             Ok(CallState::Answered),
             "{what}: the call lives on"
         );

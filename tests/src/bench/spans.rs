@@ -25,7 +25,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use tandem_hw::sim::{MountOptions, SimConfig, Simulator};
+
 
 use super::TANDEMCTL_POLL;
 use crate::lab::director::attach_pair_bridge_pass;
@@ -60,16 +60,8 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
 pub fn run(tandemd: &Path, tandemctl: &Path, switchovers: usize) -> Result<(Value, String)> {
     let dir = std::env::temp_dir().join(format!("tandem-bench-spans-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let sim = Simulator::new(SimConfig { cards: 2, spans: 1, channels: 31, shared_trunks: true, signalling: tandem_hw::abi::DAHDI_SIG_FXSKS })
-        .context("card simulator")?;
-    let mut mounts = Vec::new();
-    let mut roots = Vec::new();
-    for c in 0..2 {
-        let root = dir.join(format!("card{c}"));
-        std::fs::create_dir_all(&root)?;
-        mounts.push(sim.mount(c, &root, MountOptions::default()).context("mounting a simulated card")?);
-        roots.push(root);
-    }
+    let cards = crate::lab::cards::SharedTrunkCards::mount(&dir, 31)?;
+    let roots = &cards.roots;
 
     // The ioctl round trip, before any daemon opens the card.
     let ioctl = {
@@ -153,7 +145,7 @@ pub fn run(tandemd: &Path, tandemctl: &Path, switchovers: usize) -> Result<(Valu
     for n in nodes.iter_mut() {
         n.kill9();
     }
-    drop(mounts);
+    drop(cards);
     let _ = std::fs::remove_dir_all(&dir);
     let n = decision_to_up.len();
     let (d50, d99, dmax) = (pct(&mut decision_to_up, 0.5), pct(&mut decision_to_up, 0.99), pct(&mut decision_to_up, 1.0));

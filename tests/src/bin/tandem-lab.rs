@@ -126,26 +126,8 @@ fn demo() -> Result<()> {
     say!("   ({version}; tandemd {})", bins.tandemd.display());
 
     // Two simulated cards (FUSE) sharing one trunk: a failover switch.
-    use tandem_hw::sim::{MountOptions, SimConfig, Simulator};
-    let sim = Simulator::new(SimConfig {
-        cards: 2,
-        spans: 1,
-        channels: 4,
-        shared_trunks: true,
-        signalling: tandem_hw::abi::DAHDI_SIG_FXSKS,
-    })
-    .context("card simulator")?;
-    let mut mounts = Vec::new();
-    let mut roots = Vec::new();
-    for c in 0..2 {
-        let root = dir.path().join(format!("card{c}"));
-        std::fs::create_dir_all(&root)?;
-        mounts.push(
-            sim.mount(c, &root, MountOptions::default())
-                .with_context(|| format!("mounting card {c}"))?,
-        );
-        roots.push(root);
-    }
+    let cards = tandem_tests::lab::cards::SharedTrunkCards::mount(dir.path(), 4)?;
+    let (sim, roots) = (&cards.sim, &cards.roots);
     say!(
         "== cards: two simulated DAHDI cards (FUSE), one span each on a shared trunk: card 0 is a's, card 1 is b's"
     );
@@ -476,7 +458,7 @@ fn demo() -> Result<()> {
         );
     }
     drop(pair);
-    drop(mounts);
+    drop(cards);
     say!("");
     say!(
         "== done in {:.0} s; the lab's namespaces, daemons and SIPp are gone",

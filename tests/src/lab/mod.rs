@@ -4,11 +4,13 @@
 //! commands it runs ([`cmd`]), entering namespaces ([`netns`]), the rule
 //! for tests that need root ([`privileged`]), tandem's dispatcher on a
 //! lab director ([`director`]), two `tandemd` in a pair lab
-//! ([`tandemd`]) and bounded polling ([`wait`]).
+//! ([`tandemd`]), simulated cards on a shared trunk ([`cards`]) and
+//! bounded polling ([`wait`]).
 //!
 //! Nothing here plays a peer (SIP, heartbeats, requests: see
 //! [`crate::actors`]) or measures anything (see [`crate::bench`]).
 
+pub mod cards;
 pub mod cmd;
 pub mod director;
 pub mod netns;
