@@ -22,11 +22,14 @@
 //! | `handle_*` | [`handle_result`](WatchdogKicker::handle_result) (how the ioctl went) |
 //!
 //! A failed arm is retried every interval while active. A kick refused
-//! with `ETIMEDOUT` means the switch already released this card (the node
-//! was too late): the kicker does not re-arm by itself, so a node that woke
-//! from a stop never pulls the relay back; its spans then show `RED|LOS`
-//! and the card alarms take it from there. The next time the node becomes
-//! active it arms again.
+//! (`ETIMEDOUT`: the switch already released this card, the node was too
+//! late — a stall longer than the timeout) makes a node that is still
+//! active arm again one interval later. Arming takes the card back but
+//! moves no trunk another card carries: the trunk returns only if nobody
+//! took it (the peer did not take over, so the active must not stay
+//! without its trunk); if the peer's card carries it, this node's spans
+//! show `RED|LOS` and the card alarms hand the role over. A node that woke
+//! from a stop as standby never arms.
 
 use std::time::{Duration, Instant};
 
@@ -137,7 +140,12 @@ impl WatchdogKicker {
                 self.armed = ok;
                 self.next = Some(now + self.interval);
             }
-            WatchdogAction::Kick => self.next = Some(now + self.interval),
+            // A refused kick: the card may have been released; arm again
+            // (after one interval) if this node is still active then.
+            WatchdogAction::Kick => {
+                self.armed = ok;
+                self.next = Some(now + self.interval);
+            }
             // Not retried: a card that refuses to disarm has nothing armed
             // that this node could still kick, and the next arm resets it.
             WatchdogAction::Disarm => {
@@ -301,6 +309,26 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_kick_of_a_still_active_node_arms_again_one_interval_later() {
+        let mut k = WatchdogKicker::new(100 * MS);
+        let t0 = Instant::now();
+        // The loop stalled past the timeout: the switch refuses the kick at
+        // 150 ms (released), then takes the arm.
+        let refused = |t: Instant| t != t0 + 150 * MS;
+        let done = drive(&mut k, t0, 25 * MS, 12, |_| true, refused);
+        let after: Vec<_> = done.iter().filter(|(t, _)| *t >= 150 * MS).collect();
+        assert_eq!(
+            after[..3],
+            [
+                &(150 * MS, WatchdogAction::Kick),
+                &(175 * MS, WatchdogAction::Arm(100 * MS)),
+                &(200 * MS, WatchdogAction::Kick)
+            ]
+        );
+        assert!(k.is_armed());
+    }
+
+    #[test]
     fn a_failing_arm_is_retried_every_interval_and_news_is_told_once() {
         let mut k = WatchdogKicker::new(100 * MS);
         let t0 = Instant::now();
@@ -335,35 +363,28 @@ mod tests {
     }
 
     #[test]
-    fn refused_kicks_do_not_re_arm_and_log_once() {
+    fn refused_kicks_are_followed_by_arms_every_interval_and_logged_once() {
         let mut k = WatchdogKicker::new(100 * MS);
         let t0 = Instant::now();
-        // Armed at 0; from 30 ms on the switch refuses the kicks (ETIMEDOUT).
+        // Armed at 0; from 30 ms on the switch refuses everything.
         let mut news = Vec::new();
         let mut actions = Vec::new();
         for i in 0..500u32 {
             let now = t0 + MS * i;
             if let Some(a) = k.poll_action(now, true) {
                 let ok = now < t0 + 30 * MS;
-                actions.push(a);
+                actions.push((now - t0, a));
                 if let Some(n) = k.handle_result(a, ok, now) {
                     news.push(n);
                 }
             }
         }
-        assert_eq!(news, vec![WatchdogNews::Failing]);
-        assert_eq!(
-            actions
-                .iter()
-                .filter(|a| matches!(a, WatchdogAction::Arm(_)))
-                .count(),
-            1,
-            "armed once, never again by itself"
-        );
-        // Stepping down disarms even so.
-        assert_eq!(
-            k.poll_action(t0 + 500 * MS, false),
-            Some(WatchdogAction::Disarm)
-        );
+        assert_eq!(news, vec![WatchdogNews::Failing], "one line for the whole episode");
+        let arms: Vec<Duration> = actions.iter().filter(|(_, a)| matches!(a, WatchdogAction::Arm(_))).map(|(t, _)| *t).collect();
+        assert_eq!(arms[0], Duration::ZERO);
+        assert_eq!(arms[1], 75 * MS, "the kick at 50 ms was refused: arm one interval later");
+        assert!(arms.windows(2).skip(1).all(|w| w[1] - w[0] == 25 * MS), "{arms:?}");
+        assert!(!k.is_armed());
+        assert_eq!(k.poll_action(t0 + 500 * MS, false), None, "nothing armed to disarm");
     }
 }
