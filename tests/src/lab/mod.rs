@@ -4,7 +4,8 @@
 //! commands it runs ([`cmd`]), entering namespaces ([`netns`]), the rule
 //! for tests that need root ([`privileged`]), tandem's dispatcher on a
 //! lab director ([`director`]), two `tandemd` in a pair lab
-//! ([`tandemd`]) and bounded polling ([`wait`]).
+//! ([`tandemd`]), bounded polling ([`wait`]) and simulated hypervisor
+//! steal time on the lab's CPUs ([`steal`]).
 //!
 //! Nothing here plays a peer (SIP, heartbeats, requests: see
 //! [`crate::actors`]) or measures anything (see [`crate::bench`]).
@@ -13,6 +14,7 @@ pub mod cmd;
 pub mod director;
 pub mod netns;
 pub mod privileged;
+pub mod steal;
 pub mod tandemd;
 pub mod topology;
 pub mod wait;
