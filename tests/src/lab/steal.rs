@@ -12,7 +12,10 @@
 //! preempts them at once and keeps them off the CPU until it sleeps.
 //! What it does not model: interrupts and the softirqs run at their exit
 //! still run during a burst (on a stolen vCPU nothing runs), and the
-//! clock keeps going in both cases.
+//! clock keeps going in both cases. The bursts it reports are the wall
+//! time of each spin, so an interrupt, or the host's own steal on a VM,
+//! landing in a burst lengthens it past [`MAX_BURST`]; the report gives
+//! the host's steal (/proc/stat) beside them.
 //!
 //! The schedule is a pure function of a seed ([`Schedule`]): bursts are
 //! exponential with mean [`MEAN_BURST`], clamped to
@@ -231,6 +234,10 @@ pub struct StealReport {
     pub running: Duration,
     /// `sched_rt_runtime_us / sched_rt_period_us` as read at the start.
     pub rt_throttle: String,
+    /// Per CPU: the real steal time the kernel accounted while the
+    /// generator ran (/proc/stat, share of that CPU's time): on a VM, the
+    /// host's own steal comes on top of the simulated one.
+    pub host_steal: Vec<(usize, f64)>,
 }
 
 impl StealReport {
@@ -252,6 +259,7 @@ impl StealReport {
             "burst_max_ms": round2(self.burst_max.as_secs_f64() * 1e3),
             "running_s": round2(self.running.as_secs_f64()),
             "rt_throttle": self.rt_throttle,
+            "host_steal_pct": self.host_steal.iter().map(|(cpu, x)| json!({"cpu": cpu, "pct": round2(x * 100.0)})).collect::<Vec<_>>(),
         })
     }
 
@@ -268,14 +276,16 @@ impl StealReport {
                 )
             })
             .collect();
-        let sched = self
-            .cpus
-            .first()
-            .map_or("not read".to_string(), |c| c.4.clone());
+        let sched: Vec<&str> = self.cpus.iter().map(|c| c.4.as_str()).collect();
+        let host: Vec<String> = self
+            .host_steal
+            .iter()
+            .map(|(cpu, x)| format!("CPU {cpu} {:.1} %", x * 100.0))
+            .collect();
         format!(
-            "- **Steal (--steal {})**: one spinner per CPU at {} (SCHED_FIFO {PRIORITY}, above the daemons), bursts exponential (mean {} ms, clamped to {}–{} ms), sleeps exponential for a {} % busy share, seed {}; achieved over {:.0} s: {}; bursts p50 / p99 / max {:.2} / {:.2} / {:.2} ms; RT throttling {}.\n",
+            "- **Steal (--steal {})**: one spinner per CPU, pinned, SCHED_FIFO {PRIORITY} (above the daemons; read back: {}), bursts exponential (mean {} ms, clamped to {}–{} ms), sleeps exponential for a {} % busy share, seed {}; achieved over {:.0} s: {}; bursts as measured (wall time of each spin, interrupts and the host's own steal included) p50 / p99 / max {:.2} / {:.2} / {:.2} ms; the host's real steal meanwhile (/proc/stat): {}; RT throttling {}.\n",
             self.pct,
-            sched,
+            sched.join(", "),
             MEAN_BURST.as_millis(),
             MIN_BURST.as_secs_f64() * 1e3,
             MAX_BURST.as_millis(),
@@ -286,6 +296,11 @@ impl StealReport {
             self.burst_p50.as_secs_f64() * 1e3,
             self.burst_p99.as_secs_f64() * 1e3,
             self.burst_max.as_secs_f64() * 1e3,
+            if host.is_empty() {
+                "not read".to_string()
+            } else {
+                host.join(", ")
+            },
             self.rt_throttle
         )
     }
@@ -304,6 +319,8 @@ pub struct Steal {
     threads: Vec<JoinHandle<()>>,
     started: Instant,
     rt_throttle: String,
+    /// /proc/stat per CPU at the start: (steal, total) in clock ticks.
+    stat0: Vec<(usize, u64, u64)>,
 }
 
 impl Steal {
@@ -326,6 +343,7 @@ impl Steal {
             stats: Vec::new(),
             threads: Vec::new(),
             started: Instant::now(),
+            stat0: Vec::new(),
             rt_throttle: format!(
                 "{} / {} µs",
                 read("sched_rt_runtime_us"),
@@ -353,6 +371,7 @@ impl Steal {
             }
         }
         steal.started = Instant::now();
+        steal.stat0 = cpu_ticks();
         Ok(steal)
     }
 
@@ -389,6 +408,14 @@ impl Steal {
             burst_max: max,
             running: self.started.elapsed(),
             rt_throttle: self.rt_throttle.clone(),
+            host_steal: cpu_ticks()
+                .iter()
+                .filter_map(|(cpu, st, tot)| {
+                    let (_, st0, tot0) = self.stat0.iter().find(|c| c.0 == *cpu)?;
+                    let d = tot.saturating_sub(*tot0);
+                    (d > 0).then(|| (*cpu, st.saturating_sub(*st0) as f64 / d as f64))
+                })
+                .collect(),
         }
     }
 }
@@ -400,6 +427,25 @@ impl Drop for Steal {
             let _ = h.join();
         }
     }
+}
+
+/// Per CPU from /proc/stat: (cpu, steal, sum of all fields) in ticks.
+fn cpu_ticks() -> Vec<(usize, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    parse_cpu_ticks(&stat)
+}
+
+fn parse_cpu_ticks(stat: &str) -> Vec<(usize, u64, u64)> {
+    stat.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let cpu: usize = f.next()?.strip_prefix("cpu")?.parse().ok()?;
+            // user nice system idle iowait irq softirq steal guest guest_nice;
+            // guest time is already in user, so only the first 8 add up.
+            let v: Vec<u64> = f.take(8).filter_map(|x| x.parse().ok()).collect();
+            (v.len() == 8).then(|| (cpu, v[7], v.iter().sum()))
+        })
+        .collect()
 }
 
 /// The CPUs this process may run on (its affinity mask at start).
@@ -654,6 +700,12 @@ mod tests {
         assert!(
             r.burst_p50 >= Duration::from_micros(700) && r.burst_p50 <= Duration::from_millis(2)
         );
+    }
+
+    #[test]
+    fn proc_stat_lines_give_steal_and_total_per_cpu() {
+        let stat = "cpu  10 0 10 70 0 0 0 10 0 0\ncpu0 5 0 5 35 0 0 0 5 0 0\ncpu1 5 0 5 35 0 0 0 5 7 0\nintr 1 2\n";
+        assert_eq!(parse_cpu_ticks(stat), vec![(0, 5, 50), (1, 5, 50)]);
     }
 
     #[test]

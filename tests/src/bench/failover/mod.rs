@@ -408,8 +408,12 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
             md.push_str(&line);
             v
         }
+        None if opts.steal.is_some() => {
+            md.push_str("- **Load**: none besides the steal generator (see its line under the title; `--noisy` adds the noisy neighbour).\n");
+            json!("steal only")
+        }
         None => {
-            md.push_str("- **Load**: quiet (no competing load started by the bench; run with `--noisy` for the noisy neighbour).\n");
+            md.push_str("- **Load**: quiet (no competing load started by the bench; run with `--noisy` for the noisy neighbour, `--steal PCT` for steal time).\n");
             json!("quiet")
         }
     };
