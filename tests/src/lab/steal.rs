@@ -156,7 +156,7 @@ fn mean_burst_secs() -> f64 {
 /// Refuses a share outside 1..=[`MAX_PCT`], naming the value.
 pub fn check_pct(pct: u8) -> Result<()> {
     if !(1..=MAX_PCT).contains(&pct) {
-        bail!("steal {pct} %: must be 1..={MAX_PCT} (above that the machine starves)");
+        bail!("steal {pct} %: must be 1..={MAX_PCT} (more would starve the machine)");
     }
     Ok(())
 }
