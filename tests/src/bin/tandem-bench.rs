@@ -1,6 +1,6 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! `dispatch`, `failover` (`--noisy`), `sync` and `calls`.
+//! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync` and `calls`.
 
 use std::process::ExitCode;
 
@@ -25,6 +25,12 @@ enum Which {
         /// second tandem pair (also `TANDEM_BENCH_NOISY=1`).
         #[arg(long)]
         noisy: bool,
+        /// Run under simulated hypervisor steal time of PCT % (1..=60): one
+        /// spinner per CPU, pinned, at SCHED_FIFO 99, in random bursts of
+        /// ~2 ms (at most 10 ms); also `TANDEM_BENCH_STEAL=PCT`. May be
+        /// combined with --noisy.
+        #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(1..=60))]
+        steal: Option<u8>,
     },
     /// State sync throughput and lag.
     Sync,
@@ -35,7 +41,7 @@ enum Which {
 fn main() -> ExitCode {
     match Cli::parse().which {
         Which::Dispatch => dispatch(),
-        Which::Failover { noisy } => failover(noisy),
+        Which::Failover { noisy, steal } => failover(noisy, steal),
         Which::Sync => sync(),
         Which::Calls => calls(),
     }
@@ -115,11 +121,14 @@ fn sync() -> ExitCode {
 
 /// `TANDEM_BENCH_TRIALS` (default 50), `TANDEM_BENCH_SYSTEMS`,
 /// `TANDEM_BENCH_FAILURES`, `TANDEM_BENCH_DWELL_MS`, `TANDEMD` (default:
-/// next to this binary); `--noisy`.
-fn failover(noisy: bool) -> ExitCode {
+/// next to this binary), `TANDEM_BENCH_STEAL`; `--noisy`, `--steal PCT`.
+fn failover(noisy: bool, steal: Option<u8>) -> ExitCode {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
     let opts = match tandem_tests::bench::failover::Options::from_env().map(|mut o| {
         o.noisy |= noisy;
+        if steal.is_some() {
+            o.steal = steal;
+        }
         o
     }) {
         Ok(o) => o,

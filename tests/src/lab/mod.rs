@@ -4,8 +4,9 @@
 //! commands it runs ([`cmd`]), entering namespaces ([`netns`]), the rule
 //! for tests that need root ([`privileged`]), tandem's dispatcher on a
 //! lab director ([`director`]), two `tandemd` in a pair lab
-//! ([`tandemd`]), simulated cards on a shared trunk ([`cards`]) and
-//! bounded polling ([`wait`]).
+//! ([`tandemd`]), simulated cards on a shared trunk ([`cards`]), bounded
+//! polling ([`wait`]) and simulated hypervisor steal time on the lab's
+//! CPUs ([`steal`]).
 //!
 //! Nothing here plays a peer (SIP, heartbeats, requests: see
 //! [`crate::actors`]) or measures anything (see [`crate::bench`]).
@@ -15,6 +16,7 @@ pub mod cmd;
 pub mod director;
 pub mod netns;
 pub mod privileged;
+pub mod steal;
 pub mod tandemd;
 pub mod topology;
 pub mod wait;

@@ -18,7 +18,14 @@
 //!
 //! `--noisy` runs every trial beside a competing load that the bench
 //! starts and stops itself ([`noise`]: stress-ng CPU and RT load and a
-//! second tandem pair). Every setup also reports the time the pair was
+//! second tandem pair). `--steal PCT` (1..=60) runs the whole bench under
+//! simulated hypervisor steal time ([`crate::lab::steal`]: one spinner per
+//! CPU, pinned, at SCHED_FIFO 99 above the daemons' 50, busy PCT % of the
+//! time in random bursts of ~2 ms, at most 10 ms — the freezes a
+//! descheduled vCPU sees; CFS quota would not model it, as it does not
+//! throttle SCHED_FIFO tasks); the report's title names the mode and its
+//! header gives the share and bursts the generator achieved. Both may be
+//! combined. Every setup also reports the time the pair was
 //! expected steady and the role changes seen in it (role changes per hour
 //! of steady state, per system).
 //!
@@ -77,6 +84,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::lab::steal;
 use harness::{Bench, verbose};
 use report::{Results, markdown, ms, num, svg, target_checks};
 pub use trial::Trial;
@@ -99,6 +107,8 @@ const STEADY_RUN: usize = 50;
 const MAX_PROBES: usize = 20_000;
 /// Delay between starting tandemd on a and on b (each needs ~2 s to load).
 const TANDEM_B_OFFSET: Duration = Duration::from_millis(600);
+/// `--steal`: the generator's hard time limit (it also stops with the run).
+const STEAL_LIMIT: Duration = Duration::from_secs(4 * 3600);
 /// How often the harness polls its own state (daemon lines, probe replies,
 /// admin answers) while it waits.
 const HARNESS_POLL: Duration = Duration::from_millis(2);
@@ -177,6 +187,9 @@ pub struct Options {
     pub keepalived: PathBuf,
     /// `--noisy`: the competing load of [`noise`] for the whole run.
     pub noisy: bool,
+    /// `--steal PCT`: simulated steal time of PCT % (1..=60) on every CPU
+    /// for the whole run ([`crate::lab::steal`]).
+    pub steal: Option<u8>,
     /// Extra time each setup is held steady before the failure
     /// (`TANDEM_BENCH_DWELL_MS`, default 0): more steady state observed.
     pub dwell: Duration,
@@ -187,7 +200,9 @@ impl Options {
     /// `TANDEM_BENCH_SYSTEMS` (comma list of system keys, default all),
     /// `TANDEM_BENCH_FAILURES` (comma list of failure keys: kill9, crash,
     /// link_down, hang; default all), `TANDEM_BENCH_DWELL_MS` (default 0),
-    /// `TANDEM_BENCH_NOISY=1` (as `--noisy`), `TANDEMD` (default: `tandemd`
+    /// `TANDEM_BENCH_NOISY=1` (as `--noisy`), `TANDEM_BENCH_STEAL=PCT` (as
+    /// `--steal PCT`, 1..=60; `TANDEM_BENCH_STEAL_SEED` fixes its seed),
+    /// `TANDEMD` (default: `tandemd`
     /// next to this executable).
     pub fn from_env() -> Result<Options> {
         let trials = match std::env::var("TANDEM_BENCH_TRIALS") {
@@ -231,6 +246,16 @@ impl Options {
                 .with_context(|| format!("TANDEM_BENCH_DWELL_MS={v}: not a number"))?,
             Err(_) => 0,
         };
+        let steal = match std::env::var("TANDEM_BENCH_STEAL") {
+            Ok(v) => {
+                let pct: u8 = v.trim().parse().with_context(|| {
+                    format!("TANDEM_BENCH_STEAL={v}: not a percentage (1..={})", steal::MAX_PCT)
+                })?;
+                steal::check_pct(pct).with_context(|| format!("TANDEM_BENCH_STEAL={v}"))?;
+                Some(pct)
+            }
+            Err(_) => None,
+        };
         Ok(Options {
             trials,
             systems,
@@ -238,6 +263,7 @@ impl Options {
             tandemd,
             keepalived: PathBuf::from("/usr/sbin/keepalived"),
             noisy: std::env::var("TANDEM_BENCH_NOISY").is_ok_and(|v| v == "1"),
+            steal,
             dwell: Duration::from_millis(dwell_ms),
         })
     }
@@ -279,6 +305,25 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         Some(noise::Noise::start(&bins, tandem::REALTIME_PRIORITY)?)
     } else {
         None
+    };
+    // The steal generator, likewise, until the end of this function.
+    let steal = match opts.steal {
+        Some(pct) => {
+            let seed = std::env::var("TANDEM_BENCH_STEAL_SEED")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(1, |d| d.as_nanos() as u64)
+                });
+            eprintln!(
+                "failover bench: --steal {pct}: one spinner per CPU at SCHED_FIFO {}, busy {pct} % in random bursts (seed {seed})",
+                steal::PRIORITY
+            );
+            Some(steal::Steal::start(pct, seed, STEAL_LIMIT)?)
+        }
+        None => None,
     };
     let started = Instant::now();
     let mut bench = Bench::new(opts.clone())?;
@@ -350,15 +395,25 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     };
     let elapsed = started.elapsed();
     let checks = target_checks(&res, &opts);
-    let mut md = markdown(&res, &opts, elapsed, &checks);
+    // The steal generator's figures go in the header, under the title.
+    let steal_report = steal.as_ref().map(steal::Steal::report);
+    let header = steal_report
+        .as_ref()
+        .map(steal::StealReport::markdown_line)
+        .unwrap_or_default();
+    let mut md = markdown(&res, &opts, elapsed, &checks, &header);
     let load = match &noise {
         Some(n) => {
             let (v, line) = n.describe();
             md.push_str(&line);
             v
         }
+        None if opts.steal.is_some() => {
+            md.push_str("- **Load**: none besides the steal generator (see its line under the title; `--noisy` adds the noisy neighbour).\n");
+            json!("steal only")
+        }
         None => {
-            md.push_str("- **Load**: quiet (no competing load started by the bench; run with `--noisy` for the noisy neighbour).\n");
+            md.push_str("- **Load**: quiet (no competing load started by the bench; run with `--noisy` for the noisy neighbour, `--steal PCT` for steal time).\n");
             json!("quiet")
         }
     };
@@ -374,6 +429,13 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let mut j = serde_json::Map::new();
     j.insert("bench".into(), json!("failover"));
     j.insert("trials_per_case".into(), json!(opts.trials));
+    j.insert("mode".into(), json!(mode(&opts)));
+    j.insert(
+        "steal".into(),
+        steal_report
+            .as_ref()
+            .map_or(Value::Null, steal::StealReport::to_json),
+    );
     j.insert("load".into(), load);
     j.insert("dwell_ms".into(), json!(opts.dwell.as_millis() as u64));
     j.insert("elapsed_s".into(), num(elapsed.as_secs_f64()));
@@ -421,6 +483,18 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     }
     drop(bench);
     drop(noise);
+    drop(steal);
     Ok(md)
+}
+
+/// The load the run was measured under, for the title and the JSON:
+/// `quiet`, `noisy`, `steal 23 %` or `noisy + steal 23 %`.
+pub(crate) fn mode(opts: &Options) -> String {
+    match (opts.noisy, opts.steal) {
+        (false, None) => "quiet".into(),
+        (true, None) => "noisy".into(),
+        (false, Some(p)) => format!("steal {p} %"),
+        (true, Some(p)) => format!("noisy + steal {p} %"),
+    }
 }
 

@@ -311,9 +311,24 @@ fn fmt_rate(x: f64) -> String {
     }
 }
 
-pub(super) fn markdown(res: &Results, opts: &Options, elapsed: Duration, checks: &[String]) -> String {
+/// `header`: lines that describe the load (the steal generator's
+/// figures), placed under the title.
+pub(super) fn markdown(
+    res: &Results,
+    opts: &Options,
+    elapsed: Duration,
+    checks: &[String],
+    header: &str,
+) -> String {
     let mut s = String::new();
-    s.push_str("# Failover: tandem vs keepalived, same lab, same run\n\n");
+    s.push_str(&format!(
+        "# Failover: tandem vs keepalived, same lab, same run ({})\n\n",
+        super::mode(opts)
+    ));
+    if !header.is_empty() {
+        s.push_str(header);
+        s.push('\n');
+    }
     s.push_str(&format!(
         "{} trials per system and failure; the systems run one after the other in the same lab, the failures interleaved (one trial of each per round). \
          Times in ms after the failure (T0, CLOCK_MONOTONIC): p50 / p99 / max (nearest rank; with 50 trials p99 is the 50th value, the max). \
@@ -356,7 +371,11 @@ pub(super) fn markdown(res: &Results, opts: &Options, elapsed: Duration, checks:
             ));
         }
     }
-    s.push_str("\n## Spontaneous role changes in steady state\n\n| system | steady state observed (s) | role changes seen | per hour of steady state |\n|---|---|---|---|\n");
+    s.push_str(&format!(
+        "\n## Spontaneous role changes in steady state ({})\n\n",
+        super::mode(opts)
+    ));
+    s.push_str("| system | steady state observed (s) | role changes seen | per hour of steady state |\n|---|---|---|---|\n");
     for sys in &opts.systems {
         let (t, n) = steady_by_system(res, *sys);
         s.push_str(&format!(
