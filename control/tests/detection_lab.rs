@@ -695,3 +695,140 @@ fn privileged_lab_noisy_neighbour_moves_no_role_at_1ms_x3() {
     v.check(a_end.as_ref().is_some_and(|s| !s.dead_man.fenced), || format!("the active is still fenced at the end: {:?}", a_end.as_ref().map(|s| &s.dead_man)));
     v.finish(NAME, || format!("a's events:\n{}\nb's events:\n{}\n{}", a_log.show(), b_log.show(), logs(&p)));
 }
+
+/// A bpffs mounted by the test at a directory of its own, for the pins of
+/// a pair (a daemon under `ip netns exec` sees none at /sys/fs/bpf); the
+/// mount is made before the daemons start, so their mount namespaces
+/// share it. Unmounting it on drop releases whatever is still pinned.
+struct TestBpffs(std::path::PathBuf);
+
+impl TestBpffs {
+    fn mount(at: std::path::PathBuf) -> TestBpffs {
+        std::fs::create_dir_all(&at).expect("bpffs mount point");
+        nix::mount::mount(Some("bpf"), &at, Some("bpf"), nix::mount::MsFlags::empty(), Some("mode=0700"))
+            .unwrap_or_else(|e| panic!("mounting a bpffs at {}: {e}", at.display()));
+        TestBpffs(at)
+    }
+
+    /// The pins under the test's pin directory.
+    fn pins(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.0.join("tandem"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for TestBpffs {
+    fn drop(&mut self) {
+        if let Err(e) = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH) {
+            eprintln!("unmounting the test bpffs at {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Director `host`'s pin of its dispatcher on its service interface.
+fn service_pin(p: &Pair, host: &str, pin_dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ns = p.lab.ns(host).expect("director namespace");
+    let ino = std::fs::metadata(format!("/run/netns/{ns}")).expect("netns file").ino();
+    tandem_dataplane::pin_path(pin_dir, ino, service_iface(p, host).ifindex)
+}
+
+fn pinned_reason(pin: &std::path::Path, r: tandem_dataplane::common::Reason) -> Option<u64> {
+    tandem_dataplane::pinned_reasons(pin).ok()?.into_iter().find(|(x, _)| *x == r).map(|(_, n)| n)
+}
+
+#[test]
+fn privileged_lab_kill9_of_the_active_leaves_its_xdp_pinned_and_fenced_and_no_icmp_for_the_vip() {
+    const NAME: &str = "privileged_lab_kill9_of_the_active_leaves_its_xdp_pinned_and_fenced_and_no_icmp_for_the_vip";
+    use tandem_dataplane::common::Reason;
+    let Some(_turn) = lab_turn(NAME) else { return };
+    let dir = WorkDir::new("dl-pin").expect("work dir");
+    let bpffs = TestBpffs::mount(dir.path().join("bpffs"));
+    let pin_dir = bpffs.0.join("tandem");
+    let o = PairOptions { pin_dir: Some(pin_dir.clone()), ..options(false) };
+    let mut p = Pair::start(1, &o, dir.path(), &bins(), None).expect("pair: a active, b standby in sync");
+    let a_pin = service_pin(&p, DIRECTOR_A, &pin_dir);
+    let pins_at_start = bpffs.pins();
+    let a_link = tandem_dataplane::pinned_link_id(&a_pin);
+    let a_mac = service_iface(&p, DIRECTOR_A).mac;
+    let cap_a = port_capture(&p, DIRECTOR_A);
+    let prober = client_prober(&p);
+    prober.aim(Some(a_mac));
+    std::thread::sleep(Duration::from_millis(300));
+    let budget_ms = status(&p.a).map_or(0, |s| s.dead_man.budget_ms);
+    let mut b_log = EventLog::from_now(&p.b);
+
+    let t_kill = Clocks::now();
+    p.a.kill9();
+    std::thread::sleep(Duration::from_millis(budget_ms + 50));
+    let (drops_1, sent_1) = (pinned_reason(&a_pin, Reason::DeadManDrop), prober.sent());
+    std::thread::sleep(Duration::from_millis(1000));
+    let (drops_2, sent_2) = (pinned_reason(&a_pin, Reason::DeadManDrop), prober.sent());
+    let trips = pinned_reason(&a_pin, Reason::DeadManTrip);
+    let pinned_after_kill = a_pin.exists();
+    drop(prober);
+    let seen_a = cap_a.seen();
+    drop(cap_a);
+    let b_took_over = wait_for(Duration::from_secs(5), || is_role(&p.b.pair_state(), "active"));
+    b_log.poll(&p.b);
+    // The orphaned dispatcher reflects the standby's echoes until it
+    // fences itself: the takeover may come up to the budget later.
+    let takeover_ms = b_log.entered("active", t_kill.mono_ns).first().map(|t| (t - t_kill.mono_ns) as f64 / 1e6);
+    let takeover_limit_ms = budget_ms + detection_ms(&o) + 30;
+
+    // a comes back on the same node: the stale pin is replaced.
+    // Loading the object (the verifier) takes seconds on a busy shared machine.
+    let restarted = p.a.start().is_ok() && wait_for(Duration::from_secs(20), || is_role(&p.a.pair_state(), "standby"));
+    std::thread::sleep(Duration::from_millis(300));
+    let settled_after = settled(&p);
+    let a_link_again = tandem_dataplane::pinned_link_id(&a_pin);
+    let a_fenced_again = status(&p.a).map(|s| s.dead_man.fenced);
+    // A clean stop removes the daemons' pins.
+    p.a.terminate(Duration::from_secs(3));
+    p.b.terminate(Duration::from_secs(3));
+    let pins_after_stop = bpffs.pins();
+
+    let mut v = Verdict::default();
+    v.check(budget_ms > 0, || "a's dead-man switch is off".into());
+    v.check(pins_at_start.len() == 4, || format!("pins at start (eth0 and hb0 of each director): {pins_at_start:?}"));
+    v.check(a_link.is_ok(), || format!("a's service pin {}: {a_link:?}", a_pin.display()));
+    v.check(pinned_after_kill, || "a's pin is gone after its kill -9".into());
+    let limit_real = t_kill.real_ns + (budget_ms + 1) * MS;
+    let (arp, to, back) = vip_frames_after(&seen_a, a_mac, limit_real);
+    let (_, to_before, _) = vip_frames_after(&seen_a, a_mac, 0);
+    let dispatched_before = to_before.iter().filter(|s| s.at_ns < t_kill.real_ns).count();
+    eprintln!(
+        "a killed: after budget {budget_ms} + 1 ms its port sent {} frames from the VIP (ICMP), {} ARP claims, {} dispatched; \
+         dead_man_drop {drops_1:?} at budget + 50 ms, {drops_2:?} 1 s later ({} probe rounds between); dead_man_trip {trips:?}; \
+         {dispatched_before} probes dispatched before the kill",
+        back.len(),
+        arp.len(),
+        to.len(),
+        sent_2 - sent_1
+    );
+    v.check(dispatched_before > 0, || "the capture saw no probe dispatched by a before the kill: it proves nothing".into());
+    v.check(back.is_empty(), || format!("a (killed) sent {} frames from the VIP later than budget + 1 ms after the kill: {:?}", back.len(), back.first()));
+    v.check(arp.is_empty(), || format!("a (killed) claimed the VIP in {} ARP frames later than budget + 1 ms", arp.len()));
+    v.check(to.is_empty(), || format!("a (killed) dispatched {} frames later than budget + 1 ms", to.len()));
+    let dropped = drops_2.unwrap_or(0).saturating_sub(drops_1.unwrap_or(0));
+    v.check(drops_1.is_some() && dropped * 2 >= sent_2 - sent_1 && dropped > 0, || {
+        format!("a's orphaned dispatcher counted {dropped} dead-man drops for {} probe rounds ({drops_1:?} → {drops_2:?})", sent_2 - sent_1)
+    });
+    v.check(trips == Some(1), || format!("dead_man_trip of the orphaned dispatcher: {trips:?}"));
+    eprintln!("b active {takeover_ms:?} ms after the kill (limit {takeover_limit_ms} ms: budget + detection + 30)");
+    v.check(b_took_over, || "b did not take over".into());
+    v.check(takeover_ms.is_some_and(|ms| ms <= takeover_limit_ms as f64), || {
+        format!("b active {takeover_ms:?} ms after the kill, limit {takeover_limit_ms} ms")
+    });
+    v.check(restarted, || "a, restarted, did not come up standby".into());
+    v.check(settled_after == Some(DIRECTOR_B), || format!("after a's restart the pair is {settled_after:?}"));
+    v.check(a_link_again.is_ok() && a_link_again.as_ref().ok() != a_link.as_ref().ok(), || {
+        format!("a's pin after the restart: link {a_link_again:?}, before {a_link:?}")
+    });
+    v.check(a_fenced_again == Some(false), || format!("restarted a's dead-man switch tripped: {a_fenced_again:?}"));
+    v.check(pins_after_stop.is_empty(), || format!("pins left after a clean stop: {pins_after_stop:?}"));
+    v.finish(NAME, || logs(&p));
+}

@@ -34,6 +34,11 @@ pub enum Error {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("XDP link pin `{path}`: {source}")]
+    Pin {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("no free virtual service id (at most {MAX_SERVICES} services)")]
     TooManyServices,
     #[error("no free Maglev slot (at most {MH_SLOTS} mh services)")]

@@ -11,6 +11,7 @@
 //! | module | what it owns |
 //! |---|---|
 //! | `loader` | load, attach, detach ([`LoadOptions`], [`AttachMode`]); settings and tx ports |
+//! | `pin` | the dispatcher's XDP link pinned in bpffs, so that it outlives the process ([`LinkPin`]) |
 //! | `services` | [`Dataplane::set_service`]: service images, ids and Maglev slots, the port pre-filter ([`derived`]) |
 //! | `synced` | flows and SIP calls learned from the active node (state sync, standby side) |
 //! | `flows` | reading, ageing and flushing the connection, call and NAT tables |
@@ -46,6 +47,7 @@ mod flows;
 mod handles;
 mod heartbeats;
 mod loader;
+mod pin;
 mod records;
 mod run;
 mod services;
@@ -67,6 +69,7 @@ pub use crate::{
     heartbeats::HeartbeatSender,
     image::ServiceImage,
     loader::{AttachMode, Attached, LoadOptions, OBJECT, fmt_mac, ifindex, parse_mac},
+    pin::{DEFAULT_PIN_DIR, LinkPin, pin_path, pinned_link_id, pinned_reasons},
     records::{CallChange, FlowChange, FlowFlags, HeartbeatRecord, ServiceFlag, ServiceFlags},
     run::{BenchRunner, BenchTarget, RunResult},
     services::derived,
@@ -83,6 +86,8 @@ pub struct Dataplane {
     mh_slots: [Option<ServiceKey>; MH_SLOTS as usize],
     /// What `detach_all` undoes: interface, program, link.
     links: Vec<(String, &'static str, XdpLinkId)>,
+    /// Dispatcher links pinned in bpffs (`pin`): `detach_all` unpins them.
+    pinned: Vec<(std::path::PathBuf, aya::programs::links::PinnedLink)>,
     /// The benchmark wrapper's running counter (`run`).
     bench_seq: u32,
     /// Flow and call changes are pushed to their ring buffers (`events`).

@@ -131,6 +131,7 @@ impl Dataplane {
             services: StdHashMap::new(),
             mh_slots: [None; MH_SLOTS as usize],
             links: Vec::new(),
+            pinned: Vec::new(),
             bench_seq: 0,
             flow_events_on: false,
         };
@@ -224,8 +225,10 @@ impl Dataplane {
         self.attach_prog(progs::PASS, iface, mode)
     }
 
-    /// Detaches every program this dataplane attached.
+    /// Detaches every program this dataplane attached, pinned links too
+    /// (their pins are removed).
     pub fn detach_all(&mut self) -> Result<(), Error> {
+        self.unpin_all()?;
         for (_, name, id) in std::mem::take(&mut self.links) {
             self.xdp(name)?
                 .detach(id)

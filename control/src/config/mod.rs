@@ -368,6 +368,9 @@ pub struct DataplaneConfig {
     pub interfaces: Vec<String>,
     /// Entries of the connection table.
     pub flow_entries: u32,
+    /// The bpffs directory the dispatcher's links are pinned in (with the
+    /// dead-man switch armed), so that XDP outlives a killed daemon.
+    pub pin_dir: PathBuf,
 }
 
 /// `[[service]]`: a virtual service as written in the file.

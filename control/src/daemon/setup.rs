@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use tandem_dataplane::{
-    Dataplane, HeartbeatSender, LoadOptions,
+    Dataplane, HeartbeatSender, LinkPin, LoadOptions,
     common::heartbeat::{Key, Kind},
 };
 
@@ -351,9 +351,30 @@ impl Daemon {
     fn change_host(&mut self) -> Result<()> {
         let mode = self.cfg.dataplane.xdp_mode;
         for iface in &self.cfg.dataplane.interfaces {
-            self.dp
-                .attach(iface, mode)
+            // Pinned, XDP outlives a killed daemon: only with the dead-man
+            // switch armed, which fences the orphaned program.
+            if self.cfg.heartbeat.dead_man.is_none() {
+                self.dp
+                    .attach(iface, mode)
+                    .with_context(|| format!("attaching XDP to {iface}"))?;
+                continue;
+            }
+            let (_, pin) = self
+                .dp
+                .attach_pinned(iface, mode, &self.cfg.dataplane.pin_dir)
                 .with_context(|| format!("attaching XDP to {iface}"))?;
+            match pin {
+                LinkPin::Pinned { path, stale: Some(id) } => tracing::warn!(
+                    "{iface}: XDP link pinned at {}, replacing a killed predecessor's (link {id})",
+                    path.display()
+                ),
+                LinkPin::Pinned { path, stale: None } => {
+                    tracing::info!("{iface}: XDP link pinned at {}", path.display())
+                }
+                LinkPin::NotPinned { reason } => {
+                    tracing::warn!("{iface}: XDP link not pinned, it goes with this process: {reason}")
+                }
+            }
         }
         let dr_probes = self.probes.targets().iter().any(|t| t.dr);
         for v in &self.cfg.vips {

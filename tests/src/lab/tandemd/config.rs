@@ -90,6 +90,10 @@ pub struct PairOptions {
     /// `card.auto_answer` of a's and b's card (default: only a answers
     /// calls itself; b holds one only from sync).
     pub card_auto_answer: [bool; 2],
+    /// `dataplane.pin_dir`: a bpffs directory the test mounted (a
+    /// daemon started with `ip netns exec` sees no bpffs at /sys/fs/bpf,
+    /// so by default its XDP link is not pinned and dies with it).
+    pub pin_dir: Option<PathBuf>,
 }
 
 impl Default for PairOptions {
@@ -110,6 +114,7 @@ impl Default for PairOptions {
             metrics_listen: None,
             card_watchdog_ms: None,
             card_auto_answer: [true, false],
+            pin_dir: None,
         }
     }
 }
@@ -254,7 +259,7 @@ interface = "eth0"
 xdp_mode = "native"
 interfaces = ["eth0", "hb0"]
 flow_entries = {flows}
-
+{pin_dir}
 [[service]]
 vip = "{vip}"
 port = 5060
@@ -271,6 +276,11 @@ flags = [{flags}]
             mult = o.multiplier,
             witness = lab::WITNESS_ADDR,
             flows = o.flow_entries,
+            pin_dir = o
+                .pin_dir
+                .as_ref()
+                .map(|d| format!("pin_dir = \"{}\"\n", d.display()))
+                .unwrap_or_default(),
             sched = o.scheduler,
             flags = flags.join(", "),
             reals = reals(o.ivr_heartbeats),
