@@ -369,8 +369,11 @@ pub struct DataplaneConfig {
     /// Entries of the connection table.
     pub flow_entries: u32,
     /// The bpffs directory the dispatcher's links are pinned in (with the
-    /// dead-man switch armed), so that XDP outlives a killed daemon.
-    pub pin_dir: PathBuf,
+    /// dead-man switch armed), so that XDP outlives a killed daemon. None
+    /// (the default): not pinned — until the exit tracepoint fences an
+    /// orphaned program at once, pinning slows kill -9 detection to the
+    /// dead-man budget + the echo deadline.
+    pub pin_dir: Option<PathBuf>,
 }
 
 /// `[[service]]`: a virtual service as written in the file.

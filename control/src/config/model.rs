@@ -181,7 +181,8 @@ pub struct DataplaneTable {
     pub interfaces: Option<List<IfName>>,
     #[serde(default = "default_flow_entries")]
     pub flow_entries: Int<u32, 1024, { 1 << 26 }>,
-    /// Absent: `tandem_dataplane::DEFAULT_PIN_DIR`.
+    /// Absent: not pinned (`tandem_dataplane::DEFAULT_PIN_DIR` is the
+    /// usual place when it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_dir: Option<Text>,
 }
@@ -412,9 +413,7 @@ impl File {
                 None => default_interfaces(&heartbeat, &vips),
             },
             flow_entries: self.dataplane.flow_entries.0,
-            pin_dir: PathBuf::from(
-                self.dataplane.pin_dir.as_ref().map_or(tandem_dataplane::DEFAULT_PIN_DIR, |t| t.0.as_str()),
-            ),
+            pin_dir: self.dataplane.pin_dir.as_ref().map(|t| PathBuf::from(&t.0)),
         };
         Config {
             node: self.node.resolve(),
@@ -708,7 +707,7 @@ impl File {
                 xdp_mode: Word(c.dataplane.xdp_mode.into()),
                 interfaces: Some(List(c.dataplane.interfaces.iter().map(name).collect())),
                 flow_entries: Int(c.dataplane.flow_entries),
-                pin_dir: Some(Text(c.dataplane.pin_dir.to_string_lossy().into_owned())),
+                pin_dir: c.dataplane.pin_dir.as_ref().map(|p| Text(p.to_string_lossy().into_owned())),
             },
             service: List(c.services.iter().map(service_table).collect()),
             admin: AdminTable {

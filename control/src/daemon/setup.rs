@@ -351,17 +351,21 @@ impl Daemon {
     fn change_host(&mut self) -> Result<()> {
         let mode = self.cfg.dataplane.xdp_mode;
         for iface in &self.cfg.dataplane.interfaces {
-            // Pinned, XDP outlives a killed daemon: only with the dead-man
-            // switch armed, which fences the orphaned program.
-            if self.cfg.heartbeat.dead_man.is_none() {
-                self.dp
-                    .attach(iface, mode)
-                    .with_context(|| format!("attaching XDP to {iface}"))?;
-                continue;
-            }
+            // Pinned, XDP outlives a killed daemon: only when configured, and
+            // with the dead-man switch armed, which fences the orphaned
+            // program.
+            let pin_dir = match (&self.cfg.dataplane.pin_dir, self.cfg.heartbeat.dead_man) {
+                (Some(dir), Some(_)) => dir.clone(),
+                _ => {
+                    self.dp
+                        .attach(iface, mode)
+                        .with_context(|| format!("attaching XDP to {iface}"))?;
+                    continue;
+                }
+            };
             let (_, pin) = self
                 .dp
-                .attach_pinned(iface, mode, &self.cfg.dataplane.pin_dir)
+                .attach_pinned(iface, mode, &pin_dir)
                 .with_context(|| format!("attaching XDP to {iface}"))?;
             match pin {
                 LinkPin::Pinned { path, stale: Some(id) } => tracing::warn!(
