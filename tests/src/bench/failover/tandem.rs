@@ -164,6 +164,16 @@ impl Bench {
             return Ok(Err((format!("no steady pair: {last:?}"), a, b)));
         }
         if is(&last, b_up) {
+            // a lost the role in the trial (a flap, unless it restarted):
+            // it is held down, advertises priority 0 and b refuses to hand
+            // the role to it until the hold-down ends — the damping working,
+            // not an unstable pair. Wait it out (bounded) before asking.
+            let held = || {
+                admin_status(&sa)
+                    .and_then(|v| v.pointer("/damping/hold_down_ms").cloned())
+                    .is_some_and(|h| !h.is_null())
+            };
+            wait_until(Duration::from_secs(10), HARNESS_POLL, || !held());
             let reply = UnixStream::connect(&sb).and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
                 s.write_all(b"{\"cmd\":\"switchover\"}\n")?;
