@@ -516,23 +516,9 @@ fn thread_cpu_time() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-/// Sleeps until `t` on CLOCK_MONOTONIC (absolute, so that wake-up
-/// latency does not accumulate into the schedule).
+/// Sleeps until `t` on CLOCK_MONOTONIC (`base` is `base_ns` there).
 fn sleep_until(t: Instant, base: Instant, base_ns: u64) {
-    let ns = base_ns + t.saturating_duration_since(base).as_nanos() as u64;
-    let ts = libc::timespec {
-        tv_sec: (ns / 1_000_000_000) as libc::time_t,
-        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
-    };
-    // SAFETY: ts is valid; a null remainder is allowed with TIMER_ABSTIME.
-    unsafe {
-        libc::clock_nanosleep(
-            libc::CLOCK_MONOTONIC,
-            libc::TIMER_ABSTIME,
-            &ts,
-            std::ptr::null_mut(),
-        )
-    };
+    super::wait::sleep_until_ns(base_ns + t.saturating_duration_since(base).as_nanos() as u64);
 }
 
 fn monotonic_ns() -> u64 {

@@ -1,5 +1,6 @@
 //! Bounded polling: every wait in the lab, the tests and the benchmarks
-//! ends, by a condition or by its timeout. Owns nothing else.
+//! ends, by a condition or by its timeout; and sleeping until an absolute
+//! CLOCK_MONOTONIC instant (paced loops). Owns nothing else.
 
 use std::time::{Duration, Instant};
 
@@ -44,4 +45,15 @@ mod tests {
         }));
         assert_eq!(n, 3);
     }
+}
+
+/// Sleeps until `t_ns` on CLOCK_MONOTONIC (absolute: wake-up latency does
+/// not accumulate into a paced schedule).
+pub fn sleep_until_ns(t_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (t_ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (t_ns % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: ts is valid; a null remainder is allowed with TIMER_ABSTIME.
+    unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
 }
