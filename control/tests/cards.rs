@@ -871,8 +871,7 @@ fn fuse_cards_watchdog_turn_holds_the_trunk_until_the_node_stops_kicking() {
         "{w:?}"
     );
 
-    // A's next kick is refused: one error naming the device and the ioctl,
-    // then quiet, and the trunk stays with B.
+    // A's next kick is refused: one error naming the device and the ioctl.
     std::thread::sleep(timeout);
     let d = a.watchdog_turn(Instant::now(), true).expect("kick due");
     let text = d
@@ -887,18 +886,18 @@ fn fuse_cards_watchdog_turn_holds_the_trunk_until_the_node_stops_kicking() {
         "{text}"
     );
     assert_eq!(d.news, Some(WatchdogNews::Failing));
+    // Still active, A arms again one interval later: the switch takes its
+    // card back, but the trunk B carries stays with B.
     std::thread::sleep(timeout);
-    let d = a.watchdog_turn(Instant::now(), true).expect("kick due");
+    let d = a.watchdog_turn(Instant::now(), true).expect("arm due");
     assert!(
-        d.error.is_some() && d.news.is_none(),
-        "failing, but told once"
+        matches!(d.action, WatchdogAction::Arm(_)) && d.error.is_none() && d.news == Some(WatchdogNews::Recovered),
+        "{d:?}"
     );
-    // A steps down: disarmed (the switch takes A back), the trunk stays with B.
+    assert_eq!(pair.carrier(), Some(1), "arming moves no trunk another card carries");
+    // A steps down: disarmed, the trunk stays with B.
     let d = a.watchdog_turn(Instant::now(), false).expect("disarm");
-    assert_eq!(
-        (d.action, d.news),
-        (WatchdogAction::Disarm, Some(WatchdogNews::Recovered))
-    );
+    assert_eq!((d.action, d.error.is_none(), d.news), (WatchdogAction::Disarm, true, None));
     assert!(a.watchdog_turn(Instant::now(), false).is_none());
     assert_eq!(pair.carrier(), Some(1));
     assert!(!pair.sim.watchdog(0).expect("watchdog").released);
