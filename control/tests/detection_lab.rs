@@ -770,16 +770,18 @@ fn privileged_lab_kill9_of_the_active_leaves_its_xdp_pinned_and_fenced_and_no_ic
     std::thread::sleep(Duration::from_millis(1000));
     let (drops_2, sent_2) = (pinned_reason(&a_pin, Reason::DeadManDrop), prober.sent());
     let trips = pinned_reason(&a_pin, Reason::DeadManTrip);
+    let exits = pinned_reason(&a_pin, Reason::DeadManExit);
     let pinned_after_kill = a_pin.exists();
     drop(prober);
     let seen_a = cap_a.seen();
     drop(cap_a);
     let b_took_over = wait_for(Duration::from_secs(5), || is_role(&p.b.pair_state(), "active"));
     b_log.poll(&p.b);
-    // The orphaned dispatcher reflects the standby's echoes until it
-    // fences itself: the takeover may come up to the budget later.
+    // The exit fence fences the orphaned dispatcher when a's process
+    // exits: it reflects no echo after that, so the budget does not add
+    // to the takeover.
     let takeover_ms = b_log.entered("active", t_kill.mono_ns).first().map(|t| (t - t_kill.mono_ns) as f64 / 1e6);
-    let takeover_limit_ms = budget_ms + detection_ms(&o) + 30;
+    let takeover_limit_ms = detection_ms(&o) + 30;
 
     // a comes back on the same node: the stale pin is replaced.
     // Loading the object (the verifier) takes seconds on a busy shared machine.
@@ -820,7 +822,8 @@ fn privileged_lab_kill9_of_the_active_leaves_its_xdp_pinned_and_fenced_and_no_ic
         format!("a's orphaned dispatcher counted {dropped} dead-man drops for {} probe rounds ({drops_1:?} → {drops_2:?})", sent_2 - sent_1)
     });
     v.check(trips == Some(1), || format!("dead_man_trip of the orphaned dispatcher: {trips:?}"));
-    eprintln!("b active {takeover_ms:?} ms after the kill (limit {takeover_limit_ms} ms: budget + detection + 30)");
+    v.check(exits == Some(1), || format!("dead_man_exit of the orphaned dispatcher (the exit fence): {exits:?}"));
+    eprintln!("b active {takeover_ms:?} ms after the kill (limit {takeover_limit_ms} ms: detection + 30; dead_man_exit {exits:?})");
     v.check(b_took_over, || "b did not take over".into());
     v.check(takeover_ms.is_some_and(|ms| ms <= takeover_limit_ms as f64), || {
         format!("b active {takeover_ms:?} ms after the kill, limit {takeover_limit_ms} ms")

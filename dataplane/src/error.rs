@@ -17,6 +17,12 @@ pub enum Error {
         name: &'static str,
         source: ProgramError,
     },
+    #[error("program `{name}` on tracepoint `{tracepoint}`: {source}")]
+    Tracepoint {
+        name: &'static str,
+        tracepoint: &'static str,
+        source: ProgramError,
+    },
     #[error("map `{name}`: {source}")]
     Map {
         name: &'static str,

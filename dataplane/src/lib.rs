@@ -92,4 +92,10 @@ pub struct Dataplane {
     bench_seq: u32,
     /// Flow and call changes are pushed to their ring buffers (`events`).
     flow_events_on: bool,
+    /// The process the dead-man switch is armed for (`deadman`), kept
+    /// across stamps; 0: none.
+    dead_man_tgid: u32,
+    /// The exit fence (`tandem_exit_fence` on `sched_process_exit`) is
+    /// attached; if not, kill -9 is caught by the stale stamp alone.
+    exit_fence: bool,
 }

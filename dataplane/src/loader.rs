@@ -134,7 +134,17 @@ impl Dataplane {
             pinned: Vec::new(),
             bench_seq: 0,
             flow_events_on: false,
+            dead_man_tgid: 0,
+            exit_fence: false,
         };
+        // The exit fence is a safety net, not a requirement: without it
+        // the dead-man switch still trips on the stale stamp.
+        match attach_exit_fence(&mut dp.ebpf) {
+            Ok(()) => dp.exit_fence = true,
+            Err(e) => tracing::warn!(
+                "{e}: the exit fence is off, a killed daemon is fenced by its stale dead-man stamp alone"
+            ),
+        }
         for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD), (2, progs::SIP)] {
             let fd = dp.prog_fd(name)?;
             dp.maps.node.stages.set(index, &fd, 0).map_err(map_err(maps::STAGES))?;
@@ -254,6 +264,33 @@ impl Dataplane {
             .insert(ifindex, ifindex, None, 0)
             .map_err(|source| Error::DevMap { ifindex, source })
     }
+}
+
+/// Loads the exit fence (`progs::EXIT_FENCE`) and attaches it to
+/// `sched_process_exit` (a raw tracepoint: no tracefs needed). The link
+/// lives as long as the object.
+fn attach_exit_fence(ebpf: &mut aya::Ebpf) -> Result<(), Error> {
+    let (name, tracepoint) = (progs::EXIT_FENCE, progs::EXIT_FENCE_TP);
+    let err = |source| Error::Tracepoint { name, tracepoint, source };
+    let prog: &mut aya::programs::RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(err(ProgramError::NotLoaded))?
+        .try_into()
+        .map_err(err)?;
+    let mut attempt = 0;
+    loop {
+        match prog.load() {
+            Ok(()) => break,
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < 5 =>
+            {
+                attempt += 1;
+            }
+            Err(source) => return Err(err(source)),
+        }
+    }
+    prog.attach(tracepoint).map_err(err)?;
+    Ok(())
 }
 
 /// Loads program `name` of `ebpf` into the kernel.

@@ -47,7 +47,7 @@ fn privileged_a_stale_stamp_fences_the_node_until_the_daemon_stamps_again() {
     let mut dp = load();
     dp.set_vip_owned(VIP, OURS, true).unwrap();
     let budget = Duration::from_millis(20);
-    dp.arm_dead_man(budget, monotonic_ns()).unwrap();
+    dp.arm_dead_man(budget, 0, monotonic_ns()).unwrap();
     // Fresh: ARP answered, nothing tripped.
     assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_TX);
     assert_eq!(dp.dead_man().unwrap().tripped_ns, None);
@@ -86,11 +86,81 @@ fn privileged_with_no_budget_the_switch_never_fences() {
     // Never armed: a stamp of 0 is ancient, and still nothing is fenced.
     assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_TX);
     // Armed, then turned off at a clean stop.
-    dp.arm_dead_man(Duration::from_millis(20), monotonic_ns()).unwrap();
+    dp.arm_dead_man(Duration::from_millis(20), 0, monotonic_ns()).unwrap();
     dp.disarm_dead_man().unwrap();
     std::thread::sleep(Duration::from_millis(30));
     assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_TX);
     assert_ne!(dp.test_run(&udp_to(VIP)).unwrap().verdict, XDP_DROP);
     assert_eq!(dp.reason(Reason::DeadManTrip).unwrap(), 0);
     assert_eq!(dp.dead_man().unwrap(), tandem_dataplane::DeadManState::default());
+}
+
+#[test]
+fn privileged_an_exited_daemon_fences_the_node_at_once() {
+    if !privileged("privileged_an_exited_daemon_fences_the_node_at_once") {
+        return;
+    }
+    let mut dp = load();
+    dp.set_vip_owned(VIP, OURS, true).unwrap();
+    dp.arm_dead_man(Duration::from_secs(10), std::process::id(), monotonic_ns()).unwrap();
+    assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_TX);
+    // The kernel marks the exit: fenced at once, stamp fresh or not.
+    dp.mark_dead_man_exited().unwrap();
+    assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_DROP, "no ARP for the VIP");
+    assert_eq!(dp.test_run(&udp_to(VIP)).unwrap().verdict, XDP_DROP, "VIP traffic dropped");
+    assert_eq!(dp.test_run(&udp_to(OTHER)).unwrap().verdict, XDP_PASS);
+    assert_eq!(dp.reason(Reason::DeadManTrip).unwrap(), 1);
+    assert_eq!(dp.reason(Reason::DeadManExit).unwrap(), 1);
+    assert!(dp.dead_man().unwrap().tripped_ns.is_some());
+    // A stamp (a live daemon) clears the exit and the latch.
+    dp.stamp(Duration::from_secs(10), monotonic_ns()).unwrap();
+    let d = dp.dead_man().unwrap();
+    assert!(!d.exited && d.tripped_ns.is_none());
+    assert_eq!(d.tgid, std::process::id());
+    assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_TX);
+    // Disarmed (clean stop): the tgid is forgotten.
+    dp.disarm_dead_man().unwrap();
+    assert_eq!(dp.dead_man().unwrap(), tandem_dataplane::DeadManState::default());
+}
+
+#[test]
+fn privileged_kill_9_of_the_armed_process_fences_the_node_through_the_exit_tracepoint() {
+    if !privileged("privileged_kill_9_of_the_armed_process_fences_the_node_through_the_exit_tracepoint") {
+        return;
+    }
+    let mut dp = load();
+    dp.set_vip_owned(VIP, OURS, true).unwrap();
+    // Another process's exit is not the armed one's.
+    let mut other = std::process::Command::new("true").spawn().expect("spawn true");
+    arm_for_a_child_and_kill_it(&mut dp);
+    other.wait().unwrap();
+    assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_DROP, "no ARP for the VIP");
+    assert_eq!(dp.test_run(&udp_to(VIP)).unwrap().verdict, XDP_DROP, "VIP traffic dropped");
+    assert_eq!(dp.reason(Reason::DeadManExit).unwrap(), 1);
+    assert!(dp.dead_man().unwrap().tripped_ns.is_some());
+}
+
+#[test]
+fn privileged_other_exits_and_a_disarmed_exit_do_not_fence() {
+    if !privileged("privileged_other_exits_and_a_disarmed_exit_do_not_fence") {
+        return;
+    }
+    let mut dp = load();
+    dp.set_vip_owned(VIP, OURS, true).unwrap();
+    assert!(dp.exit_fence_attached());
+    // Armed for a child that keeps running while others exit.
+    let mut armed = std::process::Command::new("sleep").arg("5").spawn().expect("spawn sleep");
+    dp.arm_dead_man(Duration::from_secs(10), armed.id(), monotonic_ns()).unwrap();
+    for _ in 0..3 {
+        std::process::Command::new("true").status().unwrap();
+    }
+    assert!(!dp.dead_man().unwrap().exited);
+    // Disarmed before it dies (a clean stop): no fence.
+    dp.disarm_dead_man().unwrap();
+    armed.kill().unwrap();
+    armed.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!dp.dead_man().unwrap().exited);
+    assert_eq!(dp.test_run(&arp_request(VIP)).unwrap().verdict, XDP_TX);
+    assert_eq!(dp.reason(Reason::DeadManExit).unwrap(), 0);
 }

@@ -131,7 +131,7 @@ fn privileged_a_fenced_node_reflects_no_echo() {
     }
     let mut dp = setup();
     let f = request_spec(PEER_ADDR, &echo(PEER, 0, 1)).build();
-    dp.arm_dead_man(Duration::from_millis(20), monotonic_ns()).unwrap();
+    dp.arm_dead_man(Duration::from_millis(20), 0, monotonic_ns()).unwrap();
     expect(&mut dp, &f, XDP_TX, Reason::EchoReflected);
     std::thread::sleep(Duration::from_millis(30));
     expect(&mut dp, &f, XDP_DROP, Reason::EchoFenced);
@@ -139,6 +139,27 @@ fn privileged_a_fenced_node_reflects_no_echo() {
     // The daemon stamps again: reflected again.
     dp.stamp(Duration::from_millis(20), monotonic_ns()).unwrap();
     expect(&mut dp, &f, XDP_TX, Reason::EchoReflected);
+}
+
+#[test]
+fn privileged_an_exited_daemon_reflects_no_echo() {
+    if !privileged("privileged_an_exited_daemon_reflects_no_echo") {
+        return;
+    }
+    let mut dp = setup();
+    let f = request_spec(PEER_ADDR, &echo(PEER, 0, 1)).build();
+    dp.arm_dead_man(Duration::from_secs(10), std::process::id(), monotonic_ns()).unwrap();
+    expect(&mut dp, &f, XDP_TX, Reason::EchoReflected);
+    // The exit flag alone, stamp fresh: not reflected.
+    dp.mark_dead_man_exited().unwrap();
+    expect(&mut dp, &f, XDP_DROP, Reason::EchoFenced);
+    assert_eq!(dp.reason(Reason::DeadManExit).unwrap(), 1);
+    dp.stamp(Duration::from_secs(10), monotonic_ns()).unwrap();
+    expect(&mut dp, &f, XDP_TX, Reason::EchoReflected);
+    // Through the kernel: the armed process is killed (SIGKILL).
+    arm_for_a_child_and_kill_it(&mut dp);
+    expect(&mut dp, &f, XDP_DROP, Reason::EchoFenced);
+    assert_eq!(dp.reason(Reason::DeadManExit).unwrap(), 2);
 }
 
 #[test]

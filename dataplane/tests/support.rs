@@ -85,3 +85,25 @@ pub fn client6(i: u32) -> IpAddr {
         i as u16,
     ))
 }
+
+/// Spawns `sleep 5`, arms the switch for it with a budget that never goes
+/// stale during the test, kills it with SIGKILL and waits for the exit
+/// fence to mark the entry (within 1 s).
+pub fn arm_for_a_child_and_kill_it(dp: &mut Dataplane) {
+    assert!(dp.exit_fence_attached(), "the exit fence (tandem_exit_fence on sched_process_exit) is attached");
+    let mut child = std::process::Command::new("sleep").arg("5").spawn().expect("spawn sleep");
+    dp.arm_dead_man(std::time::Duration::from_secs(10), child.id(), tandem_dataplane::monotonic_ns()).unwrap();
+    assert_eq!(dp.dead_man().unwrap().tgid, child.id());
+    assert!(!dp.dead_man().unwrap().exited);
+    // A stamp keeps the tgid.
+    dp.stamp(std::time::Duration::from_secs(10), tandem_dataplane::monotonic_ns()).unwrap();
+    assert_eq!(dp.dead_man().unwrap().tgid, child.id());
+    child.kill().expect("SIGKILL the child");
+    child.wait().expect("reap the child");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while !dp.dead_man().unwrap().exited {
+        assert!(std::time::Instant::now() < deadline, "the exit fence did not mark the child's exit within 1 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+

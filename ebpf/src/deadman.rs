@@ -7,13 +7,14 @@
 //! holds until the daemon clears it, so a daemon that wakes up cannot
 //! serve again before it has stepped down. It owns no other decision.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns};
 use tandem_common::*;
 
 use crate::maps::{self, count};
 
 /// The node is fenced (the switch is armed and the daemon's stamp is
-/// stale, now or earlier without a reset). Latches the trip.
+/// stale or its process exited, now or earlier without a reset). Latches
+/// the trip.
 #[inline(always)]
 pub fn fenced() -> bool {
     let Some(d) = maps::DEAD_MAN.get_ptr_mut(0) else {
@@ -30,6 +31,13 @@ pub fn fenced() -> bool {
             return true;
         }
         let now = bpf_ktime_get_ns();
+        // The daemon's process exited (`exit_fence`): fenced at once.
+        if (*d).exited != 0 {
+            (*d).tripped_ns = now;
+            count(Reason::DeadManTrip);
+            count(Reason::DeadManExit);
+            return true;
+        }
         if now > (*d).stamp_ns && now - (*d).stamp_ns > budget {
             (*d).tripped_ns = now;
             count(Reason::DeadManTrip);
@@ -37,4 +45,31 @@ pub fn fenced() -> bool {
         }
     }
     false
+}
+
+/// `sched_process_exit` (raw tracepoint, `tandem_exit_fence`): when the
+/// exiting task is the armed daemon's thread-group leader, mark the entry
+/// `exited`, so the next packet fences the node without waiting for the
+/// stamp to go stale (kill -9 leaves the XDP program attached until the
+/// kernel releases the daemon's links, or for good when pinned). Tasks are
+/// told by their pid/tgid in the initial pid namespace
+/// (`bpf_get_current_pid_tgid`): the daemon arms it with its own.
+#[inline(always)]
+pub fn on_exit() {
+    let Some(d) = maps::DEAD_MAN.get_ptr_mut(0) else {
+        return;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    let pid = pid_tgid as u32;
+    if pid != tgid {
+        return;
+    }
+    // SAFETY: d points to the map's only value; one 32-bit read and write.
+    unsafe {
+        let armed = (*d).tgid;
+        if armed != 0 && armed == tgid && (*d).budget_ns != 0 {
+            (*d).exited = 1;
+        }
+    }
 }

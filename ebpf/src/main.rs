@@ -70,6 +70,14 @@ mod programs {
         crate::new_flow::run::<true>(&ctx) as u32
     }
 
+    /// The exit fence: `sched_process_exit` marks the dead-man entry when
+    /// the armed daemon's process exits (`deadman::on_exit`).
+    #[aya_ebpf::macros::raw_tracepoint(tracepoint = "sched_process_exit")]
+    pub fn tandem_exit_fence(_ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+        crate::deadman::on_exit();
+        0
+    }
+
     /// The SIP stage (`Stage::Sip`): Call-ID persistence.
     #[xdp]
     pub fn tandem_sip(ctx: XdpContext) -> u32 {

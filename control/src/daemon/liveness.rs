@@ -70,7 +70,9 @@ impl Daemon {
     pub(super) fn arm_liveness(&mut self) -> anyhow::Result<()> {
         let now = Instant::now();
         if let Some(budget) = self.cfg.heartbeat.dead_man {
-            self.dp.arm_dead_man(budget, mono_ns())?;
+            // Armed for this process: the kernel's exit fence fences the
+            // node as soon as it exits (kill -9), before the stamp is stale.
+            self.dp.arm_dead_man(budget, std::process::id(), mono_ns())?;
         }
         self.live.last_stamp = now;
         self.live.last_turn = now;

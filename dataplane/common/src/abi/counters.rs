@@ -179,9 +179,13 @@ pub enum Reason {
     /// node's (another node id, echo identity unset, not from the
     /// configured peer's address, a path out of range, not IPv4).
     EchoBadReply = 56,
+    /// The dead-man switch tripped because the armed daemon's process
+    /// exited (`sched_process_exit`, e.g. kill -9) before its stamp went
+    /// stale (counted once per trip, with `DeadManTrip`).
+    DeadManExit = 57,
 }
 
-pub const REASON_COUNT: u32 = 57;
+pub const REASON_COUNT: u32 = 58;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -242,6 +246,7 @@ impl Reason {
         Reason::EchoBadMac,
         Reason::EchoStale,
         Reason::EchoBadReply,
+        Reason::DeadManExit,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -295,6 +300,7 @@ impl Reason {
             Reason::DeadManTrip => "dead_man_trip",
             Reason::DeadManDrop => "dead_man_drop",
             Reason::DeadManArp => "dead_man_arp",
+            Reason::DeadManExit => "dead_man_exit",
             Reason::VipNotOwned => "vip_not_owned",
             Reason::EchoReflected => "echo_reflected",
             Reason::EchoFenced => "echo_fenced",

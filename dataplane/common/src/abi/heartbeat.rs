@@ -20,12 +20,17 @@ pub struct HbConfig {
 /// older than the budget *fences* the node: the program stops answering
 /// ARP for the VIPs and drops traffic to them, and latches `tripped_ns`
 /// (the time it first saw the stale stamp) until the daemon clears it.
+/// `tgid` is the armed daemon's process (0: none); when its thread-group
+/// leader exits (`sched_process_exit`, program `tandem_exit_fence`) the
+/// kernel sets `exited` and the node is fenced at once, stamp or not.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct DeadMan {
     pub stamp_ns: u64,
     pub budget_ns: u64,
     pub tripped_ns: u64,
+    pub tgid: u32,
+    pub exited: u32,
 }
 
 /// Heartbeats that failed authentication from a configured sender's

@@ -106,6 +106,7 @@ const _: () = {
     assert!(core::mem::size_of::<NatReverse>() == 8);
     assert!(core::mem::size_of::<SchedState>() == 8);
     assert!(core::mem::size_of::<Settings>() == 32);
+    assert!(core::mem::size_of::<DeadMan>() == 32);
     assert!(core::mem::size_of::<CallKey>() == 16);
     assert!(core::mem::size_of::<CallValue>() == 24);
     assert!(core::mem::size_of::<CallEvent>() == 160);

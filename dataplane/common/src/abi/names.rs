@@ -61,6 +61,11 @@ pub mod progs {
     pub const SIP: &str = "tandem_sip";
     /// XDP_PASS, for the far end of veths that receive XDP_TX/REDIRECT.
     pub const PASS: &str = "tandem_pass";
+    /// Raw tracepoint on `sched_process_exit`: sets `DEAD_MAN.exited` when
+    /// the armed daemon's thread-group leader exits.
+    pub const EXIT_FENCE: &str = "tandem_exit_fence";
+    /// The kernel tracepoint [`EXIT_FENCE`] is attached to.
+    pub const EXIT_FENCE_TP: &str = "sched_process_exit";
 
     // The benchmark object's programs.
     /// Benchmark floor: XDP_TX on the same packet.
