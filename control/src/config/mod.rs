@@ -370,9 +370,8 @@ pub struct DataplaneConfig {
     pub flow_entries: u32,
     /// The bpffs directory the dispatcher's links are pinned in (with the
     /// dead-man switch armed), so that XDP outlives a killed daemon. None
-    /// (the default): not pinned — until the exit tracepoint fences an
-    /// orphaned program at once, pinning slows kill -9 detection to the
-    /// dead-man budget + the echo deadline.
+    /// (the default): not pinned. Where the exit tracepoint cannot attach,
+    /// a pinned orphan proves liveness until the dead-man budget runs out.
     pub pin_dir: Option<PathBuf>,
 }
 
