@@ -30,8 +30,9 @@
 //!   down (not merely silent with the echo Unknown). A peer never heard is
 //!   positively dead unless some echo is Alive.
 //! - **misconfigured**: a bad-MAC heartbeat from the peer's address
-//!   ([`Event::PeerBadMac`]) within the deadline: the peer is alive with
-//!   another key. A valid heartbeat on that path clears it.
+//!   ([`Event::PeerBadMac`]) within [`PairConfig::misconfigured_hold`]
+//!   (`max(1 s, 10 × deadline)`): the peer is alive with another key. A
+//!   valid heartbeat on that path clears it.
 //! - **epoch**: the term of the active role. A node that becomes active takes
 //!   `max(own, peer's) + 1`; every node adopts the highest epoch it hears;
 //!   the epoch never decreases (it restarts at 0 only with the process).

@@ -139,7 +139,8 @@ impl Daemon {
     pub(super) fn refresh_bad_mac(&mut self) {
         let now = Instant::now();
         let now_ns = mono_ns();
-        let hold_ns = self.cfg.heartbeat.deadline().as_nanos() as u64 * 2;
+        // The alarm stands as long as the pair holds the peer misconfigured.
+        let hold_ns = self.pair.config().misconfigured_hold().as_nanos() as u64;
         let mut fresh = std::collections::HashSet::new();
         for (node_id, count, last_ns, ifindex) in self.dp.bad_mac_senders() {
             if node_id != self.peer_id {

@@ -100,7 +100,9 @@ impl Pair {
             bad_mac_left: self
                 .bad_mac
                 .iter()
-                .map(|t| left(t.map(|t| t + deadline)).filter(|d| !d.is_zero()))
+                .map(|t| {
+                    left(t.map(|t| t + self.cfg.misconfigured_hold())).filter(|d| !d.is_zero())
+                })
                 .collect(),
             damping: self.damping.print(now),
             switchover_left: self.switchover_hold.map(left),

@@ -80,8 +80,9 @@ impl Pair {
         self.state_held_since.is_some()
     }
 
-    /// A bad-MAC heartbeat from the peer's address within the deadline on
-    /// some path: the peer is alive and misconfigured.
+    /// A bad-MAC heartbeat from the peer's address within
+    /// [`PairConfig::misconfigured_hold`] on some path: the peer is alive
+    /// and misconfigured.
     pub fn peer_misconfigured(&self, now: Instant) -> bool {
         self.misconfigured_until().is_some_and(|t| now < t)
     }
@@ -100,7 +101,8 @@ impl Pair {
                         .is_some_and(|p| p.heard_on(path, now, deadline)),
                     reported_down: self.peer.as_ref().is_some_and(|p| p.paths[i].reported_down),
                     echo: self.echo_state(path, now),
-                    bad_mac: self.bad_mac[i].is_some_and(|t| now < t + deadline),
+                    bad_mac: self.bad_mac[i]
+                        .is_some_and(|t| now < t + self.cfg.misconfigured_hold()),
                     alive: self.path_alive(path, now),
                 }
             })
@@ -189,8 +191,8 @@ impl Pair {
 
     /// When the newest bad-MAC evidence expires.
     pub(super) fn misconfigured_until(&self) -> Option<Instant> {
-        let deadline = self.cfg.deadline();
-        self.bad_mac.iter().flatten().map(|&t| t + deadline).max()
+        let hold = self.cfg.misconfigured_hold();
+        self.bad_mac.iter().flatten().map(|&t| t + hold).max()
     }
 
     /// The newest heartbeat or echo return of the peer.

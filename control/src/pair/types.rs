@@ -59,6 +59,19 @@ impl PairConfig {
         self.init_hold.max(self.deadline())
     }
 
+    /// How long one bad-MAC heartbeat keeps the peer misconfigured (alive
+    /// with another key): `max(1 s, 10 × deadline)`. Far longer than the
+    /// deadline, because a wrong-key peer's echoes are not reflected and
+    /// its heartbeats do not authenticate: the bad MACs are the only proof
+    /// it lives, and the runtime reads them from the kernel on its own
+    /// schedule, which a busy machine delays. A misconfigured peer that
+    /// dies is taken over this long after its last bad MAC.
+    pub fn misconfigured_hold(&self) -> Duration {
+        self.deadline()
+            .saturating_mul(10)
+            .max(Duration::from_secs(1))
+    }
+
     /// How long the runtime has to answer [`Action::ProbeWitness`].
     pub fn witness_timeout(&self) -> Duration {
         self.init_hold.max(self.deadline())

@@ -629,8 +629,14 @@ fn a_peer_with_a_bad_mac_is_never_taken_over_beside() {
     );
     assert_eq!(holds(&acts), vec![Hold::PeerMisconfigured]);
     assert!(n.pair.path_liveness(n.now)[0].bad_mac);
-    // The misconfigured peer stops (or dies): its silence counts again.
-    n.advance(DEADLINE);
+    // The misconfigured peer stops (or dies): its silence counts again,
+    // once the misconfigured hold after its last bad MAC has passed.
+    let hold = n.pair.config().misconfigured_hold();
+    assert!(hold >= 10 * DEADLINE);
+    n.advance(hold - 2 * INTERVAL);
+    assert!(n.pair.peer_misconfigured(n.now), "still within the hold");
+    assert_eq!(n.pair.state(), Standby);
+    n.advance(2 * INTERVAL);
     assert!(!n.pair.peer_misconfigured(n.now));
     assert_eq!(n.pair.state(), Active);
 }
