@@ -5,8 +5,8 @@
 //! for tests that need root ([`privileged`]), tandem's dispatcher on a
 //! lab director ([`director`]), two `tandemd` in a pair lab
 //! ([`tandemd`]), simulated cards on a shared trunk ([`cards`]), bounded
-//! polling ([`wait`]) and simulated hypervisor steal time on the lab's
-//! CPUs ([`steal`]).
+//! polling ([`wait`]), simulated hypervisor steal time on the lab's
+//! CPUs ([`steal`]) and a noisy neighbour beside a pair ([`noise`]).
 //!
 //! Nothing here plays a peer (SIP, heartbeats, requests: see
 //! [`crate::actors`]) or measures anything (see [`crate::bench`]).
@@ -15,6 +15,7 @@ pub mod cards;
 pub mod cmd;
 pub mod director;
 pub mod netns;
+pub mod noise;
 pub mod privileged;
 pub mod steal;
 pub mod tandemd;

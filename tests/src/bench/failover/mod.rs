@@ -17,7 +17,7 @@
 //! beforehand, so that the failure lands within microseconds of T0.
 //!
 //! `--noisy` runs every trial beside a competing load that the bench
-//! starts and stops itself ([`noise`]: stress-ng CPU and RT load and a
+//! starts and stops itself ([`crate::lab::noise`]: stress-ng CPU and RT load and a
 //! second tandem pair). `--steal PCT` (1..=60) runs the whole bench under
 //! simulated hypervisor steal time ([`crate::lab::steal`]: one spinner per
 //! CPU, pinned, at SCHED_FIFO 99 above the daemons' 50, busy PCT % of the
@@ -58,7 +58,6 @@
 //! Layout: [`run`] and the measurement's parameters here; the harness
 //! (`harness`: lab, responders, link setters), one trial (`trial`), the
 //! systems (`tandem`, `keepalived`) over one daemon wrapper (`daemon`),
-//! the noisy neighbour (`noise`),
 //! the observers on the client (`probes`, `arp`), the link setter
 //! (`netlink`), raw system calls (`os`) and the statistics and reports
 //! (`report`).
@@ -68,7 +67,6 @@ mod daemon;
 mod keepalived;
 mod harness;
 mod netlink;
-mod noise;
 mod os;
 mod probes;
 mod report;
@@ -84,7 +82,11 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::lab::noise::Noise;
 use crate::lab::steal;
+
+/// stress-ng's own bound (`--timeout`): no load outlives a bench this long.
+const NOISE_BOUND: Duration = Duration::from_secs(4 * 3600);
 use harness::{Bench, verbose};
 use report::{Results, markdown, ms, num, svg, target_checks};
 pub use trial::Trial;
@@ -185,7 +187,7 @@ pub struct Options {
     pub failures: Vec<Failure>,
     pub tandemd: PathBuf,
     pub keepalived: PathBuf,
-    /// `--noisy`: the competing load of [`noise`] for the whole run.
+    /// `--noisy`: the competing load of [`Noise`] for the whole run.
     pub noisy: bool,
     /// `--steal PCT`: simulated steal time of PCT % (1..=60) on every CPU
     /// for the whole run ([`crate::lab::steal`]).
@@ -302,7 +304,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
             tandemctl,
         };
         eprintln!("failover bench: --noisy: starting stress-ng (CPU, RT at priority {}) and a second tandem pair", tandem::REALTIME_PRIORITY);
-        Some(noise::Noise::start(&bins, tandem::REALTIME_PRIORITY)?)
+        Some(Noise::start(&bins, tandem::REALTIME_PRIORITY, NOISE_BOUND)?)
     } else {
         None
     };

@@ -1,41 +1,71 @@
-//! The noisy neighbour of `--noisy`: competing load that the bench starts
-//! before its first trial and stops, by PID, when it is dropped (on every
-//! exit path of [`super::run`], a panic's unwinding included; the
-//! processes also get SIGTERM if the bench itself dies, and stress-ng
-//! stops by itself after [`STRESS_TIMEOUT`]). It owns those processes and
-//! the second pair's lab; it measures nothing itself, except what the
-//! second pair did (its role changes), read from its timeline at the end.
+//! The noisy neighbour: competing load started beside a pair under test,
+//! the way a real director also runs a CTI server, an SBC or a busy DAHDI
+//! driver. `cargo xtask bench failover --noisy` and the detection lab's
+//! soak both run it ([`Noise`]); the rule for a missing `stress-ng` is
+//! [`require_stress_ng`].
 //!
 //! The load: `stress-ng --cpu 2 --cpu-load 60` (CFS on both CPUs), one
 //! `stress-ng` worker at SCHED_FIFO at the daemons' own priority with a
 //! bounded duty cycle (30 % in 2 ms busy slices, so the machine stays
 //! usable), and a second tandem pair (1 ms × 3) in its own lab
 //! namespaces, idle but running.
+//!
+//! It stops only the processes it started, by PID, when dropped (on every
+//! path out, a panic's unwinding included); each stress-ng also gets
+//! SIGTERM if its starter dies and stops by itself after its `--timeout`.
+//! It measures nothing itself, except what the second pair did (its role
+//! changes, read from its timeline).
 
+use std::io::Write;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
+use crate::lab::privileged::REQUIRE_ENV;
 use crate::lab::tandemd::{Binaries, Pair, PairOptions, WorkDir};
 
-/// stress-ng's own bound (`--timeout`): no load outlives a bench this long.
-const STRESS_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 /// The RT worker's busy slice (`--cpu-load-slice`, ms).
 const RT_SLICE_MS: u32 = 2;
+
+/// stress-ng on PATH, or where Debian's package puts it.
+pub fn stress_ng() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join("stress-ng"))
+        .find(|p| p.is_file())
+}
+
+/// stress-ng, or `None` after saying why `test` skips (a panic where
+/// skipping is forbidden: `TANDEM_REQUIRE_PRIVILEGED=1`).
+pub fn require_stress_ng(test: &str) -> Option<PathBuf> {
+    if let Some(p) = stress_ng() {
+        return Some(p);
+    }
+    let reason = "stress-ng is not installed (`cargo xtask setup` installs Debian's `stress-ng`)";
+    if std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test}: {reason}, and {REQUIRE_ENV}=1 forbids skipping it");
+    }
+    let _ = writeln!(std::io::stderr(), "SKIP {test}: {reason}");
+    None
+}
 
 /// One stress-ng run: its command line (for the report) and its process.
 struct Stress {
     args: Vec<String>,
     child: Child,
+    /// Stopped and reaped: its PID may belong to someone else now.
+    reaped: bool,
 }
 
 impl Stress {
-    fn start(args: &[String]) -> Result<Stress> {
-        let mut cmd = Command::new("stress-ng");
-        cmd.args(args)
+    fn start(bin: &PathBuf, args: Vec<String>) -> Result<Stress> {
+        let mut cmd = Command::new(bin);
+        cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -51,11 +81,8 @@ impl Stress {
         }
         let child = cmd
             .spawn()
-            .context("starting stress-ng (`cargo xtask setup` installs it)")?;
-        Ok(Stress {
-            args: args.to_vec(),
-            child,
-        })
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(Stress { args, child, reaped: false })
     }
 
     fn command_line(&self) -> String {
@@ -79,6 +106,9 @@ impl Stress {
     /// SIGTERM to the parent (which stops its workers), up to 3 s, then
     /// SIGKILL to the workers it had and to the parent; reaped.
     fn stop(&mut self) {
+        if std::mem::replace(&mut self.reaped, true) {
+            return;
+        }
         let workers = self.workers();
         if self.running() {
             // SAFETY: kill(2) on our own child's PID.
@@ -101,8 +131,8 @@ impl Stress {
     }
 }
 
-/// The competing load of `--noisy`, running while this lives.
-pub(super) struct Noise {
+/// The competing load, running while this lives.
+pub struct Noise {
     stress: Vec<Stress>,
     /// The second pair: its daemons, then its lab, dropped in that order.
     pair: Option<Pair>,
@@ -113,38 +143,29 @@ pub(super) struct Noise {
 }
 
 impl Noise {
-    /// Starts the CPU load, the RT load at `rt_priority` and the second
-    /// pair (1 ms × 3, no sync), and waits until that pair is steady.
-    pub(super) fn start(bins: &Binaries, rt_priority: u32) -> Result<Noise> {
-        let t = STRESS_TIMEOUT.as_secs().to_string();
-        let cpu: Vec<String> = ["--cpu", "2", "--cpu-load", "60", "--timeout", &t]
-            .map(String::from)
-            .to_vec();
-        let rt: Vec<String> = [
-            "--cpu",
-            "1",
-            "--cpu-load",
-            "30",
-            "--cpu-load-slice",
-            &RT_SLICE_MS.to_string(),
-            "--sched",
-            "fifo",
-            "--sched-prio",
-            &rt_priority.to_string(),
-            "--timeout",
-            &t,
-        ]
-        .map(String::from)
-        .to_vec();
+    /// Starts the CPU load, the RT load at `rt_priority` (both bounded by
+    /// stress-ng's `--timeout` of `bound`) and the second pair (1 ms × 3,
+    /// no sync), and waits until that pair is steady.
+    pub fn start(bins: &Binaries, rt_priority: u32, bound: Duration) -> Result<Noise> {
+        let bin = stress_ng().context("stress-ng is not installed (`cargo xtask setup` installs it)")?;
+        let t = format!("{}s", bound.as_secs().max(1));
+        let cpu = ["--cpu", "2", "--cpu-load", "60", "--timeout", &t];
+        let slice = RT_SLICE_MS.to_string();
+        let prio = rt_priority.to_string();
+        let rt = [
+            "--cpu", "1", "--cpu-load", "30", "--cpu-load-slice", &slice, "--sched", "fifo", "--sched-prio", &prio,
+            "--timeout", &t,
+        ];
         let mut noise = Noise {
             stress: Vec::new(),
             pair: None,
-            _dir: WorkDir::new("bench-noise")?,
+            _dir: WorkDir::new("noise")?,
             rt_check: None,
             started: Instant::now(),
         };
-        noise.stress.push(Stress::start(&cpu)?);
-        noise.stress.push(Stress::start(&rt)?);
+        for args in [&cpu[..], &rt[..]] {
+            noise.stress.push(Stress::start(&bin, args.iter().map(|s| s.to_string()).collect())?);
+        }
         // The workers are forked after a moment; check they run and how.
         std::thread::sleep(Duration::from_millis(500));
         for s in noise.stress.iter_mut() {
@@ -174,9 +195,14 @@ impl Noise {
         Ok(noise)
     }
 
+    /// The stress-ng command lines.
+    pub fn command_lines(&self) -> Vec<String> {
+        self.stress.iter().map(Stress::command_line).collect()
+    }
+
     /// The second pair's role changes since it was steady: entries into
     /// the active role after each node's first state.
-    fn pair_role_changes(&self) -> usize {
+    pub fn pair_role_changes(&self) -> usize {
         let Some(p) = &self.pair else { return 0 };
         [&p.a, &p.b]
             .iter()
@@ -191,9 +217,9 @@ impl Noise {
             .saturating_sub(1)
     }
 
-    /// What ran, for the report (JSON and one Markdown line).
-    pub(super) fn describe(&self) -> (Value, String) {
-        let cmds: Vec<String> = self.stress.iter().map(Stress::command_line).collect();
+    /// What ran, for a report (JSON and one Markdown line).
+    pub fn describe(&self) -> (Value, String) {
+        let cmds = self.command_lines();
         let lab = self.pair.as_ref().map(|p| p.lab.prefix().to_string());
         let changes = self.pair_role_changes();
         let secs = self.started.elapsed().as_secs_f64();
@@ -212,13 +238,19 @@ impl Noise {
         );
         (v, md)
     }
+
+    /// Stops the load now (as dropping it does), keeping what
+    /// [`Noise::pair_role_changes`] reads.
+    pub fn stop_stress(&mut self) {
+        for s in self.stress.iter_mut() {
+            s.stop();
+        }
+    }
 }
 
 impl Drop for Noise {
     fn drop(&mut self) {
-        for s in self.stress.iter_mut() {
-            s.stop();
-        }
+        self.stop_stress();
         self.pair = None;
     }
 }
