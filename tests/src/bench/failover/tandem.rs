@@ -167,13 +167,21 @@ impl Bench {
             // a lost the role in the trial (a flap, unless it restarted):
             // it is held down, advertises priority 0 and b refuses to hand
             // the role to it until the hold-down ends — the damping working,
-            // not an unstable pair. Wait it out (bounded) before asking.
-            let held = || {
-                admin_status(&sa)
-                    .and_then(|v| v.pointer("/damping/hold_down_ms").cloned())
-                    .is_some_and(|h| !h.is_null())
+            // not an unstable pair. Wait it out (bounded: what is left of
+            // its hold-down, which backs off over the trials' flaps) until
+            // b sees a as a standby that would take the role (priority > 0,
+            // as b's switchover requires) before asking.
+            let hold_left = admin_status(&sa)
+                .and_then(|v| v.pointer("/damping/hold_down_ms").and_then(Value::as_u64))
+                .map_or(Duration::ZERO, Duration::from_millis);
+            let ready = || {
+                admin_status(&sb).is_some_and(|v| {
+                    v.pointer("/peer/state").and_then(Value::as_str) == Some("standby")
+                        && v.pointer("/peer/priority").and_then(Value::as_u64).is_some_and(|p| p > 0)
+                })
             };
-            wait_until(Duration::from_secs(10), HARNESS_POLL, || !held());
+            let bound = (hold_left + Duration::from_secs(3)).min(Duration::from_secs(120));
+            wait_until(bound, HARNESS_POLL, ready);
             let reply = UnixStream::connect(&sb).and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
                 s.write_all(b"{\"cmd\":\"switchover\"}\n")?;
