@@ -338,6 +338,11 @@ fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
                     s.iter().all(|s| s.reals.len() == reals),
                     "a service without its {reals} reals"
                 );
+                // The Flags column: what each service was configured with.
+                for s in &s {
+                    let i = usize::from(s.port - 5060);
+                    assert_eq!(s.flags, large_lab::flags_of(i), "service {i} (port {})", s.port);
+                }
             }
             ("reals", Response::Reals { reals: r }) => {
                 assert_eq!(r.len(), services * reals);

@@ -230,14 +230,32 @@ fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
             }),
         "SIGHUP recorded: {events:?}"
     );
+    // `tandemctl save`: the running configuration as a file that
+    // `tandemd --check` accepts and that reads back to the same one.
+    let saved = dir.0.join("saved.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("save")
+        .output()
+        .expect("tandemctl save");
+    assert!(out.status.success(), "tandemctl save: {}", String::from_utf8_lossy(&out.stderr));
+    std::fs::write(&saved, &out.stdout).expect("saved file");
+    let check = Command::new(tandemd()).arg("--check").arg("--config").arg(&saved).output().expect("tandemd --check");
+    assert!(check.status.success(), "tandemd --check refused the saved file: {}\n{}", String::from_utf8_lossy(&check.stderr), String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        tandem_control::config::Config::load(&saved).expect("saved"),
+        tandem_control::config::Config::load(&cfg).expect("running"),
+        "save round-trips to the running configuration"
+    );
     d.signal(libc::SIGTERM);
     let st = d
         .exited(Duration::from_secs(5))
         .expect("SIGTERM stops tandemd");
     assert!(st.success(), "clean exit on SIGTERM: {st}");
 
-    // An error on the way (an admin socket it cannot create) reaches
-    // stderr, once, with the object it concerns.
+    // An error on the way (an admin socket it cannot create) stops the
+    // start and reaches stderr, once, with the object it concerns.
     let bad = PathBuf::from("/proc/tandem-no-such-dir/a.sock");
     std::fs::write(&cfg, config(&bad, "")).expect("config");
     let err = dir.0.join("b.err");
@@ -253,8 +271,8 @@ fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    d.signal(libc::SIGTERM);
-    let _ = d.exited(Duration::from_secs(5));
+    let st = d.exited(Duration::from_secs(5));
+    assert!(st.is_some_and(|s| !s.success()), "tandemd must refuse to start without its admin socket: {st:?}\n{logged}");
     let lines: Vec<&str> = logged
         .lines()
         .filter(|l| l.contains("/proc/tandem-no-such-dir/a.sock"))
@@ -265,4 +283,41 @@ fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
         "the admin socket error, logged once: {logged}"
     );
     assert!(lines[0].contains("ERROR"), "at error level: {}", lines[0]);
+}
+
+#[test]
+fn privileged_a_second_daemon_on_the_same_admin_socket_refuses_to_start() {
+    const NAME: &str = "privileged_a_second_daemon_on_the_same_admin_socket_refuses_to_start";
+    if !require_privileged(NAME) {
+        return;
+    }
+    let (ns1, ns2) = (lab("sock1"), lab("sock2"));
+    let dir = Dir::new("samesock");
+    let socket = dir.0.join("a.sock");
+    let cfg = dir.0.join("tandem.toml");
+    std::fs::write(&cfg, config(&socket, "")).expect("config");
+    let mut first = Daemon::start(&ns1.0, &cfg, &dir.0.join("1.err"));
+    let status = || admin::request(&socket, &admin::Request::Status, Duration::from_millis(500));
+    let end = Instant::now() + Duration::from_secs(15);
+    while !matches!(status(), Ok(admin::Response::Status(_))) {
+        assert!(Instant::now() < end, "the first tandemd did not answer: {}", std::fs::read_to_string(dir.0.join("1.err")).unwrap_or_default());
+        assert!(first.exited(Duration::ZERO).is_none(), "the first tandemd exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The same socket path, in another namespace, under another name.
+    let cfg2 = dir.0.join("second.toml");
+    std::fs::write(&cfg2, config(&socket, "").replace("name = \"a\"", "name = \"second\"")).expect("config");
+    let err = dir.0.join("2.err");
+    let mut second = Daemon::start(&ns2.0, &cfg2, &err);
+    let st = second.exited(Duration::from_secs(15));
+    let text = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(st.is_some_and(|s| !s.success()), "the second tandemd must refuse to start: {st:?}\n{text}");
+    let named: Vec<&str> = text.lines().filter(|l| l.contains(&*socket.to_string_lossy()) && l.contains("in use")).collect();
+    assert_eq!(named.len(), 1, "the refusal names the socket in use, once: {text}");
+    // The first keeps its socket and still answers for itself.
+    match status() {
+        Ok(admin::Response::Status(s)) => assert_eq!(s.node_name, "a", "the socket answers for the first tandemd"),
+        other => panic!("the first tandemd stopped answering: {other:?}"),
+    }
+    assert!(first.exited(Duration::ZERO).is_none(), "the first tandemd exited");
 }

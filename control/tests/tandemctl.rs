@@ -125,6 +125,9 @@ fn canned(req: &Request) -> Response {
         Request::Metrics => Response::Metrics {
             text: "# EOF\n".into(),
         },
+        Request::Save => Response::Config {
+            text: "[node]\nid = 1\n".into(),
+        },
         Request::Sync => Response::Sync(admin::SyncReply {
             enabled: true,
             role: "publisher".into(),
@@ -293,7 +296,7 @@ fn client_function_against_server_thread() {
 #[test]
 fn tandemctl_prints_tables_and_json() {
     let path = socket_path("tables");
-    let server = serve(&path, 10);
+    let server = serve(&path, 11);
 
     let (code, out, err) = tandemctl(&path, &["status"]);
     assert_eq!(code, 0, "{err}");
@@ -413,8 +416,12 @@ fn tandemctl_prints_tables_and_json() {
         "--json keeps zero counts"
     );
 
+    // `save` prints the file text as the daemon wrote it, nothing added.
+    let (code, out, _) = tandemctl(&path, &["save"]);
+    assert_eq!((code, out.as_str()), (0, "[node]\nid = 1\n"));
+
     let seen = server.join().expect("server");
-    assert_eq!(seen.len(), 10);
+    assert_eq!(seen.len(), 11);
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
 

@@ -57,6 +57,9 @@ pub enum Request {
         #[serde(default)]
         after: u64,
     },
+    /// The running configuration as `tandem.toml` text (inline keys
+    /// written out: it reads back to the same configuration).
+    Save,
 }
 
 /// Most events one `events` answer carries.
@@ -85,6 +88,10 @@ pub enum Response {
     },
     Events {
         events: Vec<crate::events::Stamped>,
+    },
+    /// `save`: the running configuration, as a `tandem.toml`.
+    Config {
+        text: String,
     },
     /// A command was carried out (switchover, maintenance).
     Done {

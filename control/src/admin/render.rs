@@ -301,7 +301,7 @@ pub fn render(response: &Response) -> String {
         Response::Reals { reals } => render_reals(reals),
         Response::Cards { spans } => render_cards(spans),
         Response::Sync(s) => render_sync(s),
-        Response::Metrics { text } => text.clone(),
+        Response::Metrics { text } | Response::Config { text } => text.clone(),
         Response::Stats { reasons } => render_stats(reasons),
         Response::Events { events } => events
             .iter()

@@ -57,6 +57,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         after: u64,
     },
+    /// The running configuration as a `tandem.toml` (inline keys
+    /// included: keep it as you keep the file), e.g. `tandemctl save >
+    /// tandem.toml.new && tandemd --check --config tandem.toml.new`.
+    Save,
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Command::Metrics => Some(Request::Metrics),
         Command::Stats => Some(Request::Stats),
         Command::Events { after } => Some(Request::Events { after }),
+        Command::Save => Some(Request::Save),
         // Sent as its wire line: `Request::Cards` may be compiled out (feature admin-cards).
         Command::Cards => None,
         Command::Maintenance { mode } => Some(Request::Maintenance {

@@ -37,6 +37,7 @@
 //! See `control/tandem.example.toml` for every field.
 
 mod dataplane;
+pub mod diff;
 mod keys;
 mod model;
 mod read;

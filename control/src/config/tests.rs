@@ -962,3 +962,88 @@ fn key_files_are_read_and_checked() {
     assert!(e.contains("cannot be read"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Issue 13: the plan of a reload, by identity, with what is refused named.
+mod reload_diff {
+    use super::*;
+    use crate::config::diff::{Change, NotLive, diff};
+
+    fn parse(text: &str) -> Config {
+        Config::parse(text).expect("fixture parses")
+    }
+
+    #[test]
+    fn the_same_file_or_a_reordered_one_changes_nothing() {
+        let a = parse(GOOD);
+        assert!(diff(&a, &a).is_empty());
+        // The two real servers in the other order: the same service.
+        let first = "[[service.real]]\naddress = \"198.18.0.21\"\nmac = \"02:00:00:00:00:21\"\nweight = 2\n";
+        let reordered = GOOD.replacen(first, "", 1) + "\n" + first;
+        let d = diff(&a, &parse(&reordered));
+        assert!(d.is_empty(), "{d}");
+    }
+
+    #[test]
+    fn weights_states_and_schedulers_are_edits_not_deletes() {
+        let a = parse(GOOD);
+        let b = parse(
+            &GOOD
+                .replacen("weight = 2", "weight = 5", 1)
+                .replacen("state = \"draining\"", "state = \"down\"", 1)
+                .replacen("scheduler = \"wrr\"", "scheduler = \"rr\"", 1),
+        );
+        let d = diff(&a, &b);
+        assert!(d.applicable(), "{d}");
+        let text = d.to_string();
+        assert_eq!(
+            text,
+            "~ service udp 198.18.0.100:5060: scheduler wrr -> rr\n\
+             ~ real 198.18.0.21 in udp 198.18.0.100:5060: weight 2 -> 5\n\
+             ~ real 198.18.0.22 in udp 198.18.0.100:5060: state draining -> down\n"
+        );
+    }
+
+    #[test]
+    fn added_and_removed_services_and_reals_come_removals_first() {
+        let a = parse(GOOD);
+        let tcp = "\n[[service]]\nvip = \"198.18.0.100\"\nport = 80\nprotocol = \"tcp\"\nscheduler = \"rr\"\n\n[[service.real]]\naddress = \"198.18.0.21\"\nmac = \"02:00:00:00:00:21\"\n";
+        let b = parse(
+            &(GOOD.replacen(
+                "[[service.real]]\naddress = \"198.18.0.22\"\nmac = \"02:00:00:00:00:22\"\nweight = 1\nstate = \"draining\"\ninterface = \"svc0\"\n",
+                "[[service.real]]\naddress = \"198.18.0.23\"\nmac = \"02:00:00:00:00:23\"\n",
+                1,
+            ) + tcp),
+        );
+        let d = diff(&a, &b);
+        let kinds: Vec<&str> = d
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::ServiceAdded(_) => "service+",
+                Change::ServiceRemoved(_) => "service-",
+                Change::ServiceEdited { .. } => "service~",
+                Change::RealAdded { .. } => "real+",
+                Change::RealRemoved { .. } => "real-",
+                Change::RealEdited { .. } => "real~",
+            })
+            .collect();
+        assert_eq!(kinds, ["service+", "real-", "real+"], "{d}");
+        assert!(d.to_string().contains("- real 198.18.0.22 in udp 198.18.0.100:5060"), "{d}");
+        assert!(d.to_string().contains("+ service tcp 198.18.0.100:80"), "{d}");
+        // The other way round: the TCP service goes.
+        let back = diff(&b, &a);
+        assert_eq!(back.changes[0], Change::ServiceRemoved(crate::config::diff::ServiceId::of(&b.services[1])), "{back}");
+    }
+
+    #[test]
+    fn identity_and_not_yet_live_fields_are_refused_by_name() {
+        let a = parse(GOOD);
+        let b = parse(&GOOD.replacen("id = 1", "id = 3", 1).replacen("priority = 150", "priority = 90", 1).replacen("weight = 2", "weight = 3", 1));
+        let d = diff(&a, &b);
+        assert!(!d.applicable());
+        let refused: Vec<(&str, NotLive)> = d.refused.iter().map(|r| (r.field.as_str(), r.why)).collect();
+        assert_eq!(refused, [("node.id", NotLive::Identity), ("node.priority", NotLive::NotYet)]);
+        assert_eq!(d.changes.len(), 1, "the live part is still planned (and shown by --dry-run): {d}");
+        assert!(d.to_string().contains("refused: node.id: the node's identity"), "{d}");
+    }
+}

@@ -223,9 +223,10 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Binds the admin socket (a failure is logged: the daemon runs on
-    /// without it) and the metrics listener (a failure is an error naming
-    /// the address).
+    /// Binds the admin socket and the metrics listener; a failure of
+    /// either is an error naming the path or address (the daemon does not
+    /// start). Called first in the daemon's set-up, before anything on the
+    /// host changes.
     pub fn bind(cfg: &AdminConfig) -> Result<Clients> {
         let metrics = match cfg.metrics_listen {
             Some(a) => {
@@ -236,16 +237,12 @@ impl Clients {
             }
             None => None,
         };
-        let admin = match admin::bind(&cfg.socket) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::error!(
-                    "admin socket {}: {e}; running without it",
-                    cfg.socket.display()
-                );
-                None
-            }
-        };
+        // Refused, not run without: a daemon nobody can ask or switch over
+        // is not manageable, and a socket in use belongs to another
+        // tandemd that `tandemctl` would answer for.
+        let admin = Some(admin::bind(&cfg.socket).with_context(|| {
+            format!("admin.socket {}", cfg.socket.display())
+        })?);
         Ok(Clients {
             admin,
             metrics,

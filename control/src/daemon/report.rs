@@ -192,7 +192,8 @@ impl Daemon {
                 } else {
                     "dr".into()
                 },
-                flags: Vec::new(),
+                // As the kernel holds them, named as in the file.
+                flags: img.flags().iter().map(|f| f.name().to_string()).collect(),
                 packets: c.packets,
                 bytes: c.bytes,
                 reals,
@@ -275,6 +276,9 @@ impl Daemon {
             Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
             Ok(admin::Request::Metrics) => admin::Response::Metrics {
                 text: self.metrics_text(),
+            },
+            Ok(admin::Request::Save) => admin::Response::Config {
+                text: self.cfg.to_toml_with_keys(),
             },
             Ok(admin::Request::Stats) => match self.dp.reasons() {
                 Ok(v) => admin::Response::Stats {

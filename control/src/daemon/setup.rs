@@ -118,7 +118,9 @@ impl Daemon {
     /// configures services and heartbeats, opens the sockets. Nothing on
     /// the host is changed if the configuration is refused.
     pub fn new(cfg: Config) -> Result<Daemon> {
-        // 1. Checks and lookups: nothing changes yet.
+        // 1. Checks and lookups: nothing changes yet. The admin socket
+        // first: one in use is another tandemd's (refused, naming the path).
+        let clients = Clients::bind(&cfg.admin)?;
         let ifindex = |n: &str| crate::config::ifindex(n);
         let services = cfg.dataplane_services(ifindex).context("services")?;
         let peer_id = cfg.node.peer_id;
@@ -289,7 +291,6 @@ impl Daemon {
             ),
             None => None,
         };
-        let clients = Clients::bind(&cfg.admin)?;
         let now = Instant::now();
         let holddown = cfg.node.card_fault_holddown;
         let pair = Pair::new(cfg.pair_config(witness.is_some()), now);

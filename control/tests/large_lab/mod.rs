@@ -52,6 +52,15 @@ impl Drop for LargeDaemon {
 
 /// The configuration: one director (its peer never answers), a service
 /// veth svc0 (198.18.0.11) and a heartbeat veth hb0 (198.18.1.1).
+/// The flags service `s` (0-based) is configured with, as written in the file.
+pub fn flags_of(s: usize) -> &'static [&'static str] {
+    match s % 3 {
+        0 => &[],
+        1 => &["expire_nodest"],
+        _ => &["sched_fallback", "sip_persist"],
+    }
+}
+
 fn config(socket: &Path) -> String {
     let mut text = format!(
         r#"[node]
@@ -83,8 +92,9 @@ metrics_listen = "{METRICS}"
     );
     for s in 0..SERVICES {
         text.push_str(&format!(
-            "[[service]]\nvip = \"198.18.0.100\"\nport = {}\nprotocol = \"udp\"\nscheduler = \"rr\"\nforward = \"dr\"\n\n",
-            5060 + s
+            "[[service]]\nvip = \"198.18.0.100\"\nport = {}\nprotocol = \"udp\"\nscheduler = \"rr\"\nforward = \"dr\"\nflags = [{}]\n\n",
+            5060 + s,
+            flags_of(s).iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(", ")
         ));
         for r in 0..REALS_PER_SERVICE {
             text.push_str(&format!(

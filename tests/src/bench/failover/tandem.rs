@@ -182,6 +182,7 @@ impl Bench {
             };
             let bound = (hold_left + Duration::from_secs(3)).min(Duration::from_secs(120));
             wait_until(bound, HARNESS_POLL, ready);
+            let b_mark = b.as_ref().map_or(0, |d| d.lines().len());
             let reply = UnixStream::connect(&sb).and_then(|mut s| {
                 s.set_read_timeout(Some(Duration::from_millis(500)))?;
                 s.write_all(b"{\"cmd\":\"switchover\"}\n")?;
@@ -199,6 +200,14 @@ impl Bench {
                     b,
                 )));
             }
+            // b's VIP leaves its `lo` after the role (off its loop): wait
+            // for that line, so that the trial does not take the tail of
+            // this switchover for a role change of the steady state.
+            let released = || {
+                b.as_ref()
+                    .is_some_and(|d| d.lines().iter().skip(b_mark).any(|l| l.text.contains("released VIPs")))
+            };
+            wait_until(Duration::from_secs(2), HARNESS_POLL, released);
         }
         match (a, b) {
             (Some(a), Some(b)) => Ok(Ok((a, b))),
