@@ -248,6 +248,32 @@ fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
         tandem_control::config::Config::load(&cfg).expect("running"),
         "save round-trips to the running configuration"
     );
+    // `tandemctl diff`: the plan of a reload of an edited file against the
+    // running configuration; the daemon is not changed.
+    let plan = |file: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--json", "diff", "--config"])
+            .arg(file)
+            .output()
+            .expect("tandemctl diff");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("tandemctl diff --json: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), v)
+    };
+    let edited = dir.0.join("edited.toml");
+    let base = config(&socket, "");
+    std::fs::write(&edited, base.replacen("mac = \"02:18:00:00:00:21\"", "mac = \"02:18:00:00:00:21\"\nweight = 7", 1)).expect("edited");
+    let (code, v) = plan(&edited);
+    assert_eq!(code, Some(0), "a weight edit applies live: {v}");
+    assert_eq!(v["changes"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["changes"][0]["change"], "real_edited", "{v}");
+    assert_eq!((v["changes"][0]["fields"][0]["field"].as_str(), v["changes"][0]["fields"][0]["from"].as_str(), v["changes"][0]["fields"][0]["to"].as_str()), (Some("weight"), Some("1"), Some("7")), "{v}");
+    std::fs::write(&edited, base.replacen("id = 1", "id = 5", 1)).expect("edited");
+    let (code, v) = plan(&edited);
+    assert_eq!(code, Some(1), "a new node id is refused: {v}");
+    assert_eq!((v["refused"][0]["field"].as_str(), v["refused"][0]["why"].as_str()), (Some("node.id"), Some("identity")), "{v}");
     d.signal(libc::SIGTERM);
     let st = d
         .exited(Duration::from_secs(5))

@@ -61,6 +61,16 @@ enum Command {
     /// included: keep it as you keep the file), e.g. `tandemctl save >
     /// tandem.toml.new && tandemd --check --config tandem.toml.new`.
     Save,
+    /// What a reload of a configuration file would do to the running
+    /// daemon, compared with its running configuration (`save`): the
+    /// live changes in the order they apply and what is refused and why.
+    /// Changes nothing. Exits 0 when all of it could be applied live, 1
+    /// when something is refused, 2 when the file itself is refused.
+    Diff {
+        /// The new configuration.
+        #[arg(long, default_value = "/etc/tandem/tandem.toml")]
+        config: PathBuf,
+    },
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -117,6 +127,54 @@ fn key_command(k: KeyCommand) -> ExitCode {
     }
 }
 
+/// `tandemctl diff`: the running configuration from the daemon, the new
+/// one from the file, and the plan between them.
+fn diff_command(socket: &std::path::Path, timeout: Duration, file: &std::path::Path, json: bool) -> ExitCode {
+    use tandem_control::config::{Config, diff};
+    let new = match Config::load(file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tandemctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let running = match admin::request(socket, &Request::Save, timeout) {
+        Ok(Response::Config { text }) => match Config::parse(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("tandemctl: the running configuration tandemd sent does not read back: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Ok(Response::Error { message }) => {
+            eprintln!("tandemctl: tandemd refused: {message}");
+            return ExitCode::from(2);
+        }
+        Ok(other) => {
+            eprintln!("tandemctl: tandemd answered save with {other:?}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("tandemctl: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let d = diff::diff(&running, &new);
+    let text = if json {
+        serde_json::to_string(&d).unwrap_or_default() + "\n"
+    } else {
+        d.to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("tandemctl: writing the plan: {e}");
+        return ExitCode::from(2);
+    }
+    if d.applicable() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum OnOff {
     On,
@@ -143,6 +201,7 @@ fn main() -> ExitCode {
             on: matches!(mode, OnOff::On),
         }),
         Command::Key(k) => return key_command(k),
+        Command::Diff { config } => return diff_command(&cli.socket, timeout, &config, cli.json),
     };
     let answer = match &request {
         Some(request) => admin::request(&cli.socket, request, timeout),

@@ -15,11 +15,13 @@
 
 use std::{fmt, net::IpAddr};
 
+use serde::Serialize;
+
 use super::{Config, RealEntry, ServiceEntry};
 use tandem_dataplane::config::Protocol;
 
 /// A virtual service's identity, as IPVS keys it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct ServiceId {
     pub protocol: Protocol,
     pub vip: IpAddr,
@@ -51,7 +53,7 @@ impl fmt::Display for ServiceId {
 
 /// A real server's identity within its service: address and port (0:
 /// the virtual port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct RealId {
     pub address: IpAddr,
     pub port: u16,
@@ -77,7 +79,7 @@ impl fmt::Display for RealId {
 }
 
 /// One field that differs: its name and both values as written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FieldChange {
     pub field: &'static str,
     pub from: String,
@@ -91,7 +93,8 @@ impl fmt::Display for FieldChange {
 }
 
 /// One change a running daemon applies live.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
     ServiceAdded(ServiceId),
     ServiceRemoved(ServiceId),
@@ -136,7 +139,8 @@ impl fmt::Display for Change {
 }
 
 /// Why a difference is not taken by a running daemon.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NotLive {
     /// The node's identity or wiring: never changed on a running node.
     Identity,
@@ -145,7 +149,7 @@ pub enum NotLive {
 }
 
 /// A difference a reload refuses, with the field it concerns.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Refused {
     pub field: String,
     pub why: NotLive,
@@ -171,7 +175,7 @@ impl fmt::Display for Refused {
 /// The plan of a reload: the live changes in the order they apply
 /// (removals first, then additions, then edits, services before their
 /// real servers), and what is refused.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ConfigDiff {
     pub changes: Vec<Change>,
     pub refused: Vec<Refused>,

@@ -218,13 +218,19 @@ impl Bench {
             );
         }
         let checked_ns = monotonic_ns();
+        // tandem's events come twice, on its timeline (stamped with its
+        // own CLOCK_MONOTONIC time) and in its log (whose time here is
+        // when this harness read it, late on a busy machine): only the
+        // timeline's count, so that a change made before the mark and
+        // read after it is not taken for one of the steady state.
+        let timed = |l: &super::daemon::Line| sys != System::Tandem || l.own_ns.is_some();
         let mut role_changes = 0;
         for (d, mark) in [(&a, a_mark), (&b, b_mark)] {
             role_changes += d
                 .lines()
                 .iter()
                 .skip(mark)
-                .filter(|l| l.at() > marked_ns && enters_active(sys, &l.text))
+                .filter(|l| timed(l) && l.at() > marked_ns && enters_active(sys, &l.text))
                 .count();
         }
         let changed: Vec<String> = [("a", &a, a_mark), ("b", &b, b_mark)]
@@ -233,7 +239,7 @@ impl Bench {
                 d.lines()
                     .into_iter()
                     .skip(*mark)
-                    .filter(|l| l.at() > marked_ns && role_pats.iter().any(|p| l.text.contains(p)))
+                    .filter(|l| timed(l) && l.at() > marked_ns && role_pats.iter().any(|p| l.text.contains(p)))
                     .map(move |l| {
                         format!(
                             "{name} +{:.1} ms: {}",
