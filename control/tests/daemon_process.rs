@@ -347,3 +347,63 @@ fn privileged_a_second_daemon_on_the_same_admin_socket_refuses_to_start() {
     }
     assert!(first.exited(Duration::ZERO).is_none(), "the first tandemd exited");
 }
+
+#[test]
+fn privileged_read_group_members_may_read_and_only_root_may_act() {
+    const NAME: &str = "privileged_read_group_members_may_read_and_only_root_may_act";
+    use std::os::unix::{fs::MetadataExt, process::CommandExt};
+    if !require_privileged(NAME) {
+        return;
+    }
+    // The group of the unprivileged user the test runs tandemctl as.
+    const NOBODY: u32 = 65534;
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(NOBODY))
+        .expect("group lookup")
+        .expect("a group with gid 65534 (nogroup)")
+        .name;
+    let ns = lab("rgrp");
+    let dir = Dir::new("rgrp");
+    let socket = dir.0.join("a.sock");
+    let cfg = dir.0.join("tandem.toml");
+    std::fs::write(&cfg, config(&socket, "") + &format!("read_group = \"{group}\"\n")).expect("config");
+    let mut d = Daemon::start(&ns.0, &cfg, &dir.0.join("a.err"));
+    let end = Instant::now() + Duration::from_secs(15);
+    while !matches!(admin::request(&socket, &admin::Request::Status, Duration::from_millis(500)), Ok(admin::Response::Status(_))) {
+        assert!(Instant::now() < end, "tandemd did not answer: {}", std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default());
+        assert!(d.exited(Duration::ZERO).is_none(), "tandemd exited: {}", std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let meta = std::fs::metadata(&socket).expect("socket");
+    assert_eq!((meta.mode() & 0o777, meta.uid(), meta.gid()), (0o660, 0, NOBODY), "the socket is root's and the read group's");
+    let as_nobody = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(args)
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .expect("tandemctl as nobody");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for read in [&["--json", "status"][..], &["--json", "services"], &["--json", "metrics"]] {
+        let (code, out, err) = as_nobody(read);
+        assert_eq!(code, Some(0), "a read group member reads {read:?}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_ne!(v["reply"], "error", "{read:?}: {out}");
+    }
+    for act in [&["--json", "switchover"][..], &["--json", "maintenance", "on"], &["--json", "save"]] {
+        let (code, out, _) = as_nobody(act);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!((code, v["reply"].as_str()), (Some(1), Some("error")), "{act:?} refused to a read group member: {out}");
+        assert!(v["message"].as_str().is_some_and(|m| m.starts_with("permission denied")), "{act:?}: {out}");
+    }
+    // Nothing was changed by the refused requests; root still may act.
+    match admin::request(&socket, &admin::Request::Status, Duration::from_secs(1)) {
+        Ok(admin::Response::Status(s)) => assert!(!s.maintenance, "maintenance was turned on by a refused request"),
+        other => panic!("status: {other:?}"),
+    }
+    assert!(matches!(admin::request(&socket, &admin::Request::Save, Duration::from_secs(1)), Ok(admin::Response::Config { .. })), "root may save");
+    d.signal(libc::SIGTERM);
+    assert!(d.exited(Duration::from_secs(5)).is_some_and(|s| s.success()), "clean exit on SIGTERM");
+}

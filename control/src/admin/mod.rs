@@ -32,15 +32,16 @@ pub use client::{connect, connect_error, request, request_cards};
 pub use protocol::{
     AdminError, CARDS_REQUEST, ChannelStatus, DampingStatus, DeadManStatus, MAX_ANSWER, MAX_EVENTS,
     MAX_LINE, PathStatus, PeerStatus, RealStatus, ReasonCount, Request, Response, ServiceStatus,
-    SpanStatus, StatusReply, SwitchoverHold, SyncReply, VipStatus, WitnessStatus, format_response,
-    parse_request,
+    SpanStatus, StatusReply, SwitchoverHold, SyncReply, VipStatus, WitnessStatus, authorize,
+    format_response, parse_request,
 };
 pub use render::{
     render, render_cards, render_reals, render_services, render_stats, render_status, render_sync,
 };
 pub use server::{
     ANSWER_IDLE, ANSWER_TIMEOUT, Connection, HTTP_TIMEOUT, HttpConnection, HttpRead,
-    MAX_HTTP_REQUEST, MAX_OUTPUT, REQUEST_TIMEOUT, SOCKET_MODE, bind,
+    MAX_HTTP_REQUEST, MAX_OUTPUT, READ_GROUP_MODE, REQUEST_TIMEOUT, SOCKET_MODE, bind,
+    share_with_group,
 };
 
 #[cfg(test)]

@@ -62,6 +62,58 @@ pub enum Request {
     Save,
 }
 
+impl Request {
+    /// Its `cmd`, as `tandemctl` sends it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Switchover => "switchover",
+            Request::ReleaseHold => "releasehold",
+            Request::Services => "services",
+            Request::Reals => "reals",
+            #[cfg(feature = "admin-cards")]
+            Request::Cards => "cards",
+            Request::Maintenance { .. } => "maintenance",
+            Request::Sync => "sync",
+            Request::Metrics => "metrics",
+            Request::Stats => "stats",
+            Request::Events { .. } => "events",
+            Request::Save => "save",
+        }
+    }
+
+    /// It only reads: what `[admin] read_group` members may ask. `save`
+    /// is not one of them (it writes out the keys).
+    pub fn is_read(&self) -> bool {
+        match self {
+            Request::Status
+            | Request::Services
+            | Request::Reals
+            | Request::Sync
+            | Request::Metrics
+            | Request::Stats
+            | Request::Events { .. } => true,
+            #[cfg(feature = "admin-cards")]
+            Request::Cards => true,
+            Request::Switchover | Request::ReleaseHold | Request::Maintenance { .. } | Request::Save => false,
+        }
+    }
+}
+
+/// Whether the client with user id `uid` (None: unknown) may make
+/// `request`: root may make any; anyone else who could connect (a member
+/// of `[admin] read_group`) only the read requests.
+pub fn authorize(request: &Request, uid: Option<u32>) -> Result<(), String> {
+    if uid == Some(0) || request.is_read() {
+        return Ok(());
+    }
+    Err(format!(
+        "permission denied: `{}` is root's; members of admin.read_group may only read (uid {})",
+        request.name(),
+        uid.map_or_else(|| "unknown".into(), |u| u.to_string())
+    ))
+}
+
 /// Most events one `events` answer carries.
 pub const MAX_EVENTS: usize = 512;
 

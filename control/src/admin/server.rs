@@ -99,6 +99,19 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
     Ok(UnixListener::from(fd))
 }
 
+/// Mode of the admin socket with `[admin] read_group`: the group may
+/// connect (and then only read: see [`super::protocol::authorize`]).
+pub const READ_GROUP_MODE: u32 = 0o660;
+
+/// Opens the socket bound at `path` to the members of group `gid`: its
+/// group becomes `gid`, its mode [`READ_GROUP_MODE`].
+pub fn share_with_group(path: &Path, gid: u32) -> Result<(), AdminError> {
+    nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)))
+        .map_err(|e| io_err(path, "setting its group")(io::Error::from(e)))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(READ_GROUP_MODE))
+        .map_err(io_err(path, "setting mode 0660"))
+}
+
 /// How long an admin connection may go without sending a complete request
 /// (from its accept, then from its last request) before the daemon closes
 /// it. `tandemctl` sends its line at once; a client that dribbles or sends
@@ -244,6 +257,8 @@ pub struct Connection {
     /// When the answers queued must be sent by: [`ANSWER_TIMEOUT`] after
     /// the last complete request.
     answer_by: Instant,
+    /// The client's user id (`SO_PEERCRED`), None if it could not be read.
+    peer_uid: Option<u32>,
 }
 
 impl Connection {
@@ -258,7 +273,11 @@ impl Connection {
     pub fn accepted(fd: OwnedFd, now: Instant) -> io::Result<Connection> {
         let stream = UnixStream::from(fd);
         stream.set_nonblocking(true)?;
+        let peer_uid = nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials)
+            .ok()
+            .map(|c| c.uid());
         Ok(Connection {
+            peer_uid,
             stream,
             input: Vec::new(),
             output: Outbox::default(),
@@ -272,6 +291,11 @@ impl Connection {
 
     pub fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
+    }
+
+    /// The client's user id, as the kernel gave it at connect (None: unknown).
+    pub fn peer_uid(&self) -> Option<u32> {
+        self.peer_uid
     }
 
     /// [`read_requests_at`](Self::read_requests_at) now.

@@ -716,3 +716,20 @@ fn http_answer_deadline_follows_the_clients_progress() {
     assert!(conn.expired(first + ANSWER_IDLE));
     assert!(conn.queued() > 0);
 }
+
+/// Issue 13: `[admin] read_group` members read; only root acts.
+#[test]
+fn only_root_may_act_and_read_group_members_may_read() {
+    use super::protocol::authorize;
+    for r in [Request::Switchover, Request::Save, Request::Status] {
+        assert_eq!(authorize(&r, Some(0)), Ok(()), "root: {r:?}");
+    }
+    for r in [Request::Status, Request::Services, Request::Metrics, Request::Events { after: 0 }] {
+        assert_eq!(authorize(&r, Some(1000)), Ok(()), "a reader: {r:?}");
+    }
+    for r in [Request::Switchover, Request::ReleaseHold, Request::Maintenance { on: true }, Request::Save] {
+        let e = authorize(&r, Some(1000)).expect_err("refused");
+        assert!(e.starts_with("permission denied") && e.contains(&format!("`{}`", r.name())) && e.contains("uid 1000"), "{e}");
+        assert!(authorize(&r, None).is_err(), "an unknown uid is not root: {r:?}");
+    }
+}

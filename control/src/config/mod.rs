@@ -419,6 +419,10 @@ pub struct AdminConfig {
     pub socket: PathBuf,
     /// Serve Prometheus metrics over HTTP here (None: only `tandemctl metrics`).
     pub metrics_listen: Option<SocketAddr>,
+    /// A group whose members may use the read requests (status, services,
+    /// reals, cards, sync, metrics, stats, events): the socket becomes mode
+    /// 0660 owned by it. Everything else stays root's. None: root only.
+    pub read_group: Option<String>,
 }
 
 /// `[[card]]`: a telephony card (a DAHDI device root) and the spans this

@@ -260,6 +260,8 @@ pub struct AdminTable {
     pub socket: Text,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<ListenAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_group: Option<Text>,
 }
 
 impl Default for AdminTable {
@@ -267,6 +269,7 @@ impl Default for AdminTable {
         AdminTable {
             socket: default_admin_socket(),
             metrics_listen: None,
+            read_group: None,
         }
     }
 }
@@ -434,6 +437,7 @@ impl File {
             admin: AdminConfig {
                 socket: PathBuf::from(&self.admin.socket.0),
                 metrics_listen: self.admin.metrics_listen.map(|m| m.0),
+                read_group: self.admin.read_group.as_ref().map(|g| g.0.clone()),
             },
             cards: self.card.0.iter().map(CardTable::resolve).collect(),
             heartbeat,
@@ -713,6 +717,7 @@ impl File {
             admin: AdminTable {
                 socket: Text(c.admin.socket.to_string_lossy().into_owned()),
                 metrics_listen: c.admin.metrics_listen.map(ListenAddr),
+                read_group: c.admin.read_group.clone().map(Text),
             },
             card: List(c.cards.iter().map(card_table).collect()),
         }

@@ -747,6 +747,7 @@ fn nested_array_elements_are_named_by_index() {
 fn full() -> Config {
     let mut c = Config::parse(&format!("{GOOD}{CARDS}")).expect("cards config");
     c.admin.metrics_listen = Some("127.0.0.1:9464".parse().expect("address"));
+    c.admin.read_group = Some("tandem".into());
     c.services[0].reals[0].node_id = Some(21);
     c.heartbeat.ivr_key = Some(KeyConfig::inline([9; 16]));
     c.sync.as_mut().expect("sync on").key = KeyConfig::inline([5; 16]);

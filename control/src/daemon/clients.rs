@@ -240,9 +240,25 @@ impl Clients {
         // Refused, not run without: a daemon nobody can ask or switch over
         // is not manageable, and a socket in use belongs to another
         // tandemd that `tandemctl` would answer for.
-        let admin = Some(admin::bind(&cfg.socket).with_context(|| {
+        let gid = match &cfg.read_group {
+            Some(name) => Some(
+                nix::unistd::Group::from_name(name)
+                    .with_context(|| format!("admin.read_group {name:?}: looking it up"))?
+                    .with_context(|| format!("admin.read_group {name:?}: no such group on this host"))?
+                    .gid
+                    .as_raw(),
+            ),
+            None => None,
+        };
+        let admin = admin::bind(&cfg.socket).with_context(|| {
             format!("admin.socket {}", cfg.socket.display())
-        })?);
+        })?;
+        if let Some(gid) = gid {
+            admin::share_with_group(&cfg.socket, gid).with_context(|| {
+                format!("admin.read_group {:?}: admin.socket {}", cfg.read_group.as_deref().unwrap_or(""), cfg.socket.display())
+            })?;
+        }
+        let admin = Some(admin);
         Ok(Clients {
             admin,
             metrics,
@@ -374,6 +390,10 @@ impl Daemon {
                                 "busy: {held} bytes of answers wait unread by other clients; try again"
                             ),
                         }
+                    } else if let Err(message) = req.as_ref().map_or(Ok(()), |r| admin::authorize(r, conn.peer_uid())) {
+                        self.clients.stats.refused += 1;
+                        tracing::warn!("admin socket: refused: {message}");
+                        admin::Response::Error { message }
                     } else {
                         self.answer(req)
                     };
