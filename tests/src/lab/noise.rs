@@ -174,21 +174,7 @@ impl Noise {
             }
         }
         noise.rt_check = noise.stress[1].workers().first().map(|&w| sched_of(w));
-        let o = PairOptions {
-            scheduler: "rr".into(),
-            flags: Vec::new(),
-            tcp_service: false,
-            ivr_heartbeats: false,
-            heartbeat_interval_ms: 1,
-            multiplier: 3,
-            realtime_priority: rt_priority,
-            flow_entries: 65_536,
-            sync: false,
-            preempt: false,
-            metrics_listen: None,
-            ..PairOptions::default()
-        };
-        let pair = Pair::start(2, &o, noise._dir.path(), bins, None)
+        let pair = Pair::start(2, &PairOptions::bare_1ms(rt_priority), noise._dir.path(), bins, None)
             .context("starting the noisy neighbour's tandem pair")?;
         noise.pair = Some(pair);
         noise.started = Instant::now();

@@ -43,20 +43,7 @@ pub(super) const REALTIME_PRIORITY: u32 = 50;
 /// the witness, the loop at SCHED_FIFO 50 (as keepalived's), one rr UDP
 /// service without flags over the two IVRs (no IVR heartbeats), no sync.
 fn tandem_options() -> PairOptions {
-    PairOptions {
-        scheduler: "rr".into(),
-        flags: Vec::new(),
-        tcp_service: false,
-        ivr_heartbeats: false,
-        heartbeat_interval_ms: 1,
-        multiplier: 3,
-        realtime_priority: REALTIME_PRIORITY,
-        flow_entries: 65_536,
-        sync: false,
-        preempt: false,
-        metrics_listen: None,
-        ..PairOptions::default()
-    }
+    PairOptions::bare_1ms(REALTIME_PRIORITY)
 }
 
 /// The `state` of a status reply.

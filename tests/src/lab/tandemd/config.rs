@@ -119,6 +119,24 @@ impl Default for PairOptions {
     }
 }
 
+impl PairOptions {
+    /// The bare fast pair the failover bench runs and the noisy
+    /// neighbour runs beside it: 1 ms × 3 heartbeats with the witness,
+    /// the loop at SCHED_FIFO `realtime_priority`, one rr UDP service
+    /// without flags over the IVRs (no IVR heartbeats), no sync, no
+    /// preemption, no metrics endpoint.
+    pub fn bare_1ms(realtime_priority: u32) -> PairOptions {
+        PairOptions {
+            flags: Vec::new(),
+            ivr_heartbeats: false,
+            heartbeat_interval_ms: 1,
+            realtime_priority,
+            sync: false,
+            ..PairOptions::default()
+        }
+    }
+}
+
 /// Director `me`'s `tandem.toml` (and where its admin socket will be).
 /// `card`: the root of its simulated card and whether it answers calls
 /// itself (`auto_answer`).
