@@ -116,6 +116,21 @@ impl Daemon {
         assert_eq!(unsafe { libc::kill(self.0.id() as libc::pid_t, sig) }, 0);
     }
 
+    /// Waits (up to 15 s) until it answers `status` on `socket`; panics,
+    /// with its stderr (`stderr`), if it exits or does not answer.
+    fn wait_answering(&mut self, socket: &Path, stderr: &Path) {
+        let end = Instant::now() + Duration::from_secs(15);
+        let err = || std::fs::read_to_string(stderr).unwrap_or_default();
+        while !matches!(
+            admin::request(socket, &admin::Request::Status, Duration::from_millis(500)),
+            Ok(admin::Response::Status(_))
+        ) {
+            assert!(Instant::now() < end, "tandemd did not answer: {}", err());
+            assert!(self.exited(Duration::ZERO).is_none(), "tandemd exited: {}", err());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The exit status within `within`, if it exited.
     fn exited(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
         let end = Instant::now() + within;
@@ -195,16 +210,7 @@ fn privileged_sighup_is_logged_and_ignored_and_errors_reach_stderr() {
     std::fs::write(&cfg, config(&socket, "")).expect("config");
     let mut d = Daemon::start(&ns.0, &cfg, &dir.0.join("a.err"));
     let status = || admin::request(&socket, &admin::Request::Status, Duration::from_millis(500));
-    let end = Instant::now() + Duration::from_secs(15);
-    while !matches!(status(), Ok(admin::Response::Status(_))) {
-        assert!(
-            Instant::now() < end,
-            "tandemd did not answer: {}",
-            std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default()
-        );
-        assert!(d.exited(Duration::ZERO).is_none(), "tandemd exited");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_answering(&socket, &dir.0.join("a.err"));
     d.signal(libc::SIGHUP);
     assert_eq!(
         d.exited(Duration::from_millis(500)),
@@ -324,12 +330,7 @@ fn privileged_a_second_daemon_on_the_same_admin_socket_refuses_to_start() {
     std::fs::write(&cfg, config(&socket, "")).expect("config");
     let mut first = Daemon::start(&ns1.0, &cfg, &dir.0.join("1.err"));
     let status = || admin::request(&socket, &admin::Request::Status, Duration::from_millis(500));
-    let end = Instant::now() + Duration::from_secs(15);
-    while !matches!(status(), Ok(admin::Response::Status(_))) {
-        assert!(Instant::now() < end, "the first tandemd did not answer: {}", std::fs::read_to_string(dir.0.join("1.err")).unwrap_or_default());
-        assert!(first.exited(Duration::ZERO).is_none(), "the first tandemd exited");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    first.wait_answering(&socket, &dir.0.join("1.err"));
     // The same socket path, in another namespace, under another name.
     let cfg2 = dir.0.join("second.toml");
     std::fs::write(&cfg2, config(&socket, "").replace("name = \"a\"", "name = \"second\"")).expect("config");
@@ -367,12 +368,7 @@ fn privileged_read_group_members_may_read_and_only_root_may_act() {
     let cfg = dir.0.join("tandem.toml");
     std::fs::write(&cfg, config(&socket, "") + &format!("read_group = \"{group}\"\n")).expect("config");
     let mut d = Daemon::start(&ns.0, &cfg, &dir.0.join("a.err"));
-    let end = Instant::now() + Duration::from_secs(15);
-    while !matches!(admin::request(&socket, &admin::Request::Status, Duration::from_millis(500)), Ok(admin::Response::Status(_))) {
-        assert!(Instant::now() < end, "tandemd did not answer: {}", std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default());
-        assert!(d.exited(Duration::ZERO).is_none(), "tandemd exited: {}", std::fs::read_to_string(dir.0.join("a.err")).unwrap_or_default());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    d.wait_answering(&socket, &dir.0.join("a.err"));
     let meta = std::fs::metadata(&socket).expect("socket");
     assert_eq!((meta.mode() & 0o777, meta.uid(), meta.gid()), (0o660, 0, NOBODY), "the socket is root's and the read group's");
     let as_nobody = |args: &[&str]| {
