@@ -103,7 +103,7 @@ pub struct AddressWorker {
     thread: Option<JoinHandle<()>>,
 }
 
-fn eventfd() -> std::io::Result<OwnedFd> {
+pub(crate) fn eventfd() -> std::io::Result<OwnedFd> {
     // nix's EventFd is behind its `event` feature, which the workspace
     // does not turn on: the one raw call left here.
     // SAFETY: plain eventfd(2); the result is checked before use.
@@ -117,7 +117,7 @@ fn eventfd() -> std::io::Result<OwnedFd> {
 
 /// Adds one to the eventfd's counter (it cannot overflow here: the loop
 /// reads it to zero).
-fn signal(fd: &OwnedFd) {
+pub(crate) fn signal(fd: &OwnedFd) {
     let _ = nix::unistd::write(fd, &1u64.to_ne_bytes());
 }
 

@@ -116,9 +116,20 @@ pub enum Event {
         locked: bool,
         error: Option<String>,
     },
-    /// A signal that does not stop the daemon (SIGHUP until reload exists).
-    SignalIgnored {
-        signal: String,
+    /// A reload applied `changes` live changes read from `source` (a
+    /// file's path, or `peer`); the running services' fingerprint is now
+    /// `fingerprint`. `micros`: applying them on the loop.
+    Reloaded {
+        source: String,
+        changes: u32,
+        fingerprint: String,
+        micros: u64,
+    },
+    /// A reload refused (the file unreadable or invalid, or a difference
+    /// that cannot be taken live): nothing changed.
+    ReloadRefused {
+        source: String,
+        reason: String,
     },
     ShuttingDown {
         signal: String,
@@ -330,8 +341,17 @@ impl fmt::Display for Event {
                 "node.realtime_priority {priority}: sched_setscheduler(SCHED_FIFO) failed: {}; normal scheduling",
                 error.as_deref().unwrap_or("?")
             ),
-            Event::SignalIgnored { signal } => {
-                write!(f, "signal {signal}: ignored (reload is not supported yet)")
+            Event::Reloaded {
+                source,
+                changes,
+                fingerprint,
+                micros,
+            } => write!(
+                f,
+                "reload of {source}: {changes} change(s) applied in {micros} µs; services fingerprint {fingerprint}"
+            ),
+            Event::ReloadRefused { source, reason } => {
+                write!(f, "reload of {source} refused, nothing changed: {reason}")
             }
             Event::ShuttingDown { signal } => write!(f, "signal {signal}: shutting down"),
             Event::SlowTurn { micros, during } => {
@@ -423,6 +443,7 @@ impl Event {
                 | Event::GarpFailed { .. }
                 | Event::GarpGaveUp { .. }
                 | Event::TakeoverStepFailed { .. }
+                | Event::ReloadRefused { .. }
         )
     }
 }

@@ -21,6 +21,7 @@
 //! and [`witness`] (the ICMP witness probe).
 
 pub mod addrworker;
+pub mod cfgworker;
 pub mod admin;
 pub mod cards;
 pub mod clock;
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod net;
 pub mod pair;
 pub mod pool;
+pub mod reload;
 pub mod sipprobe;
 pub mod sync;
 pub mod uring;

@@ -118,6 +118,22 @@ impl Pool {
         }
     }
 
+    /// After a reload: the configured IVR node ids are now `nodes`. Those
+    /// that stay keep what the pool knows of them (alive, last heard,
+    /// load); new ones start dead until heard, as at start-up; the others
+    /// are forgotten.
+    pub fn set_nodes(&mut self, nodes: impl IntoIterator<Item = u32>) {
+        let old = std::mem::take(&mut self.members);
+        for n in nodes {
+            let m = old.get(&n).copied().unwrap_or(Member {
+                alive: false,
+                last_seen: None,
+                load: (0, 0),
+            });
+            self.members.insert(n, m);
+        }
+    }
+
     /// When `handle_timeout` must next run (the earliest death of a live member).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.members
@@ -230,6 +246,25 @@ mod tests {
         out.clear();
         p.heard(999, t0 + Duration::from_millis(50), (1, 1), &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_reload_keeps_the_members_that_stay() {
+        let t0 = Instant::now();
+        let mut p = Pool::new([101, 102], Duration::from_millis(30));
+        p.heard(101, t0, (3, 30), &mut Vec::new());
+        p.set_nodes([101, 103]);
+        assert_eq!(
+            p.member(101),
+            Some(&Member {
+                alive: true,
+                last_seen: Some(t0),
+                load: (3, 30)
+            }),
+            "kept as it was"
+        );
+        assert!(!p.member(103).unwrap().alive, "a new IVR starts dead until heard");
+        assert!(p.member(102).is_none(), "a removed IVR is forgotten");
     }
 
     #[test]

@@ -110,6 +110,26 @@ impl ProbeSet {
         &self.targets
     }
 
+    /// After a reload: takes over what `old` knew of every target that is
+    /// still probed the same way (`moved` gives a real server's new place
+    /// from its old one, [`crate::reload::Places::get`]): its verdict, its
+    /// count of failures and its outstanding request (whose answer is then
+    /// still taken). New targets start up, as at start-up.
+    pub fn carry_from(&mut self, old: &ProbeSet, moved: impl Fn((usize, usize)) -> Option<(usize, usize)>) {
+        self.seq = self.seq.max(old.seq);
+        for (t, st) in old.targets.iter().zip(&old.states) {
+            let Some(place) = moved((t.service, t.real)) else {
+                continue;
+            };
+            let again = |n: &Target| {
+                (n.service, n.real) == place && n.addr == t.addr && n.port == t.port && n.cfg == t.cfg && n.dr == t.dr
+            };
+            if let Some(i) = self.targets.iter().position(again) {
+                self.states[i] = st.clone();
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty()
     }
@@ -351,6 +371,25 @@ mod tests {
         assert!(!p.expire(t0 + Duration::from_millis(1600)).is_empty() || !p.is_up(0, 0));
         assert!(p.reply(r[0].seq, 200).is_empty());
         assert!(p.is_up(5, 5), "a server nobody probes is up");
+    }
+
+    #[test]
+    fn a_reload_keeps_the_verdicts_of_targets_that_stay() {
+        let t0 = Instant::now();
+        let mut old = ProbeSet::new(vec![target(0, 0, 1), target(0, 1, 1)], t0);
+        let r = old.due(t0);
+        assert_eq!(old.reply(r[1].seq, 503).len(), 1, "(0, 1) down");
+        // Reloaded: (0, 1) moved to (1, 0), (0, 0) removed, (1, 1) is new.
+        let mut new = ProbeSet::new(vec![target(1, 0, 1), target(1, 1, 1)], t0);
+        new.carry_from(&old, |p| (p == (0, 1)).then_some((1, 0)));
+        assert!(!new.is_up(1, 0), "the verdict followed the real server");
+        assert!(new.is_up(1, 1), "a new target starts up");
+        let r = new.due(t0 + Duration::from_secs(1));
+        assert!(r.iter().all(|q| q.seq > 2), "sequence numbers are not reused: {r:?}");
+        // A target probed differently now starts afresh.
+        let mut changed = ProbeSet::new(vec![target(1, 0, 5)], t0);
+        changed.carry_from(&old, |p| (p == (0, 1)).then_some((1, 0)));
+        assert!(changed.is_up(1, 0));
     }
 
     #[test]

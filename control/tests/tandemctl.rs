@@ -128,6 +128,17 @@ fn canned(req: &Request) -> Response {
         Request::Save => Response::Config {
             text: "[node]\nid = 1\n".into(),
         },
+        Request::Reload { dry_run } => Response::Reload(admin::ReloadReply {
+            source: "/etc/tandem/tandem.toml".into(),
+            dry_run: *dry_run,
+            applied: !*dry_run,
+            changes: vec!["~ real 198.18.0.21 in udp 198.18.0.100:5060: weight 1 -> 7".into()],
+            fingerprint_before: "0000000000000001".into(),
+            fingerprint: if *dry_run { "0000000000000001" } else { "0000000000000002" }.into(),
+            read_us: 900,
+            apply_us: 40,
+            ..Default::default()
+        }),
         Request::Sync => Response::Sync(admin::SyncReply {
             enabled: true,
             role: "publisher".into(),
@@ -296,7 +307,7 @@ fn client_function_against_server_thread() {
 #[test]
 fn tandemctl_prints_tables_and_json() {
     let path = socket_path("tables");
-    let server = serve(&path, 11);
+    let server = serve(&path, 13);
 
     let (code, out, err) = tandemctl(&path, &["status"]);
     assert_eq!(code, 0, "{err}");
@@ -420,8 +431,23 @@ fn tandemctl_prints_tables_and_json() {
     let (code, out, _) = tandemctl(&path, &["save"]);
     assert_eq!((code, out.as_str()), (0, "[node]\nid = 1\n"));
 
+    // `reload` sends its flag and prints the plan, then what became of it.
+    let (code, out, _) = tandemctl(&path, &["reload", "--dry-run"]);
+    println!("$ tandemctl reload --dry-run\n{out}");
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "~ real 198.18.0.21 in udp 198.18.0.100:5060: weight 1 -> 7",
+            "dry run of /etc/tandem/tandem.toml: 1 change(s) would apply; nothing changed"
+        ]
+    );
+    let (code, out, _) = tandemctl(&path, &["reload"]);
+    assert_eq!(code, 0);
+    assert!(out.ends_with("fingerprint 0000000000000001 -> 0000000000000002\n"), "{out}");
+
     let seen = server.join().expect("server");
-    assert_eq!(seen.len(), 11);
+    assert_eq!(seen.len(), 13);
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
 

@@ -31,12 +31,12 @@ pub mod server;
 pub use client::{connect, connect_error, request, request_cards};
 pub use protocol::{
     AdminError, CARDS_REQUEST, ChannelStatus, DampingStatus, DeadManStatus, MAX_ANSWER, MAX_EVENTS,
-    MAX_LINE, PathStatus, PeerStatus, RealStatus, ReasonCount, Request, Response, ServiceStatus,
+    MAX_LINE, PathStatus, PeerStatus, RealStatus, ReasonCount, ReloadReply, Request, Response, ServiceStatus,
     SpanStatus, StatusReply, SwitchoverHold, SyncReply, VipStatus, WitnessStatus, authorize,
     format_response, parse_request,
 };
 pub use render::{
-    render, render_cards, render_reals, render_services, render_stats, render_status, render_sync,
+    render, render_cards, render_reals, render_reload, render_services, render_stats, render_status, render_sync,
 };
 pub use server::{
     ANSWER_IDLE, ANSWER_TIMEOUT, Connection, HTTP_TIMEOUT, HttpConnection, HttpRead,

@@ -60,6 +60,14 @@ pub enum Request {
     /// The running configuration as `tandem.toml` text (inline keys
     /// written out: it reads back to the same configuration).
     Save,
+    /// Re-read the configuration file the daemon was started with, check
+    /// it whole and apply what changed (`dry_run`: only say what would
+    /// change). Answered once the file is read and checked off the loop
+    /// and the changes are applied ([`Response::Reload`]).
+    Reload {
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 impl Request {
@@ -79,6 +87,7 @@ impl Request {
             Request::Stats => "stats",
             Request::Events { .. } => "events",
             Request::Save => "save",
+            Request::Reload { .. } => "reload",
         }
     }
 
@@ -95,7 +104,11 @@ impl Request {
             | Request::Events { .. } => true,
             #[cfg(feature = "admin-cards")]
             Request::Cards => true,
-            Request::Switchover | Request::ReleaseHold | Request::Maintenance { .. } | Request::Save => false,
+            Request::Switchover
+            | Request::ReleaseHold
+            | Request::Maintenance { .. }
+            | Request::Save
+            | Request::Reload { .. } => false,
         }
     }
 }
@@ -145,6 +158,8 @@ pub enum Response {
     Config {
         text: String,
     },
+    /// `reload`: what a reload found and did.
+    Reload(ReloadReply),
     /// A command was carried out (switchover, maintenance).
     Done {
         message: String,
@@ -185,6 +200,36 @@ pub struct StatusReply {
     /// heartbeat interval after the previous one, and the worst gap.
     pub late_turns: u64,
     pub worst_turn_gap_us: u64,
+    /// The running services' fingerprint (16 hex digits,
+    /// [`crate::config::Config::fingerprint`]).
+    pub config_fingerprint: String,
+}
+
+/// `reload`: the file read, the plan, and whether it was applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReloadReply {
+    /// Where the configuration came from (the file's path, or `peer`).
+    pub source: String,
+    pub dry_run: bool,
+    /// The changes were applied (false: a dry run, or refused).
+    pub applied: bool,
+    /// The live changes, in the order they apply (`tandemctl diff`'s lines).
+    pub changes: Vec<String>,
+    /// Differences that cannot be taken live, with why: any of them
+    /// refuses the whole reload.
+    pub refused: Vec<String>,
+    /// The file could not be read or is not valid (every problem, each
+    /// naming the file), or applying failed: nothing was changed, or what
+    /// failed is named.
+    pub error: Option<String>,
+    /// The running services' fingerprint before and after.
+    pub fingerprint_before: String,
+    pub fingerprint: String,
+    /// Reading and checking the file, off the loop (queueing included).
+    pub read_us: u64,
+    /// Applying the changes on the loop (kernel maps written).
+    pub apply_us: u64,
 }
 
 /// Flap damping and holds of the pair machine.

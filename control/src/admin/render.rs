@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::protocol::{
-    RealStatus, ReasonCount, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, endpoint,
+    RealStatus, ReasonCount, ReloadReply, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, endpoint,
 };
 
 fn on_off(b: bool) -> &'static str {
@@ -50,6 +50,9 @@ pub fn render_status(s: &StatusReply) -> String {
         duration_text(s.state_ms)
     );
     let _ = writeln!(o, "maintenance {}", on_off(s.maintenance));
+    if !s.config_fingerprint.is_empty() {
+        let _ = writeln!(o, "services    fingerprint {}", s.config_fingerprint);
+    }
     match &s.peer {
         Some(p) => {
             let _ = writeln!(
@@ -293,6 +296,37 @@ pub fn render_sync(s: &SyncReply) -> String {
     o
 }
 
+/// `tandemctl reload`: the plan, then what became of it.
+pub fn render_reload(r: &ReloadReply) -> String {
+    let mut o = String::new();
+    for c in &r.changes {
+        let _ = writeln!(o, "{c}");
+    }
+    for c in &r.refused {
+        let _ = writeln!(o, "refused: {c}");
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(o, "error: {e}");
+    }
+    let verdict = if r.applied {
+        format!(
+            "reloaded {}: {} change(s) applied in {} µs (read and checked in {} µs); fingerprint {} -> {}",
+            r.source,
+            r.changes.len(),
+            r.apply_us,
+            r.read_us,
+            r.fingerprint_before,
+            r.fingerprint
+        )
+    } else if r.dry_run && r.error.is_none() && r.refused.is_empty() {
+        format!("dry run of {}: {} change(s) would apply; nothing changed", r.source, r.changes.len())
+    } else {
+        format!("{}: not reloaded; nothing changed (fingerprint {})", r.source, r.fingerprint)
+    };
+    let _ = writeln!(o, "{verdict}");
+    o
+}
+
 /// The human-readable form of any response.
 pub fn render(response: &Response) -> String {
     match response {
@@ -307,6 +341,7 @@ pub fn render(response: &Response) -> String {
             .iter()
             .map(|e| format!("{:>6} {} {}\n", e.seq, e.at_ns, e.event))
             .collect(),
+        Response::Reload(r) => render_reload(r),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
     }

@@ -259,6 +259,8 @@ pub struct Connection {
     answer_by: Instant,
     /// The client's user id (`SO_PEERCRED`), None if it could not be read.
     peer_uid: Option<u32>,
+    /// Its answer waits on this ticket (a reload being read off the loop).
+    awaiting: Option<u64>,
 }
 
 impl Connection {
@@ -286,11 +288,33 @@ impl Connection {
             abandoned: false,
             deadline: now + REQUEST_TIMEOUT,
             answer_by: now + ANSWER_TIMEOUT,
+            awaiting: None,
         })
     }
 
     pub fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
+    }
+
+    /// Its answer comes later, when the work behind `ticket` is done:
+    /// nothing more is read, nothing is polled, and the connection is not
+    /// finished until [`answer`](Self::answer) queues it. It expires
+    /// [`ANSWER_TIMEOUT`] after its request like any answer.
+    pub fn defer(&mut self, ticket: u64) {
+        self.stop_reading();
+        self.awaiting = Some(ticket);
+        self.deadline = self.answer_by;
+    }
+
+    /// The ticket its answer waits on, if any.
+    pub fn awaiting(&self) -> Option<u64> {
+        self.awaiting
+    }
+
+    /// Queues the deferred answer.
+    pub fn answer(&mut self, response: &Response) {
+        self.awaiting = None;
+        self.queue(response);
     }
 
     /// The client's user id, as the kernel gave it at connect (None: unknown).
@@ -425,7 +449,7 @@ impl Connection {
 
     /// Nothing more will be read and everything queued was sent: close it.
     pub fn is_finished(&self) -> bool {
-        self.abandoned || (!self.wants_read() && self.output.pending() == 0)
+        self.abandoned || (self.awaiting.is_none() && !self.wants_read() && self.output.pending() == 0)
     }
 
     /// When the connection expires unless a complete request arrives, or

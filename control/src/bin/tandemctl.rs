@@ -71,6 +71,16 @@ enum Command {
         #[arg(long, default_value = "/etc/tandem/tandem.toml")]
         config: PathBuf,
     },
+    /// Re-read the daemon's configuration file, check it whole and apply
+    /// what changed, live (like keepalived's SIGHUP, or `ipvsadm-restore`
+    /// applied as a diff). A bad file, or a change that cannot be taken
+    /// live, changes nothing and says why. Exits 0 when applied (or, with
+    /// --dry-run, when it would be), 1 when refused.
+    Reload {
+        /// Only say what would change.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -195,6 +205,7 @@ fn main() -> ExitCode {
         Command::Stats => Some(Request::Stats),
         Command::Events { after } => Some(Request::Events { after }),
         Command::Save => Some(Request::Save),
+        Command::Reload { dry_run } => Some(Request::Reload { dry_run }),
         // Sent as its wire line: `Request::Cards` may be compiled out (feature admin-cards).
         Command::Cards => None,
         Command::Maintenance { mode } => Some(Request::Maintenance {
@@ -233,6 +244,7 @@ fn main() -> ExitCode {
     }
     match response {
         Response::Error { .. } => ExitCode::from(1),
+        Response::Reload(r) if r.error.is_some() || !r.refused.is_empty() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     }
 }

@@ -1,7 +1,7 @@
 //! `tandemd --config tandem.toml`: one director of a hot-standby pair.
 //! Refuses a bad configuration before changing anything; runs until
-//! SIGTERM/SIGINT, then releases the VIPs and detaches XDP. SIGHUP is
-//! logged and ignored (reload does not exist yet).
+//! SIGTERM/SIGINT, then releases the VIPs and detaches XDP. SIGHUP reads
+//! the file again and applies what changed (as `tandemctl reload`).
 //!
 //! Logs go to stderr with timestamps, filtered by `--log-level` or, when
 //! set, `RUST_LOG` (`tandem_control=debug,info`); the timeline (one
@@ -69,6 +69,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    d.set_config_path(&cli.config);
     match d.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -522,4 +522,40 @@ impl Config {
     pub fn to_toml_with_keys(&self) -> String {
         toml::to_string(&model::File::written(self, true)).unwrap_or_default()
     }
+
+    /// The `[[service]]` tables alone, in their canonical TOML text: what
+    /// the two nodes of a pair must agree on (and what the active
+    /// replicates to the standby).
+    pub fn services_toml(&self) -> String {
+        toml::to_string(&model::File::written(self, false).services_only()).unwrap_or_default()
+    }
+
+    /// This configuration with its `[[service]]` tables replaced by those
+    /// of `services` (TOML text of `[[service]]` tables only, as
+    /// [`Config::services_toml`] writes them), checked whole as a file is.
+    pub fn with_services(&self, services: &str) -> Result<Config, ConfigError> {
+        let mut text = toml::to_string(&model::File::written(self, true).without_services()).unwrap_or_default();
+        text.push('\n');
+        text.push_str(services);
+        Config::parse(&text)
+    }
+
+    /// A fingerprint of the running services: the first 8 bytes of the
+    /// SHA-256 of [`Config::services_toml`]. Equal on two nodes exactly
+    /// when they dispatch the same services to the same real servers the
+    /// same way (order of the file included: reordering is a change of
+    /// text, not of behaviour, and shows as a mismatch until both run
+    /// the same file).
+    pub fn fingerprint(&self) -> u64 {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.services_toml().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_be_bytes(first)
+    }
+}
+
+/// A [`Config::fingerprint`] as operators see it: 16 hex digits.
+pub fn fingerprint_hex(f: u64) -> String {
+    format!("{f:016x}")
 }

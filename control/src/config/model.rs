@@ -48,7 +48,7 @@ pub struct File {
     pub vip: List<VipTable>,
     #[serde(default)]
     pub dataplane: DataplaneTable,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "List::is_empty")]
     pub service: List<ServiceTable>,
     #[serde(default)]
     pub admin: AdminTable,
@@ -296,6 +296,25 @@ pub struct CardTable {
     /// The failover switch's watchdog; absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watchdog_ms: Option<Millis<10, 60_000>>,
+}
+
+/// The `[[service]]` tables of a [`File`] and nothing else.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServicesOnly {
+    pub service: List<ServiceTable>,
+}
+
+impl File {
+    pub(super) fn services_only(self) -> ServicesOnly {
+        ServicesOnly {
+            service: self.service,
+        }
+    }
+
+    pub(super) fn without_services(mut self) -> File {
+        self.service = List(Vec::new());
+        self
+    }
 }
 
 impl<T> List<T> {

@@ -169,10 +169,15 @@ impl<C: Client> Table<C> {
         if c.wants_write() {
             events |= libc::POLLOUT as u32;
         }
-        if c.is_finished() || events == 0 {
+        if c.is_finished() {
             return self.close(ring, slot);
         }
         let fd = c.fd();
+        if events == 0 {
+            // Waiting for its answer (a deferred one): held, not polled.
+            ring.cancel((self.token)(slot))?;
+            return Ok(());
+        }
         ring.cancel((self.token)(slot))?;
         ring.poll((self.token)(slot), fd, events)?;
         Ok(())
@@ -394,6 +399,16 @@ impl Daemon {
                         self.clients.stats.refused += 1;
                         tracing::warn!("admin socket: refused: {message}");
                         admin::Response::Error { message }
+                    } else if let Ok(admin::Request::Reload { dry_run }) = req {
+                        // Answered when the file is read and checked, off the loop.
+                        match self.start_reload(super::reload::Origin::Admin, dry_run) {
+                            Ok(ticket) => {
+                                conn.defer(ticket);
+                                self.clients.admin_conns.slots[slot] = Some(conn);
+                                return self.clients.admin_conns.repoll(&mut self.ring, slot);
+                            }
+                            Err(message) => admin::Response::Error { message },
+                        }
                     } else {
                         self.answer(req)
                     };
@@ -406,6 +421,32 @@ impl Daemon {
         };
         let table = &mut self.clients.admin_conns;
         table.slots[slot] = Some(conn);
+        if ok {
+            table.repoll(&mut self.ring, slot)
+        } else {
+            table.close(&mut self.ring, slot)
+        }
+    }
+
+    /// Queues the answer the admin connection waiting on `ticket` waits
+    /// for, if it is still there (it may have expired or gone), and sends
+    /// what its socket takes.
+    pub(super) fn answer_deferred(&mut self, ticket: u64, resp: &admin::Response) -> Result<()> {
+        let table = &mut self.clients.admin_conns;
+        let Some(slot) = table
+            .slots
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.awaiting() == Some(ticket)))
+        else {
+            return Ok(());
+        };
+        let ok = match table.slots[slot].as_mut() {
+            Some(conn) => {
+                conn.answer(resp);
+                conn.flush_at(Instant::now()).is_ok()
+            }
+            None => false,
+        };
         if ok {
             table.repoll(&mut self.ring, slot)
         } else {

@@ -42,6 +42,7 @@ pub mod clients;
 mod echo;
 mod health;
 mod liveness;
+mod reload;
 mod report;
 pub mod setup;
 mod spans;
@@ -150,6 +151,17 @@ pub struct Daemon {
     live: liveness::Liveness,
     /// Echoes sent and returned (`echo`).
     echoes: echo::Echoes,
+    /// The file this daemon was started from (what a reload reads again).
+    config_path: Option<std::path::PathBuf>,
+    /// Configurations read and checked off the loop (`reload`).
+    cfg_worker: crate::cfgworker::ConfigWorker,
+    /// Reloads being read, by ticket.
+    reloads: HashMap<u64, reload::Pending>,
+    next_ticket: u64,
+    /// The running services' fingerprint ([`Config::fingerprint`]).
+    fingerprint: u64,
+    /// The heartbeat senders declared to the kernel (director and IVRs).
+    senders: Vec<tandem_dataplane::HeartbeatSender>,
 }
 
 fn mono_ns() -> u64 {
@@ -171,6 +183,12 @@ impl Daemon {
         self.pair.state()
     }
 
+    /// The file the configuration was read from: SIGHUP and `tandemctl
+    /// reload` read it again (without one, they are refused).
+    pub fn set_config_path(&mut self, path: impl Into<std::path::PathBuf>) {
+        self.config_path = Some(path.into());
+    }
+
     /// Arms every wait the loop starts with.
     fn start_waits(&mut self) -> Result<()> {
         let now = Instant::now();
@@ -185,6 +203,8 @@ impl Daemon {
             .poll(Token::Link, self.links.as_raw_fd(), libc::POLLIN as u32)?;
         self.ring
             .poll(Token::AddrDone, self.addr_worker.fd(), libc::POLLIN as u32)?;
+        self.ring
+            .poll(Token::ConfigDone, self.cfg_worker.fd(), libc::POLLIN as u32)?;
         self.clients.start(&mut self.ring)?;
         if !self.cards.is_empty() {
             self.ring
@@ -362,12 +382,13 @@ impl Daemon {
                 }
             }
             Token::SipTimer => self.probe_timer_at = None,
+            Token::ConfigDone => self.on_config_done()?,
         }
         Ok(Flow::Continue)
     }
 
-    /// SIGTERM/SIGINT stop the daemon; SIGHUP is logged and ignored until
-    /// reload exists (its default action would kill an active node).
+    /// SIGTERM/SIGINT stop the daemon; SIGHUP reloads the configuration
+    /// file (its default action would kill an active node).
     fn on_signal(&mut self) -> Result<Flow> {
         let signals = self.signals.read().unwrap_or_else(|e| {
             tracing::error!("reading the signalfd: {e}");
@@ -376,9 +397,12 @@ impl Daemon {
         let mut stop = None;
         for s in signals {
             if s == nix::sys::signal::Signal::SIGHUP {
-                self.mark(Event::SignalIgnored {
-                    signal: s.as_str().into(),
-                });
+                if let Err(reason) = self.start_reload(reload::Origin::Signal, false) {
+                    self.mark(Event::ReloadRefused {
+                        source: "SIGHUP".into(),
+                        reason,
+                    });
+                }
             } else {
                 stop = Some(s);
             }

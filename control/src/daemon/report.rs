@@ -120,6 +120,7 @@ impl Daemon {
             peer_misconfigured: self.pair.peer_misconfigured(now),
             late_turns: self.live.late_turns,
             worst_turn_gap_us: self.live.worst_gap.as_micros() as u64,
+            config_fingerprint: crate::config::fingerprint_hex(self.fingerprint),
             alarms: self.alarms(now),
             ..Default::default()
         }
@@ -276,6 +277,10 @@ impl Daemon {
             Ok(admin::Request::Sync) => admin::Response::Sync(self.sync_status()),
             Ok(admin::Request::Metrics) => admin::Response::Metrics {
                 text: self.metrics_text(),
+            },
+            // Answered by the admin server once the file is read (`reload`).
+            Ok(admin::Request::Reload { .. }) => admin::Response::Error {
+                message: "reload is answered when the file has been read".into(),
             },
             Ok(admin::Request::Save) => admin::Response::Config {
                 text: self.cfg.to_toml_with_keys(),

@@ -39,7 +39,7 @@ pub(super) fn sysctl(key: &str, value: &str) -> Result<()> {
 /// interface, the director key), and every IVR server with a node id (its
 /// address, its interface if it names one, its own key derived from the
 /// IVR master key).
-fn heartbeat_senders(
+pub(crate) fn heartbeat_senders(
     cfg: &Config,
     ifindex: impl Fn(&str) -> Option<u32>,
 ) -> Result<Vec<HeartbeatSender>> {
@@ -87,7 +87,7 @@ fn heartbeat_senders(
 }
 
 /// The SIP OPTIONS probe targets of the configuration.
-fn probe_targets(cfg: &Config) -> Vec<crate::sipprobe::Target> {
+pub(crate) fn probe_targets(cfg: &Config) -> Vec<crate::sipprobe::Target> {
     let mut targets = Vec::new();
     for (si, s) in cfg.services.iter().enumerate() {
         let (Some(pc), IpAddr::V4(vip)) = (s.sip_options, s.vip) else {
@@ -125,14 +125,7 @@ impl Daemon {
         let services = cfg.dataplane_services(ifindex).context("services")?;
         let peer_id = cfg.node.peer_id;
         // IVR servers that send heartbeats: (service, real) by node id.
-        let mut ivr_slots: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
-        for (si, s) in cfg.services.iter().enumerate() {
-            for (ri, r) in s.reals.iter().enumerate() {
-                if let Some(n) = r.node_id {
-                    ivr_slots.entry(n).or_default().push((si, ri));
-                }
-            }
-        }
+        let ivr_slots = crate::reload::ivr_slots(&cfg);
         let senders = heartbeat_senders(&cfg, ifindex)?;
         let mut paths = HashMap::new();
         let mut specs = Vec::new();
@@ -232,6 +225,7 @@ impl Daemon {
         .context("signalfd")?;
         let addr_worker =
             crate::addrworker::AddressWorker::start().context("VIP address worker")?;
+        let cfg_worker = crate::cfgworker::ConfigWorker::start().context("configuration worker")?;
 
         // 3. The dataplane, in this process: freed if anything below fails
         // before the attach.
@@ -339,6 +333,12 @@ impl Daemon {
             client_timer_at: None,
             live: super::liveness::Liveness::new(now),
             echoes: Default::default(),
+            config_path: None,
+            cfg_worker,
+            reloads: HashMap::new(),
+            next_ticket: 0,
+            senders,
+            fingerprint: cfg.fingerprint(),
             cfg,
         };
         // 4. Changes to the host.

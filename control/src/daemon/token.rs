@@ -64,6 +64,8 @@ pub enum Token {
     SipRead,
     /// The SIP OPTIONS probes' timer.
     SipTimer,
+    /// The configuration worker finished reading a file.
+    ConfigDone,
     /// `POLLPRI` on channel `index` of card `card` (a DAHDI event).
     Channel { card: usize, index: usize },
 }

@@ -431,9 +431,23 @@ fn parse_logged_event(text: &str) -> Option<Event> {
                 signal: signal.into(),
             });
         }
-        let signal = rest.strip_suffix(": ignored (reload is not supported yet)")?;
-        return Some(Event::SignalIgnored {
-            signal: signal.into(),
+        return None;
+    }
+    if let Some(rest) = text.strip_prefix("reload of ") {
+        if let Some((source, reason)) = rest.split_once(" refused, nothing changed: ") {
+            return Some(Event::ReloadRefused {
+                source: source.into(),
+                reason: reason.into(),
+            });
+        }
+        let (source, rest) = rest.split_once(": ")?;
+        let (changes, rest) = rest.split_once(" change(s) applied in ")?;
+        let (micros, fingerprint) = rest.split_once(" µs; services fingerprint ")?;
+        return Some(Event::Reloaded {
+            source: source.into(),
+            changes: changes.parse().ok()?,
+            fingerprint: fingerprint.into(),
+            micros: micros.parse().ok()?,
         });
     }
     if let Some(rest) = text.strip_prefix("tandemd node ") {

@@ -147,8 +147,15 @@ fn logged_events_read_back_what_the_daemon_prints() {
         Event::ShuttingDown {
             signal: "SIGTERM".into(),
         },
-        Event::SignalIgnored {
-            signal: "SIGHUP".into(),
+        Event::Reloaded {
+            source: "/etc/tandem/tandem.toml".into(),
+            changes: 3,
+            fingerprint: "00ff00ff00ff00ff".into(),
+            micros: 120,
+        },
+        Event::ReloadRefused {
+            source: "/etc/tandem/tandem.toml".into(),
+            reason: "/etc/tandem/tandem.toml: node.id: cannot change".into(),
         },
         Event::Started {
             node_id: 2,

@@ -1,0 +1,208 @@
+//! Reloads on the running daemon: SIGHUP and `tandemctl reload` re-read
+//! the configuration file, off the loop ([`crate::cfgworker`]); when it
+//! comes back, the plan ([`crate::config::diff`]) decides, and what
+//! changed is applied here: services and real servers written to the
+//! kernel maps, IVR heartbeat senders declared or forgotten, the IVR
+//! pool, the SIP verdicts and the probes carried over by identity
+//! ([`crate::reload`]) so that the health of what did not change is kept.
+//!
+//! A reload is all or nothing before it starts: a file that cannot be
+//! read or is invalid, or any difference that cannot be taken live,
+//! refuses it whole and nothing changes. Applying writes only the
+//! services that differ; a service left alone keeps its scheduler state,
+//! its flows and its counters.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use super::{Daemon, Event, token::Token};
+use crate::{
+    admin::ReloadReply,
+    cfgworker::{Job, Loaded, Source},
+    config::{diff, fingerprint_hex},
+};
+
+/// Who asked for a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// `tandemctl reload`: its connection waits for the answer.
+    Admin,
+    /// SIGHUP.
+    Signal,
+}
+
+/// A reload being read by the worker.
+#[derive(Clone, Debug)]
+pub(super) struct Pending {
+    pub origin: Origin,
+    pub dry_run: bool,
+    pub source: String,
+}
+
+impl Daemon {
+    /// Asks the worker to read the configuration file again; the ticket
+    /// its answer comes back with, or why it cannot.
+    pub(super) fn start_reload(&mut self, origin: Origin, dry_run: bool) -> Result<u64, String> {
+        let Some(path) = self.config_path.clone() else {
+            return Err("tandemd was started without a configuration file to read again".into());
+        };
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.reloads.insert(
+            ticket,
+            Pending {
+                origin,
+                dry_run,
+                source: path.display().to_string(),
+            },
+        );
+        self.cfg_worker.request(Job {
+            ticket,
+            source: Source::File(path),
+        });
+        Ok(ticket)
+    }
+
+    /// The worker finished something: decide, apply, answer the waiting
+    /// clients.
+    pub(super) fn on_config_done(&mut self) -> Result<()> {
+        for d in self.cfg_worker.take_done() {
+            let Some(p) = self.reloads.remove(&d.ticket) else {
+                continue;
+            };
+            let reply = self.finish_reload(&p, d.result, d.took.as_micros() as u64);
+            if p.origin == Origin::Admin {
+                self.answer_deferred(d.ticket, &crate::admin::Response::Reload(reply))?;
+            }
+        }
+        self.ring
+            .poll(Token::ConfigDone, self.cfg_worker.fd(), libc::POLLIN as u32)?;
+        Ok(())
+    }
+
+    /// Decides on a configuration read for reload `p`, applies it unless
+    /// refused or a dry run, and records the outcome in the timeline.
+    fn finish_reload(&mut self, p: &Pending, read: Result<Box<Loaded>, String>, read_us: u64) -> ReloadReply {
+        let before = fingerprint_hex(self.fingerprint);
+        let mut reply = ReloadReply {
+            source: p.source.clone(),
+            dry_run: p.dry_run,
+            fingerprint_before: before.clone(),
+            fingerprint: before,
+            read_us,
+            ..Default::default()
+        };
+        let loaded = match read {
+            Ok(l) => l,
+            Err(e) => {
+                self.mark(Event::ReloadRefused {
+                    source: p.source.clone(),
+                    reason: e.clone(),
+                });
+                reply.error = Some(e);
+                return reply;
+            }
+        };
+        let plan = diff::diff(&self.cfg, &loaded.cfg);
+        reply.changes = plan.changes.iter().map(ToString::to_string).collect();
+        reply.refused = plan.refused.iter().map(ToString::to_string).collect();
+        if let Some(why) = self.cannot_apply(&loaded) {
+            reply.refused.push(why);
+        }
+        if !reply.refused.is_empty() {
+            self.mark(Event::ReloadRefused {
+                source: p.source.clone(),
+                reason: reply.refused.join("; "),
+            });
+            return reply;
+        }
+        if p.dry_run {
+            return reply;
+        }
+        let started = Instant::now();
+        let errors = self.apply_config(*loaded);
+        reply.apply_us = started.elapsed().as_micros() as u64;
+        reply.applied = true;
+        reply.fingerprint = fingerprint_hex(self.fingerprint);
+        if !errors.is_empty() {
+            reply.error = Some(errors.join("; "));
+        }
+        self.mark(Event::Reloaded {
+            source: p.source.clone(),
+            changes: plan.changes.len() as u32,
+            fingerprint: reply.fingerprint.clone(),
+            micros: reply.apply_us,
+        });
+        reply
+    }
+
+    /// What of a new configuration this daemon, as it was started, could
+    /// not carry out (the plan refuses the rest).
+    fn cannot_apply(&self, new: &Loaded) -> Option<String> {
+        if !new.targets.is_empty() && self.probe_sock.is_none() {
+            return Some(
+                "service.sip_options: SIP OPTIONS probes where there were none need the probe socket opened at start-up (restart to apply, after a switchover if it is active)"
+                    .into(),
+            );
+        }
+        None
+    }
+
+    /// Applies a configuration the plan accepted; the errors of the
+    /// kernel writes that failed (each naming what it concerns, each
+    /// logged once). The daemon's view becomes the new configuration.
+    fn apply_config(&mut self, new: Loaded) -> Vec<String> {
+        use crate::reload::{Places, ivr_slots, sender_changes, service_writes};
+        let mut errors = Vec::new();
+        let places = Places::between(&self.cfg, &new.cfg);
+        let old_eff =
+            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+        let (forget, declare) = sender_changes(&self.senders, &new.senders);
+        for n in forget {
+            if let Err(e) = self.dp.remove_heartbeat_node(n) {
+                errors.push(format!("heartbeat sender {n}: forgetting it: {e}"));
+            }
+        }
+        for s in &declare {
+            if let Err(e) = self.dp.add_heartbeat_sender(s) {
+                errors.push(format!("heartbeat sender {} at {}: {e}", s.node_id, s.addr));
+            }
+        }
+        let had_ivrs = !self.ivr_slots.is_empty();
+        self.ivr_slots = ivr_slots(&new.cfg);
+        self.pool.set_nodes(self.ivr_slots.keys().copied());
+        self.sip_down = places.remap(&self.sip_down);
+        let mut probes = crate::sipprobe::ProbeSet::new(new.targets, Instant::now());
+        probes.carry_from(&self.probes, |p| places.get(p));
+        self.probes = probes;
+        self.services = new.services;
+        self.senders = new.senders;
+        self.cfg = new.cfg;
+        self.fingerprint = self.cfg.fingerprint();
+        let new_eff =
+            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+        let (removed, written) = service_writes(&old_eff, &new_eff);
+        self.translator.invalidate();
+        for k in removed {
+            if let Err(e) = self.dp.remove_service(&k) {
+                errors.push(format!("service {k:?}: removing it: {e}"));
+            }
+        }
+        for i in written {
+            if let Err(e) = self.dp.set_service(&new_eff[i]) {
+                errors.push(format!("service {}: {e}", new_eff[i].name()));
+            }
+        }
+        if !had_ivrs && !self.ivr_slots.is_empty() {
+            let at = Instant::now() + self.cfg.heartbeat.interval;
+            if let Err(e) = self.ring.arm_timeout(Token::PoolScan, at) {
+                errors.push(format!("the IVR pool scan: {e}"));
+            }
+        }
+        for e in &errors {
+            tracing::error!("reload: {e}");
+        }
+        errors
+    }
+}
