@@ -9,7 +9,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_control::{
     admin::{self, Request, Response},
-    config::DEFAULT_ADMIN_SOCKET,
+    config::{DEFAULT_ADMIN_SOCKET, import},
 };
 
 #[derive(Parser)]
@@ -89,6 +89,60 @@ enum Command {
     /// Keys, without a daemon: a fresh one, or an IVR's own heartbeat key.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Turn an LVS director's configuration into a tandem.toml, without a
+    /// daemon: the base's tables (inline keys included) with the imported
+    /// [[service]] list, on stdout (or --output). Every line not expressed
+    /// goes to stderr.
+    /// Exits 0 when everything was expressed, 1 when something was listed,
+    /// 2 when a file cannot be read, parsed or written.
+    #[command(subcommand)]
+    Import(ImportKind),
+}
+
+#[derive(Subcommand)]
+enum ImportKind {
+    /// `ipvsadm-save -n` (`ipvsadm -Sn`) output.
+    Ipvsadm(ImportArgs),
+    /// A keepalived.conf's virtual_server blocks.
+    Keepalived(ImportArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The file to import.
+    file: PathBuf,
+    /// The director's existing tandem.toml: every table but [[service]] is kept.
+    #[arg(long)]
+    base: PathBuf,
+    /// A real server's MAC address (repeatable); else the base's, else /proc/net/arp's.
+    #[arg(long = "mac", value_name = "ADDR=MAC", value_parser = import::parse_mac_option)]
+    macs: Vec<(std::net::IpAddr, [u8; 6])>,
+    /// The MAC of the gateway toward the clients, for NAT services.
+    #[arg(long, value_name = "MAC", value_parser = import::parse_mac_value)]
+    gateway_mac: Option<[u8; 6]>,
+    /// The neighbour table, as /proc/net/arp prints it [default: /proc/net/arp].
+    #[arg(long, value_name = "FILE")]
+    arp: Option<PathBuf>,
+    /// Write the tandem.toml here (replaced atomically) instead of stdout.
+    #[arg(long, value_name = "OUT")]
+    output: Option<PathBuf>,
+}
+
+/// `tandemctl import …`: the module's shell does the work.
+fn import_command(kind: ImportKind) -> ExitCode {
+    let (format, a) = match kind {
+        ImportKind::Ipvsadm(a) => (import::Format::Ipvsadm, a),
+        ImportKind::Keepalived(a) => (import::Format::Keepalived, a),
+    };
+    import::command::run(&import::command::Options {
+        format,
+        input: a.file,
+        base: a.base,
+        macs: a.macs,
+        gateway_mac: a.gateway_mac,
+        arp: a.arp,
+        output: a.output,
+    })
 }
 
 #[derive(Subcommand)]
@@ -212,6 +266,7 @@ fn main() -> ExitCode {
             on: matches!(mode, OnOff::On),
         }),
         Command::Key(k) => return key_command(k),
+        Command::Import(kind) => return import_command(kind),
         Command::Diff { config } => return diff_command(&cli.socket, timeout, &config, cli.json),
     };
     let answer = match &request {
