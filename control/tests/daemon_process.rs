@@ -460,3 +460,82 @@ fn privileged_read_group_members_may_read_and_only_root_may_act() {
     d.signal(libc::SIGTERM);
     assert!(d.exited(Duration::from_secs(5)).is_some_and(|s| s.success()), "clean exit on SIGTERM");
 }
+
+#[test]
+fn privileged_tandemctl_service_and_real_edit_the_file_and_the_running_daemon() {
+    const NAME: &str = "privileged_tandemctl_service_and_real_edit_the_file_and_the_running_daemon";
+    if !require_privileged(NAME) {
+        return;
+    }
+    let ns = lab("edits");
+    let dir = Dir::new("edits");
+    let socket = dir.0.join("a.sock");
+    let cfg = dir.0.join("tandem.toml");
+    let err = dir.0.join("a.err");
+    let base = format!("# kept through every edit\n{}", config(&socket, ""));
+    std::fs::write(&cfg, &base).expect("config");
+    let mut d = Daemon::start(&ns.0, &cfg, &err);
+    d.wait_answering(&socket, &err);
+    let ctl = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tandemctl")).arg("--socket").arg(&socket).args(args).output().expect("tandemctl");
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let reals = || match admin::request(&socket, &admin::Request::Reals, Duration::from_secs(1)) {
+        Ok(admin::Response::Reals { reals }) => {
+            reals.iter().map(|r| (r.service.clone(), r.address.to_string(), r.weight, r.state.clone())).collect::<Vec<_>>()
+        }
+        other => panic!("reals: {other:?}"),
+    };
+    let row = |svc: &str, a: &str, w: u32, st: &str| (svc.to_string(), a.to_string(), w, st.to_string());
+    const SIP: &str = "udp/198.18.0.100:5060";
+
+    let (code, out) = ctl(&["real", "add", "-u", "198.18.0.100:5060", "-r", "198.18.0.22", "--mac", "02:18:00:00:00:22", "-w", "3"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(reals(), [row(SIP, "198.18.0.21", 1, "up"), row(SIP, "198.18.0.22", 3, "up")]);
+    let (code, out) = ctl(&["real", "edit", "-r", "198.18.0.22", "-w", "0"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(reals()[1], row(SIP, "198.18.0.22", 0, "up"), "weight 0: quiescent");
+    let (code, out) = ctl(&["service", "add", "-u", "198.18.0.100:5080", "-s", "wrr"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = ctl(&["real", "add", "-u", "198.18.0.100:5080", "-r", "198.18.0.21", "--mac", "02:18:00:00:00:21"]);
+    assert_eq!(code, Some(0), "{out}");
+    // Drain: in every service it serves; with nothing in flight --wait returns at once.
+    let (code, out) = ctl(&["real", "drain", "198.18.0.21", "--wait", "--timeout", "5"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("198.18.0.21: drained"), "{out}");
+    let mut now = reals();
+    now.sort();
+    assert_eq!(
+        now,
+        [row(SIP, "198.18.0.21", 1, "draining"), row(SIP, "198.18.0.22", 0, "up"), row("udp/198.18.0.100:5080", "198.18.0.21", 1, "draining")]
+    );
+    // Bad edits change neither the file nor the daemon, and say what is wrong.
+    let before = std::fs::read_to_string(&cfg).expect("file");
+    for (bad, why) in [
+        (&["real", "edit", "-r", "198.18.0.22", "--state", "sideways"][..], "state"),
+        (&["real", "delete", "-r", "198.18.0.99"], "no real server 198.18.0.99"),
+        (&["service", "add", "-u", "198.18.0.100:5060", "-s", "rr"], "already exists"),
+        (&["service", "edit", "-u", "198.18.0.100:5080", "-s", "fastest"], "scheduler"),
+    ] {
+        let (code, out) = ctl(bad);
+        assert_eq!(code, Some(1), "{bad:?}: {out}");
+        assert!(out.contains(why), "{bad:?} names {why:?}: {out}");
+    }
+    assert_eq!(std::fs::read_to_string(&cfg).expect("file"), before, "refused edits leave the file alone");
+    let (code, out) = ctl(&["service", "delete", "-u", "198.18.0.100:5080"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = ctl(&["real", "delete", "-u", "198.18.0.100:5060", "-r", "198.18.0.22"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(reals(), [row(SIP, "198.18.0.21", 1, "draining")]);
+    let text = std::fs::read_to_string(&cfg).expect("file");
+    assert!(text.starts_with("# kept through every edit\n"), "comments are kept: {text}");
+
+    // The file is the truth: a restarted daemon runs with the edits.
+    d.signal(libc::SIGTERM);
+    assert!(d.exited(Duration::from_secs(5)).is_some_and(|s| s.success()), "clean exit on SIGTERM");
+    let mut d = Daemon::start(&ns.0, &cfg, &err);
+    d.wait_answering(&socket, &err);
+    assert_eq!(reals(), [row(SIP, "198.18.0.21", 1, "draining")], "the edits survive a restart");
+    d.signal(libc::SIGTERM);
+    assert!(d.exited(Duration::from_secs(5)).is_some_and(|s| s.success()), "clean exit on SIGTERM");
+}

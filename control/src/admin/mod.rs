@@ -25,6 +25,7 @@ use std::{io, path::Path};
 
 pub mod client;
 pub mod protocol;
+pub mod edits;
 pub mod render;
 pub mod server;
 

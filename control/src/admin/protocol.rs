@@ -203,6 +203,9 @@ pub struct StatusReply {
     /// The running services' fingerprint (16 hex digits,
     /// [`crate::config::Config::fingerprint`]).
     pub config_fingerprint: String,
+    /// The file the daemon reads on reload (empty: none), which
+    /// `tandemctl service|real` edit.
+    pub config_path: String,
 }
 
 /// `reload`: the file read, the plan, and whether it was applied.

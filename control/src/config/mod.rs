@@ -38,6 +38,7 @@
 
 mod dataplane;
 pub mod diff;
+pub mod edit;
 pub mod import;
 mod keys;
 mod model;

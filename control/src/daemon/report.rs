@@ -121,6 +121,7 @@ impl Daemon {
             late_turns: self.live.late_turns,
             worst_turn_gap_us: self.live.worst_gap.as_micros() as u64,
             config_fingerprint: crate::config::fingerprint_hex(self.fingerprint),
+            config_path: self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             alarms: self.alarms(now),
             ..Default::default()
         }
