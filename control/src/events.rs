@@ -125,6 +125,13 @@ pub enum Event {
         fingerprint: String,
         micros: u64,
     },
+    /// The peer's heartbeats carry another services fingerprint than this
+    /// node runs (`on`), or the same again (`!on`).
+    ConfigMismatch {
+        on: bool,
+        here: String,
+        peer: String,
+    },
     /// A reload refused (the file unreadable or invalid, or a difference
     /// that cannot be taken live): nothing changed.
     ReloadRefused {
@@ -350,6 +357,13 @@ impl fmt::Display for Event {
                 f,
                 "reload of {source}: {changes} change(s) applied in {micros} µs; services fingerprint {fingerprint}"
             ),
+            Event::ConfigMismatch { on: true, here, peer } => write!(
+                f,
+                "ALARM: the peer runs other services (fingerprint {peer}, here {here}): a takeover would dispatch differently"
+            ),
+            Event::ConfigMismatch { on: false, here, .. } => {
+                write!(f, "the peer runs the same services again (fingerprint {here})")
+            }
             Event::ReloadRefused { source, reason } => {
                 write!(f, "reload of {source} refused, nothing changed: {reason}")
             }
@@ -444,6 +458,7 @@ impl Event {
                 | Event::GarpGaveUp { .. }
                 | Event::TakeoverStepFailed { .. }
                 | Event::ReloadRefused { .. }
+                | Event::ConfigMismatch { on: true, .. }
         )
     }
 }

@@ -203,6 +203,9 @@ pub struct StatusReply {
     /// The running services' fingerprint (16 hex digits,
     /// [`crate::config::Config::fingerprint`]).
     pub config_fingerprint: String,
+    /// The fingerprint the peer's heartbeats carry (None: not heard yet,
+    /// or a peer that sends none).
+    pub peer_config_fingerprint: Option<String>,
     /// The file the daemon reads on reload (empty: none), which
     /// `tandemctl service|real` edit.
     pub config_path: String,

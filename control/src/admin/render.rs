@@ -51,7 +51,12 @@ pub fn render_status(s: &StatusReply) -> String {
     );
     let _ = writeln!(o, "maintenance {}", on_off(s.maintenance));
     if !s.config_fingerprint.is_empty() {
-        let _ = writeln!(o, "services    fingerprint {}", s.config_fingerprint);
+        let peer = match &s.peer_config_fingerprint {
+            Some(p) if *p == s.config_fingerprint => "  (the peer's is the same)".to_string(),
+            Some(p) => format!("  MISMATCH: the peer's is {p}"),
+            None => String::new(),
+        };
+        let _ = writeln!(o, "services    fingerprint {}{peer}", s.config_fingerprint);
     }
     match &s.peer {
         Some(p) => {

@@ -63,6 +63,7 @@ impl Daemon {
         let Some(state) = r.state else {
             return;
         };
+        self.peer_fingerprint_heard((u64::from(r.load.0) << 32) | u64::from(r.load.1));
         let ev = PairEvent::Heartbeat {
             path,
             from: r.node_id,
@@ -72,6 +73,33 @@ impl Daemon {
         };
         self.pair
             .handle(ev, crate::clock::instant_of(r.last_seen_ns));
+    }
+
+    /// The fingerprint the peer's heartbeats carry (0: an older peer that
+    /// sends none). A change of agreement is an event (logged once).
+    fn peer_fingerprint_heard(&mut self, f: u64) {
+        if f == 0 || self.peer_fingerprint == Some(f) {
+            return;
+        }
+        let was = self.peer_fingerprint.is_none_or(|p| p == self.fingerprint);
+        self.peer_fingerprint = Some(f);
+        self.fingerprints_checked(was);
+    }
+
+    /// Records a change of agreement between this node's services and the
+    /// peer's (`was`: they agreed before).
+    pub(super) fn fingerprints_checked(&mut self, was: bool) {
+        let Some(peer) = self.peer_fingerprint else {
+            return;
+        };
+        let now = peer == self.fingerprint;
+        if now != was {
+            self.mark(Event::ConfigMismatch {
+                on: !now,
+                here: crate::config::fingerprint_hex(self.fingerprint),
+                peer: crate::config::fingerprint_hex(peer),
+            });
+        }
     }
 
     /// Tells the state machine whether this node has a local fault (a

@@ -160,6 +160,8 @@ pub struct Daemon {
     next_ticket: u64,
     /// The running services' fingerprint ([`Config::fingerprint`]).
     fingerprint: u64,
+    /// The one the peer's heartbeats carry (None: not heard, or an older peer).
+    peer_fingerprint: Option<u64>,
     /// The heartbeat senders declared to the kernel (director and IVRs).
     senders: Vec<tandem_dataplane::HeartbeatSender>,
 }

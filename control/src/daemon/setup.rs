@@ -339,6 +339,7 @@ impl Daemon {
             next_ticket: 0,
             senders,
             fingerprint: cfg.fingerprint(),
+            peer_fingerprint: None,
             cfg,
         };
         // 4. Changes to the host.

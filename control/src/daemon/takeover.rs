@@ -440,6 +440,8 @@ impl Daemon {
 
     pub(super) fn send_heartbeats(&mut self) {
         let (s, e, p) = (self.pair.state(), self.pair.epoch(), self.pair.priority());
-        self.sender.send_all(s, e, p, (0, 0), mono_ns());
+        // A director's load fields carry its services' fingerprint.
+        let f = self.fingerprint;
+        self.sender.send_all(s, e, p, ((f >> 32) as u32, f as u32), mono_ns());
     }
 }

@@ -15,6 +15,11 @@
 //! 56 SipHash-2-4 of bytes 0..56 under the sender's 16-byte key (u64, little-endian)
 //! ```
 //!
+//! Bytes 48..56 are an IVR server's load; a director sends there the
+//! fingerprint of the services it runs (high 32 bits first; 0: none
+//! sent), so that each node of a pair sees whether the other dispatches
+//! the same way.
+//!
 //! The boot id is drawn at random when the sending process starts and the
 //! sequence counts from 1 within it, so nothing depends on the sender's
 //! clock. The key is the sender's own: the director heartbeat key for a

@@ -433,6 +433,23 @@ fn parse_logged_event(text: &str) -> Option<Event> {
         }
         return None;
     }
+    if let Some(rest) = text.strip_prefix("ALARM: the peer runs other services (fingerprint ") {
+        let (peer, rest) = rest.split_once(", here ")?;
+        let here = rest.strip_suffix("): a takeover would dispatch differently")?;
+        return Some(Event::ConfigMismatch {
+            on: true,
+            here: here.into(),
+            peer: peer.into(),
+        });
+    }
+    if let Some(rest) = text.strip_prefix("the peer runs the same services again (fingerprint ") {
+        let here = rest.strip_suffix(')')?;
+        return Some(Event::ConfigMismatch {
+            on: false,
+            here: here.into(),
+            peer: here.into(),
+        });
+    }
     if let Some(rest) = text.strip_prefix("reload of ") {
         if let Some((source, reason)) = rest.split_once(" refused, nothing changed: ") {
             return Some(Event::ReloadRefused {

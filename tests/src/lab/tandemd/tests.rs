@@ -153,6 +153,16 @@ fn logged_events_read_back_what_the_daemon_prints() {
             fingerprint: "00ff00ff00ff00ff".into(),
             micros: 120,
         },
+        Event::ConfigMismatch {
+            on: true,
+            here: "0000000000000001".into(),
+            peer: "0000000000000002".into(),
+        },
+        Event::ConfigMismatch {
+            on: false,
+            here: "0000000000000002".into(),
+            peer: "0000000000000002".into(),
+        },
         Event::ReloadRefused {
             source: "/etc/tandem/tandem.toml".into(),
             reason: "/etc/tandem/tandem.toml: node.id: cannot change".into(),
