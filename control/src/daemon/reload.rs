@@ -30,6 +30,8 @@ pub(super) enum Origin {
     Admin,
     /// SIGHUP.
     Signal,
+    /// The active's services, replicated over sync to this standby.
+    Peer,
 }
 
 /// A reload being read by the worker.
@@ -47,6 +49,13 @@ impl Daemon {
         let Some(path) = self.config_path.clone() else {
             return Err("tandemd was started without a configuration file to read again".into());
         };
+        if let Some(f) = self.peer_services_held() {
+            return Err(format!(
+                "this node stands by and runs the active's services (fingerprint {}, replicated over sync): change them on the active (node {}), they reach this node from there",
+                fingerprint_hex(f),
+                self.peer_id
+            ));
+        }
         self.next_ticket += 1;
         let ticket = self.next_ticket;
         self.reloads.insert(
@@ -71,6 +80,9 @@ impl Daemon {
             let Some(p) = self.reloads.remove(&d.ticket) else {
                 continue;
             };
+            if p.origin == Origin::Peer {
+                self.peer_services_loading = None;
+            }
             let reply = self.finish_reload(&p, d.result, d.took.as_micros() as u64);
             if p.origin == Origin::Admin {
                 self.answer_deferred(d.ticket, &crate::admin::Response::Reload(reply))?;
@@ -122,6 +134,7 @@ impl Daemon {
         }
         let started = Instant::now();
         let errors = self.apply_config(*loaded);
+        self.publish_services();
         reply.apply_us = started.elapsed().as_micros() as u64;
         reply.applied = true;
         reply.fingerprint = fingerprint_hex(self.fingerprint);
@@ -135,6 +148,61 @@ impl Daemon {
             micros: reply.apply_us,
         });
         reply
+    }
+
+    /// The fingerprint of the active's services this standby holds from
+    /// sync (None: it is active, or holds none).
+    fn peer_services_held(&self) -> Option<u64> {
+        let sy = self.sync.as_ref()?;
+        if sy.is_publishing() || self.pair.state() == tandem_dataplane::common::node::NodeState::Active {
+            return None;
+        }
+        sy.store().services().map(|(f, _)| f)
+    }
+
+    /// While active: the running services go to the standby, in parts,
+    /// through the sync store (so a standby that connects later gets them
+    /// first in its snapshot).
+    pub(super) fn publish_services(&mut self) {
+        let (f, text) = (self.fingerprint, self.cfg.services_toml());
+        let Some(sy) = self.sync.as_mut().filter(|s| s.is_publishing()) else {
+            return;
+        };
+        let now = Instant::now();
+        for p in crate::sync::ServicesPart::cut(f, &text) {
+            sy.record(crate::sync::Record::ServicesPart(p), now);
+        }
+    }
+
+    /// On the standby, after sync records were applied: if the store now
+    /// holds every part of services other than those running here, they
+    /// are read and checked off the loop and applied as a reload would.
+    pub(super) fn services_from_peer(&mut self) {
+        let Some((f, text)) = self.sync.as_ref().filter(|s| !s.is_publishing()).and_then(|s| s.store().services())
+        else {
+            return;
+        };
+        if f == self.fingerprint || self.peer_services_loading == Some(f) {
+            return;
+        }
+        self.peer_services_loading = Some(f);
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.reloads.insert(
+            ticket,
+            Pending {
+                origin: Origin::Peer,
+                dry_run: false,
+                source: format!("the active's services ({})", fingerprint_hex(f)),
+            },
+        );
+        self.cfg_worker.request(Job {
+            ticket,
+            source: Source::Services {
+                base: Box::new(self.cfg.clone()),
+                services: text,
+            },
+        });
     }
 
     /// What of a new configuration this daemon, as it was started, could

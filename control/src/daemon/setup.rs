@@ -340,6 +340,7 @@ impl Daemon {
             senders,
             fingerprint: cfg.fingerprint(),
             peer_fingerprint: None,
+            peer_services_loading: None,
             cfg,
         };
         // 4. Changes to the host.

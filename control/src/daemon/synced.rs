@@ -159,6 +159,12 @@ impl Daemon {
 
     /// Writes what the subscriber received into the kernel's tables.
     fn apply_synced(&mut self, applied: Vec<Applied>) {
+        let services = applied.iter().any(|a| matches!(a.record, crate::sync::Record::ServicesPart(_)));
+        // The active's services, read off the loop: flows of a service
+        // new here are refused until it is applied (counted below).
+        if services {
+            self.services_from_peer();
+        }
         let mut count = ApplyCount::default();
         for (i, a) in applied.iter().enumerate() {
             if i % 64 == 63 {

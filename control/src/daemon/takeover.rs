@@ -162,6 +162,9 @@ impl Daemon {
                 sy.become_subscriber(epoch, Instant::now());
             }
         }
+        if to == NodeState::Active {
+            self.publish_services();
+        }
     }
 
     fn become_active(&mut self, epoch: u64) {

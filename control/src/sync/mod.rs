@@ -44,5 +44,5 @@ pub use session::{
 pub use store::{SnapshotCursor, SnapshotSource, Store};
 pub use wire::{
     CallRecord, CallState, ChannelRef, ChannelState, DEFAULT_PORT, Deframer, FlowRecord, Record,
-    VirtualService,
+    ServicesPart, VirtualService,
 };

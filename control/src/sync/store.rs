@@ -1,5 +1,6 @@
-//! The synced tables: flows by their 5-tuple, calls by id, IVR channels by
-//! (node, channel). The active keeps one as the source of its snapshots; a
+//! The synced tables: the active's services (its configuration, in
+//! parts), flows by their 5-tuple, calls by id, IVR channels by (node,
+//! channel). The active keeps one as the source of its snapshots; a
 //! standby's [`super::Subscriber`] keeps one as what it received.
 //!
 //! This module owns the tables, the order a snapshot walks them in
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use tandem_common::FlowKey;
 
-use super::wire::{CallRecord, ChannelState, FlowRecord, Record};
+use super::wire::{CallRecord, ChannelState, FlowRecord, Record, ServicesPart};
 
 /// A flow key as ordered bytes: src, dst, sport, dport (big-endian), proto.
 type FlowBytes = [u8; 37];
@@ -41,8 +42,11 @@ struct Slot<T> {
 /// Where a snapshot walk stands: each table in turn, by key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum SnapshotCursor {
+    /// The services first: the flows and calls after them name them.
     #[default]
     Start,
+    ServicesAfter(u16),
+    Flows,
     FlowsAfter(FlowKey),
     Calls,
     CallsAfter(String),
@@ -73,6 +77,7 @@ pub trait SnapshotSource {
 /// The synced tables.
 #[derive(Clone, Debug, Default)]
 pub struct Store {
+    services: BTreeMap<u16, Slot<ServicesPart>>,
     flows: BTreeMap<FlowBytes, Slot<FlowRecord>>,
     calls: BTreeMap<String, Slot<CallRecord>>,
     channels: BTreeMap<(u32, u32), Slot<ChannelState>>,
@@ -151,8 +156,33 @@ impl Store {
             Record::ChannelRemoved { node, channel } => {
                 self.channels.remove(&(*node, *channel)).is_some()
             }
+            Record::ServicesPart(p) => {
+                let slot = Slot {
+                    value: p.clone(),
+                    at: now,
+                    generation,
+                };
+                // Parts past the count of this text are the previous one's.
+                self.services.retain(|k, _| *k < p.parts);
+                self.services.insert(p.part, slot).is_none_or(|old| old.value != *p)
+            }
             Record::Unknown { .. } => false,
         }
+    }
+
+    /// The services text whose parts are all here, with its fingerprint
+    /// (None: none, or some parts of the latest are missing).
+    pub fn services(&self) -> Option<(u64, String)> {
+        let first = self.services.values().next()?;
+        let (fingerprint, parts) = (first.value.fingerprint, first.value.parts);
+        let all: Vec<&ServicesPart> = self.services.values().map(|s| &s.value).collect();
+        let complete = all.len() == parts as usize
+            && all.iter().enumerate().all(|(i, p)| p.part as usize == i && p.fingerprint == fingerprint);
+        if !complete {
+            return None;
+        }
+        let bytes: Vec<u8> = all.iter().flat_map(|p| p.text.iter().copied()).collect();
+        String::from_utf8(bytes).ok().map(|t| (fingerprint, t))
     }
 
     /// A flow, its age counted up to `now`.
@@ -189,18 +219,20 @@ impl Store {
     }
 
     pub fn clear(&mut self) {
+        self.services.clear();
         self.flows.clear();
         self.calls.clear();
         self.channels.clear();
     }
 
-    /// Every record as an upsert: flows (ages counted up to `now`), then
-    /// calls, then channels.
+    /// Every record as an upsert: the services' parts, flows (ages
+    /// counted up to `now`), then calls, then channels.
     pub fn snapshot(&self, now: Instant) -> impl Iterator<Item = Record> + '_ {
+        let services = self.services.values().map(|s| Record::ServicesPart(s.value.clone()));
         let flows = self.flows.values().map(move |s| Record::Flow(aged(s, now)));
         let calls = self.calls.values().map(|s| Record::Call(s.value.clone()));
         let channels = self.channels.values().map(|s| Record::Channel(s.value));
-        flows.chain(calls).chain(channels)
+        services.chain(flows).chain(calls).chain(channels)
     }
 
     /// Do both stores hold the same records (flow ages aside)?
@@ -232,7 +264,9 @@ impl Store {
                 .iter()
                 .zip(&other.channels)
                 .all(|((ka, a), (kb, b))| ka == kb && a.value == b.value);
-        flows && calls && channels
+        let services = self.services.len() == other.services.len()
+            && self.services.iter().zip(&other.services).all(|((ka, a), (kb, b))| ka == kb && a.value == b.value);
+        services && flows && calls && channels
     }
 
     /// Starts a sweep: from now on [`Store::apply`] marks what it touches,
@@ -246,6 +280,9 @@ impl Store {
     pub fn sweep(&mut self) -> Vec<Record> {
         let g = self.generation;
         let mut removed = Vec::new();
+        // Parts of services the snapshot did not carry go without a record
+        // (there is no removal of a part: the next text replaces them).
+        self.services.retain(|_, s| s.generation == g);
         self.flows.retain(|_, s| {
             let keep = s.generation == g;
             if !keep {
@@ -280,7 +317,20 @@ impl SnapshotSource for Store {
     ) {
         loop {
             match cursor {
-                SnapshotCursor::Start | SnapshotCursor::FlowsAfter(_) => {
+                SnapshotCursor::Start | SnapshotCursor::ServicesAfter(_) => {
+                    let lower = match cursor {
+                        SnapshotCursor::ServicesAfter(k) => Bound::Excluded(*k),
+                        _ => Bound::Unbounded,
+                    };
+                    for (k, s) in self.services.range((lower, Bound::Unbounded)) {
+                        if !visit(&Record::ServicesPart(s.value.clone())) {
+                            return;
+                        }
+                        *cursor = SnapshotCursor::ServicesAfter(*k);
+                    }
+                    *cursor = SnapshotCursor::Flows;
+                }
+                SnapshotCursor::Flows | SnapshotCursor::FlowsAfter(_) => {
                     let lower = match cursor {
                         SnapshotCursor::FlowsAfter(k) => Bound::Excluded(flow_bytes(k)),
                         _ => Bound::Unbounded,

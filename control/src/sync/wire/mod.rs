@@ -98,8 +98,8 @@ pub use crypto::{
 };
 pub use frame::{Deframer, Frame, FrameWriter, peek_frame_len};
 pub use records::{
-    CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, Record, VirtualService,
-    is_v4_mapped, parse_records, record_type,
+    CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, Record, SERVICES_PART_TEXT,
+    ServicesPart, VirtualService, is_v4_mapped, parse_records, record_type,
 };
 pub use repr::{Greeting, Hello, Message, Repr};
 

@@ -19,6 +19,7 @@ pub mod record_type {
     pub const CALL_REMOVED: u8 = 4;
     pub const CHANNEL: u8 = 5;
     pub const CHANNEL_REMOVED: u8 = 6;
+    pub const SERVICES_PART: u8 = 7;
 }
 
 /// Flow record form bits.
@@ -129,6 +130,45 @@ pub struct ChannelState {
     pub updated_ms: u64,
 }
 
+/// Part `part` of `parts` of the active's `[[service]]` tables as TOML
+/// text (`Config::services_toml`), whose SHA-256 begins with
+/// `fingerprint`: the standby applies the services once it holds every
+/// part of one fingerprint. Cut at [`SERVICES_PART_TEXT`] bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ServicesPart {
+    pub fingerprint: u64,
+    pub part: u16,
+    pub parts: u16,
+    pub text: Vec<u8>,
+}
+
+/// Most text bytes one [`ServicesPart`] carries (its record stays within
+/// `MAX_RECORD_LEN`).
+pub const SERVICES_PART_TEXT: usize = 960;
+
+impl ServicesPart {
+    /// The parts of `text` (at least one, even for no text).
+    pub fn cut(fingerprint: u64, text: &str) -> Vec<ServicesPart> {
+        let chunks: Vec<&[u8]> = if text.is_empty() {
+            vec![&[][..]]
+        } else {
+            text.as_bytes().chunks(SERVICES_PART_TEXT).collect()
+        };
+        let parts = chunks.len().min(u16::MAX as usize) as u16;
+        chunks
+            .iter()
+            .take(parts as usize)
+            .enumerate()
+            .map(|(i, c)| ServicesPart {
+                fingerprint,
+                part: i as u16,
+                parts,
+                text: c.to_vec(),
+            })
+            .collect()
+    }
+}
+
 /// One change of the synced state: an upsert or a removal.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Record {
@@ -141,6 +181,8 @@ pub enum Record {
         node: u32,
         channel: u32,
     },
+    /// A part of the active's services (replicated configuration).
+    ServicesPart(ServicesPart),
     /// A record of a type this version does not know: skipped on receipt.
     Unknown {
         kind: u8,
@@ -485,6 +527,7 @@ impl Record {
             Record::CallRemoved(_) => record_type::CALL_REMOVED,
             Record::Channel(_) => record_type::CHANNEL,
             Record::ChannelRemoved { .. } => record_type::CHANNEL_REMOVED,
+            Record::ServicesPart(_) => record_type::SERVICES_PART,
             Record::Unknown { kind, .. } => *kind,
         }
     }
@@ -497,6 +540,7 @@ impl Record {
             Record::CallRemoved(id) => 2 + id.len(),
             Record::Channel(_) => 4 + 4 + 1 + 8,
             Record::ChannelRemoved { .. } => 4 + 4,
+            Record::ServicesPart(p) => 8 + 2 + 2 + p.text.len(),
             Record::Unknown { data, .. } => data.len(),
         }
     }
@@ -512,7 +556,13 @@ impl Record {
         match self {
             Record::Call(c) => check_call_id(&c.id)?,
             Record::CallRemoved(id) => check_call_id(id)?,
-            Record::Unknown { kind, .. } if (1..=6).contains(kind) => {
+            Record::ServicesPart(p) if p.part >= p.parts => {
+                return Err(Error::BadField {
+                    field: "services part",
+                    value: u64::from(p.part),
+                });
+            }
+            Record::Unknown { kind, .. } if (1..=7).contains(kind) => {
                 return Err(Error::BadField {
                     field: "unknown record type",
                     value: *kind as u64,
@@ -562,6 +612,12 @@ impl Record {
                 out.extend_from_slice(&node.to_be_bytes());
                 out.extend_from_slice(&channel.to_be_bytes());
             }
+            Record::ServicesPart(p) => {
+                out.extend_from_slice(&p.fingerprint.to_be_bytes());
+                out.extend_from_slice(&p.part.to_be_bytes());
+                out.extend_from_slice(&p.parts.to_be_bytes());
+                out.extend_from_slice(&p.text);
+            }
             Record::Unknown { data, .. } => out.extend_from_slice(data),
         }
     }
@@ -598,6 +654,24 @@ impl Record {
                 node: v.u32("channel node id")?,
                 channel: v.u32("channel number")?,
             },
+            record_type::SERVICES_PART => {
+                let fingerprint = v.u64("services fingerprint")?;
+                let part = v.u16("services part")?;
+                let parts = v.u16("services parts")?;
+                if part >= parts {
+                    return Err(Error::BadField {
+                        field: "services part",
+                        value: u64::from(part),
+                    });
+                }
+                let text = v.take(len - 12, "services text")?.to_vec();
+                Record::ServicesPart(ServicesPart {
+                    fingerprint,
+                    part,
+                    parts,
+                    text,
+                })
+            }
             _ => Record::Unknown {
                 kind,
                 data: value.to_vec(),

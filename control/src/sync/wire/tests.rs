@@ -548,6 +548,19 @@ fn unknown_record_types_are_skipped_and_known_ones_may_grow() {
             Record::Flow(sample_flow()),
         ]
     );
+    // The services in parts: a full part stays within a record, and a part
+    // numbered past its count is refused both ways.
+    let text = "x".repeat(SERVICES_PART_TEXT * 2 + 1);
+    let parts = ServicesPart::cut(7, &text);
+    assert_eq!(parts.iter().map(|p| (p.part, p.parts, p.text.len())).collect::<Vec<_>>(), [(0, 3, SERVICES_PART_TEXT), (1, 3, SERVICES_PART_TEXT), (2, 3, 1)]);
+    for p in &parts {
+        round_trip(&Record::ServicesPart(p.clone()));
+    }
+    let bad = Record::ServicesPart(ServicesPart { part: 3, ..parts[0].clone() });
+    assert!(bad.check().is_err());
+    let mut bytes = Vec::new();
+    bad.emit(&mut bytes);
+    assert!(Record::parse(&bytes).is_err(), "part 3 of 3 does not parse");
     // Unknown records round-trip; one posing as a known type cannot be sent.
     round_trip(&Record::Unknown {
         kind: 0x80,
@@ -1136,7 +1149,14 @@ fn record() -> impl Strategy<Value = Record> {
         ),
         (any::<u32>(), any::<u32>())
             .prop_map(|(node, channel)| Record::ChannelRemoved { node, channel }),
-        (7u8..=255, proptest::collection::vec(any::<u8>(), 0..20))
+        (any::<u64>(), 1u16..500, any::<u16>(), proptest::collection::vec(any::<u8>(), 0..SERVICES_PART_TEXT))
+            .prop_map(|(fingerprint, parts, part, text)| Record::ServicesPart(ServicesPart {
+                fingerprint,
+                part: part % parts,
+                parts,
+                text
+            })),
+        (8u8..=255, proptest::collection::vec(any::<u8>(), 0..20))
             .prop_map(|(kind, data)| Record::Unknown { kind, data }),
     ]
 }

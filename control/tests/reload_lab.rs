@@ -1,0 +1,123 @@
+//! Live changes on a running pair (issue 13): an edit made on the active
+//! with `tandemctl` is in the active's kernel maps, reaches the standby
+//! over sync and is applied there (same services fingerprint on both,
+//! which the heartbeats carry); the standby refuses local changes with a
+//! pointer to the active; after a kill -9 of the active, the new active
+//! dispatches with every change made before it.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use tandem_control::admin::{Request, Response, StatusReply};
+use tandem_tests::{
+    privileged::lab_turn,
+    tandemd::{Binaries, Director, Pair, PairOptions, WorkDir, wait_for},
+};
+
+fn bins() -> Binaries {
+    Binaries {
+        tandemd: env!("CARGO_BIN_EXE_tandemd").into(),
+        tandemctl: env!("CARGO_BIN_EXE_tandemctl").into(),
+    }
+}
+
+fn status(d: &Director) -> StatusReply {
+    match d.request(&Request::Status) {
+        Some(Response::Status(s)) => s,
+        other => panic!("{}: status: {other:?}", d.name),
+    }
+}
+
+/// (address, weight, state) of every real server, as the kernel maps hold them.
+fn reals(d: &Director) -> Vec<(String, u32, String)> {
+    match d.request(&Request::Reals) {
+        Some(Response::Reals { reals }) => {
+            let mut v: Vec<_> = reals.iter().map(|r| (r.address.to_string(), r.weight, r.state.clone())).collect();
+            v.sort();
+            v
+        }
+        other => panic!("{}: reals: {other:?}", d.name),
+    }
+}
+
+fn tandemctl(d: &Director, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(args)
+        .output()
+        .expect("tandemctl");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_failover() {
+    const NAME: &str = "privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_failover";
+    let Some(_turn) = lab_turn(NAME) else {
+        return;
+    };
+    let o = PairOptions {
+        flags: Vec::new(),
+        ivr_heartbeats: false,
+        multiplier: 5,
+        realtime_priority: 0,
+        ..PairOptions::default()
+    };
+    let dir = WorkDir::new("reload").expect("work dir");
+    let mut p = Pair::start(2, &o, dir.path(), &bins(), None).expect("a active, b standby in sync");
+    let (sa, sb) = (status(&p.a), status(&p.b));
+    assert_eq!(sa.config_fingerprint, sb.config_fingerprint, "the same file on both");
+    assert!(
+        wait_for(Duration::from_secs(2), || status(&p.b).peer_config_fingerprint.as_deref() == Some(sa.config_fingerprint.as_str())),
+        "b hears a's fingerprint in its heartbeats: {:?}",
+        status(&p.b)
+    );
+    let before = reals(&p.a);
+    assert_eq!(before, reals(&p.b));
+    let ivr = before[0].0.clone();
+
+    // On the active: a weight edit, applied there and replicated.
+    let (code, out) = tandemctl(&p.a, &["real", "edit", "-r", &ivr, "-w", "9"]);
+    assert_eq!(code, Some(0), "{out}");
+    let edited = Instant::now();
+    let fa = status(&p.a).config_fingerprint;
+    assert_ne!(fa, sa.config_fingerprint);
+    assert!(reals(&p.a).iter().any(|r| r.0 == ivr && r.1 == 9), "{:?}", reals(&p.a));
+    assert!(
+        wait_for(Duration::from_secs(3), || status(&p.b).config_fingerprint == fa),
+        "b did not take a's services: {:?}\n{}",
+        status(&p.b),
+        p.b.log_text()
+    );
+    println!("standby holds the change {} ms after tandemctl returned", edited.elapsed().as_millis());
+    assert_eq!(reals(&p.b), reals(&p.a), "b's kernel maps hold a's services");
+    assert!(status(&p.a).alarms.iter().all(|a| !a.contains("mismatch")), "{:?}", status(&p.a).alarms);
+
+    // On the standby: changes are the active's to make.
+    let (code, out) = tandemctl(&p.b, &["reload"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("change them on the active (node 1)"), "{out}");
+    let (code, out) = tandemctl(&p.b, &["real", "edit", "-r", &ivr, "-w", "2"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(status(&p.b).config_fingerprint, fa, "the refused edit changed nothing on b");
+
+    // A drained real server, then the active dies: b dispatches with both changes.
+    let other = before[1].0.clone();
+    let (code, out) = tandemctl(&p.a, &["real", "drain", &other]);
+    assert_eq!(code, Some(0), "{out}");
+    let fa = status(&p.a).config_fingerprint;
+    assert!(wait_for(Duration::from_secs(3), || status(&p.b).config_fingerprint == fa), "{}", p.b.log_text());
+    p.a.kill9();
+    assert!(
+        wait_for(Duration::from_secs(5), || p.b.pair_state().as_deref() == Some("active")),
+        "b did not take over:\n{}",
+        p.b.log_text()
+    );
+    let now = reals(&p.b);
+    assert!(now.iter().any(|r| r.0 == ivr && r.1 == 9), "{now:?}");
+    assert!(now.iter().any(|r| r.0 == other && r.2 == "draining"), "{now:?}");
+    // b's own file still has the old services: it runs the replicated ones.
+    assert_eq!(status(&p.b).config_fingerprint, fa);
+}
