@@ -17,7 +17,8 @@
 //! health into the dataplane), `synced` (sync records ↔ kernel tables),
 //! `spans` (card events and calls), `echo` (echoes sent and returned),
 //! `report` (status, metrics, admin
-//! answers), [`timeline`] (typed events).
+//! answers), `conns` (the connection tables a slice per answer), `zero`
+//! (the views' baselines), [`timeline`] (typed events).
 //!
 //! Failure detection: the kernel (XDP) verifies and timestamps every
 //! heartbeat in `HB_PEERS` and pushes state changes to a ring buffer. The
@@ -39,6 +40,7 @@
 //! SIGKILL loses its XDP program (the link dies with the process).
 
 pub mod clients;
+mod conns;
 mod echo;
 mod health;
 mod liveness;
@@ -49,6 +51,7 @@ mod synced;
 mod takeover;
 pub mod timeline;
 pub mod token;
+mod zero;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -150,6 +153,8 @@ pub struct Daemon {
     live: liveness::Liveness,
     /// Echoes sent and returned (`echo`).
     echoes: echo::Echoes,
+    /// What `tandemctl zero` made the views' zero (`zero`).
+    baseline: zero::Baseline,
 }
 
 fn mono_ns() -> u64 {

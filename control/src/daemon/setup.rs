@@ -339,6 +339,7 @@ impl Daemon {
             client_timer_at: None,
             live: super::liveness::Liveness::new(now),
             echoes: Default::default(),
+            baseline: Default::default(),
             cfg,
         };
         // 4. Changes to the host.
