@@ -133,6 +133,7 @@ fn design_maximum_services() -> Vec<ServiceStatus> {
                 flags: vec!["sip_persist".into()],
                 packets: 98_765_432_109,
                 bytes: 87_654_321_098_765,
+                new_flows: 39_506_144,
                 reals,
             }
         })
@@ -162,7 +163,7 @@ fn design_maximum_services_and_reals_reach_the_client_whole() {
         .flat_map(|s| s.reals.iter().cloned())
         .collect();
     for (tag, answer) in [
-        ("services", Response::Services { services }),
+        ("services", Response::Services { services, taken_ns: 1 }),
         ("reals", Response::Reals { reals }),
     ] {
         let dir = Dir::new(tag);
@@ -332,7 +333,7 @@ fn tandemctl_reads_every_big_answer_of_a_tandemd_at_the_design_maximum() {
         let answer: Response =
             serde_json::from_slice(&out.stdout).expect("tandemctl --json prints one answer");
         match (args[1], answer) {
-            ("services", Response::Services { services: s }) => {
+            ("services", Response::Services { services: s, .. }) => {
                 assert_eq!(s.len(), services);
                 assert!(
                     s.iter().all(|s| s.reals.len() == reals),

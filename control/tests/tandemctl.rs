@@ -15,8 +15,8 @@ use std::{
 
 use tandem_control::{
     admin::{
-        self, Connection, PathStatus, PeerStatus, RealStatus, Request, Response, ServiceStatus,
-        StatusReply, VipStatus, WitnessStatus,
+        self, ConnCursor, ConnStatus, Connection, PathStatus, PeerStatus, RealStatus, Request,
+        Response, ServiceStatus, StatusReply, VipStatus, WitnessStatus,
     },
     uring::Reactor,
 };
@@ -31,6 +31,12 @@ fn socket_path(test: &str) -> PathBuf {
 }
 
 fn reals() -> Vec<RealStatus> {
+    reals_at(0)
+}
+
+/// The real servers' counters at the `n`th `services` answer: 500
+/// packets, 25 000 bytes and 5 new flows per real server per answer.
+fn reals_at(n: u64) -> Vec<RealStatus> {
     ["198.18.0.21", "198.18.0.22"]
         .iter()
         .enumerate()
@@ -44,12 +50,46 @@ fn reals() -> Vec<RealStatus> {
             flows: 7 + i as u64,
             channels: Some(12),
             capacity: Some(30),
-            packets: 1234,
-            bytes: 567_890,
-            new_flows: 40,
+            packets: 1234 + 500 * n,
+            bytes: 567_890 + 25_000 * n,
+            new_flows: 40 + 5 * n,
         })
         .collect()
 }
+
+/// `services` answers so far: each is half a second later on the fake
+/// daemon's clock, with counters grown in proportion, so that any two
+/// give the same rates.
+static SERVICES_ASKED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Connection-table rows `i`: flows from 198.18.0.1, then SIP dialogs.
+fn conn_row(i: u16) -> ConnStatus {
+    let call = i >= 3;
+    ConnStatus {
+        kind: if call { "call" } else { "flow" }.into(),
+        protocol: "udp".into(),
+        client: (!call).then(|| format!("198.18.0.1:{}", 40000 + i).parse().expect("addr")),
+        vip: "198.18.0.100:5060".parse().expect("addr"),
+        real: Some(
+            format!("198.18.0.{}:5060", 21 + i % 2)
+                .parse()
+                .expect("addr"),
+        ),
+        state: if call { "sip" } else { "udp" }.into(),
+        expires_ms: 299_000 - u64::from(i) * 1000,
+        synced: "to peer".into(),
+        service: "udp/198.18.0.100:5060".into(),
+        call_id: call.then(|| format!("call-{i}@198.18.0.1")),
+        call_hash: call.then_some(u64::from(i)),
+    }
+}
+
+/// The fake daemon's walk: three entries in the first slice, two in the
+/// second (after the cursor of the first).
+const FIRST_SLICE: ConnCursor = ConnCursor {
+    table: admin::ConnTable::Calls,
+    bucket: 512,
+};
 
 fn canned(req: &Request) -> Response {
     match req {
@@ -101,19 +141,24 @@ fn canned(req: &Request) -> Response {
             }),
             ..Default::default()
         }),
-        Request::Services => Response::Services {
-            services: vec![ServiceStatus {
-                vip: "198.18.0.100".parse().expect("ip"),
-                port: 5060,
-                protocol: "udp".into(),
-                scheduler: "wlc".into(),
-                forward: "dr".into(),
-                flags: vec!["expire_nodest".into()],
-                packets: 2468,
-                bytes: 1_135_780,
-                reals: reals(),
-            }],
-        },
+        Request::Services => {
+            let n = SERVICES_ASKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Response::Services {
+                taken_ns: n * 500_000_000,
+                services: vec![ServiceStatus {
+                    vip: "198.18.0.100".parse().expect("ip"),
+                    port: 5060,
+                    protocol: "udp".into(),
+                    scheduler: "wlc".into(),
+                    forward: "dr".into(),
+                    flags: vec!["expire_nodest".into()],
+                    packets: 2468 + 1000 * n,
+                    bytes: 1_135_780 + 50_000 * n,
+                    new_flows: 80 + 10 * n,
+                    reals: reals_at(n),
+                }],
+            }
+        }
         Request::Reals => Response::Reals { reals: reals() },
         Request::Switchover => Response::Error {
             message: "the peer is not healthy: no switchover".into(),
@@ -189,6 +234,29 @@ fn canned(req: &Request) -> Response {
         },
         Request::Maintenance { on } => Response::Done {
             message: format!("maintenance {}", if *on { "on" } else { "off" }),
+        },
+        Request::Conns { limit, after, .. } => {
+            let (slice, next) = match after {
+                None => (0..3, Some(FIRST_SLICE)),
+                Some(_) => (3..5, None),
+            };
+            let limit = limit.map_or(admin::MAX_CONNS, |l| l as usize);
+            let conns: Vec<ConnStatus> = slice.clone().map(conn_row).take(limit).collect();
+            Response::Conns {
+                truncated: conns.len() < slice.len(),
+                total: slice.len() as u64,
+                conns,
+                next,
+            }
+        }
+        Request::Zero { service: None } => Response::Done {
+            message: "zeroed 1 service(s) and 2 real server(s)".into(),
+        },
+        Request::Zero { service: Some(s) } if s == "udp/198.18.0.100:5060" => Response::Done {
+            message: "zeroed 1 service(s) and 2 real server(s)".into(),
+        },
+        Request::Zero { service: Some(s) } => Response::Error {
+            message: format!("no service {s}: the services are udp/198.18.0.100:5060"),
         },
     }
 }
@@ -448,6 +516,164 @@ fn tandemctl_prints_tables_and_json() {
 
     let seen = server.join().expect("server");
     assert_eq!(seen.len(), 13);
+    let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+}
+
+/// `conns` (asked slice by slice until the walk is over, the rows capped
+/// by --limit and the rest counted), `zero` (root's; a service by
+/// PROTO:VIP:PORT) and `services --rate` (two answers, the daemon's clock).
+#[test]
+fn tandemctl_conns_zero_and_rates() {
+    let path = socket_path("views");
+    let server = serve(&path, 13);
+
+    let (code, out, err) = tandemctl(&path, &["conns"]);
+    assert_eq!(code, 0, "{err}");
+    println!("$ tandemctl conns\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.len(),
+        6,
+        "a header and the five rows of both slices: {out}"
+    );
+    assert!(
+        lines[0].starts_with("Pro  Expire State        Source"),
+        "{out}"
+    );
+    assert_eq!(
+        lines[1],
+        "UDP  04:59  udp          198.18.0.1:40000         198.18.0.100:5060        198.18.0.21:5060         to peer"
+    );
+    assert_eq!(
+        lines[5],
+        "UDP  04:55  sip          -                        198.18.0.100:5060        198.18.0.21:5060         to peer   call-4@198.18.0.1"
+    );
+
+    let (code, out, err) = tandemctl(
+        &path,
+        &[
+            "conns",
+            "--vip",
+            "198.18.0.100",
+            "--real",
+            "198.18.0.21",
+            "--call-id",
+            "call-3@198.18.0.1",
+            "--limit",
+            "2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert_eq!(lines[3], "(2 of 5 matching entries shown: --limit)");
+
+    let (code, out, _) = tandemctl(&path, &["--json", "conns"]);
+    assert_eq!(code, 0);
+    match serde_json::from_str::<Response>(&out).expect("--json prints a Response") {
+        Response::Conns {
+            conns,
+            total,
+            truncated,
+            next,
+        } => {
+            assert_eq!(conns, (0..5).map(conn_row).collect::<Vec<_>>());
+            assert_eq!((total, truncated, next), (5, false, None));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let (code, out, _) = tandemctl(&path, &["zero"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "zeroed 1 service(s) and 2 real server(s)\n")
+    );
+    let (code, _, err) = tandemctl(&path, &["zero", "--service", "udp:198.18.0.100:5060"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = tandemctl(&path, &["zero", "--service", "udp:198.18.0.101:5060"]);
+    assert_eq!((code, out.as_str()), (1, ""), "an error answer exits 1");
+    assert_eq!(
+        err,
+        "tandemctl: tandemd refused: no service udp/198.18.0.101:5060: the services are udp/198.18.0.100:5060\n"
+    );
+    // A service tandemctl cannot read is refused before asking.
+    let (code, _, err) = tandemctl(&path, &["zero", "--service", "sctp:198.18.0.100:5060"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with(
+            "tandemctl: service \"sctp:198.18.0.100:5060\": the protocol is udp or tcp"
+        ),
+        "{err}"
+    );
+    // --interval-ms only with --rate.
+    let (code, _, _) = tandemctl(&path, &["services", "--interval-ms", "5"]);
+    assert_eq!(code, 2);
+
+    // 50 ms apart on the client's clock; the fake daemon's says 0.5 s per
+    // answer: the rates are over the daemon's.
+    let (code, out, err) = tandemctl(&path, &["services", "--rate", "--interval-ms", "50"]);
+    assert_eq!(code, 0, "{err}");
+    println!("$ tandemctl services --rate\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Prot LocalAddress:Port                      CPS     InPPS    OutPPS       InBPS      OutBPS"
+    );
+    assert_eq!(
+        lines[2],
+        "UDP  198.18.0.100:5060                       20      2000         -      100000           -"
+    );
+    assert_eq!(
+        lines[3],
+        "  -> 198.18.0.21:5060                        10      1000         -       50000           -"
+    );
+    let (code, out, err) = tandemctl(
+        &path,
+        &["--json", "services", "--rate", "--interval-ms", "50"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints the rates");
+    assert_eq!(v["services"][0]["service"], "udp/198.18.0.100:5060");
+    assert_eq!(
+        (
+            v["services"][0]["cps"].as_f64(),
+            v["services"][0]["in_pps"].as_f64()
+        ),
+        (Some(20.0), Some(2000.0))
+    );
+    assert!(v["services"][0]["out_pps"].is_null() && v["services"][0]["out_bps"].is_null());
+    assert_eq!(
+        v["services"][0]["reals"][1]["in_bps"].as_f64(),
+        Some(50_000.0)
+    );
+
+    let seen = server.join().expect("server");
+    assert_eq!(seen.len(), 13, "{seen:?}");
+    // The slices were asked from where the previous one stopped, with the
+    // filters, and the limit less what was already shown.
+    let conns: Vec<&Request> = seen
+        .iter()
+        .filter(|r| matches!(r, Request::Conns { .. }))
+        .collect();
+    assert_eq!(conns.len(), 6);
+    assert_eq!(
+        conns[2],
+        &Request::Conns {
+            vip: Some("198.18.0.100".parse().unwrap()),
+            real: Some("198.18.0.21".parse().unwrap()),
+            call_id: Some("call-3@198.18.0.1".into()),
+            limit: Some(2),
+            after: None,
+        }
+    );
+    assert!(
+        matches!(conns[3], Request::Conns { limit: Some(0), after: Some(a), .. } if *a == FIRST_SLICE),
+        "{:?}",
+        conns[3]
+    );
+    assert!(seen.contains(&Request::Zero {
+        service: Some("udp/198.18.0.100:5060".into())
+    }));
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
 }
 

@@ -15,6 +15,7 @@
 //! | `services` | [`Dataplane::set_service`]: service images, ids and Maglev slots, the port pre-filter ([`derived`]) |
 //! | `synced` | flows and SIP calls learned from the active node (state sync, standby side) |
 //! | `flows` | reading, ageing and flushing the connection, call and NAT tables |
+//! | `walk` | the connection and call tables read a batch at a time ([`TableWalk`]); the settings read back |
 //! | `heartbeats` | heartbeat key, senders and peers; owned VIPs (ARP); guarded VIPs |
 //! | `echo` | the echo identity and the echoes that came back ([`EchoReturn`]) |
 //! | `events` | the kernel's ring buffers: [`HeartbeatEvents`], [`FlowEvents`], [`CallEvents`] |
@@ -52,6 +53,7 @@ mod records;
 mod run;
 mod services;
 mod synced;
+mod walk;
 
 use std::collections::HashMap as StdHashMap;
 
@@ -73,6 +75,7 @@ pub use crate::{
     records::{CallChange, FlowChange, FlowFlags, HeartbeatRecord, ServiceFlag, ServiceFlags},
     run::{BenchRunner, BenchTarget, RunResult},
     services::derived,
+    walk::{TableWalk, WalkPosition},
 };
 
 /// The loaded dispatcher and its maps.

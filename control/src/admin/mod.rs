@@ -3,11 +3,12 @@
 //!
 //! A request is one JSON object per line, `{"cmd":"status"}`,
 //! `{"cmd":"switchover"}`, `{"cmd":"services"}`, `{"cmd":"reals"}`,
-//! `{"cmd":"cards"}`, `{"cmd":"sync"}`, `{"cmd":"stats"}` or
-//! `{"cmd":"maintenance","on":true}` (within [`MAX_LINE`]); each gets one
+//! `{"cmd":"cards"}`, `{"cmd":"sync"}`, `{"cmd":"stats"}`,
+//! `{"cmd":"maintenance","on":true}`, `{"cmd":"conns","vip":"198.18.0.100"}`
+//! or `{"cmd":"zero"}` (within [`MAX_LINE`]); each gets one
 //! JSON object per line back (within [`MAX_ANSWER`]: answers grow with the
 //! configuration), tagged by `"reply"`: `status`, `services`, `reals`,
-//! `cards`, `sync`, `stats`, `done` or `error`. (`Request::Cards` is behind the
+//! `cards`, `sync`, `stats`, `conns`, `done` or `error`. (`Request::Cards` is behind the
 //! `admin-cards` feature until tandemd answers it; [`request_cards`] sends
 //! the same line either way.)
 //!
@@ -16,8 +17,9 @@
 //! ([`server`]: [`bind`] with mode 0600, [`Connection`] for line framing
 //! over a non-blocking stream within a size and time budget, and
 //! [`HttpConnection`], the same for a scrape of the metrics endpoint), the
-//! blocking client ([`client`]: [`request`]) and the human-readable tables
-//! `tandemctl` prints ([`mod@render`]). It knows nothing of the pair state
+//! blocking client ([`client`]: [`request`]), the human-readable tables
+//! `tandemctl` prints ([`mod@render`]) and the rates it computes from two
+//! `services` answers ([`rate`]). It knows nothing of the pair state
 //! machine or the dataplane: states are strings the daemon fills in, and it
 //! decides nothing.
 
@@ -26,6 +28,7 @@ use std::{io, path::Path};
 pub mod client;
 pub mod protocol;
 pub mod edits;
+pub mod rate;
 pub mod render;
 pub mod server;
 
@@ -36,9 +39,11 @@ pub use protocol::{
     SpanStatus, StatusReply, SwitchoverHold, SyncReply, VipStatus, WitnessStatus, authorize,
     format_response, parse_request,
 };
+pub use protocol::{ConnCursor, ConnStatus, ConnTable, MAX_CONNS, service_name};
 pub use render::{
     render, render_cards, render_reals, render_reload, render_services, render_stats, render_status, render_sync,
 };
+pub use render::{render_conns, render_rates};
 pub use server::{
     ANSWER_IDLE, ANSWER_TIMEOUT, Connection, HTTP_TIMEOUT, HttpConnection, HttpRead,
     MAX_HTTP_REQUEST, MAX_OUTPUT, READ_GROUP_MODE, REQUEST_TIMEOUT, SOCKET_MODE, bind,

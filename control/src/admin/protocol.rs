@@ -9,7 +9,7 @@
 
 use std::{
     io,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
     time::Duration,
 };
@@ -68,6 +68,46 @@ pub enum Request {
         #[serde(default)]
         dry_run: bool,
     },
+    /// The kernel's connection-table entries and SIP dialogs (like
+    /// `ipvsadm -Lnc`), those that match every filter given, read from
+    /// `after` (None: the start) for at most a few milliseconds of the
+    /// daemon's loop ([`Response::Conns`] says where it stopped: ask again
+    /// from its `next`, as `tandemctl conns` does). A table of a million
+    /// entries is walked in a few such slices; no answer holds the loop
+    /// longer than one.
+    Conns {
+        /// Only entries to this VIP.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vip: Option<IpAddr>,
+        /// Only entries sent to this real server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        real: Option<IpAddr>,
+        /// Only the SIP dialog(s) of this Call-ID (flows carry none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        call_id: Option<String>,
+        /// Most rows in the answer (None, or more than [`MAX_CONNS`]:
+        /// [`MAX_CONNS`]); matching entries beyond it are counted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// Where the previous answer stopped (its `next`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<ConnCursor>,
+    },
+    /// Zero the packet, byte and connection counters of every service
+    /// and real server, or of one service (its name,
+    /// `udp/198.18.0.100:5060`) and its real servers, like `ipvsadm -Z`
+    /// — in the `services` and `reals` views only. The kernel's counters
+    /// are not written: the daemon keeps a baseline per service and real
+    /// server that those two views subtract, and `metrics` exports the
+    /// kernel's counters as they are, so Prometheus counters never go
+    /// backwards (a scrape sees no reset, and rates over a zero stay
+    /// right). A counter found below its baseline was reset under the
+    /// daemon (the service was removed and added again) and is shown as
+    /// it is. Root only.
+    Zero {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<String>,
+    },
 }
 
 impl Request {
@@ -88,6 +128,8 @@ impl Request {
             Request::Events { .. } => "events",
             Request::Save => "save",
             Request::Reload { .. } => "reload",
+            Request::Conns { .. } => "conns",
+            Request::Zero { .. } => "zero",
         }
     }
 
@@ -109,6 +151,8 @@ impl Request {
             | Request::Maintenance { .. }
             | Request::Save
             | Request::Reload { .. } => false,
+            Request::Conns { .. } => true,
+            Request::Zero { .. } => false,
         }
     }
 }
@@ -137,6 +181,11 @@ pub enum Response {
     Status(StatusReply),
     Services {
         services: Vec<ServiceStatus>,
+        /// CLOCK_MONOTONIC of the daemon when it read the counters, in ns
+        /// (0 from a daemon that does not say): rates over two answers
+        /// use the daemon's clock, not the client's.
+        #[serde(default)]
+        taken_ns: u64,
     },
     Reals {
         reals: Vec<RealStatus>,
@@ -167,6 +216,82 @@ pub enum Response {
     Error {
         message: String,
     },
+    /// `conns`: the rows of one slice of the walk.
+    Conns {
+        conns: Vec<ConnStatus>,
+        /// Entries of this slice that match the filters, those left out
+        /// beyond the request's `limit` included.
+        total: u64,
+        /// Some matching entries are not among the rows (`total` > rows).
+        truncated: bool,
+        /// Where the walk stopped: ask again with `after` set to it for
+        /// the rest (None: the tables' end was reached).
+        #[serde(default)]
+        next: Option<ConnCursor>,
+    },
+}
+
+/// Most rows one `conns` answer carries (≈ 250 bytes each in JSON: well
+/// within [`MAX_ANSWER`]).
+pub const MAX_CONNS: usize = 10_000;
+
+/// Which of the kernel's tables a `conns` walk is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnTable {
+    /// The connection table (`FLOWS`), walked first.
+    Flows,
+    /// The SIP call table (`CALLS`).
+    Calls,
+}
+
+/// Where a `conns` walk stands: a table and the kernel's bucket cursor in
+/// it (0: the table's start). Opaque to clients: they hand back what an
+/// answer gave them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnCursor {
+    pub table: ConnTable,
+    pub bucket: u32,
+}
+
+/// `conns`: one connection-table entry or one SIP dialog (a line of
+/// `ipvsadm -Lnc`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnStatus {
+    /// `flow` (a connection-table entry) or `call` (a SIP dialog, kept by
+    /// Call-ID whatever the client's address).
+    pub kind: String,
+    /// udp or tcp.
+    pub protocol: String,
+    /// The client's address and port (None for a SIP dialog: the kernel
+    /// keys it by Call-ID).
+    pub client: Option<SocketAddr>,
+    /// The VIP and port.
+    pub vip: SocketAddr,
+    /// The real server it goes to (None: its slot is no longer configured).
+    pub real: Option<SocketAddr>,
+    /// `established` or `fin_wait` (TCP: a FIN or RST was seen), `udp`,
+    /// `sip` (a dialog scheduled for a datagram) or `sip_learned` (learned
+    /// from a TCP connection).
+    pub state: String,
+    /// Time left until its idle timeout, from its last packet and the
+    /// kernel's timeouts; 0: idle past it (the next packet schedules anew,
+    /// and the LRU table reclaims the entry when it needs room).
+    pub expires_ms: u64,
+    /// `to peer` (the active holds it in its synced tables: sent to the
+    /// standby), `from peer` (the standby received it), `no` (sync is on
+    /// and this entry is not among the synced records), `-` (sync off, or
+    /// not known).
+    pub synced: String,
+    /// The service's name, `udp/198.18.0.100:5060` (`?`: not configured).
+    pub service: String,
+    /// The dialog's Call-ID, when the daemon knows it (the kernel keeps
+    /// only its hash; the synced tables keep the text).
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// The kernel's hash of the Call-ID (`tandem_common::sip::callid_hash`).
+    #[serde(default)]
+    pub call_hash: Option<u64>,
 }
 
 /// `status`: this node, its peer, the heartbeat paths and the VIPs.
@@ -419,6 +544,9 @@ pub struct ServiceStatus {
     pub bytes: u64,
     #[serde(default)]
     pub reals: Vec<RealStatus>,
+    /// New flows (and new SIP calls) the service scheduled.
+    #[serde(default)]
+    pub new_flows: u64,
 }
 
 impl ServiceStatus {
@@ -560,4 +688,20 @@ pub(super) fn endpoint(ip: IpAddr, port: u16) -> String {
         IpAddr::V4(a) => format!("{a}:{port}"),
         IpAddr::V6(a) => format!("[{a}]:{port}"),
     }
+}
+
+/// A service's name, `udp/198.18.0.100:5060`, from what an operator
+/// types: `PROTO:VIP:PORT` (as `ipvsadm -t|-u VIP:PORT`), or the name
+/// itself; IPv6 VIPs in brackets (`udp:[2001:db8::1]:5060`).
+pub fn service_name(spec: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("service {spec:?}: {why} (PROTO:VIP:PORT, e.g. udp:198.18.0.100:5060)");
+    let (proto, rest) = spec
+        .split_once(['/', ':'])
+        .ok_or_else(|| bad("no protocol"))?;
+    let proto = proto.to_ascii_lowercase();
+    if proto != "udp" && proto != "tcp" {
+        return Err(bad("the protocol is udp or tcp"));
+    }
+    let addr: SocketAddr = rest.parse().map_err(|_| bad("not VIP:PORT"))?;
+    Ok(format!("{proto}/{}", endpoint(addr.ip(), addr.port())))
 }

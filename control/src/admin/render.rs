@@ -1,14 +1,17 @@
 //! The tables `tandemctl` prints for each response: `status`, `services`
-//! and `reals` laid out like `ipvsadm -Ln`, `cards` like `dahdi_tool`'s
-//! span list, `sync` and `stats`.
+//! and `reals` laid out like `ipvsadm -Ln`, `conns` like `ipvsadm -Lnc`,
+//! the rates of `services --rate` like `ipvsadm -Ln --rate`, `cards` like
+//! `dahdi_tool`'s span list, `sync` and `stats`.
 //!
 //! Pure formatting of the reply structs: no I/O, no decisions.
 
 use std::fmt::Write as _;
 
 use super::protocol::{
-    RealStatus, ReasonCount, ReloadReply, Response, ServiceStatus, SpanStatus, StatusReply, SyncReply, endpoint,
+    ConnStatus, RealStatus, ReasonCount, ReloadReply, Response, ServiceStatus, SpanStatus,
+    StatusReply, SyncReply, endpoint,
 };
+use super::rate::{Rate, RatesReply};
 
 fn on_off(b: bool) -> &'static str {
     if b { "on" } else { "off" }
@@ -336,7 +339,7 @@ pub fn render_reload(r: &ReloadReply) -> String {
 pub fn render(response: &Response) -> String {
     match response {
         Response::Status(s) => render_status(s),
-        Response::Services { services } => render_services(services),
+        Response::Services { services, .. } => render_services(services),
         Response::Reals { reals } => render_reals(reals),
         Response::Cards { spans } => render_cards(spans),
         Response::Sync(s) => render_sync(s),
@@ -349,5 +352,114 @@ pub fn render(response: &Response) -> String {
         Response::Reload(r) => render_reload(r),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
+        Response::Conns {
+            conns,
+            total,
+            truncated,
+            ..
+        } => render_conns(conns, *total, *truncated),
     }
+}
+
+/// An expiry as `ipvsadm -Lnc` shows it: minutes and seconds left,
+/// rounded up (an entry 0.2 s from its timeout shows 00:01; 00:00 is idle
+/// past it).
+pub fn expire_text(ms: u64) -> String {
+    let s = ms.div_ceil(1000);
+    format!("{:02}:{:02}", s / 60, s % 60)
+}
+
+/// `tandemctl conns`, laid out like `ipvsadm -Lnc`, with whether each
+/// entry is synced with the peer and the SIP dialogs' Call-IDs (the hash
+/// when the daemon does not know the text); a last line says how many
+/// matching entries were left out.
+pub fn render_conns(conns: &[ConnStatus], total: u64, truncated: bool) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<4} {:<6} {:<12} {:<24} {:<24} {:<24} {:<9} Call-ID",
+        "Pro", "Expire", "State", "Source", "Virtual", "Destination", "Synced"
+    );
+    let addr = |a: Option<std::net::SocketAddr>| {
+        a.map_or_else(|| "-".to_string(), |a| endpoint(a.ip(), a.port()))
+    };
+    for c in conns {
+        let call = match (&c.call_id, c.call_hash) {
+            (Some(id), _) => id.clone(),
+            (None, Some(h)) => format!("#{h:016x}"),
+            (None, None) => String::new(),
+        };
+        let line = format!(
+            "{:<4} {:<6} {:<12} {:<24} {:<24} {:<24} {:<9} {}",
+            c.protocol.to_uppercase(),
+            expire_text(c.expires_ms),
+            c.state,
+            addr(c.client),
+            endpoint(c.vip.ip(), c.vip.port()),
+            addr(c.real),
+            c.synced,
+            call
+        );
+        let _ = writeln!(o, "{}", line.trim_end());
+    }
+    if truncated {
+        let _ = writeln!(
+            o,
+            "({} of {total} matching entries shown: --limit)",
+            conns.len()
+        );
+    }
+    o
+}
+
+/// A rate as ipvsadm prints it: a whole number per second; `-` for a
+/// direction not counted.
+fn per_second(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{:.0}", v))
+}
+
+fn rate_cells(r: &Rate) -> String {
+    format!(
+        "{:>8} {:>9} {:>9} {:>11} {:>11}",
+        per_second(Some(r.cps)),
+        per_second(Some(r.in_pps)),
+        per_second(r.out_pps),
+        per_second(Some(r.in_bps)),
+        per_second(r.out_bps)
+    )
+}
+
+/// `tandemctl services --rate`, laid out like `ipvsadm -Ln --rate`.
+pub fn render_rates(r: &RatesReply) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Prot LocalAddress:Port                 {:>8} {:>9} {:>9} {:>11} {:>11}",
+        "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+    );
+    let _ = writeln!(o, "  -> RemoteAddress:Port");
+    for s in &r.services {
+        let _ = writeln!(
+            o,
+            "{:<4} {:<33} {}",
+            s.protocol.to_uppercase(),
+            endpoint(s.vip, s.port),
+            rate_cells(&s.rate)
+        );
+        for real in &s.reals {
+            let port = if real.port == 0 { s.port } else { real.port };
+            let _ = writeln!(
+                o,
+                "  -> {:<33} {}",
+                endpoint(real.address, port),
+                rate_cells(&real.rate)
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "(over {:.3} s of tandemd's clock; Out: not counted per service)",
+        r.interval_ns as f64 / 1e9
+    );
+    o
 }

@@ -277,6 +277,7 @@ fn tables_look_like_ipvsadm() {
         flags: vec!["expire_nodest".into()],
         packets: 10,
         bytes: 1000,
+        new_flows: 9,
         reals: vec![RealStatus {
             service: "udp/198.18.0.100:5060".into(),
             address: "198.18.0.21".parse().expect("ip"),
@@ -732,4 +733,175 @@ fn only_root_may_act_and_read_group_members_may_read() {
         assert!(e.starts_with("permission denied") && e.contains(&format!("`{}`", r.name())) && e.contains("uid 1000"), "{e}");
         assert!(authorize(&r, None).is_err(), "an unknown uid is not root: {r:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// conns, zero, services --rate (issue 13: ipvsadm's views)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn conns_and_zero_on_the_wire() {
+    let cases = [
+        (r#"{"cmd":"conns"}"#, Request::Conns { vip: None, real: None, call_id: None, limit: None, after: None }),
+        (
+            r#"{"cmd":"conns","vip":"198.18.0.100","real":"198.18.0.21","call_id":"a@b","limit":20,"after":{"table":"calls","bucket":4096}}"#,
+            Request::Conns {
+                vip: Some("198.18.0.100".parse().unwrap()),
+                real: Some("198.18.0.21".parse().unwrap()),
+                call_id: Some("a@b".into()),
+                limit: Some(20),
+                after: Some(ConnCursor { table: ConnTable::Calls, bucket: 4096 }),
+            },
+        ),
+        (r#"{"cmd":"zero"}"#, Request::Zero { service: None }),
+        (r#"{"cmd":"zero","service":"udp/198.18.0.100:5060"}"#, Request::Zero { service: Some("udp/198.18.0.100:5060".into()) }),
+    ];
+    for (line, req) in cases {
+        assert_eq!(serde_json::to_string(&req).expect("encode"), line);
+        assert_eq!(parse_request(line).expect("parse"), req);
+    }
+    assert!(parse_request(r#"{"cmd":"conns","vip":"not-an-address"}"#).is_err());
+    assert!(parse_request(r#"{"cmd":"conns","after":{"table":"nat","bucket":1}}"#).is_err());
+    // conns reads; zero acts (root only).
+    let conns = Request::Conns { vip: None, real: None, call_id: None, limit: None, after: None };
+    assert!(conns.is_read() && authorize(&conns, Some(1000)).is_ok());
+    let zero = Request::Zero { service: None };
+    assert!(!zero.is_read());
+    assert_eq!((conns.name(), zero.name()), ("conns", "zero"));
+    assert!(authorize(&zero, Some(0)).is_ok());
+    assert!(authorize(&zero, Some(1000)).unwrap_err().contains("`zero` is root's"));
+}
+
+fn conn_rows() -> Vec<ConnStatus> {
+    vec![
+        ConnStatus {
+            kind: "flow".into(),
+            protocol: "udp".into(),
+            client: Some("198.18.0.1:40001".parse().unwrap()),
+            vip: "198.18.0.100:5060".parse().unwrap(),
+            real: Some("198.18.0.21:5060".parse().unwrap()),
+            state: "udp".into(),
+            expires_ms: 299_200,
+            synced: "to peer".into(),
+            service: "udp/198.18.0.100:5060".into(),
+            call_id: None,
+            call_hash: None,
+        },
+        ConnStatus {
+            kind: "call".into(),
+            protocol: "udp".into(),
+            client: None,
+            vip: "198.18.0.100:5060".parse().unwrap(),
+            real: None,
+            state: "sip".into(),
+            expires_ms: 0,
+            synced: "-".into(),
+            service: "udp/198.18.0.100:5060".into(),
+            call_id: None,
+            call_hash: Some(0xdead_beef),
+        },
+        ConnStatus {
+            kind: "call".into(),
+            protocol: "tcp".into(),
+            client: None,
+            vip: "[2001:2::100]:5060".parse().unwrap(),
+            real: Some("[2001:2::21]:5060".parse().unwrap()),
+            state: "sip_learned".into(),
+            expires_ms: 3_600_000,
+            synced: "from peer".into(),
+            service: "tcp/[2001:2::100]:5060".into(),
+            call_id: Some("a84b4c76e66710@pc33".into()),
+            call_hash: Some(1),
+        },
+    ]
+}
+
+#[test]
+fn conns_table_looks_like_ipvsadm_lnc() {
+    assert_eq!(render::expire_text(299_200), "05:00", "rounded up");
+    assert_eq!(render::expire_text(59_000), "00:59");
+    assert_eq!(render::expire_text(0), "00:00");
+    assert_eq!(render::expire_text(3_600_000), "60:00");
+    let t = render_conns(&conn_rows(), 3, false);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines.len(), 4, "{t}");
+    assert_eq!(
+        lines[0],
+        "Pro  Expire State        Source                   Virtual                  Destination              Synced    Call-ID"
+    );
+    assert_eq!(
+        lines[1],
+        "UDP  05:00  udp          198.18.0.1:40001         198.18.0.100:5060        198.18.0.21:5060         to peer"
+    );
+    assert_eq!(
+        lines[2],
+        "UDP  00:00  sip          -                        198.18.0.100:5060        -                        -         #00000000deadbeef"
+    );
+    assert_eq!(
+        lines[3],
+        "TCP  60:00  sip_learned  -                        [2001:2::100]:5060       [2001:2::21]:5060        from peer a84b4c76e66710@pc33"
+    );
+    let t = render_conns(&conn_rows()[..1], 1_000_000, true);
+    assert_eq!(t.lines().last(), Some("(1 of 1000000 matching entries shown: --limit)"));
+    // The answer round-trips, its cursor too.
+    let r = Response::Conns {
+        conns: conn_rows(),
+        total: 7,
+        truncated: true,
+        next: Some(ConnCursor { table: ConnTable::Flows, bucket: 77 }),
+    };
+    let line = format_response(&r);
+    assert!(line.starts_with(r#"{"reply":"conns","conns":[{"kind":"flow""#), "{line}");
+    assert!(line.contains(r#""next":{"table":"flows","bucket":77}"#), "{line}");
+    assert_eq!(serde_json::from_str::<Response>(line.trim_end()).unwrap(), r);
+    assert_eq!(render(&r), render_conns(&conn_rows(), 7, true));
+}
+
+#[test]
+fn services_answers_carry_the_daemons_clock() {
+    let r = Response::Services { services: Vec::new(), taken_ns: 123_456_789 };
+    let line = format_response(&r);
+    assert_eq!(line, "{\"reply\":\"services\",\"services\":[],\"taken_ns\":123456789}\n");
+    // From a daemon that does not send it: 0 (no rates can be computed).
+    let old: Response = serde_json::from_str(r#"{"reply":"services","services":[]}"#).unwrap();
+    assert_eq!(old, Response::Services { services: Vec::new(), taken_ns: 0 });
+}
+
+#[test]
+fn service_names_from_what_an_operator_types() {
+    assert_eq!(service_name("udp:198.18.0.100:5060").unwrap(), "udp/198.18.0.100:5060");
+    assert_eq!(service_name("TCP:198.18.0.100:5061").unwrap(), "tcp/198.18.0.100:5061");
+    assert_eq!(service_name("udp/198.18.0.100:5060").unwrap(), "udp/198.18.0.100:5060");
+    assert_eq!(service_name("udp:[2001:2::100]:5060").unwrap(), "udp/[2001:2::100]:5060");
+    for bad in ["198.18.0.100:5060", "sctp:198.18.0.100:5060", "udp:198.18.0.100", "udp:host:5060", ""] {
+        let e = service_name(bad).unwrap_err();
+        assert!(e.starts_with(&format!("service {bad:?}: ")), "{e}");
+    }
+}
+
+#[test]
+fn rates_table_looks_like_ipvsadm_rate() {
+    use rate::{Rate, RatesReply, RealRate, ServiceRate};
+    let r = RatesReply {
+        interval_ns: 1_000_400_000,
+        services: vec![ServiceRate {
+            service: "udp/198.18.0.100:5060".into(),
+            vip: "198.18.0.100".parse().unwrap(),
+            port: 5060,
+            protocol: "udp".into(),
+            rate: Rate { cps: 12.4, in_pps: 250.5, out_pps: None, in_bps: 123_456.0, out_bps: None },
+            reals: vec![RealRate {
+                address: "198.18.0.21".parse().unwrap(),
+                port: 0,
+                rate: Rate { cps: 6.0, in_pps: 125.0, out_pps: None, in_bps: 61_728.0, out_bps: None },
+            }],
+        }],
+    };
+    let t = render_rates(&r);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(lines[0], "Prot LocalAddress:Port                      CPS     InPPS    OutPPS       InBPS      OutBPS");
+    assert_eq!(lines[1], "  -> RemoteAddress:Port");
+    assert_eq!(lines[2], "UDP  198.18.0.100:5060                       12       250         -      123456           -");
+    assert_eq!(lines[3], "  -> 198.18.0.21:5060                         6       125         -       61728           -");
+    assert_eq!(lines[4], "(over 1.000 s of tandemd's clock; Out: not counted per service)");
 }

@@ -39,8 +39,22 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Virtual services and their real servers (like `ipvsadm -Ln`).
-    Services,
+    /// Virtual services and their real servers (like `ipvsadm -Ln`);
+    /// with --rate, their rates (like `ipvsadm -Ln --rate`).
+    Services {
+        /// Connections, packets and bytes per second of each service and
+        /// real server (CPS InPPS OutPPS InBPS OutBPS), from `services`
+        /// asked twice, --interval-ms apart, over tandemd's clock. Only
+        /// the in direction (clients to the VIP) is counted: in DR mode the
+        /// real servers answer the clients directly, not through the
+        /// director, and NAT replies are counted node-wide only (`tandemctl
+        /// stats`, reverse_nat), so OutPPS and OutBPS show `-` (null in JSON).
+        #[arg(long)]
+        rate: bool,
+        /// The interval of --rate, in milliseconds.
+        #[arg(long, default_value_t = 1000, requires = "rate", value_parser = clap::value_parser!(u64).range(1..=600_000))]
+        interval_ms: u64,
+    },
     /// Every real server with its health, load and counters.
     Reals,
     /// Telephony card spans, their alarms and channel states (like dahdi_tool).
@@ -108,6 +122,43 @@ enum Command {
     /// 2 when a file cannot be read, parsed or written.
     #[command(subcommand)]
     Import(ImportKind),
+    /// The kernel's connection-table entries and SIP dialogs (like
+    /// `ipvsadm -Lnc`).
+    ///
+    /// Each row: protocol, expiry (mm:ss to the idle timeout),
+    /// state, client, VIP, real server, whether the entry is synced with
+    /// the peer (`to peer`, `from peer`, `no`; `-`: sync off) and a
+    /// dialog's Call-ID (its hash when the text is not known). Filters
+    /// apply in tandemd, which walks its tables a few milliseconds per
+    /// answer; this asks again until the walk is over, so the count of
+    /// matching entries is the whole tables'.
+    Conns {
+        /// Only entries to this VIP.
+        #[arg(long)]
+        vip: Option<std::net::IpAddr>,
+        /// Only entries sent to this real server.
+        #[arg(long)]
+        real: Option<std::net::IpAddr>,
+        /// Only the SIP dialog of this Call-ID.
+        #[arg(long)]
+        call_id: Option<String>,
+        /// Most rows printed (the others are counted).
+        #[arg(long, default_value_t = admin::MAX_CONNS as u32)]
+        limit: u32,
+    },
+    /// Zero the counters of the `services` and `reals` views (like
+    /// `ipvsadm -Z`); `metrics` counts on.
+    ///
+    /// The packet, byte and connection counters of every service or of
+    /// one, and of their real servers. `metrics` is not zeroed: tandemd keeps the views' zero as a
+    /// baseline and exports the kernel's counters, which never go back
+    /// (Prometheus counters). Root only.
+    Zero {
+        /// Only this service (and its real servers): PROTO:VIP:PORT, e.g.
+        /// udp:198.18.0.100:5060.
+        #[arg(long)]
+        service: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -525,7 +576,18 @@ fn main() -> ExitCode {
         Command::Status => Some(Request::Status),
         Command::Switchover { release: false } => Some(Request::Switchover),
         Command::Switchover { release: true } => Some(Request::ReleaseHold),
-        Command::Services => Some(Request::Services),
+        Command::Services { rate: false, .. } => Some(Request::Services),
+        Command::Services {
+            rate: true,
+            interval_ms,
+        } => {
+            return rate_command(
+                &cli.socket,
+                timeout,
+                Duration::from_millis(interval_ms),
+                cli.json,
+            );
+        }
         Command::Reals => Some(Request::Reals),
         Command::Sync => Some(Request::Sync),
         Command::Metrics => Some(Request::Metrics),
@@ -543,6 +605,22 @@ fn main() -> ExitCode {
         Command::Service(c) => return edit_command(&cli.socket, timeout, EditCommand::Service(c)),
         Command::Real(c) => return edit_command(&cli.socket, timeout, EditCommand::Real(c)),
         Command::Diff { config } => return diff_command(&cli.socket, timeout, &config, cli.json),
+        Command::Conns {
+            vip,
+            real,
+            call_id,
+            limit,
+        } => {
+            let filter = ConnFilter { vip, real, call_id };
+            return conns_command(&cli.socket, timeout, &filter, limit, cli.json);
+        }
+        Command::Zero { service } => match service.as_deref().map(admin::service_name).transpose() {
+            Ok(service) => Some(Request::Zero { service }),
+            Err(e) => {
+                eprintln!("tandemctl: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let answer = match &request {
         Some(request) => admin::request(&cli.socket, request, timeout),
@@ -555,13 +633,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let text = if cli.json {
-        admin::format_response(&response)
-    } else if let Response::Error { message } = &response {
+    show(&response, cli.json)
+}
+
+/// Prints an answer (its JSON with `--json`, else its table; an error to
+/// stderr) and gives the exit code: 1 for an error answer.
+fn show(response: &Response, json: bool) -> ExitCode {
+    let text = if json {
+        admin::format_response(response)
+    } else if let Response::Error { message } = response {
         eprintln!("tandemctl: tandemd refused: {message}");
         String::new()
     } else {
-        admin::render(&response)
+        admin::render(response)
     };
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -575,6 +659,114 @@ fn main() -> ExitCode {
     match response {
         Response::Error { .. } => ExitCode::from(1),
         Response::Reload(r) if r.error.is_some() || !r.refused.is_empty() => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// The filters of `tandemctl conns`.
+struct ConnFilter {
+    vip: Option<std::net::IpAddr>,
+    real: Option<std::net::IpAddr>,
+    call_id: Option<String>,
+}
+
+/// Most `conns` requests one `tandemctl conns` makes (a million-entry
+/// table takes a few dozen).
+const MAX_CONN_PAGES: usize = 1 << 16;
+
+/// `tandemctl conns`: asks from where each answer stopped until the walk
+/// is over, keeping at most `limit` rows and counting the rest, and
+/// prints the whole as one answer.
+fn conns_command(
+    socket: &std::path::Path,
+    timeout: Duration,
+    filter: &ConnFilter,
+    limit: u32,
+    json: bool,
+) -> ExitCode {
+    let mut rows = Vec::new();
+    let mut total = 0u64;
+    let mut after = None;
+    for _ in 0..MAX_CONN_PAGES {
+        let request = Request::Conns {
+            vip: filter.vip,
+            real: filter.real,
+            call_id: filter.call_id.clone(),
+            limit: Some(limit.saturating_sub(rows.len() as u32)),
+            after,
+        };
+        match admin::request(socket, &request, timeout) {
+            Ok(Response::Conns {
+                conns,
+                total: t,
+                next,
+                ..
+            }) => {
+                rows.extend(conns);
+                total += t;
+                match next {
+                    None => {
+                        let truncated = total > rows.len() as u64;
+                        let all = Response::Conns {
+                            conns: rows,
+                            total,
+                            truncated,
+                            next: None,
+                        };
+                        return show(&all, json);
+                    }
+                    Some(n) if Some(n) == after => {
+                        eprintln!("tandemctl: tandemd's walk of its tables did not move on from {n:?}");
+                        return ExitCode::from(2);
+                    }
+                    Some(n) => after = Some(n),
+                }
+            }
+            Ok(r @ Response::Error { .. }) => return show(&r, json),
+            Ok(other) => {
+                eprintln!("tandemctl: tandemd answered conns with {other:?}");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("tandemctl: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    eprintln!("tandemctl: tandemd's walk of its tables did not end within {MAX_CONN_PAGES} answers");
+    ExitCode::from(2)
+}
+
+/// `tandemctl services --rate`: `services` twice, `interval` apart, and
+/// the rates between them over tandemd's clock.
+fn rate_command(socket: &std::path::Path, timeout: Duration, interval: Duration, json: bool) -> ExitCode {
+    let ask = || match admin::request(socket, &Request::Services, timeout) {
+        Ok(Response::Services { services, taken_ns }) => Ok((taken_ns, services)),
+        Ok(Response::Error { message }) => Err((1, format!("tandemd refused: {message}"))),
+        Ok(other) => Err((2, format!("tandemd answered services with {other:?}"))),
+        Err(e) => Err((2, e.to_string())),
+    };
+    let samples = ask().and_then(|first| {
+        std::thread::sleep(interval);
+        Ok((first, ask()?))
+    });
+    let rates = samples.and_then(|((t0, s0), (t1, s1))| {
+        admin::rate::rates((t0, &s0), (t1, &s1)).map_err(|e| (2, e.to_string()))
+    });
+    let text = match rates {
+        Ok(r) if json => serde_json::to_string(&r).unwrap_or_default() + "\n",
+        Ok(r) => admin::render_rates(&r),
+        Err((code, e)) => {
+            eprintln!("tandemctl: {e}");
+            return ExitCode::from(code);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("tandemctl: writing the rates: {e}");
+            ExitCode::from(2)
+        }
         _ => ExitCode::SUCCESS,
     }
 }

@@ -17,7 +17,8 @@
 //! health into the dataplane), `synced` (sync records ↔ kernel tables),
 //! `spans` (card events and calls), `echo` (echoes sent and returned),
 //! `report` (status, metrics, admin
-//! answers), [`timeline`] (typed events).
+//! answers), `conns` (the connection tables a slice per answer), `zero`
+//! (the views' baselines), [`timeline`] (typed events).
 //!
 //! Failure detection: the kernel (XDP) verifies and timestamps every
 //! heartbeat in `HB_PEERS` and pushes state changes to a ring buffer. The
@@ -39,6 +40,7 @@
 //! SIGKILL loses its XDP program (the link dies with the process).
 
 pub mod clients;
+mod conns;
 mod echo;
 mod health;
 mod liveness;
@@ -50,6 +52,7 @@ mod synced;
 mod takeover;
 pub mod timeline;
 pub mod token;
+mod zero;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -166,6 +169,8 @@ pub struct Daemon {
     peer_services_loading: Option<u64>,
     /// The heartbeat senders declared to the kernel (director and IVRs).
     senders: Vec<tandem_dataplane::HeartbeatSender>,
+    /// What `tandemctl zero` made the views' zero (`zero`).
+    baseline: zero::Baseline,
 }
 
 fn mono_ns() -> u64 {

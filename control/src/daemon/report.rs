@@ -4,7 +4,9 @@
 //! metrics. Everything is read from the subsystems and the kernel's
 //! counters at the moment of the request; nothing here walks the
 //! connection table (that would hold the loop for as long as a
-//! million-entry walk takes).
+//! million-entry walk takes: `conns` walks it a bounded slice per
+//! answer, see `conns`). The `services` and `reals` views subtract the
+//! baselines of `tandemctl zero` (`zero`); `metrics` never does.
 
 use std::{collections::HashMap, time::Instant};
 
@@ -13,7 +15,7 @@ use tandem_dataplane::{
     common::{Forward, node::NodeState},
 };
 
-use super::Daemon;
+use super::{Daemon, mono_ns};
 use crate::sync::apply::ip_of;
 use crate::{admin, pair::Event as PairEvent};
 
@@ -199,6 +201,7 @@ impl Daemon {
                 flags: img.flags().iter().map(|f| f.name().to_string()).collect(),
                 packets: c.packets,
                 bytes: c.bytes,
+                new_flows: c.new_flows,
                 reals,
             });
         }
@@ -235,12 +238,17 @@ impl Daemon {
                 message: e.to_string(),
             },
             Ok(admin::Request::Status) => admin::Response::Status(self.status()),
-            Ok(admin::Request::Services) => admin::Response::Services {
-                services: self.services().0,
-            },
-            Ok(admin::Request::Reals) => admin::Response::Reals {
-                reals: self.services().1,
-            },
+            Ok(admin::Request::Services) => {
+                let taken_ns = mono_ns();
+                let mut services = self.services().0;
+                self.baseline.apply(&mut services);
+                admin::Response::Services { services, taken_ns }
+            }
+            Ok(admin::Request::Reals) => {
+                let mut reals = self.services().1;
+                self.baseline.apply_reals(&mut reals);
+                admin::Response::Reals { reals }
+            }
             Ok(admin::Request::Switchover) => match self.pair.can_switchover(now) {
                 Err(e) => admin::Response::Error {
                     message: format!("switchover refused: {e}"),
@@ -307,6 +315,38 @@ impl Daemon {
             Ok(admin::Request::Cards) => admin::Response::Cards {
                 spans: self.cards.iter().flat_map(|c| c.cards_status()).collect(),
             },
+            Ok(admin::Request::Conns {
+                vip,
+                real,
+                call_id,
+                limit,
+                after,
+            }) => {
+                let filter = super::conns::ConnFilter::new(vip, real, call_id.as_deref());
+                self.conns(filter, call_id, limit, after)
+            }
+            Ok(admin::Request::Zero { service }) => {
+                // Its name, whichever way it was written (`udp:VIP:PORT` too).
+                let service = match service.as_deref().map(admin::service_name).transpose() {
+                    Ok(s) => s,
+                    Err(message) => return admin::Response::Error { message },
+                };
+                let raw = self.services().0;
+                let (n, m) = self.baseline.zero(&raw, service.as_deref());
+                match service {
+                    Some(name) if n == 0 => admin::Response::Error {
+                        message: format!(
+                            "no service {name}: the services are {}",
+                            raw.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+                        ),
+                    },
+                    _ => admin::Response::Done {
+                        message: format!(
+                            "zeroed {n} service(s) and {m} real server(s) in the services and reals views (metrics count on)"
+                        ),
+                    },
+                }
+            }
             Ok(admin::Request::Maintenance { on }) => {
                 self.pair.handle(PairEvent::AdminMaintenance(on), now);
                 match self.apply_actions() {

@@ -341,6 +341,7 @@ impl Daemon {
             fingerprint: cfg.fingerprint(),
             peer_fingerprint: None,
             peer_services_loading: None,
+            baseline: Default::default(),
             cfg,
         };
         // 4. Changes to the host.
