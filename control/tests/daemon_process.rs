@@ -509,6 +509,15 @@ fn privileged_tandemctl_service_and_real_edit_the_file_and_the_running_daemon() 
         now,
         [row(SIP, "198.18.0.21", 1, "draining"), row(SIP, "198.18.0.22", 0, "up"), row("udp/198.18.0.100:5080", "198.18.0.21", 1, "draining")]
     );
+    // Timeouts, as `ipvsadm --set` (0: unchanged), into the kernel.
+    let timeouts = || match admin::request(&socket, &admin::Request::Timeouts, Duration::from_secs(1)) {
+        Ok(admin::Response::Timeouts { tcp_s, tcp_fin_s, udp_s, sip_call_s }) => (tcp_s, tcp_fin_s, udp_s, sip_call_s),
+        other => panic!("timeouts: {other:?}"),
+    };
+    assert_eq!(timeouts(), (900, 120, 300, 3600), "IPVS's defaults");
+    let (code, out) = ctl(&["timeouts", "--set", "0", "60", "30", "--sip-call", "7200"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(timeouts(), (900, 60, 30, 7200));
     // Bad edits change neither the file nor the daemon, and say what is wrong.
     let before = std::fs::read_to_string(&cfg).expect("file");
     for (bad, why) in [
@@ -536,6 +545,7 @@ fn privileged_tandemctl_service_and_real_edit_the_file_and_the_running_daemon() 
     let mut d = Daemon::start(&ns.0, &cfg, &err);
     d.wait_answering(&socket, &err);
     assert_eq!(reals(), [row(SIP, "198.18.0.21", 1, "draining")], "the edits survive a restart");
+    assert_eq!(timeouts(), (900, 60, 30, 7200), "and so do the timeouts");
     d.signal(libc::SIGTERM);
     assert!(d.exited(Duration::from_secs(5)).is_some_and(|s| s.success()), "clean exit on SIGTERM");
 }

@@ -249,6 +249,12 @@ fn canned(req: &Request) -> Response {
                 next,
             }
         }
+        Request::Timeouts => Response::Timeouts {
+            tcp_s: 900,
+            tcp_fin_s: 120,
+            udp_s: 300,
+            sip_call_s: 3600,
+        },
         Request::Zero { service: None } => Response::Done {
             message: "zeroed 1 service(s) and 2 real server(s)".into(),
         },

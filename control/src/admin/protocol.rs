@@ -108,6 +108,10 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         service: Option<String>,
     },
+    /// The idle timeouts in force (like `ipvsadm -L --timeout`); they are
+    /// changed through the file (`tandemctl timeouts --set` edits it and
+    /// reloads).
+    Timeouts,
 }
 
 impl Request {
@@ -130,6 +134,7 @@ impl Request {
             Request::Reload { .. } => "reload",
             Request::Conns { .. } => "conns",
             Request::Zero { .. } => "zero",
+            Request::Timeouts => "timeouts",
         }
     }
 
@@ -153,6 +158,7 @@ impl Request {
             | Request::Reload { .. } => false,
             Request::Conns { .. } => true,
             Request::Zero { .. } => false,
+            Request::Timeouts => true,
         }
     }
 }
@@ -209,6 +215,13 @@ pub enum Response {
     },
     /// `reload`: what a reload found and did.
     Reload(ReloadReply),
+    /// `timeouts`: the idle timeouts in force, in seconds.
+    Timeouts {
+        tcp_s: u32,
+        tcp_fin_s: u32,
+        udp_s: u32,
+        sip_call_s: u32,
+    },
     /// A command was carried out (switchover, maintenance).
     Done {
         message: String,

@@ -350,6 +350,12 @@ pub fn render(response: &Response) -> String {
             .map(|e| format!("{:>6} {} {}\n", e.seq, e.at_ns, e.event))
             .collect(),
         Response::Reload(r) => render_reload(r),
+        Response::Timeouts {
+            tcp_s,
+            tcp_fin_s,
+            udp_s,
+            sip_call_s,
+        } => format!("Timeout (tcp tcpfin udp): {tcp_s} {tcp_fin_s} {udp_s}\nSIP dialogs: {sip_call_s}\n"),
         Response::Done { message } => format!("{message}\n"),
         Response::Error { message } => format!("error: {message}\n"),
         Response::Conns {

@@ -106,6 +106,18 @@ enum Command {
     /// it gets no new ones). Edits the file and reloads, as `service`.
     #[command(subcommand)]
     Real(RealCommand),
+    /// The idle timeouts (like `ipvsadm -L --timeout`); `--set TCP TCPFIN
+    /// UDP` (seconds, 0: unchanged, as `ipvsadm --set`) and `--sip-call S`
+    /// edit the file's [timeouts] and reload, on both nodes.
+    Timeouts {
+        #[arg(long, num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"])]
+        set: Option<Vec<u32>>,
+        /// Idle timeout of SIP dialogs, in seconds.
+        #[arg(long)]
+        sip_call: Option<u32>,
+        #[command(flatten)]
+        file: EditFile,
+    },
     /// Enter or leave maintenance (no takeover, no election).
     Maintenance {
         #[arg(value_enum)]
@@ -405,6 +417,7 @@ fn edit_command(socket: &std::path::Path, timeout: Duration, cmd: EditCommand) -
     };
     let built: Result<(Edit, Option<PathBuf>, Option<(std::net::IpAddr, Duration)>), String> = (|| {
         Ok(match cmd {
+            EditCommand::Timeouts { edit, file } => (edit, file.config, None),
             EditCommand::Service(ServiceCommand::Add { name, fields, file }) => {
                 (Edit::ServiceAdd { id: need(&name)?, settings: svc(fields) }, file.config, None)
             }
@@ -467,6 +480,10 @@ fn edit_command(socket: &std::path::Path, timeout: Duration, cmd: EditCommand) -
 enum EditCommand {
     Service(ServiceCommand),
     Real(RealCommand),
+    Timeouts {
+        edit: tandem_control::config::edit::Edit,
+        file: EditFile,
+    },
 }
 
 #[derive(Subcommand)]
@@ -602,6 +619,20 @@ fn main() -> ExitCode {
         }),
         Command::Key(k) => return key_command(k),
         Command::Import(kind) => return import_command(kind),
+        Command::Timeouts { set: None, sip_call: None, .. } => Some(Request::Timeouts),
+        Command::Timeouts { set, sip_call, file } => {
+            let nz = |v: u32| (v != 0).then_some(v);
+            let at = |i: usize| set.as_ref().and_then(|v| v.get(i).copied()).and_then(nz);
+            return edit_command(&cli.socket, timeout, EditCommand::Timeouts {
+                edit: tandem_control::config::edit::Edit::Timeouts {
+                    tcp_s: at(0),
+                    tcp_fin_s: at(1),
+                    udp_s: at(2),
+                    sip_call_s: sip_call.and_then(nz),
+                },
+                file,
+            });
+        }
         Command::Service(c) => return edit_command(&cli.socket, timeout, EditCommand::Service(c)),
         Command::Real(c) => return edit_command(&cli.socket, timeout, EditCommand::Real(c)),
         Command::Diff { config } => return diff_command(&cli.socket, timeout, &config, cli.json),

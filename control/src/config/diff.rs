@@ -116,6 +116,8 @@ pub enum Change {
         real: RealId,
         fields: Vec<FieldChange>,
     },
+    /// `[timeouts]`: new flows and calls, and those idle now, expire by them.
+    TimeoutsEdited { fields: Vec<FieldChange> },
 }
 
 impl fmt::Display for Change {
@@ -134,6 +136,7 @@ impl fmt::Display for Change {
                 real,
                 fields,
             } => write!(f, "~ real {real} in {service}: {}", joined(fields)),
+            Change::TimeoutsEdited { fields } => write!(f, "~ timeouts: {}", joined(fields)),
         }
     }
 }
@@ -281,6 +284,15 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             refuse(r, "sync.key", NotYet, &a.key, &b.key);
         }
         (a, b) => refuse(r, "sync.enabled", Identity, &a.is_some(), &b.is_some()),
+    }
+    let (ot, nt) = (&old.timeouts, &new.timeouts);
+    let mut fields = Vec::new();
+    field(&mut fields, "tcp_s", ot.tcp_s.to_string(), nt.tcp_s.to_string());
+    field(&mut fields, "tcp_fin_s", ot.tcp_fin_s.to_string(), nt.tcp_fin_s.to_string());
+    field(&mut fields, "udp_s", ot.udp_s.to_string(), nt.udp_s.to_string());
+    field(&mut fields, "sip_call_s", ot.sip_call_s.to_string(), nt.sip_call_s.to_string());
+    if !fields.is_empty() {
+        d.changes.push(Change::TimeoutsEdited { fields });
     }
     services(old, new, &mut d.changes);
     d

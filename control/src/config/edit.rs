@@ -31,6 +31,13 @@ pub enum Edit {
     /// `service` None: in every service that has this real server.
     RealEdit { service: Option<ServiceId>, real: RealId, settings: RealSettings },
     RealDelete { service: Option<ServiceId>, real: RealId },
+    /// `[timeouts]`, each given one set (None: as it is).
+    Timeouts {
+        tcp_s: Option<u32>,
+        tcp_fin_s: Option<u32>,
+        udp_s: Option<u32>,
+        sip_call_s: Option<u32>,
+    },
 }
 
 /// Service fields to set (None: leave as it is, or the default on add).
@@ -162,6 +169,28 @@ fn reals_of(t: &mut Table) -> Result<&mut toml_edit::ArrayOfTables, EditError> {
 /// layout are kept.
 pub fn apply(text: &str, edit: &Edit) -> Result<String, EditError> {
     let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| EditError::NotToml(e.to_string()))?;
+    if let Edit::Timeouts {
+        tcp_s,
+        tcp_fin_s,
+        udp_s,
+        sip_call_s,
+    } = edit
+    {
+        if doc.get("timeouts").is_none() {
+            doc["timeouts"] = Item::Table(Table::new());
+        }
+        let t = doc["timeouts"]
+            .as_table_mut()
+            .ok_or_else(|| EditError::NotToml("`timeouts` is not a table".into()))?;
+        for (k, v) in [("tcp_s", tcp_s), ("tcp_fin_s", tcp_fin_s), ("udp_s", udp_s), ("sip_call_s", sip_call_s)] {
+            if let Some(v) = v {
+                t[k] = value(i64::from(*v));
+            }
+        }
+        let out = doc.to_string();
+        Config::parse(&out).map_err(|e| EditError::Refused(e.to_string()))?;
+        return Ok(out);
+    }
     let list = services(&mut doc)?;
     let find = |list: &toml_edit::ArrayOfTables, id: &ServiceId| list.iter().position(|t| is_service(t, id));
     match edit {
@@ -225,6 +254,7 @@ pub fn apply(text: &str, edit: &Edit) -> Result<String, EditError> {
                 return Err(EditError::NoReal { service: *service, real: *real });
             }
         }
+        Edit::Timeouts { .. } => {}
     }
     let out = doc.to_string();
     Config::parse(&out).map_err(|e| EditError::Refused(e.to_string()))?;
@@ -331,6 +361,25 @@ mac = "02:00:00:00:00:21"
         let back = apply(&text, &del).unwrap();
         assert_eq!(Config::parse(&back).unwrap(), Config::parse(FILE).unwrap());
         assert!(matches!(apply(FILE, &del), Err(EditError::NoReal { .. })));
+    }
+
+    #[test]
+    fn timeouts_are_set_one_by_one() {
+        let e = Edit::Timeouts {
+            tcp_s: None,
+            tcp_fin_s: Some(60),
+            udp_s: Some(30),
+            sip_call_s: None,
+        };
+        let c = Config::parse(&apply(FILE, &e).unwrap()).unwrap();
+        assert_eq!((c.timeouts.tcp_s, c.timeouts.tcp_fin_s, c.timeouts.udp_s, c.timeouts.sip_call_s), (900, 60, 30, 3600));
+        let zero = Edit::Timeouts {
+            tcp_s: Some(0),
+            tcp_fin_s: None,
+            udp_s: None,
+            sip_call_s: None,
+        };
+        assert!(matches!(apply(FILE, &zero), Err(EditError::Refused(e)) if e.contains("timeouts.tcp_s")));
     }
 
     #[test]

@@ -246,11 +246,36 @@ pub struct Config {
     pub vips: Vec<VipConfig>,
     pub dataplane: DataplaneConfig,
     pub services: Vec<ServiceEntry>,
+    /// `[timeouts]`.
+    pub timeouts: Timeouts,
     pub admin: AdminConfig,
     /// Telephony cards whose spans follow the pair state (may be empty).
     pub cards: Vec<CardConfig>,
     /// State sync with the peer (None: `[sync] enabled = false`).
     pub sync: Option<SyncConfig>,
+}
+
+/// `[timeouts]`: idle timeouts in seconds (IPVS's defaults: TCP 900,
+/// TCP after FIN 120, UDP 300; SIP dialogs an hour).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp_s: u32,
+    pub tcp_fin_s: u32,
+    pub udp_s: u32,
+    pub sip_call_s: u32,
+}
+
+impl Timeouts {
+    /// The dataplane's settings with these timeouts.
+    pub fn settings(&self) -> tandem_dataplane::common::Settings {
+        use tandem_dataplane::common::SEC_NS;
+        tandem_dataplane::common::Settings {
+            udp_timeout_ns: u64::from(self.udp_s) * SEC_NS,
+            tcp_timeout_ns: u64::from(self.tcp_s) * SEC_NS,
+            tcp_fin_timeout_ns: u64::from(self.tcp_fin_s) * SEC_NS,
+            call_timeout_ns: u64::from(self.sip_call_s) * SEC_NS,
+        }
+    }
 }
 
 /// `[sync]`: the TCP connection that carries flows, calls and channel
@@ -525,18 +550,18 @@ impl Config {
         toml::to_string(&model::File::written(self, true)).unwrap_or_default()
     }
 
-    /// The `[[service]]` tables alone, in their canonical TOML text: what
-    /// the two nodes of a pair must agree on (and what the active
-    /// replicates to the standby).
+    /// The `[timeouts]` and `[[service]]` tables alone, in their
+    /// canonical TOML text: what the two nodes of a pair must agree on
+    /// (and what the active replicates to the standby).
     pub fn services_toml(&self) -> String {
-        toml::to_string(&model::File::written(self, false).services_only()).unwrap_or_default()
+        toml::to_string(&model::File::written(self, false).replicated()).unwrap_or_default()
     }
 
-    /// This configuration with its `[[service]]` tables replaced by those
-    /// of `services` (TOML text of `[[service]]` tables only, as
-    /// [`Config::services_toml`] writes them), checked whole as a file is.
+    /// This configuration with its `[timeouts]` and `[[service]]` tables
+    /// replaced by those of `services` (as [`Config::services_toml`]
+    /// writes them), checked whole as a file is.
     pub fn with_services(&self, services: &str) -> Result<Config, ConfigError> {
-        let mut text = toml::to_string(&model::File::written(self, true).without_services()).unwrap_or_default();
+        let mut text = toml::to_string(&model::File::written(self, true).without_replicated()).unwrap_or_default();
         text.push('\n');
         text.push_str(services);
         Config::parse(&text)

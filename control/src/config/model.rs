@@ -48,6 +48,10 @@ pub struct File {
     pub vip: List<VipTable>,
     #[serde(default)]
     pub dataplane: DataplaneTable,
+    /// Absent: IPVS's defaults (written out by `save`, and replicated with
+    /// the services: see [`File::replicated`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<TimeoutsTable>,
     #[serde(default, skip_serializing_if = "List::is_empty")]
     pub service: List<ServiceTable>,
     #[serde(default)]
@@ -198,6 +202,48 @@ impl Default for DataplaneTable {
     }
 }
 
+/// `[timeouts]`: idle timeouts of the connection table, node-wide as in
+/// IPVS (`ipvsadm --set tcp tcpfin udp`), and of SIP dialogs.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, expecting = "a table")]
+pub struct TimeoutsTable {
+    #[serde(default = "default_tcp_timeout")]
+    pub tcp_s: Int<u32, 1, 604_800>,
+    #[serde(default = "default_tcp_fin_timeout")]
+    pub tcp_fin_s: Int<u32, 1, 604_800>,
+    #[serde(default = "default_udp_timeout")]
+    pub udp_s: Int<u32, 1, 604_800>,
+    #[serde(default = "default_sip_call_timeout")]
+    pub sip_call_s: Int<u32, 1, 604_800>,
+}
+
+impl Default for TimeoutsTable {
+    fn default() -> Self {
+        TimeoutsTable {
+            tcp_s: default_tcp_timeout(),
+            tcp_fin_s: default_tcp_fin_timeout(),
+            udp_s: default_udp_timeout(),
+            sip_call_s: default_sip_call_timeout(),
+        }
+    }
+}
+
+fn secs_of(ns: u64) -> Int<u32, 1, 604_800> {
+    Int((ns / tandem_dataplane::common::SEC_NS) as u32)
+}
+fn default_tcp_timeout() -> Int<u32, 1, 604_800> {
+    secs_of(tandem_dataplane::common::Settings::default().tcp_timeout_ns)
+}
+fn default_tcp_fin_timeout() -> Int<u32, 1, 604_800> {
+    secs_of(tandem_dataplane::common::Settings::default().tcp_fin_timeout_ns)
+}
+fn default_udp_timeout() -> Int<u32, 1, 604_800> {
+    secs_of(tandem_dataplane::common::Settings::default().udp_timeout_ns)
+}
+fn default_sip_call_timeout() -> Int<u32, 1, 604_800> {
+    secs_of(tandem_dataplane::common::Settings::default().call_timeout_ns)
+}
+
 /// `[[service]]`.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, expecting = "a table")]
@@ -298,20 +344,24 @@ pub struct CardTable {
     pub watchdog_ms: Option<Millis<10, 60_000>>,
 }
 
-/// The `[[service]]` tables of a [`File`] and nothing else.
+/// What the two nodes of a pair must agree on, and the active replicates:
+/// the `[timeouts]` and the `[[service]]` tables of a [`File`].
 #[derive(Clone, Debug, Serialize)]
-pub struct ServicesOnly {
+pub struct Replicated {
+    pub timeouts: Option<TimeoutsTable>,
     pub service: List<ServiceTable>,
 }
 
 impl File {
-    pub(super) fn services_only(self) -> ServicesOnly {
-        ServicesOnly {
+    pub(super) fn replicated(self) -> Replicated {
+        Replicated {
+            timeouts: self.timeouts,
             service: self.service,
         }
     }
 
-    pub(super) fn without_services(mut self) -> File {
+    pub(super) fn without_replicated(mut self) -> File {
+        self.timeouts = None;
         self.service = List(Vec::new());
         self
     }
@@ -453,6 +503,15 @@ impl File {
             witness,
             dataplane,
             services: self.service.0.iter().map(ServiceTable::resolve).collect(),
+            timeouts: {
+                let t = self.timeouts.clone().unwrap_or_default();
+                super::Timeouts {
+                    tcp_s: t.tcp_s.0,
+                    tcp_fin_s: t.tcp_fin_s.0,
+                    udp_s: t.udp_s.0,
+                    sip_call_s: t.sip_call_s.0,
+                }
+            },
             admin: AdminConfig {
                 socket: PathBuf::from(&self.admin.socket.0),
                 metrics_listen: self.admin.metrics_listen.map(|m| m.0),
@@ -732,6 +791,12 @@ impl File {
                 flow_entries: Int(c.dataplane.flow_entries),
                 pin_dir: c.dataplane.pin_dir.as_ref().map(|p| Text(p.to_string_lossy().into_owned())),
             },
+            timeouts: Some(TimeoutsTable {
+                tcp_s: Int(c.timeouts.tcp_s),
+                tcp_fin_s: Int(c.timeouts.tcp_fin_s),
+                udp_s: Int(c.timeouts.udp_s),
+                sip_call_s: Int(c.timeouts.sip_call_s),
+            }),
             service: List(c.services.iter().map(service_table).collect()),
             admin: AdminTable {
                 socket: Text(c.admin.socket.to_string_lossy().into_owned()),

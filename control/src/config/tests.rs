@@ -1026,6 +1026,7 @@ mod reload_diff {
                 Change::RealAdded { .. } => "real+",
                 Change::RealRemoved { .. } => "real-",
                 Change::RealEdited { .. } => "real~",
+                Change::TimeoutsEdited { .. } => "timeouts~",
             })
             .collect();
         assert_eq!(kinds, ["service+", "real-", "real+"], "{d}");
@@ -1034,6 +1035,13 @@ mod reload_diff {
         // The other way round: the TCP service goes.
         let back = diff(&b, &a);
         assert_eq!(back.changes[0], Change::ServiceRemoved(crate::config::diff::ServiceId::of(&b.services[1])), "{back}");
+        // Timeouts are live, and replicated with the services.
+        let t = parse(&format!("{GOOD}\n[timeouts]\nudp_s = 60\n"));
+        let d = diff(&a, &t);
+        assert!(d.applicable(), "{d}");
+        assert_eq!(d.to_string(), "~ timeouts: udp_s 300 -> 60\n");
+        assert_ne!(a.fingerprint(), t.fingerprint(), "timeouts are part of what the pair agrees on");
+        assert_eq!(a.with_services(&t.services_toml()).expect("replicated"), t);
     }
 
     #[test]

@@ -237,6 +237,11 @@ impl Daemon {
                 errors.push(format!("heartbeat sender {} at {}: {e}", s.node_id, s.addr));
             }
         }
+        if new.cfg.timeouts != self.cfg.timeouts
+            && let Err(e) = self.dp.set_settings(&new.cfg.timeouts.settings())
+        {
+            errors.push(format!("timeouts: writing them to the dataplane: {e}"));
+        }
         let had_ivrs = !self.ivr_slots.is_empty();
         self.ivr_slots = ivr_slots(&new.cfg);
         self.pool.set_nodes(self.ivr_slots.keys().copied());

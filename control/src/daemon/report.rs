@@ -325,6 +325,21 @@ impl Daemon {
                 let filter = super::conns::ConnFilter::new(vip, real, call_id.as_deref());
                 self.conns(filter, call_id, limit, after)
             }
+            // As the kernel holds them.
+            Ok(admin::Request::Timeouts) => match self.dp.settings() {
+                Ok(t) => {
+                    let s = |ns: u64| (ns / tandem_dataplane::common::SEC_NS) as u32;
+                    admin::Response::Timeouts {
+                        tcp_s: s(t.tcp_timeout_ns),
+                        tcp_fin_s: s(t.tcp_fin_timeout_ns),
+                        udp_s: s(t.udp_timeout_ns),
+                        sip_call_s: s(t.call_timeout_ns),
+                    }
+                }
+                Err(e) => admin::Response::Error {
+                    message: format!("reading the timeouts from the dataplane: {e}"),
+                },
+            },
             Ok(admin::Request::Zero { service }) => {
                 // Its name, whichever way it was written (`udp:VIP:PORT` too).
                 let service = match service.as_deref().map(admin::service_name).transpose() {

@@ -251,6 +251,7 @@ impl Daemon {
                 .with_context(|| format!("heartbeat sender {} at {}", s.node_id, s.addr))?;
         }
         dp.set_heartbeat_port(cfg.heartbeat.port)?;
+        dp.set_settings(&cfg.timeouts.settings()).context("timeouts")?;
         let events = dp
             .take_heartbeat_events()
             .context("heartbeat ring buffer")?;
