@@ -39,12 +39,8 @@ fn walk_all(dp: &Dataplane, batch: usize) -> (Vec<FlowKey>, usize) {
     (seen, calls)
 }
 
-#[test]
-fn privileged_a_walk_sees_every_flow_and_call_once_and_resumes_where_it_stopped() {
-    if !privileged("privileged_a_walk_sees_every_flow_and_call_once_and_resumes_where_it_stopped") {
-        return;
-    }
-    let mut dp = load();
+/// A UDP round-robin DR service on the VIP over four real servers, set.
+fn four_reals_rr(dp: &mut Dataplane) -> tandem_dataplane::ServiceConfig {
     let cfg = service(
         IpAddr::V4(VIP4),
         5060,
@@ -54,6 +50,16 @@ fn privileged_a_walk_sees_every_flow_and_call_once_and_resumes_where_it_stopped(
         (0..4).map(|i| real4(i, 1)).collect(),
     );
     dp.set_service(&cfg).unwrap();
+    cfg
+}
+
+#[test]
+fn privileged_a_walk_sees_every_flow_and_call_once_and_resumes_where_it_stopped() {
+    if !privileged("privileged_a_walk_sees_every_flow_and_call_once_and_resumes_where_it_stopped") {
+        return;
+    }
+    let mut dp = load();
+    let cfg = four_reals_rr(&mut dp);
     // An empty table: one call, nothing seen, the walk over.
     let (seen, calls) = walk_all(&dp, 64);
     assert_eq!((seen.len(), calls), (0, 1));
@@ -146,15 +152,7 @@ fn privileged_a_full_connection_table_is_walked_in_batches_quickly() {
         return;
     }
     let mut dp = Dataplane::load(LoadOptions::default()).expect("load");
-    let cfg = service(
-        IpAddr::V4(VIP4),
-        5060,
-        Protocol::Udp,
-        Scheduler::Rr,
-        Forward::Dr,
-        (0..4).map(|i| real4(i, 1)).collect(),
-    );
-    dp.set_service(&cfg).unwrap();
+    let cfg = four_reals_rr(&mut dp);
     let n = DEFAULT_FLOW_ENTRIES;
     let filled = Instant::now();
     for i in 0..n {

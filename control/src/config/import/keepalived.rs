@@ -842,17 +842,7 @@ mod tests {
         s.parse().expect("address")
     }
 
-    fn causes(i: &Imported, line: usize) -> Vec<Cause> {
-        i.unexpressed
-            .iter()
-            .find(|u| u.line == line)
-            .map(|u| u.causes.clone())
-            .unwrap_or_default()
-    }
-
-    fn lines(i: &Imported) -> Vec<usize> {
-        i.unexpressed.iter().map(|u| u.line).collect()
-    }
+    use crate::config::import::test_support::{causes, lines};
 
     #[test]
     fn a_dr_service_with_weights() {
