@@ -121,3 +121,52 @@ fn privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_fail
     // b's own file still has the old services: it runs the replicated ones.
     assert_eq!(status(&p.b).config_fingerprint, fa);
 }
+
+#[test]
+fn privileged_lab_without_sync_a_different_configuration_is_shown_on_both_nodes() {
+    const NAME: &str = "privileged_lab_without_sync_a_different_configuration_is_shown_on_both_nodes";
+    let Some(_turn) = lab_turn(NAME) else {
+        return;
+    };
+    let o = PairOptions {
+        flags: Vec::new(),
+        ivr_heartbeats: false,
+        multiplier: 5,
+        realtime_priority: 0,
+        sync: false,
+        ..PairOptions::default()
+    };
+    let dir = WorkDir::new("mismatch").expect("work dir");
+    let p = Pair::start(2, &o, dir.path(), &bins(), None).expect("a active, b standby");
+    let mismatch = |d: &Director| status(d).alarms.iter().any(|a| a.starts_with("configuration mismatch"));
+    assert!(!mismatch(&p.a) && !mismatch(&p.b));
+    let ivr = reals(&p.a)[0].0.clone();
+    let (code, out) = tandemctl(&p.a, &["real", "edit", "-r", &ivr, "-w", "4"]);
+    assert_eq!(code, Some(0), "{out}");
+    let fa = status(&p.a).config_fingerprint;
+    // Without sync nothing replicates: the heartbeats carry the difference.
+    assert!(
+        wait_for(Duration::from_secs(2), || mismatch(&p.a) && mismatch(&p.b)),
+        "a: {:?}\nb: {:?}",
+        status(&p.a),
+        status(&p.b)
+    );
+    assert_eq!(status(&p.b).peer_config_fingerprint.as_deref(), Some(fa.as_str()));
+    assert!(
+        p.b.saw(|e| matches!(e, tandem_control::events::Event::ConfigMismatch { on: true, peer, .. } if *peer == fa)),
+        "b logged the mismatch"
+    );
+    let metric = |d: &Director| match d.request(&Request::Metrics) {
+        Some(Response::Metrics { text }) => text.lines().find(|l| l.starts_with("tandem_config_mismatch ")).map(str::to_string),
+        other => panic!("metrics: {other:?}"),
+    };
+    let m = metric(&p.b);
+    assert_eq!(m.as_deref(), Some("tandem_config_mismatch 1"), "b: {:?}\na: {:?}", status(&p.b), status(&p.a));
+    // The same change on b's file (it is a standby without sync: its own
+    // file is its truth) ends the mismatch on both.
+    let (code, out) = tandemctl(&p.b, &["real", "edit", "-r", &ivr, "-w", "4"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(wait_for(Duration::from_secs(2), || !mismatch(&p.a) && !mismatch(&p.b)), "{:?}", status(&p.b));
+    assert_eq!(metric(&p.b).as_deref(), Some("tandem_config_mismatch 0"));
+    assert!(p.a.saw(|e| matches!(e, tandem_control::events::Event::ConfigMismatch { on: false, .. })));
+}

@@ -63,7 +63,6 @@ impl Daemon {
         let Some(state) = r.state else {
             return;
         };
-        self.peer_fingerprint_heard((u64::from(r.load.0) << 32) | u64::from(r.load.1));
         let ev = PairEvent::Heartbeat {
             path,
             from: r.node_id,
@@ -73,29 +72,41 @@ impl Daemon {
         };
         self.pair
             .handle(ev, crate::clock::instant_of(r.last_seen_ns));
+        // After the machine took it: the peer is alive now.
+        self.peer_fingerprint_heard((u64::from(r.load.0) << 32) | u64::from(r.load.1));
     }
 
     /// The fingerprint the peer's heartbeats carry (0: an older peer that
-    /// sends none). A change of agreement is an event (logged once).
+    /// sends none).
     fn peer_fingerprint_heard(&mut self, f: u64) {
         if f == 0 || self.peer_fingerprint == Some(f) {
             return;
         }
-        let was = self.peer_fingerprint.is_none_or(|p| p == self.fingerprint);
         self.peer_fingerprint = Some(f);
-        self.fingerprints_checked(was);
+        self.check_fingerprints();
     }
 
-    /// Records a change of agreement between this node's services and the
-    /// peer's (`was`: they agreed before).
-    pub(super) fn fingerprints_checked(&mut self, was: bool) {
-        let Some(peer) = self.peer_fingerprint else {
+    /// The peer's fingerprint while the peer is alive (a dead peer's last
+    /// one says nothing of what would dispatch).
+    pub(super) fn live_peer_fingerprint(&self) -> Option<u64> {
+        let alive = self
+            .pair
+            .peer()
+            .is_some_and(|p| p.alive(Instant::now(), self.cfg.heartbeat.deadline()));
+        self.peer_fingerprint.filter(|_| alive)
+    }
+
+    /// Records a change of agreement between this node's services and
+    /// the live peer's, once per change.
+    pub(super) fn check_fingerprints(&mut self) {
+        let Some(peer) = self.live_peer_fingerprint() else {
             return;
         };
-        let now = peer == self.fingerprint;
-        if now != was {
+        let mismatch = peer != self.fingerprint;
+        if mismatch != self.config_mismatch {
+            self.config_mismatch = mismatch;
             self.mark(Event::ConfigMismatch {
-                on: !now,
+                on: mismatch,
                 here: crate::config::fingerprint_hex(self.fingerprint),
                 peer: crate::config::fingerprint_hex(peer),
             });

@@ -165,6 +165,9 @@ pub struct Daemon {
     fingerprint: u64,
     /// The one the peer's heartbeats carry (None: not heard, or an older peer).
     peer_fingerprint: Option<u64>,
+    /// A mismatch with the live peer's fingerprint was marked (and not
+    /// cleared since).
+    config_mismatch: bool,
     /// The active's services being read off the loop (their fingerprint).
     peer_services_loading: Option<u64>,
     /// The heartbeat senders declared to the kernel (director and IVRs).

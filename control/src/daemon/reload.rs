@@ -252,9 +252,8 @@ impl Daemon {
         self.services = new.services;
         self.senders = new.senders;
         self.cfg = new.cfg;
-        let agreed = self.peer_fingerprint.is_none_or(|p| p == self.fingerprint);
         self.fingerprint = self.cfg.fingerprint();
-        self.fingerprints_checked(agreed);
+        self.check_fingerprints();
         let new_eff =
             crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
         let (removed, written) = service_writes(&old_eff, &new_eff);

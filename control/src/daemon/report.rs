@@ -123,7 +123,7 @@ impl Daemon {
             late_turns: self.live.late_turns,
             worst_turn_gap_us: self.live.worst_gap.as_micros() as u64,
             config_fingerprint: crate::config::fingerprint_hex(self.fingerprint),
-            peer_config_fingerprint: self.peer_fingerprint.map(crate::config::fingerprint_hex),
+            peer_config_fingerprint: self.live_peer_fingerprint().map(crate::config::fingerprint_hex),
             config_path: self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             alarms: self.alarms(now),
             ..Default::default()
@@ -399,7 +399,7 @@ impl Daemon {
         if self.pair.peer_misconfigured(now) {
             out.push("the peer is alive but its heartbeats fail authentication: check heartbeat.key on both directors; this node will not take over beside it".to_string());
         }
-        if let Some(p) = self.peer_fingerprint.filter(|p| *p != self.fingerprint) {
+        if let Some(p) = self.live_peer_fingerprint().filter(|p| *p != self.fingerprint) {
             out.push(format!(
                 "configuration mismatch: the peer runs other services (fingerprint {}, here {}): `tandemctl diff` on each node, then reload the same file on both",
                 crate::config::fingerprint_hex(p),
@@ -460,7 +460,7 @@ impl Daemon {
             "config_mismatch",
             "1 while the peer's heartbeats carry another services fingerprint than this node runs",
             Vec::new(),
-            f64::from(u8::from(self.peer_fingerprint.is_some_and(|p| p != self.fingerprint))),
+            f64::from(u8::from(self.live_peer_fingerprint().is_some_and(|p| p != self.fingerprint))),
         );
         e.counter(
             "dead_man_trips",

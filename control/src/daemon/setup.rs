@@ -342,6 +342,7 @@ impl Daemon {
             fingerprint: cfg.fingerprint(),
             peer_fingerprint: None,
             peer_services_loading: None,
+            config_mismatch: false,
             baseline: Default::default(),
             cfg,
         };

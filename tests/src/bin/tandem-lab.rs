@@ -270,6 +270,21 @@ fn demo() -> Result<()> {
     let t_b_active = sipp::wall_now();
     say!("   b is active");
 
+    // A live change on the new active, while its calls flow: the file is
+    // edited and reloaded, nothing restarts.
+    let first_ivr = pair.lab.ivrs()[0].addr().to_string();
+    let edit = std::process::Command::new(&bins.tandemctl)
+        .arg("--socket")
+        .arg(pair.b.socket())
+        .args(["real", "edit", "-r", &first_ivr, "-w", "2"])
+        .output()?;
+    let said = String::from_utf8_lossy(&edit.stdout).into_owned() + &String::from_utf8_lossy(&edit.stderr);
+    mark(&mut marks, format!("tandemctl real edit -r {first_ivr} -w 2 on b"));
+    say!("   live change on b: `tandemctl real edit -r {first_ivr} -w 2` (the file edited, then reloaded):");
+    for line in said.lines() {
+        say!("     {line}");
+    }
+
     std::thread::sleep(Duration::from_secs(5));
     let victim = 2;
     let (dead_name, dead_addr) = (ivrs[victim].name.clone(), ivrs[victim].addr);

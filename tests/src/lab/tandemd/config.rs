@@ -236,10 +236,11 @@ impl DirectorConfig {
             s
         };
         let flags: Vec<String> = o.flags.iter().map(|f| format!("\"{f}\"")).collect();
+        // Absent, [sync] is on (over the heartbeat paths): off must say so.
         let sync = if o.sync {
             format!("[sync]\nport = 8848\nkey = \"{SYNC_KEY_HEX}\"\n\n")
         } else {
-            String::new()
+            "[sync]\nenabled = false\n\n".to_string()
         };
         let udp_extra: String = self
             .udp_service_lines

@@ -72,7 +72,7 @@ fn options_turn_sections_off_and_on() {
         ..PairOptions::default()
     };
     let a = text(DIRECTOR_A, &o, Some((Path::new("/tmp/card0"), true)));
-    assert!(!a.contains("[sync]"), "{a}");
+    assert!(a.contains("[sync]\nenabled = false\n"), "sync off says so (absent, it is on): {a}");
     assert!(!a.contains("node_id"), "{a}");
     assert!(a.contains("flags = []"));
     assert!(a.contains("interval_ms = 1\n"));
