@@ -103,11 +103,25 @@ pub fn run(ctx: &XdpContext) -> Next {
             None
         };
         if sched::check_call(&call, real, svc, now, settings) == FlowCheck::Keep {
+            // A BYE or CANCEL: the call is over for the active count.
+            let ends = match SIP_SCRATCH.get(0) {
+                Some(sc) => tandem_common::sip::ends_dialog(&[
+                    sc.buf[0], sc.buf[1], sc.buf[2], sc.buf[3], sc.buf[4], sc.buf[5], sc.buf[6], sc.buf[7],
+                ]),
+                None => false,
+            };
+            let uncount = ends && call.flags & CALL_COUNTED != 0;
             // SAFETY: as above; a racing update at worst loses a timestamp.
             unsafe {
                 if call.last_seen_ns != now {
                     (*cp).last_seen_ns = now;
                 }
+                if uncount {
+                    (*cp).flags = call.flags & !CALL_COUNTED;
+                }
+            }
+            if uncount && call.real_idx < MAX_REALS {
+                active_add(base + call.real_idx, u64::MAX);
             }
             count(Reason::SipCallIdHit);
             return forward::forward(ctx.ctx, pkt, svc, call.real_idx, forward::FWD_REVERSE);

@@ -41,6 +41,25 @@ pub const MAX_CALLID_LEN: usize = 128;
 /// Longest first token of a message that still looks like SIP.
 pub const SIP_MAX_TOKEN: u32 = 16;
 
+/// Does a SIP message starting with these 8 bytes end its dialog or its
+/// call attempt: a BYE or a CANCEL request? Its call is then no longer
+/// counted as an active connection of its real server (IPVS counts a
+/// TCP connection active until its FIN); the entry stays, so that the
+/// answer and retransmissions still reach the same server, until it is
+/// idle for the call timeout. A BYE the IVR sends (in DR it goes to the
+/// caller directly) is not seen here: that call counts until then.
+pub const fn ends_dialog(head: &[u8; 8]) -> bool {
+    let bye = head[0] == b'B' && head[1] == b'Y' && head[2] == b'E' && head[3] == b' ';
+    let cancel = head[0] == b'C'
+        && head[1] == b'A'
+        && head[2] == b'N'
+        && head[3] == b'C'
+        && head[4] == b'E'
+        && head[5] == b'L'
+        && head[6] == b' ';
+    bye || cancel
+}
+
 /// FNV-1a 64 offset basis and prime.
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -319,6 +338,21 @@ pub fn find_call_id(payload: &[u8]) -> Option<CallId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bye_and_cancel_end_a_dialog_nothing_else_does() {
+        let head = |s: &[u8]| {
+            let mut h = [0u8; 8];
+            h[..s.len().min(8)].copy_from_slice(&s[..s.len().min(8)]);
+            h
+        };
+        for yes in [&b"BYE sip:ivr@x SIP/2.0"[..], b"CANCEL sip:ivr SIP/2.0"] {
+            assert!(ends_dialog(&head(yes)), "{:?}", yes);
+        }
+        for no in [&b"INVITE sip:x SIP/2.0"[..], b"ACK sip:x", b"SIP/2.0 200 OK", b"BYEX sip", b"bye sip:x", b"CANCELLED", b"OPTIONS"] {
+            assert!(!ends_dialog(&head(no)), "{:?}", no);
+        }
+    }
 
     fn id(msg: &[u8]) -> Option<&'static str> {
         let c = find_call_id(msg)?;

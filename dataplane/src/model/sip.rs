@@ -97,7 +97,19 @@ impl Model {
                 None
             };
             if sched::check_call(&call, real.as_ref(), &svc, now, &self.settings) == FlowCheck::Keep {
-                self.calls.get_mut(&ckey).expect("call present").last_seen_ns = now;
+                let mut head = [0u8; 8];
+                for (h, b) in head.iter_mut().zip(payload) {
+                    *h = *b;
+                }
+                let entry = self.calls.get_mut(&ckey).expect("call present");
+                entry.last_seen_ns = now;
+                if tandem_common::sip::ends_dialog(&head) && call.flags & CALL_COUNTED != 0 {
+                    entry.flags &= !CALL_COUNTED;
+                    if call.real_idx < MAX_REALS {
+                        let a = &mut self.active[(base + call.real_idx) as usize];
+                        *a = a.wrapping_sub(1);
+                    }
+                }
                 self.count(Reason::SipCallIdHit);
                 return Some(self.forward(out, p, &svc, call.real_idx, false, true, ingress));
             }
