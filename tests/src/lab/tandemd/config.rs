@@ -65,6 +65,10 @@ pub struct PairOptions {
     pub flags: Vec<String>,
     /// Also a TCP service on VIP:5060 (rr, the same flags) over the same IVRs.
     pub tcp_service: bool,
+    /// How many of the lab's IVRs (the first, in `lab.ivrs()` order) the
+    /// services list as real servers (None: all of them); the others are
+    /// in the lab, not in the file, for a test that adds them live.
+    pub configured_ivrs: Option<usize>,
     /// Each real server gets its IVR heartbeat `node_id` ([`ivr_node_id`]):
     /// health from heartbeats, and no calls before the first.
     pub ivr_heartbeats: bool,
@@ -102,6 +106,7 @@ impl Default for PairOptions {
             scheduler: "rr".into(),
             flags: vec!["sip_persist".into()],
             tcp_service: false,
+            configured_ivrs: None,
             ivr_heartbeats: true,
             heartbeat_interval_ms: 10,
             multiplier: 3,
@@ -181,6 +186,7 @@ impl DirectorConfig {
             ivrs: lab
                 .ivrs()
                 .iter()
+                .take(o.configured_ivrs.unwrap_or(usize::MAX))
                 .map(|ivr| (ivr.addr(), ivr.eth0().mac_string()))
                 .collect(),
             me: me.to_string(),
