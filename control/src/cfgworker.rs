@@ -45,6 +45,10 @@ pub struct Job {
 #[derive(Clone, Debug)]
 pub struct Loaded {
     pub cfg: Config,
+    /// [`Config::services_toml`] and [`Config::fingerprint`], computed
+    /// here: the text of the design maximum takes milliseconds to write.
+    pub services_text: String,
+    pub fingerprint: u64,
     pub services: Vec<ServiceConfig>,
     pub senders: Vec<HeartbeatSender>,
     pub targets: Vec<crate::sipprobe::Target>,
@@ -78,7 +82,10 @@ pub fn resolve(cfg: Config) -> Result<Loaded, String> {
     let services = cfg.dataplane_services(ifindex).map_err(|e| e.to_string())?;
     let senders = crate::daemon::setup::heartbeat_senders(&cfg, ifindex).map_err(|e| format!("{e:#}"))?;
     let targets = crate::daemon::setup::probe_targets(&cfg);
+    let services_text = cfg.services_toml();
     Ok(Loaded {
+        fingerprint: crate::config::fingerprint_of(&services_text),
+        services_text,
         cfg,
         services,
         senders,

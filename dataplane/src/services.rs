@@ -18,7 +18,10 @@ impl Dataplane {
     /// and its tables built before any map is written.
     pub fn set_service(&mut self, cfg: &ServiceConfig) -> Result<ServiceImage, Error> {
         let key = cfg.key();
-        let previous = self.services.get(&key);
+        // A copy: the maps are written from it below, entry by entry only
+        // where the new image differs (a Maglev table is 65537 entries).
+        let previous = self.services.get(&key).cloned();
+        let previous = previous.as_ref();
         let id = match previous {
             Some(p) => p.service.id,
             None => (0..MAX_SERVICES)
@@ -47,7 +50,7 @@ impl Dataplane {
         } else {
             self.mh_slots[mh_slot as usize] = Some(key);
         }
-        self.write_image(&image)?;
+        self.write_image(&image, previous)?;
         self.services.insert(key, image.clone());
         self.write_derived()?;
         Ok(image)
@@ -68,7 +71,10 @@ impl Dataplane {
             .map_err(map_err(maps::GLOBALS))
     }
 
-    fn write_image(&mut self, img: &ServiceImage) -> Result<(), Error> {
+    /// Writes `img` to the maps; where `previous` (the image the maps
+    /// hold now for the same service id) already has an entry's value,
+    /// that entry is not written again.
+    fn write_image(&mut self, img: &ServiceImage, previous: Option<&ServiceImage>) -> Result<(), Error> {
         let id = img.service.id;
         match img.scheduler() {
             Some(Scheduler::Wrr) => {
@@ -92,7 +98,13 @@ impl Dataplane {
             }
             Some(Scheduler::Mh) => {
                 let base = img.service.mh_slot * MH_MAX_SIZE;
+                let held = previous
+                    .filter(|p| p.scheduler() == Some(Scheduler::Mh) && p.service.mh_slot == img.service.mh_slot)
+                    .map(|p| p.mh.as_slice());
                 for (i, v) in img.mh.iter().enumerate() {
+                    if held.and_then(|h| h.get(i)) == Some(v) {
+                        continue;
+                    }
                     self.maps.services.mh
                         .set(base + i as u32, *v, 0)
                         .map_err(map_err(maps::MH_TABLE))?;
@@ -101,6 +113,9 @@ impl Dataplane {
             _ => {}
         }
         for (i, r) in img.reals.iter().enumerate() {
+            if previous.is_some_and(|p| p.service.id == id && p.reals.get(i) == Some(r)) {
+                continue;
+            }
             self.maps.services.reals
                 .set(id * MAX_REALS + i as u32, *r, 0)
                 .map_err(map_err(maps::REALS))?;

@@ -574,12 +574,17 @@ impl Config {
     /// text, not of behaviour, and shows as a mismatch until both run
     /// the same file).
     pub fn fingerprint(&self) -> u64 {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(self.services_toml().as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        u64::from_be_bytes(first)
+        fingerprint_of(&self.services_toml())
     }
+}
+
+/// The fingerprint of a [`Config::services_toml`] text.
+pub fn fingerprint_of(services_toml: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(services_toml.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// A [`Config::fingerprint`] as operators see it: 16 hex digits.

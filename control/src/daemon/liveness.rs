@@ -134,6 +134,19 @@ impl Daemon {
         Ok(())
     }
 
+    /// Within a long piece of work on the loop (a reload writing many
+    /// services): the heartbeats that are due, and a fresh dead-man stamp
+    /// — the loop is working, not hung.
+    pub(super) fn keep_alive(&mut self) {
+        self.heartbeat_if_due();
+        if let Some(budget) = self.cfg.heartbeat.dead_man {
+            if let Err(e) = self.dp.stamp(budget, mono_ns()) {
+                tracing::error!("dead-man switch: stamping: {e}");
+            }
+            self.live.last_stamp = Instant::now();
+        }
+    }
+
     /// Feeds the kernel's bad-MAC records of the peer that are newer than
     /// what the pair machine has seen, and raises or clears the alarm.
     pub(super) fn refresh_bad_mac(&mut self) {

@@ -161,8 +161,11 @@ pub struct Daemon {
     /// Reloads being read, by ticket.
     reloads: HashMap<u64, reload::Pending>,
     next_ticket: u64,
-    /// The running services' fingerprint ([`Config::fingerprint`]).
+    /// The running services' fingerprint ([`Config::fingerprint`]) and
+    /// the text it is of ([`Config::services_toml`], what the active
+    /// replicates).
     fingerprint: u64,
+    services_text: String,
     /// The one the peer's heartbeats carry (None: not heard, or an older peer).
     peer_fingerprint: Option<u64>,
     /// A mismatch with the live peer's fingerprint was marked (and not

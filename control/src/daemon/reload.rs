@@ -132,6 +132,11 @@ impl Daemon {
         if p.dry_run {
             return reply;
         }
+        if plan.changes.is_empty() {
+            // The same services: nothing to write, nothing to send.
+            reply.applied = true;
+            return reply;
+        }
         let started = Instant::now();
         let errors = self.apply_config(*loaded);
         self.publish_services();
@@ -164,12 +169,11 @@ impl Daemon {
     /// through the sync store (so a standby that connects later gets them
     /// first in its snapshot).
     pub(super) fn publish_services(&mut self) {
-        let (f, text) = (self.fingerprint, self.cfg.services_toml());
         let Some(sy) = self.sync.as_mut().filter(|s| s.is_publishing()) else {
             return;
         };
         let now = Instant::now();
-        for p in crate::sync::ServicesPart::cut(f, &text) {
+        for p in crate::sync::ServicesPart::cut(self.fingerprint, &self.services_text) {
             sy.record(crate::sync::Record::ServicesPart(p), now);
         }
     }
@@ -252,21 +256,26 @@ impl Daemon {
         self.services = new.services;
         self.senders = new.senders;
         self.cfg = new.cfg;
-        self.fingerprint = self.cfg.fingerprint();
+        self.fingerprint = new.fingerprint;
+        self.services_text = new.services_text;
         self.check_fingerprints();
         let new_eff =
             crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
         let (removed, written) = service_writes(&old_eff, &new_eff);
         self.translator.invalidate();
+        // Between two services the loop's duties go on: a rebuilt Maglev
+        // table is thousands of map writes.
         for k in removed {
             if let Err(e) = self.dp.remove_service(&k) {
                 errors.push(format!("service {k:?}: removing it: {e}"));
             }
+            self.keep_alive();
         }
         for i in written {
             if let Err(e) = self.dp.set_service(&new_eff[i]) {
                 errors.push(format!("service {}: {e}", new_eff[i].name()));
             }
+            self.keep_alive();
         }
         if !had_ivrs && !self.ivr_slots.is_empty() {
             let at = Instant::now() + self.cfg.heartbeat.interval;

@@ -340,6 +340,7 @@ impl Daemon {
             next_ticket: 0,
             senders,
             fingerprint: cfg.fingerprint(),
+            services_text: cfg.services_toml(),
             peer_fingerprint: None,
             peer_services_loading: None,
             config_mismatch: false,
