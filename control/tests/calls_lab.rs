@@ -75,51 +75,7 @@ fn stat(m: &BTreeMap<String, u64>, k: &str) -> u64 {
     m.get(k).copied().unwrap_or(0)
 }
 
-fn show(c: &CallRecord) -> String {
-    format!(
-        "call {} started {:?} established {:?} on {:?}, BYE answered {:?} by {:?} ({:?})",
-        c.number, c.started, c.established, c.ivr, c.done, c.bye_ivr, c.call_id
-    )
-}
 
-/// SIPp's own count of failed calls is the count of calls whose BYE got
-/// no 200 in its log; and it exited 0 exactly when none failed.
-fn check_consistent(r: &CallerReport, count: u64) {
-    assert_eq!(
-        r.stats.created(),
-        count,
-        "SIPp placed {} calls, not {count}",
-        r.stats.created()
-    );
-    assert_eq!(
-        r.calls.len() as u64,
-        count,
-        "call log lines for {} calls",
-        r.calls.len()
-    );
-    assert_eq!(
-        r.stats.successful() + r.stats.failed(),
-        count,
-        "{}",
-        r.stats.summary()
-    );
-    assert_eq!(
-        r.stats.failed(),
-        r.failed_calls().len() as u64,
-        "SIPp's failed count vs its call log: {}",
-        r.stats.summary()
-    );
-    if r.stats.failed() == 0 {
-        assert_eq!(
-            r.exit_code,
-            Some(0),
-            "SIPp exit code with no failed call\n{}",
-            r.errors
-        );
-    } else {
-        assert_eq!(r.exit_code, Some(1), "SIPp exit code with failed calls");
-    }
-}
 
 /// RTP: each IVR received the RTP of the calls it held (at least half of
 /// what their length carries at one packet per 30 ms) and echoed it (not
@@ -191,7 +147,7 @@ fn privileged_calls_survive_kill9_of_the_active() {
     eprintln!("{}", calls::per_ivr_table(&r, &per_ivr));
     eprintln!("b's dispatcher after the takeover: {b_stats:?}");
 
-    check_consistent(&r, 200);
+    r.assert_consistent(200);
     let before: Vec<&CallRecord> = r
         .calls
         .iter()
@@ -210,7 +166,7 @@ fn privileged_calls_survive_kill9_of_the_active() {
         r.stats.failed()
     );
     for c in r.failed_calls() {
-        eprintln!("  failed: {} (kill at {t_kill:.6})", show(c));
+        eprintln!("  failed: {} (kill at {t_kill:.6})", c.show());
     }
     assert!(
         before.len() >= 50,
@@ -225,7 +181,7 @@ fn privileged_calls_survive_kill9_of_the_active() {
     let lost: Vec<String> = before
         .iter()
         .filter(|c| !c.succeeded())
-        .map(|c| show(c))
+        .map(|c| c.show())
         .collect();
     assert!(
         lost.is_empty(),
@@ -238,7 +194,7 @@ fn privileged_calls_survive_kill9_of_the_active() {
     let late: Vec<String> = after
         .iter()
         .filter(|c| !c.succeeded())
-        .map(|c| show(c))
+        .map(|c| c.show())
         .collect();
     assert!(
         late.is_empty(),
@@ -320,7 +276,7 @@ fn privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it() {
         "{dead_name}: new calls scheduled to it when marked dead {new_at_dead}, at the end {new_at_end}"
     );
 
-    check_consistent(&r, 200);
+    r.assert_consistent(200);
     assert_eq!(
         pair.a.state().as_deref(),
         Some("active"),
@@ -339,14 +295,14 @@ fn privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it() {
                 i,
                 dead_name,
                 "a call on a live IVR failed: {}\n{}",
-                show(c),
+                c.show(),
                 r.errors
             ),
             // Never answered: its INVITE went to the IVR as it died.
             None => assert!(
                 c.started.is_some_and(|s| s <= t_dead),
                 "a call placed after {dead_name} was marked dead failed unanswered: {}",
-                show(c)
+                c.show()
             ),
         }
     }
@@ -377,7 +333,7 @@ fn privileged_calls_of_a_killed_ivr_fail_and_no_new_call_reaches_it() {
         assert!(
             c.succeeded() && c.ivr.as_deref() != Some(&dead_name),
             "{}",
-            show(c)
+            c.show()
         );
     }
     check_rtp(&r, &per_ivr, co.duration_ms, &[&dead_name]);
@@ -515,7 +471,7 @@ fn privileged_calls_go_through_beside_malformed_sip() {
     );
 
     // The calls were not disturbed.
-    check_consistent(&r, 100);
+    r.assert_consistent(100);
     assert_eq!(r.stats.failed(), 0, "{}\n{}", r.stats.summary(), r.errors);
     // Nothing crashed: the daemon, the pair, every IVR.
     assert!(pair.a.running(), "tandemd a died:\n{}", pair.a.log_text());

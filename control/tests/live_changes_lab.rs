@@ -45,7 +45,7 @@ use tandem_control::events::Event;
 use tandem_tests::calls::{self, IVR_HEARTBEAT_INTERVAL, Ivr};
 use tandem_tests::ivr_heartbeat::IvrHeartbeat;
 use tandem_tests::privileged::lab_turn;
-use tandem_tests::sipp::{self, CallRecord, CallerOptions, CallerReport};
+use tandem_tests::sipp::{self, CallRecord, CallerOptions};
 use tandem_tests::tandemd::{
     Binaries, Director, Pair, PairOptions, WorkDir, ivr_node_id, wait_for,
 };
@@ -282,42 +282,7 @@ fn wait_child(mut c: Child, bound: Duration) -> (Option<i32>, String) {
     )
 }
 
-fn show(c: &CallRecord) -> String {
-    format!(
-        "call {} started {:?} established {:?} on {:?}, BYE answered {:?} by {:?} ({:?})",
-        c.number, c.started, c.established, c.ivr, c.done, c.bye_ivr, c.call_id
-    )
-}
 
-/// SIPp's numbers agree with themselves: every call placed, one log
-/// record each, successful + failed = placed, failed = calls whose BYE
-/// got no 200 from their IVR.
-fn check_consistent(r: &CallerReport, count: u64) {
-    assert_eq!(
-        r.stats.created(),
-        count,
-        "SIPp placed {} calls, not {count}",
-        r.stats.created()
-    );
-    assert_eq!(
-        r.calls.len() as u64,
-        count,
-        "call log lines for {} calls",
-        r.calls.len()
-    );
-    assert_eq!(
-        r.stats.successful() + r.stats.failed(),
-        count,
-        "{}",
-        r.stats.summary()
-    );
-    assert_eq!(
-        r.stats.failed(),
-        r.failed_calls().len() as u64,
-        "SIPp's failed count vs its log: {}",
-        r.stats.summary()
-    );
-}
 
 /// The pair with 5 IVR hosts, 4 in the file, every IVR's SIPp up and the
 /// 4 configured ones heard by a. Declared in this order, dropped in
@@ -576,7 +541,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
         mine()
             .iter()
             .filter(|c| c.done.is_none())
-            .map(show)
+            .map(|c| c.show())
             .collect::<Vec<_>>()
             .join("\n")
     );
@@ -593,7 +558,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
     let late: Vec<String> = on_drained
         .iter()
         .filter(|c| c.started_after(t_drain))
-        .map(show)
+        .map(|c| c.show())
         .collect();
     assert!(
         late.is_empty(),
@@ -603,7 +568,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
     let failed: Vec<String> = on_drained
         .iter()
         .filter(|c| !c.succeeded())
-        .map(show)
+        .map(|c| c.show())
         .collect();
     assert!(
         failed.is_empty(),
@@ -794,7 +759,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
         b_shown.join(", ")
     );
 
-    check_consistent(&r, CALLS);
+    r.assert_consistent(CALLS);
     let established: Vec<&CallRecord> = r
         .calls
         .iter()
@@ -818,7 +783,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
     for c in r.failed_calls() {
         eprintln!(
             "  failed: {} (kill at {t_kill:.6}, b active at {t_active:.6})",
-            show(c)
+            c.show()
         );
     }
     assert!(
@@ -833,7 +798,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
     let lost: Vec<String> = established
         .iter()
         .filter(|c| !c.succeeded())
-        .map(|c| show(c))
+        .map(|c| c.show())
         .collect();
     assert!(
         lost.is_empty(),
@@ -845,7 +810,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
     let late: Vec<String> = placed_after
         .iter()
         .filter(|c| !c.succeeded())
-        .map(|c| show(c))
+        .map(|c| c.show())
         .collect();
     assert!(
         late.is_empty(),
@@ -873,7 +838,7 @@ fn privileged_lab_live_changes_under_sipp_load() {
         );
     }
     for c in &placed_after {
-        assert_ne!(c.ivr.as_deref(), Some(drained_name.as_str()), "{}", show(c));
+        assert_ne!(c.ivr.as_deref(), Some(drained_name.as_str()), "{}", c.show());
     }
     assert_eq!(r.stats.failed(), 0, "{}\n{}", r.stats.summary(), r.errors);
     assert!(

@@ -23,6 +23,20 @@ fn bins() -> Binaries {
     }
 }
 
+/// A pair at normal scheduling with 10 ms × 5 heartbeats (a busy shared
+/// machine must not fail a director), one rr service without flags and
+/// no IVR heartbeats; state sync on or off.
+fn options(sync: bool) -> PairOptions {
+    PairOptions {
+        flags: Vec::new(),
+        ivr_heartbeats: false,
+        multiplier: 5,
+        realtime_priority: 0,
+        sync,
+        ..PairOptions::default()
+    }
+}
+
 fn status(d: &Director) -> StatusReply {
     match d.request(&Request::Status) {
         Some(Response::Status(s)) => s,
@@ -58,13 +72,7 @@ fn privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_fail
     let Some(_turn) = lab_turn(NAME) else {
         return;
     };
-    let o = PairOptions {
-        flags: Vec::new(),
-        ivr_heartbeats: false,
-        multiplier: 5,
-        realtime_priority: 0,
-        ..PairOptions::default()
-    };
+    let o = options(true);
     let dir = WorkDir::new("reload").expect("work dir");
     let mut p = Pair::start(2, &o, dir.path(), &bins(), None).expect("a active, b standby in sync");
     let (sa, sb) = (status(&p.a), status(&p.b));
@@ -128,14 +136,7 @@ fn privileged_lab_without_sync_a_different_configuration_is_shown_on_both_nodes(
     let Some(_turn) = lab_turn(NAME) else {
         return;
     };
-    let o = PairOptions {
-        flags: Vec::new(),
-        ivr_heartbeats: false,
-        multiplier: 5,
-        realtime_priority: 0,
-        sync: false,
-        ..PairOptions::default()
-    };
+    let o = options(false);
     let dir = WorkDir::new("mismatch").expect("work dir");
     let p = Pair::start(2, &o, dir.path(), &bins(), None).expect("a active, b standby");
     let mismatch = |d: &Director| status(d).alarms.iter().any(|a| a.starts_with("configuration mismatch"));

@@ -151,6 +151,15 @@ impl CallRecord {
     pub fn started_after(&self, t: f64) -> bool {
         self.started.is_some_and(|s| s >= t)
     }
+
+    /// One line for an assertion message: when it started, was set up,
+    /// on which IVR, and whether and by whom its BYE was answered.
+    pub fn show(&self) -> String {
+        format!(
+            "call {} started {:?} established {:?} on {:?}, BYE answered {:?} by {:?} ({:?})",
+            self.number, self.started, self.established, self.ivr, self.done, self.bye_ivr, self.call_id
+        )
+    }
 }
 
 /// The epoch seconds of a SIPp `[timestamp]` (`date<TAB>time<TAB>epoch.usec`):
@@ -210,6 +219,23 @@ pub struct CallerReport {
 
 impl CallerReport {
     /// Calls that got no 200 to their BYE (SIPp counts each as failed).
+    /// Panics unless SIPp's numbers agree with themselves: `count` calls
+    /// placed, one log record each, successful + failed = placed, failed =
+    /// the calls whose BYE got no 200 in its log, and its exit code 0
+    /// exactly when none failed.
+    pub fn assert_consistent(&self, count: u64) {
+        let s = &self.stats;
+        assert_eq!(s.created(), count, "SIPp placed {} calls, not {count}", s.created());
+        assert_eq!(self.calls.len() as u64, count, "call log lines for {} calls", self.calls.len());
+        assert_eq!(s.successful() + s.failed(), count, "{}", s.summary());
+        assert_eq!(s.failed(), self.failed_calls().len() as u64, "SIPp's failed count vs its call log: {}", s.summary());
+        if s.failed() == 0 {
+            assert_eq!(self.exit_code, Some(0), "SIPp exit code with no failed call\n{}", self.errors);
+        } else {
+            assert_eq!(self.exit_code, Some(1), "SIPp exit code with failed calls");
+        }
+    }
+
     pub fn failed_calls(&self) -> Vec<&CallRecord> {
         self.calls.iter().filter(|c| !c.succeeded()).collect()
     }
