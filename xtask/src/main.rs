@@ -76,6 +76,7 @@ enum Bench {
     Failover,
     Sync,
     Calls,
+    Reload,
 }
 
 impl Bench {
@@ -85,6 +86,7 @@ impl Bench {
             Bench::Failover => "failover",
             Bench::Sync => "sync",
             Bench::Calls => "calls",
+            Bench::Reload => "reload",
         }
     }
 }
@@ -130,7 +132,10 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
         Cmd::Fuzz { seconds } => fuzz(seconds),
         Cmd::Bench { which, args } => {
             setup::run()?;
-            if matches!(which, Bench::Failover | Bench::Sync | Bench::Calls) {
+            if matches!(
+                which,
+                Bench::Failover | Bench::Sync | Bench::Calls | Bench::Reload
+            ) {
                 // These benches run `tandemd` (and `tandemctl`) as binaries,
                 // found next to `tandem-bench` in the same target directory.
                 let status = build_daemons()?;

@@ -1,8 +1,9 @@
 //! The benchmarks `cargo xtask bench <which>` runs through `tandem-bench`:
 //! the dispatcher's cost per packet ([`dispatch`], with its end-to-end half
 //! [`live`]), director failover against keepalived ([`failover`], with
-//! span takeover on simulated cards [`spans`]), state sync ([`sync`]) and
-//! real SIP calls through a pair ([`calls`]).
+//! span takeover on simulated cards [`spans`]), state sync ([`sync`]),
+//! real SIP calls through a pair ([`calls`]) and live reloads and edits
+//! on a pair under SIP load ([`reload`]).
 //!
 //! Each writes its JSON and Markdown report into the directory it is
 //! given and returns the Markdown. They build on [`crate::lab`] and
@@ -14,6 +15,7 @@ pub mod calls;
 pub mod dispatch;
 pub mod failover;
 pub mod live;
+pub mod reload;
 pub mod spans;
 pub mod sync;
 pub mod sync_codec;

@@ -1,6 +1,7 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync` and `calls`.
+//! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync`, `calls` and
+//! `reload` (`--edits N`, `--big-rounds N`).
 
 use std::process::ExitCode;
 
@@ -36,6 +37,19 @@ enum Which {
     Sync,
     /// End-to-end calls through the lab (SIPp).
     Calls,
+    /// Live changes on a pair under SIP load: weight edits (reply, the
+    /// daemon's read and apply, the standby holding them) and reloads of
+    /// the design maximum (64 services × 32 real servers).
+    Reload {
+        /// Weight edits to time.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        edits: u64,
+        /// Rounds of the design-maximum reloads: reloads to 64 × 32 on the
+        /// edits' pair, then (one weight in an mh and in a wlc service, the
+        /// same file) on a pair at 64 × 32 from the start, then back once.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=50))]
+        big_rounds: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +58,30 @@ fn main() -> ExitCode {
         Which::Failover { noisy, steal } => failover(noisy, steal),
         Which::Sync => sync(),
         Which::Calls => calls(),
+        Which::Reload { edits, big_rounds } => reload(edits as usize, big_rounds as usize),
+    }
+}
+
+/// `TANDEMD`, `TANDEMCTL` (default: next to this binary); `--edits`, `--big-rounds`.
+fn reload(edits: usize, big_rounds: usize) -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    let opts = match tandem_tests::bench::reload::Options::new(edits, big_rounds) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tandem-bench reload: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match tandem_tests::bench::reload::run(&out, opts) {
+        Ok(md) => {
+            println!("{md}");
+            println!("written: {}/reload.json, reload.md", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench reload: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
