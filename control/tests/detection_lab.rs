@@ -56,7 +56,7 @@ use wire::{Carries, PortCapture, Prober, Seen};
 
 const MS: u64 = 1_000_000;
 /// The noisy-neighbour soak's length, seconds: 10 minutes of steady state.
-const SOAK_SECS: u64 = 480;
+const SOAK_SECS: u64 = 600;
 /// The soak pair's `heartbeat.dead_man_ms`.
 const SOAK_DEAD_MAN_MS: u64 = 100;
 
