@@ -613,6 +613,9 @@ fn privileged_lab_live_changes_under_sipp_load() {
     assert_eq!(r.changes.len(), 1, "only the weight changed: {r:?}");
     assert_ne!(r.fingerprint, r.fingerprint_before, "{r:?}");
     assert_eq!(r.fingerprint, status(&pair.a).config_fingerprint);
+    // The answer came once the standby ran the change.
+    assert!(r.standby_held_us.is_some() && r.standby_note.is_none(), "{r:?}");
+    assert_eq!(status(&pair.b).config_fingerprint, r.fingerprint);
     assert_eq!(reals(&pair.a)[&addr(0)].weight, 2);
     eprintln!(
         "reload of the edited file: {:?} read in {} µs, applied in {} µs",

@@ -7,10 +7,10 @@
 
 use std::{
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use tandem_control::admin::{Request, Response, StatusReply};
+use tandem_control::admin::{ReloadReply, Request, Response, StatusReply};
 use tandem_tests::{
     privileged::lab_turn,
     tandemd::{Binaries, Director, Pair, PairOptions, WorkDir, wait_for},
@@ -66,6 +66,19 @@ fn tandemctl(d: &Director, args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
+/// Runs a `tandemctl` edit with `--json`; its reload answer.
+fn edit_json(d: &Director, args: &[&str]) -> ReloadReply {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (code, out) = tandemctl(d, &all);
+    assert_eq!(code, Some(0), "{out}");
+    let line = out.lines().find(|l| l.starts_with('{')).unwrap_or_default();
+    match serde_json::from_str::<Response>(line) {
+        Ok(Response::Reload(r)) => r,
+        other => panic!("tandemctl {args:?}: {other:?} from {out}"),
+    }
+}
+
 #[test]
 fn privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_failover() {
     const NAME: &str = "privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_failover";
@@ -87,19 +100,21 @@ fn privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_fail
     let ivr = before[0].0.clone();
 
     // On the active: a weight edit, applied there and replicated.
-    let (code, out) = tandemctl(&p.a, &["real", "edit", "-r", &ivr, "-w", "9"]);
-    assert_eq!(code, Some(0), "{out}");
-    let edited = Instant::now();
+    // The answer waits until the standby runs the change (its
+    // heartbeats carry the new fingerprint), and says so.
+    let r = edit_json(&p.a, &["real", "edit", "-r", &ivr, "-w", "9"]);
     let fa = status(&p.a).config_fingerprint;
     assert_ne!(fa, sa.config_fingerprint);
+    assert_eq!(r.fingerprint, fa, "{r:?}");
+    assert!(r.standby_held_us.is_some() && r.standby_note.is_none(), "{r:?}");
     assert!(reals(&p.a).iter().any(|r| r.0 == ivr && r.1 == 9), "{:?}", reals(&p.a));
-    assert!(
-        wait_for(Duration::from_secs(3), || status(&p.b).config_fingerprint == fa),
-        "b did not take a's services: {:?}\n{}",
-        status(&p.b),
+    assert_eq!(
+        status(&p.b).config_fingerprint,
+        fa,
+        "the answer said b runs a's services: {r:?}\n{}",
         p.b.log_text()
     );
-    println!("standby holds the change {} ms after tandemctl returned", edited.elapsed().as_millis());
+    println!("standby runs the change {} µs after a applied it", r.standby_held_us.unwrap_or(0));
     assert_eq!(reals(&p.b), reals(&p.a), "b's kernel maps hold a's services");
     assert!(status(&p.a).alarms.iter().all(|a| !a.contains("mismatch")), "{:?}", status(&p.a).alarms);
 
@@ -142,9 +157,11 @@ fn privileged_lab_without_sync_a_different_configuration_is_shown_on_both_nodes(
     let mismatch = |d: &Director| status(d).alarms.iter().any(|a| a.starts_with("configuration mismatch"));
     assert!(!mismatch(&p.a) && !mismatch(&p.b));
     let ivr = reals(&p.a)[0].0.clone();
-    let (code, out) = tandemctl(&p.a, &["real", "edit", "-r", &ivr, "-w", "4"]);
-    assert_eq!(code, Some(0), "{out}");
+    let r = edit_json(&p.a, &["real", "edit", "-r", &ivr, "-w", "4"]);
     let fa = status(&p.a).config_fingerprint;
+    // The answer does not wait for a standby that cannot receive it, and says why.
+    assert!(r.standby_held_us.is_none(), "{r:?}");
+    assert!(r.standby_note.as_deref().is_some_and(|n| n.contains("sync is off")), "{r:?}");
     // Without sync nothing replicates: the heartbeats carry the difference.
     assert!(
         wait_for(Duration::from_secs(2), || mismatch(&p.a) && mismatch(&p.b)),

@@ -54,6 +54,7 @@ mod run;
 mod services;
 mod synced;
 mod walk;
+mod batch;
 
 use std::collections::HashMap as StdHashMap;
 

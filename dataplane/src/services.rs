@@ -11,7 +11,10 @@ use std::collections::HashMap as StdHashMap;
 
 use tandem_common::*;
 
-use crate::{Dataplane, Error, ServiceConfig, ServiceFlag, ServiceFlags, ServiceImage, error::map_err};
+use crate::{
+    Dataplane, Error, ServiceConfig, ServiceFlag, ServiceFlags, ServiceImage, batch::ArrayWrites,
+    error::map_err,
+};
 
 impl Dataplane {
     /// Adds or replaces a virtual service. The configuration is validated
@@ -73,64 +76,59 @@ impl Dataplane {
 
     /// Writes `img` to the maps; where `previous` (the image the maps
     /// hold now for the same service id) already has an entry's value,
-    /// that entry is not written again.
+    /// that entry is not written again. Each table's entries go in one
+    /// batch call ([`crate::batch`]): a Maglev table is 65,537 entries.
     fn write_image(&mut self, img: &ServiceImage, previous: Option<&ServiceImage>) -> Result<(), Error> {
         let id = img.service.id;
+        let m = &self.maps.services;
         match img.scheduler() {
             Some(Scheduler::Wrr) => {
-                for (i, v) in img
-                    .wrr
-                    .iter()
-                    .enumerate()
-                    .take(img.service.table_len as usize)
-                {
-                    self.maps.services.wrr
-                        .set(id * WRR_SEQ_MAX + i as u32, *v, 0)
-                        .map_err(map_err(maps::WRR_SEQ))?;
+                let mut w = ArrayWrites::new();
+                for (i, v) in img.wrr.iter().enumerate().take(img.service.table_len as usize) {
+                    w.push(id * WRR_SEQ_MAX + i as u32, *v);
                 }
+                w.write(&m.wrr, maps::WRR_SEQ)?;
             }
             Some(Scheduler::Sh | Scheduler::Dh) => {
+                let mut w = ArrayWrites::new();
                 for (i, v) in img.shdh.iter().enumerate() {
-                    self.maps.services.shdh
-                        .set(id * SHDH_BUCKETS + i as u32, *v, 0)
-                        .map_err(map_err(maps::SHDH_TABLE))?;
+                    w.push(id * SHDH_BUCKETS + i as u32, *v);
                 }
+                w.write(&m.shdh, maps::SHDH_TABLE)?;
             }
             Some(Scheduler::Mh) => {
                 let base = img.service.mh_slot * MH_MAX_SIZE;
                 let held = previous
                     .filter(|p| p.scheduler() == Some(Scheduler::Mh) && p.service.mh_slot == img.service.mh_slot)
                     .map(|p| p.mh.as_slice());
+                let mut w = ArrayWrites::new();
                 for (i, v) in img.mh.iter().enumerate() {
-                    if held.and_then(|h| h.get(i)) == Some(v) {
-                        continue;
+                    if held.and_then(|h| h.get(i)) != Some(v) {
+                        w.push(base + i as u32, *v);
                     }
-                    self.maps.services.mh
-                        .set(base + i as u32, *v, 0)
-                        .map_err(map_err(maps::MH_TABLE))?;
                 }
+                w.write(&m.mh, maps::MH_TABLE)?;
             }
             _ => {}
         }
+        let mut w = ArrayWrites::new();
         for (i, r) in img.reals.iter().enumerate() {
-            if previous.is_some_and(|p| p.service.id == id && p.reals.get(i) == Some(r)) {
-                continue;
+            if !previous.is_some_and(|p| p.service.id == id && p.reals.get(i) == Some(r)) {
+                w.push(id * MAX_REALS + i as u32, *r);
             }
-            self.maps.services.reals
-                .set(id * MAX_REALS + i as u32, *r, 0)
-                .map_err(map_err(maps::REALS))?;
         }
+        w.write(&m.reals, maps::REALS)?;
         if img.reset_sched {
             self.maps.services.sched
                 .set(id, img.sched, 0)
                 .map_err(map_err(maps::SCHED_STATE))?;
         }
         if img.fresh {
+            let mut w = ArrayWrites::new();
             for slot in 0..MAX_REALS {
-                self.maps.services.real_load
-                    .set(id * MAX_REALS + slot, RealLoad::default(), 0)
-                    .map_err(map_err(maps::REAL_LOAD))?;
+                w.push(id * MAX_REALS + slot, RealLoad::default());
             }
+            w.write(&self.maps.services.real_load, maps::REAL_LOAD)?;
         }
         self.maps.services.conf
             .set(id, img.service, 0)

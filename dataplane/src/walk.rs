@@ -17,28 +17,10 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use aya::{Pod, maps::IterableMap};
 use tandem_common::*;
 
-use crate::{Dataplane, Error};
-
-/// `BPF_MAP_LOOKUP_BATCH` of `enum bpf_cmd` (include/uapi/linux/bpf.h, Linux 5.6).
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-
-/// The `batch` member of `union bpf_attr`, as the kernel reads it for
-/// `BPF_MAP_*_BATCH`.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    /// Where to start: a pointer to the previous call's `out_batch`, or 0 for the first call.
-    in_batch: u64,
-    /// Where the kernel writes the position to continue from.
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    /// In: room for this many entries; out: entries written.
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
+use crate::{
+    Dataplane, Error,
+    batch::{BPF_MAP_LOOKUP_BATCH, BatchAttr},
+};
 
 /// Where a walk of a hash table stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,20 +109,11 @@ impl<K: Pod + Default, V: Pod + Default> TableWalk<K, V> {
                 map_fd: fd as u32,
                 ..BatchAttr::default()
             };
-            // SAFETY: `attr` is a valid `bpf_attr.batch` of the size
-            // passed; `keys` and `values` have room for `count` entries of
+            // SAFETY: `keys` and `values` have room for `count` entries of
             // the map's key and value sizes (the handles' types, checked
             // by aya when it took the map); `in_batch` and `out_batch`
             // are u32 (the hash tables' cursor) and outlive the call.
-            let r = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    BPF_MAP_LOOKUP_BATCH,
-                    &mut attr as *mut BatchAttr,
-                    std::mem::size_of::<BatchAttr>() as u32,
-                )
-            };
-            let err = (r < 0).then(std::io::Error::last_os_error);
+            let err = unsafe { crate::batch::call(BPF_MAP_LOOKUP_BATCH, &mut attr) };
             match err.as_ref().and_then(std::io::Error::raw_os_error) {
                 None => {
                     self.len = (attr.count as usize).min(self.keys.len());
@@ -160,14 +133,11 @@ impl<K: Pod + Default, V: Pod + Default> TableWalk<K, V> {
                     self.values.resize(n, V::default());
                 }
                 _ => {
-                    return Err(Error::Map {
+                    return Err(crate::batch::map_error(
                         name,
-                        source: aya::sys::SyscallError {
-                            call: "bpf_map_lookup_batch",
-                            io_error: err.unwrap_or_else(|| std::io::Error::other("no errno")),
-                        }
-                        .into(),
-                    });
+                        "bpf_map_lookup_batch",
+                        err.unwrap_or_else(|| std::io::Error::other("no errno")),
+                    ));
                 }
             }
         }
@@ -202,16 +172,6 @@ impl Dataplane {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The layout of `union bpf_attr`'s `batch` member (include/uapi/linux/bpf.h).
-    #[test]
-    fn batch_attr_matches_the_kernel_layout() {
-        assert_eq!(std::mem::size_of::<BatchAttr>(), 56);
-        assert_eq!(std::mem::offset_of!(BatchAttr, count), 32);
-        assert_eq!(std::mem::offset_of!(BatchAttr, map_fd), 36);
-        assert_eq!(std::mem::offset_of!(BatchAttr, elem_flags), 40);
-        assert_eq!(std::mem::offset_of!(BatchAttr, flags), 48);
-    }
 
     #[test]
     fn a_finished_walk_reads_nothing_and_a_batch_is_at_least_one() {

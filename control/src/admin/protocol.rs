@@ -374,6 +374,13 @@ pub struct ReloadReply {
     pub read_us: u64,
     /// Applying the changes on the loop (kernel maps written).
     pub apply_us: u64,
+    /// From the apply to the standby's heartbeats carrying the new
+    /// fingerprint: the standby runs the change (None: see
+    /// `standby_note`, or nothing to hold).
+    pub standby_held_us: Option<u64>,
+    /// Why the standby does not (yet) run the change, when it does not:
+    /// no peer heard, sync off, or not held within the wait.
+    pub standby_note: Option<String>,
 }
 
 /// Flap damping and holds of the pair machine.

@@ -332,6 +332,12 @@ pub fn render_reload(r: &ReloadReply) -> String {
         format!("{}: not reloaded; nothing changed (fingerprint {})", r.source, r.fingerprint)
     };
     let _ = writeln!(o, "{verdict}");
+    if let Some(us) = r.standby_held_us {
+        let _ = writeln!(o, "the standby runs it ({} ms after the apply)", us / 1000);
+    }
+    if let Some(n) = &r.standby_note {
+        let _ = writeln!(o, "warning: {n}");
+    }
     o
 }
 

@@ -390,7 +390,7 @@ fn real_id(text: &str) -> Result<tandem_control::config::diff::RealId, String> {
 }
 
 /// `tandemctl service|real …`: the edit, the reload, what happened.
-fn edit_command(socket: &std::path::Path, timeout: Duration, cmd: EditCommand) -> ExitCode {
+fn edit_command(socket: &std::path::Path, timeout: Duration, cmd: EditCommand, json: bool) -> ExitCode {
     use tandem_control::{
         admin::edits,
         config::edit::{Edit, RealSettings, ServiceSettings},
@@ -460,6 +460,7 @@ fn edit_command(socket: &std::path::Path, timeout: Duration, cmd: EditCommand) -
         Err(e) => return fail(e),
     };
     match edits::edit_and_reload(socket, timeout, &path, &e) {
+        Ok(r) if json => print!("{}", admin::format_response(&Response::Reload(r))),
         Ok(r) => print!("{}", admin::render_reload(&r)),
         Err(e) => return fail(e),
     }
@@ -631,10 +632,10 @@ fn main() -> ExitCode {
                     sip_call_s: sip_call.and_then(nz),
                 },
                 file,
-            });
+            }, cli.json);
         }
-        Command::Service(c) => return edit_command(&cli.socket, timeout, EditCommand::Service(c)),
-        Command::Real(c) => return edit_command(&cli.socket, timeout, EditCommand::Real(c)),
+        Command::Service(c) => return edit_command(&cli.socket, timeout, EditCommand::Service(c), cli.json),
+        Command::Real(c) => return edit_command(&cli.socket, timeout, EditCommand::Real(c), cli.json),
         Command::Diff { config } => return diff_command(&cli.socket, timeout, &config, cli.json),
         Command::Conns {
             vip,

@@ -107,6 +107,9 @@ pub struct Daemon {
     paths: HashMap<u32, u8>,
     /// Per (node, ifindex): the last arrival fed to the state machine.
     seen: HashMap<(u32, u32), u64>,
+    /// When the kernel's heartbeat records were last read whole
+    /// ([`Daemon::refresh`]).
+    refreshed_at: Instant,
     peer_id: u32,
     next_hb: Instant,
     garp_left: u32,
@@ -160,6 +163,8 @@ pub struct Daemon {
     cfg_worker: crate::cfgworker::ConfigWorker,
     /// Reloads being read, by ticket.
     reloads: HashMap<u64, reload::Pending>,
+    /// Reload answers waiting for the standby to run their change.
+    standby_holds: Vec<reload::HoldWait>,
     next_ticket: u64,
     /// The running services' fingerprint ([`Config::fingerprint`]) and
     /// the text it is of ([`Config::services_toml`], what the active
@@ -286,6 +291,7 @@ impl Daemon {
             // First, before anything is sent or served: was this loop
             // stale long enough for the kernel to fence it?
             self.turn_started()?;
+            self.refresh_if_stale();
             // The failover switch's watchdog: kicked while active (one ioctl, no wait).
             let active = self.pair.state() == NodeState::Active;
             for c in self.cards.iter_mut() {
@@ -297,6 +303,7 @@ impl Daemon {
                     return Ok(());
                 }
                 self.warn_if_slow(turn, || format!("{token:?}"));
+                self.refresh_if_stale();
             }
             let turn = Instant::now();
             self.refresh_echoes();
@@ -398,6 +405,7 @@ impl Daemon {
             }
             Token::SipTimer => self.probe_timer_at = None,
             Token::ConfigDone => self.on_config_done()?,
+            Token::StandbyHold => self.on_standby_hold_timeout()?,
         }
         Ok(Flow::Continue)
     }

@@ -34,6 +34,21 @@ pub(super) enum Origin {
     Peer,
 }
 
+/// How long a reload's answer waits for the standby to run the change
+/// (its heartbeats carry the new fingerprint): with heartbeats every
+/// 10 ms and the standby's apply a few ms, a live standby in sync shows
+/// it within tens of ms.
+pub(super) const STANDBY_HOLD_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A reload's answer waiting for the standby to run its change.
+#[derive(Debug)]
+pub(super) struct HoldWait {
+    pub ticket: u64,
+    pub fingerprint: u64,
+    pub applied_at: Instant,
+    pub reply: ReloadReply,
+}
+
 /// A reload being read by the worker.
 #[derive(Clone, Debug)]
 pub(super) struct Pending {
@@ -83,8 +98,8 @@ impl Daemon {
             if p.origin == Origin::Peer {
                 self.peer_services_loading = None;
             }
-            let reply = self.finish_reload(&p, d.result, d.took.as_micros() as u64);
-            if p.origin == Origin::Admin {
+            let mut reply = self.finish_reload(&p, d.result, d.took.as_micros() as u64);
+            if p.origin == Origin::Admin && !self.wait_for_standby(d.ticket, &mut reply)? {
                 self.answer_deferred(d.ticket, &crate::admin::Response::Reload(reply))?;
             }
         }
@@ -153,6 +168,94 @@ impl Daemon {
             micros: reply.apply_us,
         });
         reply
+    }
+
+    /// After an applied change: whether the answer waits for the standby
+    /// to run it (queued, with its timer); if not, `reply` says why the
+    /// standby will not run it, where it will not.
+    fn wait_for_standby(&mut self, ticket: u64, reply: &mut ReloadReply) -> Result<bool> {
+        if !reply.applied || reply.fingerprint == reply.fingerprint_before {
+            return Ok(false);
+        }
+        let peer = self.peer_id;
+        if self.sync.is_none() {
+            if self.live_peer_fingerprint().is_some() {
+                reply.standby_note = Some(format!(
+                    "state sync is off ([sync] enabled = false): node {peer} does not receive this change; apply the same file there"
+                ));
+            }
+            return Ok(false);
+        }
+        let shown = self.live_peer_fingerprint();
+        if shown == Some(self.fingerprint) {
+            reply.standby_held_us = Some(0);
+            return Ok(false);
+        }
+        if shown.is_none() {
+            reply.standby_note = Some(format!(
+                "node {peer} is not heard: the change runs on this node only, and reaches the peer over sync when it joins"
+            ));
+            return Ok(false);
+        }
+        let applied_at = Instant::now();
+        self.standby_holds.push(HoldWait {
+            ticket,
+            fingerprint: self.fingerprint,
+            applied_at,
+            reply: std::mem::take(reply),
+        });
+        // Arming replaces the timer in flight: only the first wait arms
+        // it, the timeout re-arms it for the next.
+        if self.standby_holds.len() == 1 {
+            self.ring
+                .arm_timeout(Token::StandbyHold, applied_at + STANDBY_HOLD_WAIT)?;
+        }
+        Ok(true)
+    }
+
+    /// The peer's heartbeats carry fingerprint `f`: the answers that
+    /// waited for it go out.
+    pub(super) fn standby_runs(&mut self, f: u64) -> Result<()> {
+        let (held, waiting): (Vec<HoldWait>, Vec<HoldWait>) =
+            std::mem::take(&mut self.standby_holds)
+                .into_iter()
+                .partition(|w| w.fingerprint == f);
+        self.standby_holds = waiting;
+        for mut w in held {
+            w.reply.standby_held_us = Some(w.applied_at.elapsed().as_micros() as u64);
+            self.answer_deferred(w.ticket, &crate::admin::Response::Reload(w.reply))?;
+        }
+        Ok(())
+    }
+
+    /// The wait is over for the answers whose standby did not show their
+    /// change: they go out saying so (the change runs here; a failover
+    /// before the standby holds it would start without it).
+    pub(super) fn on_standby_hold_timeout(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let (late, waiting): (Vec<HoldWait>, Vec<HoldWait>) =
+            std::mem::take(&mut self.standby_holds)
+                .into_iter()
+                .partition(|w| now >= w.applied_at + STANDBY_HOLD_WAIT);
+        self.standby_holds = waiting;
+        let shows = self
+            .live_peer_fingerprint()
+            .map_or_else(|| "is not heard".to_string(), |f| format!("shows {}", fingerprint_hex(f)));
+        for mut w in late {
+            let note = format!(
+                "node {} did not run this change within {} ms (its heartbeats' fingerprint {} {shows}): it runs on this node; a failover before the standby holds it starts without it",
+                self.peer_id,
+                STANDBY_HOLD_WAIT.as_millis(),
+                fingerprint_hex(w.fingerprint),
+            );
+            tracing::warn!("reload: {note}");
+            w.reply.standby_note = Some(note);
+            self.answer_deferred(w.ticket, &crate::admin::Response::Reload(w.reply))?;
+        }
+        if let Some(next) = self.standby_holds.iter().map(|w| w.applied_at + STANDBY_HOLD_WAIT).min() {
+            self.ring.arm_timeout(Token::StandbyHold, next)?;
+        }
+        Ok(())
     }
 
     /// The fingerprint of the active's services this standby holds from

@@ -66,6 +66,8 @@ pub enum Token {
     SipTimer,
     /// The configuration worker finished reading a file.
     ConfigDone,
+    /// The earliest end of a reload answer's wait for the standby.
+    StandbyHold,
     /// `POLLPRI` on channel `index` of card `card` (a DAHDI event).
     Channel { card: usize, index: usize },
 }
