@@ -52,6 +52,7 @@ mod synced;
 mod takeover;
 pub mod timeline;
 pub mod token;
+mod writes;
 mod zero;
 
 use std::{
@@ -163,6 +164,8 @@ pub struct Daemon {
     cfg_worker: crate::cfgworker::ConfigWorker,
     /// Reloads being read, by ticket.
     reloads: HashMap<u64, reload::Pending>,
+    /// A reload's kernel writes still to make, and the reloads waiting for them.
+    writes: writes::Writes,
     /// Reload answers waiting for the standby to run their change.
     standby_holds: Vec<reload::HoldWait>,
     next_ticket: u64,
@@ -406,6 +409,7 @@ impl Daemon {
             Token::SipTimer => self.probe_timer_at = None,
             Token::ConfigDone => self.on_config_done()?,
             Token::StandbyHold => self.on_standby_hold_timeout()?,
+            Token::ApplyMore => self.write_some()?,
         }
         Ok(Flow::Continue)
     }

@@ -98,19 +98,30 @@ impl Daemon {
             if p.origin == Origin::Peer {
                 self.peer_services_loading = None;
             }
-            let mut reply = self.finish_reload(&p, d.result, d.took.as_micros() as u64);
-            if p.origin == Origin::Admin && !self.wait_for_standby(d.ticket, &mut reply)? {
+            // An applied reload is answered when its kernel writes are
+            // made (`writes`); the others now.
+            if let Some(reply) = self.finish_reload(d.ticket, &p, d.result, d.took.as_micros() as u64)
+                && p.origin == Origin::Admin
+            {
                 self.answer_deferred(d.ticket, &crate::admin::Response::Reload(reply))?;
             }
         }
+        self.write_some()?;
         self.ring
             .poll(Token::ConfigDone, self.cfg_worker.fd(), libc::POLLIN as u32)?;
         Ok(())
     }
 
     /// Decides on a configuration read for reload `p`, applies it unless
-    /// refused or a dry run, and records the outcome in the timeline.
-    fn finish_reload(&mut self, p: &Pending, read: Result<Box<Loaded>, String>, read_us: u64) -> ReloadReply {
+    /// refused or a dry run, and records a refusal in the timeline; the
+    /// answer, or None when it comes once the kernel writes are made.
+    fn finish_reload(
+        &mut self,
+        ticket: u64,
+        p: &Pending,
+        read: Result<Box<Loaded>, String>,
+        read_us: u64,
+    ) -> Option<ReloadReply> {
         let before = fingerprint_hex(self.fingerprint);
         let mut reply = ReloadReply {
             source: p.source.clone(),
@@ -128,7 +139,7 @@ impl Daemon {
                     reason: e.clone(),
                 });
                 reply.error = Some(e);
-                return reply;
+                return Some(reply);
             }
         };
         let plan = diff::diff(&self.cfg, &loaded.cfg);
@@ -142,38 +153,38 @@ impl Daemon {
                 source: p.source.clone(),
                 reason: reply.refused.join("; "),
             });
-            return reply;
+            return Some(reply);
         }
         if p.dry_run {
-            return reply;
+            return Some(reply);
         }
         if plan.changes.is_empty() {
             // The same services: nothing to write, nothing to send.
             reply.applied = true;
-            return reply;
+            return Some(reply);
         }
         let started = Instant::now();
         let errors = self.apply_config(*loaded);
         self.publish_services();
-        reply.apply_us = started.elapsed().as_micros() as u64;
         reply.applied = true;
-        reply.fingerprint = fingerprint_hex(self.fingerprint);
         if !errors.is_empty() {
             reply.error = Some(errors.join("; "));
         }
-        self.mark(Event::Reloaded {
+        self.writes.wait(crate::daemon::writes::Applying {
+            ticket,
+            origin: p.origin,
             source: p.source.clone(),
             changes: plan.changes.len() as u32,
-            fingerprint: reply.fingerprint.clone(),
-            micros: reply.apply_us,
+            started,
+            reply,
         });
-        reply
+        None
     }
 
     /// After an applied change: whether the answer waits for the standby
     /// to run it (queued, with its timer); if not, `reply` says why the
     /// standby will not run it, where it will not.
-    fn wait_for_standby(&mut self, ticket: u64, reply: &mut ReloadReply) -> Result<bool> {
+    pub(super) fn wait_for_standby(&mut self, ticket: u64, reply: &mut ReloadReply) -> Result<bool> {
         if !reply.applied || reply.fingerprint == reply.fingerprint_before {
             return Ok(false);
         }
@@ -324,9 +335,11 @@ impl Daemon {
         None
     }
 
-    /// Applies a configuration the plan accepted; the errors of the
-    /// kernel writes that failed (each naming what it concerns, each
-    /// logged once). The daemon's view becomes the new configuration.
+    /// Applies a configuration the plan accepted: the daemon's view
+    /// becomes the new configuration, the heartbeat senders and timeouts
+    /// are written, and the services' kernel writes are queued
+    /// ([`super::writes`]); the errors of what failed (each naming what
+    /// it concerns, each logged once).
     fn apply_config(&mut self, new: Loaded) -> Vec<String> {
         use crate::reload::{Places, ivr_slots, sender_changes, service_writes};
         let mut errors = Vec::new();
@@ -350,6 +363,7 @@ impl Daemon {
             errors.push(format!("timeouts: writing them to the dataplane: {e}"));
         }
         let had_ivrs = !self.ivr_slots.is_empty();
+        let held = self.writes.advertised(self.fingerprint);
         self.ivr_slots = ivr_slots(&new.cfg);
         self.pool.set_nodes(self.ivr_slots.keys().copied());
         self.sip_down = places.remap(&self.sip_down);
@@ -365,21 +379,9 @@ impl Daemon {
         let new_eff =
             crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
         let (removed, written) = service_writes(&old_eff, &new_eff);
-        self.translator.invalidate();
-        // Between two services the loop's duties go on: a rebuilt Maglev
-        // table is thousands of map writes.
-        for k in removed {
-            if let Err(e) = self.dp.remove_service(&k) {
-                errors.push(format!("service {k:?}: removing it: {e}"));
-            }
-            self.keep_alive();
-        }
-        for i in written {
-            if let Err(e) = self.dp.set_service(&new_eff[i]) {
-                errors.push(format!("service {}: {e}", new_eff[i].name()));
-            }
-            self.keep_alive();
-        }
+        // The kernel writes are made a few per turn (`writes`).
+        let written = written.into_iter().map(|i| new_eff[i].key()).collect();
+        self.writes.queue(held, removed, written);
         if !had_ivrs && !self.ivr_slots.is_empty() {
             let at = Instant::now() + self.cfg.heartbeat.interval;
             if let Err(e) = self.ring.arm_timeout(Token::PoolScan, at) {

@@ -339,6 +339,7 @@ impl Daemon {
             cfg_worker,
             reloads: HashMap::new(),
             standby_holds: Vec::new(),
+            writes: Default::default(),
             next_ticket: 0,
             senders,
             fingerprint: cfg.fingerprint(),

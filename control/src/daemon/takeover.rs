@@ -443,8 +443,9 @@ impl Daemon {
 
     pub(super) fn send_heartbeats(&mut self) {
         let (s, e, p) = (self.pair.state(), self.pair.epoch(), self.pair.priority());
-        // A director's load fields carry its services' fingerprint.
-        let f = self.fingerprint;
+        // A director's load fields carry its services' fingerprint: that
+        // of the services in its kernel maps.
+        let f = self.writes.advertised(self.fingerprint);
         self.sender.send_all(s, e, p, ((f >> 32) as u32, f as u32), mono_ns());
     }
 }

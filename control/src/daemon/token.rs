@@ -68,6 +68,9 @@ pub enum Token {
     ConfigDone,
     /// The earliest end of a reload answer's wait for the standby.
     StandbyHold,
+    /// A reload's kernel writes go on (an immediate timeout: the loop's
+    /// other completions first).
+    ApplyMore,
     /// `POLLPRI` on channel `index` of card `card` (a DAHDI event).
     Channel { card: usize, index: usize },
 }
