@@ -30,8 +30,14 @@ pub enum Source {
     /// A `tandem.toml` on disk.
     File(PathBuf),
     /// This node's configuration with its `[[service]]` tables replaced
-    /// by these (the active's, replicated over sync).
-    Services { base: Box<Config>, services: String },
+    /// by these (the active's, replicated over sync); with `follow`, the
+    /// file there is then made to hold them too (so that a restart of
+    /// this node runs what the pair runs).
+    Services {
+        base: Box<Config>,
+        services: String,
+        follow: Option<PathBuf>,
+    },
 }
 
 /// A job: what to read, with the caller's ticket (which answers wait on it).
@@ -52,6 +58,9 @@ pub struct Loaded {
     pub services: Vec<ServiceConfig>,
     pub senders: Vec<HeartbeatSender>,
     pub targets: Vec<crate::sipprobe::Target>,
+    /// A `follow` file written with these services (Some(Err): it could
+    /// not be; None: not asked, or it held them already).
+    pub followed: Option<(PathBuf, Result<(), String>)>,
 }
 
 /// A finished job.
@@ -66,13 +75,36 @@ pub struct Done {
 
 /// Reads, checks and resolves what `source` names; nothing changes.
 pub fn load(source: &Source) -> Result<Loaded, String> {
-    let cfg = match source {
-        Source::File(path) => Config::load(path).map_err(|e| e.to_string())?,
-        Source::Services { base, services } => base
-            .with_services(services)
-            .map_err(|e| format!("the peer's services: {e}"))?,
+    match source {
+        Source::File(path) => resolve(Config::load(path).map_err(|e| e.to_string())?),
+        Source::Services { base, services, follow } => {
+            let cfg = base
+                .with_services(services)
+                .map_err(|e| format!("the peer's services: {e}"))?;
+            let mut loaded = resolve(cfg)?;
+            loaded.followed = follow
+                .as_ref()
+                .and_then(|path| follow_file(path, &loaded).map(|r| (path.clone(), r)));
+            Ok(loaded)
+        }
+    }
+}
+
+/// Makes the file at `path` hold the services of `loaded` (its other
+/// tables and comments kept), unless it holds them already (None).
+fn follow_file(path: &std::path::Path, loaded: &Loaded) -> Option<Result<(), String>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return Some(Err(format!("cannot read it: {e}"))),
     };
-    resolve(cfg)
+    if Config::parse(&text).is_ok_and(|c| c.fingerprint() == loaded.fingerprint) {
+        return None;
+    }
+    let out = match crate::config::edit::replace_services(&text, &loaded.services_text) {
+        Ok(o) => o,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    Some(crate::config::edit::write_atomically(path, &out).map_err(|e| format!("cannot write it: {e}")))
 }
 
 /// The host lookups of a configuration already checked: interface
@@ -90,6 +122,7 @@ pub fn resolve(cfg: Config) -> Result<Loaded, String> {
         services,
         senders,
         targets,
+        followed: None,
     })
 }
 

@@ -138,6 +138,14 @@ pub enum Event {
         source: String,
         reason: String,
     },
+    /// This standby wrote the active's services (fingerprint
+    /// `fingerprint`) into its own file `path` (`error`: it could not,
+    /// and the file still holds its own).
+    FileFollowed {
+        path: String,
+        fingerprint: String,
+        error: Option<String>,
+    },
     ShuttingDown {
         signal: String,
     },
@@ -367,6 +375,14 @@ impl fmt::Display for Event {
             Event::ReloadRefused { source, reason } => {
                 write!(f, "reload of {source} refused, nothing changed: {reason}")
             }
+            Event::FileFollowed { path, fingerprint, error: None } => write!(
+                f,
+                "{path}: its [timeouts] and [[service]] tables replaced by the active's (fingerprint {fingerprint}), so that a restart runs them"
+            ),
+            Event::FileFollowed { path, fingerprint, error: Some(e) } => write!(
+                f,
+                "{path}: the active's services (fingerprint {fingerprint}) could not be written into it: {e}; a restart of this node would run the file's own"
+            ),
             Event::ShuttingDown { signal } => write!(f, "signal {signal}: shutting down"),
             Event::SlowTurn { micros, during } => {
                 write!(
@@ -459,6 +475,7 @@ impl Event {
                 | Event::TakeoverStepFailed { .. }
                 | Event::ReloadRefused { .. }
                 | Event::ConfigMismatch { on: true, .. }
+                | Event::FileFollowed { error: Some(_), .. }
         )
     }
 }

@@ -141,8 +141,17 @@ fn privileged_lab_a_change_on_the_active_reaches_the_standby_and_survives_a_fail
     let now = reals(&p.b);
     assert!(now.iter().any(|r| r.0 == ivr && r.1 == 9), "{now:?}");
     assert!(now.iter().any(|r| r.0 == other && r.2 == "draining"), "{now:?}");
-    // b's own file still has the old services: it runs the replicated ones.
     assert_eq!(status(&p.b).config_fingerprint, fa);
+    // b's own file follows the active's services (its other tables kept):
+    // a restart of b runs what the pair ran.
+    let path = status(&p.b).config_path;
+    let file = tandem_control::config::Config::load(std::path::Path::new(&path)).expect("b's file is valid");
+    assert_eq!(tandem_control::config::fingerprint_hex(file.fingerprint()), fa, "{path}");
+    assert_eq!(file.node.id, 2, "b's own node table is kept");
+    assert!(
+        p.b.saw(|e| matches!(e, tandem_control::events::Event::FileFollowed { error: None, fingerprint, .. } if *fingerprint == fa)),
+        "b recorded that its file follows the active's services"
+    );
 }
 
 #[test]

@@ -261,6 +261,25 @@ pub fn apply(text: &str, edit: &Edit) -> Result<String, EditError> {
     Ok(out)
 }
 
+/// The file `text` with its `[timeouts]` and `[[service]]` tables
+/// replaced by those of `services` (a [`Config::services_toml`] text, the
+/// active's): the rest of the file, comments included, is kept; the
+/// result is checked whole.
+pub fn replace_services(text: &str, services: &str) -> Result<String, EditError> {
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| EditError::NotToml(e.to_string()))?;
+    let new: DocumentMut = services
+        .parse()
+        .map_err(|e: toml_edit::TomlError| EditError::NotToml(format!("the services given: {e}")))?;
+    doc.remove("timeouts");
+    doc.remove("service");
+    for (k, item) in new.iter() {
+        doc.insert(k, item.clone());
+    }
+    let out = doc.to_string();
+    Config::parse(&out).map_err(|e| EditError::Refused(e.to_string()))?;
+    Ok(out)
+}
+
 /// Writes `text` to `path` atomically: a temporary file beside it (with
 /// the file's mode), synced, then renamed over it.
 pub fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
@@ -326,6 +345,24 @@ mac = "02:00:00:00:00:21"
             address: format!("198.18.0.{last}").parse().unwrap(),
             port: 0,
         }
+    }
+
+    #[test]
+    fn the_active_s_services_replace_the_file_s_and_keep_the_rest() {
+        let edited = apply(FILE, &Edit::RealEdit {
+            service: None,
+            real: real(21),
+            settings: RealSettings { weight: Some(7), ..Default::default() },
+        })
+        .unwrap();
+        let active = Config::parse(&edited).unwrap();
+        let text = replace_services(FILE, &active.services_toml()).expect("replaced");
+        assert!(text.contains("# the lab director"), "the rest of the file is kept: {text}");
+        let c = Config::parse(&text).unwrap();
+        assert_eq!(c.fingerprint(), active.fingerprint(), "{text}");
+        assert_eq!(c.node, Config::parse(FILE).unwrap().node);
+        assert!(matches!(replace_services(FILE, "[[service]]\nport = \"x\"\n"), Err(EditError::Refused(_))));
+        assert!(matches!(replace_services("[node", "x"), Err(EditError::NotToml(_))));
     }
 
     #[test]

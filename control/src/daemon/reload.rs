@@ -131,7 +131,7 @@ impl Daemon {
             read_us,
             ..Default::default()
         };
-        let loaded = match read {
+        let mut loaded = match read {
             Ok(l) => l,
             Err(e) => {
                 self.mark(Event::ReloadRefused {
@@ -142,6 +142,13 @@ impl Daemon {
                 return Some(reply);
             }
         };
+        if let Some((path, r)) = loaded.followed.take() {
+            self.mark(Event::FileFollowed {
+                path: path.display().to_string(),
+                fingerprint: fingerprint_hex(loaded.fingerprint),
+                error: r.err(),
+            });
+        }
         let plan = diff::diff(&self.cfg, &loaded.cfg);
         reply.changes = plan.changes.iter().map(ToString::to_string).collect();
         reply.refused = plan.refused.iter().map(ToString::to_string).collect();
@@ -319,6 +326,7 @@ impl Daemon {
             source: Source::Services {
                 base: Box::new(self.cfg.clone()),
                 services: text,
+                follow: self.config_path.clone(),
             },
         });
     }
