@@ -114,7 +114,10 @@ fn sip_payload(g: &SipGen) -> Vec<u8> {
     if !header.is_empty() {
         m += &format!("{header}{}-call@198.19.0.1 {eol}", g.callid);
     }
-    m += &format!("CSeq: 1 INVITE{eol}{eol}");
+    // A response names BYE in its CSeq now and then (the answer to an
+    // IVR's BYE ends the call's count).
+    let method = if g.start == 2 && g.pad == 1 { "BYE" } else { "INVITE" };
+    m += &format!("CSeq: 1 {method}{eol}{eol}");
     m.into_bytes()
 }
 

@@ -234,6 +234,45 @@ fn privileged_calls_from_one_5tuple_spread_and_stick() {
     check_tables(&dp, &m);
 }
 
+/// In DR the IVR's BYE goes to the caller directly; the caller's answer
+/// to it (a response whose CSeq names BYE) comes back through the VIP and
+/// ends the call's count. Other responses do not.
+#[test]
+fn privileged_the_answer_to_an_ivr_s_bye_ends_the_call_s_count() {
+    if !privileged("privileged_the_answer_to_an_ivr_s_bye_ends_the_call_s_count") {
+        return;
+    }
+    let mut dp = load();
+    let mut m = Model::new();
+    let mut now = 100 * SEC_NS;
+    let img = dp.set_service(&sip_service(2, FLAG_SIP_PERSIST)).unwrap();
+    m.apply(&img);
+    let id = img.service.id;
+    let active = |dp: &Dataplane| (0..2).map(|s| dp.active_conns(id, s).unwrap()).sum::<u64>();
+    for c in 0..10 {
+        run(&mut dp, &mut m, &udp(client4(1), 5060, &invite(&format!("{c}-bye@198.19.0.1"))), &mut now);
+    }
+    assert_eq!(active(&dp), 10);
+    for c in 0..10 {
+        let callid = format!("{c}-bye@198.19.0.1");
+        // The caller's 200 OK to the IVR's INVITE-time requests changes nothing.
+        let (v, _) = run(&mut dp, &mut m, &udp(client4(1), 5060, &sip_msg("SIP/2.0 200 OK", &callid, "1 INVITE")), &mut now);
+        assert_eq!(v, XDP_TX);
+        if c < 6 {
+            let (v, _) = run(&mut dp, &mut m, &udp(client4(1), 5060, &sip_msg("SIP/2.0 200 OK", &callid, "1 BYE")), &mut now);
+            assert_eq!(v, XDP_TX, "the answer still reaches the IVR");
+        }
+    }
+    assert_eq!(active(&dp), 4, "six calls ended by the answers to their BYEs");
+    // A retransmitted answer, or a request named BYE in a CSeq of another
+    // method's line, changes nothing more.
+    run(&mut dp, &mut m, &udp(client4(1), 5060, &sip_msg("SIP/2.0 200 OK", "0-bye@198.19.0.1", "1 BYE")), &mut now);
+    run(&mut dp, &mut m, &udp(client4(1), 5060, &sip_msg("SIP/2.0 200 OK", "8-bye@198.19.0.1", "1 BYEX")), &mut now);
+    run(&mut dp, &mut m, &udp(client4(1), 5060, &sip_msg("INFO sip:ivr SIP/2.0", "9-bye@198.19.0.1", "3 BYE")), &mut now);
+    assert_eq!(active(&dp), 4);
+    check_tables(&dp, &m);
+}
+
 #[test]
 fn privileged_messages_without_call_id_use_the_connection_table() {
     if !privileged("privileged_messages_without_call_id_use_the_connection_table") {

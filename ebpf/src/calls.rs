@@ -103,14 +103,10 @@ pub fn run(ctx: &XdpContext) -> Next {
             None
         };
         if sched::check_call(&call, real, svc, now, settings) == FlowCheck::Keep {
-            // A BYE or CANCEL: the call is over for the active count.
-            let ends = match SIP_SCRATCH.get(0) {
-                Some(sc) => tandem_common::sip::ends_dialog(&[
-                    sc.buf[0], sc.buf[1], sc.buf[2], sc.buf[3], sc.buf[4], sc.buf[5], sc.buf[6], sc.buf[7],
-                ]),
-                None => false,
-            };
-            let uncount = ends && call.flags & CALL_COUNTED != 0;
+            // A BYE or CANCEL, or the answer to the IVR's BYE: the call is
+            // over for the active count.
+            let counted = call.flags & CALL_COUNTED != 0;
+            let uncount = counted && ends_call(pkt.payload_len);
             // SAFETY: as above; a racing update at worst loses a timestamp.
             unsafe {
                 if call.last_seen_ns != now {
@@ -136,6 +132,64 @@ pub fn run(ctx: &XdpContext) -> Next {
     pkt.sip_mode = MODE_NEW_CALL;
     pkt.call_hash = hash;
     conn::to_new_flow(ctx, pkt, svc)
+}
+
+/// Does the message in the SIP scratch window (`len` payload bytes)
+/// end its call: a BYE or CANCEL request, or a response whose CSeq names
+/// BYE (the caller's answer to a BYE the IVR sent it directly, in DR)?
+#[inline(never)]
+fn ends_call(len: usize) -> bool {
+    let Some(s) = SIP_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's scratch value, filled by `scan` for this packet.
+    unsafe {
+        let b = &(*s).buf;
+        let head = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+        if tandem_common::sip::ends_dialog(&head) {
+            return true;
+        }
+        if !tandem_common::sip::is_response(&head) {
+            return false;
+        }
+        (*s).cseq = tandem_common::sip::CseqScan::new();
+        let n = if len > SIP_SCAN_LEN { SIP_SCAN_LEN } else { len };
+        let mut lc = LoopCtx { s, n: n as u64 };
+        // SAFETY: cseq_chunk is a BPF callback with the signature
+        // bpf_loop wants; lc lives until the helper returns.
+        bpf_loop(
+            n.div_ceil(CHUNK) as u32,
+            cseq_chunk as *mut c_void,
+            &mut lc as *mut LoopCtx as *mut c_void,
+            0,
+        );
+        (*s).cseq.is_bye()
+    }
+}
+
+/// `bpf_loop` callback: feeds chunk `i` of the window to the CSeq
+/// scanner; 1 (stop) when it is done or the window ends.
+extern "C" fn cseq_chunk(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: as `scan_chunk`.
+    unsafe {
+        let c = ctx as *const LoopCtx;
+        let s = (*c).s;
+        let n = (*c).n;
+        let base = i * CHUNK as u64;
+        let mut k = 0;
+        while k < CHUNK as u64 {
+            let at = base + k;
+            if at >= n {
+                return 1;
+            }
+            let b = *(*s).buf.as_ptr().add(at as usize & (SIP_SCAN_LEN - 1));
+            if (*s).cseq.step(b) {
+                return 1;
+            }
+            k += 1;
+        }
+        0
+    }
 }
 
 /// Records a call the new-flow stage scheduled on real server `idx`

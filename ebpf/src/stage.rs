@@ -148,6 +148,8 @@ pub struct Pkt {
 #[repr(C, align(8))]
 pub struct SipScratch {
     pub scan: tandem_common::sip::Scanner,
+    /// The CSeq scanner of a response to a counted call (is it a BYE's?).
+    pub cseq: tandem_common::sip::CseqScan,
     pub buf: [u8; tandem_common::sip::SIP_SCAN_LEN],
 }
 

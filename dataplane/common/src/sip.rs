@@ -47,7 +47,8 @@ pub const SIP_MAX_TOKEN: u32 = 16;
 /// TCP connection active until its FIN); the entry stays, so that the
 /// answer and retransmissions still reach the same server, until it is
 /// idle for the call timeout. A BYE the IVR sends (in DR it goes to the
-/// caller directly) is not seen here: that call counts until then.
+/// caller directly) is not seen; the caller's answer to it is
+/// ([`answers_bye`], [`CseqScan`]).
 pub const fn ends_dialog(head: &[u8; 8]) -> bool {
     let bye = head[0] == b'B' && head[1] == b'Y' && head[2] == b'E' && head[3] == b' ';
     let cancel = head[0] == b'C'
@@ -58,6 +59,184 @@ pub const fn ends_dialog(head: &[u8; 8]) -> bool {
         && head[5] == b'L'
         && head[6] == b' ';
     bye || cancel
+}
+
+/// Does a SIP message starting with these 8 bytes look like a response
+/// (`SIP/2.0 `)? Only a response is looked at by [`CseqScan`].
+pub const fn is_response(head: &[u8; 8]) -> bool {
+    head[0] == b'S'
+        && head[1] == b'I'
+        && head[2] == b'P'
+        && head[3] == b'/'
+        && head[4] == b'2'
+        && head[5] == b'.'
+        && head[6] == b'0'
+        && head[7] == b' '
+}
+
+// CSeq scanner states.
+/// Skipping to the end of the line (the status line first).
+const C_SKIP: u32 = 0;
+/// At the start of a header line.
+const C_LINE: u32 = 1;
+/// A CR at the start of a line.
+const C_LINE_CR: u32 = 2;
+/// Matching `cseq`; `n` = characters matched.
+const C_NAME: u32 = 3;
+/// The name matched; SP/HTAB until `:`.
+const C_AFTER_NAME: u32 = 4;
+/// After the colon; SP/HTAB until the sequence number.
+const C_BEFORE_NUM: u32 = 5;
+/// In the sequence number.
+const C_NUM: u32 = 6;
+/// SP/HTAB between the number and the method.
+const C_BEFORE_METHOD: u32 = 7;
+/// Matching `BYE`; `n` = characters matched.
+const C_METHOD: u32 = 8;
+/// Done: the CSeq's method is BYE.
+const C_BYE: u32 = 9;
+/// Done: another method, a malformed CSeq, or no CSeq in the headers.
+const C_OTHER: u32 = 10;
+
+const CSEQ: [u8; 4] = *b"cseq";
+const BYE: [u8; 3] = *b"BYE";
+
+/// Finds whether a SIP response answers a BYE: the first `CSeq` header
+/// (case-insensitive name, then optional SP/HTAB, `:`, optional SP/HTAB,
+/// digits, SP/HTAB, the method) names the method `BYE` (case-sensitive,
+/// as SIP methods are), followed by the line end or SP/HTAB. Fed the
+/// message from its first byte (the status line is skipped); the header
+/// section ends at the first empty line. In DR mode the IVR's BYE goes
+/// to the caller directly, and the caller's answer to it comes back
+/// through the VIP: that answer is when the director learns the call is
+/// over.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CseqScan {
+    pub state: u32,
+    pub n: u32,
+}
+
+impl CseqScan {
+    pub const fn new() -> CseqScan {
+        CseqScan { state: C_SKIP, n: 0 }
+    }
+
+    /// Did the scan end on a CSeq naming BYE?
+    #[inline(always)]
+    pub fn is_bye(&self) -> bool {
+        self.state == C_BYE
+    }
+
+    /// Feeds one byte; true when the scan is over.
+    #[inline(always)]
+    pub fn step(&mut self, b: u8) -> bool {
+        let n = self.n;
+        match self.state {
+            C_SKIP if b == b'\n' => self.state = C_LINE,
+            C_LINE => {
+                self.state = if lower(b) == b'c' {
+                    self.n = 1;
+                    C_NAME
+                } else if b == b'\r' {
+                    C_LINE_CR
+                } else if b == b'\n' {
+                    C_OTHER
+                } else {
+                    C_SKIP
+                };
+            }
+            C_LINE_CR => self.state = if b == b'\n' { C_OTHER } else { C_SKIP },
+            C_NAME => {
+                let want = match CSEQ.get(n as usize) {
+                    Some(c) => *c,
+                    None => 0,
+                };
+                if lower(b) == want {
+                    self.n = n + 1;
+                    if n + 1 >= CSEQ.len() as u32 {
+                        self.state = C_AFTER_NAME;
+                    }
+                } else if b == b'\n' {
+                    self.state = C_LINE;
+                } else {
+                    self.state = C_SKIP;
+                }
+            }
+            C_AFTER_NAME => {
+                if b == b':' {
+                    self.state = C_BEFORE_NUM;
+                } else if b == b'\n' {
+                    self.state = C_LINE;
+                } else if !is_ws(b) {
+                    // Another header whose name starts with "cseq".
+                    self.state = C_SKIP;
+                }
+            }
+            C_BEFORE_NUM => {
+                if b.is_ascii_digit() {
+                    self.state = C_NUM;
+                } else if !is_ws(b) {
+                    self.state = C_OTHER;
+                }
+            }
+            C_NUM => {
+                if is_ws(b) {
+                    self.state = C_BEFORE_METHOD;
+                } else if !b.is_ascii_digit() {
+                    self.state = C_OTHER;
+                }
+            }
+            C_BEFORE_METHOD => {
+                if b == BYE[0] {
+                    self.state = C_METHOD;
+                    self.n = 1;
+                } else if !is_ws(b) {
+                    self.state = C_OTHER;
+                }
+            }
+            C_METHOD => {
+                if (n as usize) < BYE.len() {
+                    let want = match BYE.get(n as usize) {
+                        Some(c) => *c,
+                        None => 0,
+                    };
+                    if b == want {
+                        self.n = n + 1;
+                    } else {
+                        self.state = C_OTHER;
+                    }
+                } else {
+                    self.state = if b == b'\r' || b == b'\n' || is_ws(b) { C_BYE } else { C_OTHER };
+                }
+            }
+            // C_SKIP before the line end, and the final states.
+            _ => {}
+        }
+        self.state >= C_BYE
+    }
+}
+
+/// Runs [`CseqScan`] over the first [`SIP_SCAN_LEN`] bytes of a payload,
+/// as the kernel does: is it a response to a BYE?
+pub fn answers_bye(payload: &[u8]) -> bool {
+    let mut head = [0u8; 8];
+    let mut i = 0;
+    while i < 8 && i < payload.len() {
+        head[i] = payload[i];
+        i += 1;
+    }
+    if !is_response(&head) {
+        return false;
+    }
+    let mut s = CseqScan::new();
+    let n = if payload.len() > SIP_SCAN_LEN { SIP_SCAN_LEN } else { payload.len() };
+    for b in &payload[..n] {
+        if s.step(*b) {
+            break;
+        }
+    }
+    s.is_bye()
 }
 
 /// FNV-1a 64 offset basis and prime.
@@ -352,6 +531,24 @@ mod tests {
         for no in [&b"INVITE sip:x SIP/2.0"[..], b"ACK sip:x", b"SIP/2.0 200 OK", b"BYEX sip", b"bye sip:x", b"CANCELLED", b"OPTIONS"] {
             assert!(!ends_dialog(&head(no)), "{:?}", no);
         }
+    }
+
+    #[test]
+    fn a_response_to_a_bye_is_seen_and_nothing_else() {
+        let ok = |cseq: &str| std::format!("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 198.18.0.100\r\nCall-ID: 9@x\r\n{cseq}\r\nContent-Length: 0\r\n\r\n");
+        for yes in ["CSeq: 2 BYE", "cseq:2 BYE", "CSEQ :  17\tBYE", "CSeq: 2 BYE "] {
+            assert!(answers_bye(ok(yes).as_bytes()), "{yes}");
+        }
+        for no in ["CSeq: 1 INVITE", "CSeq: 2 BYEX", "CSeq: 2 bye", "CSeq: BYE", "CSeq-X: 2 BYE", "X-CSeq: 2 BYE", "CSeq: 2 CANCEL"] {
+            assert!(!answers_bye(ok(no).as_bytes()), "{no}");
+        }
+        // A request is not a response; a CSeq in the body is not a header.
+        assert!(!answers_bye(b"BYE sip:x SIP/2.0\r\nCSeq: 2 BYE\r\n\r\n"));
+        assert!(!answers_bye(b"SIP/2.0 200 OK\r\nCall-ID: 1\r\n\r\nCSeq: 2 BYE\r\n"));
+        // The first CSeq decides; a cut-off one is not a BYE.
+        assert!(!answers_bye(b"SIP/2.0 200 OK\r\nCSeq: 1 INVITE\r\nCSeq: 2 BYE\r\n\r\n"));
+        assert!(!answers_bye(b"SIP/2.0 200 OK\r\nCSeq: 2 BY"));
+        assert!(answers_bye(b"SIP/2.0 481 Call Does Not Exist\nCSeq: 3 BYE\n\n"), "bare LF, any final status");
     }
 
     fn id(msg: &[u8]) -> Option<&'static str> {

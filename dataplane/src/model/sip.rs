@@ -103,7 +103,8 @@ impl Model {
                 }
                 let entry = self.calls.get_mut(&ckey).expect("call present");
                 entry.last_seen_ns = now;
-                if tandem_common::sip::ends_dialog(&head) && call.flags & CALL_COUNTED != 0 {
+                let ends = tandem_common::sip::ends_dialog(&head) || tandem_common::sip::answers_bye(payload);
+                if ends && call.flags & CALL_COUNTED != 0 {
                     entry.flags &= !CALL_COUNTED;
                     if call.real_idx < MAX_REALS {
                         let a = &mut self.active[(base + call.real_idx) as usize];

@@ -360,8 +360,8 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let mut aborted: Option<String> = None;
 
     // Stage 1, the pair's file: the edits, then the reloads to the design
-    // maximum (each from the pair's file: a role change leaves a running
-    // the pair's services it gets back from b).
+    // maximum, each followed by a reload back to the pair's file (so each
+    // load starts from it).
     eprintln!("reload bench: stage 1 ({})", StageKind::Small.name());
     let st = Stage::start(StageKind::Small, &opts, &o)?;
     let (small_lines, big_lines, first) = (st.small.len(), st.big.len(), st.first);
@@ -372,7 +372,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
             .with_context(|| format!("reading {}", st.path.display()))?;
         let big = big_config(&now).map_err(anyhow::Error::msg)?;
         let steps: Vec<_> = (0..opts.big_rounds)
-            .map(|r| (r, BigKind::Load, Some(big.clone())))
+            .flat_map(|r| [(r, BigKind::Load, Some(big.clone())), (r, BigKind::Back, Some(now.clone()))])
             .collect();
         bigs.extend(run_bigs(&st, &steps, &mut restores, &mut aborted));
     }
