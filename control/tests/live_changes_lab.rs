@@ -731,6 +731,13 @@ fn privileged_lab_live_changes_under_sipp_load() {
         caller.wait_quiet(Duration::from_millis(15), Duration::from_secs(3)),
         "no quiet moment between call setups"
     );
+    // The calls that ended (their BYE passed a) no longer count on b
+    // either: both count about the calls in progress (within the sync
+    // lag), not every call made since the start.
+    let active = |d: &Director| reals(d).values().map(|r| r.flows).sum::<u64>();
+    let (on_a, on_b) = (active(&pair.a), active(&pair.b));
+    eprintln!("active calls counted before the kill: a {on_a}, b {on_b}");
+    assert!(on_a > 0 && on_b.abs_diff(on_a) <= 300, "a counts {on_a} active, b {on_b}");
     let b_before = new_calls(&pair.b);
     let t_kill = sipp::wall_now();
     pair.a.kill9();

@@ -173,6 +173,14 @@ pub enum CallChange {
         service_id: u32,
         real_slot: u32,
     },
+    /// A call's end was seen (BYE, CANCEL, the answer to a BYE): it no
+    /// longer counts as an active connection; its entry stays.
+    Ended {
+        call_id: Vec<u8>,
+        service_id: u32,
+        real_slot: u32,
+        created_ns: u64,
+    },
 }
 
 impl CallChange {
@@ -192,6 +200,12 @@ impl CallChange {
                 service_id: e.service_id,
                 real_slot: e.real_idx,
             }),
+            CALL_EVENT_ENDED => Some(CallChange::Ended {
+                call_id,
+                service_id: e.service_id,
+                real_slot: e.real_idx,
+                created_ns: e.created_ns,
+            }),
             _ => None,
         }
     }
@@ -199,7 +213,9 @@ impl CallChange {
     /// The Call-ID text (the program's copy).
     pub fn call_id(&self) -> &[u8] {
         match self {
-            CallChange::New { call_id, .. } | CallChange::Removed { call_id, .. } => call_id,
+            CallChange::New { call_id, .. }
+            | CallChange::Removed { call_id, .. }
+            | CallChange::Ended { call_id, .. } => call_id,
         }
     }
 }

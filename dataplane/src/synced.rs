@@ -82,6 +82,7 @@ impl Dataplane {
         hash: u64,
         real: (std::net::IpAddr, u16),
         created_ns: u64,
+        counted: bool,
     ) -> Result<bool, Error> {
         let Some(img) = self.services.get(service) else {
             return Ok(false);
@@ -96,17 +97,19 @@ impl Dataplane {
             last_seen_ns: monotonic_coarse_ns(),
             created_ns,
             real_idx: slot,
-            flags: CALL_COUNTED,
+            flags: if counted { CALL_COUNTED } else { 0 },
         };
         self.maps.conns.calls.insert(key, value, 0).map_err(map_err(maps::CALLS))?;
-        match old {
-            Some(o) if o.flags & CALL_COUNTED != 0 && o.real_idx == slot => {}
-            Some(o) if o.flags & CALL_COUNTED != 0 => {
-                self.count_active(id, o.real_idx, false)?;
-                self.count_active(id, slot, true)?;
+        // The active counts move with the entry: off the old slot if it
+        // counted there, onto the new one if it counts now.
+        let was = old.filter(|o| o.flags & CALL_COUNTED != 0).map(|o| o.real_idx);
+        let now = counted.then_some(slot);
+        if was != now {
+            if let Some(s) = was {
+                self.count_active(id, s, false)?;
             }
-            _ => {
-                self.count_active(id, slot, true)?;
+            if let Some(s) = now {
+                self.count_active(id, s, true)?;
             }
         }
         Ok(true)

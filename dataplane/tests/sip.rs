@@ -339,12 +339,14 @@ fn privileged_down_real_servers_keep_or_lose_their_calls_per_expire_nodest() {
         while events.next().is_some() {}
         cfg.reals[0].state = RealState::Down;
         m.apply(&dp.set_service(&cfg).unwrap());
+        // (ACKs: a BYE would also end the call's count, and push that.)
+        let ack = |id: &str| sip_msg("ACK sip:ivr@198.18.0.100:5060 SIP/2.0", id, "1 ACK");
         for id in &on[0] {
-            let (_, out) = run(&mut dp, &mut m, &udp(client4(1), 5060, &bye(id)), &mut now);
+            let (_, out) = run(&mut dp, &mut m, &udp(client4(1), 5060, &ack(id)), &mut now);
             assert_eq!(real_of(&out), if expire { 1 } else { 0 }, "expire_nodest={expire}");
         }
         for id in &on[1] {
-            let (_, out) = run(&mut dp, &mut m, &udp(client4(1), 5060, &bye(id)), &mut now);
+            let (_, out) = run(&mut dp, &mut m, &udp(client4(1), 5060, &ack(id)), &mut now);
             assert_eq!(real_of(&out), 1);
         }
         let moved = if expire { 3 } else { 0 };
@@ -410,9 +412,16 @@ fn privileged_call_events_replay_on_a_standby() {
     let e = events.next().unwrap();
     assert_eq!((e.len, e.callid()), (128, &long.as_bytes()[..128]));
     assert_eq!(e.hash, callid_hash(long.as_bytes()));
-    // Messages of known calls push nothing.
-    active.test_run(&udp(client4(2), 5070, &bye(&ids[0]))).unwrap();
+    // Messages of known calls push nothing, but the end of a call: once.
+    let ack = sip_msg("ACK sip:ivr@198.18.0.100:5060 SIP/2.0", &ids[1], "1 ACK");
+    active.test_run(&udp(client4(2), 5070, &ack)).unwrap();
     assert!(events.next().is_none());
+    active.test_run(&udp(client4(2), 5070, &bye(&ids[0]))).unwrap();
+    let ended = events.next().expect("the BYE's event");
+    assert_eq!((ended.kind, ended.callid(), ended.real_idx), (CALL_EVENT_ENDED, ids[0].as_bytes(), pushed[0].real_idx));
+    assert_eq!(ended.created_ns, pushed[0].created_ns);
+    active.test_run(&udp(client4(2), 5070, &bye(&ids[0]))).unwrap();
+    assert!(events.next().is_none(), "a retransmitted BYE pushes nothing");
 
     // The standby lists its real servers in another order.
     let mut standby = load();
@@ -422,9 +431,9 @@ fn privileged_call_events_replay_on_a_standby() {
     let img = active.service(&cfg.key()).unwrap().clone();
     for e in &pushed {
         let (addr, port) = img.slot_ids[e.real_idx as usize].unwrap();
-        assert!(standby.upsert_synced_call(&cfg.key(), e.hash, (addr, port), e.created_ns).unwrap());
+        assert!(standby.upsert_synced_call(&cfg.key(), e.hash, (addr, port), e.created_ns, true).unwrap());
         // Idempotent: a repeat does not count it twice.
-        assert!(standby.upsert_synced_call(&cfg.key(), e.hash, (addr, port), e.created_ns).unwrap());
+        assert!(standby.upsert_synced_call(&cfg.key(), e.hash, (addr, port), e.created_ns, true).unwrap());
     }
     let ssid = standby.service(&scfg.key()).unwrap().service.id;
     let total: u64 = (0..4).map(|s| standby.active_conns(ssid, s).unwrap()).sum();
@@ -438,15 +447,23 @@ fn privileged_call_events_replay_on_a_standby() {
     }
     assert_eq!(standby.reason(Reason::SipCallIdHit).unwrap(), 20);
     assert_eq!(standby.reason(Reason::SipCallIdNew).unwrap(), 0);
-    // Removal.
-    standby.remove_synced_call(&cfg.key(), pushed[0].hash).unwrap();
-    assert!(standby.call(&CallKey::new(ssid, pushed[0].hash)).is_none());
+    // The ended call: kept, no longer counted (twice: still once).
+    let (addr, port) = img.slot_ids[ended.real_idx as usize].unwrap();
+    for _ in 0..2 {
+        assert!(standby.upsert_synced_call(&cfg.key(), ended.hash, (addr, port), ended.created_ns, false).unwrap());
+    }
     let total: u64 = (0..4).map(|s| standby.active_conns(ssid, s).unwrap()).sum();
-    assert_eq!(total, 19);
+    assert_eq!(total, 19, "the call the active saw end no longer counts on the standby");
+    assert_eq!(standby.call(&CallKey::new(ssid, ended.hash)).map(|v| v.flags & CALL_COUNTED), Some(0));
+    // Removal.
+    standby.remove_synced_call(&cfg.key(), pushed[1].hash).unwrap();
+    assert!(standby.call(&CallKey::new(ssid, pushed[1].hash)).is_none());
+    let total: u64 = (0..4).map(|s| standby.active_conns(ssid, s).unwrap()).sum();
+    assert_eq!(total, 18);
     // Unknown service or real server: refused.
     let other = ServiceKey::new([9; 16], 9, PROTO_UDP, FAMILY_V6);
-    assert!(!standby.upsert_synced_call(&other, 1, (IpAddr::V4(Ipv4Addr::LOCALHOST), 0), 0).unwrap());
-    assert!(!standby.upsert_synced_call(&cfg.key(), 1, (IpAddr::V4(Ipv4Addr::LOCALHOST), 0), 0).unwrap());
+    assert!(!standby.upsert_synced_call(&other, 1, (IpAddr::V4(Ipv4Addr::LOCALHOST), 0), 0, true).unwrap());
+    assert!(!standby.upsert_synced_call(&cfg.key(), 1, (IpAddr::V4(Ipv4Addr::LOCALHOST), 0), 0, true).unwrap());
     // Removing the service removes its calls and their counts.
     standby.remove_service(&scfg.key()).unwrap();
     assert!(standby.calls().is_empty());

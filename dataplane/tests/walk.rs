@@ -119,7 +119,7 @@ fn privileged_a_walk_sees_every_flow_and_call_once_and_resumes_where_it_stopped(
     for h in 0..300u64 {
         let real = cfg.reals[(h % 4) as usize].addr;
         assert!(
-            dp.upsert_synced_call(&cfg.key(), 0x1000 + h, (real, 0), 0)
+            dp.upsert_synced_call(&cfg.key(), 0x1000 + h, (real, 0), 0, true)
                 .unwrap()
         );
     }

@@ -116,8 +116,16 @@ pub fn run(ctx: &XdpContext) -> Next {
                     (*cp).flags = call.flags & !CALL_COUNTED;
                 }
             }
-            if uncount && call.real_idx < MAX_REALS {
-                active_add(base + call.real_idx, u64::MAX);
+            if uncount {
+                if call.real_idx < MAX_REALS {
+                    active_add(base + call.real_idx, u64::MAX);
+                }
+                // The standby stops counting it too.
+                let ended = CallValue {
+                    flags: call.flags & !CALL_COUNTED,
+                    ..call
+                };
+                maps::call_event(&ckey, &ended, CALL_EVENT_ENDED);
             }
             count(Reason::SipCallIdHit);
             return forward::forward(ctx.ctx, pkt, svc, call.real_idx, forward::FWD_REVERSE);

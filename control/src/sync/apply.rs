@@ -158,21 +158,43 @@ impl Translator {
                 service_id,
                 real_slot,
                 ..
+            } => self.call_record(dp, call_id, service_id, real_slot, CallState::Ringing, 0),
+            // Ended: the same call, hung up (the standby stops counting it).
+            CallChange::Ended {
+                call_id,
+                service_id,
+                real_slot,
+                created_ns,
             } => {
-                let id = call_id_text(call_id)?;
-                let (vs, addr) = self.service_real(dp, service_id, real_slot as usize)?;
-                let ms = wall_ms();
-                Some(Record::Call(CallRecord {
-                    id,
-                    channel: None,
-                    flow: Some(FlowKey::new([0; 16], vs.addr, 0, vs.port, vs.proto)),
-                    ivr: Some(mapped(addr.0)),
-                    state: CallState::Ringing,
-                    created_ms: ms,
-                    updated_ms: ms,
-                }))
+                let age_ms = tandem_dataplane::monotonic_coarse_ns().saturating_sub(created_ns) / 1_000_000;
+                self.call_record(dp, call_id, service_id, real_slot, CallState::HungUp, age_ms)
             }
         }
+    }
+
+    /// A SIP call's record: its Call-ID, its service, its IVR, `age_ms`
+    /// since it was scheduled.
+    fn call_record(
+        &mut self,
+        dp: &Dataplane,
+        call_id: Vec<u8>,
+        service_id: u32,
+        real_slot: u32,
+        state: CallState,
+        age_ms: u64,
+    ) -> Option<Record> {
+        let id = call_id_text(call_id)?;
+        let (vs, addr) = self.service_real(dp, service_id, real_slot as usize)?;
+        let ms = wall_ms();
+        Some(Record::Call(CallRecord {
+            id,
+            channel: None,
+            flow: Some(FlowKey::new([0; 16], vs.addr, 0, vs.port, vs.proto)),
+            ivr: Some(mapped(addr.0)),
+            state,
+            created_ms: ms.saturating_sub(age_ms),
+            updated_ms: ms,
+        }))
     }
 
     /// Writes one received record into the kernel's tables (card calls
@@ -265,7 +287,8 @@ fn apply_sip_call(dp: &mut Dataplane, c: &CallRecord) -> Result<bool, tandem_dat
         .saturating_sub(c.created_ms)
         .saturating_mul(1_000_000);
     let created = tandem_dataplane::monotonic_coarse_ns().saturating_sub(age_ns);
-    dp.upsert_synced_call(&skey, hash, real, created)
+    // A hung-up call keeps routing its last messages, uncounted.
+    dp.upsert_synced_call(&skey, hash, real, created, c.state != CallState::HungUp)
 }
 
 #[cfg(test)]

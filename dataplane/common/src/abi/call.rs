@@ -46,6 +46,9 @@ pub const CALL_EVENT_NEW: u32 = 1;
 /// `CallEvent::kind`: a call expired (idle) or lost its real server and
 /// was replaced.
 pub const CALL_EVENT_REMOVED: u32 = 2;
+/// `CallEvent::kind`: a call's end was seen (a BYE, a CANCEL, the answer
+/// to a BYE): no longer counted active; its entry stays.
+pub const CALL_EVENT_ENDED: u32 = 3;
 
 /// A `CALLS` change pushed to `CALL_EVENTS` for state sync (when
 /// `Globals::flow_events` is on).
