@@ -17,6 +17,10 @@ use anyhow::Result;
 use tandem_dataplane::{HeartbeatRecord, ServiceFlag, common::heartbeat::Kind};
 
 use super::{Daemon, Event, token::Token};
+
+/// How long the two nodes' services may differ before it is a mismatch
+/// (the reload answer's wait for the standby, [`super::reload::STANDBY_HOLD_WAIT`]).
+pub(super) const MISMATCH_GRACE: std::time::Duration = super::reload::STANDBY_HOLD_WAIT;
 use crate::pair::{Event as PairEvent, local_fault};
 
 impl Daemon {
@@ -115,12 +119,22 @@ impl Daemon {
     }
 
     /// Records a change of agreement between this node's services and
-    /// the live peer's, once per change.
+    /// the live peer's, once per change. A difference is a mismatch once
+    /// it has lasted [`MISMATCH_GRACE`]: every change made on the active
+    /// differs from the standby's for the milliseconds it takes to reach
+    /// it, which is replication, not drift (called from the heartbeat
+    /// timer too, so that a lasting one is raised).
     pub(super) fn check_fingerprints(&mut self) {
         let Some(peer) = self.live_peer_fingerprint() else {
             return;
         };
-        let mismatch = peer != self.fingerprint;
+        let now = Instant::now();
+        let differs = peer != self.fingerprint;
+        let since = if differs { *self.mismatch_since.get_or_insert(now) } else { now };
+        if !differs {
+            self.mismatch_since = None;
+        }
+        let mismatch = differs && now.saturating_duration_since(since) >= MISMATCH_GRACE;
         if mismatch != self.config_mismatch {
             self.config_mismatch = mismatch;
             self.mark(Event::ConfigMismatch {

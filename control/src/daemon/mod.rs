@@ -179,6 +179,8 @@ pub struct Daemon {
     /// A mismatch with the live peer's fingerprint was marked (and not
     /// cleared since).
     config_mismatch: bool,
+    /// Since when the live peer's fingerprint differs (None: it does not).
+    mismatch_since: Option<Instant>,
     /// The active's services being read off the loop (their fingerprint).
     peer_services_loading: Option<u64>,
     /// The heartbeat senders declared to the kernel (director and IVRs).
@@ -325,6 +327,7 @@ impl Daemon {
         match token {
             Token::HeartbeatSend => {
                 self.heartbeat_if_due();
+                self.check_fingerprints();
                 self.ring.arm_timeout(Token::HeartbeatSend, self.next_hb)?;
             }
             Token::PairDeadline => {

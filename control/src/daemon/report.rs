@@ -399,7 +399,7 @@ impl Daemon {
         if self.pair.peer_misconfigured(now) {
             out.push("the peer is alive but its heartbeats fail authentication: check heartbeat.key on both directors; this node will not take over beside it".to_string());
         }
-        if let Some(p) = self.live_peer_fingerprint().filter(|p| *p != self.fingerprint) {
+        if let Some(p) = self.live_peer_fingerprint().filter(|_| self.config_mismatch) {
             out.push(format!(
                 "configuration mismatch: the peer runs other services (fingerprint {}, here {}): `tandemctl diff` on each node, then reload the same file on both",
                 crate::config::fingerprint_hex(p),
@@ -458,9 +458,9 @@ impl Daemon {
         );
         e.gauge(
             "config_mismatch",
-            "1 while the peer's heartbeats carry another services fingerprint than this node runs",
+            "1 while the peer's heartbeats carry another services fingerprint than this node runs (for over a second: not a change on its way)",
             Vec::new(),
-            f64::from(u8::from(self.live_peer_fingerprint().is_some_and(|p| p != self.fingerprint))),
+            f64::from(u8::from(self.config_mismatch && self.live_peer_fingerprint().is_some())),
         );
         e.counter(
             "dead_man_trips",

@@ -347,6 +347,7 @@ impl Daemon {
             peer_fingerprint: None,
             peer_services_loading: None,
             config_mismatch: false,
+            mismatch_since: None,
             baseline: Default::default(),
             cfg,
         };
