@@ -163,40 +163,15 @@ fn ends_call(len: usize) -> bool {
         (*s).cseq = tandem_common::sip::CseqScan::new();
         let n = if len > SIP_SCAN_LEN { SIP_SCAN_LEN } else { len };
         let mut lc = LoopCtx { s, n: n as u64 };
-        // SAFETY: cseq_chunk is a BPF callback with the signature
+        // SAFETY: scan_chunk is a BPF callback with the signature
         // bpf_loop wants; lc lives until the helper returns.
         bpf_loop(
             n.div_ceil(CHUNK) as u32,
-            cseq_chunk as *mut c_void,
+            scan_chunk::<true> as *mut c_void,
             &mut lc as *mut LoopCtx as *mut c_void,
             0,
         );
         (*s).cseq.is_bye()
-    }
-}
-
-/// `bpf_loop` callback: feeds chunk `i` of the window to the CSeq
-/// scanner; 1 (stop) when it is done or the window ends.
-extern "C" fn cseq_chunk(i: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: as `scan_chunk`.
-    unsafe {
-        let c = ctx as *const LoopCtx;
-        let s = (*c).s;
-        let n = (*c).n;
-        let base = i * CHUNK as u64;
-        let mut k = 0;
-        while k < CHUNK as u64 {
-            let at = base + k;
-            if at >= n {
-                return 1;
-            }
-            let b = *(*s).buf.as_ptr().add(at as usize & (SIP_SCAN_LEN - 1));
-            if (*s).cseq.step(b) {
-                return 1;
-            }
-            k += 1;
-        }
-        0
     }
 }
 
@@ -232,9 +207,10 @@ struct LoopCtx {
     n: u64,
 }
 
-/// `bpf_loop` callback: feeds chunk `i` of the window to the scanner;
-/// 1 (stop) when the scanner is done or the window ends.
-extern "C" fn scan_chunk(i: u64, ctx: *mut c_void) -> i64 {
+/// `bpf_loop` callback: feeds chunk `i` of the window to the Call-ID
+/// scanner (or, with `CSEQ`, the CSeq scanner); 1 (stop) when the scanner
+/// is done or the window ends.
+extern "C" fn scan_chunk<const CSEQ: bool>(i: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: ctx is the LoopCtx of `scan`, whose pointer is this CPU's
     // scratch value; indices are masked into the buffer.
     unsafe {
@@ -249,7 +225,8 @@ extern "C" fn scan_chunk(i: u64, ctx: *mut c_void) -> i64 {
                 return 1;
             }
             let b = *(*s).buf.as_ptr().add(at as usize & (SIP_SCAN_LEN - 1));
-            if (*s).scan.step(b) {
+            let done = if CSEQ { (*s).cseq.step(b) } else { (*s).scan.step(b) };
+            if done {
                 return 1;
             }
             k += 1;
@@ -285,7 +262,7 @@ fn scan(raw: *mut xdp_md, off: usize, len: usize) -> bool {
     unsafe {
         bpf_loop(
             n.div_ceil(CHUNK) as u32,
-            scan_chunk as *mut c_void,
+            scan_chunk::<false> as *mut c_void,
             &mut lc as *mut LoopCtx as *mut c_void,
             0,
         );
