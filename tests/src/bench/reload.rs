@@ -580,7 +580,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     };
     if r["apply_us_p50"].is_u64() {
         notes.push(format!(
-            "A weight edit of the pair's first service (mh) is applied on a's loop in {} ms (p50; max {}), and on b's in {} ms (p50; max {}); the heartbeat deadline is {deadline_ms} ms and the dead-man budget {dead_man_ms} ms, and the loop does nothing else meanwhile.",
+            "A weight edit of the pair's first service (mh) is applied on a's loop in {} ms (p50; max {}), and on b's in {} ms (p50; max {}); the heartbeat deadline is {deadline_ms} ms and the dead-man budget {dead_man_ms} ms; the kernel writes go at most ~4 ms per loop turn, with the loop's other work between them.",
             ms(&r["apply_us_p50"]), ms(&r["apply_us_max"]), ms(&r["standby_apply_us_p50"]), ms(&r["standby_apply_us_max"])
         ));
     }
@@ -596,7 +596,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     let k = &r["big"];
     if k["nothing"]["apply_us_p50"].is_u64() {
         notes.push(format!(
-            "At 64 × 32, a's apply on its loop: one weight in the mh service {} ms, one weight in a wlc service {} ms, nothing changed {} ms (p50), the pair's file to 64 × 32 {} ms, back {} ms.",
+            "At 64 × 32, a's apply (plan to last kernel write, spread over loop turns; the turns themselves are in the lateness columns): one weight in the mh service {} ms, one weight in a wlc service {} ms, nothing changed {} ms (p50), the pair's file to 64 × 32 {} ms, back {} ms.",
             ms(&k["one_weight"]["apply_us_p50"]),
             ms(&k["one_weight_wlc"]["apply_us_p50"]),
             ms(&k["nothing"]["apply_us_p50"]),

@@ -91,7 +91,7 @@ pub fn markdown(r: &Value) -> String {
     s.push_str("| measure | p50 | p90 | p99 | max | samples |\n|---|---:|---:|---:|---:|---:|\n");
     for (label, key) in [
         (
-            "client-seen reload reply (edit start → a's `ReloadReply`; a's maps are written before it)",
+            "client-seen reload reply (edit start → a's `ReloadReply`, sent once a's maps are written and b's heartbeats carry the new fingerprint)",
             "reply_us",
         ),
         (
@@ -103,7 +103,7 @@ pub fn markdown(r: &Value) -> String {
             "read_us",
         ),
         (
-            "a's `apply_us` (on the loop: kernel maps written, services published to sync)",
+            "a's `apply_us` (from the plan to its last kernel write, a few writes per loop turn; services published to sync)",
             "apply_us",
         ),
         (
