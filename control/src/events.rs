@@ -138,6 +138,14 @@ pub enum Event {
         source: String,
         reason: String,
     },
+    /// The neighbour table's MAC for real server `address` (one the file
+    /// gives none): learned, changed (`previous` set), or lost (`mac`
+    /// None: the real server gets no new traffic until it is known).
+    RealMac {
+        address: std::net::IpAddr,
+        mac: Option<String>,
+        previous: Option<String>,
+    },
     /// This standby wrote the active's services (fingerprint
     /// `fingerprint`) into its own file `path` (`error`: it could not,
     /// and the file still holds its own).
@@ -375,6 +383,17 @@ impl fmt::Display for Event {
             Event::ReloadRefused { source, reason } => {
                 write!(f, "reload of {source} refused, nothing changed: {reason}")
             }
+            Event::RealMac { address, mac: Some(m), previous: None } => {
+                write!(f, "real server {address}: MAC {m} (from the neighbour table)")
+            }
+            Event::RealMac { address, mac: Some(m), previous: Some(p) } => {
+                write!(f, "real server {address}: MAC changed from {p} to {m}; its services are rewritten")
+            }
+            Event::RealMac { address, mac: None, previous } => write!(
+                f,
+                "real server {address}: no MAC in the neighbour table{}; it gets no new traffic until one is known",
+                previous.as_ref().map_or(String::new(), |p| format!(" (was {p})"))
+            ),
             Event::FileFollowed { path, fingerprint, error: None } => write!(
                 f,
                 "{path}: its [timeouts] and [[service]] tables replaced by the active's (fingerprint {fingerprint}), so that a restart runs them"
@@ -476,6 +495,8 @@ impl Event {
                 | Event::ReloadRefused { .. }
                 | Event::ConfigMismatch { on: true, .. }
                 | Event::FileFollowed { error: Some(_), .. }
+                | Event::RealMac { mac: None, .. }
+                | Event::RealMac { previous: Some(_), .. }
         )
     }
 }

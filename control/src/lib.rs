@@ -32,6 +32,7 @@ pub mod hbsend;
 pub mod keys;
 pub mod link;
 pub mod metrics;
+pub mod neigh;
 pub mod net;
 pub mod pair;
 pub mod pool;

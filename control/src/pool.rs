@@ -153,8 +153,19 @@ pub fn effective(
     ivr_slots: &HashMap<u32, Vec<(usize, usize)>>,
     pool: &Pool,
     sip_down: &HashSet<(usize, usize)>,
+    macs: &crate::neigh::NeighTable,
 ) -> Vec<ServiceConfig> {
     let mut out = services.to_vec();
+    // A real server the file gives no MAC takes the neighbour table's;
+    // until it has one it stays at all zeros, which the dataplane keeps
+    // down (no traffic).
+    for r in out.iter_mut().flat_map(|s| s.reals.iter_mut()) {
+        if r.mac == [0; 6]
+            && let Some(m) = macs.mac(r.addr)
+        {
+            r.mac = m;
+        }
+    }
     let mut down = |si: usize, ri: usize| {
         if let Some(r) = out.get_mut(si).and_then(|s| s.reals.get_mut(ri)) {
             r.state = RealState::Down;
@@ -297,7 +308,7 @@ mod tests {
         let slots: HashMap<u32, Vec<(usize, usize)>> =
             [(101, vec![(0, 0)]), (102, vec![(0, 1)])].into();
         let mute: HashSet<(usize, usize)> = [(0, 2)].into();
-        let eff = effective(&services, &slots, &pool, &mute);
+        let eff = effective(&services, &slots, &pool, &mute, &Default::default());
         let states: Vec<RealState> = eff[0].reals.iter().map(|r| r.state).collect();
         assert_eq!(
             states,
@@ -307,10 +318,22 @@ mod tests {
         assert_eq!(services[0].reals[1].state, RealState::Up);
         let stray: HashSet<(usize, usize)> = [(3, 0), (0, 9)].into();
         assert_eq!(
-            effective(&services, &HashMap::new(), &pool, &stray)[0]
+            effective(&services, &HashMap::new(), &pool, &stray, &Default::default())[0]
                 .reals
                 .len(),
             3
         );
+        // A real server without a MAC takes the neighbour table's; one the
+        // table does not know stays at zeros (the dataplane keeps it down).
+        let mut unresolved = services.clone();
+        unresolved[0].reals[0].mac = [0; 6];
+        unresolved[0].reals[1].mac = [0; 6];
+        let mut macs = crate::neigh::NeighTable::default();
+        macs.set_wanted([unresolved[0].reals[0].addr]);
+        macs.apply(crate::net::neigh::NeighNotice::Known { ifindex: 2, addr: unresolved[0].reals[0].addr, mac: [2, 0, 0, 0, 0, 0x77] });
+        let eff = effective(&unresolved, &HashMap::new(), &pool, &HashSet::new(), &macs);
+        assert_eq!(eff[0].reals[0].mac, [2, 0, 0, 0, 0, 0x77]);
+        assert_eq!(eff[0].reals[1].mac, [0; 6]);
+        assert_eq!(eff[0].reals[2].mac, services[0].reals[2].mac, "a configured MAC is kept");
     }
 }

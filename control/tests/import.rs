@@ -99,8 +99,9 @@ fn assert_services(c: &Config, want: &[Expected]) {
                 .zip(&w.6)
                 .map(|(r, wr)| {
                     assert_eq!(r.address, wr.0.parse::<IpAddr>().expect("address"));
-                    assert_eq!(r.mac[..5], [0x02, 0x18, 0, 0, 0], "mac of {}", r.address);
-                    (wr.0, r.port, r.mac[5], r.weight)
+                    let mac = r.mac.expect("imported with a MAC");
+                    assert_eq!(mac[..5], [0x02, 0x18, 0, 0, 0], "mac of {}", r.address);
+                    (wr.0, r.port, mac[5], r.weight)
                 })
                 .collect();
             assert_eq!(s.vip, w.0.parse::<IpAddr>().expect("vip"));

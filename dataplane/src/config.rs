@@ -55,7 +55,8 @@ pub struct RealConfig {
     /// NAT: destination port on the real server (0 or absent: the virtual port).
     #[serde(default)]
     pub port: u16,
-    /// MAC address of the real server (or of the next hop toward it).
+    /// MAC address of the real server (or of the next hop toward it);
+    /// all zeros: not known (yet), and the real server gets no traffic.
     pub mac: [u8; 6],
     pub weight: u32,
     #[serde(default)]
@@ -222,7 +223,8 @@ impl ServiceConfig {
             if r.addr.is_unspecified() || r.addr.is_multicast() {
                 return Err(rerr("addr", format!("{} cannot be a real server", r.addr)));
             }
-            if r.mac == [0; 6] || r.mac[0] & 1 != 0 {
+            // All zeros: not resolved yet, the real server is down.
+            if r.mac[0] & 1 != 0 {
                 return Err(rerr(
                     "mac",
                     format!("{} is not a unicast MAC", crate::fmt_mac(&r.mac)),
@@ -298,7 +300,8 @@ impl RealConfig {
             port: self.port,
             weight: self.weight,
             ifindex: self.ifindex,
-            state: self.state.raw(),
+            // No MAC yet (the control plane resolves it): no traffic.
+            state: if self.mac == [0; 6] { REAL_DOWN } else { self.state.raw() },
             _pad: [0; 7],
         }
     }

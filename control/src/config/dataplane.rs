@@ -55,7 +55,8 @@ pub(super) fn service_config(
         reals.push(RealConfig {
             addr: r.address,
             port: r.port,
-            mac: r.mac,
+            // Unknown until the neighbour table gives it (`crate::neigh`).
+            mac: r.mac.unwrap_or([0; 6]),
             weight: r.weight,
             state: r.state,
             ifindex: resolve(format!("service[{i}].real[{j}].interface"), &r.interface)?,

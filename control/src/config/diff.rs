@@ -364,7 +364,7 @@ fn reals(service: ServiceId, old: &[RealEntry], new: &[RealEntry], out: &mut Vec
         let mut fields = Vec::new();
         field(&mut fields, "weight", o.weight.to_string(), r.weight.to_string());
         field(&mut fields, "state", o.state.name().into(), r.state.name().into());
-        field(&mut fields, "mac", mac(&o.mac), mac(&r.mac));
+        field(&mut fields, "mac", or_dash(&o.mac, mac), or_dash(&r.mac, mac));
         field(&mut fields, "interface", or_dash(&o.interface, Clone::clone), or_dash(&r.interface, Clone::clone));
         field(&mut fields, "node_id", or_dash(&o.node_id, u32::to_string), or_dash(&r.node_id, u32::to_string));
         if !fields.is_empty() {

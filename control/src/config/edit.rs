@@ -380,7 +380,7 @@ mac = "02:00:00:00:00:21"
         assert!(text.contains("# the lab director") && text.contains("# ivr1"), "{text}");
         let c = Config::parse(&text).unwrap();
         assert_eq!(c.services[0].reals.len(), 2);
-        assert_eq!((c.services[0].reals[1].weight, c.services[0].reals[1].mac), (3, [2, 0, 0, 0, 0, 0x22]));
+        assert_eq!((c.services[0].reals[1].weight, c.services[0].reals[1].mac), (3, Some([2, 0, 0, 0, 0, 0x22])));
         assert_eq!(apply(&text, &add), Err(EditError::RealExists { service: sip(), real: real(22) }));
 
         let drain = Edit::RealEdit {

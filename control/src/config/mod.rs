@@ -429,7 +429,8 @@ pub struct RealEntry {
     pub address: IpAddr,
     /// NAT: port on the real server (0: the virtual port).
     pub port: u16,
-    pub mac: [u8; 6],
+    /// None: resolved from the kernel's neighbour table at run time.
+    pub mac: Option<[u8; 6]>,
     pub weight: u32,
     pub state: RealState,
     /// Interface toward it (absent: the one the packet came in on).

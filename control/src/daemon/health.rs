@@ -14,6 +14,7 @@ use std::{
 };
 
 use anyhow::Result;
+use std::os::fd::AsRawFd;
 use tandem_dataplane::{HeartbeatRecord, ServiceFlag, common::heartbeat::Kind};
 
 use super::{Daemon, Event, token::Token};
@@ -163,6 +164,32 @@ impl Daemon {
         }
     }
 
+    /// Neighbour notifications: the services whose real servers' MACs
+    /// changed are written again; each change is recorded.
+    pub(super) fn on_neigh(&mut self) -> Result<()> {
+        let changes = self.neigh.read_changes();
+        let mut touched = Vec::new();
+        for c in &changes {
+            let show = |m: [u8; 6]| tandem_dataplane::fmt_mac(&m);
+            self.mark(Event::RealMac {
+                address: c.addr,
+                mac: c.after.map(show),
+                previous: c.before.map(show),
+            });
+            for (si, s) in self.services.iter().enumerate() {
+                if s.reals.iter().any(|r| r.addr == c.addr && r.mac == [0; 6]) && !touched.contains(&si) {
+                    touched.push(si);
+                }
+            }
+        }
+        if !touched.is_empty() {
+            self.push_services(touched);
+        }
+        self.ring
+            .poll(Token::Neigh, self.neigh.as_raw_fd(), libc::POLLIN as u32)?;
+        Ok(())
+    }
+
     /// IVR records: a returning server pushes no ring event, so the pool
     /// is also scanned periodically.
     pub(super) fn on_pool_scan(&mut self) -> Result<()> {
@@ -229,7 +256,7 @@ impl Daemon {
     /// Writes these services, with health applied, to the dataplane.
     pub(super) fn push_services(&mut self, touched: Vec<usize>) {
         let eff =
-            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down, &self.neigh.table);
         self.translator.invalidate();
         for si in touched {
             if let Err(e) = self.dp.set_service(&eff[si]) {
@@ -266,9 +293,16 @@ impl Daemon {
                             t.vport,
                             msg.as_bytes(),
                         );
-                        f.dst_mac = t.mac;
+                        f.dst_mac = match t.mac {
+                            [0, 0, 0, 0, 0, 0] => self.neigh.table.mac(IpAddr::V4(t.addr)).unwrap_or_default(),
+                            m => m,
+                        };
                         f.src_mac = v.mac;
-                        v.garp.send_frame(&f.build()).map_err(|e| e.to_string())
+                        if f.dst_mac == [0; 6] {
+                            Err(format!("no MAC known for {} yet", t.addr))
+                        } else {
+                            v.garp.send_frame(&f.build()).map_err(|e| e.to_string())
+                        }
                     }
                     None => Err("no VIP interface".into()),
                 }

@@ -116,6 +116,8 @@ pub struct Daemon {
     garp_left: u32,
     state_since: Instant,
     links: crate::link::LinkMonitor,
+    /// Real servers' MACs from the neighbour table (those the file leaves out).
+    neigh: crate::neigh::NeighMonitor,
     /// The services as configured (operator states); the dataplane gets
     /// them with IVR health applied.
     services: Vec<tandem_dataplane::ServiceConfig>,
@@ -226,6 +228,9 @@ impl Daemon {
             .poll(Token::Signal, self.signals.fd(), libc::POLLIN as u32)?;
         self.ring
             .poll(Token::Link, self.links.as_raw_fd(), libc::POLLIN as u32)?;
+        self.ring
+            .poll(Token::Neigh, self.neigh.as_raw_fd(), libc::POLLIN as u32)?;
+        self.ring.arm_timeout(Token::NeighNudge, now)?;
         self.ring
             .poll(Token::AddrDone, self.addr_worker.fd(), libc::POLLIN as u32)?;
         self.ring
@@ -355,6 +360,13 @@ impl Daemon {
             | Token::AdminConn(_)
             | Token::MetricsConn(_)
             | Token::ClientDeadline => self.on_client(token, c)?,
+            Token::Neigh => self.on_neigh()?,
+            Token::NeighNudge => {
+                let now = Instant::now();
+                self.neigh.nudge(now);
+                self.ring
+                    .arm_timeout(Token::NeighNudge, now + crate::neigh::NUDGE_EVERY / 2)?;
+            }
             Token::Link => {
                 for (name, up) in self.links.read_changes() {
                     self.mark(Event::LinkChanged { name, up });

@@ -353,7 +353,7 @@ impl Daemon {
         let mut errors = Vec::new();
         let places = Places::between(&self.cfg, &new.cfg);
         let old_eff =
-            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down, &self.neigh.table);
         let (forget, declare) = sender_changes(&self.senders, &new.senders);
         for n in forget {
             if let Err(e) = self.dp.remove_heartbeat_node(n) {
@@ -379,13 +379,14 @@ impl Daemon {
         probes.carry_from(&self.probes, |p| places.get(p));
         self.probes = probes;
         self.services = new.services;
+        self.neigh.want(crate::neigh::unresolved(&self.services));
         self.senders = new.senders;
         self.cfg = new.cfg;
         self.fingerprint = new.fingerprint;
         self.services_text = new.services_text;
         self.check_fingerprints();
         let new_eff =
-            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+            crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down, &self.neigh.table);
         let (removed, written) = service_writes(&old_eff, &new_eff);
         // The kernel writes are made a few per turn (`writes`).
         let written = written.into_iter().map(|i| new_eff[i].key()).collect();

@@ -104,7 +104,8 @@ pub(crate) fn probe_targets(cfg: &Config) -> Vec<crate::sipprobe::Target> {
                 vport: s.port,
                 addr,
                 port: r.port,
-                mac: r.mac,
+                // Unknown: the neighbour table's, when the probe is sent.
+                mac: r.mac.unwrap_or([0; 6]),
                 dr: s.forward == tandem_dataplane::common::Forward::Dr,
                 cfg: pc,
             });
@@ -201,6 +202,8 @@ impl Daemon {
             None => None,
         };
         let links = crate::link::LinkMonitor::new(&watched).context("link monitor")?;
+        let mut neigh = crate::neigh::NeighMonitor::new().context("neighbour monitor")?;
+        neigh.table.set_wanted(crate::neigh::unresolved(&services));
         let mut cards = Vec::new();
         for c in &cfg.cards {
             cards.push(
@@ -235,7 +238,7 @@ impl Daemon {
             nat_entries: cfg.dataplane.flow_entries,
         })
         .context("loading the XDP object")?;
-        for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default()) {
+        for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default(), &Default::default()) {
             dp.set_service(s)
                 .with_context(|| format!("service {}", s.name()))?;
         }
@@ -311,6 +314,7 @@ impl Daemon {
             garp_left: 0,
             state_since: now,
             links,
+            neigh,
             services,
             ivr_slots,
             pool,

@@ -39,6 +39,10 @@ pub enum Token {
     ClientDeadline,
     /// The rtnetlink link monitor is readable.
     Link,
+    /// The neighbour monitor is readable.
+    Neigh,
+    /// The neighbour monitor's nudge timer.
+    NeighNudge,
     /// The IVR pool's scan.
     PoolScan,
     /// Spans being started on takeover: check their progress.

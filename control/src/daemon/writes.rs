@@ -101,7 +101,7 @@ impl Daemon {
             return self.writes_done();
         }
         let start = Instant::now();
-        let eff = crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down);
+        let eff = crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down, &self.neigh.table);
         self.translator.invalidate();
         while start.elapsed() < TURN_BUDGET {
             if let Some(k) = self.writes.removed.pop_front() {

@@ -12,6 +12,7 @@
 
 pub mod addr;
 pub mod link;
+pub mod neigh;
 mod socket;
 
 pub use socket::{Message, RouteSocket, encode, messages};

@@ -99,15 +99,15 @@ impl MacSource {
             .filter(|s| (s.protocol, s.vip, s.port) == key)
             .flat_map(|s| &s.reals)
             .find(|r| r.address == address);
-        if let Some(r) = same_service {
-            return Some(r.mac);
+        if let Some(m) = same_service.and_then(|r| r.mac) {
+            return Some(m);
         }
         let in_base: BTreeSet<[u8; 6]> = base
             .services
             .iter()
             .flat_map(|s| &s.reals)
             .filter(|r| r.address == address)
-            .map(|r| r.mac)
+            .filter_map(|r| r.mac)
             .collect();
         if let Some(mac) = one(&in_base) {
             return Some(mac);

@@ -471,7 +471,7 @@ pub fn to_file(
             reals.push(RealEntry {
                 address: r.address,
                 port: r.port,
-                mac,
+                mac: Some(mac),
                 weight: r.weight,
                 state: tandem_dataplane::RealState::Up,
                 interface: None,

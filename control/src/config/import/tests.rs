@@ -179,7 +179,7 @@ fn the_service_list_is_replaced_and_the_rest_kept() {
     let reals: Vec<(IpAddr, u16, [u8; 6], u32)> = s
         .reals
         .iter()
-        .map(|r| (r.address, r.port, r.mac, r.weight))
+        .map(|r| (r.address, r.port, r.mac.unwrap_or_default(), r.weight))
         .collect();
     // --mac wins over the base's MAC for the same address.
     assert_eq!(reals, vec![(ip("198.18.0.21"), 0, mac(0x99), 10)]);
@@ -209,7 +209,7 @@ fn macs_come_from_the_options_the_base_then_the_neighbour_table() {
     let found: Vec<(IpAddr, [u8; 6])> = e.config.services[0]
         .reals
         .iter()
-        .map(|r| (r.address, r.mac))
+        .map(|r| (r.address, r.mac.unwrap_or_default()))
         .collect();
     assert_eq!(
         found,

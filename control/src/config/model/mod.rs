@@ -287,7 +287,9 @@ pub struct RealTable {
     pub address: Unicast,
     #[serde(default)]
     pub port: Int<u16, 0, 65_535>,
-    pub mac: Mac,
+    /// Absent: taken from the kernel's neighbour table (`crate::neigh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
     #[serde(default = "default_weight")]
     pub weight: Int<u32, 0, 65_535>,
     #[serde(default = "default_state")]
@@ -679,7 +681,7 @@ impl RealTable {
         RealEntry {
             address: self.address.0,
             port: self.port.0,
-            mac: self.mac.0,
+            mac: self.mac.map(|m| m.0),
             weight: self.weight.0,
             state: self.state.0,
             interface: self.interface.as_ref().map(|n| n.0.clone()),

@@ -144,7 +144,7 @@ fn service_table(s: &ServiceEntry) -> ServiceTable {
                 .map(|r| RealTable {
                     address: Unicast(r.address),
                     port: Int(r.port),
-                    mac: Mac(r.mac),
+                    mac: r.mac.map(Mac),
                     weight: Int(r.weight),
                     state: Word(r.state),
                     interface: r.interface.clone().map(IfName),

@@ -92,7 +92,7 @@ fn first_service(cfg: &Config) -> Result<(ServiceId, Vec<SiteReal>), String> {
         };
         reals.push(SiteReal {
             address,
-            mac: mac_text(r.mac),
+            mac: mac_text(r.mac.unwrap_or_default()),
             node_id: r.node_id,
         });
     }
