@@ -122,6 +122,7 @@ fn design_maximum_services() -> Vec<ServiceStatus> {
                     packets: 12_345_678_901,
                     bytes: 9_876_543_210_123,
                     new_flows: 1_234_567,
+                    mac: Some("02:18:00:00:01:0a".into()),
                 })
                 .collect();
             ServiceStatus {

@@ -606,6 +606,10 @@ pub struct RealStatus {
     /// New flows (and new SIP calls) the scheduler gave it.
     #[serde(default)]
     pub new_flows: u64,
+    /// The MAC dispatched frames get (None: none known yet: the file
+    /// gives none and the neighbour table has none, so it is down).
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// `stats`: packets the dispatcher counted under one reason

@@ -156,8 +156,8 @@ pub fn render_reals(reals: &[RealStatus]) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "{:<28} {:<24} {:>6} {:<8} {:<7} {:>9} {:>8} {:>12} {:>14}",
-        "Service", "Real", "Weight", "State", "Health", "Load", "Flows", "Packets", "Bytes"
+        "{:<28} {:<24} {:>6} {:<8} {:<7} {:>9} {:>8} {:>12} {:>14}  {}",
+        "Service", "Real", "Weight", "State", "Health", "Load", "Flows", "Packets", "Bytes", "MAC"
     );
     for r in reals {
         let load = match (r.channels, r.capacity) {
@@ -167,7 +167,7 @@ pub fn render_reals(reals: &[RealStatus]) -> String {
         };
         let _ = writeln!(
             o,
-            "{:<28} {:<24} {:>6} {:<8} {:<7} {:>9} {:>8} {:>12} {:>14}",
+            "{:<28} {:<24} {:>6} {:<8} {:<7} {:>9} {:>8} {:>12} {:>14}  {}",
             r.service,
             endpoint(r.address, r.port),
             r.weight,
@@ -176,7 +176,8 @@ pub fn render_reals(reals: &[RealStatus]) -> String {
             load,
             r.flows,
             r.packets,
-            r.bytes
+            r.bytes,
+            r.mac.as_deref().unwrap_or("none (no neighbour entry: down)")
         );
     }
     o

@@ -184,6 +184,7 @@ impl Daemon {
                     packets: rc.packets,
                     bytes: rc.bytes,
                     new_flows: rc.new_flows,
+                    mac: (r.mac != [0; 6]).then(|| tandem_dataplane::fmt_mac(&r.mac)),
                 });
             }
             all_reals.extend(reals.iter().cloned());

@@ -98,6 +98,9 @@ pub struct PairOptions {
     /// daemon started with `ip netns exec` sees no bpffs at /sys/fs/bpf,
     /// so by default its XDP link is not pinned and dies with it).
     pub pin_dir: Option<PathBuf>,
+    /// Each real server's `mac` written in the file; without it (the
+    /// default) tandemd takes the IVRs' MACs from its neighbour table.
+    pub typed_macs: bool,
 }
 
 impl Default for PairOptions {
@@ -107,6 +110,7 @@ impl Default for PairOptions {
             flags: vec!["sip_persist".into()],
             tcp_service: false,
             configured_ivrs: None,
+            typed_macs: false,
             ivr_heartbeats: true,
             heartbeat_interval_ms: 10,
             multiplier: 3,
@@ -230,8 +234,9 @@ impl DirectorConfig {
         let reals = |with_id: bool| {
             let mut s = String::new();
             for (k, (addr, mac)) in ivrs.iter().enumerate() {
+                let mac = if o.typed_macs { format!("mac = \"{mac}\"\n") } else { String::new() };
                 s.push_str(&format!(
-                    "[[service.real]]\naddress = \"{addr}\"\nmac = \"{mac}\"\nweight = 1\n{}\n",
+                    "[[service.real]]\naddress = \"{addr}\"\n{mac}weight = 1\n{}\n",
                     if with_id {
                         format!("node_id = {}\n", ivr_node_id(k))
                     } else {

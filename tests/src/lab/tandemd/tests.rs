@@ -45,7 +45,8 @@ fn default_pair_config_has_sync_persistence_and_ivr_heartbeats() {
         "multiplier = 3",
         "[sync]\nport = 8848",
         "flags = [\"sip_persist\"]",
-        "address = \"198.18.0.21\"\nmac = \"02:00:00:00:00:21\"\nweight = 1\nnode_id = 101",
+        // No typed MAC: tandemd takes it from its neighbour table.
+        "address = \"198.18.0.21\"\nweight = 1\nnode_id = 101",
         "node_id = 102",
         "flow_entries = 65536",
         "socket = \"/tmp/x/a.sock\"",
@@ -54,6 +55,8 @@ fn default_pair_config_has_sync_persistence_and_ivr_heartbeats() {
     }
     assert!(!a.contains("[[card]]") && !a.contains("metrics_listen"));
     assert!(!a.contains("protocol = \"tcp\""));
+    let typed = text(DIRECTOR_A, &PairOptions { typed_macs: true, ..PairOptions::default() }, None);
+    assert!(typed.contains("address = \"198.18.0.21\"\nmac = \"02:00:00:00:00:21\"\nweight = 1"), "{typed}");
     let b = text(DIRECTOR_B, &PairOptions::default(), None);
     assert!(b.contains("id = 2\npeer_id = 1") && b.contains("priority = 100"));
     assert!(b.contains(&format!("local = \"{}\"", lab::HB_B_ADDR)));
