@@ -53,6 +53,7 @@ fn reals_at(n: u64) -> Vec<RealStatus> {
             packets: 1234 + 500 * n,
             bytes: 567_890 + 25_000 * n,
             new_flows: 40 + 5 * n,
+            mac: None,
         })
         .collect()
 }
