@@ -184,6 +184,7 @@ mod tests {
                     packets: p,
                     bytes: b,
                     new_flows: n,
+                    mac: None,
                 })
                 .collect(),
         }

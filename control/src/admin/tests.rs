@@ -291,6 +291,7 @@ fn tables_look_like_ipvsadm() {
             packets: 10,
             bytes: 1000,
             new_flows: 9,
+            mac: None,
         }],
     }];
     let t = render_services(&services);

@@ -135,6 +135,7 @@ mod tests {
             packets,
             bytes: packets * 100,
             new_flows: packets / 10,
+            mac: None,
         }
     }
 
