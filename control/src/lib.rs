@@ -38,6 +38,7 @@ pub mod pool;
 pub mod reload;
 pub mod sipprobe;
 pub mod sync;
+pub mod systemd;
 pub mod uring;
 pub mod vip;
 pub mod witness;

@@ -187,6 +187,9 @@ pub struct Daemon {
     senders: Vec<tandem_dataplane::HeartbeatSender>,
     /// What `tandemctl zero` made the views' zero (`zero`).
     baseline: zero::Baseline,
+    /// systemd's notify socket: READY, RELOADING, STOPPING, WATCHDOG
+    /// ([`crate::systemd`]; a no-op when not started by systemd).
+    notify: crate::systemd::Notifier,
 }
 
 fn mono_ns() -> u64 {
@@ -318,6 +321,10 @@ impl Daemon {
             self.sync_turn()?;
             self.probe_turn()?;
             self.clients_turn()?;
+            // systemd: READY once the role is decided, RELOADING around
+            // an operator's reload, and the watchdog ping of this turn.
+            let reloading = self.operator_reload_running();
+            self.notify.turn(Instant::now(), self.pair.state(), reloading);
             self.warn_if_slow(turn, || "after the events".into());
         }
     }
@@ -441,6 +448,7 @@ impl Daemon {
             self.mark(Event::ShuttingDown {
                 signal: s.as_str().into(),
             });
+            self.notify.stopping();
             self.shutdown()?;
             return Ok(Flow::Stop);
         }
