@@ -36,6 +36,7 @@ pub mod net;
 pub mod pair;
 pub mod pool;
 pub mod reload;
+pub mod repeats;
 pub mod sipprobe;
 pub mod sync;
 pub mod systemd;

@@ -948,7 +948,8 @@ fn key_files_are_read_and_checked() {
     let e = error_of(&text_for(&open));
     assert!(
         e.starts_with("heartbeat.key_file: ")
-            && e.contains("may be read or written by others than its owner (mode 0644"),
+            && e.contains("is mode 0644 (uid ")
+            && e.contains(&format!("chmod 600 {}", open.display())),
         "{e}"
     );
     let garbage = write("bad.key", "0f0e0d0c0b0a0908070605040302010\n", 0o600);

@@ -217,6 +217,12 @@ impl Daemon {
         self.config_path = Some(path.into());
     }
 
+    /// What a reload does with key material others may read: refuse it
+    /// (the default), or warn (`tandemd --allow-open-keys`).
+    pub fn set_open_keys(&mut self, policy: crate::config::OpenKeys) {
+        self.cfg_worker.set_open_keys(policy);
+    }
+
     /// Arms every wait the loop starts with.
     fn start_waits(&mut self) -> Result<()> {
         let now = Instant::now();
@@ -325,6 +331,7 @@ impl Daemon {
             // an operator's reload, and the watchdog ping of this turn.
             let reloading = self.operator_reload_running();
             self.notify.turn(Instant::now(), self.pair.state(), reloading);
+            self.timeline.tick(mono_ns());
             self.warn_if_slow(turn, || "after the events".into());
         }
     }
