@@ -190,7 +190,7 @@ fn import(test: &str, kind: &str, source: &str, extra: &[&str]) -> (Config, BTre
         "tandemd --check refused the imported file: {}\n{file}",
         text(&check.stderr)
     );
-    let base = Config::load(fixture("base.toml")).expect("base");
+    let (base, _open) = Config::load_with(fixture("base.toml"), tandem_control::config::OpenKeys::Warn).expect("base");
     assert_eq!(
         (
             &config.node,

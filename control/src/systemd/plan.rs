@@ -176,7 +176,7 @@ mod tests {
         let mut w = WatchdogPacer::new(Duration::from_secs(2));
         assert_eq!(w.period(), 500 * MS);
         // Turns every 10 ms for 2 s: a ping at 0, 500, 1000, 1500 ms.
-        let pinged: Vec<u64> = (0..200u64)
+        let pinged: Vec<u32> = (0..200u32)
             .filter(|i| w.handle_turn(t0 + *i * 10 * MS))
             .map(|i| i * 10)
             .collect();
