@@ -549,3 +549,77 @@ fn privileged_tandemctl_service_and_real_edit_the_file_and_the_running_daemon() 
     d.signal(libc::SIGTERM);
     assert!(d.exited(Duration::from_secs(5)).is_some_and(|s| s.success()), "clean exit on SIGTERM");
 }
+
+/// The notify socket's datagrams until `until` says stop (or 15 s pass).
+fn notes_until(sock: &std::os::unix::net::UnixDatagram, mut until: impl FnMut(&str) -> bool) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let note = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let stop = until(&note);
+            got.push(note);
+            if stop {
+                break;
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn privileged_systemd_is_told_ready_reloading_stopping_and_pinged_by_the_watchdog() {
+    if !require_privileged("privileged_systemd_is_told_ready_reloading_stopping_and_pinged_by_the_watchdog") {
+        return;
+    }
+    let ns = lab("sdnotify");
+    let dir = Dir::new("sdnotify");
+    let cfg = dir.0.join("tandem.toml");
+    let socket = dir.0.join("a.sock");
+    tandem_tests::write_private(&cfg, config(&socket, "")).expect("config");
+    let notify = dir.0.join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let stderr = dir.0.join("stderr");
+    // WATCHDOG_PID must be tandemd's own: the shell's, which exec keeps.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec ip netns exec \"$0\" \"$1\" --config \"$2\"")
+        .arg(&ns.0)
+        .arg(tandemd())
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &notify)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&stderr).expect("stderr")))
+        .spawn()
+        .expect("tandemd");
+    let mut d = Daemon(child);
+    let err = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let start = notes_until(&sock, |n| n == "READY=1\n");
+    assert_eq!(start.last().map(String::as_str), Some("READY=1\n"), "no READY: {start:?} {}", err());
+    assert!(
+        start.iter().any(|n| n.starts_with("STATUS=role: ")),
+        "the role in STATUS before READY: {start:?}"
+    );
+    // Pinged every 100 ms (a quarter of 400 ms): about 10 in 1 s.
+    let t = Instant::now();
+    let mut pings = 0;
+    notes_until(&sock, |n| {
+        pings += usize::from(n == "WATCHDOG=1\n");
+        t.elapsed() > Duration::from_secs(1)
+    });
+    assert!((5..=14).contains(&pings), "{pings} watchdog pings in 1 s");
+    d.wait_answering(&socket, &stderr);
+    d.signal(libc::SIGHUP);
+    let reload = notes_until(&sock, |n| n == "READY=1\n");
+    let reloading = reload.iter().position(|n| n.starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert!(reloading.is_some(), "RELOADING=1 with MONOTONIC_USEC: {reload:?}");
+    assert_eq!(reload.last().map(String::as_str), Some("READY=1\n"), "{reload:?}");
+    d.signal(libc::SIGTERM);
+    let stop = notes_until(&sock, |n| n == "STOPPING=1\n");
+    assert_eq!(stop.last().map(String::as_str), Some("STOPPING=1\n"), "{stop:?} {}", err());
+    assert!(d.exited(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", err());
+}
