@@ -15,14 +15,17 @@
 use std::{
     os::fd::{AsRawFd, OwnedFd, RawFd},
     path::PathBuf,
-    sync::{Arc, mpsc},
+    sync::{
+        Arc, mpsc,
+        atomic::{AtomicBool, Ordering},
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
 
 use tandem_dataplane::{HeartbeatSender, ServiceConfig};
 
-use crate::config::Config;
+use crate::config::{Config, OpenKeys};
 
 /// What to read.
 #[derive(Clone, Debug)]
@@ -73,10 +76,18 @@ pub struct Done {
     pub took: Duration,
 }
 
-/// Reads, checks and resolves what `source` names; nothing changes.
-pub fn load(source: &Source) -> Result<Loaded, String> {
+/// Reads, checks and resolves what `source` names; nothing changes. Key
+/// material others may read is refused, or under [`OpenKeys::Warn`]
+/// logged as a warning (once per reload).
+pub fn load(source: &Source, open_keys: OpenKeys) -> Result<Loaded, String> {
     match source {
-        Source::File(path) => resolve(Config::load(path).map_err(|e| e.to_string())?),
+        Source::File(path) => {
+            let (cfg, open) = Config::load_with(path, open_keys).map_err(|e| e.to_string())?;
+            for k in open {
+                tracing::warn!(path = %k.path.display(), mode = k.mode, "{k}; accepted: --allow-open-keys");
+            }
+            resolve(cfg)
+        }
         Source::Services { base, services, follow } => {
             let cfg = base
                 .with_services(services)
@@ -132,6 +143,8 @@ pub struct ConfigWorker {
     rx: mpsc::Receiver<Done>,
     efd: Arc<OwnedFd>,
     thread: Option<JoinHandle<()>>,
+    /// Key material others may read is warned of, not refused.
+    allow_open_keys: Arc<AtomicBool>,
 }
 
 impl ConfigWorker {
@@ -140,11 +153,18 @@ impl ConfigWorker {
         let signal_fd = Arc::clone(&efd);
         let (tx, jobs) = mpsc::channel::<(Job, Instant)>();
         let (done, rx) = mpsc::channel();
+        let allow_open_keys = Arc::new(AtomicBool::new(false));
+        let allow = Arc::clone(&allow_open_keys);
         let thread = std::thread::Builder::new()
             .name("tandemd-config".into())
             .spawn(move || {
                 for (job, asked) in jobs {
-                    let result = load(&job.source).map(Box::new);
+                    let open_keys = if allow.load(Ordering::Relaxed) {
+                        OpenKeys::Warn
+                    } else {
+                        OpenKeys::Refuse
+                    };
+                    let result = load(&job.source, open_keys).map(Box::new);
                     let d = Done {
                         ticket: job.ticket,
                         result,
@@ -161,7 +181,15 @@ impl ConfigWorker {
             rx,
             efd,
             thread: Some(thread),
+            allow_open_keys,
         })
+    }
+
+    /// What the files read from now on may do with key material others
+    /// may read (`tandemd --allow-open-keys`: [`OpenKeys::Warn`]).
+    pub fn set_open_keys(&self, policy: OpenKeys) {
+        self.allow_open_keys
+            .store(policy == OpenKeys::Warn, Ordering::Relaxed);
     }
 
     /// Queues a job; its result comes back through [`Self::take_done`].

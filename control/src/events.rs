@@ -501,6 +501,167 @@ impl Event {
     }
 }
 
+/// The structured fields of an event, for a log record (journald's
+/// `KIND=`, `EPOCH=`, …): what it is and what it is about, where it has them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fields<'a> {
+    /// The event's name, as in its JSON (`state_changed`).
+    pub kind: &'static str,
+    /// An IVR's heartbeat node id (a real server), or this node's at start.
+    pub ivr_node: Option<u32>,
+    /// The sync peer's address.
+    pub sync_peer: Option<&'a str>,
+    pub epoch: Option<u64>,
+    /// A real server's address.
+    pub real: Option<IpAddr>,
+    /// A VIP.
+    pub vip: Option<IpAddr>,
+    /// An interface, heartbeat path, card root or takeover object.
+    pub object: Option<&'a str>,
+    /// Why: a state change's reason, a refusal's, an error.
+    pub reason: Option<&'a str>,
+}
+
+impl Event {
+    /// The event's name, as its JSON `event` tag writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Started { .. } => "started",
+            Event::StateChanged { .. } => "state_changed",
+            Event::Held { .. } => "held",
+            Event::Fenced { .. } => "fenced",
+            Event::PeerMisconfigured { .. } => "peer_misconfigured",
+            Event::LoopLate { .. } => "loop_late",
+            Event::TakeoverDone { .. } => "takeover_done",
+            Event::VipsReleased => "vips_released",
+            Event::GarpResent => "garp_resent",
+            Event::SpansShutDown => "spans_shut_down",
+            Event::SpansStarted { .. } => "spans_started",
+            Event::SpansFailed { .. } => "spans_failed",
+            Event::CardAlarm { .. } => "card_alarm",
+            Event::WitnessProbing => "witness_probing",
+            Event::WitnessAnswered => "witness_answered",
+            Event::WitnessUnreachable => "witness_unreachable",
+            Event::IvrHealth { .. } => "ivr_health",
+            Event::SipOptions { .. } => "sip_options",
+            Event::SyncConnected { .. } => "sync_connected",
+            Event::SyncClosed { .. } => "sync_closed",
+            Event::SyncInSync => "sync_in_sync",
+            Event::LinkChanged { .. } => "link_changed",
+            Event::LinksDown { .. } => "links_down",
+            Event::VipAddress { .. } => "vip_address",
+            Event::Realtime { .. } => "realtime",
+            Event::Reloaded { .. } => "reloaded",
+            Event::ConfigMismatch { .. } => "config_mismatch",
+            Event::ReloadRefused { .. } => "reload_refused",
+            Event::FileFollowed { .. } => "file_followed",
+            Event::ShuttingDown { .. } => "shutting_down",
+            Event::SlowTurn { .. } => "slow_turn",
+            Event::GarpFailed { .. } => "garp_failed",
+            Event::GarpRecovered { .. } => "garp_recovered",
+            Event::GarpGaveUp { .. } => "garp_gave_up",
+            Event::TakeoverStepFailed { .. } => "takeover_step_failed",
+            Event::TakeoverStepRecovered { .. } => "takeover_step_recovered",
+        }
+    }
+
+    /// Its fields for a structured log record.
+    pub fn fields(&self) -> Fields<'_> {
+        let mut f = Fields {
+            kind: self.kind(),
+            ..Fields::default()
+        };
+        match self {
+            Event::StateChanged { epoch, reason, .. } => {
+                f.epoch = Some(*epoch);
+                f.reason = (!reason.is_empty()).then_some(reason.as_str());
+            }
+            Event::TakeoverDone { epoch, .. } => f.epoch = Some(*epoch),
+            Event::Held { hold, .. } => f.reason = Some(hold),
+            Event::PeerMisconfigured { path, .. } => f.object = Some(path),
+            Event::SpansStarted { root, .. } => f.object = Some(root),
+            Event::SpansFailed { root, error } => {
+                f.object = Some(root);
+                f.reason = Some(error);
+            }
+            Event::IvrHealth { node_id, .. } => f.ivr_node = Some(*node_id),
+            Event::SipOptions { real, .. } => f.real = Some(*real),
+            Event::SyncConnected { peer, .. } => f.sync_peer = Some(peer),
+            Event::SyncClosed { peer, why } => {
+                f.sync_peer = Some(peer);
+                f.reason = Some(why);
+            }
+            Event::LinkChanged { name, .. } => f.object = Some(name),
+            Event::VipAddress {
+                addr,
+                interface,
+                error,
+                ..
+            } => {
+                f.vip = Some(*addr);
+                f.object = Some(interface);
+                f.reason = error.as_deref();
+            }
+            Event::Realtime { error, .. } => f.reason = error.as_deref(),
+            Event::Reloaded { source, .. } => f.object = Some(source),
+            Event::ReloadRefused { source, reason } => {
+                f.object = Some(source);
+                f.reason = Some(reason);
+            }
+            Event::FileFollowed { path, error, .. } => {
+                f.object = Some(path);
+                f.reason = error.as_deref();
+            }
+            Event::ShuttingDown { signal } => f.reason = Some(signal),
+            Event::SlowTurn { during, .. } => f.object = Some(during),
+            Event::GarpFailed {
+                vip,
+                interface,
+                error,
+                ..
+            } => {
+                f.vip = Some(*vip);
+                f.object = Some(interface);
+                f.reason = Some(error);
+            }
+            Event::GarpRecovered { vip, interface, .. } | Event::GarpGaveUp { vip, interface, .. } => {
+                f.vip = Some(*vip);
+                f.object = Some(interface);
+            }
+            Event::TakeoverStepFailed { object, error, .. } => {
+                f.object = Some(object);
+                f.reason = Some(error);
+            }
+            Event::TakeoverStepRecovered { object, .. } => f.object = Some(object),
+            _ => {}
+        }
+        f
+    }
+
+    /// What makes two warnings "the same" for [`crate::repeats`]: the
+    /// kind and what it is about, not its measurements (a loop late by
+    /// 3 ms and by 4 ms is one warning repeated).
+    pub fn repeat_key(&self) -> String {
+        let f = self.fields();
+        let mut key = f.kind.to_string();
+        if let Event::PeerMisconfigured { on, .. } | Event::ConfigMismatch { on, .. } = self {
+            key.push_str(if *on { "|on" } else { "|off" });
+        }
+        for part in [
+            f.ivr_node.map(|n| n.to_string()),
+            f.sync_peer.map(str::to_owned),
+            f.real.map(|a| a.to_string()),
+            f.vip.map(|a| a.to_string()),
+            f.object.map(str::to_owned),
+            f.reason.map(str::to_owned),
+        ] {
+            key.push('|');
+            key.push_str(part.as_deref().unwrap_or(""));
+        }
+        key
+    }
+}
+
 /// One event with its sequence number and `CLOCK_MONOTONIC` time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamped {

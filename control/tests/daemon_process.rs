@@ -166,7 +166,7 @@ fn privileged_refused_config_changes_nothing_on_the_host() {
     // path on the VIP's interface (their source address), and the only
     // path is on hb0.
     let probes = "sip_options = { interval_ms = 1000, timeout_ms = 500, failures = 3 }";
-    std::fs::write(&cfg, config(&dir.0.join("a.sock"), probes)).expect("config");
+    tandem_tests::write_private(&cfg, config(&dir.0.join("a.sock"), probes)).expect("config");
     let before = (
         sysctl(&ns.0, "net.ipv4.conf.svc0.arp_ignore"),
         sysctl(&ns.0, "net.ipv4.conf.svc0.arp_announce"),
@@ -208,7 +208,7 @@ fn privileged_sighup_and_reload_apply_the_file_live_and_errors_reach_stderr() {
     let dir = Dir::new("hup");
     let socket = dir.0.join("a.sock");
     let cfg = dir.0.join("tandem.toml");
-    std::fs::write(&cfg, config(&socket, "")).expect("config");
+    tandem_tests::write_private(&cfg, config(&socket, "")).expect("config");
     let mut d = Daemon::start(&ns.0, &cfg, &dir.0.join("a.err"));
     let status = || admin::request(&socket, &admin::Request::Status, Duration::from_millis(500));
     d.wait_answering(&socket, &dir.0.join("a.err"));
@@ -232,7 +232,7 @@ fn privileged_sighup_and_reload_apply_the_file_live_and_errors_reach_stderr() {
         .output()
         .expect("tandemctl save");
     assert!(out.status.success(), "tandemctl save: {}", String::from_utf8_lossy(&out.stderr));
-    std::fs::write(&saved, &out.stdout).expect("saved file");
+    tandem_tests::write_private(&saved, &out.stdout).expect("saved file");
     let check = Command::new(tandemd()).arg("--check").arg("--config").arg(&saved).output().expect("tandemd --check");
     assert!(check.status.success(), "tandemd --check refused the saved file: {}\n{}", String::from_utf8_lossy(&check.stderr), String::from_utf8_lossy(&out.stdout));
     assert_eq!(
@@ -256,13 +256,13 @@ fn privileged_sighup_and_reload_apply_the_file_live_and_errors_reach_stderr() {
     };
     let edited = dir.0.join("edited.toml");
     let base = config(&socket, "");
-    std::fs::write(&edited, base.replacen("mac = \"02:18:00:00:00:21\"", "mac = \"02:18:00:00:00:21\"\nweight = 7", 1)).expect("edited");
+    tandem_tests::write_private(&edited, base.replacen("mac = \"02:18:00:00:00:21\"", "mac = \"02:18:00:00:00:21\"\nweight = 7", 1)).expect("edited");
     let (code, v) = plan(&edited);
     assert_eq!(code, Some(0), "a weight edit applies live: {v}");
     assert_eq!(v["changes"].as_array().map(Vec::len), Some(1), "{v}");
     assert_eq!(v["changes"][0]["change"], "real_edited", "{v}");
     assert_eq!((v["changes"][0]["fields"][0]["field"].as_str(), v["changes"][0]["fields"][0]["from"].as_str(), v["changes"][0]["fields"][0]["to"].as_str()), (Some("weight"), Some("1"), Some("7")), "{v}");
-    std::fs::write(&edited, base.replacen("id = 1", "id = 5", 1)).expect("edited");
+    tandem_tests::write_private(&edited, base.replacen("id = 1", "id = 5", 1)).expect("edited");
     let (code, v) = plan(&edited);
     assert_eq!(code, Some(1), "a new node id is refused: {v}");
     assert_eq!((v["refused"][0]["field"].as_str(), v["refused"][0]["why"].as_str()), (Some("node.id"), Some("identity")), "{v}");
@@ -290,7 +290,7 @@ fn privileged_sighup_and_reload_apply_the_file_live_and_errors_reach_stderr() {
         "mac = \"02:18:00:00:00:21\"\nweight = 7\n\n[[service.real]]\naddress = \"198.18.0.22\"\nmac = \"02:18:00:00:00:22\"\nstate = \"draining\"",
         1,
     );
-    std::fs::write(&cfg, &two).expect("config");
+    tandem_tests::write_private(&cfg, &two).expect("config");
     d.signal(libc::SIGHUP);
     let end = Instant::now() + Duration::from_secs(5);
     while reals().len() < 2 && Instant::now() < end {
@@ -315,24 +315,24 @@ fn privileged_sighup_and_reload_apply_the_file_live_and_errors_reach_stderr() {
     let r = reload(false);
     assert!(r.applied && r.changes.is_empty() && r.fingerprint == second, "{r:?}");
     // A dry run of a removal says it and changes nothing.
-    std::fs::write(&cfg, &base).expect("config");
+    tandem_tests::write_private(&cfg, &base).expect("config");
     let r = reload(true);
     assert!(!r.applied && r.dry_run && r.error.is_none(), "{r:?}");
     assert_eq!(r.changes.len(), 2, "the removal and the weight back to 1: {r:?}");
     assert_eq!(reals().len(), 2, "a dry run changes nothing");
     // A file with an error, and one with a change that cannot be live:
     // refused whole, nothing changed, the reason named.
-    std::fs::write(&cfg, base.replacen("scheduler = \"rr\"", "scheduler = \"fastest\"", 1)).expect("config");
+    tandem_tests::write_private(&cfg, base.replacen("scheduler = \"rr\"", "scheduler = \"fastest\"", 1)).expect("config");
     let r = reload(false);
     assert!(!r.applied, "{r:?}");
     assert!(r.error.as_deref().is_some_and(|e| e.contains("tandem.toml") && e.contains("service[0].scheduler")), "{r:?}");
-    std::fs::write(&cfg, base.replacen("interval_ms = 10", "interval_ms = 20", 1).replacen("weight = 7", "", 1)).expect("config");
+    tandem_tests::write_private(&cfg, base.replacen("interval_ms = 10", "interval_ms = 20", 1).replacen("weight = 7", "", 1)).expect("config");
     let r = reload(false);
     assert!(!r.applied && r.refused.iter().any(|x| x.starts_with("heartbeat.interval_ms")), "{r:?}");
     assert_eq!(fingerprint(), second, "refused reloads change nothing");
     assert_eq!(reals().len(), 2);
     // tandemctl reload: the removal applied; exit 0.
-    std::fs::write(&cfg, &base).expect("config");
+    tandem_tests::write_private(&cfg, &base).expect("config");
     let out = Command::new(env!("CARGO_BIN_EXE_tandemctl")).arg("--socket").arg(&socket).arg("reload").output().expect("tandemctl reload");
     assert!(out.status.success(), "tandemctl reload: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(reals(), [("198.18.0.21".to_string(), 1, "up".to_string())]);
@@ -346,7 +346,7 @@ fn privileged_sighup_and_reload_apply_the_file_live_and_errors_reach_stderr() {
     // An error on the way (an admin socket it cannot create) stops the
     // start and reaches stderr, once, with the object it concerns.
     let bad = PathBuf::from("/proc/tandem-no-such-dir/a.sock");
-    std::fs::write(&cfg, config(&bad, "")).expect("config");
+    tandem_tests::write_private(&cfg, config(&bad, "")).expect("config");
     let err = dir.0.join("b.err");
     let mut d = Daemon::start(&ns.0, &cfg, &err);
     let end = Instant::now() + Duration::from_secs(15);
@@ -384,13 +384,13 @@ fn privileged_a_second_daemon_on_the_same_admin_socket_refuses_to_start() {
     let dir = Dir::new("samesock");
     let socket = dir.0.join("a.sock");
     let cfg = dir.0.join("tandem.toml");
-    std::fs::write(&cfg, config(&socket, "")).expect("config");
+    tandem_tests::write_private(&cfg, config(&socket, "")).expect("config");
     let mut first = Daemon::start(&ns1.0, &cfg, &dir.0.join("1.err"));
     let status = || admin::request(&socket, &admin::Request::Status, Duration::from_millis(500));
     first.wait_answering(&socket, &dir.0.join("1.err"));
     // The same socket path, in another namespace, under another name.
     let cfg2 = dir.0.join("second.toml");
-    std::fs::write(&cfg2, config(&socket, "").replace("name = \"a\"", "name = \"second\"")).expect("config");
+    tandem_tests::write_private(&cfg2, config(&socket, "").replace("name = \"a\"", "name = \"second\"")).expect("config");
     let err = dir.0.join("2.err");
     let mut second = Daemon::start(&ns2.0, &cfg2, &err);
     let st = second.exited(Duration::from_secs(15));
@@ -423,7 +423,7 @@ fn privileged_read_group_members_may_read_and_only_root_may_act() {
     let dir = Dir::new("rgrp");
     let socket = dir.0.join("a.sock");
     let cfg = dir.0.join("tandem.toml");
-    std::fs::write(&cfg, config(&socket, "") + &format!("read_group = \"{group}\"\n")).expect("config");
+    tandem_tests::write_private(&cfg, config(&socket, "") + &format!("read_group = \"{group}\"\n")).expect("config");
     let mut d = Daemon::start(&ns.0, &cfg, &dir.0.join("a.err"));
     d.wait_answering(&socket, &dir.0.join("a.err"));
     let meta = std::fs::metadata(&socket).expect("socket");
@@ -473,7 +473,7 @@ fn privileged_tandemctl_service_and_real_edit_the_file_and_the_running_daemon() 
     let cfg = dir.0.join("tandem.toml");
     let err = dir.0.join("a.err");
     let base = format!("# kept through every edit\n{}", config(&socket, ""));
-    std::fs::write(&cfg, &base).expect("config");
+    tandem_tests::write_private(&cfg, &base).expect("config");
     let mut d = Daemon::start(&ns.0, &cfg, &err);
     d.wait_answering(&socket, &err);
     let ctl = |args: &[&str]| {
@@ -548,4 +548,78 @@ fn privileged_tandemctl_service_and_real_edit_the_file_and_the_running_daemon() 
     assert_eq!(timeouts(), (900, 60, 30, 7200), "and so do the timeouts");
     d.signal(libc::SIGTERM);
     assert!(d.exited(Duration::from_secs(5)).is_some_and(|s| s.success()), "clean exit on SIGTERM");
+}
+
+/// The notify socket's datagrams until `until` says stop (or 15 s pass).
+fn notes_until(sock: &std::os::unix::net::UnixDatagram, mut until: impl FnMut(&str) -> bool) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(15);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let note = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let stop = until(&note);
+            got.push(note);
+            if stop {
+                break;
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn privileged_systemd_is_told_ready_reloading_stopping_and_pinged_by_the_watchdog() {
+    if !require_privileged("privileged_systemd_is_told_ready_reloading_stopping_and_pinged_by_the_watchdog") {
+        return;
+    }
+    let ns = lab("sdnotify");
+    let dir = Dir::new("sdnotify");
+    let cfg = dir.0.join("tandem.toml");
+    let socket = dir.0.join("a.sock");
+    tandem_tests::write_private(&cfg, config(&socket, "")).expect("config");
+    let notify = dir.0.join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    let stderr = dir.0.join("stderr");
+    // WATCHDOG_PID must be tandemd's own: the shell's, which exec keeps.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("WATCHDOG_PID=$$ exec ip netns exec \"$0\" \"$1\" --config \"$2\"")
+        .arg(&ns.0)
+        .arg(tandemd())
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &notify)
+        .env("WATCHDOG_USEC", "400000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&stderr).expect("stderr")))
+        .spawn()
+        .expect("tandemd");
+    let mut d = Daemon(child);
+    let err = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let start = notes_until(&sock, |n| n == "READY=1\n");
+    assert_eq!(start.last().map(String::as_str), Some("READY=1\n"), "no READY: {start:?} {}", err());
+    assert!(
+        start.iter().any(|n| n.starts_with("STATUS=role: ")),
+        "the role in STATUS before READY: {start:?}"
+    );
+    // Pinged every 100 ms (a quarter of 400 ms): about 10 in 1 s.
+    let t = Instant::now();
+    let mut pings = 0;
+    notes_until(&sock, |n| {
+        pings += usize::from(n == "WATCHDOG=1\n");
+        t.elapsed() > Duration::from_secs(1)
+    });
+    assert!((5..=14).contains(&pings), "{pings} watchdog pings in 1 s");
+    d.wait_answering(&socket, &stderr);
+    d.signal(libc::SIGHUP);
+    let reload = notes_until(&sock, |n| n == "READY=1\n");
+    let reloading = reload.iter().position(|n| n.starts_with("RELOADING=1\nMONOTONIC_USEC="));
+    assert!(reloading.is_some(), "RELOADING=1 with MONOTONIC_USEC: {reload:?}");
+    assert_eq!(reload.last().map(String::as_str), Some("READY=1\n"), "{reload:?}");
+    d.signal(libc::SIGTERM);
+    let stop = notes_until(&sock, |n| n == "STOPPING=1\n");
+    assert_eq!(stop.last().map(String::as_str), Some("STOPPING=1\n"), "{stop:?} {}", err());
+    assert!(d.exited(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", err());
 }

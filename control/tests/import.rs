@@ -19,9 +19,20 @@ use tandem_dataplane::{
 };
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/import")
-        .join(name)
+        .join(name);
+    if name != "base.toml" {
+        return path;
+    }
+    // The base holds keys inline: a private copy (a checkout's file is
+    // 0644, which tandemctl warns of).
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let copy = std::env::temp_dir().join(format!("tandem-import-base-{}-{n}.toml", std::process::id()));
+    let text = std::fs::read(&path).expect("base fixture");
+    tandem_tests::write_private(&copy, text).expect("private base");
+    copy
 }
 
 /// A directory of this test's own, emptied.
@@ -191,7 +202,7 @@ fn import(test: &str, kind: &str, source: &str, extra: &[&str]) -> (Config, BTre
         "tandemd --check refused the imported file: {}\n{file}",
         text(&check.stderr)
     );
-    let base = Config::load(fixture("base.toml")).expect("base");
+    let (base, _open) = Config::load_with(fixture("base.toml"), tandem_control::config::OpenKeys::Warn).expect("base");
     assert_eq!(
         (
             &config.node,

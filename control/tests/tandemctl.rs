@@ -758,7 +758,7 @@ fn tandemctl_key_generates_and_derives_ivr_keys() {
     let dir = std::env::temp_dir().join(format!("tandemctl-key-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("tandem.toml");
-    std::fs::write(
+    tandem_tests::write_private(
         &config,
         format!(
             "[node]\nid = 1\npeer_id = 2\nname = \"a\"\n[heartbeat]\nkey = \"{}\"\nivr_key = \"{}\"\n\

@@ -43,3 +43,19 @@ pub use error::LabError;
 pub use lab::netns::{cleanup_stale, in_netns, try_in_netns};
 pub use lab::privileged::require_privileged;
 pub use lab::{Host, Iface, Lab, LabOptions, Topology};
+
+/// Writes `text` to `path` readable and writable by its owner only (mode
+/// 0600, also when the file existed with another mode): a `tandem.toml`
+/// holding a key inline, or a key file, as tandemd accepts them.
+pub fn write_private(path: impl AsRef<std::path::Path>, text: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt, os::unix::fs::PermissionsExt};
+    let path = path.as_ref();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(text.as_ref())
+}

@@ -21,6 +21,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("zlib1g-dev", "bpf-linker build"),
     ("iproute2", "lab: ip netns/link/addr"),
     ("sip-tester", "lab: SIPp"),
+    ("systemd", "systemd-analyze verify of control/dist/tandemd.service"),
     ("keepalived", "failover comparison"),
     ("stress-ng", "failover bench --noisy: CPU and RT load"),
     ("tcpdump", "lab: captures"),

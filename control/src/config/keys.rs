@@ -9,7 +9,9 @@
 //! | sync | `sync.key` | `sync.key_file` | derived from the director heartbeat key |
 //!
 //! [`load`] reads the key files of a file that passed every other check:
-//! it refuses a file others may read or write, content that is not one key,
+//! it refuses a file others may read or write (as ssh does a private key;
+//! with [`OpenKeys::Warn`], tandemd's `--allow-open-keys`, it warns
+//! instead), content that is not one key,
 //! an all-zero key, and two roles given the same key — each problem naming
 //! its field, none showing a key. This is the only place where the
 //! configuration reads a file other than `tandem.toml`.
@@ -17,12 +19,12 @@
 use std::{
     fs,
     ops::Deref,
-    os::unix::fs::{MetadataExt, PermissionsExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
 };
 
 use super::{
-    ConfigError,
+    ConfigError, OpenKey, OpenKeys,
     model::File,
     value::{Key, parse_key, quoted},
 };
@@ -97,13 +99,16 @@ fn one(
     field: &str,
     inline: &Option<Key>,
     file: &Option<super::value::AbsPath>,
+    open: (OpenKeys, &mut Vec<OpenKey>),
     problems: &mut Vec<ConfigError>,
 ) -> Option<KeyConfig> {
     if let Some(Key::Bytes(b)) = inline {
         return Some(KeyConfig::inline(*b));
     }
     let path = Path::new(&file.as_ref()?.0);
-    match read_key_file(path) {
+    let (policy, warnings) = open;
+    let holds = format!("the {field}_file key");
+    match read_key_file_with(path, policy, &holds, warnings) {
         Ok(bytes) => Some(KeyConfig {
             secret: Secret::new(bytes),
             source: KeySource::File(path.to_owned()),
@@ -123,16 +128,34 @@ fn one(
 /// surrounded by white space and `#` comment lines; the file a regular one
 /// that nobody but its owner may read or write.
 pub fn read_key_file(path: &Path) -> Result<[u8; 16], String> {
+    read_key_file_with(path, OpenKeys::Refuse, "a key", &mut Vec::new())
+}
+
+/// [`read_key_file`], with a file others may read refused or, under
+/// [`OpenKeys::Warn`], read and added to `warnings` (`holds`: what it
+/// holds, for the warning).
+fn read_key_file_with(
+    path: &Path,
+    policy: OpenKeys,
+    holds: &str,
+    warnings: &mut Vec<OpenKey>,
+) -> Result<[u8; 16], String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
     if !meta.is_file() {
         return Err("is not a regular file".into());
     }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "may be read or written by others than its owner (mode {mode:04o}, uid {}): make it 0600 or 0400",
-            meta.uid()
-        ));
+    if let Some(open) = OpenKey::of(path, &meta, holds) {
+        match policy {
+            OpenKeys::Refuse => {
+                return Err(format!(
+                    "is mode {:04o} (uid {}): others than its owner may read or write it; run `chmod 600 {}` (or start tandemd with --allow-open-keys)",
+                    open.mode,
+                    meta.uid(),
+                    path.display()
+                ));
+            }
+            OpenKeys::Warn => warnings.push(open),
+        }
     }
     if meta.len() > MAX_KEY_FILE {
         return Err(format!(
@@ -158,21 +181,38 @@ pub fn read_key_file(path: &Path) -> Result<[u8; 16], String> {
     }
 }
 
-/// Reads the keys of `file` (which passed [`super::validate`]).
-pub(super) fn load(file: &File) -> Result<Loaded, Vec<ConfigError>> {
+/// Reads the keys of `file` (which passed [`super::validate`]); with
+/// [`OpenKeys::Warn`], the key files others may read are in `warnings`.
+pub(super) fn load(
+    file: &File,
+    policy: OpenKeys,
+    warnings: &mut Vec<OpenKey>,
+) -> Result<Loaded, Vec<ConfigError>> {
     let mut problems = Vec::new();
     let hb = &file.heartbeat;
-    let heartbeat = one("heartbeat.key", &hb.key, &hb.key_file, &mut problems);
+    let heartbeat = one(
+        "heartbeat.key",
+        &hb.key,
+        &hb.key_file,
+        (policy, warnings),
+        &mut problems,
+    );
     let ivr = one(
         "heartbeat.ivr_key",
         &hb.ivr_key,
         &hb.ivr_key_file,
+        (policy, warnings),
         &mut problems,
     );
-    let sync = file
-        .sync
-        .as_ref()
-        .and_then(|s| one("sync.key", &s.key, &s.key_file, &mut problems));
+    let sync = file.sync.as_ref().and_then(|s| {
+        one(
+            "sync.key",
+            &s.key,
+            &s.key_file,
+            (policy, warnings),
+            &mut problems,
+        )
+    });
     let Some(heartbeat) = heartbeat else {
         if problems.is_empty() {
             problems.push(ConfigError::Missing {

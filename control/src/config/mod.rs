@@ -42,6 +42,7 @@ pub mod edit;
 pub mod import;
 mod keys;
 mod model;
+mod open_keys;
 mod read;
 mod validate;
 mod value;
@@ -63,6 +64,7 @@ use tandem_dataplane::{
 
 pub use dataplane::ifindex;
 pub use keys::{KeyConfig, KeySource, read_key_file};
+pub use open_keys::{OpenKey, OpenKeys};
 
 /// Default UDP port of heartbeats (the one Linux-HA heartbeat used).
 pub const DEFAULT_HEARTBEAT_PORT: u16 = 694;
@@ -174,6 +176,10 @@ pub enum ConfigError {
     /// A value serde refused in its own words.
     #[error("{field}: {message}")]
     Refused { field: String, message: String },
+    /// Key material others than the file's owner may read (the file
+    /// names itself, its mode and the fix).
+    #[error("{0}")]
+    OpenKeys(OpenKey),
     /// More than one problem, in the order found; one per line.
     #[error("{}", lines(None, self))]
     Several(Vec<ConfigError>),
@@ -507,16 +513,35 @@ impl Config {
     }
 
     /// Reads and validates a file; errors are prefixed with its path.
+    /// Key material others may read is refused ([`OpenKeys::Refuse`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        Config::load_with(path, OpenKeys::Refuse).map(|(c, _)| c)
+    }
+
+    /// [`Config::load`], with key material that others than its owner
+    /// may read (a key file, or this file when it holds a key inline)
+    /// refused or, under [`OpenKeys::Warn`], returned as warnings.
+    pub fn load_with(
+        path: impl AsRef<Path>,
+        open_keys: OpenKeys,
+    ) -> Result<(Config, Vec<OpenKey>), ConfigError> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text).map_err(|error| ConfigError::File {
-            path: path.to_owned(),
-            error: Box::new(error),
-        })
+        let (cfg, mut warnings) =
+            Config::parse_with(&text, open_keys).map_err(|error| ConfigError::File {
+                path: path.to_owned(),
+                error: Box::new(error),
+            })?;
+        if let Some(open) = open_keys::inline_in(path, &cfg) {
+            match open_keys {
+                OpenKeys::Refuse => return Err(ConfigError::OpenKeys(open)),
+                OpenKeys::Warn => warnings.insert(0, open),
+            }
+        }
+        Ok((cfg, warnings))
     }
 
     /// Parses and validates the text of a `tandem.toml`. A file with
@@ -525,13 +550,20 @@ impl Config {
     /// cannot be read, or (when every value could be read) every problem of
     /// the checks across fields and tables.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(text, OpenKeys::Refuse).map(|(c, _)| c)
+    }
+
+    /// [`Config::parse`], with key files others may read refused or
+    /// returned as warnings.
+    fn parse_with(text: &str, open_keys: OpenKeys) -> Result<(Config, Vec<OpenKey>), ConfigError> {
         let (file, mut problems) = read::read(text)?;
         if let Some(file) = &file {
             problems.extend(validate::validate(file));
         }
+        let mut warnings = Vec::new();
         match file {
-            Some(file) if problems.is_empty() => match keys::load(&file) {
-                Ok(keys) => Ok(file.resolve(keys)),
+            Some(file) if problems.is_empty() => match keys::load(&file, open_keys, &mut warnings) {
+                Ok(keys) => Ok((file.resolve(keys), warnings)),
                 Err(problems) => Err(ConfigError::from_problems(problems)),
             },
             _ => Err(ConfigError::from_problems(problems)),

@@ -189,6 +189,9 @@ pub struct Daemon {
     senders: Vec<tandem_dataplane::HeartbeatSender>,
     /// What `tandemctl zero` made the views' zero (`zero`).
     baseline: zero::Baseline,
+    /// systemd's notify socket: READY, RELOADING, STOPPING, WATCHDOG
+    /// ([`crate::systemd`]; a no-op when not started by systemd).
+    notify: crate::systemd::Notifier,
 }
 
 fn mono_ns() -> u64 {
@@ -214,6 +217,12 @@ impl Daemon {
     /// reload` read it again (without one, they are refused).
     pub fn set_config_path(&mut self, path: impl Into<std::path::PathBuf>) {
         self.config_path = Some(path.into());
+    }
+
+    /// What a reload does with key material others may read: refuse it
+    /// (the default), or warn (`tandemd --allow-open-keys`).
+    pub fn set_open_keys(&mut self, policy: crate::config::OpenKeys) {
+        self.cfg_worker.set_open_keys(policy);
     }
 
     /// Arms every wait the loop starts with.
@@ -323,6 +332,11 @@ impl Daemon {
             self.sync_turn()?;
             self.probe_turn()?;
             self.clients_turn()?;
+            // systemd: READY once the role is decided, RELOADING around
+            // an operator's reload, and the watchdog ping of this turn.
+            let reloading = self.operator_reload_running();
+            self.notify.turn(Instant::now(), self.pair.state(), reloading);
+            self.timeline.tick(mono_ns());
             self.warn_if_slow(turn, || "after the events".into());
         }
     }
@@ -453,6 +467,7 @@ impl Daemon {
             self.mark(Event::ShuttingDown {
                 signal: s.as_str().into(),
             });
+            self.notify.stopping();
             self.shutdown()?;
             return Ok(Flow::Stop);
         }

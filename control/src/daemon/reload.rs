@@ -88,6 +88,16 @@ impl Daemon {
         Ok(ticket)
     }
 
+    /// Whether a reload an operator asked for (SIGHUP, `tandemctl
+    /// reload`; not a dry run, not the peer's services) is being read or
+    /// applied: systemd is told RELOADING=1 while it is, READY=1 after.
+    pub(super) fn operator_reload_running(&self) -> bool {
+        self.reloads
+            .values()
+            .any(|p| p.origin != Origin::Peer && !p.dry_run)
+            || self.writes.waits_for(|o| o != Origin::Peer)
+    }
+
     /// The worker finished something: decide, apply, answer the waiting
     /// clients.
     pub(super) fn on_config_done(&mut self) -> Result<()> {

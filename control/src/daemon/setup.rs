@@ -353,6 +353,7 @@ impl Daemon {
             config_mismatch: false,
             mismatch_since: None,
             baseline: Default::default(),
+            notify: crate::systemd::Notifier::from_env(),
             cfg,
         };
         // 4. Changes to the host.

@@ -76,6 +76,11 @@ impl Writes {
         }
     }
 
+    /// Whether a reload of an origin `of` accepts waits for these writes.
+    pub(super) fn waits_for(&self, of: impl Fn(Origin) -> bool) -> bool {
+        self.waiting.iter().any(|a| of(a.origin))
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.removed.is_empty() && self.written.is_empty()
     }

@@ -121,7 +121,7 @@ impl LargeDaemon {
         std::fs::create_dir_all(&dir).expect("dir");
         let socket = dir.join("admin.sock");
         let config_path = dir.join("tandem.toml");
-        std::fs::write(&config_path, config(&socket)).expect("write the configuration");
+        tandem_tests::write_private(&config_path, config(&socket)).expect("write the configuration");
         let stderr = dir.join("stderr");
         let err = std::fs::File::create(&stderr).expect("stderr file");
         let child = Command::new("ip")

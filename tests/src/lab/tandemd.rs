@@ -128,7 +128,7 @@ impl Director {
     }
 
     fn write_config(&self) -> Result<()> {
-        std::fs::write(&self.config_path, self.config.text())
+        crate::write_private(&self.config_path, self.config.text())
             .with_context(|| format!("writing {}", self.config_path.display()))
     }
 

@@ -245,7 +245,7 @@ fn key_command(k: KeyCommand) -> ExitCode {
         KeyCommand::Generate => {
             tandem_control::keys::generate().map_err(|e| format!("getrandom: {e}"))
         }
-        KeyCommand::Ivr { node_id, config } => tandem_control::config::Config::load(&config)
+        KeyCommand::Ivr { node_id, config } => load_config(&config)
             .map_err(|e| e.to_string())
             .and_then(|c| {
                 let master = c.heartbeat.ivr_key.ok_or_else(|| {
@@ -269,11 +269,23 @@ fn key_command(k: KeyCommand) -> ExitCode {
     }
 }
 
+/// A configuration file read by tandemctl: key material others may read
+/// is warned of on stderr, not refused (tandemd is the one that refuses
+/// it, unless started with `--allow-open-keys`).
+fn load_config(path: &std::path::Path) -> Result<tandem_control::config::Config, tandem_control::config::ConfigError> {
+    use tandem_control::config::{Config, OpenKeys};
+    let (cfg, open) = Config::load_with(path, OpenKeys::Warn)?;
+    for k in open {
+        eprintln!("tandemctl: warning: {k}");
+    }
+    Ok(cfg)
+}
+
 /// `tandemctl diff`: the running configuration from the daemon, the new
 /// one from the file, and the plan between them.
 fn diff_command(socket: &std::path::Path, timeout: Duration, file: &std::path::Path, json: bool) -> ExitCode {
     use tandem_control::config::{Config, diff};
-    let new = match Config::load(file) {
+    let new = match load_config(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tandemctl: {e}");

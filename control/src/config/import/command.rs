@@ -57,7 +57,10 @@ fn import(o: &Options) -> Result<ExitCode, String> {
         fs::read(&o.input).map_err(|e| format!("{}: cannot read: {e}", o.input.display()))?;
     // A byte that is not UTF-8 makes its line unreadable, not the file.
     let text = String::from_utf8_lossy(&bytes);
-    let base = Config::load(&o.base).map_err(|e| e.to_string())?;
+    let (base, open) = Config::load_with(&o.base, crate::config::OpenKeys::Warn).map_err(|e| e.to_string())?;
+    for k in open {
+        eprintln!("tandemctl: warning: {k}");
+    }
     let arp = match &o.arp {
         Some(path) => {
             fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?

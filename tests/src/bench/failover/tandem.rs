@@ -61,7 +61,7 @@ impl Bench {
         let socket = self.dir.join(format!("tandem-{me}.sock"));
         let text = config_text(&self.lab, me, &tandem_options(), &socket, None);
         let path = self.dir.join(format!("tandem-{me}.toml"));
-        std::fs::write(&path, text)?;
+        crate::write_private(&path, text)?;
         Ok((path, socket))
     }
 
