@@ -555,6 +555,7 @@ impl Event {
             Event::ConfigMismatch { .. } => "config_mismatch",
             Event::ReloadRefused { .. } => "reload_refused",
             Event::FileFollowed { .. } => "file_followed",
+            Event::RealMac { .. } => "real_mac",
             Event::ShuttingDown { .. } => "shutting_down",
             Event::SlowTurn { .. } => "slow_turn",
             Event::GarpFailed { .. } => "garp_failed",
@@ -612,6 +613,7 @@ impl Event {
                 f.object = Some(path);
                 f.reason = error.as_deref();
             }
+            Event::RealMac { address, .. } => f.real = Some(*address),
             Event::ShuttingDown { signal } => f.reason = Some(signal),
             Event::SlowTurn { during, .. } => f.object = Some(during),
             Event::GarpFailed {
