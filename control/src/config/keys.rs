@@ -11,8 +11,9 @@
 //! [`load`] reads the key files of a file that passed every other check:
 //! it refuses a file others may read or write, content that is not one key,
 //! an all-zero key, and two roles given the same key — each problem naming
-//! its field, none showing a key. This is the only place where the
-//! configuration reads a file other than `tandem.toml`.
+//! its field, none showing a key. Besides a card's `system_conf`
+//! ([`super::system_conf`]), this is the only place where the configuration
+//! reads a file other than `tandem.toml`.
 
 use std::{
     fs,
