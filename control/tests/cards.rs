@@ -129,7 +129,6 @@ impl Pair {
             signalling: abi::DAHDI_SIG_FXSKS,
             auto_answer: false,
             watchdog: None,
-        system: None,
             system: None,
         }
     }

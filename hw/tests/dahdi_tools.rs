@@ -1,11 +1,9 @@
 //! Debian's real dahdi-tools against the card simulator.
 //!
 //! Each test mounts a simulated card and runs a real tool (`dahdi_cfg`,
-//! `dahdi_test`, `dahdi_scan`) on it as on a telephony server: in a private
-//! mount namespace (`unshare --mount`) whose `/dev` is a fresh tmpfs holding
-//! the few nodes the tools use (`null`, `zero`, `urandom`, …, a private
-//! `shm` for `dahdi_cfg`'s semaphore) and the simulator's mount bound on
-//! `/dev/dahdi`. Nothing of the host's `/dev` is changed. The tests assert
+//! `dahdi_test`, `dahdi_scan`) on it as on a telephony server, with the
+//! simulator's mount on `/dev/dahdi` in a private mount namespace
+//! ([`tandem_tests::lab::dahdi_tools`]). The tests assert
 //! the simulator's typed state after the tool ran (channel configuration,
 //! tone zones, pseudo channel reads, requests it did not serve).
 //!
@@ -15,27 +13,14 @@
 //! fails under `TANDEM_REQUIRE_PRIVILEGED=1`. Every tool runs under a
 //! deadline and is killed (by its pid) past it.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tandem_hw::abi;
 use tandem_hw::device::Control;
 use tandem_hw::sim::{HdlcRate, MountOptions, MountedCard, SimConfig, Simulator};
-use tandem_tests::privileged::{Need, require};
-
-/// What every test here needs.
-const NEEDS: &[Need] = &[
-    Need::Fuse,
-    Need::Program("unshare", "util-linux"),
-    Need::Program("dahdi_cfg", "dahdi"),
-    Need::Program("dahdi_test", "dahdi"),
-    Need::Program("dahdi_scan", "dahdi"),
-];
-
-/// The longest a tool may run.
-const TOOL_DEADLINE: Duration = Duration::from_secs(30);
+use tandem_tests::lab::dahdi_tools::{self, Ran};
+use tandem_tests::privileged::require;
 
 /// An E1 PRI span as an operator configures it: CCS framing, HDB3 coding,
 /// CRC-4, timing from the line; 30 bearer channels with an echo canceller
@@ -49,22 +34,6 @@ echocanceller=mg2,1-15,17-31
 loadzone=nl
 defaultzone=nl
 ";
-
-/// Runs in the private mount namespace: `$1` the directory to build the
-/// new `/dev` in, `$2` the simulator's mount, then the command.
-const NAMESPACE_SCRIPT: &str = r#"set -e
-dev=$1; sim=$2; shift 2
-mount -t tmpfs -o mode=755 tandem-dev "$dev"
-for node in null zero full random urandom tty; do
-    touch "$dev/$node"
-    mount --bind "/dev/$node" "$dev/$node"
-done
-mkdir "$dev/shm" "$dev/dahdi"
-mount -t tmpfs -o mode=1777 tandem-shm "$dev/shm"
-mount --bind "$sim" "$dev/dahdi"
-mount --rbind "$dev" /dev
-exec "$@"
-"#;
 
 /// A temporary directory, removed on drop (only once nothing is mounted on it).
 struct TempDir(PathBuf);
@@ -107,13 +76,6 @@ struct Server {
     dir: TempDir,
 }
 
-/// What a tool did.
-struct Ran {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
 impl Server {
     fn new(tag: &str) -> Server {
         let dir = TempDir::new(tag);
@@ -145,61 +107,12 @@ impl Server {
 
     /// Run `args` with the simulator on `/dev/dahdi`, in a private mount namespace.
     fn run(&self, args: &[&str]) -> Ran {
-        let mut child = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(NAMESPACE_SCRIPT)
-            .arg("tandem-dahdi-ns")
-            .arg(&self.dev)
-            .arg(self.card.path())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn unshare");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let mut stderr = child.stderr.take().expect("stderr");
-        let out = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stdout.read_to_string(&mut text);
-            text
-        });
-        let err = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for the tool") {
-                break status;
-            }
-            if started.elapsed() > TOOL_DEADLINE {
-                // Our own child, by its pid.
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{args:?} ran longer than {TOOL_DEADLINE:?}: killed");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        Ran {
-            status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        }
+        dahdi_tools::run(self.card.path(), &self.dev, args)
     }
 
     /// Run `args` and insist that it succeeded.
     fn run_ok(&self, args: &[&str]) -> Ran {
-        let ran = self.run(args);
-        assert!(
-            ran.status.success(),
-            "{args:?}: {}\nstdout:\n{}\nstderr:\n{}",
-            ran.status,
-            ran.stdout,
-            ran.stderr
-        );
-        ran
+        self.run(args).expect_success(&format!("{args:?}"))
     }
 
     /// The ioctls the simulator did not serve, by name.
@@ -218,7 +131,7 @@ impl Server {
 }
 
 fn privileged(test: &str) -> bool {
-    require(test, NEEDS)
+    require(test, dahdi_tools::NEEDS)
 }
 
 #[test]
