@@ -79,8 +79,12 @@ fn fuse_takeover_configures_what_dahdi_cfg_configures() {
     .expect("simulator config");
     let mounts: Vec<_> = (0..2)
         .map(|card| {
-            sim.mount(card, &dir.subdir(&format!("card{card}")), MountOptions::default())
-                .expect("mount card")
+            sim.mount(
+                card,
+                &dir.subdir(&format!("card{card}")),
+                MountOptions::default(),
+            )
+            .expect("mount card")
         })
         .collect();
     let conf = dir.0.join("system.conf");
@@ -105,7 +109,9 @@ fn fuse_takeover_configures_what_dahdi_cfg_configures() {
         system: Some(system),
     };
     let mut manager = CardManager::open(&config).expect("open card 1");
-    manager.shutdown_spans().expect("standby shuts its spans down");
+    manager
+        .shutdown_spans()
+        .expect("standby shuts its spans down");
     manager.arm().expect("arm");
     manager
         .start_spans(Instant::now() + Duration::from_millis(500))
@@ -113,23 +119,46 @@ fn fuse_takeover_configures_what_dahdi_cfg_configures() {
 
     let by_tool = sim.channels(0).expect("card 0 channels");
     let by_tandem = sim.channels(1).expect("card 1 channels");
-    assert_eq!(by_tandem, by_tool, "tandem and dahdi_cfg disagree on the channels");
-    assert_eq!(by_tool[15].sigtype, abi::DAHDI_SIG_HDLCFCS, "not vacuous: dchan=16");
-    assert_eq!(by_tool[0].echocan, Some("MG2"), "not vacuous: echocanceller=");
+    assert_eq!(
+        by_tandem, by_tool,
+        "tandem and dahdi_cfg disagree on the channels"
+    );
+    assert_eq!(
+        by_tool[15].sigtype,
+        abi::DAHDI_SIG_HDLCFCS,
+        "not vacuous: dchan=16"
+    );
+    assert_eq!(
+        by_tool[0].echocan,
+        Some("MG2"),
+        "not vacuous: echocanceller="
+    );
     let span = |card: usize| {
         let status = Control::open(mounts[card].path())
             .expect("ctl")
             .span_status(1)
             .expect("SPANSTAT");
-        (status.line_config, status.lbo, status.sync_source, status.configured_channels)
+        (
+            status.line_config,
+            status.lbo,
+            status.sync_source,
+            status.configured_channels,
+        )
     };
-    assert_eq!(span(1), span(0), "tandem and dahdi_cfg disagree on the span");
+    assert_eq!(
+        span(1),
+        span(0),
+        "tandem and dahdi_cfg disagree on the span"
+    );
     assert_eq!(
         span(0).0,
         abi::DAHDI_CONFIG_CCS | abi::DAHDI_CONFIG_HDB3 | abi::DAHDI_CONFIG_CRC4
     );
     for card in 0..2 {
-        assert!(sim.report(card).expect("status")[0].running, "card {card} runs span 1");
+        assert!(
+            sim.report(card).expect("status")[0].running,
+            "card {card} runs span 1"
+        );
         assert_eq!(sim.unserved(card).expect("unserved"), vec![], "card {card}");
     }
     drop(manager);

@@ -152,7 +152,10 @@ fn fuse_dahdi_cfg_applies_an_e1_pri_system_conf() {
         span.line_config,
         abi::DAHDI_CONFIG_CCS | abi::DAHDI_CONFIG_HDB3 | abi::DAHDI_CONFIG_CRC4
     );
-    assert_eq!(span.sync_source, 1, "timing 1: the span is its own sync source");
+    assert_eq!(
+        span.sync_source, 1,
+        "timing 1: the span is its own sync source"
+    );
     assert_eq!(span.configured_channels, 31);
     let report = server.sim.report(0).expect("status");
     assert!(report[0].running, "dahdi_cfg ends with DAHDI_STARTUP");
@@ -165,7 +168,12 @@ fn fuse_dahdi_cfg_applies_an_e1_pri_system_conf() {
             assert_eq!(ch.sigtype, abi::DAHDI_SIG_HDLCFCS, "dchan=16");
             assert_eq!(ch.echocan, None, "no echo canceller on the D-channel");
         } else {
-            assert_eq!(ch.sigtype, abi::DAHDI_SIG_CLEAR, "bchan: channel {}", ch.channo);
+            assert_eq!(
+                ch.sigtype,
+                abi::DAHDI_SIG_CLEAR,
+                "bchan: channel {}",
+                ch.channo
+            );
             assert_eq!(ch.echocan, Some("MG2"), "channel {}", ch.channo);
         }
         assert_eq!(ch.master, ch.channo, "no slaves");
@@ -177,7 +185,10 @@ fn fuse_dahdi_cfg_applies_an_e1_pri_system_conf() {
     assert_eq!(zones.zones.len(), 1, "{zones:?}");
     let nl = &zones.zones[0];
     assert!(nl.name.contains("Netherlands"), "{nl:?}");
-    assert!(nl.tones > 0, "libtonezone declares the zone's tones: {nl:?}");
+    assert!(
+        nl.tones > 0,
+        "libtonezone declares the zone's tones: {nl:?}"
+    );
     assert!(!nl.ring_cadence.is_empty(), "{nl:?}");
     assert_eq!(zones.default, Some(nl.number));
 
@@ -208,7 +219,11 @@ fn fuse_dahdi_cfg_refuses_an_unknown_echo_canceller() {
     assert_eq!(channels[0].echocan, None);
     assert_eq!(channels[1].sigtype, 0, "nothing after the failed channel");
     assert!(!server.sim.report(0).expect("status")[0].running);
-    assert_eq!(server.unserved(), vec![], "a refusal, not an unserved ioctl");
+    assert_eq!(
+        server.unserved(),
+        vec![],
+        "a refusal, not an unserved ioctl"
+    );
 }
 
 #[test]

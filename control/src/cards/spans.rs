@@ -106,15 +106,17 @@ impl CardManager {
             .collect();
         if stopped {
             let line = match system {
-                Some(system) => system
-                    .spans
-                    .iter()
-                    .find(|s| s.number == number)
-                    .map(|s| LineConfig {
-                        line_config: s.line_config,
-                        lbo: s.lbo,
-                        sync: s.timing as i32,
-                    }),
+                Some(system) => {
+                    system
+                        .spans
+                        .iter()
+                        .find(|s| s.number == number)
+                        .map(|s| LineConfig {
+                            line_config: s.line_config,
+                            lbo: s.lbo,
+                            sync: s.timing as i32,
+                        })
+                }
                 None => self.config.line.map(|line| LineConfig {
                     line_config: line.config,
                     lbo: 0,
@@ -143,10 +145,11 @@ impl CardManager {
             for &position in &positions {
                 let channel = base + position as i32 - 1;
                 // As dahdi_cfg applies system.conf: signalling, then the echo canceller.
-                let (signalling, echo_canceller) = match system.and_then(|s| s.channels.get(&channel)) {
-                    Some(ch) => (ch.signalling, Some(ch.echo_canceller.as_deref())),
-                    None => (self.config.signalling, None),
-                };
+                let (signalling, echo_canceller) =
+                    match system.and_then(|s| s.channels.get(&channel)) {
+                        Some(ch) => (ch.signalling, Some(ch.echo_canceller.as_deref())),
+                        None => (self.config.signalling, None),
+                    };
                 let config = ChannelConfig {
                     channel,
                     signalling,

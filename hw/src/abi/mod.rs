@@ -74,8 +74,7 @@ pub const DAHDI_DEFAULTZONE: IoctlRequest =
 pub const DAHDI_LOADZONE: IoctlRequest =
     nix::request_code_write!(DAHDI_CODE, 25, size_of::<dahdi_tone_def_header>());
 /// `_IOW(DAHDI_CODE, 26, int)`: unload a tone zone (an unknown zone is not an error).
-pub const DAHDI_FREEZONE: IoctlRequest =
-    nix::request_code_write!(DAHDI_CODE, 26, size_of::<i32>());
+pub const DAHDI_FREEZONE: IoctlRequest = nix::request_code_write!(DAHDI_CODE, 26, size_of::<i32>());
 /// `_IOW(DAHDI_CODE, 59, struct dahdi_attach_echocan)`: choose a channel's
 /// echo canceller by name (empty: none).
 pub const DAHDI_ATTACH_ECHOCAN: IoctlRequest =
@@ -543,7 +542,9 @@ pub struct dahdi_tone_def_header {
 
 /// `struct dahdi_attach_echocan`: `DAHDI_ATTACH_ECHOCAN`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 pub struct dahdi_attach_echocan {
     /// Channel number.
     pub chan: i32,

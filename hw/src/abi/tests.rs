@@ -249,9 +249,21 @@ fn c_strings_round_trip_and_stay_terminated() {
 
 #[test]
 fn unknown_requests_are_described_by_their_encoding() {
-    assert_eq!(describe_request(DAHDI_ATTACH_ECHOCAN), "DAHDI_ATTACH_ECHOCAN");
+    assert_eq!(
+        describe_request(DAHDI_ATTACH_ECHOCAN),
+        "DAHDI_ATTACH_ECHOCAN"
+    );
     // DAHDI_SETTONEZONE (_IOW(DAHDI_CODE, 22, int)) is not declared here.
-    assert_eq!(describe_request(0x4004_da16 as IoctlRequest), "_IOW(0xDA, 22, 4)");
-    assert_eq!(describe_request(0xc088_da2a as IoctlRequest), "_IOWR(0xDA, 42, 136)");
-    assert_eq!(describe_request(0x0000_da2c as IoctlRequest), "_IO(0xDA, 44)");
+    assert_eq!(
+        describe_request(0x4004_da16 as IoctlRequest),
+        "_IOW(0xDA, 22, 4)"
+    );
+    assert_eq!(
+        describe_request(0xc088_da2a as IoctlRequest),
+        "_IOWR(0xDA, 42, 136)"
+    );
+    assert_eq!(
+        describe_request(0x0000_da2c as IoctlRequest),
+        "_IO(0xDA, 44)"
+    );
 }

@@ -157,7 +157,11 @@ impl Control {
         };
         let name = name.unwrap_or("");
         if name.len() >= attach.echocan.len() {
-            return Err(ioctl_error(&self.path, "DAHDI_ATTACH_ECHOCAN", Errno::EINVAL));
+            return Err(ioctl_error(
+                &self.path,
+                "DAHDI_ATTACH_ECHOCAN",
+                Errno::EINVAL,
+            ));
         }
         abi::set_c_string(&mut attach.echocan, name);
         // SAFETY: the fd is open; the driver reads size_of(dahdi_attach_echocan) bytes.

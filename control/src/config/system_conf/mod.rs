@@ -241,7 +241,13 @@ fn parse_span(value: &str) -> Result<SystemSpan, String> {
         .parse()
         .ok()
         .filter(|n| (1..=abi::DAHDI_MAX_SPANS as u32).contains(n))
-        .ok_or_else(|| format!("span number `{}` is not 1 to {}", args[0], abi::DAHDI_MAX_SPANS))?;
+        .ok_or_else(|| {
+            format!(
+                "span number `{}` is not 1 to {}",
+                args[0],
+                abi::DAHDI_MAX_SPANS
+            )
+        })?;
     let timing: u32 = args[1]
         .parse()
         .ok()
@@ -294,7 +300,12 @@ fn channel_list(list: &str) -> Result<Vec<i32>, String> {
             .parse::<i32>()
             .ok()
             .filter(|n| (1..=MAX_CHANNEL).contains(n))
-            .ok_or_else(|| format!("channel `{}` is not a number from 1 to {MAX_CHANNEL}", text.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "channel `{}` is not a number from 1 to {MAX_CHANNEL}",
+                    text.trim()
+                )
+            })
     };
     let mut channels = Vec::new();
     for item in list.split(',') {
@@ -302,7 +313,10 @@ fn channel_list(list: &str) -> Result<Vec<i32>, String> {
             Some((first, last)) => {
                 let (first, last) = (number(first)?, number(last)?);
                 if first > last {
-                    return Err(format!("range `{}` should start before it ends", item.trim()));
+                    return Err(format!(
+                        "range `{}` should start before it ends",
+                        item.trim()
+                    ));
                 }
                 channels.extend(first..=last);
             }
@@ -314,8 +328,14 @@ fn channel_list(list: &str) -> Result<Vec<i32>, String> {
 
 /// A tone zone name (libtonezone's country codes, e.g. `us`, `nl`).
 fn zone_name(value: &str) -> Result<String, String> {
-    if value.len() > 39 || !value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(format!("tone zone `{value}` is not a zone name (like `us` or `nl`)"));
+    if value.len() > 39
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "tone zone `{value}` is not a zone name (like `us` or `nl`)"
+        ));
     }
     Ok(value.to_ascii_lowercase())
 }

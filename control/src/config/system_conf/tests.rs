@@ -41,11 +41,18 @@ fn an_e1_pri_span_with_bearers_a_d_channel_echo_cancellers_and_zones() {
     );
     assert_eq!(conf.channels.len(), 31);
     let d = &conf.channels[&16];
-    assert_eq!((d.signalling, d.echo_canceller.as_deref(), d.line), (abi::DAHDI_SIG_HDLCFCS, None, 5));
+    assert_eq!(
+        (d.signalling, d.echo_canceller.as_deref(), d.line),
+        (abi::DAHDI_SIG_HDLCFCS, None, 5)
+    );
     for channel in (1..=15).chain(17..=31) {
         let b = &conf.channels[&channel];
         assert_eq!(b.signalling, abi::DAHDI_SIG_CLEAR, "channel {channel}");
-        assert_eq!(b.echo_canceller.as_deref(), Some("MG2"), "channel {channel}");
+        assert_eq!(
+            b.echo_canceller.as_deref(),
+            Some("MG2"),
+            "channel {channel}"
+        );
         assert_eq!(b.line, 4);
     }
     assert_eq!(conf.tone_zones, vec!["nl".to_string(), "us".to_string()]);
@@ -60,17 +67,29 @@ fn t1_spans_with_robbed_bit_channels_and_span_options() {
         "span=2,0,3,esf,b8zs\nspan=1,2,0,d4,ami,yellow,nt,te,term\nfxoks=1-24\nfxsks=25-48\nunused=49\n",
     )
     .expect("valid");
-    assert_eq!(conf.spans.iter().map(|s| s.number).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(
+        conf.spans.iter().map(|s| s.number).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
     assert_eq!(conf.spans[0].lbo, 3);
-    assert_eq!(conf.spans[0].line_config, abi::DAHDI_CONFIG_ESF | abi::DAHDI_CONFIG_B8ZS);
+    assert_eq!(
+        conf.spans[0].line_config,
+        abi::DAHDI_CONFIG_ESF | abi::DAHDI_CONFIG_B8ZS
+    );
     assert_eq!(
         conf.spans[1].line_config,
-        abi::DAHDI_CONFIG_D4 | abi::DAHDI_CONFIG_AMI | abi::DAHDI_CONFIG_NOTOPEN | abi::DAHDI_CONFIG_TERM,
+        abi::DAHDI_CONFIG_D4
+            | abi::DAHDI_CONFIG_AMI
+            | abi::DAHDI_CONFIG_NOTOPEN
+            | abi::DAHDI_CONFIG_TERM,
         "te clears what nt set"
     );
     assert_eq!(conf.channels[&24].signalling, abi::DAHDI_SIG_FXOKS);
     assert_eq!(conf.channels[&25].signalling, abi::DAHDI_SIG_FXSKS);
-    assert!(!conf.channels.contains_key(&49), "unused configures nothing");
+    assert!(
+        !conf.channels.contains_key(&49),
+        "unused configures nothing"
+    );
     assert!(conf.tone_zones.is_empty() && conf.default_zone.is_none());
 }
 
@@ -84,25 +103,44 @@ fn every_refusal_names_the_file_and_the_line() {
         ("span=1,1,0,sf,hdb3\n", 1, "framing `sf`"),
         ("span=1,1,0,ccs,hdb4\n", 1, "coding `hdb4`"),
         ("span=1,1,0,ccs,hdb3,crc5\n", 1, "span option `crc5`"),
-        ("span=1,1,0,ccs,hdb3\nspan=1,0,0,ccs,hdb3\n", 2, "span 1 is configured twice"),
+        (
+            "span=1,1,0,ccs,hdb3\nspan=1,0,0,ccs,hdb3\n",
+            2,
+            "span 1 is configured twice",
+        ),
         ("bchan=1-15,17-x\n", 1, "channel `x`"),
         ("bchan=15-1\n", 1, "should start before it ends"),
-        ("bchan=1-15\n# comment\ndchan=15\n", 3, "channel 15 is already configured on line 1"),
+        (
+            "bchan=1-15\n# comment\ndchan=15\n",
+            3,
+            "channel 15 is already configured on line 1",
+        ),
         ("bchan=1024\n", 1, "from 1 to 1023"),
         ("frobnicate=1\n", 1, "unknown keyword `frobnicate`"),
         ("cas=1-4:1101\n", 1, "tandem does not model it"),
-        ("loadzone=us\n\ndefaultzone=nl\n", 3, "no loadzone= line loads it"),
+        (
+            "loadzone=us\n\ndefaultzone=nl\n",
+            3,
+            "no loadzone= line loads it",
+        ),
     ];
     for (text, line, problem) in cases {
         let e = refusal(text);
         assert_eq!(e.line, line, "{text:?}: {e}");
         assert!(e.problem.contains(problem), "{text:?}: {e}");
         assert!(
-            e.to_string().starts_with(&format!("/etc/dahdi/system.conf:{line}: ")),
+            e.to_string()
+                .starts_with(&format!("/etc/dahdi/system.conf:{line}: ")),
             "{e}"
         );
     }
-    for text in ["bchan\n", "=1\n", "bchan=\n", "echocanceller=mg2\n", "echocanceller=,1\n"] {
+    for text in [
+        "bchan\n",
+        "=1\n",
+        "bchan=\n",
+        "echocanceller=mg2\n",
+        "echocanceller=,1\n",
+    ] {
         assert_eq!(refusal(text).line, 1, "{text:?}");
     }
 }
@@ -195,9 +233,14 @@ fn a_bad_system_conf_line_is_a_config_error_naming_the_file_and_line() {
     let missing = ConfFile::new("");
     let e = Config::parse(&missing.card("")).expect_err("no span");
     assert!(e.to_string().contains("has no span= line"), "{e}");
-    let gone = missing.card("").replace("system.conf\"", "nonexistent.conf\"");
+    let gone = missing
+        .card("")
+        .replace("system.conf\"", "nonexistent.conf\"");
     let e = Config::parse(&gone).expect_err("missing file");
-    assert!(e.to_string().contains("nonexistent.conf:0: cannot be read"), "{e}");
+    assert!(
+        e.to_string().contains("nonexistent.conf:0: cannot be read"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -210,7 +253,12 @@ fn what_system_conf_decides_is_not_given_twice() {
     let fields: Vec<_> = e.problems().iter().filter_map(ConfigError::field).collect();
     assert_eq!(
         fields,
-        ["card[0].spans", "card[0].lineconfig", "card[0].timing", "card[0].signalling"]
+        [
+            "card[0].spans",
+            "card[0].lineconfig",
+            "card[0].timing",
+            "card[0].signalling"
+        ]
     );
     assert!(e.to_string().contains("come from system.conf"), "{e}");
 }

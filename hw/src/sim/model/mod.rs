@@ -90,9 +90,9 @@ mod watchdog;
 pub use card::{ChannelReport, SpanReport};
 pub use channel::{ECHO_CANCELLERS, HdlcRate, SIG_CAPS, TxHook};
 pub use events::Waker;
-pub use pseudo::{PSEUDO_SILENCE, PseudoId, PseudoRead, PseudoReport, PseudoTotals};
-pub use tonezone::{ToneZone, ToneZoneReport};
+pub use pseudo::{PSEUDO_SILENCE, PseudoId, PseudoRead, PseudoTotals};
 pub use span::{LINE_COMPAT, VERSION};
+pub use tonezone::{ToneZone, ToneZoneReport};
 pub use trunk::{CallState, FarEnd};
 pub use watchdog::WatchdogReport;
 

@@ -40,9 +40,6 @@ pub(super) struct Pseudo {
     opened: Instant,
     /// Samples consumed (read or dropped) since `opened`.
     consumed: u64,
-    reads: u64,
-    bytes_read: u64,
-    overruns: u64,
 }
 
 /// What a read of a pseudo channel gets now.
@@ -61,18 +58,6 @@ pub struct PseudoTotals {
     pub opened: u64,
     pub reads: u64,
     pub bytes_read: u64,
-    pub overruns: u64,
-}
-
-/// A pseudo channel as the status report shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PseudoReport {
-    pub channo: i32,
-    pub blocksize: usize,
-    /// Reads answered, and the bytes they returned.
-    pub reads: u64,
-    pub bytes_read: u64,
-    /// Blocks dropped because no one read them in time.
     pub overruns: u64,
 }
 
@@ -115,9 +100,6 @@ impl World {
                 blocksize: abi::DAHDI_DEFAULT_BLOCKSIZE as usize,
                 opened: now,
                 consumed: 0,
-                reads: 0,
-                bytes_read: 0,
-                overruns: 0,
             },
         );
         Ok(PseudoId { card, handle })
@@ -131,7 +113,10 @@ impl World {
     }
 
     fn pseudo(&self, id: PseudoId) -> Result<&Pseudo, Errno> {
-        self.card(id.card)?.pseudos.get(&id.handle).ok_or(Errno::EBADF)
+        self.card(id.card)?
+            .pseudos
+            .get(&id.handle)
+            .ok_or(Errno::EBADF)
     }
 
     fn pseudo_mut(&mut self, id: PseudoId) -> Result<&mut Pseudo, Errno> {
@@ -159,7 +144,6 @@ impl World {
         let kept = block * abi::DAHDI_DEFAULT_NUM_BUFS as u64;
         if produced.saturating_sub(p.consumed) > kept {
             let dropped = (produced - kept - p.consumed).div_ceil(block);
-            p.overruns += dropped;
             c.pseudo_totals.overruns += dropped;
             p.consumed = produced - kept;
         }
@@ -168,8 +152,6 @@ impl World {
         }
         p.consumed += block;
         let n = count.min(p.blocksize);
-        p.reads += 1;
-        p.bytes_read += n as u64;
         c.pseudo_totals.reads += 1;
         c.pseudo_totals.bytes_read += n as u64;
         Ok(PseudoRead::Ready(vec![PSEUDO_SILENCE; n]))
@@ -222,21 +204,6 @@ impl World {
         }
         abi::set_c_string(&mut params.name, &format!("Pseudo/{}", p.channo));
         Ok(params)
-    }
-
-    /// The open pseudo channels of `card`.
-    pub fn pseudo_report(&self, card: usize) -> Result<Vec<PseudoReport>, Errno> {
-        let c = self.cards.get(card).ok_or(Errno::ENODEV)?;
-        Ok(c.pseudos
-            .values()
-            .map(|p| PseudoReport {
-                channo: p.channo,
-                blocksize: p.blocksize,
-                reads: p.reads,
-                bytes_read: p.bytes_read,
-                overruns: p.overruns,
-            })
-            .collect())
     }
 
     /// What the pseudo channels of `card` did since the simulator started.

@@ -447,8 +447,15 @@ fn echo_cancellers_attach_by_name_without_case_and_detach_when_empty() {
     let report = w.channel_report(0).expect("report");
     assert_eq!(report[1].echocan, Some("MG2"));
     assert_eq!(report[0].echocan, None, "only channel 2");
-    assert_eq!(w.attach_echocan(0, &attach(2, "nosuch")), Err(Errno::EINVAL));
-    assert_eq!(w.channel_report(0).expect("report")[1].echocan, Some("MG2"), "kept on refusal");
+    assert_eq!(
+        w.attach_echocan(0, &attach(2, "nosuch")),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        w.channel_report(0).expect("report")[1].echocan,
+        Some("MG2"),
+        "kept on refusal"
+    );
     assert_eq!(w.attach_echocan(0, &attach(99, "mg2")), Err(Errno::EINVAL));
     w.attach_echocan(0, &attach(2, "")).expect("detach");
     assert_eq!(w.channel_report(0).expect("report")[1].echocan, None);
@@ -457,37 +464,58 @@ fn echo_cancellers_attach_by_name_without_case_and_detach_when_empty() {
     long.echocan = *b"OSLECOSLECOSLECX";
     assert_eq!(w.attach_echocan(0, &long), Err(Errno::EINVAL));
     let version = w.version(0).expect("version");
-    assert_eq!(abi::c_string(&version.echo_canceller), "MG2 KB1 SEC SEC2 OSLEC");
+    assert_eq!(
+        abi::c_string(&version.echo_canceller),
+        "MG2 KB1 SEC SEC2 OSLEC"
+    );
 }
 
 #[test]
 fn get_params_returns_the_master_only_when_asked() {
     let mut w = world(1, false);
-    w.chan_config(0, &chanconfig(3, abi::DAHDI_SIG_CLEAR, 0)).expect("clear");
+    w.chan_config(0, &chanconfig(3, abi::DAHDI_SIG_CLEAR, 0))
+        .expect("clear");
     let id = w.channel_by_number(0, 3).expect("channel 3");
     assert_eq!(w.params(id).expect("params").channo, 3);
-    assert_eq!(w.params_with_master(id).expect("params").channo, 3 | (3 << 16));
+    assert_eq!(
+        w.params_with_master(id).expect("params").channo,
+        3 | (3 << 16)
+    );
     // A slave names its master; its master must exist.
-    w.chan_config(0, &chanconfig(4, abi::DAHDI_SIG_SLAVE, 3)).expect("slave of 3");
+    w.chan_config(0, &chanconfig(4, abi::DAHDI_SIG_SLAVE, 3))
+        .expect("slave of 3");
     let slave = w.channel_by_number(0, 4).expect("channel 4");
-    assert_eq!(w.params_with_master(slave).expect("params").channo, 4 | (3 << 16));
+    assert_eq!(
+        w.params_with_master(slave).expect("params").channo,
+        4 | (3 << 16)
+    );
     assert_eq!(w.channel_report(0).expect("report")[3].master, 3);
     assert_eq!(
         w.chan_config(0, &chanconfig(5, abi::DAHDI_SIG_SLAVE, 0)),
         Err(Errno::EINVAL)
     );
     // Configured as a master again, it is its own.
-    w.chan_config(0, &chanconfig(4, abi::DAHDI_SIG_CLEAR, 3)).expect("clear");
-    assert_eq!(w.params_with_master(slave).expect("params").channo, 4 | (4 << 16));
+    w.chan_config(0, &chanconfig(4, abi::DAHDI_SIG_CLEAR, 3))
+        .expect("clear");
+    assert_eq!(
+        w.params_with_master(slave).expect("params").channo,
+        4 | (4 << 16)
+    );
 }
 
 #[test]
 fn hdlc_rate_is_56_only_for_56() {
     let mut w = world(1, false);
     w.set_hdlc_rate(A1, 56).expect("56k");
-    assert_eq!(w.channel_report(0).expect("report")[0].hdlc_rate, HdlcRate::Kbps56);
+    assert_eq!(
+        w.channel_report(0).expect("report")[0].hdlc_rate,
+        HdlcRate::Kbps56
+    );
     w.set_hdlc_rate(A1, 48).expect("anything else is 64k");
-    assert_eq!(w.channel_report(0).expect("report")[0].hdlc_rate, HdlcRate::Kbps64);
+    assert_eq!(
+        w.channel_report(0).expect("report")[0].hdlc_rate,
+        HdlcRate::Kbps64
+    );
 }
 
 fn zone(number: i32, name: &str, count: i32) -> abi::dahdi_tone_def_header {
@@ -506,7 +534,11 @@ fn tone_zones_load_once_free_quietly_and_default_only_when_loaded() {
     let mut w = world(1, false);
     assert_eq!(w.set_default_zone(0, 3), Err(Errno::EINVAL), "not loaded");
     w.load_zone(0, &zone(3, "Netherlands", 23)).expect("load");
-    assert_eq!(w.load_zone(0, &zone(3, "again", 1)), Err(Errno::EINVAL), "loaded twice");
+    assert_eq!(
+        w.load_zone(0, &zone(3, "again", 1)),
+        Err(Errno::EINVAL),
+        "loaded twice"
+    );
     assert_eq!(w.load_zone(0, &zone(256, "big", 1)), Err(Errno::EINVAL));
     assert_eq!(w.load_zone(0, &zone(4, "many", 129)), Err(Errno::EINVAL));
     w.set_default_zone(0, 3).expect("default");
@@ -560,7 +592,10 @@ fn pseudo_channels_read_one_block_per_128_ms_and_drop_what_waits_too_long() {
     // Ten seconds unread: only two blocks are kept, the rest is an overrun.
     let late = t0 + Duration::from_secs(10);
     for _ in 0..2 {
-        assert!(matches!(w.pseudo_read(p, 160, late), Ok(PseudoRead::Ready(_))));
+        assert!(matches!(
+            w.pseudo_read(p, 160, late),
+            Ok(PseudoRead::Ready(_))
+        ));
     }
     assert!(matches!(w.pseudo_read(p, 160, late), Ok(PseudoRead::At(_))));
     let totals = w.pseudo_totals(0).expect("totals");
@@ -583,5 +618,8 @@ fn unserved_requests_are_counted_per_card() {
     w.note_unserved(1, 0x4004_da16 as abi::IoctlRequest);
     w.note_unserved(1, 0x4004_da16 as abi::IoctlRequest);
     assert_eq!(w.unserved(0), Ok(vec![]));
-    assert_eq!(w.unserved(1), Ok(vec![(0x4004_da16 as abi::IoctlRequest, 2)]));
+    assert_eq!(
+        w.unserved(1),
+        Ok(vec![(0x4004_da16 as abi::IoctlRequest, 2)])
+    );
 }
