@@ -886,30 +886,21 @@ fn service_table(s: &ServiceEntry) -> ServiceTable {
 }
 
 fn card_table(c: &CardConfig) -> CardTable {
-    if let Some(system) = &c.system {
-        // Spans, lines and channels stay in the system.conf they came from.
-        return CardTable {
-            root: AbsPath(c.root.to_string_lossy().into_owned()),
-            system_conf: Some(AbsPath(system.path.to_string_lossy().into_owned())),
-            spans: None,
-            takeover_deadline_ms: Millis(c.takeover_deadline),
-            lineconfig: None,
-            timing: None,
-            signalling: None,
-            auto_answer: Bool(c.auto_answer),
-            watchdog_ms: c.watchdog.map(Millis),
-        };
-    }
+    // With a system.conf, the spans, lines and channels stay in it.
+    let own = c.system.is_none();
     CardTable {
         root: AbsPath(c.root.to_string_lossy().into_owned()),
-        system_conf: None,
-        spans: Some(List(c.spans.iter().copied().map(Span).collect())),
+        system_conf: c
+            .system
+            .as_ref()
+            .map(|s| AbsPath(s.path.to_string_lossy().into_owned())),
+        spans: own.then(|| List(c.spans.iter().copied().map(Span).collect())),
         takeover_deadline_ms: Millis(c.takeover_deadline),
         lineconfig: c
             .line
             .map(|l| names_of(&super::LINECONFIG_NAMES, l.config, LineWord)),
         timing: c.line.map(|l| Int(l.timing)),
-        signalling: Some(Signalling(c.signalling)),
+        signalling: own.then_some(Signalling(c.signalling)),
         auto_answer: Bool(c.auto_answer),
         watchdog_ms: c.watchdog.map(Millis),
     }

@@ -12,11 +12,11 @@
 //! [`super::privileged::require`] for.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::privileged::Need;
+use super::privileged::{Need, find_program};
 
 /// What running the tools needs: FUSE (the simulator), `unshare`, the tools.
 pub const NEEDS: &[Need] = &[
@@ -72,13 +72,18 @@ impl Ran {
 /// `/dev/dahdi`; `scratch` is an empty directory the new `/dev` is built
 /// on (inside the namespace only). Panics past [`TOOL_DEADLINE`].
 pub fn run(card_root: &Path, scratch: &Path, args: &[&str]) -> Ran {
-    let mut child = Command::new("unshare")
+    // The tool by its full path: /usr/sbin need not be on PATH.
+    let (tool, rest) = args.split_first().expect("a command to run");
+    let tool = find_program(tool).unwrap_or_else(|| PathBuf::from(tool));
+    let unshare = find_program("unshare").unwrap_or_else(|| PathBuf::from("unshare"));
+    let mut child = Command::new(unshare)
         .args(["--mount", "--propagation", "private", "sh", "-c"])
         .arg(NAMESPACE_SCRIPT)
         .arg("tandem-dahdi-ns")
         .arg(scratch)
         .arg(card_root)
-        .args(args)
+        .arg(&tool)
+        .args(rest)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
