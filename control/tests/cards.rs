@@ -129,6 +129,7 @@ impl Pair {
             signalling: abi::DAHDI_SIG_FXSKS,
             auto_answer: false,
             watchdog: None,
+            system: None,
         }
     }
 
@@ -823,6 +824,7 @@ fn fuse_cards_watchdog_turn_holds_the_trunk_until_the_node_stops_kicking() {
     let open = |card: usize| {
         let config = CardConfig {
             watchdog: Some(timeout),
+            system: None,
             ..pair.config(card)
         };
         let mut m = CardManager::open(&config).expect("open the card");
@@ -942,6 +944,7 @@ fn cards_open_names_a_missing_device() {
         signalling: abi::DAHDI_SIG_FXSKS,
         auto_answer: false,
         watchdog: None,
+        system: None,
     };
     let e = CardManager::open(&config).expect_err("no device");
     let text = e.to_string();

@@ -623,6 +623,17 @@ fn fuse_bad_arguments_give_clear_errors() {
     // SAFETY: the fd is open; the request reads one int.
     let res = unsafe { libc::ioctl(channel.as_raw_fd(), abi::DAHDI_STARTUP, &span) };
     assert_eq!((res, Errno::last()), (-1, Errno::ENOTTY));
+
+    // Each of the four is noted as not served (the unbound file's ENOSYS
+    // and the model's refusals are not), in request order.
+    let mut expected = vec![
+        (wrong_size, 1),
+        (legacy, 1),
+        (abi::DAHDI_GETEVENT, 1),
+        (abi::DAHDI_STARTUP, 1),
+    ];
+    expected.sort();
+    assert_eq!(rig.sim.unserved(0).expect("unserved"), expected);
 }
 
 #[test]

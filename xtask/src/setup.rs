@@ -29,6 +29,14 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("ethtool", "lab: veth GRO for XDP_TX"),
     ("iputils-ping", "lab: ping"),
     ("libfaketime", "lab: a director restarted with its wall clock behind"),
+    (
+        "dahdi",
+        "hw: the real dahdi-tools (dahdi_cfg, dahdi_test) run against the card simulator",
+    ),
+    // dahdi-linux depends on `dahdi-dkms | dahdi-source`: naming the source
+    // package satisfies it without a DKMS module build for a kernel that has
+    // no modules (the simulator stands in for the driver).
+    ("dahdi-source", "hw: satisfies dahdi-linux without a DKMS build"),
 ];
 
 /// The image's nightly: the one toolchain whose LLVM matches bpf-linker 0.13.

@@ -1,4 +1,6 @@
-//! Span ownership: the owned spans started on a takeover (configure,
+//! Span ownership: the owned spans started on a takeover (configure their
+//! line and channels from the card table or, with `system_conf`, as DAHDI's
+//! `system.conf` says, the echo cancellers included;
 //! `DAHDI_STARTUP`, then `DAHDI_SPANSTAT` until alarm-free or the takeover
 //! deadline), shut down on demotion, and armed while shut down so that the
 //! next takeover only has to start them.
@@ -96,13 +98,32 @@ impl CardManager {
             )
         };
         let span_no = number as i32;
+        let system = self.config.system.as_ref();
+        // The positions this node drives: every channel of the span, or with
+        // a system.conf the ones it configures.
+        let positions: Vec<u32> = (1..=total)
+            .filter(|&p| system.is_none_or(|s| s.channels.contains_key(&(base + p as i32 - 1))))
+            .collect();
         if stopped {
-            if let Some(line) = self.config.line {
-                let line = LineConfig {
+            let line = match system {
+                Some(system) => {
+                    system
+                        .spans
+                        .iter()
+                        .find(|s| s.number == number)
+                        .map(|s| LineConfig {
+                            line_config: s.line_config,
+                            lbo: s.lbo,
+                            sync: s.timing as i32,
+                        })
+                }
+                None => self.config.line.map(|line| LineConfig {
                     line_config: line.config,
                     lbo: 0,
                     sync: line.timing as i32,
-                };
+                }),
+            };
+            if let Some(line) = line {
                 self.control
                     .configure_span(span_no, &line)
                     .map_err(self.span_error(number))?;
@@ -121,23 +142,35 @@ impl CardManager {
                     found_position: params.chanpos,
                 });
             }
-            for position in 1..=total as i32 {
+            for &position in &positions {
+                let channel = base + position as i32 - 1;
+                // As dahdi_cfg applies system.conf: signalling, then the echo canceller.
+                let (signalling, echo_canceller) =
+                    match system.and_then(|s| s.channels.get(&channel)) {
+                        Some(ch) => (ch.signalling, Some(ch.echo_canceller.as_deref())),
+                        None => (self.config.signalling, None),
+                    };
                 let config = ChannelConfig {
-                    channel: base + position - 1,
-                    signalling: self.config.signalling,
+                    channel,
+                    signalling,
                     law: abi::DAHDI_LAW_DEFAULT,
                     idle_bits: 0,
                 };
                 self.control
                     .configure_channel(&config)
                     .map_err(self.span_error(number))?;
+                if let Some(name) = echo_canceller {
+                    self.control
+                        .attach_echocan(channel, name)
+                        .map_err(self.span_error(number))?;
+                }
             }
         }
         // Open what is not open (or was lost), keep what is.
         let mut opened = false;
         let span = &mut self.spans[index];
         span.slots.retain(|slot| !slot.broken);
-        for position in 1..=total {
+        for position in positions {
             if span.slots.iter().any(|s| s.position == position) {
                 continue;
             }

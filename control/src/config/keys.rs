@@ -13,8 +13,9 @@
 //! with [`OpenKeys::Warn`], tandemd's `--allow-open-keys`, it warns
 //! instead), content that is not one key,
 //! an all-zero key, and two roles given the same key — each problem naming
-//! its field, none showing a key. This is the only place where the
-//! configuration reads a file other than `tandem.toml`.
+//! its field, none showing a key. Besides a card's `system_conf`
+//! ([`super::system_conf`]), this is the only place where the configuration
+//! reads a file other than `tandem.toml`.
 
 use std::{
     fs,

@@ -44,6 +44,8 @@ mod keys;
 mod model;
 mod open_keys;
 mod read;
+pub mod system_conf;
+pub use system_conf::{SystemChannel, SystemConf, SystemConfError, SystemSpan};
 mod validate;
 mod value;
 
@@ -180,6 +182,13 @@ pub enum ConfigError {
     /// names itself, its mode and the fix).
     #[error("{0}")]
     OpenKeys(OpenKey),
+    /// A line of a card's `system_conf` that cannot be taken (the error
+    /// names the file and the line).
+    #[error("{field}: {error}")]
+    SystemConf {
+        field: String,
+        error: system_conf::SystemConfError,
+    },
     /// More than one problem, in the order found; one per line.
     #[error("{}", lines(None, self))]
     Several(Vec<ConfigError>),
@@ -193,7 +202,8 @@ impl ConfigError {
             ConfigError::Missing { field }
             | ConfigError::Unknown { field, .. }
             | ConfigError::Invalid { field, .. }
-            | ConfigError::Refused { field, .. } => Some(field),
+            | ConfigError::Refused { field, .. }
+            | ConfigError::SystemConf { field, .. } => Some(field),
             ConfigError::File { error, .. } => error.field(),
             ConfigError::Several(all) => all.first().and_then(ConfigError::field),
             _ => None,
@@ -480,6 +490,11 @@ pub struct CardConfig {
     /// this host while the active daemon kicks its watchdog at least this
     /// often; None: no watchdog (the trunk stays where it is).
     pub watchdog: Option<Duration>,
+    /// `card.system_conf`: DAHDI's `system.conf` the spans (and `spans`)
+    /// came from; a takeover configures each span's line and channels as
+    /// it says (`line` and `signalling` are then not used). None: `spans`,
+    /// `lineconfig`, `timing` and `signalling` of the card table.
+    pub system: Option<SystemConf>,
 }
 
 /// `card.lineconfig` and `card.timing`: an owned span's line configuration.
@@ -562,10 +577,18 @@ impl Config {
         }
         let mut warnings = Vec::new();
         match file {
-            Some(file) if problems.is_empty() => match keys::load(&file, open_keys, &mut warnings) {
-                Ok(keys) => Ok((file.resolve(keys), warnings)),
-                Err(problems) => Err(ConfigError::from_problems(problems)),
-            },
+            Some(file) if problems.is_empty() => {
+                let keys = keys::load(&file, open_keys, &mut warnings);
+                let systems = load_system_confs(&file);
+                match (keys, systems) {
+                    (Ok(keys), Ok(systems)) => Ok((file.resolve(keys, systems), warnings)),
+                    (keys, systems) => {
+                        let mut problems = keys.err().unwrap_or_default();
+                        problems.extend(systems.err().unwrap_or_default());
+                        Err(ConfigError::from_problems(problems))
+                    }
+                }
+            }
             _ => Err(ConfigError::from_problems(problems)),
         }
     }
@@ -608,6 +631,40 @@ impl Config {
     /// the same file).
     pub fn fingerprint(&self) -> u64 {
         fingerprint_of(&self.services_toml())
+    }
+}
+
+/// Every card's `system_conf`, read and parsed (`None` for a card without
+/// one), or every problem they have. Besides the key files, the only files
+/// the configuration reads.
+fn load_system_confs(file: &model::File) -> Result<Vec<Option<SystemConf>>, Vec<ConfigError>> {
+    let mut problems = Vec::new();
+    let mut systems = Vec::with_capacity(file.card.0.len());
+    for (i, card) in file.card.0.iter().enumerate() {
+        let Some(path) = &card.system_conf else {
+            systems.push(None);
+            continue;
+        };
+        match system_conf::load(Path::new(&path.0)) {
+            Ok(system) if system.spans.is_empty() => problems.push(ConfigError::SystemConf {
+                field: format!("card[{i}].system_conf"),
+                error: system_conf::SystemConfError {
+                    path: system.path,
+                    line: 0,
+                    problem: "has no span= line: the card would own no span".into(),
+                },
+            }),
+            Ok(system) => systems.push(Some(system)),
+            Err(error) => problems.push(ConfigError::SystemConf {
+                field: format!("card[{i}].system_conf"),
+                error,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(systems)
+    } else {
+        Err(problems)
     }
 }
 

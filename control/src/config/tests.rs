@@ -10,7 +10,7 @@ use tandem_dataplane::{
 
 use super::*;
 
-const GOOD: &str = r#"
+pub(super) const GOOD: &str = r#"
 [node]
 id = 1
 name = "director-a"

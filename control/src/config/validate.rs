@@ -186,8 +186,27 @@ fn service(i: usize, s: &ServiceTable, p: &mut Problems) {
 }
 
 fn card(i: usize, c: &CardTable, heartbeat_interval: std::time::Duration, p: &mut Problems) {
-    let spans = &c.spans.0;
-    if spans.is_empty() {
+    let spans = c.spans.as_ref().map_or(&[][..], |s| &s.0[..]);
+    if c.system_conf.is_some() {
+        // The spans, their lines and channels come from DAHDI's file.
+        let given = [
+            ("spans", c.spans.is_some()),
+            ("lineconfig", c.lineconfig.is_some()),
+            ("timing", c.timing.is_some()),
+            ("signalling", c.signalling.is_some()),
+        ];
+        for (field, _) in given.iter().filter(|(_, given)| *given) {
+            p.add(
+                format!("card[{i}].{field}"),
+                "(set)",
+                "is given with system_conf: the spans, their lines and channels come from system.conf",
+            );
+        }
+    } else if c.spans.is_none() {
+        p.0.push(ConfigError::Missing {
+            field: format!("card[{i}].spans"),
+        });
+    } else if spans.is_empty() {
         p.add(
             format!("card[{i}].spans"),
             "[]",

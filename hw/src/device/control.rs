@@ -1,6 +1,6 @@
 //! The control node: [`Control`] owns the `ctl` file of a device root and
 //! issues the span-wide ioctls (`SPANSTAT`, `SPANCONFIG`, `CHANCONFIG`,
-//! `STARTUP`, `SHUTDOWN`, `MAINT`, `GETVERSION`, and `GET_PARAMS` by channel
+//! `ATTACH_ECHOCAN`, `STARTUP`, `SHUTDOWN`, `MAINT`, `GETVERSION`, and `GET_PARAMS` by channel
 //! number) and tandem's failover-switch watchdog extension
 //! (`TANDEM_WATCHDOG_ARM`, `KICK`, `DISARM`, `STATUS`); [`Span`] is a
 //! borrowed view of one span through it.
@@ -144,6 +144,29 @@ impl Control {
         // SAFETY: the fd is open; the driver reads size_of(dahdi_chanconfig) bytes.
         let res = unsafe { ioctls::chan_config(self.file.as_raw_fd(), &chan) };
         res.map_err(|e| ioctl_error(&self.path, "DAHDI_CHANCONFIG", e))?;
+        Ok(())
+    }
+
+    /// `DAHDI_ATTACH_ECHOCAN`: give channel `channel` the echo canceller
+    /// named `name` (`None`: none). The driver refuses a name it has no echo
+    /// canceller of with `EINVAL`; a name longer than 15 bytes is `EINVAL` here.
+    pub fn attach_echocan(&self, channel: i32, name: Option<&str>) -> Result<()> {
+        let mut attach = abi::dahdi_attach_echocan {
+            chan: channel,
+            ..Default::default()
+        };
+        let name = name.unwrap_or("");
+        if name.len() >= attach.echocan.len() {
+            return Err(ioctl_error(
+                &self.path,
+                "DAHDI_ATTACH_ECHOCAN",
+                Errno::EINVAL,
+            ));
+        }
+        abi::set_c_string(&mut attach.echocan, name);
+        // SAFETY: the fd is open; the driver reads size_of(dahdi_attach_echocan) bytes.
+        let res = unsafe { ioctls::attach_echocan(self.file.as_raw_fd(), &attach) };
+        res.map_err(|e| ioctl_error(&self.path, "DAHDI_ATTACH_ECHOCAN", e))?;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ nix::ioctl_read_bad!(get_bufinfo, DAHDI_GET_BUFINFO, dahdi_bufferinfo);
 nix::ioctl_read_bad!(chan_no, DAHDI_CHANNO, i32);
 nix::ioctl_write_ptr_bad!(specify, DAHDI_SPECIFY, i32);
 nix::ioctl_read_bad!(get_version, DAHDI_GETVERSION, dahdi_versioninfo);
+nix::ioctl_write_ptr_bad!(attach_echocan, DAHDI_ATTACH_ECHOCAN, dahdi_attach_echocan);
 nix::ioctl_write_ptr_bad!(startup, DAHDI_STARTUP, i32);
 nix::ioctl_write_ptr_bad!(shutdown, DAHDI_SHUTDOWN, i32);
 nix::ioctl_write_ptr_bad!(watchdog_arm, TANDEM_WATCHDOG_ARM, u32);

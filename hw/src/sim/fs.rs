@@ -1,15 +1,20 @@
-//! The FUSE filesystem of one simulated card: `ctl`, `channel` and
-//! `chan/SSS/CCC` as regular files that answer DAHDI ioctls.
+//! The FUSE filesystem of one simulated card: `ctl`, `channel`, `pseudo`
+//! and `chan/SSS/CCC` as regular files that answer DAHDI ioctls.
 //!
 //! This module owns the translation between FUSE requests and the model:
-//! it decodes ioctl arguments from bytes (checking that the request's encoded
-//! size matches the struct, which is what FUSE's "restricted" ioctls copy),
-//! calls [`World`] (the watchdog ioctls with the current time), encodes the
-//! answer, and turns FUSE poll requests into
-//! model wakers that send `FUSE_NOTIFY_POLL` when an event arrives.
+//! it hands ioctls to the table of [`super::ioctl`] (which decodes and
+//! encodes their arguments) and logs what it refuses — a request the
+//! simulator does not serve at `warn`, by name or decoded form, with the
+//! card and the file, and noted in the model ([`World::unserved`]); it turns
+//! FUSE poll requests into model wakers that send `FUSE_NOTIFY_POLL` when
+//! an event arrives; and it answers reads of `pseudo` files from the
+//! model's sample clock (opened with `FOPEN_DIRECT_IO`, so every read
+//! reaches it), handing a read whose block is not there yet to the card's
+//! [`Pacer`].
 //!
 //! It holds no simulated state of its own beyond which channel each open
-//! file is bound to, and it never blocks: every request is answered at once.
+//! file is bound to, and it never blocks: every request is answered at
+//! once, or (a pseudo read) by the pacer when its block is due.
 //! Errnos are DAHDI's; note that the FUSE kernel side turns a server's
 //! `ENOSYS` into `ENOTTY`, so callers of the mount see `ENOTTY` where a real
 //! card says `ENOSYS` (unknown maintenance command, unbound `channel` file).
@@ -25,12 +30,14 @@ use std::time::{Duration, Instant, SystemTime};
 use fuser::{
     Errno as FuseErrno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, IoctlFlags, LockOwner, OpenFlags, PollEvents, PollFlags, PollNotifier, ReplyAttr,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyPoll, Request,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyPoll,
+    ReplyWrite, Request, WriteFlags,
 };
 use nix::errno::Errno;
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-use super::model::{ChannelId, World};
+use super::ioctl::{self, Opened, Refusal};
+use super::model::{PseudoRead, World};
+use super::pacer::Pacer;
 use crate::abi::{self, IoctlRequest};
 
 const TTL: Duration = Duration::from_secs(3600);
@@ -38,6 +45,7 @@ const TTL: Duration = Duration::from_secs(3600);
 const INO_CTL: u64 = 2;
 const INO_CHANNEL: u64 = 3;
 const INO_CHAN_DIR: u64 = 4;
+const INO_PSEUDO: u64 = 5;
 /// `chan/SSS` directories: `SPAN_DIR_BASE + span`.
 const SPAN_DIR_BASE: u64 = 1 << 32;
 /// `chan/SSS/CCC` files: `CHAN_FILE_BASE + (span << 16) + chanpos`.
@@ -49,18 +57,10 @@ enum Node {
     Root,
     Ctl,
     Channel,
+    Pseudo,
     ChanDir,
     SpanDir(i32),
     ChanFile(i32, i32),
-}
-
-/// What an open file is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Opened {
-    Ctl,
-    /// `channel` before `DAHDI_SPECIFY`.
-    Unbound,
-    Bound(ChannelId),
 }
 
 /// The shared model, locked for each request.
@@ -84,6 +84,8 @@ pub(crate) struct CardFs {
     gid: u32,
     next_fh: AtomicU64,
     files: Mutex<HashMap<u64, Opened>>,
+    /// Answers the reads of `pseudo` files whose block is not there yet.
+    pacer: Pacer,
     /// Set when the mount is being taken down: files still open answer `ENODEV`.
     gone: Arc<AtomicBool>,
 }
@@ -94,9 +96,11 @@ impl CardFs {
             let w = lock(&world);
             (w.config().spans as i32, w.config().channels as i32)
         };
+        let pacer = Pacer::start(world.clone(), card);
         CardFs {
             world,
             card,
+            pacer,
             spans,
             channels,
             uid: nix::unistd::geteuid().as_raw(),
@@ -122,6 +126,7 @@ impl CardFs {
             1 => Node::Root,
             INO_CTL => Node::Ctl,
             INO_CHANNEL => Node::Channel,
+            INO_PSEUDO => Node::Pseudo,
             INO_CHAN_DIR => Node::ChanDir,
             i if (SPAN_DIR_BASE..CHAN_FILE_BASE).contains(&i) => {
                 Node::SpanDir(i32::try_from(i - SPAN_DIR_BASE).ok()?)
@@ -147,6 +152,7 @@ impl CardFs {
             Node::Root => 1,
             Node::Ctl => INO_CTL,
             Node::Channel => INO_CHANNEL,
+            Node::Pseudo => INO_PSEUDO,
             Node::ChanDir => INO_CHAN_DIR,
             Node::SpanDir(s) => SPAN_DIR_BASE + s as u64,
             Node::ChanFile(s, c) => CHAN_FILE_BASE + ((s as u64) << 16) + c as u64,
@@ -192,6 +198,7 @@ impl CardFs {
             Node::Root => vec![
                 (Node::Ctl, "ctl".into()),
                 (Node::Channel, "channel".into()),
+                (Node::Pseudo, "pseudo".into()),
                 (Node::ChanDir, "chan".into()),
             ],
             Node::ChanDir => (1..=self.spans)
@@ -211,157 +218,34 @@ impl CardFs {
         cmd: IoctlRequest,
         input: &[u8],
         out_size: usize,
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Vec<u8>, Refusal> {
         let opened = *self.files().get(&fh).ok_or(Errno::EBADF)?;
         let mut world = lock(&self.world);
         if self.vanished(&world) {
-            return Err(Errno::ENODEV);
+            return Err(Errno::ENODEV.into());
         }
-        let card = self.card;
-        match (opened, cmd) {
-            (Opened::Ctl, abi::DAHDI_GETVERSION) => reply(out_size, &world.version(card)?),
-            (Opened::Ctl, abi::DAHDI_SPANSTAT) => {
-                let info: abi::dahdi_spaninfo = arg(input, out_size)?;
-                if info.spanno == 0 {
-                    // No channel behind the control node.
-                    return Err(Errno::EINVAL);
-                }
-                reply(out_size, &world.span_info(card, info.spanno)?)
-            }
-            (Opened::Ctl, abi::DAHDI_GET_PARAMS) => {
-                let params: abi::dahdi_params = arg(input, out_size)?;
-                let id = world.channel_by_number(
-                    card,
-                    params.channo & !abi::DAHDI_GET_PARAMS_RETURN_MASTER,
-                )?;
-                reply(out_size, &world.params(id)?)
-            }
-            (Opened::Ctl, abi::DAHDI_SET_PARAMS) => {
-                let params: abi::dahdi_params = arg(input, 0)?;
-                let id = world.channel_by_number(card, params.channo)?;
-                world.set_params(id, &params)?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::DAHDI_SPANCONFIG) => {
-                world.span_config(card, &arg(input, 0)?)?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::DAHDI_CHANCONFIG) => {
-                world.chan_config(card, &arg(input, 0)?)?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::DAHDI_STARTUP) => {
-                world.startup(card, arg(input, 0)?)?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::DAHDI_SHUTDOWN) => {
-                world.shutdown(card, arg(input, 0)?)?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::DAHDI_MAINT) => {
-                world.maint(card, &arg(input, 0)?)?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::TANDEM_WATCHDOG_ARM) => {
-                let timeout_ms: u32 = arg(input, 0)?;
-                world.watchdog_arm(card, timeout_ms, Instant::now())?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::TANDEM_WATCHDOG_KICK) => {
-                expect_no_input(input)?;
-                world.watchdog_kick(card, Instant::now())?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::TANDEM_WATCHDOG_DISARM) => {
-                expect_no_input(input)?;
-                world.watchdog_disarm(card)?;
-                Ok(Vec::new())
-            }
-            (Opened::Ctl, abi::TANDEM_WATCHDOG_STATUS) => {
-                expect_no_input(input)?;
-                reply(out_size, &world.watchdog_status(card, Instant::now())?)
-            }
-            (Opened::Unbound, abi::DAHDI_SPECIFY) => {
-                let id = world.specify(card, arg(input, 0)?)?;
-                drop(world);
-                self.files().insert(fh, Opened::Bound(id));
-                Ok(Vec::new())
-            }
-            // An unbound `channel` file only takes DAHDI_SPECIFY (dahdi_prechan_ioctl).
-            (Opened::Unbound, _) => Err(Errno::ENOSYS),
-            (Opened::Bound(id), abi::DAHDI_GET_PARAMS) => {
-                let _: abi::dahdi_params = arg(input, out_size)?;
-                reply(out_size, &world.params(id)?)
-            }
-            (Opened::Bound(id), abi::DAHDI_SET_PARAMS) => {
-                world.set_params(id, &arg(input, 0)?)?;
-                Ok(Vec::new())
-            }
-            (Opened::Bound(id), abi::DAHDI_HOOK) => {
-                world.hook(id, arg(input, 0)?)?;
-                Ok(Vec::new())
-            }
-            (Opened::Bound(id), abi::DAHDI_GETEVENT) => {
-                expect_no_input(input)?;
-                reply(out_size, &world.take_event(id)?)
-            }
-            (Opened::Bound(id), abi::DAHDI_CHANNO) => {
-                expect_no_input(input)?;
-                reply(out_size, &world.channo(id))
-            }
-            (Opened::Bound(_), abi::DAHDI_GET_BUFINFO) => {
-                expect_no_input(input)?;
-                let info = abi::dahdi_bufferinfo {
-                    txbufpolicy: 0,
-                    rxbufpolicy: 0,
-                    numbufs: 2,
-                    bufsize: 1024,
-                    readbufs: 0,
-                    writebufs: 0,
-                };
-                reply(out_size, &info)
-            }
-            (Opened::Bound(id), abi::DAHDI_SPANSTAT) => {
-                let info: abi::dahdi_spaninfo = arg(input, out_size)?;
-                let spanno = if info.spanno == 0 {
-                    id.span as i32 + 1
-                } else {
-                    info.spanno
-                };
-                reply(out_size, &world.span_info(card, spanno)?)
-            }
-            // Anything else, including a known number with another size or direction.
-            _ => Err(Errno::ENOTTY),
+        let result = ioctl::dispatch(&mut world, self.card, opened, cmd, input, out_size);
+        if matches!(result, Err(Refusal::Unserved)) {
+            world.note_unserved(self.card, cmd);
+        }
+        drop(world);
+        let answer = result?;
+        if let Some(rebind) = answer.rebind {
+            self.files().insert(fh, rebind);
+        }
+        Ok(answer.out)
+    }
+
+    /// The file an open handle is, for logs.
+    fn describe(&self, fh: u64) -> String {
+        match self.files().get(&fh) {
+            Some(Opened::Ctl) => "ctl".into(),
+            Some(Opened::Unbound) => "channel".into(),
+            Some(Opened::Bound(id)) => format!("chan/{:03}/{:03}", id.span + 1, id.index + 1),
+            Some(Opened::Pseudo(_)) => "pseudo".into(),
+            None => format!("handle {fh}"),
         }
     }
-}
-
-/// Decode an ioctl argument: the input must be exactly one `T`, and the
-/// output (if any) exactly one `T` too.
-fn arg<T: FromBytes>(input: &[u8], out_size: usize) -> Result<T, Errno> {
-    if out_size != 0 && out_size != size_of::<T>() {
-        return Err(Errno::EINVAL);
-    }
-    T::read_from_bytes(input).map_err(|_| Errno::EINVAL)
-}
-
-fn expect_no_input(input: &[u8]) -> Result<(), Errno> {
-    if input.is_empty() {
-        Ok(())
-    } else {
-        Err(Errno::EINVAL)
-    }
-}
-
-/// Encode an ioctl answer; the caller's buffer must be exactly one `T`.
-fn reply<T: IntoBytes + Immutable + KnownLayout>(
-    out_size: usize,
-    value: &T,
-) -> Result<Vec<u8>, Errno> {
-    if out_size != size_of::<T>() {
-        return Err(Errno::EINVAL);
-    }
-    Ok(value.as_bytes().to_vec())
 }
 
 fn fuse_errno(errno: Errno) -> FuseErrno {
@@ -374,6 +258,7 @@ impl Filesystem for CardFs {
             Some(Node::Root) => match name.to_str() {
                 Some("ctl") => Some(Node::Ctl),
                 Some("channel") => Some(Node::Channel),
+                Some("pseudo") => Some(Node::Pseudo),
                 Some("chan") => Some(Node::ChanDir),
                 _ => None,
             },
@@ -432,6 +317,20 @@ impl Filesystem for CardFs {
         let opened = match self.node(ino) {
             Some(Node::Ctl) => Opened::Ctl,
             Some(Node::Channel) => Opened::Unbound,
+            Some(Node::Pseudo) => {
+                let mut world = lock(&self.world);
+                if self.vanished(&world) {
+                    reply.error(FuseErrno::ENODEV);
+                    return;
+                }
+                match world.open_pseudo(self.card, Instant::now()) {
+                    Ok(id) => Opened::Pseudo(id),
+                    Err(e) => {
+                        reply.error(fuse_errno(e));
+                        return;
+                    }
+                }
+            }
             Some(Node::ChanFile(s, c)) => {
                 let world = lock(&self.world);
                 let Some(id) = world.channel_at(self.card, s, c) else {
@@ -459,10 +358,72 @@ impl Filesystem for CardFs {
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.files().insert(fh, opened);
-        reply.opened(
-            FileHandle(fh),
-            FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_NONSEEKABLE,
-        );
+        let mut flags = FopenFlags::FOPEN_NOFLUSH | FopenFlags::FOPEN_NONSEEKABLE;
+        if matches!(opened, Opened::Pseudo(_)) {
+            // Every read must reach the sample clock: no page cache, no EOF at size 0.
+            flags |= FopenFlags::FOPEN_DIRECT_IO;
+        }
+        reply.opened(FileHandle(fh), flags);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let opened = self.files().get(&fh.0).copied();
+        let Some(Opened::Pseudo(id)) = opened else {
+            // No audio on span channels, nothing to read on ctl or channel.
+            reply.error(FuseErrno::EINVAL);
+            return;
+        };
+        let mut world = lock(&self.world);
+        if self.vanished(&world) {
+            reply.error(FuseErrno::ENODEV);
+            return;
+        }
+        match world.pseudo_read(id, size as usize, Instant::now()) {
+            Ok(PseudoRead::Ready(bytes)) => reply.data(&bytes),
+            Ok(PseudoRead::At(due)) => {
+                drop(world);
+                self.pacer.hold(id, size as usize, due, reply);
+            }
+            Err(e) => reply.error(fuse_errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let opened = self.files().get(&fh.0).copied();
+        let Some(Opened::Pseudo(id)) = opened else {
+            reply.error(FuseErrno::EINVAL);
+            return;
+        };
+        let mut world = lock(&self.world);
+        if self.vanished(&world) {
+            reply.error(FuseErrno::ENODEV);
+            return;
+        }
+        match world.pseudo_write(id, data.len()) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(fuse_errno(e)),
+        }
     }
 
     fn release(
@@ -475,8 +436,10 @@ impl Filesystem for CardFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if let Some(Opened::Bound(id)) = self.files().remove(&fh.0) {
-            lock(&self.world).forget_waker(id, fh.0);
+        match self.files().remove(&fh.0) {
+            Some(Opened::Bound(id)) => lock(&self.world).forget_waker(id, fh.0),
+            Some(Opened::Pseudo(id)) => lock(&self.world).close_pseudo(id),
+            _ => {}
         }
         reply.ok();
     }
@@ -495,15 +458,26 @@ impl Filesystem for CardFs {
         let request = cmd as IoctlRequest;
         match self.ioctl(fh.0, request, in_data, out_size as usize) {
             Ok(out) => reply.ioctl(0, &out),
-            Err(errno) => {
+            Err(Refusal::Errno(errno)) => {
                 tracing::debug!(
                     card = self.card,
-                    ioctl = abi::ioctl_name(request).unwrap_or("unknown"),
+                    file = %self.describe(fh.0),
+                    ioctl = %abi::describe_request(request),
                     cmd = format_args!("{cmd:#x}"),
                     %errno,
                     "ioctl refused"
                 );
                 reply.error(fuse_errno(errno));
+            }
+            Err(Refusal::Unserved) => {
+                tracing::warn!(
+                    card = self.card,
+                    file = %self.describe(fh.0),
+                    ioctl = %abi::describe_request(request),
+                    cmd = format_args!("{cmd:#x}"),
+                    "ioctl not served by the simulator: ENOTTY"
+                );
+                reply.error(FuseErrno::ENOTTY);
             }
         }
     }

@@ -21,8 +21,10 @@
 
 pub mod control;
 mod fs;
+mod ioctl;
 pub mod model;
 pub mod mount;
+mod pacer;
 
 use std::io;
 use std::path::Path;
@@ -32,9 +34,13 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 
 pub use control::ControlServer;
-pub use model::{CallState, ConfigError, SimConfig, SpanReport, WatchdogReport};
+pub use model::{
+    CallState, ChannelReport, ConfigError, ECHO_CANCELLERS, HdlcRate, PseudoTotals, SimConfig,
+    SpanReport, ToneZone, ToneZoneReport, WatchdogReport,
+};
 pub use mount::{MountError, MountOptions, MountedCard, clean_stale_mount, is_mount_point};
 
+use crate::abi;
 use crate::device::Alarms;
 use fs::SharedWorld;
 
@@ -189,6 +195,43 @@ impl Simulator {
     /// Hot-unplug a card.
     pub fn unplug(&self, card: usize) -> Result<(), SimError> {
         self.far("unplug", card, 0, 0, |w| w.unplug(card))
+    }
+
+    /// A report of `card` from the model, or the error naming `operation`.
+    fn read<T>(
+        &self,
+        operation: &'static str,
+        card: usize,
+        f: impl FnOnce(&model::World) -> Result<T, Errno>,
+    ) -> Result<T, SimError> {
+        f(&fs::lock(&self.world)).map_err(|errno| SimError {
+            operation,
+            card,
+            span: 0,
+            channel: 0,
+            errno,
+        })
+    }
+
+    /// The configuration of every channel of `card` (what `dahdi_cfg` left).
+    pub fn channels(&self, card: usize) -> Result<Vec<ChannelReport>, SimError> {
+        self.read("channels", card, |w| w.channel_report(card))
+    }
+
+    /// The tone zones loaded on `card`, and its default zone.
+    pub fn tone_zones(&self, card: usize) -> Result<ToneZoneReport, SimError> {
+        self.read("tone zones", card, |w| w.tone_zones(card))
+    }
+
+    /// What the pseudo channels of `card` did since the simulator started.
+    pub fn pseudo_totals(&self, card: usize) -> Result<PseudoTotals, SimError> {
+        self.read("pseudo", card, |w| w.pseudo_totals(card))
+    }
+
+    /// The ioctl requests `card`'s files were sent that the simulator does
+    /// not serve (each answered `ENOTTY`), with how often each came.
+    pub fn unserved(&self, card: usize) -> Result<Vec<(abi::IoctlRequest, u64)>, SimError> {
+        self.read("unserved", card, |w| w.unserved(card))
     }
 
     /// The state of every span of `card`.

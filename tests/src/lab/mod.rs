@@ -4,7 +4,8 @@
 //! commands it runs ([`cmd`]), entering namespaces ([`netns`]), the rule
 //! for tests that need root ([`privileged`]), tandem's dispatcher on a
 //! lab director ([`director`]), two `tandemd` in a pair lab
-//! ([`tandemd`]), simulated cards on a shared trunk ([`cards`]), bounded
+//! ([`tandemd`]), simulated cards on a shared trunk ([`cards`]), the real
+//! dahdi-tools run against a simulated card ([`dahdi_tools`]), bounded
 //! polling ([`wait`]), simulated hypervisor steal time on the lab's
 //! CPUs ([`steal`]) and a noisy neighbour beside a pair ([`noise`]).
 //!
@@ -12,6 +13,7 @@
 //! [`crate::actors`]) or measures anything (see [`crate::bench`]).
 
 pub mod cards;
+pub mod dahdi_tools;
 pub mod cmd;
 pub mod director;
 pub mod netns;

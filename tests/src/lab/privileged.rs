@@ -1,8 +1,9 @@
 //! The rule for tests that need root: run when possible, say why when not,
 //! and never skip silently where skipping is forbidden (CI as root sets
 //! `TANDEM_REQUIRE_PRIVILEGED=1`). A test names what it needs ([`Need`]:
-//! a lab's network namespaces, a FUSE mount, loading BPF programs, or root
-//! for something else) and asks [`require`]; every privileged test of the
+//! a lab's network namespaces, a FUSE mount, loading BPF programs, root
+//! for something else, or a program that `cargo xtask setup` installs)
+//! and asks [`require`]; every privileged test of the
 //! workspace goes through it, the dataplane's and the card simulator's as
 //! well. Lab tests of one test binary that run daemons take turns
 //! ([`lab_turn`]). The benchmarks and `tandem-lab` do not skip: without
@@ -27,6 +28,9 @@ pub enum Need {
     Bpf,
     /// Root for what the text names, e.g. `Root("raw ICMP socket")`.
     Root(&'static str),
+    /// A program on `PATH` (or in `/usr/sbin`, `/sbin`), from the named
+    /// Debian package, e.g. `Program("dahdi_cfg", "dahdi")`.
+    Program(&'static str, &'static str),
 }
 
 impl Need {
@@ -43,8 +47,28 @@ impl Need {
             Need::Bpf => None,
             Need::Root(what) if !is_root() => Some(format!("needs root ({what})")),
             Need::Root(_) => None,
+            Need::Program(program, package) => find_program(program).is_none().then(|| {
+                format!(
+                    "needs `{program}` (Debian package {package}; `cargo xtask setup` installs it)"
+                )
+            }),
         }
     }
+}
+
+/// Where `program` is: the first executable file of that name in `PATH`,
+/// then `/usr/sbin` and `/sbin` (where Debian puts administrators' tools).
+pub fn find_program(program: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// True if this process has everything in `needs`. Otherwise: with

@@ -328,7 +328,14 @@ impl Default for AdminTable {
 pub struct CardTable {
     #[serde(default = "default_card_root")]
     pub root: AbsPath,
-    pub spans: List<Span>,
+    /// DAHDI's `system.conf` for this card: the spans, their lines and
+    /// channels come from it (then `spans`, `lineconfig`, `timing` and
+    /// `signalling` are not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_conf: Option<AbsPath>,
+    /// Required without `system_conf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spans: Option<List<Span>>,
     #[serde(default = "default_takeover_deadline")]
     pub takeover_deadline_ms: Millis<1, 60_000>,
     /// Absent: the span's line is left as it is (no `DAHDI_SPANCONFIG`).
@@ -337,8 +344,9 @@ pub struct CardTable {
     /// Only with `lineconfig`; absent: 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timing: Option<Int<u32, 0, 255>>,
-    #[serde(default = "default_signalling")]
-    pub signalling: Signalling,
+    /// Absent: `fxsks` (without `system_conf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signalling: Option<Signalling>,
     #[serde(default)]
     pub auto_answer: Bool,
     /// The failover switch's watchdog; absent: none.
@@ -472,7 +480,13 @@ fn default_signalling() -> Signalling {
 impl File {
     /// The configuration this (valid) file describes, with the defaults
     /// that depend on other tables filled in.
-    pub(super) fn resolve(&self, keys: super::keys::Loaded) -> Config {
+    /// The whole configuration, with the keys and each card's `system.conf`
+    /// (`systems[i]` for `card[i]`, `None` without one) as loaded.
+    pub(super) fn resolve(
+        &self,
+        keys: super::keys::Loaded,
+        systems: Vec<Option<super::SystemConf>>,
+    ) -> Config {
         let mut heartbeat = self.heartbeat.resolve(keys.heartbeat);
         heartbeat.ivr_key = keys.ivr;
         let vips: Vec<VipConfig> = self.vip.0.iter().map(VipTable::resolve).collect();
@@ -519,7 +533,13 @@ impl File {
                 metrics_listen: self.admin.metrics_listen.map(|m| m.0),
                 read_group: self.admin.read_group.as_ref().map(|g| g.0.clone()),
             },
-            cards: self.card.0.iter().map(CardTable::resolve).collect(),
+            cards: self
+                .card
+                .0
+                .iter()
+                .zip(systems.into_iter().chain(std::iter::repeat(None)))
+                .map(|(card, system)| card.resolve(system))
+                .collect(),
             heartbeat,
             vips,
         }
@@ -691,18 +711,27 @@ impl RealTable {
 }
 
 impl CardTable {
-    fn resolve(&self) -> CardConfig {
+    fn resolve(&self, system: Option<super::SystemConf>) -> CardConfig {
+        let spans = match &system {
+            Some(system) => system.spans.iter().map(|s| s.number).collect(),
+            None => self
+                .spans
+                .iter()
+                .flat_map(|spans| spans.0.iter().map(|s| s.0))
+                .collect(),
+        };
         CardConfig {
             root: PathBuf::from(&self.root.0),
-            spans: self.spans.0.iter().map(|s| s.0).collect(),
+            spans,
             takeover_deadline: self.takeover_deadline_ms.0,
             line: self.lineconfig.as_ref().map(|words| CardLine {
                 config: words.0.iter().fold(0, |bits, w| bits | w.0),
                 timing: self.timing.map_or(0, |t| t.0),
             }),
-            signalling: self.signalling.0,
+            signalling: self.signalling.map_or_else(|| default_signalling().0, |s| s.0),
             auto_answer: self.auto_answer.0,
             watchdog: self.watchdog_ms.map(|m| m.0),
+            system,
         }
     }
 }

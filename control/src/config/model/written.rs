@@ -156,15 +156,21 @@ fn service_table(s: &ServiceEntry) -> ServiceTable {
 }
 
 fn card_table(c: &CardConfig) -> CardTable {
+    // With a system.conf, the spans, lines and channels stay in it.
+    let own = c.system.is_none();
     CardTable {
         root: AbsPath(c.root.to_string_lossy().into_owned()),
-        spans: List(c.spans.iter().copied().map(Span).collect()),
+        system_conf: c
+            .system
+            .as_ref()
+            .map(|s| AbsPath(s.path.to_string_lossy().into_owned())),
+        spans: own.then(|| List(c.spans.iter().copied().map(Span).collect())),
         takeover_deadline_ms: Millis(c.takeover_deadline),
         lineconfig: c
             .line
             .map(|l| names_of(&super::super::LINECONFIG_NAMES, l.config, LineWord)),
         timing: c.line.map(|l| Int(l.timing)),
-        signalling: Signalling(c.signalling),
+        signalling: own.then_some(Signalling(c.signalling)),
         auto_answer: Bool(c.auto_answer),
         watchdog_ms: c.watchdog.map(Millis),
     }

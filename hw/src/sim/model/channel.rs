@@ -1,11 +1,12 @@
 //! Channel operations: opening a channel file (and `DAHDI_SPECIFY`),
-//! `GET_PARAMS`, `SET_PARAMS`, `CHANCONFIG`, and `DAHDI_HOOK`, the local hook
-//! state machine ([`TxHook`]) with DAHDI's errnos (`ENXIO` for opening an
-//! unconfigured channel, `EINVAL` for an unknown channel or hook value,
-//! `EBUSY` for a hook operation in the wrong state).
+//! `GET_PARAMS` (with the master channel on request), `SET_PARAMS`,
+//! `CHANCONFIG`, `ATTACH_ECHOCAN`, `HDLC_RATE`, and `DAHDI_HOOK`, the local
+//! hook state machine ([`TxHook`]) with DAHDI's errnos (`ENXIO` for opening
+//! an unconfigured channel, `EINVAL` for an unknown channel, hook value or
+//! echo canceller, `EBUSY` for a hook operation in the wrong state).
 //!
 //! This module owns what the card transmits on a channel and its signalling
-//! configuration. It must not change the far end except as a hook operation
+//! configuration (type, law, master, echo canceller, HDLC rate). It must not change the far end except as a hook operation
 //! on the carrying span reaches it (the far end's own moves are in
 //! `trunk.rs`), and it queues events only through `queue_event` (`events.rs`).
 
@@ -21,6 +22,20 @@ pub enum TxHook {
     OffHook,
     /// Ringing the far end (`HOOK(RING)` / `HOOK(START)`).
     Ringing,
+}
+
+/// The echo cancellers the simulated system has (as the software ones of
+/// dahdi-linux name themselves); `DAHDI_ATTACH_ECHOCAN` matches a name
+/// without regard to case, `DAHDI_GETVERSION` lists them.
+pub const ECHO_CANCELLERS: &[&str] = &["MG2", "KB1", "SEC", "SEC2", "OSLEC"];
+
+/// The HDLC bit rate of a channel (`DAHDI_HDLC_RATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HdlcRate {
+    /// 56 kbit/s (the argument 56).
+    Kbps56,
+    /// 64 kbit/s (any other argument, as DAHDI takes it).
+    Kbps64,
 }
 
 /// Signalling types the simulated channels can take.
@@ -39,6 +54,19 @@ pub const SIG_CAPS: i32 = abi::DAHDI_SIG_FXSLS
     | abi::DAHDI_SIG_MTP2;
 
 impl World {
+    /// `DAHDI_GET_PARAMS` for `id` asked with `DAHDI_GET_PARAMS_RETURN_MASTER`:
+    /// as [`World::params`], with the master's channel number in the upper
+    /// 16 bits of `channo` (a channel that is not a slave is its own master).
+    pub fn params_with_master(&self, id: ChannelId) -> Result<dahdi_params, Errno> {
+        let mut params = self.params(id)?;
+        let master = match self.chan(id).master {
+            0 => params.channo,
+            m => m,
+        };
+        params.channo |= master << 16;
+        Ok(params)
+    }
+
     /// `DAHDI_GET_PARAMS` for `id`.
     pub fn params(&self, id: ChannelId) -> Result<dahdi_params, Errno> {
         self.card(id.card)?;
@@ -118,9 +146,15 @@ impl World {
         config: &abi::dahdi_chanconfig,
     ) -> Result<(), Errno> {
         let id = self.channel_by_number(card, config.chan)?;
-        if config.sigtype & SIG_CAPS != config.sigtype {
+        let master = if config.sigtype == abi::DAHDI_SIG_SLAVE {
+            // A slave follows its master's configuration: the master must exist.
+            self.channel_by_number(card, config.master)?;
+            config.master
+        } else if config.sigtype & SIG_CAPS != config.sigtype {
             return Err(Errno::EINVAL);
-        }
+        } else {
+            0
+        };
         if ![
             abi::DAHDI_LAW_DEFAULT,
             abi::DAHDI_LAW_MULAW,
@@ -138,6 +172,43 @@ impl World {
             config.deflaw
         };
         ch.idle_bits = config.idlebits;
+        ch.master = master;
+        Ok(())
+    }
+
+    /// `DAHDI_ATTACH_ECHOCAN`: `EINVAL` for an unknown channel or an echo
+    /// canceller the system does not have; an empty name detaches. The name
+    /// is read up to its first NUL, at most 15 bytes (DAHDI terminates it).
+    pub fn attach_echocan(
+        &mut self,
+        card: usize,
+        attach: &abi::dahdi_attach_echocan,
+    ) -> Result<(), Errno> {
+        let id = self.channel_by_number(card, attach.chan)?;
+        let mut name = attach.echocan;
+        name[name.len() - 1] = 0;
+        let wanted = abi::c_string(&name);
+        let echocan = if wanted.is_empty() {
+            None
+        } else {
+            let known = ECHO_CANCELLERS
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(&wanted))
+                .ok_or(Errno::EINVAL)?;
+            Some(*known)
+        };
+        self.chan_mut(id).echocan = echocan;
+        Ok(())
+    }
+
+    /// `DAHDI_HDLC_RATE` on a channel file: 56 selects 56 kbit/s, anything else 64.
+    pub fn set_hdlc_rate(&mut self, id: ChannelId, rate: i32) -> Result<(), Errno> {
+        self.card(id.card)?;
+        self.chan_mut(id).hdlc_rate = if rate == 56 {
+            HdlcRate::Kbps56
+        } else {
+            HdlcRate::Kbps64
+        };
         Ok(())
     }
 

@@ -45,7 +45,11 @@
 //!   `HOOK(RINGOFF)` → `RINGEROFF`. `FLASH` on an answered call toggles hold
 //!   and completes with `HOOKCOMPLETE`, as does `WINK`.
 //!
-//! Deviations from a real card: no audio, no timers (wink, flash and
+//! - Each card is a whole DAHDI system of its own: its tone zones and its
+//!   pseudo channels (numbered after the spans' channels) are per card.
+//!
+//! Deviations from a real card: no audio on span channels (pseudo channels
+//! read silence at the 8 kHz pace), no timers (wink, flash and
 //! ring cadences complete at once), channel files are not exclusive (FUSE
 //! releases files asynchronously, so exclusivity would make quick reopen racy).
 //!
@@ -62,8 +66,12 @@
 //! - `watchdog.rs`: the failover switch's per-card watchdog (tandem's
 //!   extension ioctls) and the relay that lets go of a card whose host
 //!   stopped kicking it.
+//! - `tonezone.rs`: the tone zones `dahdi_cfg` loads (`LOADZONE`,
+//!   `FREEZONE`, `DEFAULTZONE`).
+//! - `pseudo.rs`: pseudo channels (the `pseudo` file): their channel
+//!   numbers, block size and the 8 kHz sample clock their reads follow.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use nix::errno::Errno;
 
@@ -73,14 +81,18 @@ mod alarm;
 mod card;
 mod channel;
 mod events;
+mod pseudo;
 mod span;
+mod tonezone;
 mod trunk;
 mod watchdog;
 
-pub use card::SpanReport;
-pub use channel::{SIG_CAPS, TxHook};
+pub use card::{ChannelReport, SpanReport};
+pub use channel::{ECHO_CANCELLERS, HdlcRate, SIG_CAPS, TxHook};
 pub use events::Waker;
+pub use pseudo::{PSEUDO_SILENCE, PseudoId, PseudoRead, PseudoTotals};
 pub use span::{LINE_COMPAT, VERSION};
+pub use tonezone::{ToneZone, ToneZoneReport};
 pub use trunk::{CallState, FarEnd};
 pub use watchdog::WatchdogReport;
 
@@ -146,6 +158,12 @@ struct ChannelState {
     chan_alarms: u32,
     events: VecDeque<i32>,
     timing: Timing,
+    /// The card-wide number of this channel's master (`DAHDI_CHANCONFIG`
+    /// of a `DAHDI_SIG_SLAVE`), 0 for itself.
+    master: i32,
+    /// The echo canceller `DAHDI_ATTACH_ECHOCAN` chose (by its canonical name).
+    echocan: Option<&'static str>,
+    hdlc_rate: HdlcRate,
     /// Pollers to wake on the next event, keyed by their poll handle.
     wakers: Vec<(u64, Waker)>,
 }
@@ -181,6 +199,16 @@ struct Card {
     /// Hot-unplugged: every operation answers `ENODEV`.
     removed: bool,
     watchdog: watchdog::Watchdog,
+    /// Loaded tone zones by number, and the default one.
+    zones: BTreeMap<i32, ToneZone>,
+    default_zone: Option<i32>,
+    /// Open pseudo channels (`pseudo` files), by handle.
+    pseudos: BTreeMap<u64, pseudo::Pseudo>,
+    next_pseudo: u64,
+    pseudo_totals: PseudoTotals,
+    /// Requests this card's files were sent and the simulator does not
+    /// serve (answered `ENOTTY`), with how often each came.
+    unserved: BTreeMap<abi::IoctlRequest, u64>,
 }
 
 /// One timeslot of a trunk: what the far end does, and whether the call is on hold.
@@ -273,6 +301,9 @@ impl World {
                         chan_alarms: abi::DAHDI_ALARM_NOTOPEN,
                         events: VecDeque::new(),
                         timing: Timing::default(),
+                        master: 0,
+                        echocan: None,
+                        hdlc_rate: HdlcRate::Kbps64,
                         wakers: Vec::new(),
                     })
                     .collect();
@@ -294,6 +325,12 @@ impl World {
                 spans,
                 removed: false,
                 watchdog: watchdog::Watchdog::default(),
+                zones: BTreeMap::new(),
+                default_zone: None,
+                pseudos: BTreeMap::new(),
+                next_pseudo: 1,
+                pseudo_totals: PseudoTotals::default(),
+                unserved: BTreeMap::new(),
             });
         }
         Ok(World {

@@ -11,7 +11,7 @@
 
 use nix::errno::Errno;
 
-use super::{Counters, TxHook, World};
+use super::{Counters, ECHO_CANCELLERS, TxHook, World};
 use crate::abi::{self, dahdi_spaninfo};
 
 /// Line configurations the simulated spans accept (E1 and T1 framing/coding).
@@ -32,7 +32,7 @@ impl World {
         self.card(card)?;
         let mut info = abi::dahdi_versioninfo::default();
         abi::set_c_string(&mut info.version, VERSION);
-        abi::set_c_string(&mut info.echo_canceller, "");
+        abi::set_c_string(&mut info.echo_canceller, &ECHO_CANCELLERS.join(" "));
         Ok(info)
     }
 

@@ -416,3 +416,210 @@ fn watchdog_disarmed_never_expires_and_bad_arguments_are_refused() {
     w.unplug(0).expect("unplug");
     assert_eq!(w.watchdog_kick(0, t0), Err(Errno::ENODEV));
 }
+
+// ---------------------------------------------------------------------------
+// What dahdi_cfg and dahdi_test need: echo cancellers, the master flag,
+// HDLC rate, tone zones, pseudo channels, the unserved log.
+// ---------------------------------------------------------------------------
+
+fn chanconfig(chan: i32, sigtype: i32, master: i32) -> abi::dahdi_chanconfig {
+    abi::dahdi_chanconfig {
+        chan,
+        sigtype,
+        master,
+        ..Default::default()
+    }
+}
+
+fn attach(chan: i32, name: &str) -> abi::dahdi_attach_echocan {
+    let mut ae = abi::dahdi_attach_echocan {
+        chan,
+        ..Default::default()
+    };
+    abi::set_c_string(&mut ae.echocan, name);
+    ae
+}
+
+#[test]
+fn echo_cancellers_attach_by_name_without_case_and_detach_when_empty() {
+    let mut w = world(1, false);
+    w.attach_echocan(0, &attach(2, "mg2")).expect("mg2 exists");
+    let report = w.channel_report(0).expect("report");
+    assert_eq!(report[1].echocan, Some("MG2"));
+    assert_eq!(report[0].echocan, None, "only channel 2");
+    assert_eq!(
+        w.attach_echocan(0, &attach(2, "nosuch")),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        w.channel_report(0).expect("report")[1].echocan,
+        Some("MG2"),
+        "kept on refusal"
+    );
+    assert_eq!(w.attach_echocan(0, &attach(99, "mg2")), Err(Errno::EINVAL));
+    w.attach_echocan(0, &attach(2, "")).expect("detach");
+    assert_eq!(w.channel_report(0).expect("report")[1].echocan, None);
+    // A name filling all 16 bytes is cut at 15, as DAHDI terminates it.
+    let mut long = attach(1, "");
+    long.echocan = *b"OSLECOSLECOSLECX";
+    assert_eq!(w.attach_echocan(0, &long), Err(Errno::EINVAL));
+    let version = w.version(0).expect("version");
+    assert_eq!(
+        abi::c_string(&version.echo_canceller),
+        "MG2 KB1 SEC SEC2 OSLEC"
+    );
+}
+
+#[test]
+fn get_params_returns_the_master_only_when_asked() {
+    let mut w = world(1, false);
+    w.chan_config(0, &chanconfig(3, abi::DAHDI_SIG_CLEAR, 0))
+        .expect("clear");
+    let id = w.channel_by_number(0, 3).expect("channel 3");
+    assert_eq!(w.params(id).expect("params").channo, 3);
+    assert_eq!(
+        w.params_with_master(id).expect("params").channo,
+        3 | (3 << 16)
+    );
+    // A slave names its master; its master must exist.
+    w.chan_config(0, &chanconfig(4, abi::DAHDI_SIG_SLAVE, 3))
+        .expect("slave of 3");
+    let slave = w.channel_by_number(0, 4).expect("channel 4");
+    assert_eq!(
+        w.params_with_master(slave).expect("params").channo,
+        4 | (3 << 16)
+    );
+    assert_eq!(w.channel_report(0).expect("report")[3].master, 3);
+    assert_eq!(
+        w.chan_config(0, &chanconfig(5, abi::DAHDI_SIG_SLAVE, 0)),
+        Err(Errno::EINVAL)
+    );
+    // Configured as a master again, it is its own.
+    w.chan_config(0, &chanconfig(4, abi::DAHDI_SIG_CLEAR, 3))
+        .expect("clear");
+    assert_eq!(
+        w.params_with_master(slave).expect("params").channo,
+        4 | (4 << 16)
+    );
+}
+
+#[test]
+fn hdlc_rate_is_56_only_for_56() {
+    let mut w = world(1, false);
+    w.set_hdlc_rate(A1, 56).expect("56k");
+    assert_eq!(
+        w.channel_report(0).expect("report")[0].hdlc_rate,
+        HdlcRate::Kbps56
+    );
+    w.set_hdlc_rate(A1, 48).expect("anything else is 64k");
+    assert_eq!(
+        w.channel_report(0).expect("report")[0].hdlc_rate,
+        HdlcRate::Kbps64
+    );
+}
+
+fn zone(number: i32, name: &str, count: i32) -> abi::dahdi_tone_def_header {
+    let mut header = abi::dahdi_tone_def_header {
+        count,
+        zone: number,
+        ..Default::default()
+    };
+    header.ringcadence[..2].copy_from_slice(&[1000, 4000]);
+    abi::set_c_string(&mut header.name, name);
+    header
+}
+
+#[test]
+fn tone_zones_load_once_free_quietly_and_default_only_when_loaded() {
+    let mut w = world(1, false);
+    assert_eq!(w.set_default_zone(0, 3), Err(Errno::EINVAL), "not loaded");
+    w.load_zone(0, &zone(3, "Netherlands", 23)).expect("load");
+    assert_eq!(
+        w.load_zone(0, &zone(3, "again", 1)),
+        Err(Errno::EINVAL),
+        "loaded twice"
+    );
+    assert_eq!(w.load_zone(0, &zone(256, "big", 1)), Err(Errno::EINVAL));
+    assert_eq!(w.load_zone(0, &zone(4, "many", 129)), Err(Errno::EINVAL));
+    w.set_default_zone(0, 3).expect("default");
+    let report = w.tone_zones(0).expect("zones");
+    assert_eq!(
+        report,
+        ToneZoneReport {
+            zones: vec![ToneZone {
+                number: 3,
+                name: "Netherlands".into(),
+                ring_cadence: vec![1000, 4000],
+                tones: 23,
+            }],
+            default: Some(3),
+        }
+    );
+    w.free_zone(0, 9).expect("an unknown zone frees quietly");
+    w.free_zone(0, 3).expect("free");
+    assert_eq!(w.tone_zones(0).expect("zones"), ToneZoneReport::default());
+}
+
+#[test]
+fn pseudo_channels_read_one_block_per_128_ms_and_drop_what_waits_too_long() {
+    let mut w = world(1, false);
+    let t0 = Instant::now();
+    let p = w.open_pseudo(0, t0).expect("open");
+    assert_eq!(w.pseudo_channo(p), Ok(9), "after the 2 × 4 span channels");
+    let q = w.open_pseudo(0, t0).expect("open");
+    assert_eq!(w.pseudo_channo(q), Ok(10));
+    // 1024 bytes at 8 per ms: the first block is whole at 128 ms.
+    assert_eq!(
+        w.pseudo_read(p, 8192, t0 + Duration::from_millis(100)),
+        Ok(PseudoRead::At(t0 + Duration::from_millis(128)))
+    );
+    match w.pseudo_read(p, 8192, t0 + Duration::from_millis(128)) {
+        Ok(PseudoRead::Ready(bytes)) => assert_eq!(bytes, vec![PSEUDO_SILENCE; 1024]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        w.pseudo_read(p, 8192, t0 + Duration::from_millis(130)),
+        Ok(PseudoRead::At(t0 + Duration::from_millis(256)))
+    );
+    // A short read takes the whole block.
+    w.set_pseudo_blocksize(p, 160).expect("160");
+    match w.pseudo_read(p, 100, t0 + Duration::from_millis(150)) {
+        Ok(PseudoRead::Ready(bytes)) => assert_eq!(bytes.len(), 100),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.set_pseudo_blocksize(p, 0), Err(Errno::EINVAL));
+    assert_eq!(w.set_pseudo_blocksize(p, 8193), Err(Errno::EINVAL));
+    // Ten seconds unread: only two blocks are kept, the rest is an overrun.
+    let late = t0 + Duration::from_secs(10);
+    for _ in 0..2 {
+        assert!(matches!(
+            w.pseudo_read(p, 160, late),
+            Ok(PseudoRead::Ready(_))
+        ));
+    }
+    assert!(matches!(w.pseudo_read(p, 160, late), Ok(PseudoRead::At(_))));
+    let totals = w.pseudo_totals(0).expect("totals");
+    assert_eq!((totals.opened, totals.reads), (2, 4));
+    assert_eq!(totals.bytes_read, 1024 + 100 + 160 + 160);
+    assert!(totals.overruns > 400, "{totals:?}");
+    let params = w.pseudo_params(p, true).expect("params");
+    assert_eq!((params.spanno, params.channo), (0, 9 | (9 << 16)));
+    assert_eq!(abi::c_string(&params.name), "Pseudo/9");
+    // Closing frees the number and the handle.
+    w.close_pseudo(p);
+    assert_eq!(w.pseudo_read(p, 160, late), Err(Errno::EBADF));
+    let r = w.open_pseudo(0, late).expect("open");
+    assert_eq!(w.pseudo_channo(r), Ok(9));
+}
+
+#[test]
+fn unserved_requests_are_counted_per_card() {
+    let mut w = world(2, false);
+    w.note_unserved(1, 0x4004_da16 as abi::IoctlRequest);
+    w.note_unserved(1, 0x4004_da16 as abi::IoctlRequest);
+    assert_eq!(w.unserved(0), Ok(vec![]));
+    assert_eq!(
+        w.unserved(1),
+        Ok(vec![(0x4004_da16 as abi::IoctlRequest, 2)])
+    );
+}
