@@ -9,12 +9,13 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
     name = "tandemd",
+    version,
     about = "tandem director daemon: XDP dispatch, heartbeats, failover"
 )]
 struct Cli {
@@ -45,7 +46,19 @@ fn init_logging(level: &str) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed through `clidoc`, which adds the hidden `--generate-docs DIR`
+    // that `cargo xtask package` runs for the man page and completions.
+    let matches = tandem_control::clidoc::with_generator(Cli::command()).get_matches();
+    if let Some(dir) = tandem_control::clidoc::requested(&matches) {
+        return match tandem_control::clidoc::generate(Cli::command(), "8", &dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tandemd: --generate-docs: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = init_logging(&cli.log_level) {
         eprintln!("tandemd: logging: {e}");
         return ExitCode::from(2);
