@@ -18,12 +18,14 @@
 //! [`addrworker`] (address changes off the loop, RTNL can be slow),
 //! [`link`] (link state over rtnetlink), [`net`] (the one rtnetlink
 //! layer), [`hbsend`] (heartbeat senders)
-//! and [`witness`] (the ICMP witness probe).
+//! and [`witness`] (the ICMP witness probe). [`clidoc`] writes the
+//! binaries' man pages and completions from their clap definitions (packaging).
 
 pub mod addrworker;
 pub mod cfgworker;
 pub mod admin;
 pub mod cards;
+pub mod clidoc;
 pub mod clock;
 pub mod config;
 pub mod daemon;

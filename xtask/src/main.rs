@@ -1,12 +1,13 @@
 //! `cargo xtask`: the project's chores in one place — install what building and
-//! testing tandem needs (`setup`), run the test suite (`test`), the demo, the
-//! persistent lab and the benchmarks.
+//! testing tandem needs (`setup`), run the test suite (`test`), build the
+//! Debian package (`package`), the demo, the persistent lab and the benchmarks.
 //!
 //! It owns no tandem logic and depends on no tandem crate: building
 //! `tandem-dataplane` needs bpf-linker and the nightly `rust-src`, which `setup`
 //! installs first. Everything lab- or benchmark-shaped lives in `tandem-tests`;
 //! this file only delegates to its binaries.
 
+mod package;
 mod setup;
 mod test;
 
@@ -52,6 +53,21 @@ enum Cmd {
         /// How long to run, in seconds.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+    },
+    /// Run setup, build tandemd/tandemctl and the Debian package
+    /// `tandem_<version>_<arch>.deb` (binaries, unit, /etc/tandem/tandem.toml
+    /// as a conffile, man pages, completions, the operator's README).
+    Package {
+        /// The cargo profile of the packaged binaries (dev: the ones a plain
+        /// `cargo build` makes, stripped).
+        #[arg(long, value_enum, default_value_t = package::Profile::Release)]
+        profile: package::Profile,
+        /// Where the .deb (and its staging tree) go [default: <target>/debian].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Then check it as the test does (listing, lintian, unit, tandemd --check).
+        #[arg(long)]
+        verify: bool,
     },
     /// Run a benchmark (`tandem-bench <which>`); default: dispatch.
     Bench {
@@ -130,6 +146,20 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             action: LabAction::Down,
         } => run_tests_bin("tandem-lab", &[OsString::from("down")], &[]),
         Cmd::Fuzz { seconds } => fuzz(seconds),
+        Cmd::Package {
+            profile,
+            out,
+            verify,
+        } => {
+            setup::run()?;
+            let deb = package::build(profile, out.as_deref())?;
+            if verify {
+                let (listing, lintian) = package::verify::verify(&deb, is_root())?;
+                println!("package: dpkg-deb -c:\n{listing}");
+                println!("package: lintian (no error):\n{lintian}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Bench { which, args } => {
             setup::run()?;
             if matches!(

@@ -1,7 +1,9 @@
 //! `cargo xtask setup`: checks, and installs only when missing, what building
 //! and testing tandem needs on a Debian bookworm machine that has rustup with
 //! `stable` and the image's `nightly`: Debian packages (the LLVM 22 development
-//! files bpf-linker links against, and the lab's tools), `rust-src` for nightly,
+//! files bpf-linker links against, the lab's tools, and what `cargo xtask
+//! package` and its test run: dpkg-shlibdeps, strip, lintian,
+//! systemd-analyze), `rust-src` for nightly,
 //! bpf-linker 0.13.0, and `promtool` (the metrics test runs `promtool check
 //! metrics`), taken out of Debian's `prometheus` package alone, so that no
 //! Prometheus server is installed or started. It never upgrades or removes
@@ -37,6 +39,9 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     // package satisfies it without a DKMS module build for a kernel that has
     // no modules (the simulator stands in for the driver).
     ("dahdi-source", "hw: satisfies dahdi-linux without a DKMS build"),
+    ("dpkg-dev", "package: dpkg-shlibdeps"),
+    ("binutils", "package: strip"),
+    ("lintian", "package test: lintian"),
 ];
 
 /// The image's nightly: the one toolchain whose LLVM matches bpf-linker 0.13.

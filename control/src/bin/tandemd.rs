@@ -13,12 +13,13 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
 
 #[derive(Parser)]
 #[command(
     name = "tandemd",
+    version,
     about = "tandem director daemon: XDP dispatch, heartbeats, failover"
 )]
 struct Cli {
@@ -86,7 +87,19 @@ fn init_logging(level: &str, node: u32, peer: u32) -> Result<LogTo, String> {
 
 fn main() -> ExitCode {
     use tandem_control::config::{Config, OpenKeys};
-    let cli = Cli::parse();
+    // Parsed through `clidoc`, which adds the hidden `--generate-docs DIR`
+    // that `cargo xtask package` runs for the man page and completions.
+    let matches = tandem_control::clidoc::with_generator(Cli::command()).get_matches();
+    if let Some(dir) = tandem_control::clidoc::requested(&matches) {
+        return match tandem_control::clidoc::generate(Cli::command(), "8", &dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tandemd: --generate-docs: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let open_keys = if cli.allow_open_keys {
         OpenKeys::Warn
     } else {

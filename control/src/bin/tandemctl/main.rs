@@ -6,7 +6,7 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 mod edit;
 
@@ -336,7 +336,19 @@ enum OnOff {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Parsed through `clidoc`, which adds the hidden `generate-docs DIR`
+    // that `cargo xtask package` runs for the man pages and completions.
+    let matches = tandem_control::clidoc::with_generator(Cli::command()).get_matches();
+    if let Some(dir) = tandem_control::clidoc::requested(&matches) {
+        return match tandem_control::clidoc::generate(Cli::command(), "1", &dir) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tandemctl: generate-docs: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let timeout = Duration::from_millis(cli.timeout_ms);
     let request = match cli.command {
         Command::Status => Some(Request::Status),
