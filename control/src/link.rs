@@ -105,25 +105,9 @@ impl LinkMonitor {
     /// what is queued now and returns.
     pub fn read_changes(&mut self) -> Vec<(String, bool)> {
         let mut out = Vec::new();
-        let mut overrun = false;
-        for _ in 0..1024 {
-            let datagram = match self.sock.recv(libc::MSG_DONTWAIT) {
-                Ok([]) => break,
-                Ok(d) => d.to_vec(),
-                // Notifications were dropped: what is queued is read on,
-                // and a dump tells the truth afterwards.
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    overrun = true;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::error!("link monitor: reading rtnetlink: {e}");
-                    break;
-                }
-            };
-            for m in net::messages(&datagram) {
+        let (datagrams, overrun) = self.sock.drain("link monitor");
+        for datagram in &datagrams {
+            for m in net::messages(datagram) {
                 self.handle(&m, &mut out);
             }
         }

@@ -181,23 +181,9 @@ impl NeighMonitor {
     /// wanted addresses. Bounded: it reads what is queued now.
     pub fn read_changes(&mut self) -> Vec<MacChange> {
         let mut out = Vec::new();
-        let mut overrun = false;
-        for _ in 0..1024 {
-            let datagram = match self.sock.recv(libc::MSG_DONTWAIT) {
-                Ok([]) => break,
-                Ok(d) => d.to_vec(),
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    overrun = true;
-                    continue;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::error!("neighbour monitor: reading rtnetlink: {e}");
-                    break;
-                }
-            };
-            for m in net::messages(&datagram) {
+        let (datagrams, overrun) = self.sock.drain("neighbour monitor");
+        for datagram in &datagrams {
+            for m in net::messages(datagram) {
                 self.handle(&m, &mut out);
             }
         }

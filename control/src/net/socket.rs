@@ -143,6 +143,29 @@ impl RouteSocket {
         Ok(&self.buf[..n.min(self.buf.len())])
     }
 
+    /// The notifications queued now, without waiting (at most 1024
+    /// datagrams), and whether some were lost (`ENOBUFS`: the receive
+    /// queue overflowed; the caller re-reads the state with a dump). `who`
+    /// names the reader in the log of a read error.
+    pub fn drain(&mut self, who: &str) -> (Vec<Vec<u8>>, bool) {
+        let mut out = Vec::new();
+        let mut overrun = false;
+        for _ in 0..1024 {
+            match self.recv(libc::MSG_DONTWAIT) {
+                Ok([]) => break,
+                Ok(d) => out.push(d.to_vec()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => overrun = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::error!("{who}: reading rtnetlink: {e}");
+                    break;
+                }
+            }
+        }
+        (out, overrun)
+    }
+
     /// A blocking read whose receive timeout says so.
     fn recv_reply(&mut self) -> io::Result<&[u8]> {
         match self.recv(0) {
