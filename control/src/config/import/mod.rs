@@ -163,8 +163,6 @@ pub enum Cause {
     AddressFamily,
     /// A line of a service that is not imported.
     ServiceSkipped,
-    /// No MAC address known for a real server.
-    NoMac,
     /// The VIP is not a `[[vip]]` of the base and cannot be added.
     NoVip,
     /// NAT without a known gateway MAC.
@@ -390,6 +388,8 @@ pub fn to_file(
     let mut listed = Listing::from_list(&imported.unexpressed);
     // The [[vip]] tables added, each with the note that says so.
     let mut added: Vec<(VipConfig, Note)> = Vec::new();
+    // Real servers imported without a MAC (tandemd resolves them).
+    let mut unresolved: Vec<Note> = Vec::new();
     let interfaces: BTreeSet<&str> = base.vips.iter().map(|v| v.interface.as_str()).collect();
     let mut built: Vec<(ServiceEntry, Origin)> = Vec::new();
     for s in &imported.services {
@@ -459,19 +459,22 @@ pub fn to_file(
                 );
                 continue;
             }
-            let Some(mac) = macs.real(r.address, key, base) else {
-                listed.add(
-                    r.line,
-                    &r.text,
-                    Cause::NoMac,
-                    format!("no MAC known for {0}: give --mac {0}=MAC", r.address),
-                );
-                continue;
-            };
+            // No MAC known here: the file leaves it out, and tandemd takes
+            // it from its neighbour table (said in a note).
+            let mac = macs.real(r.address, key, base);
+            if mac.is_none() {
+                unresolved.push(Note {
+                    line: r.line,
+                    text: format!(
+                        "real server {0}: no MAC from --mac, the base or /proc/net/arp; none is written, tandemd takes it from its neighbour table (give --mac {0}=MAC to type one)",
+                        r.address
+                    ),
+                });
+            }
             reals.push(RealEntry {
                 address: r.address,
                 port: r.port,
-                mac: Some(mac),
+                mac,
                 weight: r.weight,
                 state: tandem_dataplane::RealState::Up,
                 interface: None,
@@ -510,7 +513,11 @@ pub fn to_file(
                     config,
                     toml,
                     unexpressed: listed.into_vec(),
-                    notes: added.into_iter().map(|(_, n)| n).collect(),
+                    notes: {
+                        let mut notes: Vec<Note> = added.into_iter().map(|(_, n)| n).chain(unresolved).collect();
+                        notes.sort_by_key(|n| n.line);
+                        notes
+                    },
                 });
             }
             Err(e) => e,

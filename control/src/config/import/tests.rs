@@ -206,32 +206,29 @@ fn macs_come_from_the_options_the_base_then_the_neighbour_table() {
     ];
     let i = import(vec![service("198.18.0.100", 5060, Forward::Dr, &reals)]);
     let e = to_file(&i, &base, &macs).expect("to_file");
-    let found: Vec<(IpAddr, [u8; 6])> = e.config.services[0]
+    let found: Vec<(IpAddr, Option<[u8; 6]>)> = e.config.services[0]
         .reals
         .iter()
-        .map(|r| (r.address, r.mac.unwrap_or_default()))
+        .map(|r| (r.address, r.mac))
         .collect();
+    // The four without a MAC are imported without one (tandemd takes it
+    // from its neighbour table), each said in a note; nothing is listed.
     assert_eq!(
         found,
         vec![
-            (ip("198.18.0.26"), mac(0x26)),
-            (ip("198.18.0.21"), mac(0x21)),
-            (ip("198.18.0.22"), mac(0x22)),
+            (ip("198.18.0.26"), Some(mac(0x26))),
+            (ip("198.18.0.21"), Some(mac(0x21))),
+            (ip("198.18.0.22"), Some(mac(0x22))),
+            (ip("198.18.0.23"), None),
+            (ip("198.18.0.24"), None),
+            (ip("198.18.0.25"), None),
+            (ip("198.18.0.27"), None),
         ]
     );
-    let listed: Vec<(usize, Vec<Cause>)> = e
-        .unexpressed
-        .iter()
-        .map(|u| (u.line, u.causes.clone()))
-        .collect();
-    assert_eq!(
-        listed,
-        (5..=8).map(|l| (l, vec![Cause::NoMac])).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        e.unexpressed[0].reason,
-        "no MAC known for 198.18.0.23: give --mac 198.18.0.23=MAC"
-    );
+    assert!(e.unexpressed.is_empty(), "{:?}", e.unexpressed);
+    let noted: Vec<usize> = e.notes.iter().filter(|n| n.text.contains("neighbour table")).map(|n| n.line).collect();
+    assert_eq!(noted, (5..=8).collect::<Vec<_>>());
+    assert!(e.notes.iter().any(|n| n.text.contains("give --mac 198.18.0.23=MAC")), "{:?}", e.notes);
 }
 
 #[test]
@@ -457,10 +454,8 @@ fn the_parsers_list_merges_with_to_files() {
     });
     let e = to_file(&i, &base(), &MacSource::default()).expect("to_file");
     assert_eq!(e.unexpressed.len(), 1);
-    assert_eq!(
-        e.unexpressed[0].causes,
-        vec![Cause::Unsupported, Cause::NoMac]
-    );
+    assert_eq!(e.unexpressed[0].causes, vec![Cause::Unsupported]);
+    assert_eq!(e.notes.len(), 1, "its missing MAC is a note: {:?}", e.notes);
 }
 
 #[test]
@@ -479,9 +474,26 @@ fn the_report_lists_each_line_then_the_summary() {
     assert_eq!(
         e.report("x.save"),
         "x.save:1: note: added [[vip]] 198.18.0.102 on svc0, the interface of every [[vip]] of the base\n\
-         x.save:3: not imported: no MAC known for 198.18.0.27: give --mac 198.18.0.27=MAC\n    \
-         -a 198.18.0.27\n\
-         imported 1 services, 1 real servers; 1 lines not expressed\n"
+         x.save:3: note: real server 198.18.0.27: no MAC from --mac, the base or /proc/net/arp; none is written, tandemd takes it from its neighbour table (give --mac 198.18.0.27=MAC to type one)\n\
+         imported 1 services, 2 real servers; 0 lines not expressed\n"
+    );
+    // A line not expressed: its reason, then the line itself.
+    let mut i = import(vec![service("198.18.0.102", 5060, Forward::Dr, &[("198.18.0.21", 0)])]);
+    i.unexpressed.push(Unexpressed {
+        line: 3,
+        text: "-a 198.18.0.27 -i".into(),
+        reason: TUNNEL.into(),
+        causes: vec![Cause::Tunnel],
+    });
+    let e = to_file(&i, &base(), &MacSource::default()).expect("to_file");
+    assert_eq!(
+        e.report("x.save"),
+        format!(
+            "x.save:1: note: added [[vip]] 198.18.0.102 on svc0, the interface of every [[vip]] of the base\n\
+             x.save:3: not imported: {TUNNEL}\n    \
+             -a 198.18.0.27 -i\n\
+             imported 1 services, 1 real servers; 1 lines not expressed\n"
+        )
     );
 }
 
