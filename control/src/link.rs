@@ -23,6 +23,7 @@ use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use crate::net::{
     self, Message, RouteSocket,
     link::{LinkNotice, RTMGRP_LINK},
+    resync::Resync,
 };
 
 /// `IFF_UP`, in the sysfs `flags` of an interface.
@@ -33,13 +34,10 @@ pub struct LinkMonitor {
     sock: RouteSocket,
     /// Watched ifindex → (name, up).
     watched: HashMap<u32, (String, bool)>,
-    /// A dump requested after an overrun is still coming.
-    dumping: bool,
-    /// Another overrun came during the dump: ask again when it ends.
-    redump: bool,
+    /// The dumps asked for after overruns.
+    resync: Resync,
     /// Watched links the dump under way has listed.
     dumped: Vec<u32>,
-    overruns: u64,
 }
 
 /// Is the interface up with a carrier, from its sysfs `flags`/`carrier`?
@@ -65,10 +63,8 @@ impl LinkMonitor {
         let mut m = LinkMonitor {
             sock,
             watched,
-            dumping: false,
-            redump: false,
+            resync: Resync::default(),
             dumped: Vec::new(),
-            overruns: 0,
         };
         // sysfs is a first guess (it shows the links of the namespace it
         // was mounted in); the dump's answers, read with the first
@@ -79,14 +75,14 @@ impl LinkMonitor {
 
     /// Receive-queue overruns seen so far (each followed by a dump).
     pub fn overruns(&self) -> u64 {
-        self.overruns
+        self.resync.overruns()
     }
 
     /// Asks the kernel for every link (`RTM_GETLINK` dump); the answers
     /// come as `RTM_NEWLINK` messages on this socket, then `NLMSG_DONE`.
     fn request_dump(&mut self) -> io::Result<()> {
         net::link::request_dump(&mut self.sock)?;
-        self.dumping = true;
+        self.resync.asked();
         self.dumped.clear();
         Ok(())
     }
@@ -112,14 +108,12 @@ impl LinkMonitor {
             }
         }
         if overrun {
-            self.overruns += 1;
+            let now = self.resync.lost();
             tracing::warn!(
                 "link monitor: rtnetlink notifications lost (receive queue overrun {}); re-reading every link",
-                self.overruns
+                self.resync.overruns()
             );
-            if self.dumping {
-                self.redump = true;
-            } else if let Err(e) = self.request_dump() {
+            if now && let Err(e) = self.request_dump() {
                 tracing::error!("link monitor: requesting a link dump after an overrun: {e}");
             }
         }
@@ -132,7 +126,7 @@ impl LinkMonitor {
         if let Some(notice) = net::link::notice(m) {
             let index = notice.index();
             let up = notice.is_up();
-            if self.dumping
+            if self.resync.dumping()
                 && matches!(notice, LinkNotice::Present { .. })
                 && self.watched.contains_key(&index)
             {
@@ -147,24 +141,24 @@ impl LinkMonitor {
             return;
         }
         match m.kind {
-            NLMSG_ERROR if self.dumping => {
+            NLMSG_ERROR if self.resync.dumping() => {
                 if let Some(Err(e)) = m.ack()
                     && e.raw_os_error().is_some()
                 {
-                    self.dumping = false;
+                    self.resync.failed();
                     tracing::error!("link monitor: the link dump failed: {e}");
                 }
             }
-            NLMSG_DONE if self.dumping => {
+            NLMSG_DONE if self.resync.dumping() => {
                 // A watched link absent from a finished dump is gone.
-                self.dumping = false;
+                let again = self.resync.ended();
                 for (index, (name, up)) in self.watched.iter_mut() {
                     if *up && !self.dumped.contains(index) {
                         *up = false;
                         out.push((name.clone(), false));
                     }
                 }
-                if std::mem::take(&mut self.redump)
+                if again
                     && let Err(e) = self.request_dump()
                 {
                     tracing::error!("link monitor: requesting a link dump: {e}");

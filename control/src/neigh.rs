@@ -31,6 +31,7 @@ use netlink_packet_core::{NLMSG_DONE, NLMSG_ERROR};
 use crate::net::{
     self, Message, RouteSocket,
     neigh::{NeighNotice, RTMGRP_NEIGH},
+    resync::Resync,
 };
 
 /// How often each wanted address is nudged.
@@ -128,9 +129,7 @@ pub struct NeighMonitor {
     pub table: NeighTable,
     nudge4: Option<UdpSocket>,
     nudge6: Option<UdpSocket>,
-    dumping: bool,
-    redump: bool,
-    overruns: u64,
+    resync: Resync,
 }
 
 impl NeighMonitor {
@@ -149,9 +148,7 @@ impl NeighMonitor {
             table: NeighTable::default(),
             nudge4: open("0.0.0.0:0").ok(),
             nudge6: open("[::]:0").ok(),
-            dumping: false,
-            redump: false,
-            overruns: 0,
+            resync: Resync::default(),
         };
         m.request_dump()?;
         Ok(m)
@@ -162,19 +159,22 @@ impl NeighMonitor {
     pub fn want(&mut self, addrs: BTreeSet<IpAddr>) {
         let new = addrs.iter().any(|a| !self.table.wanted().contains(a));
         self.table.set_wanted(addrs);
-        if new {
-            if self.dumping {
-                self.redump = true;
-            } else if let Err(e) = self.request_dump() {
-                tracing::error!("neighbour monitor: requesting a dump: {e}");
-            }
+        if new && self.resync.want() {
+            self.dump("the wanted addresses changed");
         }
     }
 
     fn request_dump(&mut self) -> io::Result<()> {
         net::neigh::request_dump(&mut self.sock)?;
-        self.dumping = true;
+        self.resync.asked();
         Ok(())
+    }
+
+    /// Asks for a dump; a failure is logged with `why` it was wanted.
+    fn dump(&mut self, why: &str) {
+        if let Err(e) = self.request_dump() {
+            tracing::error!("neighbour monitor: requesting a dump ({why}): {e}");
+        }
     }
 
     /// Reads pending notifications (and dump answers); the changes to
@@ -188,15 +188,13 @@ impl NeighMonitor {
             }
         }
         if overrun {
-            self.overruns += 1;
+            let now = self.resync.lost();
             tracing::warn!(
                 "neighbour monitor: rtnetlink notifications lost (receive queue overrun {}); re-reading the table",
-                self.overruns
+                self.resync.overruns()
             );
-            if self.dumping {
-                self.redump = true;
-            } else if let Err(e) = self.request_dump() {
-                tracing::error!("neighbour monitor: requesting a dump after an overrun: {e}");
+            if now {
+                self.dump("after an overrun");
             }
         }
         out
@@ -208,18 +206,15 @@ impl NeighMonitor {
             return;
         }
         match m.kind {
-            NLMSG_ERROR if self.dumping => {
+            NLMSG_ERROR if self.resync.dumping() => {
                 if let Some(Err(e)) = m.ack() {
-                    self.dumping = false;
+                    self.resync.failed();
                     tracing::error!("neighbour monitor: the neighbour dump failed: {e}");
                 }
             }
-            NLMSG_DONE if self.dumping => {
-                self.dumping = false;
-                if std::mem::take(&mut self.redump)
-                    && let Err(e) = self.request_dump()
-                {
-                    tracing::error!("neighbour monitor: requesting a dump: {e}");
+            NLMSG_DONE if self.resync.dumping() => {
+                if self.resync.ended() {
+                    self.dump("wanted during the last one");
                 }
             }
             _ => {}

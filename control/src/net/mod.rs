@@ -13,6 +13,7 @@
 pub mod addr;
 pub mod link;
 pub mod neigh;
+pub mod resync;
 mod socket;
 
 pub use socket::{Message, RouteSocket, encode, messages};
