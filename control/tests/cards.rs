@@ -22,7 +22,7 @@ use tandem_control::cards::{
 use tandem_control::config::{CardConfig, CardLine};
 use tandem_hw::abi;
 use tandem_hw::sim::{
-    self, ControlServer, MountOptions, MountedCard, SimConfig, Simulator, is_mount_point,
+    self, ControlServer, MountOptions, MountScratch, MountedCard, SimConfig, Simulator,
 };
 use tandem_tests::privileged::{Need, require};
 
@@ -40,39 +40,6 @@ fn privileged(test: &str) -> bool {
     require(test, &[Need::Fuse])
 }
 
-/// A temporary directory, removed on drop (only once nothing is mounted on it).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let template = std::env::temp_dir().join(format!("tandem-cards-{tag}-XXXXXX"));
-        TempDir(nix::unistd::mkdtemp(&template).expect("mkdtemp"))
-    }
-
-    fn subdir(&self, name: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir(&path).expect("create mount point");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if is_mount_point(&path) {
-                // Never remove anything under a live mount.
-                return;
-            }
-            let _ = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
-        }
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// Two simulated cards (card 0 = director A, card 1 = director B) whose span
 /// 1 shares one trunk, and the simulator's control socket. Fields drop in
 /// order: socket and mounts first, then the directory.
@@ -81,12 +48,12 @@ struct Pair {
     cards: Vec<Option<MountedCard>>,
     sim: Simulator,
     roots: Vec<PathBuf>,
-    _dir: TempDir,
+    _dir: MountScratch,
 }
 
 impl Pair {
     fn new(tag: &str, channels: usize) -> Pair {
-        let dir = TempDir::new(tag);
+        let dir = MountScratch::new(&format!("cards-{}", tag)).expect("mkdtemp");
         let sim = Simulator::new(SimConfig {
             cards: 2,
             spans: 1,
@@ -98,7 +65,7 @@ impl Pair {
         let mut cards = Vec::new();
         let mut roots = Vec::new();
         for card in 0..2 {
-            let root = dir.subdir(&format!("card{card}"));
+            let root = dir.subdir(&format!("card{card}")).expect("create mount point");
             cards.push(Some(
                 sim.mount(card, &root, MountOptions::default())
                     .expect("mount card"),
@@ -106,7 +73,7 @@ impl Pair {
             roots.push(root);
         }
         let control = sim
-            .serve_control(&dir.0.join("control.sock"))
+            .serve_control(&dir.path().join("control.sock"))
             .expect("control socket");
         Pair {
             control,

@@ -10,14 +10,13 @@
 //! tool runs in a private mount namespace with the card on `/dev/dahdi`
 //! ([`tandem_tests::lab::dahdi_tools`]); mounts are RAII guards.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tandem_control::cards::CardManager;
 use tandem_control::config::{CardConfig, system_conf};
 use tandem_hw::abi;
 use tandem_hw::device::Control;
-use tandem_hw::sim::{MountOptions, SimConfig, Simulator, is_mount_point};
+use tandem_hw::sim::{MountOptions, MountScratch, SimConfig, Simulator};
 use tandem_tests::lab::dahdi_tools;
 use tandem_tests::privileged::require;
 
@@ -30,45 +29,13 @@ loadzone=nl
 defaultzone=nl
 ";
 
-/// A temporary directory, removed on drop (only once nothing is mounted on it).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let template = std::env::temp_dir().join("tandem-system-conf-XXXXXX");
-        TempDir(nix::unistd::mkdtemp(&template).expect("mkdtemp"))
-    }
-
-    fn subdir(&self, name: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir(&path).expect("create directory");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if is_mount_point(&path) {
-                return;
-            }
-            let _ = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
-        }
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 #[test]
 fn fuse_takeover_configures_what_dahdi_cfg_configures() {
     let name = "fuse_takeover_configures_what_dahdi_cfg_configures";
     if !require(name, dahdi_tools::NEEDS) {
         return;
     }
-    let dir = TempDir::new();
+    let dir = MountScratch::new("system-conf").expect("mkdtemp");
     let sim = Simulator::new(SimConfig {
         cards: 2,
         spans: 1,
@@ -81,17 +48,17 @@ fn fuse_takeover_configures_what_dahdi_cfg_configures() {
         .map(|card| {
             sim.mount(
                 card,
-                &dir.subdir(&format!("card{card}")),
+                &dir.subdir(&format!("card{card}")).expect("create mount point"),
                 MountOptions::default(),
             )
             .expect("mount card")
         })
         .collect();
-    let conf = dir.0.join("system.conf");
+    let conf = dir.path().join("system.conf");
     std::fs::write(&conf, SYSTEM_CONF).expect("write system.conf");
 
     // Card 0: the operator's tool.
-    let scratch = dir.subdir("dev");
+    let scratch = dir.subdir("dev").expect("create mount point");
     let conf_arg = conf.to_str().expect("utf-8 path");
     dahdi_tools::run(mounts[0].path(), &scratch, &["dahdi_cfg", "-c", conf_arg])
         .expect_success("dahdi_cfg");

@@ -21,7 +21,7 @@ use tandem_hw::device::{
     measure_get_params,
 };
 use tandem_hw::sim::{
-    self, CallState, MountOptions, MountedCard, SimConfig, Simulator, clean_stale_mount,
+    self, CallState, MountOptions, MountScratch, MountedCard, SimConfig, Simulator, clean_stale_mount,
     is_mount_point,
 };
 use tandem_tests::privileged::{Need, require};
@@ -40,58 +40,21 @@ fn privileged(test: &str) -> bool {
     require(test, &[Need::Fuse])
 }
 
-/// A temporary directory, removed on drop (only once nothing is mounted on it).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let template = std::env::temp_dir().join(format!("tandem-hw-{tag}-XXXXXX"));
-        TempDir(nix::unistd::mkdtemp(&template).expect("mkdtemp"))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    fn subdir(&self, name: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir(&path).expect("create mount point");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if is_mount_point(&path) {
-                // Never remove anything under a live mount.
-                return;
-            }
-            let _ = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
-        }
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// Simulated cards, each mounted in its own directory. Fields drop in order:
 /// mounts first, then the directory.
 struct Rig {
     cards: Vec<MountedCard>,
     sim: Simulator,
-    _dir: TempDir,
+    _dir: MountScratch,
 }
 
 impl Rig {
     fn new(tag: &str, config: SimConfig) -> Rig {
-        let dir = TempDir::new(tag);
+        let dir = MountScratch::new(&format!("hw-{}", tag)).expect("mkdtemp");
         let sim = Simulator::new(config.clone()).expect("simulator config");
         let cards = (0..config.cards)
             .map(|card| {
-                let root = dir.subdir(&format!("card{card}"));
+                let root = dir.subdir(&format!("card{card}")).expect("create mount point");
                 sim.mount(card, &root, MountOptions::default())
                     .expect("mount card")
             })
@@ -917,9 +880,9 @@ fn fuse_unmount_leaves_no_mount_behind() {
     if !privileged("fuse_unmount_leaves_no_mount_behind") {
         return;
     }
-    let dir = TempDir::new("unmount");
+    let dir = MountScratch::new("hw-unmount").expect("mkdtemp");
     let sim = Simulator::new(SimConfig::default()).expect("config");
-    let root = dir.subdir("card0");
+    let root = dir.subdir("card0").expect("create mount point");
     let card = sim.mount(0, &root, MountOptions::default()).expect("mount");
     assert!(is_mount_point(&root));
     {
@@ -954,9 +917,9 @@ fn fuse_unmount_with_an_open_channel_makes_it_vanish() {
     if !privileged("fuse_unmount_with_an_open_channel_makes_it_vanish") {
         return;
     }
-    let dir = TempDir::new("vanish");
+    let dir = MountScratch::new("hw-vanish").expect("mkdtemp");
     let sim = Simulator::new(SimConfig::default()).expect("config");
-    let root = dir.subdir("card0");
+    let root = dir.subdir("card0").expect("create mount point");
     let card = sim.mount(0, &root, MountOptions::default()).expect("mount");
     let ctl = Control::open(card.path()).expect("ctl");
     ctl.startup(1).expect("startup");
@@ -1071,8 +1034,8 @@ fn fuse_device_vanishes_when_cardsim_is_killed() {
     if !privileged("fuse_device_vanishes_when_cardsim_is_killed") {
         return;
     }
-    let dir = TempDir::new("killed");
-    let root = dir.subdir("card0");
+    let dir = MountScratch::new("hw-killed").expect("mkdtemp");
+    let root = dir.subdir("card0").expect("create mount point");
     let socket = dir.path().join("control.sock");
     let socket_arg = socket.to_str().expect("utf-8 temp path");
     let mut cardsim = CardsimProcess::spawn(
@@ -1147,8 +1110,8 @@ fn fuse_cardsim_serves_two_cards_and_stops_on_sigterm() {
     if !privileged("fuse_cardsim_serves_two_cards_and_stops_on_sigterm") {
         return;
     }
-    let dir = TempDir::new("sigterm");
-    let (a, b) = (dir.subdir("a"), dir.subdir("b"));
+    let dir = MountScratch::new("hw-sigterm").expect("mkdtemp");
+    let (a, b) = (dir.subdir("a").expect("create mount point"), dir.subdir("b").expect("create mount point"));
     let mut cardsim = CardsimProcess::spawn(&[&a, &b], &["--shared-trunk", "--channels", "2"]);
     cardsim.wait_ready();
     {

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use tandem_hw::abi;
 use tandem_hw::device::Control;
-use tandem_hw::sim::{HdlcRate, MountOptions, MountedCard, SimConfig, Simulator};
+use tandem_hw::sim::{HdlcRate, MountOptions, MountScratch, MountedCard, SimConfig, Simulator};
 use tandem_tests::lab::dahdi_tools::{self, Ran};
 use tandem_tests::privileged::require;
 
@@ -35,50 +35,18 @@ loadzone=nl
 defaultzone=nl
 ";
 
-/// A temporary directory, removed on drop (only once nothing is mounted on it).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let template = std::env::temp_dir().join(format!("tandem-dahdi-{tag}-XXXXXX"));
-        TempDir(nix::unistd::mkdtemp(&template).expect("mkdtemp"))
-    }
-
-    fn subdir(&self, name: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::create_dir(&path).expect("create directory");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(&self.0) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if tandem_hw::sim::is_mount_point(&path) {
-                return;
-            }
-            let _ = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
-        }
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
 /// One unconfigured E1 card (as before `dahdi_cfg` runs), mounted.
 /// Fields drop in order: the mount first, then the directory.
 struct Server {
     card: MountedCard,
     sim: Simulator,
     dev: PathBuf,
-    dir: TempDir,
+    dir: MountScratch,
 }
 
 impl Server {
     fn new(tag: &str) -> Server {
-        let dir = TempDir::new(tag);
+        let dir = MountScratch::new(&format!("dahdi-{}", tag)).expect("mkdtemp");
         let sim = Simulator::new(SimConfig {
             cards: 1,
             spans: 1,
@@ -88,9 +56,9 @@ impl Server {
         })
         .expect("simulator config");
         let card = sim
-            .mount(0, &dir.subdir("sim"), MountOptions::default())
+            .mount(0, &dir.subdir("sim").expect("create mount point"), MountOptions::default())
             .expect("mount card");
-        let dev = dir.subdir("dev");
+        let dev = dir.subdir("dev").expect("create mount point");
         Server {
             card,
             sim,
@@ -100,7 +68,7 @@ impl Server {
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.0.join(name);
+        let path = self.dir.path().join(name);
         std::fs::write(&path, text).expect("write file");
         path
     }

@@ -38,7 +38,7 @@ pub use model::{
     CallState, ChannelReport, ConfigError, ECHO_CANCELLERS, HdlcRate, PseudoTotals, SimConfig,
     SpanReport, ToneZone, ToneZoneReport, WatchdogReport,
 };
-pub use mount::{MountError, MountOptions, MountedCard, clean_stale_mount, is_mount_point};
+pub use mount::{MountError, MountOptions, MountScratch, MountedCard, clean_stale_mount, is_mount_point};
 
 use crate::abi;
 use crate::device::Alarms;

@@ -255,3 +255,45 @@ mod tests {
         assert!(!is_mount_point(Path::new("/nonexistent/tandem-cardsim")));
     }
 }
+
+/// A temporary directory for mount points (tests and labs): created under
+/// the system's temporary directory with `tag` in its name, removed on
+/// drop — but only once nothing is mounted in it, so that nothing under a
+/// live mount is ever removed.
+pub struct MountScratch(std::path::PathBuf);
+
+impl MountScratch {
+    pub fn new(tag: &str) -> std::io::Result<MountScratch> {
+        let template = std::env::temp_dir().join(format!("tandem-{tag}-XXXXXX"));
+        nix::unistd::mkdtemp(&template)
+            .map(MountScratch)
+            .map_err(std::io::Error::from)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// A new directory `name` in it (a mount point).
+    pub fn subdir(&self, name: &str) -> std::io::Result<std::path::PathBuf> {
+        let path = self.0.join(name);
+        std::fs::create_dir(&path)?;
+        Ok(path)
+    }
+}
+
+impl Drop for MountScratch {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if is_mount_point(&path) {
+                return;
+            }
+            let _ = std::fs::remove_dir(&path).or_else(|_| std::fs::remove_file(&path));
+        }
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
