@@ -47,6 +47,9 @@ pub struct Sender {
     boot_id: u64,
     seq: u64,
     paths: Vec<Path>,
+    /// Non-zero: every heartbeat says "restarting, count me alive this
+    /// many ms" (`heartbeat::FLAG_RESTARTING`).
+    restart_grace_ms: u16,
 }
 
 /// Tries of `getrandom(2)` before giving up (it fails only before the
@@ -124,6 +127,7 @@ impl Sender {
             boot_id,
             seq: 0,
             paths: out,
+            restart_grace_ms: 0,
         })
     }
 
@@ -154,6 +158,7 @@ impl Sender {
                 sent_ns: now_ns,
                 active_channels: load.0,
                 capacity: load.1,
+                restart_grace_ms: self.restart_grace_ms,
             };
             repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &self.key);
             match p.socket.send_to(&buf, p.spec.peer) {
@@ -196,10 +201,17 @@ impl Sender {
             sent_ns: now_ns,
             active_channels: 0,
             capacity: 0,
+            restart_grace_ms: 0,
         };
         let mut buf = [0u8; heartbeat::LEN];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &self.key);
         p.socket.send_to(&buf, p.spec.peer).map(|_| ())
+    }
+
+    /// From now on every heartbeat announces a restart with `grace`
+    /// (capped at 65.535 s; zero stops announcing it).
+    pub fn set_restarting(&mut self, grace: std::time::Duration) {
+        self.restart_grace_ms = grace.as_millis().min(u128::from(u16::MAX)) as u16;
     }
 
     /// The path numbers, in order.

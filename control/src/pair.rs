@@ -220,6 +220,9 @@ pub struct Pair {
     peer_alive_since: Option<Instant>,
     /// Why the current Takeover started (its reason when it completes).
     takeover_reason: Reason,
+    /// The peer announced a planned restart: alive until then though
+    /// silent ([`Event::PeerRestarting`]).
+    peer_restart_until: Option<Instant>,
     /// The hold last reported with [`Action::Held`] (None: nothing held).
     held: Option<Hold>,
     /// The hold the current settle step found.
@@ -253,10 +256,35 @@ impl Pair {
             state_held_since: None,
             peer_alive_since: None,
             takeover_reason: Reason::InitAlone,
+            peer_restart_until: None,
             held: None,
             step_hold: None,
             actions: VecDeque::new(),
         }
+    }
+
+    /// A node whose process restarted while active, resuming the role from
+    /// the kernel state its predecessor left (VIPs owned, XDP attached,
+    /// tables kept) under the same `epoch`: Active at once, with
+    /// [`Reason::Resumed`] and [`Action::BecomeActive`] (whose effects the
+    /// runtime finds already in place). The runtime calls it only when the
+    /// predecessor handed the role over within its restart grace; the
+    /// rules apply from the first input on (a peer heard active under a
+    /// higher epoch wins as ever).
+    pub fn resume(cfg: PairConfig, now: Instant, epoch: u64) -> Pair {
+        let mut p = Pair::new(cfg, now);
+        p.epoch = epoch;
+        p.enter(NodeState::Active, now, Reason::Resumed);
+        p.garp_sent = true;
+        p
+    }
+
+    /// A restarted node that could not resume (its predecessor's tables
+    /// were of another layout): it yields for [`PairConfig::yield_hold`],
+    /// advertising priority 0, so that the peer, which holds the synced
+    /// state, wins the tie-break and takes the role.
+    pub fn yield_at_start(&mut self, now: Instant) {
+        self.yield_until = Some(now + self.cfg.yield_hold());
     }
 
     pub fn handle(&mut self, ev: Event, now: Instant) {
@@ -275,6 +303,9 @@ impl Pair {
                 }
                 let was_alive = self.peer_alive(now);
                 let replaced = !self.peer.as_ref().is_some_and(|p| p.node_id == from);
+                // Heard: an earlier restart announcement is over (the
+                // heartbeat's own is fed next, as PeerRestarting).
+                self.peer_restart_until = None;
                 if replaced {
                     self.peer = Some(PeerView {
                         node_id: from,
@@ -353,6 +384,11 @@ impl Pair {
                 };
             }
             Event::AdminReleaseHold => self.switchover_hold = None,
+            Event::PeerRestarting { until } => {
+                if self.peer.is_some() && until > now {
+                    self.peer_restart_until = Some(until);
+                }
+            }
             Event::LocalFault(kind) => {
                 self.local_fault = Some(kind);
                 self.retry_at = None;
@@ -496,6 +532,9 @@ impl Pair {
                 }
                 None => false,
             },
+            Standby if self.alive_by_restart_only(now) => {
+                self.hold(Hold::PeerRestarting, self.peer_restart_until)
+            }
             Standby => match peer {
                 None => self.take_over_dead_peer(now),
                 Some(p) => match p.state {
@@ -558,6 +597,13 @@ impl Pair {
             }
             Maintenance => self.enter(Standby, now, Reason::MaintenanceOff),
         }
+    }
+
+    /// The peer counts as alive only by its restart announcement.
+    fn alive_by_restart_only(&self, now: Instant) -> bool {
+        self.peer_restart_until.is_some_and(|t| now < t)
+            && self.peer.is_some()
+            && !(0..self.cfg.paths).any(|p| self.path_alive(p, now))
     }
 
     /// Held down and the peer is not positively dead.

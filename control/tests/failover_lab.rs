@@ -446,6 +446,7 @@ fn privileged_lab_forged_and_replayed_heartbeats_change_nothing() {
         sent_ns: 0,
         active_channels: 0,
         capacity: 0,
+        restart_grace_ms: 0,
     };
     send(
         &Repr {

@@ -148,6 +148,7 @@ fn forged_director() -> Repr {
         sent_ns: 0,
         active_channels: 0,
         capacity: 0,
+        restart_grace_ms: 0,
     }
 }
 

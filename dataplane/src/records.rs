@@ -49,6 +49,9 @@ pub struct HeartbeatRecord {
     pub priority: u8,
     /// The load it reports: (active channels, capacity).
     pub load: (u32, u32),
+    /// The sender is restarting and asks to be counted alive this long
+    /// from `last_seen_ns` (`heartbeat::FLAG_RESTARTING`).
+    pub restart_grace: Option<std::time::Duration>,
 }
 
 impl HeartbeatRecord {
@@ -70,6 +73,8 @@ impl HeartbeatRecord {
             epoch: p.epoch,
             priority: p.priority,
             load: (p.active_channels, p.capacity),
+            restart_grace: (p.restart_grace_ms != 0)
+                .then(|| std::time::Duration::from_millis(u64::from(p.restart_grace_ms))),
         })
     }
 }
@@ -384,6 +389,7 @@ mod tests {
             priority: 100,
             kind: Kind::Ivr as u8,
             path: 1,
+            restart_grace_ms: 0,
             _pad: 0,
         };
         let r = HeartbeatRecord::from_raw(&raw).expect("known kind");
@@ -395,6 +401,9 @@ mod tests {
         assert_eq!((r.state, r.load), (Some(NodeState::Active), (3, 30)));
         assert_eq!(HeartbeatRecord::from_raw(&HbPeer { state: 42, ..raw }).map(|r| r.state), Some(None));
         assert_eq!(HeartbeatRecord::from_raw(&HbPeer { kind: 0, ..raw }), None);
+        assert_eq!(r.restart_grace, None);
+        let restarting = HeartbeatRecord::from_raw(&HbPeer { restart_grace_ms: 4000, ..raw }).unwrap();
+        assert_eq!(restarting.restart_grace, Some(std::time::Duration::from_secs(4)));
         assert_eq!(HeartbeatRecord::from_raw(&HbPeer { kind: 9, ..raw }), None);
     }
 

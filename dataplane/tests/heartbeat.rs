@@ -56,6 +56,7 @@ fn hb(node_id: u32, state: NodeState, epoch: u64, seq: u64) -> Repr {
         sent_ns: seq.wrapping_mul(1000),
         active_channels: 3,
         capacity: 30,
+        restart_grace_ms: 0,
     }
 }
 

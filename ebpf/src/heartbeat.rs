@@ -148,6 +148,12 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
     let sent_ns = be64(w, field::SENT_NS.start);
     let active_channels = be32(w, field::ACTIVE.start);
     let capacity = be32(w, field::CAPACITY.start);
+    let grace = if byte(w, field::FLAGS) & heartbeat::FLAG_RESTARTING != 0 {
+        let g = ((byte(w, field::RESTART_GRACE.start) as u16) << 8) | byte(w, field::RESTART_GRACE.start + 1) as u16;
+        if g == 0 { 1 } else { g }
+    } else {
+        0
+    };
     // SAFETY: bpf_ktime_get_ns takes no arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     let old = maps::HB_PEERS.get_ptr_mut(&sender_key);
@@ -185,6 +191,7 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
         (*rec).priority = priority;
         (*rec).kind = kind;
         (*rec).path = path;
+        (*rec).restart_grace_ms = grace;
         (*rec)._pad = 0;
     }
     let changed = match old {
@@ -192,7 +199,8 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
             // SAFETY: old points to the map value, rec to the scratch slot.
             unsafe {
                 let changed =
-                    (*old).boot_id != boot_id || (*old).state != state || (*old).epoch != epoch || (*old).priority != priority;
+                    (*old).boot_id != boot_id || (*old).state != state || (*old).epoch != epoch || (*old).priority != priority
+                    || (*old).restart_grace_ms != grace;
                 *old = *rec;
                 changed
             }

@@ -37,9 +37,16 @@ impl Pair {
     }
 
     /// The peer is alive at `now`: some path has a fresh heartbeat or an
-    /// Alive echo.
+    /// Alive echo, or its restart grace runs ([`super::Event::PeerRestarting`]).
     pub fn peer_alive(&self, now: Instant) -> bool {
-        self.peer.is_some() && (0..self.cfg.paths).any(|p| self.path_alive(p, now))
+        self.peer.is_some()
+            && (self.peer_restart_until.is_some_and(|t| now < t)
+                || (0..self.cfg.paths).any(|p| self.path_alive(p, now)))
+    }
+
+    /// The end of the peer's announced restart grace, while it runs.
+    pub fn peer_restarting_until(&self, now: Instant) -> Option<Instant> {
+        self.peer_restart_until.filter(|&t| now < t)
     }
 
     /// The local fault in force, if any (an active may be serving degraded).
@@ -120,6 +127,7 @@ impl Pair {
             self.damping.next_change(self.cfg.hold_down_max),
             self.peer_alive_since.map(|t| t + self.cfg.preempt_delay),
             self.state_held_since.map(|t| t + self.cfg.preempt_delay),
+            self.peer_restart_until,
         ];
         if self.peer_alive(self.now) {
             all.push(self.peer_dead_at());

@@ -1293,3 +1293,4 @@ fn takeover_without_a_fresh_witness_answer_is_isolated_at_its_timeout() {
 }
 
 mod damping;
+mod restart;

@@ -162,6 +162,12 @@ pub enum Event {
     PeerStateHeld(bool),
     /// Operator: end the switchover hold.
     AdminReleaseHold,
+    /// The peer's newest heartbeat announced a planned restart of its
+    /// process with its kernel state kept: it counts as alive until
+    /// `until` (its arrival plus the grace it asked for) though silent.
+    /// Fed right after that heartbeat's [`Event::Heartbeat`], which
+    /// clears an earlier announcement.
+    PeerRestarting { until: Instant },
 }
 
 /// Why the machine changed state: every decision explained.
@@ -207,6 +213,10 @@ pub enum Reason {
     IsolationRetry,
     /// The peer is alive but misconfigured: no takeover beside it (→ Standby).
     PeerMisconfigured,
+    /// A restarted process took the active role back from the kernel
+    /// state its predecessor left, under the same epoch (Init → Active,
+    /// [`super::Pair::resume`]): not a takeover.
+    Resumed,
 }
 
 impl Reason {
@@ -232,6 +242,7 @@ impl Reason {
             Reason::WitnessUnreachable => "witness_unreachable",
             Reason::IsolationRetry => "isolation_retry",
             Reason::PeerMisconfigured => "peer_misconfigured",
+            Reason::Resumed => "resumed",
         }
     }
 
@@ -269,6 +280,9 @@ pub enum Hold {
     PeerMisconfigured,
     /// An operator switchover holds preemption off.
     Switchover,
+    /// The peer is silent but announced a planned restart: it counts as
+    /// alive until its grace ends ([`Event::PeerRestarting`]).
+    PeerRestarting,
 }
 
 impl Hold {
@@ -280,6 +294,7 @@ impl Hold {
             Hold::PreemptDelay => "preempt_delay",
             Hold::PeerMisconfigured => "peer_misconfigured",
             Hold::Switchover => "switchover",
+            Hold::PeerRestarting => "peer_restarting",
         }
     }
 }

@@ -8,12 +8,17 @@
 //!
 //! ```text
 //!  0 magic "TNDM"      4 version (2)   5 kind   6 state   7 priority
-//!  8 node id (u32)    12 path (u8)    13..16 reserved (0)
+//!  8 node id (u32)    12 path (u8)    13 flags   14 restart grace, ms (u16)
 //! 16 epoch (u64)      24 boot id (u64)        32 sequence (u64)
 //! 40 sender time, ns (u64)            48 active channels (u32)
 //! 52 channel capacity (u32)
 //! 56 SipHash-2-4 of bytes 0..56 under the sender's 16-byte key (u64, little-endian)
 //! ```
+//!
+//! Flag bit 0 ([`FLAG_RESTARTING`]) says the sender's process is stopping
+//! to be restarted at once, with its kernel state kept: the receiver may
+//! count it alive for the restart grace (bytes 14..16, from the arrival of
+//! this heartbeat) though it falls silent. Other flag bits are 0.
 //!
 //! Bytes 48..56 are an IVR server's load; a director sends there the
 //! fingerprint of the services it runs (high 32 bits first; 0: none
@@ -48,6 +53,8 @@ pub const MAGIC: [u8; 4] = *b"TNDM";
 /// Version 2: per-boot identity and sequence, per-sender keys (version 1,
 /// a 56-byte message with a wall-clock sequence, is refused as bad magic).
 pub const VERSION: u8 = 2;
+/// Flag: the sender restarts now, its state kept (see the module doc).
+pub const FLAG_RESTARTING: u8 = 1;
 
 pub mod window;
 pub use window::{Reject, Window, admit};
@@ -64,7 +71,8 @@ pub mod field {
     pub const PRIORITY: usize = 7;
     pub const NODE_ID: Range<usize> = 8..12;
     pub const PATH: usize = 12;
-    pub const RESERVED: Range<usize> = 13..16;
+    pub const FLAGS: usize = 13;
+    pub const RESTART_GRACE: Range<usize> = 14..16;
     pub const EPOCH: Range<usize> = 16..24;
     pub const BOOT_ID: Range<usize> = 24..32;
     pub const SEQ: Range<usize> = 32..40;
@@ -294,6 +302,14 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn path(&self) -> u8 {
         self.buffer.as_ref()[field::PATH]
     }
+    pub fn flags(&self) -> u8 {
+        self.buffer.as_ref()[field::FLAGS]
+    }
+    /// The restart grace in ms (meaningful with [`FLAG_RESTARTING`]).
+    pub fn restart_grace_ms(&self) -> u16 {
+        let b = &self.buffer.as_ref()[field::RESTART_GRACE];
+        u16::from_be_bytes([b[0], b[1]])
+    }
     pub fn epoch(&self) -> u64 {
         self.u64_at(field::EPOCH)
     }
@@ -347,7 +363,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
     pub fn set_path(&mut self, v: u8) {
         self.buffer.as_mut()[field::PATH] = v;
-        self.put(field::RESERVED, &[0, 0, 0]);
+    }
+    pub fn set_flags(&mut self, v: u8) {
+        self.buffer.as_mut()[field::FLAGS] = v;
+    }
+    pub fn set_restart_grace_ms(&mut self, v: u16) {
+        self.put(field::RESTART_GRACE, &v.to_be_bytes());
     }
     pub fn set_epoch(&mut self, v: u64) {
         self.put(field::EPOCH, &v.to_be_bytes());
@@ -391,6 +412,9 @@ pub struct Repr {
     pub sent_ns: u64,
     pub active_channels: u32,
     pub capacity: u32,
+    /// Non-zero: the sender is restarting ([`FLAG_RESTARTING`]) and asks
+    /// to be counted alive for this many ms from this heartbeat's arrival.
+    pub restart_grace_ms: u16,
 }
 
 impl Repr {
@@ -415,6 +439,7 @@ impl Repr {
             sent_ns: p.sent_ns(),
             active_channels: p.active_channels(),
             capacity: p.capacity(),
+            restart_grace_ms: if p.flags() & FLAG_RESTARTING != 0 { p.restart_grace_ms().max(1) } else { 0 },
         })
     }
 
@@ -437,6 +462,9 @@ impl Repr {
         p.set_sent_ns(self.sent_ns);
         p.set_active_channels(self.active_channels);
         p.set_capacity(self.capacity);
+        let restarting = self.restart_grace_ms != 0;
+        p.set_flags(if restarting { FLAG_RESTARTING } else { 0 });
+        p.set_restart_grace_ms(self.restart_grace_ms);
         p.fill_mac(key);
     }
 }

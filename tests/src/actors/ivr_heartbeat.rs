@@ -86,6 +86,7 @@ impl IvrHeartbeat {
                         sent_ns: tandem_dataplane::monotonic_ns(),
                         active_channels: ch.load(Ordering::Relaxed),
                         capacity,
+                        restart_grace_ms: 0,
                     };
                     repr.emit(&mut Packet::new_unchecked(&mut buf[..]), &key);
                     for p in &peers {

@@ -116,7 +116,10 @@ pub struct HbPeer {
     pub kind: u8,
     /// The sender's path number.
     pub path: u8,
-    pub _pad: u32,
+    /// The restart grace the heartbeat asked for, in ms (0: not
+    /// restarting; see `heartbeat::FLAG_RESTARTING`).
+    pub restart_grace_ms: u16,
+    pub _pad: u16,
 }
 
 /// Heartbeat paths whose echo returns the program records (`ECHO_RETURNS`

@@ -34,12 +34,13 @@ fn sample() -> Repr {
         sent_ns: 1_000_000_000,
         active_channels: 30,
         capacity: 120,
+        restart_grace_ms: 0,
     }
 }
 
 const BYTES: [u8; MAC_COVERS] = [
     b'T', b'N', b'D', b'M', 2, 1, 3, 200, // magic, version, kind, state, priority
-    0x01, 0x02, 0x03, 0x04, 1, 0, 0, 0, // node id, path, reserved
+    0x01, 0x02, 0x03, 0x04, 1, 0, 0, 0, // node id, path, flags, restart grace
     0, 0, 0, 0, 0, 0, 0, 7, // epoch
     0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, // boot id
     0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, // seq
@@ -56,6 +57,28 @@ fn emit_writes_the_literal_bytes_and_parse_reads_them() {
     assert_eq!(&buf[MAC_COVERS..], &siphash24(&key, &BYTES).to_le_bytes());
     let p = Packet::new_checked(&buf[..]).unwrap();
     assert_eq!(Repr::parse(&p, &key), Ok(sample()));
+}
+
+#[test]
+fn a_restarting_heartbeat_carries_its_flag_and_grace_under_the_mac() {
+    let key = Key::from_bytes(&KEY);
+    let mut buf = [0u8; LEN];
+    let r = Repr { restart_grace_ms: 0x1388, ..sample() };
+    r.emit(&mut Packet::new_unchecked(&mut buf[..]), &key);
+    assert_eq!(&buf[12..16], &[1, FLAG_RESTARTING, 0x13, 0x88]);
+    let p = Packet::new_checked(&buf[..]).unwrap();
+    assert_eq!(Repr::parse(&p, &key), Ok(r));
+    // The flag is covered by the MAC: cleared in transit, it is refused.
+    let mut forged = buf;
+    forged[13] = 0;
+    assert_eq!(Repr::parse(&Packet::new_checked(&forged[..]).unwrap(), &key), Err(Error::BadMac));
+    // A grace without the flag is no restart.
+    let mut plain = [0u8; LEN];
+    sample().emit(&mut Packet::new_unchecked(&mut plain[..]), &key);
+    let mut p = Packet::new_unchecked(&mut plain[..]);
+    p.set_restart_grace_ms(500);
+    p.fill_mac(&key);
+    assert_eq!(Repr::parse(&Packet::new_checked(&plain[..]).unwrap(), &key).map(|r| r.restart_grace_ms), Ok(0));
 }
 
 #[test]
