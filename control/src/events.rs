@@ -157,6 +157,26 @@ pub enum Event {
     ShuttingDown {
         signal: String,
     },
+    /// SIGTERM with the tables pinned: this process stops for a restart,
+    /// leaving XDP attached and its tables, VIPs and role (`state`,
+    /// `epoch`) for the next one; the peer was told to wait `grace_ms`.
+    Restarting {
+        state: String,
+        epoch: u64,
+        grace_ms: u64,
+    },
+    /// What start-up found of a predecessor's tables (`tables`: adopted,
+    /// created, not pinned, with `dir`), and whether it resumed its
+    /// predecessor's active role (`resumed`, under `epoch`); `note` says
+    /// why not when the predecessor was active (another layout, its grace
+    /// over): then this node yields and the peer takes over.
+    Tables {
+        tables: String,
+        dir: Option<String>,
+        resumed: bool,
+        epoch: Option<u64>,
+        note: Option<String>,
+    },
     /// A loop turn took long enough to delay heartbeats.
     SlowTurn {
         micros: u64,
@@ -403,6 +423,23 @@ impl fmt::Display for Event {
                 "{path}: the active's services (fingerprint {fingerprint}) could not be written into it: {e}; a restart of this node would run the file's own"
             ),
             Event::ShuttingDown { signal } => write!(f, "signal {signal}: shutting down"),
+            Event::Restarting { state, epoch, grace_ms } => write!(
+                f,
+                "SIGTERM: stopping for a restart as {state} (epoch {epoch}); XDP, tables and VIPs stay, the peer waits {grace_ms} ms"
+            ),
+            Event::Tables { tables, dir, resumed, epoch, note } => {
+                write!(f, "tables {tables}")?;
+                if let Some(d) = dir {
+                    write!(f, " at {d}")?;
+                }
+                if *resumed {
+                    write!(f, "; resumed the active role under epoch {}", epoch.unwrap_or(0))?;
+                }
+                if let Some(n) = note {
+                    write!(f, "; {n}")?;
+                }
+                Ok(())
+            }
             Event::SlowTurn { micros, during } => {
                 write!(
                     f,
@@ -557,6 +594,8 @@ impl Event {
             Event::FileFollowed { .. } => "file_followed",
             Event::RealMac { .. } => "real_mac",
             Event::ShuttingDown { .. } => "shutting_down",
+            Event::Restarting { .. } => "restarting",
+            Event::Tables { .. } => "tables",
             Event::SlowTurn { .. } => "slow_turn",
             Event::GarpFailed { .. } => "garp_failed",
             Event::GarpRecovered { .. } => "garp_recovered",
@@ -615,6 +654,12 @@ impl Event {
             }
             Event::RealMac { address, .. } => f.real = Some(*address),
             Event::ShuttingDown { signal } => f.reason = Some(signal),
+            Event::Restarting { epoch, .. } => f.epoch = Some(*epoch),
+            Event::Tables { dir, epoch, note, .. } => {
+                f.object = dir.as_deref();
+                f.epoch = *epoch;
+                f.reason = note.as_deref();
+            }
             Event::SlowTurn { during, .. } => f.object = Some(during),
             Event::GarpFailed {
                 vip,

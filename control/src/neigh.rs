@@ -73,6 +73,16 @@ impl NeighTable {
         self.known.get(&addr).copied()
     }
 
+    /// Takes `mac` for a wanted `addr` not yet known, as it was before
+    /// this process started (a restart's adopted tables): no change is
+    /// reported, and the kernel's neighbour table corrects it if it is
+    /// wrong.
+    pub fn seed(&mut self, addr: IpAddr, mac: [u8; 6]) {
+        if self.wanted.contains(&addr) && mac != [0; 6] {
+            self.known.entry(addr).or_insert(mac);
+        }
+    }
+
     /// Takes one notice; the change it makes to a wanted address, if any.
     pub fn apply(&mut self, n: NeighNotice) -> Option<MacChange> {
         let addr = n.addr();

@@ -90,6 +90,15 @@ impl Dataplane {
         self.write_dead_man(DeadMan::default())
     }
 
+    /// Hands the switch over to a successor process (a planned restart):
+    /// armed for no process (this one's exit fences nothing) with a fresh
+    /// stamp and `budget`, so the program keeps serving for that long
+    /// without a daemon and fences the node once it runs out unstamped.
+    pub fn hand_over_dead_man(&mut self, budget: Duration, now_ns: u64) -> Result<(), Error> {
+        self.dead_man_tgid = 0;
+        self.stamp(budget, now_ns)
+    }
+
     /// Marks the armed process as exited, as the exit fence does (tests,
     /// and a caller that knows the daemon is gone).
     pub fn mark_dead_man_exited(&mut self) -> Result<(), Error> {

@@ -38,6 +38,7 @@ pub mod model;
 pub mod packet;
 pub mod tables;
 
+mod adopt;
 mod clock;
 mod counters;
 mod deadman;
@@ -63,6 +64,7 @@ pub use tandem_common as common;
 use tandem_common::{MH_SLOTS, ServiceKey};
 
 pub use crate::{
+    adopt::{Handoff, LAYOUT_VERSION, Tables, layout_hash, prune_orphans, take_handoff, write_handoff},
     clock::{monotonic_coarse_ns, monotonic_ns},
     deadman::DeadManState,
     echo::EchoReturn,
@@ -92,6 +94,9 @@ pub struct Dataplane {
     links: Vec<(String, &'static str, XdpLinkId)>,
     /// Dispatcher links pinned in bpffs (`pin`): `detach_all` unpins them.
     pinned: Vec<(std::path::PathBuf, aya::programs::links::PinnedLink)>,
+    /// The directory of this dataplane's pinned tables (`adopt`), removed
+    /// with the pins unless kept for a successor ([`Dataplane::keep_pins`]).
+    tables: Option<std::path::PathBuf>,
     /// The benchmark wrapper's running counter (`run`).
     bench_seq: u32,
     /// Flow and call changes are pushed to their ring buffers (`events`).

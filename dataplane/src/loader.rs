@@ -115,11 +115,28 @@ impl Dataplane {
     /// [`Dataplane::load`] with a SIP call table (`CALLS`, LRU) of
     /// `call_entries` entries.
     pub fn load_with_calls(options: LoadOptions, call_entries: u32) -> Result<Dataplane, Error> {
-        let mut ebpf = EbpfLoader::new()
+        Dataplane::load_object(options, call_entries, &[], false)
+    }
+
+    /// Loads the object with the maps named in `pins` opened from (or
+    /// created and pinned at) their paths; with `adopted` (they all
+    /// existed: a predecessor's tables, see `adopt`) nothing they hold is
+    /// reset.
+    pub(crate) fn load_object(
+        options: LoadOptions,
+        call_entries: u32,
+        pins: &[(String, std::path::PathBuf)],
+        adopted: bool,
+    ) -> Result<Dataplane, Error> {
+        let mut loader = EbpfLoader::new();
+        loader
             .map_max_entries(maps::FLOWS, options.flow_entries)
             .map_max_entries(maps::NAT_REVERSE, options.nat_entries)
-            .map_max_entries(maps::CALLS, call_entries.max(1))
-            .load(OBJECT)?;
+            .map_max_entries(maps::CALLS, call_entries.max(1));
+        for (name, path) in pins {
+            loader.map_pin_path(name.as_str(), path.as_path());
+        }
+        let mut ebpf = loader.load(OBJECT)?;
         for name in progs::DATAPLANE {
             load_xdp(&mut ebpf, name)?;
         }
@@ -132,6 +149,7 @@ impl Dataplane {
             mh_slots: [None; MH_SLOTS as usize],
             links: Vec::new(),
             pinned: Vec::new(),
+            tables: None,
             bench_seq: 0,
             flow_events_on: false,
             dead_man_tgid: 0,
@@ -148,6 +166,9 @@ impl Dataplane {
         for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD), (2, progs::SIP)] {
             let fd = dp.prog_fd(name)?;
             dp.maps.node.stages.set(index, &fd, 0).map_err(map_err(maps::STAGES))?;
+        }
+        if adopted {
+            return Ok(dp);
         }
         dp.set_settings(&Settings::default())?;
         // Service ids that are not in use must not match any lookup.

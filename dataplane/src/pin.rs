@@ -40,6 +40,9 @@ pub enum LinkPin {
     /// Pinned at `path`; `stale` is the link id (0 if unknown) of a
     /// predecessor's pin that was found there and removed.
     Pinned { path: PathBuf, stale: Option<u32> },
+    /// A predecessor's pinned link (id `link`) at `path` now runs this
+    /// dataplane's program: replaced in place, never detached.
+    Replaced { path: PathBuf, link: u32 },
     /// Attached but not pinned (the link dies with the process), and why.
     NotPinned { reason: String },
 }
@@ -51,7 +54,7 @@ pub fn pin_path(dir: &Path, netns: u64, ifindex: u32) -> PathBuf {
 }
 
 /// The inode of the calling thread's network namespace.
-fn netns_inode() -> std::io::Result<u64> {
+pub(crate) fn netns_inode() -> std::io::Result<u64> {
     Ok(std::fs::metadata("/proc/thread-self/ns/net")?.ino())
 }
 
@@ -98,7 +101,7 @@ fn may_mount_bpffs() -> Result<(), String> {
 }
 
 /// Makes sure `dir` is on a bpffs, mounting one where that is safe.
-fn ensure_bpffs(dir: &Path) -> Result<(), String> {
+pub(crate) fn ensure_bpffs(dir: &Path) -> Result<(), String> {
     let at = existing_ancestor(dir).ok_or_else(|| format!("{} does not exist", dir.display()))?;
     let t = fs_type(at).map_err(|e| format!("{}: {e}", at.display()))?;
     if t == BPF_FS_MAGIC {
@@ -154,6 +157,21 @@ impl Dataplane {
             source,
         };
         std::fs::create_dir_all(dir).map_err(pin_err)?;
+        if std::fs::symlink_metadata(&path).is_ok() {
+            match self.replace_in_link(&path) {
+                Ok(id) => {
+                    let attached = match mode {
+                        AttachMode::Generic => Attached::Generic,
+                        AttachMode::Native | AttachMode::Auto => Attached::Native,
+                    };
+                    return Ok((attached, LinkPin::Replaced { path, link: id }));
+                }
+                Err(why) => tracing::warn!(
+                    "{iface}: the predecessor's link at {} cannot take this program ({why}): detaching it and attaching anew",
+                    path.display()
+                ),
+            }
+        }
         let stale = if std::fs::symlink_metadata(&path).is_ok() {
             // The predecessor's link; dropping the last reference (the
             // pin) detaches it, so that the attach below finds the
@@ -200,6 +218,26 @@ impl Dataplane {
         }
     }
 
+    /// Puts this dataplane's dispatcher into the pinned link at `path`
+    /// (`BPF_LINK_UPDATE`: the interface runs the old program until the
+    /// new one replaces it, never none); the pin stays, now this
+    /// dataplane's. Returns the link id.
+    fn replace_in_link(&mut self, path: &Path) -> Result<u32, String> {
+        use aya::programs::xdp::XdpLink;
+        let pinned = aya::programs::links::PinnedLink::from_pin(path).map_err(|e| e.to_string())?;
+        let fd = FdLink::from(pinned);
+        let id = fd.info().map_err(|e| e.to_string())?.id();
+        let link = XdpLink::try_from(fd).map_err(|e| e.to_string())?;
+        let prog = self.xdp(progs::DISPATCH).map_err(|e| e.to_string())?;
+        let link_id = prog.attach_to_link(link).map_err(|e| format!("bpf_link_update: {e}"))?;
+        // The program's copy of the link descriptor is not needed: the pin
+        // holds the link, and a fresh handle on it is kept for unpinning.
+        drop(prog.take_link(link_id).map_err(|e| e.to_string())?);
+        let held = aya::programs::links::PinnedLink::from_pin(path).map_err(|e| e.to_string())?;
+        self.pinned.push((path.to_path_buf(), held));
+        Ok(id)
+    }
+
     /// Attaches the dispatcher where a predecessor's pin was just removed.
     /// The kernel releases that link asynchronously (a bpffs inode is freed
     /// after an RCU grace period, the link put from a work queue), so the
@@ -225,10 +263,21 @@ impl Dataplane {
         }
     }
 
+    /// Lets go of the pinned links without removing their pins: they stay
+    /// attached, running this dataplane's program on its pinned tables,
+    /// for the next process to adopt (a planned restart).
+    pub fn keep_pins(&mut self) {
+        self.pinned.clear();
+        self.tables = None;
+    }
+
     /// Removes the pins of this dataplane's pinned links and detaches them.
     pub(crate) fn unpin_all(&mut self) -> Result<(), Error> {
         for (path, p) in std::mem::take(&mut self.pinned) {
             drop(p.unpin().map_err(|source| Error::Pin { path, source })?);
+        }
+        if let Some(dir) = self.tables.take() {
+            std::fs::remove_dir_all(&dir).map_err(|source| Error::Pin { path: dir, source })?;
         }
         Ok(())
     }

@@ -80,7 +80,7 @@ impl HeartbeatRecord {
 }
 
 /// An address of the maps' 16-byte form: IPv4 when IPv4-mapped.
-fn addr_of(b: &[u8; 16]) -> std::net::IpAddr {
+pub(crate) fn addr_of(b: &[u8; 16]) -> std::net::IpAddr {
     let v6 = std::net::Ipv6Addr::from(*b);
     match v6.to_ipv4_mapped() {
         Some(v4) => std::net::IpAddr::V4(v4),

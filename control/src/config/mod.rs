@@ -417,6 +417,9 @@ pub struct DataplaneConfig {
     /// (the default): not pinned. Where the exit tracepoint cannot attach,
     /// a pinned orphan proves liveness until the dead-man budget runs out.
     pub pin_dir: Option<PathBuf>,
+    /// With `pin_dir` and the dead-man switch: SIGTERM is a planned
+    /// restart, and the peer waits this long for the next process.
+    pub restart_grace: Duration,
 }
 
 /// `[[service]]`: a virtual service as written in the file.

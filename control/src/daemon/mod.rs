@@ -46,6 +46,7 @@ mod health;
 mod liveness;
 mod reload;
 mod report;
+mod restart;
 pub mod setup;
 mod spans;
 mod synced;
@@ -192,6 +193,13 @@ pub struct Daemon {
     /// systemd's notify socket: READY, RELOADING, STOPPING, WATCHDOG
     /// ([`crate::systemd`]; a no-op when not started by systemd).
     notify: crate::systemd::Notifier,
+    /// What start-up found of a predecessor's pinned tables (`restart`).
+    tables: tandem_dataplane::Tables,
+    /// The layout of this process's tables (`tandem_dataplane::layout_hash`).
+    layout: u64,
+    /// The predecessor's active role was resumed under this epoch; the
+    /// first BecomeActive finds its effects in place (`restart`).
+    resuming: Option<u64>,
 }
 
 fn mono_ns() -> u64 {
@@ -464,11 +472,19 @@ impl Daemon {
             }
         }
         if let Some(s) = stop {
-            self.mark(Event::ShuttingDown {
-                signal: s.as_str().into(),
-            });
             self.notify.stopping();
-            self.shutdown()?;
+            // SIGTERM (systemd's stop and restart, a package upgrade)
+            // leaves the node to the next process where it can; SIGINT
+            // stops the node.
+            match self.restart_dir() {
+                Some(dir) if s == nix::sys::signal::Signal::SIGTERM => self.stop_for_restart(dir),
+                _ => {
+                    self.mark(Event::ShuttingDown {
+                        signal: s.as_str().into(),
+                    });
+                    self.shutdown()?;
+                }
+            }
             return Ok(Flow::Stop);
         }
         self.ring

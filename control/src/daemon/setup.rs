@@ -14,11 +14,11 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use tandem_dataplane::{
-    Dataplane, HeartbeatSender, LinkPin, LoadOptions,
+    Dataplane, Handoff, HeartbeatSender, LinkPin, LoadOptions, Tables,
     common::heartbeat::{Key, Kind},
 };
 
-use super::{Daemon, OwnedVip, clients::Clients, timeline::Timeline, token::Ring};
+use super::{Daemon, Event, OwnedVip, clients::Clients, mono_ns, timeline::Timeline, token::Ring};
 use crate::{
     config::Config,
     hbsend::{PathSpec, Sender},
@@ -112,6 +112,58 @@ pub(crate) fn probe_targets(cfg: &Config) -> Vec<crate::sipprobe::Target> {
         }
     }
     targets
+}
+
+/// The dataplane, with its tables pinned where restarts are possible
+/// (`dataplane.pin_dir` and the dead-man switch): then orphaned pins are
+/// pruned first and the predecessor's hand-over taken.
+fn load_dataplane(cfg: &Config, options: LoadOptions) -> Result<(Dataplane, Tables, Option<Handoff>)> {
+    let calls = tandem_dataplane::common::DEFAULT_CALL_ENTRIES;
+    match (&cfg.dataplane.pin_dir, cfg.heartbeat.dead_man) {
+        (Some(dir), Some(_)) => {
+            for p in tandem_dataplane::prune_orphans(dir) {
+                tracing::info!("removed {}: its network namespace is gone", p.display());
+            }
+            let handoff = tandem_dataplane::take_handoff(dir).unwrap_or_else(|e| {
+                tracing::warn!("reading the predecessor's hand-over: {e}");
+                None
+            });
+            let (dp, tables) = Dataplane::load_pinned(options, calls, dir).context("loading the XDP object")?;
+            Ok((dp, tables, handoff))
+        }
+        _ => {
+            let dp = Dataplane::load_with_calls(options, calls).context("loading the XDP object")?;
+            let reason = "dataplane.pin_dir and heartbeat.dead_man_ms are not both set".to_string();
+            Ok((dp, Tables::NotPinned { reason }, None))
+        }
+    }
+}
+
+/// Whether this process resumes its predecessor's active role (its epoch)
+/// and, when the predecessor was active but cannot be resumed, why not.
+pub(crate) fn resume_of(
+    cfg: &Config,
+    tables: &Tables,
+    handoff: Option<Handoff>,
+    layout: u64,
+    now_ns: u64,
+) -> (Option<u64>, Option<String>) {
+    let Some(h) = handoff.filter(|h| h.active) else {
+        return (None, None);
+    };
+    let why = if !matches!(tables, Tables::Adopted { .. }) || h.layout != layout {
+        format!(
+            "the active predecessor's tables are of another layout ({:016x}, this build's {layout:016x}): not resumed, the peer takes over",
+            h.layout
+        )
+    } else if now_ns >= h.until_ns {
+        "the active predecessor's restart grace was over: not resumed".to_string()
+    } else if !cfg.cards.is_empty() {
+        "cards are configured (their channels lived in the predecessor): not resumed".to_string()
+    } else {
+        return (Some(h.epoch), None);
+    };
+    (None, Some(why))
 }
 
 impl Daemon {
@@ -232,20 +284,44 @@ impl Daemon {
 
         // 3. The dataplane, in this process: freed if anything below fails
         // before the attach.
-        let pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
-        let mut dp = Dataplane::load(LoadOptions {
+        let mut pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
+        let options = LoadOptions {
             flow_entries: cfg.dataplane.flow_entries,
             nat_entries: cfg.dataplane.flow_entries,
-        })
-        .context("loading the XDP object")?;
-        for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default(), &Default::default()) {
+        };
+        let layout = tandem_dataplane::layout_hash(options, tandem_dataplane::common::DEFAULT_CALL_ENTRIES)
+            .context("the tables' layout")?;
+        let (mut dp, tables, handoff) = load_dataplane(&cfg, options)?;
+        let (resuming, note) = resume_of(&cfg, &tables, handoff, layout, mono_ns());
+        if resuming.is_some() {
+            // What the adopted tables say, until the kernel says more: the
+            // real servers' MACs and the IVRs heard, so that the services
+            // written below are the ones the tables hold.
+            for img in dp.services() {
+                for (r, id) in img.reals.iter().zip(&img.slot_ids) {
+                    if let Some((addr, _)) = id {
+                        neigh.table.seed(*addr, r.mac);
+                    }
+                }
+            }
+            for r in dp.heartbeat_records() {
+                if r.kind == Kind::Ivr {
+                    let at = crate::clock::instant_of(r.last_seen_ns);
+                    pool.heard(r.node_id, at, r.load, &mut Vec::new());
+                }
+            }
+        }
+        for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default(), &neigh.table) {
             dp.set_service(s)
                 .with_context(|| format!("service {}", s.name()))?;
         }
         // The VIP guard: until this node owns a VIP (takeover), traffic to
         // it is dropped in XDP, neither answered nor rejected by the stack.
-        for v in &cfg.vips {
-            dp.set_vip_guarded(v.address, true).with_context(|| format!("vip {}: guarding it", v.address))?;
+        // A resumed node owns its VIPs already.
+        if resuming.is_none() {
+            for v in &cfg.vips {
+                dp.set_vip_guarded(v.address, true).with_context(|| format!("vip {}: guarding it", v.address))?;
+            }
         }
         // This node's echoes come back carrying its id, from the peer.
         dp.set_echo_identity(cfg.node.id, peer_id).context("echo identity")?;
@@ -291,7 +367,20 @@ impl Daemon {
         };
         let now = Instant::now();
         let holddown = cfg.node.card_fault_holddown;
-        let pair = Pair::new(cfg.pair_config(witness.is_some()), now);
+        let pair_cfg = cfg.pair_config(witness.is_some());
+        let pair = match resuming {
+            Some(epoch) => Pair::resume(pair_cfg, now, epoch),
+            None => {
+                let mut p = Pair::new(pair_cfg, now);
+                if note.is_some() {
+                    // The predecessor was active and its tables are not
+                    // ours: the peer, which holds the synced state, takes
+                    // the role.
+                    p.yield_at_start(now);
+                }
+                p
+            }
+        };
         let mut d = Daemon {
             dp,
             pair,
@@ -354,10 +443,25 @@ impl Daemon {
             mismatch_since: None,
             baseline: Default::default(),
             notify: crate::systemd::Notifier::from_env(),
+            tables,
+            layout,
+            resuming,
             cfg,
         };
         // 4. Changes to the host.
         d.change_host()?;
+        let (kind, dir) = match &d.tables {
+            Tables::Adopted { dir } => ("adopted", Some(dir.display().to_string())),
+            Tables::Created { dir, .. } => ("created", Some(dir.display().to_string())),
+            Tables::NotPinned { reason } => ("not pinned", Some(reason.clone())),
+        };
+        d.mark(Event::Tables {
+            tables: kind.into(),
+            dir,
+            resumed: resuming.is_some(),
+            epoch: resuming,
+            note,
+        });
         Ok(d)
     }
 
@@ -391,6 +495,10 @@ impl Daemon {
                 LinkPin::Pinned { path, stale: None } => {
                     tracing::info!("{iface}: XDP link pinned at {}", path.display())
                 }
+                LinkPin::Replaced { path, link } => tracing::info!(
+                    "{iface}: XDP program replaced in the predecessor's pinned link {link} at {}",
+                    path.display()
+                ),
                 LinkPin::NotPinned { reason } => {
                     tracing::warn!("{iface}: XDP link not pinned, it goes with this process: {reason}")
                 }
@@ -408,8 +516,15 @@ impl Daemon {
             // answer as a martian (a packet from one of its own addresses).
             sysctl(&format!("net.ipv4.conf.{}.accept_local", v.interface), "1")?;
         }
-        // A previous daemon killed while active may have left the VIPs on lo.
-        for v in &self.vips {
+        if let Tables::Created { superseded, .. } = &self.tables
+            && !superseded.is_empty()
+        {
+            // The new program replaced the one that used them.
+            self.dp.remove_superseded(superseded).context("removing another layout's tables")?;
+        }
+        // A previous daemon killed while active may have left the VIPs on
+        // lo; a resumed one keeps them.
+        for v in self.vips.iter().filter(|_| self.resuming.is_none()) {
             self.addrs
                 .remove(&self.lo, v.addr)
                 .with_context(|| format!("removing a stale VIP {} from lo", v.addr))?;

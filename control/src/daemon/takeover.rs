@@ -182,10 +182,16 @@ impl Daemon {
             self.addr_worker
                 .request(crate::addrworker::Op::Add, &self.lo, v.addr, 32);
         }
-        self.mark(Event::TakeoverDone {
-            epoch,
-            micros: t.elapsed().as_micros() as u64,
-        });
+        if self.resuming.take().is_some() {
+            // The predecessor's role, resumed: its VIPs, tables and flows are
+            // in place; the standby gets the flows the tables hold.
+            self.seed_sync_from_tables();
+        } else {
+            self.mark(Event::TakeoverDone {
+                epoch,
+                micros: t.elapsed().as_micros() as u64,
+            });
+        }
         if !self.cards.is_empty()
             && let Err(e) = self.start_spans()
         {

@@ -190,15 +190,27 @@ impl Director {
         self.kill9();
     }
 
-    /// SIGTERM (VIPs released, XDP detached), then waits up to `within`
-    /// for the daemon to exit: true if it did (it is reaped then), false
-    /// if it runs on or was not running.
+    /// SIGTERM, then waits up to `within` for the daemon to exit: true if
+    /// it did (it is reaped then), false if it runs on or was not running.
+    /// Without pinned tables the node stops (VIPs released, XDP detached);
+    /// with them (`PairOptions::pin_dir`) it is a planned restart: the
+    /// node is left for the next process.
     pub fn terminate(&mut self, within: Duration) -> bool {
+        self.signal_and_wait(libc::SIGTERM, within)
+    }
+
+    /// SIGINT: the node stops (VIPs released, XDP detached, pins removed)
+    /// whatever its configuration; waits as [`Director::terminate`] does.
+    pub fn interrupt(&mut self, within: Duration) -> bool {
+        self.signal_and_wait(libc::SIGINT, within)
+    }
+
+    fn signal_and_wait(&mut self, signal: libc::c_int, within: Duration) -> bool {
         let Some(c) = self.child.as_mut() else {
             return false;
         };
         // SAFETY: kill(2) on our own child's PID, not yet reaped.
-        unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+        unsafe { libc::kill(c.id() as libc::pid_t, signal) };
         let end = Instant::now() + within;
         loop {
             if matches!(c.try_wait(), Ok(Some(_))) {

@@ -189,6 +189,17 @@ pub struct DataplaneTable {
     /// usual place when it is).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_dir: Option<Text>,
+    /// How long the peer waits for a restarted daemon (SIGTERM with the
+    /// tables pinned) before it takes over.
+    #[serde(default = "default_restart_grace")]
+    pub restart_grace_ms: Millis<100, 60_000>,
+}
+
+/// Covers a start-up (the programs verified again) with room to spare.
+pub const DEFAULT_RESTART_GRACE_MS: u64 = 10_000;
+
+fn default_restart_grace() -> Millis<100, 60_000> {
+    Millis::ms(DEFAULT_RESTART_GRACE_MS)
 }
 
 impl Default for DataplaneTable {
@@ -198,6 +209,7 @@ impl Default for DataplaneTable {
             interfaces: None,
             flow_entries: default_flow_entries(),
             pin_dir: None,
+            restart_grace_ms: default_restart_grace(),
         }
     }
 }
@@ -502,6 +514,7 @@ impl File {
             },
             flow_entries: self.dataplane.flow_entries.0,
             pin_dir: self.dataplane.pin_dir.as_ref().map(|t| PathBuf::from(&t.0)),
+            restart_grace: self.dataplane.restart_grace_ms.0,
         };
         Config {
             node: self.node.resolve(),

@@ -89,6 +89,7 @@ impl File {
                 interfaces: Some(List(c.dataplane.interfaces.iter().map(name).collect())),
                 flow_entries: Int(c.dataplane.flow_entries),
                 pin_dir: c.dataplane.pin_dir.as_ref().map(|p| Text(p.to_string_lossy().into_owned())),
+                restart_grace_ms: Millis(c.dataplane.restart_grace),
             },
             timeouts: Some(TimeoutsTable {
                 tcp_s: Int(c.timeouts.tcp_s),
