@@ -200,6 +200,7 @@ interface = "lo"
             kind: Kind::Ivr,
             ifindex: 0,
             key: Key { k0: key, k1: key },
+            next_key: None,
             restart_gap: Duration::from_millis(20),
         };
         let old = [s(121, 21, 1), s(122, 22, 1), s(123, 23, 1)];
