@@ -131,6 +131,13 @@ impl Sender {
         })
     }
 
+    /// Sends every heartbeat and echo from now on under `key` (the
+    /// middle step of a key rotation); the boot and the sequence go on,
+    /// so the peer's kernel takes the next one as the next of this boot.
+    pub fn set_key(&mut self, key: Key) {
+        self.key = key;
+    }
+
     /// Sends one heartbeat on every path, each with the next sequence. A
     /// path that fails (link down, no route) is counted; the others still
     /// get theirs. `now_ns` is only carried (the sender-time field).
@@ -339,6 +346,27 @@ mod tests {
         assert_eq!((r.kind, r.node_id, r.path, r.seq, r.sent_ns, r.epoch), (Kind::Echo, 9, 1, 41, 77, 3));
         assert_eq!(s.seq(), 0, "echoes do not use the heartbeat sequence");
         assert_eq!(s.send_echo(5, 1, NodeState::Standby, 3, 100, 0).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    /// A key rotation's middle step: the next heartbeat and echo are made
+    /// under the new key, in the same boot, the sequence going on.
+    #[test]
+    fn a_new_key_takes_effect_at_the_next_heartbeat_in_the_same_boot() {
+        let rx = receiver();
+        let (old, new) = (Key::from_bytes(&[7; 16]), Key::from_bytes(&[8; 16]));
+        let mut s = Sender::new(old, 9, Kind::Director, &[path(0, &rx)]).unwrap();
+        s.send_all(NodeState::Active, 1, 100, (0, 0), 1);
+        let first = recv(&rx, &old);
+        s.set_key(new);
+        s.send_all(NodeState::Active, 1, 100, (0, 0), 2);
+        let mut buf = [0u8; 128];
+        let n = rx.recv(&mut buf).unwrap();
+        let packet = Packet::new_checked(&buf[..n]).unwrap();
+        assert!(Repr::parse(&packet, &old).is_err(), "no longer under the old key");
+        let second = Repr::parse(&packet, &new).expect("under the new key");
+        assert_eq!((second.boot_id, second.seq), (first.boot_id, first.seq + 1));
+        s.send_echo(0, 5, NodeState::Active, 1, 100, 3).unwrap();
+        assert_eq!(recv(&rx, &new).kind, Kind::Echo, "echoes too");
     }
 
     #[test]

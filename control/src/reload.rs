@@ -97,16 +97,38 @@ pub fn service_writes(old: &[ServiceConfig], new: &[ServiceConfig]) -> (Vec<Serv
     (removed, written)
 }
 
+/// What a reload changes of the heartbeat senders ([`sender_changes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SenderChanges {
+    /// Node ids whose entries are forgotten, with what the kernel took
+    /// from them.
+    pub forget: Vec<u32>,
+    /// Senders declared afresh (after `forget`).
+    pub declare: Vec<HeartbeatSender>,
+    /// Senders that differ in their keys only (a key rotation): their
+    /// entries are written in place, and what the kernel took from them
+    /// (boot, sequence, last heartbeat) stays, so the peer is heard
+    /// throughout.
+    pub rekey: Vec<HeartbeatSender>,
+}
+
 /// The heartbeat senders to change: the node ids to forget (in `old`,
-/// not in `new`, or declared differently in `new`), then the senders to
-/// declare (in `new` and not declared the same in `old`). A sender
-/// declared the same keeps what the kernel took from it (its boot and
-/// sequence window), so an unchanged IVR does not flap.
-pub fn sender_changes(old: &[HeartbeatSender], new: &[HeartbeatSender]) -> (Vec<u32>, Vec<HeartbeatSender>) {
+/// not in `new`, or declared differently in `new` other than in their
+/// keys), the senders to declare (in `new` and not declared the same in
+/// `old`), and those whose keys alone changed. A sender declared the same
+/// keeps what the kernel took from it (its boot and sequence window), so
+/// an unchanged IVR does not flap; so does a re-keyed one.
+pub fn sender_changes(old: &[HeartbeatSender], new: &[HeartbeatSender]) -> SenderChanges {
     let same = |a: &HeartbeatSender, list: &[HeartbeatSender]| list.iter().any(|b| b == a);
+    let keyless = |s: &HeartbeatSender| HeartbeatSender {
+        key: Default::default(),
+        next_key: None,
+        ..*s
+    };
+    let rekeyed = |a: &HeartbeatSender, list: &[HeartbeatSender]| list.iter().any(|b| keyless(b) == keyless(a));
     let mut forget: Vec<u32> = old
         .iter()
-        .filter(|o| !same(o, new))
+        .filter(|o| !rekeyed(o, new))
         .map(|o| o.node_id)
         .collect();
     forget.sort_unstable();
@@ -115,10 +137,19 @@ pub fn sender_changes(old: &[HeartbeatSender], new: &[HeartbeatSender]) -> (Vec<
     // declared again.
     let declare = new
         .iter()
-        .filter(|n| !same(n, old) || forget.contains(&n.node_id))
+        .filter(|n| !rekeyed(n, old) || forget.contains(&n.node_id))
         .copied()
         .collect();
-    (forget, declare)
+    let rekey = new
+        .iter()
+        .filter(|n| rekeyed(n, old) && !same(n, old) && !forget.contains(&n.node_id))
+        .copied()
+        .collect();
+    SenderChanges {
+        forget,
+        declare,
+        rekey,
+    }
 }
 
 #[cfg(test)]
@@ -200,12 +231,47 @@ interface = "lo"
             kind: Kind::Ivr,
             ifindex: 0,
             key: Key { k0: key, k1: key },
+            next_key: None,
             restart_gap: Duration::from_millis(20),
         };
         let old = [s(121, 21, 1), s(122, 22, 1), s(123, 23, 1)];
         let new = [s(121, 21, 1), s(123, 23, 2), s(124, 24, 1)];
-        let (forget, declare) = sender_changes(&old, &new);
-        assert_eq!(forget, vec![122, 123], "removed, and re-keyed");
-        assert_eq!(declare, vec![s(123, 23, 2), s(124, 24, 1)], "121 is left alone");
+        let c = sender_changes(&old, &new);
+        assert_eq!(c.forget, vec![122], "removed");
+        assert_eq!(c.declare, vec![s(124, 24, 1)], "121 is left alone");
+        assert_eq!(c.rekey, vec![s(123, 23, 2)], "re-keyed in place");
+        // Moved to another interface: forgotten and declared again.
+        let moved = [HeartbeatSender { ifindex: 7, ..s(121, 21, 1) }];
+        let c = sender_changes(&old[..1], &moved);
+        assert_eq!((c.forget, c.declare, c.rekey), (vec![121], moved.to_vec(), vec![]));
+    }
+
+    /// The three steps of a key rotation on the peer director's entries
+    /// (one per heartbeat path): every step is a rewrite in place, none
+    /// forgets what the kernel took from the peer.
+    #[test]
+    fn a_key_rotation_rewrites_the_peers_entries_in_place() {
+        let (old_key, new_key) = (Key { k0: 1, k1: 2 }, Key { k0: 3, k1: 4 });
+        let peer = |last: u8, key: Key, next_key: Option<Key>| HeartbeatSender {
+            node_id: 2,
+            addr: format!("198.18.1.{last}").parse().unwrap(),
+            kind: Kind::Director,
+            ifindex: u32::from(last),
+            key,
+            next_key,
+            restart_gap: Duration::from_millis(20),
+        };
+        let both = |key: Key, next: Option<Key>| [peer(2, key, next), peer(12, key, next)];
+        let steps = [
+            (both(old_key, None), both(old_key, Some(new_key))),
+            (both(old_key, Some(new_key)), both(new_key, Some(old_key))),
+            (both(new_key, Some(old_key)), both(new_key, None)),
+        ];
+        for (from, to) in steps {
+            let c = sender_changes(&from, &to);
+            assert!(c.forget.is_empty() && c.declare.is_empty(), "{c:?}");
+            assert_eq!(c.rekey, to.to_vec());
+        }
+        assert_eq!(sender_changes(&both(old_key, None), &both(old_key, None)), SenderChanges::default());
     }
 }

@@ -20,7 +20,8 @@ use crate::{Dataplane, Error, HeartbeatRecord, config::addr16, error::map_err};
 
 /// A heartbeat sender the kernel takes heartbeats from (one `HB_SENDERS`
 /// entry): heartbeats claiming `node_id` are taken only from `addr`, on
-/// `ifindex` (0: any interface), of `kind`, authenticated with `key`.
+/// `ifindex` (0: any interface), of `kind`, authenticated with `key` or,
+/// during a key rotation, with `next_key`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeartbeatSender {
     pub node_id: u32,
@@ -29,6 +30,9 @@ pub struct HeartbeatSender {
     pub ifindex: u32,
     /// Its own key (`Key`'s `Debug` prints none of it).
     pub key: Key,
+    /// The key it moves to during a rotation: its heartbeats are taken
+    /// under either (those under this one counted as `Reason::HbNextKey`).
+    pub next_key: Option<Key>,
     /// How long its current boot must be silent before a new boot may
     /// replace it (`heartbeat::window::admit`; saturates at u32::MAX µs).
     pub restart_gap: std::time::Duration,
@@ -44,16 +48,23 @@ impl Dataplane {
     }
 
     /// Declares a heartbeat sender; adding the same (node id, address)
-    /// again replaces its kind, interface and key and forgets what the
+    /// again replaces its kind, interface and keys and forgets what the
     /// kernel took from it.
     pub fn add_heartbeat_sender(&mut self, s: &HeartbeatSender) -> Result<(), Error> {
-        let key = HbSenderKey { node_id: s.node_id, addr: addr16(s.addr) };
-        let restart_gap_us = u32::try_from(s.restart_gap.as_micros()).unwrap_or(u32::MAX);
-        let value =
-            HbSender { k0: s.key.k0, k1: s.key.k1, ifindex: s.ifindex, restart_gap_us, kind: s.kind as u8, _pad: [0; 7] };
+        let (key, value) = sender_entry(s);
         self.maps.heartbeat.senders.insert(key, value, 0).map_err(map_err(maps::HB_SENDERS))?;
         let _ = self.maps.heartbeat.peers.remove(&key);
         Ok(())
+    }
+
+    /// Writes a declared sender's entry again (new keys, a key rotation)
+    /// and keeps what the kernel took from it: its last heartbeat, boot
+    /// and sequence stay, so the sender is heard throughout. One map
+    /// update: a heartbeat is checked under the old entry or the new one,
+    /// never a mix.
+    pub fn rekey_heartbeat_sender(&mut self, s: &HeartbeatSender) -> Result<(), Error> {
+        let (key, value) = sender_entry(s);
+        self.maps.heartbeat.senders.insert(key, value, 0).map_err(map_err(maps::HB_SENDERS))
     }
 
     /// Forgets every sender entry of `node_id` and what the kernel took
@@ -124,4 +135,22 @@ impl Dataplane {
     pub fn guarded_vips(&self) -> Vec<std::net::Ipv4Addr> {
         self.maps.heartbeat.vips.keys().filter_map(Result::ok).map(|k| std::net::Ipv4Addr::from(k.to_ne_bytes())).collect()
     }
+}
+
+/// The `HB_SENDERS` entry of `s`: its key and value.
+fn sender_entry(s: &HeartbeatSender) -> (HbSenderKey, HbSender) {
+    let key = HbSenderKey { node_id: s.node_id, addr: addr16(s.addr) };
+    let restart_gap_us = u32::try_from(s.restart_gap.as_micros()).unwrap_or(u32::MAX);
+    let (n0, n1) = s.next_key.map_or((0, 0), |k| (k.k0, k.k1));
+    let value = HbSender {
+        k0: s.key.k0,
+        k1: s.key.k1,
+        n0,
+        n1,
+        ifindex: s.ifindex,
+        restart_gap_us,
+        kind: s.kind as u8,
+        _pad: [0; 7],
+    };
+    (key, value)
 }

@@ -82,6 +82,7 @@ fn setup() -> Dataplane {
         kind: Kind::Director,
         ifindex: TEST_RUN_IFINDEX,
         key: Key::from_bytes(&KEY),
+        next_key: None,
         restart_gap: Duration::ZERO,
     };
     dp.add_heartbeat_sender(&peer).unwrap();

@@ -75,7 +75,7 @@ fn frame(r: &Repr, key: &[u8; 16]) -> Vec<u8> {
 }
 
 fn director(ifindex: u32) -> HeartbeatSender {
-    HeartbeatSender { node_id: PEER, addr: PEER_ADDR, kind: Kind::Director, ifindex, key: Key::from_bytes(&KEY), restart_gap: Duration::ZERO }
+    HeartbeatSender { node_id: PEER, addr: PEER_ADDR, kind: Kind::Director, ifindex, key: Key::from_bytes(&KEY), next_key: None, restart_gap: Duration::ZERO }
 }
 
 fn setup() -> Dataplane {
@@ -83,7 +83,7 @@ fn setup() -> Dataplane {
     dp.set_heartbeat_port(694).unwrap();
     dp.add_heartbeat_sender(&director(TEST_RUN_IFINDEX)).unwrap();
     for (node_id, addr, key) in [(IVR_A, IVR_A_ADDR, IVR_A_KEY), (IVR_B, IVR_B_ADDR, IVR_B_KEY)] {
-        let s = HeartbeatSender { node_id, addr, kind: Kind::Ivr, ifindex: 0, key: Key::from_bytes(&key), restart_gap: Duration::ZERO };
+        let s = HeartbeatSender { node_id, addr, kind: Kind::Ivr, ifindex: 0, key: Key::from_bytes(&key), next_key: None, restart_gap: Duration::ZERO };
         dp.add_heartbeat_sender(&s).unwrap();
     }
     dp

@@ -13,9 +13,10 @@
 //!   request (no amplifier).
 //! - **Taking back** this node's own echoes: a datagram from the heartbeat
 //!   port carrying this node's id (`ECHO_CONFIG`), from the peer's
-//!   configured address, authentic under the peer entry's key, on a path
-//!   below `MAX_ECHO_PATHS`, is recorded in `ECHO_RETURNS` if its
-//!   sequence is newer than the path's last, and consumed.
+//!   configured address, authentic under the peer entry's key (its
+//!   current or, during a rotation, its next one), on a path below
+//!   `MAX_ECHO_PATHS`, is recorded in `ECHO_RETURNS` if its sequence is
+//!   newer than the path's last, and consumed.
 //!
 //! Swapping addresses and ports keeps the IPv4 header checksum and the UDP
 //! checksum valid (both are one's-complement sums, independent of the
@@ -31,7 +32,7 @@ use tandem_common::{
 };
 
 use crate::{
-    heartbeat::{Words, authentic, be32, be64, byte},
+    heartbeat::{Words, authentic_for, be32, be64, byte},
     maps::{self, count},
     parse::ptr_at,
     stage::{Next, Pkt},
@@ -131,7 +132,7 @@ fn returned(pkt: &Pkt, w: &Words, peer_id: u32) -> Next {
         count(Reason::EchoBadReply);
         return Next::Drop;
     };
-    if !authentic(w, sender.k0, sender.k1) {
+    if !authentic_for(w, sender) {
         count(Reason::EchoBadMac);
         return Next::Drop;
     }

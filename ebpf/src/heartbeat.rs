@@ -2,8 +2,9 @@
 //! heartbeat port must be exactly one message with the right magic and
 //! version, from a configured sender — its (node id, source address) in
 //! `HB_SENDERS` — on that sender's interface, authenticated with that
-//! sender's own key (so an IVR's key cannot speak as a director or as
-//! another IVR), of the sender's kind, and admitted by the sequence window
+//! sender's own key — its current one or, during a key rotation, its next
+//! one (so an IVR's key cannot speak as a director or as another IVR), of
+//! the sender's kind, and admitted by the sequence window
 //! (`tandem_common::heartbeat::window::admit`: same boot and a sequence
 //! just above the last, or a restarted boot). Then its time of arrival,
 //! boot, sequence, state, epoch, priority and load are recorded in
@@ -82,6 +83,21 @@ pub fn authentic(w: &Words, k0: u64, k1: u64) -> bool {
     heartbeat::mac_words(&key, &m) == le64(w, field::MAC.start)
 }
 
+/// Does the message's MAC match under one of the sender's keys: its
+/// current one or, failing that, its next one during a key rotation
+/// (counted as `HbNextKey`: the peer already sends under the new key)?
+#[inline(always)]
+pub fn authentic_for(w: &Words, sender: &HbSender) -> bool {
+    if authentic(w, sender.k0, sender.k1) {
+        return true;
+    }
+    if sender.n0 | sender.n1 != 0 && authentic(w, sender.n0, sender.n1) {
+        count(Reason::HbNextKey);
+        return true;
+    }
+    false
+}
+
 /// Verifies and records a heartbeat; always consumes the packet. (`_cfg`
 /// chose the port in [`heartbeat_port`]; it holds no key: keys are per
 /// sender, in `HB_SENDERS`.)
@@ -125,7 +141,7 @@ pub fn process(raw: *mut aya_ebpf::bindings::xdp_md, pkt: &Pkt, _cfg: &HbConfig)
         count(Reason::HbWrongPath);
         return Next::Drop;
     }
-    if !authentic(w, sender.k0, sender.k1) {
+    if !authentic_for(w, sender) {
         count(Reason::HbBadMac);
         note_bad_mac(&sender_key, ifindex);
         return Next::Drop;

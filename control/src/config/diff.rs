@@ -11,7 +11,9 @@
 //! heartbeat port and paths, the XDP attachment, the admin socket, the
 //! sync endpoints) never can on a running node; the rest is not applied
 //! live by this version yet and is named as such, so that an operator
-//! knows a restart (after a switchover) is what applies it.
+//! knows a restart (after a switchover) is what applies it. Keys — the
+//! director and sync keys and their next keys, a rotation (issue 14) —
+//! are live; the IVR master key is not yet.
 
 use std::{fmt, net::IpAddr};
 
@@ -118,6 +120,44 @@ pub enum Change {
     },
     /// `[timeouts]`: new flows and calls, and those idle now, expire by them.
     TimeoutsEdited { fields: Vec<FieldChange> },
+    /// The director heartbeat key, the sync key or their next keys (a key
+    /// rotation): the kernel takes the peer's heartbeats under the new
+    /// keys at once, what this node sends is made under the new current
+    /// keys, and the sync session in progress goes on. No key is shown.
+    KeysEdited { fields: Vec<KeyChange> },
+}
+
+/// One key of a [`Change::KeysEdited`]: its field and what happened to
+/// it, never its bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyChange {
+    pub field: &'static str,
+    pub change: KeyChangeKind,
+}
+
+/// What happened to a key in a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyChangeKind {
+    Added,
+    Removed,
+    /// Another key (or the same bytes from another place).
+    Changed,
+    /// The current key is now the one that was the next key: the
+    /// middle step of a rotation.
+    NowTheFormerNext,
+}
+
+impl fmt::Display for KeyChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.change {
+            KeyChangeKind::Added => "added",
+            KeyChangeKind::Removed => "removed",
+            KeyChangeKind::Changed => "changed",
+            KeyChangeKind::NowTheFormerNext => "changed to the former next key",
+        };
+        write!(f, "{} {what}", self.field)
+    }
 }
 
 impl fmt::Display for Change {
@@ -137,6 +177,10 @@ impl fmt::Display for Change {
                 fields,
             } => write!(f, "~ real {real} in {service}: {}", joined(fields)),
             Change::TimeoutsEdited { fields } => write!(f, "~ timeouts: {}", joined(fields)),
+            Change::KeysEdited { fields } => {
+                let all: Vec<String> = fields.iter().map(ToString::to_string).collect();
+                write!(f, "~ keys: {}", all.join("; "))
+            }
         }
     }
 }
@@ -267,7 +311,6 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     refuse(r, "heartbeat.paths", Identity, &oh.paths, &nh.paths);
     refuse(r, "heartbeat.interval_ms", NotYet, &oh.interval, &nh.interval);
     refuse(r, "heartbeat.multiplier", NotYet, &oh.multiplier, &nh.multiplier);
-    refuse(r, "heartbeat.key", NotYet, &oh.key, &nh.key);
     refuse(r, "heartbeat.ivr_key", NotYet, &oh.ivr_key, &nh.ivr_key);
     refuse(r, "heartbeat.dead_man_ms", NotYet, &oh.dead_man, &nh.dead_man);
     refuse(r, "heartbeat.echo", NotYet, &oh.echo, &nh.echo);
@@ -281,9 +324,18 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             refuse(r, "sync.port", Identity, &a.port, &b.port);
             refuse(r, "sync.local", Identity, &a.local, &b.local);
             refuse(r, "sync.peer", Identity, &a.peer, &b.peer);
-            refuse(r, "sync.key", NotYet, &a.key, &b.key);
         }
         (a, b) => refuse(r, "sync.enabled", Identity, &a.is_some(), &b.is_some()),
+    }
+    let mut keys = Vec::new();
+    key_change(&mut keys, "heartbeat.key", Some(&oh.key), Some(&nh.key), oh.next_key.as_ref());
+    key_change(&mut keys, "heartbeat.next_key", oh.next_key.as_ref(), nh.next_key.as_ref(), None);
+    if let (Some(a), Some(b)) = (&old.sync, &new.sync) {
+        key_change(&mut keys, "sync.key", Some(&a.key), Some(&b.key), a.next_key.as_ref());
+        key_change(&mut keys, "sync.next_key", a.next_key.as_ref(), b.next_key.as_ref(), None);
+    }
+    if !keys.is_empty() {
+        d.changes.push(Change::KeysEdited { fields: keys });
     }
     let (ot, nt) = (&old.timeouts, &new.timeouts);
     let mut fields = Vec::new();
@@ -296,6 +348,27 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     }
     services(old, new, &mut d.changes);
     d
+}
+
+/// Pushes the [`KeyChange`] of key `field` from `old` to `new`, if any
+/// (`old_next`: the next key of the same role before, for the middle
+/// step of a rotation).
+fn key_change(
+    out: &mut Vec<KeyChange>,
+    field: &'static str,
+    old: Option<&super::KeyConfig>,
+    new: Option<&super::KeyConfig>,
+    old_next: Option<&super::KeyConfig>,
+) {
+    let change = match (old, new) {
+        (None, None) => return,
+        (Some(a), Some(b)) if a == b => return,
+        (None, Some(_)) => KeyChangeKind::Added,
+        (Some(_), None) => KeyChangeKind::Removed,
+        (Some(_), Some(b)) if old_next.is_some_and(|n| n.secret == b.secret) => KeyChangeKind::NowTheFormerNext,
+        (Some(_), Some(_)) => KeyChangeKind::Changed,
+    };
+    out.push(KeyChange { field, change });
 }
 
 /// The live changes of the services and their real servers.

@@ -7,7 +7,14 @@
 //! | director heartbeats | `heartbeat.key` | `heartbeat.key_file` | refused |
 //! | IVR master | `heartbeat.ivr_key` | `heartbeat.ivr_key_file` | refused if a real has a `node_id` |
 //! | sync | `sync.key` | `sync.key_file` | derived from the director heartbeat key |
+//! | next director heartbeats | `heartbeat.next_key` | `heartbeat.next_key_file` | no rotation |
+//! | next sync | `sync.next_key` | `sync.next_key_file` | derived from `heartbeat.next_key` when `sync.key` is derived; else no rotation |
 //!
+//! A next key is the one a rotation moves to (see the README's operator
+//! procedure): what is received is taken under the current key or the
+//! next one, what is sent is made under the current one. It follows the
+//! current key's rules and may be no other key of the file, the current
+//! one of its role included.
 //! [`load`] reads the key files of a file that passed every other check:
 //! it refuses a file others may read or write (as ssh does a private key;
 //! with [`OpenKeys::Warn`], tandemd's `--allow-open-keys`, it warns
@@ -86,9 +93,11 @@ impl KeyConfig {
 /// Every key of a valid file.
 pub(super) struct Loaded {
     pub heartbeat: KeyConfig,
+    pub heartbeat_next: Option<KeyConfig>,
     pub ivr: Option<KeyConfig>,
-    /// None when sync is off.
+    /// Derived when `[sync]` names none.
     pub sync: KeyConfig,
+    pub sync_next: Option<KeyConfig>,
 }
 
 /// The most a key file may hold (one key, a newline, a comment line).
@@ -191,29 +200,19 @@ pub(super) fn load(
 ) -> Result<Loaded, Vec<ConfigError>> {
     let mut problems = Vec::new();
     let hb = &file.heartbeat;
-    let heartbeat = one(
-        "heartbeat.key",
-        &hb.key,
-        &hb.key_file,
-        (policy, warnings),
-        &mut problems,
-    );
-    let ivr = one(
-        "heartbeat.ivr_key",
-        &hb.ivr_key,
-        &hb.ivr_key_file,
-        (policy, warnings),
-        &mut problems,
-    );
-    let sync = file.sync.as_ref().and_then(|s| {
-        one(
-            "sync.key",
-            &s.key,
-            &s.key_file,
-            (policy, warnings),
-            &mut problems,
-        )
-    });
+    let mut read = |field: &str, inline: &Option<Key>, path: &Option<super::value::AbsPath>| {
+        one(field, inline, path, (policy, &mut *warnings), &mut problems)
+    };
+    let heartbeat = read("heartbeat.key", &hb.key, &hb.key_file);
+    let heartbeat_next = read("heartbeat.next_key", &hb.next_key, &hb.next_key_file);
+    let ivr = read("heartbeat.ivr_key", &hb.ivr_key, &hb.ivr_key_file);
+    let (sync, sync_next) = match file.sync.as_ref() {
+        Some(s) => (
+            read("sync.key", &s.key, &s.key_file),
+            read("sync.next_key", &s.next_key, &s.next_key_file),
+        ),
+        None => (None, None),
+    };
     let Some(heartbeat) = heartbeat else {
         if problems.is_empty() {
             problems.push(ConfigError::Missing {
@@ -222,32 +221,55 @@ pub(super) fn load(
         }
         return Err(problems);
     };
-    let same = |field: &str, other: &str| ConfigError::Invalid {
-        field: field.into(),
-        value: "(not shown)".into(),
-        problem: format!("is the same key as {other}: each role needs its own key"),
-    };
-    if ivr.as_ref().is_some_and(|k| **k == *heartbeat) {
-        problems.push(same("heartbeat.ivr_key", "heartbeat.key"));
-    }
-    if let Some(s) = &sync {
-        if **s == *heartbeat {
-            problems.push(same("sync.key", "heartbeat.key"));
-        }
-        if ivr.as_ref().is_some_and(|k| **k == **s) {
-            problems.push(same("sync.key", "heartbeat.ivr_key"));
+    // Every key written in the file, by field: no two may be the same.
+    let named = [
+        ("heartbeat.key", Some(&heartbeat)),
+        ("heartbeat.next_key", heartbeat_next.as_ref()),
+        ("heartbeat.ivr_key", ivr.as_ref()),
+        ("sync.key", sync.as_ref()),
+        ("sync.next_key", sync_next.as_ref()),
+    ];
+    for (i, (field, key)) in named.iter().enumerate() {
+        let Some(key) = key else { continue };
+        if let Some((other, _)) = named[..i]
+            .iter()
+            .find(|(_, k)| k.is_some_and(|k| **k == ***key))
+        {
+            let problem = if field.replace("next_key", "key") == *other {
+                format!(
+                    "is the same key as {other}: a next key is the one a rotation moves to, not the current one"
+                )
+            } else {
+                format!("is the same key as {other}: each role needs its own key")
+            };
+            problems.push(ConfigError::Invalid {
+                field: (*field).into(),
+                value: "(not shown)".into(),
+                problem,
+            });
         }
     }
     if !problems.is_empty() {
         return Err(problems);
     }
-    let sync = sync.unwrap_or_else(|| KeyConfig {
-        secret: Secret::new(derived_sync_key(&heartbeat)),
+    // A sync key the file does not name derives from the heartbeat key
+    // of the same step of a rotation.
+    let derived = |from: &KeyConfig| KeyConfig {
+        secret: Secret::new(derived_sync_key(from)),
         source: KeySource::Derived,
-    });
+    };
+    let sync_named = sync.is_some();
+    let sync = sync.unwrap_or_else(|| derived(&heartbeat));
+    let sync_next = match (sync_next, sync_named) {
+        (Some(k), _) => Some(k),
+        (None, false) => heartbeat_next.as_ref().map(derived),
+        (None, true) => None,
+    };
     Ok(Loaded {
         heartbeat,
+        heartbeat_next,
         ivr,
         sync,
+        sync_next,
     })
 }

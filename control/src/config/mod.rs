@@ -50,6 +50,8 @@ mod validate;
 mod value;
 
 #[cfg(test)]
+mod rotation_tests;
+#[cfg(test)]
 mod tests;
 
 use std::{
@@ -301,12 +303,23 @@ pub struct SyncConfig {
     pub port: u16,
     /// The sync pre-shared key every session derives its keys from.
     pub key: KeyConfig,
+    /// During a key rotation, the sync key the pair moves to: a
+    /// handshake is taken under either, made under `key`.
+    pub next_key: Option<KeyConfig>,
     /// This node listens on these (default: every heartbeat path's local address).
     pub local: Vec<IpAddr>,
     /// The peer's addresses, dialed in turn (default: every heartbeat
     /// path's peer address, the dedicated link first): sync survives the
     /// loss of one network as the heartbeats do.
     pub peer: Vec<IpAddr>,
+}
+
+impl SyncConfig {
+    /// The keys the sync handshakes use: made under `key`, the peer's
+    /// taken under `key` or `next_key`.
+    pub fn keys(&self) -> crate::sync::wire::SyncKeys {
+        crate::sync::wire::SyncKeys::new(*self.key, self.next_key.as_deref().copied())
+    }
 }
 
 /// `[node]`: who this director is.
@@ -351,8 +364,12 @@ pub struct HeartbeatConfig {
     pub interval: Duration,
     /// Missed intervals before a path is dead.
     pub multiplier: u32,
-    /// The director heartbeat key (SipHash-2-4), held by the two directors.
+    /// The director heartbeat key (SipHash-2-4), held by the two directors:
+    /// heartbeats and echoes are sent under it.
     pub key: KeyConfig,
+    /// During a key rotation, the director key the pair moves to: the
+    /// peer's heartbeats are taken under `key` or this one.
+    pub next_key: Option<KeyConfig>,
     /// The IVR master key: each IVR's heartbeats are checked under
     /// [`crate::keys::ivr_heartbeat_key`] of it and the IVR's node id.
     pub ivr_key: Option<KeyConfig>,
@@ -618,12 +635,22 @@ impl Config {
 
     /// This configuration with its `[timeouts]` and `[[service]]` tables
     /// replaced by those of `services` (as [`Config::services_toml`]
-    /// writes them), checked whole as a file is.
+    /// writes them), checked whole as a file is. Its keys stay these,
+    /// as they run (key files are not read again): a standby that takes
+    /// the active's services never takes a key with them.
     pub fn with_services(&self, services: &str) -> Result<Config, ConfigError> {
         let mut text = toml::to_string(&model::File::written(self, true).without_replicated()).unwrap_or_default();
         text.push('\n');
         text.push_str(services);
-        Config::parse(&text)
+        let mut cfg = Config::parse(&text)?;
+        cfg.heartbeat.key = self.heartbeat.key.clone();
+        cfg.heartbeat.next_key = self.heartbeat.next_key.clone();
+        cfg.heartbeat.ivr_key = self.heartbeat.ivr_key.clone();
+        if let (Some(s), Some(own)) = (cfg.sync.as_mut(), self.sync.as_ref()) {
+            s.key = own.key.clone();
+            s.next_key = own.next_key.clone();
+        }
+        Ok(cfg)
     }
 
     /// A fingerprint of the running services: the first 8 bytes of the

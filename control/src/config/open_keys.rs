@@ -68,11 +68,18 @@ pub(super) fn inline_in(path: &Path, cfg: &Config) -> Option<OpenKey> {
     if cfg.heartbeat.key.source == KeySource::Inline {
         inline.push("heartbeat.key");
     }
-    if cfg.heartbeat.ivr_key.as_ref().is_some_and(|k| k.source == KeySource::Inline) {
+    let is_inline = |k: Option<&super::KeyConfig>| k.is_some_and(|k| k.source == KeySource::Inline);
+    if is_inline(cfg.heartbeat.next_key.as_ref()) {
+        inline.push("heartbeat.next_key");
+    }
+    if is_inline(cfg.heartbeat.ivr_key.as_ref()) {
         inline.push("heartbeat.ivr_key");
     }
-    if cfg.sync.as_ref().is_some_and(|s| s.key.source == KeySource::Inline) {
+    if is_inline(cfg.sync.as_ref().map(|s| &s.key)) {
         inline.push("sync.key");
+    }
+    if is_inline(cfg.sync.as_ref().and_then(|s| s.next_key.as_ref())) {
+        inline.push("sync.next_key");
     }
     if inline.is_empty() {
         return None;

@@ -1029,6 +1029,7 @@ mod reload_diff {
                 Change::RealRemoved { .. } => "real-",
                 Change::RealEdited { .. } => "real~",
                 Change::TimeoutsEdited { .. } => "timeouts~",
+                Change::KeysEdited { .. } => "keys~",
             })
             .collect();
         assert_eq!(kinds, ["service+", "real-", "real+"], "{d}");

@@ -332,6 +332,11 @@ fn keys(file: &File, p: &mut Problems) {
     let mut pairs = vec![
         ("heartbeat.key", hb.key.is_some(), hb.key_file.is_some()),
         (
+            "heartbeat.next_key",
+            hb.next_key.is_some(),
+            hb.next_key_file.is_some(),
+        ),
+        (
             "heartbeat.ivr_key",
             hb.ivr_key.is_some(),
             hb.ivr_key_file.is_some(),
@@ -339,6 +344,11 @@ fn keys(file: &File, p: &mut Problems) {
     ];
     if let Some(s) = &file.sync {
         pairs.push(("sync.key", s.key.is_some(), s.key_file.is_some()));
+        pairs.push((
+            "sync.next_key",
+            s.next_key.is_some(),
+            s.next_key_file.is_some(),
+        ));
     }
     for (field, inline, in_file) in pairs {
         if inline && in_file {

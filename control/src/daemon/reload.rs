@@ -64,13 +64,6 @@ impl Daemon {
         let Some(path) = self.config_path.clone() else {
             return Err("tandemd was started without a configuration file to read again".into());
         };
-        if let Some(f) = self.peer_services_held() {
-            return Err(format!(
-                "this node stands by and runs the active's services (fingerprint {}, replicated over sync): change them on the active (node {}), they reach this node from there",
-                fingerprint_hex(f),
-                self.peer_id
-            ));
-        }
         self.next_ticket += 1;
         let ticket = self.next_ticket;
         self.reloads.insert(
@@ -165,6 +158,11 @@ impl Daemon {
         if let Some(why) = self.cannot_apply(&loaded) {
             reply.refused.push(why);
         }
+        if p.origin != Origin::Peer
+            && let Some(why) = self.standby_refuses(&loaded)
+        {
+            reply.refused = vec![why];
+        }
         if !reply.refused.is_empty() {
             self.mark(Event::ReloadRefused {
                 source: p.source.clone(),
@@ -181,8 +179,11 @@ impl Daemon {
             return Some(reply);
         }
         let started = Instant::now();
+        let services_changed = loaded.fingerprint != self.fingerprint;
         let errors = self.apply_config(*loaded);
-        self.publish_services();
+        if services_changed {
+            self.publish_services();
+        }
         reply.applied = true;
         if !errors.is_empty() {
             reply.error = Some(errors.join("; "));
@@ -341,6 +342,22 @@ impl Daemon {
         });
     }
 
+    /// On a standby that runs the active's services: its own file is
+    /// taken for the rest (keys, a rotation's steps) only while its
+    /// `[timeouts]` and `[[service]]` are those services (the file follows
+    /// them); a file that changes them is refused with a pointer to the
+    /// active, where they are changed.
+    fn standby_refuses(&self, new: &Loaded) -> Option<String> {
+        let f = self.peer_services_held()?;
+        (new.fingerprint != f).then(|| {
+            format!(
+                "this node stands by and runs the active's services (fingerprint {}, replicated over sync): change them on the active (node {}), they reach this node from there",
+                fingerprint_hex(f),
+                self.peer_id
+            )
+        })
+    }
+
     /// What of a new configuration this daemon, as it was started, could
     /// not carry out (the plan refuses the rest).
     fn cannot_apply(&self, new: &Loaded) -> Option<String> {
@@ -351,6 +368,29 @@ impl Daemon {
             );
         }
         None
+    }
+
+    /// A key rotation's step on this node's side (the kernel's sender
+    /// entries are [`sender_changes`](crate::reload::sender_changes)'):
+    /// heartbeats and echoes are sent under the new current director key
+    /// from the next one on, and the next sync handshakes take the new
+    /// keys (the session in progress goes on under its own keys).
+    fn apply_keys(&mut self, new: &crate::config::Config) {
+        let (old_hb, new_hb) = (&self.cfg.heartbeat, &new.heartbeat);
+        if old_hb.key.secret != new_hb.key.secret {
+            self.sender.set_key(tandem_dataplane::common::heartbeat::Key::from_bytes(&new_hb.key));
+        }
+        if let (Some(sy), Some(sc)) = (self.sync.as_mut(), new.sync.as_ref())
+            && self.cfg.sync.as_ref().is_some_and(|o| o.key != sc.key || o.next_key != sc.next_key)
+        {
+            sy.set_keys(sc.keys());
+        }
+        if old_hb.key != new_hb.key || old_hb.next_key != new_hb.next_key {
+            tracing::info!(
+                next_key = new_hb.next_key.is_some(),
+                "reload: heartbeat keys changed (sent under the current key, the peer's taken under the current or the next)"
+            );
+        }
     }
 
     /// Applies a configuration the plan accepted: the daemon's view
@@ -364,17 +404,23 @@ impl Daemon {
         let places = Places::between(&self.cfg, &new.cfg);
         let old_eff =
             crate::pool::effective(&self.services, &self.ivr_slots, &self.pool, &self.sip_down, &self.neigh.table);
-        let (forget, declare) = sender_changes(&self.senders, &new.senders);
-        for n in forget {
+        let senders = sender_changes(&self.senders, &new.senders);
+        for n in senders.forget {
             if let Err(e) = self.dp.remove_heartbeat_node(n) {
                 errors.push(format!("heartbeat sender {n}: forgetting it: {e}"));
             }
         }
-        for s in &declare {
+        for s in &senders.declare {
             if let Err(e) = self.dp.add_heartbeat_sender(s) {
                 errors.push(format!("heartbeat sender {} at {}: {e}", s.node_id, s.addr));
             }
         }
+        for s in &senders.rekey {
+            if let Err(e) = self.dp.rekey_heartbeat_sender(s) {
+                errors.push(format!("heartbeat sender {} at {}: its new keys: {e}", s.node_id, s.addr));
+            }
+        }
+        self.apply_keys(&new.cfg);
         if new.cfg.timeouts != self.cfg.timeouts
             && let Err(e) = self.dp.set_settings(&new.cfg.timeouts.settings())
         {

@@ -36,14 +36,15 @@ pub(super) fn sysctl(key: &str, value: &str) -> Result<()> {
 
 /// The heartbeat senders the kernel takes heartbeats from: the peer
 /// director once per heartbeat path (its address on the path, the path's
-/// interface, the director key), and every IVR server with a node id (its
-/// address, its interface if it names one, its own key derived from the
-/// IVR master key).
+/// interface, the director key and, during a rotation, the next one), and
+/// every IVR server with a node id (its address, its interface if it names
+/// one, its own key derived from the IVR master key).
 pub(crate) fn heartbeat_senders(
     cfg: &Config,
     ifindex: impl Fn(&str) -> Option<u32>,
 ) -> Result<Vec<HeartbeatSender>> {
     let director = Key::from_bytes(&cfg.heartbeat.key);
+    let director_next = cfg.heartbeat.next_key.as_deref().map(Key::from_bytes);
     // Two intervals: a restarting process is silent longer, a sender that
     // is sending is not (a replayed boot start is refused meanwhile).
     let restart_gap = cfg.heartbeat.interval * 2;
@@ -57,6 +58,7 @@ pub(crate) fn heartbeat_senders(
             kind: Kind::Director,
             ifindex: idx,
             key: director,
+            next_key: director_next,
             restart_gap,
         });
     }
@@ -79,6 +81,7 @@ pub(crate) fn heartbeat_senders(
                 kind: Kind::Ivr,
                 ifindex: idx,
                 key,
+                next_key: None,
                 restart_gap,
             });
         }
@@ -351,7 +354,7 @@ impl Daemon {
             Some(sc) => Some(
                 crate::sync::runtime::SyncRuntime::new(
                     cfg.node.id,
-                    *sc.key,
+                    sc.keys(),
                     &sc.local
                         .iter()
                         .map(|a| SocketAddr::new(*a, sc.port))

@@ -103,6 +103,12 @@ pub struct HeartbeatTable {
     pub key: Option<Key>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<AbsPath>,
+    /// During a key rotation, the key the directors move to, or
+    /// `next_key_file`: heartbeats are taken under either, sent under `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key: Option<Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key_file: Option<AbsPath>,
     /// The IVR master key, or `ivr_key_file`: needed when a real server
     /// has a `node_id`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +160,13 @@ pub struct SyncTable {
     pub key: Option<Key>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<AbsPath>,
+    /// During a key rotation, the sync key the directors move to, or
+    /// `next_key_file`; both absent: derived from `heartbeat.next_key`
+    /// when `key` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key: Option<Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_key_file: Option<AbsPath>,
     /// Absent: every heartbeat path's local address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<OneOrMany<SyncAddr>>,
@@ -500,6 +513,7 @@ impl File {
         systems: Vec<Option<super::SystemConf>>,
     ) -> Config {
         let mut heartbeat = self.heartbeat.resolve(keys.heartbeat);
+        heartbeat.next_key = keys.heartbeat_next;
         heartbeat.ivr_key = keys.ivr;
         let vips: Vec<VipConfig> = self.vip.0.iter().map(VipTable::resolve).collect();
         let witness = self.witness.as_ref().map(|w| WitnessConfig {
@@ -523,11 +537,12 @@ impl File {
                     Some(SyncConfig {
                         port: DEFAULT_SYNC_PORT,
                         key: keys.sync.clone(),
+                        next_key: keys.sync_next.clone(),
                         local: sync_locals(&heartbeat.paths),
                         peer: sync_peers(&heartbeat.paths),
                     })
                 },
-                |s| s.resolve(&heartbeat.paths, keys.sync.clone()),
+                |s| s.resolve(&heartbeat.paths, keys.sync.clone(), keys.sync_next.clone()),
             ),
             witness,
             dataplane,
@@ -612,6 +627,7 @@ impl HeartbeatTable {
             interval: self.interval_ms.0,
             multiplier: self.multiplier.0,
             key,
+            next_key: None,
             ivr_key: None,
             paths: self.paths(),
             dead_man: self.dead_man(),
@@ -661,11 +677,17 @@ impl SyncTable {
         (local, peer)
     }
 
-    fn resolve(&self, paths: &[HeartbeatPath], key: super::KeyConfig) -> Option<SyncConfig> {
+    fn resolve(
+        &self,
+        paths: &[HeartbeatPath],
+        key: super::KeyConfig,
+        next_key: Option<super::KeyConfig>,
+    ) -> Option<SyncConfig> {
         let (local, peer) = self.lists(paths);
         self.enabled.0.then_some(SyncConfig {
             port: self.port.0,
             key,
+            next_key,
             local,
             peer,
         })

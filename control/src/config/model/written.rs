@@ -10,6 +10,10 @@ impl File {
     pub(in crate::config) fn written(c: &Config, show_keys: bool) -> File {
         let hb = &c.heartbeat;
         let (key, key_file) = hb.key.fields(show_keys);
+        let (next_key, next_key_file) = hb
+            .next_key
+            .as_ref()
+            .map_or((None, None), |k| k.fields(show_keys));
         let (ivr_key, ivr_key_file) = hb
             .ivr_key
             .as_ref()
@@ -35,6 +39,8 @@ impl File {
                 multiplier: Int(hb.multiplier),
                 key,
                 key_file,
+                next_key,
+                next_key_file,
                 ivr_key,
                 ivr_key_file,
                 paths: List(
@@ -57,6 +63,8 @@ impl File {
                     port: Int(s.port),
                     key: s.key.fields(show_keys).0,
                     key_file: s.key.fields(show_keys).1,
+                    next_key: s.next_key.as_ref().and_then(|k| k.fields(show_keys).0),
+                    next_key_file: s.next_key.as_ref().and_then(|k| k.fields(show_keys).1),
                     local: Some(OneOrMany(s.local.iter().copied().map(SyncAddr).collect())),
                     peer: Some(OneOrMany(s.peer.iter().copied().map(SyncAddr).collect())),
                 },
@@ -65,6 +73,8 @@ impl File {
                     port: default_sync_port(),
                     key: None,
                     key_file: None,
+                    next_key: None,
+                    next_key_file: None,
                     local: None,
                     peer: None,
                 },

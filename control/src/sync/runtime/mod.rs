@@ -16,7 +16,8 @@
 //!   `flush(now)` (when writable and after any input), `handle_timeout(now)`
 //!   at `poll_timeout()`.
 //! - Mutators: `become_publisher(epoch, now)`,
-//!   `become_subscriber(epoch, now)`, `record(record, now)`, `reset_lag()`.
+//!   `become_subscriber(epoch, now)`, `record(record, now)`, `reset_lag()`,
+//!   `set_keys(keys)`.
 //! - Out: `take_events()`, what happened, for the daemon's timeline.
 //!
 //! - **Roles follow the pair state.** The active node publishes: every
@@ -63,7 +64,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::sync::wire::SyncKey;
+use crate::sync::wire::SyncKeys;
 use crate::sync::{
     Applied, Deframer, Publisher, PublisherConfig, Record, Store, Subscriber, SubscriberConfig,
     SubscriberState,
@@ -128,7 +129,7 @@ pub struct SyncRuntime {
     node_id: u32,
     /// The node ids a session may be with (empty: any but this node's).
     peer_ids: Vec<u32>,
-    key: SyncKey,
+    key: SyncKeys,
     /// The peer's addresses, dialed in turn; only they may connect.
     peers: Vec<SocketAddr>,
     next_peer: usize,
@@ -160,7 +161,7 @@ impl SyncRuntime {
     /// connection.
     pub fn new(
         node_id: u32,
-        key: impl Into<SyncKey>,
+        key: impl Into<SyncKeys>,
         local: &[SocketAddr],
         peers: &[SocketAddr],
     ) -> io::Result<SyncRuntime> {
@@ -273,6 +274,20 @@ impl SyncRuntime {
         publisher.set_epoch(epoch);
         let _ = now;
         self.role = Role::Publishing { store, publisher };
+    }
+
+    /// New sync keys (a key rotation's step, on a reload): the next
+    /// handshakes, of either role, are made under the new current key and
+    /// take the peer's under the current or the next; the session in
+    /// progress goes on under the keys it derived (no reconnect, no
+    /// resnapshot).
+    pub fn set_keys(&mut self, keys: SyncKeys) {
+        match &mut self.role {
+            Role::Publishing { publisher, .. } => publisher.set_keys(keys.clone()),
+            Role::Subscribing(sub) => sub.set_keys(keys.clone()),
+            Role::Idle(_) => {}
+        }
+        self.key = keys;
     }
 
     /// Sessions only with these node ids (the configuration's peer): a

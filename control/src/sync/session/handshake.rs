@@ -6,7 +6,12 @@
 //! receiving cipher) and to check a peer's Hello.
 //!
 //! Init(subscriber nonce) → Reply(publisher nonce, publisher proof) →
-//! Confirm(subscriber proof): see [`crate::sync::wire`] for the bytes. A
+//! Confirm(subscriber proof): see [`crate::sync::wire`] for the bytes.
+//! During a key rotation each end holds two keys ([`KeyRing`]): it makes
+//! its frames and proof under its current key and takes the peer's under
+//! either; the session's ciphers derive from the key the publisher's
+//! Reply was made under (its current key, which the subscriber found
+//! among its own), so both ends agree whichever step each is at. A
 //! publisher's handshake yields [`Established`] only once the Confirm
 //! verifies; a subscriber's once its Confirm has been taken for sending,
 //! after the Reply's proof verified. Nothing here sends state, does I/O,
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::SessionError;
 use crate::sync::wire::{
-    self, Ciphers, Frame, Greeting, HandshakeKeys, Hello, Kind, MAX_FRAME_LEN, Message, Nonce,
+    self, Ciphers, Frame, Greeting, Hello, KeyRing, KeySlot, Kind, MAX_FRAME_LEN, Message, Nonce,
     PROTOCOL, Repr, Role, Transcript,
 };
 
@@ -67,7 +72,7 @@ pub struct Handshake {
     role: Role,
     node_id: u32,
     epoch: u64,
-    keys: HandshakeKeys,
+    keys: KeyRing,
     nonce: Nonce,
     step: Step,
     out: VecDeque<Vec<u8>>,
@@ -90,7 +95,7 @@ impl Handshake {
         role: Role,
         node_id: u32,
         epoch: u64,
-        keys: HandshakeKeys,
+        keys: KeyRing,
         nonce: Nonce,
         now: Instant,
         timeout: Duration,
@@ -114,23 +119,32 @@ impl Handshake {
         }
     }
 
-    /// The publisher's end: waits for an Init. `nonce` must be fresh.
+    /// The publisher's end: waits for an Init. `nonce` must be fresh;
+    /// `keys`: one sync key, or a node's current and next ([`KeyRing`]).
     pub fn publisher(
         node_id: u32,
         epoch: u64,
-        keys: HandshakeKeys,
+        keys: impl Into<KeyRing>,
         nonce: Nonce,
         now: Instant,
         timeout: Duration,
     ) -> Handshake {
-        Handshake::new(Role::Publisher, node_id, epoch, keys, nonce, now, timeout)
+        Handshake::new(
+            Role::Publisher,
+            node_id,
+            epoch,
+            keys.into(),
+            nonce,
+            now,
+            timeout,
+        )
     }
 
     /// The subscriber's end: sends its Init. `nonce` must be fresh.
     pub fn subscriber(
         node_id: u32,
         epoch: u64,
-        keys: HandshakeKeys,
+        keys: impl Into<KeyRing>,
         nonce: Nonce,
         now: Instant,
         timeout: Duration,
@@ -140,7 +154,15 @@ impl Handshake {
             protocol: PROTOCOL,
             nonce,
         });
-        let mut h = Handshake::new(Role::Subscriber, node_id, epoch, keys, nonce, now, timeout);
+        let mut h = Handshake::new(
+            Role::Subscriber,
+            node_id,
+            epoch,
+            keys.into(),
+            nonce,
+            now,
+            timeout,
+        );
         let init = h.clear_frame(init);
         h.out.push_back(init);
         h
@@ -162,7 +184,7 @@ impl Handshake {
             message,
         };
         // Handshake frames have no records: they always encode.
-        repr.to_bytes(self.keys.mac()).unwrap_or_default()
+        repr.to_bytes(self.keys.current().mac()).unwrap_or_default()
     }
 
     pub fn role(&self) -> Role {
@@ -194,7 +216,7 @@ impl Handshake {
         if now >= self.started + self.timeout {
             return Err(SessionError::HandshakeTimeout(now - self.started));
         }
-        let repr = open_clear(bytes, &self.keys)?;
+        let (repr, slot) = open_clear(bytes, &self.keys)?;
         let step = std::mem::replace(&mut self.step, Step::Over);
         match (step, repr.message) {
             (Step::AwaitInit, Message::Init(g)) => {
@@ -207,7 +229,7 @@ impl Handshake {
                     subscriber_nonce: g.nonce,
                     publisher_nonce: self.nonce,
                 };
-                let proof = self.keys.proof(Role::Publisher, &transcript);
+                let proof = self.keys.current().proof(Role::Publisher, &transcript);
                 let reply = Message::Reply {
                     greeting: Greeting {
                         role: Role::Publisher,
@@ -237,13 +259,19 @@ impl Handshake {
                         got: repr.node_id,
                     });
                 }
-                if !self.keys.check_proof(Role::Subscriber, &transcript, &proof) {
+                // Under the key its frame verified under: the
+                // subscriber's current one, this end's current or next.
+                if !self
+                    .keys
+                    .get(slot)
+                    .is_some_and(|k| k.check_proof(Role::Subscriber, &transcript, &proof))
+                {
                     return Err(SessionError::BadProof);
                 }
                 self.step = Step::Done(Established {
                     peer_node,
                     peer_epoch: repr.epoch,
-                    ciphers: self.keys.session(Role::Publisher, &transcript),
+                    ciphers: self.keys.current().session(Role::Publisher, &transcript),
                 });
                 Ok(())
             }
@@ -257,17 +285,23 @@ impl Handshake {
                     subscriber_nonce: self.nonce,
                     publisher_nonce: greeting.nonce,
                 };
-                if !self.keys.check_proof(Role::Publisher, &transcript, &proof) {
+                // The publisher's current key, found among this end's.
+                let Some(theirs) = self
+                    .keys
+                    .get(slot)
+                    .filter(|k| k.check_proof(Role::Publisher, &transcript, &proof))
+                else {
                     return Err(SessionError::BadProof);
-                }
-                let proof = self.keys.proof(Role::Subscriber, &transcript);
+                };
+                let ciphers = theirs.session(Role::Subscriber, &transcript);
+                let proof = self.keys.current().proof(Role::Subscriber, &transcript);
                 // After the Init, if a driver had not taken it yet.
                 let confirm = self.clear_frame(Message::Confirm { proof });
                 self.out.push_back(confirm);
                 self.step = Step::Done(Established {
                     peer_node: repr.node_id,
                     peer_epoch: repr.epoch,
-                    ciphers: self.keys.session(Role::Subscriber, &transcript),
+                    ciphers,
                 });
                 Ok(())
             }
@@ -325,8 +359,10 @@ fn frame_kind(bytes: &[u8]) -> Result<Kind, SessionError> {
 }
 
 /// Parses one whole handshake frame, in clear, under the handshake's MAC
-/// key. Any other kind is out of place before the handshake completed.
-pub(super) fn open_clear(bytes: &[u8], keys: &HandshakeKeys) -> Result<Repr, SessionError> {
+/// key of the current sync key or, failing that, the next one; which one
+/// verified it. Any other kind is out of place before the handshake
+/// completed.
+pub(super) fn open_clear(bytes: &[u8], keys: &KeyRing) -> Result<(Repr, KeySlot), SessionError> {
     let kind = frame_kind(bytes)?;
     if !kind.is_handshake() {
         return Err(SessionError::Unexpected {
@@ -334,7 +370,17 @@ pub(super) fn open_clear(bytes: &[u8], keys: &HandshakeKeys) -> Result<Repr, Ses
             why: "before the handshake completed",
         });
     }
-    Ok(Repr::parse(&Frame::new_unchecked(bytes), keys.mac())?)
+    let frame = Frame::new_unchecked(bytes);
+    let mut first = None;
+    for (slot, k) in keys.slots() {
+        match Repr::parse(&frame, k.mac()) {
+            Ok(repr) => return Ok((repr, slot)),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.map_or(SessionError::BadProof, SessionError::Frame))
 }
 
 /// Opens one whole sealed frame as the next of the receiving direction.

@@ -134,4 +134,6 @@ pub enum SessionError {
 }
 
 #[cfg(test)]
+mod rotation_tests;
+#[cfg(test)]
 mod tests;

@@ -18,16 +18,17 @@ use super::handshake::{
 };
 use crate::sync::store::{SnapshotCursor, SnapshotSource};
 use crate::sync::wire::{
-    self, Ciphers, FLAG_STREAMING, FrameWriter, HandshakeKeys, Hello, Kind, MAX_FRAME_LEN,
-    MIN_FRAME_LEN, Message, Nonce, Record, Role, SyncKey,
+    self, Ciphers, FLAG_STREAMING, FrameWriter, Hello, KeyRing, Kind, MAX_FRAME_LEN, MIN_FRAME_LEN,
+    Message, Nonce, Record, Role, SyncKeys,
 };
 
 /// Settings of a [`Publisher`].
 #[derive(Clone, Debug)]
 pub struct PublisherConfig {
     pub node_id: u32,
-    /// The sync pre-shared key (`sync.key`).
-    pub key: SyncKey,
+    /// The sync pre-shared key (`sync.key`) and, during a key rotation,
+    /// the next one (`sync.next_key`).
+    pub key: SyncKeys,
     /// This process's stream id: random, drawn once per start.
     pub stream: NonZeroU64,
     /// A delta leaves once it holds this many records…
@@ -61,7 +62,7 @@ impl PublisherConfig {
     /// Defaults: deltas of 256 records or 2 ms, a window of 65,536 changes
     /// or 8 MiB, 1 MiB in flight, keepalives every second, 3 s idle, 1 s
     /// for the handshake.
-    pub fn new(node_id: u32, key: impl Into<SyncKey>, stream: NonZeroU64) -> PublisherConfig {
+    pub fn new(node_id: u32, key: impl Into<SyncKeys>, stream: NonZeroU64) -> PublisherConfig {
         PublisherConfig {
             node_id,
             key: key.into(),
@@ -195,14 +196,14 @@ impl PubConn {
 ///   from the subscriber), [`handle_timeout`](Self::handle_timeout).
 /// - Mutators: [`record`](Self::record) (a change),
 ///   [`connected`](Self::connected), [`disconnected`](Self::disconnected),
-///   [`set_epoch`](Self::set_epoch), [`take_acked_times`](Self::take_acked_times)
+///   [`set_epoch`](Self::set_epoch), [`set_keys`](Self::set_keys), [`take_acked_times`](Self::take_acked_times)
 ///   (drains the lag samples).
 /// - `poll_*`: [`poll_transmit`](Self::poll_transmit) (the next frame, given
 ///   the snapshot source), [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
 pub struct Publisher {
     cfg: PublisherConfig,
-    keys: HandshakeKeys,
+    keys: KeyRing,
     epoch: u64,
     /// Sequence of the next change.
     next_seq: u64,
@@ -251,6 +252,13 @@ impl Publisher {
     /// The epoch sent in every frame from now on.
     pub fn set_epoch(&mut self, epoch: u64) {
         self.epoch = epoch;
+    }
+
+    /// New sync keys (a key rotation's step): the next handshakes use
+    /// them; the session in progress goes on under its own keys.
+    pub fn set_keys(&mut self, keys: SyncKeys) {
+        self.keys = keys.handshake_keys();
+        self.cfg.key = keys;
     }
 
     /// Records a change (apply it to the snapshot source first); returns

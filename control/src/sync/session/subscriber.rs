@@ -15,16 +15,17 @@ use super::handshake::{
 };
 use crate::sync::store::Store;
 use crate::sync::wire::{
-    Ciphers, FLAG_STREAMING, FrameWriter, HandshakeKeys, Kind, MAX_FRAME_LEN, Message, Nonce,
-    Record, Repr, Role, SyncKey,
+    Ciphers, FLAG_STREAMING, FrameWriter, KeyRing, Kind, MAX_FRAME_LEN, Message, Nonce, Record,
+    Repr, Role, SyncKeys,
 };
 
 /// Settings of a [`Subscriber`].
 #[derive(Clone, Debug)]
 pub struct SubscriberConfig {
     pub node_id: u32,
-    /// The sync pre-shared key (`sync.key`).
-    pub key: SyncKey,
+    /// The sync pre-shared key (`sync.key`) and, during a key rotation,
+    /// the next one (`sync.next_key`).
+    pub key: SyncKeys,
     pub keepalive_interval: Duration,
     pub idle_timeout: Duration,
     /// A resync request (Hello) unanswered this long is sent again.
@@ -40,7 +41,7 @@ pub struct SubscriberConfig {
 impl SubscriberConfig {
     /// Defaults: keepalives every second, 3 s idle, resync retried after
     /// 100 ms, 1 s for the handshake.
-    pub fn new(node_id: u32, key: impl Into<SyncKey>) -> SubscriberConfig {
+    pub fn new(node_id: u32, key: impl Into<SyncKeys>) -> SubscriberConfig {
         SubscriberConfig {
             node_id,
             key: key.into(),
@@ -155,13 +156,13 @@ struct SubConn {
 ///   from the publisher; returns the changes to apply),
 ///   [`handle_timeout`](Self::handle_timeout).
 /// - Mutators: [`connected`](Self::connected),
-///   [`disconnected`](Self::disconnected), [`set_epoch`](Self::set_epoch).
+///   [`disconnected`](Self::disconnected), [`set_epoch`](Self::set_epoch), [`set_keys`](Self::set_keys).
 /// - `poll_*`: [`poll_transmit`](Self::poll_transmit) (Hello, Ack,
 ///   Keepalive), [`poll_timeout`](Self::poll_timeout).
 #[derive(Debug)]
 pub struct Subscriber {
     cfg: SubscriberConfig,
-    keys: HandshakeKeys,
+    keys: KeyRing,
     epoch: u64,
     store: Store,
     /// The publisher stream `store` is consistent with (0: none).
@@ -194,6 +195,13 @@ impl Subscriber {
 
     pub fn set_epoch(&mut self, epoch: u64) {
         self.epoch = epoch;
+    }
+
+    /// New sync keys (a key rotation's step): the next handshakes use
+    /// them; the session in progress goes on under its own keys.
+    pub fn set_keys(&mut self, keys: SyncKeys) {
+        self.keys = keys.handshake_keys();
+        self.cfg.key = keys;
     }
 
     /// A connection to the publisher is up; `nonce` must be fresh and

@@ -1,4 +1,5 @@
-//! The sync protocol's cryptography: the pre-shared [`SyncKey`], the keys
+//! The sync protocol's cryptography: the pre-shared [`SyncKey`] (and,
+//! during a key rotation, the next one: [`SyncKeys`], [`KeyRing`]), the keys
 //! the handshake derives from it ([`HandshakeKeys`]: one to MAC handshake
 //! frames, one for the proofs), the proofs each end makes over the
 //! [`Transcript`], and the per-direction [`Cipher`] that seals every frame
@@ -98,6 +99,98 @@ impl core::fmt::Debug for SyncKey {
 impl Drop for SyncKey {
     fn drop(&mut self) {
         self.0.zeroize();
+    }
+}
+
+/// A node's sync keys during a key rotation: the current one, under
+/// which it makes its handshake frames and proofs, and the next one, under
+/// which the peer's are taken too (a peer that already moved to it).
+/// Outside a rotation, the current one alone.
+#[derive(Clone, Debug)]
+pub struct SyncKeys {
+    pub current: SyncKey,
+    pub next: Option<SyncKey>,
+}
+
+impl SyncKeys {
+    pub fn new(current: impl Into<SyncKey>, next: Option<[u8; 16]>) -> SyncKeys {
+        SyncKeys {
+            current: current.into(),
+            next: next.map(SyncKey::new),
+        }
+    }
+
+    /// The handshake's keys of each.
+    pub fn handshake_keys(&self) -> KeyRing {
+        KeyRing {
+            current: self.current.handshake_keys(),
+            next: self.next.as_ref().map(SyncKey::handshake_keys),
+        }
+    }
+}
+
+impl From<SyncKey> for SyncKeys {
+    fn from(current: SyncKey) -> SyncKeys {
+        SyncKeys {
+            current,
+            next: None,
+        }
+    }
+}
+
+impl From<[u8; 16]> for SyncKeys {
+    fn from(bytes: [u8; 16]) -> SyncKeys {
+        SyncKey::new(bytes).into()
+    }
+}
+
+impl From<Key> for SyncKeys {
+    fn from(k: Key) -> SyncKeys {
+        SyncKey::from(k).into()
+    }
+}
+
+/// Which of a node's sync keys verified a handshake frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySlot {
+    Current,
+    Next,
+}
+
+/// The [`HandshakeKeys`] of each of a node's [`SyncKeys`].
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    current: HandshakeKeys,
+    next: Option<HandshakeKeys>,
+}
+
+impl KeyRing {
+    /// What this end makes its frames and proofs under.
+    pub fn current(&self) -> &HandshakeKeys {
+        &self.current
+    }
+
+    /// The keys of `slot` (None: no next key).
+    pub fn get(&self, slot: KeySlot) -> Option<&HandshakeKeys> {
+        match slot {
+            KeySlot::Current => Some(&self.current),
+            KeySlot::Next => self.next.as_ref(),
+        }
+    }
+
+    /// Every key, the current one first.
+    pub fn slots(&self) -> impl Iterator<Item = (KeySlot, &HandshakeKeys)> {
+        std::iter::once((KeySlot::Current, &self.current))
+            .chain(self.next.as_ref().map(|k| (KeySlot::Next, k)))
+    }
+}
+
+impl From<HandshakeKeys> for KeyRing {
+    fn from(current: HandshakeKeys) -> KeyRing {
+        KeyRing {
+            current,
+            next: None,
+        }
     }
 }
 

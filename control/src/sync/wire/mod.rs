@@ -94,7 +94,8 @@ mod records;
 mod repr;
 
 pub use crypto::{
-    Cipher, Ciphers, HandshakeKeys, MacKey, NONCE_LEN, Nonce, PROOF_LEN, SyncKey, Transcript,
+    Cipher, Ciphers, HandshakeKeys, KeyRing, KeySlot, MacKey, NONCE_LEN, Nonce, PROOF_LEN,
+    SyncKey, SyncKeys, Transcript,
 };
 pub use frame::{Deframer, Frame, FrameWriter, peek_frame_len};
 pub use records::{

@@ -183,9 +183,14 @@ pub enum Reason {
     /// exited (`sched_process_exit`, e.g. kill -9) before its stamp went
     /// stale (counted once per trip, with `DeadManTrip`).
     DeadManExit = 57,
+    /// A heartbeat (or a returning echo) whose MAC verified under the
+    /// sender's *next* key, not its current one (counted besides its
+    /// verdict): during a key rotation, the peer already sends under the
+    /// new key.
+    HbNextKey = 58,
 }
 
-pub const REASON_COUNT: u32 = 58;
+pub const REASON_COUNT: u32 = 59;
 
 impl Reason {
     pub const ALL: [Reason; REASON_COUNT as usize] = [
@@ -247,6 +252,7 @@ impl Reason {
         Reason::EchoStale,
         Reason::EchoBadReply,
         Reason::DeadManExit,
+        Reason::HbNextKey,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -309,6 +315,7 @@ impl Reason {
             Reason::EchoBadMac => "echo_bad_mac",
             Reason::EchoStale => "echo_stale",
             Reason::EchoBadReply => "echo_bad_reply",
+            Reason::HbNextKey => "hb_next_key",
         }
     }
 }

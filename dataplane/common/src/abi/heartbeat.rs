@@ -58,14 +58,19 @@ pub struct HbSenderKey {
 }
 
 /// A configured sender (value of `HB_SENDERS`): what it is, the interface
-/// its heartbeats must come in on (0: any) and the SipHash key they are
-/// authenticated with (its two little-endian halves). `Debug` prints no
-/// key bytes.
+/// its heartbeats must come in on (0: any) and the SipHash keys they are
+/// authenticated with (each as its two little-endian halves): the current
+/// key, and during a key rotation the next one (`n0`, `n1`; both 0: none,
+/// an all-zero key is never configured). A heartbeat is taken under the
+/// current key or, failing that, the next. `Debug` prints no key bytes.
 #[repr(C)]
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct HbSender {
     pub k0: u64,
     pub k1: u64,
+    /// The next key's halves (both 0: no next key).
+    pub n0: u64,
+    pub n1: u64,
     pub ifindex: u32,
     /// Silence of the sender's current boot, in µs, after which a new
     /// boot may replace it (`heartbeat::window::admit`'s restart gap).
@@ -81,6 +86,7 @@ impl core::fmt::Debug for HbSender {
             .field("ifindex", &self.ifindex)
             .field("restart_gap_us", &self.restart_gap_us)
             .field("kind", &self.kind)
+            .field("next_key", &(self.n0 | self.n1 != 0))
             .finish_non_exhaustive()
     }
 }

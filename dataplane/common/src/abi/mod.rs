@@ -115,7 +115,7 @@ const _: () = {
     assert!(core::mem::size_of::<Counters>() == 32);
     assert!(core::mem::size_of::<HbConfig>() == 8);
     assert!(core::mem::size_of::<HbSenderKey>() == 20);
-    assert!(core::mem::size_of::<HbSender>() == 32);
+    assert!(core::mem::size_of::<HbSender>() == 48);
     assert!(core::mem::size_of::<HbPeer>() == 88);
     assert!(core::mem::size_of::<EchoConfig>() == 8);
     assert!(core::mem::size_of::<EchoRecord>() == 24);
