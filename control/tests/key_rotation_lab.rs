@@ -151,6 +151,7 @@ fn forge_from_b(p: &Pair, key: &str, seq: u64) {
         sent_ns: 0,
         active_channels: 0,
         capacity: 0,
+        restart_grace_ms: 0,
     };
     r.emit(
         &mut Packet::new_unchecked(&mut payload[..]),

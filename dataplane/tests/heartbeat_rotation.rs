@@ -52,6 +52,7 @@ fn hb(seq: u64) -> Repr {
         sent_ns: seq * 1000,
         active_channels: 0,
         capacity: 0,
+        restart_grace_ms: 0,
     }
 }
 

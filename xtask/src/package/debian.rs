@@ -200,12 +200,16 @@ exit 0
 "#;
 
 const PRERM: &str = r#"#!/bin/sh
-# tandem prerm: stop tandemd when the package is removed (SIGTERM: it
-# releases the VIPs and detaches XDP). An upgrade leaves it running until
-# postinst restarts it with the new binary.
+# tandem prerm: stop tandemd when the package is removed. SIGINT first:
+# it releases the VIPs, detaches XDP and removes its pins (SIGTERM, which
+# `stop` sends, would leave the node to a successor that never comes, and
+# the peer would take over only when the restart grace ran out). An
+# upgrade leaves it running until postinst restarts it with the new
+# binary (SIGTERM: the new one adopts the tables, no failover).
 set -e
 
 if [ "$1" = remove ] && [ -d /run/systemd/system ] && command -v deb-systemd-invoke >/dev/null 2>&1; then
+    systemctl kill --signal=SIGINT --kill-whom=main 'tandemd.service' >/dev/null 2>&1 || true
     deb-systemd-invoke stop 'tandemd.service' >/dev/null || true
 fi
 
