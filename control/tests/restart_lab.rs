@@ -117,6 +117,12 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
         let i = iface(&p, DIRECTOR_A);
         PortCapture::start(&i.peer_ns, i.peer_ifindex).expect("packet socket on a's bridge port")
     };
+    // The probes as the client sent them, on the client's bridge port (a
+    // port's capture sees what comes in on it, not what the bridge sends).
+    let cap_client = {
+        let i = iface(&p, CLIENT);
+        PortCapture::start(&i.peer_ns, i.peer_ifindex).expect("packet socket on the client's bridge port")
+    };
     let prober = {
         let c = iface(&p, CLIENT);
         Prober::start(p.lab.ns(CLIENT).expect("client"), c.ifindex, c.mac, CLIENT_ADDR, Duration::from_millis(1)).expect("prober")
@@ -125,7 +131,12 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     // 20 calls/s of 4 s each, placed for longer than the ten restarts take.
     let co = CallerOptions { rtp: false, ..CallerOptions::new(20, 1400, 4000) };
     let caller = calls::start_caller(&p.lab, dir.path(), &co).expect("caller");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(500));
+    // The same measure with no restart, for comparison (the prober and the
+    // captures share two cores with SIPp and the daemons).
+    let quiet_from = Clocks::now().real_ns;
+    std::thread::sleep(Duration::from_secs(4));
+    let quiet_to = Clocks::now().real_ns;
 
     // Each process numbers its events from 1: one log per process of a.
     let mut a_logs: Vec<EventLog> = Vec::new();
@@ -150,13 +161,16 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     }
     b_log.poll(&p.b);
     let seen = cap.seen();
+    let sent = cap_client.seen();
     // The client-seen dispatch gap: the longest time between two probes a
     // dispatched to an IVR, within each restart's window.
-    // Both directions cross a's bridge port: the probes coming in (to a's
-    // MAC) and what a dispatched of them (from a's MAC to an IVR's).
+    // The probes the client sent to a's MAC, and what a dispatched of them
+    // (from a's MAC to an IVR's), both stamped by the kernel.
     let client_mac = iface(&p, CLIENT).mac;
-    let incoming: Vec<u64> = seen.iter().filter(|s| s.src == client_mac && s.dst == a_mac && s.carries == Carries::ToVip).map(|s| s.at_ns).collect();
-    let dispatched: Vec<u64> = seen.iter().filter(|s| s.src == a_mac && s.carries == Carries::ToVip && s.dst != a_mac).map(|s| s.at_ns).collect();
+    let incoming: Vec<u64> = sent.iter().filter(|s| s.probe && s.src == client_mac && s.dst == a_mac).map(|s| s.at_ns).collect();
+    let dispatched: Vec<u64> = seen.iter().filter(|s| s.probe && s.src == a_mac && s.carries == Carries::ToVip && s.dst != a_mac).map(|s| s.at_ns).collect();
+    let quiet = dispatch_gap(&incoming, &dispatched, quiet_from, quiet_to);
+    eprintln!("no restart, 4 s: dispatch gap {} µs, probes not dispatched {}, the prober's longest pause {} µs", quiet.0 / 1000, quiet.1, quiet.2 / 1000);
     let mut gaps_us = Vec::new();
     let mut lost_probes = Vec::new();
     let mut prober_gaps_us = Vec::new();
@@ -182,6 +196,7 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     b_log2.poll(&p.b);
     drop(prober);
     drop(cap);
+    drop(cap_client);
     let r = caller.wait().expect("caller report");
     calls::stop_ivrs(&mut ivrs);
     p.a.interrupt(Duration::from_secs(3));
@@ -194,7 +209,7 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     let a_takeovers = a_logs.iter().flat_map(|l| &l.events).filter(|s| matches!(s.event, Event::TakeoverDone { .. })).count();
     // The calls placed during the ten restarts, ended before the layout
     // change began (4 s calls).
-    let (from_s, to_s) = (t0.real_ns as f64 / 1e9 - 2.0, switch_at.real_ns as f64 / 1e9 - 4.5);
+    let (from_s, to_s) = (t0.real_ns as f64 / 1e9 - 4.5, switch_at.real_ns as f64 / 1e9 - 4.5);
     let during = |c: &&tandem_tests::sipp::CallRecord| c.started_after(from_s) && !c.started_after(to_s);
     let calls_failed: Vec<u64> = r.calls.iter().filter(during).filter(|c| !c.succeeded()).map(|c| c.number).collect();
     let restart_calls = r.calls.iter().filter(during).count();
@@ -228,10 +243,11 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     check(a_epoch_after == Some(epoch), format!("a's epoch after the restarts {a_epoch_after:?}, before {epoch}"));
     check(calls_failed.is_empty(), format!("calls failed during the restarts: {calls_failed:?}"));
     check(restart_calls > 0, "no call was placed during the restarts: the test proves nothing".into());
-    // No outage: a restart costs at most a few probe rounds (the prober
-    // itself shares two cores with the verifier and SIPp), never the
-    // loss of the VIP. The gap's figure is the benchmark's business.
-    check(gaps_us.iter().all(|g| *g <= 100_000), format!("dispatch gaps per restart (µs): {gaps_us:?}"));
+    // The client-seen gap: probes a did not dispatch, in a row. Measured
+    // here at 0 (every probe of every restart dispatched); a few probe
+    // periods are allowed for a capture that misses a frame on a busy
+    // machine, never an outage.
+    check(gaps_us.iter().all(|g| *g <= 5_000), format!("dispatch gaps per restart (µs): {gaps_us:?}, probes not dispatched {lost_probes:?}"));
     check(incoming.len() > 1000, format!("only {} probes came in: the gap proves nothing", incoming.len()));
     check(started, "a did not start again with another table size".into());
     check(a2_tables.iter().any(|t| !t.0 && t.2 == "created" && t.3.is_some()), format!("a's restart into another layout: {a2_tables:?}"));

@@ -59,6 +59,17 @@ pub struct Seen {
     pub src: [u8; 6],
     pub dst: [u8; 6],
     pub carries: Carries,
+    /// A [`Prober`] datagram (UDP from [`PROBE_PORT`]).
+    pub probe: bool,
+}
+
+/// Whether the IPv4 frame `f` is UDP from [`PROBE_PORT`].
+fn is_probe(f: &[u8]) -> bool {
+    if f.len() < 34 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
+        return false;
+    }
+    let l4 = 14 + usize::from(f[14] & 0x0f) * 4;
+    f.get(l4..l4 + 2).is_some_and(|p| u16::from_be_bytes([p[0], p[1]]) == PROBE_PORT)
 }
 
 /// A packet socket on one bridge port recording the frames the host at
@@ -254,6 +265,7 @@ fn capture_loop(fd: &OwnedFd, seen: &Mutex<Vec<Seen>>, stop: &AtomicBool) {
             src,
             dst,
             carries,
+            probe: is_probe(f),
         });
     }
 }
