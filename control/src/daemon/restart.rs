@@ -75,13 +75,19 @@ impl Daemon {
 
     /// A resumed active's publisher starts empty: it records every flow
     /// of the adopted connection table, so that the standby's snapshot of
-    /// the new stream keeps them. (The SIP Call-ID table holds hashes, not
-    /// Call-IDs: its records are not rebuilt, see the README.)
+    /// the new stream keeps them. The SIP Call-ID table holds hashes, not
+    /// Call-IDs: its records cannot be rebuilt, so the snapshots ask the
+    /// standby to keep the calls it holds (ended ones are removed by the
+    /// kernel's call events, which carry the Call-ID).
     pub(super) fn seed_sync_from_tables(&mut self) {
         let Some(sy) = self.sync.as_mut() else {
             return;
         };
         let now = std::time::Instant::now();
+        // Its calls, which it cannot rebuild, stay with the standby for as
+        // long as an idle call lives.
+        let idle = std::time::Duration::from_secs(u64::from(self.cfg.timeouts.sip_call_s));
+        sy.keep_peer_calls_until(now + idle);
         for (key, v) in self.dp.flows() {
             let change = tandem_dataplane::FlowChange::New {
                 key,

@@ -278,6 +278,12 @@ impl Store {
     /// Removes every record not applied since [`Store::begin_sweep`];
     /// returns them as removals.
     pub fn sweep(&mut self) -> Vec<Record> {
+        self.sweep_keeping(false)
+    }
+
+    /// [`Store::sweep`], keeping every call when `keep_calls` (a resumed
+    /// publisher's snapshot does not carry the calls it never saw).
+    pub fn sweep_keeping(&mut self, keep_calls: bool) -> Vec<Record> {
         let g = self.generation;
         let mut removed = Vec::new();
         // Parts of services the snapshot did not carry go without a record
@@ -291,7 +297,7 @@ impl Store {
             keep
         });
         self.calls.retain(|id, s| {
-            let keep = s.generation == g;
+            let keep = keep_calls || s.generation == g;
             if !keep {
                 removed.push(Record::CallRemoved(id.clone()));
             }

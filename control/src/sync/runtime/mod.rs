@@ -290,6 +290,14 @@ impl SyncRuntime {
         self.key = keys;
     }
 
+    /// While publishing, until `until`: the standby keeps the calls this
+    /// node's snapshots do not carry (see [`Publisher::keep_calls_until`]).
+    pub fn keep_peer_calls_until(&mut self, until: Instant) {
+        if let Role::Publishing { publisher, .. } = &mut self.role {
+            publisher.keep_calls_until(until);
+        }
+    }
+
     /// Sessions only with these node ids (the configuration's peer): a
     /// handshake from another node id fails, whatever key it holds.
     pub fn with_peer_ids(mut self, ids: &[u32]) -> SyncRuntime {

@@ -221,6 +221,9 @@ pub struct Publisher {
     /// When the changes the last acks covered were recorded (for the
     /// runtime's lag measurement; at most [`ACKED_TIMES`] kept).
     acked_times: Vec<Instant>,
+    /// Snapshots begun before then ask the subscriber to keep the calls
+    /// they do not carry ([`Publisher::keep_calls_until`]).
+    keep_calls_until: Option<Instant>,
 }
 
 /// Record times kept for [`Publisher::take_acked_times`] between calls.
@@ -246,6 +249,7 @@ impl Publisher {
             link: None,
             stats: PublisherStats::default(),
             acked_times: Vec::new(),
+            keep_calls_until: None,
         }
     }
 
@@ -542,7 +546,7 @@ impl Publisher {
         if conn.in_flight() < self.cfg.max_in_flight as u64 {
             match conn.phase {
                 Phase::AwaitHello => {}
-                Phase::NeedSnapshot => return self.snapshot_begin(conn),
+                Phase::NeedSnapshot => return self.snapshot_begin(conn, now),
                 Phase::Snapshot(_) => return self.snapshot_next(conn, now, source),
                 Phase::Streaming => {
                     if let Some(f) = self.delta(conn, now) {
@@ -564,7 +568,16 @@ impl Publisher {
         None
     }
 
-    fn snapshot_begin(&mut self, conn: &mut PubConn) -> Option<Vec<u8>> {
+    /// Until `until`, every snapshot asks the subscriber to keep the calls
+    /// it does not carry: this publisher resumed a predecessor's tables and
+    /// knows only the calls it saw itself (the kernel's Call-ID table holds
+    /// hashes). After `until` (a call's idle timeout) snapshots sweep again.
+    pub fn keep_calls_until(&mut self, until: Instant) {
+        self.keep_calls_until = Some(until);
+    }
+
+    fn snapshot_begin(&mut self, conn: &mut PubConn, now: Instant) -> Option<Vec<u8>> {
+        let keep_calls = self.keep_calls_until.is_some_and(|t| now < t);
         // Every change so far is in the source: the log restarts after it.
         let base = self.next_seq - 1;
         self.log.clear();
@@ -583,7 +596,7 @@ impl Publisher {
         let mut w = self.writer(conn, Kind::SnapshotBegin, base);
         w.put_u64(self.cfg.stream.get());
         w.put_u32(self.snapshot_id);
-        w.put_u32(0);
+        w.put_u32(if keep_calls { crate::sync::wire::SNAPSHOT_KEEP_CALLS } else { 0 });
         Some(w.finish_sealed(&mut ciphers(conn)?.send))
     }
 

@@ -116,6 +116,8 @@ struct SnapshotIn {
     id: u32,
     next_chunk: u32,
     records: u64,
+    /// The publisher asked to keep the calls the snapshot does not carry.
+    keep_calls: bool,
 }
 
 /// Where a connection's authentication stands.
@@ -343,6 +345,7 @@ impl Subscriber {
                 base,
                 stream,
                 snapshot,
+                keep_calls,
             } => {
                 if stream != conn.peer_stream {
                     return Err(SessionError::Unexpected {
@@ -355,6 +358,7 @@ impl Subscriber {
                     id: snapshot,
                     next_chunk: 0,
                     records: 0,
+                    keep_calls,
                 });
                 conn.resync_at = None;
                 self.stream = 0;
@@ -401,7 +405,8 @@ impl Subscriber {
                     self.gap(conn, now);
                     return Ok(out);
                 }
-                let removed = self.store.sweep();
+                let keep_calls = conn.snapshot.as_ref().is_some_and(|s| s.keep_calls);
+                let removed = self.store.sweep_keeping(keep_calls);
                 self.stats.swept += removed.len() as u64;
                 self.stats.snapshots += 1;
                 out.extend(

@@ -1599,3 +1599,5 @@ fn a_node_that_is_not_the_configured_peer_fails_the_handshake() {
         Err(SessionError::NotAPeer(STRANGER))
     );
 }
+
+mod resumed;

@@ -49,7 +49,7 @@
 //! | 9 Reply (publisher, clear) | 0 | protocol u16, role u8 (1), 0 u8, publisher nonce (32 bytes), publisher proof (32 bytes) |
 //! | 10 Confirm (subscriber, clear) | 0 | subscriber proof (32 bytes) |
 //! | 1 Hello | last sequence the sender holds of `stream` | protocol u16, role u8 (1 publisher, 2 subscriber), 0 u8, max frame u32, stream u64, bytes received u64 |
-//! | 2 SnapshotBegin | base: the snapshot holds every change up to it | stream u64, snapshot id u32, 0 u32 |
+//! | 2 SnapshotBegin | base: the snapshot holds every change up to it | stream u64, snapshot id u32, flags u32 (bit 0: keep the calls it does not carry) |
 //! | 3 SnapshotChunk | base | snapshot id u32, chunk index u32, records |
 //! | 4 SnapshotEnd | base | snapshot id u32, chunk count u32, record count u64 |
 //! | 5 Delta | sequence of its first record (one per record) | records (at least one) |
@@ -102,7 +102,7 @@ pub use records::{
     CallRecord, CallState, ChannelRef, ChannelState, FlowRecord, Record, SERVICES_PART_TEXT,
     ServicesPart, VirtualService, is_v4_mapped, parse_records, record_type,
 };
-pub use repr::{Greeting, Hello, Message, Repr};
+pub use repr::{Greeting, Hello, Message, Repr, SNAPSHOT_KEEP_CALLS};
 
 /// Default TCP port of the sync connection.
 pub const DEFAULT_PORT: u16 = 8848;

@@ -60,6 +60,11 @@ pub enum Message {
         base: u64,
         stream: u64,
         snapshot: u32,
+        /// The publisher does not know every call the subscriber may hold
+        /// (it resumed a predecessor's tables, whose Call-ID table keeps
+        /// hashes): the subscriber keeps the calls the snapshot does not
+        /// carry instead of sweeping them (flag bit 0).
+        keep_calls: bool,
     },
     SnapshotChunk {
         base: u64,
@@ -114,6 +119,9 @@ impl Message {
         }
     }
 }
+
+/// SnapshotBegin's flag: keep the calls the snapshot does not carry.
+pub const SNAPSHOT_KEEP_CALLS: u32 = 1;
 
 /// A parsed frame (authenticated by [`Repr::parse`] or [`Repr::open`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -245,12 +253,13 @@ impl Repr {
             Kind::SnapshotBegin => {
                 let stream = b.u64("snapshot stream")?;
                 let snapshot = b.u32("snapshot id")?;
-                let _reserved = b.u32("snapshot reserved")?;
+                let flags = b.u32("snapshot flags")?;
                 exact(&b, "snapshot begin trailing bytes")?;
                 Message::SnapshotBegin {
                     base: seq,
                     stream,
                     snapshot,
+                    keep_calls: flags & SNAPSHOT_KEEP_CALLS != 0,
                 }
             }
             Kind::SnapshotChunk => {
@@ -346,11 +355,14 @@ impl Repr {
                 w.put_u64(h.received);
             }
             Message::SnapshotBegin {
-                stream, snapshot, ..
+                stream,
+                snapshot,
+                keep_calls,
+                ..
             } => {
                 w.put_u64(*stream);
                 w.put_u32(*snapshot);
-                w.put_u32(0);
+                w.put_u32(if *keep_calls { SNAPSHOT_KEEP_CALLS } else { 0 });
             }
             Message::SnapshotChunk {
                 snapshot,

@@ -256,13 +256,32 @@ fn snapshot_begin_literal_bytes() {
     bytes.extend_from_slice(&[
         0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xaa, 0xbb, // stream
         0x00, 0x00, 0x00, 0x02, // snapshot 2
-        0x00, 0x00, 0x00, 0x00, // reserved
+        0x00, 0x00, 0x00, 0x00, // flags
     ]);
     let bytes = sealed(bytes);
     let m = Message::SnapshotBegin {
         base: 500,
         stream: 0xaabb,
         snapshot: 2,
+        keep_calls: false,
+    };
+    check_both_ways(&bytes, &repr(0x0102_0304, 3, 0, m));
+}
+
+#[test]
+fn snapshot_begin_keeping_calls_literal_bytes() {
+    let mut bytes = header(2, 0, 0x0102_0304, 16, 3, 500);
+    bytes.extend_from_slice(&[
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xaa, 0xbb, // stream
+        0x00, 0x00, 0x00, 0x02, // snapshot 2
+        0x00, 0x00, 0x00, 0x01, // flags: keep calls
+    ]);
+    let bytes = sealed(bytes);
+    let m = Message::SnapshotBegin {
+        base: 500,
+        stream: 0xaabb,
+        snapshot: 2,
+        keep_calls: true,
     };
     check_both_ways(&bytes, &repr(0x0102_0304, 3, 0, m));
 }
@@ -679,6 +698,7 @@ fn samples() -> Vec<Vec<u8>> {
             base: 3,
             stream: 9,
             snapshot: 1,
+            keep_calls: false,
         },
         Message::SnapshotChunk {
             base: 3,
