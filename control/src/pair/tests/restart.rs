@@ -63,14 +63,15 @@ fn an_announcement_older_than_its_grace_changes_nothing() {
     assert_eq!(n.pair.state(), Active);
 }
 
+/// A restarted A that resumed the active role under `epoch`.
+fn resumed(epoch: u64) -> Node {
+    let t0 = Instant::now();
+    Node { pair: Pair::resume(cfg(A, 100), t0, epoch), t0, now: t0 }
+}
+
 #[test]
 fn a_resumed_node_is_active_under_its_epoch_and_keeps_the_role_beside_a_standby() {
-    let mut n = Node {
-        pair: Pair::resume(cfg(A, 100), Instant::now(), 7),
-        t0: Instant::now(),
-        now: Instant::now(),
-    };
-    n.t0 = n.now;
+    let mut n = resumed(7);
     assert_eq!(n.pair.state(), Active);
     assert_eq!(n.pair.epoch(), 7);
     assert_eq!(
@@ -90,11 +91,7 @@ fn a_resumed_node_is_active_under_its_epoch_and_keeps_the_role_beside_a_standby(
 
 #[test]
 fn a_resumed_node_meeting_a_peer_active_under_a_higher_epoch_steps_down() {
-    let mut n = Node {
-        pair: Pair::resume(cfg(A, 100), Instant::now(), 7),
-        t0: Instant::now(),
-        now: Instant::now(),
-    };
+    let mut n = resumed(7);
     n.drain();
     // The peer took over meanwhile (the grace ran out): epoch 8 wins.
     n.hb_all(B, Active, 8, 100);
