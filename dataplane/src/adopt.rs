@@ -320,6 +320,7 @@ impl Dataplane {
         let pins: Vec<(String, PathBuf)> = names.iter().map(|n| (n.clone(), tables.join(n))).collect();
         let mut dp = Dataplane::load_object(options, call_entries, &pins, complete)?;
         dp.tables = Some(tables.clone());
+        dp.tables_adopted = complete;
         if complete {
             dp.adopt_services()?;
             return Ok((dp, Tables::Adopted { dir: tables }));

@@ -97,6 +97,8 @@ pub struct Dataplane {
     /// The directory of this dataplane's pinned tables (`adopt`), removed
     /// with the pins unless kept for a successor ([`Dataplane::keep_pins`]).
     tables: Option<std::path::PathBuf>,
+    /// Those tables were a predecessor's (`adopt`).
+    tables_adopted: bool,
     /// The benchmark wrapper's running counter (`run`).
     bench_seq: u32,
     /// Flow and call changes are pushed to their ring buffers (`events`).

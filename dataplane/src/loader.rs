@@ -150,6 +150,7 @@ impl Dataplane {
             links: Vec::new(),
             pinned: Vec::new(),
             tables: None,
+            tables_adopted: false,
             bench_seq: 0,
             flow_events_on: false,
             dead_man_tgid: 0,

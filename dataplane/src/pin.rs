@@ -285,8 +285,14 @@ impl Dataplane {
 
 impl Drop for Dataplane {
     /// A process that ends normally (an error, a panic that unwinds) takes
-    /// its pins along; only one that is killed leaves them behind.
+    /// its pins along; only one that is killed leaves them behind. Tables
+    /// it adopted from a predecessor stay pinned unless it attached (a
+    /// start that failed before leaves them to the predecessor's program,
+    /// which still runs on them, and to the next start).
     fn drop(&mut self) {
+        if self.tables_adopted && self.pinned.is_empty() {
+            self.tables = None;
+        }
         if let Err(e) = self.unpin_all() {
             tracing::error!("{e}");
         }

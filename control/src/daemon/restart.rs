@@ -61,8 +61,11 @@ impl Daemon {
         if let Err(e) = write_handoff(&dir, &handoff) {
             tracing::error!("restart: leaving the hand-over record: {e}; the next process starts fresh");
         }
-        // The last heartbeats of this process: wait for the next one.
-        self.sender.set_restarting(grace);
+        // The last heartbeats of this process: wait for the next one — a
+        // detection deadline longer than the dead-man budget below, so that
+        // without a successor this node fences itself before the peer
+        // takes over.
+        self.sender.set_restarting(grace + self.cfg.heartbeat.deadline());
         self.send_heartbeats();
         if let Err(e) = self.dp.hand_over_dead_man(grace, mono_ns()) {
             tracing::error!("restart: handing the dead-man switch over: {e}");
