@@ -7,7 +7,8 @@
 //! Asserted on typed events and status: the standby never changes state
 //! during the ten, each new process resumes the role under the same epoch
 //! from adopted tables, no call fails; the layout change moves the role
-//! to the standby once and the restarted node never serves beside it.
+//! to the standby once, the restarted node never serves beside it, and no
+//! call fails across it either.
 
 #[path = "detection_lab/support.rs"]
 mod support;
@@ -144,6 +145,9 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     let t0 = Clocks::now();
     let mut windows = Vec::new();
     let mut failed_restarts = Vec::new();
+    let sync_of = |d: &tandem_tests::tandemd::Director| {
+        d.ask(&["sync"]).map(|v| format!("{} {} flows {} calls {} records {} applied {} snapshots {}", v["role"], v["state"], v["flows"], v["calls"], v["records"], v["applied"], v["snapshots"]))
+    };
     for i in 0..RESTARTS {
         let stop_at = Clocks::now();
         let exited = p.a.terminate(Duration::from_secs(5));
@@ -182,7 +186,11 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     }
     let a_epoch_after = status(&p.a).map(|s| s.epoch);
 
-    // A restart into another layout (a bigger connection table).
+    // A restart into another layout (a bigger connection table), once the
+    // standby holds a's state again (the operator's `tandemctl sync`).
+    let b_in_step = wait_for(Duration::from_secs(10), || status(&p.b).is_some_and(|s| s.damping.peer_state_held));
+    std::thread::sleep(Duration::from_millis(200));
+    eprintln!("before the layout change: a's sync {:?}; b's {:?}", sync_of(&p.a), sync_of(&p.b));
     let mut a_log2 = EventLog::from_start();
     let mut b_log2 = EventLog::from_now(&p.b);
     replace_in_config(dir.path(), DIRECTOR_A, "flow_entries = 65536", "flow_entries = 131072");
@@ -214,6 +222,9 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     let calls_failed: Vec<u64> = r.calls.iter().filter(during).filter(|c| !c.succeeded()).map(|c| c.number).collect();
     let restart_calls = r.calls.iter().filter(during).count();
     let switch_failed = r.calls.iter().filter(|c| c.started_after(to_s) && !c.succeeded()).count();
+    let sw = switch_at.real_ns as f64 / 1e9;
+    let failed_at: Vec<String> = r.calls.iter().filter(|c| c.started_after(to_s) && !c.succeeded()).map(|c| format!("{}@{:.2}", c.number, c.started.unwrap_or(0.0) - sw)).collect();
+    eprintln!("calls failed across the layout change (number@start relative to the SIGTERM, s): {failed_at:?}");
     let mut sorted = gaps_us.clone();
     sorted.sort();
     eprintln!(
@@ -244,13 +255,16 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     check(calls_failed.is_empty(), format!("calls failed during the restarts: {calls_failed:?}"));
     check(restart_calls > 0, "no call was placed during the restarts: the test proves nothing".into());
     // The client-seen gap: probes a did not dispatch, in a row. Measured
-    // here at 0 (every probe of every restart dispatched); a few probe
-    // periods are allowed for a capture that misses a frame on a busy
-    // machine, never an outage.
-    check(gaps_us.iter().all(|g| *g <= 5_000), format!("dispatch gaps per restart (µs): {gaps_us:?}, probes not dispatched {lost_probes:?}"));
+    // at 0 here (every probe of every restart dispatched); a capture that
+    // misses frames on a busy machine shows a few ms even with no restart
+    // (the quiet window above), so less than a detection deadline is
+    // allowed: never an outage.
+    check(gaps_us.iter().all(|g| *g <= 30_000), format!("dispatch gaps per restart (µs): {gaps_us:?}, probes not dispatched {lost_probes:?}"));
     check(incoming.len() > 1000, format!("only {} probes came in: the gap proves nothing", incoming.len()));
+    check(b_in_step, "b did not hold a's state again after the restarts".into());
     check(started, "a did not start again with another table size".into());
     check(a2_tables.iter().any(|t| !t.0 && t.2 == "created" && t.3.is_some()), format!("a's restart into another layout: {a2_tables:?}"));
+    check(switch_failed == 0, format!("{switch_failed} calls failed across the switchover to another layout: {failed_at:?}"));
     check(b_active && b2_active.len() == 1, format!("b did not take over once after the layout change: {b2_active:?}"));
     check(a_standby && a2_active.is_empty(), format!("a's new process was active {a2_active:?} (standby: {a_standby})"));
     assert!(fails.is_empty(), "{NAME}:\n{}\n{}", fails.join("\n"), logs(&p));

@@ -214,6 +214,26 @@ pub fn take_handoff(dir: &Path) -> Result<Option<Handoff>, Error> {
     Ok(Handoff::from_bytes(&b))
 }
 
+/// Fences the dispatcher that runs on this network namespace's tables of
+/// layout `layout` (a predecessor of another build or table size, whose
+/// tables cannot be adopted): its dead-man entry is written tripped, so it
+/// stops answering for the VIPs and dispatching at once, before the peer
+/// is told to take over. Only when that entry has the size of this build's
+/// `DeadMan` (else it says so and changes nothing).
+pub fn fence_tables(dir: &Path, layout: u64) -> Result<(), Error> {
+    let netns = crate::pin::netns_inode().map_err(|e| pin_error(dir, e))?;
+    let path = tables_dir(dir, netns, layout).join(maps::DEAD_MAN);
+    let data = MapData::from_pin(&path).map_err(|e| pin_error(&path, e))?;
+    let size = data.info().map_err(|e| pin_error(&path, e))?.value_size() as usize;
+    if size != core::mem::size_of::<DeadMan>() {
+        return Err(pin_error(&path, format!("a dead-man entry of {size} bytes, not this build's")));
+    }
+    let mut a: Array<MapData, DeadMan> = Array::try_from(Map::Array(data)).map_err(|e| pin_error(&path, e))?;
+    let now = crate::clock::monotonic_ns();
+    let fenced = DeadMan { stamp_ns: 0, budget_ns: 1, tripped_ns: now.max(1), tgid: 0, exited: 1 };
+    a.set(0, fenced, 0).map_err(|e| pin_error(&path, e))
+}
+
 /// The inodes of the network namespaces that exist: those of every
 /// process and task, and those bound to a path (`ip netns`, containers).
 fn live_netns() -> HashSet<u64> {

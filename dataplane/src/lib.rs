@@ -64,7 +64,7 @@ pub use tandem_common as common;
 use tandem_common::{MH_SLOTS, ServiceKey};
 
 pub use crate::{
-    adopt::{Handoff, LAYOUT_VERSION, Tables, layout_hash, prune_orphans, take_handoff, write_handoff},
+    adopt::{Handoff, LAYOUT_VERSION, Tables, fence_tables, layout_hash, prune_orphans, take_handoff, write_handoff},
     clock::{monotonic_coarse_ns, monotonic_ns},
     deadman::DeadManState,
     echo::EchoReturn,

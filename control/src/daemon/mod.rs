@@ -306,6 +306,10 @@ impl Daemon {
         }
         self.realtime();
         self.arm_liveness()?;
+        // A resumed role's actions before any completion: the publisher
+        // must exist when the ring buffers' backlog (what the dispatcher
+        // did while no daemon ran) is read on the first turn.
+        self.apply_actions()?;
         loop {
             // Re-armed only when the deadline moves: re-arming cancels the
             // armed timeout, and the completions of that cancel end the

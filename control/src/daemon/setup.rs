@@ -120,25 +120,58 @@ pub(crate) fn probe_targets(cfg: &Config) -> Vec<crate::sipprobe::Target> {
 /// The dataplane, with its tables pinned where restarts are possible
 /// (`dataplane.pin_dir` and the dead-man switch): then orphaned pins are
 /// pruned first and the predecessor's hand-over taken.
-fn load_dataplane(cfg: &Config, options: LoadOptions) -> Result<(Dataplane, Tables, Option<Handoff>)> {
+fn load_dataplane(cfg: &Config, options: LoadOptions) -> Result<(Dataplane, Tables)> {
     let calls = tandem_dataplane::common::DEFAULT_CALL_ENTRIES;
-    match (&cfg.dataplane.pin_dir, cfg.heartbeat.dead_man) {
-        (Some(dir), Some(_)) => {
-            for p in tandem_dataplane::prune_orphans(dir) {
-                tracing::info!("removed {}: its network namespace is gone", p.display());
-            }
-            let handoff = tandem_dataplane::take_handoff(dir).unwrap_or_else(|e| {
-                tracing::warn!("reading the predecessor's hand-over: {e}");
-                None
-            });
-            let (dp, tables) = Dataplane::load_pinned(options, calls, dir).context("loading the XDP object")?;
-            Ok((dp, tables, handoff))
-        }
-        _ => {
+    match pin_dir(cfg) {
+        Some(dir) => Ok(Dataplane::load_pinned(options, calls, dir).context("loading the XDP object")?),
+        None => {
             let dp = Dataplane::load_with_calls(options, calls).context("loading the XDP object")?;
             let reason = "dataplane.pin_dir and heartbeat.dead_man_ms are not both set".to_string();
-            Ok((dp, Tables::NotPinned { reason }, None))
+            Ok((dp, Tables::NotPinned { reason }))
         }
+    }
+}
+
+/// Where the tables are pinned: `dataplane.pin_dir`, with the dead-man switch.
+fn pin_dir(cfg: &Config) -> Option<&std::path::Path> {
+    match (&cfg.dataplane.pin_dir, cfg.heartbeat.dead_man) {
+        (Some(dir), Some(_)) => Some(dir),
+        _ => None,
+    }
+}
+
+/// What a predecessor left (its pins of dead namespaces pruned first).
+fn take_predecessor(cfg: &Config) -> Option<Handoff> {
+    let dir = pin_dir(cfg)?;
+    for p in tandem_dataplane::prune_orphans(dir) {
+        tracing::info!("removed {}: its network namespace is gone", p.display());
+    }
+    tandem_dataplane::take_handoff(dir).unwrap_or_else(|e| {
+        tracing::warn!("reading the predecessor's hand-over: {e}");
+        None
+    })
+}
+
+/// An active predecessor whose tables this build cannot adopt (another
+/// layout), within its grace: its dispatcher is fenced and the peer told
+/// at once — one heartbeat, Init at priority 0 — so that the peer takes
+/// over now rather than after this process has loaded, seconds during
+/// which no daemon would sync what the old dispatcher sets up.
+fn hand_over_now(cfg: &Config, h: Option<&Handoff>, layout: u64, sender: &mut Sender) {
+    let (Some(dir), Some(h)) = (pin_dir(cfg), h) else { return };
+    let now_ns = mono_ns();
+    if !h.active || h.layout == layout || now_ns >= h.until_ns {
+        return;
+    }
+    match tandem_dataplane::fence_tables(dir, h.layout) {
+        Ok(()) => {
+            sender.send_all(crate::pair::NodeState::Init, h.epoch, 0, (0, 0), now_ns);
+            tracing::info!(
+                "the active predecessor's tables are of another layout ({:016x}): its dispatcher fenced, the peer told to take over",
+                h.layout
+            );
+        }
+        Err(e) => tracing::warn!("fencing the predecessor's dispatcher: {e}; the peer takes over when this node announces itself"),
     }
 }
 
@@ -234,8 +267,17 @@ impl Daemon {
 
         // 2. Descriptors, sockets and devices: opened, not yet changed.
         let key = Key::from_bytes(&cfg.heartbeat.key);
-        let sender =
+        let mut sender =
             Sender::new(key, cfg.node.id, Kind::Director, &specs).context("heartbeat sockets")?;
+        // A predecessor's hand-over, and the layout of this build's tables.
+        let options = LoadOptions {
+            flow_entries: cfg.dataplane.flow_entries,
+            nat_entries: cfg.dataplane.flow_entries,
+        };
+        let layout = tandem_dataplane::layout_hash(options, tandem_dataplane::common::DEFAULT_CALL_ENTRIES)
+            .context("the tables' layout")?;
+        let handoff = take_predecessor(&cfg);
+        hand_over_now(&cfg, handoff.as_ref(), layout, &mut sender);
         let mut vips = Vec::new();
         for (v, iface) in cfg.vips.iter().zip(&vip_ifaces) {
             let garp = GarpSender::open(iface, v.address)
@@ -288,13 +330,7 @@ impl Daemon {
         // 3. The dataplane, in this process: freed if anything below fails
         // before the attach.
         let mut pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
-        let options = LoadOptions {
-            flow_entries: cfg.dataplane.flow_entries,
-            nat_entries: cfg.dataplane.flow_entries,
-        };
-        let layout = tandem_dataplane::layout_hash(options, tandem_dataplane::common::DEFAULT_CALL_ENTRIES)
-            .context("the tables' layout")?;
-        let (mut dp, tables, handoff) = load_dataplane(&cfg, options)?;
+        let (mut dp, tables) = load_dataplane(&cfg, options)?;
         let (resuming, note) = resume_of(&cfg, &tables, handoff, layout, mono_ns());
         if resuming.is_some() {
             // What the adopted tables say, until the kernel says more: the
