@@ -10,8 +10,11 @@
 //! to the standby once, the restarted node never serves beside it, and no
 //! call fails across it either.
 
+// Shared with detection_lab, which uses what this test does not.
+#[allow(dead_code)]
 #[path = "detection_lab/support.rs"]
 mod support;
+#[allow(dead_code)]
 #[path = "detection_lab/wire.rs"]
 mod wire;
 
