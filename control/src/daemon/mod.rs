@@ -44,6 +44,7 @@ mod conns;
 mod echo;
 mod health;
 mod liveness;
+mod ready;
 mod reload;
 mod report;
 pub mod setup;
@@ -192,6 +193,8 @@ pub struct Daemon {
     /// systemd's notify socket: READY, RELOADING, STOPPING, WATCHDOG
     /// ([`crate::systemd`]; a no-op when not started by systemd).
     notify: crate::systemd::Notifier,
+    /// Where start-up time goes, until the role is decided (`ready`).
+    startup: crate::startup::Startup,
 }
 
 fn mono_ns() -> u64 {
@@ -336,6 +339,7 @@ impl Daemon {
             // an operator's reload, and the watchdog ping of this turn.
             let reloading = self.operator_reload_running();
             self.notify.turn(Instant::now(), self.pair.state(), reloading);
+            self.startup_turn();
             self.timeline.tick(mono_ns());
             self.warn_if_slow(turn, || "after the events".into());
         }

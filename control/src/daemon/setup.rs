@@ -118,7 +118,7 @@ impl Daemon {
     /// Checks everything, then sets the node up: loads and attaches XDP,
     /// configures services and heartbeats, opens the sockets. Nothing on
     /// the host is changed if the configuration is refused.
-    pub fn new(cfg: Config) -> Result<Daemon> {
+    pub fn new_timed(cfg: Config, mut startup: crate::startup::Startup) -> Result<Daemon> {
         // 1. Checks and lookups: nothing changes yet. The admin socket
         // first: one in use is another tandemd's (refused, naming the path).
         let clients = Clients::bind(&cfg.admin)?;
@@ -233,11 +233,13 @@ impl Daemon {
         // 3. The dataplane, in this process: freed if anything below fails
         // before the attach.
         let pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
-        let mut dp = Dataplane::load(LoadOptions {
+        startup.handle_phase_end(crate::startup::Phase::Open, Instant::now());
+        let mut dp = Dataplane::load_entry(LoadOptions {
             flow_entries: cfg.dataplane.flow_entries,
             nat_entries: cfg.dataplane.flow_entries,
         })
         .context("loading the XDP object")?;
+        startup.handle_load(dp.load_timings(), Instant::now());
         for s in &crate::pool::effective(&services, &ivr_slots, &pool, &Default::default(), &Default::default()) {
             dp.set_service(s)
                 .with_context(|| format!("service {}", s.name()))?;
@@ -290,6 +292,7 @@ impl Daemon {
             None => None,
         };
         let now = Instant::now();
+        startup.handle_phase_end(crate::startup::Phase::Services, now);
         let holddown = cfg.node.card_fault_holddown;
         let pair = Pair::new(cfg.pair_config(witness.is_some()), now);
         let mut d = Daemon {
@@ -354,10 +357,17 @@ impl Daemon {
             mismatch_since: None,
             baseline: Default::default(),
             notify: crate::systemd::Notifier::from_env(),
+            startup,
             cfg,
         };
         // 4. Changes to the host.
         d.change_host()?;
+        d.startup.handle_phase_end(crate::startup::Phase::Attach, Instant::now());
+        // The stages last (`crate::startup`): the kernel records the
+        // peer's heartbeats meanwhile, so the pair's init hold runs while
+        // the verifier works, and the first turn decides on what it heard.
+        d.dp.load_stages().context("loading the XDP stages")?;
+        d.startup.handle_stages(d.dp.load_timings(), Instant::now());
         Ok(d)
     }
 
