@@ -338,8 +338,9 @@ impl Daemon {
             // systemd: READY once the role is decided, RELOADING around
             // an operator's reload, and the watchdog ping of this turn.
             let reloading = self.operator_reload_running();
-            self.notify.turn(Instant::now(), self.pair.state(), reloading);
+            // The start-up report first: its end is not after READY's.
             self.startup_turn();
+            self.notify.turn(Instant::now(), self.pair.state(), reloading);
             self.timeline.tick(mono_ns());
             self.warn_if_slow(turn, || "after the events".into());
         }
