@@ -115,6 +115,8 @@ pub struct ProgramTime {
     /// The loading thread's CPU time (µs): the verifier's work, whatever
     /// else the machine runs.
     pub cpu_us: u64,
+    /// Instructions the verifier processed (0: the kernel did not say).
+    pub verified_insns: u32,
 }
 
 /// Start-up, from `main` to ready.
@@ -291,6 +293,7 @@ impl Startup {
                 name: p.name.to_string(),
                 us: p.wall.as_micros() as u64,
                 cpu_us: p.cpu.as_micros() as u64,
+                verified_insns: p.verified_insns,
             })
             .collect();
     }
@@ -364,11 +367,13 @@ mod tests {
                     name: "tandem_xdp",
                     wall: 15 * MS,
                     cpu: 14 * MS,
+                    verified_insns: 5_000,
                 },
                 ProgramLoad {
                     name: "tandem_sip",
                     wall: 900 * MS,
                     cpu: 700 * MS,
+                    verified_insns: 500_000,
                 },
             ],
             verify: 950 * MS,
@@ -396,6 +401,7 @@ mod tests {
             name: "tandem_new_flow",
             wall: 40 * MS,
             cpu: 39 * MS,
+            verified_insns: 20_000,
         });
         s.handle_stages(&staged, loaded + 55 * MS);
         let turn = loaded + 56 * MS;

@@ -43,6 +43,9 @@ pub struct ProgramLoad {
     /// The CPU time the loading thread used (the verifier runs in its
     /// system call): what the load costs whatever else runs beside it.
     pub cpu: Duration,
+    /// The instructions the verifier processed (the kernel's
+    /// `verified_insns`; 0 when it does not say): its work, in its units.
+    pub verified_insns: u32,
 }
 
 impl LoadTimings {
@@ -141,10 +144,17 @@ fn load_one(prog: &mut Program, name: &'static str) -> Result<ProgramLoad, Error
     loop {
         match xdp.load() {
             Ok(()) => {
+                let (wall, cpu) = (t.elapsed(), thread_cpu().saturating_sub(cpu));
+                let verified_insns = xdp
+                    .info()
+                    .ok()
+                    .and_then(|i| i.verified_instruction_count())
+                    .unwrap_or(0);
                 return Ok(ProgramLoad {
                     name,
-                    wall: t.elapsed(),
-                    cpu: thread_cpu().saturating_sub(cpu),
+                    wall,
+                    cpu,
+                    verified_insns,
                 });
             }
             Err(ProgramError::LoadError { io_error, .. })
