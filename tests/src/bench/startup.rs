@@ -36,6 +36,9 @@ pub struct Options {
     pub starts: usize,
     pub tandemd: PathBuf,
     pub keepalived: PathBuf,
+    /// `TANDEMD_BEFORE`: another tandemd build (an older one) started
+    /// alone as many times, exec→READY only (it need not report phases).
+    pub before: Option<PathBuf>,
 }
 
 impl Options {
@@ -59,7 +62,8 @@ impl Options {
         };
         let keepalived = std::env::var_os("KEEPALIVED")
             .map_or_else(|| PathBuf::from("/usr/sbin/keepalived"), PathBuf::from);
-        for p in [&tandemd, &keepalived] {
+        let before = std::env::var_os("TANDEMD_BEFORE").map(PathBuf::from);
+        for p in [&tandemd, &keepalived].into_iter().chain(before.as_ref()) {
             if !p.exists() {
                 bail!("{} not found", p.display());
             }
@@ -68,6 +72,7 @@ impl Options {
             starts,
             tandemd,
             keepalived,
+            before,
         })
     }
 }
@@ -95,7 +100,7 @@ impl Tandemd {
     fn start(
         lab: &Lab,
         dir: &Path,
-        opts: &Options,
+        program: &Path,
         me: &str,
         n: usize,
     ) -> Result<(Tandemd, Instant)> {
@@ -114,7 +119,7 @@ impl Tandemd {
         let t0 = Instant::now();
         let child = Command::new("ip")
             .args(["netns", "exec", lab.ns(me)?])
-            .arg(&opts.tandemd)
+            .arg(program)
             .arg("--config")
             .arg(&config)
             .env("NOTIFY_SOCKET", &notify_path)
@@ -196,7 +201,7 @@ fn tandem_starts(
 ) -> Vec<Start> {
     let mut out = Vec::new();
     for n in 0..opts.starts {
-        let (mut d, t0) = match Tandemd::start(lab, dir, opts, DIRECTOR_A, n) {
+        let (mut d, t0) = match Tandemd::start(lab, dir, &opts.tandemd, DIRECTOR_A, n) {
             Ok(d) => d,
             Err(e) => {
                 failures.push(format!("{want} start {n}: {e:#}"));
@@ -377,7 +382,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         "startup bench: {} starts beside an active peer",
         opts.starts
     );
-    let joined = match Tandemd::start(&lab, &dir, &opts, DIRECTOR_B, 0) {
+    let joined = match Tandemd::start(&lab, &dir, &opts.tandemd, DIRECTOR_B, 0) {
         Ok((mut b, _)) => {
             let up = b.wait_ready().and_then(|_| b.report());
             let v = match up {
@@ -401,6 +406,26 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
             Vec::new()
         }
     };
+
+    let mut before_ms = Vec::new();
+    if let Some(before) = &opts.before {
+        eprintln!(
+            "startup bench: {} lone starts of {}",
+            opts.starts,
+            before.display()
+        );
+        for n in 0..opts.starts {
+            let r = Tandemd::start(&lab, &dir, before, DIRECTOR_A, n).and_then(|(mut d, t0)| {
+                let at = d.wait_ready();
+                d.stop();
+                Ok(at?.duration_since(t0).as_secs_f64() * 1e3)
+            });
+            match r {
+                Ok(ms) => before_ms.push(ms),
+                Err(e) => failures.push(format!("before start {n}: {e:#}")),
+            }
+        }
+    }
 
     eprintln!("startup bench: keepalived and the trivial XDP floor");
     let (mut ka_first, mut ka_master, mut floor_load, mut floor_total) =
@@ -437,16 +462,19 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         "method": "exec of `ip netns exec … tandemd` to READY=1 on a NOTIFY_SOCKET this bench binds; phases from status.startup",
         "machine": crate::bench::reload::machine(),
         "loadavg_before": load_before.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        "loadavg_after": std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         "starts": opts.starts,
         "config": { "flow_entries": tandem_dataplane::common::DEFAULT_FLOW_ENTRIES, "heartbeat_interval_ms": 100, "multiplier": 3, "init_hold_ms": 600, "services": "1 UDP rr, sip_persist, 2 IVRs with heartbeats", "witness": true },
         "lone": { "ready_ms": summary(&lone_ms), "phases_ms": phases(&lone) },
         "joining": { "ready_ms": summary(&join_ms), "phases_ms": phases(&joined) },
         "keepalived": { "first_state_ms": summary(&ka_first), "master_alone_ms": summary(&ka_master) },
+        "before": opts.before.as_ref().map(|b| json!({ "tandemd": b.display().to_string(), "ready_ms": summary(&before_ms) })),
         "trivial_xdp": { "load_ms": summary(&floor_load), "load_attach_ms": summary(&floor_total) },
         "ratios_p50": {
             "lone_vs_keepalived_master": ratio(pct(&lone_ms, 0.5), pct(&ka_master, 0.5)),
             "joining_vs_keepalived_first_state": ratio(pct(&join_ms, 0.5), pct(&ka_first, 0.5)),
             "lone_vs_trivial_xdp": ratio(pct(&lone_ms, 0.5), pct(&floor_total, 0.5)),
+            "lone_vs_before": ratio(pct(&lone_ms, 0.5), pct(&before_ms, 0.5)),
         },
         "failed": failures.len(),
         "failures": failures,
