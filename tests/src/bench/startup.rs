@@ -316,6 +316,18 @@ fn keepalived_start(lab: &Lab, dir: &Path, opts: &Options, n: usize) -> Result<(
     }
 }
 
+/// A process's user + system CPU time (ms), from /proc.
+fn process_cpu_ms(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (hz > 0.0).then(|| ticks * 1000.0 / hz)
+}
+
 /// Nearest-rank percentile of `v` (ms), 0 when empty.
 fn pct(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
@@ -382,12 +394,20 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         "startup bench: {} starts beside an active peer",
         opts.starts
     );
+    // The active peer's CPU use while a starts beside it (ms per s).
+    let mut peer_cpu = None;
     let joined = match Tandemd::start(&lab, &dir, &opts.tandemd, DIRECTOR_B, 0) {
         Ok((mut b, _)) => {
             let up = b.wait_ready().and_then(|_| b.report());
             let v = match up {
                 Ok(r) if r.role == "active" => {
-                    tandem_starts(&lab, &dir, &opts, "standby", &mut failures)
+                    let (cpu0, t0) = (process_cpu_ms(b.child.id()), Instant::now());
+                    let v = tandem_starts(&lab, &dir, &opts, "standby", &mut failures);
+                    let cpu = process_cpu_ms(b.child.id())
+                        .zip(cpu0)
+                        .map(|(c1, c0)| c1 - c0);
+                    peer_cpu = cpu.map(|ms| ms / t0.elapsed().as_secs_f64());
+                    v
                 }
                 Ok(r) => {
                     failures.push(format!("the peer b decided {}, not active", r.role));
@@ -466,7 +486,7 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
         "starts": opts.starts,
         "config": { "flow_entries": tandem_dataplane::common::DEFAULT_FLOW_ENTRIES, "heartbeat_interval_ms": 100, "multiplier": 3, "init_hold_ms": 600, "services": "1 UDP rr, sip_persist, 2 IVRs with heartbeats", "witness": true },
         "lone": { "ready_ms": summary(&lone_ms), "phases_ms": phases(&lone) },
-        "joining": { "ready_ms": summary(&join_ms), "phases_ms": phases(&joined) },
+        "joining": { "ready_ms": summary(&join_ms), "phases_ms": phases(&joined), "peer_cpu_ms_per_s": peer_cpu },
         "keepalived": { "first_state_ms": summary(&ka_first), "master_alone_ms": summary(&ka_master) },
         "before": opts.before.as_ref().map(|b| json!({ "tandemd": b.display().to_string(), "ready_ms": summary(&before_ms) })),
         "trivial_xdp": { "load_ms": summary(&floor_load), "load_attach_ms": summary(&floor_total) },

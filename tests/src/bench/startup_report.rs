@@ -99,6 +99,14 @@ pub(super) fn markdown(r: &Value) -> String {
             row(r, &format!("/joining/phases_ms/{p}")).replace(" | ", " / "),
         ));
     }
+    if let Some(c) = r
+        .pointer("/joining/peer_cpu_ms_per_s")
+        .and_then(Value::as_f64)
+    {
+        s.push_str(&format!(
+            "\nThe active peer used {c:.1} ms of CPU per second while the joining starts ran.\n"
+        ));
+    }
     s.push_str("\nVerifier CPU per program (alone, ms p50 / p99 / max):\n\n");
     if let Some(progs) = r
         .pointer("/lone/phases_ms/program_cpu")
