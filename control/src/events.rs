@@ -18,6 +18,11 @@ pub enum Event {
         node_id: u32,
         name: String,
     },
+    /// Start-up is over: XDP attached and the role decided (systemd is
+    /// told `READY=1` in the same turn); where the time went.
+    Ready {
+        startup: crate::startup::StartupReport,
+    },
     /// The pair state machine changed state. `peer_heard`: on a takeover,
     /// how long ago the kernel last heard the peer on each path
     /// (ifindex, µs).
@@ -258,6 +263,7 @@ impl fmt::Display for Event {
             Event::Started { node_id, name } => {
                 write!(f, "tandemd node {node_id} ({name}) started")
             }
+            Event::Ready { startup } => write!(f, "{startup}"),
             Event::StateChanged {
                 from,
                 to,
@@ -564,6 +570,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Started { .. } => "started",
+            Event::Ready { .. } => "ready",
             Event::StateChanged { .. } => "state_changed",
             Event::Held { .. } => "held",
             Event::Fenced { .. } => "fenced",

@@ -41,6 +41,7 @@ pub mod pool;
 pub mod reload;
 pub mod repeats;
 pub mod sipprobe;
+pub mod startup;
 pub mod sync;
 pub mod systemd;
 pub mod uring;

@@ -623,3 +623,81 @@ fn privileged_systemd_is_told_ready_reloading_stopping_and_pinged_by_the_watchdo
     assert_eq!(stop.last().map(String::as_str), Some("STOPPING=1\n"), "{stop:?} {}", err());
     assert!(d.exited(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", err());
 }
+
+/// Issue 14: the start-up report. Once systemd is told READY, `status`
+/// serves where the time went, typed: every phase once, in order, summing
+/// to the total (from `main`, so within the exec→READY this test measures),
+/// every program's load, the tables' sizes and the pair's init hold; and
+/// the timeline holds the same report once, as `ready`.
+#[test]
+fn privileged_the_startup_report_is_served_once_ready_and_adds_up() {
+    if !require_privileged("privileged_the_startup_report_is_served_once_ready_and_adds_up") {
+        return;
+    }
+    let ns = lab("startup");
+    let dir = Dir::new("startup");
+    let cfg = dir.0.join("tandem.toml");
+    let socket = dir.0.join("a.sock");
+    tandem_tests::write_private(&cfg, config(&socket, "")).expect("config");
+    let notify = dir.0.join("notify");
+    let sock = std::os::unix::net::UnixDatagram::bind(&notify).expect("notify socket");
+    sock.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+    let stderr = dir.0.join("stderr");
+    let t0 = Instant::now();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(tandemd())
+        .arg("--config")
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&stderr).expect("stderr")))
+        .spawn()
+        .expect("tandemd");
+    let mut d = Daemon(child);
+    let err = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    let start = notes_until(&sock, |n| n == "READY=1\n");
+    let exec_to_ready = t0.elapsed();
+    assert_eq!(start.last().map(String::as_str), Some("READY=1\n"), "no READY: {start:?} {}", err());
+    let r = match admin::request(&socket, &admin::Request::Status, Duration::from_secs(2)) {
+        Ok(admin::Response::Status(s)) => s.startup.unwrap_or_else(|| panic!("no startup in status: {}", err())),
+        other => panic!("status: {other:?} {}", err()),
+    };
+    assert_eq!(r.check(), Ok(()), "{r:?}");
+    // Alone (no peer, no witness): active after the init hold, 2 × 10 ms × 3.
+    assert_eq!(r.role, "active", "{r:?}");
+    assert_eq!(r.init_hold_us, 60_000);
+    assert_eq!((r.flow_entries, r.nat_entries), (1024, 1024));
+    assert!(
+        r.total_us <= exec_to_ready.as_micros() as u64,
+        "main→ready {} µs within exec→READY {exec_to_ready:?}",
+        r.total_us
+    );
+    use tandem_control::startup::Phase;
+    for p in [Phase::Object, Phase::Verify, Phase::Stages, Phase::Attach] {
+        assert!(r.phase_us(p).is_some_and(|us| us > 0), "{p:?} took time: {r:?}");
+    }
+    let mut names: Vec<&str> = r.programs.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["tandem_new_flow", "tandem_new_flow_load", "tandem_pass", "tandem_sip", "tandem_xdp"]);
+    for p in &r.programs {
+        // One thread's CPU time cannot exceed its wall time (1 ms of clock slack).
+        assert!(p.cpu_us <= p.us + 1_000, "{p:?}");
+    }
+    assert!(r.verify_cpu_us() > 0, "{r:?}");
+    let events = match admin::request(&socket, &admin::Request::Events { after: 0 }, Duration::from_secs(1)) {
+        Ok(admin::Response::Events { events }) => events,
+        other => panic!("events: {other:?}"),
+    };
+    let ready: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::Ready { startup } => Some(startup),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ready, [&r], "the timeline holds the same report once");
+    d.signal(libc::SIGTERM);
+    assert!(d.exited(Duration::from_secs(10)).is_some_and(|s| s.success()), "{}", err());
+}

@@ -306,7 +306,8 @@ pub fn prune_orphans(dir: &Path) -> Vec<PathBuf> {
 }
 
 impl Dataplane {
-    /// [`Dataplane::load_with_calls`] with every table pinned under `dir`
+    /// [`Dataplane::load_entry_with_calls`] (the stages are
+    /// [`Dataplane::load_stages`]'s) with every table pinned under `dir`
     /// (see the module doc): a predecessor's tables of the same layout
     /// are adopted as they are — services, settings and tables are not
     /// reset, and the services they hold become this dataplane's written
@@ -319,12 +320,12 @@ impl Dataplane {
         let netns = match crate::pin::netns_inode() {
             Ok(n) => n,
             Err(e) => {
-                let dp = Dataplane::load_with_calls(options, call_entries)?;
+                let dp = Dataplane::load_entry_with_calls(options, call_entries)?;
                 return Ok((dp, Tables::NotPinned { reason: format!("network namespace inode: {e}") }));
             }
         };
         if let Err(reason) = crate::pin::ensure_bpffs(dir) {
-            let dp = Dataplane::load_with_calls(options, call_entries)?;
+            let dp = Dataplane::load_entry_with_calls(options, call_entries)?;
             return Ok((dp, Tables::NotPinned { reason }));
         }
         std::fs::create_dir_all(dir).map_err(|source| Error::Pin { path: dir.to_path_buf(), source })?;

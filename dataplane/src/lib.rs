@@ -53,7 +53,9 @@ mod pin;
 mod records;
 mod run;
 mod services;
+mod stages;
 mod synced;
+mod timings;
 mod walk;
 mod batch;
 
@@ -78,6 +80,7 @@ pub use crate::{
     records::{CallChange, FlowChange, FlowFlags, HeartbeatRecord, ServiceFlag, ServiceFlags},
     run::{BenchRunner, BenchTarget, RunResult},
     services::derived,
+    timings::{LoadTimings, ProgramLoad, trivial_xdp_start},
     walk::{TableWalk, WalkPosition},
 };
 
@@ -109,4 +112,6 @@ pub struct Dataplane {
     /// The exit fence (`tandem_exit_fence` on `sched_process_exit`) is
     /// attached; if not, kill -9 is caught by the stale stamp alone.
     exit_fence: bool,
+    /// How long [`Dataplane::load`] took, step by step (`timings`).
+    load_timings: timings::LoadTimings,
 }

@@ -115,19 +115,29 @@ impl Dataplane {
     /// [`Dataplane::load`] with a SIP call table (`CALLS`, LRU) of
     /// `call_entries` entries.
     pub fn load_with_calls(options: LoadOptions, call_entries: u32) -> Result<Dataplane, Error> {
+        let mut dp = Dataplane::load_entry_with_calls(options, call_entries)?;
+        dp.load_stages()?;
+        Ok(dp)
+    }
+
+    /// [`Dataplane::load_with_calls`] without the tail-call stages, which
+    /// [`Dataplane::load_stages`] loads (`stages`).
+    pub fn load_entry_with_calls(options: LoadOptions, call_entries: u32) -> Result<Dataplane, Error> {
         Dataplane::load_object(options, call_entries, &[], false)
     }
 
-    /// Loads the object with the maps named in `pins` opened from (or
-    /// created and pinned at) their paths; with `adopted` (they all
-    /// existed: a predecessor's tables, see `adopt`) nothing they hold is
-    /// reset.
+    /// Loads the object and its entry programs (not the stages) with the
+    /// maps named in `pins` opened from (or created and pinned at) their
+    /// paths; with `adopted` (they all existed: a predecessor's tables, see
+    /// `adopt`) nothing they hold is reset, and its stages stay in the
+    /// stage array until [`Dataplane::load_stages`] replaces them.
     pub(crate) fn load_object(
         options: LoadOptions,
         call_entries: u32,
         pins: &[(String, std::path::PathBuf)],
         adopted: bool,
     ) -> Result<Dataplane, Error> {
+        let t0 = std::time::Instant::now();
         let mut loader = EbpfLoader::new();
         loader
             .map_max_entries(maps::FLOWS, options.flow_entries)
@@ -137,9 +147,9 @@ impl Dataplane {
             loader.map_pin_path(name.as_str(), path.as_path());
         }
         let mut ebpf = loader.load(OBJECT)?;
-        for name in progs::DATAPLANE {
-            load_xdp(&mut ebpf, name)?;
-        }
+        let t1 = std::time::Instant::now();
+        let programs = crate::timings::load_programs(&mut ebpf, &crate::stages::ENTRY)?;
+        let t2 = std::time::Instant::now();
         let maps = Maps::take(&mut ebpf)?;
         let mut dp = Dataplane {
             ebpf,
@@ -155,6 +165,12 @@ impl Dataplane {
             flow_events_on: false,
             dead_man_tgid: 0,
             exit_fence: false,
+            load_timings: crate::timings::LoadTimings {
+                object: t1 - t0,
+                programs,
+                verify: t2 - t1,
+                ..Default::default()
+            },
         };
         // The exit fence is a safety net, not a requirement: without it
         // the dead-man switch still trips on the stale stamp.
@@ -164,10 +180,8 @@ impl Dataplane {
                 "{e}: the exit fence is off, a killed daemon is fenced by its stale dead-man stamp alone"
             ),
         }
-        for (index, name) in [(0, progs::NEW_FLOW), (1, progs::NEW_FLOW_LOAD), (2, progs::SIP)] {
-            let fd = dp.prog_fd(name)?;
-            dp.maps.node.stages.set(index, &fd, 0).map_err(map_err(maps::STAGES))?;
-        }
+        let t3 = std::time::Instant::now();
+        dp.load_timings.exit_fence = t3 - t2;
         if adopted {
             return Ok(dp);
         }
@@ -182,6 +196,7 @@ impl Dataplane {
                 .set(id, unused, 0)
                 .map_err(map_err(maps::SERVICE_CONF))?;
         }
+        dp.load_timings.tables = t3.elapsed();
         Ok(dp)
     }
 

@@ -93,6 +93,7 @@ enum Bench {
     Sync,
     Calls,
     Reload,
+    Startup,
 }
 
 impl Bench {
@@ -103,6 +104,7 @@ impl Bench {
             Bench::Sync => "sync",
             Bench::Calls => "calls",
             Bench::Reload => "reload",
+            Bench::Startup => "startup",
         }
     }
 }
@@ -164,7 +166,7 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             setup::run()?;
             if matches!(
                 which,
-                Bench::Failover | Bench::Sync | Bench::Calls | Bench::Reload
+                Bench::Failover | Bench::Sync | Bench::Calls | Bench::Reload | Bench::Startup
             ) {
                 // These benches run `tandemd` (and `tandemctl`) as binaries,
                 // found next to `tandem-bench` in the same target directory.

@@ -347,6 +347,8 @@ pub struct StatusReply {
     /// The file the daemon reads on reload (empty: none), which
     /// `tandemctl service|real` edit.
     pub config_path: String,
+    /// Where start-up time went, from `main` to ready (None: not ready yet).
+    pub startup: Option<crate::startup::StartupReport>,
 }
 
 /// `reload`: the file read, the plan, and whether it was applied.

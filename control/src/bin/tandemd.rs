@@ -87,6 +87,7 @@ fn init_logging(level: &str, node: u32, peer: u32) -> Result<LogTo, String> {
 
 fn main() -> ExitCode {
     use tandem_control::config::{Config, OpenKeys};
+    let mut startup = tandem_control::startup::Startup::begin(std::time::Instant::now());
     // Parsed through `clidoc`, which adds the hidden `--generate-docs DIR`
     // that `cargo xtask package` runs for the man page and completions.
     let matches = tandem_control::clidoc::with_generator(Cli::command()).get_matches();
@@ -115,6 +116,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    startup.handle_phase_end(tandem_control::startup::Phase::Config, std::time::Instant::now());
     if cli.check {
         for k in &open {
             eprintln!("tandemd: warning: {k}; accepted: --allow-open-keys");
@@ -132,7 +134,7 @@ fn main() -> ExitCode {
     for k in &open {
         tracing::warn!(path = %k.path.display(), mode = k.mode, "{k}; accepted: --allow-open-keys");
     }
-    let mut d = match tandem_control::daemon::Daemon::new(cfg) {
+    let mut d = match tandem_control::daemon::Daemon::new_timed(cfg, startup) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!("{e:#}");

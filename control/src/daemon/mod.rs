@@ -44,6 +44,7 @@ mod conns;
 mod echo;
 mod health;
 mod liveness;
+mod ready;
 mod reload;
 mod report;
 mod restart;
@@ -200,6 +201,8 @@ pub struct Daemon {
     /// The predecessor's active role was resumed under this epoch; the
     /// first BecomeActive finds its effects in place (`restart`).
     resuming: Option<u64>,
+    /// Where start-up time goes, until the role is decided (`ready`).
+    startup: crate::startup::Startup,
 }
 
 fn mono_ns() -> u64 {
@@ -347,6 +350,8 @@ impl Daemon {
             // systemd: READY once the role is decided, RELOADING around
             // an operator's reload, and the watchdog ping of this turn.
             let reloading = self.operator_reload_running();
+            // The start-up report first: its end is not after READY's.
+            self.startup_turn();
             self.notify.turn(Instant::now(), self.pair.state(), reloading);
             self.timeline.tick(mono_ns());
             self.warn_if_slow(turn, || "after the events".into());

@@ -125,8 +125,8 @@ impl Daemon {
             config_fingerprint: crate::config::fingerprint_hex(self.fingerprint),
             peer_config_fingerprint: self.live_peer_fingerprint().map(crate::config::fingerprint_hex),
             config_path: self.config_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            startup: self.startup.report().cloned(),
             alarms: self.alarms(now),
-            ..Default::default()
         }
     }
 

@@ -125,7 +125,7 @@ fn load_dataplane(cfg: &Config, options: LoadOptions) -> Result<(Dataplane, Tabl
     match pin_dir(cfg) {
         Some(dir) => Ok(Dataplane::load_pinned(options, calls, dir).context("loading the XDP object")?),
         None => {
-            let dp = Dataplane::load_with_calls(options, calls).context("loading the XDP object")?;
+            let dp = Dataplane::load_entry_with_calls(options, calls).context("loading the XDP object")?;
             let reason = "dataplane.pin_dir and heartbeat.dead_man_ms are not both set".to_string();
             Ok((dp, Tables::NotPinned { reason }))
         }
@@ -206,7 +206,7 @@ impl Daemon {
     /// Checks everything, then sets the node up: loads and attaches XDP,
     /// configures services and heartbeats, opens the sockets. Nothing on
     /// the host is changed if the configuration is refused.
-    pub fn new(cfg: Config) -> Result<Daemon> {
+    pub fn new_timed(cfg: Config, mut startup: crate::startup::Startup) -> Result<Daemon> {
         // 1. Checks and lookups: nothing changes yet. The admin socket
         // first: one in use is another tandemd's (refused, naming the path).
         let clients = Clients::bind(&cfg.admin)?;
@@ -330,7 +330,9 @@ impl Daemon {
         // 3. The dataplane, in this process: freed if anything below fails
         // before the attach.
         let mut pool = crate::pool::Pool::new(ivr_slots.keys().copied(), cfg.heartbeat.deadline());
+        startup.handle_phase_end(crate::startup::Phase::Open, Instant::now());
         let (mut dp, tables) = load_dataplane(&cfg, options)?;
+        startup.handle_load(dp.load_timings(), Instant::now());
         let (resuming, note) = resume_of(&cfg, &tables, handoff, layout, mono_ns());
         if resuming.is_some() {
             // What the adopted tables say, until the kernel says more: the
@@ -405,6 +407,7 @@ impl Daemon {
             None => None,
         };
         let now = Instant::now();
+        startup.handle_phase_end(crate::startup::Phase::Services, now);
         let holddown = cfg.node.card_fault_holddown;
         let pair_cfg = cfg.pair_config(witness.is_some());
         let pair = match resuming {
@@ -485,6 +488,7 @@ impl Daemon {
             tables,
             layout,
             resuming,
+            startup,
             cfg,
         };
         // 4. Changes to the host.
@@ -501,6 +505,12 @@ impl Daemon {
             epoch: resuming,
             note,
         });
+        d.startup.handle_phase_end(crate::startup::Phase::Attach, Instant::now());
+        // The stages last (`crate::startup`): the kernel records the
+        // peer's heartbeats meanwhile, so the pair's init hold runs while
+        // the verifier works, and the first turn decides on what it heard.
+        d.dp.load_stages().context("loading the XDP stages")?;
+        d.startup.handle_stages(d.dp.load_timings(), Instant::now());
         Ok(d)
     }
 

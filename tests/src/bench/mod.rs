@@ -3,7 +3,8 @@
 //! [`live`]), director failover against keepalived ([`failover`], with
 //! span takeover on simulated cards [`spans`]), state sync ([`sync`]),
 //! real SIP calls through a pair ([`calls`]) and live reloads and edits
-//! on a pair under SIP load ([`reload`]).
+//! on a pair under SIP load ([`reload`]), and `tandemd`'s start-up to
+//! ready against keepalived's and a trivial XDP program's ([`startup`]).
 //!
 //! Each writes its JSON and Markdown report into the directory it is
 //! given and returns the Markdown. They build on [`crate::lab`] and
@@ -17,6 +18,8 @@ pub mod failover;
 pub mod live;
 pub mod reload;
 pub mod spans;
+pub mod startup;
+mod startup_report;
 pub mod sync;
 pub mod sync_codec;
 

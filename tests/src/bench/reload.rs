@@ -72,6 +72,7 @@ use crate::lab::tandemd::{Binaries, PairOptions};
 use stage::{LOAD_MAX, Stage, StageEnd, StageKind};
 use trial::{BigKind, BigTrial, EditTrial, big_trial, edit_trial};
 use phases::*;
+pub(crate) use phases::machine;
 
 /// What to run.
 #[derive(Clone, Debug)]

@@ -1,7 +1,7 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
 //! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync`, `calls` and
-//! `reload` (`--edits N`, `--big-rounds N`).
+//! `reload` (`--edits N`, `--big-rounds N`) and `startup`.
 
 use std::process::ExitCode;
 
@@ -50,6 +50,10 @@ enum Which {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=50))]
         big_rounds: u64,
     },
+    /// tandemd's start-up, exec to READY (alone and beside an active
+    /// peer), against keepalived's and a trivial XDP program's
+    /// (`TANDEM_BENCH_STARTS`, default 20).
+    Startup,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,30 @@ fn main() -> ExitCode {
         Which::Sync => sync(),
         Which::Calls => calls(),
         Which::Reload { edits, big_rounds } => reload(edits as usize, big_rounds as usize),
+        Which::Startup => startup(),
+    }
+}
+
+/// `TANDEMD` (default: next to this binary), `KEEPALIVED`, `TANDEM_BENCH_STARTS`.
+fn startup() -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    let opts = match tandem_tests::bench::startup::Options::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tandem-bench startup: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match tandem_tests::bench::startup::run(&out, opts) {
+        Ok(md) => {
+            println!("{md}");
+            println!("written: {}/startup.json, startup.md", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench startup: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -42,7 +42,7 @@ pub(super) struct Daemon {
 }
 
 /// Whether `pid` is alive and still runs the program started with `tag` in its command line.
-pub(super) fn pid_is(pid: i32, tag: &str) -> bool {
+pub(crate) fn pid_is(pid: i32, tag: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| String::from_utf8_lossy(&c).contains(tag))
         .unwrap_or(false)

@@ -64,7 +64,7 @@
 
 mod arp;
 mod daemon;
-mod keepalived;
+pub(crate) mod keepalived;
 mod harness;
 mod netlink;
 mod os;
@@ -90,6 +90,9 @@ const NOISE_BOUND: Duration = Duration::from_secs(4 * 3600);
 use harness::{Bench, verbose};
 use report::{Results, markdown, ms, num, svg, target_checks};
 pub use trial::Trial;
+pub(crate) use daemon::pid_is;
+pub(crate) use os::pipe;
+pub(crate) use tandem::admin_status;
 
 /// Probe period.
 const PROBE_EVERY: Duration = Duration::from_millis(1);

@@ -32,7 +32,7 @@ pub(super) fn set_timeout(fd: libc::c_int, opt: libc::c_int, d: Duration) -> Res
     cvt(r, "setsockopt(timeout)").map(drop)
 }
 
-pub(super) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for two descriptors.
     cvt(

@@ -23,7 +23,7 @@ use crate::lab::wait::wait_until;
 use crate::lab::{DIRECTOR_A, DIRECTOR_B};
 
 /// `{"cmd":"status"}` over the admin socket; the reply as JSON.
-pub(super) fn admin_status(socket: &Path) -> Option<Value> {
+pub(crate) fn admin_status(socket: &Path) -> Option<Value> {
     let mut s = UnixStream::connect(socket).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
     s.set_write_timeout(Some(Duration::from_millis(500))).ok()?;

@@ -60,7 +60,7 @@ pub(super) fn other_labs() -> Value {
     json!(n)
 }
 
-pub(super) fn machine() -> Value {
+pub(crate) fn machine() -> Value {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "?".into(), |s| s.trim().to_string());
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
