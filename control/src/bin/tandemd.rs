@@ -1,6 +1,8 @@
 //! `tandemd --config tandem.toml`: one director of a hot-standby pair.
 //! Refuses a bad configuration before changing anything; runs until
-//! SIGTERM/SIGINT, then releases the VIPs and detaches XDP. SIGHUP reads
+//! SIGINT, then releases the VIPs and detaches XDP, as SIGTERM does unless
+//! the tables are pinned (`dataplane.pin_dir`): then SIGTERM is a restart
+//! without failover (`daemon::restart`). SIGHUP reads
 //! the file again and applies what changed (as `tandemctl reload`).
 //!
 //! Logs go to stderr with timestamps, filtered by `--log-level` or, when
