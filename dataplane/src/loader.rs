@@ -330,16 +330,20 @@ fn attach_exit_fence(ebpf: &mut aya::Ebpf) -> Result<(), Error> {
     Ok(())
 }
 
-/// Loads program `name` of `ebpf` into the kernel.
-pub(crate) fn load_xdp(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<(), Error> {
-    let prog: &mut Xdp = ebpf
-        .program_mut(name)
+/// XDP program `name` of `ebpf` (an error naming it if there is none).
+pub(crate) fn xdp_of<'e>(ebpf: &'e mut aya::Ebpf, name: &'static str) -> Result<&'e mut Xdp, Error> {
+    ebpf.program_mut(name)
         .ok_or(Error::Program {
             name,
             source: ProgramError::NotLoaded,
         })?
         .try_into()
-        .map_err(|source| Error::Program { name, source })?;
+        .map_err(|source| Error::Program { name, source })
+}
+
+/// Loads program `name` of `ebpf` into the kernel.
+pub(crate) fn load_xdp(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<(), Error> {
+    let prog = xdp_of(ebpf, name)?;
     // The verifier gives up with EAGAIN when a signal is pending on the
     // loading thread (e.g. SIGCHLD in a process that runs children); like
     // libbpf, try again a few times.

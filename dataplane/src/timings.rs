@@ -179,14 +179,7 @@ pub fn trivial_xdp_start(iface: &str) -> Result<(Duration, Duration), Error> {
     crate::loader::load_xdp(&mut ebpf, name)?;
     let loaded = t.elapsed();
     let t = Instant::now();
-    let xdp: &mut Xdp = ebpf
-        .program_mut(name)
-        .ok_or(Error::Program {
-            name,
-            source: ProgramError::NotLoaded,
-        })?
-        .try_into()
-        .map_err(|source| Error::Program { name, source })?;
+    let xdp = crate::loader::xdp_of(&mut ebpf, name)?;
     let link = xdp
         .attach(iface, aya::programs::XdpMode::Driver)
         .map_err(|source| Error::Attach {
