@@ -32,7 +32,7 @@
 //!
 //! How: the payload window (at most `SIP_SCAN_LEN` bytes) is copied with
 //! `bpf_xdp_load_bytes` into per-CPU map memory, and `bpf_loop` runs the
-//! shared byte scanner over it, one callback per 64-byte chunk, so the
+//! shared byte scanner over it, one callback per 32-byte chunk, so the
 //! verifier checks the scanner once instead of once per byte. The stage
 //! is its own program so that none of this weighs on the dispatcher's
 //! verification.
@@ -65,21 +65,40 @@ pub fn run(ctx: &XdpContext) -> Next {
     // SAFETY: written by the previous stage on this CPU just before the
     // tail call.
     let pkt: &mut Pkt = unsafe { &mut *scratch };
-    if pkt.sip_mode == MODE_LEARN {
-        pkt.sip_mode = MODE_NONE;
-        return learn_and_forward(ctx.ctx, pkt);
+    if pkt.sip_mode != MODE_LEARN {
+        let key = ServiceKey::new(pkt.dst, pkt.dport, pkt.proto, pkt.family);
+        // SAFETY: the value is a plain u32 copied out at once.
+        match unsafe { maps::SERVICES.get(&key) } {
+            Some(id) => match service(*id) {
+                Some(s) if s.flags & FLAG_SIP_PERSIST != 0 && pkt.proto == PROTO_UDP => {
+                    pkt.service_id = s.id;
+                }
+                _ => {
+                    pkt.sip_mode = MODE_NONE;
+                    return conn::connections(ctx, pkt);
+                }
+            },
+            None => {
+                pkt.sip_mode = MODE_NONE;
+                return conn::connections(ctx, pkt);
+            }
+        }
     }
+    // One call of the scan for both modes, with nothing but the packet
+    // scratch live across it (the mode and the service are read back
+    // from it): the verifier checks the scan once rather than once per
+    // mode.
+    let found = scan(ctx.ctx, pkt.payload_off, pkt.payload_len);
+    let mode = pkt.sip_mode;
     pkt.sip_mode = MODE_NONE;
-    let key = ServiceKey::new(pkt.dst, pkt.dport, pkt.proto, pkt.family);
-    // SAFETY: the value is a plain u32 copied out at once.
-    let svc = match unsafe { maps::SERVICES.get(&key) } {
-        Some(id) => match service(*id) {
-            Some(s) if s.flags & FLAG_SIP_PERSIST != 0 && pkt.proto == PROTO_UDP => s,
-            _ => return conn::connections(ctx, pkt),
-        },
-        None => return conn::connections(ctx, pkt),
+    if mode == MODE_LEARN {
+        return learn_and_forward(ctx.ctx, pkt, found);
+    }
+    let Some(svc) = service(pkt.service_id) else {
+        count(Reason::BadServiceConfig);
+        return Next::Pass;
     };
-    if !scan(ctx.ctx, pkt.payload_off, pkt.payload_len) {
+    if !found {
         count(Reason::SipNoCallId);
         return conn::connections(ctx, pkt);
     }
@@ -197,7 +216,13 @@ pub fn new_call(svc: &Service, hash: u64, idx: u32, now: u64) {
 
 /// Bytes the scanner takes per `bpf_loop` iteration: one callback per
 /// byte cost ~10 ns a byte (an indirect call each); a chunk amortises it.
-const CHUNK: usize = 64;
+/// The verifier walks the chunk's loop byte by byte, and its work grows
+/// faster than the chunk (the states it keeps per instruction grow with
+/// it): with the scan called from two places, 64 bytes took 250k
+/// instructions processed (1.1 s of CPU alone), 32 bytes 135k, 16 bytes
+/// 79k; at run time 16 bytes cost ~6 % more than 64 on a 212-byte BYE
+/// (`bench dispatch`, `sip_callid_hit`).
+const CHUNK: usize = 32;
 
 /// The scan callback's context: the scratch value (a map value pointer
 /// kept on the caller's stack) and the window's length.
@@ -273,21 +298,22 @@ fn scan(raw: *mut xdp_md, off: usize, len: usize) -> bool {
 /// `MODE_LEARN`: learns the segment's Call-ID, if any, then forwards the
 /// segment to its connection's real server (as dispatch would have).
 #[inline(always)]
-fn learn_and_forward(raw: *mut xdp_md, pkt: &Pkt) -> Next {
+fn learn_and_forward(raw: *mut xdp_md, pkt: &Pkt, found: bool) -> Next {
     let Some(svc) = service(pkt.service_id) else {
         count(Reason::BadServiceConfig);
         return Next::Pass;
     };
-    learn(raw, pkt);
+    if found {
+        learn(pkt);
+    } else {
+        count(Reason::SipNoCallId);
+    }
     forward::forward(raw, pkt, svc, pkt.real_idx, 0)
 }
 
+/// Records the Call-ID the scan found in a TCP segment (see the module).
 #[inline(never)]
-fn learn(raw: *mut xdp_md, pkt: &Pkt) {
-    if !scan(raw, pkt.payload_off, pkt.payload_len) {
-        count(Reason::SipNoCallId);
-        return;
-    }
+fn learn(pkt: &Pkt) {
     let hash = match SIP_SCRATCH.get(0) {
         Some(s) => s.scan.hash,
         None => return,

@@ -5,7 +5,9 @@
 //! and forwards the packet. It decides nothing about an existing flow or
 //! call (`conn`, `calls` do).
 
-use aya_ebpf::programs::XdpContext;
+use core::ffi::c_void;
+
+use aya_ebpf::{helpers::generated::bpf_loop, programs::XdpContext};
 use tandem_common::{
     sched::{self, FlowAddrs, SchedView},
     *,
@@ -100,6 +102,21 @@ impl SchedView for KernelView {
         self.least
     }
     #[inline(always)]
+    fn repeat<F: FnMut(u32) -> bool>(&self, count: u32, mut body: F) {
+        let count = if count > MAX_REALS { MAX_REALS } else { count };
+        // SAFETY: `step::<F>` has the signature bpf_loop wants and its
+        // context is `body`, which lives on this stack frame until the
+        // helper returns.
+        unsafe {
+            bpf_loop(
+                count,
+                step::<F> as *mut c_void,
+                &mut body as *mut F as *mut c_void,
+                0,
+            );
+        }
+    }
+    #[inline(always)]
     fn set_cursor(&self, v: u32) {
         if let Some(p) = maps::SCHED_STATE.get_ptr_mut(self.id) {
             // SAFETY: a plain store; concurrent schedulers on other CPUs may
@@ -107,6 +124,15 @@ impl SchedView for KernelView {
             unsafe { (*p).cursor = v };
         }
     }
+}
+
+/// `bpf_loop` callback of [`KernelView::repeat`]: one run of the body, 1
+/// (stop) when it says so.
+extern "C" fn step<F: FnMut(u32) -> bool>(k: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: ctx is the `&mut F` that `repeat` passed, alive while the
+    // helper runs, and not used by anything else meanwhile.
+    let body = unsafe { &mut *(ctx as *mut F) };
+    if body(k as u32) { 1 } else { 0 }
 }
 
 /// The new-flow stage (`tandem_new_flow`, `tandem_new_flow_load`):

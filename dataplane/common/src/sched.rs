@@ -2,9 +2,15 @@
 //! sides: the XDP program runs them over its maps, the host's reference
 //! model over plain memory, through the [`SchedView`] trait.
 //!
-//! Loops are bounded by `MAX_REALS` / `FALLBACK_PROBES` so that the verifier
-//! accepts them. The tables of wrr, sh, dh and mh are built on the host
-//! (`tandem_dataplane::tables`) and only read here.
+//! The loops over a service's real servers go through
+//! [`SchedView::repeat`]: in the kernel a `bpf_loop`, whose body the
+//! verifier checks once whatever the count, where a bounded loop is
+//! unrolled by the verifier, one pass per real server and scheduler (most
+//! of the stages' verification time, and so of the daemon's start-up, when
+//! they were loops). The fallback probes of the hashing schedulers
+//! (`FALLBACK_PROBES`) stay a bounded loop. The tables of wrr, sh, dh and
+//! mh are built on the host (`tandem_dataplane::tables`) and only read
+//! here.
 
 use crate::abi::*;
 use crate::hash::{SCHED_SEED, hash_addr_port};
@@ -31,6 +37,10 @@ pub trait SchedView {
     /// values stored there, so each loop iteration is one state rather
     /// than one per candidate seen so far.
     fn least_scratch(&self) -> *mut LeastScratch;
+    /// Runs `body(k)` for k = 0, 1, … (at most `count` times, `count` at
+    /// most `MAX_REALS`) until it returns true. The kernel's is a
+    /// `bpf_loop`; the model's a plain loop.
+    fn repeat<F: FnMut(u32) -> bool>(&self, count: u32, body: F);
 }
 
 /// Running best of lc/wlc/sed/nq (see [`SchedView::least_scratch`]).
@@ -87,12 +97,12 @@ pub fn schedule_with<V: SchedView, const LOAD_AWARE: bool>(view: &V, svc: &Servi
         0
     };
     match Scheduler::from_u8(svc.scheduler)? {
-        Scheduler::Rr => rr(view, n, load_aware),
-        Scheduler::Wrr => wrr(view, svc.table_len, load_aware),
-        Scheduler::Lc => least(view, n, Least::Lc, load_aware),
-        Scheduler::Wlc => least(view, n, Least::Wlc, load_aware),
-        Scheduler::Sed => least(view, n, Least::Sed, load_aware),
-        Scheduler::Nq => least(view, n, Least::Nq, load_aware),
+        Scheduler::Rr => rr::<V, LOAD_AWARE>(view, n),
+        Scheduler::Wrr => wrr::<V, LOAD_AWARE>(view, svc.table_len),
+        Scheduler::Lc => least::<V, { LEAST_LC }, LOAD_AWARE>(view, n),
+        Scheduler::Wlc => least::<V, { LEAST_WLC }, LOAD_AWARE>(view, n),
+        Scheduler::Sed => least::<V, { LEAST_SED }, LOAD_AWARE>(view, n),
+        Scheduler::Nq => least::<V, { LEAST_NQ }, LOAD_AWARE>(view, n),
         Scheduler::Sh => {
             let h = match addrs.call {
                 Some(c) => c,
@@ -130,68 +140,68 @@ fn available<V: SchedView>(view: &V, idx: u32, load_aware: bool) -> bool {
 
 /// IPVS rr: the first available slot after the last one picked.
 #[inline(always)]
-fn rr<V: SchedView>(view: &V, n: u32, load_aware: bool) -> Option<u32> {
+fn rr<V: SchedView, const LOAD_AWARE: bool>(view: &V, n: u32) -> Option<u32> {
     let mut start = view.cursor().wrapping_add(1);
     if start >= n {
         start = 0;
     }
-    let mut k = 0;
-    while k < MAX_REALS {
-        if k >= n {
-            break;
-        }
+    let mut found = None;
+    view.repeat(n, |k| {
         let mut i = start + k;
         if i >= n {
             i -= n;
         }
-        if available(view, i, load_aware) {
-            view.set_cursor(i);
-            return Some(i);
+        if available(view, i, LOAD_AWARE) {
+            found = Some(i);
+            return true;
         }
-        k += 1;
+        false
+    });
+    if let Some(i) = found {
+        view.set_cursor(i);
     }
-    None
+    found
 }
 
 /// IPVS wrr: the next entry of the interleaved weighted sequence (built on
 /// the host from the weights); entries whose real server became unavailable
-/// since the build are skipped.
+/// since the build are skipped (at most `MAX_REALS` entries are tried).
 #[inline(always)]
-fn wrr<V: SchedView>(view: &V, len: u32, load_aware: bool) -> Option<u32> {
+fn wrr<V: SchedView, const LOAD_AWARE: bool>(view: &V, len: u32) -> Option<u32> {
     if len == 0 || len > WRR_SEQ_MAX {
         return None;
     }
     let nz = core::num::NonZeroU32::new(len)?;
     let mut pos = view.cursor() % nz;
-    let mut k = 0;
-    while k < MAX_REALS {
-        if let Some(idx) = view.wrr_entry(pos) {
-            let next = if pos + 1 >= len { 0 } else { pos + 1 };
-            if available(view, idx, load_aware) {
-                view.set_cursor(next);
-                return Some(idx);
-            }
-            pos = next;
-        } else {
-            return None;
+    let mut found = None;
+    view.repeat(MAX_REALS, |_| {
+        let Some(idx) = view.wrr_entry(pos) else {
+            return true;
+        };
+        let next = if pos + 1 >= len { 0 } else { pos + 1 };
+        if available(view, idx, LOAD_AWARE) {
+            view.set_cursor(next);
+            found = Some(idx);
+            return true;
         }
-        k += 1;
-    }
-    None
+        pos = next;
+        false
+    });
+    found
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Least {
-    Lc,
-    Wlc,
-    Sed,
-    Nq,
-}
+/// The least-connection family, as `least`'s const parameter: each is
+/// its own copy of the loop body (the kernel's is a `bpf_loop` callback,
+/// which sees no constant its caller knows).
+const LEAST_LC: u8 = 0;
+const LEAST_WLC: u8 = 1;
+const LEAST_SED: u8 = 2;
+const LEAST_NQ: u8 = 3;
 
 /// IPVS lc, wlc, sed and nq over the kernel's active-connection counts.
 /// Ties go to the lowest slot, as IPVS's list walk does.
 #[inline(always)]
-fn least<V: SchedView>(view: &V, n: u32, kind: Least, load_aware: bool) -> Option<u32> {
+fn least<V: SchedView, const KIND: u8, const LOAD_AWARE: bool>(view: &V, n: u32) -> Option<u32> {
     let st = view.least_scratch();
     // SAFETY: the view hands out memory valid for the whole call and used
     // by nothing else meanwhile (per-CPU in the kernel).
@@ -200,49 +210,48 @@ fn least<V: SchedView>(view: &V, n: u32, kind: Least, load_aware: bool) -> Optio
         (*st).best_oh = 0;
         (*st).best_w = 0;
     }
-    let mut i = 0;
-    while i < MAX_REALS {
-        if i >= n {
-            break;
+    let mut idle = None;
+    view.repeat(n, |i| {
+        let Some(r) = view.real(i) else {
+            return false;
+        };
+        if !r.available() {
+            return false;
         }
-        if let Some(r) = view.real(i)
-            && r.available()
-        {
-            let load = view.reported(i);
-            if load_aware && load.full() {
-                i += 1;
-                continue;
-            }
-            let a = if load_aware { load.active as u64 } else { view.active(i) as u64 };
-            // Load-aware: an IVR's reported capacity is its weight, so wlc,
-            // sed and nq pick the least load relative to capacity (like
-            // Kamailio's call-load distribution); without a report, the
-            // configured weight.
-            let w = if load_aware && load.capacity > 0 { load.capacity as u64 } else { r.weight as u64 };
-            if kind == Least::Nq && a == 0 {
-                return Some(i);
-            }
-            let oh = match kind {
-                Least::Lc | Least::Wlc => a,
-                Least::Sed | Least::Nq => a + 1,
+        let load = if LOAD_AWARE { view.reported(i) } else { RealLoad::default() };
+        if LOAD_AWARE && load.full() {
+            return false;
+        }
+        let a = if LOAD_AWARE { load.active as u64 } else { view.active(i) as u64 };
+        // Load-aware: an IVR's reported capacity is its weight, so wlc,
+        // sed and nq pick the least load relative to capacity (like
+        // Kamailio's call-load distribution); without a report, the
+        // configured weight.
+        let w = if LOAD_AWARE && load.capacity > 0 { load.capacity as u64 } else { r.weight as u64 };
+        if KIND == LEAST_NQ && a == 0 {
+            idle = Some(i);
+            return true;
+        }
+        let oh = if KIND == LEAST_SED || KIND == LEAST_NQ { a + 1 } else { a };
+        // SAFETY: as above.
+        unsafe {
+            let better = if (*st).best == u32::MAX {
+                true
+            } else if KIND == LEAST_LC {
+                oh < (*st).best_oh
+            } else {
+                oh * (*st).best_w < (*st).best_oh * w
             };
-            // SAFETY: as above.
-            unsafe {
-                let better = if (*st).best == u32::MAX {
-                    true
-                } else if kind == Least::Lc {
-                    oh < (*st).best_oh
-                } else {
-                    oh * (*st).best_w < (*st).best_oh * w
-                };
-                if better {
-                    (*st).best = i;
-                    (*st).best_oh = oh;
-                    (*st).best_w = w;
-                }
+            if better {
+                (*st).best = i;
+                (*st).best_oh = oh;
+                (*st).best_w = w;
             }
         }
-        i += 1;
+        false
+    });
+    if idle.is_some() {
+        return idle;
     }
     // SAFETY: as above.
     let best = unsafe { (*st).best };

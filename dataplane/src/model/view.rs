@@ -79,4 +79,11 @@ impl SchedView for View<'_> {
     fn least_scratch(&self) -> *mut sched::LeastScratch {
         self.least.get()
     }
+    fn repeat<F: FnMut(u32) -> bool>(&self, count: u32, mut body: F) {
+        for k in 0..count {
+            if body(k) {
+                break;
+            }
+        }
+    }
 }
