@@ -92,6 +92,7 @@ enum Bench {
     Failover,
     Sync,
     Calls,
+    Faults,
     Reload,
     Startup,
 }
@@ -103,6 +104,7 @@ impl Bench {
             Bench::Failover => "failover",
             Bench::Sync => "sync",
             Bench::Calls => "calls",
+            Bench::Faults => "faults",
             Bench::Reload => "reload",
             Bench::Startup => "startup",
         }
@@ -166,7 +168,12 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             setup::run()?;
             if matches!(
                 which,
-                Bench::Failover | Bench::Sync | Bench::Calls | Bench::Reload | Bench::Startup
+                Bench::Failover
+                    | Bench::Sync
+                    | Bench::Calls
+                    | Bench::Faults
+                    | Bench::Reload
+                    | Bench::Startup
             ) {
                 // These benches run `tandemd` (and `tandemctl`) as binaries,
                 // found next to `tandem-bench` in the same target directory.

@@ -55,32 +55,39 @@ impl Ivr {
 /// Starts an IVR on every IVR host of `lab` (files in `dir`), with
 /// heartbeats to both directors if `heartbeats`, RTP echo if `rtp`.
 pub fn start_ivrs(lab: &Lab, dir: &Path, heartbeats: bool, rtp: bool) -> Result<Vec<Ivr>> {
-    let mut out = Vec::new();
-    for (k, host) in lab.ivrs().into_iter().enumerate() {
-        let o = IvrOptions {
-            rtp,
-            ..IvrOptions::for_host(host, lab.vip())
-        };
-        let sipp =
-            SippIvr::start(dir, &o).with_context(|| format!("starting SIPp on {}", host.name))?;
-        let node_id = tandemd::ivr_node_id(k);
-        let heartbeat = if heartbeats {
-            Some(
-                IvrHeartbeat::start_in_pair_lab(lab, k, IVR_HEARTBEAT_INTERVAL, 100)
-                    .map_err(|e: LabError| anyhow::anyhow!(e))?,
-            )
-        } else {
-            None
-        };
-        out.push(Ivr {
-            name: host.name.clone(),
-            addr: host.addr(),
-            node_id,
-            sipp,
-            heartbeat,
-        });
-    }
-    Ok(out)
+    (0..lab.ivrs().len())
+        .map(|k| start_ivr(lab, dir, k, heartbeats, rtp))
+        .collect()
+}
+
+/// Starts the IVR of IVR host `k` (0-based) of `lab`, as [`start_ivrs`]
+/// does for each (again after [`Ivr::kill`], say).
+pub fn start_ivr(lab: &Lab, dir: &Path, k: usize, heartbeats: bool, rtp: bool) -> Result<Ivr> {
+    let ivrs = lab.ivrs();
+    let host = ivrs
+        .get(k)
+        .with_context(|| format!("the lab has no IVR host {k}"))?;
+    let o = IvrOptions {
+        rtp,
+        ..IvrOptions::for_host(host, lab.vip())
+    };
+    let sipp = SippIvr::start(dir, &o).with_context(|| format!("starting SIPp on {}", host.name))?;
+    let node_id = tandemd::ivr_node_id(k);
+    let heartbeat = if heartbeats {
+        Some(
+            IvrHeartbeat::start_in_pair_lab(lab, k, IVR_HEARTBEAT_INTERVAL, 100)
+                .map_err(|e: LabError| anyhow::anyhow!(e))?,
+        )
+    } else {
+        None
+    };
+    Ok(Ivr {
+        name: host.name.clone(),
+        addr: host.addr(),
+        node_id,
+        sipp,
+        heartbeat,
+    })
 }
 
 /// Whether `d` reports every UDP real server alive (heard from).

@@ -2,7 +2,8 @@
 //! the dispatcher's cost per packet ([`dispatch`], with its end-to-end half
 //! [`live`]), director failover against keepalived ([`failover`], with
 //! span takeover on simulated cards [`spans`]), state sync ([`sync`]),
-//! real SIP calls through a pair ([`calls`]) and live reloads and edits
+//! real SIP calls through a pair ([`calls`]), the fault campaign under
+//! SIP load ([`faults`]) and live reloads and edits
 //! on a pair under SIP load ([`reload`]), and `tandemd`'s start-up to
 //! ready against keepalived's and a trivial XDP program's ([`startup`]).
 //!
@@ -15,6 +16,7 @@
 pub mod calls;
 pub mod dispatch;
 pub mod failover;
+pub mod faults;
 pub mod live;
 pub mod reload;
 pub mod spans;

@@ -1,6 +1,6 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync`, `calls` and
+//! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync`, `calls`, `faults` and
 //! `reload` (`--edits N`, `--big-rounds N`) and `startup`.
 
 use std::process::ExitCode;
@@ -37,6 +37,10 @@ enum Which {
     Sync,
     /// End-to-end calls through the lab (SIPp).
     Calls,
+    /// The fault campaign: each fault injected under SIP load, calls lost
+    /// and times to recover (`TANDEM_BENCH_FAULTS`, `TANDEM_BENCH_TRIALS`,
+    /// `TANDEM_BENCH_RATE`, `TANDEM_BENCH_CALL_MS`, `TANDEM_BENCH_PLACING_S`).
+    Faults,
     /// Live changes on a pair under SIP load: weight edits (reply, the
     /// daemon's read and apply, the standby holding them) and reloads of
     /// the design maximum (64 services × 32 real servers).
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Which::Failover { noisy, steal } => failover(noisy, steal),
         Which::Sync => sync(),
         Which::Calls => calls(),
+        Which::Faults => faults(),
         Which::Reload { edits, big_rounds } => reload(edits as usize, big_rounds as usize),
         Which::Startup => startup(),
     }
@@ -132,6 +137,30 @@ fn calls() -> ExitCode {
         }
         Err(e) => {
             eprintln!("tandem-bench calls: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `TANDEMD`, `TANDEMCTL` (default: next to this binary), and the
+/// campaign's variables (`tandem_tests::bench::faults`).
+fn faults() -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    let opts = match tandem_tests::bench::faults::Options::from_env() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tandem-bench faults: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match tandem_tests::bench::faults::run(&out, opts) {
+        Ok(md) => {
+            println!("{md}");
+            println!("written: {}/faults.json, faults.md", out.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench faults: {e:#}");
             ExitCode::FAILURE
         }
     }
