@@ -94,6 +94,8 @@ enum Bench {
     Calls,
     Reload,
     Startup,
+    /// Computed from the other benches' reports: no lab, no root, no daemons.
+    Availability,
 }
 
 impl Bench {
@@ -105,6 +107,7 @@ impl Bench {
             Bench::Calls => "calls",
             Bench::Reload => "reload",
             Bench::Startup => "startup",
+            Bench::Availability => "availability",
         }
     }
 }
@@ -170,6 +173,7 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             ) {
                 // These benches run `tandemd` (and `tandemctl`) as binaries,
                 // found next to `tandem-bench` in the same target directory.
+                // (`availability` runs nothing: it reads their reports.)
                 let status = build_daemons()?;
                 if !status.success() {
                     return Ok(exit_code(status));
