@@ -95,6 +95,8 @@ enum Bench {
     Faults,
     Reload,
     Startup,
+    /// Computed from the other benches' reports: no lab, no root, no daemons.
+    Availability,
 }
 
 impl Bench {
@@ -107,6 +109,7 @@ impl Bench {
             Bench::Faults => "faults",
             Bench::Reload => "reload",
             Bench::Startup => "startup",
+            Bench::Availability => "availability",
         }
     }
 }
@@ -177,6 +180,7 @@ fn run(cmd: Cmd) -> Result<ExitCode> {
             ) {
                 // These benches run `tandemd` (and `tandemctl`) as binaries,
                 // found next to `tandem-bench` in the same target directory.
+                // (`availability` runs nothing: it reads their reports.)
                 let status = build_daemons()?;
                 if !status.success() {
                     return Ok(exit_code(status));

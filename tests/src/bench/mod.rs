@@ -5,7 +5,9 @@
 //! real SIP calls through a pair ([`calls`]), the fault campaign under
 //! SIP load ([`faults`]) and live reloads and edits
 //! on a pair under SIP load ([`reload`]), and `tandemd`'s start-up to
-//! ready against keepalived's and a trivial XDP program's ([`startup`]).
+//! ready against keepalived's and a trivial XDP program's ([`startup`]);
+//! and, from those reports and stated assumptions, the availability of a
+//! single director and of the pairs ([`availability`]: no lab, no root).
 //!
 //! Each writes its JSON and Markdown report into the directory it is
 //! given and returns the Markdown. They build on [`crate::lab`] and
@@ -13,6 +15,7 @@
 //! what their measurement needs (the failover bench's stamped daemon
 //! output, link setter and probe stream).
 
+pub mod availability;
 pub mod calls;
 pub mod dispatch;
 pub mod failover;

@@ -1,7 +1,8 @@
 //! `tandem-bench`: tandem's benchmarks, run by `cargo xtask bench <which>`.
 //!
-//! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync`, `calls`, `faults` and
-//! `reload` (`--edits N`, `--big-rounds N`) and `startup`.
+//! `dispatch`, `failover` (`--noisy`, `--steal PCT`), `sync`, `calls`,
+//! `faults`, `reload` (`--edits N`, `--big-rounds N`), `startup` and
+//! `availability` (computed from the others' reports: no lab, no root).
 
 use std::process::ExitCode;
 
@@ -58,6 +59,11 @@ enum Which {
     /// peer), against keepalived's and a trivial XDP program's
     /// (`TANDEM_BENCH_STARTS`, default 20).
     Startup,
+    /// Steady-state availability, downtime and calls lost per year of a
+    /// single director, keepalived pairs and tandem's pair, from
+    /// failover.json (and calls.json, startup.json) and stated assumptions
+    /// (`TANDEM_AVAIL_*`); no lab, no root.
+    Availability,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +75,27 @@ fn main() -> ExitCode {
         Which::Faults => faults(),
         Which::Reload { edits, big_rounds } => reload(edits as usize, big_rounds as usize),
         Which::Startup => startup(),
+        Which::Availability => availability(),
+    }
+}
+
+/// `TANDEM_AVAIL_*` (see `tandem_tests::bench::availability`); reads and
+/// writes `bench/results/`.
+fn availability() -> ExitCode {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
+    match tandem_tests::bench::availability::run(&out) {
+        Ok(md) => {
+            println!("{md}");
+            println!(
+                "written: {}/availability.json, availability.md",
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tandem-bench availability: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
