@@ -55,21 +55,42 @@ impl Ivr {
 /// Starts an IVR on every IVR host of `lab` (files in `dir`), with
 /// heartbeats to both directors if `heartbeats`, RTP echo if `rtp`.
 pub fn start_ivrs(lab: &Lab, dir: &Path, heartbeats: bool, rtp: bool) -> Result<Vec<Ivr>> {
+    start_ivrs_for(lab, dir, heartbeats, rtp, None)
+}
+
+/// [`start_ivrs`] with each SIPp quitting after `lifetime` instead of
+/// `IvrOptions`' default (a run longer than it: the fault campaign).
+pub fn start_ivrs_for(
+    lab: &Lab,
+    dir: &Path,
+    heartbeats: bool,
+    rtp: bool,
+    lifetime: Option<Duration>,
+) -> Result<Vec<Ivr>> {
     (0..lab.ivrs().len())
-        .map(|k| start_ivr(lab, dir, k, heartbeats, rtp))
+        .map(|k| start_ivr(lab, dir, k, heartbeats, rtp, lifetime))
         .collect()
 }
 
-/// Starts the IVR of IVR host `k` (0-based) of `lab`, as [`start_ivrs`]
-/// does for each (again after [`Ivr::kill`], say).
-pub fn start_ivr(lab: &Lab, dir: &Path, k: usize, heartbeats: bool, rtp: bool) -> Result<Ivr> {
+/// Starts the IVR of IVR host `k` (0-based) of `lab`, as
+/// [`start_ivrs_for`] does for each (again after [`Ivr::kill`], say).
+pub fn start_ivr(
+    lab: &Lab,
+    dir: &Path,
+    k: usize,
+    heartbeats: bool,
+    rtp: bool,
+    lifetime: Option<Duration>,
+) -> Result<Ivr> {
     let ivrs = lab.ivrs();
     let host = ivrs
         .get(k)
         .with_context(|| format!("the lab has no IVR host {k}"))?;
+    let base = IvrOptions::for_host(host, lab.vip());
     let o = IvrOptions {
         rtp,
-        ..IvrOptions::for_host(host, lab.vip())
+        lifetime: lifetime.unwrap_or(base.lifetime),
+        ..base
     };
     let sipp = SippIvr::start(dir, &o).with_context(|| format!("starting SIPp on {}", host.name))?;
     let node_id = tandemd::ivr_node_id(k);

@@ -158,6 +158,13 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T, ok: impl Fn(&T) -> bool
 }
 
 impl Options {
+    /// How long the IVRs' SIPp may run: the whole campaign, bounded (a
+    /// trial takes its placing, a call, and at most ~60 s of waits).
+    pub fn ivr_lifetime(&self) -> Duration {
+        let per_trial = u64::from(self.placing_s) + self.call_ms / 1000 + 60;
+        Duration::from_secs((per_trial * (self.trials * self.faults.len()) as u64 + 120).min(6 * 3600))
+    }
+
     pub fn from_env() -> Result<Options> {
         let faults = match std::env::var("TANDEM_BENCH_FAULTS") {
             Err(_) => Fault::ALL.to_vec(),
@@ -271,6 +278,11 @@ fn trial(
             pair.b.sync()
         );
     }
+    if let Some(dead) = ivrs.iter_mut().position(|i| !i.sipp.running()) {
+        // Its heartbeats go on, so the directors cannot tell: the trial's
+        // calls would fail for a reason that is not the fault.
+        bail!("{} trial {n}: the SIPp of {} is not running", fault.name(), ivrs[dead].name);
+    }
     let a_active = settled_roles(pair).unwrap_or(true);
     let seqs = (last_seq(&pair.a), last_seq(&pair.b));
     let mut restarted = (false, false);
@@ -362,7 +374,7 @@ fn trial(
             pair.lab.set_link(act_name, ifname, true)?;
         }
         Fault::IvrKill => {
-            ivrs[ivr_k] = calls::start_ivr(&pair.lab, dir, ivr_k, true, false)?;
+            ivrs[ivr_k] = calls::start_ivr(&pair.lab, dir, ivr_k, true, false, Some(o.ivr_lifetime()))?;
         }
         Fault::IvrHang => {
             std::thread::sleep(FAULT_HOLD.saturating_sub(t0.elapsed()));
@@ -380,6 +392,13 @@ fn trial(
         .iter()
         .map(|(d, seq, fresh)| acquisitions(d, if *fresh { 0 } else { *seq }))
         .sum::<u64>();
+    if r.stats.created() > 0 && r.stats.successful() == 0 {
+        bail!(
+            "{} trial {n}: no call got through at all ({}): the lab, not the fault",
+            fault.name(),
+            r.stats.summary()
+        );
+    }
     let mut v = attribute(&r, t_fault);
     v["trial"] = json!(n);
     v["fault"] = json!(fault.name());
@@ -510,7 +529,7 @@ pub fn run(out: &Path, o: Options) -> Result<String> {
         ..PairOptions::default()
     };
     let mut pair = Pair::start(4, &po, dir.path(), &o.bins, None)?;
-    let mut ivrs = calls::start_ivrs(&pair.lab, dir.path(), true, false)?;
+    let mut ivrs = calls::start_ivrs_for(&pair.lab, dir.path(), true, false, Some(o.ivr_lifetime()))?;
     if !wait_for(Duration::from_secs(10), || calls::reals_alive(&pair.a, 4)) {
         bail!("a does not hear every IVR: {:?}", pair.a.reals());
     }
@@ -535,7 +554,7 @@ pub fn run(out: &Path, o: Options) -> Result<String> {
                     drop(ivrs);
                     drop(pair);
                     pair = Pair::start(4, &po, dir.path(), &o.bins, None)?;
-                    ivrs = calls::start_ivrs(&pair.lab, dir.path(), true, false)?;
+                    ivrs = calls::start_ivrs_for(&pair.lab, dir.path(), true, false, Some(o.ivr_lifetime()))?;
                 }
             }
         }
