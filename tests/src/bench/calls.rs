@@ -85,11 +85,20 @@ impl Options {
 }
 
 /// A small xorshift generator for the kill instants (no dependency, seeded
-/// from the clock, the seed written to the report).
-struct Rng(u64);
+/// from the clock, the seed written to the report; the fault campaign's
+/// fault instants too).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next_f64(&mut self) -> f64 {
+    /// Seeded from the wall clock (never 0); the seed is `self.0`.
+    pub(crate) fn from_clock() -> Rng {
+        Rng(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1)
+    }
+
+    pub(crate) fn next_f64(&mut self) -> f64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -385,11 +394,8 @@ pub fn run(out: &Path, opts: Options) -> Result<String> {
     if !wait_for(Duration::from_secs(10), || calls::reals_alive(&pair.a, 4)) {
         bail!("a does not hear every IVR: {:?}", pair.a.reals());
     }
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-        | 1;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
+    let seed = rng.0;
     let mut cycles = Vec::new();
     for n in 1..=opts.failovers {
         cycles.push(failover_cycle(

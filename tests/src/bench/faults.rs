@@ -57,6 +57,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tandem_control::events::Event;
 
+use super::calls::Rng;
 use crate::actors::calls::{self, Ivr};
 use crate::actors::sipp::{self, CallerOptions, CallerReport};
 use crate::lab::tandemd::{Binaries, Director, Pair, PairOptions, WorkDir, wait_for};
@@ -188,19 +189,6 @@ impl Options {
             call_ms: env_num("TANDEM_BENCH_CALL_MS", 5000, |n| (100..=120_000).contains(n))?,
             placing_s: env_num("TANDEM_BENCH_PLACING_S", 8, |n| (6..=600).contains(n))?,
         })
-    }
-}
-
-/// A small xorshift generator for the fault instants (seeded from the
-/// clock, the seed written to the report).
-struct Rng(u64);
-
-impl Rng {
-    fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -533,11 +521,8 @@ pub fn run(out: &Path, o: Options) -> Result<String> {
     if !wait_for(Duration::from_secs(10), || calls::reals_alive(&pair.a, 4)) {
         bail!("a does not hear every IVR: {:?}", pair.a.reals());
     }
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-        | 1;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_clock();
+    let seed = rng.0;
     let mut per_fault = Vec::new();
     let mut all_trials = Vec::new();
     for &fault in &o.faults {
