@@ -45,7 +45,8 @@
 //! soak. `TANDEM_BENCH_FAULTS` (comma-separated names) picks faults,
 //! `TANDEM_BENCH_TRIALS` (default 10), `TANDEM_BENCH_RATE` (calls/s,
 //! default 100), `TANDEM_BENCH_CALL_MS` (default 5000),
-//! `TANDEM_BENCH_PLACING_S` (default 8).
+//! `TANDEM_BENCH_PLACING_S` (default 8), `TANDEM_BENCH_HEARTBEAT_MS` (the
+//! pair's heartbeat interval, × 3; default 10, the lab's).
 //!
 //! Writes `faults.json` and `faults.md`. Every wait is bounded; processes
 //! are signalled by PID; the lab goes with its `Drop`.
@@ -146,6 +147,8 @@ pub struct Options {
     pub rate: u32,
     pub call_ms: u64,
     pub placing_s: u32,
+    /// The pair's heartbeat interval (× 3), ms: the lab's 10 by default.
+    pub heartbeat_ms: u32,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T, ok: impl Fn(&T) -> bool) -> Result<T> {
@@ -188,6 +191,7 @@ impl Options {
             rate: env_num("TANDEM_BENCH_RATE", 100, |n| (1..=2000).contains(n))?,
             call_ms: env_num("TANDEM_BENCH_CALL_MS", 5000, |n| (100..=120_000).contains(n))?,
             placing_s: env_num("TANDEM_BENCH_PLACING_S", 8, |n| (6..=600).contains(n))?,
+            heartbeat_ms: env_num("TANDEM_BENCH_HEARTBEAT_MS", 10, |n| (1..=1000).contains(n))?,
         })
     }
 }
@@ -514,6 +518,7 @@ pub fn run(out: &Path, o: Options) -> Result<String> {
     let dir = WorkDir::new("bench-faults")?;
     let po = PairOptions {
         scheduler: "mh".into(),
+        heartbeat_interval_ms: o.heartbeat_ms,
         ..PairOptions::default()
     };
     let mut pair = Pair::start(4, &po, dir.path(), &o.bins, None)?;
@@ -558,6 +563,7 @@ pub fn run(out: &Path, o: Options) -> Result<String> {
             "rate_cps": o.rate,
             "call_ms": o.call_ms,
             "placing_s": o.placing_s,
+            "heartbeat_ms": o.heartbeat_ms,
             "trials_per_fault": o.trials,
             "fault_hold_ms": FAULT_HOLD.as_millis() as u64,
             "slow_setup_ms": SLOW_SETUP_S * 1e3,
@@ -616,11 +622,12 @@ fn markdown(r: &Value) -> String {
     let st = &r["setup"];
     s.push_str("# Fault campaign: faults under SIP load in the pair lab\n\n");
     s.push_str(&format!(
-        "`cargo xtask bench faults`: {}; {} calls/s for {} s per trial, calls of {} ms (no RTP), four SIPp IVRs, UDP service mh + `sip_persist`, state sync on; {} trials per fault; {} CPUs; {} s in all; seed {}.\n\n",
+        "`cargo xtask bench faults`: {}; {} calls/s for {} s per trial, calls of {} ms (no RTP), four SIPp IVRs, UDP service mh + `sip_persist`, state sync on, heartbeats {} ms × 3; {} trials per fault; {} CPUs; {} s in all; seed {}.\n\n",
         r["sipp"].as_str().unwrap_or("SIPp"),
         st["rate_cps"],
         st["placing_s"],
         st["call_ms"],
+        st["heartbeat_ms"],
         st["trials_per_fault"],
         st["cpus"],
         r["elapsed_s"],
