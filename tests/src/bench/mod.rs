@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod failover;
 pub mod faults;
 pub mod live;
+pub mod observe;
 pub mod reload;
 pub mod spans;
 pub mod startup;

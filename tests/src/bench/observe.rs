@@ -1,0 +1,1088 @@
+//! Two observers for the fault campaign, measuring a pair from outside its
+//! daemons: what the directors put on the service network
+//! ([`DualActiveWatch`]) and what the client sees of the service
+//! ([`ClientProbe`]). Both stamp on CLOCK_REALTIME, in nanoseconds since
+//! the epoch, the clock of [`crate::actors::sipp::wall_now`], so their
+//! windows are given as `f64` seconds of that clock (a fault instant and
+//! what follows it). They record; the analysis is in pure functions
+//! ([`dual_active`], [`probe_window`]) that need no root.
+//!
+//! # Dual-active time
+//!
+//! One AF_PACKET socket per director, bound to the bridge-side veth of its
+//! `eth0` in the switch namespace. A frame that arrives on that port from
+//! the director (any packet type but PACKET_OUTGOING, which is the bridge
+//! sending to the director) is exactly a frame the director transmitted.
+//! Two kinds are claims on the VIP ([`classify`]):
+//!
+//! - [`Kind::Forward`]: IPv4 (at most one VLAN tag) with destination VIP:
+//!   the director forwarded VIP traffic (in DR mode its XDP program
+//!   rewrites the MACs and sends the frame back out of `eth0`);
+//! - [`Kind::ArpClaim`]: an ARP reply whose sender address is the VIP, or a
+//!   gratuitous ARP request (sender = target = VIP).
+//!
+//! Each is stamped with the kernel's receive time on the bridge port
+//! (SO_TIMESTAMPNS, CLOCK_REALTIME), or, if a frame carries no stamp, the
+//! wall clock when the watcher read it.
+//!
+//! Definition. Within a window, each director's claims (both kinds) are
+//! sorted and merged into *claim spans*: consecutive claims less than
+//! [`MERGE_GAP_NS`] (20 ms, twenty frame periods of a 1 kHz stream)
+//! apart belong to one span `[first, last]`; a claim with no other within
+//! that distance is a *lone* span of length zero. Dual-active time is the
+//! total length of the intersection of A's spans with B's, plus
+//! [`LONE_NS`] (1 ms, one frame period) for every lone span of one
+//! director that lies within a span of the other (an intersection of
+//! length zero that is still two directors claiming at once). So a clean
+//! handover (A's last frame at t, B's first at t + 2 ms) counts 0; both
+//! forwarding for 50 ms counts 50 ms; an old active's stray frame 0.5 ms
+//! after the new one started, within 20 ms of its own earlier frames,
+//! counts 0.5 ms. Spans are cut at the window's edges. With traffic
+//! sparser than one frame per 20 ms, streams fall apart into lone spans
+//! and only lone-in-span coincidences count.
+//!
+//! # The client's probe gap
+//!
+//! From the client's namespace, one UDP datagram `p<seq>` every
+//! [`PROBE_EVERY`] to a target (VIP:port, or any address), from one
+//! socket; a responder
+//! ([`crate::actors::responder::spawn_udp_responder`]) answers `<name>
+//! p<seq>`. Every send and first reply is stamped on the wall clock. In a
+//! window ([`probe_window`]), over the probes *sent* in it:
+//!
+//! - *lost*: probes without a reply;
+//! - *gap*: the longest interval between the send times of two answered
+//!   probes with nothing answered between them, over the pairs that
+//!   enclose a lost probe sent in the window or that both lie in it. A run
+//!   of lost probes straddling a window edge is measured whole; one that
+//!   no answered probe follows yet is measured to its last probe and
+//!   flagged open (a lower bound). Without loss the gap is the send
+//!   period, about 1 ms.
+//!
+//! The watcher's threads and the probe's end after [`MAX_LIFETIME`], and
+//! all memory is capped: [`MAX_EVENTS`] events (drops counted), one slot
+//! per probe up to the probe count given.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use nix::errno::Errno;
+use nix::sys::socket::{ControlMessageOwned, LinkAddr, MsgFlags, recvmsg, setsockopt, sockopt};
+use nix::sys::time::TimeVal;
+use serde::Serialize;
+use tandem_dataplane::monotonic_ns;
+
+use crate::lab::wait::sleep_until_ns;
+use crate::lab::{self, Lab, netns};
+
+/// Claims of one director closer than this belong to one claim span.
+pub const MERGE_GAP_NS: u64 = 20_000_000;
+/// What a lone claim inside the other director's span counts: one frame period.
+pub const LONE_NS: u64 = 1_000_000;
+/// The most events a [`DualActiveWatch`] keeps; later ones are counted as dropped.
+pub const MAX_EVENTS: usize = 2_000_000;
+/// The longest an observer's threads run, whatever their handles do.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(3 * 3600);
+/// The probe period of a [`ClientProbe`].
+pub const PROBE_EVERY: Duration = Duration::from_millis(1);
+/// Probes a [`ClientProbe::start`] sends at most: [`MAX_LIFETIME`] at 1 kHz.
+pub const MAX_PROBES: usize = 10_800_000;
+/// A probe younger than this is neither lost nor answered yet to [`ClientProbe::window`].
+pub const REPLY_WAIT_NS: u64 = 200_000_000;
+/// How long a blocked receive waits before looking at its stop flag.
+const RECV_TIMEOUT: Duration = Duration::from_millis(20);
+/// The receive buffer asked for on each bridge port (bursts at takeover).
+const PORT_RCVBUF: usize = 4 << 20;
+
+/// CLOCK_REALTIME now, in nanoseconds since the epoch.
+pub fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Seconds since the epoch (as [`crate::actors::sipp::wall_now`]) to
+/// nanoseconds; negative and NaN give 0.
+fn s_to_ns(s: f64) -> u64 {
+    (s * 1e9).round() as u64
+}
+
+/// One director of a pair lab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Director {
+    A,
+    B,
+}
+
+impl Director {
+    /// Its host name in the lab ([`lab::DIRECTOR_A`], [`lab::DIRECTOR_B`]).
+    pub fn host(self) -> &'static str {
+        match self {
+            Director::A => lab::DIRECTOR_A,
+            Director::B => lab::DIRECTOR_B,
+        }
+    }
+}
+
+/// What a director's frame claims (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Kind {
+    /// IPv4 to the VIP: it forwarded VIP traffic.
+    Forward,
+    /// An ARP reply from the VIP, or a gratuitous ARP for it.
+    ArpClaim,
+}
+
+/// One claim seen on a director's bridge port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Seen {
+    /// Receive time on the bridge port: CLOCK_REALTIME, ns since the epoch.
+    pub at_ns: u64,
+    pub director: Director,
+    pub kind: Kind,
+}
+
+/// What a frame a director sent claims on `vip`, if anything.
+pub fn classify(frame: &[u8], vip: Ipv4Addr) -> Option<Kind> {
+    let be16 = |o: usize| {
+        frame
+            .get(o..o + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (mut ethertype, mut l3) = (be16(12)?, 14);
+    if ethertype == 0x8100 || ethertype == 0x88a8 {
+        (ethertype, l3) = (be16(16)?, 18);
+    }
+    let ip = |o: usize| Ipv4Addr::new(frame[o], frame[o + 1], frame[o + 2], frame[o + 3]);
+    match ethertype {
+        0x0800 => {
+            let hdr = frame.get(l3..l3 + 20)?;
+            (hdr[0] >> 4 == 4 && ip(l3 + 16) == vip).then_some(Kind::Forward)
+        }
+        0x0806 => {
+            let arp = frame.get(l3..l3 + 28)?;
+            if arp[..6] != [0x00, 0x01, 0x08, 0x00, 6, 4] {
+                return None;
+            }
+            let op = u16::from_be_bytes([arp[6], arp[7]]);
+            let (spa, tpa) = (ip(l3 + 14), ip(l3 + 24));
+            (spa == vip && (op == 2 || (op == 1 && tpa == vip))).then_some(Kind::ArpClaim)
+        }
+        _ => None,
+    }
+}
+
+/// Dual-active time and the claims it was computed from, in one window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct DualActive {
+    /// Dual-active time (module doc), milliseconds.
+    pub ms: f64,
+    /// [`Kind::Forward`] frames of director A in the window.
+    pub frames_a: u64,
+    pub frames_b: u64,
+    /// [`Kind::ArpClaim`] frames of director A in the window.
+    pub arp_a: u64,
+    pub arp_b: u64,
+}
+
+impl DualActive {
+    /// Whether both directors claimed the VIP at all in the window.
+    pub fn both_seen(&self) -> bool {
+        self.frames_a + self.arp_a > 0 && self.frames_b + self.arp_b > 0
+    }
+}
+
+/// Dual-active time of `events` (in any order) between `from_s` and
+/// `to_s` (wall-clock seconds, both included), with the claim counts.
+pub fn dual_active(events: &[Seen], from_s: f64, to_s: f64) -> DualActive {
+    let (from, to) = (s_to_ns(from_s), s_to_ns(to_s));
+    let mut out = DualActive::default();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for e in events.iter().filter(|e| (from..=to).contains(&e.at_ns)) {
+        let (times, frames, arps) = match e.director {
+            Director::A => (&mut a, &mut out.frames_a, &mut out.arp_a),
+            Director::B => (&mut b, &mut out.frames_b, &mut out.arp_b),
+        };
+        times.push(e.at_ns);
+        match e.kind {
+            Kind::Forward => *frames += 1,
+            Kind::ArpClaim => *arps += 1,
+        }
+    }
+    out.ms = overlap_ns(&claim_spans(a), &claim_spans(b)) as f64 / 1e6;
+    out
+}
+
+/// [`dual_active`]'s time alone, in milliseconds.
+pub fn dual_active_ms(events: &[Seen], from_s: f64, to_s: f64) -> f64 {
+    dual_active(events, from_s, to_s).ms
+}
+
+/// Sorted claim times → disjoint spans `[first, last]`, merged below [`MERGE_GAP_NS`].
+fn claim_spans(mut times: Vec<u64>) -> Vec<(u64, u64)> {
+    times.sort_unstable();
+    let mut spans: Vec<(u64, u64)> = Vec::new();
+    for t in times {
+        match spans.last_mut() {
+            Some(last) if t - last.1 < MERGE_GAP_NS => last.1 = t,
+            _ => spans.push((t, t)),
+        }
+    }
+    spans
+}
+
+/// Length of the intersection of two sorted disjoint span lists, plus
+/// [`LONE_NS`] per lone span touching a span of the other list.
+fn overlap_ns(a: &[(u64, u64)], b: &[(u64, u64)]) -> u64 {
+    let (mut i, mut j, mut total) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        let (lo, hi) = (a[i].0.max(b[j].0), a[i].1.min(b[j].1));
+        if hi > lo {
+            total += hi - lo;
+        } else if hi == lo && (a[i].0 == a[i].1 || b[j].0 == b[j].1) {
+            total += LONE_NS;
+        }
+        if a[i].1 < b[j].1 {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    total
+}
+
+/// A check on a libc return value, naming the call.
+fn check(r: libc::c_int, what: impl FnOnce() -> String) -> Result<()> {
+    if r < 0 {
+        bail!("{}: {}", what(), std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A packet socket in `ns` bound to `ifindex` for every protocol, with
+/// kernel receive stamps and a receive timeout.
+fn open_port(ns: &str, ifname: &str, ifindex: u32) -> Result<OwnedFd> {
+    let what = format!("{ifname} (ifindex {ifindex}) in namespace {ns}");
+    let fd = netns::try_in_netns(ns, || -> Result<OwnedFd> {
+        // Protocol 0: nothing is queued until the bind names the port.
+        // SAFETY: socket(2); the fd is owned right after.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        check(raw, || "socket(AF_PACKET)".into())?;
+        // SAFETY: raw is a fresh fd nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: an all-zero sockaddr_ll is valid; the fields are set below.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex as i32;
+        // SAFETY: sll is a valid sockaddr_ll of the size passed.
+        let r = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&raw const sll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        check(r, || "bind(AF_PACKET, ETH_P_ALL)".into())?;
+        Ok(fd)
+    })
+    .with_context(|| format!("entering namespace {ns}"))?
+    .with_context(|| format!("opening a packet socket on {what}"))?;
+    setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
+        .with_context(|| format!("SO_TIMESTAMPNS on {what}"))?;
+    let timeout = TimeVal::new(0, RECV_TIMEOUT.as_micros() as libc::suseconds_t);
+    setsockopt(&fd, sockopt::ReceiveTimeout, &timeout)
+        .with_context(|| format!("SO_RCVTIMEO on {what}"))?;
+    // Best effort: a bigger buffer, and frames to the director left out
+    // in the kernel (the receive loop skips them anyway).
+    let _ = setsockopt(&fd, sockopt::RcvBufForce, &PORT_RCVBUF);
+    let one: libc::c_int = 1;
+    // SAFETY: one is a valid c_int of the size passed.
+    let _ = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_IGNORE_OUTGOING,
+            (&raw const one).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    Ok(fd)
+}
+
+/// Frames the kernel dropped on a packet socket since the last call (PACKET_STATISTICS).
+fn kernel_drops(fd: &OwnedFd) -> u64 {
+    // SAFETY: an all-zero tpacket_stats is valid.
+    let mut st: libc::tpacket_stats = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: st and len are valid for the size passed.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&raw mut st).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 { 0 } else { u64::from(st.tp_drops) }
+}
+
+/// What the recorder threads share.
+#[derive(Default)]
+struct EventLog {
+    events: Vec<Seen>,
+    dropped: u64,
+}
+
+/// Records every claim on the VIP that directors a and b of a pair lab
+/// send on the service network (module doc), until dropped or
+/// [`MAX_LIFETIME`].
+pub struct DualActiveWatch {
+    ports: Vec<Arc<OwnedFd>>,
+    log: Arc<Mutex<EventLog>>,
+    kernel_dropped: AtomicU64,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl DualActiveWatch {
+    /// Opens a packet socket on the bridge-side veth of each director's
+    /// `eth0` in `lab`'s switch namespace and starts recording.
+    pub fn start(lab: &Lab) -> Result<DualActiveWatch> {
+        let vip = lab.vip();
+        let log = Arc::new(Mutex::new(EventLog::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut watch = DualActiveWatch {
+            ports: Vec::new(),
+            log,
+            kernel_dropped: AtomicU64::new(0),
+            stop,
+            threads: Vec::new(),
+        };
+        // From here on an error drops `watch`, which stops what was started.
+        for director in [Director::A, Director::B] {
+            let iface = lab
+                .iface(director.host(), "eth0")
+                .with_context(|| format!("director {}'s eth0", director.host()))?;
+            let fd = Arc::new(open_port(&iface.peer_ns, &iface.peer, iface.peer_ifindex)?);
+            let (fd_t, log_t, stop_t) = (fd.clone(), watch.log.clone(), watch.stop.clone());
+            let ifindex = iface.peer_ifindex as usize;
+            let thread = std::thread::Builder::new()
+                .name(format!("dual watch {}", director.host()))
+                .spawn(move || record(&fd_t, ifindex, director, vip, &log_t, &stop_t))
+                .with_context(|| format!("spawning the recorder of {}", iface.peer))?;
+            watch.ports.push(fd);
+            watch.threads.push(thread);
+        }
+        Ok(watch)
+    }
+
+    /// A copy of every event recorded so far, in the order recorded (not
+    /// quite sorted by time: the two directors' threads interleave).
+    pub fn events(&self) -> Vec<Seen> {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .events
+            .clone()
+    }
+
+    /// [`dual_active`] over the events so far, between `from_s` and `to_s`
+    /// (wall-clock seconds, as [`crate::actors::sipp::wall_now`]).
+    pub fn window(&self, from_s: f64, to_s: f64) -> DualActive {
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        dual_active(&log.events, from_s, to_s)
+    }
+
+    /// Claims not recorded: beyond [`MAX_EVENTS`], or dropped by the
+    /// kernel on a full socket buffer (any frame; an upper bound).
+    pub fn dropped(&self) -> u64 {
+        let mut kernel = 0;
+        for fd in &self.ports {
+            kernel += kernel_drops(fd);
+        }
+        let kernel = self.kernel_dropped.fetch_add(kernel, Ordering::Relaxed) + kernel;
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).dropped + kernel
+    }
+}
+
+impl Drop for DualActiveWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The recorder of one bridge port: every claim the director sends, until
+/// `stop` or [`MAX_LIFETIME`].
+fn record(
+    fd: &OwnedFd,
+    ifindex: usize,
+    director: Director,
+    vip: Ipv4Addr,
+    log: &Mutex<EventLog>,
+    stop: &AtomicBool,
+) {
+    let deadline = Instant::now() + MAX_LIFETIME;
+    // Headers only: the kernel truncates longer frames to the buffer.
+    let mut buf = [0u8; 128];
+    let mut cmsg = nix::cmsg_space!(libc::timespec);
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let (len, pkttype, at_ns) = {
+            let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+            match recvmsg::<LinkAddr>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty())
+            {
+                Ok(msg) => {
+                    let Some(addr) = msg.address.filter(|a| a.ifindex() == ifindex) else {
+                        continue;
+                    };
+                    let stamp = msg.cmsgs().ok().and_then(|mut c| {
+                        c.find_map(|m| match m {
+                            ControlMessageOwned::ScmTimestampns(ts) => {
+                                Some(ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64)
+                            }
+                            _ => None,
+                        })
+                    });
+                    (msg.bytes, addr.pkttype(), stamp.unwrap_or_else(wall_ns))
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => {
+                    eprintln!(
+                        "dual-active watch {}: recvmsg: {e}; stopping",
+                        director.host()
+                    );
+                    return;
+                }
+            }
+        };
+        if pkttype == libc::PACKET_OUTGOING {
+            continue;
+        }
+        let Some(kind) = classify(&buf[..len.min(buf.len())], vip) else {
+            continue;
+        };
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.events.len() < MAX_EVENTS {
+            log.events.push(Seen {
+                at_ns,
+                director,
+                kind,
+            });
+        } else {
+            log.dropped += 1;
+        }
+    }
+}
+
+/// The probes of one window (module doc).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ProbeWindow {
+    /// Probes sent in the window.
+    pub sent: u64,
+    pub answered: u64,
+    pub lost: u64,
+    /// The longest gap between answered probes, milliseconds; `None`
+    /// without two answered probes or a lost one to measure.
+    pub gap_ms: Option<f64>,
+    /// The longest gap is a run of lost probes no answer has ended yet.
+    pub gap_open: bool,
+}
+
+/// Lost probes and the longest gap (module doc) among the probes sent
+/// from `from_ns` to `to_ns` (both included), given every probe's send
+/// time (`sent`, non-decreasing) and reply time (`replied`, 0: none).
+pub fn probe_window(sent: &[u64], replied: &[u64], from_ns: u64, to_ns: u64) -> ProbeWindow {
+    let n = sent.len().min(replied.len());
+    let (sent, answered) = (&sent[..n], |i: usize| replied[i] != 0);
+    let lo = sent.partition_point(|&s| s < from_ns);
+    let hi = sent.partition_point(|&s| s <= to_ns);
+    let mut out = ProbeWindow::default();
+    if lo >= hi {
+        return out;
+    }
+    out.sent = (hi - lo) as u64;
+    // (length, open) of the longest gap so far.
+    let mut gap: Option<(u64, bool)> = None;
+    let mut widen = |len: u64, open: bool| {
+        if gap.is_none_or(|(g, _)| len > g) {
+            gap = Some((len, open));
+        }
+    };
+    // The last answered probe in the window with no lost probe since.
+    let mut prev: Option<usize> = None;
+    let mut i = lo;
+    while i < hi {
+        if answered(i) {
+            out.answered += 1;
+            if let Some(p) = prev {
+                widen(sent[i] - sent[p], false);
+            }
+            prev = Some(i);
+            i += 1;
+            continue;
+        }
+        // A run of lost probes, followed whole across the window's edges.
+        let mut start = i;
+        while start > 0 && !answered(start - 1) {
+            start -= 1;
+        }
+        let mut end = i;
+        while end + 1 < n && !answered(end + 1) {
+            end += 1;
+        }
+        let left = sent[start.saturating_sub(1)];
+        match (end + 1 < n).then_some(end + 1) {
+            Some(next) => widen(sent[next] - left, false),
+            None => widen(sent[end] - left, true),
+        }
+        out.lost += (end.min(hi - 1) + 1 - i) as u64;
+        prev = None;
+        i = end + 1;
+    }
+    if let Some((len, open)) = gap {
+        out.gap_ms = Some(len as f64 / 1e6);
+        out.gap_open = open;
+    }
+    out
+}
+
+/// Every probe's send time and first reply time (0: none), wall-clock ns.
+struct ProbeLog {
+    sent: Vec<u64>,
+    replied: Vec<u64>,
+}
+
+/// A 1 kHz UDP probe stream from a lab namespace to a target, with every
+/// send and reply stamped on the wall clock (module doc). Sends until
+/// dropped, `max_probes` or [`MAX_LIFETIME`].
+pub struct ClientProbe {
+    log: Arc<Mutex<ProbeLog>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl ClientProbe {
+    /// Probes from the lab's client to VIP:`port`.
+    pub fn to_vip(lab: &Lab, port: u16) -> Result<ClientProbe> {
+        let ns = lab.ns(lab::CLIENT).context("the lab's client")?;
+        ClientProbe::start(ns, lab::CLIENT_ADDR, SocketAddrV4::new(lab.vip(), port))
+    }
+
+    /// Probes from `local` (an address of namespace `ns`, any port) to
+    /// `target`, at most [`MAX_PROBES`].
+    pub fn start(ns: &str, local: Ipv4Addr, target: SocketAddrV4) -> Result<ClientProbe> {
+        ClientProbe::start_with(ns, local, target, MAX_PROBES)
+    }
+
+    /// [`ClientProbe::start`] with at most `max_probes` probes (the memory
+    /// is reserved up front: 16 bytes per probe, touched as they are sent).
+    pub fn start_with(
+        ns: &str,
+        local: Ipv4Addr,
+        target: SocketAddrV4,
+        max_probes: usize,
+    ) -> Result<ClientProbe> {
+        let sock = netns::try_in_netns(ns, || UdpSocket::bind((local, 0)))
+            .with_context(|| format!("entering namespace {ns}"))?
+            .with_context(|| format!("binding the probe socket to {local} in namespace {ns}"))?;
+        sock.set_read_timeout(Some(RECV_TIMEOUT))
+            .with_context(|| format!("the probe socket's timeout in namespace {ns}"))?;
+        let rx = sock.try_clone().context("cloning the probe socket")?;
+        let log = Arc::new(Mutex::new(ProbeLog {
+            sent: Vec::with_capacity(max_probes),
+            replied: vec![0; max_probes],
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut probe = ClientProbe {
+            log,
+            stop,
+            threads: Vec::new(),
+        };
+        let (log_s, stop_s) = (probe.log.clone(), probe.stop.clone());
+        let sender = std::thread::Builder::new()
+            .name("probe send".into())
+            .spawn(move || send_probes(&sock, target, max_probes, &log_s, &stop_s))
+            .context("spawning the probe sender")?;
+        probe.threads.push(sender);
+        let (log_r, stop_r) = (probe.log.clone(), probe.stop.clone());
+        let receiver = std::thread::Builder::new()
+            .name("probe recv".into())
+            .spawn(move || receive_replies(&rx, &log_r, &stop_r))
+            .context("spawning the probe receiver")?;
+        probe.threads.push(receiver);
+        Ok(probe)
+    }
+
+    /// Probes sent so far.
+    pub fn sent(&self) -> usize {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sent
+            .len()
+    }
+
+    /// [`probe_window`] between `from_s` and `to_s` (wall-clock seconds),
+    /// over the probes sent at least [`REPLY_WAIT_NS`] ago.
+    pub fn window(&self, from_s: f64, to_s: f64) -> ProbeWindow {
+        let settled = wall_ns().saturating_sub(REPLY_WAIT_NS);
+        let log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        let n = log.sent.partition_point(|&s| s <= settled);
+        probe_window(
+            &log.sent[..n],
+            &log.replied[..n],
+            s_to_ns(from_s),
+            s_to_ns(to_s),
+        )
+    }
+
+    /// The longest gap in the window, milliseconds ([`ClientProbe::window`]).
+    pub fn gap_ms(&self, from_s: f64, to_s: f64) -> Option<f64> {
+        self.window(from_s, to_s).gap_ms
+    }
+
+    /// Probes sent in the window without a reply ([`ClientProbe::window`]).
+    pub fn lost(&self, from_s: f64, to_s: f64) -> u64 {
+        self.window(from_s, to_s).lost
+    }
+}
+
+impl Drop for ClientProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One `p<seq>` to `target` every [`PROBE_EVERY`], paced on
+/// CLOCK_MONOTONIC, stamped on the wall clock.
+fn send_probes(
+    sock: &UdpSocket,
+    target: SocketAddrV4,
+    max_probes: usize,
+    log: &Mutex<ProbeLog>,
+    stop: &AtomicBool,
+) {
+    let deadline = Instant::now() + MAX_LIFETIME;
+    let period = PROBE_EVERY.as_nanos() as u64;
+    let mut next = monotonic_ns();
+    for seq in 0..max_probes {
+        if stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            break;
+        }
+        sleep_until_ns(next);
+        let msg = format!("p{seq}");
+        let at = wall_ns();
+        let _ = sock.send_to(msg.as_bytes(), target);
+        log.lock().unwrap_or_else(|e| e.into_inner()).sent.push(at);
+        next += period;
+        let now = monotonic_ns();
+        if next < now {
+            // Late (a busy core): keep the period, skip the backlog.
+            next = now + period / 2;
+        }
+    }
+}
+
+/// Stamps the first reply to each probe (`<name> p<seq>`).
+fn receive_replies(sock: &UdpSocket, log: &Mutex<ProbeLog>, stop: &AtomicBool) {
+    let deadline = Instant::now() + MAX_LIFETIME + Duration::from_secs(10);
+    let mut buf = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let at = wall_ns();
+        let Some(seq) = std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|t| t.rsplit(' ').next())
+            .and_then(|t| t.strip_prefix('p'))
+            .and_then(|s| s.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let mut l = log.lock().unwrap_or_else(|e| e.into_inner());
+        // A reply may beat the sender's log entry: any slot of the stream.
+        if seq < l.replied.len() && l.replied[seq] == 0 {
+            l.replied[seq] = at;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::privileged::lab_turn;
+
+    const MS: u64 = 1_000_000;
+    /// A base instant: 2025-01-01 on the wall clock, in ns.
+    const T0: u64 = 1_735_689_600 * 1_000_000_000;
+
+    /// Claims of `director` every `every` ns over `[from, to]` ns after T0.
+    fn stream(director: Director, from: u64, to: u64, every: u64) -> Vec<Seen> {
+        (from..=to)
+            .step_by(every as usize)
+            .map(|t| Seen {
+                at_ns: T0 + t,
+                director,
+                kind: Kind::Forward,
+            })
+            .collect()
+    }
+
+    fn secs(ns_after_t0: u64) -> f64 {
+        (T0 + ns_after_t0) as f64 / 1e9
+    }
+
+    fn around(events: &[Seen]) -> DualActive {
+        dual_active(events, secs(0), secs(10_000 * MS))
+    }
+
+    #[test]
+    fn clean_handover_is_not_dual_active() {
+        let mut ev = stream(Director::A, 0, 100 * MS, MS);
+        ev.extend(stream(Director::B, 102 * MS, 200 * MS, MS));
+        let d = around(&ev);
+        assert_eq!(d.ms, 0.0);
+        assert_eq!((d.frames_a, d.frames_b), (101, 99));
+        assert!(d.both_seen());
+    }
+
+    #[test]
+    fn both_forwarding_for_50_ms_counts_50_ms() {
+        let mut ev = stream(Director::A, 0, 100 * MS, MS);
+        // B a quarter period out of phase, interleaved with A; then alone.
+        ev.extend(stream(Director::B, 50 * MS + MS / 4, 200 * MS, MS));
+        ev.reverse(); // the recorder threads interleave: order must not matter
+        let d = around(&ev);
+        assert!((d.ms - 49.75).abs() < 1e-6, "{d:?}");
+    }
+
+    #[test]
+    fn a_stray_frame_counts_its_distance_into_the_new_owner() {
+        let mut ev = stream(Director::A, 0, 100 * MS, MS);
+        ev.extend(stream(Director::B, 102 * MS, 200 * MS, MS));
+        ev.push(Seen {
+            at_ns: T0 + 102 * MS + MS / 2,
+            director: Director::A,
+            kind: Kind::Forward,
+        });
+        assert!((around(&ev).ms - 0.5).abs() < 1e-6);
+        // A lone claim (no other of A's within 20 ms) inside B's span: one period.
+        ev.push(Seen {
+            at_ns: T0 + 150 * MS,
+            director: Director::A,
+            kind: Kind::ArpClaim,
+        });
+        let d = around(&ev);
+        assert!((d.ms - 1.5).abs() < 1e-6, "{d:?}");
+        assert_eq!((d.frames_a, d.arp_a, d.arp_b), (102, 1, 0));
+    }
+
+    #[test]
+    fn dual_active_only_looks_inside_its_window() {
+        let mut ev = stream(Director::A, 0, 100 * MS, MS);
+        ev.extend(stream(Director::B, 0, 100 * MS, MS));
+        assert!((around(&ev).ms - 100.0).abs() < 1e-6);
+        let d = dual_active(&ev, secs(20 * MS), secs(30 * MS));
+        assert!((d.ms - 10.0).abs() < 1e-6, "{d:?}");
+        assert_eq!((d.frames_a, d.frames_b), (11, 11));
+        let d = dual_active(&ev, secs(200 * MS), secs(300 * MS));
+        assert_eq!(d, DualActive::default());
+        assert!(!d.both_seen());
+        // One director alone is never dual-active.
+        assert_eq!(
+            dual_active_ms(
+                &stream(Director::B, 0, 100 * MS, MS),
+                secs(0),
+                secs(MS * 200)
+            ),
+            0.0
+        );
+    }
+
+    /// A frame from `mac` to `dst` (IPv4, optionally VLAN-tagged) or an ARP `op`.
+    fn ipv4_frame(
+        mac: [u8; 6],
+        dst_mac: [u8; 6],
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        vlan: bool,
+    ) -> Vec<u8> {
+        let mut f = [dst_mac, mac].concat();
+        if vlan {
+            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+        }
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0]);
+        f.extend_from_slice(&src.octets());
+        f.extend_from_slice(&dst.octets());
+        f.extend_from_slice(&[0x30, 0x39, 0, 9, 0, 8, 0, 0]);
+        f
+    }
+
+    fn arp_frame(mac: [u8; 6], op: u16, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+        let mut f = [[0xff; 6], mac].concat();
+        f.extend_from_slice(&[0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4]);
+        f.extend_from_slice(&op.to_be_bytes());
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&spa.octets());
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&tpa.octets());
+        f
+    }
+
+    #[test]
+    fn frames_are_classified_by_what_they_claim() {
+        let (m, vip, other) = ([2, 0, 0, 0, 0, 1], lab::VIP, Ipv4Addr::new(198, 18, 0, 21));
+        assert_eq!(
+            classify(&ipv4_frame(m, m, other, vip, false), vip),
+            Some(Kind::Forward)
+        );
+        assert_eq!(
+            classify(&ipv4_frame(m, m, other, vip, true), vip),
+            Some(Kind::Forward)
+        );
+        assert_eq!(classify(&ipv4_frame(m, m, vip, other, false), vip), None);
+        assert_eq!(
+            classify(&arp_frame(m, 1, vip, vip), vip),
+            Some(Kind::ArpClaim)
+        );
+        assert_eq!(
+            classify(&arp_frame(m, 2, vip, other), vip),
+            Some(Kind::ArpClaim)
+        );
+        assert_eq!(classify(&arp_frame(m, 1, vip, other), vip), None);
+        assert_eq!(classify(&arp_frame(m, 2, other, vip), vip), None);
+        assert_eq!(
+            classify(&ipv4_frame(m, m, other, vip, false)[..30], vip),
+            None
+        );
+        assert_eq!(classify(&[], vip), None);
+    }
+
+    /// Send times every 1 ms from T0; `lost` the sequence numbers unanswered.
+    fn probes(n: usize, lost: impl Fn(usize) -> bool) -> (Vec<u64>, Vec<u64>) {
+        let sent: Vec<u64> = (0..n as u64).map(|i| T0 + i * MS).collect();
+        let replied = sent
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| if lost(i) { 0 } else { s + MS / 10 })
+            .collect();
+        (sent, replied)
+    }
+
+    #[test]
+    fn probe_gap_spans_a_run_of_lost_probes() {
+        let (s, r) = probes(1000, |i| (400..450).contains(&i));
+        let w = probe_window(&s, &r, T0, T0 + 999 * MS);
+        assert_eq!((w.sent, w.answered, w.lost), (1000, 950, 50));
+        // From probe 399's send to probe 450's.
+        assert_eq!(w.gap_ms, Some(51.0));
+        assert!(!w.gap_open);
+        // A window that starts inside the run measures it whole, counts
+        // only its own lost probes.
+        let w = probe_window(&s, &r, T0 + 420 * MS, T0 + 600 * MS);
+        assert_eq!((w.lost, w.gap_ms), (30, Some(51.0)));
+        // Without loss the gap is the period.
+        let w = probe_window(&s, &r, T0 + 500 * MS, T0 + 600 * MS);
+        assert_eq!((w.sent, w.lost, w.gap_ms), (101, 0, Some(1.0)));
+    }
+
+    #[test]
+    fn probes_outside_the_window_are_ignored() {
+        let (s, r) = probes(1000, |i| (100..300).contains(&i) || i == 700);
+        // The long run ends at probe 300, the first of the window.
+        let w = probe_window(&s, &r, T0 + 300 * MS, T0 + 650 * MS);
+        assert_eq!((w.lost, w.gap_ms), (0, Some(1.0)));
+        let w = probe_window(&s, &r, T0 + 300 * MS, T0 + 800 * MS);
+        assert_eq!((w.lost, w.gap_ms), (1, Some(2.0)));
+        assert_eq!(
+            probe_window(&s, &r, T0 + 2000 * MS, T0 + 3000 * MS),
+            ProbeWindow::default()
+        );
+        assert_eq!(probe_window(&s, &r, T0 + 5 * MS, T0 + 5 * MS).gap_ms, None);
+    }
+
+    #[test]
+    fn an_unended_run_of_lost_probes_is_an_open_gap() {
+        let (s, r) = probes(1000, |i| !(10..900).contains(&i));
+        let w = probe_window(&s, &r, T0, T0 + 999 * MS);
+        assert_eq!((w.lost, w.gap_ms, w.gap_open), (110, Some(100.0), true));
+        // The leading run has no answered probe before it: measured from its first.
+        let w = probe_window(&s, &r, T0, T0 + 100 * MS);
+        assert_eq!((w.lost, w.gap_ms, w.gap_open), (10, Some(10.0), false));
+    }
+
+    /// Sends `frames` out of `ifindex` in `ns` through a packet socket.
+    fn send_frames(ns: &str, ifindex: u32, frames: &[Vec<u8>]) {
+        netns::in_netns(ns, || {
+            // SAFETY: socket(2); the fd is owned right after.
+            let raw =
+                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+            check(raw, || format!("socket(AF_PACKET) in {ns}")).unwrap();
+            // SAFETY: raw is a fresh fd nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            for f in frames {
+                // SAFETY: an all-zero sockaddr_ll is valid; the fields are set below.
+                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                sll.sll_family = libc::AF_PACKET as u16;
+                sll.sll_ifindex = ifindex as i32;
+                sll.sll_halen = 6;
+                sll.sll_addr[..6].copy_from_slice(&f[..6]);
+                // SAFETY: f and sll are valid for the sizes passed.
+                let n = unsafe {
+                    libc::sendto(
+                        fd.as_raw_fd(),
+                        f.as_ptr().cast(),
+                        f.len(),
+                        0,
+                        (&raw const sll).cast(),
+                        size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                    )
+                };
+                assert_eq!(
+                    n,
+                    f.len() as isize,
+                    "sendto in {ns}: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn privileged_dual_active_watch_attributes_frames_to_their_director() {
+        let Some(_turn) =
+            lab_turn("privileged_dual_active_watch_attributes_frames_to_their_director")
+        else {
+            return;
+        };
+        let lab = Lab::pair(1).expect("pair lab");
+        let watch = DualActiveWatch::start(&lab).expect("dual-active watch");
+        let ivr = lab.iface(&lab::ivr_name(1), "eth0").unwrap().mac;
+        let (vip, ivr_addr) = (lab.vip(), lab::dr_ivr_addr(1));
+        let t0 = crate::actors::sipp::wall_now();
+        for (host, addr, forwards) in [
+            (lab::DIRECTOR_A, lab::DIRECTOR_A_ADDR, 3),
+            (lab::DIRECTOR_B, lab::DIRECTOR_B_ADDR, 2),
+        ] {
+            let eth0 = lab.iface(host, "eth0").unwrap();
+            let m = eth0.mac;
+            // Claims (one VLAN-tagged, a GARP, an ARP reply) and frames that are none.
+            let mut frames: Vec<Vec<u8>> = (0..forwards)
+                .map(|k| ipv4_frame(m, ivr, lab::CLIENT_ADDR, vip, k == 0))
+                .collect();
+            frames.push(arp_frame(
+                m,
+                if host == lab::DIRECTOR_A { 1 } else { 2 },
+                vip,
+                vip,
+            ));
+            frames.push(ipv4_frame(m, ivr, addr, ivr_addr, false));
+            frames.push(arp_frame(m, 1, addr, vip));
+            send_frames(lab.ns(host).unwrap(), eth0.ifindex, &frames);
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        // Broadcasts and floods of each reached the other's port as well:
+        // they are the bridge's frames to it, not its own.
+        assert!(lab::wait::wait_until(
+            Duration::from_secs(2),
+            Duration::from_millis(10),
+            || watch.events().len() >= 7
+        ));
+        std::thread::sleep(Duration::from_millis(100));
+        let t1 = crate::actors::sipp::wall_now();
+        let ev = watch.events();
+        let of =
+            |d: Director, k: Kind| ev.iter().filter(|e| e.director == d && e.kind == k).count();
+        assert_eq!(ev.len(), 7, "{ev:?}");
+        assert_eq!(
+            (
+                of(Director::A, Kind::Forward),
+                of(Director::A, Kind::ArpClaim)
+            ),
+            (3, 1),
+            "{ev:?}"
+        );
+        assert_eq!(
+            (
+                of(Director::B, Kind::Forward),
+                of(Director::B, Kind::ArpClaim)
+            ),
+            (2, 1),
+            "{ev:?}"
+        );
+        assert!(
+            ev.iter()
+                .all(|e| e.at_ns >= s_to_ns(t0) && e.at_ns <= s_to_ns(t1)),
+            "stamps outside [{t0}, {t1}]: {ev:?}"
+        );
+        let last_a = ev
+            .iter()
+            .filter(|e| e.director == Director::A)
+            .map(|e| e.at_ns)
+            .max();
+        let first_b = ev
+            .iter()
+            .filter(|e| e.director == Director::B)
+            .map(|e| e.at_ns)
+            .min();
+        assert!(last_a < first_b, "{ev:?}");
+        let d = watch.window(t0, t1);
+        assert_eq!(
+            d,
+            DualActive {
+                ms: 0.0,
+                frames_a: 3,
+                frames_b: 2,
+                arp_a: 1,
+                arp_b: 1
+            }
+        );
+        assert_eq!(watch.dropped(), 0);
+    }
+
+    #[test]
+    fn privileged_client_probe_measures_an_outage() {
+        let Some(_turn) = lab_turn("privileged_client_probe_measures_an_outage") else {
+            return;
+        };
+        let lab = Lab::pair(1).expect("pair lab");
+        let (ivr_ns, port) = (lab.ns(&lab::ivr_name(1)).unwrap().to_owned(), 7070);
+        let responder = crate::actors::responder::spawn_udp_responder(&ivr_ns, "ivr1", port)
+            .expect("responder");
+        let target = SocketAddrV4::new(lab::dr_ivr_addr(1), port);
+        let probe = ClientProbe::start(lab.ns(lab::CLIENT).unwrap(), lab::CLIENT_ADDR, target)
+            .expect("probe");
+        let t0 = crate::actors::sipp::wall_now();
+        std::thread::sleep(Duration::from_millis(400));
+        let w = probe.window(t0 + 0.05, t0 + 0.35);
+        assert_eq!(w.lost, 0, "{w:?}");
+        assert!(w.answered > 100 && w.answered == w.sent, "{w:?}");
+        assert!(w.gap_ms.is_some_and(|g| g >= 0.5), "{w:?}");
+        // An outage of at least 300 ms: the responder gone, then back.
+        drop(responder);
+        let down = crate::actors::sipp::wall_now();
+        std::thread::sleep(Duration::from_millis(300));
+        let up = crate::actors::sipp::wall_now();
+        let _responder = crate::actors::responder::spawn_udp_responder(&ivr_ns, "ivr1", port)
+            .expect("responder again");
+        std::thread::sleep(Duration::from_millis(500));
+        let w = probe.window(down - 0.1, up + 0.2);
+        assert!(w.lost > 0 && w.lost == w.sent - w.answered, "{w:?}");
+        assert!(w.gap_ms.is_some_and(|g| g >= 300.0) && !w.gap_open, "{w:?}");
+        assert_eq!(probe.lost(t0 + 0.05, t0 + 0.35), 0);
+        assert!(probe.gap_ms(down - 0.1, up + 0.2) == w.gap_ms && probe.sent() > 1000);
+    }
+}
