@@ -337,7 +337,12 @@ fn kernel_drops(fd: &OwnedFd) -> u64 {
 #[derive(Default)]
 struct EventLog {
     events: Vec<Seen>,
+    /// The cap on `events`.
+    max: usize,
+    /// Claims not kept: `events` was full.
     dropped: u64,
+    /// Claims stamped on the watcher's clock: the kernel gave no stamp.
+    unstamped: u64,
 }
 
 /// Records every claim on the VIP that directors a and b of a pair lab
@@ -353,10 +358,20 @@ pub struct DualActiveWatch {
 
 impl DualActiveWatch {
     /// Opens a packet socket on the bridge-side veth of each director's
-    /// `eth0` in `lab`'s switch namespace and starts recording.
+    /// `eth0` in `lab`'s switch namespace and starts recording, keeping
+    /// at most [`MAX_EVENTS`] events.
     pub fn start(lab: &Lab) -> Result<DualActiveWatch> {
+        DualActiveWatch::start_with(lab, MAX_EVENTS)
+    }
+
+    /// [`DualActiveWatch::start`] keeping at most `max_events` events
+    /// (16 bytes each).
+    pub fn start_with(lab: &Lab, max_events: usize) -> Result<DualActiveWatch> {
         let vip = lab.vip();
-        let log = Arc::new(Mutex::new(EventLog::default()));
+        let log = Arc::new(Mutex::new(EventLog {
+            max: max_events,
+            ..EventLog::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let mut watch = DualActiveWatch {
             ports: Vec::new(),
@@ -400,7 +415,22 @@ impl DualActiveWatch {
         dual_active(&log.events, from_s, to_s)
     }
 
-    /// Claims not recorded: beyond [`MAX_EVENTS`], or dropped by the
+    /// Forgets the events before `from_s` (wall-clock seconds): between
+    /// trials of a long campaign, so that the cap holds the next ones.
+    pub fn forget_before(&self, from_s: f64) {
+        let from = s_to_ns(from_s);
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.events.retain(|e| e.at_ns >= from);
+    }
+
+    /// Claims stamped when the watcher read them, not by the kernel on
+    /// arrival (0 unless SO_TIMESTAMPNS gave nothing): a later, noisier
+    /// stamp on the same clock.
+    pub fn unstamped(&self) -> u64 {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).unstamped
+    }
+
+    /// Claims not recorded: beyond the cap on events, or dropped by the
     /// kernel on a full socket buffer (any frame; an upper bound).
     pub fn dropped(&self) -> u64 {
         let mut kernel = 0;
@@ -452,7 +482,7 @@ fn record(
                             _ => None,
                         })
                     });
-                    (msg.bytes, addr.pkttype(), stamp.unwrap_or_else(wall_ns))
+                    (msg.bytes, addr.pkttype(), stamp)
                 }
                 Err(Errno::EAGAIN | Errno::EINTR) => continue,
                 Err(e) => {
@@ -471,15 +501,17 @@ fn record(
             continue;
         };
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        if log.events.len() < MAX_EVENTS {
-            log.events.push(Seen {
-                at_ns,
-                director,
-                kind,
-            });
-        } else {
+        if log.events.len() >= log.max {
             log.dropped += 1;
+            continue;
         }
+        log.unstamped += u64::from(at_ns.is_none());
+        let at_ns = at_ns.unwrap_or_else(wall_ns);
+        log.events.push(Seen {
+            at_ns,
+            director,
+            kind,
+        });
     }
 }
 
@@ -924,41 +956,19 @@ mod tests {
         assert_eq!((w.lost, w.gap_ms, w.gap_open), (10, Some(10.0), false));
     }
 
-    /// Sends `frames` out of `ifindex` in `ns` through a packet socket.
+    /// Sends `frames` out of `eth0` (`ifindex`) in `ns` through a packet socket.
     fn send_frames(ns: &str, ifindex: u32, frames: &[Vec<u8>]) {
-        netns::in_netns(ns, || {
-            // SAFETY: socket(2); the fd is owned right after.
-            let raw =
-                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-            check(raw, || format!("socket(AF_PACKET) in {ns}")).unwrap();
-            // SAFETY: raw is a fresh fd nobody else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            for f in frames {
-                // SAFETY: an all-zero sockaddr_ll is valid; the fields are set below.
-                let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-                sll.sll_family = libc::AF_PACKET as u16;
-                sll.sll_ifindex = ifindex as i32;
-                sll.sll_halen = 6;
-                sll.sll_addr[..6].copy_from_slice(&f[..6]);
-                // SAFETY: f and sll are valid for the sizes passed.
-                let n = unsafe {
-                    libc::sendto(
-                        fd.as_raw_fd(),
-                        f.as_ptr().cast(),
-                        f.len(),
-                        0,
-                        (&raw const sll).cast(),
-                        size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                    )
-                };
-                assert_eq!(
-                    n,
-                    f.len() as isize,
-                    "sendto in {ns}: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
-        });
+        let fd = open_port(ns, "eth0", ifindex).expect("a packet socket to send on");
+        for f in frames {
+            // SAFETY: f is valid for its length; the socket is bound to the port.
+            let n = unsafe { libc::send(fd.as_raw_fd(), f.as_ptr().cast(), f.len(), 0) };
+            assert_eq!(
+                n,
+                f.len() as isize,
+                "send in {ns}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
     }
 
     #[test]
@@ -1050,7 +1060,9 @@ mod tests {
                 arp_b: 1
             }
         );
-        assert_eq!(watch.dropped(), 0);
+        assert_eq!((watch.dropped(), watch.unstamped()), (0, 0));
+        watch.forget_before(t1);
+        assert!(watch.events().is_empty());
     }
 
     #[test]
