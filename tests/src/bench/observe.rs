@@ -980,6 +980,7 @@ mod tests {
         };
         let lab = Lab::pair(1).expect("pair lab");
         let watch = DualActiveWatch::start(&lab).expect("dual-active watch");
+        let small = DualActiveWatch::start_with(&lab, 2).expect("a watch keeping 2 events");
         let ivr = lab.iface(&lab::ivr_name(1), "eth0").unwrap().mac;
         let (vip, ivr_addr) = (lab.vip(), lab::dr_ivr_addr(1));
         let t0 = crate::actors::sipp::wall_now();
@@ -1061,6 +1062,7 @@ mod tests {
             }
         );
         assert_eq!((watch.dropped(), watch.unstamped()), (0, 0));
+        assert_eq!((small.events(), small.dropped()), (ev[..2].to_vec(), 5));
         watch.forget_before(t1);
         assert!(watch.events().is_empty());
     }
@@ -1078,7 +1080,8 @@ mod tests {
         let probe = ClientProbe::start(lab.ns(lab::CLIENT).unwrap(), lab::CLIENT_ADDR, target)
             .expect("probe");
         let t0 = crate::actors::sipp::wall_now();
-        std::thread::sleep(Duration::from_millis(400));
+        // Long enough for the window's probes to have waited REPLY_WAIT_NS.
+        std::thread::sleep(Duration::from_millis(600));
         let w = probe.window(t0 + 0.05, t0 + 0.35);
         assert_eq!(w.lost, 0, "{w:?}");
         assert!(w.answered > 100 && w.answered == w.sent, "{w:?}");
