@@ -111,7 +111,8 @@ pub fn start_ivr(
     })
 }
 
-/// Whether `d` reports every UDP real server alive (heard from).
+/// Whether `d` reports every real server of its UDP SIP service (port
+/// 5060) alive (heard from).
 pub fn reals_alive(d: &Director, n: usize) -> bool {
     let reals = d.reals();
     let udp: Vec<_> = reals
@@ -119,7 +120,7 @@ pub fn reals_alive(d: &Director, n: usize) -> bool {
         .filter(|r| {
             r.get("service")
                 .and_then(|s| s.as_str())
-                .is_some_and(|s| s.starts_with("udp/"))
+                .is_some_and(|s| s.starts_with("udp/") && s.ends_with(&format!(":{SIP_PORT}")))
         })
         .collect();
     udp.len() == n

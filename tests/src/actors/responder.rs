@@ -157,6 +157,17 @@ fn spawn<S: Send + 'static>(
 /// A UDP responder on 0.0.0.0:`port` in `ns`: every datagram is answered
 /// with `<name> <payload>`, from the address it was sent to.
 pub fn spawn_udp_responder(ns: &str, name: &str, port: u16) -> Result<Responder, LabError> {
+    spawn_udp_responder_for(ns, name, port, MAX_LIFETIME)
+}
+
+/// [`spawn_udp_responder`] that stops by itself after `lifetime` instead
+/// of [`MAX_LIFETIME`] (a run longer than it: the fault campaign).
+pub fn spawn_udp_responder_for(
+    ns: &str,
+    name: &str,
+    port: u16,
+    lifetime: Duration,
+) -> Result<Responder, LabError> {
     let ns_owned = ns.to_owned();
     spawn(
         ns,
@@ -168,12 +179,19 @@ pub fn spawn_udp_responder(ns: &str, name: &str, port: u16) -> Result<Responder,
             setsockopt(&sock, sockopt::Ipv4PacketInfo, &true).map_err(std::io::Error::from)?;
             Ok(sock)
         },
-        move |sock, name, stop, served| serve_udp(&sock, name, &ns_owned, stop, served),
+        move |sock, name, stop, served| serve_udp(&sock, name, &ns_owned, stop, served, lifetime),
     )
 }
 
-fn serve_udp(sock: &UdpSocket, name: &str, ns: &str, stop: &AtomicBool, served: &AtomicU64) {
-    let deadline = Instant::now() + MAX_LIFETIME;
+fn serve_udp(
+    sock: &UdpSocket,
+    name: &str,
+    ns: &str,
+    stop: &AtomicBool,
+    served: &AtomicU64,
+    lifetime: Duration,
+) {
+    let deadline = Instant::now() + lifetime;
     let mut buf = vec![0u8; 65536];
     let mut cmsg = nix::cmsg_space!(libc::in_pktinfo);
     while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {

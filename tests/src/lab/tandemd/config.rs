@@ -101,6 +101,9 @@ pub struct PairOptions {
     /// Each real server's `mac` written in the file; without it (the
     /// default) tandemd takes the IVRs' MACs from its neighbour table.
     pub typed_macs: bool,
+    /// Also a UDP service on VIP:port (rr, DR, no flags) over the same
+    /// IVRs, for a client's probe stream beside the SIP service.
+    pub probe_port: Option<u16>,
 }
 
 impl Default for PairOptions {
@@ -124,6 +127,7 @@ impl Default for PairOptions {
             card_watchdog_ms: None,
             card_auto_answer: [true, false],
             pin_dir: None,
+            probe_port: None,
         }
     }
 }
@@ -321,6 +325,12 @@ flags = [{flags}]
             text.push_str(&format!(
                 "[[service]]\nvip = \"{vip}\"\nport = 5060\nprotocol = \"tcp\"\nscheduler = \"rr\"\nforward = \"dr\"\nflags = [{}]\n\n{}\n",
                 flags.join(", "),
+                reals(o.ivr_heartbeats)
+            ));
+        }
+        if let Some(port) = o.probe_port {
+            text.push_str(&format!(
+                "[[service]]\nvip = \"{vip}\"\nport = {port}\nprotocol = \"udp\"\nscheduler = \"rr\"\nforward = \"dr\"\n\n{}\n",
                 reals(o.ivr_heartbeats)
             ));
         }

@@ -1,0 +1,216 @@
+//! The campaign's summary per fault, its verdicts against the issue's
+//! targets, and its Markdown.
+
+use serde_json::{Value, json};
+
+use super::fault::Fault;
+
+/// The dual-active target: at most this long, on every director fault.
+pub const DUAL_ACTIVE_TARGET_MS: f64 = 1.0;
+/// The calls' MTTR target for director faults (p99).
+pub const MTTR_TARGET_MS: f64 = 10.0;
+
+fn percentile(v: &mut [f64], p: f64) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let i = ((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize;
+    Some(v[i.min(v.len() - 1)])
+}
+
+/// The per-fault summary of its trials (with their calls attributed).
+pub fn summarize(fault: Fault, trials: &[Value], failures: &[String]) -> Value {
+    let sum = |k: &str| trials.iter().filter_map(|t| t[k].as_u64()).sum::<u64>();
+    let series = |k: &str| -> Value {
+        let mut v: Vec<f64> = trials.iter().filter_map(|t| t[k].as_f64()).collect();
+        let n = v.len();
+        json!({
+            "p50": percentile(&mut v, 50.0),
+            "p99": percentile(&mut v, 99.0),
+            "max": v.last().copied(),
+            "n": n,
+        })
+    };
+    let (least, most) = fault.role_changes();
+    json!({
+        "fault": fault.name(),
+        "on_director": fault.on_director(),
+        "allowed_role_changes": [least, most],
+        "trials": trials.len() + failures.len(),
+        "failed_trials": failures.len(),
+        "failures": failures,
+        "calls_lost": sum("calls_lost"),
+        "calls_lost_set_up_after_fault": sum("calls_lost_set_up_after_fault"),
+        "calls_failed_in_flight": sum("calls_failed_in_flight"),
+        "calls_in_progress_at_fault": sum("in_progress_at_fault"),
+        "role_changes": sum("role_changes"),
+        "unexpected_role_changes": sum("unexpected_role_changes"),
+        "missing_role_changes": sum("missing_role_changes"),
+        "client_probes_lost": sum("client_probes_lost"),
+        "mttr_calls_ms": series("mttr_calls_ms"),
+        "mttr_redundant_ms": series("mttr_redundant_ms"),
+        "takeover_ms": series("takeover_ms"),
+        "dual_active_ms": series("dual_active_ms"),
+        "client_gap_ms": series("client_gap_ms"),
+    })
+}
+
+/// The issue's targets that this campaign measures, each PASS or MISS.
+pub fn target_checks(per_fault: &[Value]) -> Vec<String> {
+    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+    let mut out = Vec::new();
+    for f in per_fault {
+        let name = f["fault"].as_str().unwrap_or("?");
+        let failed = f["failed_trials"].as_u64().unwrap_or(0);
+        let unexpected = f["unexpected_role_changes"].as_u64().unwrap_or(0);
+        let missing = f["missing_role_changes"].as_u64().unwrap_or(0);
+        let roles = format!(
+            "role changes outside {} per trial: {unexpected} more, {missing} fewer: {}",
+            f["allowed_role_changes"],
+            verdict(unexpected == 0 && missing == 0)
+        );
+        if f["on_director"].as_bool() == Some(true) {
+            let lost = f["calls_lost"].as_u64().unwrap_or(0);
+            let p99 = f["mttr_calls_ms"]["p99"].as_f64();
+            let dual = f["dual_active_ms"]["max"].as_f64();
+            out.push(format!(
+                "{name}: established calls lost {lost} = 0: {}; dual-active max {} ≤ {DUAL_ACTIVE_TARGET_MS} ms: {}; calls' MTTR p99 {} ≤ {MTTR_TARGET_MS} ms: {}; {roles}; failed trials {failed}",
+                verdict(lost == 0),
+                dual.map_or("-".to_string(), |p| format!("{p:.2} ms")),
+                verdict(dual.is_some_and(|d| d <= DUAL_ACTIVE_TARGET_MS)),
+                p99.map_or("-".to_string(), |p| format!("{p:.1} ms")),
+                verdict(p99.is_some_and(|p| p <= MTTR_TARGET_MS)),
+            ));
+        } else {
+            out.push(format!("{name}: {roles}; failed trials {failed}"));
+        }
+    }
+    out
+}
+
+fn cell(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) => format!("{x:.1}"),
+        None => "-".into(),
+    }
+}
+
+pub fn markdown(r: &Value) -> String {
+    let mut s = String::new();
+    let st = &r["setup"];
+    s.push_str("# Fault campaign: faults under SIP load in the pair lab\n\n");
+    s.push_str(&format!(
+        "`cargo xtask bench faults`: {}; one caller at {} calls/s for the whole campaign, calls of {} ms (no RTP), four SIPp IVRs, UDP service mh + `sip_persist`, state sync on, simulated cards on a shared trunk, heartbeats {} ms × {}, a client probing VIP:7070 every 1 ms; {} trials per fault in rounds; {} CPUs; {} s in all; seed {}.\n\n",
+        r["sipp"].as_str().unwrap_or("SIPp"),
+        st["rate_cps"],
+        st["call_ms"],
+        st["heartbeat_ms"],
+        st["multiplier"],
+        st["trials_per_fault"],
+        st["cpus"],
+        r["elapsed_s"],
+        r["seed"],
+    ));
+    s.push_str("| fault | trials (failed) | in progress at the fault | `calls_lost` | lost, set up after | failed in flight | `mttr_calls_ms` p50 / p99 / max | `mttr_redundant_ms` p50 / p99 | takeover ms p50 / p99 | `dual_active_ms` max | client gap ms p50 / max | `role_changes` (outside allowed) |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---|---|---|---:|---|---:|\n");
+    for f in r["per_fault"].as_array().into_iter().flatten() {
+        let outside = f["unexpected_role_changes"].as_u64().unwrap_or(0) + f["missing_role_changes"].as_u64().unwrap_or(0);
+        s.push_str(&format!(
+            "| {} | {} ({}) | {} | {} | {} | {} | {} / {} / {} | {} / {} | {} / {} | {} | {} / {} | {} ({outside}) |\n",
+            f["fault"].as_str().unwrap_or("?"),
+            f["trials"],
+            f["failed_trials"],
+            f["calls_in_progress_at_fault"],
+            f["calls_lost"],
+            f["calls_lost_set_up_after_fault"],
+            f["calls_failed_in_flight"],
+            cell(&f["mttr_calls_ms"]["p50"]),
+            cell(&f["mttr_calls_ms"]["p99"]),
+            cell(&f["mttr_calls_ms"]["max"]),
+            cell(&f["mttr_redundant_ms"]["p50"]),
+            cell(&f["mttr_redundant_ms"]["p99"]),
+            cell(&f["takeover_ms"]["p50"]),
+            cell(&f["takeover_ms"]["p99"]),
+            f["dual_active_ms"]["max"].as_f64().map_or("-".into(), |x| format!("{x:.2}")),
+            cell(&f["client_gap_ms"]["p50"]),
+            cell(&f["client_gap_ms"]["max"]),
+            f["role_changes"],
+        ));
+    }
+    s.push_str("\n## Targets\n\n");
+    for c in r["target_checks"].as_array().into_iter().flatten() {
+        s.push_str(&format!("- {}\n", c.as_str().unwrap_or("")));
+    }
+    s.push_str("\n## Callers\n\n");
+    for (k, g) in r["segments"].as_array().into_iter().flatten().enumerate() {
+        s.push_str(&format!(
+            "- caller {}: {} trials; {}; charged to no fault: {} lost, {} failed in flight ({} not judged: cut by the end)\n",
+            k + 1,
+            g["trials"],
+            g["sipp"].as_str().unwrap_or("?"),
+            g["unattributed"]["calls_lost"],
+            g["unattributed"]["calls_failed_in_flight"],
+            g["unattributed"]["cut_by_the_end"],
+        ));
+    }
+    s.push_str(
+        "\n`calls_lost`: set up, and failed (SIPp got no 200 to its BYE from the IVR that answered), charged to every fault it lived through (to an IVR fault alone when that IVR held it). \
+`mttr_calls_ms`: fault → the set-up of the first call placed after the last call that met the outage (failed in flight, or set up in more than 250 ms: retransmitted). \
+`mttr_redundant_ms`: fault → active + standby in sync + every IVR heard + the active's card on the trunk, repair included (a restarted daemon's start-up and snapshot; a link back after 2 s; the loss rules gone after 10 s). \
+Takeover: fault → the new active's `takeover done` on its own timeline. \
+`dual_active_ms`: both directors forwarding VIP traffic or claiming the VIP in ARP at once, seen on their bridge ports. \
+Client gap: the longest run of unanswered 1 ms probes of VIP:7070.\n",
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_and_its_checks_name_what_missed() {
+        let trials = vec![
+            json!({"calls_lost": 0, "calls_lost_set_up_after_fault": 0, "calls_failed_in_flight": 2, "in_progress_at_fault": 300,
+                   "role_changes": 1, "unexpected_role_changes": 0, "missing_role_changes": 0, "mttr_calls_ms": 4.0,
+                   "mttr_redundant_ms": 900.0, "takeover_ms": 3.0, "dual_active_ms": 0.0, "client_gap_ms": 5.0}),
+            json!({"calls_lost": 2, "calls_lost_set_up_after_fault": 0, "calls_failed_in_flight": 0, "in_progress_at_fault": 310,
+                   "role_changes": 2, "unexpected_role_changes": 1, "missing_role_changes": 0, "mttr_calls_ms": 20.0,
+                   "mttr_redundant_ms": 950.0, "takeover_ms": 4.0, "dual_active_ms": 3.5, "client_gap_ms": 9.0}),
+        ];
+        let s = summarize(Fault::Kill9, &trials, &["trial 3: x".to_string()]);
+        assert_eq!(s["trials"], 3);
+        assert_eq!(s["failed_trials"], 1);
+        assert_eq!(s["calls_lost"], 2);
+        assert_eq!(s["unexpected_role_changes"], 1);
+        assert_eq!(s["mttr_calls_ms"]["p99"].as_f64(), Some(20.0));
+        assert_eq!(s["dual_active_ms"]["max"].as_f64(), Some(3.5));
+        let c = target_checks(&[s]);
+        assert_eq!(c.len(), 1);
+        assert!(c[0].starts_with("kill9: established calls lost 2 = 0: MISS"), "{}", c[0]);
+        assert!(c[0].contains("dual-active max 3.50 ms ≤ 1 ms: MISS"), "{}", c[0]);
+        assert!(c[0].contains("MTTR p99 20.0 ms ≤ 10 ms: MISS"), "{}", c[0]);
+        assert!(c[0].contains("1 more, 0 fewer: MISS"), "{}", c[0]);
+    }
+
+    #[test]
+    fn a_fault_that_allows_no_role_change_misses_on_one() {
+        let t = json!({"role_changes": 1, "unexpected_role_changes": 1, "missing_role_changes": 0});
+        let c = target_checks(&[summarize(Fault::HeartbeatLoss, &[t], &[])]);
+        assert!(c[0].starts_with("heartbeat_loss: "), "{}", c[0]);
+        assert!(c[0].contains("role changes outside [0,0] per trial: 1 more, 0 fewer: MISS"), "{}", c[0]);
+    }
+
+    #[test]
+    fn faults_parse_by_name_and_director_faults_are_told_apart() {
+        for f in Fault::ALL {
+            assert_eq!(Fault::parse(f.name()), Some(f));
+        }
+        assert_eq!(Fault::parse("meteor"), None);
+        assert!(Fault::Kill9.on_director() && !Fault::IvrHang.on_director());
+        assert_eq!(Fault::HeartbeatLinkCut.role_changes(), (0, 0));
+        assert_eq!(Fault::Partition.role_changes(), (1, 2));
+        assert!(Fault::RedAlarm.moves_role() && !Fault::CpuStarvation.moves_role());
+    }
+}
