@@ -172,6 +172,12 @@ struct Peer {
     state: NodeState,
     epoch: u64,
     priority: u8,
+    /// A heartbeat came on some path within the deadline: `state`, `epoch`
+    /// and `priority` are the peer's now. A peer alive only by its echoes
+    /// (its dataplane reflects them) may advertise what it was long ago (a
+    /// node back from a partition, its links down for seconds, last heard
+    /// its peer as a standby): no decision rests on that until it is heard.
+    fresh: bool,
 }
 
 /// What the preemption gate says.
@@ -462,6 +468,7 @@ impl Pair {
             state: p.state,
             epoch: p.epoch,
             priority: p.priority,
+            fresh: p.alive(now, self.cfg.deadline()),
         })
     }
 
@@ -515,6 +522,8 @@ impl Pair {
                 let until = self.misconfigured_until();
                 self.hold(Hold::PeerMisconfigured, until)
             }
+            // Alive, its role unknown: wait for its next heartbeat.
+            Init if peer.is_some_and(|p| !p.fresh) => false,
             Init => match peer {
                 Some(p) => match p.state {
                     Active | Takeover => {
@@ -535,6 +544,7 @@ impl Pair {
             Standby if self.alive_by_restart_only(now) => {
                 self.hold(Hold::PeerRestarting, self.peer_restart_until)
             }
+            Standby if peer.is_some_and(|p| !p.fresh) => false,
             Standby => match peer {
                 None => self.take_over_dead_peer(now),
                 Some(p) => match p.state {
@@ -571,6 +581,7 @@ impl Pair {
                 }
             }
             Active => match peer {
+                Some(p) if !p.fresh => false,
                 Some(p) if p.state == Active => self.settle_dual_active(p, now),
                 Some(p) if p.state == Standby && self.local_fault.is_some() => {
                     self.enter(Fault, now, Reason::LocalFault)

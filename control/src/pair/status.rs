@@ -62,7 +62,7 @@ impl Pair {
         // A standby advertising priority 0 (yielding, held down) would not
         // take the role.
         match self.live_peer(now) {
-            Some(p) if p.state == NodeState::Standby && p.priority > 0 => Ok(()),
+            Some(p) if p.fresh && p.state == NodeState::Standby && p.priority > 0 => Ok(()),
             _ => Err(SwitchoverRefused::NoHealthyPeer),
         }
     }

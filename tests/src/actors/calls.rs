@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use crate::actors::ivr_heartbeat::IvrHeartbeat;
 use crate::actors::sipp::{
     CallerOptions, CallerReport, IvrOptions, RtpCount, SIP_PORT, SippCaller, SippIvr, SippStats,
+    Transport,
 };
 use crate::lab::tandemd::{self, Director};
 use crate::lab::{self, CLIENT_ADDR};
@@ -55,7 +56,7 @@ impl Ivr {
 /// Starts an IVR on every IVR host of `lab` (files in `dir`), with
 /// heartbeats to both directors if `heartbeats`, RTP echo if `rtp`.
 pub fn start_ivrs(lab: &Lab, dir: &Path, heartbeats: bool, rtp: bool) -> Result<Vec<Ivr>> {
-    start_ivrs_for(lab, dir, heartbeats, rtp, None)
+    start_ivrs_for(lab, dir, heartbeats, rtp, None, Transport::Udp)
 }
 
 /// [`start_ivrs`] with each SIPp quitting after `lifetime` instead of
@@ -66,9 +67,10 @@ pub fn start_ivrs_for(
     heartbeats: bool,
     rtp: bool,
     lifetime: Option<Duration>,
+    transport: Transport,
 ) -> Result<Vec<Ivr>> {
     (0..lab.ivrs().len())
-        .map(|k| start_ivr(lab, dir, k, heartbeats, rtp, lifetime))
+        .map(|k| start_ivr(lab, dir, k, heartbeats, rtp, lifetime, transport))
         .collect()
 }
 
@@ -81,6 +83,7 @@ pub fn start_ivr(
     heartbeats: bool,
     rtp: bool,
     lifetime: Option<Duration>,
+    transport: Transport,
 ) -> Result<Ivr> {
     let ivrs = lab.ivrs();
     let host = ivrs
@@ -90,6 +93,7 @@ pub fn start_ivr(
     let o = IvrOptions {
         rtp,
         lifetime: lifetime.unwrap_or(base.lifetime),
+        transport,
         ..base
     };
     let sipp = SippIvr::start(dir, &o).with_context(|| format!("starting SIPp on {}", host.name))?;

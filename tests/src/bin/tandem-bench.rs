@@ -38,10 +38,23 @@ enum Which {
     Sync,
     /// End-to-end calls through the lab (SIPp).
     Calls,
-    /// The fault campaign: each fault injected under SIP load, calls lost
-    /// and times to recover (`TANDEM_BENCH_FAULTS`, `TANDEM_BENCH_TRIALS`,
-    /// `TANDEM_BENCH_RATE`, `TANDEM_BENCH_CALL_MS`, `TANDEM_BENCH_PLACING_S`).
-    Faults,
+    /// The fault campaign: each fault injected under SIP load, calls lost,
+    /// dual-active time, client gap and times to recover
+    /// (`TANDEM_BENCH_FAULTS`, `TANDEM_BENCH_RATE`, `TANDEM_BENCH_CALL_MS`,
+    /// `TANDEM_BENCH_HEARTBEAT_MS`, `TANDEM_BENCH_MULTIPLIER`).
+    Faults {
+        /// Trials per fault (also `TANDEM_BENCH_TRIALS`; default 10).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        trials: Option<u64>,
+        /// The soak instead: MINUTES at 50 calls/s, a director fault every
+        /// 2 minutes, leak checks after each (also `TANDEM_BENCH_SOAK_MIN`).
+        #[arg(long, value_name = "MINUTES", value_parser = clap::value_parser!(u64).range(2..=1440))]
+        soak: Option<u64>,
+        /// SIP over one TCP connection (SIPp `-t t1`) to the service's TCP
+        /// twin (also `TANDEM_BENCH_TRANSPORT=tcp`); writes faults-tcp.*.
+        #[arg(long)]
+        tcp: bool,
+    },
     /// Live changes on a pair under SIP load: weight edits (reply, the
     /// daemon's read and apply, the standby holding them) and reloads of
     /// the design maximum (64 services × 32 real servers).
@@ -72,7 +85,7 @@ fn main() -> ExitCode {
         Which::Failover { noisy, steal } => failover(noisy, steal),
         Which::Sync => sync(),
         Which::Calls => calls(),
-        Which::Faults => faults(),
+        Which::Faults { trials, soak, tcp } => faults(trials, soak, tcp),
         Which::Reload { edits, big_rounds } => reload(edits as usize, big_rounds as usize),
         Which::Startup => startup(),
         Which::Availability => availability(),
@@ -171,10 +184,21 @@ fn calls() -> ExitCode {
 
 /// `TANDEMD`, `TANDEMCTL` (default: next to this binary), and the
 /// campaign's variables (`tandem_tests::bench::faults`).
-fn faults() -> ExitCode {
+fn faults(trials: Option<u64>, soak: Option<u64>, tcp: bool) -> ExitCode {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/results");
     let opts = match tandem_tests::bench::faults::Options::from_env() {
-        Ok(o) => o,
+        Ok(mut o) => {
+            if let Some(n) = trials {
+                o.trials = n as usize;
+            }
+            if tcp {
+                o.transport = tandem_tests::sipp::Transport::Tcp;
+            }
+            if let Some(m) = soak {
+                o.set_soak(std::time::Duration::from_secs(m * 60));
+            }
+            o
+        }
         Err(e) => {
             eprintln!("tandem-bench faults: {e:#}");
             return ExitCode::from(2);
@@ -183,7 +207,7 @@ fn faults() -> ExitCode {
     match tandem_tests::bench::faults::run(&out, opts) {
         Ok(md) => {
             println!("{md}");
-            println!("written: {}/faults.json, faults.md", out.display());
+            println!("written under {}", out.display());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -29,6 +29,8 @@ pub struct CallerOptions {
     pub max_retrans: u32,
     /// A response not received within this long fails the call (`-recv_timeout`, ms).
     pub recv_timeout_ms: u64,
+    /// UDP, or one TCP connection for every call.
+    pub transport: super::Transport,
 }
 
 impl CallerOptions {
@@ -40,6 +42,7 @@ impl CallerOptions {
             rtp: true,
             max_retrans: 4,
             recv_timeout_ms: 8000,
+            transport: super::Transport::Udp,
         }
     }
 
@@ -107,6 +110,7 @@ impl SippCaller {
             SocketAddrV4::new(local, CALLER_RTP_PORT),
             &stat_file,
             &error_file,
+            o.transport,
         ));
         args.extend(
             [

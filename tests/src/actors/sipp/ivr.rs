@@ -28,6 +28,8 @@ pub struct IvrOptions {
     pub rtp: bool,
     /// It quits after this long (SIPp `-timeout`).
     pub lifetime: Duration,
+    /// UDP, or TCP (it accepts connections on VIP:5060).
+    pub transport: super::Transport,
 }
 
 impl IvrOptions {
@@ -41,6 +43,7 @@ impl IvrOptions {
             vip,
             rtp: true,
             lifetime: Duration::from_secs(600),
+            transport: super::Transport::Udp,
         }
     }
 }
@@ -77,6 +80,7 @@ impl SippIvr {
             SocketAddrV4::new(o.addr, IVR_RTP_PORT),
             &stat_file,
             &error_file,
+            o.transport,
         );
         args.extend(
             [

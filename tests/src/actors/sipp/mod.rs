@@ -49,6 +49,32 @@ pub use report::{CallRecord, CallerReport, SippStats, parse_call_log};
 pub use rtp::{RtpCount, RtpCounter};
 pub use scenario::{caller_scenario, ivr_scenario};
 
+/// How SIPp carries SIP: one UDP socket (`-t u1`) or one TCP connection
+/// (`-t t1`) for all its calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    /// SIPp's `-t` value.
+    pub fn sipp_flag(self) -> &'static str {
+        match self {
+            Transport::Udp => "u1",
+            Transport::Tcp => "t1",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 /// SIP's port, on the VIP and on the client.
 pub const SIP_PORT: u16 = 5060;
 /// The port an IVR's SIPp echoes RTP on (`-mp`), on the IVR's own address.

@@ -22,12 +22,13 @@ pub(super) fn common_args(
     media: SocketAddrV4,
     stat_file: &Path,
     error_file: &Path,
+    transport: super::Transport,
 ) -> Vec<String> {
     [
         "-sf",
         &scenario.display().to_string(),
         "-t",
-        "u1",
+        transport.sipp_flag(),
         "-i",
         &bind.to_string(),
         "-p",

@@ -91,6 +91,7 @@ fn common_args_bind_sip_and_media_and_name_the_files() {
         SocketAddrV4::new(Ipv4Addr::new(198, 18, 0, 21), IVR_RTP_PORT),
         Path::new("/d/ivr1.csv"),
         Path::new("/d/ivr1-errors.log"),
+        super::Transport::Udp,
     );
     let after = |flag: &str| {
         let i = a.iter().position(|x| x == flag).expect(flag);

@@ -17,6 +17,11 @@
 //! window it was set up in, as `calls_lost_set_up_after_fault`, or, before
 //! the first fault, to no fault (`unattributed`).
 //!
+//! Beside it, `calls_lost_at_hangup` charges each lost call once: to the
+//! IVR fault that took its IVR, else to the fault whose window its BYE was
+//! sent in (`[t_i, t_next)`): the fault its hang-up met, the likeliest
+//! cause when the BYE fell into an outage.
+//!
 //! A call placed less than [`END_MARGIN_S`] before the caller was stopped,
 //! or set up and not yet due to end then, is not judged (`cut_by_the_end`).
 
@@ -68,6 +73,7 @@ pub fn attribute(calls: &[CallRecord], marks: &[Mark], call_s: f64, t_end: f64) 
     };
     let mut lost = vec![0u64; marks.len()];
     let mut lost_later = vec![0u64; marks.len()];
+    let mut at_hangup = vec![0u64; marks.len()];
     let mut in_flight = vec![0u64; marks.len()];
     let mut in_progress = vec![0u64; marks.len()];
     let (mut un_lost, mut un_in_flight, mut cut) = (0u64, 0u64, 0u64);
@@ -85,10 +91,15 @@ pub fn attribute(calls: &[CallRecord], marks: &[Mark], call_s: f64, t_end: f64) 
             if c.succeeded() {
                 continue;
             }
+            let bye = e + call_s;
             let own_ivr = lived
                 .iter()
                 .copied()
                 .find(|&i| marks[i].fault.on_ivr() && marks[i].ivr.is_some() && marks[i].ivr == c.ivr);
+            let hangup = own_ivr.or_else(|| (0..marks.len()).rev().find(|&i| marks[i].at <= bye && bye < next(i)));
+            if let Some(i) = hangup {
+                at_hangup[i] += 1;
+            }
             match (own_ivr, lived.is_empty()) {
                 (Some(i), _) => lost[i] += 1,
                 (None, false) => lived.iter().for_each(|&i| lost[i] += 1),
@@ -129,6 +140,7 @@ pub fn attribute(calls: &[CallRecord], marks: &[Mark], call_s: f64, t_end: f64) 
                 "calls_placed": mine.len(),
                 "in_progress_at_fault": in_progress[i],
                 "calls_lost": lost[i],
+                "calls_lost_at_hangup": at_hangup[i],
                 "calls_lost_set_up_after_fault": lost_later[i],
                 "calls_failed_in_flight": in_flight[i],
                 "calls_met_outage": mine.iter().filter(met).count(),
@@ -228,6 +240,10 @@ mod tests {
         let a = attribute(&calls, &marks, 30.0, 200.0);
         let lost: Vec<u64> = a.per_mark.iter().map(|v| v["calls_lost"].as_u64().unwrap()).collect();
         assert_eq!(lost, vec![1, 2, 1]);
+        // Hung up after the hang (BYEs at 125 and 151 s): there, once each;
+        // the killed IVR's own call to its fault.
+        let at_hangup: Vec<u64> = a.per_mark.iter().map(|v| v["calls_lost_at_hangup"].as_u64().unwrap()).collect();
+        assert_eq!(at_hangup, vec![0, 1, 2]);
         assert_eq!(a.per_mark[2]["calls_lost_set_up_after_fault"], 1);
         assert_eq!(a.per_mark[1]["calls_failed_in_flight"], 1);
         assert_eq!(a.unattributed["calls_lost"], 1);

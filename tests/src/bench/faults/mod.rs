@@ -64,7 +64,7 @@ pub use self::fault::Fault;
 use self::attribute::Mark;
 use self::rig::{Rig, acquisitions, last_seq};
 use super::calls::Rng;
-use crate::actors::sipp::{self, CallerOptions, SippCaller};
+use crate::actors::sipp::{self, CallerOptions, SippCaller, Transport};
 use crate::actors::calls;
 use crate::lab::tandemd::{Binaries, WorkDir, wait_for};
 pub use report::{markdown, summarize, target_checks};
@@ -81,7 +81,17 @@ pub struct Options {
     pub heartbeat_ms: u32,
     /// Heartbeats missed before the peer is dead: 3 by default.
     pub multiplier: u32,
+    /// SIP over UDP (the default), or over one TCP connection (SIPp
+    /// `-t t1`) to the TCP twin of the service, with `sip_persist`.
+    pub transport: Transport,
+    /// The soak: this long, a director fault every [`SOAK_PERIOD`]
+    /// (instead of `trials` rounds), checking after each that the daemons'
+    /// memory, descriptors, kernel flows and sync store come back.
+    pub soak: Option<Duration>,
 }
+
+/// One soak cycle: a director fault, then calm.
+pub const SOAK_PERIOD: Duration = Duration::from_secs(120);
 
 fn env_num<T: std::str::FromStr>(name: &str, default: T, ok: impl Fn(&T) -> bool) -> Result<T> {
     match std::env::var(name) {
@@ -97,6 +107,9 @@ impl Options {
     /// A budget for the whole campaign: the caller is told to place calls
     /// for this long at most (it is stopped when the campaign is done).
     pub fn budget(&self) -> Duration {
+        if let Some(d) = self.soak {
+            return d + Duration::from_secs(300);
+        }
         let per_trial = 25;
         Duration::from_secs((per_trial * (self.trials * self.faults.len()) as u64 + 120).min(6 * 3600))
     }
@@ -107,7 +120,40 @@ impl Options {
         self.budget() + Duration::from_millis(self.call_ms) + Duration::from_secs(120)
     }
 
+    /// Makes this run the soak of `d` (at 50 calls/s unless
+    /// `TANDEM_BENCH_RATE` says otherwise).
+    pub fn set_soak(&mut self, d: Duration) {
+        self.soak = Some(d);
+        if std::env::var_os("TANDEM_BENCH_RATE").is_none() {
+            self.rate = 50;
+        }
+    }
+
+    /// The faults in the order the campaign injects them, with their trial
+    /// numbers: `trials` rounds of every fault; or, in a soak, one
+    /// director fault per [`SOAK_PERIOD`], in turn.
+    pub fn schedule(&self) -> Vec<(Fault, usize)> {
+        match self.soak {
+            None => (1..=self.trials).flat_map(|n| self.faults.iter().map(move |&f| (f, n))).collect(),
+            Some(d) => {
+                let on_dir: Vec<Fault> = self.faults.iter().copied().filter(|f| f.on_director()).collect();
+                let cycles = (d.as_secs() / SOAK_PERIOD.as_secs()).max(1) as usize;
+                if on_dir.is_empty() {
+                    return Vec::new();
+                }
+                (0..cycles).map(|k| (on_dir[k % on_dir.len()], k / on_dir.len() + 1)).collect()
+            }
+        }
+    }
+
     pub fn from_env() -> Result<Options> {
+        let soak = match std::env::var("TANDEM_BENCH_SOAK_MIN") {
+            Err(_) => None,
+            Ok(v) => match v.trim().parse::<u64>() {
+                Ok(m) if (2..=24 * 60).contains(&m) => Some(Duration::from_secs(m * 60)),
+                _ => bail!("TANDEM_BENCH_SOAK_MIN={v:?}: minutes, 2 to 1440"),
+            },
+        };
         let faults = match std::env::var("TANDEM_BENCH_FAULTS") {
             Err(_) => Fault::ALL.to_vec(),
             Ok(v) => v
@@ -126,10 +172,16 @@ impl Options {
             bins: Binaries::from_env()?,
             faults,
             trials: env_num("TANDEM_BENCH_TRIALS", 10, |n| (1..=1000).contains(n))?,
-            rate: env_num("TANDEM_BENCH_RATE", 100, |n| (1..=2000).contains(n))?,
+            rate: env_num("TANDEM_BENCH_RATE", if soak.is_some() { 50 } else { 100 }, |n| (1..=2000).contains(n))?,
             call_ms: env_num("TANDEM_BENCH_CALL_MS", 30_000, |n| (100..=600_000).contains(n))?,
             heartbeat_ms: env_num("TANDEM_BENCH_HEARTBEAT_MS", 10, |n| (1..=1000).contains(n))?,
             multiplier: env_num("TANDEM_BENCH_MULTIPLIER", 3, |n| (2..=20).contains(n))?,
+            transport: match std::env::var("TANDEM_BENCH_TRANSPORT").as_deref() {
+                Err(_) | Ok("udp") => Transport::Udp,
+                Ok("tcp") => Transport::Tcp,
+                Ok(v) => bail!("TANDEM_BENCH_TRANSPORT={v:?}: udp or tcp"),
+            },
+            soak,
         })
     }
 
@@ -144,6 +196,8 @@ impl Options {
             call_ms: 3000,
             heartbeat_ms: 10,
             multiplier: 5,
+            transport: Transport::Udp,
+            soak: None,
         }
     }
 
@@ -179,6 +233,7 @@ impl Segment {
         let count = u64::from(o.rate) * o.budget().as_secs();
         let mut co = CallerOptions::new(o.rate, count, o.call_ms);
         co.rtp = false;
+        co.transport = o.transport;
         let caller = calls::start_caller(&rig.pair.lab, &rig.dir, &co)?;
         // The first calls are through before the first fault.
         if !wait_for(Duration::from_secs(10), || caller.calls_so_far().iter().any(|c| c.established.is_some())) {
@@ -330,8 +385,9 @@ pub fn campaign(o: &Options) -> Result<Value> {
     let mut trials = Vec::new();
     let mut failures: Vec<(Fault, String)> = Vec::new();
     let mut segments = Vec::new();
-    for n in 1..=o.trials {
-        for &fault in &o.faults {
+    for (fault, n) in o.schedule() {
+        let cycle = Instant::now();
+        {
             match trial(&mut rig, &mut seg.caller, fault, n, &mut rng) {
                 Ok((v, m)) => {
                     seg.trials.push(v);
@@ -352,6 +408,9 @@ pub fn campaign(o: &Options) -> Result<Value> {
                 }
             }
         }
+        if o.soak.is_some() {
+            std::thread::sleep(SOAK_PERIOD.saturating_sub(cycle.elapsed()));
+        }
     }
     let (t, s) = seg.finish(o)?;
     trials.extend(t);
@@ -359,9 +418,11 @@ pub fn campaign(o: &Options) -> Result<Value> {
     let watch_dropped = rig.watch.dropped();
     calls::stop_ivrs(&mut rig.ivrs);
     drop(rig);
+    let schedule = o.schedule();
     let per_fault: Vec<Value> = o
         .faults
         .iter()
+        .filter(|f| schedule.iter().any(|(g, _)| g == *f))
         .map(|&f| {
             let mine: Vec<Value> = trials.iter().filter(|t| t["fault"] == f.name()).cloned().collect();
             let failed: Vec<String> = failures.iter().filter(|(g, _)| *g == f).map(|(_, e)| e.clone()).collect();
@@ -382,7 +443,12 @@ pub fn campaign(o: &Options) -> Result<Value> {
             availability.insert(name.to_string(), json!({"mttr_ms": xs}));
         }
     }
-    let checks = target_checks(&per_fault);
+    let mut checks = target_checks(&per_fault);
+    let soak = o.soak.map(|d| {
+        let v = report::soak_checks(&trials, &segments, o);
+        checks.extend(v["checks"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(String::from)));
+        json!({"minutes": d.as_secs() / 60, "period_s": SOAK_PERIOD.as_secs(), "resources": v})
+    });
     Ok(json!({
         "bench": "faults",
         "sipp": version,
@@ -399,11 +465,16 @@ pub fn campaign(o: &Options) -> Result<Value> {
             "loss_percent": fault::LOSS_PERCENT,
             "slow_setup_ms": attribute::SLOW_SETUP_S * 1e3,
             "ivrs": 4,
-            "service": "udp VIP:5060 mh sip_persist; probes udp VIP:7070 rr",
+            "transport": o.transport.name(),
+            "service": match o.transport {
+                Transport::Udp => "udp VIP:5060 mh sip_persist; probes udp VIP:7070 rr",
+                Transport::Tcp => "SIP over one TCP connection (SIPp -t t1) to tcp VIP:5060 rr sip_persist (beside udp VIP:5060 mh); probes udp VIP:7070 rr",
+            },
             "cards": "two simulated cards, one shared trunk",
             "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
         },
         "dual_active_watch_dropped": watch_dropped,
+        "soak": soak,
         "target_checks": checks,
         "segments": segments,
         "per_fault": per_fault,
@@ -413,13 +484,21 @@ pub fn campaign(o: &Options) -> Result<Value> {
 }
 
 /// Runs the campaign; writes `faults.json`, `faults.md` and the plots
-/// under `out`; returns the Markdown.
+/// under `out` (`faults-tcp.*` over TCP, `faults-soak.*` for the soak, no
+/// plots); returns the Markdown.
 pub fn run(out: &Path, o: Options) -> Result<String> {
     let report = campaign(&o)?;
     let md = markdown(&report);
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("faults.json"), serde_json::to_string_pretty(&report)? + "\n")?;
-    std::fs::write(out.join("faults.md"), &md)?;
-    super::faults_svg::write_plots(&report, out)?;
+    let stem = match (o.soak.is_some(), o.transport) {
+        (true, _) => "faults-soak",
+        (false, Transport::Udp) => "faults",
+        (false, Transport::Tcp) => "faults-tcp",
+    };
+    std::fs::write(out.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)? + "\n")?;
+    std::fs::write(out.join(format!("{stem}.md")), &md)?;
+    if stem == "faults" {
+        super::faults_svg::write_plots(&report, out)?;
+    }
     Ok(md)
 }

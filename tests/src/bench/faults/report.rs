@@ -41,6 +41,7 @@ pub fn summarize(fault: Fault, trials: &[Value], failures: &[String]) -> Value {
         "failed_trials": failures.len(),
         "failures": failures,
         "calls_lost": sum("calls_lost"),
+        "calls_lost_at_hangup": sum("calls_lost_at_hangup"),
         "calls_lost_set_up_after_fault": sum("calls_lost_set_up_after_fault"),
         "calls_failed_in_flight": sum("calls_failed_in_flight"),
         "calls_in_progress_at_fault": sum("in_progress_at_fault"),
@@ -89,6 +90,62 @@ pub fn target_checks(per_fault: &[Value]) -> Vec<String> {
     out
 }
 
+/// Slack for a daemon's descriptors over its first soak cycle's count.
+pub const SOAK_FD_SLACK: u64 = 4;
+/// Slack for a daemon's resident memory over its first cycle's: × 1.25 +
+/// 8 MiB (allocator pools, the flow tables' fill).
+pub const SOAK_RSS_FACTOR: f64 = 1.25;
+pub const SOAK_RSS_SLACK_KB: u64 = 8192;
+
+/// The soak's leak checks, from the daemons' resources read at the end of
+/// every cycle (the pair redundant again): per director, every cycle's
+/// descriptors and memory against its first cycle's (a restarted daemon
+/// starts lower, so it only helps), the sync store bounded by the calls the
+/// load keeps up (×2), and SIPp's counts adding up.
+pub fn soak_checks(trials: &[Value], segments: &[Value], o: &super::Options) -> Value {
+    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
+    let steady_calls = (f64::from(o.rate) * o.call_ms as f64 / 1000.0).ceil() as u64;
+    let mut checks = Vec::new();
+    let mut series = serde_json::Map::new();
+    for name in ["a", "b"] {
+        let rows: Vec<&Value> = trials
+            .iter()
+            .filter_map(|t| t["daemons"].as_array())
+            .flatten()
+            .filter(|d| d["director"] == name)
+            .collect();
+        let get = |k: &str| rows.iter().map(|d| d[k].as_u64()).collect::<Vec<_>>();
+        let (fds, rss, calls) = (get("fds"), get("rss_kb"), get("sync_calls"));
+        let first = |v: &[Option<u64>]| v.iter().flatten().next().copied().unwrap_or(0);
+        let max = |v: &[Option<u64>]| v.iter().flatten().max().copied().unwrap_or(0);
+        let (fd0, rss0) = (first(&fds), first(&rss));
+        let (fd_max, rss_max, calls_max) = (max(&fds), max(&rss), max(&calls));
+        let rss_bound = (rss0 as f64 * SOAK_RSS_FACTOR) as u64 + SOAK_RSS_SLACK_KB;
+        checks.push(format!(
+            "soak {name}: descriptors {fd0} → at most {fd_max} ≤ {}: {}; resident {rss0} kB → at most {rss_max} kB ≤ {rss_bound}: {}; sync store at most {calls_max} calls ≤ {}: {}",
+            fd0 + SOAK_FD_SLACK,
+            verdict(fd_max <= fd0 + SOAK_FD_SLACK),
+            verdict(rss_max <= rss_bound),
+            2 * steady_calls,
+            verdict(calls_max <= 2 * steady_calls),
+        ));
+        series.insert(name.to_string(), json!({"fds": fds, "rss_kb": rss, "sync_calls": calls, "kernel_flows": get("kernel_flows")}));
+    }
+    for (k, s) in segments.iter().enumerate() {
+        let (c, ok, bad) = (s["calls"].as_u64(), s["successful"].as_u64(), s["failed"].as_u64());
+        let adds_up = matches!((c, ok, bad), (Some(c), Some(ok), Some(bad)) if c == ok + bad);
+        checks.push(format!(
+            "soak caller {}: created {} = successful {} + failed {}: {}",
+            k + 1,
+            s["calls"],
+            s["successful"],
+            s["failed"],
+            verdict(adds_up)
+        ));
+    }
+    json!({"checks": checks, "per_director": series})
+}
+
 fn cell(v: &Value) -> String {
     match v.as_f64() {
         Some(x) => format!("{x:.1}"),
@@ -101,10 +158,11 @@ pub fn markdown(r: &Value) -> String {
     let st = &r["setup"];
     s.push_str("# Fault campaign: faults under SIP load in the pair lab\n\n");
     s.push_str(&format!(
-        "`cargo xtask bench faults`: {}; one caller at {} calls/s for the whole campaign, calls of {} ms (no RTP), four SIPp IVRs, UDP service mh + `sip_persist`, state sync on, simulated cards on a shared trunk, heartbeats {} ms × {}, a client probing VIP:7070 every 1 ms; {} trials per fault in rounds; {} CPUs; {} s in all; seed {}.\n\n",
+        "`cargo xtask bench faults`: {}; one caller at {} calls/s for the whole campaign, calls of {} ms (no RTP), four SIPp IVRs, {}, state sync on, simulated cards on a shared trunk, heartbeats {} ms × {}, a client probing VIP:7070 every 1 ms; {} trials per fault in rounds; {} CPUs; {} s in all; seed {}.\n\n",
         r["sipp"].as_str().unwrap_or("SIPp"),
         st["rate_cps"],
         st["call_ms"],
+        st["service"].as_str().unwrap_or("?"),
         st["heartbeat_ms"],
         st["multiplier"],
         st["trials_per_fault"],
@@ -112,17 +170,18 @@ pub fn markdown(r: &Value) -> String {
         r["elapsed_s"],
         r["seed"],
     ));
-    s.push_str("| fault | trials (failed) | in progress at the fault | `calls_lost` | lost, set up after | failed in flight | `mttr_calls_ms` p50 / p99 / max | `mttr_redundant_ms` p50 / p99 | takeover ms p50 / p99 | `dual_active_ms` max | client gap ms p50 / max | `role_changes` (outside allowed) |\n");
+    s.push_str("| fault | trials (failed) | in progress at the fault | `calls_lost` (at hang-up) | lost, set up after | failed in flight | `mttr_calls_ms` p50 / p99 / max | `mttr_redundant_ms` p50 / p99 | takeover ms p50 / p99 | `dual_active_ms` max | client gap ms p50 / max | `role_changes` (outside allowed) |\n");
     s.push_str("|---|---:|---:|---:|---:|---:|---|---|---|---:|---|---:|\n");
     for f in r["per_fault"].as_array().into_iter().flatten() {
         let outside = f["unexpected_role_changes"].as_u64().unwrap_or(0) + f["missing_role_changes"].as_u64().unwrap_or(0);
         s.push_str(&format!(
-            "| {} | {} ({}) | {} | {} | {} | {} | {} / {} / {} | {} / {} | {} / {} | {} | {} / {} | {} ({outside}) |\n",
+            "| {} | {} ({}) | {} | {} ({}) | {} | {} | {} / {} / {} | {} / {} | {} / {} | {} | {} / {} | {} ({outside}) |\n",
             f["fault"].as_str().unwrap_or("?"),
             f["trials"],
             f["failed_trials"],
             f["calls_in_progress_at_fault"],
             f["calls_lost"],
+            f["calls_lost_at_hangup"],
             f["calls_lost_set_up_after_fault"],
             f["calls_failed_in_flight"],
             cell(&f["mttr_calls_ms"]["p50"]),
@@ -155,7 +214,7 @@ pub fn markdown(r: &Value) -> String {
         ));
     }
     s.push_str(
-        "\n`calls_lost`: set up, and failed (SIPp got no 200 to its BYE from the IVR that answered), charged to every fault it lived through (to an IVR fault alone when that IVR held it). \
+        "\n`calls_lost`: set up, and failed (SIPp got no 200 to its BYE from the IVR that answered), charged to every fault it lived through (to an IVR fault alone when that IVR held it); at hang-up: once, to the fault whose window its BYE was sent in. \
 `mttr_calls_ms`: fault → the set-up of the first call placed after the last call that met the outage (failed in flight, or set up in more than 250 ms: retransmitted). \
 `mttr_redundant_ms`: fault → active + standby in sync + every IVR heard + the active's card on the trunk, repair included (a restarted daemon's start-up and snapshot; a link back after 2 s; the loss rules gone after 10 s). \
 Takeover: fault → the new active's `takeover done` on its own timeline. \

@@ -21,6 +21,8 @@ use crate::lab::cards::SharedTrunkCards;
 use crate::lab::tandemd::{Director, Pair, PairOptions, wait_for};
 use crate::lab::{self, cmd};
 
+/// The cards' failover-switch watchdog (`card.watchdog_ms`).
+pub const CARD_WATCHDOG_MS: u32 = 100;
 /// The probe service's port on the VIP (UDP, rr, DR).
 pub const PROBE_PORT: u16 = 7070;
 /// The nftables table the heartbeat-loss fault adds in each director.
@@ -38,6 +40,7 @@ pub struct Rig {
     pub cards: SharedTrunkCards,
     pub dir: PathBuf,
     pub ivr_lifetime: Duration,
+    pub transport: crate::actors::sipp::Transport,
 }
 
 /// What one injection did, as the trial reports it.
@@ -59,6 +62,11 @@ pub fn pair_options(o: &Options) -> PairOptions {
         scheduler: "mh".into(),
         heartbeat_interval_ms: o.heartbeat_ms,
         multiplier: o.multiplier,
+        tcp_service: o.transport == crate::actors::sipp::Transport::Tcp,
+        // The shared trunk's failover switch with its watchdog, as a pair
+        // with cards is deployed: a hung active's daemon stops kicking it
+        // and the switch hands the trunk to the standby's card.
+        card_watchdog_ms: Some(CARD_WATCHDOG_MS),
         probe_port: Some(PROBE_PORT),
         ..PairOptions::default()
     }
@@ -76,7 +84,7 @@ impl Rig {
             .map(|h| spawn_udp_responder_for(&h.ns, &h.name, PROBE_PORT, lifetime).context("probe echo"))
             .collect::<Result<Vec<_>>>()?;
         pair.start_directors()?;
-        let ivrs = calls::start_ivrs_for(&pair.lab, dir, true, false, Some(lifetime))?;
+        let ivrs = calls::start_ivrs_for(&pair.lab, dir, true, false, Some(lifetime), o.transport)?;
         if !wait_for(Duration::from_secs(10), || calls::reals_alive(&pair.a, 4)) {
             bail!("a does not hear every IVR: {:?}", pair.a.reals());
         }
@@ -91,6 +99,7 @@ impl Rig {
             cards,
             dir: dir.to_path_buf(),
             ivr_lifetime: lifetime,
+            transport: o.transport,
         })
     }
 
@@ -237,7 +246,7 @@ impl Rig {
                 // caller (no sooner: a fresh SIPp would answer their BYEs).
                 hold(FAULT_HOLD);
                 self.ivrs[ivr_k] =
-                    calls::start_ivr(&self.pair.lab, &self.dir, ivr_k, true, false, Some(self.ivr_lifetime))?;
+                    calls::start_ivr(&self.pair.lab, &self.dir, ivr_k, true, false, Some(self.ivr_lifetime), self.transport)?;
             }
             Fault::IvrHang => {
                 done.on = self.ivrs[ivr_k].name.clone();
@@ -331,7 +340,19 @@ pub fn resources(d: &Director) -> Value {
             .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
     });
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).ok();
-    json!({"director": d.name, "rss_kb": rss_kb, "fds": fds})
+    let sync = d.sync_status();
+    // The flows the kernel's connection table holds, per real server.
+    let kernel_flows: u64 = d.reals().iter().filter_map(|r| r.get("flows").and_then(Value::as_u64)).sum();
+    json!({
+        "director": d.name,
+        "rss_kb": rss_kb,
+        "fds": fds,
+        "sync_flows": sync.as_ref().map(|s| s.flows),
+        "sync_calls": sync.as_ref().map(|s| s.calls),
+        "sync_channels": sync.as_ref().map(|s| s.channels),
+        "sync_queue": sync.as_ref().map(|s| s.queue),
+        "kernel_flows": kernel_flows,
+    })
 }
 
 pub fn signal(pid: Option<u32>, sig: libc::c_int) {
