@@ -63,8 +63,9 @@
 //!   (coverage c = 1 − failures after injection ÷ trials; a hang trial
 //!   that failed because the woken node took the role back counts as a
 //!   second takeover, k, not as a failed failover).
-//! - `faults.json`, optional: if it holds `<system>.<failure>.mttr_ms` (an
-//!   array of outages, ms), its p99 (nearest rank) replaces the gap.
+//! - `faults.json`, optional: if it holds `<system>.<failure>.client_gap_ms` (an
+//!   array of the client's gaps in the fault campaign, ms), its p99
+//!   (nearest rank) replaces the gap.
 //! - `calls.json` (`cargo xtask bench calls`): tandem's fraction of calls
 //!   lost per failover, `established_calls_lost` ÷
 //!   `calls_in_progress_at_kills` (conservative: it counts the losses at

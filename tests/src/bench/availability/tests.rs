@@ -251,7 +251,7 @@ fn availability_reads_a_failover_fixture() {
     // faults.json, when present, replaces the gap.
     std::fs::write(
         dir.join("faults.json"),
-        json!({ "tandem": { "crash": { "mttr_ms": [1.0, 3.0, 2.0] } } }).to_string(),
+        json!({ "tandem": { "crash": { "client_gap_ms": [1.0, 3.0, 2.0] } } }).to_string(),
     )
     .unwrap();
     let l = load(&dir, &|_| None).unwrap();

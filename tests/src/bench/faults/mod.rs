@@ -429,18 +429,24 @@ pub fn campaign(o: &Options) -> Result<Value> {
             summarize(f, &mine, &failed)
         })
         .collect();
-    // For the availability bench: per failure of its model, the calls' MTTR
-    // of every trial.
+    // For the availability bench: per failure of its model, every trial's
+    // client gap (the service's outage, as the failover bench measures it)
+    // and calls' MTTR.
     let mut availability = serde_json::Map::new();
     for &f in &o.faults {
         if let Some(name) = f.availability_name() {
-            let xs: Vec<Value> = trials
-                .iter()
-                .filter(|t| t["fault"] == f.name())
-                .filter_map(|t| t["mttr_calls_ms"].as_f64())
-                .map(Value::from)
-                .collect();
-            availability.insert(name.to_string(), json!({"mttr_ms": xs}));
+            let of = |k: &str| -> Vec<Value> {
+                trials
+                    .iter()
+                    .filter(|t| t["fault"] == f.name())
+                    .filter_map(|t| t[k].as_f64())
+                    .map(Value::from)
+                    .collect()
+            };
+            availability.insert(
+                name.to_string(),
+                json!({"client_gap_ms": of("client_gap_ms"), "mttr_calls_ms": of("mttr_calls_ms")}),
+            );
         }
     }
     let mut checks = target_checks(&per_fault);
