@@ -20,7 +20,6 @@ pub mod calls;
 pub mod dispatch;
 pub mod failover;
 pub mod faults;
-pub mod faults_svg;
 pub mod live;
 pub mod observe;
 pub mod reload;

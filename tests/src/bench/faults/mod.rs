@@ -53,6 +53,7 @@ pub mod attribute;
 pub mod fault;
 pub mod report;
 pub mod rig;
+pub mod svg;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -504,7 +505,7 @@ pub fn run(out: &Path, o: Options) -> Result<String> {
     std::fs::write(out.join(format!("{stem}.json")), serde_json::to_string_pretty(&report)? + "\n")?;
     std::fs::write(out.join(format!("{stem}.md")), &md)?;
     if stem == "faults" {
-        super::faults_svg::write_plots(&report, out)?;
+        svg::write_plots(&report, out)?;
     }
     Ok(md)
 }
