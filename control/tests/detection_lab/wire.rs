@@ -12,12 +12,13 @@
 //! dropped, or after [`MAX_LIFETIME`] whatever happens.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tandem_tests::lab::packet;
 use tandem_tests::lab::VIP;
 use tandem_tests::try_in_netns;
 
@@ -90,36 +91,7 @@ fn os_err(what: &str) -> String {
 /// An `AF_PACKET` raw socket for every protocol in the calling thread's
 /// namespace, bound to `ifindex`, with a 5 ms receive timeout.
 fn packet_socket(ifindex: u32, timestamps: bool) -> Result<OwnedFd, String> {
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: socket(2); the fd is owned right after.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            proto as libc::c_int,
-        )
-    };
-    if raw < 0 {
-        return Err(os_err("socket(AF_PACKET)"));
-    }
-    // SAFETY: raw is a fresh fd nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: an all-zero sockaddr_ll is valid; the fields are set below.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = ifindex as i32;
-    // SAFETY: sll is a valid sockaddr_ll of the size passed.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&raw const sll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if r != 0 {
-        return Err(os_err("bind(AF_PACKET)"));
-    }
+    let fd = packet::packet_socket(ifindex, (libc::ETH_P_ALL as u16).to_be()).map_err(|e| e.to_string())?;
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 5_000,

@@ -64,13 +64,13 @@
 //! per probe up to the probe count given.
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use nix::errno::Errno;
 use nix::sys::socket::{ControlMessageOwned, LinkAddr, MsgFlags, recvmsg, setsockopt, sockopt};
 use nix::sys::time::TimeVal;
@@ -78,6 +78,7 @@ use serde::Serialize;
 use tandem_dataplane::monotonic_ns;
 
 use crate::lab::wait::sleep_until_ns;
+use crate::lab::packet::packet_socket;
 use crate::lab::{self, Lab, netns};
 
 /// Claims of one director closer than this belong to one claim span.
@@ -256,40 +257,12 @@ fn overlap_ns(a: &[(u64, u64)], b: &[(u64, u64)]) -> u64 {
     total
 }
 
-/// A check on a libc return value, naming the call.
-fn check(r: libc::c_int, what: impl FnOnce() -> String) -> Result<()> {
-    if r < 0 {
-        bail!("{}: {}", what(), std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
 /// A packet socket in `ns` bound to `ifindex` for every protocol, with
 /// kernel receive stamps and a receive timeout.
 fn open_port(ns: &str, ifname: &str, ifindex: u32) -> Result<OwnedFd> {
     let what = format!("{ifname} (ifindex {ifindex}) in namespace {ns}");
     let fd = netns::try_in_netns(ns, || -> Result<OwnedFd> {
-        // Protocol 0: nothing is queued until the bind names the port.
-        // SAFETY: socket(2); the fd is owned right after.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        check(raw, || "socket(AF_PACKET)".into())?;
-        // SAFETY: raw is a fresh fd nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: an all-zero sockaddr_ll is valid; the fields are set below.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        sll.sll_ifindex = ifindex as i32;
-        // SAFETY: sll is a valid sockaddr_ll of the size passed.
-        let r = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&raw const sll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        check(r, || "bind(AF_PACKET, ETH_P_ALL)".into())?;
-        Ok(fd)
+        Ok(packet_socket(ifindex, (libc::ETH_P_ALL as u16).to_be())?)
     })
     .with_context(|| format!("entering namespace {ns}"))?
     .with_context(|| format!("opening a packet socket on {what}"))?;

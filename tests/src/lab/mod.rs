@@ -18,6 +18,7 @@ pub mod cmd;
 pub mod director;
 pub mod netns;
 pub mod noise;
+pub mod packet;
 pub mod privileged;
 pub mod steal;
 pub mod tandemd;

@@ -4,7 +4,7 @@
 //! after a kill -9). It watches and asks; it never answers.
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{
     Arc, Mutex,
     atomic::{AtomicBool, Ordering},
@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tandem_dataplane::monotonic_ns;
 
-use super::os::{cvt, set_timeout};
+use super::os::set_timeout;
+use crate::lab::packet::packet_socket;
 use crate::lab::{self, VIP, netns};
 
 /// One ARP frame seen on the client's wire.
@@ -43,32 +44,7 @@ impl ArpWatch {
     pub(super) fn start(ns: &str, ifindex: u32, mac: [u8; 6]) -> Result<ArpWatch> {
         let proto = (libc::ETH_P_ARP as u16).to_be();
         let fd = netns::try_in_netns(ns, || -> Result<OwnedFd> {
-            // SAFETY: socket(2); the fd is owned right after.
-            let raw = unsafe {
-                libc::socket(
-                    libc::AF_PACKET,
-                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                    proto as libc::c_int,
-                )
-            };
-            cvt(raw, "socket(AF_PACKET)")?;
-            // SAFETY: raw is a fresh fd nobody else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-            // SAFETY: an all-zero sockaddr_ll is valid; the fields are set below.
-            let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_protocol = proto;
-            sll.sll_ifindex = ifindex as i32;
-            // SAFETY: sll is a valid sockaddr_ll of the size passed.
-            let r = unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&raw const sll).cast(),
-                    size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            cvt(r, "bind(AF_PACKET)")?;
-            Ok(fd)
+            Ok(packet_socket(ifindex, proto)?)
         })??;
         set_timeout(fd.as_raw_fd(), libc::SO_RCVTIMEO, Duration::from_millis(5))?;
         let fd = Arc::new(fd);

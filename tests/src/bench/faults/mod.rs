@@ -275,13 +275,7 @@ impl Segment {
 fn trial(rig: &mut Rig, seg: &mut SippCaller, fault: Fault, n: usize, rng: &mut Rng) -> Result<(Value, Mark)> {
     let n_ivr = rig.ivrs.len();
     if !wait_for(Duration::from_secs(20), || rig.redundant()) {
-        bail!(
-            "not redundant before the fault: a {:?}, b {:?}, b sync {:?}, a sync {:?}",
-            rig.pair.a.state(),
-            rig.pair.b.state(),
-            rig.pair.b.sync(),
-            rig.pair.a.sync()
-        );
+        bail!("not redundant before the fault: {}", rig.describe());
     }
     if let Some(dead) = rig.ivrs.iter_mut().position(|i| !i.sipp.running()) {
         // Its heartbeats go on, so the directors cannot tell: calls would
@@ -323,13 +317,7 @@ fn trial(rig: &mut Rig, seg: &mut SippCaller, fault: Fault, n: usize, rng: &mut 
     let done = rig.inject_and_repair(fault, a_active, ivr_k, t0, &mut takeover)?;
     let redundant_again = wait_for(Duration::from_secs(30), || rig.redundant());
     if !redundant_again {
-        bail!(
-            "not redundant again 30 s after the fault: a {:?}, b {:?}, b sync {:?}, a sync {:?}",
-            rig.pair.a.state(),
-            rig.pair.b.state(),
-            rig.pair.b.sync(),
-            rig.pair.a.sync()
-        );
+        bail!("not redundant again 30 s after the fault: {}", rig.describe());
     }
     let mttr_redundant_ms = t0.elapsed().as_secs_f64() * 1e3;
     // The observers' window closes a moment after the pair is whole again.

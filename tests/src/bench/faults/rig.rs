@@ -125,6 +125,19 @@ impl Rig {
         }
     }
 
+    /// Both daemons' roles and sync states and the cards', for an error.
+    pub fn describe(&self) -> String {
+        format!(
+            "a {:?}, b {:?}, a sync {:?}, b sync {:?}, card 0 {}, card 1 {}",
+            self.pair.a.state(),
+            self.pair.b.state(),
+            self.pair.a.sync(),
+            self.pair.b.sync(),
+            self.cards.sim.execute("status 0"),
+            self.cards.sim.execute("status 1"),
+        )
+    }
+
     /// Card `c`'s span 1 carries the trunk (from the simulator's status).
     pub fn carries(&self, c: usize) -> bool {
         let s = self.cards.sim.execute(&format!("status {c}"));
