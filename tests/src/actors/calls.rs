@@ -100,7 +100,13 @@ pub fn start_ivr(
     let node_id = tandemd::ivr_node_id(k);
     let heartbeat = if heartbeats {
         Some(
-            IvrHeartbeat::start_in_pair_lab(lab, k, IVR_HEARTBEAT_INTERVAL, 100)
+            IvrHeartbeat::start_in_pair_lab_for(
+                lab,
+                k,
+                IVR_HEARTBEAT_INTERVAL,
+                100,
+                lifetime.unwrap_or(crate::actors::ivr_heartbeat::MAX_LIFETIME),
+            )
                 .map_err(|e: LabError| anyhow::anyhow!(e))?,
         )
     } else {

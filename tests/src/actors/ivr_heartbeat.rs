@@ -47,6 +47,23 @@ impl IvrHeartbeat {
         interval: Duration,
         capacity: u32,
     ) -> Result<IvrHeartbeat, LabError> {
+        IvrHeartbeat::start_for(ns, local, directors, node_id, key, interval, capacity, MAX_LIFETIME)
+    }
+
+    /// [`IvrHeartbeat::start`] that stops by itself after `lifetime`
+    /// instead of [`MAX_LIFETIME`] (a run longer than it: the fault
+    /// campaign, its soak).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_for(
+        ns: &str,
+        local: Ipv4Addr,
+        directors: &[Ipv4Addr],
+        node_id: u32,
+        key: [u8; 16],
+        interval: Duration,
+        capacity: u32,
+        lifetime: Duration,
+    ) -> Result<IvrHeartbeat, LabError> {
         let sock = crate::try_in_netns(ns, || UdpSocket::bind((local, 0)))?
             .map_err(|e| LabError::io(format!("binding {local} for heartbeats"), ns, e))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -69,7 +86,7 @@ impl IvrHeartbeat {
                 unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
                 let key = Key::from_bytes(&key);
                 let mut buf = [0u8; LEN];
-                let rounds = (MAX_LIFETIME.as_nanos() / interval.as_nanos().max(1)) as u64;
+                let rounds = (lifetime.as_nanos() / interval.as_nanos().max(1)) as u64;
                 for round in 1..=rounds {
                     if s.load(Ordering::Relaxed) {
                         break;
@@ -113,11 +130,22 @@ impl IvrHeartbeat {
         interval: Duration,
         capacity: u32,
     ) -> Result<IvrHeartbeat, LabError> {
+        IvrHeartbeat::start_in_pair_lab_for(lab, k, interval, capacity, MAX_LIFETIME)
+    }
+
+    /// [`IvrHeartbeat::start_in_pair_lab`] for `lifetime`.
+    pub fn start_in_pair_lab_for(
+        lab: &Lab,
+        k: usize,
+        interval: Duration,
+        capacity: u32,
+        lifetime: Duration,
+    ) -> Result<IvrHeartbeat, LabError> {
         let host = lab.ivrs().get(k).copied().ok_or(LabError::BadOption {
             field: "IVR index",
             value: format!("{k} (the lab has {} IVRs)", lab.ivrs().len()),
         })?;
-        IvrHeartbeat::start(
+        IvrHeartbeat::start_for(
             &host.ns,
             host.addr(),
             &[lab::DIRECTOR_A_ADDR, lab::DIRECTOR_B_ADDR],
@@ -125,6 +153,7 @@ impl IvrHeartbeat {
             *tandemd::ivr_key_of(tandemd::ivr_node_id(k)),
             interval,
             capacity,
+            lifetime,
         )
     }
 
