@@ -265,6 +265,42 @@ mod tests {
     }
 
     #[test]
+    fn the_soak_flags_memory_that_does_not_come_back_and_counts_that_do_not_add_up() {
+        let o = super::super::Options {
+            soak: Some(std::time::Duration::from_secs(600)),
+            rate: 50,
+            call_ms: 3000,
+            ..super::super::Options::smoke(crate::lab::tandemd::Binaries {
+                tandemd: "tandemd".into(),
+                tandemctl: "tandemctl".into(),
+            })
+        };
+        let row = |d: &str, fds: u64, rss: u64, flows: u64| {
+            json!({"director": d, "fds": fds, "rss_kb": rss, "kernel_flows": flows, "sync_calls": 10})
+        };
+        let trials: Vec<Value> = [(78, 44_000, 140), (79, 50_000, 150), (78, 70_000, 160)]
+            .iter()
+            .map(|&(f, r, k)| json!({"daemons": [row("a", f, r, k), row("b", 78, 44_000, 400)]}))
+            .collect();
+        let segments = vec![
+            json!({"calls": 10, "successful": 8, "failed": 2}),
+            json!({"calls": 10, "successful": 8, "failed": 1}),
+        ];
+        let v = soak_checks(&trials, &segments, &o);
+        let c: Vec<&str> = v["checks"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+        assert_eq!(c.len(), 4, "{c:?}");
+        // a: descriptors within 78 + 4; memory 70,000 kB over 44,000 × 1.25 + 8,192.
+        assert!(c[0].contains("descriptors 78 → at most 79 ≤ 82: PASS"), "{}", c[0]);
+        assert!(c[0].contains("at most 70000 kB ≤ 63192: MISS"), "{}", c[0]);
+        assert!(c[0].contains("kernel flows at most 160 ≤ 300: PASS"), "{}", c[0]);
+        // b: its table holds more flows than the load keeps up, twice over.
+        assert!(c[1].contains("kernel flows at most 400 ≤ 300: MISS"), "{}", c[1]);
+        assert!(c[2].ends_with("successful 8 + failed 2: PASS"), "{}", c[2]);
+        assert!(c[3].ends_with("successful 8 + failed 1: MISS"), "{}", c[3]);
+        assert_eq!(v["per_director"]["a"]["rss_kb"], json!([44_000, 50_000, 70_000]));
+    }
+
+    #[test]
     fn faults_parse_by_name_and_director_faults_are_told_apart() {
         for f in Fault::ALL {
             assert_eq!(Fault::parse(f.name()), Some(f));
