@@ -130,6 +130,20 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Removes a SIP call that has ended (its BYE seen: no longer counted),
+    /// and only then: a call counted again since is left alone. Returns
+    /// whether an entry went.
+    pub fn remove_ended_call(&mut self, service: &ServiceKey, hash: u64) -> Result<bool, Error> {
+        let Some(img) = self.services.get(service) else {
+            return Ok(false);
+        };
+        let key = CallKey::new(img.service.id, hash);
+        match self.maps.conns.calls.get(&key, 0) {
+            Ok(old) if old.flags & CALL_COUNTED == 0 => Ok(self.maps.conns.calls.remove(&key).is_ok()),
+            _ => Ok(false),
+        }
+    }
+
     /// Removes a flow (state sync: the active expired it).
     pub fn remove_synced_flow(&mut self, key: &FlowKey) -> Result<(), Error> {
         if let Ok(old) = self.maps.conns.flows.get(key, 0) {

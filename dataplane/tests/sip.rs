@@ -422,6 +422,14 @@ fn privileged_call_events_replay_on_a_standby() {
     assert_eq!(ended.created_ns, pushed[0].created_ns);
     active.test_run(&udp(client4(2), 5070, &bye(&ids[0]))).unwrap();
     assert!(events.next().is_none(), "a retransmitted BYE pushes nothing");
+    // Its linger over, the ended call goes; a call still counted stays.
+    let key0 = CallKey::new(sid, ended.hash);
+    assert!(!active.remove_ended_call(&cfg.key(), pushed[1].hash).unwrap(), "still counted");
+    assert!(active.call(&CallKey::new(sid, pushed[1].hash)).is_some());
+    assert!(active.call(&key0).is_some());
+    assert!(active.remove_ended_call(&cfg.key(), ended.hash).unwrap());
+    assert!(active.call(&key0).is_none());
+    assert!(!active.remove_ended_call(&cfg.key(), ended.hash).unwrap(), "gone already");
 
     // The standby lists its real servers in another order.
     let mut standby = load();

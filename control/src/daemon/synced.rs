@@ -107,6 +107,12 @@ impl Daemon {
         };
         let now = Instant::now();
         sy.handle_timeout(now);
+        for id in sy.linger_ended_calls(now) {
+            crate::sync::apply::remove_ended_sip_call(&mut self.dp, &id);
+        }
+        let Some(sy) = self.sync.as_mut() else {
+            return Ok(());
+        };
         sy.flush(now);
         let events = sy.take_events();
         let want = sy.conn_poll();

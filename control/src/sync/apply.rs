@@ -235,12 +235,7 @@ impl Translator {
             },
             Record::CallRemoved(id) if !is_card_call(id) => {
                 let hash = tandem_dataplane::common::sip::callid_hash(id.as_bytes());
-                let keys: Vec<_> = dp
-                    .services()
-                    .filter(|img| img.has_flag(ServiceFlag::SipPersist))
-                    .map(|img| img.key)
-                    .collect();
-                for k in keys {
+                for k in sip_services(dp) {
                     if let Err(e) = dp.remove_synced_call(&k, hash) {
                         tracing::error!("sync: removing call {id}: {e}");
                     }
@@ -250,6 +245,33 @@ impl Translator {
             _ => count.ok += 1,
         }
     }
+}
+
+/// The services that keep SIP calls by Call-ID.
+fn sip_services(dp: &Dataplane) -> Vec<tandem_dataplane::common::ServiceKey> {
+    dp.services()
+        .filter(|img| img.has_flag(ServiceFlag::SipPersist))
+        .map(|img| img.key)
+        .collect()
+}
+
+/// Removes an ended SIP call (its linger over) from this node's kernel
+/// table, in every service keeping Call-IDs, unless it counts again.
+/// Returns how many entries went.
+pub fn remove_ended_sip_call(dp: &mut Dataplane, id: &str) -> usize {
+    let hash = tandem_dataplane::common::sip::callid_hash(id.as_bytes());
+    let mut n = 0;
+    for k in sip_services(dp) {
+        match dp.remove_ended_call(&k, hash) {
+            Ok(gone) => n += usize::from(gone),
+            Err(e) => tracing::error!(
+                "removing ended call {id} from service {}:{}: {e}",
+                ip_of(&k.addr),
+                k.port
+            ),
+        }
+    }
+    n
 }
 
 /// The kernel's copy of a Call-ID as a sync id (bytes that are not UTF-8

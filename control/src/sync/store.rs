@@ -9,13 +9,13 @@
 //! did not mention. It must not touch the kernel's tables or know about
 //! sequence numbers or connections.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::time::Instant;
 
 use tandem_common::FlowKey;
 
-use super::wire::{CallRecord, ChannelState, FlowRecord, Record, ServicesPart};
+use super::wire::{CallRecord, CallState, ChannelState, FlowRecord, Record, ServicesPart};
 
 /// A flow key as ordered bytes: src, dst, sport, dport (big-endian), proto.
 type FlowBytes = [u8; 37];
@@ -82,6 +82,10 @@ pub struct Store {
     calls: BTreeMap<String, Slot<CallRecord>>,
     channels: BTreeMap<(u32, u32), Slot<ChannelState>>,
     generation: u32,
+    /// SIP calls (no card channel) as they hung up, oldest first: what
+    /// [`Store::lingered`] hands out once their linger is over. An entry
+    /// whose call went or is no longer hung up is skipped then.
+    ended: VecDeque<(Instant, String)>,
 }
 
 fn aged(slot: &Slot<FlowRecord>, now: Instant) -> FlowRecord {
@@ -123,6 +127,12 @@ impl Store {
             }
             Record::FlowRemoved(k) => self.flows.remove(&flow_bytes(k)).is_some(),
             Record::Call(c) => {
+                if c.state == CallState::HungUp && c.channel.is_none() {
+                    let was_ended = self.calls.get(&c.id).is_some_and(|o| o.value.state == CallState::HungUp);
+                    if !was_ended {
+                        self.ended.push_back((now, c.id.clone()));
+                    }
+                }
                 if let Some(old) = self.calls.get_mut(&c.id) {
                     old.generation = generation;
                     old.at = now;
@@ -223,6 +233,31 @@ impl Store {
         self.flows.clear();
         self.calls.clear();
         self.channels.clear();
+        self.ended.clear();
+    }
+
+    /// Removes the SIP calls that hung up `linger` or more before `now`
+    /// and are still hung up (at most `max` of them, oldest first),
+    /// and returns their ids. How long a call's last messages may still
+    /// come (the BYE's retransmissions and answer) is the caller's
+    /// `linger`; an ended call kept past it is memory that never comes
+    /// back, on both directors, at every call.
+    pub fn lingered(&mut self, now: Instant, linger: std::time::Duration, max: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some((at, _)) = self.ended.front() else {
+                break;
+            };
+            if now.saturating_duration_since(*at) < linger {
+                break;
+            }
+            let (_, id) = self.ended.pop_front().expect("front seen");
+            if self.calls.get(&id).is_some_and(|s| s.value.state == CallState::HungUp) {
+                self.calls.remove(&id);
+                out.push(id);
+            }
+        }
+        out
     }
 
     /// Every record as an upsert: the services' parts, flows (ages
@@ -386,7 +421,7 @@ impl SnapshotSource for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::wire::{CallState, VirtualService};
+    use crate::sync::wire::{ChannelRef, VirtualService};
     use std::time::Duration;
 
     fn v4(a: u8, b: u8, c: u8, d: u8) -> [u8; 16] {
@@ -578,5 +613,53 @@ mod tests {
         }));
         assert_eq!(s.len(), 2);
         assert!(s.sweep().is_empty(), "a second sweep finds nothing new");
+    }
+
+    #[test]
+    fn hung_up_sip_calls_go_after_their_linger_and_no_other_call_does() {
+        let t0 = Instant::now();
+        let linger = Duration::from_secs(32);
+        let hung = |id: &str| CallRecord {
+            state: CallState::HungUp,
+            ..call(id)
+        };
+        let mut s = Store::new();
+        for id in ["a", "b", "c", "live", "back"] {
+            s.apply(&Record::Call(call(id)), t0);
+        }
+        s.apply(&Record::Call(hung("a")), t0);
+        // Its BYE retransmitted: the same hang-up, not a second one.
+        s.apply(&Record::Call(hung("a")), t0 + Duration::from_secs(1));
+        s.apply(&Record::Call(hung("b")), t0 + Duration::from_secs(10));
+        s.apply(&Record::Call(hung("back")), t0);
+        // Answered again after its hang-up: not an ended call any more.
+        s.apply(&Record::Call(call("back")), t0 + Duration::from_secs(2));
+        // A card call's hang-up is the card side's to remove.
+        let card = CallRecord {
+            channel: Some(ChannelRef { span: 1, channel: 3 }),
+            ..hung("card")
+        };
+        s.apply(&Record::Call(card), t0);
+        assert!(s.lingered(t0 + linger - Duration::from_millis(1), linger, 10).is_empty(), "not yet");
+        assert_eq!(s.lingered(t0 + linger, linger, 10), vec!["a".to_string()]);
+        assert!(s.call("a").is_none());
+        // Removed by a snapshot's sweep meanwhile: nothing to hand out.
+        s.apply(&Record::CallRemoved("c".into()), t0);
+        s.apply(&Record::Call(hung("c")), t0 + Duration::from_secs(11));
+        s.apply(&Record::CallRemoved("c".into()), t0 + Duration::from_secs(12));
+        let later = s.lingered(t0 + Duration::from_secs(3600), linger, 10);
+        assert_eq!(later, vec!["b".to_string()], "bounded to what is still hung up");
+        for id in ["live", "back", "card"] {
+            assert!(s.call(id).is_some(), "{id} stays");
+        }
+        // At most `max` per call, the rest the next time.
+        for i in 0..5 {
+            s.apply(&Record::Call(hung(&format!("x{i}"))), t0);
+        }
+        assert_eq!(s.lingered(t0 + linger, linger, 2).len(), 2);
+        assert_eq!(s.lingered(t0 + linger, linger, 10).len(), 3);
+        s.apply(&Record::Call(hung("y")), t0);
+        s.clear();
+        assert!(s.lingered(t0 + linger, linger, 10).is_empty(), "a cleared store forgets its hang-ups");
     }
 }

@@ -87,6 +87,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 const FLUSH_BUDGET: Duration = Duration::from_millis(1);
 /// Lag samples kept (the most recent).
 const LAG_SAMPLES: usize = 1 << 18;
+/// How long a hung-up SIP call's Call-ID keeps routing: 64 × T1, the
+/// RFC 3261 Timer J a BYE's server transaction lives (its
+/// retransmissions and their answers come within it). Past it the call
+/// leaves both directors' tables.
+pub const ENDED_CALL_LINGER: Duration = Duration::from_secs(32);
+/// At most this many ended calls removed per turn of the loop (each is a
+/// kernel map delete on each node): 1,000 calls/s end at a steady 1,000/s.
+pub const ENDED_CALLS_PER_TURN: usize = 256;
 
 enum Role {
     /// Not yet told (before the first state).
@@ -331,6 +339,21 @@ impl SyncRuntime {
                 tracing::warn!("sync: record not sent: {e}");
             }
         }
+    }
+
+    /// Publisher only: the SIP calls that hung up [`ENDED_CALL_LINGER`]
+    /// ago (at most [`ENDED_CALLS_PER_TURN`]), removed from the store and
+    /// sent to the standby as removals; their ids are returned so that the
+    /// daemon removes them from its own kernel table.
+    pub fn linger_ended_calls(&mut self, now: Instant) -> Vec<String> {
+        let Role::Publishing { store, .. } = &mut self.role else {
+            return Vec::new();
+        };
+        let ids = store.lingered(now, ENDED_CALL_LINGER, ENDED_CALLS_PER_TURN);
+        for id in &ids {
+            self.record(Record::CallRemoved(id.clone()), now);
+        }
+        ids
     }
 
     /// An accepted connection: if this node publishes and it comes from

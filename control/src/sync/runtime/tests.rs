@@ -92,6 +92,36 @@ fn a_pair_on_loopback_authenticates_and_syncs() {
 }
 
 #[test]
+fn a_hung_up_call_leaves_both_stores_after_its_linger_by_the_publishers_decision() {
+    use crate::sync::{CallRecord, CallState, Record};
+    let (mut p, mut s, _) = in_sync();
+    // Hung up one linger ago (the clock cannot be moved: the records go
+    // out on the real one).
+    let t0 = Instant::now()
+        .checked_sub(ENDED_CALL_LINGER)
+        .expect("up for longer than a linger");
+    let call = |state| CallRecord {
+        id: "bye@198.18.0.1".into(),
+        channel: None,
+        flow: None,
+        ivr: None,
+        state,
+        created_ms: 1,
+        updated_ms: 2,
+    };
+    p.record(Record::Call(call(CallState::Ringing)), t0);
+    p.record(Record::Call(call(CallState::HungUp)), t0);
+    run(&mut p, &mut s, Duration::from_millis(50));
+    assert_eq!(s.store().calls_len(), 1, "the standby holds the hung-up call");
+    assert!(p.linger_ended_calls(t0 + ENDED_CALL_LINGER / 2).is_empty(), "lingering");
+    let now = Instant::now();
+    assert!(s.linger_ended_calls(now).is_empty(), "a subscriber decides nothing");
+    assert_eq!(p.linger_ended_calls(now), vec!["bye@198.18.0.1".to_string()]);
+    run(&mut p, &mut s, Duration::from_millis(50));
+    assert_eq!((p.store().calls_len(), s.store().calls_len()), (0, 0));
+}
+
+#[test]
 fn connects_that_do_not_authenticate_replace_nothing_and_are_counted() {
     let (mut p, mut s, addr) = in_sync();
     let before = (p.status().connections, s.status().connections);

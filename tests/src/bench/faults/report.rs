@@ -102,12 +102,15 @@ pub const SOAK_RSS_SLACK_KB: u64 = 8192;
 /// descriptors and memory against its first cycle's (a restarted daemon
 /// starts lower, so it only helps), the kernel's connection table bounded
 /// by the flows the load keeps up (a flow per call: ×2), and SIPp's counts
-/// adding up. The sync store's call records are reported, not judged: an
-/// ended call's Call-ID is kept for `timeouts.sip_call_s` (1 h by default),
-/// so the store grows for the first hour of any load.
+/// adding up. The sync store's call records are bounded by the calls the
+/// load keeps up with their linger after the BYE (×2), plus every call
+/// that failed (one that never saw its end stays its idle timeout).
 pub fn soak_checks(trials: &[Value], segments: &[Value], o: &super::Options) -> Value {
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
     let steady_calls = (f64::from(o.rate) * o.call_ms as f64 / 1000.0).ceil() as u64;
+    let linger_s = tandem_control::sync::runtime::ENDED_CALL_LINGER.as_secs();
+    let failed: u64 = segments.iter().filter_map(|s| s["failed"].as_u64()).sum();
+    let calls_bound = 2 * (steady_calls + u64::from(o.rate) * linger_s) + failed;
     let mut checks = Vec::new();
     let mut series = serde_json::Map::new();
     for name in ["a", "b"] {
@@ -118,21 +121,22 @@ pub fn soak_checks(trials: &[Value], segments: &[Value], o: &super::Options) -> 
             .filter(|d| d["director"] == name)
             .collect();
         let get = |k: &str| rows.iter().map(|d| d[k].as_u64()).collect::<Vec<_>>();
-        let (fds, rss, flows) = (get("fds"), get("rss_kb"), get("kernel_flows"));
+        let (fds, rss, flows, calls) = (get("fds"), get("rss_kb"), get("kernel_flows"), get("sync_calls"));
         let first = |v: &[Option<u64>]| v.iter().flatten().next().copied().unwrap_or(0);
         let max = |v: &[Option<u64>]| v.iter().flatten().max().copied().unwrap_or(0);
         let (fd0, rss0) = (first(&fds), first(&rss));
-        let (fd_max, rss_max, flows_max) = (max(&fds), max(&rss), max(&flows));
+        let (fd_max, rss_max, flows_max, calls_max) = (max(&fds), max(&rss), max(&flows), max(&calls));
         let rss_bound = (rss0 as f64 * SOAK_RSS_FACTOR) as u64 + SOAK_RSS_SLACK_KB;
         checks.push(format!(
-            "soak {name}: descriptors {fd0} → at most {fd_max} ≤ {}: {}; resident {rss0} kB → at most {rss_max} kB ≤ {rss_bound}: {}; kernel flows at most {flows_max} ≤ {}: {}",
+            "soak {name}: descriptors {fd0} → at most {fd_max} ≤ {}: {}; resident {rss0} kB → at most {rss_max} kB ≤ {rss_bound}: {}; kernel flows at most {flows_max} ≤ {}: {}; sync call records at most {calls_max} ≤ {calls_bound}: {}",
             fd0 + SOAK_FD_SLACK,
             verdict(fd_max <= fd0 + SOAK_FD_SLACK),
             verdict(rss_max <= rss_bound),
             2 * steady_calls,
             verdict(flows_max <= 2 * steady_calls),
+            verdict(calls_max <= calls_bound),
         ));
-        series.insert(name.to_string(), json!({"fds": fds, "rss_kb": rss, "kernel_flows": flows, "sync_calls": get("sync_calls")}));
+        series.insert(name.to_string(), json!({"fds": fds, "rss_kb": rss, "kernel_flows": flows, "sync_calls": calls}));
     }
     for (k, s) in segments.iter().enumerate() {
         let (c, ok, bad) = (s["calls"].as_u64(), s["successful"].as_u64(), s["failed"].as_u64());
@@ -275,12 +279,12 @@ mod tests {
                 tandemctl: "tandemctl".into(),
             })
         };
-        let row = |d: &str, fds: u64, rss: u64, flows: u64| {
-            json!({"director": d, "fds": fds, "rss_kb": rss, "kernel_flows": flows, "sync_calls": 10})
+        let row = |d: &str, fds: u64, rss: u64, flows: u64, calls: u64| {
+            json!({"director": d, "fds": fds, "rss_kb": rss, "kernel_flows": flows, "sync_calls": calls})
         };
-        let trials: Vec<Value> = [(78, 44_000, 140), (79, 50_000, 150), (78, 70_000, 160)]
+        let trials: Vec<Value> = [(78, 44_000, 140, 10), (79, 50_000, 150, 20), (78, 70_000, 160, 30)]
             .iter()
-            .map(|&(f, r, k)| json!({"daemons": [row("a", f, r, k), row("b", 78, 44_000, 400)]}))
+            .map(|&(f, r, k, c)| json!({"daemons": [row("a", f, r, k, c), row("b", 78, 44_000, 400, 3_604 + 10 * c)]}))
             .collect();
         let segments = vec![
             json!({"calls": 10, "successful": 8, "failed": 2}),
@@ -295,6 +299,9 @@ mod tests {
         assert!(c[0].contains("kernel flows at most 160 ≤ 300: PASS"), "{}", c[0]);
         // b: its table holds more flows than the load keeps up, twice over.
         assert!(c[1].contains("kernel flows at most 400 ≤ 300: MISS"), "{}", c[1]);
+        // Call records: 2 × (150 + 50 × 32 s of linger) + 3 failed = 3,503.
+        assert!(c[0].ends_with("sync call records at most 30 ≤ 3503: PASS"), "{}", c[0]);
+        assert!(c[1].ends_with("sync call records at most 3904 ≤ 3503: MISS"), "{}", c[1]);
         assert!(c[2].ends_with("successful 8 + failed 2: PASS"), "{}", c[2]);
         assert!(c[3].ends_with("successful 8 + failed 1: MISS"), "{}", c[3]);
         assert_eq!(v["per_director"]["a"]["rss_kb"], json!([44_000, 50_000, 70_000]));
