@@ -737,7 +737,7 @@ fn privileged_lab_kill9_of_the_active_leaves_its_xdp_pinned_and_fenced_and_no_ic
     use tandem_dataplane::common::Reason;
     let Some(_turn) = lab_turn(NAME) else { return };
     let dir = WorkDir::new("dl-pin").expect("work dir");
-    let bpffs = TestBpffs::mount(dir.path().join("bpffs"));
+    let bpffs = TestBpffs::mount(dir.path().join("bpffs")).expect("the test's bpffs");
     let pin_dir = bpffs.0.join("tandem");
     let o = PairOptions { pin_dir: Some(pin_dir.clone()), ..options(false) };
     let mut p = Pair::start(1, &o, dir.path(), &bins(), None).expect("pair: a active, b standby in sync");
@@ -779,6 +779,24 @@ fn privileged_lab_kill9_of_the_active_leaves_its_xdp_pinned_and_fenced_and_no_ic
     let settled_after = settled(&p);
     let a_link_again = tandem_dataplane::pinned_link_id(&a_pin);
     let a_fenced_again = status(&p.a).map(|s| s.dead_man.fenced);
+
+    // The restarted a adopted its predecessor's tables, the kernel's
+    // record of the echoes that came back among them: its own echoes must
+    // be taken back (not refused as older than the predecessor's), so that
+    // it sees b die as fast as b saw a.
+    let stale_1 = pinned_reason(&a_pin, Reason::EchoStale).unwrap_or(0);
+    let returned_1 = pinned_reason(&a_pin, Reason::EchoReturned).unwrap_or(0);
+    std::thread::sleep(Duration::from_millis(300));
+    let stale_2 = pinned_reason(&a_pin, Reason::EchoStale).unwrap_or(0);
+    let returned_2 = pinned_reason(&a_pin, Reason::EchoReturned).unwrap_or(0);
+    let mut a_log = EventLog::from_now(&p.a);
+    let t_kill_b = Clocks::now();
+    p.b.kill9();
+    let a_took_over = wait_for(Duration::from_secs(10), || is_role(&p.a.pair_state(), "active"));
+    a_log.poll(&p.a);
+    let second_takeover_ms = a_log.entered("active", t_kill_b.mono_ns).first().map(|t| (t - t_kill_b.mono_ns) as f64 / 1e6);
+    let b_restarted = p.b.start().is_ok() && wait_for(Duration::from_secs(20), || is_role(&p.b.pair_state(), "standby"));
+
     // A stop (SIGINT; SIGTERM would leave the node to a successor)
     // removes the daemons' pins.
     p.a.interrupt(Duration::from_secs(3));
@@ -827,6 +845,18 @@ fn privileged_lab_kill9_of_the_active_leaves_its_xdp_pinned_and_fenced_and_no_ic
         format!("a's pin after the restart: link {a_link_again:?}, before {a_link:?}")
     });
     v.check(a_fenced_again == Some(false), || format!("restarted a's dead-man switch tripped: {a_fenced_again:?}"));
+    eprintln!(
+        "restarted a: echoes returned {returned_1} → {returned_2}, refused as stale {stale_1} → {stale_2} in 300 ms; \
+         a active {second_takeover_ms:?} ms after b's kill -9"
+    );
+    v.check(returned_2 > returned_1 && stale_2 == stale_1, || {
+        format!("restarted a's echoes in 300 ms: {} taken back, {} refused as stale", returned_2 - returned_1, stale_2 - stale_1)
+    });
+    v.check(a_took_over, || "restarted a did not take over from b, killed".into());
+    v.check(second_takeover_ms.is_some_and(|ms| ms <= takeover_limit_ms as f64), || {
+        format!("restarted a active {second_takeover_ms:?} ms after b's kill -9, limit {takeover_limit_ms} ms")
+    });
+    v.check(b_restarted, || "b, restarted, did not come up standby".into());
     v.check(pins_after_stop.is_empty(), || format!("pins left after a clean stop: {pins_after_stop:?}"));
     v.finish(NAME, || logs(&p));
 }

@@ -108,7 +108,7 @@ fn privileged_lab_ten_restarts_of_the_active_move_no_role_and_lose_no_call_and_a
     let Some(_turn) = lab_turn(NAME) else { return };
     eprintln!("{NAME}: {}", sipp::version().expect("SIPp (cargo xtask setup installs sip-tester)"));
     let dir = WorkDir::new("rl-restart").expect("work dir");
-    let bpffs = TestBpffs::mount(dir.path().join("bpffs"));
+    let bpffs = TestBpffs::mount(dir.path().join("bpffs")).expect("the test's bpffs");
     let o = PairOptions { pin_dir: Some(bpffs.0.join("tandem")), ..PairOptions::default() };
     let mut p = Pair::build(N_IVR, &o, dir.path(), &bins(), None).expect("pair lab");
     p.start_directors().expect("a active, b standby in sync");

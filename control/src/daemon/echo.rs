@@ -32,7 +32,42 @@ pub(super) struct Echoes {
     pub(super) send_failed: u64,
 }
 
+impl Echoes {
+    /// Where this process's echoes start, given the kernel's records of
+    /// the echoes that came back (`returns`: `(path, seq)`, adopted from a
+    /// predecessor's pinned tables or zero) and the monotonic clock in µs.
+    /// The kernel takes back only a sequence newer than its record, so a
+    /// successor counting from 1 again would have every echo refused as
+    /// stale until it passed its predecessor's count — for as long as that
+    /// one ran — while the record it adopted fed the pair one old return
+    /// and left the path Alive: a standby that could not see its peer die.
+    /// Starting at the clock as well keeps a successor ahead of a
+    /// predecessor that is still sending (at most a few echoes per ms,
+    /// against 1,000 µs). The records are taken as fed, not as returns.
+    pub(super) fn seeded(returns: &[(u8, u64)], mono_us: u64) -> Echoes {
+        let mut fed = Vec::new();
+        for &(path, seq) in returns {
+            let i = usize::from(path);
+            if fed.len() <= i {
+                fed.resize(i + 1, 0);
+            }
+            fed[i] = fed[i].max(seq);
+        }
+        let seq = fed.iter().copied().max().unwrap_or(0).max(mono_us);
+        Echoes { seq, fed, ..Echoes::default() }
+    }
+}
+
 impl Daemon {
+    /// Starts the echo sequence above the kernel's records
+    /// ([`Echoes::seeded`]). Called once, before the first echo.
+    pub(super) fn seed_echoes(&mut self) -> anyhow::Result<()> {
+        let returns = self.dp.echo_returns().map_err(|e| anyhow::anyhow!("echo: reading the kernel's returns at start: {e}"))?;
+        let returns: Vec<(u8, u64)> = returns.iter().map(|r| (r.path, r.seq)).collect();
+        self.echoes = Echoes::seeded(&returns, mono_ns() / 1000);
+        Ok(())
+    }
+
     /// Sends one echo on every path and tells the pair (with echo on).
     /// Called next to the heartbeats, also from inside long work: the
     /// pair's actions are carried out by the loop's turn, not here.
@@ -104,5 +139,24 @@ impl Daemon {
                 (p.echo.name(), last)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Echoes;
+
+    #[test]
+    fn a_successor_starts_above_its_predecessors_returns_and_does_not_feed_them() {
+        // The predecessor ran long: its records are far ahead of the clock.
+        let e = Echoes::seeded(&[(0, 9_000_000), (1, 8_999_999)], 1_000);
+        assert_eq!(e.seq, 9_000_000, "the next echo (seq + 1) is newer than every record");
+        assert_eq!(e.fed, [9_000_000, 8_999_999], "the adopted records are not returns of this process");
+        // A fresh start: zero records, the clock leads.
+        let e = Echoes::seeded(&[(0, 0), (1, 0)], 5_000_000);
+        assert_eq!(e.seq, 5_000_000);
+        assert_eq!(e.fed, [0, 0]);
+        // No records at all (echo off): the clock.
+        assert_eq!(Echoes::seeded(&[], 7).seq, 7);
     }
 }

@@ -76,6 +76,9 @@ impl Daemon {
         }
         self.live.last_stamp = now;
         self.live.last_turn = now;
+        if self.cfg.heartbeat.echo {
+            self.seed_echoes()?;
+        }
         Ok(())
     }
 

@@ -211,34 +211,5 @@ pub fn log_tail(d: &Director, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A bpffs mounted by the test at a directory of its own, for the pins of
-/// a pair (a daemon under `ip netns exec` sees none at /sys/fs/bpf); the
-/// mount is made before the daemons start, so their mount namespaces
-/// share it. Unmounting it on drop releases whatever is still pinned.
-pub struct TestBpffs(pub std::path::PathBuf);
-
-impl TestBpffs {
-    pub fn mount(at: std::path::PathBuf) -> TestBpffs {
-        std::fs::create_dir_all(&at).expect("bpffs mount point");
-        nix::mount::mount(Some("bpf"), &at, Some("bpf"), nix::mount::MsFlags::empty(), Some("mode=0700"))
-            .unwrap_or_else(|e| panic!("mounting a bpffs at {}: {e}", at.display()));
-        TestBpffs(at)
-    }
-
-    /// The pins under the test's pin directory.
-    pub fn pins(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(self.0.join("tandem"))
-            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-            .unwrap_or_default();
-        v.sort();
-        v
-    }
-}
-
-impl Drop for TestBpffs {
-    fn drop(&mut self) {
-        if let Err(e) = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH) {
-            eprintln!("unmounting the test bpffs at {}: {e}", self.0.display());
-        }
-    }
-}
+/// The test's own bpffs for the pair's pins.
+pub use tandem_tests::lab::bpffs::Bpffs as TestBpffs;

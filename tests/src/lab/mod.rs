@@ -12,6 +12,7 @@
 //! Nothing here plays a peer (SIP, heartbeats, requests: see
 //! [`crate::actors`]) or measures anything (see [`crate::bench`]).
 
+pub mod bpffs;
 pub mod cards;
 pub mod dahdi_tools;
 pub mod cmd;

@@ -45,7 +45,9 @@
 //! `TANDEM_BENCH_TRIALS` (default 10), `TANDEM_BENCH_RATE` (calls/s,
 //! default 100), `TANDEM_BENCH_CALL_MS` (default 30000),
 //! `TANDEM_BENCH_HEARTBEAT_MS` (the pair's heartbeat interval; default 10,
-//! the lab's), `TANDEM_BENCH_MULTIPLIER` (default 3). Writes `faults.json`, `faults.md` and the plots. Every
+//! the lab's), `TANDEM_BENCH_MULTIPLIER` (default 3),
+//! `TANDEM_BENCH_PINNED` (default 1: the pair pinned in a bpffs of the
+//! rig's). Writes `faults.json`, `faults.md` and the plots. Every
 //! wait is bounded; processes are signalled by PID; the lab goes with its
 //! `Drop`.
 
@@ -89,6 +91,12 @@ pub struct Options {
     /// (instead of `trials` rounds), checking after each that the daemons'
     /// memory, descriptors, kernel flows and sync store come back.
     pub soak: Option<Duration>,
+    /// The pair's XDP and tables pinned in a bpffs the rig mounts
+    /// (`dataplane.pin_dir`), as a deployment runs under systemd: a
+    /// killed daemon's program stays, fenced by its dead-man switch, and
+    /// its stack never sees the VIP's traffic. `TANDEM_BENCH_PINNED=0`
+    /// runs the pair unpinned (the program goes with its process).
+    pub pinned: bool,
 }
 
 /// One soak cycle: a director fault, then calm.
@@ -183,6 +191,11 @@ impl Options {
                 Ok(v) => bail!("TANDEM_BENCH_TRANSPORT={v:?}: udp or tcp"),
             },
             soak,
+            pinned: match std::env::var("TANDEM_BENCH_PINNED").as_deref() {
+                Err(_) | Ok("1") => true,
+                Ok("0") => false,
+                Ok(v) => bail!("TANDEM_BENCH_PINNED={v:?}: 1 (the default) or 0"),
+            },
         })
     }
 
@@ -199,6 +212,7 @@ impl Options {
             multiplier: 5,
             transport: Transport::Udp,
             soak: None,
+            pinned: true,
         }
     }
 

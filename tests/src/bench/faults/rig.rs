@@ -17,6 +17,7 @@ use super::Options;
 use crate::actors::calls::{self, Ivr};
 use crate::actors::responder::{Responder, spawn_udp_responder_for};
 use crate::bench::observe::{ClientProbe, DualActiveWatch};
+use crate::lab::bpffs::Bpffs;
 use crate::lab::cards::SharedTrunkCards;
 use crate::lab::tandemd::{Director, Pair, PairOptions, wait_for};
 use crate::lab::{self, cmd};
@@ -41,6 +42,9 @@ pub struct Rig {
     pub dir: PathBuf,
     pub ivr_lifetime: Duration,
     pub transport: crate::actors::sipp::Transport,
+    /// The bpffs the pair pins in ([`Options::pinned`]); after `pair`, so
+    /// it is unmounted after the daemons are gone.
+    pub bpffs: Option<Bpffs>,
 }
 
 /// What one injection did, as the trial reports it.
@@ -57,8 +61,9 @@ pub struct Injected {
 }
 
 /// The pair's options for the campaign.
-pub fn pair_options(o: &Options) -> PairOptions {
+pub fn pair_options(o: &Options, pin_dir: Option<PathBuf>) -> PairOptions {
     PairOptions {
+        pin_dir,
         scheduler: "mh".into(),
         heartbeat_interval_ms: o.heartbeat_ms,
         multiplier: o.multiplier,
@@ -75,7 +80,9 @@ pub fn pair_options(o: &Options) -> PairOptions {
 impl Rig {
     pub fn start(dir: &Path, o: &Options) -> Result<Rig> {
         let cards = SharedTrunkCards::mount(dir, 4).context("two simulated cards on a shared trunk")?;
-        let mut pair = Pair::build(4, &pair_options(o), dir, &o.bins, Some(cards.root_pair()))?;
+        let bpffs = if o.pinned { Some(Bpffs::mount(dir.join("bpffs"))?) } else { None };
+        let options = pair_options(o, bpffs.as_ref().map(Bpffs::pin_dir));
+        let mut pair = Pair::build(4, &options, dir, &o.bins, Some(cards.root_pair()))?;
         let lifetime = o.ivr_lifetime();
         let echoes = pair
             .lab
@@ -100,6 +107,7 @@ impl Rig {
             dir: dir.to_path_buf(),
             ivr_lifetime: lifetime,
             transport: o.transport,
+            bpffs,
         })
     }
 
