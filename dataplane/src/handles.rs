@@ -51,6 +51,8 @@ pub(crate) struct ServiceMaps {
     pub port_flags: Array<MapData, u32>,
     /// `GLOBALS`: NAT service count, flow events on/off.
     pub globals: Array<MapData, Globals>,
+    /// `VIP_FILTER`: every service address and guarded VIP, as a filter.
+    pub vip_filter: Array<MapData, VipFilter>,
 }
 
 /// The tables the program keeps per connection and per SIP call.
@@ -172,6 +174,7 @@ impl Maps {
                 mh: take(ebpf, maps::MH_TABLE)?,
                 port_flags: take(ebpf, maps::PORT_FLAGS)?,
                 globals: take(ebpf, maps::GLOBALS)?,
+                vip_filter: take(ebpf, maps::VIP_FILTER)?,
             },
             conns: ConnMaps {
                 flows: take(ebpf, maps::FLOWS)?,

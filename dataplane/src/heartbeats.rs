@@ -109,10 +109,11 @@ impl Dataplane {
     pub fn set_vip_owned(&mut self, vip: std::net::Ipv4Addr, mac: [u8; 6], owned: bool) -> Result<(), Error> {
         let key = u32::from_ne_bytes(vip.octets());
         if owned {
+            self.write_vip_filter(Some(vip.to_ipv6_mapped().octets()))?;
             self.maps.heartbeat.owned_vips.insert(key, Iface { mac, _pad: [0; 2] }, 0).map_err(map_err(maps::OWNED_VIPS))
         } else {
             let _ = self.maps.heartbeat.owned_vips.remove(&key);
-            Ok(())
+            self.write_vip_filter(None)
         }
     }
 
@@ -124,10 +125,11 @@ impl Dataplane {
     pub fn set_vip_guarded(&mut self, vip: std::net::Ipv4Addr, guarded: bool) -> Result<(), Error> {
         let key = u32::from_ne_bytes(vip.octets());
         if guarded {
+            self.write_vip_filter(Some(vip.to_ipv6_mapped().octets()))?;
             self.maps.heartbeat.vips.insert(key, 1, 0).map_err(map_err(maps::VIPS))
         } else {
             let _ = self.maps.heartbeat.vips.remove(&key);
-            Ok(())
+            self.write_vip_filter(None)
         }
     }
 

@@ -53,6 +53,8 @@ impl Dataplane {
         } else {
             self.mh_slots[mh_slot as usize] = Some(key);
         }
+        // The address passes the VIP filter before the service exists.
+        self.write_vip_filter(Some(key.addr))?;
         self.write_image(&image, previous)?;
         self.services.insert(key, image.clone());
         self.write_derived()?;
@@ -71,7 +73,28 @@ impl Dataplane {
         }
         self.maps.services.globals
             .set(0, globals, 0)
-            .map_err(map_err(maps::GLOBALS))
+            .map_err(map_err(maps::GLOBALS))?;
+        self.write_vip_filter(None)
+    }
+
+    /// Rebuilds the VIP filter from every service's address and every
+    /// guarded or owned VIP, and `extra` (an address about to be written
+    /// elsewhere: its bit is set first). A bit left set by an address that
+    /// went is harmless until the next rebuild clears it.
+    pub(crate) fn write_vip_filter(&mut self, extra: Option<[u8; 16]>) -> Result<(), Error> {
+        let mut f = VipFilter::default();
+        for key in self.services.keys() {
+            f.insert(&key.addr);
+        }
+        let h = &self.maps.heartbeat;
+        for k in h.vips.keys().chain(h.owned_vips.keys()) {
+            let k = k.map_err(map_err(maps::VIPS))?;
+            f.insert(&std::net::Ipv4Addr::from(k.to_ne_bytes()).to_ipv6_mapped().octets());
+        }
+        if let Some(a) = extra {
+            f.insert(&a);
+        }
+        self.maps.services.vip_filter.set(0, f, 0).map_err(map_err(maps::VIP_FILTER))
     }
 
     /// Writes `img` to the maps; where `previous` (the image the maps
@@ -180,6 +203,11 @@ impl Dataplane {
             .set(idx, 0, 0)
             .map_err(map_err(maps::PORT_FLAGS))?;
         self.write_derived()
+    }
+
+    /// The VIP filter as the program reads it ([`VipFilter`]).
+    pub fn vip_filter(&self) -> Result<VipFilter, Error> {
+        self.maps.services.vip_filter.get(&0, 0).map_err(map_err(maps::VIP_FILTER))
     }
 
     /// The images of the configured services.

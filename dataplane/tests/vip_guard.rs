@@ -93,3 +93,46 @@ fn privileged_other_traffic_and_unguarded_vips_are_untouched_by_the_guard() {
     assert_eq!(dp.test_run(&to_vip(5060)).unwrap().verdict, XDP_TX);
     assert_eq!(dp.reason(Reason::VipNotOwned).unwrap(), 0);
 }
+
+/// The VIP filter (`VIP_FILTER`) lets a packet skip the guard and the
+/// service lookups only when its destination is certainly none of the
+/// node's addresses: a VIP guarded without any service on it is still
+/// guarded, a service's address and a VIP are in the filter while
+/// configured and out of it once gone, and other addresses pass.
+#[test]
+fn privileged_the_vip_filter_holds_every_service_address_and_guarded_vip_and_only_while_they_are_configured() {
+    if !privileged("privileged_the_vip_filter_holds_every_service_address_and_guarded_vip_and_only_while_they_are_configured") {
+        return;
+    }
+    let mut dp = load();
+    let bare = Ipv4Addr::new(198, 18, 0, 101);
+    let mapped = |a: Ipv4Addr| a.to_ipv6_mapped().octets();
+    assert_eq!(dp.vip_filter().unwrap(), Default::default(), "nothing configured, nothing in the filter");
+    // A guarded VIP with no service: traffic to it is still dropped.
+    dp.set_vip_guarded(bare, true).unwrap();
+    assert!(dp.vip_filter().unwrap().may_contain(&mapped(bare)));
+    let to_bare = FrameSpec::udp(client4(1), 40000, IpAddr::V4(bare), 7000, b"x").build();
+    assert_eq!(dp.test_run(&to_bare).unwrap().verdict, XDP_DROP, "guarded, not owned: dropped");
+    assert_eq!(dp.reason(Reason::VipNotOwned).unwrap(), 1);
+    // IPv4 and IPv6 service addresses.
+    let v4 = service(IpAddr::V4(VIP4), 5060, Protocol::Udp, Scheduler::Rr, Forward::Dr, vec![real4(1, 1)]);
+    let v6 = service(IpAddr::V6(VIP6), 5060, Protocol::Udp, Scheduler::Rr, Forward::Dr, vec![real6(1, 1)]);
+    dp.set_service(&v4).unwrap();
+    dp.set_service(&v6).unwrap();
+    let f = dp.vip_filter().unwrap();
+    assert!(f.may_contain(&mapped(VIP4)) && f.may_contain(&VIP6.octets()), "service addresses: {f:?}");
+    assert_eq!(dp.test_run(&to_vip(5060)).unwrap().verdict, XDP_TX, "the IPv4 service is dispatched");
+    let to_v6 = FrameSpec::udp(client6(1), 40000, IpAddr::V6(VIP6), 5060, b"INVITE").build();
+    assert_eq!(dp.test_run(&to_v6).unwrap().verdict, XDP_TX, "the IPv6 service is dispatched");
+    // Gone: out of the filter (unless another address shares the bit).
+    dp.remove_service(&v4.key()).unwrap();
+    dp.remove_service(&v6.key()).unwrap();
+    dp.set_vip_guarded(bare, false).unwrap();
+    let mut expected = tandem_dataplane::common::VipFilter::default();
+    assert_eq!(dp.vip_filter().unwrap(), expected, "everything removed, the filter is empty again");
+    assert_eq!(dp.test_run(&to_bare).unwrap().verdict, XDP_PASS, "no longer guarded: passed");
+    // An owned VIP is in it too (its ARP and dispatch need the lookups).
+    dp.set_vip_owned(bare, OURS, true).unwrap();
+    expected.insert(&mapped(bare));
+    assert_eq!(dp.vip_filter().unwrap(), expected);
+}

@@ -3,7 +3,8 @@
 //! services to the reverse NAT path, and starts the pipeline: UDP to a
 //! SIP port goes to the SIP stage, everything else to the connection
 //! table (`conn`). Before any of that, the VIP guard drops traffic to a
-//! configured VIP this node does not own, or owns while fenced. See
+//! configured VIP this node does not own, or owns while fenced; a
+//! destination the VIP filter rules out skips both (`VIP_FILTER`). See
 //! `stage` for the whole pipeline. It looks up no service and no flow
 //! itself.
 
@@ -39,6 +40,12 @@ pub fn run(ctx: &XdpContext) -> Next {
         if cfg.port == pkt.dport {
             return heartbeat::process(ctx.ctx, pkt, cfg);
         }
+    }
+    // Most packets a director sees that are not calls go to none of its
+    // addresses of service: one array lookup tells (no hash), and they go
+    // where a miss of every lookup below would take them.
+    if !maps::may_be_vip(&pkt.dst) {
+        return forward::reverse_nat(ctx.ctx, pkt);
     }
     if let Some(reason) = vip_guard(pkt) {
         count(reason);

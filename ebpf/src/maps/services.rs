@@ -29,6 +29,20 @@ pub static MH_TABLE: Array<u32> = Array::with_max_entries(MH_SLOTS * MH_MAX_SIZE
 pub static PORT_FLAGS: Array<u32> = Array::with_max_entries(PORT_FLAGS_ENTRIES, 0);
 #[map]
 pub static GLOBALS: Array<Globals> = Array::with_max_entries(1, 0);
+/// Every service address and guarded VIP, as a one-hash Bloom filter
+/// (`tandem_common::VipFilter`).
+#[map]
+pub static VIP_FILTER: Array<VipFilter> = Array::with_max_entries(1, 0);
+
+/// False: `addr` is no service's address and no VIP (the filter's bit is
+/// clear); true: it may be, the lookups decide.
+#[inline(always)]
+pub fn may_be_vip(addr: &[u8; 16]) -> bool {
+    match VIP_FILTER.get(0) {
+        Some(f) => f.may_contain(addr),
+        None => true,
+    }
+}
 
 /// Service `id`, if it is configured.
 #[inline(always)]

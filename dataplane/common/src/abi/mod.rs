@@ -92,6 +92,7 @@ mod pod {
     unsafe impl aya::Pod for HbPeer {}
     unsafe impl aya::Pod for EchoConfig {}
     unsafe impl aya::Pod for EchoRecord {}
+    unsafe impl aya::Pod for VipFilter {}
     unsafe impl aya::Pod for CallKey {}
     unsafe impl aya::Pod for CallValue {}
     unsafe impl aya::Pod for CallEvent {}
@@ -112,6 +113,7 @@ const _: () = {
     assert!(core::mem::size_of::<CallEvent>() == 160);
     assert!(core::mem::align_of::<CallEvent>() == 8);
     assert!(core::mem::size_of::<Iface>() == 8);
+    assert!(core::mem::size_of::<VipFilter>() == 128);
     assert!(core::mem::size_of::<Counters>() == 32);
     assert!(core::mem::size_of::<HbConfig>() == 8);
     assert!(core::mem::size_of::<HbSenderKey>() == 20);

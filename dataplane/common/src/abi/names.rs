@@ -26,6 +26,7 @@ pub mod maps {
     pub const STAGES: &str = "STAGES";
     pub const PORT_FLAGS: &str = "PORT_FLAGS";
     pub const GLOBALS: &str = "GLOBALS";
+    pub const VIP_FILTER: &str = "VIP_FILTER";
     pub const HB_CONFIG: &str = "HB_CONFIG";
     pub const HB_SENDERS: &str = "HB_SENDERS";
     pub const HB_PEERS: &str = "HB_PEERS";
