@@ -75,7 +75,7 @@ pub use crate::{
     events::{CallEvents, FlowEvents, HeartbeatEvents, RingEvents},
     heartbeats::HeartbeatSender,
     image::ServiceImage,
-    loader::{AttachMode, Attached, LoadOptions, OBJECT, fmt_mac, ifindex, parse_mac},
+    loader::{AttachMode, Attached, LoadOptions, OBJECT, ProgramSize, fmt_mac, ifindex, parse_mac},
     pin::{DEFAULT_PIN_DIR, LinkPin, pin_path, pinned_link_id, pinned_reasons},
     records::{CallChange, FlowChange, FlowFlags, HeartbeatRecord, ServiceFlag, ServiceFlags},
     run::{BenchRunner, BenchTarget, RunResult},

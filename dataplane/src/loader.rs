@@ -219,6 +219,24 @@ impl Dataplane {
         .map_err(|source| Error::Program { name, source })
     }
 
+    /// Each loaded XDP program of the dataplane object (and of the
+    /// benchmark object, once loaded) with the size the verifier left of
+    /// it (`xlated`, in 8-byte BPF instructions) and its JIT image in
+    /// bytes, as `bpftool prog show` reports them.
+    pub fn program_sizes(&mut self) -> Vec<ProgramSize> {
+        let names = tandem_common::progs::DATAPLANE.into_iter().chain(tandem_common::progs::BENCH);
+        names
+            .filter_map(|name| {
+                let info = self.xdp(name).ok()?.info().ok()?;
+                Some(ProgramSize {
+                    name,
+                    xlated_insns: info.size_translated().unwrap_or(0) / 8,
+                    jited_bytes: info.size_jitted(),
+                })
+            })
+            .collect()
+    }
+
     /// A descriptor of loaded program `name`, for a program array.
     pub(crate) fn prog_fd(&mut self, name: &'static str) -> Result<aya::programs::ProgramFd, Error> {
         self.xdp(name)?
@@ -359,4 +377,14 @@ pub(crate) fn load_xdp(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<(), E
             Err(source) => return Err(Error::Program { name, source }),
         }
     }
+}
+
+/// One program's size after verification ([`Dataplane::program_sizes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgramSize {
+    pub name: &'static str,
+    /// BPF instructions after the verifier's rewrites (`xlated_prog_len` / 8).
+    pub xlated_insns: u32,
+    /// Bytes of the JIT image (0 without the JIT).
+    pub jited_bytes: u32,
 }

@@ -411,17 +411,29 @@ pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseR
         );
     }
 
+    let sizes = dp.program_sizes();
     drop(dp);
     let live = if wanted("live") {
         let frames = std::env::var("TANDEM_BENCH_LIVE_FRAMES")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(2_000_000);
-        Some(super::live::run(frames, runs).context("live-frames benchmark")?)
+        Some(super::live::run(frames, runs).context("live-frames benchmark"))
     } else {
         None
     };
-    write_reports(out_dir, &results, repeat, runs, live.as_ref())?;
+    // A live path that cannot run costs the report its live table, not the
+    // cases measured before it: they are written, the failure is named in
+    // the report, and the run still fails.
+    let (live, live_error) = match live {
+        Some(Ok(l)) => (Some(l), None),
+        Some(Err(e)) => (None, Some(format!("{e:#}"))),
+        None => (None, None),
+    };
+    write_reports(out_dir, &results, repeat, runs, live.as_ref(), &sizes, live_error.as_deref())?;
+    if let Some(e) = live_error {
+        anyhow::bail!("{e} (the other cases are written under {})", out_dir.display());
+    }
     Ok(results)
 }
 
@@ -431,6 +443,8 @@ fn write_reports(
     repeat: u32,
     runs: usize,
     live: Option<&super::live::LiveResult>,
+    sizes: &[tandem_dataplane::ProgramSize],
+    live_error: Option<&str>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -460,6 +474,11 @@ fn write_reports(
         "kernel": kernel,
         "flow_table_entries": DEFAULT_FLOW_ENTRIES,
         "cases": cases,
+        "programs": sizes.iter().map(|p| json!({
+            "program": p.name,
+            "xlated_insns": p.xlated_insns,
+            "jited_bytes": p.jited_bytes,
+        })).collect::<Vec<_>>(),
         "live_frames": live.map(|l| json!({
             "method": "veth path gen -> dir (program under test) -> sink (XDP count+drop); generator: BPF_PROG_TEST_RUN live frames; one established UDP flow, DR",
             "frames_per_run": l.frames_per_run,
@@ -469,15 +488,22 @@ fn write_reports(
             "ratio_to_trivial_forwarder": (l.dispatch_pps / l.forwarder_pps * 100.0).round() / 100.0,
             "dispatch_delivered_fraction": l.dispatch_delivered_fraction,
             "trivial_forwarder_delivered_fraction": l.forwarder_delivered_fraction,
+            "dispatch_cpu_ns_per_delivered_packet": l.dispatch_cpu_ns_per_packet.round(),
+            "trivial_forwarder_cpu_ns_per_delivered_packet": l.forwarder_cpu_ns_per_packet.round(),
         })),
+        "live_frames_error": live_error,
     });
     std::fs::write(
         out_dir.join("dispatch.json"),
         serde_json::to_string_pretty(&doc)? + "\n",
     )?;
     let mut md = markdown(results, repeat, runs);
+    md.push_str(&sizes_markdown(sizes));
     if let Some(l) = live {
         md.push_str(&live_markdown(l));
+    }
+    if let Some(e) = live_error {
+        md.push_str(&format!("\nLive frames through veths: not measured: {e}\n"));
     }
     std::fs::write(out_dir.join("dispatch.md"), md)?;
     Ok(())
@@ -508,30 +534,43 @@ pub fn markdown(results: &[CaseResult], repeat: u32, runs: usize) -> String {
     s
 }
 
+/// The programs' sizes after verification.
+pub fn sizes_markdown(sizes: &[tandem_dataplane::ProgramSize]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\n| program | instructions (xlated) | JIT bytes |");
+    let _ = writeln!(s, "|---|---:|---:|");
+    for p in sizes {
+        let _ = writeln!(s, "| `{}` | {} | {} |", p.name, p.xlated_insns, p.jited_bytes);
+    }
+    s
+}
+
 /// The end-to-end table.
 pub fn live_markdown(l: &super::live::LiveResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "\n| through veths (live frames) | delivered Mpps | delivered / sent | × trivial forwarder |"
+        "\n| through veths (live frames) | delivered Mpps | delivered / sent | × trivial forwarder | CPU ns / delivered packet |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
     let _ = writeln!(
         s,
-        "| trivial XDP forwarder | {:.2} | {:.2} | 1.00 |",
+        "| trivial XDP forwarder | {:.2} | {:.2} | 1.00 | {:.0} |",
         l.forwarder_pps / 1e6,
-        l.forwarder_delivered_fraction
+        l.forwarder_delivered_fraction,
+        l.forwarder_cpu_ns_per_packet
     );
     let _ = writeln!(
         s,
-        "| tandem dispatcher (established UDP, DR) | {:.2} | {:.2} | {:.2} |",
+        "| tandem dispatcher (established UDP, DR) | {:.2} | {:.2} | {:.2} | {:.0} |",
         l.dispatch_pps / 1e6,
         l.dispatch_delivered_fraction,
-        l.dispatch_pps / l.forwarder_pps
+        l.dispatch_pps / l.forwarder_pps,
+        l.dispatch_cpu_ns_per_packet
     );
     let _ = writeln!(
         s,
-        "\n{} frames per run, median of {} runs; generator, director and sink share the machine's 2 vCPUs.",
+        "\n{} frames per run, median of {} runs; generator, director and sink share the machine's 2 vCPUs (CPU time: every CPU's busy time during the run, from `/proc/stat`, over the packets delivered).",
         l.frames_per_run, l.runs
     );
     s

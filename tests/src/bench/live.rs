@@ -92,6 +92,23 @@ pub struct LiveResult {
     pub forwarder_delivered_fraction: f64,
     pub frames_per_run: u32,
     pub runs: usize,
+    /// CPU time of the whole machine (every CPU busy in user, system, IRQ
+    /// or softirq time: generator, director and sink share the two vCPUs)
+    /// per delivered packet, ns.
+    pub dispatch_cpu_ns_per_packet: f64,
+    pub forwarder_cpu_ns_per_packet: f64,
+}
+
+/// Busy CPU time of the whole machine so far, ns (`/proc/stat`'s first
+/// line: user, nice, system, irq and softirq, in USER_HZ ticks).
+fn busy_cpu_ns() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat.lines().next().context("/proc/stat is empty")?;
+    let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    ensure!(f.len() >= 7, "/proc/stat's cpu line is short: {line:?}");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Ok((f[0] + f[1] + f[2] + f[5] + f[6]) * 1e9 / hz)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -143,7 +160,7 @@ pub fn run(frames: u32, runs: usize) -> Result<LiveResult> {
     spec.dst_mac = d0_mac;
     let frame = spec.build();
 
-    let mut one = |dispatch: bool| -> Result<(f64, f64)> {
+    let mut one = |dispatch: bool| -> Result<(f64, f64, f64)> {
         in_netns(&w.dir_ns, || {
             if dispatch {
                 dp.attach("d0", tandem_dataplane::AttachMode::Native)
@@ -153,6 +170,7 @@ pub fn run(frames: u32, runs: usize) -> Result<LiveResult> {
         })?;
         in_netns(&w.sink_ns, || dp.attach_sink("s0"))?;
         let before = dp.sink_count()?;
+        let cpu_before = busy_cpu_ns()?;
         let start = Instant::now();
         in_netns(&w.gen_ns, || {
             dp.live_generate(g0_ifindex, &frame, frames, 64)
@@ -161,23 +179,26 @@ pub fn run(frames: u32, runs: usize) -> Result<LiveResult> {
         std::thread::sleep(std::time::Duration::from_millis(20));
         let elapsed = start.elapsed().as_secs_f64() - 0.020;
         let got = dp.sink_count()? - before;
+        let cpu = busy_cpu_ns()? - cpu_before;
         dp.detach_all()?;
         ensure!(
             got > 0,
             "no frame reached the sink ({})",
             if dispatch { "dispatcher" } else { "forwarder" }
         );
-        Ok((got as f64 / elapsed, got as f64 / frames as f64))
+        Ok((got as f64 / elapsed, got as f64 / frames as f64, cpu / got as f64))
     };
-    let (mut dpps, mut fpps, mut dfrac, mut ffrac) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut dpps, mut fpps, mut dfrac, mut ffrac, mut dcpu, mut fcpu) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (p, f) = one(false)?;
+        let (p, f, c) = one(false)?;
         fpps.push(p);
         ffrac.push(f);
-        let (p, f) = one(true)?;
+        fcpu.push(c);
+        let (p, f, c) = one(true)?;
         dpps.push(p);
         dfrac.push(f);
+        dcpu.push(c);
     }
     Ok(LiveResult {
         dispatch_pps: median(&mut dpps),
@@ -186,5 +207,7 @@ pub fn run(frames: u32, runs: usize) -> Result<LiveResult> {
         forwarder_delivered_fraction: median(&mut ffrac),
         frames_per_run: frames,
         runs,
+        dispatch_cpu_ns_per_packet: median(&mut dcpu),
+        forwarder_cpu_ns_per_packet: median(&mut fcpu),
     })
 }
