@@ -109,12 +109,14 @@ impl Dataplane {
     pub fn set_vip_owned(&mut self, vip: std::net::Ipv4Addr, mac: [u8; 6], owned: bool) -> Result<(), Error> {
         let key = u32::from_ne_bytes(vip.octets());
         if owned {
-            self.write_vip_filter(Some(vip.to_ipv6_mapped().octets()))?;
-            self.maps.heartbeat.owned_vips.insert(key, Iface { mac, _pad: [0; 2] }, 0).map_err(map_err(maps::OWNED_VIPS))
+            self.write_vip_filter(Some(vip.to_ipv6_mapped().octets()), false)?;
+            self.maps.heartbeat.owned_vips.insert(key, Iface { mac, _pad: [0; 2] }, 0).map_err(map_err(maps::OWNED_VIPS))?;
         } else {
+            // The guard's fast path goes off before the VIP stops being owned.
+            self.write_vip_filter(None, true)?;
             let _ = self.maps.heartbeat.owned_vips.remove(&key);
-            self.write_vip_filter(None)
         }
+        self.write_vip_filter(None, false)
     }
 
     /// Declares an IPv4 VIP the pair may own, or forgets it (the VIP
@@ -125,12 +127,14 @@ impl Dataplane {
     pub fn set_vip_guarded(&mut self, vip: std::net::Ipv4Addr, guarded: bool) -> Result<(), Error> {
         let key = u32::from_ne_bytes(vip.octets());
         if guarded {
-            self.write_vip_filter(Some(vip.to_ipv6_mapped().octets()))?;
-            self.maps.heartbeat.vips.insert(key, 1, 0).map_err(map_err(maps::VIPS))
+            // In the filter, and the guard's fast path off, before the
+            // VIP is guarded (it may not be owned).
+            self.write_vip_filter(Some(vip.to_ipv6_mapped().octets()), true)?;
+            self.maps.heartbeat.vips.insert(key, 1, 0).map_err(map_err(maps::VIPS))?;
         } else {
             let _ = self.maps.heartbeat.vips.remove(&key);
-            self.write_vip_filter(None)
         }
+        self.write_vip_filter(None, false)
     }
 
     /// The guarded VIPs ([`Dataplane::set_vip_guarded`]).

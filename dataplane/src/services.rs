@@ -54,7 +54,7 @@ impl Dataplane {
             self.mh_slots[mh_slot as usize] = Some(key);
         }
         // The address passes the VIP filter before the service exists.
-        self.write_vip_filter(Some(key.addr))?;
+        self.write_vip_filter(Some(key.addr), false)?;
         self.write_image(&image, previous)?;
         self.services.insert(key, image.clone());
         self.write_derived()?;
@@ -74,26 +74,31 @@ impl Dataplane {
         self.maps.services.globals
             .set(0, globals, 0)
             .map_err(map_err(maps::GLOBALS))?;
-        self.write_vip_filter(None)
+        self.write_vip_filter(None, false)
     }
 
     /// Rebuilds the VIP filter from every service's address and every
     /// guarded or owned VIP, and `extra` (an address about to be written
     /// elsewhere: its bit is set first). A bit left set by an address that
-    /// went is harmless until the next rebuild clears it.
-    pub(crate) fn write_vip_filter(&mut self, extra: Option<[u8; 16]>) -> Result<(), Error> {
+    /// went is harmless until the next rebuild clears it. `all_owned` is
+    /// set when every guarded VIP is owned, unless `hold_owned` (the
+    /// caller is about to release an owned VIP or guard a new one: the
+    /// fast path must be off before that).
+    pub(crate) fn write_vip_filter(&mut self, extra: Option<[u8; 16]>, hold_owned: bool) -> Result<(), Error> {
         let mut f = VipFilter::default();
         for key in self.services.keys() {
             f.insert(&key.addr);
         }
         let h = &self.maps.heartbeat;
-        for k in h.vips.keys().chain(h.owned_vips.keys()) {
-            let k = k.map_err(map_err(maps::VIPS))?;
+        let guarded: Vec<u32> = h.vips.keys().collect::<Result<_, _>>().map_err(map_err(maps::VIPS))?;
+        let owned: Vec<u32> = h.owned_vips.keys().collect::<Result<_, _>>().map_err(map_err(maps::OWNED_VIPS))?;
+        for k in guarded.iter().chain(&owned) {
             f.insert(&std::net::Ipv4Addr::from(k.to_ne_bytes()).to_ipv6_mapped().octets());
         }
         if let Some(a) = extra {
             f.insert(&a);
         }
+        f.all_owned = u32::from(!hold_owned && guarded.iter().all(|g| owned.contains(g)));
         self.maps.services.vip_filter.set(0, f, 0).map_err(map_err(maps::VIP_FILTER))
     }
 

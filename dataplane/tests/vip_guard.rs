@@ -107,10 +107,12 @@ fn privileged_the_vip_filter_holds_every_service_address_and_guarded_vip_and_onl
     let mut dp = load();
     let bare = Ipv4Addr::new(198, 18, 0, 101);
     let mapped = |a: Ipv4Addr| a.to_ipv6_mapped().octets();
-    assert_eq!(dp.vip_filter().unwrap(), Default::default(), "nothing configured, nothing in the filter");
+    let empty = dp.vip_filter().unwrap();
+    assert_eq!(empty.words, [0; 16], "nothing configured, nothing in the filter");
     // A guarded VIP with no service: traffic to it is still dropped.
     dp.set_vip_guarded(bare, true).unwrap();
     assert!(dp.vip_filter().unwrap().may_contain(&mapped(bare)));
+    assert_eq!(dp.vip_filter().unwrap().all_owned, 0, "a guarded VIP not owned: the guard's fast path is off");
     let to_bare = FrameSpec::udp(client4(1), 40000, IpAddr::V4(bare), 7000, b"x").build();
     assert_eq!(dp.test_run(&to_bare).unwrap().verdict, XDP_DROP, "guarded, not owned: dropped");
     assert_eq!(dp.reason(Reason::VipNotOwned).unwrap(), 1);
@@ -128,11 +130,19 @@ fn privileged_the_vip_filter_holds_every_service_address_and_guarded_vip_and_onl
     dp.remove_service(&v4.key()).unwrap();
     dp.remove_service(&v6.key()).unwrap();
     dp.set_vip_guarded(bare, false).unwrap();
-    let mut expected = tandem_dataplane::common::VipFilter::default();
-    assert_eq!(dp.vip_filter().unwrap(), expected, "everything removed, the filter is empty again");
+    let mut expected = tandem_dataplane::common::VipFilter { all_owned: 1, ..Default::default() };
+    assert_eq!(dp.vip_filter().unwrap(), expected, "everything removed, the filter is empty again (nothing guarded: all owned)");
     assert_eq!(dp.test_run(&to_bare).unwrap().verdict, XDP_PASS, "no longer guarded: passed");
     // An owned VIP is in it too (its ARP and dispatch need the lookups).
     dp.set_vip_owned(bare, OURS, true).unwrap();
     expected.insert(&mapped(bare));
     assert_eq!(dp.vip_filter().unwrap(), expected);
+    // Guarded and owned: the fast path is on; released: off, and the
+    // traffic dropped again.
+    dp.set_vip_guarded(bare, true).unwrap();
+    assert_eq!(dp.vip_filter().unwrap().all_owned, 1, "every guarded VIP owned");
+    assert_eq!(dp.test_run(&to_bare).unwrap().verdict, XDP_PASS, "owned, no service on the port: passed");
+    dp.set_vip_owned(bare, OURS, false).unwrap();
+    assert_eq!(dp.vip_filter().unwrap().all_owned, 0);
+    assert_eq!(dp.test_run(&to_bare).unwrap().verdict, XDP_DROP, "released: dropped");
 }

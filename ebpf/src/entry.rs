@@ -44,10 +44,10 @@ pub fn run(ctx: &XdpContext) -> Next {
     // Most packets a director sees that are not calls go to none of its
     // addresses of service: one array lookup tells (no hash), and they go
     // where a miss of every lookup below would take them.
-    if !maps::may_be_vip(&pkt.dst) {
+    let Some(all_owned) = maps::vip_filter(&pkt.dst) else {
         return forward::reverse_nat(ctx.ctx, pkt);
-    }
-    if let Some(reason) = vip_guard(pkt) {
+    };
+    if let Some(reason) = vip_guard(pkt, all_owned) {
         count(reason);
         return Next::Drop;
     }
@@ -73,9 +73,15 @@ pub fn run(ctx: &XdpContext) -> Next {
 /// is a standby's (or a stepped-down node's): dropped, never passed (the
 /// stack would answer with ICMP port unreachable) and never dispatched.
 /// An owned VIP while the dead-man switch is tripped: dropped as well.
+///
+/// `all_owned` (this node owns every guarded VIP): unless the switch is
+/// tripped, nothing is to be dropped, and no hash lookup is made.
 #[inline(always)]
-fn vip_guard(pkt: &Pkt) -> Option<Reason> {
+fn vip_guard(pkt: &Pkt, all_owned: bool) -> Option<Reason> {
     if pkt.family != FAMILY_V4 {
+        return None;
+    }
+    if all_owned && !crate::deadman::fenced() {
         return None;
     }
     let d = &pkt.dst;

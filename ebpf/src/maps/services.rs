@@ -34,13 +34,16 @@ pub static GLOBALS: Array<Globals> = Array::with_max_entries(1, 0);
 #[map]
 pub static VIP_FILTER: Array<VipFilter> = Array::with_max_entries(1, 0);
 
-/// False: `addr` is no service's address and no VIP (the filter's bit is
-/// clear); true: it may be, the lookups decide.
+/// What the VIP filter says of `addr`: `None` if it is no service's
+/// address and no VIP (the filter's bit is clear); otherwise whether this
+/// node owns every guarded VIP (`VipFilter::all_owned`). Without the map
+/// entry: may be a VIP, nothing owned for sure.
 #[inline(always)]
-pub fn may_be_vip(addr: &[u8; 16]) -> bool {
+pub fn vip_filter(addr: &[u8; 16]) -> Option<bool> {
     match VIP_FILTER.get(0) {
-        Some(f) => f.may_contain(addr),
-        None => true,
+        Some(f) if !f.may_contain(addr) => None,
+        Some(f) => Some(f.all_owned != 0),
+        None => Some(false),
     }
 }
 

@@ -113,7 +113,7 @@ const _: () = {
     assert!(core::mem::size_of::<CallEvent>() == 160);
     assert!(core::mem::align_of::<CallEvent>() == 8);
     assert!(core::mem::size_of::<Iface>() == 8);
-    assert!(core::mem::size_of::<VipFilter>() == 128);
+    assert!(core::mem::size_of::<VipFilter>() == 136);
     assert!(core::mem::size_of::<Counters>() == 32);
     assert!(core::mem::size_of::<HbConfig>() == 8);
     assert!(core::mem::size_of::<HbSenderKey>() == 20);

@@ -24,10 +24,18 @@ pub const VIP_FILTER_WORDS: usize = 16;
 /// own traffic. A set bit only sends the packet on to the lookups that
 /// decide. The host rebuilds it whenever the set changes, setting a new
 /// address's bit before the address is written anywhere else.
+///
+/// `all_owned` (1: this node owns every guarded VIP, vacuously when none is
+/// guarded) lets the VIP guard pass a packet with no hash lookup while the
+/// dead-man switch is not tripped — an active's every packet. The host
+/// clears it before a guarded VIP stops being owned (or a new one is
+/// guarded) and sets it only after the owned set covers the guarded one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct VipFilter {
     pub words: [u64; VIP_FILTER_WORDS],
+    pub all_owned: u32,
+    pub _pad: u32,
 }
 
 /// The filter bit of `addr` (16 bytes in network order, IPv4 mapped):
