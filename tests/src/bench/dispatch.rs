@@ -10,7 +10,7 @@
 
 use std::{
     fmt::Write as _,
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
 };
 
@@ -34,6 +34,10 @@ pub struct CaseResult {
 
 const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 1);
+/// The IPv6 case's VIP and client, from the benchmarking range
+/// 2001:2::/48 (RFC 5180), as 198.18.0.0/15 is IPv4's.
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0x2, 0, 0, 0, 0, 0, 0x100);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0x2, 0, 1, 0, 0, 0, 1);
 /// Offset of the IPv4 source address in an untagged frame: the counter
 /// written there makes every iteration a new client.
 const SRC_ADDR_OFF: u32 = 14 + 12;
@@ -206,6 +210,22 @@ pub fn run(out_dir: &Path, repeat: u32, runs: usize) -> anyhow::Result<Vec<CaseR
             m,
             Some(3.0),
         );
+    }
+
+    // Established UDP flow over IPv6, DR: a 64-byte frame (40-byte header,
+    // 2 bytes of payload).
+    if wanted("established_udp_v6") {
+        let mut v6 = svc(5062, Scheduler::Rr, Forward::Dr);
+        v6.vip = IpAddr::V6(VIP6);
+        for (i, r) in v6.reals.iter_mut().enumerate() {
+            r.addr = IpAddr::V6(Ipv6Addr::new(0x2001, 0x2, 0, 2, 0, 0, 0, 10 + i as u16));
+        }
+        dp.set_service(&v6)?;
+        let f6 = FrameSpec::udp(IpAddr::V6(CLIENT6), 40000, IpAddr::V6(VIP6), 5062, &[0x5a; 2]).build();
+        ensure!(f6.len() == 64, "the IPv6 frame is {} bytes, not 64", f6.len());
+        ensure!(dp.test_run(&f6)?.verdict == XDP_TX, "IPv6 warm-up packet not forwarded");
+        let m = measure(&mut dp, BenchTarget::Dispatch, &f6, None, repeat, runs, XDP_TX, Some(Reason::ForwardDr))?;
+        push("established_udp_v6", "established UDP flow over IPv6, DR (MAC rewrite, XDP_TX)", m, None);
     }
 
     // Established UDP flow, NAT (address/port rewrite, incremental checksums).
